@@ -1,0 +1,467 @@
+//! Command inputs: what each interface (CLI, HTTP API, Tauri) sends to the
+//! service. Shape rules are declared with `validator`; `Input::check`
+//! normalizes, validates and reports every problem as a `FieldError`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::{Error, FieldError};
+use crate::execution::{Execution, ExecutionStatus};
+use crate::workflow::FieldChange;
+
+/// A command input: normalize (trim), then validate its shape.
+pub trait Input: Validate {
+    fn normalize(&mut self) {}
+
+    fn check(&mut self) -> Result<(), Error> {
+        self.normalize();
+        self.validate().map_err(|e| Error::Invalid(field_errors(&e)))
+    }
+}
+
+pub const MAX_PAGE: u32 = 500;
+pub const DEFAULT_PAGE: u32 = 50;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkflow {
+    #[validate(length(min = 1, max = 200))]
+    pub name: String,
+    #[serde(default)]
+    #[validate(length(max = 10000))]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[validate(custom(function = "semver_version"))]
+    pub version: Option<String>,
+    #[serde(default)]
+    #[validate(length(max = 20), custom(function = "tag_list"))]
+    pub tags: Vec<String>,
+    /// The config document; `{"fields": [], "values": {}}` when absent.
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+impl Input for CreateWorkflow {
+    fn normalize(&mut self) {
+        self.name = self.name.trim().to_owned();
+        normalize_tags(&mut self.tags);
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    /// Fail with a conflict unless the workflow is still at this revision.
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[validate(length(max = 10000))]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[validate(custom(function = "semver_version"))]
+    pub version: Option<String>,
+    #[serde(default)]
+    #[validate(length(max = 20), custom(function = "tag_list"))]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+impl Input for UpdateWorkflow {
+    fn normalize(&mut self) {
+        if let Some(n) = &mut self.name {
+            *n = n.trim().to_owned();
+        }
+        if let Some(t) = &mut self.tags {
+            normalize_tags(t);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowId {
+    #[validate(length(min = 1))]
+    pub id: String,
+}
+impl Input for WorkflowId {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for DeleteWorkflow {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    /// Name of the copy; "<name> (copy)" when absent.
+    #[serde(default)]
+    #[validate(length(min = 1, max = 200))]
+    pub name: Option<String>,
+}
+impl Input for DuplicateWorkflow {
+    fn normalize(&mut self) {
+        if let Some(n) = &mut self.name {
+            *n = n.trim().to_owned();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkflowSort {
+    #[default]
+    Name,
+    Created,
+    Updated,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ListWorkflows {
+    /// Matches name or description, case-insensitively.
+    #[serde(default)]
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub sort: WorkflowSort,
+    #[serde(default)]
+    pub desc: bool,
+    #[serde(default)]
+    #[validate(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+impl Input for ListWorkflows {
+    fn normalize(&mut self) {
+        if matches!(&self.search, Some(s) if s.trim().is_empty()) {
+            self.search = None;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct GetConfig {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+}
+impl Input for GetConfig {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    pub config: Value,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for UpdateConfig {}
+
+/// Set one value. A string is converted to the field's type first, so the
+/// CLI can pass what the user typed (`retries 5`, `enabled true`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SetConfigValue {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    #[validate(length(min = 1))]
+    pub key: String,
+    pub value: Value,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for SetConfigValue {}
+
+/// Validate a workflow's stored config, or a proposed one against nothing else.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateConfig {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+impl Input for ValidateConfig {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub valid: bool,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionFilter {
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<ExecutionStatus>,
+    /// Started at or after (Unix ms).
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Started before (Unix ms).
+    #[serde(default)]
+    pub until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct GetExecutions {
+    #[serde(flatten)]
+    #[validate(nested)]
+    pub filter: ExecutionFilter,
+    #[serde(default)]
+    #[validate(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+impl Input for GetExecutions {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionId {
+    #[validate(length(min = 1))]
+    pub id: String,
+}
+impl Input for ExecutionId {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct StartExecution {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    /// `running` (default) or `queued`.
+    #[serde(default)]
+    pub status: Option<ExecutionStatus>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 50))]
+    pub trigger: Option<String>,
+}
+impl Input for StartExecution {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct FinishExecution {
+    #[validate(length(min = 1))]
+    pub id: String,
+    pub status: ExecutionStatus,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    #[validate(length(max = 10000))]
+    pub error: Option<String>,
+}
+impl Input for FinishExecution {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct PruneExecutions {
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<ExecutionStatus>,
+    /// Delete runs that started before this time (Unix ms).
+    pub before: i64,
+}
+impl Input for PruneExecutions {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PruneReport {
+    pub deleted: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    Ndjson,
+    Csv,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowHistory {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+}
+impl Input for WorkflowHistory {}
+
+/// One entry of a workflow's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub revision: u64,
+    pub actor: String,
+    pub device_id: String,
+    pub origin: String,
+    pub recorded_at: i64,
+    pub changes: Vec<FieldChange>,
+}
+
+/// The output of `start_execution` and `finish_execution`.
+pub type ExecutionOut = Execution;
+
+fn normalize_tags(tags: &mut Vec<String>) {
+    for t in tags.iter_mut() {
+        *t = t.trim().to_owned();
+    }
+    tags.sort();
+    tags.dedup();
+}
+
+fn semver_version(v: &str) -> Result<(), ValidationError> {
+    semver::Version::parse(v).map(|_| ()).map_err(|_| {
+        let mut e = ValidationError::new("format");
+        e.message = Some("must be a semantic version like 1.2.3".into());
+        e
+    })
+}
+
+fn tag_list(tags: &[String]) -> Result<(), ValidationError> {
+    for t in tags {
+        let ok = !t.is_empty()
+            && t.chars().count() <= 50
+            && t.chars().all(|c| c.is_alphanumeric() || "-_.:/".contains(c));
+        if !ok {
+            let mut e = ValidationError::new("format");
+            e.message = Some(
+                format!("tag \"{t}\": 1 to 50 letters, digits or - _ . : /").into(),
+            );
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Flattens `validator`'s nested errors into sorted `FieldError`s with
+/// messages a person can act on.
+pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    collect(errors, "", &mut out);
+    out.sort_by(|a, b| a.field.cmp(&b.field).then(a.code.cmp(&b.code)));
+    out
+}
+
+fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    out.push(FieldError::new(&path, &e.code, message(e)));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    collect(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+    }
+}
+
+fn message(e: &ValidationError) -> String {
+    if let Some(m) = &e.message {
+        return m.to_string();
+    }
+    let p = |k: &str| e.params.get(k).map(|v| v.to_string());
+    match (e.code.as_ref(), p("min"), p("max")) {
+        ("length", Some(min), Some(max)) if min == "1" => format!("must be 1 to {max} characters long"),
+        ("length", Some(min), Some(max)) => format!("length must be between {min} and {max}"),
+        ("length", Some(min), None) if min == "1" => "must not be empty".to_owned(),
+        ("length", Some(min), None) => format!("must be at least {min} long"),
+        ("length", None, Some(max)) => format!("must be at most {max} long"),
+        ("range", Some(min), Some(max)) => format!("must be between {min} and {max}"),
+        (code, _, _) => format!("breaks the {code} rule"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_then_checked() {
+        let mut c = CreateWorkflow { name: "   ".into(), ..Default::default() };
+        let Err(Error::Invalid(errs)) = c.check() else { panic!("blank name accepted") };
+        assert_eq!(errs, vec![FieldError::new("name", "length", "must be 1 to 200 characters long")]);
+
+        let mut c = CreateWorkflow { name: "  ok ".into(), ..Default::default() };
+        c.check().unwrap();
+        assert_eq!(c.name, "ok");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let mut c = CreateWorkflow {
+            name: "x".repeat(201),
+            description: Some("d".repeat(10_001)),
+            version: Some("one".into()),
+            tags: vec!["has space".into()],
+            config: None,
+        };
+        let Err(Error::Invalid(errs)) = c.check() else { panic!("accepted") };
+        let fields: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(
+            fields,
+            [("description", "length"), ("name", "length"), ("tags", "format"), ("version", "format")]
+        );
+        assert!(errs[2].message.contains("has space"));
+        assert_eq!(errs[3].message, "must be a semantic version like 1.2.3");
+        assert_eq!(errs[0].message, "must be at most 10000 long");
+    }
+
+    #[test]
+    fn tags_are_trimmed_sorted_and_deduplicated() {
+        let mut c = CreateWorkflow { name: "n".into(), tags: vec![" b".into(), "a".into(), "b".into()], ..Default::default() };
+        c.check().unwrap();
+        assert_eq!(c.tags, ["a", "b"]);
+    }
+
+    #[test]
+    fn page_limits_are_ranged() {
+        let mut l = ListWorkflows { limit: Some(0), ..Default::default() };
+        let Err(Error::Invalid(errs)) = l.check() else { panic!() };
+        assert_eq!(errs[0].field, "limit");
+        assert_eq!(errs[0].message, "must be between 1 and 500");
+        let mut g = GetExecutions { limit: Some(501), ..Default::default() };
+        assert!(g.check().is_err());
+    }
+}

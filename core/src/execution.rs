@@ -1,0 +1,96 @@
+//! Executions: one run of a workflow and what happened.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 5] = [
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Queued => "queued",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExecutionStatus> {
+        ExecutionStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled)
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            ExecutionStatus::Queued => 0,
+            ExecutionStatus::Running => 1,
+            _ => 2,
+        }
+    }
+
+    /// Status only moves forward: queued → running → a terminal status.
+    pub fn can_move_to(self, next: ExecutionStatus) -> bool {
+        next.rank() > self.rank()
+    }
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    pub workflow_id: String,
+    pub status: ExecutionStatus,
+    /// Free-form JSON the run produced (result, output tails, ...).
+    pub output: Option<Value>,
+    pub started_at: i64,
+    pub completed_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    /// What started it: `cli`, `manual`, `api`, `schedule`, ...
+    pub trigger: String,
+    /// The device that recorded the run.
+    pub device_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExecutionStatus::*;
+
+    #[test]
+    fn status_only_moves_forward() {
+        assert!(Queued.can_move_to(Running));
+        assert!(Queued.can_move_to(Cancelled));
+        assert!(Running.can_move_to(Succeeded));
+        assert!(Running.can_move_to(Failed));
+        assert!(!Running.can_move_to(Queued));
+        assert!(!Running.can_move_to(Running));
+        assert!(!Succeeded.can_move_to(Failed));
+        assert!(!Failed.can_move_to(Running));
+    }
+}

@@ -1,0 +1,189 @@
+//! Values against their field definitions.
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::{custom_rules, formats::Format, ValidationContext};
+use crate::config::parse_json_type as json_type;
+use crate::config::{ConfigDocument, ConfigType, FieldDef};
+use crate::error::FieldError;
+
+pub(super) fn check(doc: &ConfigDocument, ctx: &ValidationContext<'_>, errors: &mut Vec<FieldError>) {
+    for field in &doc.fields {
+        let path = format!("values.{}", field.key);
+        // A default is judged once, on its definition; here only set values.
+        let own = doc.values.get(&field.key).filter(|v| !v.is_null());
+        match own {
+            None if field.default.is_some() => {}
+            None => {
+                if field.required {
+                    errors.push(FieldError::new(path, "required", "a value is required"));
+                }
+            }
+            Some(Value::String(s)) if s.is_empty() && field.required => {
+                errors.push(FieldError::new(path, "required", "a value is required"));
+            }
+            Some(value) => check_value(field, value, &path, ctx, errors),
+        }
+    }
+}
+
+/// Checks one non-null value against its field: type, then the type's rules.
+pub(crate) fn check_value(
+    f: &FieldDef,
+    value: &Value,
+    path: &str,
+    ctx: &ValidationContext<'_>,
+    errors: &mut Vec<FieldError>,
+) {
+    let type_error = |expected: &str| {
+        FieldError::new(
+            path,
+            "type",
+            format!("must be {expected}, got {}", json_type(value)),
+        )
+    };
+    match f.kind {
+        ConfigType::Text => {
+            let Some(s) = value.as_str() else {
+                return errors.push(type_error("text"));
+            };
+            check_text(f, s, path, errors);
+        }
+        ConfigType::Number => {
+            let Some(n) = value.as_f64() else {
+                return errors.push(type_error("a number"));
+            };
+            check_number(f, value, n, path, errors);
+        }
+        ConfigType::Boolean => {
+            if !value.is_boolean() {
+                errors.push(type_error("true or false"));
+            }
+        }
+        ConfigType::Select => {
+            let Some(s) = value.as_str() else {
+                return errors.push(type_error("one of the options"));
+            };
+            let options = f.options.as_deref().unwrap_or_default();
+            if !options.iter().any(|o| o == s) {
+                errors.push(FieldError::new(
+                    path,
+                    "options",
+                    format!("\"{s}\" is not one of: {}", options.join(", ")),
+                ));
+            }
+        }
+        ConfigType::Json => check_json(f, value, path, errors),
+        ConfigType::File => {
+            let Some(s) = value.as_str() else {
+                return errors.push(type_error("a file path"));
+            };
+            check_file(f, s, path, ctx, errors);
+        }
+    }
+    if let Some(rule) = f.rule.as_deref().and_then(custom_rules::lookup) {
+        if let Err(message) = (rule.check)(value) {
+            errors.push(FieldError::new(path, rule.name, message));
+        }
+    }
+}
+
+fn check_text(f: &FieldDef, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+    let len = s.chars().count() as u64;
+    if let Some(min) = f.min_length {
+        if len < min {
+            errors.push(FieldError::new(
+                path,
+                "min_length",
+                format!("must be at least {min} characters, got {len}"),
+            ));
+        }
+    }
+    if let Some(max) = f.max_length {
+        if len > max {
+            errors.push(FieldError::new(
+                path,
+                "max_length",
+                format!("must be at most {max} characters, got {len}"),
+            ));
+        }
+    }
+    if let Some(format) = f.format.as_deref().and_then(Format::parse) {
+        if let Err(message) = format.check(s) {
+            errors.push(FieldError::new(path, "format", message));
+        }
+    }
+    // A pattern that does not compile was already reported on its definition.
+    if let Some(Ok(re)) = f.pattern.as_deref().map(Regex::new) {
+        if !re.is_match(s) {
+            errors.push(FieldError::new(
+                path,
+                "pattern",
+                format!("must match the pattern {}", re.as_str()),
+            ));
+        }
+    }
+}
+
+fn check_number(f: &FieldDef, value: &Value, n: f64, path: &str, errors: &mut Vec<FieldError>) {
+    if f.integer && !(value.is_i64() || value.is_u64() || n.fract() == 0.0) {
+        errors.push(FieldError::new(path, "integer", format!("must be a whole number, got {value}")));
+    }
+    let min = f.min.as_ref().and_then(|m| m.as_f64());
+    let max = f.max.as_ref().and_then(|m| m.as_f64());
+    let out_of_range = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+    if out_of_range {
+        let message = match (&f.min, &f.max) {
+            (Some(lo), Some(hi)) => format!("must be between {lo} and {hi}, got {value}"),
+            (Some(lo), None) => format!("must be at least {lo}, got {value}"),
+            (None, Some(hi)) => format!("must be at most {hi}, got {value}"),
+            (None, None) => unreachable!("out of range needs a bound"),
+        };
+        errors.push(FieldError::new(path, "range", message));
+    }
+}
+
+fn check_json(f: &FieldDef, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let Some(schema) = &f.schema else { return };
+    // A schema that does not compile was already reported on its definition.
+    let Ok(validator) = jsonschema::validator_for(schema) else {
+        return;
+    };
+    for e in validator.iter_errors(value) {
+        let at = e.instance_path().to_string();
+        errors.push(FieldError::new(
+            format!("{path}{}", at.replace('/', ".")),
+            "schema",
+            e.to_string(),
+        ));
+    }
+}
+
+fn check_file(f: &FieldDef, s: &str, path: &str, ctx: &ValidationContext<'_>, errors: &mut Vec<FieldError>) {
+    if s.trim().is_empty() || s.contains('\0') {
+        errors.push(FieldError::new(path, "format", "must be a file path"));
+        return;
+    }
+    if let Some(exts) = &f.extensions {
+        let name = s.rsplit(['/', '\\']).next().unwrap_or(s).to_ascii_lowercase();
+        let ok = exts.iter().any(|e| {
+            let e = e.trim_start_matches('.').to_ascii_lowercase();
+            name.len() > e.len() + 1 && name.ends_with(&format!(".{e}"))
+        });
+        if !ok {
+            errors.push(FieldError::new(
+                path,
+                "extension",
+                format!("must be a file ending in .{}", exts.join(", .")),
+            ));
+        }
+    }
+    if f.must_exist {
+        if let Some(exists) = ctx.file_exists {
+            if !exists(s) {
+                errors.push(FieldError::new(path, "must_exist", format!("no file at {s}")));
+            }
+        }
+    }
+}

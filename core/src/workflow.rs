@@ -1,0 +1,187 @@
+//! Workflows and the one place where a change becomes new workflow state.
+//!
+//! Every write of a workflow goes through `diff` (what changed, field by
+//! field, old and new) and `apply` (replay those changes onto a state). The
+//! live projection and a rebuild from the event log both call `apply`, which
+//! is why they agree; the sync issue swaps the target of `apply` for an
+//! Automerge document edit.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{ConfigDocument, CrossRule, FieldDef, RunSpec};
+
+pub const DEFAULT_VERSION: &str = "1.0.0";
+
+/// What a user edits on a workflow.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkflowSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub version: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub config: ConfigDocument,
+}
+
+/// A workflow as stored and shown: the spec plus identity and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: WorkflowSpec,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The stream version of the workflow's last event; pass it back as
+    /// `expected_revision` to make an update fail if someone else wrote first.
+    pub revision: u64,
+}
+
+/// One changed field: its path, the value before and the value after
+/// (`null` for "absent").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Value,
+    pub new: Value,
+}
+
+const VALUES_PREFIX: &str = "config.values.";
+
+/// The field-level difference between two specs, in a stable order.
+pub fn diff(old: &WorkflowSpec, new: &WorkflowSpec) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let mut push = |field: &str, o: Value, n: Value| {
+        if o != n {
+            out.push(FieldChange {
+                field: field.to_owned(),
+                old: o,
+                new: n,
+            });
+        }
+    };
+    push("name", old.name.clone().into(), new.name.clone().into());
+    push("description", old.description.clone().into(), new.description.clone().into());
+    push("version", old.version.clone().into(), new.version.clone().into());
+    push("tags", json(&old.tags), json(&new.tags));
+    push("config.fields", json(&old.config.fields), json(&new.config.fields));
+    push("config.rules", json(&old.config.rules), json(&new.config.rules));
+    push("config.run", json(&old.config.run), json(&new.config.run));
+    let keys: std::collections::BTreeSet<&String> =
+        old.config.values.keys().chain(new.config.values.keys()).collect();
+    for key in keys {
+        let o = old.config.values.get(key).cloned().unwrap_or(Value::Null);
+        let n = new.config.values.get(key).cloned().unwrap_or(Value::Null);
+        push(&format!("{VALUES_PREFIX}{key}"), o, n);
+    }
+    out
+}
+
+/// Replays changes onto a spec. Fails only on a change that names no known
+/// field or carries a value of the wrong shape, i.e. a corrupt event.
+pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), String> {
+    for c in changes {
+        let bad = |e: serde_json::Error| format!("change to {}: {e}", c.field);
+        match c.field.as_str() {
+            "name" => spec.name = from(&c.new).map_err(bad)?,
+            "description" => spec.description = from(&c.new).map_err(bad)?,
+            "version" => spec.version = from(&c.new).map_err(bad)?,
+            "tags" => spec.tags = from(&c.new).map_err(bad)?,
+            "config.fields" => spec.config.fields = from::<Option<Vec<FieldDef>>>(&c.new).map_err(bad)?.unwrap_or_default(),
+            "config.rules" => spec.config.rules = from::<Option<Vec<CrossRule>>>(&c.new).map_err(bad)?.unwrap_or_default(),
+            "config.run" => spec.config.run = from::<Option<RunSpec>>(&c.new).map_err(bad)?,
+            path => {
+                let Some(key) = path.strip_prefix(VALUES_PREFIX) else {
+                    return Err(format!("unknown field in change: {path}"));
+                };
+                if c.new.is_null() {
+                    spec.config.values.remove(key);
+                } else {
+                    spec.config.values.insert(key.to_owned(), c.new.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Nulls in `values` mean "no value"; dropping them keeps one representation.
+pub fn normalize(spec: &mut WorkflowSpec) {
+    spec.name = spec.name.trim().to_owned();
+    spec.config.values.retain(|_, v| !v.is_null());
+}
+
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("serializable")
+}
+
+fn from<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigType;
+    use serde_json::json;
+
+    fn spec() -> WorkflowSpec {
+        let mut config = ConfigDocument::default();
+        config.fields.push(FieldDef::new("a", ConfigType::Number));
+        config.values.insert("a".into(), json!(1));
+        WorkflowSpec {
+            name: "n".into(),
+            description: String::new(),
+            version: DEFAULT_VERSION.into(),
+            tags: vec![],
+            config,
+        }
+    }
+
+    #[test]
+    fn diff_then_apply_reaches_the_new_state() {
+        let old = spec();
+        let mut new = old.clone();
+        new.name = "renamed".into();
+        new.tags = vec!["etl".into()];
+        new.config.values.insert("a".into(), json!(2));
+        new.config.fields.push(FieldDef::new("b", ConfigType::Text));
+        new.config.values.insert("b".into(), json!("x"));
+        let changes = diff(&old, &new);
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["name", "tags", "config.fields", "config.values.a", "config.values.b"]);
+        assert_eq!(changes[3].old, json!(1));
+        assert_eq!(changes[3].new, json!(2));
+        let mut replayed = old.clone();
+        apply(&mut replayed, &changes).unwrap();
+        assert_eq!(replayed, new);
+    }
+
+    #[test]
+    fn removing_a_value_is_a_change_to_null() {
+        let old = spec();
+        let mut new = old.clone();
+        new.config.values.clear();
+        let changes = diff(&old, &new);
+        assert_eq!(changes, vec![FieldChange { field: "config.values.a".into(), old: json!(1), new: Value::Null }]);
+        let mut replayed = old;
+        apply(&mut replayed, &changes).unwrap();
+        assert!(replayed.config.values.is_empty());
+    }
+
+    #[test]
+    fn identical_specs_have_no_diff() {
+        assert!(diff(&spec(), &spec()).is_empty());
+    }
+
+    #[test]
+    fn apply_rejects_unknown_paths_and_bad_shapes() {
+        let mut s = spec();
+        let unknown = FieldChange { field: "owner".into(), old: Value::Null, new: json!("x") };
+        assert!(apply(&mut s, &[unknown]).unwrap_err().contains("unknown field"));
+        let bad = FieldChange { field: "tags".into(), old: Value::Null, new: json!(5) };
+        assert!(apply(&mut s, &[bad]).unwrap_err().contains("change to tags"));
+    }
+}
