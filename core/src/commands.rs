@@ -330,6 +330,22 @@ pub struct HistoryEntry {
     pub changes: Vec<FieldChange>,
 }
 
+/// A workflow's config document with the revision it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigOut {
+    pub workflow_id: String,
+    pub revision: u64,
+    #[serde(flatten)]
+    pub config: crate::config::ConfigDocument,
+}
+
+/// The answer to a delete: what was deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
 /// The output of `start_execution` and `finish_execution`.
 pub type ExecutionOut = Execution;
 

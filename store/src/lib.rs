@@ -1,1 +1,27 @@
+//! Flowkeep's storage: the SQLite event log, the read tables projected from
+//! it, the queries over them, and the service that runs commands. Every change
+//! is an event appended in the same transaction as its projection rows.
 
+mod clock;
+mod command_table;
+mod cursor;
+mod db;
+mod error;
+mod event_log;
+mod export;
+mod migrate;
+mod projection;
+mod queries;
+mod service;
+
+pub use clock::{Clock, SystemClock};
+pub use command_table::{call, dispatch, Command, CommandInfo, COMMANDS};
+pub use db::{Durability, StoreOptions};
+pub use error::{Error, Result};
+pub use event_log::StoredEvent;
+pub use service::Service;
+
+/// The command types, one per entry of the command table.
+pub mod commands {
+    pub use crate::command_table::commands::*;
+}

@@ -1,0 +1,93 @@
+//! The one command table. Each entry names a command, its input and output
+//! types and the service method that handles it. The CLI calls commands
+//! through `call`, the local HTTP API and Tauri through `dispatch` (by name,
+//! with JSON in and out); `COMMANDS` lists them for generated bindings.
+
+use flowkeep_core::commands::*;
+use flowkeep_core::execution::Execution;
+use flowkeep_core::workflow::Workflow;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Error, Result, Service};
+
+/// A command of the table.
+pub trait Command {
+    const NAME: &'static str;
+    type Input: DeserializeOwned + Serialize;
+    type Output: Serialize;
+    fn run(svc: &Service, input: Self::Input) -> Result<Self::Output>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CommandInfo {
+    pub name: &'static str,
+    pub input: &'static str,
+    pub output: &'static str,
+}
+
+/// Runs a command with a typed input.
+pub fn call<C: Command>(svc: &Service, input: C::Input) -> Result<C::Output> {
+    C::run(svc, input)
+}
+
+fn call_json<C: Command>(svc: &Service, input: Value) -> Result<Value> {
+    let input: C::Input = serde_json::from_value(input).map_err(|e| {
+        Error::InvalidInput(vec![flowkeep_core::FieldError::new("input", "invalid_input", e.to_string())])
+    })?;
+    let out = C::run(svc, input)?;
+    Ok(serde_json::to_value(out)?)
+}
+
+macro_rules! command_table {
+    ($( $ty:ident = $name:literal ($input:ty) -> $output:ty => $method:ident; )*) => {
+        pub mod commands {
+            use super::*;
+            $(
+                #[doc = concat!("`", $name, "`")]
+                pub struct $ty;
+                impl Command for $ty {
+                    const NAME: &'static str = $name;
+                    type Input = $input;
+                    type Output = $output;
+                    fn run(svc: &Service, input: $input) -> Result<$output> {
+                        svc.$method(input)
+                    }
+                }
+            )*
+        }
+
+        pub static COMMANDS: &[CommandInfo] = &[
+            $( CommandInfo { name: $name, input: stringify!($input), output: stringify!($output) }, )*
+        ];
+
+        /// Runs a command by name with a JSON input, for the HTTP API and Tauri.
+        pub fn dispatch(svc: &Service, name: &str, input: Value) -> Result<Value> {
+            match name {
+                $( $name => call_json::<commands::$ty>(svc, input), )*
+                _ => Err(Error::NotFound { entity: "command", id: name.to_owned() }),
+            }
+        }
+    };
+}
+
+command_table! {
+    CreateWorkflowCmd = "create_workflow" (CreateWorkflow) -> Workflow => create_workflow;
+    UpdateWorkflowCmd = "update_workflow" (UpdateWorkflow) -> Workflow => update_workflow;
+    DeleteWorkflowCmd = "delete_workflow" (DeleteWorkflow) -> Deleted => delete_workflow;
+    GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
+    ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<Workflow> => list_workflows;
+    DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
+    GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;
+    UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => update_config;
+    SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => set_config_value;
+    ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => validate_config;
+    GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => get_executions;
+    GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => get_execution;
+    DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => delete_execution;
+    StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;
+    FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => finish_execution;
+    PruneExecutionsCmd = "prune_executions" (PruneExecutions) -> PruneReport => prune_executions;
+    WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
+}

@@ -1,0 +1,134 @@
+//! Connections: one writer (every write is `BEGIN IMMEDIATE`) and a small
+//! pool of read-only readers, all in WAL mode.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::{migrate, Result};
+
+/// How hard a commit tries to survive power loss. `Normal` (WAL +
+/// synchronous=NORMAL) never loses a committed change to a process crash;
+/// `Full` also survives an OS crash or power cut, at about a quarter of the
+/// commit rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Who is making changes; recorded on every event.
+    pub actor: String,
+    pub durability: Durability,
+    /// Most read connections kept open at once.
+    pub max_readers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            actor: "local".to_owned(),
+            durability: Durability::Normal,
+            max_readers: 4,
+        }
+    }
+}
+
+pub(crate) struct Db {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory database, whose readers use the writer.
+    readers: Option<Readers>,
+}
+
+struct Readers {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max: usize,
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Db {
+    pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<Db> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut writer = Connection::open(path)?;
+        configure_writer(&writer, opts.durability)?;
+        migrate::migrate(&mut writer)?;
+        Ok(Db {
+            writer: Mutex::new(writer),
+            readers: Some(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                max: opts.max_readers.max(1),
+            }),
+        })
+    }
+
+    pub(crate) fn open_in_memory() -> Result<Db> {
+        let mut writer = Connection::open_in_memory()?;
+        configure_writer(&writer, Durability::Normal)?;
+        migrate::migrate(&mut writer)?;
+        Ok(Db {
+            writer: Mutex::new(writer),
+            readers: None,
+        })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: all of it commits, or
+    /// (on any error) none of it.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let Some(readers) = &self.readers else {
+            let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&conn);
+        };
+        let conn = readers.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_reader(&readers.path)?,
+        };
+        let out = f(&conn);
+        let mut idle = readers.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < readers.max {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn configure_writer(conn: &Connection, durability: Durability) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}

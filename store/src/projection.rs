@@ -1,0 +1,164 @@
+//! Events → read tables. Live writes and `rebuild` call the same `apply`, so
+//! a rebuild from the log reproduces the live tables exactly.
+
+use flowkeep_core::events::Event;
+use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, params_from_iter, Connection};
+
+use crate::event_log::{self, StoredEvent};
+use crate::queries;
+use crate::{Error, Result};
+
+/// The read tables, in the order they can be emptied under foreign keys.
+pub const READ_TABLES: [&str; 4] = ["configs", "workflow_tags", "executions", "workflows"];
+
+pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
+    match &e.event {
+        Event::WorkflowCreated(p) => {
+            let wf = Workflow {
+                id: e.stream_id.clone(),
+                spec: p.spec.clone(),
+                created_at: e.recorded_at,
+                updated_at: e.recorded_at,
+                revision: e.stream_version,
+            };
+            conn.prepare_cached(
+                "INSERT INTO workflows (id, name, description, version, config, tags, created_at, updated_at, deleted, revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 0, ?8)",
+            )?
+            .execute(params![
+                wf.id,
+                wf.spec.name,
+                wf.spec.description,
+                wf.spec.version,
+                serde_json::to_string(&wf.spec.config)?,
+                serde_json::to_string(&wf.spec.tags)?,
+                e.recorded_at,
+                e.stream_version as i64,
+            ])?;
+            write_tags(conn, &wf)?;
+            write_configs(conn, &wf)?;
+        }
+        Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => {
+            let mut wf = live_workflow(conn, e)?;
+            workflow::apply(&mut wf.spec, &p.changes).map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
+            wf.updated_at = e.recorded_at;
+            wf.revision = e.stream_version;
+            conn.prepare_cached(
+                "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
+                 updated_at = ?7, revision = ?8 WHERE id = ?1",
+            )?
+            .execute(params![
+                wf.id,
+                wf.spec.name,
+                wf.spec.description,
+                wf.spec.version,
+                serde_json::to_string(&wf.spec.config)?,
+                serde_json::to_string(&wf.spec.tags)?,
+                e.recorded_at,
+                e.stream_version as i64,
+            ])?;
+            if p.changes.iter().any(|c| c.field == "tags") {
+                write_tags(conn, &wf)?;
+            }
+            if p.changes.iter().any(|c| c.field.starts_with("config.")) {
+                write_configs(conn, &wf)?;
+            }
+        }
+        Event::WorkflowDeleted(_) => {
+            live_workflow(conn, e)?;
+            conn.prepare_cached("UPDATE workflows SET deleted = 1, updated_at = ?2, revision = ?3 WHERE id = ?1")?
+                .execute(params![e.stream_id, e.recorded_at, e.stream_version as i64])?;
+            conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?.execute([&e.stream_id])?;
+            conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?.execute([&e.stream_id])?;
+        }
+        Event::ExecutionStarted(p) => {
+            conn.prepare_cached(
+                "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
+                 exit_code, error, trigger, device_id) VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6)",
+            )?
+            .execute(params![e.stream_id, p.workflow_id, p.status.as_str(), p.started_at, p.trigger, e.device_id])?;
+        }
+        Event::ExecutionFinished(p) => {
+            let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
+            let n = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, completed_at = ?3, duration_ms = max(0, ?3 - started_at),
+                     exit_code = ?4, output = ?5, error = ?6 WHERE id = ?1",
+                )?
+                .execute(params![e.stream_id, p.status.as_str(), p.completed_at, p.exit_code, output, p.error])?;
+            expect_one(n, e)?;
+        }
+        Event::ExecutionDeleted(_) => {
+            let n = conn.prepare_cached("DELETE FROM executions WHERE id = ?1")?.execute([&e.stream_id])?;
+            expect_one(n, e)?;
+        }
+        Event::ExecutionsPruned(p) => {
+            let (where_sql, args) =
+                queries::executions::prune_filter_sql(p.workflow_id.as_deref(), p.status, p.before);
+            let n = conn
+                .prepare_cached(&format!("DELETE FROM executions {where_sql}"))?
+                .execute(params_from_iter(args))?;
+            if n as u64 != p.deleted {
+                return Err(Error::Corrupt(format!(
+                    "event {}: prune deleted {n} executions, the event recorded {}",
+                    e.id, p.deleted
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn live_workflow(conn: &Connection, e: &StoredEvent) -> Result<Workflow> {
+    match queries::workflows::load(conn, &e.stream_id)? {
+        Some(l) if !l.deleted => Ok(l.workflow),
+        _ => Err(Error::Corrupt(format!("event {} changes a workflow that does not exist", e.id))),
+    }
+}
+
+fn expect_one(n: usize, e: &StoredEvent) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::Corrupt(format!("event {} names execution {}, which does not exist", e.id, e.stream_id)))
+    }
+}
+
+fn write_tags(conn: &Connection, wf: &Workflow) -> Result<()> {
+    conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?.execute([&wf.id])?;
+    let mut insert = conn.prepare_cached("INSERT INTO workflow_tags (tag, workflow_id) VALUES (?1, ?2)")?;
+    for tag in &wf.spec.tags {
+        insert.execute([tag, &wf.id])?;
+    }
+    Ok(())
+}
+
+/// One `configs` row per field, holding the value a run would get (the set
+/// value, else the default), as JSON text.
+fn write_configs(conn: &Connection, wf: &Workflow) -> Result<()> {
+    conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?.execute([&wf.id])?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO configs (id, workflow_id, key, value, type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let spec: &WorkflowSpec = &wf.spec;
+    for field in &spec.config.fields {
+        let value = spec.config.effective_value(field).map(|v| Sql::Text(v.to_string())).unwrap_or(Sql::Null);
+        insert.execute(params![
+            format!("{}/{}", wf.id, field.key),
+            wf.id,
+            field.key,
+            value,
+            field.kind.as_str()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Empties the read tables and replays the whole log into them.
+pub(crate) fn rebuild(conn: &Connection) -> Result<u64> {
+    for t in READ_TABLES {
+        conn.execute(&format!("DELETE FROM {t}"), [])?;
+    }
+    event_log::for_each(conn, |e| apply(conn, &e))
+}

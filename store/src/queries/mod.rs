@@ -1,0 +1,4 @@
+//! Read-side queries over the projected tables.
+
+pub(crate) mod executions;
+pub(crate) mod workflows;

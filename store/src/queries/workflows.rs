@@ -1,0 +1,122 @@
+//! Workflow reads: by id, and the list with search, tag filter, sort and
+//! keyset pagination.
+
+use flowkeep_core::commands::{ListWorkflows, Page, WorkflowSort, DEFAULT_PAGE};
+use flowkeep_core::workflow::{Workflow, WorkflowSpec};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+use crate::{cursor, Error, Result};
+
+const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted";
+
+pub(crate) struct Loaded {
+    pub workflow: Workflow,
+    pub deleted: bool,
+}
+
+fn from_row(r: &Row<'_>) -> Result<Loaded> {
+    let config: String = r.get(4)?;
+    let tags: String = r.get(5)?;
+    Ok(Loaded {
+        workflow: Workflow {
+            id: r.get(0)?,
+            spec: WorkflowSpec {
+                name: r.get(1)?,
+                description: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                version: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                tags: serde_json::from_str(&tags)?,
+                config: serde_json::from_str(&config)?,
+            },
+            created_at: r.get(6)?,
+            updated_at: r.get(7)?,
+            revision: r.get::<_, i64>(8)? as u64,
+        },
+        deleted: r.get::<_, i64>(9)? != 0,
+    })
+}
+
+/// The workflow row, deleted or not.
+pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<Loaded>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM workflows w WHERE w.id = ?1"))?;
+    let row = stmt.query_row([id], |r| Ok(from_row(r))).optional()?;
+    row.transpose()
+}
+
+/// A live (not deleted) workflow, or `NotFound`.
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Workflow> {
+    match load(conn, id)? {
+        Some(l) if !l.deleted => Ok(l.workflow),
+        _ => Err(Error::workflow_not_found(id)),
+    }
+}
+
+pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow>> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE) as usize;
+    let (sort_name, sort_col) = match q.sort {
+        WorkflowSort::Name => ("name", "w.name COLLATE NOCASE"),
+        WorkflowSort::Created => ("created", "w.created_at"),
+        WorkflowSort::Updated => ("updated", "w.updated_at"),
+    };
+    let mut sql = format!("SELECT {COLUMNS} FROM workflows w WHERE w.deleted = 0");
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(search) = &q.search {
+        args.push(Sql::Text(format!("%{}%", escape_like(search))));
+        let n = args.len();
+        sql.push_str(&format!(" AND (w.name LIKE ?{n} ESCAPE '\\' OR w.description LIKE ?{n} ESCAPE '\\')"));
+    }
+    if let Some(tag) = &q.tag {
+        args.push(Sql::Text(tag.trim().to_owned()));
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM workflow_tags t WHERE t.tag = ?{} AND t.workflow_id = w.id)",
+            args.len()
+        ));
+    }
+    let op = if q.desc { "<" } else { ">" };
+    if let Some(c) = &q.cursor {
+        let (key, id) = cursor::decode(c, sort_name)?;
+        let key = match key {
+            Value::String(s) => Sql::Text(s),
+            Value::Number(n) if n.is_i64() => Sql::Integer(n.as_i64().unwrap()),
+            _ => return Err(Error::invalid("cursor", "format", "not a cursor from a previous page of this listing")),
+        };
+        args.push(key);
+        args.push(Sql::Text(id));
+        let n = args.len();
+        sql.push_str(&format!(" AND ({sort_col}, w.id) {op} (?{}, ?{n})", n - 1));
+    }
+    let dir = if q.desc { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY {sort_col} {dir}, w.id {dir} LIMIT {}", limit + 1));
+
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut items = Vec::with_capacity(limit + 1);
+    while let Some(r) = rows.next()? {
+        items.push(from_row(r)?.workflow);
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        let last = items.last().expect("a full page");
+        let key = match q.sort {
+            WorkflowSort::Name => Value::String(last.spec.name.clone()),
+            WorkflowSort::Created => last.created_at.into(),
+            WorkflowSort::Updated => last.updated_at.into(),
+        };
+        Some(cursor::encode(sort_name, key, &last.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

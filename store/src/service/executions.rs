@@ -1,0 +1,129 @@
+use flowkeep_core::commands::{
+    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, Input, Page, PruneExecutions, PruneReport,
+    StartExecution,
+};
+use flowkeep_core::events::{Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionStartedV1, ExecutionsPrunedV1};
+use flowkeep_core::execution::{Execution, ExecutionStatus};
+use rusqlite::params_from_iter;
+
+use super::Service;
+use crate::event_log::Expected;
+use crate::{queries, Error, Result};
+
+impl Service {
+    /// Records the start of a run (`running`, or `queued`).
+    pub fn start_execution(&self, mut input: StartExecution) -> Result<Execution> {
+        input.check()?;
+        let status = input.status.unwrap_or(ExecutionStatus::Running);
+        if status.is_terminal() {
+            return Err(Error::invalid("status", "options", "a run starts as queued or running"));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        self.write(|w| {
+            queries::workflows::get(w.conn, &input.workflow_id)?;
+            let event = Event::ExecutionStarted(ExecutionStartedV1 {
+                workflow_id: input.workflow_id.clone(),
+                status,
+                started_at: w.now,
+                trigger: input.trigger.clone().unwrap_or_else(|| "manual".to_owned()),
+            });
+            w.append(&id, Expected::NoStream, event)?;
+            queries::executions::get(w.conn, &id)
+        })
+    }
+
+    /// Records how a run ended. Status only moves forward: finishing a run
+    /// twice is a conflict.
+    pub fn finish_execution(&self, mut input: FinishExecution) -> Result<Execution> {
+        input.check()?;
+        if !input.status.is_terminal() {
+            return Err(Error::invalid("status", "options", "a run finishes as succeeded, failed or cancelled"));
+        }
+        self.write(|w| {
+            let current = queries::executions::get(w.conn, &input.id)?;
+            if !current.status.can_move_to(input.status) {
+                return Err(Error::Conflict(format!(
+                    "execution {} is already {}; status only moves forward",
+                    current.id, current.status
+                )));
+            }
+            let event = Event::ExecutionFinished(ExecutionFinishedV1 {
+                status: input.status,
+                completed_at: w.now.max(current.started_at),
+                exit_code: input.exit_code,
+                output: input.output.clone(),
+                error: input.error.clone(),
+            });
+            w.append(&input.id, Expected::Any, event)?;
+            queries::executions::get(w.conn, &input.id)
+        })
+    }
+
+    pub fn get_execution(&self, mut input: ExecutionId) -> Result<Execution> {
+        input.check()?;
+        self.read(|c| queries::executions::get(c, &input.id))
+    }
+
+    pub fn get_executions(&self, mut input: GetExecutions) -> Result<Page<Execution>> {
+        input.check()?;
+        self.read(|c| {
+            if let Some(w) = &input.filter.workflow_id {
+                // A deleted workflow's runs stay listable; an unknown id is an error.
+                if queries::workflows::load(c, w)?.is_none() {
+                    return Err(Error::workflow_not_found(w));
+                }
+            }
+            queries::executions::list(c, &input.filter, input.limit, input.cursor.as_deref())
+        })
+    }
+
+    pub fn count_executions(&self, filter: &ExecutionFilter) -> Result<u64> {
+        self.read(|c| queries::executions::count(c, filter))
+    }
+
+    pub fn delete_execution(&self, mut input: ExecutionId) -> Result<Deleted> {
+        input.check()?;
+        self.write(|w| {
+            let current = queries::executions::get(w.conn, &input.id)?;
+            w.append(&input.id, Expected::Any, Event::ExecutionDeleted(ExecutionDeletedV1 { workflow_id: current.workflow_id }))?;
+            Ok(Deleted { id: input.id.clone(), deleted: true })
+        })
+    }
+
+    /// How many finished runs a prune with these arguments would delete.
+    pub fn prune_preview(&self, input: &PruneExecutions) -> Result<u64> {
+        self.read(|c| count_prunable(c, input))
+    }
+
+    /// Deletes finished runs that started before `before`, as one event.
+    pub fn prune_executions(&self, mut input: PruneExecutions) -> Result<PruneReport> {
+        input.check()?;
+        self.write(|w| {
+            if let Some(wf) = &input.workflow_id {
+                if queries::workflows::load(w.conn, wf)?.is_none() {
+                    return Err(Error::workflow_not_found(wf));
+                }
+            }
+            let deleted = count_prunable(w.conn, &input)?;
+            if deleted > 0 {
+                let event = Event::ExecutionsPruned(ExecutionsPrunedV1 {
+                    workflow_id: input.workflow_id.clone(),
+                    status: input.status,
+                    before: input.before,
+                    deleted,
+                });
+                w.append(&format!("prune/{}", uuid::Uuid::now_v7()), Expected::NoStream, event)?;
+            }
+            Ok(PruneReport { deleted })
+        })
+    }
+}
+
+fn count_prunable(c: &rusqlite::Connection, input: &PruneExecutions) -> Result<u64> {
+    let (where_sql, args) =
+        queries::executions::prune_filter_sql(input.workflow_id.as_deref(), input.status, input.before);
+    let n: i64 = c
+        .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
+        .query_row(params_from_iter(args), |r| r.get(0))?;
+    Ok(n as u64)
+}

@@ -1,0 +1,231 @@
+//! The service: every command's handler. A write validates, then appends its
+//! events and projects them in one transaction; a rejected command writes
+//! nothing.
+
+mod config;
+mod executions;
+mod history;
+mod workflows;
+
+use std::path::Path;
+
+use flowkeep_core::config::ConfigDocument;
+use flowkeep_core::events::{Event, WorkflowChangedV1};
+use flowkeep_core::validation::ValidationContext;
+use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::clock::{Clock, SystemClock};
+use crate::db::{Db, StoreOptions};
+use crate::event_log::{self, Expected, NewEvent, StoredEvent};
+use crate::{projection, queries, Error, Result};
+
+pub struct Service {
+    db: Db,
+    clock: Box<dyn Clock>,
+    actor: String,
+    device_id: String,
+}
+
+/// A write in progress: the open transaction plus who and when.
+pub(crate) struct Writer<'a> {
+    pub conn: &'a Connection,
+    pub now: i64,
+    actor: &'a str,
+    device_id: &'a str,
+}
+
+impl Writer<'_> {
+    pub(crate) fn append(&self, stream_id: &str, expected: Expected, event: Event) -> Result<StoredEvent> {
+        let stored = event_log::append(
+            self.conn,
+            NewEvent {
+                stream_id,
+                expected,
+                event,
+                actor: self.actor,
+                device_id: self.device_id,
+                recorded_at: self.now,
+            },
+        )?;
+        projection::apply(self.conn, &stored)?;
+        Ok(stored)
+    }
+}
+
+/// Which event records a workflow change.
+#[derive(Clone, Copy)]
+pub(crate) enum ChangeKind {
+    Workflow,
+    Config,
+}
+
+impl Service {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Service> {
+        Service::new(Db::open(path, &opts)?, opts)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory(opts: StoreOptions) -> Result<Service> {
+        Service::new(Db::open_in_memory()?, opts)
+    }
+
+    fn new(db: Db, opts: StoreOptions) -> Result<Service> {
+        let device_id = db.write(|tx| {
+            if let Some(id) = event_log::meta_get(tx, "device_id")? {
+                return Ok(id);
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            tx.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?1)", [&id])?;
+            Ok(id)
+        })?;
+        Ok(Service {
+            db,
+            clock: Box::new(SystemClock),
+            actor: opts.actor,
+            device_id,
+        })
+    }
+
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Service {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// This database's device id, recorded on every event it writes.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        let now = self.clock.now_ms();
+        self.db.write(|tx| {
+            f(&Writer {
+                conn: tx,
+                now,
+                actor: &self.actor,
+                device_id: &self.device_id,
+            })
+        })
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.db.read(f)
+    }
+
+    /// Drops the read tables and replays the event log into them. Returns
+    /// the number of events replayed.
+    pub fn rebuild_projections(&self) -> Result<u64> {
+        self.db.write(|tx| projection::rebuild(tx))
+    }
+
+    /// Number of events in the log.
+    pub fn event_count(&self) -> Result<u64> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    /// Every row of every read table, in primary-key order, as text: two
+    /// databases with equal dumps have byte-for-byte equal read tables.
+    pub fn dump_read_tables(&self) -> Result<String> {
+        self.read(|c| {
+            let mut out = String::new();
+            for table in projection::READ_TABLES {
+                out.push_str(&format!("## {table}\n"));
+                let key = match table {
+                    "workflow_tags" => "tag, workflow_id",
+                    _ => "id",
+                };
+                let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;
+                let n = stmt.column_count();
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let cells: Vec<String> = (0..n).map(|i| r.get_ref(i).map(cell).unwrap_or_default()).collect();
+                    out.push_str(&cells.join("|"));
+                    out.push('\n');
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The one path from a command to a new workflow state: load, check the
+    /// expected revision, edit a copy, validate it, record the field-level
+    /// difference as an event and project it. No difference, no event.
+    pub(crate) fn change_workflow(
+        &self,
+        id: &str,
+        expected_revision: Option<u64>,
+        kind: ChangeKind,
+        edit: impl FnOnce(&mut WorkflowSpec) -> Result<()>,
+    ) -> Result<Workflow> {
+        self.write(|w| {
+            let current = queries::workflows::get(w.conn, id)?;
+            check_revision(&current, expected_revision)?;
+            let mut spec = current.spec.clone();
+            edit(&mut spec)?;
+            workflow::normalize(&mut spec);
+            validate_config(&spec.config)?;
+            let changes = workflow::diff(&current.spec, &spec);
+            if changes.is_empty() {
+                return Ok(current);
+            }
+            let payload = WorkflowChangedV1 { changes };
+            let event = match kind {
+                ChangeKind::Workflow => Event::WorkflowUpdated(payload),
+                ChangeKind::Config => Event::ConfigUpdated(payload),
+            };
+            w.append(id, Expected::Version(current.revision), event)?;
+            queries::workflows::get(w.conn, id)
+        })
+    }
+}
+
+/// A cell as an unambiguous literal: `NULL`, a number, or a JSON string.
+fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => format!("{f:?}"),
+        ValueRef::Text(t) => serde_json::to_string(&String::from_utf8_lossy(t)).expect("json"),
+        ValueRef::Blob(b) => format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    }
+}
+
+pub(crate) fn check_revision(current: &Workflow, expected: Option<u64>) -> Result<()> {
+    match expected {
+        Some(v) if v != current.revision => Err(Error::Conflict(format!(
+            "workflow {} was changed by someone else: expected revision {v}, it is now at {}; reload and try again",
+            current.id, current.revision
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn file_exists(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+pub(crate) fn validation_context() -> ValidationContext<'static> {
+    ValidationContext::with_file_check(&file_exists)
+}
+
+/// Parses and validates a config document given as JSON.
+pub(crate) fn parse_config(value: &Value) -> Result<ConfigDocument> {
+    ConfigDocument::from_json(value, &validation_context()).map_err(Error::Invalid)
+}
+
+pub(crate) fn validate_config(doc: &ConfigDocument) -> Result<()> {
+    let errors = doc.validate(&validation_context());
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}

@@ -1,0 +1,101 @@
+use flowkeep_core::commands::{
+    CreateWorkflow, Deleted, DeleteWorkflow, DuplicateWorkflow, Input, ListWorkflows, Page, UpdateWorkflow,
+    WorkflowId,
+};
+use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
+use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, DEFAULT_VERSION};
+
+use super::{check_revision, parse_config, validate_config, ChangeKind, Service};
+use crate::event_log::Expected;
+use crate::{queries, Result};
+
+const MAX_NAME: usize = 200;
+
+impl Service {
+    pub fn create_workflow(&self, mut input: CreateWorkflow) -> Result<Workflow> {
+        input.check()?;
+        let config = match &input.config {
+            Some(v) => parse_config(v)?,
+            None => Default::default(),
+        };
+        let mut spec = WorkflowSpec {
+            name: input.name,
+            description: input.description.unwrap_or_default(),
+            version: input.version.unwrap_or_else(|| DEFAULT_VERSION.to_owned()),
+            tags: input.tags,
+            config,
+        };
+        workflow::normalize(&mut spec);
+        self.insert_workflow(spec, None)
+    }
+
+    fn insert_workflow(&self, spec: WorkflowSpec, duplicated_from: Option<String>) -> Result<Workflow> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.write(|w| {
+            w.append(&id, Expected::NoStream, Event::WorkflowCreated(WorkflowCreatedV1 { spec, duplicated_from }))?;
+            queries::workflows::get(w.conn, &id)
+        })
+    }
+
+    pub fn update_workflow(&self, mut input: UpdateWorkflow) -> Result<Workflow> {
+        input.check()?;
+        let config = input.config.as_ref().map(parse_config).transpose()?;
+        self.change_workflow(&input.id, input.expected_revision, ChangeKind::Workflow, |spec| {
+            if let Some(n) = input.name {
+                spec.name = n;
+            }
+            if let Some(d) = input.description {
+                spec.description = d;
+            }
+            if let Some(v) = input.version {
+                spec.version = v;
+            }
+            if let Some(t) = input.tags {
+                spec.tags = t;
+            }
+            if let Some(c) = config {
+                spec.config = c;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn delete_workflow(&self, mut input: DeleteWorkflow) -> Result<Deleted> {
+        input.check()?;
+        self.write(|w| {
+            let current = queries::workflows::get(w.conn, &input.id)?;
+            check_revision(&current, input.expected_revision)?;
+            let event = Event::WorkflowDeleted(WorkflowDeletedV1 { name: current.spec.name.clone() });
+            w.append(&input.id, Expected::Version(current.revision), event)?;
+            Ok(Deleted { id: input.id.clone(), deleted: true })
+        })
+    }
+
+    pub fn get_workflow(&self, mut input: WorkflowId) -> Result<Workflow> {
+        input.check()?;
+        self.read(|c| queries::workflows::get(c, &input.id))
+    }
+
+    pub fn list_workflows(&self, mut input: ListWorkflows) -> Result<Page<Workflow>> {
+        input.check()?;
+        self.read(|c| queries::workflows::list(c, &input))
+    }
+
+    /// A new workflow with the source's spec and a new id; its history starts
+    /// with a `workflow.created` event that names the source.
+    pub fn duplicate_workflow(&self, mut input: DuplicateWorkflow) -> Result<Workflow> {
+        input.check()?;
+        let source = self.read(|c| queries::workflows::get(c, &input.id))?;
+        let mut spec = source.spec.clone();
+        spec.name = input.name.unwrap_or_else(|| copy_name(&source.spec.name));
+        validate_config(&spec.config)?;
+        self.insert_workflow(spec, Some(source.id))
+    }
+}
+
+fn copy_name(name: &str) -> String {
+    const SUFFIX: &str = " (copy)";
+    let keep = MAX_NAME - SUFFIX.len();
+    let base: String = name.chars().take(keep).collect();
+    format!("{base}{SUFFIX}")
+}
