@@ -23,13 +23,24 @@ fn main() {
         .collect();
     files.sort();
     for (i, (n, name)) in files.iter().enumerate() {
-        assert_eq!(*n as usize, i + 1, "migration {name}: numbers must run 1, 2, 3, ... without gaps");
+        assert_eq!(
+            *n as usize,
+            i + 1,
+            "migration {name}: numbers must run 1, 2, 3, ... without gaps"
+        );
     }
     let mut out = String::from("pub(crate) static MIGRATIONS: &[(&str, &str)] = &[\n");
     for (_, name) in &files {
         let path = dir.join(name).canonicalize().unwrap();
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("migrations.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("migrations.rs"),
+        out,
+    )
+    .unwrap();
 }

@@ -16,7 +16,8 @@ pub trait Input: Validate {
 
     fn check(&mut self) -> Result<(), Error> {
         self.normalize();
-        self.validate().map_err(|e| Error::Invalid(field_errors(&e)))
+        self.validate()
+            .map_err(|e| Error::Invalid(field_errors(&e)))
     }
 }
 
@@ -369,12 +370,11 @@ fn tag_list(tags: &[String]) -> Result<(), ValidationError> {
     for t in tags {
         let ok = !t.is_empty()
             && t.chars().count() <= 50
-            && t.chars().all(|c| c.is_alphanumeric() || "-_.:/".contains(c));
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || "-_.:/".contains(c));
         if !ok {
             let mut e = ValidationError::new("format");
-            e.message = Some(
-                format!("tag \"{t}\": 1 to 50 letters, digits or - _ . : /").into(),
-            );
+            e.message = Some(format!("tag \"{t}\": 1 to 50 letters, digits or - _ . : /").into());
             return Err(e);
         }
     }
@@ -419,7 +419,9 @@ fn message(e: &ValidationError) -> String {
     }
     let p = |k: &str| e.params.get(k).map(|v| v.to_string());
     match (e.code.as_ref(), p("min"), p("max")) {
-        ("length", Some(min), Some(max)) if min == "1" => format!("must be 1 to {max} characters long"),
+        ("length", Some(min), Some(max)) if min == "1" => {
+            format!("must be 1 to {max} characters long")
+        }
         ("length", Some(min), Some(max)) => format!("length must be between {min} and {max}"),
         ("length", Some(min), None) if min == "1" => "must not be empty".to_owned(),
         ("length", Some(min), None) => format!("must be at least {min} long"),
@@ -435,11 +437,26 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_then_checked() {
-        let mut c = CreateWorkflow { name: "   ".into(), ..Default::default() };
-        let Err(Error::Invalid(errs)) = c.check() else { panic!("blank name accepted") };
-        assert_eq!(errs, vec![FieldError::new("name", "length", "must be 1 to 200 characters long")]);
+        let mut c = CreateWorkflow {
+            name: "   ".into(),
+            ..Default::default()
+        };
+        let Err(Error::Invalid(errs)) = c.check() else {
+            panic!("blank name accepted")
+        };
+        assert_eq!(
+            errs,
+            vec![FieldError::new(
+                "name",
+                "length",
+                "must be 1 to 200 characters long"
+            )]
+        );
 
-        let mut c = CreateWorkflow { name: "  ok ".into(), ..Default::default() };
+        let mut c = CreateWorkflow {
+            name: "  ok ".into(),
+            ..Default::default()
+        };
         c.check().unwrap();
         assert_eq!(c.name, "ok");
     }
@@ -453,11 +470,21 @@ mod tests {
             tags: vec!["has space".into()],
             config: None,
         };
-        let Err(Error::Invalid(errs)) = c.check() else { panic!("accepted") };
-        let fields: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        let Err(Error::Invalid(errs)) = c.check() else {
+            panic!("accepted")
+        };
+        let fields: Vec<(&str, &str)> = errs
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
         assert_eq!(
             fields,
-            [("description", "length"), ("name", "length"), ("tags", "format"), ("version", "format")]
+            [
+                ("description", "length"),
+                ("name", "length"),
+                ("tags", "format"),
+                ("version", "format")
+            ]
         );
         assert!(errs[2].message.contains("has space"));
         assert_eq!(errs[3].message, "must be a semantic version like 1.2.3");
@@ -466,18 +493,30 @@ mod tests {
 
     #[test]
     fn tags_are_trimmed_sorted_and_deduplicated() {
-        let mut c = CreateWorkflow { name: "n".into(), tags: vec![" b".into(), "a".into(), "b".into()], ..Default::default() };
+        let mut c = CreateWorkflow {
+            name: "n".into(),
+            tags: vec![" b".into(), "a".into(), "b".into()],
+            ..Default::default()
+        };
         c.check().unwrap();
         assert_eq!(c.tags, ["a", "b"]);
     }
 
     #[test]
     fn page_limits_are_ranged() {
-        let mut l = ListWorkflows { limit: Some(0), ..Default::default() };
-        let Err(Error::Invalid(errs)) = l.check() else { panic!() };
+        let mut l = ListWorkflows {
+            limit: Some(0),
+            ..Default::default()
+        };
+        let Err(Error::Invalid(errs)) = l.check() else {
+            panic!()
+        };
         assert_eq!(errs[0].field, "limit");
         assert_eq!(errs[0].message, "must be between 1 and 500");
-        let mut g = GetExecutions { limit: Some(501), ..Default::default() };
+        let mut g = GetExecutions {
+            limit: Some(501),
+            ..Default::default()
+        };
         assert!(g.check().is_err());
     }
 }

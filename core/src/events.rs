@@ -150,14 +150,32 @@ mod tests {
         // Frozen examples of stored payloads: if one stops decoding, a V1 type
         // was edited instead of adding a V2.
         let stored = [
-            ("workflow.created", r#"{"spec":{"name":"a","description":"","version":"1.0.0","tags":[],"config":{"fields":[],"values":{}}}}"#),
-            ("workflow.updated", r#"{"changes":[{"field":"name","old":"a","new":"b"}]}"#),
-            ("config.updated", r#"{"changes":[{"field":"config.values.n","old":null,"new":3}]}"#),
+            (
+                "workflow.created",
+                r#"{"spec":{"name":"a","description":"","version":"1.0.0","tags":[],"config":{"fields":[],"values":{}}}}"#,
+            ),
+            (
+                "workflow.updated",
+                r#"{"changes":[{"field":"name","old":"a","new":"b"}]}"#,
+            ),
+            (
+                "config.updated",
+                r#"{"changes":[{"field":"config.values.n","old":null,"new":3}]}"#,
+            ),
             ("workflow.deleted", r#"{"name":"b"}"#),
-            ("execution.started", r#"{"workflow_id":"w","status":"running","started_at":1,"trigger":"cli"}"#),
-            ("execution.finished", r#"{"status":"failed","completed_at":2,"exit_code":7,"output":null,"error":"boom"}"#),
+            (
+                "execution.started",
+                r#"{"workflow_id":"w","status":"running","started_at":1,"trigger":"cli"}"#,
+            ),
+            (
+                "execution.finished",
+                r#"{"status":"failed","completed_at":2,"exit_code":7,"output":null,"error":"boom"}"#,
+            ),
             ("execution.deleted", r#"{"workflow_id":"w"}"#),
-            ("executions.pruned", r#"{"workflow_id":null,"status":null,"before":5,"deleted":2}"#),
+            (
+                "executions.pruned",
+                r#"{"workflow_id":null,"status":null,"before":5,"deleted":2}"#,
+            ),
         ];
         for (kind, payload) in stored {
             let e = Event::decode(kind, 1, payload).unwrap_or_else(|e| panic!("{e}"));

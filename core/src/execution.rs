@@ -37,7 +37,10 @@ impl ExecutionStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled)
+        matches!(
+            self,
+            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        )
     }
 
     fn rank(self) -> u8 {

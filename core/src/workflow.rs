@@ -63,14 +63,34 @@ pub fn diff(old: &WorkflowSpec, new: &WorkflowSpec) -> Vec<FieldChange> {
         }
     };
     push("name", old.name.clone().into(), new.name.clone().into());
-    push("description", old.description.clone().into(), new.description.clone().into());
-    push("version", old.version.clone().into(), new.version.clone().into());
+    push(
+        "description",
+        old.description.clone().into(),
+        new.description.clone().into(),
+    );
+    push(
+        "version",
+        old.version.clone().into(),
+        new.version.clone().into(),
+    );
     push("tags", json(&old.tags), json(&new.tags));
-    push("config.fields", json(&old.config.fields), json(&new.config.fields));
-    push("config.rules", json(&old.config.rules), json(&new.config.rules));
+    push(
+        "config.fields",
+        json(&old.config.fields),
+        json(&new.config.fields),
+    );
+    push(
+        "config.rules",
+        json(&old.config.rules),
+        json(&new.config.rules),
+    );
     push("config.run", json(&old.config.run), json(&new.config.run));
-    let keys: std::collections::BTreeSet<&String> =
-        old.config.values.keys().chain(new.config.values.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> = old
+        .config
+        .values
+        .keys()
+        .chain(new.config.values.keys())
+        .collect();
     for key in keys {
         let o = old.config.values.get(key).cloned().unwrap_or(Value::Null);
         let n = new.config.values.get(key).cloned().unwrap_or(Value::Null);
@@ -89,8 +109,16 @@ pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), Str
             "description" => spec.description = from(&c.new).map_err(bad)?,
             "version" => spec.version = from(&c.new).map_err(bad)?,
             "tags" => spec.tags = from(&c.new).map_err(bad)?,
-            "config.fields" => spec.config.fields = from::<Option<Vec<FieldDef>>>(&c.new).map_err(bad)?.unwrap_or_default(),
-            "config.rules" => spec.config.rules = from::<Option<Vec<CrossRule>>>(&c.new).map_err(bad)?.unwrap_or_default(),
+            "config.fields" => {
+                spec.config.fields = from::<Option<Vec<FieldDef>>>(&c.new)
+                    .map_err(bad)?
+                    .unwrap_or_default()
+            }
+            "config.rules" => {
+                spec.config.rules = from::<Option<Vec<CrossRule>>>(&c.new)
+                    .map_err(bad)?
+                    .unwrap_or_default()
+            }
             "config.run" => spec.config.run = from::<Option<RunSpec>>(&c.new).map_err(bad)?,
             path => {
                 let Some(key) = path.strip_prefix(VALUES_PREFIX) else {
@@ -151,7 +179,16 @@ mod tests {
         new.config.values.insert("b".into(), json!("x"));
         let changes = diff(&old, &new);
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["name", "tags", "config.fields", "config.values.a", "config.values.b"]);
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "tags",
+                "config.fields",
+                "config.values.a",
+                "config.values.b"
+            ]
+        );
         assert_eq!(changes[3].old, json!(1));
         assert_eq!(changes[3].new, json!(2));
         let mut replayed = old.clone();
@@ -165,7 +202,14 @@ mod tests {
         let mut new = old.clone();
         new.config.values.clear();
         let changes = diff(&old, &new);
-        assert_eq!(changes, vec![FieldChange { field: "config.values.a".into(), old: json!(1), new: Value::Null }]);
+        assert_eq!(
+            changes,
+            vec![FieldChange {
+                field: "config.values.a".into(),
+                old: json!(1),
+                new: Value::Null
+            }]
+        );
         let mut replayed = old;
         apply(&mut replayed, &changes).unwrap();
         assert!(replayed.config.values.is_empty());
@@ -179,9 +223,21 @@ mod tests {
     #[test]
     fn apply_rejects_unknown_paths_and_bad_shapes() {
         let mut s = spec();
-        let unknown = FieldChange { field: "owner".into(), old: Value::Null, new: json!("x") };
-        assert!(apply(&mut s, &[unknown]).unwrap_err().contains("unknown field"));
-        let bad = FieldChange { field: "tags".into(), old: Value::Null, new: json!(5) };
-        assert!(apply(&mut s, &[bad]).unwrap_err().contains("change to tags"));
+        let unknown = FieldChange {
+            field: "owner".into(),
+            old: Value::Null,
+            new: json!("x"),
+        };
+        assert!(apply(&mut s, &[unknown])
+            .unwrap_err()
+            .contains("unknown field"));
+        let bad = FieldChange {
+            field: "tags".into(),
+            old: Value::Null,
+            new: json!(5),
+        };
+        assert!(apply(&mut s, &[bad])
+            .unwrap_err()
+            .contains("change to tags"));
     }
 }

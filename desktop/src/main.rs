@@ -1,1 +1,162 @@
-fn main(){}
+//! `flowkeep`: the CLI over the command table (later also the local HTTP API,
+//! the web UI and the Tauri window).
+
+mod cli;
+mod handlers;
+mod render;
+mod time_arg;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use flowkeep_core::{ErrorBody, ErrorCode, FieldError};
+use flowkeep_store::{Service, StoreOptions};
+
+use cli::Cli;
+
+/// What went wrong, in the DESIGN.md error shape.
+#[derive(Debug)]
+pub enum Failure {
+    Store(flowkeep_store::Error),
+    /// Input the CLI could not read (malformed JSON, bad date, ...).
+    Input(Vec<FieldError>),
+    NotImplemented(&'static str),
+    Other(anyhow::Error),
+}
+
+impl From<flowkeep_store::Error> for Failure {
+    fn from(e: flowkeep_store::Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<FieldError> for Failure {
+    fn from(e: FieldError) -> Self {
+        Failure::Input(vec![e])
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+impl Failure {
+    fn body(&self) -> ErrorBody {
+        match self {
+            Failure::Store(e) => e.body(),
+            Failure::Input(fields) => ErrorBody {
+                code: ErrorCode::InvalidInput,
+                message: format!(
+                    "invalid input: {}",
+                    fields
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                fields: fields.clone(),
+            },
+            Failure::NotImplemented(what) => ErrorBody {
+                code: ErrorCode::Internal,
+                message: format!("`flowkeep {what}` is not implemented yet"),
+                fields: vec![],
+            },
+            Failure::Other(e) => ErrorBody {
+                code: ErrorCode::Internal,
+                message: format!("{e:#}"),
+                fields: vec![],
+            },
+        }
+    }
+}
+
+/// A command's result: JSON for `--json`, text for people, and the exit code.
+pub struct Rendered {
+    pub json: serde_json::Value,
+    pub text: String,
+    pub exit: u8,
+}
+
+impl Rendered {
+    pub fn ok(json: serde_json::Value, text: String) -> Rendered {
+        Rendered {
+            json,
+            text,
+            exit: 0,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(Some(out)) => {
+            let mut stdout = std::io::stdout().lock();
+            let written = if json {
+                writeln!(stdout, "{}", out.json)
+            } else if out.text.is_empty() {
+                Ok(())
+            } else {
+                write!(stdout, "{}", out.text)
+            };
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = written.and_then(|_| stdout.flush());
+            ExitCode::from(out.exit)
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let body = failure.body();
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::to_string(&body).expect("error body serializes")
+                );
+            } else {
+                eprint!("{}", render::error(&body));
+            }
+            ExitCode::from(body.code.exit_code() as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
+    let data_dir = data_dir(cli.data_dir)?;
+    let svc = open(&data_dir)?;
+    handlers::handle(&svc, cli.command, cli.json)
+}
+
+fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    dirs::data_dir().map(|d| d.join("flowkeep")).ok_or_else(|| {
+        Failure::Other(anyhow::anyhow!(
+            "no data directory on this system; pass --data-dir or set FLOWKEEP_DATA_DIR"
+        ))
+    })
+}
+
+fn open(data_dir: &std::path::Path) -> Result<Service, Failure> {
+    let actor = std::env::var("FLOWKEEP_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let path = data_dir.join("flowkeep.db");
+    Service::open(
+        &path,
+        StoreOptions {
+            actor,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        Failure::Other(anyhow::anyhow!(
+            "cannot open the database at {}: {e}",
+            path.display()
+        ))
+    })
+}

@@ -34,7 +34,11 @@ pub fn call<C: Command>(svc: &Service, input: C::Input) -> Result<C::Output> {
 
 fn call_json<C: Command>(svc: &Service, input: Value) -> Result<Value> {
     let input: C::Input = serde_json::from_value(input).map_err(|e| {
-        Error::InvalidInput(vec![flowkeep_core::FieldError::new("input", "invalid_input", e.to_string())])
+        Error::InvalidInput(vec![flowkeep_core::FieldError::new(
+            "input",
+            "invalid_input",
+            e.to_string(),
+        )])
     })?;
     let out = C::run(svc, input)?;
     Ok(serde_json::to_value(out)?)

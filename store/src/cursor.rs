@@ -13,7 +13,13 @@ pub(crate) fn encode(sort: &str, key: Value, id: &str) -> String {
 /// Returns the sort key and id, or an error naming `cursor` if the cursor is
 /// damaged or belongs to another sort order.
 pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(Value, String)> {
-    let bad = || Error::invalid("cursor", "format", "not a cursor from a previous page of this listing");
+    let bad = || {
+        Error::invalid(
+            "cursor",
+            "format",
+            "not a cursor from a previous page of this listing",
+        )
+    };
     if cursor.len() % 2 != 0 || cursor.len() > 4096 {
         return Err(bad());
     }
@@ -24,7 +30,9 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(Value, String)> {
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     match v.as_array().map(Vec::as_slice) {
-        Some([Value::String(s), key, Value::String(id)]) if s == sort => Ok((key.clone(), id.clone())),
+        Some([Value::String(s), key, Value::String(id)]) if s == sort => {
+            Ok((key.clone(), id.clone()))
+        }
         _ => Err(bad()),
     }
 }
@@ -37,11 +45,16 @@ mod tests {
     #[test]
     fn round_trip_and_rejects() {
         let c = encode("name", json!("Backup"), "id-1");
-        assert_eq!(decode(&c, "name").unwrap(), (json!("Backup"), "id-1".to_owned()));
+        assert_eq!(
+            decode(&c, "name").unwrap(),
+            (json!("Backup"), "id-1".to_owned())
+        );
         assert!(decode(&c, "created").is_err(), "a cursor of another sort");
         assert!(decode("zz", "name").is_err());
         assert!(decode("abc", "name").is_err());
-        let Err(Error::Invalid(f)) = decode("00", "name") else { panic!() };
+        let Err(Error::Invalid(f)) = decode("00", "name") else {
+            panic!()
+        };
         assert_eq!(f[0].field, "cursor");
     }
 }

@@ -52,11 +52,17 @@ impl Error {
     }
 
     pub(crate) fn workflow_not_found(id: &str) -> Error {
-        Error::NotFound { entity: "workflow", id: id.to_owned() }
+        Error::NotFound {
+            entity: "workflow",
+            id: id.to_owned(),
+        }
     }
 
     pub(crate) fn execution_not_found(id: &str) -> Error {
-        Error::NotFound { entity: "execution", id: id.to_owned() }
+        Error::NotFound {
+            entity: "execution",
+            id: id.to_owned(),
+        }
     }
 }
 

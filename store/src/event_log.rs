@@ -82,8 +82,13 @@ pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent
     match result {
         Ok(_) => {}
         // Another connection appended the same version first.
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            return Err(Error::Conflict(format!("{} was changed concurrently; try again", new.stream_id)));
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(Error::Conflict(format!(
+                "{} was changed concurrently; try again",
+                new.stream_id
+            )));
         }
         Err(e) => return Err(e.into()),
     }
@@ -133,7 +138,10 @@ pub(crate) fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<Stor
 }
 
 /// Calls `f` on every event in log order, without loading the log into memory.
-pub(crate) fn for_each(conn: &Connection, mut f: impl FnMut(StoredEvent) -> Result<()>) -> Result<u64> {
+pub(crate) fn for_each(
+    conn: &Connection,
+    mut f: impl FnMut(StoredEvent) -> Result<()>,
+) -> Result<u64> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     let mut n = 0;

@@ -8,12 +8,21 @@ use flowkeep_core::execution::Execution;
 use rusqlite::params_from_iter;
 
 use crate::queries::executions::{filter_sql, from_row, COLUMNS};
-use crate::{Service, Result};
+use crate::{Result, Service};
 
 /// CSV columns, in order.
 pub const CSV_HEADER: [&str; 11] = [
-    "id", "workflow_id", "status", "started_at", "completed_at", "duration_ms", "exit_code", "error", "trigger",
-    "device_id", "output",
+    "id",
+    "workflow_id",
+    "status",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "exit_code",
+    "error",
+    "trigger",
+    "device_id",
+    "output",
 ];
 
 impl Service {
@@ -28,8 +37,9 @@ impl Service {
     ) -> Result<u64> {
         self.read(|c| {
             let (where_sql, args) = filter_sql(filter);
-            let mut stmt =
-                c.prepare(&format!("SELECT {COLUMNS} FROM executions {where_sql} ORDER BY started_at DESC, id DESC"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM executions {where_sql} ORDER BY started_at DESC, id DESC"
+            ))?;
             let mut rows = stmt.query(params_from_iter(args))?;
             let mut sink = Sink::new(format, out)?;
             let mut n = 0u64;
@@ -50,7 +60,7 @@ impl Service {
 enum Sink<'a> {
     Json { out: &'a mut dyn Write, first: bool },
     Ndjson(&'a mut dyn Write),
-    Csv(csv::Writer<&'a mut dyn Write>),
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
 }
 
 impl<'a> Sink<'a> {
@@ -64,7 +74,7 @@ impl<'a> Sink<'a> {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(CSV_HEADER).map_err(csv_err)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
         })
     }

@@ -9,7 +9,8 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// Applies the migrations this database has not seen. Returns how many ran.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<usize> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
         return Err(crate::Error::Corrupt(format!(
             "the database is at schema version {current}, newer than this flowkeep ({}); upgrade flowkeep",
@@ -21,7 +22,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<usize> {
         // Re-read the version inside the write lock: another process may have
         // migrated between our first look and now.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        let version: usize =
+            tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
         let Some((_name, sql)) = MIGRATIONS.get(version) else {
             return Ok(applied);
         };
@@ -31,4 +33,3 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<usize> {
         applied += 1;
     }
 }
-

@@ -42,7 +42,8 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
         }
         Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => {
             let mut wf = live_workflow(conn, e)?;
-            workflow::apply(&mut wf.spec, &p.changes).map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
+            workflow::apply(&mut wf.spec, &p.changes)
+                .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
             wf.updated_at = e.recorded_at;
             wf.revision = e.stream_version;
             conn.prepare_cached(
@@ -68,10 +69,14 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
         }
         Event::WorkflowDeleted(_) => {
             live_workflow(conn, e)?;
-            conn.prepare_cached("UPDATE workflows SET deleted = 1, updated_at = ?2, revision = ?3 WHERE id = ?1")?
-                .execute(params![e.stream_id, e.recorded_at, e.stream_version as i64])?;
-            conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?.execute([&e.stream_id])?;
-            conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?.execute([&e.stream_id])?;
+            conn.prepare_cached(
+                "UPDATE workflows SET deleted = 1, updated_at = ?2, revision = ?3 WHERE id = ?1",
+            )?
+            .execute(params![e.stream_id, e.recorded_at, e.stream_version as i64])?;
+            conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?
+                .execute([&e.stream_id])?;
+            conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?
+                .execute([&e.stream_id])?;
         }
         Event::ExecutionStarted(p) => {
             conn.prepare_cached(
@@ -91,7 +96,9 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             expect_one(n, e)?;
         }
         Event::ExecutionDeleted(_) => {
-            let n = conn.prepare_cached("DELETE FROM executions WHERE id = ?1")?.execute([&e.stream_id])?;
+            let n = conn
+                .prepare_cached("DELETE FROM executions WHERE id = ?1")?
+                .execute([&e.stream_id])?;
             expect_one(n, e)?;
         }
         Event::ExecutionsPruned(p) => {
@@ -114,7 +121,10 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
 fn live_workflow(conn: &Connection, e: &StoredEvent) -> Result<Workflow> {
     match queries::workflows::load(conn, &e.stream_id)? {
         Some(l) if !l.deleted => Ok(l.workflow),
-        _ => Err(Error::Corrupt(format!("event {} changes a workflow that does not exist", e.id))),
+        _ => Err(Error::Corrupt(format!(
+            "event {} changes a workflow that does not exist",
+            e.id
+        ))),
     }
 }
 
@@ -122,13 +132,18 @@ fn expect_one(n: usize, e: &StoredEvent) -> Result<()> {
     if n == 1 {
         Ok(())
     } else {
-        Err(Error::Corrupt(format!("event {} names execution {}, which does not exist", e.id, e.stream_id)))
+        Err(Error::Corrupt(format!(
+            "event {} names execution {}, which does not exist",
+            e.id, e.stream_id
+        )))
     }
 }
 
 fn write_tags(conn: &Connection, wf: &Workflow) -> Result<()> {
-    conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?.execute([&wf.id])?;
-    let mut insert = conn.prepare_cached("INSERT INTO workflow_tags (tag, workflow_id) VALUES (?1, ?2)")?;
+    conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?
+        .execute([&wf.id])?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO workflow_tags (tag, workflow_id) VALUES (?1, ?2)")?;
     for tag in &wf.spec.tags {
         insert.execute([tag, &wf.id])?;
     }
@@ -138,12 +153,18 @@ fn write_tags(conn: &Connection, wf: &Workflow) -> Result<()> {
 /// One `configs` row per field, holding the value a run would get (the set
 /// value, else the default), as JSON text.
 fn write_configs(conn: &Connection, wf: &Workflow) -> Result<()> {
-    conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?.execute([&wf.id])?;
-    let mut insert =
-        conn.prepare_cached("INSERT INTO configs (id, workflow_id, key, value, type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?
+        .execute([&wf.id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO configs (id, workflow_id, key, value, type) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     let spec: &WorkflowSpec = &wf.spec;
     for field in &spec.config.fields {
-        let value = spec.config.effective_value(field).map(|v| Sql::Text(v.to_string())).unwrap_or(Sql::Null);
+        let value = spec
+            .config
+            .effective_value(field)
+            .map(|v| Sql::Text(v.to_string()))
+            .unwrap_or(Sql::Null);
         insert.execute(params![
             format!("{}/{}", wf.id, field.key),
             wf.id,

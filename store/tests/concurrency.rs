@@ -13,10 +13,19 @@ use flowkeep_store::{Error, Service, StoreOptions};
 fn two_threads_one_success_one_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
-    let wf = svc.create_workflow(CreateWorkflow { name: "race".into(), config: Some(etl_config()), ..Default::default() }).unwrap();
+    let wf = svc
+        .create_workflow(CreateWorkflow {
+            name: "race".into(),
+            config: Some(etl_config()),
+            ..Default::default()
+        })
+        .unwrap();
     let svc = Arc::new(svc);
     for round in 0..20 {
-        let revision = svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap().revision;
+        let revision = svc
+            .get_workflow(WorkflowId { id: wf.id.clone() })
+            .unwrap()
+            .revision;
         let barrier = Arc::new(Barrier::new(2));
         let handles: Vec<_> = (0..2)
             .map(|t| {
@@ -35,8 +44,15 @@ fn two_threads_one_success_one_conflict() {
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let wins: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let conflicts = results.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count();
-        assert_eq!((wins.len(), conflicts), (1, 1), "round {round}: {results:?}");
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Conflict(_))))
+            .count();
+        assert_eq!(
+            (wins.len(), conflicts),
+            (1, 1),
+            "round {round}: {results:?}"
+        );
         let now = svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap();
         assert_eq!(now.revision, revision + 1);
         // Not torn: name and description come from the same writer.
@@ -55,9 +71,17 @@ fn two_connections_like_two_processes_one_success_one_conflict() {
     let path = dir.path().join("flowkeep.db");
     let a = Arc::new(Service::open(&path, StoreOptions::default()).unwrap());
     let b = Arc::new(Service::open(&path, StoreOptions::default()).unwrap());
-    let wf = a.create_workflow(CreateWorkflow { name: "race".into(), ..Default::default() }).unwrap();
+    let wf = a
+        .create_workflow(CreateWorkflow {
+            name: "race".into(),
+            ..Default::default()
+        })
+        .unwrap();
     for round in 0..10 {
-        let revision = a.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap().revision;
+        let revision = a
+            .get_workflow(WorkflowId { id: wf.id.clone() })
+            .unwrap()
+            .revision;
         let barrier = Arc::new(Barrier::new(2));
         let handles: Vec<_> = [a.clone(), b.clone()]
             .into_iter()
@@ -66,13 +90,29 @@ fn two_connections_like_two_processes_one_success_one_conflict() {
                 let (barrier, id) = (barrier.clone(), wf.id.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    svc.update_workflow(UpdateWorkflow { id, expected_revision: Some(revision), name: Some(format!("round {round} p{i}")), ..Default::default() })
+                    svc.update_workflow(UpdateWorkflow {
+                        id,
+                        expected_revision: Some(revision),
+                        name: Some(format!("round {round} p{i}")),
+                        ..Default::default()
+                    })
                 })
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
-        assert_eq!(results.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count(), 1, "{results:?}");
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| matches!(r, Err(Error::Conflict(_))))
+                .count(),
+            1,
+            "{results:?}"
+        );
     }
     assert_eq!(a.event_count().unwrap(), 11);
     let live = a.dump_read_tables().unwrap();

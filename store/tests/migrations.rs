@@ -4,13 +4,19 @@
 use flowkeep_store::{Service, StoreOptions};
 
 fn user_version(path: &std::path::Path) -> i64 {
-    rusqlite::Connection::open(path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn schema(path: &std::path::Path) -> Vec<String> {
     let c = rusqlite::Connection::open(path).unwrap();
     let mut s = c.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
-    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[test]
@@ -21,7 +27,13 @@ fn from_empty_then_reopen_is_idempotent() {
     let version = user_version(&path);
     assert!(version >= 1);
     let first = schema(&path);
-    for t in ["table configs", "table events", "table executions", "table workflows", "index executions_by_status"] {
+    for t in [
+        "table configs",
+        "table events",
+        "table executions",
+        "table workflows",
+        "index executions_by_status",
+    ] {
         assert!(first.contains(&t.to_string()), "{t} missing: {first:?}");
     }
     for _ in 0..3 {
@@ -30,7 +42,9 @@ fn from_empty_then_reopen_is_idempotent() {
     assert_eq!(user_version(&path), version);
     assert_eq!(schema(&path), first);
     let c = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -41,11 +55,18 @@ fn seed_columns_are_kept() {
     drop(Service::open(&path, StoreOptions::default()).unwrap());
     let c = rusqlite::Connection::open(&path).unwrap();
     for (table, cols) in [
-        ("workflows", "id, name, description, version, config, created_at, updated_at"),
-        ("executions", "id, workflow_id, status, output, started_at, completed_at"),
+        (
+            "workflows",
+            "id, name, description, version, config, created_at, updated_at",
+        ),
+        (
+            "executions",
+            "id, workflow_id, status, output, started_at, completed_at",
+        ),
         ("configs", "id, workflow_id, key, value, type"),
     ] {
-        c.prepare(&format!("SELECT {cols} FROM {table}")).unwrap_or_else(|e| panic!("{table}: {e}"));
+        c.prepare(&format!("SELECT {cols} FROM {table}"))
+            .unwrap_or_else(|e| panic!("{table}: {e}"));
     }
 }
 
@@ -54,9 +75,17 @@ fn a_newer_database_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.db");
     drop(Service::open(&path, StoreOptions::default()).unwrap());
-    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 999).unwrap();
-    let err = Service::open(&path, StoreOptions::default()).err().expect("opened a newer schema");
-    assert!(err.to_string().contains("newer than this flowkeep"), "{err}");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let err = Service::open(&path, StoreOptions::default())
+        .err()
+        .expect("opened a newer schema");
+    assert!(
+        err.to_string().contains("newer than this flowkeep"),
+        "{err}"
+    );
     assert_eq!(user_version(&path), 999);
 }
 

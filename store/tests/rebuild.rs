@@ -12,21 +12,61 @@ use serde_json::json;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { name: u8, tags: u8, config: bool },
-    Rename { wf: u8, name: u8 },
-    Describe { wf: u8, text: u8 },
-    Tag { wf: u8, tags: u8 },
-    SetRetries { wf: u8, value: i8 },
-    SetMode { wf: u8, safe: bool },
-    AddField { wf: u8, key: u8 },
-    DropFields { wf: u8 },
-    Delete { wf: u8 },
-    Duplicate { wf: u8 },
-    Start { wf: u8 },
-    Finish { exec: u8, status: u8 },
-    DeleteExec { exec: u8 },
-    Prune { back_ms: u16, per_workflow: Option<u8> },
-    Tick { ms: u16 },
+    Create {
+        name: u8,
+        tags: u8,
+        config: bool,
+    },
+    Rename {
+        wf: u8,
+        name: u8,
+    },
+    Describe {
+        wf: u8,
+        text: u8,
+    },
+    Tag {
+        wf: u8,
+        tags: u8,
+    },
+    SetRetries {
+        wf: u8,
+        value: i8,
+    },
+    SetMode {
+        wf: u8,
+        safe: bool,
+    },
+    AddField {
+        wf: u8,
+        key: u8,
+    },
+    DropFields {
+        wf: u8,
+    },
+    Delete {
+        wf: u8,
+    },
+    Duplicate {
+        wf: u8,
+    },
+    Start {
+        wf: u8,
+    },
+    Finish {
+        exec: u8,
+        status: u8,
+    },
+    DeleteExec {
+        exec: u8,
+    },
+    Prune {
+        back_ms: u16,
+        per_workflow: Option<u8>,
+    },
+    Tick {
+        ms: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,7 +98,12 @@ fn pick(ids: &[String], i: u8) -> String {
 }
 
 fn tags(bits: u8) -> Vec<String> {
-    ["a", "b", "c", "d"].iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, t)| t.to_string()).collect()
+    ["a", "b", "c", "d"]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, t)| t.to_string())
+        .collect()
 }
 
 /// Runs the ops; errors are expected (invalid values, deleted ids) and must
@@ -72,7 +117,11 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
         now += 7;
         clock.set(now);
         let result: Result<(), flowkeep_store::Error> = match op.clone() {
-            Op::Create { name, tags: t, config } => svc
+            Op::Create {
+                name,
+                tags: t,
+                config,
+            } => svc
                 .create_workflow(CreateWorkflow {
                     name: format!("wf {name}"),
                     tags: tags(t),
@@ -81,16 +130,33 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 })
                 .map(|w| wfs.push(w.id)),
             Op::Rename { wf, name } => svc
-                .update_workflow(UpdateWorkflow { id: pick(&wfs, wf), name: Some(format!("name {name}")), ..Default::default() })
+                .update_workflow(UpdateWorkflow {
+                    id: pick(&wfs, wf),
+                    name: Some(format!("name {name}")),
+                    ..Default::default()
+                })
                 .map(drop),
             Op::Describe { wf, text } => svc
-                .update_workflow(UpdateWorkflow { id: pick(&wfs, wf), description: Some("d".repeat(text as usize)), ..Default::default() })
+                .update_workflow(UpdateWorkflow {
+                    id: pick(&wfs, wf),
+                    description: Some("d".repeat(text as usize)),
+                    ..Default::default()
+                })
                 .map(drop),
             Op::Tag { wf, tags: t } => svc
-                .update_workflow(UpdateWorkflow { id: pick(&wfs, wf), tags: Some(tags(t)), ..Default::default() })
+                .update_workflow(UpdateWorkflow {
+                    id: pick(&wfs, wf),
+                    tags: Some(tags(t)),
+                    ..Default::default()
+                })
                 .map(drop),
             Op::SetRetries { wf, value } => svc
-                .set_config_value(SetConfigValue { workflow_id: pick(&wfs, wf), key: "retries".into(), value: json!(value), expected_revision: None })
+                .set_config_value(SetConfigValue {
+                    workflow_id: pick(&wfs, wf),
+                    key: "retries".into(),
+                    value: json!(value),
+                    expected_revision: None,
+                })
                 .map(drop),
             Op::SetMode { wf, safe } => svc
                 .set_config_value(SetConfigValue {
@@ -102,27 +168,72 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 .map(drop),
             Op::AddField { wf, key } => {
                 let id = pick(&wfs, wf);
-                svc.get_config(GetConfig { workflow_id: id.clone() }).and_then(|c| {
+                svc.get_config(GetConfig {
+                    workflow_id: id.clone(),
+                })
+                .and_then(|c| {
                     let mut doc = serde_json::to_value(&c.config).unwrap();
-                    doc["fields"].as_array_mut().unwrap().push(json!({"key": format!("k{}", key % 8), "type": "number", "default": key}));
-                    svc.update_config(UpdateConfig { workflow_id: id, config: doc, expected_revision: Some(c.revision) }).map(drop)
+                    doc["fields"].as_array_mut().unwrap().push(
+                        json!({"key": format!("k{}", key % 8), "type": "number", "default": key}),
+                    );
+                    svc.update_config(UpdateConfig {
+                        workflow_id: id,
+                        config: doc,
+                        expected_revision: Some(c.revision),
+                    })
+                    .map(drop)
                 })
             }
             Op::DropFields { wf } => svc
-                .update_config(UpdateConfig { workflow_id: pick(&wfs, wf), config: json!({"fields": [], "values": {}}), expected_revision: None })
+                .update_config(UpdateConfig {
+                    workflow_id: pick(&wfs, wf),
+                    config: json!({"fields": [], "values": {}}),
+                    expected_revision: None,
+                })
                 .map(drop),
-            Op::Delete { wf } => svc.delete_workflow(DeleteWorkflow { id: pick(&wfs, wf), expected_revision: None }).map(drop),
-            Op::Duplicate { wf } => svc.duplicate_workflow(DuplicateWorkflow { id: pick(&wfs, wf), name: None }).map(|w| wfs.push(w.id)),
+            Op::Delete { wf } => svc
+                .delete_workflow(DeleteWorkflow {
+                    id: pick(&wfs, wf),
+                    expected_revision: None,
+                })
+                .map(drop),
+            Op::Duplicate { wf } => svc
+                .duplicate_workflow(DuplicateWorkflow {
+                    id: pick(&wfs, wf),
+                    name: None,
+                })
+                .map(|w| wfs.push(w.id)),
             Op::Start { wf } => svc
-                .start_execution(StartExecution { workflow_id: pick(&wfs, wf), ..Default::default() })
+                .start_execution(StartExecution {
+                    workflow_id: pick(&wfs, wf),
+                    ..Default::default()
+                })
                 .map(|e| execs.push(e.id)),
             Op::Finish { exec, status } => {
-                let status = [ExecutionStatus::Succeeded, ExecutionStatus::Failed, ExecutionStatus::Cancelled, ExecutionStatus::Running][status as usize % 4];
-                svc.finish_execution(FinishExecution { id: pick(&execs, exec), status, exit_code: Some(1), output: Some(json!({"n": exec})), error: None })
-                    .map(drop)
+                let status = [
+                    ExecutionStatus::Succeeded,
+                    ExecutionStatus::Failed,
+                    ExecutionStatus::Cancelled,
+                    ExecutionStatus::Running,
+                ][status as usize % 4];
+                svc.finish_execution(FinishExecution {
+                    id: pick(&execs, exec),
+                    status,
+                    exit_code: Some(1),
+                    output: Some(json!({"n": exec})),
+                    error: None,
+                })
+                .map(drop)
             }
-            Op::DeleteExec { exec } => svc.delete_execution(ExecutionId { id: pick(&execs, exec) }).map(drop),
-            Op::Prune { back_ms, per_workflow } => svc
+            Op::DeleteExec { exec } => svc
+                .delete_execution(ExecutionId {
+                    id: pick(&execs, exec),
+                })
+                .map(drop),
+            Op::Prune {
+                back_ms,
+                per_workflow,
+            } => svc
                 .prune_executions(PruneExecutions {
                     workflow_id: per_workflow.map(|w| pick(&wfs, w)),
                     status: None,
@@ -171,20 +282,44 @@ fn a_fixed_long_sequence_exercises_every_path() {
     for i in 0..1000u32 {
         let b = (i % 251) as u8;
         ops.push(match i % 15 {
-            0 | 14 => Op::Create { name: b, tags: b, config: true },
+            0 | 14 => Op::Create {
+                name: b,
+                tags: b,
+                config: true,
+            },
             1 => Op::Rename { wf: b, name: b },
-            2 => Op::Describe { wf: b, text: b % 40 },
+            2 => Op::Describe {
+                wf: b,
+                text: b % 40,
+            },
             3 => Op::Tag { wf: b, tags: b },
-            4 => Op::SetRetries { wf: b, value: (b % 12) as i8 },
-            5 => Op::SetMode { wf: b, safe: b % 2 == 0 },
+            4 => Op::SetRetries {
+                wf: b,
+                value: (b % 12) as i8,
+            },
+            5 => Op::SetMode {
+                wf: b,
+                safe: b % 2 == 0,
+            },
             6 => Op::AddField { wf: b, key: b },
             7 => Op::Start { wf: b },
             8 => Op::Finish { exec: b, status: b },
-            9 => Op::Start { wf: b.wrapping_add(1) },
+            9 => Op::Start {
+                wf: b.wrapping_add(1),
+            },
             10 => Op::Duplicate { wf: b },
             11 => Op::DeleteExec { exec: b },
-            12 => if i % 45 == 12 { Op::Delete { wf: b } } else { Op::Tick { ms: 500 } },
-            _ => Op::Prune { back_ms: 3000, per_workflow: None },
+            12 => {
+                if i % 45 == 12 {
+                    Op::Delete { wf: b }
+                } else {
+                    Op::Tick { ms: 500 }
+                }
+            }
+            _ => Op::Prune {
+                back_ms: 3000,
+                per_workflow: None,
+            },
         });
     }
     run(&svc, &clock, &ops);
@@ -192,10 +327,21 @@ fn a_fixed_long_sequence_exercises_every_path() {
         let dump = svc.dump_read_tables().unwrap();
         let _ = dump;
         let c = rusqlite::Connection::open(dir.path().join("flowkeep.db")).unwrap();
-        c.query_row("SELECT count(*) FROM events WHERE kind = ?1", [kind], |r| r.get(0)).unwrap()
+        c.query_row("SELECT count(*) FROM events WHERE kind = ?1", [kind], |r| {
+            r.get(0)
+        })
+        .unwrap()
     };
-    for kind in ["workflow.created", "workflow.updated", "config.updated", "workflow.deleted", "execution.started",
-        "execution.finished", "execution.deleted", "executions.pruned"] {
+    for kind in [
+        "workflow.created",
+        "workflow.updated",
+        "config.updated",
+        "workflow.deleted",
+        "execution.started",
+        "execution.finished",
+        "execution.deleted",
+        "executions.pruned",
+    ] {
         assert!(history_kinds(kind) > 0, "no {kind} event in the sequence");
     }
     let live = svc.dump_read_tables().unwrap();

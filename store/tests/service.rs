@@ -9,27 +9,50 @@ use flowkeep_store::{Error, Service};
 use serde_json::json;
 
 fn create(svc: &Service, name: &str) -> flowkeep_core::workflow::Workflow {
-    svc.create_workflow(CreateWorkflow { name: name.into(), config: Some(etl_config()), ..Default::default() })
-        .unwrap()
+    svc.create_workflow(CreateWorkflow {
+        name: name.into(),
+        config: Some(etl_config()),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn kinds(svc: &Service, stream: &str) -> Vec<String> {
-    svc.workflow_history(WorkflowHistory { workflow_id: stream.into() }).unwrap().into_iter().map(|h| h.kind).collect()
+    svc.workflow_history(WorkflowHistory {
+        workflow_id: stream.into(),
+    })
+    .unwrap()
+    .into_iter()
+    .map(|h| h.kind)
+    .collect()
 }
 
 /// Asserts that `f` fails and leaves the event log and read tables as they were.
-fn assert_unchanged<T: std::fmt::Debug>(svc: &Service, f: impl FnOnce() -> Result<T, Error>) -> Error {
+fn assert_unchanged<T: std::fmt::Debug>(
+    svc: &Service,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Error {
     let events = svc.event_count().unwrap();
     let dump = svc.dump_read_tables().unwrap();
     let err = f().expect_err("the command should fail");
-    assert_eq!(svc.event_count().unwrap(), events, "a rejected command appended events: {err}");
-    assert_eq!(svc.dump_read_tables().unwrap(), dump, "a rejected command changed the read tables: {err}");
+    assert_eq!(
+        svc.event_count().unwrap(),
+        events,
+        "a rejected command appended events: {err}"
+    );
+    assert_eq!(
+        svc.dump_read_tables().unwrap(),
+        dump,
+        "a rejected command changed the read tables: {err}"
+    );
     err
 }
 
 fn invalid_fields(err: Error) -> Vec<(String, String)> {
     match err {
-        Error::Invalid(f) | Error::InvalidInput(f) => f.into_iter().map(|e| (e.field, e.code)).collect(),
+        Error::Invalid(f) | Error::InvalidInput(f) => {
+            f.into_iter().map(|e| (e.field, e.code)).collect()
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -55,10 +78,22 @@ fn create_appends_one_event_and_projects_all_tables() {
     assert_eq!(kinds(&svc, &wf.id), ["workflow.created"]);
     let dump = svc.dump_read_tables().unwrap();
     assert!(dump.contains(&format!("{}/retries", wf.id)), "{dump}");
-    assert!(dump.contains("\"retries\"|\"3\"|\"number\""), "configs holds the value as JSON: {dump}");
-    assert!(dump.contains("\"mode\"|\"\\\"fast\\\"\"|\"select\""), "configs holds the value as JSON: {dump}");
-    assert!(dump.contains(&format!("\"etl\"|\"{}\"", wf.id)), "workflow_tags holds the tags: {dump}");
-    assert_eq!(svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap(), wf);
+    assert!(
+        dump.contains("\"retries\"|\"3\"|\"number\""),
+        "configs holds the value as JSON: {dump}"
+    );
+    assert!(
+        dump.contains("\"mode\"|\"\\\"fast\\\"\"|\"select\""),
+        "configs holds the value as JSON: {dump}"
+    );
+    assert!(
+        dump.contains(&format!("\"etl\"|\"{}\"", wf.id)),
+        "workflow_tags holds the tags: {dump}"
+    );
+    assert_eq!(
+        svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap(),
+        wf
+    );
 }
 
 #[test]
@@ -76,24 +111,52 @@ fn update_records_field_level_old_and_new_values() {
         .unwrap();
     assert_eq!(updated.revision, 2);
     assert!(updated.updated_at > wf.updated_at);
-    svc.set_config_value(SetConfigValue { workflow_id: wf.id.clone(), key: "retries".into(), value: json!("5"), expected_revision: None })
+    svc.set_config_value(SetConfigValue {
+        workflow_id: wf.id.clone(),
+        key: "retries".into(),
+        value: json!("5"),
+        expected_revision: None,
+    })
+    .unwrap();
+    let history = svc
+        .workflow_history(WorkflowHistory {
+            workflow_id: wf.id.clone(),
+        })
         .unwrap();
-    let history = svc.workflow_history(WorkflowHistory { workflow_id: wf.id.clone() }).unwrap();
     assert_eq!(history.len(), 3);
     let update = &history[1];
     assert_eq!(update.kind, "workflow.updated");
     assert_eq!(update.actor, "tester");
     assert_eq!(update.device_id, svc.device_id());
     assert_eq!(update.origin, "local");
-    let fields: Vec<(&str, &serde_json::Value, &serde_json::Value)> =
-        update.changes.iter().map(|c| (c.field.as_str(), &c.old, &c.new)).collect();
-    assert_eq!(fields, [("name", &json!("a"), &json!("b")), ("version", &json!("1.0.0"), &json!("1.1.0"))]);
+    let fields: Vec<(&str, &serde_json::Value, &serde_json::Value)> = update
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), &c.old, &c.new))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("name", &json!("a"), &json!("b")),
+            ("version", &json!("1.0.0"), &json!("1.1.0"))
+        ]
+    );
     let set = &history[2];
     assert_eq!(set.kind, "config.updated");
     assert_eq!(set.changes.len(), 1);
-    assert_eq!((set.changes[0].field.as_str(), &set.changes[0].old, &set.changes[0].new), ("config.values.retries", &json!(3), &json!(5)));
+    assert_eq!(
+        (
+            set.changes[0].field.as_str(),
+            &set.changes[0].old,
+            &set.changes[0].new
+        ),
+        ("config.values.retries", &json!(3), &json!(5))
+    );
     // The created entry lists the initial values.
-    assert!(history[0].changes.iter().any(|c| c.field == "config.values.mode" && c.new == json!("fast") && c.old.is_null()));
+    assert!(history[0]
+        .changes
+        .iter()
+        .any(|c| c.field == "config.values.mode" && c.new == json!("fast") && c.old.is_null()));
 }
 
 #[test]
@@ -101,7 +164,13 @@ fn an_update_that_changes_nothing_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
-    let same = svc.update_workflow(UpdateWorkflow { id: wf.id.clone(), name: Some("a".into()), ..Default::default() }).unwrap();
+    let same = svc
+        .update_workflow(UpdateWorkflow {
+            id: wf.id.clone(),
+            name: Some("a".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(same, wf);
     assert_eq!(svc.event_count().unwrap(), 1);
 }
@@ -113,10 +182,20 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     let wf = create(&svc, "a");
     let id = wf.id.clone();
 
-    let err = assert_unchanged(&svc, || svc.create_workflow(CreateWorkflow { name: " ".into(), ..Default::default() }));
+    let err = assert_unchanged(&svc, || {
+        svc.create_workflow(CreateWorkflow {
+            name: " ".into(),
+            ..Default::default()
+        })
+    });
     assert_eq!(invalid_fields(err), [("name".into(), "length".into())]);
 
-    let err = assert_unchanged(&svc, || svc.create_workflow(CreateWorkflow { name: "x".repeat(201), ..Default::default() }));
+    let err = assert_unchanged(&svc, || {
+        svc.create_workflow(CreateWorkflow {
+            name: "x".repeat(201),
+            ..Default::default()
+        })
+    });
     assert_eq!(invalid_fields(err), [("name".into(), "length".into())]);
 
     let err = assert_unchanged(&svc, || {
@@ -126,7 +205,10 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
             ..Default::default()
         })
     });
-    assert_eq!(invalid_fields(err), [("fields.f.type".into(), "unknown_type".into())]);
+    assert_eq!(
+        invalid_fields(err),
+        [("fields.f.type".into(), "unknown_type".into())]
+    );
 
     let err = assert_unchanged(&svc, || {
         svc.create_workflow(CreateWorkflow {
@@ -135,45 +217,110 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
             ..Default::default()
         })
     });
-    assert_eq!(invalid_fields(err), [("fields.f.pattern".into(), "pattern".into())]);
+    assert_eq!(
+        invalid_fields(err),
+        [("fields.f.pattern".into(), "pattern".into())]
+    );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue { workflow_id: id.clone(), key: "retries".into(), value: json!("many"), expected_revision: None })
+        svc.set_config_value(SetConfigValue {
+            workflow_id: id.clone(),
+            key: "retries".into(),
+            value: json!("many"),
+            expected_revision: None,
+        })
     });
-    assert_eq!(invalid_fields(err), [("values.retries".into(), "type".into())]);
+    assert_eq!(
+        invalid_fields(err),
+        [("values.retries".into(), "type".into())]
+    );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue { workflow_id: id.clone(), key: "retries".into(), value: json!(11), expected_revision: None })
+        svc.set_config_value(SetConfigValue {
+            workflow_id: id.clone(),
+            key: "retries".into(),
+            value: json!(11),
+            expected_revision: None,
+        })
     });
-    assert_eq!(invalid_fields(err), [("values.retries".into(), "range".into())]);
+    assert_eq!(
+        invalid_fields(err),
+        [("values.retries".into(), "range".into())]
+    );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue { workflow_id: id.clone(), key: "nope".into(), value: json!(1), expected_revision: None })
+        svc.set_config_value(SetConfigValue {
+            workflow_id: id.clone(),
+            key: "nope".into(),
+            value: json!(1),
+            expected_revision: None,
+        })
     });
-    assert_eq!(invalid_fields(err), [("values.nope".into(), "undeclared".into())]);
+    assert_eq!(
+        invalid_fields(err),
+        [("values.nope".into(), "undeclared".into())]
+    );
 
     let mut bad = etl_config();
     bad["values"] = json!({"retries": 11, "mode": "slow", "endpoint": "not a url"});
-    let err = assert_unchanged(&svc, || svc.update_config(UpdateConfig { workflow_id: id.clone(), config: bad, expected_revision: None }));
+    let err = assert_unchanged(&svc, || {
+        svc.update_config(UpdateConfig {
+            workflow_id: id.clone(),
+            config: bad,
+            expected_revision: None,
+        })
+    });
     let mut got = invalid_fields(err);
     got.sort();
-    assert_eq!(got, [
-        ("values.endpoint".into(), "format".into()),
-        ("values.mode".into(), "options".into()),
-        ("values.retries".into(), "range".into())
-    ]);
-
-    let err = assert_unchanged(&svc, || svc.update_workflow(UpdateWorkflow { id: "missing".into(), name: Some("x".into()), ..Default::default() }));
-    assert!(matches!(err, Error::NotFound { entity: "workflow", .. }), "{err:?}");
+    assert_eq!(
+        got,
+        [
+            ("values.endpoint".into(), "format".into()),
+            ("values.mode".into(), "options".into()),
+            ("values.retries".into(), "range".into())
+        ]
+    );
 
     let err = assert_unchanged(&svc, || {
-        svc.update_workflow(UpdateWorkflow { id: id.clone(), expected_revision: Some(7), name: Some("x".into()), ..Default::default() })
+        svc.update_workflow(UpdateWorkflow {
+            id: "missing".into(),
+            name: Some("x".into()),
+            ..Default::default()
+        })
+    });
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                entity: "workflow",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let err = assert_unchanged(&svc, || {
+        svc.update_workflow(UpdateWorkflow {
+            id: id.clone(),
+            expected_revision: Some(7),
+            name: Some("x".into()),
+            ..Default::default()
+        })
     });
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
-    assert!(err.to_string().contains("expected revision 7, it is now at 1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("expected revision 7, it is now at 1"),
+        "{err}"
+    );
 
-    let err = assert_unchanged(&svc, || flowkeep_store::dispatch(&svc, "create_workflow", json!({"name": 5})));
-    assert_eq!(invalid_fields(err), [("input".into(), "invalid_input".into())]);
+    let err = assert_unchanged(&svc, || {
+        flowkeep_store::dispatch(&svc, "create_workflow", json!({"name": 5}))
+    });
+    assert_eq!(
+        invalid_fields(err),
+        [("input".into(), "invalid_input".into())]
+    );
 }
 
 #[test]
@@ -181,13 +328,37 @@ fn delete_tombstones_and_keeps_history() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
-    svc.delete_workflow(DeleteWorkflow { id: wf.id.clone(), expected_revision: Some(1) }).unwrap();
-    assert!(matches!(svc.get_workflow(WorkflowId { id: wf.id.clone() }), Err(Error::NotFound { .. })));
-    assert!(svc.list_workflows(ListWorkflows::default()).unwrap().items.is_empty());
-    assert_eq!(kinds(&svc, &wf.id), ["workflow.created", "workflow.deleted"]);
+    svc.delete_workflow(DeleteWorkflow {
+        id: wf.id.clone(),
+        expected_revision: Some(1),
+    })
+    .unwrap();
+    assert!(matches!(
+        svc.get_workflow(WorkflowId { id: wf.id.clone() }),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(svc
+        .list_workflows(ListWorkflows::default())
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        kinds(&svc, &wf.id),
+        ["workflow.created", "workflow.deleted"]
+    );
     // Deleting again is not found, and appends nothing.
-    assert_unchanged(&svc, || svc.delete_workflow(DeleteWorkflow { id: wf.id.clone(), expected_revision: None }));
-    assert!(!svc.dump_read_tables().unwrap().contains(&format!("{}/retries", wf.id)), "configs rows of a deleted workflow remain");
+    assert_unchanged(&svc, || {
+        svc.delete_workflow(DeleteWorkflow {
+            id: wf.id.clone(),
+            expected_revision: None,
+        })
+    });
+    assert!(
+        !svc.dump_read_tables()
+            .unwrap()
+            .contains(&format!("{}/retries", wf.id)),
+        "configs rows of a deleted workflow remain"
+    );
 }
 
 #[test]
@@ -195,14 +366,28 @@ fn duplicate_copies_the_spec_under_a_new_id() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = create(&svc, "Nightly");
-    let copy = svc.duplicate_workflow(DuplicateWorkflow { id: wf.id.clone(), name: None }).unwrap();
+    let copy = svc
+        .duplicate_workflow(DuplicateWorkflow {
+            id: wf.id.clone(),
+            name: None,
+        })
+        .unwrap();
     assert_ne!(copy.id, wf.id);
     assert_eq!(copy.spec.name, "Nightly (copy)");
     assert_eq!(copy.spec.config, wf.spec.config);
-    let history = svc.workflow_history(WorkflowHistory { workflow_id: copy.id.clone() }).unwrap();
+    let history = svc
+        .workflow_history(WorkflowHistory {
+            workflow_id: copy.id.clone(),
+        })
+        .unwrap();
     assert_eq!(history[0].changes[0].field, "duplicated_from");
     assert_eq!(history[0].changes[0].new, json!(wf.id));
-    let named = svc.duplicate_workflow(DuplicateWorkflow { id: wf.id.clone(), name: Some("Other".into()) }).unwrap();
+    let named = svc
+        .duplicate_workflow(DuplicateWorkflow {
+            id: wf.id.clone(),
+            name: Some("Other".into()),
+        })
+        .unwrap();
     assert_eq!(named.spec.name, "Other");
 }
 
@@ -210,35 +395,116 @@ fn duplicate_copies_the_spec_under_a_new_id() {
 fn list_searches_filters_sorts_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
-    for (i, name) in ["delta", "Alpha", "charlie", "bravo", "echo"].iter().enumerate() {
+    for (i, name) in ["delta", "Alpha", "charlie", "bravo", "echo"]
+        .iter()
+        .enumerate()
+    {
         svc.create_workflow(CreateWorkflow {
             name: name.to_string(),
-            description: Some(if i % 2 == 0 { "loads the warehouse".into() } else { "sends 100% of mail_x".into() }),
+            description: Some(if i % 2 == 0 {
+                "loads the warehouse".into()
+            } else {
+                "sends 100% of mail_x".into()
+            }),
             tags: if i < 2 { vec!["hot".into()] } else { vec![] },
             ..Default::default()
         })
         .unwrap();
     }
     let names = |q: ListWorkflows| -> Vec<String> {
-        svc.list_workflows(q).unwrap().items.into_iter().map(|w| w.spec.name).collect()
+        svc.list_workflows(q)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|w| w.spec.name)
+            .collect()
     };
-    assert_eq!(names(ListWorkflows::default()), ["Alpha", "bravo", "charlie", "delta", "echo"], "case-insensitive name order");
-    assert_eq!(names(ListWorkflows { desc: true, ..Default::default() }), ["echo", "delta", "charlie", "bravo", "Alpha"]);
-    assert_eq!(names(ListWorkflows { sort: WorkflowSort::Created, ..Default::default() }), ["delta", "Alpha", "charlie", "bravo", "echo"]);
-    assert_eq!(names(ListWorkflows { sort: WorkflowSort::Updated, desc: true, ..Default::default() }), ["echo", "bravo", "charlie", "Alpha", "delta"]);
-    assert_eq!(names(ListWorkflows { search: Some("WAREHOUSE".into()), ..Default::default() }), ["charlie", "delta", "echo"]);
-    assert_eq!(names(ListWorkflows { search: Some("100%".into()), ..Default::default() }), ["Alpha", "bravo"], "% is literal");
-    assert_eq!(names(ListWorkflows { search: Some("l_x".into()), ..Default::default() }), ["Alpha", "bravo"], "_ is literal");
-    assert!(names(ListWorkflows { search: Some("l_y".into()), ..Default::default() }).is_empty());
-    assert_eq!(names(ListWorkflows { tag: Some("hot".into()), ..Default::default() }), ["Alpha", "delta"]);
+    assert_eq!(
+        names(ListWorkflows::default()),
+        ["Alpha", "bravo", "charlie", "delta", "echo"],
+        "case-insensitive name order"
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            desc: true,
+            ..Default::default()
+        }),
+        ["echo", "delta", "charlie", "bravo", "Alpha"]
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            sort: WorkflowSort::Created,
+            ..Default::default()
+        }),
+        ["delta", "Alpha", "charlie", "bravo", "echo"]
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            sort: WorkflowSort::Updated,
+            desc: true,
+            ..Default::default()
+        }),
+        ["echo", "bravo", "charlie", "Alpha", "delta"]
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            search: Some("WAREHOUSE".into()),
+            ..Default::default()
+        }),
+        ["charlie", "delta", "echo"]
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            search: Some("100%".into()),
+            ..Default::default()
+        }),
+        ["Alpha", "bravo"],
+        "% is literal"
+    );
+    assert_eq!(
+        names(ListWorkflows {
+            search: Some("l_x".into()),
+            ..Default::default()
+        }),
+        ["Alpha", "bravo"],
+        "_ is literal"
+    );
+    assert!(names(ListWorkflows {
+        search: Some("l_y".into()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        names(ListWorkflows {
+            tag: Some("hot".into()),
+            ..Default::default()
+        }),
+        ["Alpha", "delta"]
+    );
 
-    for sort in [WorkflowSort::Name, WorkflowSort::Created, WorkflowSort::Updated] {
+    for sort in [
+        WorkflowSort::Name,
+        WorkflowSort::Created,
+        WorkflowSort::Updated,
+    ] {
         for desc in [false, true] {
-            let all = names(ListWorkflows { sort, desc, ..Default::default() });
+            let all = names(ListWorkflows {
+                sort,
+                desc,
+                ..Default::default()
+            });
             let mut paged = Vec::new();
             let mut cursor = None;
             loop {
-                let page = svc.list_workflows(ListWorkflows { sort, desc, limit: Some(2), cursor, ..Default::default() }).unwrap();
+                let page = svc
+                    .list_workflows(ListWorkflows {
+                        sort,
+                        desc,
+                        limit: Some(2),
+                        cursor,
+                        ..Default::default()
+                    })
+                    .unwrap();
                 assert!(page.items.len() <= 2);
                 paged.extend(page.items.into_iter().map(|w| w.spec.name));
                 match page.next_cursor {
@@ -249,9 +515,18 @@ fn list_searches_filters_sorts_and_pages() {
             assert_eq!(paged, all, "{sort:?} desc={desc}");
         }
     }
-    let page = svc.list_workflows(ListWorkflows { limit: Some(2), ..Default::default() }).unwrap();
+    let page = svc
+        .list_workflows(ListWorkflows {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
     let err = svc
-        .list_workflows(ListWorkflows { sort: WorkflowSort::Created, cursor: page.next_cursor, ..Default::default() })
+        .list_workflows(ListWorkflows {
+            sort: WorkflowSort::Created,
+            cursor: page.next_cursor,
+            ..Default::default()
+        })
         .unwrap_err();
     assert_eq!(invalid_fields(err), [("cursor".into(), "format".into())]);
 }
@@ -264,12 +539,28 @@ fn executions_move_forward_and_list_with_filters() {
     let mut ids = Vec::new();
     for i in 0..7 {
         clock.set(T0 + i * 1000);
-        let e = svc.start_execution(StartExecution { workflow_id: wf.id.clone(), trigger: Some("cli".into()), ..Default::default() }).unwrap();
+        let e = svc
+            .start_execution(StartExecution {
+                workflow_id: wf.id.clone(),
+                trigger: Some("cli".into()),
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(e.status, ExecutionStatus::Running);
-        let status = if i % 3 == 0 { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
+        let status = if i % 3 == 0 {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeeded
+        };
         clock.set(T0 + i * 1000 + 250);
         let done = svc
-            .finish_execution(FinishExecution { id: e.id.clone(), status, exit_code: Some(i), output: Some(json!({"i": i})), error: None })
+            .finish_execution(FinishExecution {
+                id: e.id.clone(),
+                status,
+                exit_code: Some(i),
+                output: Some(json!({"i": i})),
+                error: None,
+            })
             .unwrap();
         assert_eq!(done.duration_ms, Some(250));
         assert_eq!(done.device_id, svc.device_id());
@@ -277,23 +568,68 @@ fn executions_move_forward_and_list_with_filters() {
     }
     // Finishing twice is a conflict and changes nothing.
     let err = assert_unchanged(&svc, || {
-        svc.finish_execution(FinishExecution { id: ids[0].clone(), status: ExecutionStatus::Succeeded, exit_code: None, output: None, error: None })
+        svc.finish_execution(FinishExecution {
+            id: ids[0].clone(),
+            status: ExecutionStatus::Succeeded,
+            exit_code: None,
+            output: None,
+            error: None,
+        })
     });
     assert!(err.to_string().contains("already failed"), "{err}");
 
-    let list = |filter: ExecutionFilter, limit| svc.get_executions(GetExecutions { filter, limit, cursor: None }).unwrap();
-    let all = list(ExecutionFilter { workflow_id: Some(wf.id.clone()), ..Default::default() }, None);
+    let list = |filter: ExecutionFilter, limit| {
+        svc.get_executions(GetExecutions {
+            filter,
+            limit,
+            cursor: None,
+        })
+        .unwrap()
+    };
+    let all = list(
+        ExecutionFilter {
+            workflow_id: Some(wf.id.clone()),
+            ..Default::default()
+        },
+        None,
+    );
     assert_eq!(all.items.len(), 7);
     assert_eq!(all.items[0].id, ids[6], "newest first");
-    let failed = list(ExecutionFilter { status: Some(ExecutionStatus::Failed), ..Default::default() }, None);
-    assert_eq!(failed.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), [ids[6].clone(), ids[3].clone(), ids[0].clone()]);
-    let ranged = list(ExecutionFilter { since: Some(T0 + 2000), until: Some(T0 + 5000), ..Default::default() }, None);
+    let failed = list(
+        ExecutionFilter {
+            status: Some(ExecutionStatus::Failed),
+            ..Default::default()
+        },
+        None,
+    );
+    assert_eq!(
+        failed
+            .items
+            .iter()
+            .map(|e| e.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[6].clone(), ids[3].clone(), ids[0].clone()]
+    );
+    let ranged = list(
+        ExecutionFilter {
+            since: Some(T0 + 2000),
+            until: Some(T0 + 5000),
+            ..Default::default()
+        },
+        None,
+    );
     assert_eq!(ranged.items.len(), 3);
 
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = svc.get_executions(GetExecutions { filter: Default::default(), limit: Some(3), cursor }).unwrap();
+        let page = svc
+            .get_executions(GetExecutions {
+                filter: Default::default(),
+                limit: Some(3),
+                cursor,
+            })
+            .unwrap();
         seen.extend(page.items.into_iter().map(|e| e.id));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -304,13 +640,28 @@ fn executions_move_forward_and_list_with_filters() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    svc.delete_execution(ExecutionId { id: ids[1].clone() }).unwrap();
-    assert!(matches!(svc.get_execution(ExecutionId { id: ids[1].clone() }), Err(Error::NotFound { .. })));
+    svc.delete_execution(ExecutionId { id: ids[1].clone() })
+        .unwrap();
     assert!(matches!(
-        svc.get_executions(GetExecutions { filter: ExecutionFilter { workflow_id: Some("nope".into()), ..Default::default() }, ..Default::default() }),
+        svc.get_execution(ExecutionId { id: ids[1].clone() }),
         Err(Error::NotFound { .. })
     ));
-    let err = assert_unchanged(&svc, || svc.start_execution(StartExecution { workflow_id: "nope".into(), ..Default::default() }));
+    assert!(matches!(
+        svc.get_executions(GetExecutions {
+            filter: ExecutionFilter {
+                workflow_id: Some("nope".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        Err(Error::NotFound { .. })
+    ));
+    let err = assert_unchanged(&svc, || {
+        svc.start_execution(StartExecution {
+            workflow_id: "nope".into(),
+            ..Default::default()
+        })
+    });
     assert!(matches!(err, Error::NotFound { .. }));
 }
 
@@ -321,20 +672,46 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
     let wf = create(&svc, "a");
     for i in 0..10 {
         clock.set(T0 + i * 1000);
-        let e = svc.start_execution(StartExecution { workflow_id: wf.id.clone(), ..Default::default() }).unwrap();
+        let e = svc
+            .start_execution(StartExecution {
+                workflow_id: wf.id.clone(),
+                ..Default::default()
+            })
+            .unwrap();
         if i != 2 {
-            svc.finish_execution(FinishExecution { id: e.id, status: ExecutionStatus::Succeeded, exit_code: Some(0), output: None, error: None })
-                .unwrap();
+            svc.finish_execution(FinishExecution {
+                id: e.id,
+                status: ExecutionStatus::Succeeded,
+                exit_code: Some(0),
+                output: None,
+                error: None,
+            })
+            .unwrap();
         }
     }
-    let prune = PruneExecutions { workflow_id: Some(wf.id.clone()), status: None, before: T0 + 5000 };
-    assert_eq!(svc.prune_preview(&prune).unwrap(), 4, "runs 0,1,3,4; the running one (2) is kept");
+    let prune = PruneExecutions {
+        workflow_id: Some(wf.id.clone()),
+        status: None,
+        before: T0 + 5000,
+    };
+    assert_eq!(
+        svc.prune_preview(&prune).unwrap(),
+        4,
+        "runs 0,1,3,4; the running one (2) is kept"
+    );
     let before = svc.event_count().unwrap();
     assert_eq!(svc.prune_executions(prune.clone()).unwrap().deleted, 4);
     assert_eq!(svc.event_count().unwrap(), before + 1);
-    assert_eq!(svc.count_executions(&ExecutionFilter::default()).unwrap(), 6);
+    assert_eq!(
+        svc.count_executions(&ExecutionFilter::default()).unwrap(),
+        6
+    );
     assert_eq!(svc.prune_executions(prune).unwrap().deleted, 0);
-    assert_eq!(svc.event_count().unwrap(), before + 1, "an empty prune records nothing");
+    assert_eq!(
+        svc.event_count().unwrap(),
+        before + 1,
+        "an empty prune records nothing"
+    );
 }
 
 #[test]
@@ -344,7 +721,12 @@ fn export_streams_each_format_with_csv_quoting() {
     let wf = create(&svc, "a");
     let tricky = "comma, \"quote\"\nnewline";
     for i in 0..3 {
-        let e = svc.start_execution(StartExecution { workflow_id: wf.id.clone(), ..Default::default() }).unwrap();
+        let e = svc
+            .start_execution(StartExecution {
+                workflow_id: wf.id.clone(),
+                ..Default::default()
+            })
+            .unwrap();
         svc.finish_execution(FinishExecution {
             id: e.id,
             status: ExecutionStatus::Failed,
@@ -357,7 +739,11 @@ fn export_streams_each_format_with_csv_quoting() {
     let export = |format| {
         let mut buf = Vec::new();
         let mut calls = 0;
-        let n = svc.export_executions(&ExecutionFilter::default(), format, &mut buf, &mut |_| calls += 1).unwrap();
+        let n = svc
+            .export_executions(&ExecutionFilter::default(), format, &mut buf, &mut |_| {
+                calls += 1
+            })
+            .unwrap();
         assert!(calls >= 1, "progress is reported");
         (n, String::from_utf8(buf).unwrap())
     };
@@ -376,12 +762,24 @@ fn export_streams_each_format_with_csv_quoting() {
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(&rows[0][7], tricky, "error column survives quoting");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&rows[0][10]).unwrap()["note"], json!(tricky));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&rows[0][10]).unwrap()["note"],
+        json!(tricky)
+    );
     // An empty export is still valid JSON.
     let mut buf = Vec::new();
-    let filter = ExecutionFilter { status: Some(ExecutionStatus::Cancelled), ..Default::default() };
-    svc.export_executions(&filter, ExportFormat::Json, &mut buf, &mut |_| {}).unwrap();
-    assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&buf).unwrap().len(), 0);
+    let filter = ExecutionFilter {
+        status: Some(ExecutionStatus::Cancelled),
+        ..Default::default()
+    };
+    svc.export_executions(&filter, ExportFormat::Json, &mut buf, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Vec<serde_json::Value>>(&buf)
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]
@@ -395,23 +793,55 @@ fn reopening_keeps_data_device_and_schema() {
     let (again, _) = open(&dir);
     assert_eq!(again.device_id(), device);
     assert_eq!(again.dump_read_tables().unwrap(), dump);
-    assert_eq!(again.get_workflow(WorkflowId { id: wf.id }).unwrap().spec.name, "kept");
+    assert_eq!(
+        again
+            .get_workflow(WorkflowId { id: wf.id })
+            .unwrap()
+            .spec
+            .name,
+        "kept"
+    );
 }
 
 #[test]
 fn the_command_table_dispatches_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
-    let out = flowkeep_store::dispatch(&svc, "create_workflow", json!({"name": "via table", "config": etl_config()})).unwrap();
+    let out = flowkeep_store::dispatch(
+        &svc,
+        "create_workflow",
+        json!({"name": "via table", "config": etl_config()}),
+    )
+    .unwrap();
     let id = out["id"].as_str().unwrap().to_owned();
     let got = flowkeep_store::dispatch(&svc, "get_config", json!({"workflow_id": id})).unwrap();
     assert_eq!(got["values"]["retries"], json!(3));
     let err = flowkeep_store::dispatch(&svc, "launch_rockets", json!({})).unwrap_err();
-    assert!(matches!(err, Error::NotFound { entity: "command", .. }));
+    assert!(matches!(
+        err,
+        Error::NotFound {
+            entity: "command",
+            ..
+        }
+    ));
     let names: Vec<&str> = flowkeep_store::COMMANDS.iter().map(|c| c.name).collect();
-    for seed in ["create_workflow", "update_workflow", "delete_workflow", "get_workflow", "list_workflows", "get_config",
-        "update_config", "validate_config", "get_executions", "get_execution", "delete_execution"] {
-        assert!(names.contains(&seed), "seed command {seed} missing from the table");
+    for seed in [
+        "create_workflow",
+        "update_workflow",
+        "delete_workflow",
+        "get_workflow",
+        "list_workflows",
+        "get_config",
+        "update_config",
+        "validate_config",
+        "get_executions",
+        "get_execution",
+        "delete_execution",
+    ] {
+        assert!(
+            names.contains(&seed),
+            "seed command {seed} missing from the table"
+        );
     }
 }
 
@@ -420,12 +850,22 @@ fn validate_config_reports_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
-    let ok = svc.validate_config(ValidateConfig { workflow_id: wf.id.clone(), config: None }).unwrap();
+    let ok = svc
+        .validate_config(ValidateConfig {
+            workflow_id: wf.id.clone(),
+            config: None,
+        })
+        .unwrap();
     assert!(ok.valid);
     let mut bad = etl_config();
     bad["values"]["retries"] = json!(99);
     let events = svc.event_count().unwrap();
-    let report = svc.validate_config(ValidateConfig { workflow_id: wf.id.clone(), config: Some(bad) }).unwrap();
+    let report = svc
+        .validate_config(ValidateConfig {
+            workflow_id: wf.id.clone(),
+            config: Some(bad),
+        })
+        .unwrap();
     assert!(!report.valid);
     assert_eq!(report.errors[0].field, "values.retries");
     assert_eq!(svc.event_count().unwrap(), events);

@@ -15,7 +15,12 @@ pub(super) fn check(doc: &ConfigDocument, errors: &mut Vec<FieldError>) {
 }
 
 /// Returns whether the rule is well formed, so its values can be checked.
-fn check_definition(doc: &ConfigDocument, rule: &CrossRule, path: &str, errors: &mut Vec<FieldError>) -> bool {
+fn check_definition(
+    doc: &ConfigDocument,
+    rule: &CrossRule,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> bool {
     let before = errors.len();
     let need_field = |name: &str, prop: &str, errors: &mut Vec<FieldError>| match doc.field(name) {
         Some(f) => Some(f.kind),
@@ -43,7 +48,10 @@ fn check_definition(doc: &ConfigDocument, rule: &CrossRule, path: &str, errors: 
                             errors.push(FieldError::new(
                                 format!("{path}.fields"),
                                 "type",
-                                format!("less_than compares number fields; \"{name}\" is {}", kind.as_str()),
+                                format!(
+                                    "less_than compares number fields; \"{name}\" is {}",
+                                    kind.as_str()
+                                ),
                             ));
                         }
                     }
@@ -55,16 +63,28 @@ fn check_definition(doc: &ConfigDocument, rule: &CrossRule, path: &str, errors: 
                 Some(f) => {
                     need_field(f, "field", errors);
                 }
-                None => errors.push(FieldError::new(format!("{path}.field"), "required", "required_if needs \"field\"")),
+                None => errors.push(FieldError::new(
+                    format!("{path}.field"),
+                    "required",
+                    "required_if needs \"field\"",
+                )),
             }
             match &rule.if_field {
                 Some(f) => {
                     need_field(f, "if_field", errors);
                 }
-                None => errors.push(FieldError::new(format!("{path}.if_field"), "required", "required_if needs \"if_field\"")),
+                None => errors.push(FieldError::new(
+                    format!("{path}.if_field"),
+                    "required",
+                    "required_if needs \"if_field\"",
+                )),
             }
             if rule.equals.is_none() {
-                errors.push(FieldError::new(format!("{path}.equals"), "required", "required_if needs \"equals\""));
+                errors.push(FieldError::new(
+                    format!("{path}.equals"),
+                    "required",
+                    "required_if needs \"equals\"",
+                ));
             }
         }
         "one_of_required" => {
@@ -82,7 +102,9 @@ fn check_definition(doc: &ConfigDocument, rule: &CrossRule, path: &str, errors: 
         other => errors.push(FieldError::new(
             format!("{path}.rule"),
             "unknown_rule",
-            format!("unknown rule \"{other}\"; expected one of less_than, required_if, one_of_required"),
+            format!(
+                "unknown rule \"{other}\"; expected one of less_than, required_if, one_of_required"
+            ),
         )),
     }
     errors.len() == before
@@ -90,7 +112,8 @@ fn check_definition(doc: &ConfigDocument, rule: &CrossRule, path: &str, errors: 
 
 fn present<'a>(doc: &'a ConfigDocument, key: &str) -> Option<&'a Value> {
     let field = doc.field(key)?;
-    doc.effective_value(field).filter(|v| !matches!(v, Value::String(s) if s.is_empty()))
+    doc.effective_value(field)
+        .filter(|v| !matches!(v, Value::String(s) if s.is_empty()))
 }
 
 fn check_values(doc: &ConfigDocument, rule: &CrossRule, errors: &mut Vec<FieldError>) {
@@ -110,7 +133,9 @@ fn check_values(doc: &ConfigDocument, rule: &CrossRule, errors: &mut Vec<FieldEr
             }
         }
         "required_if" => {
-            let (Some(field), Some(if_field), Some(equals)) = (&rule.field, &rule.if_field, &rule.equals) else {
+            let (Some(field), Some(if_field), Some(equals)) =
+                (&rule.field, &rule.if_field, &rule.equals)
+            else {
                 return;
             };
             if present(doc, if_field) == Some(equals) && present(doc, field).is_none() {
@@ -121,14 +146,12 @@ fn check_values(doc: &ConfigDocument, rule: &CrossRule, errors: &mut Vec<FieldEr
                 ));
             }
         }
-        "one_of_required" => {
-            if rule.fields.iter().all(|f| present(doc, f).is_none()) {
-                errors.push(FieldError::new(
-                    format!("values.{}", rule.fields[0]),
-                    "one_of_required",
-                    format!("at least one of {} needs a value", rule.fields.join(", ")),
-                ));
-            }
+        "one_of_required" if rule.fields.iter().all(|f| present(doc, f).is_none()) => {
+            errors.push(FieldError::new(
+                format!("values.{}", rule.fields[0]),
+                "one_of_required",
+                format!("at least one of {} needs a value", rule.fields.join(", ")),
+            ));
         }
         _ => {}
     }

@@ -10,10 +10,22 @@ pub struct CustomRule {
 }
 
 static RULES: &[CustomRule] = &[
-    CustomRule { name: "cron", check: check_cron },
-    CustomRule { name: "port", check: check_port },
-    CustomRule { name: "duration", check: check_duration },
-    CustomRule { name: "semver", check: check_semver },
+    CustomRule {
+        name: "cron",
+        check: check_cron,
+    },
+    CustomRule {
+        name: "port",
+        check: check_port,
+    },
+    CustomRule {
+        name: "duration",
+        check: check_duration,
+    },
+    CustomRule {
+        name: "semver",
+        check: check_semver,
+    },
 ];
 
 pub fn lookup(name: &str) -> Option<&'static CustomRule> {
@@ -32,7 +44,9 @@ fn check_port(v: &Value) -> Result<(), String> {
     };
     match port {
         Some(1..=65535) => Ok(()),
-        _ => Err(format!("must be a port number between 1 and 65535, got {v}")),
+        _ => Err(format!(
+            "must be a port number between 1 and 65535, got {v}"
+        )),
     }
 }
 
@@ -101,7 +115,8 @@ pub fn validate_cron(s: &str) -> Result<(), String> {
     let s = s.trim();
     if s.starts_with('@') {
         return match s {
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight" | "@hourly" => Ok(()),
+            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
+            | "@hourly" => Ok(()),
             _ => Err(format!("unknown macro {s}")),
         };
     }
@@ -125,7 +140,8 @@ pub fn validate_cron(s: &str) -> Result<(), String> {
         n => return Err(format!("expected 5 or 6 fields, got {n}")),
     };
     for (part, (name, lo, hi, names)) in parts.iter().zip(specs) {
-        validate_cron_field(part, *lo, *hi, names).map_err(|why| format!("{name} field \"{part}\": {why}"))?;
+        validate_cron_field(part, *lo, *hi, names)
+            .map_err(|why| format!("{name} field \"{part}\": {why}"))?;
     }
     Ok(())
 }
@@ -181,7 +197,14 @@ mod tests {
 
     #[test]
     fn cron_accepts_common_expressions() {
-        for ok in ["*/5 * * * *", "0 3 * * mon-fri", "0 0 1,15 * *", "30 2 * jan,jul 0", "0 */10 * * * *", "@daily"] {
+        for ok in [
+            "*/5 * * * *",
+            "0 3 * * mon-fri",
+            "0 0 1,15 * *",
+            "30 2 * jan,jul 0",
+            "0 */10 * * * *",
+            "@daily",
+        ] {
             assert_eq!(check("cron", json!(ok)), Ok(()), "{ok}");
         }
     }
@@ -210,7 +233,14 @@ mod tests {
         assert_eq!(check("port", json!(8080)), Ok(()));
         assert_eq!(check("port", json!("443")), Ok(()));
         assert_eq!(check("port", json!(65535)), Ok(()));
-        for bad in [json!(0), json!(65536), json!(-1), json!(80.5), json!("http"), json!(true)] {
+        for bad in [
+            json!(0),
+            json!(65536),
+            json!(-1),
+            json!(80.5),
+            json!("http"),
+            json!(true),
+        ] {
             let err = check("port", bad.clone()).expect_err("bad port");
             assert!(err.contains("between 1 and 65535"), "{bad}: {err}");
         }
@@ -225,13 +255,17 @@ mod tests {
             assert_eq!(parse_duration_ms(bad), None, "{bad}");
         }
         assert!(check("duration", json!("30s")).is_ok());
-        assert!(check("duration", json!("soon")).unwrap_err().contains("duration like"));
+        assert!(check("duration", json!("soon"))
+            .unwrap_err()
+            .contains("duration like"));
     }
 
     #[test]
     fn semver_rule() {
         assert!(check("semver", json!("1.0.0")).is_ok());
-        assert!(check("semver", json!("v1")).unwrap_err().contains("semantic version"));
+        assert!(check("semver", json!("v1"))
+            .unwrap_err()
+            .contains("semantic version"));
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub(super) fn check(doc: &ConfigDocument, ctx: &ValidationContext<'_>) -> Vec<Fi
         errors.push(FieldError::new(
             "fields",
             "max_items",
-            format!("at most {MAX_FIELDS} fields are allowed, got {}", doc.fields.len()),
+            format!(
+                "at most {MAX_FIELDS} fields are allowed, got {}",
+                doc.fields.len()
+            ),
         ));
     }
     let mut seen = HashSet::new();
@@ -63,7 +66,12 @@ pub fn is_valid_key(key: &str) -> bool {
     key.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn check_field(f: &FieldDef, path: &str, ctx: &ValidationContext<'_>, errors: &mut Vec<FieldError>) {
+fn check_field(
+    f: &FieldDef,
+    path: &str,
+    ctx: &ValidationContext<'_>,
+    errors: &mut Vec<FieldError>,
+) {
     let kind = f.kind;
     let mut not_for = |prop: &str, present: bool, allowed: &[ConfigType]| {
         if present && !allowed.contains(&kind) {
@@ -169,7 +177,11 @@ fn check_field(f: &FieldDef, path: &str, ctx: &ValidationContext<'_>, errors: &m
     if let Some(exts) = &f.extensions {
         for e in exts {
             let e = e.trim_start_matches('.');
-            if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+            if e.is_empty()
+                || !e
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+            {
                 errors.push(FieldError::new(
                     format!("{path}.extensions"),
                     "format",
@@ -193,12 +205,22 @@ fn check_field(f: &FieldDef, path: &str, ctx: &ValidationContext<'_>, errors: &m
     if let Some(default) = &f.default {
         if !default.is_null() {
             let mut default_errors = Vec::new();
-            super::check_value(f, default, &format!("{path}.default"), ctx, &mut default_errors);
+            super::check_value(
+                f,
+                default,
+                &format!("{path}.default"),
+                ctx,
+                &mut default_errors,
+            );
             errors.extend(default_errors);
         }
     }
     if matches!(&f.label, Some(l) if l.chars().count() > 200) {
-        errors.push(FieldError::new(format!("{path}.label"), "max_length", "at most 200 characters"));
+        errors.push(FieldError::new(
+            format!("{path}.label"),
+            "max_length",
+            "at most 200 characters",
+        ));
     }
 }
 
@@ -233,4 +255,3 @@ fn check_run(run: &RunSpec, errors: &mut Vec<FieldError>) {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
-

@@ -105,16 +105,28 @@ mod tests {
         let cases: [(Format, &str, &str); 9] = [
             (Format::Email, "ops@example.org", "ops at example.org"),
             (Format::Url, "https://example.org/hook", "not a url"),
-            (Format::Uuid, "0190a5c2-7b5e-7cc1-8f3a-2d1e4b6a9c00", "0190a5c2-xyz"),
+            (
+                Format::Uuid,
+                "0190a5c2-7b5e-7cc1-8f3a-2d1e4b6a9c00",
+                "0190a5c2-xyz",
+            ),
             (Format::Date, "2026-02-28", "2026-02-30"),
-            (Format::DateTime, "2026-11-26T12:00:00+01:00", "2026-11-26 12:00"),
+            (
+                Format::DateTime,
+                "2026-11-26T12:00:00+01:00",
+                "2026-11-26 12:00",
+            ),
             (Format::Semver, "1.2.3-rc.1", "1.2"),
             (Format::Hostname, "db-1.example.org", "-bad-.example"),
             (Format::Ipv4, "192.0.2.10", "192.0.2.300"),
             (Format::Path, "/var/data/in.csv", "   "),
         ];
         for (format, good, bad) in cases {
-            assert_eq!(format.check(good), Ok(()), "{format:?} should accept {good}");
+            assert_eq!(
+                format.check(good),
+                Ok(()),
+                "{format:?} should accept {good}"
+            );
             let err = format.check(bad).expect_err(bad);
             assert!(err.starts_with("must be"), "{format:?}: {err}");
         }

@@ -28,7 +28,10 @@ impl<'a> ValidationContext<'a> {
     }
 }
 
-pub(crate) fn validate_document(doc: &ConfigDocument, ctx: &ValidationContext<'_>) -> Vec<FieldError> {
+pub(crate) fn validate_document(
+    doc: &ConfigDocument,
+    ctx: &ValidationContext<'_>,
+) -> Vec<FieldError> {
     let mut errors = definition::check(doc, ctx);
     values::check(doc, ctx, &mut errors);
     cross_field::check(doc, &mut errors);

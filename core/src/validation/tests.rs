@@ -54,34 +54,68 @@ fn the_design_example_is_valid() {
 fn required() {
     let f = json!({"key": "f", "type": "text", "required": true});
     assert_eq!(one_field(f.clone(), json!("x")), vec![]);
-    assert_eq!(one_field(f.clone(), Value::Null), vec![pair("values.f", "required")]);
-    assert_eq!(one_field(f.clone(), json!("")), vec![pair("values.f", "required")]);
-    assert_eq!(codes(json!({"fields": [f]})), vec![pair("values.f", "required")]);
+    assert_eq!(
+        one_field(f.clone(), Value::Null),
+        vec![pair("values.f", "required")]
+    );
+    assert_eq!(
+        one_field(f.clone(), json!("")),
+        vec![pair("values.f", "required")]
+    );
+    assert_eq!(
+        codes(json!({"fields": [f]})),
+        vec![pair("values.f", "required")]
+    );
     // A default satisfies required.
     let with_default = json!({"key": "f", "type": "number", "required": true, "default": 2});
     assert_eq!(codes(json!({"fields": [with_default]})), vec![]);
     // Optional and absent is fine.
-    assert_eq!(codes(json!({"fields": [{"key": "f", "type": "text"}]})), vec![]);
+    assert_eq!(
+        codes(json!({"fields": [{"key": "f", "type": "text"}]})),
+        vec![]
+    );
 }
 
 #[test]
 fn type_of_each_kind() {
     let cases = [
         ("text", json!("s"), json!(5), "must be text, got a number"),
-        ("number", json!(1.5), json!("5"), "must be a number, got a string"),
-        ("boolean", json!(false), json!("yes"), "must be true or false, got a string"),
-        ("file", json!("a.txt"), json!(true), "must be a file path, got a boolean"),
+        (
+            "number",
+            json!(1.5),
+            json!("5"),
+            "must be a number, got a string",
+        ),
+        (
+            "boolean",
+            json!(false),
+            json!("yes"),
+            "must be true or false, got a string",
+        ),
+        (
+            "file",
+            json!("a.txt"),
+            json!(true),
+            "must be a file path, got a boolean",
+        ),
     ];
     for (kind, good, bad, message) in cases {
         let f = json!({"key": "f", "type": kind});
         assert_eq!(one_field(f.clone(), good), vec![], "{kind} good");
         let errs = check(json!({"fields": [f], "values": {"f": bad}}));
-        assert_eq!(errs, vec![FieldError::new("values.f", "type", message)], "{kind}");
+        assert_eq!(
+            errs,
+            vec![FieldError::new("values.f", "type", message)],
+            "{kind}"
+        );
     }
     let select = json!({"key": "f", "type": "select", "options": ["a"]});
     assert_eq!(one_field(select, json!(1)), vec![pair("values.f", "type")]);
     // json accepts any JSON value when it has no schema.
-    assert_eq!(one_field(json!({"key": "f", "type": "json"}), json!([1, {"a": null}])), vec![]);
+    assert_eq!(
+        one_field(json!({"key": "f", "type": "json"}), json!([1, {"a": null}])),
+        vec![]
+    );
 }
 
 #[test]
@@ -90,21 +124,43 @@ fn range_and_integer() {
     assert_eq!(one_field(f.clone(), json!(0)), vec![]);
     assert_eq!(one_field(f.clone(), json!(10)), vec![]);
     let errs = check(json!({"fields": [f.clone()], "values": {"f": 11}}));
-    assert_eq!(errs, vec![FieldError::new("values.f", "range", "must be between 0 and 10, got 11")]);
-    assert_eq!(one_field(f.clone(), json!(-1)), vec![pair("values.f", "range")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.f",
+            "range",
+            "must be between 0 and 10, got 11"
+        )]
+    );
+    assert_eq!(
+        one_field(f.clone(), json!(-1)),
+        vec![pair("values.f", "range")]
+    );
     assert_eq!(one_field(f, json!(2.5)), vec![pair("values.f", "integer")]);
     let only_min = json!({"key": "f", "type": "number", "min": 1.5});
-    assert_eq!(check(json!({"fields": [only_min], "values": {"f": 1}}))[0].message, "must be at least 1.5, got 1");
+    assert_eq!(
+        check(json!({"fields": [only_min], "values": {"f": 1}}))[0].message,
+        "must be at least 1.5, got 1"
+    );
     let only_max = json!({"key": "f", "type": "number", "max": 3});
-    assert_eq!(check(json!({"fields": [only_max], "values": {"f": 4}}))[0].message, "must be at most 3, got 4");
+    assert_eq!(
+        check(json!({"fields": [only_max], "values": {"f": 4}}))[0].message,
+        "must be at most 3, got 4"
+    );
 }
 
 #[test]
 fn text_lengths_count_characters() {
     let f = json!({"key": "f", "type": "text", "min_length": 2, "max_length": 3});
-    assert_eq!(one_field(f.clone(), json!("żółw")), vec![pair("values.f", "max_length")]);
+    assert_eq!(
+        one_field(f.clone(), json!("żółw")),
+        vec![pair("values.f", "max_length")]
+    );
     assert_eq!(one_field(f.clone(), json!("żó")), vec![]);
-    assert_eq!(one_field(f, json!("a")), vec![pair("values.f", "min_length")]);
+    assert_eq!(
+        one_field(f, json!("a")),
+        vec![pair("values.f", "min_length")]
+    );
 }
 
 #[test]
@@ -112,7 +168,14 @@ fn format() {
     let f = json!({"key": "f", "type": "text", "format": "email"});
     assert_eq!(one_field(f.clone(), json!("a@example.org")), vec![]);
     let errs = check(json!({"fields": [f], "values": {"f": "nope"}}));
-    assert_eq!(errs, vec![FieldError::new("values.f", "format", "must be an email address like name@example.org")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.f",
+            "format",
+            "must be an email address like name@example.org"
+        )]
+    );
 }
 
 #[test]
@@ -130,7 +193,14 @@ fn options() {
     let f = json!({"key": "f", "type": "select", "options": ["fast", "safe"]});
     assert_eq!(one_field(f.clone(), json!("safe")), vec![]);
     let errs = check(json!({"fields": [f], "values": {"f": "slow"}}));
-    assert_eq!(errs, vec![FieldError::new("values.f", "options", "\"slow\" is not one of: fast, safe")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.f",
+            "options",
+            "\"slow\" is not one of: fast, safe"
+        )]
+    );
 }
 
 #[test]
@@ -138,8 +208,14 @@ fn json_schema_errors_point_inside_the_value() {
     let f = json!({"key": "f", "type": "json", "schema": {
         "type": "object", "required": ["n"], "properties": {"n": {"type": "integer", "maximum": 5}}}});
     assert_eq!(one_field(f.clone(), json!({"n": 3})), vec![]);
-    assert_eq!(one_field(f.clone(), json!({"n": 9})), vec![pair("values.f.n", "schema")]);
-    assert_eq!(one_field(f.clone(), json!({})), vec![pair("values.f", "schema")]);
+    assert_eq!(
+        one_field(f.clone(), json!({"n": 9})),
+        vec![pair("values.f.n", "schema")]
+    );
+    assert_eq!(
+        one_field(f.clone(), json!({})),
+        vec![pair("values.f", "schema")]
+    );
     assert_eq!(one_field(f, json!([1])), vec![pair("values.f", "schema")]);
 }
 
@@ -149,13 +225,23 @@ fn file_extension_and_existence() {
     let doc = |v: &str| json!({"fields": [f.clone()], "values": {"f": v}});
     let exists = |p: &str| p == "/data/in.csv";
     let ctx = ValidationContext::with_file_check(&exists);
-    let run = |d: Value| ConfigDocument::from_json(&d, &ctx).err().unwrap_or_default();
+    let run = |d: Value| {
+        ConfigDocument::from_json(&d, &ctx)
+            .err()
+            .unwrap_or_default()
+    };
     assert_eq!(run(doc("/data/in.csv")), vec![]);
     let errs = run(doc("/data/in.txt"));
     let got: Vec<&str> = errs.iter().map(|e| e.code.as_str()).collect();
     assert_eq!(got, ["extension", "must_exist"]);
     assert_eq!(errs[0].message, "must be a file ending in .csv, ..JSON");
-    assert_eq!(run(doc("/data/OUT.json")).iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["must_exist"]);
+    assert_eq!(
+        run(doc("/data/OUT.json"))
+            .iter()
+            .map(|e| e.code.as_str())
+            .collect::<Vec<_>>(),
+        ["must_exist"]
+    );
     assert_eq!(run(doc(".csv"))[0].code, "extension");
     // Without a file check (no IO available), must_exist is not judged.
     assert_eq!(codes(doc("/nowhere/x.csv")), vec![]);
@@ -165,16 +251,28 @@ fn file_extension_and_existence() {
 fn named_custom_rules() {
     let cron = json!({"key": "f", "type": "text", "rule": "cron"});
     assert_eq!(one_field(cron.clone(), json!("*/15 * * * *")), vec![]);
-    assert_eq!(one_field(cron, json!("every day")), vec![pair("values.f", "cron")]);
+    assert_eq!(
+        one_field(cron, json!("every day")),
+        vec![pair("values.f", "cron")]
+    );
     let port = json!({"key": "f", "type": "number", "rule": "port"});
     assert_eq!(one_field(port.clone(), json!(5432)), vec![]);
-    assert_eq!(one_field(port, json!(70000)), vec![pair("values.f", "port")]);
+    assert_eq!(
+        one_field(port, json!(70000)),
+        vec![pair("values.f", "port")]
+    );
     let duration = json!({"key": "f", "type": "text", "rule": "duration"});
     assert_eq!(one_field(duration.clone(), json!("1h30m")), vec![]);
-    assert_eq!(one_field(duration, json!("90 minutes")), vec![pair("values.f", "duration")]);
+    assert_eq!(
+        one_field(duration, json!("90 minutes")),
+        vec![pair("values.f", "duration")]
+    );
     let semver = json!({"key": "f", "type": "text", "rule": "semver"});
     assert_eq!(one_field(semver.clone(), json!("2.0.0")), vec![]);
-    assert_eq!(one_field(semver, json!("2.0")), vec![pair("values.f", "semver")]);
+    assert_eq!(
+        one_field(semver, json!("2.0")),
+        vec![pair("values.f", "semver")]
+    );
 }
 
 fn nums(a: &str, b: &str) -> Value {
@@ -187,20 +285,38 @@ fn less_than() {
     let doc = |lo: i64, hi: i64| json!({"fields": nums("lo", "hi"), "rules": rules, "values": {"lo": lo, "hi": hi}});
     assert_eq!(codes(doc(1, 2)), vec![]);
     let errs = check(doc(2, 2));
-    assert_eq!(errs, vec![FieldError::new("values.lo", "less_than", "must be less than hi (2), got 2")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.lo",
+            "less_than",
+            "must be less than hi (2), got 2"
+        )]
+    );
     // Not judged while one side has no value.
-    assert_eq!(codes(json!({"fields": nums("lo", "hi"), "rules": rules, "values": {"lo": 5}})), vec![]);
+    assert_eq!(
+        codes(json!({"fields": nums("lo", "hi"), "rules": rules, "values": {"lo": 5}})),
+        vec![]
+    );
 }
 
 #[test]
 fn required_if() {
     let fields = json!([{"key": "mode", "type": "select", "options": ["fast", "safe"]}, {"key": "cert", "type": "file"}]);
-    let rules = json!([{"rule": "required_if", "field": "cert", "if_field": "mode", "equals": "safe"}]);
+    let rules =
+        json!([{"rule": "required_if", "field": "cert", "if_field": "mode", "equals": "safe"}]);
     let doc = |values: Value| json!({"fields": fields, "rules": rules, "values": values});
     assert_eq!(codes(doc(json!({"mode": "fast"}))), vec![]);
     assert_eq!(codes(doc(json!({"mode": "safe", "cert": "c.pem"}))), vec![]);
     let errs = check(doc(json!({"mode": "safe"})));
-    assert_eq!(errs, vec![FieldError::new("values.cert", "required_if", "is required when mode is \"safe\"")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.cert",
+            "required_if",
+            "is required when mode is \"safe\""
+        )]
+    );
 }
 
 #[test]
@@ -210,68 +326,207 @@ fn one_of_required() {
     let doc = |values: Value| json!({"fields": fields, "rules": rules, "values": values});
     assert_eq!(codes(doc(json!({"path": "a"}))), vec![]);
     let errs = check(doc(json!({"url": ""})));
-    assert_eq!(errs, vec![FieldError::new("values.url", "one_of_required", "at least one of url, path needs a value")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "values.url",
+            "one_of_required",
+            "at least one of url, path needs a value"
+        )]
+    );
 }
 
 #[test]
 fn malformed_cross_rules() {
     let fields = nums("a", "b");
     let cases = [
-        (json!({"rule": "less_than", "fields": ["a"]}), "rules[0].fields", "arity"),
-        (json!({"rule": "less_than", "fields": ["a", "zz"]}), "rules[0].fields", "unknown_field"),
-        (json!({"rule": "required_if", "field": "a", "if_field": "b"}), "rules[0].equals", "required"),
-        (json!({"rule": "one_of_required", "fields": ["a"]}), "rules[0].fields", "arity"),
-        (json!({"rule": "sum_is_ten", "fields": ["a", "b"]}), "rules[0].rule", "unknown_rule"),
-        (json!({"rule": "less_than", "fields": ["a", "b"], "colour": 1}), "rules[0]", "invalid"),
+        (
+            json!({"rule": "less_than", "fields": ["a"]}),
+            "rules[0].fields",
+            "arity",
+        ),
+        (
+            json!({"rule": "less_than", "fields": ["a", "zz"]}),
+            "rules[0].fields",
+            "unknown_field",
+        ),
+        (
+            json!({"rule": "required_if", "field": "a", "if_field": "b"}),
+            "rules[0].equals",
+            "required",
+        ),
+        (
+            json!({"rule": "one_of_required", "fields": ["a"]}),
+            "rules[0].fields",
+            "arity",
+        ),
+        (
+            json!({"rule": "sum_is_ten", "fields": ["a", "b"]}),
+            "rules[0].rule",
+            "unknown_rule",
+        ),
+        (
+            json!({"rule": "less_than", "fields": ["a", "b"], "colour": 1}),
+            "rules[0]",
+            "invalid",
+        ),
     ];
     for (rule, field, code) in cases {
         let got = codes(json!({"fields": fields, "rules": [rule.clone()]}));
         assert_eq!(got, vec![pair(field, code)], "{rule}");
     }
     let text = json!([{"key": "a", "type": "text"}, {"key": "b", "type": "number"}]);
-    let got = codes(json!({"fields": text, "rules": [{"rule": "less_than", "fields": ["a", "b"]}]}));
+    let got =
+        codes(json!({"fields": text, "rules": [{"rule": "less_than", "fields": ["a", "b"]}]}));
     assert_eq!(got, vec![pair("rules[0].fields", "type")]);
 }
 
 #[test]
 fn the_document_itself_is_validated() {
     let cases = [
-        (json!({"fields": [{"key": "f", "type": "colour"}]}), "fields.f.type", "unknown_type"),
-        (json!({"fields": [{"key": "f"}]}), "fields.f.type", "required"),
-        (json!({"fields": [{"key": "f", "type": 3}]}), "fields.f.type", "type"),
-        (json!({"fields": [{"key": "f", "type": "text"}, {"key": "f", "type": "number"}]}), "fields.f", "duplicate"),
-        (json!({"fields": [{"key": "1st", "type": "text"}]}), "fields.1st", "key_format"),
-        (json!({"fields": [{"key": "a.b", "type": "text"}]}), "fields.a.b", "key_format"),
-        (json!({"fields": [{"key": "f", "type": "number", "min": 5, "max": 1}]}), "fields.f.min", "range"),
-        (json!({"fields": [{"key": "f", "type": "text", "min_length": 5, "max_length": 1}]}), "fields.f.min_length", "range"),
-        (json!({"fields": [{"key": "f", "type": "text", "pattern": "(unclosed"}]}), "fields.f.pattern", "pattern"),
-        (json!({"fields": [{"key": "f", "type": "text", "format": "colour"}]}), "fields.f.format", "unknown_format"),
-        (json!({"fields": [{"key": "f", "type": "text", "rule": "palindrome"}]}), "fields.f.rule", "unknown_rule"),
-        (json!({"fields": [{"key": "f", "type": "select"}]}), "fields.f.options", "required"),
-        (json!({"fields": [{"key": "f", "type": "select", "options": []}]}), "fields.f.options", "min_items"),
-        (json!({"fields": [{"key": "f", "type": "select", "options": ["a", "a"]}]}), "fields.f.options", "duplicate"),
-        (json!({"fields": [{"key": "f", "type": "json", "schema": {"type": "colour"}}]}), "fields.f.schema", "schema"),
-        (json!({"fields": [{"key": "f", "type": "file", "extensions": ["c sv"]}]}), "fields.f.extensions", "format"),
-        (json!({"fields": [{"key": "f", "type": "text", "min": 1}]}), "fields.f.min", "not_applicable"),
-        (json!({"fields": [{"key": "f", "type": "number", "options": ["a"]}]}), "fields.f.options", "not_applicable"),
-        (json!({"fields": [{"key": "f", "type": "boolean", "must_exist": true}]}), "fields.f.must_exist", "not_applicable"),
-        (json!({"fields": [{"key": "f", "type": "number", "max": 3, "default": 9}]}), "fields.f.default", "range"),
-        (json!({"fields": [{"key": "f", "type": "text", "colour": "red"}]}), "fields.f", "invalid"),
-        (json!({"fields": [], "values": {"ghost": 1}}), "values.ghost", "undeclared"),
+        (
+            json!({"fields": [{"key": "f", "type": "colour"}]}),
+            "fields.f.type",
+            "unknown_type",
+        ),
+        (
+            json!({"fields": [{"key": "f"}]}),
+            "fields.f.type",
+            "required",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": 3}]}),
+            "fields.f.type",
+            "type",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text"}, {"key": "f", "type": "number"}]}),
+            "fields.f",
+            "duplicate",
+        ),
+        (
+            json!({"fields": [{"key": "1st", "type": "text"}]}),
+            "fields.1st",
+            "key_format",
+        ),
+        (
+            json!({"fields": [{"key": "a.b", "type": "text"}]}),
+            "fields.a.b",
+            "key_format",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "number", "min": 5, "max": 1}]}),
+            "fields.f.min",
+            "range",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "min_length": 5, "max_length": 1}]}),
+            "fields.f.min_length",
+            "range",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "pattern": "(unclosed"}]}),
+            "fields.f.pattern",
+            "pattern",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "format": "colour"}]}),
+            "fields.f.format",
+            "unknown_format",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "rule": "palindrome"}]}),
+            "fields.f.rule",
+            "unknown_rule",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "select"}]}),
+            "fields.f.options",
+            "required",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "select", "options": []}]}),
+            "fields.f.options",
+            "min_items",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "select", "options": ["a", "a"]}]}),
+            "fields.f.options",
+            "duplicate",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "json", "schema": {"type": "colour"}}]}),
+            "fields.f.schema",
+            "schema",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "file", "extensions": ["c sv"]}]}),
+            "fields.f.extensions",
+            "format",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "min": 1}]}),
+            "fields.f.min",
+            "not_applicable",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "number", "options": ["a"]}]}),
+            "fields.f.options",
+            "not_applicable",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "boolean", "must_exist": true}]}),
+            "fields.f.must_exist",
+            "not_applicable",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "number", "max": 3, "default": 9}]}),
+            "fields.f.default",
+            "range",
+        ),
+        (
+            json!({"fields": [{"key": "f", "type": "text", "colour": "red"}]}),
+            "fields.f",
+            "invalid",
+        ),
+        (
+            json!({"fields": [], "values": {"ghost": 1}}),
+            "values.ghost",
+            "undeclared",
+        ),
         (json!({"fields": {}}), "fields", "type"),
         (json!({"values": []}), "values", "type"),
-        (json!({"fields": [], "extra": 1}), "extra", "unknown_property"),
+        (
+            json!({"fields": [], "extra": 1}),
+            "extra",
+            "unknown_property",
+        ),
         (json!({"run": {"command": []}}), "run.command", "required"),
-        (json!({"run": {"command": ["x"], "timeout_s": 0}}), "run.timeout_s", "range"),
-        (json!({"run": {"command": ["x"], "timeout_s": 86401}}), "run.timeout_s", "range"),
-        (json!({"run": {"command": ["x"], "shell": true}}), "run", "invalid"),
+        (
+            json!({"run": {"command": ["x"], "timeout_s": 0}}),
+            "run.timeout_s",
+            "range",
+        ),
+        (
+            json!({"run": {"command": ["x"], "timeout_s": 86401}}),
+            "run.timeout_s",
+            "range",
+        ),
+        (
+            json!({"run": {"command": ["x"], "shell": true}}),
+            "run",
+            "invalid",
+        ),
         (json!([1, 2]), "config", "type"),
     ];
     for (doc, field, code) in cases {
         assert_eq!(codes(doc.clone()), vec![pair(field, code)], "{doc}");
     }
     let msg = &check(json!({"fields": [{"key": "f", "type": "colour"}]}))[0].message;
-    assert_eq!(msg, "unknown config type \"colour\"; expected one of text, number, boolean, select, json, file");
+    assert_eq!(
+        msg,
+        "unknown config type \"colour\"; expected one of text, number, boolean, select, json, file"
+    );
 }
 
 #[test]
@@ -287,13 +542,16 @@ fn all_problems_are_reported_at_once() {
     });
     let mut got = codes(doc);
     got.sort();
-    assert_eq!(got, vec![
-        pair("fields.bad.pattern", "pattern"),
-        pair("values.endpoint", "format"),
-        pair("values.ghost", "undeclared"),
-        pair("values.mode", "options"),
-        pair("values.retries", "range"),
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            pair("fields.bad.pattern", "pattern"),
+            pair("values.endpoint", "format"),
+            pair("values.ghost", "undeclared"),
+            pair("values.mode", "options"),
+            pair("values.retries", "range"),
+        ]
+    );
 }
 
 #[test]

@@ -8,7 +8,11 @@ use crate::config::parse_json_type as json_type;
 use crate::config::{ConfigDocument, ConfigType, FieldDef};
 use crate::error::FieldError;
 
-pub(super) fn check(doc: &ConfigDocument, ctx: &ValidationContext<'_>, errors: &mut Vec<FieldError>) {
+pub(super) fn check(
+    doc: &ConfigDocument,
+    ctx: &ValidationContext<'_>,
+    errors: &mut Vec<FieldError>,
+) {
     for field in &doc.fields {
         let path = format!("values.{}", field.key);
         // A default is judged once, on its definition; here only set values.
@@ -128,7 +132,11 @@ fn check_text(f: &FieldDef, s: &str, path: &str, errors: &mut Vec<FieldError>) {
 
 fn check_number(f: &FieldDef, value: &Value, n: f64, path: &str, errors: &mut Vec<FieldError>) {
     if f.integer && !(value.is_i64() || value.is_u64() || n.fract() == 0.0) {
-        errors.push(FieldError::new(path, "integer", format!("must be a whole number, got {value}")));
+        errors.push(FieldError::new(
+            path,
+            "integer",
+            format!("must be a whole number, got {value}"),
+        ));
     }
     let min = f.min.as_ref().and_then(|m| m.as_f64());
     let max = f.max.as_ref().and_then(|m| m.as_f64());
@@ -160,13 +168,23 @@ fn check_json(f: &FieldDef, value: &Value, path: &str, errors: &mut Vec<FieldErr
     }
 }
 
-fn check_file(f: &FieldDef, s: &str, path: &str, ctx: &ValidationContext<'_>, errors: &mut Vec<FieldError>) {
+fn check_file(
+    f: &FieldDef,
+    s: &str,
+    path: &str,
+    ctx: &ValidationContext<'_>,
+    errors: &mut Vec<FieldError>,
+) {
     if s.trim().is_empty() || s.contains('\0') {
         errors.push(FieldError::new(path, "format", "must be a file path"));
         return;
     }
     if let Some(exts) = &f.extensions {
-        let name = s.rsplit(['/', '\\']).next().unwrap_or(s).to_ascii_lowercase();
+        let name = s
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(s)
+            .to_ascii_lowercase();
         let ok = exts.iter().any(|e| {
             let e = e.trim_start_matches('.').to_ascii_lowercase();
             name.len() > e.len() + 1 && name.ends_with(&format!(".{e}"))
@@ -182,7 +200,11 @@ fn check_file(f: &FieldDef, s: &str, path: &str, ctx: &ValidationContext<'_>, er
     if f.must_exist {
         if let Some(exists) = ctx.file_exists {
             if !exists(s) {
-                errors.push(FieldError::new(path, "must_exist", format!("no file at {s}")));
+                errors.push(FieldError::new(
+                    path,
+                    "must_exist",
+                    format!("no file at {s}"),
+                ));
             }
         }
     }

@@ -18,7 +18,8 @@ pub(crate) fn from_row(r: &Row<'_>) -> Result<Execution> {
     Ok(Execution {
         id: r.get(0)?,
         workflow_id: r.get(1)?,
-        status: ExecutionStatus::parse(&status).ok_or_else(|| Error::Corrupt(format!("execution status {status}")))?,
+        status: ExecutionStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("execution status {status}")))?,
         output: output.map(|o| serde_json::from_str(&o)).transpose()?,
         started_at: r.get(4)?,
         completed_at: r.get(5)?,
@@ -31,7 +32,8 @@ pub(crate) fn from_row(r: &Row<'_>) -> Result<Execution> {
 }
 
 pub(crate) fn get(conn: &Connection, id: &str) -> Result<Execution> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"))?;
     match stmt.query_row([id], |r| Ok(from_row(r))).optional()? {
         Some(e) => e,
         None => Err(Error::execution_not_found(id)),
@@ -61,13 +63,22 @@ pub(crate) fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
     (sql, args)
 }
 
-pub(crate) fn list(conn: &Connection, f: &ExecutionFilter, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Execution>> {
+pub(crate) fn list(
+    conn: &Connection,
+    f: &ExecutionFilter,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<Execution>> {
     let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
     let (mut where_sql, mut args) = filter_sql(f);
     if let Some(c) = cursor {
         let (key, id) = cursor::decode(c, "started")?;
         let Some(at) = key.as_i64() else {
-            return Err(Error::invalid("cursor", "format", "not a cursor from a previous page of this listing"));
+            return Err(Error::invalid(
+                "cursor",
+                "format",
+                "not a cursor from a previous page of this listing",
+            ));
         };
         args.push(Sql::Integer(at));
         args.push(Sql::Text(id));
@@ -87,7 +98,11 @@ pub(crate) fn list(conn: &Connection, f: &ExecutionFilter, limit: Option<u32>, c
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
         let last = items.last().expect("a full page");
-        Some(cursor::encode("started", Value::from(last.started_at), &last.id))
+        Some(cursor::encode(
+            "started",
+            Value::from(last.started_at),
+            &last.id,
+        ))
     } else {
         None
     };
@@ -104,7 +119,11 @@ pub(crate) fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
 
 /// The rows a prune deletes: finished runs that started before `before`.
 /// Running and queued runs are never pruned.
-pub(crate) fn prune_filter_sql(workflow_id: Option<&str>, status: Option<ExecutionStatus>, before: i64) -> (String, Vec<Sql>) {
+pub(crate) fn prune_filter_sql(
+    workflow_id: Option<&str>,
+    status: Option<ExecutionStatus>,
+    before: i64,
+) -> (String, Vec<Sql>) {
     let f = ExecutionFilter {
         workflow_id: workflow_id.map(str::to_owned),
         status,

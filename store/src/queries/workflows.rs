@@ -39,7 +39,9 @@ fn from_row(r: &Row<'_>) -> Result<Loaded> {
 
 /// The workflow row, deleted or not.
 pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<Loaded>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM workflows w WHERE w.id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM workflows w WHERE w.id = ?1"
+    ))?;
     let row = stmt.query_row([id], |r| Ok(from_row(r))).optional()?;
     row.transpose()
 }
@@ -64,7 +66,9 @@ pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow
     if let Some(search) = &q.search {
         args.push(Sql::Text(format!("%{}%", escape_like(search))));
         let n = args.len();
-        sql.push_str(&format!(" AND (w.name LIKE ?{n} ESCAPE '\\' OR w.description LIKE ?{n} ESCAPE '\\')"));
+        sql.push_str(&format!(
+            " AND (w.name LIKE ?{n} ESCAPE '\\' OR w.description LIKE ?{n} ESCAPE '\\')"
+        ));
     }
     if let Some(tag) = &q.tag {
         args.push(Sql::Text(tag.trim().to_owned()));
@@ -79,7 +83,13 @@ pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow
         let key = match key {
             Value::String(s) => Sql::Text(s),
             Value::Number(n) if n.is_i64() => Sql::Integer(n.as_i64().unwrap()),
-            _ => return Err(Error::invalid("cursor", "format", "not a cursor from a previous page of this listing")),
+            _ => {
+                return Err(Error::invalid(
+                    "cursor",
+                    "format",
+                    "not a cursor from a previous page of this listing",
+                ))
+            }
         };
         args.push(key);
         args.push(Sql::Text(id));
@@ -87,7 +97,10 @@ pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow
         sql.push_str(&format!(" AND ({sort_col}, w.id) {op} (?{}, ?{n})", n - 1));
     }
     let dir = if q.desc { "DESC" } else { "ASC" };
-    sql.push_str(&format!(" ORDER BY {sort_col} {dir}, w.id {dir} LIMIT {}", limit + 1));
+    sql.push_str(&format!(
+        " ORDER BY {sort_col} {dir}, w.id {dir} LIMIT {}",
+        limit + 1
+    ));
 
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;

@@ -1,8 +1,10 @@
 use flowkeep_core::commands::{
-    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, Input, Page, PruneExecutions, PruneReport,
-    StartExecution,
+    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, Input, Page,
+    PruneExecutions, PruneReport, StartExecution,
 };
-use flowkeep_core::events::{Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionStartedV1, ExecutionsPrunedV1};
+use flowkeep_core::events::{
+    Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionStartedV1, ExecutionsPrunedV1,
+};
 use flowkeep_core::execution::{Execution, ExecutionStatus};
 use rusqlite::params_from_iter;
 
@@ -16,7 +18,11 @@ impl Service {
         input.check()?;
         let status = input.status.unwrap_or(ExecutionStatus::Running);
         if status.is_terminal() {
-            return Err(Error::invalid("status", "options", "a run starts as queued or running"));
+            return Err(Error::invalid(
+                "status",
+                "options",
+                "a run starts as queued or running",
+            ));
         }
         let id = uuid::Uuid::now_v7().to_string();
         self.write(|w| {
@@ -37,7 +43,11 @@ impl Service {
     pub fn finish_execution(&self, mut input: FinishExecution) -> Result<Execution> {
         input.check()?;
         if !input.status.is_terminal() {
-            return Err(Error::invalid("status", "options", "a run finishes as succeeded, failed or cancelled"));
+            return Err(Error::invalid(
+                "status",
+                "options",
+                "a run finishes as succeeded, failed or cancelled",
+            ));
         }
         self.write(|w| {
             let current = queries::executions::get(w.conn, &input.id)?;
@@ -85,8 +95,17 @@ impl Service {
         input.check()?;
         self.write(|w| {
             let current = queries::executions::get(w.conn, &input.id)?;
-            w.append(&input.id, Expected::Any, Event::ExecutionDeleted(ExecutionDeletedV1 { workflow_id: current.workflow_id }))?;
-            Ok(Deleted { id: input.id.clone(), deleted: true })
+            w.append(
+                &input.id,
+                Expected::Any,
+                Event::ExecutionDeleted(ExecutionDeletedV1 {
+                    workflow_id: current.workflow_id,
+                }),
+            )?;
+            Ok(Deleted {
+                id: input.id.clone(),
+                deleted: true,
+            })
         })
     }
 
@@ -112,7 +131,11 @@ impl Service {
                     before: input.before,
                     deleted,
                 });
-                w.append(&format!("prune/{}", uuid::Uuid::now_v7()), Expected::NoStream, event)?;
+                w.append(
+                    &format!("prune/{}", uuid::Uuid::now_v7()),
+                    Expected::NoStream,
+                    event,
+                )?;
             }
             Ok(PruneReport { deleted })
         })
@@ -120,8 +143,11 @@ impl Service {
 }
 
 fn count_prunable(c: &rusqlite::Connection, input: &PruneExecutions) -> Result<u64> {
-    let (where_sql, args) =
-        queries::executions::prune_filter_sql(input.workflow_id.as_deref(), input.status, input.before);
+    let (where_sql, args) = queries::executions::prune_filter_sql(
+        input.workflow_id.as_deref(),
+        input.status,
+        input.before,
+    );
     let n: i64 = c
         .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
         .query_row(params_from_iter(args), |r| r.get(0))?;

@@ -43,13 +43,24 @@ fn changes_of(event: &Event) -> Vec<FieldChange> {
                 c.old = Value::Null;
             }
             if let Some(source) = &p.duplicated_from {
-                changes.insert(0, FieldChange { field: "duplicated_from".into(), old: Value::Null, new: source.clone().into() });
+                changes.insert(
+                    0,
+                    FieldChange {
+                        field: "duplicated_from".into(),
+                        old: Value::Null,
+                        new: source.clone().into(),
+                    },
+                );
             }
             changes
         }
         Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => p.changes.clone(),
         Event::WorkflowDeleted(_) => {
-            vec![FieldChange { field: "deleted".into(), old: false.into(), new: true.into() }]
+            vec![FieldChange {
+                field: "deleted".into(),
+                old: false.into(),
+                new: true.into(),
+            }]
         }
         _ => vec![],
     }

@@ -37,7 +37,12 @@ pub(crate) struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    pub(crate) fn append(&self, stream_id: &str, expected: Expected, event: Event) -> Result<StoredEvent> {
+    pub(crate) fn append(
+        &self,
+        stream_id: &str,
+        expected: Expected,
+        event: Event,
+    ) -> Result<StoredEvent> {
         let stored = event_log::append(
             self.conn,
             NewEvent {
@@ -78,7 +83,10 @@ impl Service {
                 return Ok(id);
             }
             let id = uuid::Uuid::now_v7().to_string();
-            tx.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?1)", [&id])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('device_id', ?1)",
+                [&id],
+            )?;
             Ok(id)
         })?;
         Ok(Service {
@@ -127,7 +135,9 @@ impl Service {
 
     /// Number of events in the log.
     pub fn event_count(&self) -> Result<u64> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64))
+        self.read(|c| {
+            Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        })
     }
 
     /// Every row of every read table, in primary-key order, as text: two
@@ -145,7 +155,9 @@ impl Service {
                 let n = stmt.column_count();
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    let cells: Vec<String> = (0..n).map(|i| r.get_ref(i).map(cell).unwrap_or_default()).collect();
+                    let cells: Vec<String> = (0..n)
+                        .map(|i| r.get_ref(i).map(cell).unwrap_or_default())
+                        .collect();
                     out.push_str(&cells.join("|"));
                     out.push('\n');
                 }
@@ -194,7 +206,10 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => format!("{f:?}"),
         ValueRef::Text(t) => serde_json::to_string(&String::from_utf8_lossy(t)).expect("json"),
-        ValueRef::Blob(b) => format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        ValueRef::Blob(b) => format!(
+            "x'{}'",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
     }
 }
 

@@ -1,6 +1,6 @@
 use flowkeep_core::commands::{
-    CreateWorkflow, Deleted, DeleteWorkflow, DuplicateWorkflow, Input, ListWorkflows, Page, UpdateWorkflow,
-    WorkflowId,
+    CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListWorkflows, Page,
+    UpdateWorkflow, WorkflowId,
 };
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, DEFAULT_VERSION};
@@ -29,10 +29,21 @@ impl Service {
         self.insert_workflow(spec, None)
     }
 
-    fn insert_workflow(&self, spec: WorkflowSpec, duplicated_from: Option<String>) -> Result<Workflow> {
+    fn insert_workflow(
+        &self,
+        spec: WorkflowSpec,
+        duplicated_from: Option<String>,
+    ) -> Result<Workflow> {
         let id = uuid::Uuid::now_v7().to_string();
         self.write(|w| {
-            w.append(&id, Expected::NoStream, Event::WorkflowCreated(WorkflowCreatedV1 { spec, duplicated_from }))?;
+            w.append(
+                &id,
+                Expected::NoStream,
+                Event::WorkflowCreated(WorkflowCreatedV1 {
+                    spec,
+                    duplicated_from,
+                }),
+            )?;
             queries::workflows::get(w.conn, &id)
         })
     }
@@ -40,24 +51,29 @@ impl Service {
     pub fn update_workflow(&self, mut input: UpdateWorkflow) -> Result<Workflow> {
         input.check()?;
         let config = input.config.as_ref().map(parse_config).transpose()?;
-        self.change_workflow(&input.id, input.expected_revision, ChangeKind::Workflow, |spec| {
-            if let Some(n) = input.name {
-                spec.name = n;
-            }
-            if let Some(d) = input.description {
-                spec.description = d;
-            }
-            if let Some(v) = input.version {
-                spec.version = v;
-            }
-            if let Some(t) = input.tags {
-                spec.tags = t;
-            }
-            if let Some(c) = config {
-                spec.config = c;
-            }
-            Ok(())
-        })
+        self.change_workflow(
+            &input.id,
+            input.expected_revision,
+            ChangeKind::Workflow,
+            |spec| {
+                if let Some(n) = input.name {
+                    spec.name = n;
+                }
+                if let Some(d) = input.description {
+                    spec.description = d;
+                }
+                if let Some(v) = input.version {
+                    spec.version = v;
+                }
+                if let Some(t) = input.tags {
+                    spec.tags = t;
+                }
+                if let Some(c) = config {
+                    spec.config = c;
+                }
+                Ok(())
+            },
+        )
     }
 
     pub fn delete_workflow(&self, mut input: DeleteWorkflow) -> Result<Deleted> {
@@ -65,9 +81,14 @@ impl Service {
         self.write(|w| {
             let current = queries::workflows::get(w.conn, &input.id)?;
             check_revision(&current, input.expected_revision)?;
-            let event = Event::WorkflowDeleted(WorkflowDeletedV1 { name: current.spec.name.clone() });
+            let event = Event::WorkflowDeleted(WorkflowDeletedV1 {
+                name: current.spec.name.clone(),
+            });
             w.append(&input.id, Expected::Version(current.revision), event)?;
-            Ok(Deleted { id: input.id.clone(), deleted: true })
+            Ok(Deleted {
+                id: input.id.clone(),
+                deleted: true,
+            })
         })
     }
 

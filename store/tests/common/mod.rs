@@ -30,9 +30,15 @@ pub const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
 pub fn open(dir: &tempfile::TempDir) -> (Service, TestClock) {
     let clock = TestClock::at(T0);
-    let svc = Service::open(&dir.path().join("flowkeep.db"), StoreOptions { actor: "tester".into(), ..Default::default() })
-        .unwrap()
-        .with_clock(clock.clone());
+    let svc = Service::open(
+        &dir.path().join("flowkeep.db"),
+        StoreOptions {
+            actor: "tester".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .with_clock(clock.clone());
     (svc, clock)
 }
 

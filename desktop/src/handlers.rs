@@ -1,0 +1,444 @@
+//! Each subcommand: build the typed input, call the command table, render.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+
+use flowkeep_core::commands::*;
+use flowkeep_store::commands::*;
+use flowkeep_store::{call, Service};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{Command, ConfigCmd, ExecCmd, ExecFilterArgs, FormatArg, SortArg, WorkflowCmd};
+use crate::{render, time_arg, Failure, Rendered};
+
+type Out = Result<Option<Rendered>, Failure>;
+
+fn done<T: Serialize>(value: &T, text: String) -> Out {
+    Ok(Some(Rendered::ok(
+        serde_json::to_value(value).map_err(|e| Failure::Other(e.into()))?,
+        text,
+    )))
+}
+
+pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
+    match command {
+        Command::Workflow(c) => workflow(svc, c),
+        Command::Config(c) => config(svc, c),
+        Command::Exec(c) => exec(svc, c, json),
+        Command::History { workflow } => {
+            let h = call::<WorkflowHistoryCmd>(
+                svc,
+                WorkflowHistory {
+                    workflow_id: workflow,
+                },
+            )?;
+            done(&h, render::history(&h))
+        }
+        Command::Run { .. } => Err(Failure::NotImplemented("run")),
+        Command::Ui { .. } => Err(Failure::NotImplemented("ui")),
+        Command::Sync { .. } => Err(Failure::NotImplemented("sync")),
+        Command::RebuildProjections => {
+            let n = svc.rebuild_projections()?;
+            done(
+                &serde_json::json!({"replayed_events": n}),
+                format!("Rebuilt the read tables from {n} events.\n"),
+            )
+        }
+    }
+}
+
+fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
+    match c {
+        WorkflowCmd::Create {
+            name,
+            description,
+            version,
+            tags,
+            config,
+        } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let wf = call::<CreateWorkflowCmd>(
+                svc,
+                CreateWorkflow {
+                    name,
+                    description,
+                    version,
+                    tags,
+                    config,
+                },
+            )?;
+            done(
+                &wf,
+                format!("Created workflow {}\n{}", wf.id, render::workflow(&wf)),
+            )
+        }
+        WorkflowCmd::Update {
+            id,
+            name,
+            description,
+            version,
+            tags,
+            clear_tags,
+            config,
+            expected_revision,
+        } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let tags = if clear_tags {
+                Some(vec![])
+            } else if tags.is_empty() {
+                None
+            } else {
+                Some(tags)
+            };
+            let input = UpdateWorkflow {
+                id,
+                expected_revision,
+                name,
+                description,
+                version,
+                tags,
+                config,
+            };
+            let wf = call::<UpdateWorkflowCmd>(svc, input)?;
+            done(&wf, render::workflow(&wf))
+        }
+        WorkflowCmd::Get { id } => {
+            let wf = call::<GetWorkflowCmd>(svc, WorkflowId { id })?;
+            done(&wf, render::workflow(&wf))
+        }
+        WorkflowCmd::Delete {
+            id,
+            expected_revision,
+        } => {
+            let d = call::<DeleteWorkflowCmd>(
+                svc,
+                DeleteWorkflow {
+                    id,
+                    expected_revision,
+                },
+            )?;
+            done(
+                &d,
+                format!("Deleted workflow {} (its history is kept).\n", d.id),
+            )
+        }
+        WorkflowCmd::Duplicate { id, name } => {
+            let wf = call::<DuplicateWorkflowCmd>(svc, DuplicateWorkflow { id, name })?;
+            done(
+                &wf,
+                format!("Created workflow {}\n{}", wf.id, render::workflow(&wf)),
+            )
+        }
+        WorkflowCmd::List {
+            search,
+            tag,
+            sort,
+            desc,
+            limit,
+            cursor,
+        } => {
+            let sort = match sort {
+                SortArg::Name => WorkflowSort::Name,
+                SortArg::Created => WorkflowSort::Created,
+                SortArg::Updated => WorkflowSort::Updated,
+            };
+            let page = call::<ListWorkflowsCmd>(
+                svc,
+                ListWorkflows {
+                    search,
+                    tag,
+                    sort,
+                    desc,
+                    limit: Some(limit),
+                    cursor,
+                },
+            )?;
+            done(&page, render::workflow_list(&page))
+        }
+    }
+}
+
+fn config(svc: &Service, c: ConfigCmd) -> Out {
+    match c {
+        ConfigCmd::Get { workflow } => {
+            let c = call::<GetConfigCmd>(
+                svc,
+                GetConfig {
+                    workflow_id: workflow,
+                },
+            )?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Set {
+            workflow,
+            key,
+            value,
+            expected_revision,
+        } => {
+            let input = SetConfigValue {
+                workflow_id: workflow,
+                key,
+                value: Value::String(value),
+                expected_revision,
+            };
+            let c = call::<SetConfigValueCmd>(svc, input)?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Update {
+            workflow,
+            config,
+            expected_revision,
+        } => {
+            let config = json_arg("config", &config)?;
+            let c = call::<UpdateConfigCmd>(
+                svc,
+                UpdateConfig {
+                    workflow_id: workflow,
+                    config,
+                    expected_revision,
+                },
+            )?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Validate { workflow, config } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let report = call::<ValidateConfigCmd>(
+                svc,
+                ValidateConfig {
+                    workflow_id: workflow,
+                    config,
+                },
+            )?;
+            let mut out = Rendered::ok(
+                serde_json::to_value(&report).expect("report"),
+                render::validation(&report),
+            );
+            if !report.valid {
+                out.exit = flowkeep_core::ErrorCode::ValidationFailed.exit_code() as u8;
+            }
+            Ok(Some(out))
+        }
+    }
+}
+
+fn filter(
+    svc_now: i64,
+    workflow_id: Option<String>,
+    f: ExecFilterArgs,
+) -> Result<ExecutionFilter, Failure> {
+    Ok(ExecutionFilter {
+        workflow_id,
+        status: f.status,
+        since: f
+            .since
+            .as_deref()
+            .map(|s| time_arg::parse("since", s, svc_now))
+            .transpose()?,
+        until: f
+            .until
+            .as_deref()
+            .map(|s| time_arg::parse("until", s, svc_now))
+            .transpose()?,
+    })
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
+    match c {
+        ExecCmd::List {
+            workflow,
+            filter: f,
+            limit,
+            cursor,
+        } => {
+            let filter = filter(now_ms(), workflow, f)?;
+            let page = call::<GetExecutionsCmd>(
+                svc,
+                GetExecutions {
+                    filter,
+                    limit: Some(limit),
+                    cursor,
+                },
+            )?;
+            done(&page, render::execution_list(&page))
+        }
+        ExecCmd::Get { id } => {
+            let e = call::<GetExecutionCmd>(svc, ExecutionId { id })?;
+            done(&e, render::execution(&e))
+        }
+        ExecCmd::Delete { id } => {
+            let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
+            done(&d, format!("Deleted execution {}.\n", d.id))
+        }
+        ExecCmd::Start {
+            workflow,
+            trigger,
+            queued,
+        } => {
+            let status = queued.then_some(flowkeep_core::execution::ExecutionStatus::Queued);
+            let trigger = Some(trigger.unwrap_or_else(|| "cli".to_owned()));
+            let e = call::<StartExecutionCmd>(
+                svc,
+                StartExecution {
+                    workflow_id: workflow,
+                    status,
+                    trigger,
+                },
+            )?;
+            done(
+                &e,
+                format!("Started execution {}\n{}", e.id, render::execution(&e)),
+            )
+        }
+        ExecCmd::Finish {
+            id,
+            status,
+            exit_code,
+            output,
+            error,
+        } => {
+            let output = output
+                .as_deref()
+                .map(|o| json_arg("output", o))
+                .transpose()?;
+            let e = call::<FinishExecutionCmd>(
+                svc,
+                FinishExecution {
+                    id,
+                    status,
+                    exit_code,
+                    output,
+                    error,
+                },
+            )?;
+            done(&e, render::execution(&e))
+        }
+        ExecCmd::Prune {
+            workflow,
+            status,
+            before,
+        } => {
+            let before = time_arg::parse("before", &before, now_ms())?;
+            let r = call::<PruneExecutionsCmd>(
+                svc,
+                PruneExecutions {
+                    workflow_id: workflow,
+                    status,
+                    before,
+                },
+            )?;
+            done(
+                &r,
+                format!(
+                    "Deleted {} finished execution(s) that started before {}.\n",
+                    r.deleted,
+                    time_arg::show(before)
+                ),
+            )
+        }
+        ExecCmd::Export {
+            workflow,
+            filter: f,
+            format,
+            out,
+        } => {
+            let filter = filter(now_ms(), workflow, f)?;
+            let format = match format {
+                FormatArg::Json => ExportFormat::Json,
+                FormatArg::Ndjson => ExportFormat::Ndjson,
+                FormatArg::Csv => ExportFormat::Csv,
+            };
+            export(svc, &filter, format, out, json)
+        }
+    }
+}
+
+fn export(
+    svc: &Service,
+    filter: &ExecutionFilter,
+    format: ExportFormat,
+    out: Option<std::path::PathBuf>,
+    json: bool,
+) -> Out {
+    let Some(path) = out else {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::new(stdout.lock());
+        svc.export_executions(filter, format, &mut w, &mut |_| {})?;
+        w.flush()?;
+        return Ok(None);
+    };
+    // Write beside the target and rename at the end: an interrupted export
+    // never leaves a truncated file under the requested name.
+    let tmp = path.with_extension("partial");
+    let file = File::create(&tmp).map_err(|e| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            "out",
+            "file",
+            format!("cannot write {}: {e}", tmp.display()),
+        )])
+    })?;
+    let mut w = BufWriter::new(file);
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let total = if show_progress {
+        svc.count_executions(filter)?
+    } else {
+        0
+    };
+    let mut progress = |n: u64| {
+        if show_progress {
+            let pct = (n * 100).checked_div(total).unwrap_or(100);
+            eprint!("\rexporting {n}/{total} ({pct}%)");
+        }
+    };
+    let result = svc.export_executions(filter, format, &mut w, &mut progress);
+    if show_progress {
+        eprintln!();
+    }
+    let n = match result.and_then(|n| w.flush().map(|_| n).map_err(Into::into)) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    drop(w);
+    std::fs::rename(&tmp, &path)?;
+    done(
+        &serde_json::json!({"exported": n, "out": path}),
+        format!("Exported {n} execution(s) to {}.\n", path.display()),
+    )
+}
+
+/// A JSON argument given inline or as @FILE; malformed JSON names the flag.
+fn json_arg(field: &str, raw: &str) -> Result<Value, Failure> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::Input(vec![flowkeep_core::FieldError::new(
+                field,
+                "file",
+                format!("cannot read {path}: {e}"),
+            )])
+        })?,
+        None => raw.to_owned(),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            field,
+            "json",
+            format!("malformed JSON: {e}"),
+        )])
+    })
+}

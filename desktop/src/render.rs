@@ -1,0 +1,272 @@
+//! Human-readable output. `--json` bypasses all of this.
+
+use std::fmt::Write;
+
+use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport};
+use flowkeep_core::config::{ConfigDocument, FieldDef};
+use flowkeep_core::execution::Execution;
+use flowkeep_core::workflow::Workflow;
+use flowkeep_core::ErrorBody;
+use serde_json::Value;
+
+use crate::time_arg::show;
+
+pub fn error(body: &ErrorBody) -> String {
+    let mut s = String::new();
+    let headline = match body.code {
+        flowkeep_core::ErrorCode::ValidationFailed => "validation failed".to_owned(),
+        flowkeep_core::ErrorCode::InvalidInput => "invalid input".to_owned(),
+        _ => body.message.clone(),
+    };
+    let _ = writeln!(s, "error: {headline}");
+    for f in &body.fields {
+        let _ = writeln!(s, "  {} ({}): {}", f.field, f.code, f.message);
+    }
+    s
+}
+
+pub fn workflow(wf: &Workflow) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}  [{}]", wf.spec.name, wf.id);
+    let tags = if wf.spec.tags.is_empty() {
+        "-".to_owned()
+    } else {
+        wf.spec.tags.join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "  version {}  revision {}  tags {}",
+        wf.spec.version, wf.revision, tags
+    );
+    let _ = writeln!(
+        s,
+        "  created {}  updated {}",
+        show(wf.created_at),
+        show(wf.updated_at)
+    );
+    if !wf.spec.description.is_empty() {
+        let _ = writeln!(s, "  {}", wf.spec.description);
+    }
+    s.push_str(&config_doc(&wf.spec.config));
+    s
+}
+
+pub fn config(c: &ConfigOut) -> String {
+    format!(
+        "config of {} (revision {})\n{}",
+        c.workflow_id,
+        c.revision,
+        config_doc(&c.config)
+    )
+}
+
+fn config_doc(doc: &ConfigDocument) -> String {
+    let mut s = String::new();
+    if doc.fields.is_empty() {
+        s.push_str("  no config fields\n");
+    }
+    let width = doc.fields.iter().map(|f| f.key.len()).max().unwrap_or(0);
+    for f in &doc.fields {
+        let value = match doc.values.get(&f.key) {
+            Some(v) => short(v),
+            None => match &f.default {
+                Some(d) => format!("{} (default)", short(d)),
+                None => "-".to_owned(),
+            },
+        };
+        let _ = writeln!(
+            s,
+            "  {:width$}  {:7}  {:24}  {}",
+            f.key,
+            f.kind.as_str(),
+            value,
+            rules(f)
+        );
+    }
+    for r in &doc.rules {
+        let _ = writeln!(s, "  rule {}", serde_json::to_string(r).unwrap_or_default());
+    }
+    if let Some(run) = &doc.run {
+        let _ = writeln!(s, "  runs: {}", run.command.join(" "));
+    }
+    s
+}
+
+fn rules(f: &FieldDef) -> String {
+    let mut r = Vec::new();
+    if f.required {
+        r.push("required".to_owned());
+    }
+    if f.integer {
+        r.push("integer".to_owned());
+    }
+    match (&f.min, &f.max) {
+        (Some(a), Some(b)) => r.push(format!("{a}..{b}")),
+        (Some(a), None) => r.push(format!(">= {a}")),
+        (None, Some(b)) => r.push(format!("<= {b}")),
+        _ => {}
+    }
+    if let Some(o) = &f.options {
+        r.push(format!("one of {}", o.join("|")));
+    }
+    if let Some(x) = &f.format {
+        r.push(format!("format {x}"));
+    }
+    if let Some(x) = &f.pattern {
+        r.push(format!("pattern {x}"));
+    }
+    if let Some(x) = &f.rule {
+        r.push(format!("rule {x}"));
+    }
+    if let Some(x) = &f.extensions {
+        r.push(format!(".{}", x.join("|.")));
+    }
+    r.join(", ")
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(39).collect::<String>())
+    } else {
+        s
+    }
+}
+
+pub fn workflow_list(page: &Page<Workflow>) -> String {
+    let mut s = String::new();
+    if page.items.is_empty() {
+        s.push_str("No workflows.\n");
+        return s;
+    }
+    let width = page
+        .items
+        .iter()
+        .map(|w| w.spec.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let _ = writeln!(
+        s,
+        "{:36}  {:width$}  {:9}  {:19}  TAGS",
+        "ID", "NAME", "VERSION", "UPDATED"
+    );
+    for w in &page.items {
+        let name: String = w.spec.name.chars().take(40).collect();
+        let _ = writeln!(
+            s,
+            "{:36}  {:width$}  {:9}  {:19}  {}",
+            w.id,
+            name,
+            w.spec.version,
+            show(w.updated_at),
+            w.spec.tags.join(",")
+        );
+    }
+    if let Some(c) = &page.next_cursor {
+        let _ = writeln!(s, "more: --cursor {c}");
+    }
+    s
+}
+
+pub fn validation(r: &ValidationReport) -> String {
+    if r.valid {
+        return "valid\n".to_owned();
+    }
+    let mut s = format!("invalid: {} problem(s)\n", r.errors.len());
+    for e in &r.errors {
+        let _ = writeln!(s, "  {} ({}): {}", e.field, e.code, e.message);
+    }
+    s
+}
+
+fn duration(ms: Option<i64>) -> String {
+    match ms {
+        None => "-".to_owned(),
+        Some(ms) if ms < 1000 => format!("{ms}ms"),
+        Some(ms) if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        Some(ms) => format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+pub fn execution_list(page: &Page<Execution>) -> String {
+    let mut s = String::new();
+    if page.items.is_empty() {
+        s.push_str("No executions.\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{:36}  {:9}  {:19}  {:>8}  {:>4}  TRIGGER",
+        "ID", "STATUS", "STARTED", "DURATION", "EXIT"
+    );
+    for e in &page.items {
+        let exit = e
+            .exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "{:36}  {:9}  {:19}  {:>8}  {:>4}  {}",
+            e.id,
+            e.status.as_str(),
+            show(e.started_at),
+            duration(e.duration_ms),
+            exit,
+            e.trigger
+        );
+    }
+    if let Some(c) = &page.next_cursor {
+        let _ = writeln!(s, "more: --cursor {c}");
+    }
+    s
+}
+
+pub fn execution(e: &Execution) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "execution {}", e.id);
+    let _ = writeln!(s, "  workflow  {}", e.workflow_id);
+    let _ = writeln!(s, "  status    {}", e.status);
+    let _ = writeln!(s, "  started   {}", show(e.started_at));
+    if let Some(c) = e.completed_at {
+        let _ = writeln!(s, "  finished  {}  ({})", show(c), duration(e.duration_ms));
+    }
+    if let Some(c) = e.exit_code {
+        let _ = writeln!(s, "  exit code {c}");
+    }
+    if let Some(err) = &e.error {
+        let _ = writeln!(s, "  error     {err}");
+    }
+    let _ = writeln!(s, "  trigger   {}  device {}", e.trigger, e.device_id);
+    if let Some(o) = &e.output {
+        let _ = writeln!(
+            s,
+            "  output    {}",
+            serde_json::to_string_pretty(o)
+                .unwrap_or_default()
+                .replace('\n', "\n            ")
+        );
+    }
+    s
+}
+
+pub fn history(entries: &[HistoryEntry]) -> String {
+    let mut s = String::new();
+    for h in entries {
+        let device: String = h.device_id.chars().take(8).collect();
+        let _ = writeln!(
+            s,
+            "{}  {}  rev {}  by {} on device {} ({})",
+            show(h.recorded_at),
+            h.kind,
+            h.revision,
+            h.actor,
+            device,
+            h.origin
+        );
+        for c in &h.changes {
+            let _ = writeln!(s, "    {}: {} → {}", c.field, short(&c.old), short(&c.new));
+        }
+    }
+    s
+}

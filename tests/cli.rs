@@ -1,0 +1,529 @@
+//! The real `flowkeep` binary against temp data dirs: the user guide's
+//! commands, their output, exit codes and the JSON error shape.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::Flowkeep;
+
+const CFG: &str = r#"{"fields":[{"key":"retries","type":"number","required":true,"integer":true,"min":0,"max":10},{"key":"mode","type":"select","options":["fast","safe"],"required":true},{"key":"endpoint","type":"text","format":"url"}],"values":{"retries":3,"mode":"fast","endpoint":"https://example.org/x"}}"#;
+
+fn create(fk: &Flowkeep, name: &str) -> String {
+    let out = fk
+        .json(&["workflow", "create", "--name", name, "--config", CFG])
+        .ok()
+        .json();
+    out["id"].as_str().unwrap().to_owned()
+}
+
+/// Runs a failing command and checks exit code, JSON error code, and that
+/// the database did not change.
+fn fails(fk: &Flowkeep, args: &[&str], exit: i32, code: &str) -> Value {
+    let before = fk.snapshot();
+    let run = fk.json(args);
+    assert_eq!(run.code, exit, "{args:?}: {}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "a failure printed a result: {}",
+        run.stdout
+    );
+    let err = run.error();
+    assert_eq!(err["code"], json!(code), "{err}");
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(fk.snapshot(), before, "{args:?} changed the database");
+    err
+}
+
+fn fields(err: &Value) -> Vec<(String, String)> {
+    err["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap().into(),
+                f["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn create_get_list_update_duplicate_delete() {
+    let fk = Flowkeep::new();
+    let created = fk
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "Nightly ETL",
+            "--description",
+            "loads the warehouse",
+            "--tag",
+            "etl",
+            "--config",
+            CFG,
+        ])
+        .ok()
+        .json();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(created["name"], "Nightly ETL");
+    assert_eq!(created["version"], "1.0.0");
+    assert_eq!(created["revision"], 1);
+    create(&fk, "Backup");
+
+    let got = fk.json(&["workflow", "get", id]).ok().json();
+    assert_eq!(got["config"]["values"]["retries"], 3);
+    let human = fk.run(&["workflow", "get", id]).ok().stdout;
+    assert!(
+        human.contains("Nightly ETL") && human.contains("retries") && human.contains("0..10"),
+        "{human}"
+    );
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["workflow", "list"];
+        all.extend_from_slice(args);
+        fk.json(&all).ok().json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&["--sort", "name"]), ["Backup", "Nightly ETL"]);
+    assert_eq!(
+        names(&["--sort", "name", "--desc"]),
+        ["Nightly ETL", "Backup"]
+    );
+    assert_eq!(names(&["--search", "warehouse"]), ["Nightly ETL"]);
+    assert_eq!(names(&["--tag", "etl"]), ["Nightly ETL"]);
+    let page = fk.json(&["workflow", "list", "--limit", "1"]).ok().json();
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    assert_eq!(
+        names(&["--limit", "1", "--cursor", cursor]),
+        ["Nightly ETL"]
+    );
+
+    let updated = fk
+        .json(&[
+            "workflow",
+            "update",
+            id,
+            "--name",
+            "Nightly load",
+            "--version",
+            "1.1.0",
+            "--expected-revision",
+            "1",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        (updated["name"].as_str(), updated["revision"].as_u64()),
+        (Some("Nightly load"), Some(2))
+    );
+
+    let copy = fk.json(&["workflow", "duplicate", id]).ok().json();
+    assert_eq!(copy["name"], "Nightly load (copy)");
+    assert_eq!(copy["config"], updated["config"]);
+
+    fk.json(&["workflow", "delete", id]).ok();
+    assert_eq!(names(&[]), ["Backup", "Nightly load (copy)"]);
+    fails(&fk, &["workflow", "get", id], 4, "not_found");
+    // The history of a deleted workflow is still there.
+    let history = fk.json(&["history", id]).ok().json();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["workflow.created", "workflow.updated", "workflow.deleted"]
+    );
+    assert_eq!(history[1]["actor"], "cli-test");
+}
+
+#[test]
+fn config_get_set_update_validate() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+    let cfg = fk.json(&["config", "get", &id]).ok().json();
+    assert_eq!(
+        cfg["values"],
+        json!({"retries": 3, "mode": "fast", "endpoint": "https://example.org/x"})
+    );
+    fk.json(&["config", "set", &id, "retries", "5"]).ok();
+    fk.json(&["config", "set", &id, "mode", "safe"]).ok();
+    let c = rusqlite::Connection::open(fk.db()).unwrap();
+    let v: String = c
+        .query_row(
+            "SELECT value FROM configs WHERE workflow_id = ?1 AND key = 'retries'",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, "5");
+
+    let history = fk.run(&["history", &id]).ok().stdout;
+    assert!(
+        history.contains("config.values.retries: 3 → 5"),
+        "{history}"
+    );
+    assert!(history.contains("by cli-test"), "{history}");
+
+    let valid = fk.json(&["config", "validate", &id]).ok().json();
+    assert_eq!(valid["valid"], true);
+    let proposed = CFG.replace("\"retries\":3", "\"retries\":30");
+    let report = fk.json(&["config", "validate", &id, "--config", &proposed]);
+    assert_eq!(report.code, 3);
+    assert_eq!(report.json()["errors"][0]["field"], "values.retries");
+
+    let file = fk.data_dir().join("cfg.json");
+    std::fs::write(&file, CFG.replace("\"retries\":3", "\"retries\":7")).unwrap();
+    let updated = fk
+        .json(&[
+            "config",
+            "update",
+            &id,
+            "--config",
+            &format!("@{}", file.display()),
+        ])
+        .ok()
+        .json();
+    assert_eq!(updated["values"]["retries"], 7);
+}
+
+#[test]
+fn bad_input_gets_exit_codes_named_fields_and_changes_nothing() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+
+    let err = fails(
+        &fk,
+        &["workflow", "create", "--name", "   "],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("name".into(), "length".into())]);
+    let long = "x".repeat(201);
+    let err = fails(
+        &fk,
+        &["workflow", "create", "--name", &long],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("name".into(), "length".into())]);
+
+    let err = fails(
+        &fk,
+        &[
+            "workflow",
+            "create",
+            "--name",
+            "t",
+            "--config",
+            r#"{"fields":[{"key":"c","type":"colour"}]}"#,
+        ],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(
+        fields(&err),
+        [("fields.c.type".into(), "unknown_type".into())]
+    );
+    assert!(err["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expected one of text, number"));
+
+    let err = fails(
+        &fk,
+        &[
+            "workflow",
+            "create",
+            "--name",
+            "t",
+            "--config",
+            r#"{"fields":[{"key":"p","type":"text","pattern":"(["}]}"#,
+        ],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(
+        fields(&err),
+        [("fields.p.pattern".into(), "pattern".into())]
+    );
+
+    let err = fails(
+        &fk,
+        &["config", "set", &id, "retries", "lots"],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("values.retries".into(), "type".into())]);
+    let err = fails(
+        &fk,
+        &["config", "set", &id, "retries", "11"],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("values.retries".into(), "range".into())]);
+    assert_eq!(
+        err["fields"][0]["message"],
+        "must be between 0 and 10, got 11"
+    );
+
+    let bad = CFG.replace(
+        "\"retries\":3,\"mode\":\"fast\",\"endpoint\":\"https://example.org/x\"",
+        "\"retries\":11,\"mode\":\"slow\",\"endpoint\":\"not a url\"",
+    );
+    let err = fails(
+        &fk,
+        &["config", "update", &id, "--config", &bad],
+        3,
+        "validation_failed",
+    );
+    let mut f = fields(&err);
+    f.sort();
+    assert_eq!(
+        f,
+        [
+            ("values.endpoint".into(), "format".into()),
+            ("values.mode".into(), "options".into()),
+            ("values.retries".into(), "range".into())
+        ]
+    );
+
+    let err = fails(
+        &fk,
+        &["config", "update", &id, "--config", "{not json"],
+        3,
+        "invalid_input",
+    );
+    assert_eq!(fields(&err), [("config".into(), "json".into())]);
+    let err = fails(
+        &fk,
+        &["config", "update", &id, "--config", "@/no/such/file.json"],
+        3,
+        "invalid_input",
+    );
+    assert_eq!(fields(&err), [("config".into(), "file".into())]);
+
+    fails(&fk, &["workflow", "get", "no-such-id"], 4, "not_found");
+    fails(
+        &fk,
+        &["config", "set", "no-such-id", "retries", "1"],
+        4,
+        "not_found",
+    );
+    let err = fails(
+        &fk,
+        &[
+            "workflow",
+            "update",
+            &id,
+            "--name",
+            "n",
+            "--expected-revision",
+            "9",
+        ],
+        5,
+        "conflict",
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected revision 9"),
+        "{err}"
+    );
+
+    let err = fails(
+        &fk,
+        &["exec", "list", "--since", "someday"],
+        3,
+        "invalid_input",
+    );
+    assert_eq!(fields(&err), [("since".into(), "format".into())]);
+
+    // Usage errors are clap's: exit 2.
+    assert_eq!(fk.run(&["workflow", "create"]).code, 2);
+    assert_eq!(fk.run(&["workflow", "list", "--sort", "colour"]).code, 2);
+
+    // Human errors name the field and rule too.
+    let human = fk.run(&["config", "set", &id, "retries", "11"]);
+    assert_eq!(human.code, 3);
+    assert!(
+        human
+            .stderr
+            .contains("values.retries (range): must be between 0 and 10"),
+        "{}",
+        human.stderr
+    );
+}
+
+#[test]
+fn executions_record_list_filter_delete_prune_export() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let e = fk.json(&["exec", "start", &id]).ok().json();
+        assert_eq!(e["status"], "running");
+        assert_eq!(e["trigger"], "cli");
+        let eid = e["id"].as_str().unwrap().to_owned();
+        let status = if i % 2 == 0 { "succeeded" } else { "failed" };
+        let out = format!(r#"{{"row": "a,b \"c\"\nd", "i": {i}}}"#);
+        fk.json(&[
+            "exec",
+            "finish",
+            &eid,
+            "--status",
+            status,
+            "--exit-code",
+            &i.to_string(),
+            "--output",
+            &out,
+        ])
+        .ok();
+        ids.push(eid);
+    }
+    fails(
+        &fk,
+        &["exec", "finish", &ids[0], "--status", "failed"],
+        5,
+        "conflict",
+    );
+    let list = fk.json(&["exec", "list", &id]).ok().json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 4);
+    assert_eq!(list["items"][0]["id"], ids[3], "newest first");
+    let failed = fk
+        .json(&["exec", "list", &id, "--status", "failed"])
+        .ok()
+        .json();
+    assert_eq!(failed["items"].as_array().unwrap().len(), 2);
+    let none = fk
+        .json(&["exec", "list", &id, "--until", "2000-01-01"])
+        .ok()
+        .json();
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let page = fk.json(&["exec", "list", &id, "--limit", "3"]).ok().json();
+    let next = fk
+        .json(&[
+            "exec",
+            "list",
+            &id,
+            "--limit",
+            "3",
+            "--cursor",
+            page["next_cursor"].as_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(next["items"][0]["id"], ids[0]);
+
+    let got = fk.json(&["exec", "get", &ids[1]]).ok().json();
+    assert_eq!(
+        (got["status"].as_str(), got["exit_code"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    let human = fk.run(&["exec", "get", &ids[1]]).ok().stdout;
+    assert!(human.contains("exit code 1"), "{human}");
+
+    let csv_path = fk.data_dir().join("runs.csv");
+    let done = fk
+        .json(&[
+            "exec",
+            "export",
+            "--workflow",
+            &id,
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(done["exported"], 4);
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4);
+    let output: Value = serde_json::from_str(&rows[0][10]).unwrap();
+    assert_eq!(output["row"], "a,b \"c\"\nd");
+    assert!(!fk.data_dir().join("runs.partial").exists());
+
+    let nd = fk
+        .run(&["exec", "export", "--format", "ndjson"])
+        .ok()
+        .stdout;
+    assert_eq!(nd.lines().count(), 4);
+    let all: Value = serde_json::from_str(&fk.run(&["exec", "export"]).ok().stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 4);
+
+    fk.json(&["exec", "delete", &ids[0]]).ok();
+    fails(&fk, &["exec", "get", &ids[0]], 4, "not_found");
+    let pruned = fk
+        .json(&["exec", "prune", "--workflow", &id, "--before", "1d"])
+        .ok()
+        .json();
+    assert_eq!(pruned["deleted"], 0, "nothing is a day old");
+    let tomorrow = (chrono_like_now_ms() + 86_400_000).to_string();
+    let pruned = fk
+        .json(&["exec", "prune", "--workflow", &id, "--before", &tomorrow])
+        .ok()
+        .json();
+    assert_eq!(pruned["deleted"], 3);
+    assert_eq!(fk.sql_count("SELECT count(*) FROM executions"), 0);
+    assert_eq!(
+        fk.sql_count("SELECT count(*) FROM events WHERE kind = 'executions.pruned'"),
+        1
+    );
+}
+
+fn chrono_like_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn not_yet_built_subcommands_say_so() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+    for args in [vec!["run", id.as_str()], vec!["ui"], vec!["sync", "now"]] {
+        let run = fk.run(&args);
+        assert_eq!(run.code, 1, "{args:?}");
+        assert!(run.stderr.contains("not implemented yet"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn rebuild_projections_from_the_cli_keeps_the_tables() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+    fk.json(&["config", "set", &id, "retries", "4"]).ok();
+    fk.json(&["exec", "start", &id]).ok();
+    let before = fk.snapshot();
+    let out = fk.json(&["rebuild-projections"]).ok().json();
+    assert_eq!(out["replayed_events"], 3);
+    assert_eq!(fk.snapshot(), before);
+}
+
+#[test]
+fn data_dir_comes_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(Flowkeep::bin())
+        .env("FLOWKEEP_DATA_DIR", dir.path())
+        .args(["--json", "workflow", "create", "--name", "env"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("flowkeep.db").exists());
+}
