@@ -69,6 +69,7 @@ CREATE INDEX workflows_by_name ON workflows (deleted, name COLLATE NOCASE, id);
 CREATE INDEX workflows_by_created ON workflows (deleted, created_at, id);
 CREATE INDEX workflows_by_updated ON workflows (deleted, updated_at, id);
 CREATE INDEX configs_by_workflow ON configs (workflow_id, key);
+CREATE INDEX workflow_tags_by_workflow ON workflow_tags (workflow_id);
 CREATE INDEX executions_by_workflow ON executions (workflow_id, started_at, id);
 CREATE INDEX executions_by_workflow_status ON executions (workflow_id, status, started_at, id);
 CREATE INDEX executions_by_status ON executions (status, started_at, id);

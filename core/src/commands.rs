@@ -283,6 +283,41 @@ pub struct FinishExecution {
 }
 impl Input for FinishExecution {}
 
+/// A finished run recorded after the fact (imported from elsewhere).
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedExecution {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    pub status: ExecutionStatus,
+    pub started_at: i64,
+    pub completed_at: i64,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    #[validate(length(max = 10000))]
+    pub error: Option<String>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 50))]
+    pub trigger: Option<String>,
+}
+
+/// Many finished runs in one transaction: all are recorded, or none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ImportExecutions {
+    #[validate(length(min = 1, max = 100000), nested)]
+    pub executions: Vec<ImportedExecution>,
+}
+impl Input for ImportExecutions {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub imported: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PruneExecutions {

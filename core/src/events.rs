@@ -46,6 +46,23 @@ pub struct ExecutionFinishedV1 {
     pub error: Option<String>,
 }
 
+/// A run that had already finished when it was recorded (an import): one
+/// event instead of a start and a finish that never happened live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecordedV1 {
+    pub workflow_id: String,
+    pub status: ExecutionStatus,
+    pub started_at: i64,
+    pub completed_at: i64,
+    pub trigger: String,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub output: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionDeletedV1 {
     pub workflow_id: String,
@@ -72,6 +89,7 @@ pub enum Event {
     WorkflowDeleted(WorkflowDeletedV1),
     ExecutionStarted(ExecutionStartedV1),
     ExecutionFinished(ExecutionFinishedV1),
+    ExecutionRecorded(ExecutionRecordedV1),
     ExecutionDeleted(ExecutionDeletedV1),
     ExecutionsPruned(ExecutionsPrunedV1),
 }
@@ -93,6 +111,7 @@ impl Event {
             Event::WorkflowDeleted(_) => "workflow.deleted",
             Event::ExecutionStarted(_) => "execution.started",
             Event::ExecutionFinished(_) => "execution.finished",
+            Event::ExecutionRecorded(_) => "execution.recorded",
             Event::ExecutionDeleted(_) => "execution.deleted",
             Event::ExecutionsPruned(_) => "executions.pruned",
         }
@@ -110,6 +129,7 @@ impl Event {
             Event::WorkflowDeleted(p) => serde_json::to_string(p),
             Event::ExecutionStarted(p) => serde_json::to_string(p),
             Event::ExecutionFinished(p) => serde_json::to_string(p),
+            Event::ExecutionRecorded(p) => serde_json::to_string(p),
             Event::ExecutionDeleted(p) => serde_json::to_string(p),
             Event::ExecutionsPruned(p) => serde_json::to_string(p),
         };
@@ -132,6 +152,7 @@ impl Event {
             ("workflow.deleted", 1) => Event::WorkflowDeleted(p(payload).map_err(err)?),
             ("execution.started", 1) => Event::ExecutionStarted(p(payload).map_err(err)?),
             ("execution.finished", 1) => Event::ExecutionFinished(p(payload).map_err(err)?),
+            ("execution.recorded", 1) => Event::ExecutionRecorded(p(payload).map_err(err)?),
             ("execution.deleted", 1) => Event::ExecutionDeleted(p(payload).map_err(err)?),
             ("executions.pruned", 1) => Event::ExecutionsPruned(p(payload).map_err(err)?),
             _ => return Err(err("unknown kind or version".into())),
@@ -170,6 +191,10 @@ mod tests {
             (
                 "execution.finished",
                 r#"{"status":"failed","completed_at":2,"exit_code":7,"output":null,"error":"boom"}"#,
+            ),
+            (
+                "execution.recorded",
+                r#"{"workflow_id":"w","status":"succeeded","started_at":1,"completed_at":3,"trigger":"import","exit_code":0,"output":{"rows":2},"error":null}"#,
             ),
             ("execution.deleted", r#"{"workflow_id":"w"}"#),
             (

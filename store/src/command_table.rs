@@ -92,6 +92,7 @@ command_table! {
     DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => delete_execution;
     StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;
     FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => finish_execution;
+    ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => import_executions;
     PruneExecutionsCmd = "prune_executions" (PruneExecutions) -> PruneReport => prune_executions;
     WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
 }

@@ -95,6 +95,25 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 .execute(params![e.stream_id, p.status.as_str(), p.completed_at, p.exit_code, output, p.error])?;
             expect_one(n, e)?;
         }
+        Event::ExecutionRecorded(p) => {
+            let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
+            conn.prepare_cached(
+                "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
+                 exit_code, error, trigger, device_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(0, ?6 - ?5), ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                e.stream_id,
+                p.workflow_id,
+                p.status.as_str(),
+                output,
+                p.started_at,
+                p.completed_at,
+                p.exit_code,
+                p.error,
+                p.trigger,
+                e.device_id
+            ])?;
+        }
         Event::ExecutionDeleted(_) => {
             let n = conn
                 .prepare_cached("DELETE FROM executions WHERE id = ?1")?

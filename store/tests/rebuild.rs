@@ -64,6 +64,10 @@ enum Op {
         back_ms: u16,
         per_workflow: Option<u8>,
     },
+    Import {
+        wf: u8,
+        n: u8,
+    },
     Tick {
         ms: u16,
     },
@@ -85,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<u8>(), any::<u8>()).prop_map(|(exec, status)| Op::Finish { exec, status }),
         1 => any::<u8>().prop_map(|exec| Op::DeleteExec { exec }),
         1 => (any::<u16>(), proptest::option::of(any::<u8>())).prop_map(|(back_ms, per_workflow)| Op::Prune { back_ms, per_workflow }),
+        1 => (any::<u8>(), 0u8..5).prop_map(|(wf, n)| Op::Import { wf, n }),
         2 => any::<u16>().prop_map(|ms| Op::Tick { ms }),
     ]
 }
@@ -240,6 +245,22 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                     before: now - back_ms as i64,
                 })
                 .map(drop),
+            Op::Import { wf, n } => svc
+                .import_executions(ImportExecutions {
+                    executions: (0..n as i64)
+                        .map(|k| ImportedExecution {
+                            workflow_id: pick(&wfs, wf.wrapping_add(k as u8)),
+                            status: ExecutionStatus::Failed,
+                            started_at: now - 5_000 + k,
+                            completed_at: now - 4_000,
+                            exit_code: Some(2),
+                            output: None,
+                            error: Some("imported".into()),
+                            trigger: None,
+                        })
+                        .collect(),
+                })
+                .map(drop),
             Op::Tick { ms } => {
                 now += ms as i64;
                 Ok(())
@@ -339,6 +360,7 @@ fn a_fixed_long_sequence_exercises_every_path() {
         "workflow.deleted",
         "execution.started",
         "execution.finished",
+        "execution.recorded",
         "execution.deleted",
         "executions.pruned",
     ] {

@@ -870,3 +870,76 @@ fn validate_config_reports_without_writing() {
     assert_eq!(report.errors[0].field, "values.retries");
     assert_eq!(svc.event_count().unwrap(), events);
 }
+
+#[test]
+fn import_records_finished_runs_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, _) = open(&dir);
+    let a = create(&svc, "a");
+    let b = create(&svc, "b");
+    let run = |wf: &str, at: i64, status| ImportedExecution {
+        workflow_id: wf.to_owned(),
+        status,
+        started_at: at,
+        completed_at: at + 40,
+        exit_code: Some(0),
+        output: None,
+        error: None,
+        trigger: None,
+    };
+    let report = svc
+        .import_executions(ImportExecutions {
+            executions: vec![
+                run(&a.id, 1_000, ExecutionStatus::Succeeded),
+                run(&a.id, 2_000, ExecutionStatus::Failed),
+                run(&b.id, 3_000, ExecutionStatus::Cancelled),
+            ],
+        })
+        .unwrap();
+    assert_eq!(report.imported, 3);
+    let page = svc
+        .get_executions(GetExecutions {
+            filter: ExecutionFilter {
+                workflow_id: Some(a.id.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(
+        (
+            page.items[0].started_at,
+            page.items[0].duration_ms,
+            page.items[0].trigger.as_str()
+        ),
+        (2_000, Some(40), "import")
+    );
+
+    // One bad entry (unknown workflow) rejects all of them.
+    let err = assert_unchanged(&svc, || {
+        svc.import_executions(ImportExecutions {
+            executions: vec![
+                run(&a.id, 5_000, ExecutionStatus::Succeeded),
+                run("ghost", 6_000, ExecutionStatus::Succeeded),
+            ],
+        })
+    });
+    assert!(matches!(err, Error::NotFound { .. }));
+    let mut backwards = run(&a.id, 9_000, ExecutionStatus::Running);
+    backwards.completed_at = 1;
+    let err = assert_unchanged(&svc, || {
+        svc.import_executions(ImportExecutions {
+            executions: vec![backwards],
+        })
+    });
+    let mut got = invalid_fields(err);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("executions[0].completed_at".into(), "range".into()),
+            ("executions[0].status".into(), "options".into())
+        ]
+    );
+}

@@ -1,9 +1,10 @@
 use flowkeep_core::commands::{
-    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, Input, Page,
-    PruneExecutions, PruneReport, StartExecution,
+    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, ImportExecutions,
+    ImportReport, Input, Page, PruneExecutions, PruneReport, StartExecution,
 };
 use flowkeep_core::events::{
-    Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionStartedV1, ExecutionsPrunedV1,
+    Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionRecordedV1, ExecutionStartedV1,
+    ExecutionsPrunedV1,
 };
 use flowkeep_core::execution::{Execution, ExecutionStatus};
 use rusqlite::params_from_iter;
@@ -66,6 +67,55 @@ impl Service {
             });
             w.append(&input.id, Expected::Any, event)?;
             queries::executions::get(w.conn, &input.id)
+        })
+    }
+
+    /// Records finished runs in bulk, in one transaction, each as one
+    /// `execution.recorded` event. Any invalid entry rejects the whole import.
+    pub fn import_executions(&self, mut input: ImportExecutions) -> Result<ImportReport> {
+        input.check()?;
+        let mut problems = Vec::new();
+        for (i, e) in input.executions.iter().enumerate() {
+            if !e.status.is_terminal() {
+                problems.push(flowkeep_core::FieldError::new(
+                    format!("executions[{i}].status"),
+                    "options",
+                    "an imported run is succeeded, failed or cancelled",
+                ));
+            }
+            if e.completed_at < e.started_at {
+                problems.push(flowkeep_core::FieldError::new(
+                    format!("executions[{i}].completed_at"),
+                    "range",
+                    "must not be before started_at",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let count = input.executions.len() as u64;
+        self.write(|w| {
+            let mut known = std::collections::HashSet::new();
+            for e in input.executions {
+                if !known.contains(&e.workflow_id) {
+                    queries::workflows::get(w.conn, &e.workflow_id)?;
+                    known.insert(e.workflow_id.clone());
+                }
+                let id = uuid::Uuid::now_v7().to_string();
+                let recorded = Event::ExecutionRecorded(ExecutionRecordedV1 {
+                    workflow_id: e.workflow_id,
+                    status: e.status,
+                    started_at: e.started_at,
+                    completed_at: e.completed_at,
+                    trigger: e.trigger.unwrap_or_else(|| "import".to_owned()),
+                    exit_code: e.exit_code,
+                    output: e.output,
+                    error: e.error,
+                });
+                w.append(&id, Expected::NoStream, recorded)?;
+            }
+            Ok(ImportReport { imported: count })
         })
     }
 
