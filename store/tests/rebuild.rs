@@ -334,7 +334,7 @@ fn a_fixed_long_sequence_exercises_every_path() {
                 if i % 45 == 12 {
                     Op::Delete { wf: b }
                 } else {
-                    Op::Tick { ms: 500 }
+                    Op::Import { wf: b, n: 3 }
                 }
             }
             _ => Op::Prune {
