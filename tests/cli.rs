@@ -527,3 +527,66 @@ fn data_dir_comes_from_the_environment_too() {
     );
     assert!(dir.path().join("flowkeep.db").exists());
 }
+
+#[test]
+fn killed_writers_lose_no_committed_change_and_leave_a_sound_file() {
+    use std::process::{Command, Stdio};
+    let fk = Flowkeep::new();
+    let id = create(&fk, "w");
+    // Writers in parallel; half of them are killed at staggered moments,
+    // some before, some during, some after their commit.
+    let mut children = Vec::new();
+    for i in 0..24 {
+        let child = Command::new(Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(fk.data_dir())
+            .args([
+                "--json",
+                "workflow",
+                "create",
+                "--name",
+                &format!("writer {i}"),
+                "--config",
+                CFG,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push((i, child));
+    }
+    let mut committed = Vec::new();
+    for (i, mut child) in children {
+        if i % 2 == 1 {
+            std::thread::sleep(std::time::Duration::from_millis(i as u64));
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            committed.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        committed.len() >= 12,
+        "the writers that were not killed all succeed: {}",
+        committed.len()
+    );
+    let c = rusqlite::Connection::open(fk.db()).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(c);
+    for wid in &committed {
+        fk.json(&["workflow", "get", wid]).ok();
+    }
+    // Every event has its projection: a rebuild changes nothing.
+    let workflows = fk.sql_count("SELECT count(*) FROM workflows");
+    let created = fk.sql_count("SELECT count(*) FROM events WHERE kind = 'workflow.created'");
+    assert_eq!(workflows, created);
+    let before = fk.snapshot();
+    fk.json(&["rebuild-projections"]).ok();
+    assert_eq!(fk.snapshot(), before);
+    fk.json(&["config", "set", &id, "retries", "2"]).ok();
+}

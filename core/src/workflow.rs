@@ -39,6 +39,20 @@ pub struct Workflow {
     pub revision: u64,
 }
 
+/// A workflow as listed: everything but the config document, which a list
+/// page does not need and which dominates the cost of reading a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowSummary {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub version: String,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub revision: u64,
+}
+
 /// One changed field: its path, the value before and the value after
 /// (`null` for "absent").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport};
 use flowkeep_core::config::{ConfigDocument, FieldDef};
 use flowkeep_core::execution::Execution;
-use flowkeep_core::workflow::Workflow;
+use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use flowkeep_core::ErrorBody;
 use serde_json::Value;
 
@@ -133,7 +133,7 @@ fn short(v: &Value) -> String {
     }
 }
 
-pub fn workflow_list(page: &Page<Workflow>) -> String {
+pub fn workflow_list(page: &Page<WorkflowSummary>) -> String {
     let mut s = String::new();
     if page.items.is_empty() {
         s.push_str("No workflows.\n");
@@ -142,7 +142,7 @@ pub fn workflow_list(page: &Page<Workflow>) -> String {
     let width = page
         .items
         .iter()
-        .map(|w| w.spec.name.chars().count())
+        .map(|w| w.name.chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -152,15 +152,15 @@ pub fn workflow_list(page: &Page<Workflow>) -> String {
         "ID", "NAME", "VERSION", "UPDATED"
     );
     for w in &page.items {
-        let name: String = w.spec.name.chars().take(40).collect();
+        let name: String = w.name.chars().take(40).collect();
         let _ = writeln!(
             s,
             "{:36}  {:width$}  {:9}  {:19}  {}",
             w.id,
             name,
-            w.spec.version,
+            w.version,
             show(w.updated_at),
-            w.spec.tags.join(",")
+            w.tags.join(",")
         );
     }
     if let Some(c) = &page.next_cursor {

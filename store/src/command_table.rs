@@ -5,7 +5,7 @@
 
 use flowkeep_core::commands::*;
 use flowkeep_core::execution::Execution;
-use flowkeep_core::workflow::Workflow;
+use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -81,7 +81,7 @@ command_table! {
     UpdateWorkflowCmd = "update_workflow" (UpdateWorkflow) -> Workflow => update_workflow;
     DeleteWorkflowCmd = "delete_workflow" (DeleteWorkflow) -> Deleted => delete_workflow;
     GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
-    ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<Workflow> => list_workflows;
+    ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => list_workflows;
     DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
     GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;
     UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => update_config;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::checkpointer::{Checkpointer, BACKSTOP_PAGES};
 use crate::{migrate, Result};
 
 /// How hard a commit tries to survive power loss. `Normal` (WAL +
@@ -43,6 +44,7 @@ pub(crate) struct Db {
     writer: Mutex<Connection>,
     /// `None` for an in-memory database, whose readers use the writer.
     readers: Option<Readers>,
+    checkpointer: Option<Checkpointer>,
 }
 
 struct Readers {
@@ -61,6 +63,7 @@ impl Db {
         let mut writer = Connection::open(path)?;
         configure_writer(&writer, opts.durability)?;
         migrate::migrate(&mut writer)?;
+        writer.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
         Ok(Db {
             writer: Mutex::new(writer),
             readers: Some(Readers {
@@ -68,6 +71,7 @@ impl Db {
                 idle: Mutex::new(Vec::new()),
                 max: opts.max_readers.max(1),
             }),
+            checkpointer: Some(Checkpointer::start(path)),
         })
     }
 
@@ -78,6 +82,7 @@ impl Db {
         Ok(Db {
             writer: Mutex::new(writer),
             readers: None,
+            checkpointer: None,
         })
     }
 
@@ -88,6 +93,10 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        drop(conn);
+        if let Some(c) = &self.checkpointer {
+            c.notify();
+        }
         Ok(out)
     }
 

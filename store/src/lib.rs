@@ -2,6 +2,7 @@
 //! it, the queries over them, and the service that runs commands. Every change
 //! is an event appended in the same transaction as its projection rows.
 
+mod checkpointer;
 mod clock;
 mod command_table;
 mod cursor;

@@ -416,7 +416,7 @@ fn list_searches_filters_sorts_and_pages() {
             .unwrap()
             .items
             .into_iter()
-            .map(|w| w.spec.name)
+            .map(|w| w.name)
             .collect()
     };
     assert_eq!(
@@ -506,7 +506,7 @@ fn list_searches_filters_sorts_and_pages() {
                     })
                     .unwrap();
                 assert!(page.items.len() <= 2);
-                paged.extend(page.items.into_iter().map(|w| w.spec.name));
+                paged.extend(page.items.into_iter().map(|w| w.name));
                 match page.next_cursor {
                     Some(c) => cursor = Some(c),
                     None => break,

@@ -2,7 +2,7 @@
 //! keyset pagination.
 
 use flowkeep_core::commands::{ListWorkflows, Page, WorkflowSort, DEFAULT_PAGE};
-use flowkeep_core::workflow::{Workflow, WorkflowSpec};
+use flowkeep_core::workflow::{Workflow, WorkflowSpec, WorkflowSummary};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
@@ -54,14 +54,31 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Workflow> {
     }
 }
 
-pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow>> {
+const SUMMARY_COLUMNS: &str =
+    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision";
+
+fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
+    let tags: String = r.get(4)?;
+    Ok(WorkflowSummary {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        version: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        tags: serde_json::from_str(&tags)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        revision: r.get::<_, i64>(7)? as u64,
+    })
+}
+
+pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary>> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE) as usize;
     let (sort_name, sort_col) = match q.sort {
         WorkflowSort::Name => ("name", "w.name COLLATE NOCASE"),
         WorkflowSort::Created => ("created", "w.created_at"),
         WorkflowSort::Updated => ("updated", "w.updated_at"),
     };
-    let mut sql = format!("SELECT {COLUMNS} FROM workflows w WHERE w.deleted = 0");
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM workflows w WHERE w.deleted = 0");
     let mut args: Vec<Sql> = Vec::new();
     if let Some(search) = &q.search {
         args.push(Sql::Text(format!("%{}%", escape_like(search))));
@@ -106,13 +123,13 @@ pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut items = Vec::with_capacity(limit + 1);
     while let Some(r) = rows.next()? {
-        items.push(from_row(r)?.workflow);
+        items.push(summary_from_row(r)?);
     }
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
         let last = items.last().expect("a full page");
         let key = match q.sort {
-            WorkflowSort::Name => Value::String(last.spec.name.clone()),
+            WorkflowSort::Name => Value::String(last.name.clone()),
             WorkflowSort::Created => last.created_at.into(),
             WorkflowSort::Updated => last.updated_at.into(),
         };

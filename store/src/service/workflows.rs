@@ -3,7 +3,7 @@ use flowkeep_core::commands::{
     UpdateWorkflow, WorkflowId,
 };
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
-use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, DEFAULT_VERSION};
+use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, WorkflowSummary, DEFAULT_VERSION};
 
 use super::{check_revision, parse_config, validate_config, ChangeKind, Service};
 use crate::event_log::Expected;
@@ -97,7 +97,7 @@ impl Service {
         self.read(|c| queries::workflows::get(c, &input.id))
     }
 
-    pub fn list_workflows(&self, mut input: ListWorkflows) -> Result<Page<Workflow>> {
+    pub fn list_workflows(&self, mut input: ListWorkflows) -> Result<Page<WorkflowSummary>> {
         input.check()?;
         self.read(|c| queries::workflows::list(c, &input))
     }
