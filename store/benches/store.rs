@@ -107,6 +107,56 @@ fn raw_rates(dir: &std::path::Path) -> (f64, f64) {
     (single, batched)
 }
 
+/// Raw SQLite doing exactly the row writes of one `start_execution` (an
+/// event row and an execution row, with the real schema and indexes): the
+/// floor for that command, single and 1,000 per commit.
+fn raw_same_rows(dir: &std::path::Path) -> (f64, f64) {
+    let mut c = rusqlite::Connection::open(dir.join("raw-schema.db")).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    c.execute_batch(include_str!("../../migrations/0001_init.sql"))
+        .unwrap();
+    c.execute(
+        "INSERT INTO workflows (id, name, config) VALUES ('w', 'w', '{}')",
+        [],
+    )
+    .unwrap();
+    let write = |tx: &rusqlite::Connection, i: usize| {
+        let id = uuid::Uuid::now_v7().to_string();
+        tx.prepare_cached(
+            "INSERT INTO events (id, stream_id, stream_version, kind, schema_version, payload, actor, device_id, recorded_at)
+             VALUES (?1, ?2, 1, 'execution.started', 1, ?3, 'a', 'd', ?4)",
+        )
+        .unwrap()
+        .execute(rusqlite::params![uuid::Uuid::now_v7().to_string(), id, "{\"workflow_id\":\"w\",\"status\":\"running\"}", i as i64])
+        .unwrap();
+        tx.prepare_cached(
+            "INSERT INTO executions (id, workflow_id, status, started_at, trigger, device_id) VALUES (?1, 'w', 'running', ?2, 'x', 'd')",
+        )
+        .unwrap()
+        .execute(rusqlite::params![id, i as i64])
+        .unwrap();
+    };
+    let n = 5_000;
+    let t = Instant::now();
+    for i in 0..n {
+        let tx = c.transaction().unwrap();
+        write(&tx, i);
+        tx.commit().unwrap();
+    }
+    let single = n as f64 / t.elapsed().as_secs_f64();
+    let n = 100_000;
+    let t = Instant::now();
+    for b in 0..n / 1000 {
+        let tx = c.transaction().unwrap();
+        for i in 0..1000 {
+            write(&tx, n + b * 1000 + i);
+        }
+        tx.commit().unwrap();
+    }
+    (single, n as f64 / t.elapsed().as_secs_f64())
+}
+
 fn main() {
     // `cargo bench` passes --bench; ignore arguments.
     let n_workflows = env_usize("FLOWKEEP_BENCH_WORKFLOWS", 10_000);
@@ -125,6 +175,7 @@ fn main() {
     );
 
     let (raw_single, raw_batched) = raw_rates(dir.path());
+    let (raw_exec_single, raw_exec_batched) = raw_same_rows(dir.path());
     let svc = Service::open(
         &dir.path().join("flowkeep.db"),
         StoreOptions {
@@ -272,6 +323,7 @@ fn main() {
         .unwrap()
     }));
     let mut started = Vec::new();
+    let t = Instant::now();
     rows.push(time("start_execution", n, |i| {
         started.push(
             svc.start_execution(StartExecution {
@@ -282,6 +334,7 @@ fn main() {
             .id,
         )
     }));
+    let start_rate = n as f64 / t.elapsed().as_secs_f64();
     rows.push(time("finish_execution", n, |i| {
         svc.finish_execution(FinishExecution {
             id: started[i].clone(),
@@ -391,8 +444,20 @@ fn main() {
         "| create_workflow (one event per commit) | {create_rate:.0} | {:.2} |",
         create_rate / raw_single
     );
+    println!(
+        "| start_execution (one event per commit) | {start_rate:.0} | {:.2} |",
+        start_rate / raw_single
+    );
     println!("| raw SQLite batched inserts (1,000/commit) | {raw_batched:.0} | 1.00 |");
     println!("| import_executions (1,000 runs = 1,000 events/commit) | {import_events_rate:.0} | {:.2} |", import_events_rate / raw_batched);
+    println!();
+    println!("| same rows as the command, raw SQLite, real schema | per second | command vs this floor |");
+    println!("|---|---:|---:|");
+    println!(
+        "| event + execution row, one per commit | {raw_exec_single:.0} | start_execution {:.2} |",
+        start_rate / raw_exec_single
+    );
+    println!("| event + execution row, 1,000 per commit | {raw_exec_batched:.0} | import_executions {:.2} |", import_events_rate / raw_exec_batched);
 
     let events = svc.event_count().unwrap();
     let t = Instant::now();

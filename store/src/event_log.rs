@@ -40,18 +40,25 @@ pub(crate) struct NewEvent<'a> {
 }
 
 pub(crate) fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64> {
+    // Not `max(stream_version)`: that form made SQLite re-prepare the
+    // statement on every call (seen in profiles of bulk imports).
     let v: Option<i64> = conn
-        .prepare_cached("SELECT max(stream_version) FROM events WHERE stream_id = ?1")?
-        .query_row([stream_id], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT stream_version FROM events WHERE stream_id = ?1 ORDER BY stream_version DESC LIMIT 1",
+        )?
+        .query_row([stream_id], |r| r.get(0))
+        .optional()?;
     Ok(v.unwrap_or(0) as u64)
 }
 
 pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent> {
-    let current = stream_version(conn, new.stream_id)?;
+    // A new stream needs no lookup: version 1 is inserted and
+    // UNIQUE(stream_id, stream_version) rejects it if the stream exists.
+    let current = match new.expected {
+        Expected::NoStream => 0,
+        _ => stream_version(conn, new.stream_id)?,
+    };
     match new.expected {
-        Expected::NoStream if current != 0 => {
-            return Err(Error::Conflict(format!("{} already exists", new.stream_id)));
-        }
         Expected::Version(v) if v != current => {
             return Err(Error::Conflict(format!(
                 "{} was changed by someone else: expected revision {v}, it is now at {current}; reload and try again",
@@ -81,14 +88,15 @@ pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent
         ]);
     match result {
         Ok(_) => {}
-        // Another connection appended the same version first.
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            return Err(Error::Conflict(format!(
-                "{} was changed concurrently; try again",
-                new.stream_id
-            )));
+            let message = match new.expected {
+                Expected::NoStream => format!("{} already exists", new.stream_id),
+                // Another connection appended the same version first.
+                _ => format!("{} was changed concurrently; try again", new.stream_id),
+            };
+            return Err(Error::Conflict(message));
         }
         Err(e) => return Err(e.into()),
     }
@@ -156,4 +164,93 @@ pub(crate) fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowkeep_core::events::{Event, ExecutionDeletedV1};
+
+    fn conn() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut c).unwrap();
+        c
+    }
+
+    fn event(stream: &str, expected: Expected) -> NewEvent<'_> {
+        NewEvent {
+            stream_id: stream,
+            expected,
+            event: Event::ExecutionDeleted(ExecutionDeletedV1 {
+                workflow_id: "w".into(),
+            }),
+            actor: "a",
+            device_id: "d",
+            recorded_at: 1,
+        }
+    }
+
+    #[test]
+    fn versions_count_up_per_stream_and_expectations_are_enforced() {
+        let c = conn();
+        assert_eq!(
+            append(&c, event("s", Expected::NoStream))
+                .unwrap()
+                .stream_version,
+            1
+        );
+        assert_eq!(
+            append(&c, event("s", Expected::Version(1)))
+                .unwrap()
+                .stream_version,
+            2
+        );
+        assert_eq!(
+            append(&c, event("s", Expected::Any))
+                .unwrap()
+                .stream_version,
+            3
+        );
+        assert_eq!(
+            append(&c, event("t", Expected::NoStream))
+                .unwrap()
+                .stream_version,
+            1
+        );
+        assert_eq!(stream_version(&c, "s").unwrap(), 3);
+        assert_eq!(stream_version(&c, "nothing").unwrap(), 0);
+        let e = append(&c, event("s", Expected::NoStream)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Conflict(m) if m == "s already exists"),
+            "{e}"
+        );
+        let e = append(&c, event("s", Expected::Version(2))).unwrap_err();
+        assert!(
+            matches!(&e, Error::Conflict(m) if m.contains("expected revision 2, it is now at 3")),
+            "{e}"
+        );
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 4, "rejected appends wrote nothing");
+    }
+
+    #[test]
+    fn stored_events_read_back_in_order() {
+        let c = conn();
+        append(&c, event("s", Expected::NoStream)).unwrap();
+        append(&c, event("s", Expected::Any)).unwrap();
+        let read = read_stream(&c, "s").unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let mut seen = 0;
+        for_each(&c, |_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 2);
+    }
 }
