@@ -94,3 +94,33 @@ fn in_memory_databases_migrate_too() {
     let svc = Service::open_in_memory(StoreOptions::default()).unwrap();
     assert_eq!(svc.event_count().unwrap(), 0);
 }
+
+#[test]
+fn rebuild_leaves_the_schema_as_it_was() {
+    use flowkeep_core::commands::CreateWorkflow;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.db");
+    let svc = Service::open(&path, StoreOptions::default()).unwrap();
+    svc.create_workflow(CreateWorkflow {
+        name: "a".into(),
+        tags: vec!["t".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let before = schema_sql(&path);
+    svc.rebuild_projections().unwrap();
+    assert_eq!(
+        schema_sql(&path),
+        before,
+        "rebuild must recreate every index it drops, identically"
+    );
+}
+
+fn schema_sql(path: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut s = c.prepare("SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master ORDER BY name").unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
