@@ -23,20 +23,12 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 updated_at: e.recorded_at,
                 revision: e.stream_version,
             };
-            conn.prepare_cached(
+            write_workflow_row(
+                conn,
                 "INSERT INTO workflows (id, name, description, version, config, tags, created_at, updated_at, deleted, revision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 0, ?8)",
-            )?
-            .execute(params![
-                wf.id,
-                wf.spec.name,
-                wf.spec.description,
-                wf.spec.version,
-                serde_json::to_string(&wf.spec.config)?,
-                serde_json::to_string(&wf.spec.tags)?,
-                e.recorded_at,
-                e.stream_version as i64,
-            ])?;
+                &wf,
+            )?;
             write_tags(conn, &wf)?;
             write_configs(conn, &wf)?;
         }
@@ -46,20 +38,12 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
             wf.updated_at = e.recorded_at;
             wf.revision = e.stream_version;
-            conn.prepare_cached(
+            write_workflow_row(
+                conn,
                 "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
                  updated_at = ?7, revision = ?8 WHERE id = ?1",
-            )?
-            .execute(params![
-                wf.id,
-                wf.spec.name,
-                wf.spec.description,
-                wf.spec.version,
-                serde_json::to_string(&wf.spec.config)?,
-                serde_json::to_string(&wf.spec.tags)?,
-                e.recorded_at,
-                e.stream_version as i64,
-            ])?;
+                &wf,
+            )?;
             if p.changes.iter().any(|c| c.field == "tags") {
                 write_tags(conn, &wf)?;
             }
@@ -134,6 +118,22 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Binds a workflow's columns as ?1 id, ?2 name, ?3 description, ?4 version,
+/// ?5 config, ?6 tags, ?7 updated_at, ?8 revision.
+fn write_workflow_row(conn: &Connection, sql: &str, wf: &Workflow) -> Result<()> {
+    conn.prepare_cached(sql)?.execute(params![
+        wf.id,
+        wf.spec.name,
+        wf.spec.description,
+        wf.spec.version,
+        serde_json::to_string(&wf.spec.config)?,
+        serde_json::to_string(&wf.spec.tags)?,
+        wf.updated_at,
+        wf.revision as i64,
+    ])?;
     Ok(())
 }
 
