@@ -325,10 +325,47 @@ pub struct PruneExecutions {
     pub workflow_id: Option<String>,
     #[serde(default)]
     pub status: Option<ExecutionStatus>,
+    /// Only runs that started at or after this time (Unix ms).
+    #[serde(default)]
+    pub since: Option<i64>,
     /// Delete runs that started before this time (Unix ms).
     pub before: i64,
 }
 impl Input for PruneExecutions {}
+
+/// The workspace settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Applies to every workflow without a policy of its own.
+    #[serde(default)]
+    pub retention: crate::config::RetentionPolicy,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct GetSettings {}
+impl Input for GetSettings {}
+
+/// Sets the retention policy of one workflow, or the global one when
+/// `workflow_id` is absent. An empty policy removes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SetRetention {
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    #[serde(default)]
+    pub policy: crate::config::RetentionPolicy,
+}
+impl Input for SetRetention {}
+
+/// Applies retention policies now: to one workflow, or to all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRetention {
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+}
+impl Input for ApplyRetention {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruneReport {

@@ -68,17 +68,29 @@ pub struct ExecutionDeletedV1 {
     pub workflow_id: String,
 }
 
-/// A bulk delete, recorded as its filter: replaying it in log order deletes
-/// exactly the rows it deleted live.
+/// A bulk delete of finished runs, recorded as its filter: replaying it in
+/// log order deletes exactly the rows it deleted live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionsPrunedV1 {
     #[serde(default)]
     pub workflow_id: Option<String>,
     #[serde(default)]
     pub status: Option<ExecutionStatus>,
+    /// Runs that started at or after this time (Unix ms), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
     /// Runs that started before this time (Unix ms) are deleted.
     pub before: i64,
     pub deleted: u64,
+    /// Why: `manual`, or `retention` when a policy asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Workspace settings changed (the global retention policy, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsUpdatedV1 {
+    pub changes: Vec<FieldChange>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +104,7 @@ pub enum Event {
     ExecutionRecorded(ExecutionRecordedV1),
     ExecutionDeleted(ExecutionDeletedV1),
     ExecutionsPruned(ExecutionsPrunedV1),
+    SettingsUpdated(SettingsUpdatedV1),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +127,7 @@ impl Event {
             Event::ExecutionRecorded(_) => "execution.recorded",
             Event::ExecutionDeleted(_) => "execution.deleted",
             Event::ExecutionsPruned(_) => "executions.pruned",
+            Event::SettingsUpdated(_) => "settings.updated",
         }
     }
 
@@ -132,6 +146,7 @@ impl Event {
             Event::ExecutionRecorded(p) => serde_json::to_string(p),
             Event::ExecutionDeleted(p) => serde_json::to_string(p),
             Event::ExecutionsPruned(p) => serde_json::to_string(p),
+            Event::SettingsUpdated(p) => serde_json::to_string(p),
         };
         r.expect("event payloads serialize")
     }
@@ -155,6 +170,7 @@ impl Event {
             ("execution.recorded", 1) => Event::ExecutionRecorded(p(payload).map_err(err)?),
             ("execution.deleted", 1) => Event::ExecutionDeleted(p(payload).map_err(err)?),
             ("executions.pruned", 1) => Event::ExecutionsPruned(p(payload).map_err(err)?),
+            ("settings.updated", 1) => Event::SettingsUpdated(p(payload).map_err(err)?),
             _ => return Err(err("unknown kind or version".into())),
         };
         Ok(event)

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{ConfigDocument, CrossRule, FieldDef, RunSpec};
+use crate::config::{ConfigDocument, CrossRule, FieldDef, RetentionPolicy, RunSpec};
 
 pub const DEFAULT_VERSION: &str = "1.0.0";
 
@@ -99,6 +99,11 @@ pub fn diff(old: &WorkflowSpec, new: &WorkflowSpec) -> Vec<FieldChange> {
         json(&new.config.rules),
     );
     push("config.run", json(&old.config.run), json(&new.config.run));
+    push(
+        "config.retention",
+        json(&old.config.retention),
+        json(&new.config.retention),
+    );
     let keys: std::collections::BTreeSet<&String> = old
         .config
         .values
@@ -134,6 +139,9 @@ pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), Str
                     .unwrap_or_default()
             }
             "config.run" => spec.config.run = from::<Option<RunSpec>>(&c.new).map_err(bad)?,
+            "config.retention" => {
+                spec.config.retention = from::<Option<RetentionPolicy>>(&c.new).map_err(bad)?
+            }
             path => {
                 let Some(key) = path.strip_prefix(VALUES_PREFIX) else {
                     return Err(format!("unknown field in change: {path}"));

@@ -337,6 +337,7 @@ fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
                 PruneExecutions {
                     workflow_id: workflow,
                     status,
+                    since: None,
                     before,
                 },
             )?;

@@ -94,5 +94,8 @@ command_table! {
     FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => finish_execution;
     ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => import_executions;
     PruneExecutionsCmd = "prune_executions" (PruneExecutions) -> PruneReport => prune_executions;
+    GetSettingsCmd = "get_settings" (GetSettings) -> Settings => get_settings;
+    SetRetentionCmd = "set_retention" (SetRetention) -> Settings => set_retention;
+    ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => apply_retention;
     WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
 }

@@ -11,7 +11,13 @@ use crate::queries;
 use crate::{Error, Result};
 
 /// The read tables, in the order they can be emptied under foreign keys.
-pub const READ_TABLES: [&str; 4] = ["configs", "workflow_tags", "executions", "workflows"];
+pub const READ_TABLES: [&str; 5] = [
+    "configs",
+    "workflow_tags",
+    "executions",
+    "workflows",
+    "settings",
+];
 
 pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
     match &e.event {
@@ -98,6 +104,19 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 e.device_id
             ])?;
         }
+        Event::SettingsUpdated(p) => {
+            for c in &p.changes {
+                if c.new.is_null() {
+                    conn.prepare_cached("DELETE FROM settings WHERE key = ?1")?
+                        .execute([&c.field])?;
+                } else {
+                    conn.prepare_cached(
+                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![c.field, c.new.to_string()])?;
+                }
+            }
+        }
         Event::ExecutionDeleted(_) => {
             let n = conn
                 .prepare_cached("DELETE FROM executions WHERE id = ?1")?
@@ -105,12 +124,18 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             expect_one(n, e)?;
         }
         Event::ExecutionsPruned(p) => {
-            let (where_sql, args) =
-                queries::executions::prune_filter_sql(p.workflow_id.as_deref(), p.status, p.before);
+            let (where_sql, args) = queries::executions::prune_filter_sql(
+                p.workflow_id.as_deref(),
+                p.status,
+                p.since,
+                p.before,
+            );
             let n = conn
                 .prepare_cached(&format!("DELETE FROM executions {where_sql}"))?
                 .execute(params_from_iter(args))?;
             if n as u64 != p.deleted {
+                // Replay must delete what the live prune deleted; anything
+                // else means the log and the tables disagree.
                 return Err(Error::Corrupt(format!(
                     "event {}: prune deleted {n} executions, the event recorded {}",
                     e.id, p.deleted

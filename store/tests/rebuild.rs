@@ -68,6 +68,11 @@ enum Op {
         wf: u8,
         n: u8,
     },
+    Retention {
+        wf: Option<u8>,
+        count: u8,
+        age_s: u8,
+    },
     Tick {
         ms: u16,
     },
@@ -90,6 +95,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|exec| Op::DeleteExec { exec }),
         1 => (any::<u16>(), proptest::option::of(any::<u8>())).prop_map(|(back_ms, per_workflow)| Op::Prune { back_ms, per_workflow }),
         1 => (any::<u8>(), 0u8..5).prop_map(|(wf, n)| Op::Import { wf, n }),
+        1 => (proptest::option::of(any::<u8>()), 0u8..6, 0u8..8)
+            .prop_map(|(wf, count, age_s)| Op::Retention { wf, count, age_s }),
         2 => any::<u16>().prop_map(|ms| Op::Tick { ms }),
     ]
 }
@@ -242,6 +249,7 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 .prune_executions(PruneExecutions {
                     workflow_id: per_workflow.map(|w| pick(&wfs, w)),
                     status: None,
+                    since: None,
                     before: now - back_ms as i64,
                 })
                 .map(drop),
@@ -261,6 +269,19 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                         .collect(),
                 })
                 .map(drop),
+            Op::Retention { wf, count, age_s } => {
+                let workflow_id = wf.map(|w| pick(&wfs, w));
+                let policy = flowkeep_core::config::RetentionPolicy {
+                    max_age: (age_s > 0).then(|| format!("{age_s}s")),
+                    max_count: (count > 0).then_some(count as u64),
+                };
+                svc.set_retention(SetRetention {
+                    workflow_id: workflow_id.clone(),
+                    policy,
+                })
+                .and_then(|_| svc.apply_retention(ApplyRetention { workflow_id }))
+                .map(drop)
+            }
             Op::Tick { ms } => {
                 now += ms as i64;
                 Ok(())
@@ -337,6 +358,11 @@ fn a_fixed_long_sequence_exercises_every_path() {
                     Op::Import { wf: b, n: 3 }
                 }
             }
+            _ if i % 30 == 13 => Op::Retention {
+                wf: (i % 60 == 43).then_some(b),
+                count: 2,
+                age_s: 0,
+            },
             _ => Op::Prune {
                 back_ms: 3000,
                 per_workflow: None,
@@ -345,8 +371,6 @@ fn a_fixed_long_sequence_exercises_every_path() {
     }
     run(&svc, &clock, &ops);
     let history_kinds = |kind: &str| -> i64 {
-        let dump = svc.dump_read_tables().unwrap();
-        let _ = dump;
         let c = rusqlite::Connection::open(dir.path().join("flowkeep.db")).unwrap();
         c.query_row("SELECT count(*) FROM events WHERE kind = ?1", [kind], |r| {
             r.get(0)
@@ -363,6 +387,7 @@ fn a_fixed_long_sequence_exercises_every_path() {
         "execution.recorded",
         "execution.deleted",
         "executions.pruned",
+        "settings.updated",
     ] {
         assert!(history_kinds(kind) > 0, "no {kind} event in the sequence");
     }

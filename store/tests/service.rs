@@ -692,6 +692,7 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
     let prune = PruneExecutions {
         workflow_id: Some(wf.id.clone()),
         status: None,
+        since: None,
         before: T0 + 5000,
     };
     assert_eq!(

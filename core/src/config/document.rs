@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{FieldDef, RunSpec};
+use super::{FieldDef, RetentionPolicy, RunSpec};
 use crate::error::FieldError;
 use crate::validation::{self, ValidationContext};
 
@@ -18,6 +18,9 @@ pub struct ConfigDocument {
     pub values: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSpec>,
+    /// This workflow's own retention; the global policy applies otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// A rule over several fields. `rule` names it: `less_than` (`fields: [a, b]`,

@@ -4,10 +4,10 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ConfigDocument, ConfigType, CrossRule, FieldDef, RunSpec};
+use super::{ConfigDocument, ConfigType, CrossRule, FieldDef, RetentionPolicy, RunSpec};
 use crate::error::FieldError;
 
-const TOP_LEVEL: [&str; 4] = ["fields", "rules", "values", "run"];
+const TOP_LEVEL: [&str; 5] = ["fields", "rules", "values", "run", "retention"];
 
 pub(super) fn parse_document(value: &Value) -> Result<ConfigDocument, Vec<FieldError>> {
     let Some(obj) = value.as_object() else {
@@ -61,6 +61,13 @@ pub(super) fn parse_document(value: &Value) -> Result<ConfigDocument, Vec<FieldE
         None | Some(Value::Null) => {}
         Some(v @ Value::Object(_)) => doc.run = parse_as::<RunSpec>("run", v, &mut errors),
         Some(other) => errors.push(type_error("run", "an object", other)),
+    }
+    match obj.get("retention") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => {
+            doc.retention = parse_as::<RetentionPolicy>("retention", v, &mut errors)
+        }
+        Some(other) => errors.push(type_error("retention", "an object", other)),
     }
     if errors.is_empty() {
         Ok(doc)

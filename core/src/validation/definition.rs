@@ -53,6 +53,9 @@ pub(super) fn check(doc: &ConfigDocument, ctx: &ValidationContext<'_>) -> Vec<Fi
     if let Some(run) = &doc.run {
         check_run(run, &mut errors);
     }
+    if let Some(retention) = &doc.retention {
+        errors.extend(retention.check("retention"));
+    }
     errors
 }
 

@@ -518,6 +518,17 @@ fn the_document_itself_is_validated() {
             "invalid",
         ),
         (json!([1, 2]), "config", "type"),
+        (
+            json!({"retention": {"max_age": "soon"}}),
+            "retention.max_age",
+            "duration",
+        ),
+        (
+            json!({"retention": {"max_count": 0}}),
+            "retention.max_count",
+            "range",
+        ),
+        (json!({"retention": {"keep": 3}}), "retention", "invalid"),
     ];
     for (doc, field, code) in cases {
         assert_eq!(codes(doc.clone()), vec![pair(field, code)], "{doc}");

@@ -122,12 +122,13 @@ pub(crate) fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
 pub(crate) fn prune_filter_sql(
     workflow_id: Option<&str>,
     status: Option<ExecutionStatus>,
+    since: Option<i64>,
     before: i64,
 ) -> (String, Vec<Sql>) {
     let f = ExecutionFilter {
         workflow_id: workflow_id.map(str::to_owned),
         status,
-        since: None,
+        since,
         until: Some(before),
     };
     let (mut sql, args) = filter_sql(&f);

@@ -9,7 +9,7 @@ use flowkeep_core::events::{
 use flowkeep_core::execution::{Execution, ExecutionStatus};
 use rusqlite::params_from_iter;
 
-use super::Service;
+use super::{Service, Writer};
 use crate::event_log::Expected;
 use crate::{queries, Error, Result};
 
@@ -173,29 +173,39 @@ impl Service {
                     return Err(Error::workflow_not_found(wf));
                 }
             }
-            let deleted = count_prunable(w.conn, &input)?;
-            if deleted > 0 {
-                let event = Event::ExecutionsPruned(ExecutionsPrunedV1 {
-                    workflow_id: input.workflow_id.clone(),
-                    status: input.status,
-                    before: input.before,
-                    deleted,
-                });
-                w.append(
-                    &format!("prune/{}", uuid::Uuid::now_v7()),
-                    Expected::NoStream,
-                    event,
-                )?;
-            }
+            let deleted = prune_in(w, &input, "manual")?;
             Ok(PruneReport { deleted })
         })
     }
+}
+
+/// Appends one `executions.pruned` event for the matching finished runs, if
+/// there are any, inside the caller's transaction.
+pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) -> Result<u64> {
+    let deleted = count_prunable(w.conn, input)?;
+    if deleted > 0 {
+        let event = Event::ExecutionsPruned(ExecutionsPrunedV1 {
+            workflow_id: input.workflow_id.clone(),
+            status: input.status,
+            since: input.since,
+            before: input.before,
+            deleted,
+            reason: Some(reason.to_owned()),
+        });
+        w.append(
+            &format!("prune/{}", uuid::Uuid::now_v7()),
+            Expected::NoStream,
+            event,
+        )?;
+    }
+    Ok(deleted)
 }
 
 fn count_prunable(c: &rusqlite::Connection, input: &PruneExecutions) -> Result<u64> {
     let (where_sql, args) = queries::executions::prune_filter_sql(
         input.workflow_id.as_deref(),
         input.status,
+        input.since,
         input.before,
     );
     let n: i64 = c

@@ -5,6 +5,7 @@
 mod config;
 mod executions;
 mod history;
+mod settings;
 mod workflows;
 
 use std::path::Path;
@@ -149,6 +150,7 @@ impl Service {
                 out.push_str(&format!("## {table}\n"));
                 let key = match table {
                     "workflow_tags" => "tag, workflow_id",
+                    "settings" => "key",
                     _ => "id",
                 };
                 let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;

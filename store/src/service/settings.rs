@@ -1,0 +1,171 @@
+//! Workspace settings and retention: the global policy is an event-sourced
+//! setting; a workflow's own policy lives in its config document.
+
+use flowkeep_core::commands::{
+    ApplyRetention, GetSettings, Input, PruneExecutions, PruneReport, SetRetention, Settings,
+};
+use flowkeep_core::config::RetentionPolicy;
+use flowkeep_core::events::{Event, SettingsUpdatedV1};
+use flowkeep_core::workflow::FieldChange;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::executions::prune_in;
+use super::{ChangeKind, Service, Writer};
+use crate::event_log::Expected;
+use crate::{queries, Error, Result};
+
+const SETTINGS_STREAM: &str = "settings";
+
+impl Service {
+    pub fn get_settings(&self, mut input: GetSettings) -> Result<Settings> {
+        input.check()?;
+        self.read(load_settings)
+    }
+
+    /// Sets (or, with an empty policy, removes) a workflow's retention
+    /// policy, or the global one.
+    pub fn set_retention(&self, mut input: SetRetention) -> Result<Settings> {
+        input.check()?;
+        let prefix = if input.workflow_id.is_some() {
+            "policy"
+        } else {
+            "retention"
+        };
+        let problems = input.policy.check(prefix);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        match input.workflow_id {
+            Some(id) => {
+                let policy = input.policy;
+                self.change_workflow(&id, None, ChangeKind::Config, |spec| {
+                    spec.config.retention = (!policy.is_empty()).then_some(policy);
+                    Ok(())
+                })?;
+                self.read(load_settings)
+            }
+            None => self.write(|w| {
+                let old = load_settings(w.conn)?.retention;
+                let changes = policy_changes(&old, &input.policy);
+                if !changes.is_empty() {
+                    w.append(
+                        SETTINGS_STREAM,
+                        Expected::Any,
+                        Event::SettingsUpdated(SettingsUpdatedV1 { changes }),
+                    )?;
+                }
+                load_settings(w.conn)
+            }),
+        }
+    }
+
+    /// Applies each workflow's effective policy (its own, else the global
+    /// one) now. Each workflow with runs to delete gets one prune event.
+    pub fn apply_retention(&self, mut input: ApplyRetention) -> Result<PruneReport> {
+        input.check()?;
+        self.write(|w| {
+            let global = load_settings(w.conn)?.retention;
+            let ids: Vec<String> = match &input.workflow_id {
+                Some(id) => {
+                    queries::workflows::get(w.conn, id)?;
+                    vec![id.clone()]
+                }
+                None => workflows_with_runs(w.conn)?,
+            };
+            let mut deleted = 0;
+            for id in ids {
+                let own = queries::workflows::load(w.conn, &id)?
+                    .and_then(|l| l.workflow.spec.config.retention);
+                let policy = own.unwrap_or_else(|| global.clone());
+                deleted += apply_policy(w, &id, &policy)?;
+            }
+            Ok(PruneReport { deleted })
+        })
+    }
+}
+
+fn load_settings(c: &Connection) -> Result<Settings> {
+    let get = |key: &str| -> Result<Option<Value>> {
+        let raw: Option<String> = c
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
+    };
+    Ok(Settings {
+        retention: RetentionPolicy {
+            max_age: get("retention.max_age")?.and_then(|v| v.as_str().map(str::to_owned)),
+            max_count: get("retention.max_count")?.and_then(|v| v.as_u64()),
+        },
+    })
+}
+
+fn policy_changes(old: &RetentionPolicy, new: &RetentionPolicy) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let pairs = [
+        (
+            "retention.max_age",
+            Value::from(old.max_age.clone()),
+            Value::from(new.max_age.clone()),
+        ),
+        (
+            "retention.max_count",
+            Value::from(old.max_count),
+            Value::from(new.max_count),
+        ),
+    ];
+    for (field, o, n) in pairs {
+        if o != n {
+            out.push(FieldChange {
+                field: field.to_owned(),
+                old: o,
+                new: n,
+            });
+        }
+    }
+    out
+}
+
+/// Workflows (deleted or not) that have finished runs.
+fn workflows_with_runs(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare("SELECT DISTINCT workflow_id FROM executions ORDER BY workflow_id")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+/// Age becomes "started before now - max_age"; count becomes "started
+/// before the oldest run to keep", so both are the same kind of prune event.
+fn apply_policy(w: &Writer<'_>, workflow_id: &str, policy: &RetentionPolicy) -> Result<u64> {
+    let mut deleted = 0;
+    let prune = |before: i64| PruneExecutions {
+        workflow_id: Some(workflow_id.to_owned()),
+        status: None,
+        since: None,
+        before,
+    };
+    if let Some(age) = policy.max_age_ms() {
+        deleted += prune_in(w, &prune(w.now - age as i64), "retention")?;
+    }
+    if let Some(keep) = policy.max_count {
+        // The started_at of the keep-th newest finished run: runs that
+        // started before it go. Runs sharing that instant are all kept.
+        let oldest_kept: Option<i64> = w
+            .conn
+            .prepare_cached(
+                "SELECT started_at FROM executions WHERE workflow_id = ?1
+                 AND status IN ('succeeded', 'failed', 'cancelled')
+                 ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(rusqlite::params![workflow_id, keep as i64 - 1], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(before) = oldest_kept {
+            deleted += prune_in(w, &prune(before), "retention")?;
+        }
+    }
+    Ok(deleted)
+}
