@@ -35,8 +35,10 @@ pub enum Command {
     /// The audit trail of one workflow: who changed what, when, where.
     History { workflow: String },
     /// Run the workflow's command with its config and record the execution.
+    /// Exit code: 0 succeeded, 1 failed or timed out, 130 cancelled, 3 invalid config.
     Run {
         workflow: String,
+        /// Override a config value for this run only (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -187,8 +189,37 @@ pub enum ExecCmd {
     Get {
         id: String,
     },
+    /// Delete one run by ID, or every finished run matching the filters
+    /// (the count is shown and confirmed first).
     Delete {
-        id: String,
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        workflow: Option<String>,
+        #[arg(long, value_parser = parse_status, conflicts_with = "id")]
+        status: Option<flowkeep_core::execution::ExecutionStatus>,
+        /// Only runs that started at or after this date.
+        #[arg(long, value_name = "DATE", conflicts_with = "id")]
+        since: Option<String>,
+        /// Only runs that started before this date (default: now).
+        #[arg(long, value_name = "DATE", conflicts_with = "id")]
+        before: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Show or set retention policies (global, or one workflow's).
+    Retention {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Keep runs younger than this: 30d, 12h, 1w.
+        #[arg(long, value_name = "DURATION")]
+        max_age: Option<String>,
+        /// Keep at most this many finished runs per workflow.
+        #[arg(long, value_name = "N")]
+        max_count: Option<u64>,
+        /// Remove the policy.
+        #[arg(long, conflicts_with_all = ["max_age", "max_count"])]
+        clear: bool,
     },
     /// Record the start of a run made outside flowkeep.
     Start {
@@ -212,14 +243,16 @@ pub enum ExecCmd {
         #[arg(long)]
         error: Option<String>,
     },
-    /// Delete finished runs that started before a date.
+    /// Apply the retention policies now, or delete finished runs that
+    /// started before a date.
     Prune {
         #[arg(long)]
         workflow: Option<String>,
-        #[arg(long, value_parser = parse_status)]
+        #[arg(long, value_parser = parse_status, requires = "before")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
+        /// Delete finished runs that started before this date instead of applying the policies.
         #[arg(long, value_name = "DATE")]
-        before: String,
+        before: Option<String>,
     },
     /// Stream runs as json, ndjson or csv to a file or stdout.
     Export {

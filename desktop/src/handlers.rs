@@ -35,7 +35,7 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
             )?;
             done(&h, render::history(&h))
         }
-        Command::Run { .. } => Err(Failure::NotImplemented("run")),
+        Command::Run { workflow, set } => crate::run_cmd::run(svc, workflow, set, json),
         Command::Ui { .. } => Err(Failure::NotImplemented("ui")),
         Command::Sync { .. } => Err(Failure::NotImplemented("sync")),
         Command::RebuildProjections => {
@@ -279,9 +279,40 @@ fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             let e = call::<GetExecutionCmd>(svc, ExecutionId { id })?;
             done(&e, render::execution(&e))
         }
-        ExecCmd::Delete { id } => {
+        ExecCmd::Delete { id: Some(id), .. } => {
             let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
             done(&d, format!("Deleted execution {}.\n", d.id))
+        }
+        ExecCmd::Delete {
+            id: None,
+            workflow,
+            status,
+            since,
+            before,
+            yes,
+        } => {
+            if workflow.is_none() && status.is_none() && since.is_none() && before.is_none() {
+                return Err(input_error(
+                    "id",
+                    "required",
+                    "give an execution ID, or at least one of --workflow, --status, --since, --before",
+                ));
+            }
+            let now = now_ms();
+            let prune = PruneExecutions {
+                workflow_id: workflow,
+                status,
+                since: since
+                    .as_deref()
+                    .map(|s| time_arg::parse("since", s, now))
+                    .transpose()?,
+                before: before
+                    .as_deref()
+                    .map(|s| time_arg::parse("before", s, now))
+                    .transpose()?
+                    .unwrap_or(now + 1),
+            };
+            bulk_delete(svc, prune, yes, json)
         }
         ExecCmd::Start {
             workflow,
@@ -329,27 +360,47 @@ fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
         ExecCmd::Prune {
             workflow,
             status,
-            before,
+            before: Some(before),
         } => {
             let before = time_arg::parse("before", &before, now_ms())?;
-            let r = call::<PruneExecutionsCmd>(
+            let input = PruneExecutions {
+                workflow_id: workflow,
+                status,
+                since: None,
+                before,
+            };
+            let r = call::<PruneExecutionsCmd>(svc, input)?;
+            let text = format!(
+                "Deleted {} finished execution(s) that started before {}.\n",
+                r.deleted,
+                time_arg::show(before)
+            );
+            done(&r, text)
+        }
+        ExecCmd::Prune {
+            workflow,
+            before: None,
+            ..
+        } => {
+            let r = call::<ApplyRetentionCmd>(
                 svc,
-                PruneExecutions {
+                ApplyRetention {
                     workflow_id: workflow,
-                    status,
-                    since: None,
-                    before,
                 },
             )?;
-            done(
-                &r,
-                format!(
-                    "Deleted {} finished execution(s) that started before {}.\n",
-                    r.deleted,
-                    time_arg::show(before)
-                ),
-            )
+            let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
+            let mut text = format!("Retention deleted {} finished execution(s).\n", r.deleted);
+            if r.deleted == 0 && settings.retention.is_empty() {
+                text.push_str("No global retention policy is set: `flowkeep exec retention --max-age 90d` sets one.\n");
+            }
+            done(&r, text)
         }
+        ExecCmd::Retention {
+            workflow,
+            max_age,
+            max_count,
+            clear,
+        } => retention(svc, workflow, max_age, max_count, clear),
         ExecCmd::Export {
             workflow,
             filter: f,
@@ -421,6 +472,94 @@ fn export(
         &serde_json::json!({"exported": n, "out": path}),
         format!("Exported {n} execution(s) to {}.\n", path.display()),
     )
+}
+
+fn input_error(field: &str, code: &str, message: &str) -> Failure {
+    Failure::Input(vec![flowkeep_core::FieldError::new(field, code, message)])
+}
+
+/// Shows what a filtered delete will remove, asks (unless `--yes`), deletes.
+fn bulk_delete(svc: &Service, prune: PruneExecutions, yes: bool, json: bool) -> Out {
+    let n = svc.prune_preview(&prune)?;
+    if n == 0 {
+        return done(
+            &PruneReport { deleted: 0 },
+            "No finished executions match; nothing deleted.\n".to_owned(),
+        );
+    }
+    if !yes {
+        let interactive =
+            !json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if !interactive {
+            return Err(input_error(
+                "yes",
+                "required",
+                &format!("{n} execution(s) match; pass --yes to delete them without a prompt"),
+            ));
+        }
+        eprint!("{n} finished execution(s) will be deleted. Delete them? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("Nothing deleted.");
+            return Ok(Some(Rendered {
+                json: serde_json::json!({"deleted": 0}),
+                text: String::new(),
+                exit: 1,
+            }));
+        }
+    }
+    let r = call::<PruneExecutionsCmd>(svc, prune)?;
+    done(&r, format!("Deleted {} execution(s).\n", r.deleted))
+}
+
+fn retention(
+    svc: &Service,
+    workflow: Option<String>,
+    max_age: Option<String>,
+    max_count: Option<u64>,
+    clear: bool,
+) -> Out {
+    use flowkeep_core::config::RetentionPolicy;
+    let show = |p: &RetentionPolicy| -> String {
+        match (&p.max_age, p.max_count) {
+            (None, None) => "none".to_owned(),
+            (Some(a), None) => format!("keep runs younger than {a}"),
+            (None, Some(c)) => format!("keep the newest {c} runs"),
+            (Some(a), Some(c)) => format!("keep runs younger than {a}, at most {c}"),
+        }
+    };
+    if clear || max_age.is_some() || max_count.is_some() {
+        let policy = RetentionPolicy { max_age, max_count };
+        call::<SetRetentionCmd>(
+            svc,
+            SetRetention {
+                workflow_id: workflow.clone(),
+                policy,
+            },
+        )?;
+    }
+    let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
+    let mut text = format!("global retention: {}\n", show(&settings.retention));
+    let mut value = serde_json::json!({"global": settings.retention});
+    if let Some(id) = workflow {
+        let own = call::<GetConfigCmd>(
+            svc,
+            GetConfig {
+                workflow_id: id.clone(),
+            },
+        )?
+        .config
+        .retention;
+        text.push_str(&format!(
+            "workflow {id}: {}\n",
+            own.as_ref()
+                .map(show)
+                .unwrap_or_else(|| "none (the global policy applies)".to_owned())
+        ));
+        value["workflow"] = serde_json::to_value(own).unwrap_or_default();
+    }
+    Ok(Some(Rendered::ok(value, text)))
 }
 
 /// A JSON argument given inline or as @FILE; malformed JSON names the flag.

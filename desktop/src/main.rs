@@ -4,6 +4,7 @@
 mod cli;
 mod handlers;
 mod render;
+mod run_cmd;
 mod time_arg;
 
 use std::io::Write;

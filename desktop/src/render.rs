@@ -238,16 +238,48 @@ pub fn execution(e: &Execution) -> String {
         let _ = writeln!(s, "  error     {err}");
     }
     let _ = writeln!(s, "  trigger   {}  device {}", e.trigger, e.device_id);
-    if let Some(o) = &e.output {
-        let _ = writeln!(
-            s,
-            "  output    {}",
-            serde_json::to_string_pretty(o)
-                .unwrap_or_default()
-                .replace('\n', "\n            ")
-        );
+    match &e.output {
+        Some(Value::Object(o)) if o.contains_key("log") => {
+            let _ = writeln!(s, "  log       {}", o["log"].as_str().unwrap_or(""));
+            if let Some(r) = o.get("result").filter(|r| !r.is_null()) {
+                let _ = writeln!(s, "  result    {r}");
+            }
+            for (key, name) in [("stdout_tail", "stdout"), ("stderr_tail", "stderr")] {
+                let text = o.get(key).and_then(Value::as_str).unwrap_or("");
+                if !text.is_empty() {
+                    let bytes = o
+                        .get(&format!("{name}_bytes"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    let _ = writeln!(s, "  {name} ({bytes} bytes in all; the end):");
+                    for line in text.lines() {
+                        let _ = writeln!(s, "    | {line}");
+                    }
+                }
+            }
+        }
+        Some(o) => {
+            let pretty = serde_json::to_string_pretty(o).unwrap_or_default();
+            let _ = writeln!(s, "  output    {}", pretty.replace('\n', "\n            "));
+        }
+        None => {}
     }
     s
+}
+
+/// The line printed on stderr after `flowkeep run`.
+pub fn run_summary(e: &Execution) -> String {
+    let how = match (&e.status, &e.error) {
+        (flowkeep_core::execution::ExecutionStatus::Succeeded, _) => "succeeded".to_owned(),
+        (status, Some(err)) => format!("{status}: {err}"),
+        (status, None) => status.to_string(),
+    };
+    format!(
+        "flowkeep: run {} {how} after {} (details: flowkeep exec get {})\n",
+        e.id,
+        duration(e.duration_ms),
+        e.id
+    )
 }
 
 pub fn history(entries: &[HistoryEntry]) -> String {

@@ -366,7 +366,7 @@ fn main() {
     let month = |i: usize| T0 + ((i % 300) as i64) * DAY_MS;
     let status_range = |i: usize| ExecutionFilter {
         workflow_id: None,
-        status: Some(if i % 2 == 0 {
+        status: Some(if i.is_multiple_of(2) {
             ExecutionStatus::Failed
         } else {
             ExecutionStatus::Succeeded

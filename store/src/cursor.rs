@@ -20,7 +20,7 @@ pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(Value, String)> {
             "not a cursor from a previous page of this listing",
         )
     };
-    if cursor.len() % 2 != 0 || cursor.len() > 4096 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..cursor.len())

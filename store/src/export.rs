@@ -46,7 +46,7 @@ impl Service {
             while let Some(r) = rows.next()? {
                 sink.row(&from_row(r)?)?;
                 n += 1;
-                if n % 1024 == 0 {
+                if n.is_multiple_of(1024) {
                     progress(n);
                 }
             }

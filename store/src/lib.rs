@@ -13,6 +13,7 @@ mod export;
 mod migrate;
 mod projection;
 mod queries;
+mod runner;
 mod service;
 
 pub use clock::{Clock, SystemClock};
@@ -20,6 +21,7 @@ pub use command_table::{call, dispatch, Command, CommandInfo, COMMANDS};
 pub use db::{Durability, StoreOptions};
 pub use error::{Error, Result};
 pub use event_log::StoredEvent;
+pub use runner::{OutputSink, OutputStream, RunRequest};
 pub use service::Service;
 
 /// The command types, one per entry of the command table.

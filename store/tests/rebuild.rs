@@ -341,7 +341,7 @@ fn a_fixed_long_sequence_exercises_every_path() {
             },
             5 => Op::SetMode {
                 wf: b,
-                safe: b % 2 == 0,
+                safe: b.is_multiple_of(2),
             },
             6 => Op::AddField { wf: b, key: b },
             7 => Op::Start { wf: b },

@@ -944,3 +944,145 @@ fn import_records_finished_runs_all_or_nothing() {
         ]
     );
 }
+
+#[test]
+fn retention_by_age_and_count_global_and_per_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, clock) = open(&dir);
+    let a = create(&svc, "a");
+    let b = create(&svc, "b");
+    let day = 86_400_000;
+    // Ten finished runs a day apart for each workflow, plus one still running.
+    let runs = |wf: &str| {
+        (0..10)
+            .map(|k| ImportedExecution {
+                workflow_id: wf.to_owned(),
+                status: ExecutionStatus::Succeeded,
+                started_at: T0 + k * day,
+                completed_at: T0 + k * day + 10,
+                exit_code: Some(0),
+                output: None,
+                error: None,
+                trigger: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    svc.import_executions(ImportExecutions {
+        executions: runs(&a.id),
+    })
+    .unwrap();
+    svc.import_executions(ImportExecutions {
+        executions: runs(&b.id),
+    })
+    .unwrap();
+    clock.set(T0 + 10 * day);
+    svc.start_execution(StartExecution {
+        workflow_id: a.id.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let count = |wf: &str| {
+        svc.count_executions(&ExecutionFilter {
+            workflow_id: Some(wf.to_owned()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+
+    // Global: keep 3 days. Runs started on days 0..=6 are older than that.
+    let settings = svc
+        .set_retention(SetRetention {
+            workflow_id: None,
+            policy: flowkeep_core::config::RetentionPolicy {
+                max_age: Some("3d".into()),
+                max_count: None,
+            },
+        })
+        .unwrap();
+    assert_eq!(settings.retention.max_age.as_deref(), Some("3d"));
+    // b has its own policy: keep the newest 5, whatever their age.
+    svc.set_retention(SetRetention {
+        workflow_id: Some(b.id.clone()),
+        policy: flowkeep_core::config::RetentionPolicy {
+            max_age: None,
+            max_count: Some(5),
+        },
+    })
+    .unwrap();
+    clock.set(T0 + 10 * day - 3_600_000); // an hour before day 7 turns 3 days old
+    let report = svc
+        .apply_retention(ApplyRetention { workflow_id: None })
+        .unwrap();
+    assert_eq!(count(&a.id), 4, "days 7, 8, 9 and the running one");
+    assert_eq!(count(&b.id), 5, "b's own policy wins over the global one");
+    assert_eq!(report.deleted, 7 + 5);
+    // Pruning again deletes nothing and records nothing.
+    let events = svc.event_count().unwrap();
+    assert_eq!(
+        svc.apply_retention(ApplyRetention { workflow_id: None })
+            .unwrap()
+            .deleted,
+        0
+    );
+    assert_eq!(svc.event_count().unwrap(), events);
+    // The running run is never pruned, even past every limit.
+    clock.set(T0 + 100 * day);
+    svc.apply_retention(ApplyRetention {
+        workflow_id: Some(a.id.clone()),
+    })
+    .unwrap();
+    assert_eq!(count(&a.id), 1);
+
+    // Settings and policies are in the audit trail and survive a rebuild.
+    let history = svc
+        .workflow_history(WorkflowHistory {
+            workflow_id: b.id.clone(),
+        })
+        .unwrap();
+    assert!(history
+        .iter()
+        .any(|h| h.changes.iter().any(|c| c.field == "config.retention")));
+    let live = svc.dump_read_tables().unwrap();
+    svc.rebuild_projections().unwrap();
+    assert_eq!(svc.dump_read_tables().unwrap(), live);
+    assert_eq!(
+        svc.get_settings(GetSettings {})
+            .unwrap()
+            .retention
+            .max_age
+            .as_deref(),
+        Some("3d")
+    );
+
+    // Removing the global policy: an empty policy.
+    svc.set_retention(SetRetention {
+        workflow_id: None,
+        policy: Default::default(),
+    })
+    .unwrap();
+    assert!(svc
+        .get_settings(GetSettings {})
+        .unwrap()
+        .retention
+        .is_empty());
+
+    // Bad policies name their field and change nothing.
+    let err = assert_unchanged(&svc, || {
+        svc.set_retention(SetRetention {
+            workflow_id: None,
+            policy: flowkeep_core::config::RetentionPolicy {
+                max_age: Some("forever".into()),
+                max_count: Some(0),
+            },
+        })
+    });
+    let mut got = invalid_fields(err);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("retention.max_age".into(), "duration".into()),
+            ("retention.max_count".into(), "range".into())
+        ]
+    );
+}

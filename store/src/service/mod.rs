@@ -8,7 +8,7 @@ mod history;
 mod settings;
 mod workflows;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flowkeep_core::config::ConfigDocument;
 use flowkeep_core::events::{Event, WorkflowChangedV1};
@@ -27,6 +27,8 @@ pub struct Service {
     clock: Box<dyn Clock>,
     actor: String,
     device_id: String,
+    /// `runs/` beside the database file: run logs, configs and locks.
+    runs_dir: Option<PathBuf>,
 }
 
 /// A write in progress: the open transaction plus who and when.
@@ -68,17 +70,21 @@ pub(crate) enum ChangeKind {
 }
 
 impl Service {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file, applies migrations,
+    /// and marks runs whose supervising process died as interrupted.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Service> {
-        Service::new(Db::open(path, &opts)?, opts)
+        let runs = path.parent().unwrap_or(Path::new(".")).join("runs");
+        let svc = Service::new(Db::open(path, &opts)?, opts, Some(runs))?;
+        svc.recover_interrupted()?;
+        Ok(svc)
     }
 
-    /// A private in-memory database, for tests.
+    /// A private in-memory database, for tests. It cannot run workflows.
     pub fn open_in_memory(opts: StoreOptions) -> Result<Service> {
-        Service::new(Db::open_in_memory()?, opts)
+        Service::new(Db::open_in_memory()?, opts, None)
     }
 
-    fn new(db: Db, opts: StoreOptions) -> Result<Service> {
+    fn new(db: Db, opts: StoreOptions, runs_dir: Option<PathBuf>) -> Result<Service> {
         let device_id = db.write(|tx| {
             if let Some(id) = event_log::meta_get(tx, "device_id")? {
                 return Ok(id);
@@ -95,6 +101,7 @@ impl Service {
             clock: Box::new(SystemClock),
             actor: opts.actor,
             device_id,
+            runs_dir,
         })
     }
 
@@ -110,6 +117,11 @@ impl Service {
 
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// Where run directories live; `None` for an in-memory database.
+    pub fn runs_dir(&self) -> Option<&Path> {
+        self.runs_dir.as_deref()
     }
 
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {

@@ -1,0 +1,234 @@
+//! `run_workflow`: run a workflow's command with its configuration and
+//! record what happened, like a local job runner. Also the recovery of runs
+//! whose supervising process died.
+
+mod child;
+mod rundir;
+mod tail;
+
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowkeep_core::commands::{ApplyRetention, FinishExecution, StartExecution};
+use flowkeep_core::execution::{Execution, ExecutionStatus};
+use flowkeep_core::FieldError;
+use serde_json::{json, Value};
+
+use crate::{queries, Error, Result, Service};
+
+/// Which of the child's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives the child's output as it arrives, from the threads that read it.
+pub type OutputSink = Arc<dyn Fn(OutputStream, &[u8]) + Send + Sync>;
+
+pub struct RunRequest {
+    pub workflow_id: String,
+    /// `KEY=VALUE` overrides, converted to each field's type.
+    pub overrides: Vec<(String, String)>,
+    pub trigger: String,
+}
+
+impl Service {
+    /// Validates the config with the overrides, records `execution.started`,
+    /// runs the command (config values as JSON on stdin and in the file
+    /// named by `FLOWKEEP_CONFIG`), passes output to `sink` as it arrives,
+    /// and records `execution.finished`. An invalid config refuses to run
+    /// and records nothing. Setting `cancel` stops the run (`cancelled`).
+    pub fn run_workflow(
+        &self,
+        req: RunRequest,
+        cancel: &AtomicBool,
+        sink: OutputSink,
+    ) -> Result<Execution> {
+        let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
+            return Err(Error::invalid(
+                "run",
+                "unavailable",
+                "running needs a database on disk",
+            ));
+        };
+        let wf = self.read(|c| queries::workflows::get(c, &req.workflow_id))?;
+        let mut config = wf.spec.config.clone();
+        let mut problems = Vec::new();
+        for (key, raw) in &req.overrides {
+            match config.field(key) {
+                Some(field) => {
+                    let v = field.coerce_text(raw);
+                    config.values.insert(key.clone(), v);
+                }
+                None => problems.push(FieldError::new(
+                    format!("values.{key}"),
+                    "undeclared",
+                    format!("no field named \"{key}\" to override"),
+                )),
+            }
+        }
+        problems.extend(config.validate(&crate::service::validation_context()));
+        let Some(run) = config.run.clone() else {
+            problems.push(FieldError::new(
+                "run",
+                "required",
+                "this workflow has no command: add \"run\": {\"command\": [\"program\", \"arg\"]} to its config",
+            ));
+            return Err(Error::Invalid(problems));
+        };
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let values = Value::Object(config.effective_values());
+
+        let execution = self.start_execution(StartExecution {
+            workflow_id: wf.id.clone(),
+            status: None,
+            trigger: Some(req.trigger),
+        })?;
+        let dir = match rundir::RunDir::create(&runs, &execution.id, &values) {
+            Ok(d) => d,
+            Err(e) => {
+                return self.fail(
+                    &execution.id,
+                    format!("cannot prepare the run directory: {e}"),
+                    json!({}),
+                )
+            }
+        };
+        let log = dir.log_path();
+        let spec = child::Spec {
+            command: &run.command,
+            cwd: run.cwd.as_deref(),
+            env: run
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain([
+                    (
+                        "FLOWKEEP_CONFIG".to_owned(),
+                        dir.config_path().display().to_string(),
+                    ),
+                    ("FLOWKEEP_EXECUTION_ID".to_owned(), execution.id.clone()),
+                    ("FLOWKEEP_WORKFLOW_ID".to_owned(), wf.id.clone()),
+                ])
+                .collect(),
+            stdin: serde_json::to_vec(&values)?,
+            timeout: run.timeout_s.map(Duration::from_secs),
+            log: &log,
+        };
+        let finished = match child::run(spec, cancel, sink) {
+            Ok(f) => f,
+            Err(e) => {
+                let out = json!({"log": log.display().to_string()});
+                let result = self.fail(
+                    &execution.id,
+                    format!("cannot start `{}`: {e}", run.command[0]),
+                    out,
+                );
+                dir.release();
+                return result;
+            }
+        };
+        let (status, exit_code, error) = match finished.ending {
+            child::Ending::Exited(s) => match (s.code(), s.signal()) {
+                (Some(0), _) => (ExecutionStatus::Succeeded, Some(0), None),
+                (Some(c), _) => (
+                    ExecutionStatus::Failed,
+                    Some(c as i64),
+                    Some(format!("exit code {c}")),
+                ),
+                (None, Some(sig)) => (
+                    ExecutionStatus::Failed,
+                    None,
+                    Some(format!("killed by signal {sig}")),
+                ),
+                (None, None) => (
+                    ExecutionStatus::Failed,
+                    None,
+                    Some("ended without an exit code".to_owned()),
+                ),
+            },
+            child::Ending::TimedOut => (ExecutionStatus::Failed, None, Some("timeout".to_owned())),
+            child::Ending::Cancelled => (
+                ExecutionStatus::Cancelled,
+                None,
+                Some("cancelled".to_owned()),
+            ),
+        };
+        let output = json!({
+            "result": finished.stdout.json_result(),
+            "stdout_tail": finished.stdout.text(),
+            "stderr_tail": finished.stderr.text(),
+            "stdout_bytes": finished.stdout.total,
+            "stderr_bytes": finished.stderr.total,
+            "truncated": finished.stdout.truncated() || finished.stderr.truncated(),
+            "log": log.display().to_string(),
+        });
+        let done = self.finish_execution(FinishExecution {
+            id: execution.id.clone(),
+            status,
+            exit_code,
+            output: Some(output),
+            error,
+        })?;
+        dir.release();
+        // Retention runs after the run is safely recorded; a failure here
+        // must not turn a recorded run into an error.
+        let _ = self.apply_retention(ApplyRetention {
+            workflow_id: Some(wf.id.clone()),
+        });
+        Ok(done)
+    }
+
+    fn fail(&self, id: &str, error: String, output: Value) -> Result<Execution> {
+        self.finish_execution(FinishExecution {
+            id: id.to_owned(),
+            status: ExecutionStatus::Failed,
+            exit_code: None,
+            output: Some(output),
+            error: Some(error),
+        })
+    }
+
+    /// Marks runs of this device whose supervising process is gone as
+    /// `failed` with error `interrupted`. Returns how many. Called at open,
+    /// so a crash never leaves a run `running` forever.
+    pub fn recover_interrupted(&self) -> Result<u64> {
+        let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
+            return Ok(0);
+        };
+        let candidates: Vec<String> = self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM executions WHERE status IN ('running', 'queued') AND device_id = ?1",
+            )?;
+            let ids = stmt.query_map([self.device_id()], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })?;
+        let mut recovered = 0;
+        for id in candidates {
+            if !rundir::is_abandoned(&runs, &id) {
+                continue;
+            }
+            let log = runs.join(&id).join("output.log");
+            let finished = self.finish_execution(FinishExecution {
+                id: id.clone(),
+                status: ExecutionStatus::Failed,
+                exit_code: None,
+                output: Some(json!({"log": log.display().to_string()})),
+                error: Some("interrupted".to_owned()),
+            });
+            match finished {
+                Ok(_) => recovered += 1,
+                // Another process recovered or finished it first.
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let _ = std::fs::remove_file(runs.join(&id).join("lock"));
+        }
+        Ok(recovered)
+    }
+}
