@@ -430,6 +430,85 @@ fn main() {
         .unwrap()
     }));
 
+    // A recorded run is a start and a finish: pairs per second, one commit each.
+    let pairs = 2000;
+    // The first 500 workflows were just deleted; use the second half.
+    let live = |i: usize| ids[ids.len() / 2 + (i * 7919) % (ids.len() / 2)].clone();
+    let t = Instant::now();
+    for i in 0..pairs {
+        let e = svc
+            .start_execution(StartExecution {
+                workflow_id: live(i),
+                ..Default::default()
+            })
+            .unwrap();
+        svc.finish_execution(FinishExecution {
+            id: e.id,
+            status: ExecutionStatus::Succeeded,
+            exit_code: Some(0),
+            output: Some(json!({"result": {"rows": i}})),
+            error: None,
+        })
+        .unwrap();
+    }
+    let pair_rate = pairs as f64 / t.elapsed().as_secs_f64();
+
+    // Prune the older half of the imported runs, then list pages again on
+    // the half that is left.
+    let half = T0 + (n_executions as i64 / 2) * step;
+    let t = Instant::now();
+    let pruned = svc
+        .prune_executions(PruneExecutions {
+            workflow_id: None,
+            status: None,
+            since: None,
+            before: half,
+        })
+        .unwrap()
+        .deleted;
+    let prune_secs = t.elapsed().as_secs_f64();
+    let late = |i: usize| T0 + 183 * DAY_MS + ((i % 150) as i64) * DAY_MS;
+    let late_range = |i: usize| ExecutionFilter {
+        workflow_id: None,
+        status: Some(if i.is_multiple_of(2) {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeeded
+        }),
+        since: Some(late(i)),
+        until: Some(late(i) + 30 * DAY_MS),
+    };
+    let after_prune = time(
+        "get_executions (status + date range, page 50) after pruning half",
+        n,
+        |i| {
+            svc.get_executions(GetExecutions {
+                filter: late_range(i),
+                limit: Some(50),
+                cursor: None,
+            })
+            .unwrap()
+        },
+    );
+    let after_prune_workflow = time(
+        "get_executions (workflow, page 50) after pruning half",
+        n,
+        |i| {
+            let filter = ExecutionFilter {
+                workflow_id: Some(live(i)),
+                ..Default::default()
+            };
+            svc.get_executions(GetExecutions {
+                filter,
+                limit: Some(50),
+                cursor: None,
+            })
+            .unwrap()
+        },
+    );
+    rows.push(after_prune);
+    rows.push(after_prune_workflow);
+
     println!();
     println!("| command | n | p50 µs | p99 µs |");
     println!("|---|---:|---:|---:|");
@@ -458,6 +537,12 @@ fn main() {
         start_rate / raw_exec_single
     );
     println!("| event + execution row, 1,000 per commit | {raw_exec_batched:.0} | import_executions {:.2} |", import_events_rate / raw_exec_batched);
+
+    println!();
+    println!("| runs | result |");
+    println!("|---|---:|");
+    println!("| start + finish pairs (2 commits each) | {pair_rate:.0} per second |");
+    println!("| prune of the older half ({pruned} runs, one event) | {prune_secs:.1} s |");
 
     let events = svc.event_count().unwrap();
     let t = Instant::now();
