@@ -156,24 +156,46 @@ fn pump(
     let kept = tail.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
+        // The log gets whole lines, so that stdout and stderr lines never
+        // cut into each other there; the live sink gets bytes as they come.
+        let mut line = Vec::new();
         loop {
             match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     let chunk = &buf[..n];
                     sink(stream, chunk);
-                    if let Ok(mut f) = log.lock() {
-                        let _ = f.write_all(chunk);
-                    }
                     kept.lock().unwrap_or_else(|p| p.into_inner()).push(chunk);
+                    line.extend_from_slice(chunk);
+                    let complete = match line.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => i + 1,
+                        None if line.len() >= MAX_LOG_LINE => line.len(),
+                        None => 0,
+                    };
+                    if complete > 0 {
+                        write_log(&log, &line[..complete]);
+                        line.drain(..complete);
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
+        if !line.is_empty() {
+            write_log(&log, &line);
+        }
         let _ = done.send(());
     });
     tail
+}
+
+/// A line longer than this goes to the log in pieces.
+const MAX_LOG_LINE: usize = 64 * 1024;
+
+fn write_log(log: &Mutex<File>, bytes: &[u8]) {
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(bytes);
+    }
 }
 
 fn take(t: Pumped) -> Tail {
