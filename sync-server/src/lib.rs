@@ -1,0 +1,17 @@
+//! The Flowkeep sync server: devices of a workspace sync Automerge documents
+//! through it over WebSockets (the automerge-repo protocol, via samod).
+//!
+//! Isolation is by construction: every workspace has its own samod `Repo`
+//! whose storage keys live under `ws/<workspace-id>/`, and a connection is
+//! handed to its workspace's repo only after its token was checked. A
+//! document of another workspace does not exist for it.
+
+pub mod db;
+pub mod http;
+pub mod storage;
+pub mod token;
+pub mod workspaces;
+
+pub use db::{Db, Error};
+pub use http::{router, AppState, Limits};
+pub use workspaces::Workspaces;

@@ -1,0 +1,360 @@
+//! The real `flowkeep-sync-server` binary on 127.0.0.1 (OS-chosen port),
+//! driven by samod clients over WebSockets: auth before any document moves,
+//! workspace isolation, frame limits, graceful shutdown, persistence.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc, ROOT};
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use samod::{BackoffConfig, DialError, Dialer, DocumentId, Repo, Transport};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flowkeep-sync-server");
+
+fn create_workspace(data: &Path, name: &str) -> String {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["workspace", "create", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("fks_"), "{text}");
+    token
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The server logs the address it got from the OS.
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let addr = addr.split_whitespace().next().unwrap();
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, port }
+    }
+
+    fn url(&self) -> url::Url {
+        url::Url::parse(&format!("ws://127.0.0.1:{}/sync", self.port)).unwrap()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the status code.
+fn http_get(port: u16, path_and_headers: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path_and_headers}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Dials with `Authorization: Bearer`, giving up at once on 401.
+struct TokenDialer {
+    url: url::Url,
+    token: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused the token")]
+struct Refused;
+
+impl Dialer for TokenDialer {
+    type Error = Refused;
+    fn url(&self) -> url::Url {
+        self.url.clone()
+    }
+    fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
+        let (url, token) = (self.url.clone(), self.token.clone());
+        Box::pin(async move {
+            let mut req = url
+                .as_str()
+                .into_client_request()
+                .map_err(DialError::transient)?;
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((ws, _)) => Ok(transport(ws)),
+                Err(tungstenite::Error::Http(r)) if r.status() == 401 => {
+                    Err(DialError::PermanentFailure(Refused))
+                }
+                Err(e) => Err(DialError::transient(e)),
+            }
+        })
+    }
+}
+
+fn transport<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> Transport
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = ws.split();
+    let stream = stream.filter_map(|m| async move {
+        match m {
+            Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    });
+    let sink = sink
+        .with(|b: Vec<u8>| async move { Ok::<_, tungstenite::Error>(Message::Binary(b.into())) });
+    Transport::new(Box::pin(stream), Box::pin(sink))
+}
+
+async fn client(server: &Server, token: &str) -> (Repo, Result<(), String>) {
+    let repo = Repo::build_tokio().load().await;
+    let backoff = BackoffConfig {
+        max_retries: Some(2),
+        ..BackoffConfig::default()
+    };
+    let dialer = repo
+        .dial(
+            backoff,
+            Arc::new(TokenDialer {
+                url: server.url(),
+                token: token.to_owned(),
+            }),
+        )
+        .unwrap();
+    let established = tokio::time::timeout(Duration::from_secs(10), dialer.established()).await;
+    let result = match established {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    };
+    (repo, result)
+}
+
+async fn create_doc(repo: &Repo, name: &str) -> DocumentId {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    tx.put(ROOT, "name", name).unwrap();
+    tx.commit();
+    let handle = repo.create(doc).await.unwrap();
+    handle.document_id().clone()
+}
+
+async fn read_name(repo: &Repo, id: &DocumentId) -> Option<String> {
+    let found = tokio::time::timeout(Duration::from_secs(10), repo.find(id.clone()))
+        .await
+        .ok()?
+        .ok()??;
+    found.with_document(|d| {
+        d.get(ROOT, "name")
+            .ok()
+            .flatten()
+            .map(|(v, _)| v.as_str().unwrap_or_default().to_owned())
+    })
+}
+
+/// Waits until another client of the workspace can read the document.
+async fn wait_visible(server: &Server, token: &str, id: &DocumentId, name: &str) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (repo, ok) = client(server, token).await;
+        ok.unwrap();
+        let got = read_name(&repo, id).await;
+        repo.stop().await;
+        if got.as_deref() == Some(name) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "document never became visible to another device"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_isolation_limits_shutdown_and_persistence() {
+    let data = tempfile::tempdir().unwrap();
+    let token_a = create_workspace(data.path(), "alpha");
+    let token_b = create_workspace(data.path(), "beta");
+    // Names are unique; the token is not stored.
+    let dup = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["workspace", "create", "alpha"])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    let db = std::fs::read(data.path().join("sync.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&token_a),
+        "tokens are stored hashed"
+    );
+
+    let server = Server::start(data.path(), &["--max-message-bytes", "1048576"]);
+    assert_eq!(http_get(server.port, "/healthz HTTP/1.1"), 200);
+    assert_eq!(http_get(server.port, "/readyz HTTP/1.1"), 200);
+
+    // Refused before any upgrade: no token, a wrong token.
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    assert_eq!(
+        http_get(server.port, &format!("/sync HTTP/1.1\r\n{upgrade}")),
+        401
+    );
+    assert_eq!(
+        http_get(
+            server.port,
+            &format!("/sync?token=fks_nope HTTP/1.1\r\n{upgrade}")
+        ),
+        401
+    );
+    assert_eq!(
+        http_get(
+            server.port,
+            &format!("/sync HTTP/1.1\r\nAuthorization: Bearer wrong\r\n{upgrade}")
+        ),
+        401
+    );
+    let (_r, refused) = client(&server, "fks_0000").await;
+    assert!(
+        refused.unwrap_err().contains("refused the token"),
+        "a wrong token fails at once, not after retries"
+    );
+
+    // Two devices of workspace alpha share a document through the server.
+    let (a1, ok) = client(&server, &token_a).await;
+    ok.unwrap();
+    let doc = create_doc(&a1, "shared plan").await;
+    wait_visible(&server, &token_a, &doc, "shared plan").await;
+    // The query parameter works too (browser clients).
+    let mut url = server.url();
+    url.set_query(Some(&format!("token={token_a}")));
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("?token= is accepted");
+    drop(ws);
+
+    // Beta knows the document id and still gets nothing.
+    let (b, ok) = client(&server, &token_b).await;
+    ok.unwrap();
+    assert_eq!(
+        read_name(&b, &doc).await,
+        None,
+        "another workspace's document is unavailable"
+    );
+    b.stop().await;
+
+    // An oversized message closes that connection only.
+    let mut req = server.url().as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token_a}").parse().unwrap(),
+    );
+    let (mut big, _) = tokio_tungstenite::connect_async(req.clone()).await.unwrap();
+    let _ = big.send(Message::Binary(vec![0u8; 4 << 20].into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = big.next().await {
+            if m.is_err() || matches!(m, Ok(Message::Close(_))) {
+                return true;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the oversized connection was closed");
+    // A malformed (non-CBOR) message: that connection closes, the server lives.
+    let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let _ = bad
+        .send(Message::Binary(
+            b"\xff\x00 not a samod message".to_vec().into(),
+        ))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), bad.next()).await;
+    assert_eq!(http_get(server.port, "/healthz HTTP/1.1"), 200);
+    wait_visible(&server, &token_a, &doc, "shared plan").await;
+    a1.stop().await;
+
+    // SIGTERM: a clean exit; the document survives into the next run.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let server = Server::start(data.path(), &[]);
+    wait_visible(&server, &token_a, &doc, "shared plan").await;
+    // kill -9 after a new document was synced: it survives too.
+    let (a2, ok) = client(&server, &token_a).await;
+    ok.unwrap();
+    let second = create_doc(&a2, "written before a crash").await;
+    wait_visible(&server, &token_a, &second, "written before a crash").await;
+    a2.stop().await;
+    drop(server); // SIGKILL
+    let server = Server::start(data.path(), &[]);
+    wait_visible(&server, &token_a, &second, "written before a crash").await;
+    server.terminate();
+}
