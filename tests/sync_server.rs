@@ -2,10 +2,10 @@
 //! driven by samod clients over WebSockets: auth before any document moves,
 //! workspace isolation, frame limits, graceful shutdown, persistence.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,89 +19,33 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowkeep-sync-server");
 
+#[path = "server_support/mod.rs"]
+mod server_support;
+use server_support::Server as RealServer;
+
 fn create_workspace(data: &Path, name: &str) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["workspace", "create", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .to_owned();
-    assert!(token.starts_with("fks_"), "{text}");
-    token
+    server_support::create_workspace(Path::new(BIN), data, name)
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+/// The real server, with a samod-friendly URL.
+struct Server(RealServer);
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The server logs the address it got from the OS.
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let port = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let addr = addr.split_whitespace().next().unwrap();
-                break addr.rsplit(':').next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, port }
+        Server(RealServer::start(Path::new(BIN), data, extra))
     }
-
     fn url(&self) -> url::Url {
-        url::Url::parse(&format!("ws://127.0.0.1:{}/sync", self.port)).unwrap()
+        url::Url::parse(&self.0.url()).unwrap()
     }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < until, "server did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn terminate(self) -> std::process::ExitStatus {
+        self.0.terminate()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = RealServer;
+    fn deref(&self) -> &RealServer {
+        &self.0
     }
 }
 
@@ -347,14 +291,42 @@ async fn auth_isolation_limits_shutdown_and_persistence() {
     assert!(status.success(), "exit status {status:?}");
     let server = Server::start(data.path(), &[]);
     wait_visible(&server, &token_a, &doc, "shared plan").await;
-    // kill -9 after a new document was synced: it survives too.
-    let (a2, ok) = client(&server, &token_a).await;
-    ok.unwrap();
-    let second = create_doc(&a2, "written before a crash").await;
+    // kill -9 right after a device synced a new document. The server may
+    // not have written it yet (the protocol has no "persisted" ack), but
+    // the device keeps it and sends it again when the server is back: after
+    // a restart on the same address, another device gets it.
+    let port = server.port;
+    let repo = Repo::build_tokio().load().await;
+    let keep_trying = BackoffConfig {
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        max_retries: None,
+    };
+    let dialer = repo
+        .dial(
+            keep_trying,
+            Arc::new(TokenDialer {
+                url: server.url(),
+                token: token_a.clone(),
+            }),
+        )
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dialer.established())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = create_doc(&repo, "written before a crash").await;
     wait_visible(&server, &token_a, &second, "written before a crash").await;
-    a2.stop().await;
     drop(server); // SIGKILL
-    let server = Server::start(data.path(), &[]);
+    let server = Server(RealServer::start_on(
+        Path::new(BIN),
+        data.path(),
+        &format!("127.0.0.1:{port}"),
+        &[],
+    ));
     wait_visible(&server, &token_a, &second, "written before a crash").await;
+    // And the first document, written before a clean stop, is there too.
+    wait_visible(&server, &token_a, &doc, "shared plan").await;
+    repo.stop().await;
     server.terminate();
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::execution::ExecutionStatus;
+pub use crate::workflow::FieldConflict;
 use crate::workflow::{FieldChange, WorkflowSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +88,35 @@ pub struct ExecutionsPrunedV1 {
     pub reason: Option<String>,
 }
 
+/// Who made a change that arrived from another device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteAuthor {
+    pub actor: String,
+    pub device_id: String,
+}
+
+/// Changes to a workflow that arrived through sync, merged by Automerge,
+/// as field-level old → new values against what this device had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteMergedV1 {
+    pub changes: Vec<FieldChange>,
+    /// Set when the workflow is new on this device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    /// `true`/`false` when the merge deleted or restored the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+    #[serde(default)]
+    pub authors: Vec<RemoteAuthor>,
+    /// The document heads this merge reflects (hex change hashes).
+    #[serde(default)]
+    pub heads: Vec<String>,
+    /// Fields edited concurrently on several devices: every value, the
+    /// winner (the one projected) first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<FieldConflict>,
+}
+
 /// Workspace settings changed (the global retention policy, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingsUpdatedV1 {
@@ -105,6 +135,7 @@ pub enum Event {
     ExecutionDeleted(ExecutionDeletedV1),
     ExecutionsPruned(ExecutionsPrunedV1),
     SettingsUpdated(SettingsUpdatedV1),
+    RemoteMerged(RemoteMergedV1),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +159,7 @@ impl Event {
             Event::ExecutionDeleted(_) => "execution.deleted",
             Event::ExecutionsPruned(_) => "executions.pruned",
             Event::SettingsUpdated(_) => "settings.updated",
+            Event::RemoteMerged(_) => "remote.merged",
         }
     }
 
@@ -147,6 +179,7 @@ impl Event {
             Event::ExecutionDeleted(p) => serde_json::to_string(p),
             Event::ExecutionsPruned(p) => serde_json::to_string(p),
             Event::SettingsUpdated(p) => serde_json::to_string(p),
+            Event::RemoteMerged(p) => serde_json::to_string(p),
         };
         r.expect("event payloads serialize")
     }
@@ -171,6 +204,7 @@ impl Event {
             ("execution.deleted", 1) => Event::ExecutionDeleted(p(payload).map_err(err)?),
             ("executions.pruned", 1) => Event::ExecutionsPruned(p(payload).map_err(err)?),
             ("settings.updated", 1) => Event::SettingsUpdated(p(payload).map_err(err)?),
+            ("remote.merged", 1) => Event::RemoteMerged(p(payload).map_err(err)?),
             _ => return Err(err("unknown kind or version".into())),
         };
         Ok(event)

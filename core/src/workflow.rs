@@ -37,6 +37,20 @@ pub struct Workflow {
     /// The stream version of the workflow's last event; pass it back as
     /// `expected_revision` to make an update fail if someone else wrote first.
     pub revision: u64,
+    /// Fields edited concurrently on several devices (after sync).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<FieldConflict>,
+    /// Set when a merge produced a config that breaks its rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<crate::FieldError>,
+}
+
+/// A field edited concurrently on several devices: every value, the
+/// winner (the one in effect) first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    pub field: String,
+    pub values: Vec<Value>,
 }
 
 /// A workflow as listed: everything but the config document, which a list

@@ -50,12 +50,34 @@ pub enum Command {
         no_open: bool,
     },
     /// Sync this workspace with other devices through a sync server.
-    Sync {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Drop the read tables and rebuild them from the event log.
     RebuildProjections,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncCmd {
+    /// Start a workspace on a sync server with this device's workflows.
+    Init {
+        /// The server's sync URL, e.g. ws://127.0.0.1:7780/sync
+        #[arg(long)]
+        server: String,
+        /// The workspace token from `flowkeep-sync-server workspace create`.
+        #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Join a workspace another device started.
+    Join {
+        /// The join string `flowkeep sync init` printed.
+        join: String,
+        #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Send local changes, receive other devices', merge; exit when in sync.
+    Now,
+    /// Server, last sync and pending local changes.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]

@@ -37,7 +37,7 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
         }
         Command::Run { workflow, set } => crate::run_cmd::run(svc, workflow, set, json),
         Command::Ui { .. } => Err(Failure::NotImplemented("ui")),
-        Command::Sync { .. } => Err(Failure::NotImplemented("sync")),
+        Command::Sync(c) => sync(svc, c),
         Command::RebuildProjections => {
             let n = svc.rebuild_projections()?;
             done(
@@ -472,6 +472,50 @@ fn export(
         &serde_json::json!({"exported": n, "out": path}),
         format!("Exported {n} execution(s) to {}.\n", path.display()),
     )
+}
+
+fn sync(svc: &Service, c: crate::cli::SyncCmd) -> Out {
+    use crate::cli::SyncCmd;
+    let summary = |r: &flowkeep_store::SyncReport| {
+        format!(
+            "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",
+            r.server, r.pushed, r.merged, r.documents
+        )
+    };
+    match c {
+        SyncCmd::Init { server, token } => {
+            let r = svc.sync_init(&server, &token)?;
+            let text = format!(
+                "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
+                summary(&r),
+                r.join
+            );
+            done(&r, text)
+        }
+        SyncCmd::Join { join, token } => {
+            let r = svc.sync_join(&join, &token)?;
+            done(&r, summary(&r))
+        }
+        SyncCmd::Now => {
+            let r = svc.sync_now()?;
+            done(&r, summary(&r))
+        }
+        SyncCmd::Status => {
+            let s = svc.sync_status()?;
+            let text = if s.configured {
+                format!(
+                    "server          {}\nlast sync       {}\npending changes {}\njoin string     {}\n",
+                    s.server.as_deref().unwrap_or("-"),
+                    s.last_sync.map(time_arg::show).unwrap_or_else(|| "never".into()),
+                    s.pending_local_changes,
+                    s.join.as_deref().unwrap_or("-"),
+                )
+            } else {
+                "This device does not sync. Start: flowkeep sync init --server ws://HOST:PORT/sync --token TOKEN\n".to_owned()
+            };
+            done(&s, text)
+        }
+    }
 }
 
 fn input_error(field: &str, code: &str, message: &str) -> Failure {

@@ -285,7 +285,16 @@ pub fn run_summary(e: &Execution) -> String {
 pub fn history(entries: &[HistoryEntry]) -> String {
     let mut s = String::new();
     for h in entries {
-        let device: String = h.device_id.chars().take(8).collect();
+        // UUIDv7 starts with the time; the random tail tells devices apart.
+        let device: String = h
+            .device_id
+            .chars()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let _ = writeln!(
             s,
             "{}  {}  rev {}  by {} on device {} ({})",

@@ -20,6 +20,9 @@ pub enum Error {
     Database(#[from] rusqlite::Error),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The sync server cannot be reached, or refused us.
+    #[error("sync failed: {0}")]
+    Unavailable(String),
     /// A stored row or event that cannot be read back: a bug or a damaged file.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -32,7 +35,9 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Invalid(_) => ErrorCode::ValidationFailed,
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
-            Error::Database(_) | Error::Io(_) | Error::Corrupt(_) => ErrorCode::Internal,
+            Error::Database(_) | Error::Io(_) | Error::Corrupt(_) | Error::Unavailable(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 

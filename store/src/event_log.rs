@@ -37,6 +37,8 @@ pub(crate) struct NewEvent<'a> {
     pub actor: &'a str,
     pub device_id: &'a str,
     pub recorded_at: i64,
+    /// `local`, or `remote` for changes that arrived through sync.
+    pub origin: &'a str,
 }
 
 pub(crate) fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64> {
@@ -73,7 +75,7 @@ pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent
     let result = conn
         .prepare_cached(
             "INSERT INTO events (id, stream_id, stream_version, kind, schema_version, payload, actor, device_id, origin, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'local', ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?9)",
         )?
         .execute(params![
             id,
@@ -85,6 +87,7 @@ pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent
             new.actor,
             new.device_id,
             new.recorded_at,
+            new.origin,
         ]);
     match result {
         Ok(_) => {}
@@ -108,7 +111,7 @@ pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent
         event: new.event,
         actor: new.actor.to_owned(),
         device_id: new.device_id.to_owned(),
-        origin: "local".to_owned(),
+        origin: new.origin.to_owned(),
         recorded_at: new.recorded_at,
     })
 }
@@ -187,6 +190,7 @@ mod tests {
             actor: "a",
             device_id: "d",
             recorded_at: 1,
+            origin: "local",
         }
     }
 

@@ -21,6 +21,10 @@ pub(crate) static MIGRATIONS: &[(&str, &str)] = &[
         "0002_settings.sql",
         include_str!("../../migrations/0002_settings.sql"),
     ),
+    (
+        "0003_sync.sql",
+        include_str!("../../migrations/0003_sync.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

@@ -28,13 +28,10 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 created_at: e.recorded_at,
                 updated_at: e.recorded_at,
                 revision: e.stream_version,
+                conflicts: vec![],
+                validation_errors: vec![],
             };
-            write_workflow_row(
-                conn,
-                "INSERT INTO workflows (id, name, description, version, config, tags, created_at, updated_at, deleted, revision)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 0, ?8)",
-                &wf,
-            )?;
+            write_workflow_row(conn, INSERT_WORKFLOW, &wf)?;
             write_tags(conn, &wf)?;
             write_configs(conn, &wf)?;
         }
@@ -44,12 +41,12 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
             wf.updated_at = e.recorded_at;
             wf.revision = e.stream_version;
-            write_workflow_row(
-                conn,
-                "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
-                 updated_at = ?7, revision = ?8 WHERE id = ?1",
-                &wf,
-            )?;
+            // A local edit is valid (or it was rejected) and settles the
+            // conflicts on the fields it wrote.
+            wf.conflicts
+                .retain(|c| !p.changes.iter().any(|ch| ch.field == c.field));
+            wf.validation_errors.clear();
+            write_workflow_row(conn, UPDATE_WORKFLOW, &wf)?;
             if p.changes.iter().any(|c| c.field == "tags") {
                 write_tags(conn, &wf)?;
             }
@@ -57,6 +54,7 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 write_configs(conn, &wf)?;
             }
         }
+        Event::RemoteMerged(p) => apply_remote(conn, e, p)?,
         Event::WorkflowDeleted(_) => {
             live_workflow(conn, e)?;
             conn.prepare_cached(
@@ -146,8 +144,16 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
     Ok(())
 }
 
+const INSERT_WORKFLOW: &str =
+    "INSERT INTO workflows (id, name, description, version, config, tags, created_at,
+    updated_at, deleted, revision, conflicts, validation_errors)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?11, ?7, 0, ?8, ?9, ?10)";
+const UPDATE_WORKFLOW: &str = "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
+    updated_at = ?7, revision = ?8, conflicts = ?9, validation_errors = ?10, created_at = ?11 WHERE id = ?1";
+
 /// Binds a workflow's columns as ?1 id, ?2 name, ?3 description, ?4 version,
-/// ?5 config, ?6 tags, ?7 updated_at, ?8 revision.
+/// ?5 config, ?6 tags, ?7 updated_at, ?8 revision, ?9 conflicts,
+/// ?10 validation_errors, ?11 created_at.
 fn write_workflow_row(conn: &Connection, sql: &str, wf: &Workflow) -> Result<()> {
     conn.prepare_cached(sql)?.execute(params![
         wf.id,
@@ -158,7 +164,66 @@ fn write_workflow_row(conn: &Connection, sql: &str, wf: &Workflow) -> Result<()>
         serde_json::to_string(&wf.spec.tags)?,
         wf.updated_at,
         wf.revision as i64,
+        serde_json::to_string(&wf.conflicts)?,
+        serde_json::to_string(&wf.validation_errors)?,
+        wf.created_at,
     ])?;
+    Ok(())
+}
+
+/// A merge from another device: the workflow may be new here, deleted or
+/// restored; its conflicts are replaced by the document's; a config no
+/// device wrote as such may break its rules, and is kept and flagged.
+fn apply_remote(
+    conn: &Connection,
+    e: &StoredEvent,
+    p: &flowkeep_core::events::RemoteMergedV1,
+) -> Result<()> {
+    let existing = queries::workflows::load(conn, &e.stream_id)?;
+    let is_new = existing.is_none();
+    let (mut wf, was_deleted) = match existing {
+        Some(l) => (l.workflow, l.deleted),
+        None => (
+            Workflow {
+                id: e.stream_id.clone(),
+                spec: WorkflowSpec::default(),
+                created_at: p.created_at.unwrap_or(e.recorded_at),
+                updated_at: e.recorded_at,
+                revision: 0,
+                conflicts: vec![],
+                validation_errors: vec![],
+            },
+            false,
+        ),
+    };
+    workflow::apply(&mut wf.spec, &p.changes)
+        .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
+    wf.updated_at = e.recorded_at;
+    wf.revision = e.stream_version;
+    wf.conflicts = p.conflicts.clone();
+    // Without file checks: a rebuild must flag exactly what live projection did.
+    wf.validation_errors = wf.spec.config.validate(&Default::default());
+    write_workflow_row(
+        conn,
+        if is_new {
+            INSERT_WORKFLOW
+        } else {
+            UPDATE_WORKFLOW
+        },
+        &wf,
+    )?;
+    let deleted = p.deleted.unwrap_or(was_deleted);
+    conn.prepare_cached("UPDATE workflows SET deleted = ?2 WHERE id = ?1")?
+        .execute(params![wf.id, deleted as i64])?;
+    if deleted {
+        conn.prepare_cached("DELETE FROM workflow_tags WHERE workflow_id = ?1")?
+            .execute([&wf.id])?;
+        conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?
+            .execute([&wf.id])?;
+    } else {
+        write_tags(conn, &wf)?;
+        write_configs(conn, &wf)?;
+    }
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{cursor, Error, Result};
 
-const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted";
+const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted, w.conflicts, w.validation_errors";
 
 pub(crate) struct Loaded {
     pub workflow: Workflow,
@@ -32,6 +32,8 @@ fn from_row(r: &Row<'_>) -> Result<Loaded> {
             created_at: r.get(6)?,
             updated_at: r.get(7)?,
             revision: r.get::<_, i64>(8)? as u64,
+            conflicts: serde_json::from_str(&r.get::<_, String>(10)?)?,
+            validation_errors: serde_json::from_str(&r.get::<_, String>(11)?)?,
         },
         deleted: r.get::<_, i64>(9)? != 0,
     })

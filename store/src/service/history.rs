@@ -55,6 +55,17 @@ fn changes_of(event: &Event) -> Vec<FieldChange> {
             changes
         }
         Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => p.changes.clone(),
+        Event::RemoteMerged(p) => {
+            let mut changes = p.changes.clone();
+            if let Some(d) = p.deleted {
+                changes.push(FieldChange {
+                    field: "deleted".into(),
+                    old: (!d).into(),
+                    new: d.into(),
+                });
+            }
+            changes
+        }
         Event::WorkflowDeleted(_) => {
             vec![FieldChange {
                 field: "deleted".into(),

@@ -29,6 +29,7 @@ pub struct Service {
     device_id: String,
     /// `runs/` beside the database file: run logs, configs and locks.
     runs_dir: Option<PathBuf>,
+    db_path: Option<PathBuf>,
 }
 
 /// A write in progress: the open transaction plus who and when.
@@ -55,6 +56,32 @@ impl Writer<'_> {
                 actor: self.actor,
                 device_id: self.device_id,
                 recorded_at: self.now,
+                origin: "local",
+            },
+        )?;
+        projection::apply(self.conn, &stored)?;
+        Ok(stored)
+    }
+
+    /// Appends an event that came from another device (`origin = remote`),
+    /// recorded under that device's actor and id.
+    pub(crate) fn append_remote(
+        &self,
+        stream_id: &str,
+        event: Event,
+        actor: &str,
+        device_id: &str,
+    ) -> Result<StoredEvent> {
+        let stored = event_log::append(
+            self.conn,
+            NewEvent {
+                stream_id,
+                expected: Expected::Any,
+                event,
+                actor,
+                device_id,
+                recorded_at: self.now,
+                origin: "remote",
             },
         )?;
         projection::apply(self.conn, &stored)?;
@@ -74,7 +101,8 @@ impl Service {
     /// and marks runs whose supervising process died as interrupted.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Service> {
         let runs = path.parent().unwrap_or(Path::new(".")).join("runs");
-        let svc = Service::new(Db::open(path, &opts)?, opts, Some(runs))?;
+        let mut svc = Service::new(Db::open(path, &opts)?, opts, Some(runs))?;
+        svc.db_path = Some(path.to_owned());
         svc.recover_interrupted()?;
         Ok(svc)
     }
@@ -102,6 +130,7 @@ impl Service {
             actor: opts.actor,
             device_id,
             runs_dir,
+            db_path: None,
         })
     }
 
@@ -117,6 +146,11 @@ impl Service {
 
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// The database file; `None` for an in-memory database.
+    pub fn db_path(&self) -> Option<&Path> {
+        self.db_path.as_deref()
     }
 
     /// Where run directories live; `None` for an in-memory database.

@@ -1,0 +1,631 @@
+//! Local-first sync of workflows through a sync server.
+//!
+//! The event log stays the source of truth for the read tables; each
+//! workflow's Automerge document is how changes travel. A session:
+//! 1. offline, commits local changes (projection vs. document) onto this
+//!    device's copy of each document, so they stay concurrent with other
+//!    devices' offline edits;
+//! 2. connects with the workspace token (a refused token fails at once);
+//! 3. syncs the root document, which lists the workspace's workflow
+//!    documents, and every document it lists;
+//! 4. merges: each document whose heads differ from the heads last
+//!    projected becomes one `remote.merged` event with field-level old → new
+//!    values and the remote authors, projected like any event. A crash
+//!    between 3 and 4 only means the next session merges again.
+
+mod dialer;
+mod doc;
+mod root;
+mod storage;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::transaction::CommitOptions;
+use automerge::{Automerge, ChangeHash};
+use flowkeep_core::events::{Event, RemoteAuthor, RemoteMergedV1};
+use flowkeep_core::workflow::{self, FieldChange, WorkflowSpec};
+use rusqlite::params;
+use samod::{AutomergeUrl, BackoffConfig, DocHandle, DocumentId, PeerId, Repo};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{event_log, queries, Error, Result, Service};
+
+const META_SERVER: &str = "sync.server";
+const META_TOKEN: &str = "sync.token";
+const META_ROOT: &str = "sync.root";
+const META_LAST: &str = "sync.last_sync";
+const META_SEQ: &str = "sync.synced_seq";
+const JOIN_PREFIX: &str = "flowkeep-join:";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const DOC_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub server: String,
+    /// Give this (with the token) to another device: `flowkeep sync join`.
+    pub join: String,
+    /// Workflows whose local changes were sent.
+    pub pushed: usize,
+    /// Workflows changed by other devices, merged here.
+    pub merged: usize,
+    pub documents: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncStatus {
+    pub configured: bool,
+    pub server: Option<String>,
+    pub join: Option<String>,
+    pub last_sync: Option<i64>,
+    /// Local changes to workflows since the last sync.
+    pub pending_local_changes: u64,
+}
+
+struct Settings {
+    server: String,
+    token: String,
+    root: Option<String>,
+}
+
+fn join_string(server: &str, root: &str) -> String {
+    format!("{JOIN_PREFIX}{server}#{root}")
+}
+
+fn check_server(server: &str) -> Result<url::Url> {
+    match url::Url::parse(server) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.has_host() => Ok(u),
+        _ => Err(Error::invalid(
+            "server",
+            "format",
+            format!("\"{server}\" is not a ws:// or wss:// URL"),
+        )),
+    }
+}
+
+impl Service {
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.read(|c| event_log::meta_get(c, key))
+    }
+
+    fn set_meta(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        self.write(|w| {
+            for (k, v) in pairs {
+                w.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn settings(&self) -> Result<Option<Settings>> {
+        let (Some(server), Some(token)) = (self.meta(META_SERVER)?, self.meta(META_TOKEN)?) else {
+            return Ok(None);
+        };
+        Ok(Some(Settings {
+            server,
+            token,
+            root: self.meta(META_ROOT)?,
+        }))
+    }
+
+    /// Starts a workspace on the server from this device's workflows.
+    pub fn sync_init(&self, server: &str, token: &str) -> Result<SyncReport> {
+        check_server(server)?;
+        if token.trim().is_empty() {
+            return Err(Error::invalid(
+                "token",
+                "required",
+                "the workspace token is required",
+            ));
+        }
+        if let Some(s) = self.settings()? {
+            if s.root.is_some() {
+                return Err(Error::Conflict(format!(
+                    "this device already syncs with {}; its join string is in `flowkeep sync status`",
+                    s.server
+                )));
+            }
+        }
+        let s = Settings {
+            server: server.to_owned(),
+            token: token.trim().to_owned(),
+            root: None,
+        };
+        self.session(s)
+    }
+
+    /// Joins a workspace another device started, and receives everything.
+    pub fn sync_join(&self, join: &str, token: &str) -> Result<SyncReport> {
+        let bad = || {
+            Error::invalid(
+                "join",
+                "format",
+                format!("expected {JOIN_PREFIX}ws://host:port/sync#automerge:..., got \"{join}\""),
+            )
+        };
+        let rest = join.trim().strip_prefix(JOIN_PREFIX).ok_or_else(bad)?;
+        let (server, root) = rest.split_once('#').ok_or_else(bad)?;
+        check_server(server)?;
+        AutomergeUrl::from_str(root).map_err(|_| bad())?;
+        if token.trim().is_empty() {
+            return Err(Error::invalid(
+                "token",
+                "required",
+                "the workspace token is required",
+            ));
+        }
+        if let Some(s) = self.settings()? {
+            if s.root.as_deref().is_some_and(|r| r != root) {
+                return Err(Error::Conflict(format!(
+                    "this device already syncs another workspace with {}",
+                    s.server
+                )));
+            }
+        }
+        let s = Settings {
+            server: server.to_owned(),
+            token: token.trim().to_owned(),
+            root: Some(root.to_owned()),
+        };
+        self.session(s)
+    }
+
+    /// Sends local changes, receives the other devices', merges; returns when
+    /// every document is in sync with the server.
+    pub fn sync_now(&self) -> Result<SyncReport> {
+        match self.settings()? {
+            Some(s) if s.root.is_some() => self.session(s),
+            _ => Err(Error::invalid(
+                "sync",
+                "not_configured",
+                "this device does not sync yet: `flowkeep sync init --server URL --token T` or `flowkeep sync join JOIN --token T`",
+            )),
+        }
+    }
+
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let s = self.settings()?;
+        let synced: i64 = self
+            .meta(META_SEQ)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let pending: i64 = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM events WHERE seq > ?1 AND origin = 'local'
+                 AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
+                [synced],
+                |r| r.get(0),
+            )?)
+        })?;
+        Ok(SyncStatus {
+            configured: s.as_ref().is_some_and(|s| s.root.is_some()),
+            join: s
+                .as_ref()
+                .and_then(|s| Some(join_string(&s.server, s.root.as_ref()?))),
+            server: s.map(|s| s.server),
+            last_sync: self.meta(META_LAST)?.and_then(|v| v.parse().ok()),
+            pending_local_changes: pending as u64,
+        })
+    }
+
+    fn session(&self, settings: Settings) -> Result<SyncReport> {
+        let Some(db_path) = self.db_path().map(|p| p.to_owned()) else {
+            return Err(Error::invalid(
+                "sync",
+                "unavailable",
+                "sync needs a database on disk",
+            ));
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let report = rt.block_on(async {
+            let storage = storage::DeviceStorage::open(&db_path)?;
+            let repo = Repo::build_tokio()
+                .with_storage(storage)
+                .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
+                .load()
+                .await;
+            let result = self.session_with(&repo, &settings).await;
+            repo.stop().await;
+            result
+        });
+        rt.shutdown_timeout(Duration::from_secs(2));
+        let report = report?;
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let seq: i64 = self.read(|c| {
+            Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
+        })?;
+        let root = report
+            .join
+            .rsplit('#')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.set_meta(&[
+            (META_SERVER, &settings.server),
+            (META_TOKEN, &settings.token),
+            (META_ROOT, &root),
+            (META_LAST, &now),
+            (META_SEQ, &seq.to_string()),
+        ])?;
+        Ok(report)
+    }
+
+    async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
+        // 1. Local changes onto this device's documents, before any remote
+        //    change can arrive.
+        let mut docs = self.known_docs()?;
+        let mut pushed = 0;
+        let workflows = self.all_workflows()?;
+        for (wf, deleted) in &workflows {
+            let handle = match docs.iter().find(|d| d.workflow_id == wf.id) {
+                Some(known) => match find(repo, &known.doc_id).await? {
+                    Some(h) => h,
+                    None => continue,
+                },
+                None => {
+                    let h = self.create_doc(repo, wf, *deleted).await?;
+                    let heads = heads_of(&h);
+                    self.save_doc(&wf.id, h.document_id(), &heads)?;
+                    docs.push(KnownDoc {
+                        workflow_id: wf.id.clone(),
+                        doc_id: h.document_id().clone(),
+                        heads,
+                    });
+                    pushed += 1;
+                    continue;
+                }
+            };
+            let message = self.commit_message();
+            let changed = handle.with_document(|d| -> Result<bool> {
+                let state = doc::read(d).map_err(Error::Corrupt)?;
+                let mut changes = workflow::diff(&state.spec, &wf.spec);
+                if state.deleted != *deleted {
+                    changes.push(FieldChange {
+                        field: "deleted".into(),
+                        old: state.deleted.into(),
+                        new: (*deleted).into(),
+                    });
+                }
+                if changes.is_empty() {
+                    return Ok(false);
+                }
+                let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+                let opts = CommitOptions::default()
+                    .with_message(format!("{message} {}", fields.join(",")))
+                    .with_time(chrono::Utc::now().timestamp());
+                d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
+                    .map_err(|f| Error::Corrupt(f.error))?;
+                Ok(true)
+            })?;
+            if changed {
+                pushed += 1;
+                // This device's projection and document agree again.
+                self.save_doc(&wf.id, handle.document_id(), &heads_of(&handle))?;
+            }
+        }
+
+        // 2. Connect.
+        let url = check_server(&s.server)?;
+        let backoff = BackoffConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retries: Some(3),
+        };
+        let dialer = repo
+            .dial(
+                backoff,
+                Arc::new(dialer::TokenDialer {
+                    url,
+                    token: s.token.clone(),
+                }),
+            )
+            .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
+                return Err(Error::Unavailable(e.to_string()))
+            }
+            Ok(Err(_)) | Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "cannot reach the sync server at {}",
+                    s.server
+                )));
+            }
+        }
+        let conn = dialer
+            .connection_id()
+            .ok_or_else(|| Error::Unavailable("the connection dropped".into()))?;
+
+        // 3. The root document and every workflow document it lists.
+        let root = match &s.root {
+            Some(r) => {
+                let url = AutomergeUrl::from_str(r)
+                    .map_err(|_| Error::invalid("join", "format", "bad root URL"))?;
+                let found =
+                    tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
+                match found {
+                    Ok(Ok(Some(h))) => h,
+                    _ => return Err(Error::Unavailable(format!("the workspace document {r} is not on the server: check the join string and token"))),
+                }
+            }
+            None => {
+                let mut d = Automerge::new();
+                d.transact::<_, _, String>(|tx| root::init(tx))
+                    .map_err(|f| Error::Corrupt(f.error))?;
+                repo.create(d)
+                    .await
+                    .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?
+            }
+        };
+        let listed = root.with_document(|d| root::entries(d));
+        let missing: Vec<&KnownDoc> = docs
+            .iter()
+            .filter(|k| !listed.iter().any(|(w, _)| w == &k.workflow_id))
+            .collect();
+        if !missing.is_empty() {
+            root.with_document(|d| {
+                d.transact::<_, _, String>(|tx| {
+                    for k in &missing {
+                        root::add(
+                            tx,
+                            &k.workflow_id,
+                            &AutomergeUrl::from(&k.doc_id).to_string(),
+                        )?;
+                    }
+                    Ok(())
+                })
+                .map_err(|f| Error::Corrupt(f.error))
+            })?;
+        }
+        settle(&root, conn).await;
+        let listed = root.with_document(|d| root::entries(d));
+        let mut handles: Vec<(String, DocHandle)> = Vec::new();
+        for (wf_id, doc_url) in &listed {
+            let Ok(url) = AutomergeUrl::from_str(doc_url) else {
+                continue;
+            };
+            let found =
+                tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
+            if let Ok(Ok(Some(h))) = found {
+                handles.push((wf_id.clone(), h));
+            }
+        }
+        futures::future::join_all(handles.iter().map(|(_, h)| settle(h, conn))).await;
+
+        // 4. Merge what changed elsewhere.
+        let mut merged = 0;
+        for (wf_id, handle) in &handles {
+            let known = docs.iter().find(|k| &k.workflow_id == wf_id);
+            let heads = heads_of(handle);
+            if known.is_some_and(|k| k.heads == heads) {
+                continue;
+            }
+            let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
+            let own = self.device_id().to_owned();
+            let (state, authors) =
+                handle.with_document(|d| (doc::read(d), authors_since(d, &since, &own)));
+            let state = match state {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("flowkeep: skipped document of workflow {wf_id}: {e}");
+                    continue;
+                }
+            };
+            if self.merge_remote(wf_id, handle.document_id(), state, &heads, authors)? {
+                merged += 1;
+            }
+        }
+        let root_url = root.url().to_string();
+        Ok(SyncReport {
+            server: s.server.clone(),
+            join: join_string(&s.server, &root_url),
+            pushed,
+            merged,
+            documents: handles.len(),
+        })
+    }
+
+    fn commit_message(&self) -> String {
+        format!("flowkeep:{}:{}:", self.device_id(), self.actor())
+    }
+
+    async fn create_doc(
+        &self,
+        repo: &Repo,
+        wf: &flowkeep_core::workflow::Workflow,
+        deleted: bool,
+    ) -> Result<DocHandle> {
+        let mut d = Automerge::new();
+        let opts = CommitOptions::default()
+            .with_message(format!("{} created", self.commit_message()))
+            .with_time(chrono::Utc::now().timestamp());
+        d.transact_with::<_, _, String, _>(
+            |_| opts,
+            |tx| doc::init(tx, &wf.id, wf.created_at, deleted, &wf.spec),
+        )
+        .map_err(|f| Error::Corrupt(f.error))?;
+        repo.create(d)
+            .await
+            .map_err(|_| Error::Unavailable("the sync engine stopped".into()))
+    }
+
+    fn known_docs(&self) -> Result<Vec<KnownDoc>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT workflow_id, doc_id, heads FROM sync_docs")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (workflow_id, doc_id, heads) = row?;
+                let doc_id = DocumentId::from_str(&doc_id)
+                    .map_err(|_| Error::Corrupt(format!("document id {doc_id}")))?;
+                out.push(KnownDoc {
+                    workflow_id,
+                    doc_id,
+                    heads: serde_json::from_str(&heads)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn save_doc(&self, workflow_id: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
+        self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
+    }
+
+    fn all_workflows(&self) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare("SELECT id FROM workflows ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(l) = queries::workflows::load(c, &id)? {
+                    out.push((l.workflow, l.deleted));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// One `remote.merged` event for what the document says beyond this
+    /// device's projection. Returns whether anything changed.
+    fn merge_remote(
+        &self,
+        workflow_id: &str,
+        doc_id: &DocumentId,
+        state: doc::DocState,
+        heads: &[String],
+        authors: Vec<RemoteAuthor>,
+    ) -> Result<bool> {
+        self.write(|w| {
+            let existing = queries::workflows::load(w.conn, workflow_id)?;
+            let (changes, created_at, deleted, conflicts_changed) = match &existing {
+                None => {
+                    let mut changes = workflow::diff(&WorkflowSpec::default(), &state.spec);
+                    for c in &mut changes {
+                        c.old = Value::Null;
+                    }
+                    (changes, Some(state.created_at), Some(state.deleted), true)
+                }
+                Some(l) => (
+                    workflow::diff(&l.workflow.spec, &state.spec),
+                    None,
+                    (l.deleted != state.deleted).then_some(state.deleted),
+                    l.workflow.conflicts != state.conflicts,
+                ),
+            };
+            let changed = !changes.is_empty() || deleted.is_some() || conflicts_changed;
+            if changed {
+                let (actor, device) = match authors.first() {
+                    Some(a) => (a.actor.clone(), a.device_id.clone()),
+                    None => ("unknown".to_owned(), "unknown".to_owned()),
+                };
+                let event = Event::RemoteMerged(RemoteMergedV1 {
+                    changes,
+                    created_at,
+                    deleted,
+                    authors,
+                    heads: heads.to_vec(),
+                    conflicts: state.conflicts,
+                });
+                w.append_remote(workflow_id, event, &actor, &device)?;
+            }
+            save_doc_in(w.conn, workflow_id, doc_id, heads)?;
+            Ok(changed)
+        })
+    }
+}
+
+struct KnownDoc {
+    workflow_id: String,
+    doc_id: DocumentId,
+    heads: Vec<String>,
+}
+
+fn save_doc_in(
+    c: &rusqlite::Connection,
+    workflow_id: &str,
+    doc_id: &DocumentId,
+    heads: &[String],
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO sync_docs (workflow_id, doc_id, heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        workflow_id,
+        doc_id.to_string(),
+        serde_json::to_string(heads)?
+    ])?;
+    Ok(())
+}
+
+async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandle>> {
+    match tokio::time::timeout(DOC_TIMEOUT, repo.find(id.clone())).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(_)) => Err(Error::Unavailable("the sync engine stopped".into())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Waits until the server has our changes and we have its, for one document.
+async fn settle(h: &DocHandle, conn: samod::ConnectionId) {
+    let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
+    let _ = tokio::time::timeout(DOC_TIMEOUT, both).await;
+}
+
+fn heads_of(h: &DocHandle) -> Vec<String> {
+    let mut heads: Vec<String> = h
+        .with_document(|d| d.get_heads())
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    heads.sort();
+    heads
+}
+
+fn parse_heads(heads: &[String]) -> Vec<ChangeHash> {
+    heads
+        .iter()
+        .filter_map(|h| ChangeHash::from_str(h).ok())
+        .collect()
+}
+
+/// Authors of the changes after `since`, from the commit messages
+/// flowkeep writes (`flowkeep:<device>:<actor>: ...`), this device excluded.
+fn authors_since(d: &Automerge, since: &[ChangeHash], own_device: &str) -> Vec<RemoteAuthor> {
+    let mut out: Vec<RemoteAuthor> = Vec::new();
+    for change in d.get_changes(since) {
+        let author = match change.message().and_then(|m| m.strip_prefix("flowkeep:")) {
+            Some(rest) => {
+                let mut parts = rest.splitn(3, ':');
+                let device_id = parts.next().unwrap_or_default().to_owned();
+                let actor = parts.next().unwrap_or_default().to_owned();
+                RemoteAuthor { actor, device_id }
+            }
+            // A change made by another automerge-repo client.
+            None => RemoteAuthor {
+                actor: format!("automerge:{}", change.actor_id()),
+                device_id: "external".into(),
+            },
+        };
+        if author.device_id != own_device && !out.contains(&author) {
+            out.push(author);
+        }
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! Starting and stopping a real `flowkeep-sync-server` on 127.0.0.1 with an
+//! OS-chosen port, for tests of the server and of device sync.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+pub fn create_workspace(bin: &Path, data: &Path, name: &str) -> String {
+    let out = Command::new(bin)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["workspace", "create", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("fks_"), "{text}");
+    token
+}
+
+impl Server {
+    /// Starts the server and waits for the address it logs.
+    pub fn start(bin: &Path, data: &Path, extra: &[&str]) -> Server {
+        Server::start_on(bin, data, "127.0.0.1:0", extra)
+    }
+
+    pub fn start_on(bin: &Path, data: &Path, listen: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", listen])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let addr = addr.split_whitespace().next().unwrap();
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/sync", self.port)
+    }
+
+    /// SIGTERM, and the exit status once it stopped.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server binary beside `flowkeep` in the same target dir.
+pub fn server_bin_beside(flowkeep: &Path) -> PathBuf {
+    let bin = flowkeep.with_file_name("flowkeep-sync-server");
+    assert!(
+        bin.exists(),
+        "{} is not built: run the tests of the whole workspace (cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}

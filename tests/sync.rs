@@ -1,0 +1,299 @@
+//! Devices syncing through a real server: three data dirs, three real
+//! `flowkeep` processes, one real `flowkeep-sync-server`, all on loopback.
+
+mod server_support;
+mod support;
+
+use serde_json::{json, Value};
+use server_support::{create_workspace, server_bin_beside, Server};
+use support::Flowkeep;
+
+const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"number"},{"key":"c","type":"number"},{"key":"limit","type":"number","max":100}],"values":{"a":1,"b":1,"c":1}}"#;
+
+struct Workspace {
+    _data: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    token: String,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let bin = server_bin_beside(&Flowkeep::bin());
+        let data = tempfile::tempdir().unwrap();
+        let token = create_workspace(&bin, data.path(), "team");
+        Workspace {
+            _data: data,
+            bin,
+            token,
+        }
+    }
+    fn start(&self) -> Server {
+        Server::start(&self.bin, self._data.path(), &[])
+    }
+    fn restart(&self, port: u16) -> Server {
+        Server::start_on(
+            &self.bin,
+            self._data.path(),
+            &format!("127.0.0.1:{port}"),
+            &[],
+        )
+    }
+}
+
+/// What must be equal on every device: each workflow as `workflow get`
+/// shows it, without the per-device bookkeeping (revision, updated_at).
+fn view(fk: &Flowkeep) -> Value {
+    let list = fk.json(&["workflow", "list", "--limit", "500"]).ok().json();
+    let mut out = serde_json::Map::new();
+    for item in list["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let mut wf = fk.json(&["workflow", "get", id]).ok().json();
+        let obj = wf.as_object_mut().unwrap();
+        obj.remove("revision");
+        obj.remove("updated_at");
+        out.insert(id.to_owned(), wf);
+    }
+    Value::Object(out)
+}
+
+fn history_fields(fk: &Flowkeep, id: &str) -> Vec<(String, String, Value)> {
+    let h = fk.json(&["history", id]).ok().json();
+    h.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            let kind = e["kind"].as_str().unwrap().to_owned();
+            e["changes"].as_array().unwrap().iter().map(move |c| {
+                (
+                    kind.clone(),
+                    c["field"].as_str().unwrap().to_owned(),
+                    c["new"].clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn three_devices_edit_offline_and_converge_without_losing_an_edit() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, c) = (Flowkeep::new(), Flowkeep::new(), Flowkeep::new());
+    let w1 = a
+        .json(&["workflow", "create", "--name", "shared", "--config", CFG])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let init = a
+        .run(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok();
+    let join = init.stdout.lines().last().unwrap().to_owned();
+    assert!(
+        join.starts_with("flowkeep-join:ws://127.0.0.1:"),
+        "{}",
+        init.stdout
+    );
+    for d in [&b, &c] {
+        let r = d
+            .json(&["sync", "join", &join, "--token", &ws.token])
+            .ok()
+            .json();
+        assert_eq!(r["merged"], 1);
+    }
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(view(&a), view(&c));
+
+    // The server goes away; every device keeps working.
+    let port = server.port;
+    drop(server);
+    a.json(&["config", "set", &w1, "a", "2"]).ok();
+    b.json(&["config", "set", &w1, "a", "5"]).ok(); // same key as A: a conflict
+    b.json(&["config", "set", &w1, "b", "3"]).ok();
+    c.json(&["config", "set", &w1, "c", "4"]).ok();
+    c.json(&["workflow", "update", &w1, "--description", "edited on c"])
+        .ok();
+    let w2 = a
+        .json(&["workflow", "create", "--name", "from a"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w3 = c
+        .json(&["workflow", "create", "--name", "from c", "--tag", "ops"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let offline = a.json(&["sync", "now"]);
+    assert_eq!(offline.code, 1, "sync without a server fails");
+    assert!(
+        offline.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{}",
+        offline.stderr
+    );
+    assert_eq!(
+        a.json(&["sync", "status"]).ok().json()["pending_local_changes"],
+        2
+    );
+
+    let _server = ws.restart(port);
+    for d in [&a, &b, &c, &a, &b] {
+        d.json(&["sync", "now"]).ok();
+    }
+    let (va, vb, vc) = (view(&a), view(&b), view(&c));
+    assert_eq!(va, vb, "A and B differ");
+    assert_eq!(va, vc, "A and C differ");
+    assert_eq!(
+        va.as_object().unwrap().len(),
+        3,
+        "every workflow reached every device"
+    );
+    let shared = &va[&w1];
+    assert_eq!(shared["config"]["values"]["b"], 3);
+    assert_eq!(shared["config"]["values"]["c"], 4);
+    assert_eq!(shared["description"], "edited on c");
+    let winner = shared["config"]["values"]["a"].clone();
+    assert!(winner == json!(2) || winner == json!(5), "{winner}");
+    // The losing value is visible, not dropped.
+    let conflict = &shared["conflicts"][0];
+    assert_eq!(conflict["field"], "config.values.a");
+    assert_eq!(conflict["values"][0], winner);
+    let mut values: Vec<i64> = conflict["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, [2, 5]);
+    assert_eq!(va[&w3]["tags"], json!(["ops"]));
+    assert!(va.get(&w2).is_some());
+
+    // Every edit is in the audit trail on every device, with where it came from.
+    for d in [&a, &b, &c] {
+        let fields = history_fields(d, &w1);
+        for (field, value) in [
+            ("config.values.b", json!(3)),
+            ("config.values.c", json!(4)),
+            ("description", json!("edited on c")),
+        ] {
+            assert!(
+                fields.iter().any(|(_, f, v)| f == field && v == &value),
+                "{field} missing from a history: {fields:?}"
+            );
+        }
+        assert!(fields
+            .iter()
+            .any(|(_, f, v)| f == "config.values.a" && (v == &json!(2) || v == &json!(5))));
+    }
+    let remote = a.json(&["history", &w1]).ok().json();
+    let from_c = remote.as_array().unwrap().iter().find(|e| {
+        e["kind"] == "remote.merged"
+            && e["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["field"] == "config.values.c")
+    });
+    let from_c = from_c.expect("C's edit arrived on A as remote.merged");
+    assert_eq!(from_c["origin"], "remote");
+    assert_eq!(from_c["actor"], "cli-test");
+    let c_device = c.json(&["sync", "status"]).ok().json();
+    assert!(c_device["configured"].as_bool().unwrap());
+    assert_eq!(
+        a.json(&["sync", "status"]).ok().json()["pending_local_changes"],
+        0
+    );
+
+    // A merged config may break a rule no device broke: kept and flagged.
+    a.json(&["config", "set", &w1, "limit", "90"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    let mut tighter: Value = serde_json::from_str(CFG).unwrap();
+    tighter["fields"][3]["max"] = json!(50);
+    tighter["values"] = b.json(&["config", "get", &w1]).ok().json()["values"].clone();
+    tighter["values"]["limit"] = json!(40);
+    b.json(&["config", "update", &w1, "--config", &tighter.to_string()])
+        .ok();
+    a.json(&["config", "set", &w1, "limit", "80"]).ok(); // valid against max 100
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    let (ga, gb) = (
+        a.json(&["workflow", "get", &w1]).ok().json(),
+        b.json(&["workflow", "get", &w1]).ok().json(),
+    );
+    assert_eq!(ga["config"], gb["config"]);
+    if ga["config"]["values"]["limit"] == json!(80) {
+        assert_eq!(ga["validation_errors"][0]["field"], "values.limit", "{ga}");
+        assert_eq!(gb["validation_errors"], ga["validation_errors"]);
+    }
+}
+
+#[test]
+fn a_wrong_token_or_join_string_is_refused_clearly() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let a = Flowkeep::new();
+    a.json(&["workflow", "create", "--name", "x"]).ok();
+    let init = a
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok()
+        .json();
+    let join = init["join"].as_str().unwrap().to_owned();
+    let b = Flowkeep::new();
+    let r = b.json(&["sync", "join", &join, "--token", "fks_wrong"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the token"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        b.json(&["workflow", "list"]).ok().json()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing received"
+    );
+    let r = b.json(&["sync", "join", "not-a-join-string", "--token", &ws.token]);
+    assert_eq!(r.code, 3);
+    assert_eq!(r.error()["fields"][0]["field"], "join");
+    let r = b.json(&["sync", "init", "--server", "http://x", "--token", &ws.token]);
+    assert_eq!(r.code, 3);
+    assert_eq!(r.error()["fields"][0]["field"], "server");
+    // A second init on a device that already syncs is a conflict.
+    let r = a.json(&[
+        "sync",
+        "init",
+        "--server",
+        &server.url(),
+        "--token",
+        &ws.token,
+    ]);
+    assert_eq!(r.code, 5);
+}
