@@ -200,6 +200,20 @@ fn three_devices_edit_offline_and_converge_without_losing_an_edit() {
             .iter()
             .any(|(_, f, v)| f == "config.values.a" && (v == &json!(2) || v == &json!(5))));
     }
+    // On every device the history shows both values of the conflicting edit.
+    for d in [&a, &b, &c] {
+        let h = d.json(&["history", &w1]).ok().json();
+        let shown = h.as_array().unwrap().iter().any(|e| {
+            e["conflicts"].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["field"] == "config.values.a" && c["values"].as_array().unwrap().len() == 2
+                })
+            })
+        });
+        assert!(shown, "the conflict is not in a device's history: {h}");
+    }
+    let human = a.run(&["history", &w1]).ok().stdout;
+    assert!(human.contains("conflict on config.values.a"), "{human}");
     let remote = a.json(&["history", &w1]).ok().json();
     let from_c = remote.as_array().unwrap().iter().find(|e| {
         e["kind"] == "remote.merged"

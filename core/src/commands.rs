@@ -401,6 +401,10 @@ pub struct HistoryEntry {
     pub origin: String,
     pub recorded_at: i64,
     pub changes: Vec<FieldChange>,
+    /// For merges: fields edited concurrently elsewhere, every value (the
+    /// one in effect first), so both edits show even where one lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<crate::workflow::FieldConflict>,
 }
 
 /// A workflow's config document with the revision it belongs to.

@@ -308,6 +308,15 @@ pub fn history(entries: &[HistoryEntry]) -> String {
         for c in &h.changes {
             let _ = writeln!(s, "    {}: {} → {}", c.field, short(&c.old), short(&c.new));
         }
+        for c in &h.conflicts {
+            let values: Vec<String> = c.values.iter().map(short).collect();
+            let _ = writeln!(
+                s,
+                "    conflict on {}: {} (first one in effect)",
+                c.field,
+                values.join(" vs ")
+            );
+        }
     }
     s
 }

@@ -50,6 +50,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Serves until `shutdown` resolves; the caller then stops the workspaces.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
     let db = state.db.clone();
     let db_ok = tokio::task::spawn_blocking(move || db.ping())

@@ -13,5 +13,5 @@ pub mod token;
 pub mod workspaces;
 
 pub use db::{Db, Error};
-pub use http::{router, AppState, Limits};
+pub use http::{router, serve, AppState, Limits};
 pub use workspaces::Workspaces;

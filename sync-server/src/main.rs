@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use flowkeep_sync_server::{router, token, AppState, Db, Limits, Workspaces};
+use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
 
 #[derive(Parser)]
 #[command(
@@ -98,11 +98,11 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        None | Some(Command::Serve) => serve(cli, db),
+        None | Some(Command::Serve) => run_server(cli, db),
     }
 }
 
-fn serve(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
+fn run_server(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -143,13 +143,12 @@ fn serve(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
         };
         ready.store(true, Ordering::SeqCst);
         let shutdown_ready = ready.clone();
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                shutdown_ready.store(false, Ordering::SeqCst);
-                tracing::info!("shutting down");
-            })
-            .await?;
+        serve(listener, state, async move {
+            shutdown_signal().await;
+            shutdown_ready.store(false, Ordering::SeqCst);
+            tracing::info!("shutting down");
+        })
+        .await?;
         reaper.abort();
         // Repos write what they hold before stopping.
         workspaces.stop_all().await;

@@ -21,6 +21,10 @@ impl Service {
                 .into_iter()
                 .map(|e| HistoryEntry {
                     changes: changes_of(&e.event),
+                    conflicts: match &e.event {
+                        Event::RemoteMerged(p) => p.conflicts.clone(),
+                        _ => vec![],
+                    },
                     seq: e.seq,
                     event_id: e.id,
                     kind: e.event.kind().to_owned(),

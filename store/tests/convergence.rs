@@ -1,0 +1,221 @@
+//! Randomized convergence: devices edit, create and delete workflows, sync
+//! at random moments (a device that does not sync is offline), and once
+//! everyone has synced twice, every device holds the same workflows. The
+//! server is the real one, in-process on 127.0.0.1 with an OS-chosen port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use flowkeep_core::commands::*;
+use flowkeep_store::{Service, StoreOptions};
+use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
+use serde_json::{json, Value};
+
+struct TestServer {
+    db: Arc<Db>,
+    url: String,
+    _dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn start_server() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(&dir.path().join("sync.db")).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    std_listener.set_nonblocking(true).unwrap();
+    let state = AppState {
+        db: db.clone(),
+        workspaces: Workspaces::new(db.clone()),
+        limits: Limits::default(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+        serve(listener, state, std::future::pending())
+            .await
+            .unwrap();
+    });
+    TestServer {
+        db,
+        url: format!("ws://127.0.0.1:{port}/sync"),
+        _dir: dir,
+        _rt: rt,
+    }
+}
+
+/// xorshift: a seeded, dependency-free source of schedules.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"number"},{"key":"c","type":"text"}],"values":{"a":0}}"#;
+
+/// What must agree across devices: every live workflow's spec and conflicts.
+fn view(svc: &Service) -> BTreeMap<String, Value> {
+    let page = svc
+        .list_workflows(ListWorkflows {
+            limit: Some(500),
+            ..Default::default()
+        })
+        .unwrap();
+    page.items
+        .iter()
+        .map(|s| {
+            let wf = svc.get_workflow(WorkflowId { id: s.id.clone() }).unwrap();
+            let v = json!({"spec": wf.spec, "created_at": wf.created_at, "conflicts": wf.conflicts, "invalid": wf.validation_errors});
+            (wf.id, v)
+        })
+        .collect()
+}
+
+fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let token = token::generate();
+    server
+        .db
+        .create_workspace(&format!("s{seed}"), &token::hash(&token), 0)
+        .unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..devices).map(|_| tempfile::tempdir().unwrap()).collect();
+    let svcs: Vec<Service> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Service::open(
+                &d.path().join("flowkeep.db"),
+                StoreOptions {
+                    actor: format!("dev{i}"),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let first = svcs[0]
+        .create_workflow(CreateWorkflow {
+            name: "w0".into(),
+            config: Some(serde_json::from_str(CFG).unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    let join = svcs[0].sync_init(&server.url, &token).unwrap().join;
+    for s in &svcs[1..] {
+        s.sync_join(&join, &token).unwrap();
+    }
+    let mut ids = vec![first.id];
+    // Every value written per (workflow, key): the final one must be among them.
+    let mut written: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut known: Vec<BTreeSet<String>> = vec![ids.iter().cloned().collect(); devices];
+    for step in 0..steps {
+        let d = rng.below(devices as u64) as usize;
+        let svc = &svcs[d];
+        let visible: Vec<String> = known[d].iter().cloned().collect();
+        match rng.below(10) {
+            0..=3 if !visible.is_empty() => {
+                let wf = &visible[rng.below(visible.len() as u64) as usize];
+                let key = ["a", "b", "c"][rng.below(3) as usize];
+                let raw = format!("{}", rng.below(50));
+                let r = svc.set_config_value(SetConfigValue {
+                    workflow_id: wf.clone(),
+                    key: key.into(),
+                    value: json!(raw),
+                    expected_revision: None,
+                });
+                if r.is_ok() {
+                    let v = if key == "c" {
+                        json!(raw)
+                    } else {
+                        json!(raw.parse::<i64>().unwrap())
+                    };
+                    written
+                        .entry((wf.clone(), key.into()))
+                        .or_default()
+                        .insert(v.to_string());
+                }
+            }
+            4 if !visible.is_empty() => {
+                let wf = &visible[rng.below(visible.len() as u64) as usize];
+                let _ = svc.update_workflow(UpdateWorkflow {
+                    id: wf.clone(),
+                    name: Some(format!("renamed {step} on {d}")),
+                    ..Default::default()
+                });
+            }
+            5 => {
+                let wf = svc
+                    .create_workflow(CreateWorkflow {
+                        name: format!("new {step} on {d}"),
+                        config: Some(serde_json::from_str(CFG).unwrap()),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                known[d].insert(wf.id.clone());
+                ids.push(wf.id);
+            }
+            6 if visible.len() > 1 && rng.below(3) == 0 => {
+                let wf = &visible[rng.below(visible.len() as u64) as usize];
+                if svc
+                    .delete_workflow(DeleteWorkflow {
+                        id: wf.clone(),
+                        expected_revision: None,
+                    })
+                    .is_ok()
+                {
+                    known[d].remove(wf);
+                }
+            }
+            _ => {
+                svc.sync_now()
+                    .unwrap_or_else(|e| panic!("seed {seed} step {step}: sync on device {d}: {e}"));
+                known[d] = view(svc).keys().cloned().collect();
+            }
+        }
+    }
+    for _round in 0..2 {
+        for s in &svcs {
+            s.sync_now()
+                .unwrap_or_else(|e| panic!("seed {seed}: final sync: {e}"));
+        }
+    }
+    let views: Vec<BTreeMap<String, Value>> = svcs.iter().map(view).collect();
+    for (i, v) in views.iter().enumerate().skip(1) {
+        assert_eq!(&views[0], v, "seed {seed}: device 0 and device {i} differ");
+    }
+    for ((wf, key), values) in &written {
+        if let Some(w) = views[0].get(wf) {
+            if let Some(v) = w["spec"]["config"]["values"].get(key) {
+                assert!(
+                    values.contains(&v.to_string()),
+                    "seed {seed}: {wf}.{key} = {v}, which no device wrote"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn random_schedules_converge() {
+    let schedules: u64 = std::env::var("FLOWKEEP_CONVERGENCE_SCHEDULES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let server = start_server();
+    for seed in 1..=schedules {
+        run_schedule(&server, seed, 3, 12);
+    }
+}
