@@ -11,6 +11,14 @@ CREATE TABLE sync_docs (
     heads TEXT NOT NULL DEFAULT '[]'  -- JSON array of change hashes (hex)
 );
 
+-- Execution-log documents (one per workflow, device and month) and the
+-- heads last merged from each.
+CREATE TABLE sync_logs (
+    log_key TEXT PRIMARY KEY,  -- '<workflow_id>/<device_id>/<YYYY-MM>'
+    doc_id TEXT NOT NULL UNIQUE,
+    heads TEXT NOT NULL DEFAULT '[]'
+);
+
 -- What merges left behind: values edited concurrently on several devices
 -- (JSON array of {field, values}), and the rule errors of a merged config
 -- that no single device wrote (JSON array of {field, code, message}).

@@ -311,3 +311,122 @@ fn a_wrong_token_or_join_string_is_refused_clearly() {
     ]);
     assert_eq!(r.code, 5);
 }
+
+#[test]
+fn runs_recorded_on_one_device_show_on_the_others() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let wf = a.json(&["workflow", "create", "--name", "job"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A run recorded before sync was set up travels too.
+    let early = a.json(&["exec", "start", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.json(&[
+        "exec",
+        "finish",
+        &early,
+        "--status",
+        "succeeded",
+        "--exit-code",
+        "0",
+        "--output",
+        r#"{"result": {"rows": 7}}"#,
+    ])
+    .ok();
+    let join = a
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let device_a = a.json(&["exec", "get", &early]).ok().json()["device_id"].clone();
+    let seen = b.json(&["exec", "get", &early]).ok().json();
+    assert_eq!(seen["status"], "succeeded");
+    assert_eq!(seen["output"]["result"]["rows"], 7);
+    assert_eq!(
+        seen["device_id"], device_a,
+        "marked with the device that ran it"
+    );
+
+    // B starts a run and finishes it later, with a large output.
+    let running = b.json(&["exec", "start", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    assert_eq!(
+        a.json(&["exec", "get", &running]).ok().json()["status"],
+        "running"
+    );
+    let big = json!({"result": {"ok": true}, "stdout_tail": "x".repeat(10_000)}).to_string();
+    b.json(&[
+        "exec",
+        "finish",
+        &running,
+        "--status",
+        "failed",
+        "--exit-code",
+        "2",
+        "--output",
+        &big,
+    ])
+    .ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    let on_a = a.json(&["exec", "get", &running]).ok().json();
+    assert_eq!(
+        (on_a["status"].as_str(), on_a["exit_code"].as_i64()),
+        (Some("failed"), Some(2))
+    );
+    assert_eq!(
+        on_a["output"]["truncated"], true,
+        "large output is cut in the synced copy"
+    );
+    assert_eq!(
+        on_a["output"]["result"]["ok"], true,
+        "a small result survives the cut"
+    );
+    let on_b = b.json(&["exec", "get", &running]).ok().json();
+    assert_eq!(
+        on_b["output"]["stdout_tail"].as_str().unwrap().len(),
+        10_000,
+        "whole on the device that ran it"
+    );
+
+    // Both devices list both runs.
+    let ids = |d: &Flowkeep| -> Vec<String> {
+        let mut v: Vec<String> = d.json(&["exec", "list", &wf]).ok().json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(ids(&a).len(), 2);
+
+    // A run pruned here does not come back with the next sync.
+    a.json(&["exec", "delete", &early]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    assert_eq!(ids(&a).len(), 1);
+    assert_eq!(ids(&b).len(), 2, "deletes are local: B keeps its copy");
+}

@@ -15,6 +15,7 @@
 
 mod dialer;
 mod doc;
+mod execlog;
 mod root;
 mod storage;
 
@@ -265,7 +266,7 @@ impl Service {
         let mut pushed = 0;
         let workflows = self.all_workflows()?;
         for (wf, deleted) in &workflows {
-            let handle = match docs.iter().find(|d| d.workflow_id == wf.id) {
+            let handle = match docs.iter().find(|d| d.key == wf.id) {
                 Some(known) => match find(repo, &known.doc_id).await? {
                     Some(h) => h,
                     None => continue,
@@ -275,7 +276,7 @@ impl Service {
                     let heads = heads_of(&h);
                     self.save_doc(&wf.id, h.document_id(), &heads)?;
                     docs.push(KnownDoc {
-                        workflow_id: wf.id.clone(),
+                        key: wf.id.clone(),
                         doc_id: h.document_id().clone(),
                         heads,
                     });
@@ -310,6 +311,43 @@ impl Service {
                 // This device's projection and document agree again.
                 self.save_doc(&wf.id, handle.document_id(), &heads_of(&handle))?;
             }
+        }
+
+        // 1b. Runs recorded here since the last sync, into this device's
+        //     execution-log documents.
+        let mut logs = self.known_logs()?;
+        for (key, runs) in self.local_runs_to_send()? {
+            let handle = match logs.iter().find(|l| l.key == key) {
+                Some(known) => match find(repo, &known.doc_id).await? {
+                    Some(h) => h,
+                    None => continue,
+                },
+                None => {
+                    let mut d = Automerge::new();
+                    d.transact::<_, _, String>(|tx| execlog::init(tx, &key))
+                        .map_err(|f| Error::Corrupt(f.error))?;
+                    let h = repo
+                        .create(d)
+                        .await
+                        .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+                    self.save_log(&key, h.document_id(), &[])?;
+                    logs.push(KnownDoc {
+                        key: key.clone(),
+                        doc_id: h.document_id().clone(),
+                        heads: vec![],
+                    });
+                    h
+                }
+            };
+            handle.with_document(|d| {
+                d.transact::<_, _, String>(|tx| {
+                    for run in &runs {
+                        execlog::put(tx, run)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|f| Error::Corrupt(f.error))
+            })?;
         }
 
         // 2. Connect.
@@ -368,17 +406,29 @@ impl Service {
         let listed = root.with_document(|d| root::entries(d));
         let missing: Vec<&KnownDoc> = docs
             .iter()
-            .filter(|k| !listed.iter().any(|(w, _)| w == &k.workflow_id))
+            .filter(|k| !listed.iter().any(|(w, _)| w == &k.key))
             .collect();
         if !missing.is_empty() {
             root.with_document(|d| {
                 d.transact::<_, _, String>(|tx| {
                     for k in &missing {
-                        root::add(
-                            tx,
-                            &k.workflow_id,
-                            &AutomergeUrl::from(&k.doc_id).to_string(),
-                        )?;
+                        root::add(tx, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
+                    }
+                    Ok(())
+                })
+                .map_err(|f| Error::Corrupt(f.error))
+            })?;
+        }
+        let listed_logs = root.with_document(|d| root::log_entries(d));
+        let missing_logs: Vec<&KnownDoc> = logs
+            .iter()
+            .filter(|k| !listed_logs.iter().any(|(key, _)| key == &k.key))
+            .collect();
+        if !missing_logs.is_empty() {
+            root.with_document(|d| {
+                d.transact::<_, _, String>(|tx| {
+                    for k in &missing_logs {
+                        root::add_log(tx, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
                     }
                     Ok(())
                 })
@@ -387,6 +437,7 @@ impl Service {
         }
         settle(&root, conn).await;
         let listed = root.with_document(|d| root::entries(d));
+        let listed_logs = root.with_document(|d| root::log_entries(d));
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
         for (wf_id, doc_url) in &listed {
             let Ok(url) = AutomergeUrl::from_str(doc_url) else {
@@ -398,12 +449,29 @@ impl Service {
                 handles.push((wf_id.clone(), h));
             }
         }
-        futures::future::join_all(handles.iter().map(|(_, h)| settle(h, conn))).await;
+        let mut log_handles: Vec<(String, DocHandle)> = Vec::new();
+        for (key, doc_url) in &listed_logs {
+            let Ok(url) = AutomergeUrl::from_str(doc_url) else {
+                continue;
+            };
+            let found =
+                tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
+            if let Ok(Ok(Some(h))) = found {
+                log_handles.push((key.clone(), h));
+            }
+        }
+        futures::future::join_all(
+            handles
+                .iter()
+                .chain(log_handles.iter())
+                .map(|(_, h)| settle(h, conn)),
+        )
+        .await;
 
         // 4. Merge what changed elsewhere.
         let mut merged = 0;
         for (wf_id, handle) in &handles {
-            let known = docs.iter().find(|k| &k.workflow_id == wf_id);
+            let known = docs.iter().find(|k| &k.key == wf_id);
             let heads = heads_of(handle);
             if known.is_some_and(|k| k.heads == heads) {
                 continue;
@@ -422,6 +490,22 @@ impl Service {
             if self.merge_remote(wf_id, handle.document_id(), state, &heads, authors)? {
                 merged += 1;
             }
+        }
+        // 5. Runs other devices recorded, changed since last merged.
+        let own = self.device_id().to_owned();
+        for (key, handle) in &log_handles {
+            if execlog::device_of(key) == Some(own.as_str()) {
+                continue;
+            }
+            let known = logs.iter().find(|k| &k.key == key);
+            let heads = heads_of(handle);
+            if known.is_some_and(|k| k.heads == heads) {
+                continue;
+            }
+            let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
+            let runs = handle.with_document(|d| execlog::changed_since(d, &since));
+            self.merge_runs(&runs)?;
+            self.save_log(key, handle.document_id(), &heads)?;
         }
         let root_url = root.url().to_string();
         Ok(SyncReport {
@@ -473,12 +557,134 @@ impl Service {
                 let doc_id = DocumentId::from_str(&doc_id)
                     .map_err(|_| Error::Corrupt(format!("document id {doc_id}")))?;
                 out.push(KnownDoc {
-                    workflow_id,
+                    key: workflow_id,
                     doc_id,
                     heads: serde_json::from_str(&heads)?,
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn known_logs(&self) -> Result<Vec<KnownDoc>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT log_key, doc_id, heads FROM sync_logs")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, doc_id, heads) = row?;
+                let doc_id = DocumentId::from_str(&doc_id)
+                    .map_err(|_| Error::Corrupt(format!("document id {doc_id}")))?;
+                out.push(KnownDoc {
+                    key,
+                    doc_id,
+                    heads: serde_json::from_str(&heads)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn save_log(&self, key: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
+        self.write(|w| {
+            w.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sync_logs (log_key, doc_id, heads) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    key,
+                    doc_id.to_string(),
+                    serde_json::to_string(heads)?
+                ])?;
+            Ok(())
+        })
+    }
+
+    /// This device's runs touched since the last sync, grouped by log key.
+    fn local_runs_to_send(
+        &self,
+    ) -> Result<Vec<(String, Vec<flowkeep_core::execution::Execution>)>> {
+        let synced: i64 = self
+            .meta(META_SEQ)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let own = self.device_id().to_owned();
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare(
+                    "SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
+                     AND kind IN ('execution.started', 'execution.finished', 'execution.recorded')",
+                )?
+                .query_map([synced], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+            for id in ids {
+                match queries::executions::get(c, &id) {
+                    Ok(e) if e.device_id == own => {
+                        groups
+                            .entry(execlog::log_key(&e.workflow_id, &own, e.started_at))
+                            .or_default()
+                            .push(e);
+                    }
+                    Ok(_) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(groups.into_iter().collect())
+        })
+    }
+
+    /// Records other devices' runs here as `remote` events: new runs as
+    /// started (and finished, if they are), known running ones as finished.
+    fn merge_runs(&self, runs: &[flowkeep_core::execution::Execution]) -> Result<()> {
+        use flowkeep_core::events::{ExecutionFinishedV1, ExecutionStartedV1};
+        use flowkeep_core::execution::ExecutionStatus;
+        self.write(|w| {
+            for run in runs {
+                if queries::workflows::load(w.conn, &run.workflow_id)?.is_none() {
+                    continue;
+                }
+                let local = match queries::executions::get(w.conn, &run.id) {
+                    Ok(e) => Some(e),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let status_here = match &local {
+                    Some(e) => e.status,
+                    None => {
+                        let started = if run.status.is_terminal() {
+                            ExecutionStatus::Running
+                        } else {
+                            run.status
+                        };
+                        let event = Event::ExecutionStarted(ExecutionStartedV1 {
+                            workflow_id: run.workflow_id.clone(),
+                            status: started,
+                            started_at: run.started_at,
+                            trigger: run.trigger.clone(),
+                        });
+                        w.append_remote(&run.id, event, "sync", &run.device_id)?;
+                        started
+                    }
+                };
+                if run.status.is_terminal() && status_here.can_move_to(run.status) {
+                    let event = Event::ExecutionFinished(ExecutionFinishedV1 {
+                        status: run.status,
+                        completed_at: run.completed_at.unwrap_or(run.started_at),
+                        exit_code: run.exit_code,
+                        output: run.output.clone(),
+                        error: run.error.clone(),
+                    });
+                    w.append_remote(&run.id, event, "sync", &run.device_id)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -551,8 +757,9 @@ impl Service {
     }
 }
 
+/// A document this device tracks: a workflow id, or an execution-log key.
 struct KnownDoc {
-    workflow_id: String,
+    key: String,
     doc_id: DocumentId,
     heads: Vec<String>,
 }

@@ -45,3 +45,35 @@ pub(crate) fn add(
         .map_err(|e| e.to_string())?;
     Ok(())
 }
+
+fn logs(doc: &impl ReadDoc) -> Option<automerge::ObjId> {
+    match doc.get(ROOT, "execution_logs").ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// (log key, document URL) pairs of execution-log documents.
+pub(crate) fn log_entries(doc: &impl ReadDoc) -> Vec<(String, String)> {
+    let Some(obj) = logs(doc) else { return vec![] };
+    doc.keys(&obj)
+        .filter_map(|k| match doc.get(&obj, &k).ok()?? {
+            (Value::Scalar(s), _) => match s.as_ref() {
+                ScalarValue::Str(u) => Some((k.clone(), u.to_string())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn add_log(tx: &mut impl Transactable, key: &str, doc_url: &str) -> Result<(), String> {
+    let obj = match logs(tx) {
+        Some(o) => o,
+        None => tx
+            .put_object(ROOT, "execution_logs", ObjType::Map)
+            .map_err(|e| e.to_string())?,
+    };
+    tx.put(&obj, key, doc_url).map_err(|e| e.to_string())?;
+    Ok(())
+}
