@@ -430,3 +430,68 @@ fn runs_recorded_on_one_device_show_on_the_others() {
     assert_eq!(ids(&a).len(), 1);
     assert_eq!(ids(&b).len(), 2, "deletes are local: B keeps its copy");
 }
+
+#[test]
+fn the_js_automerge_repo_client_reads_a_workflow_flowkeep_wrote() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js-interop");
+    assert!(
+        dir.join("node_modules/@automerge/automerge-repo").exists(),
+        "the JS client is not installed: run scripts/test.sh (it runs npm ci in tests/js-interop)"
+    );
+    let ws = Workspace::new();
+    let server = ws.start();
+    let a = Flowkeep::new();
+    let cfg = r#"{"fields":[{"key":"a","type":"number"},{"key":"mode","type":"select","options":["x","y"]}],"values":{"a":41,"mode":"y"}}"#;
+    let id = a
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "written by flowkeep",
+            "--config",
+            cfg,
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = a
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root = join.rsplit('#').next().unwrap();
+    let out = std::process::Command::new("node")
+        .current_dir(&dir)
+        .args(["read-workflow.mjs", &server.url(), &ws.token, root, &id])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got,
+        json!({"type": "flowkeep.workflow", "id": id, "name": "written by flowkeep", "values": {"a": 41, "mode": "y"}})
+    );
+    // The same client with a wrong token gets nothing.
+    let out = std::process::Command::new("node")
+        .current_dir(&dir)
+        .args(["read-workflow.mjs", &server.url(), "fks_wrong", root, &id])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no content with a wrong token");
+}
