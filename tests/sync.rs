@@ -495,3 +495,83 @@ fn the_js_automerge_repo_client_reads_a_workflow_flowkeep_wrote() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "no content with a wrong token");
 }
+
+#[test]
+fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let wf = a
+        .json(&["workflow", "create", "--name", "w", "--config", CFG])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = a
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    a.json(&["config", "set", &wf, "a", "7"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    assert_eq!(
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
+        7
+    );
+
+    // Make B look as if its last session stopped after storing A's change in
+    // the document but before recording the merge: drop that merge event,
+    // rebuild the tables from the log, and put the old heads back.
+    let db = rusqlite::Connection::open(b.db()).unwrap();
+    let (seq, old_heads): (i64, String) = db
+        .query_row(
+            "SELECT seq, (SELECT heads FROM sync_docs WHERE workflow_id = ?1) FROM events WHERE stream_id = ?1 AND kind = 'remote.merged' ORDER BY seq DESC LIMIT 1",
+            [&wf],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let previous: String = db
+        .query_row("SELECT payload FROM events WHERE stream_id = ?1 AND kind = 'remote.merged' AND seq < ?2 ORDER BY seq DESC LIMIT 1", rusqlite::params![wf, seq], |r| r.get(0))
+        .unwrap();
+    let previous_heads = serde_json::from_str::<Value>(&previous).unwrap()["heads"].to_string();
+    assert_ne!(previous_heads, old_heads);
+    db.execute("DELETE FROM events WHERE seq = ?1", [seq])
+        .unwrap();
+    db.execute(
+        "UPDATE sync_docs SET heads = ?2 WHERE workflow_id = ?1",
+        rusqlite::params![wf, previous_heads],
+    )
+    .unwrap();
+    drop(db);
+    b.json(&["rebuild-projections"]).ok();
+    assert_eq!(
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
+        1,
+        "B's tables no longer show A's edit"
+    );
+
+    // B edits another key and syncs: A's edit is merged first, not overwritten.
+    b.json(&["config", "set", &wf, "b", "8"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    for d in [&a, &b] {
+        let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
+        assert_eq!(
+            (v["a"].as_i64(), v["b"].as_i64()),
+            (Some(7), Some(8)),
+            "{v}"
+        );
+    }
+}

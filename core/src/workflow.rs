@@ -132,6 +132,43 @@ pub fn diff(old: &WorkflowSpec, new: &WorkflowSpec) -> Vec<FieldChange> {
     out
 }
 
+/// The value a spec has at a change path (`name`, `config.values.retries`,
+/// ...), as `diff` would report it; `null` for an absent value.
+pub fn field_value(spec: &WorkflowSpec, field: &str) -> Value {
+    match field {
+        "name" => spec.name.clone().into(),
+        "description" => spec.description.clone().into(),
+        "version" => spec.version.clone().into(),
+        "tags" => json(&spec.tags),
+        "config.fields" => json(&spec.config.fields),
+        "config.rules" => json(&spec.config.rules),
+        "config.run" => json(&spec.config.run),
+        "config.retention" => json(&spec.config.retention),
+        path => path
+            .strip_prefix(VALUES_PREFIX)
+            .and_then(|k| spec.config.values.get(k).cloned())
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// What changed between `base` and `theirs`, expressed against `here`: for
+/// each field `theirs` changed, `here`'s value as old and theirs as new;
+/// fields where `here` already agrees are left out. This is how a remote
+/// merge is recorded without undoing local edits not yet sent.
+pub fn rebase(base: &WorkflowSpec, theirs: &WorkflowSpec, here: &WorkflowSpec) -> Vec<FieldChange> {
+    diff(base, theirs)
+        .into_iter()
+        .filter_map(|c| {
+            let old = field_value(here, &c.field);
+            (old != c.new).then_some(FieldChange {
+                field: c.field,
+                old,
+                new: c.new,
+            })
+        })
+        .collect()
+}
+
 /// Replays changes onto a spec. Fails only on a change that names no known
 /// field or carries a value of the wrong shape, i.e. a corrupt event.
 pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), String> {
@@ -249,6 +286,44 @@ mod tests {
         let mut replayed = old;
         apply(&mut replayed, &changes).unwrap();
         assert!(replayed.config.values.is_empty());
+    }
+
+    #[test]
+    fn rebase_keeps_local_edits_the_remote_side_did_not_touch() {
+        let base = spec();
+        let mut theirs = base.clone();
+        theirs.name = "theirs".into();
+        let mut here = base.clone();
+        here.config.values.insert("a".into(), json!(9)); // a local edit not sent yet
+        let changes = rebase(&base, &theirs, &here);
+        assert_eq!(
+            changes,
+            vec![FieldChange {
+                field: "name".into(),
+                old: json!("n"),
+                new: json!("theirs")
+            }]
+        );
+        let mut merged = here.clone();
+        apply(&mut merged, &changes).unwrap();
+        assert_eq!(merged.config.values["a"], json!(9));
+        assert_eq!(merged.name, "theirs");
+        // Already equal here: nothing to record.
+        assert!(rebase(&base, &theirs, &theirs).is_empty());
+        for field in [
+            "name",
+            "description",
+            "version",
+            "tags",
+            "config.fields",
+            "config.rules",
+            "config.run",
+            "config.values.a",
+        ] {
+            let _ = field_value(&base, field);
+        }
+        assert_eq!(field_value(&base, "config.values.a"), json!(1));
+        assert_eq!(field_value(&base, "config.values.zz"), Value::Null);
     }
 
     #[test]

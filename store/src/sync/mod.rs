@@ -260,6 +260,39 @@ impl Service {
     }
 
     async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
+        // 0. Documents that hold changes the projection does not reflect (a
+        //    session that stopped between receiving and merging): merge them
+        //    first, or step 1 would take the projection's older values for
+        //    local edits and write them back over the remote ones.
+        for known in self.known_docs()? {
+            let Some(handle) = find(repo, &known.doc_id).await? else {
+                continue;
+            };
+            let heads = heads_of(&handle);
+            if heads == known.heads {
+                continue;
+            }
+            let since = parse_heads(&known.heads);
+            let own = self.device_id().to_owned();
+            let (state, base, authors) = handle.with_document(|d| {
+                (
+                    doc::read(d),
+                    base_at(d, &since),
+                    authors_since(d, &since, &own),
+                )
+            });
+            if let Ok(state) = state {
+                self.merge_remote(
+                    &known.key,
+                    handle.document_id(),
+                    state,
+                    base,
+                    &heads,
+                    authors,
+                )?;
+            }
+        }
+
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive.
         let mut docs = self.known_docs()?;
@@ -478,8 +511,13 @@ impl Service {
             }
             let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
             let own = self.device_id().to_owned();
-            let (state, authors) =
-                handle.with_document(|d| (doc::read(d), authors_since(d, &since, &own)));
+            let (state, base, authors) = handle.with_document(|d| {
+                (
+                    doc::read(d),
+                    base_at(d, &since),
+                    authors_since(d, &since, &own),
+                )
+            });
             let state = match state {
                 Ok(s) => s,
                 Err(e) => {
@@ -487,7 +525,7 @@ impl Service {
                     continue;
                 }
             };
-            if self.merge_remote(wf_id, handle.document_id(), state, &heads, authors)? {
+            if self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)? {
                 merged += 1;
             }
         }
@@ -715,6 +753,7 @@ impl Service {
         workflow_id: &str,
         doc_id: &DocumentId,
         state: doc::DocState,
+        base: Option<doc::DocState>,
         heads: &[String],
         authors: Vec<RemoteAuthor>,
     ) -> Result<bool> {
@@ -728,12 +767,28 @@ impl Service {
                     }
                     (changes, Some(state.created_at), Some(state.deleted), true)
                 }
-                Some(l) => (
-                    workflow::diff(&l.workflow.spec, &state.spec),
-                    None,
-                    (l.deleted != state.deleted).then_some(state.deleted),
-                    l.workflow.conflicts != state.conflicts,
-                ),
+                // What the other devices changed since this device last
+                // merged, applied over what this device has now (which may
+                // hold local edits not sent yet).
+                Some(l) => {
+                    let (changes, deleted) = match &base {
+                        Some(b) => (
+                            workflow::rebase(&b.spec, &state.spec, &l.workflow.spec),
+                            (b.deleted != state.deleted && l.deleted != state.deleted)
+                                .then_some(state.deleted),
+                        ),
+                        None => (
+                            workflow::diff(&l.workflow.spec, &state.spec),
+                            (l.deleted != state.deleted).then_some(state.deleted),
+                        ),
+                    };
+                    (
+                        changes,
+                        None,
+                        deleted,
+                        l.workflow.conflicts != state.conflicts,
+                    )
+                }
             };
             let changed = !changes.is_empty() || deleted.is_some() || conflicts_changed;
             if changed {
@@ -793,6 +848,14 @@ async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandle>> {
 async fn settle(h: &DocHandle, conn: samod::ConnectionId) {
     let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
     let _ = tokio::time::timeout(DOC_TIMEOUT, both).await;
+}
+
+/// The document as it was at `heads` (what this device last merged).
+fn base_at(d: &Automerge, heads: &[ChangeHash]) -> Option<doc::DocState> {
+    if heads.is_empty() {
+        return None;
+    }
+    d.fork_at(heads).ok().and_then(|f| doc::read(&f).ok())
 }
 
 fn heads_of(h: &DocHandle) -> Vec<String> {

@@ -1,0 +1,346 @@
+//! `cargo bench -p flowkeep-store --bench sync` (build the server first:
+//! `cargo build --release -p flowkeep-sync-server`). Prints:
+//! - two devices with 1,000 offline edits each: time until both hold the
+//!   same workflow, through the real server;
+//! - one edit's propagation device → device (edit, `sync now` on the
+//!   sender, `sync now` on the receiver): p50/p99;
+//! - the server with N concurrent clients (default 1,000): time for all to
+//!   connect and receive the root document, p50/p99 per client, and the
+//!   server's resident memory.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowkeep_core::commands::*;
+use flowkeep_store::{Service, StoreOptions};
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use samod::{BackoffConfig, DialError, Dialer, Repo, Transport};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+fn server_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("flowkeep-sync-server");
+    assert!(
+        bin.exists(),
+        "build the server first: cargo build --release -p flowkeep-sync-server ({} missing)",
+        bin.display()
+    );
+    bin
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = server_bin();
+    let out = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["workspace", "create", "bench"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        child,
+        url: format!("ws://127.0.0.1:{port}/sync"),
+        token,
+        _dir: dir,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn device(dir: &tempfile::TempDir, name: &str) -> Service {
+    Service::open(
+        &dir.path().join("flowkeep.db"),
+        StoreOptions {
+            actor: name.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn pct(mut v: Vec<Duration>, p: usize) -> f64 {
+    v.sort();
+    v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e3
+}
+
+struct TokenDialer {
+    url: url::Url,
+    token: String,
+}
+
+#[derive(Debug)]
+struct Never;
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+impl std::error::Error for Never {}
+
+impl Dialer for TokenDialer {
+    type Error = Never;
+    fn url(&self) -> url::Url {
+        self.url.clone()
+    }
+    fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Never>>> {
+        let (url, token) = (self.url.clone(), self.token.clone());
+        Box::pin(async move {
+            let mut req = url
+                .as_str()
+                .into_client_request()
+                .map_err(DialError::transient)?;
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            let (ws, _) = tokio_tungstenite::connect_async(req)
+                .await
+                .map_err(DialError::transient)?;
+            let (sink, stream) = ws.split();
+            let stream = stream.filter_map(|m| async move {
+                match m {
+                    Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            });
+            let sink = sink.with(|b: Vec<u8>| async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::Binary(b.into()))
+            });
+            Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
+        })
+    }
+}
+
+fn main() {
+    let clients: usize = std::env::var("FLOWKEEP_BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    println!(
+        "# flowkeep sync bench ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    let server = start_server();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(&da, "a"), device(&db, "b"));
+    let fields: Vec<_> = (0..20)
+        .map(|i| json!({"key": format!("k{i}"), "type": "number"}))
+        .collect();
+    let wf = a
+        .create_workflow(CreateWorkflow {
+            name: "bench".into(),
+            config: Some(json!({"fields": fields, "values": {}})),
+            ..Default::default()
+        })
+        .unwrap();
+    let join = a.sync_init(&server.url, &server.token).unwrap().join;
+    b.sync_join(&join, &server.token).unwrap();
+
+    // 1,000 offline edits on each device, then sync until both agree.
+    for i in 0..1000 {
+        for (d, svc) in [(0, &a), (1, &b)] {
+            svc.set_config_value(SetConfigValue {
+                workflow_id: wf.id.clone(),
+                key: format!("k{}", (i * 7 + d * 3) % 20),
+                value: json!(i * 10 + d),
+                expected_revision: None,
+            })
+            .unwrap();
+        }
+    }
+    let t = Instant::now();
+    a.sync_now().unwrap();
+    b.sync_now().unwrap();
+    a.sync_now().unwrap();
+    let converge = t.elapsed();
+    let same = a
+        .get_config(GetConfig {
+            workflow_id: wf.id.clone(),
+        })
+        .unwrap()
+        .config
+        == b.get_config(GetConfig {
+            workflow_id: wf.id.clone(),
+        })
+        .unwrap()
+        .config;
+    assert!(same, "the devices did not converge");
+
+    // One edit, device → device.
+    let mut lat = Vec::new();
+    for i in 0..50 {
+        let t = Instant::now();
+        a.set_config_value(SetConfigValue {
+            workflow_id: wf.id.clone(),
+            key: "k0".into(),
+            value: json!(100_000 + i),
+            expected_revision: None,
+        })
+        .unwrap();
+        a.sync_now().unwrap();
+        b.sync_now().unwrap();
+        lat.push(t.elapsed());
+        assert_eq!(
+            b.get_config(GetConfig {
+                workflow_id: wf.id.clone()
+            })
+            .unwrap()
+            .config
+            .values["k0"],
+            json!(100_000 + i)
+        );
+    }
+
+    // N concurrent clients of the workspace, each fetching the root document.
+    let root = join.rsplit('#').next().unwrap().to_owned();
+    let root_id = root
+        .parse::<samod::AutomergeUrl>()
+        .unwrap()
+        .document_id()
+        .clone();
+    let rss_before = rss_kib(server.child.id());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (per_client, total, ok, rss_during) = rt.block_on(async {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (url, token, root_id) = (server.url.clone(), server.token.clone(), root_id.clone());
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let repo = Repo::build_tokio().load().await;
+                let backoff = BackoffConfig {
+                    max_retries: Some(5),
+                    ..Default::default()
+                };
+                let dialer = repo
+                    .dial(
+                        backoff,
+                        Arc::new(TokenDialer {
+                            url: url::Url::parse(&url).unwrap(),
+                            token,
+                        }),
+                    )
+                    .unwrap();
+                let ok = tokio::time::timeout(Duration::from_secs(120), async {
+                    dialer.established().await.ok()?;
+                    repo.find(root_id).await.ok()?
+                })
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+                (t.elapsed(), ok, repo)
+            }));
+        }
+        let mut times = Vec::new();
+        let mut repos = Vec::new();
+        let mut ok = 0;
+        for task in tasks {
+            let (d, good, repo) = task.await.unwrap();
+            times.push(d);
+            ok += good as usize;
+            repos.push(repo);
+        }
+        let total = start.elapsed();
+        let rss = rss_kib(server.child.id());
+        for r in repos {
+            r.stop().await;
+        }
+        (times, total, ok, rss)
+    });
+
+    println!();
+    println!("| measure | result |");
+    println!("|---|---:|");
+    println!(
+        "| 2 devices × 1,000 offline edits: converge (3 sync sessions) | {:.0} ms |",
+        converge.as_secs_f64() * 1e3
+    );
+    println!(
+        "| one edit device → device (sync now on both), p50 | {:.1} ms |",
+        pct(lat.clone(), 50)
+    );
+    println!(
+        "| one edit device → device (sync now on both), p99 | {:.1} ms |",
+        pct(lat, 99)
+    );
+    println!("| {clients} concurrent clients: all connected and synced the root | {:.2} s ({ok} of {clients} ok) |", total.as_secs_f64());
+    println!(
+        "| per client connect + root document, p50 | {:.0} ms |",
+        pct(per_client.clone(), 50)
+    );
+    println!(
+        "| per client connect + root document, p99 | {:.0} ms |",
+        pct(per_client, 99)
+    );
+    println!(
+        "| server RSS idle / with {clients} clients | {} MiB / {} MiB |",
+        rss_before / 1024,
+        rss_during / 1024
+    );
+}
