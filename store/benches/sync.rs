@@ -14,13 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowkeep_core::commands::*;
+use flowkeep_store::TokenDialer;
 use flowkeep_store::{Service, StoreOptions};
-use futures::future::BoxFuture;
-use futures::{SinkExt, StreamExt};
-use samod::{BackoffConfig, DialError, Dialer, Repo, Transport};
+use samod::{BackoffConfig, Repo};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 fn server_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -121,53 +118,6 @@ fn device(dir: &tempfile::TempDir, name: &str) -> Service {
 fn pct(mut v: Vec<Duration>, p: usize) -> f64 {
     v.sort();
     v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e3
-}
-
-struct TokenDialer {
-    url: url::Url,
-    token: String,
-}
-
-#[derive(Debug)]
-struct Never;
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-impl std::error::Error for Never {}
-
-impl Dialer for TokenDialer {
-    type Error = Never;
-    fn url(&self) -> url::Url {
-        self.url.clone()
-    }
-    fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Never>>> {
-        let (url, token) = (self.url.clone(), self.token.clone());
-        Box::pin(async move {
-            let mut req = url
-                .as_str()
-                .into_client_request()
-                .map_err(DialError::transient)?;
-            req.headers_mut()
-                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-            let (ws, _) = tokio_tungstenite::connect_async(req)
-                .await
-                .map_err(DialError::transient)?;
-            let (sink, stream) = ws.split();
-            let stream = stream.filter_map(|m| async move {
-                match m {
-                    Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-                    Ok(_) => None,
-                    Err(e) => Some(Err(e)),
-                }
-            });
-            let sink = sink.with(|b: Vec<u8>| async move {
-                Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::Binary(b.into()))
-            });
-            Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
-        })
-    }
 }
 
 fn main() {

@@ -15,7 +15,7 @@ mod projection;
 mod queries;
 mod runner;
 mod service;
-mod sync;
+pub mod sync;
 
 pub use clock::{Clock, SystemClock};
 pub use command_table::{call, dispatch, Command, CommandInfo, COMMANDS};
@@ -24,6 +24,7 @@ pub use error::{Error, Result};
 pub use event_log::StoredEvent;
 pub use runner::{OutputSink, OutputStream, RunRequest};
 pub use service::Service;
+pub use sync::dialer::TokenDialer;
 pub use sync::{SyncReport, SyncStatus};
 
 /// The command types, one per entry of the command table.

@@ -8,14 +8,15 @@ use samod::{DialError, Dialer, Transport};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-pub(crate) struct TokenDialer {
+/// Also used by the sync bench to drive many clients.
+pub struct TokenDialer {
     pub url: url::Url,
     pub token: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("the sync server refused the token (HTTP {0}): check it, or ask for a new one")]
-pub(crate) struct Refused(pub u16);
+pub struct Refused(pub u16);
 
 impl Dialer for TokenDialer {
     type Error = Refused;

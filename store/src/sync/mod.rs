@@ -13,7 +13,7 @@
 //!    values and the remote authors, projected like any event. A crash
 //!    between 3 and 4 only means the next session merges again.
 
-mod dialer;
+pub mod dialer;
 mod doc;
 mod execlog;
 mod root;
@@ -580,33 +580,17 @@ impl Service {
     }
 
     fn known_docs(&self) -> Result<Vec<KnownDoc>> {
-        self.read(|c| {
-            let mut stmt = c.prepare("SELECT workflow_id, doc_id, heads FROM sync_docs")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (workflow_id, doc_id, heads) = row?;
-                let doc_id = DocumentId::from_str(&doc_id)
-                    .map_err(|_| Error::Corrupt(format!("document id {doc_id}")))?;
-                out.push(KnownDoc {
-                    key: workflow_id,
-                    doc_id,
-                    heads: serde_json::from_str(&heads)?,
-                });
-            }
-            Ok(out)
-        })
+        self.tracked("SELECT workflow_id, doc_id, heads FROM sync_docs")
     }
 
     fn known_logs(&self) -> Result<Vec<KnownDoc>> {
+        self.tracked("SELECT log_key, doc_id, heads FROM sync_logs")
+    }
+
+    /// Tracked documents from a `(key, doc_id, heads)` query.
+    fn tracked(&self, sql: &str) -> Result<Vec<KnownDoc>> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT log_key, doc_id, heads FROM sync_logs")?;
+            let mut stmt = c.prepare(sql)?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
