@@ -299,9 +299,9 @@ impl Service {
         let mut pushed = 0;
         let workflows = self.all_workflows()?;
         for (wf, deleted) in &workflows {
-            let handle = match docs.iter().find(|d| d.key == wf.id) {
+            let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
                 Some(known) => match find(repo, &known.doc_id).await? {
-                    Some(h) => h,
+                    Some(h) => (h, parse_heads(&known.heads)),
                     None => continue,
                 },
                 None => {
@@ -319,12 +319,16 @@ impl Service {
             };
             let message = self.commit_message();
             let changed = handle.with_document(|d| -> Result<bool> {
-                let state = doc::read(d).map_err(Error::Corrupt)?;
-                let mut changes = workflow::diff(&state.spec, &wf.spec);
-                if state.deleted != *deleted {
+                // Local changes are what the projection changed since the
+                // document state it last reflected, written over the document
+                // as it is now (which may already hold changes from elsewhere).
+                let now = doc::read(d).map_err(Error::Corrupt)?;
+                let base = base_at(d, &since).unwrap_or_else(|| now.clone());
+                let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
+                if base.deleted != *deleted && now.deleted != *deleted {
                     changes.push(FieldChange {
                         field: "deleted".into(),
-                        old: state.deleted.into(),
+                        old: now.deleted.into(),
                         new: (*deleted).into(),
                     });
                 }
@@ -339,10 +343,10 @@ impl Service {
                     .map_err(|f| Error::Corrupt(f.error))?;
                 Ok(true)
             })?;
+            // The heads move on only when a merge has looked at everything
+            // the document holds, so nothing received is taken as projected.
             if changed {
                 pushed += 1;
-                // This device's projection and document agree again.
-                self.save_doc(&wf.id, handle.document_id(), &heads_of(&handle))?;
             }
         }
 
