@@ -260,6 +260,27 @@ impl Service {
     }
 
     async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
+        let pushed = self.push_local(repo).await?;
+        let backoff = BackoffConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retries: Some(3),
+        };
+        let (_dialer, conn) = self.connect(repo, s, backoff).await?;
+        let root = self.open_root(repo, s).await?;
+        let (merged, documents) = self.exchange(repo, &root, conn).await?;
+        Ok(SyncReport {
+            server: s.server.clone(),
+            join: join_string(&s.server, &root.url().to_string()),
+            pushed,
+            merged,
+            documents,
+        })
+    }
+
+    /// Steps 0 and 1: pending merges first, then local changes onto this
+    /// device's documents. Returns how many workflows had changes to send.
+    async fn push_local(&self, repo: &Repo) -> Result<usize> {
         // 0. Documents that hold changes the projection does not reflect (a
         //    session that stopped between receiving and merging): merge them
         //    first, or step 1 would take the projection's older values for
@@ -387,13 +408,19 @@ impl Service {
             })?;
         }
 
+        Ok(pushed)
+    }
+
+    /// Dials the server; fails fast on a refused token, and after a few
+    /// tries if it cannot be reached.
+    async fn connect(
+        &self,
+        repo: &Repo,
+        s: &Settings,
+        backoff: BackoffConfig,
+    ) -> Result<(samod::DialerHandle<dialer::Refused>, samod::ConnectionId)> {
         // 2. Connect.
         let url = check_server(&s.server)?;
-        let backoff = BackoffConfig {
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            max_retries: Some(3),
-        };
         let dialer = repo
             .dial(
                 backoff,
@@ -419,6 +446,11 @@ impl Service {
             .connection_id()
             .ok_or_else(|| Error::Unavailable("the connection dropped".into()))?;
 
+        Ok((dialer, conn))
+    }
+
+    /// The workspace root document: found on the server, or created by `init`.
+    async fn open_root(&self, repo: &Repo, s: &Settings) -> Result<DocHandle> {
         // 3. The root document and every workflow document it lists.
         let root = match &s.root {
             Some(r) => {
@@ -440,6 +472,20 @@ impl Service {
                     .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?
             }
         };
+        Ok(root)
+    }
+
+    /// Lists this device's documents in the root, settles every listed
+    /// document with the server, and merges what changed elsewhere. Returns
+    /// (workflows merged, documents).
+    async fn exchange(
+        &self,
+        repo: &Repo,
+        root: &DocHandle,
+        conn: samod::ConnectionId,
+    ) -> Result<(usize, usize)> {
+        let docs = self.known_docs()?;
+        let logs = self.known_logs()?;
         let listed = root.with_document(|d| root::entries(d));
         let missing: Vec<&KnownDoc> = docs
             .iter()
@@ -549,14 +595,7 @@ impl Service {
             self.merge_runs(&runs)?;
             self.save_log(key, handle.document_id(), &heads)?;
         }
-        let root_url = root.url().to_string();
-        Ok(SyncReport {
-            server: s.server.clone(),
-            join: join_string(&s.server, &root_url),
-            pushed,
-            merged,
-            documents: handles.len(),
-        })
+        Ok((merged, handles.len()))
     }
 
     fn commit_message(&self) -> String {
