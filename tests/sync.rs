@@ -575,3 +575,105 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
         );
     }
 }
+
+/// Polls until `f` holds (a background sync is asynchronous by nature).
+fn eventually(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+fn watch(fk: &Flowkeep) -> std::process::Child {
+    std::process::Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["sync", "watch", "--interval-ms", "100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let wf = a
+        .json(&["workflow", "create", "--name", "w", "--config", CFG])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = a
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &ws.token,
+        ])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let (mut wa, mut wb) = (watch(&a), watch(&b));
+
+    // Edits made with the CLI while the watchers run reach the other device.
+    a.json(&["config", "set", &wf, "a", "42"]).ok();
+    let took = eventually("A's edit on B", Duration::from_secs(15), || {
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 42
+    });
+    eprintln!("edit A -> B through two watchers: {took:?}");
+    let w2 = b
+        .json(&["workflow", "create", "--name", "made on b"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("B's new workflow on A", Duration::from_secs(15), || {
+        a.json(&["workflow", "get", &w2]).code == 0
+    });
+
+    // The server goes away and comes back on the same address.
+    let port = server.port;
+    drop(server);
+    a.json(&["config", "set", &wf, "b", "7"]).ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let _server = ws.restart(port);
+    eventually(
+        "the edit made while the server was down",
+        Duration::from_secs(40),
+        || b.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 7,
+    );
+
+    // SIGTERM stops a watcher cleanly.
+    for w in [&mut wa, &mut wb] {
+        std::process::Command::new("kill")
+            .args(["-TERM", &w.id().to_string()])
+            .status()
+            .unwrap();
+        let status = w.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+    assert_eq!(
+        a.json(&["sync", "status"]).ok().json()["pending_local_changes"],
+        0
+    );
+}

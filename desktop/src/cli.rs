@@ -78,6 +78,13 @@ pub enum SyncCmd {
     Now,
     /// Server, last sync and pending local changes.
     Status,
+    /// Keep syncing in the background until Ctrl-C: reconnects when the
+    /// server comes back, sends and merges changes as they happen.
+    Watch {
+        /// How often to look for changes, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

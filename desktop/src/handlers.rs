@@ -37,7 +37,7 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
         }
         Command::Run { workflow, set } => crate::run_cmd::run(svc, workflow, set, json),
         Command::Ui { .. } => Err(Failure::NotImplemented("ui")),
-        Command::Sync(c) => sync(svc, c),
+        Command::Sync(c) => sync(svc, c, json),
         Command::RebuildProjections => {
             let n = svc.rebuild_projections()?;
             done(
@@ -474,7 +474,7 @@ fn export(
     )
 }
 
-fn sync(svc: &Service, c: crate::cli::SyncCmd) -> Out {
+fn sync(svc: &Service, c: crate::cli::SyncCmd, json: bool) -> Out {
     use crate::cli::SyncCmd;
     let summary = |r: &flowkeep_store::SyncReport| {
         format!(
@@ -499,6 +499,32 @@ fn sync(svc: &Service, c: crate::cli::SyncCmd) -> Out {
         SyncCmd::Now => {
             let r = svc.sync_now()?;
             done(&r, summary(&r))
+        }
+        SyncCmd::Watch { interval_ms } => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .map_err(|e| Failure::Other(e.into()))?;
+            }
+            eprintln!("flowkeep: syncing until Ctrl-C");
+            svc.sync_watch(
+                &stop,
+                std::time::Duration::from_millis(interval_ms.max(20)),
+                |r| {
+                    let line = if json {
+                        serde_json::to_string(r).unwrap_or_default()
+                    } else {
+                        format!(
+                            "{} sent {}, merged {}",
+                            time_arg::show(chrono::Utc::now().timestamp_millis()),
+                            r.pushed,
+                            r.merged
+                        )
+                    };
+                    println!("{line}");
+                },
+            )?;
+            Ok(None)
         }
         SyncCmd::Status => {
             let s = svc.sync_status()?;

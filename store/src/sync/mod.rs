@@ -20,6 +20,7 @@ mod root;
 mod storage;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,13 @@ struct Settings {
 
 fn join_string(server: &str, root: &str) -> String {
     format!("{JOIN_PREFIX}{server}#{root}")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn check_server(server: &str) -> Result<url::Url> {
@@ -222,41 +230,141 @@ impl Service {
                 "sync needs a database on disk",
             ));
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        // Local events up to here are what this session sends; anything
+        // written meanwhile (another process) goes with the next one.
+        let seq = self.max_seq()?;
+        let rt = runtime()?;
         let report = rt.block_on(async {
-            let storage = storage::DeviceStorage::open(&db_path)?;
-            let repo = Repo::build_tokio()
-                .with_storage(storage)
-                .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
-                .load()
-                .await;
+            let repo = self.open_repo(&db_path).await?;
             let result = self.session_with(&repo, &settings).await;
             repo.stop().await;
             result
         });
         rt.shutdown_timeout(Duration::from_secs(2));
         let report = report?;
+        self.mark_synced(&settings, &report.join, seq)?;
+        Ok(report)
+    }
+
+    /// Keeps this device in sync until `stop` is set: sends local changes and
+    /// merges other devices' every `interval`, over one connection that is
+    /// re-established with backoff when the server goes away. A refused
+    /// token ends it with an error. `on_round` sees rounds that moved data.
+    pub fn sync_watch(
+        &self,
+        stop: &AtomicBool,
+        interval: Duration,
+        mut on_round: impl FnMut(&SyncReport),
+    ) -> Result<()> {
+        let settings = match self.settings()? {
+            Some(s) if s.root.is_some() => s,
+            _ => return self.sync_now().map(drop),
+        };
+        let Some(db_path) = self.db_path().map(|p| p.to_owned()) else {
+            return Err(Error::invalid(
+                "sync",
+                "unavailable",
+                "sync needs a database on disk",
+            ));
+        };
+        let rt = runtime()?;
+        let result = rt.block_on(async {
+            let repo = self.open_repo(&db_path).await?;
+            let backoff = BackoffConfig {
+                initial_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(10),
+                max_retries: None,
+            };
+            let url = check_server(&settings.server)?;
+            let dialer = repo
+                .dial(
+                    backoff,
+                    Arc::new(dialer::TokenDialer {
+                        url,
+                        token: settings.token.clone(),
+                    }),
+                )
+                .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+            // A refused token is final; an unreachable server is waited for.
+            if let Ok(Err(samod::DialerFailed::PermanentFailure(e))) =
+                tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await
+            {
+                repo.stop().await;
+                return Err(Error::Unavailable(e.to_string()));
+            }
+            let mut root: Option<DocHandle> = None;
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(conn) = dialer.connection_id() {
+                    let seq = self.max_seq()?;
+                    let round = async {
+                        let pushed = self.push_local(&repo).await?;
+                        if root.is_none() {
+                            root = Some(self.open_root(&repo, &settings).await?);
+                        }
+                        let root = root.as_ref().expect("opened above");
+                        let (merged, documents) = self.exchange(&repo, root, conn).await?;
+                        Ok::<_, Error>(SyncReport {
+                            server: settings.server.clone(),
+                            join: join_string(&settings.server, &root.url().to_string()),
+                            pushed,
+                            merged,
+                            documents,
+                        })
+                    };
+                    match round.await {
+                        Ok(report) => {
+                            self.mark_synced(&settings, &report.join, seq)?;
+                            if report.pushed + report.merged > 0 {
+                                on_round(&report);
+                            }
+                        }
+                        // The connection went away mid-round: the next round
+                        // (after reconnecting) picks everything up again.
+                        Err(Error::Unavailable(_)) => {}
+                        Err(e) => {
+                            repo.stop().await;
+                            return Err(e);
+                        }
+                    }
+                }
+                let until = tokio::time::Instant::now() + interval;
+                while tokio::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            repo.stop().await;
+            Ok(())
+        });
+        rt.shutdown_timeout(Duration::from_secs(2));
+        result
+    }
+
+    fn max_seq(&self) -> Result<i64> {
+        self.read(
+            |c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?),
+        )
+    }
+
+    async fn open_repo(&self, db_path: &std::path::Path) -> Result<Repo> {
+        let storage = storage::DeviceStorage::open(db_path)?;
+        Ok(Repo::build_tokio()
+            .with_storage(storage)
+            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
+            .load()
+            .await)
+    }
+
+    /// Records a successful sync: settings, time, and the local events sent.
+    fn mark_synced(&self, settings: &Settings, join: &str, seq: i64) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis().to_string();
-        let seq: i64 = self.read(|c| {
-            Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
-        })?;
-        let root = report
-            .join
-            .rsplit('#')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let root = join.rsplit('#').next().unwrap_or_default().to_owned();
         self.set_meta(&[
             (META_SERVER, &settings.server),
             (META_TOKEN, &settings.token),
             (META_ROOT, &root),
             (META_LAST, &now),
             (META_SEQ, &seq.to_string()),
-        ])?;
-        Ok(report)
+        ])
     }
 
     async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
@@ -318,7 +426,7 @@ impl Service {
         //    change can arrive.
         let mut docs = self.known_docs()?;
         let mut pushed = 0;
-        let workflows = self.all_workflows()?;
+        let workflows = self.workflows_to_push()?;
         for (wf, deleted) in &workflows {
             let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
                 Some(known) => match find(repo, &known.doc_id).await? {
@@ -757,11 +865,22 @@ impl Service {
         self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
     }
 
-    fn all_workflows(&self) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
+    /// Workflows with local changes since the last sync, and workflows that
+    /// have no document yet.
+    fn workflows_to_push(&self) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
+        let synced: i64 = self
+            .meta(META_SEQ)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         self.read(|c| {
             let ids: Vec<String> = c
-                .prepare("SELECT id FROM workflows ORDER BY id")?
-                .query_map([], |r| r.get(0))?
+                .prepare(
+                    "SELECT id FROM workflows WHERE id NOT IN (SELECT workflow_id FROM sync_docs)
+                     UNION
+                     SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
+                     AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
+                )?
+                .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::new();
             for id in ids {
