@@ -626,7 +626,7 @@ impl Service {
                 .map_err(|f| Error::Corrupt(f.error))
             })?;
         }
-        settle(&root, conn).await;
+        settle(root, conn).await;
         let listed = root.with_document(|d| root::entries(d));
         let listed_logs = root.with_document(|d| root::log_entries(d));
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
