@@ -447,35 +447,45 @@ impl Service {
                 }
             };
             let message = self.commit_message();
-            let changed = handle.with_document(|d| -> Result<bool> {
-                // Local changes are what the projection changed since the
-                // document state it last reflected, written over the document
-                // as it is now (which may already hold changes from elsewhere).
-                let now = doc::read(d).map_err(Error::Corrupt)?;
-                let base = base_at(d, &since).unwrap_or_else(|| now.clone());
-                let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
-                if base.deleted != *deleted && now.deleted != *deleted {
-                    changes.push(FieldChange {
-                        field: "deleted".into(),
-                        old: now.deleted.into(),
-                        new: (*deleted).into(),
-                    });
+            // Returns whether something was sent, and the new heads when the
+            // document held nothing unmerged before this push (checked under
+            // the document's lock): then projection and document agree again
+            // and the heads may move, so the device never merges its own
+            // push back over a newer local edit.
+            let pushed_heads =
+                handle.with_document(|d| -> Result<(bool, Option<Vec<String>>)> {
+                    // Local changes are what the projection changed since the
+                    // document state it last reflected, written over the document
+                    // as it is now (which may already hold changes from elsewhere).
+                    let now = doc::read(d).map_err(Error::Corrupt)?;
+                    let base = base_at(d, &since).unwrap_or_else(|| now.clone());
+                    let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
+                    if base.deleted != *deleted && now.deleted != *deleted {
+                        changes.push(FieldChange {
+                            field: "deleted".into(),
+                            old: now.deleted.into(),
+                            new: (*deleted).into(),
+                        });
+                    }
+                    if changes.is_empty() {
+                        return Ok((false, None));
+                    }
+                    let nothing_unmerged = sorted_heads(d) == sorted_hex(&since);
+                    let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+                    let opts = CommitOptions::default()
+                        .with_message(format!("{message} {}", fields.join(",")))
+                        .with_time(chrono::Utc::now().timestamp());
+                    d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
+                        .map_err(|f| Error::Corrupt(f.error))?;
+                    Ok((true, nothing_unmerged.then(|| sorted_heads(d))))
+                })?;
+            match pushed_heads {
+                (true, Some(heads)) => {
+                    pushed += 1;
+                    self.save_doc(&wf.id, handle.document_id(), &heads)?;
                 }
-                if changes.is_empty() {
-                    return Ok(false);
-                }
-                let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-                let opts = CommitOptions::default()
-                    .with_message(format!("{message} {}", fields.join(",")))
-                    .with_time(chrono::Utc::now().timestamp());
-                d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
-                    .map_err(|f| Error::Corrupt(f.error))?;
-                Ok(true)
-            })?;
-            // The heads move on only when a merge has looked at everything
-            // the document holds, so nothing received is taken as projected.
-            if changed {
-                pushed += 1;
+                (true, None) => pushed += 1,
+                (false, _) => {}
             }
         }
 
@@ -1002,6 +1012,16 @@ fn base_at(d: &Automerge, heads: &[ChangeHash]) -> Option<doc::DocState> {
         return None;
     }
     d.fork_at(heads).ok().and_then(|f| doc::read(&f).ok())
+}
+
+fn sorted_heads(d: &Automerge) -> Vec<String> {
+    sorted_hex(&d.get_heads())
+}
+
+fn sorted_hex(heads: &[ChangeHash]) -> Vec<String> {
+    let mut v: Vec<String> = heads.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v
 }
 
 fn heads_of(h: &DocHandle) -> Vec<String> {
