@@ -219,3 +219,89 @@ fn random_schedules_converge() {
         run_schedule(&server, seed, 3, 12);
     }
 }
+
+#[test]
+fn live_edits_while_both_devices_watch_all_arrive() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let server = start_server();
+    let token = token::generate();
+    server
+        .db
+        .create_workspace("live", &token::hash(&token), 0)
+        .unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let open = |d: &tempfile::TempDir, name: &str| {
+        Arc::new(
+            Service::open(
+                &d.path().join("flowkeep.db"),
+                StoreOptions {
+                    actor: name.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+    };
+    let (a, b) = (open(&da, "a"), open(&db, "b"));
+    let wf = a
+        .create_workflow(CreateWorkflow {
+            name: "live".into(),
+            config: Some(serde_json::from_str(CFG).unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    let join = a.sync_init(&server.url, &token).unwrap().join;
+    b.sync_join(&join, &token).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|svc| {
+            let stop = stop.clone();
+            std::thread::spawn(move || svc.sync_watch(&stop, Duration::from_millis(10), |_| {}))
+        })
+        .collect();
+    // Each edit lands while the sender's watcher may be mid-round; none may
+    // be lost or undone by the device merging its own earlier push back.
+    for i in 0..30 {
+        a.set_config_value(SetConfigValue {
+            workflow_id: wf.id.clone(),
+            key: "a".into(),
+            value: json!(1000 + i),
+            expected_revision: None,
+        })
+        .unwrap();
+        let start = Instant::now();
+        loop {
+            let on_b = b
+                .get_config(GetConfig {
+                    workflow_id: wf.id.clone(),
+                })
+                .unwrap()
+                .config
+                .values["a"]
+                .clone();
+            if on_b == json!(1000 + i) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "edit {i} never reached B (B has {on_b})"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let on_a = a
+            .get_config(GetConfig {
+                workflow_id: wf.id.clone(),
+            })
+            .unwrap()
+            .config
+            .values["a"]
+            .clone();
+        assert_eq!(on_a, json!(1000 + i), "A's own edit {i} was undone");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in watchers {
+        w.join().unwrap().unwrap();
+    }
+}
