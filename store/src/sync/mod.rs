@@ -604,41 +604,11 @@ impl Service {
     ) -> Result<(usize, usize)> {
         let docs = self.known_docs()?;
         let logs = self.known_logs()?;
-        let listed = root.with_document(|d| root::entries(d));
-        let missing: Vec<&KnownDoc> = docs
-            .iter()
-            .filter(|k| !listed.iter().any(|(w, _)| w == &k.key))
-            .collect();
-        if !missing.is_empty() {
-            root.with_document(|d| {
-                d.transact::<_, _, String>(|tx| {
-                    for k in &missing {
-                        root::add(tx, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
-                    }
-                    Ok(())
-                })
-                .map_err(|f| Error::Corrupt(f.error))
-            })?;
-        }
-        let listed_logs = root.with_document(|d| root::log_entries(d));
-        let missing_logs: Vec<&KnownDoc> = logs
-            .iter()
-            .filter(|k| !listed_logs.iter().any(|(key, _)| key == &k.key))
-            .collect();
-        if !missing_logs.is_empty() {
-            root.with_document(|d| {
-                d.transact::<_, _, String>(|tx| {
-                    for k in &missing_logs {
-                        root::add_log(tx, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
-                    }
-                    Ok(())
-                })
-                .map_err(|f| Error::Corrupt(f.error))
-            })?;
-        }
+        list_missing(root, root::List::Workflows, &docs)?;
+        list_missing(root, root::List::Logs, &logs)?;
         settle(root, conn).await;
-        let listed = root.with_document(|d| root::entries(d));
-        let listed_logs = root.with_document(|d| root::log_entries(d));
+        let listed = root.with_document(|d| root::entries(d, root::List::Workflows));
+        let listed_logs = root.with_document(|d| root::entries(d, root::List::Logs));
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
         for (wf_id, doc_url) in &listed {
             let Ok(url) = AutomergeUrl::from_str(doc_url) else {
@@ -1012,6 +982,28 @@ fn base_at(d: &Automerge, heads: &[ChangeHash]) -> Option<doc::DocState> {
         return None;
     }
     d.fork_at(heads).ok().and_then(|f| doc::read(&f).ok())
+}
+
+/// Adds the tracked documents a root list does not mention yet.
+fn list_missing(root: &DocHandle, list: root::List, tracked: &[KnownDoc]) -> Result<()> {
+    let listed = root.with_document(|d| root::entries(d, list));
+    let missing: Vec<&KnownDoc> = tracked
+        .iter()
+        .filter(|k| !listed.iter().any(|(key, _)| key == &k.key))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    root.with_document(|d| {
+        d.transact::<_, _, String>(|tx| {
+            for k in &missing {
+                root::add(tx, list, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
+            }
+            Ok(())
+        })
+        .map_err(|f| Error::Corrupt(f.error))
+    })?;
+    Ok(())
 }
 
 fn sorted_heads(d: &Automerge) -> Vec<String> {
