@@ -3,6 +3,7 @@
 
 mod cli;
 mod handlers;
+mod http_api;
 mod render;
 mod run_cmd;
 mod time_arg;
@@ -23,7 +24,6 @@ pub enum Failure {
     Store(flowkeep_store::Error),
     /// Input the CLI could not read (malformed JSON, bad date, ...).
     Input(Vec<FieldError>),
-    NotImplemented(&'static str),
     Other(anyhow::Error),
 }
 
@@ -60,11 +60,6 @@ impl Failure {
                         .join("; ")
                 ),
                 fields: fields.clone(),
-            },
-            Failure::NotImplemented(what) => ErrorBody {
-                code: ErrorCode::Internal,
-                message: format!("`flowkeep {what}` is not implemented yet"),
-                fields: vec![],
             },
             Failure::Other(e) => ErrorBody {
                 code: ErrorCode::Internal,
@@ -128,6 +123,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
     let data_dir = data_dir(cli.data_dir)?;
     let svc = open(&data_dir)?;
+    if let cli::Command::Ui { port, .. } = cli.command {
+        http_api::serve(svc, port.unwrap_or(0), cli.json).map_err(Failure::Other)?;
+        return Ok(None);
+    }
     handlers::handle(&svc, cli.command, cli.json)
 }
 

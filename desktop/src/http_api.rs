@@ -1,0 +1,238 @@
+//! `flowkeep ui`: the local HTTP API (`POST /api/<command>` over the one
+//! command table) on 127.0.0.1. Every request needs the per-launch token
+//! (`Authorization: Bearer <t>`, or `?token=` for the first page load); a
+//! request whose `Host` or `Origin` is not this server is refused, so another
+//! site cannot reach the API through DNS rebinding or a cross-site request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use flowkeep_core::{ErrorBody, ErrorCode};
+use flowkeep_store::Service;
+
+#[derive(Clone)]
+struct Api {
+    svc: Arc<Service>,
+    token: Arc<String>,
+    port: u16,
+}
+
+fn random_token() -> String {
+    let mut buf = [0u8; 24];
+    getrandom::fill(&mut buf).expect("the OS random source works");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serves until Ctrl-C or SIGTERM; prints the URL (with its token) first.
+pub fn serve(svc: Service, port: u16, json: bool) -> anyhow::Result<()> {
+    let svc = Arc::new(svc);
+    let token = random_token();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    // Background sync while the UI runs, if this device syncs.
+    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
+    let sync_thread = syncing.then(|| {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
+                eprintln!("flowkeep: background sync stopped: {e}");
+            }
+        })
+    });
+    rt.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let port = listener.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}/?token={token}");
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"url": url, "port": port, "token": token, "sync": syncing})
+            );
+        } else {
+            println!("Flowkeep is at {url}");
+            println!(
+                "(only this machine can reach it; the token changes every launch; Ctrl-C stops)"
+            );
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let api = Api {
+            svc,
+            token: Arc::new(token),
+            port,
+        };
+        let app = Router::new()
+            .route("/", get(index))
+            .route("/api/{command}", post(command))
+            .with_state(api);
+        let stop_signal = stop.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !stop_signal.load(Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+            .await?;
+        anyhow::Ok(())
+    })?;
+    stop.store(true, Ordering::SeqCst);
+    if let Some(t) = sync_thread {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = ErrorBody {
+        code,
+        message: message.to_owned(),
+        fields: vec![],
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `Host` must name this server; `Origin`, when sent, must be this server.
+fn same_origin(headers: &HeaderMap, port: u16) -> bool {
+    let ours = |v: &str| v == format!("127.0.0.1:{port}") || v == format!("localhost:{port}");
+    let host_ok = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(ours);
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(o) => o.strip_prefix("http://").is_some_and(ours),
+    };
+    host_ok && origin_ok
+}
+
+fn token_ok(
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+    token: &str,
+) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| query.get("token").cloned());
+    // Compare without an early exit, so timing does not tell how much matched.
+    presented.is_some_and(|p| {
+        p.len() == token.len()
+            && p.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+fn guard(
+    api: &Api,
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> Option<Response> {
+    if !same_origin(headers, api.port) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InvalidInput,
+            "this API only answers its own page on 127.0.0.1",
+        ));
+    }
+    if !token_ok(headers, query, &api.token) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidInput,
+            "missing or wrong token: open the URL flowkeep ui printed",
+        ));
+    }
+    None
+}
+
+async fn index(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    // The React UI is not built yet; say so instead of pretending.
+    Html(
+        "<!doctype html><title>Flowkeep</title><h1>Flowkeep</h1>\
+         <p>The web UI is not built yet. The API answers <code>POST /api/&lt;command&gt;</code> \
+         with <code>Authorization: Bearer &lt;token&gt;</code>; the commands are listed by \
+         <code>POST /api/commands</code>.</p>",
+    )
+    .into_response()
+}
+
+async fn command(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    if name == "commands" {
+        return axum::Json(flowkeep_store::COMMANDS).into_response();
+    }
+    let input: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                let body = ErrorBody {
+                    code: ErrorCode::InvalidInput,
+                    message: format!("the request body is not JSON: {e}"),
+                    fields: vec![flowkeep_core::FieldError::new(
+                        "body",
+                        "json",
+                        e.to_string(),
+                    )],
+                };
+                return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            }
+        }
+    };
+    let svc = api.svc.clone();
+    let result =
+        tokio::task::spawn_blocking(move || flowkeep_store::dispatch(&svc, &name, input)).await;
+    match result {
+        Ok(Ok(value)) => axum::Json(value).into_response(),
+        Ok(Err(e)) => {
+            let body = e.body();
+            let status = match body.code {
+                ErrorCode::ValidationFailed | ErrorCode::InvalidInput => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::Conflict => StatusCode::CONFLICT,
+                ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, axum::Json(body)).into_response()
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the command panicked",
+        ),
+    }
+}

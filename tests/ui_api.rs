@@ -1,0 +1,195 @@
+//! `flowkeep ui`: the local HTTP API on 127.0.0.1, through the real binary.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::Flowkeep;
+
+struct Ui {
+    child: std::process::Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(fk: &Flowkeep) -> Ui {
+    let mut child = Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["--json", "ui", "--port", "0", "--no-open"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(v["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    Ui {
+        child,
+        port: v["port"].as_u64().unwrap() as u16,
+        token: v["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// (status, body) of one HTTP/1.1 request; `headers` are extra lines.
+fn request(port: u16, method: &str, path: &str, headers: &[String], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+impl Ui {
+    fn host(&self) -> String {
+        format!("Host: 127.0.0.1:{}", self.port)
+    }
+    fn auth(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
+    }
+    fn call(&self, command: &str, input: Value) -> (u16, Value) {
+        let (status, body) = request(
+            self.port,
+            "POST",
+            &format!("/api/{command}"),
+            &[self.host(), self.auth()],
+            &input.to_string(),
+        );
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}
+
+#[test]
+fn the_api_runs_commands_for_its_own_page_only() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let (status, wf) = ui.call("create_workflow", json!({"name": "from the api", "config": {"fields": [{"key": "n", "type": "number", "max": 5}], "values": {"n": 1}}}));
+    assert_eq!(status, 200, "{wf}");
+    let id = wf["id"].as_str().unwrap().to_owned();
+    let (status, got) = ui.call("get_workflow", json!({"id": id}));
+    assert_eq!((status, got["name"].as_str()), (200, Some("from the api")));
+    let (status, list) = ui.call("list_workflows", json!({}));
+    assert_eq!((status, list["items"].as_array().unwrap().len()), (200, 1));
+
+    // Errors keep the one JSON shape, with HTTP statuses that fit.
+    let (status, err) = ui.call(
+        "set_config_value",
+        json!({"workflow_id": id, "key": "n", "value": 9}),
+    );
+    assert_eq!(
+        (
+            status,
+            err["code"].as_str(),
+            err["fields"][0]["field"].as_str()
+        ),
+        (422, Some("validation_failed"), Some("values.n"))
+    );
+    let (status, err) = ui.call("get_workflow", json!({"id": "nope"}));
+    assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = ui.call("launch_rockets", json!({}));
+    assert_eq!(status, 404);
+    let (status, body) = request(
+        ui.port,
+        "POST",
+        "/api/get_workflow",
+        &[ui.host(), ui.auth()],
+        "{not json",
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, commands) = ui.call("commands", json!({}));
+    assert_eq!(status, 200);
+    assert!(commands
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "create_workflow"));
+
+    // Refused before anything runs, and nothing changes.
+    let before = fk.snapshot();
+    let create = json!({"name": "should not exist"}).to_string();
+    let refusals = [
+        (vec![ui.host()], 401),
+        (
+            vec![ui.host(), "Authorization: Bearer wrong".to_owned()],
+            401,
+        ),
+        (
+            vec![
+                ui.host(),
+                ui.auth(),
+                "Origin: http://evil.example".to_owned(),
+            ],
+            403,
+        ),
+        (
+            vec![format!("Host: evil.example:{}", ui.port), ui.auth()],
+            403,
+        ),
+        (
+            vec![
+                ui.host(),
+                ui.auth(),
+                format!("Origin: http://127.0.0.1:{}.evil.example", ui.port),
+            ],
+            403,
+        ),
+    ];
+    for (headers, want) in refusals {
+        let (status, body) = request(ui.port, "POST", "/api/create_workflow", &headers, &create);
+        assert_eq!(status, want, "{headers:?}: {body}");
+    }
+    assert_eq!(
+        fk.snapshot(),
+        before,
+        "a refused request changed the database"
+    );
+    // Its own page, from the same origin, works.
+    let (status, _) = ui.call("get_workflow", json!({"id": id}));
+    assert_eq!(status, 200);
+    let (status, page) = request(
+        ui.port,
+        "GET",
+        &format!("/?token={}", ui.token),
+        &[ui.host()],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("not built yet"),
+        "the page says what is missing: {page}"
+    );
+    assert_eq!(request(ui.port, "GET", "/", &[ui.host()], "").0, 401);
+
+    // SIGTERM stops it cleanly.
+    let mut ui = ui;
+    Command::new("kill")
+        .args(["-TERM", &ui.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ui.child.wait().unwrap().success());
+}
