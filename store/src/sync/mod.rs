@@ -76,6 +76,23 @@ fn join_string(server: &str, root: &str) -> String {
     format!("{JOIN_PREFIX}{server}#{root}")
 }
 
+/// A dialer to the server that sends the workspace token.
+fn dial(
+    repo: &Repo,
+    s: &Settings,
+    backoff: BackoffConfig,
+) -> Result<samod::DialerHandle<dialer::Refused>> {
+    let url = check_server(&s.server)?;
+    repo.dial(
+        backoff,
+        Arc::new(dialer::TokenDialer {
+            url,
+            token: s.token.clone(),
+        }),
+    )
+    .map_err(|_| Error::Unavailable("the sync engine stopped".into()))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -275,16 +292,7 @@ impl Service {
                 max_delay: Duration::from_secs(10),
                 max_retries: None,
             };
-            let url = check_server(&settings.server)?;
-            let dialer = repo
-                .dial(
-                    backoff,
-                    Arc::new(dialer::TokenDialer {
-                        url,
-                        token: settings.token.clone(),
-                    }),
-                )
-                .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+            let dialer = dial(&repo, &settings, backoff)?;
             // A refused token is final; an unreachable server is waited for.
             if let Ok(Err(samod::DialerFailed::PermanentFailure(e))) =
                 tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await
@@ -538,16 +546,7 @@ impl Service {
         backoff: BackoffConfig,
     ) -> Result<(samod::DialerHandle<dialer::Refused>, samod::ConnectionId)> {
         // 2. Connect.
-        let url = check_server(&s.server)?;
-        let dialer = repo
-            .dial(
-                backoff,
-                Arc::new(dialer::TokenDialer {
-                    url,
-                    token: s.token.clone(),
-                }),
-            )
-            .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+        let dialer = dial(repo, s, backoff)?;
         match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
             Ok(Ok(_)) => {}
             Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
