@@ -24,7 +24,8 @@ pub trait Input: Validate {
 pub const MAX_PAGE: u32 = 500;
 pub const DEFAULT_PAGE: u32 = 50;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkflow {
     #[validate(length(min = 1, max = 200))]
@@ -50,7 +51,8 @@ impl Input for CreateWorkflow {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkflow {
     #[validate(length(min = 1))]
@@ -85,7 +87,8 @@ impl Input for UpdateWorkflow {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowId {
     #[validate(length(min = 1))]
@@ -93,7 +96,8 @@ pub struct WorkflowId {
 }
 impl Input for WorkflowId {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteWorkflow {
     #[validate(length(min = 1))]
@@ -103,7 +107,8 @@ pub struct DeleteWorkflow {
 }
 impl Input for DeleteWorkflow {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct DuplicateWorkflow {
     #[validate(length(min = 1))]
@@ -121,7 +126,7 @@ impl Input for DuplicateWorkflow {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkflowSort {
     #[default]
@@ -130,7 +135,8 @@ pub enum WorkflowSort {
     Updated,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ListWorkflows {
     /// Matches name or description, case-insensitively.
@@ -158,14 +164,15 @@ impl Input for ListWorkflows {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct GetConfig {
     #[validate(length(min = 1))]
@@ -173,7 +180,8 @@ pub struct GetConfig {
 }
 impl Input for GetConfig {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConfig {
     #[validate(length(min = 1))]
@@ -186,7 +194,8 @@ impl Input for UpdateConfig {}
 
 /// Set one value. A string is converted to the field's type first, so the
 /// CLI can pass what the user typed (`retries 5`, `enabled true`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct SetConfigValue {
     #[validate(length(min = 1))]
@@ -200,7 +209,8 @@ pub struct SetConfigValue {
 impl Input for SetConfigValue {}
 
 /// Validate a workflow's stored config, or a proposed one against nothing else.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateConfig {
     #[validate(length(min = 1))]
@@ -210,13 +220,14 @@ pub struct ValidateConfig {
 }
 impl Input for ValidateConfig {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ValidationReport {
     pub valid: bool,
     pub errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionFilter {
     #[serde(default)]
@@ -231,7 +242,8 @@ pub struct ExecutionFilter {
     pub until: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct GetExecutions {
     #[serde(flatten)]
@@ -245,7 +257,8 @@ pub struct GetExecutions {
 }
 impl Input for GetExecutions {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionId {
     #[validate(length(min = 1))]
@@ -253,7 +266,8 @@ pub struct ExecutionId {
 }
 impl Input for ExecutionId {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct StartExecution {
     #[validate(length(min = 1))]
@@ -267,7 +281,8 @@ pub struct StartExecution {
 }
 impl Input for StartExecution {}
 
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct FinishExecution {
     #[validate(length(min = 1))]
@@ -284,7 +299,8 @@ pub struct FinishExecution {
 impl Input for FinishExecution {}
 
 /// A finished run recorded after the fact (imported from elsewhere).
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ImportedExecution {
     #[validate(length(min = 1))]
@@ -305,7 +321,8 @@ pub struct ImportedExecution {
 }
 
 /// Many finished runs in one transaction: all are recorded, or none.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ImportExecutions {
     #[validate(length(min = 1, max = 100000), nested)]
@@ -313,12 +330,13 @@ pub struct ImportExecutions {
 }
 impl Input for ImportExecutions {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ImportReport {
     pub imported: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct PruneExecutions {
     #[serde(default)]
@@ -334,21 +352,29 @@ pub struct PruneExecutions {
 impl Input for PruneExecutions {}
 
 /// The workspace settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Settings {
     /// Applies to every workflow without a policy of its own.
     #[serde(default)]
     pub retention: crate::config::RetentionPolicy,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct GetSettings {}
+
+/// Input of `sync_status` (none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct GetSyncStatus {}
 impl Input for GetSettings {}
+impl Input for GetSyncStatus {}
 
 /// Sets the retention policy of one workflow, or the global one when
 /// `workflow_id` is absent. An empty policy removes it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct SetRetention {
     #[serde(default)]
@@ -359,7 +385,8 @@ pub struct SetRetention {
 impl Input for SetRetention {}
 
 /// Applies retention policies now: to one workflow, or to all.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRetention {
     #[serde(default)]
@@ -367,12 +394,12 @@ pub struct ApplyRetention {
 }
 impl Input for ApplyRetention {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PruneReport {
     pub deleted: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     #[default]
@@ -381,7 +408,8 @@ pub enum ExportFormat {
     Csv,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowHistory {
     #[validate(length(min = 1))]
@@ -390,7 +418,7 @@ pub struct WorkflowHistory {
 impl Input for WorkflowHistory {}
 
 /// One entry of a workflow's audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HistoryEntry {
     pub seq: i64,
     pub event_id: String,
@@ -408,7 +436,7 @@ pub struct HistoryEntry {
 }
 
 /// A workflow's config document with the revision it belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ConfigOut {
     pub workflow_id: String,
     pub revision: u64,
@@ -417,7 +445,7 @@ pub struct ConfigOut {
 }
 
 /// The answer to a delete: what was deleted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One problem with one field of an input: where, which rule, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct FieldError {
     /// Path of the offending field, e.g. `values.retries` or `fields.mode.options`.
     pub field: String,
@@ -45,7 +45,7 @@ pub(crate) fn summarize(errors: &[FieldError]) -> String {
 }
 
 /// The machine-readable class of an error; also decides the CLI exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     ValidationFailed,
@@ -68,7 +68,7 @@ impl ErrorCode {
 }
 
 /// `{"code": .., "message": .., "fields": [..]}`: the one JSON error shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

@@ -14,7 +14,7 @@ use crate::config::{ConfigDocument, CrossRule, FieldDef, RetentionPolicy, RunSpe
 pub const DEFAULT_VERSION: &str = "1.0.0";
 
 /// What a user edits on a workflow.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ts_rs::TS)]
 pub struct WorkflowSpec {
     pub name: String,
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct WorkflowSpec {
 }
 
 /// A workflow as stored and shown: the spec plus identity and bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Workflow {
     pub id: String,
     #[serde(flatten)]
@@ -47,7 +47,7 @@ pub struct Workflow {
 
 /// A field edited concurrently on several devices: every value, the
 /// winner (the one in effect) first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct FieldConflict {
     pub field: String,
     pub values: Vec<Value>,
@@ -55,7 +55,7 @@ pub struct FieldConflict {
 
 /// A workflow as listed: everything but the config document, which a list
 /// page does not need and which dominates the cost of reading a row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
@@ -69,7 +69,7 @@ pub struct WorkflowSummary {
 
 /// One changed field: its path, the value before and the value after
 /// (`null` for "absent").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct FieldChange {
     pub field: String,
     pub old: Value,

@@ -66,6 +66,13 @@ macro_rules! command_table {
             $( CommandInfo { name: $name, input: stringify!($input), output: stringify!($output) }, )*
         ];
 
+        /// The TypeScript declarations of every command's input and output.
+        pub fn typescript_bindings() -> String {
+            let mut b = crate::bindings::Bindings::default();
+            $( b.command::<$input, $output>($name); )*
+            b.render()
+        }
+
         /// Runs a command by name with a JSON input, for the HTTP API and Tauri.
         pub fn dispatch(svc: &Service, name: &str, input: Value) -> Result<Value> {
             match name {
@@ -98,4 +105,35 @@ command_table! {
     SetRetentionCmd = "set_retention" (SetRetention) -> Settings => set_retention;
     ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => apply_retention;
     WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
+    SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => get_sync_status;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed bindings are what the Rust types say; with
+    /// `FLOWKEEP_UPDATE_BINDINGS=1` the test rewrites them instead.
+    #[test]
+    fn bindings_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(crate::bindings::BINDINGS_PATH);
+        let generated = typescript_bindings();
+        assert!(!generated.contains("bigint"));
+        for c in COMMANDS {
+            assert!(generated.contains(&format!("  {}: {{ input: ", c.name)));
+        }
+        if std::env::var_os("FLOWKEEP_UPDATE_BINDINGS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is out of date: run FLOWKEEP_UPDATE_BINDINGS=1 cargo test -p flowkeep-store --lib bindings",
+            path.display()
+        );
+    }
 }

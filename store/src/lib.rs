@@ -2,6 +2,7 @@
 //! it, the queries over them, and the service that runs commands. Every change
 //! is an event appended in the same transaction as its projection rows.
 
+mod bindings;
 mod checkpointer;
 mod clock;
 mod command_table;
@@ -17,8 +18,9 @@ mod runner;
 mod service;
 pub mod sync;
 
+pub use bindings::BINDINGS_PATH;
 pub use clock::{Clock, SystemClock};
-pub use command_table::{call, dispatch, Command, CommandInfo, COMMANDS};
+pub use command_table::{call, dispatch, typescript_bindings, Command, CommandInfo, COMMANDS};
 pub use db::{Durability, StoreOptions};
 pub use error::{Error, Result};
 pub use event_log::StoredEvent;

@@ -7,7 +7,7 @@ use crate::validation::{self, ValidationContext};
 
 /// A workflow's typed configuration. `values` is a sorted map so that the
 /// stored JSON is the same however the document was produced.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigDocument {
     #[serde(default)]
@@ -26,7 +26,7 @@ pub struct ConfigDocument {
 /// A rule over several fields. `rule` names it: `less_than` (`fields: [a, b]`,
 /// a < b), `required_if` (`field` is required when `if_field` equals `equals`),
 /// `one_of_required` (at least one of `fields` has a value).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct CrossRule {
     pub rule: String,

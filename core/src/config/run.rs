@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a workflow runs: the command, its working directory, extra environment
 /// and a timeout. Validated with the rest of the document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     pub command: Vec<String>,
@@ -23,7 +23,7 @@ impl RunSpec {
 
 /// How many finished runs of a workflow to keep. Either limit may be absent;
 /// both apply when both are set. Durations are written like `30d` or `12h`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]

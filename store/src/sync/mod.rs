@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use automerge::transaction::CommitOptions;
 use automerge::{Automerge, ChangeHash};
+use flowkeep_core::commands::Input;
 use flowkeep_core::events::{Event, RemoteAuthor, RemoteMergedV1};
 use flowkeep_core::workflow::{self, FieldChange, WorkflowSpec};
 use rusqlite::params;
@@ -56,7 +57,7 @@ pub struct SyncReport {
     pub documents: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SyncStatus {
     pub configured: bool,
     pub server: Option<String>,
@@ -212,6 +213,15 @@ impl Service {
                 "this device does not sync yet: `flowkeep sync init --server URL --token T` or `flowkeep sync join JOIN --token T`",
             )),
         }
+    }
+
+    /// `sync_status` of the command table.
+    pub fn get_sync_status(
+        &self,
+        mut input: flowkeep_core::commands::GetSyncStatus,
+    ) -> Result<SyncStatus> {
+        input.check()?;
+        self.sync_status()
     }
 
     pub fn sync_status(&self) -> Result<SyncStatus> {

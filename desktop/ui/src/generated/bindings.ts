@@ -1,0 +1,250 @@
+// Generated from the Rust command table by
+//   FLOWKEEP_UPDATE_BINDINGS=1 cargo test -p flowkeep-store --lib bindings
+// Do not edit: CI fails when this file and the Rust types disagree.
+
+export type ApplyRetention = { workflow_id?: string, };
+
+export type ConfigDocument = { fields: Array<FieldDef>, rules?: Array<CrossRule>, values: { [key in string]?: JsonValue }, run?: RunSpec | null, 
+/**
+ * This workflow's own retention; the global policy applies otherwise.
+ */
+retention?: RetentionPolicy | null, };
+
+export type ConfigOut = { workflow_id: string, revision: number, fields: Array<FieldDef>, rules?: Array<CrossRule>, values: { [key in string]?: JsonValue }, run?: RunSpec | null, 
+/**
+ * This workflow's own retention; the global policy applies otherwise.
+ */
+retention?: RetentionPolicy | null, };
+
+export type ConfigType = "text" | "number" | "boolean" | "select" | "json" | "file";
+
+export type CreateWorkflow = { name: string, description?: string, version?: string, tags: Array<string>, 
+/**
+ * The config document; `{"fields": [], "values": {}}` when absent.
+ */
+config?: JsonValue, };
+
+export type CrossRule = { rule: string, fields?: Array<string>, field?: string | null, if_field?: string | null, equals?: JsonValue | null, };
+
+export type DeleteWorkflow = { id: string, expected_revision?: number, };
+
+export type Deleted = { id: string, deleted: boolean, };
+
+export type DuplicateWorkflow = { id: string, 
+/**
+ * Name of the copy; "<name> (copy)" when absent.
+ */
+name?: string, };
+
+export type Execution = { id: string, workflow_id: string, status: ExecutionStatus, 
+/**
+ * Free-form JSON the run produced (result, output tails, ...).
+ */
+output: JsonValue | null, started_at: number, completed_at: number | null, duration_ms: number | null, exit_code: number | null, error: string | null, 
+/**
+ * What started it: `cli`, `manual`, `api`, `schedule`, ...
+ */
+trigger: string, 
+/**
+ * The device that recorded the run.
+ */
+device_id: string, };
+
+export type ExecutionId = { id: string, };
+
+export type ExecutionStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export type FieldChange = { field: string, old: JsonValue, new: JsonValue, };
+
+export type FieldConflict = { field: string, values: Array<JsonValue>, };
+
+export type FieldDef = { key: string, type: ConfigType, label?: string | null, description?: string | null, required?: boolean, default?: JsonValue | null, min?: number | null, max?: number | null, integer?: boolean, min_length?: number | null, max_length?: number | null, format?: string | null, pattern?: string | null, options?: Array<string> | null, schema?: JsonValue | null, extensions?: Array<string> | null, must_exist?: boolean, 
+/**
+ * A named custom rule registered in Rust (`cron`, `port`, `duration`, `semver`).
+ */
+rule?: string | null, };
+
+export type FieldError = { 
+/**
+ * Path of the offending field, e.g. `values.retries` or `fields.mode.options`.
+ */
+field: string, 
+/**
+ * The rule that failed, e.g. `required`, `range`, `format`.
+ */
+code: string, message: string, };
+
+export type FinishExecution = { id: string, status: ExecutionStatus, exit_code?: number, output?: JsonValue, error?: string, };
+
+export type GetConfig = { workflow_id: string, };
+
+export type GetExecutions = { limit?: number, cursor?: string, workflow_id?: string, status?: ExecutionStatus, 
+/**
+ * Started at or after (Unix ms).
+ */
+since?: number, 
+/**
+ * Started before (Unix ms).
+ */
+until?: number, };
+
+export type GetSettings = Record<string, never>;
+
+export type GetSyncStatus = Record<string, never>;
+
+export type HistoryEntry = { seq: number, event_id: string, kind: string, revision: number, actor: string, device_id: string, origin: string, recorded_at: number, changes: Array<FieldChange>, 
+/**
+ * For merges: fields edited concurrently elsewhere, every value (the
+ * one in effect first), so both edits show even where one lost.
+ */
+conflicts?: Array<FieldConflict>, };
+
+export type ImportExecutions = { executions: Array<ImportedExecution>, };
+
+export type ImportReport = { imported: number, };
+
+export type ImportedExecution = { workflow_id: string, status: ExecutionStatus, started_at: number, completed_at: number, exit_code?: number, output?: JsonValue, error?: string, trigger?: string, };
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
+
+export type ListWorkflows = { 
+/**
+ * Matches name or description, case-insensitively.
+ */
+search?: string, tag?: string, sort: WorkflowSort, desc: boolean, limit?: number, 
+/**
+ * `next_cursor` of the previous page.
+ */
+cursor?: string, };
+
+export type Page<T> = { items: Array<T>, 
+/**
+ * Pass back as `cursor` for the next page; `null` on the last page.
+ */
+next_cursor: string | null, };
+
+export type PruneExecutions = { workflow_id?: string, status?: ExecutionStatus, 
+/**
+ * Only runs that started at or after this time (Unix ms).
+ */
+since?: number, 
+/**
+ * Delete runs that started before this time (Unix ms).
+ */
+before: number, };
+
+export type PruneReport = { deleted: number, };
+
+export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
+
+export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, };
+
+export type SetConfigValue = { workflow_id: string, key: string, value: JsonValue, expected_revision?: number, };
+
+export type SetRetention = { workflow_id?: string, policy: RetentionPolicy, };
+
+export type Settings = { 
+/**
+ * Applies to every workflow without a policy of its own.
+ */
+retention: RetentionPolicy, };
+
+export type StartExecution = { workflow_id: string, 
+/**
+ * `running` (default) or `queued`.
+ */
+status?: ExecutionStatus, trigger?: string, };
+
+export type SyncStatus = { configured: boolean, server: string | null, join: string | null, last_sync: number | null, 
+/**
+ * Local changes to workflows since the last sync.
+ */
+pending_local_changes: number, };
+
+export type UpdateConfig = { workflow_id: string, config: JsonValue, expected_revision?: number, };
+
+export type UpdateWorkflow = { id: string, 
+/**
+ * Fail with a conflict unless the workflow is still at this revision.
+ */
+expected_revision?: number, name?: string, description?: string, version?: string, tags?: Array<string>, config?: JsonValue, };
+
+export type ValidateConfig = { workflow_id: string, config?: JsonValue, };
+
+export type ValidationReport = { valid: boolean, errors: Array<FieldError>, };
+
+export type Workflow = { id: string, created_at: number, updated_at: number, 
+/**
+ * The stream version of the workflow's last event; pass it back as
+ * `expected_revision` to make an update fail if someone else wrote first.
+ */
+revision: number, 
+/**
+ * Fields edited concurrently on several devices (after sync).
+ */
+conflicts?: Array<FieldConflict>, 
+/**
+ * Set when a merge produced a config that breaks its rules.
+ */
+validation_errors?: Array<FieldError>, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
+
+export type WorkflowHistory = { workflow_id: string, };
+
+export type WorkflowId = { id: string, };
+
+export type WorkflowSort = "name" | "created" | "updated";
+
+export type WorkflowSummary = { id: string, name: string, description: string, version: string, tags: Array<string>, created_at: number, updated_at: number, revision: number, };
+
+/** Every command: its input and output. */
+export type Commands = {
+  create_workflow: { input: CreateWorkflow; output: Workflow };
+  update_workflow: { input: UpdateWorkflow; output: Workflow };
+  delete_workflow: { input: DeleteWorkflow; output: Deleted };
+  get_workflow: { input: WorkflowId; output: Workflow };
+  list_workflows: { input: ListWorkflows; output: Page<WorkflowSummary> };
+  duplicate_workflow: { input: DuplicateWorkflow; output: Workflow };
+  get_config: { input: GetConfig; output: ConfigOut };
+  update_config: { input: UpdateConfig; output: ConfigOut };
+  set_config_value: { input: SetConfigValue; output: ConfigOut };
+  validate_config: { input: ValidateConfig; output: ValidationReport };
+  get_executions: { input: GetExecutions; output: Page<Execution> };
+  get_execution: { input: ExecutionId; output: Execution };
+  delete_execution: { input: ExecutionId; output: Deleted };
+  start_execution: { input: StartExecution; output: Execution };
+  finish_execution: { input: FinishExecution; output: Execution };
+  import_executions: { input: ImportExecutions; output: ImportReport };
+  prune_executions: { input: PruneExecutions; output: PruneReport };
+  get_settings: { input: GetSettings; output: Settings };
+  set_retention: { input: SetRetention; output: Settings };
+  apply_retention: { input: ApplyRetention; output: PruneReport };
+  workflow_history: { input: WorkflowHistory; output: Array<HistoryEntry> };
+  sync_status: { input: GetSyncStatus; output: SyncStatus };
+};
+
+export type CommandName = keyof Commands;
+
+export const COMMAND_NAMES: CommandName[] = [
+  "apply_retention",
+  "create_workflow",
+  "delete_execution",
+  "delete_workflow",
+  "duplicate_workflow",
+  "finish_execution",
+  "get_config",
+  "get_execution",
+  "get_executions",
+  "get_settings",
+  "get_workflow",
+  "import_executions",
+  "list_workflows",
+  "prune_executions",
+  "set_config_value",
+  "set_retention",
+  "start_execution",
+  "sync_status",
+  "update_config",
+  "update_workflow",
+  "validate_config",
+  "workflow_history",
+];
