@@ -65,6 +65,15 @@ fn request(port: u16, method: &str, path: &str, headers: &[String], body: &str) 
     (status, body)
 }
 
+/// The whole response (status line, headers, body) to a raw request.
+fn raw(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 impl Ui {
     fn host(&self) -> String {
         format!("Host: 127.0.0.1:{}", self.port)
@@ -179,11 +188,57 @@ fn the_api_runs_commands_for_its_own_page_only() {
         "",
     );
     assert_eq!(status, 200);
-    assert!(
-        page.contains("not built yet"),
-        "the page says what is missing: {page}"
+    assert!(page.contains("<div id=\"root\">"), "the built UI: {page}");
+    // The page and its scripts hold no data and load without the token
+    // (the page sends it with every API call), but only under our Host.
+    let script = page
+        .split('"')
+        .find(|s| s.starts_with("/assets/") && s.ends_with(".js"))
+        .expect("the page loads a script")
+        .to_owned();
+    let (status, js) = request(ui.port, "GET", &script, &[ui.host()], "");
+    assert_eq!(status, 200);
+    assert!(js.len() > 10_000);
+    assert_eq!(request(ui.port, "GET", "/", &[ui.host()], "").0, 200);
+    let foreign = format!("Host: evil.example:{}", ui.port);
+    assert_eq!(request(ui.port, "GET", "/", &[foreign.clone()], "").0, 403);
+    assert_eq!(request(ui.port, "GET", &script, &[foreign], "").0, 403);
+    assert_eq!(
+        request(ui.port, "GET", "/assets/nope.js", &[ui.host()], "").0,
+        404
     );
-    assert_eq!(request(ui.port, "GET", "/", &[ui.host()], "").0, 401);
+    let head = raw(
+        ui.port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            ui.port
+        ),
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("x-frame-options: deny"), "{head}");
+    assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
+
+    // Export: the token is required, and the file has the runs.
+    let (status, run) = ui.call("start_execution", json!({"workflow_id": id}));
+    assert_eq!(status, 200, "{run}");
+    let export = format!("/api/export?format=csv&workflow_id={id}");
+    assert_eq!(request(ui.port, "GET", &export, &[ui.host()], "").0, 401);
+    let (status, csv) = request(ui.port, "GET", &export, &[ui.host(), ui.auth()], "");
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.contains(run["id"].as_str().unwrap()), "{csv}");
+    let (status, err) = request(
+        ui.port,
+        "GET",
+        &format!("/api/export?format=xml&workflow_id={id}"),
+        &[ui.host(), ui.auth()],
+        "",
+    );
+    assert_eq!(status, 422, "{err}");
+    assert!(err.contains("\"format\""), "{err}");
 
     // SIGTERM stops it cleanly.
     let mut ui = ui;

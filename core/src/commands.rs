@@ -242,6 +242,14 @@ pub struct ExecutionFilter {
     pub until: Option<i64>,
 }
 
+impl Input for ExecutionFilter {}
+
+/// How many runs a filter matches (shown before a bulk delete).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ExecutionCount {
+    pub count: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]

@@ -44,8 +44,10 @@ pub enum Command {
     },
     /// Serve the local HTTP API and web UI on 127.0.0.1.
     Ui {
+        /// Port on 127.0.0.1 (default: one the OS picks).
         #[arg(long)]
         port: Option<u16>,
+        /// Only print the address; do not open a browser.
         #[arg(long)]
         no_open: bool,
     },

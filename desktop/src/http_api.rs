@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use flowkeep_core::{ErrorBody, ErrorCode};
@@ -31,7 +31,7 @@ fn random_token() -> String {
 }
 
 /// Serves until Ctrl-C or SIGTERM; prints the URL (with its token) first.
-pub fn serve(svc: Service, port: u16, json: bool) -> anyhow::Result<()> {
+pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<()> {
     let svc = Arc::new(svc);
     let token = random_token();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -70,13 +70,18 @@ pub fn serve(svc: Service, port: u16, json: bool) -> anyhow::Result<()> {
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        if open {
+            open_browser(&url);
+        }
         let api = Api {
             svc,
             token: Arc::new(token),
             port,
         };
         let app = Router::new()
-            .route("/", get(index))
+            .route("/", get(asset))
+            .route("/assets/{*path}", get(asset))
+            .route("/api/export", get(export))
             .route("/api/{command}", post(command))
             .with_state(api);
         let stop_signal = stop.clone();
@@ -94,6 +99,25 @@ pub fn serve(svc: Service, port: u16, json: bool) -> anyhow::Result<()> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Opens the page in the desktop's browser; the URL printed above is the
+/// fallback when there is none (a server, a container, SSH).
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        eprintln!("flowkeep: could not start {opener}; open the address above in a browser");
+    }
 }
 
 fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -162,7 +186,47 @@ fn guard(
     None
 }
 
-async fn index(
+/// The built UI. Its files hold no data, so they need no token (the page
+/// takes the token from its URL and sends it with every API call); `Host`
+/// is still checked so a rebinding site cannot even load them.
+async fn asset(State(api): State<Api>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if !same_origin(&headers, api.port) {
+        return error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InvalidInput,
+            "this server only answers 127.0.0.1",
+        );
+    }
+    let Some((bytes, content_type)) = crate::ui_assets::get(uri.path()) else {
+        return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such file");
+    };
+    let cache = if uri.path().starts_with("/assets/") {
+        // File names carry a content hash.
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-store"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            // The page URL carries the token: never send it elsewhere.
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `GET /api/export?format=csv|json|ndjson&workflow_id=&status=&since=&until=`:
+/// the runs a filter matches, as a file download.
+async fn export(
     State(api): State<Api>,
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
@@ -170,14 +234,98 @@ async fn index(
     if let Some(refused) = guard(&api, &headers, &query) {
         return refused;
     }
-    // The React UI is not built yet; say so instead of pretending.
-    Html(
-        "<!doctype html><title>Flowkeep</title><h1>Flowkeep</h1>\
-         <p>The web UI is not built yet. The API answers <code>POST /api/&lt;command&gt;</code> \
-         with <code>Authorization: Bearer &lt;token&gt;</code>; the commands are listed by \
-         <code>POST /api/commands</code>.</p>",
-    )
-    .into_response()
+    let mut input = serde_json::Map::new();
+    for key in ["workflow_id", "status"] {
+        if let Some(v) = query.get(key) {
+            input.insert(key.to_owned(), v.clone().into());
+        }
+    }
+    for key in ["since", "until"] {
+        if let Some(v) = query.get(key) {
+            match v.parse::<i64>() {
+                Ok(n) => input.insert(key.to_owned(), n.into()),
+                Err(_) => {
+                    return invalid(
+                        key,
+                        "integer",
+                        format!("{key} must be milliseconds since the epoch, got {v:?}"),
+                    )
+                }
+            };
+        }
+    }
+    let filter: flowkeep_core::commands::ExecutionFilter =
+        match serde_json::from_value(serde_json::Value::Object(input)) {
+            Ok(f) => f,
+            Err(e) => return invalid("query", "invalid_input", e.to_string()),
+        };
+    let format = match query.get("format").map(String::as_str).unwrap_or("json") {
+        "json" => flowkeep_core::commands::ExportFormat::Json,
+        "ndjson" => flowkeep_core::commands::ExportFormat::Ndjson,
+        "csv" => flowkeep_core::commands::ExportFormat::Csv,
+        other => {
+            return invalid(
+                "format",
+                "one_of",
+                format!("format must be json, ndjson or csv, got {other:?}"),
+            )
+        }
+    };
+    let svc = api.svc.clone();
+    // Exports are built in memory: fine for the hundred thousands of runs
+    // measured (about 30 MB of CSV); the CLI streams to a file for more.
+    let result = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        svc.export_executions(&filter, format, &mut out, &mut |_| {})
+            .map(|_| out)
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => {
+            let (mime, ext) = match format {
+                flowkeep_core::commands::ExportFormat::Json => ("application/json", "json"),
+                flowkeep_core::commands::ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+                flowkeep_core::commands::ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, mime.to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"flowkeep-runs.{ext}\""),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => store_error(e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the export panicked",
+        ),
+    }
+}
+
+fn invalid(field: &str, code: &str, message: String) -> Response {
+    let body = ErrorBody {
+        code: ErrorCode::InvalidInput,
+        message: message.clone(),
+        fields: vec![flowkeep_core::FieldError::new(field, code, message)],
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+}
+
+fn store_error(e: flowkeep_store::Error) -> Response {
+    let body = e.body();
+    let status = match body.code {
+        ErrorCode::ValidationFailed | ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn command(
@@ -217,18 +365,7 @@ async fn command(
         tokio::task::spawn_blocking(move || flowkeep_store::dispatch(&svc, &name, input)).await;
     match result {
         Ok(Ok(value)) => axum::Json(value).into_response(),
-        Ok(Err(e)) => {
-            let body = e.body();
-            let status = match body.code {
-                ErrorCode::ValidationFailed | ErrorCode::InvalidInput => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                ErrorCode::NotFound => StatusCode::NOT_FOUND,
-                ErrorCode::Conflict => StatusCode::CONFLICT,
-                ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, axum::Json(body)).into_response()
-        }
+        Ok(Err(e)) => store_error(e),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,

@@ -7,6 +7,7 @@ mod http_api;
 mod render;
 mod run_cmd;
 mod time_arg;
+mod ui_assets;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -123,8 +124,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
     let data_dir = data_dir(cli.data_dir)?;
     let svc = open(&data_dir)?;
-    if let cli::Command::Ui { port, .. } = cli.command {
-        http_api::serve(svc, port.unwrap_or(0), cli.json).map_err(Failure::Other)?;
+    if let cli::Command::Ui { port, no_open } = cli.command {
+        http_api::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
         return Ok(None);
     }
     handlers::handle(&svc, cli.command, cli.json)

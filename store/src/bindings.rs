@@ -39,6 +39,10 @@ impl Bindings {
         self.commands.push((name, I::name(), O::name()));
     }
 
+    pub(crate) fn extra<T: TS + 'static>(&mut self) {
+        self.visit::<T>();
+    }
+
     pub(crate) fn render(&self) -> String {
         let mut out = String::from(
             "// Generated from the Rust command table by\n\

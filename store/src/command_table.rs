@@ -70,6 +70,9 @@ macro_rules! command_table {
         pub fn typescript_bindings() -> String {
             let mut b = crate::bindings::Bindings::default();
             $( b.command::<$input, $output>($name); )*
+            // Not a command's input or output, but every caller sees them.
+            b.extra::<flowkeep_core::ErrorBody>();
+            b.extra::<ExportFormat>();
             b.render()
         }
 
@@ -95,6 +98,7 @@ command_table! {
     SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => set_config_value;
     ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => validate_config;
     GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => get_executions;
+    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => execution_count;
     GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => get_execution;
     DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => delete_execution;
     StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;

@@ -1,6 +1,6 @@
 use flowkeep_core::commands::{
-    Deleted, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions, ImportExecutions,
-    ImportReport, Input, Page, PruneExecutions, PruneReport, StartExecution,
+    Deleted, ExecutionCount, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions,
+    ImportExecutions, ImportReport, Input, Page, PruneExecutions, PruneReport, StartExecution,
 };
 use flowkeep_core::events::{
     Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionRecordedV1, ExecutionStartedV1,
@@ -139,6 +139,13 @@ impl Service {
 
     pub fn count_executions(&self, filter: &ExecutionFilter) -> Result<u64> {
         self.read(|c| queries::executions::count(c, filter))
+    }
+
+    /// `count_executions` of the command table.
+    pub fn execution_count(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
+        input.check()?;
+        let count = self.count_executions(&input)?;
+        Ok(ExecutionCount { count })
     }
 
     pub fn delete_execution(&self, mut input: ExecutionId) -> Result<Deleted> {

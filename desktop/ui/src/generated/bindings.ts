@@ -36,6 +36,10 @@ export type DuplicateWorkflow = { id: string,
  */
 name?: string, };
 
+export type ErrorBody = { code: ErrorCode, message: string, fields: Array<FieldError>, };
+
+export type ErrorCode = "validation_failed" | "not_found" | "conflict" | "invalid_input" | "internal";
+
 export type Execution = { id: string, workflow_id: string, status: ExecutionStatus, 
 /**
  * Free-form JSON the run produced (result, output tails, ...).
@@ -50,9 +54,23 @@ trigger: string,
  */
 device_id: string, };
 
+export type ExecutionCount = { count: number, };
+
+export type ExecutionFilter = { workflow_id?: string, status?: ExecutionStatus, 
+/**
+ * Started at or after (Unix ms).
+ */
+since?: number, 
+/**
+ * Started before (Unix ms).
+ */
+until?: number, };
+
 export type ExecutionId = { id: string, };
 
 export type ExecutionStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export type ExportFormat = "json" | "ndjson" | "csv";
 
 export type FieldChange = { field: string, old: JsonValue, new: JsonValue, };
 
@@ -209,6 +227,7 @@ export type Commands = {
   set_config_value: { input: SetConfigValue; output: ConfigOut };
   validate_config: { input: ValidateConfig; output: ValidationReport };
   get_executions: { input: GetExecutions; output: Page<Execution> };
+  count_executions: { input: ExecutionFilter; output: ExecutionCount };
   get_execution: { input: ExecutionId; output: Execution };
   delete_execution: { input: ExecutionId; output: Deleted };
   start_execution: { input: StartExecution; output: Execution };
@@ -226,6 +245,7 @@ export type CommandName = keyof Commands;
 
 export const COMMAND_NAMES: CommandName[] = [
   "apply_retention",
+  "count_executions",
   "create_workflow",
   "delete_execution",
   "delete_workflow",

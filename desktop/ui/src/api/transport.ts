@@ -1,0 +1,123 @@
+// The one way the UI talks to Flowkeep: Tauri `invoke` inside the desktop
+// window, `fetch` to the local HTTP API (`flowkeep ui`) in a browser. Both
+// carry the same command names, inputs and outputs (generated from Rust).
+
+import type { CommandName, Commands, ErrorBody, ExecutionFilter, ExportFormat } from "../generated/bindings";
+import { ApiError } from "./errors";
+
+type TauriInvoke = (cmd: string, args?: Record<string, unknown>) => Promise<unknown>;
+
+interface TauriGlobal {
+  core?: { invoke?: TauriInvoke };
+}
+
+function tauriInvoke(): TauriInvoke | undefined {
+  const g = globalThis as unknown as { __TAURI__?: TauriGlobal };
+  return g.__TAURI__?.core?.invoke;
+}
+
+/** True inside the desktop (Tauri) window. */
+export function inDesktopWindow(): boolean {
+  return tauriInvoke() !== undefined;
+}
+
+const TOKEN_KEY = "flowkeep.token";
+
+/**
+ * The per-launch token: taken from `?token=` of the URL `flowkeep ui` printed,
+ * kept for this tab only, and removed from the address bar so it is not
+ * shared by accident (screenshots, copied links).
+ */
+export function sessionToken(): string | null {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    url.searchParams.delete("token");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+    return fromUrl;
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export type Input<C extends CommandName> = Commands[C]["input"];
+export type Output<C extends CommandName> = Commands[C]["output"];
+
+/** Runs a command; rejects with an `ApiError` carrying the error body. */
+export async function call<C extends CommandName>(name: C, input: Input<C>): Promise<Output<C>> {
+  const invoke = tauriInvoke();
+  if (invoke) {
+    try {
+      return (await invoke("command", { name, input })) as Output<C>;
+    } catch (e) {
+      throw ApiError.from(e);
+    }
+  }
+  let response: Response;
+  try {
+    response = await fetch(`/api/${name}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${sessionToken() ?? ""}` },
+      body: JSON.stringify(input),
+    });
+  } catch (e) {
+    throw new ApiError({
+      code: "internal",
+      message: `Flowkeep is not reachable (${String(e)}). Is \`flowkeep ui\` still running?`,
+      fields: [],
+    });
+  }
+  const text = await response.text();
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    throw ApiError.from(body ?? { code: "internal", message: `HTTP ${response.status}: ${text}`, fields: [] });
+  }
+  return body as Output<C>;
+}
+
+/** Exported runs as a file body (json, ndjson or csv). */
+export async function exportExecutions(filter: ExecutionFilter, format: ExportFormat): Promise<Blob> {
+  const invoke = tauriInvoke();
+  if (invoke) {
+    try {
+      const text = (await invoke("export_executions", { filter, format })) as string;
+      return new Blob([text], { type: mimeOf(format) });
+    } catch (e) {
+      throw ApiError.from(e);
+    }
+  }
+  const params = new URLSearchParams({ format });
+  for (const [k, v] of Object.entries(filter)) {
+    if (v !== undefined && v !== null && v !== "") params.set(k, String(v));
+  }
+  const response = await fetch(`/api/export?${params}`, {
+    headers: { Authorization: `Bearer ${sessionToken() ?? ""}` },
+  });
+  if (!response.ok) {
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { code: "internal", message: text, fields: [] } satisfies ErrorBody;
+    }
+    throw ApiError.from(body);
+  }
+  return response.blob();
+}
+
+export function mimeOf(format: ExportFormat): string {
+  switch (format) {
+    case "csv":
+      return "text/csv";
+    case "ndjson":
+      return "application/x-ndjson";
+    default:
+      return "application/json";
+  }
+}

@@ -1,0 +1,195 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useForm, type Resolver } from "react-hook-form";
+import { zodResolver } from "@hookform/resolvers/zod";
+import { useConfigEditor } from "../hooks/useConfigEditor";
+import { fieldErrorsUnder } from "../api/errors";
+import { formValuesOf, toConfigValues, toFormValue, valuesSchema, type FormValues } from "../config/schema";
+import type { FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
+import { FieldInput } from "./FieldInput";
+import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
+
+/**
+ * A workflow's typed configuration: a form built from the field definitions
+ * (checked in the browser by a zod schema derived from the same definitions,
+ * then by the server), and an editor for the definitions themselves. Values
+ * and definitions are saved together.
+ */
+export function ConfigEditor(props: {
+  workflowId: string;
+  conflicts: FieldConflict[];
+  mergeErrors: FieldError[];
+  onSaved: () => void;
+  onBrowse?: (field: FieldDef) => Promise<string | null>;
+}) {
+  const editor = useConfigEditor(props.workflowId);
+  const { config } = editor;
+  const uid = useRef(0);
+  const nextUid = useCallback(() => ++uid.current, []);
+  const [draft, setDraft] = useState<DraftField[]>([]);
+  const [serverErrors, setServerErrors] = useState<FieldError[]>([]);
+  const [status, setStatus] = useState<string | null>(null);
+  const draftRef = useRef<FieldDef[]>([]);
+  draftRef.current = draft.map((d) => d.def);
+
+  // The schema follows the definitions being edited, not only the saved ones.
+  const resolver = useCallback<Resolver<FormValues>>(
+    (values, ctx, options) =>
+      zodResolver(valuesSchema(draftRef.current))(values, ctx, options) as ReturnType<Resolver<FormValues>>,
+    [],
+  );
+  const form = useForm<FormValues>({ resolver, mode: "onChange" });
+  const { register, handleSubmit, reset, formState, getValues, setValue } = form;
+
+  const startFrom = useCallback(
+    (c: NonNullable<typeof config>) => {
+      setDraft(c.fields.map((def) => ({ uid: nextUid(), def })));
+      reset(formValuesOf(c));
+      setServerErrors([]);
+    },
+    [nextUid, reset],
+  );
+
+  useEffect(() => {
+    if (config) startFrom(config);
+  }, [config, startFrom]);
+
+  const changeDefinitions = (next: DraftField[]) => {
+    const before = new Set(draft.map((d) => d.def.key));
+    for (const d of next) {
+      const current = getValues(d.def.key);
+      const old = draft.find((x) => x.uid === d.uid);
+      if (!before.has(d.def.key) || current === undefined || (old && old.def.type !== d.def.type)) {
+        setValue(d.def.key, toFormValue(d.def, d.def.default ?? null));
+      }
+    }
+    setDraft(next);
+  };
+
+  const rename = (from: string, to: string) => {
+    if (from !== to) setValue(to, getValues(from) ?? "");
+  };
+
+  const onSubmit = handleSubmit(async (parsed) => {
+    setStatus(null);
+    const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
+    const result = await editor.save(draftRef.current, values);
+    if (result.ok) {
+      setServerErrors([]);
+      setStatus("Saved.");
+      props.onSaved();
+    } else {
+      setServerErrors(result.errors);
+      setStatus(`Not saved: ${result.message}`);
+    }
+  });
+
+  const valueErrors = useMemo(
+    () => fieldErrorsUnder([...serverErrors, ...props.mergeErrors], "values."),
+    [serverErrors, props.mergeErrors],
+  );
+  const definitionErrors = useMemo(() => fieldErrorsUnder(serverErrors, "fields."), [serverErrors]);
+  const otherErrors = serverErrors.filter((e) => !e.field.startsWith("values.") && !e.field.startsWith("fields."));
+  const conflictOf = (key: string) => props.conflicts.find((c) => c.field === `config.values.${key}`);
+  const otherConflicts = props.conflicts.filter((c) => !c.field.startsWith("config.values."));
+
+  if (editor.loading && !config) return <p>Loading configuration…</p>;
+  if (editor.error) {
+    return (
+      <div role="alert" className="error">
+        Could not load the configuration: {editor.error}{" "}
+        <button type="button" onClick={() => void editor.load()}>
+          Retry
+        </button>
+      </div>
+    );
+  }
+  if (!config) return null;
+
+  return (
+    <form className="config-editor" onSubmit={onSubmit} noValidate aria-label="Configuration">
+      {props.mergeErrors.length > 0 && (
+        <div role="alert" className="warning">
+          Changes merged from another device left this configuration breaking its rules ({props.mergeErrors.length}{" "}
+          problem{props.mergeErrors.length === 1 ? "" : "s"}, marked below). Fix and save.
+        </div>
+      )}
+      {otherConflicts.length > 0 && (
+        <div className="warning" role="note">
+          Edited on several devices at once:{" "}
+          {otherConflicts.map((c) => (
+            <span key={c.field}>
+              <code>{c.field}</code> ({c.values.map((v) => JSON.stringify(v)).join(" vs ")}){" "}
+            </span>
+          ))}
+          — the first value is in effect.
+        </div>
+      )}
+      <fieldset className="values">
+        <legend>Values</legend>
+        {draft.length === 0 && <p className="empty">This workflow has no config fields. Add one below.</p>}
+        {draft.map(({ uid: id, def }) => {
+          const clientError = formState.errors[def.key]?.message as string | undefined;
+          const serverError = valueErrors[def.key];
+          const conflict = conflictOf(def.key);
+          const describedBy = `help-${def.key} error-${def.key}`;
+          return (
+            <div key={id} className={`field field-${def.type}`}>
+              <label htmlFor={`value-${def.key}`}>
+                {def.label || def.key}
+                {def.required && <span aria-hidden="true"> *</span>}
+                <span className="type"> ({def.type})</span>
+              </label>
+              <FieldInput
+                field={def}
+                register={register}
+                invalid={!!(clientError || serverError)}
+                describedBy={describedBy}
+                onBrowse={
+                  props.onBrowse && def.type === "file"
+                    ? async () => {
+                        const path = await props.onBrowse?.(def);
+                        if (path) setValue(def.key, path, { shouldValidate: true, shouldDirty: true });
+                      }
+                    : undefined
+                }
+              />
+              <p id={`help-${def.key}`} className="help">
+                {def.description ?? ""}
+                {conflict && (
+                  <span className="conflict">
+                    {" "}
+                    Edited on several devices: {conflict.values.map((v) => JSON.stringify(v)).join(" vs ")}; the first is in effect.
+                  </span>
+                )}
+              </p>
+              <p id={`error-${def.key}`} className="field-error" role={clientError || serverError ? "alert" : undefined}>
+                {clientError ?? serverError ?? ""}
+              </p>
+            </div>
+          );
+        })}
+      </fieldset>
+      <FieldDefinitionsEditor fields={draft} errors={definitionErrors} onChange={changeDefinitions} onRename={rename} nextUid={nextUid} />
+      {otherErrors.length > 0 && (
+        <ul role="alert" className="error">
+          {otherErrors.map((e, i) => (
+            <li key={i}>
+              <code>{e.field}</code>: {e.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className="actions sticky">
+        <span role="status" aria-live="polite" className="notice">
+          {status ?? ""}
+        </span>
+        <button type="button" onClick={() => config && startFrom(config)} disabled={editor.saving}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={editor.saving}>
+          {editor.saving ? "Saving…" : "Save configuration"}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,342 @@
+import { useEffect, useState } from "react";
+import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
+import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
+import { messageOf } from "../api/errors";
+import type { Execution, ExecutionStatus, ExportFormat } from "../generated/bindings";
+import { ConfirmDialog, Dialog } from "./Dialog";
+
+const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+/** A workflow's runs: filter, page, details, delete, bulk delete, export. */
+export function ExecutionHistory(props: { workflowId: string; workflowName: string; onSave?: (blob: Blob, name: string) => Promise<void> }) {
+  const h = useExecutionHistory(props.workflowId);
+  const [status, setStatus] = useState<ExecutionStatus | "">("");
+  const [from, setFrom] = useState("");
+  const [to, setTo] = useState("");
+  const [selected, setSelected] = useState<Execution | null>(null);
+  const [deleting, setDeleting] = useState<Execution | null>(null);
+  const [bulk, setBulk] = useState<{ before: string; count: number | null } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [dialogError, setDialogError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [exportFormat, setExportFormat] = useState<ExportFormat>("csv");
+
+  const apply = (e: React.FormEvent) => {
+    e.preventDefault();
+    const f: RunFilters = {
+      status,
+      since: from ? startOfDay(parse(from, "yyyy-MM-dd", new Date())).getTime() : null,
+      until: to ? addDays(startOfDay(parse(to, "yyyy-MM-dd", new Date())), 1).getTime() : null,
+    };
+    h.applyFilters(f);
+  };
+
+  const bulkBefore = bulk ? startOfDay(parse(bulk.before, "yyyy-MM-dd", new Date())).getTime() : null;
+  const { countOlderThan } = h;
+  useEffect(() => {
+    if (bulkBefore === null || Number.isNaN(bulkBefore)) return;
+    let live = true;
+    countOlderThan(bulkBefore).then(
+      (count) => live && setBulk((b) => (b ? { ...b, count } : b)),
+      (e) => live && setDialogError(messageOf(e)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [bulkBefore, countOlderThan]);
+
+  const showDetails = async (id: string) => {
+    try {
+      setSelected(await h.details(id));
+    } catch (e) {
+      setNotice(messageOf(e));
+    }
+  };
+
+  const confirmDelete = async () => {
+    if (!deleting) return;
+    setBusy(true);
+    try {
+      await h.remove(deleting.id);
+      setNotice("Run deleted.");
+      setDeleting(null);
+      setSelected(null);
+    } catch (e) {
+      setDialogError(messageOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const confirmBulk = async () => {
+    if (bulkBefore === null) return;
+    setBusy(true);
+    try {
+      const n = await h.deleteOlderThan(bulkBefore);
+      setNotice(`Deleted ${n} run${n === 1 ? "" : "s"}.`);
+      setBulk(null);
+    } catch (e) {
+      setDialogError(messageOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const doExport = async () => {
+    try {
+      const blob = await h.exportAs(exportFormat);
+      const name = `${props.workflowName.replace(/[^\w.-]+/g, "_")}-runs.${exportFormat}`;
+      if (props.onSave) {
+        await props.onSave(blob, name);
+      } else {
+        const url = URL.createObjectURL(blob);
+        const a = document.createElement("a");
+        a.href = url;
+        a.download = name;
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      }
+      setNotice(`Exported as ${name}.`);
+    } catch (e) {
+      setNotice(`Export failed: ${messageOf(e)}`);
+    }
+  };
+
+  return (
+    <section className="execution-history" aria-label="Runs">
+      <form className="filters" onSubmit={apply} aria-label="Run filters">
+        <label>
+          Status
+          <select value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          From
+          <input type="date" value={from} onChange={(e) => setFrom(e.target.value)} />
+        </label>
+        <label>
+          To
+          <input type="date" value={to} onChange={(e) => setTo(e.target.value)} />
+        </label>
+        <button type="submit">Apply filters</button>
+        <span className="spacer" />
+        <label>
+          Export format
+          <select value={exportFormat} onChange={(e) => setExportFormat(e.target.value as ExportFormat)}>
+            <option value="csv">CSV</option>
+            <option value="json">JSON</option>
+            <option value="ndjson">NDJSON</option>
+          </select>
+        </label>
+        <button type="button" onClick={() => void doExport()}>
+          Export
+        </button>
+        <button
+          type="button"
+          className="danger"
+          onClick={() => {
+            setDialogError(null);
+            setBulk({ before: format(subDays(new Date(), 30), "yyyy-MM-dd"), count: null });
+          }}
+        >
+          Delete old runs…
+        </button>
+      </form>
+      <p className="notice" role="status" aria-live="polite">
+        {notice ?? ""}
+      </p>
+      {h.error && (
+        <div role="alert" className="error">
+          Could not load runs: {h.error}{" "}
+          <button type="button" onClick={() => void h.reload()}>
+            Retry
+          </button>
+        </div>
+      )}
+      {!h.loading && !h.error && h.items.length === 0 && (
+        <p className="empty">{h.page > 0 ? "No more runs." : "No runs match. Run this workflow with `flowkeep run`."}</p>
+      )}
+      {h.items.length > 0 && (
+        <table aria-label="Run list" aria-busy={h.loading}>
+          <thead>
+            <tr>
+              <th scope="col">Status</th>
+              <th scope="col">Started</th>
+              <th scope="col">Duration</th>
+              <th scope="col">Exit</th>
+              <th scope="col">Device</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {h.items.map((x) => (
+              <tr key={x.id}>
+                <td>
+                  <span className={`status status-${x.status}`}>{x.status}</span>
+                </td>
+                <td title={new Date(x.started_at).toISOString()}>{format(x.started_at, "yyyy-MM-dd HH:mm:ss")}</td>
+                <td>{x.duration_ms != null ? formatDuration(x.duration_ms) : "—"}</td>
+                <td>{x.exit_code ?? "—"}</td>
+                <td>
+                  <code>{x.device_id.slice(0, 8)}</code>
+                </td>
+                <td className="row-actions">
+                  <button type="button" aria-label={`Details of the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`} onClick={() => void showDetails(x.id)}>
+                    Details
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    aria-label={`Delete the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`}
+                    onClick={() => {
+                      setDialogError(null);
+                      setDeleting(x);
+                    }}
+                  >
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <nav className="pager" aria-label="Run pages">
+        <button type="button" onClick={h.previous} disabled={!h.hasPrevious}>
+          Previous page
+        </button>
+        <span>Page {h.page + 1}</span>
+        <button type="button" onClick={h.next} disabled={!h.hasNext}>
+          Next page
+        </button>
+      </nav>
+      <Dialog title="Run details" open={selected !== null} onClose={() => setSelected(null)}>
+        {selected && <ExecutionDetails execution={selected} />}
+        <div className="actions">
+          <button type="button" onClick={() => setSelected(null)}>
+            Close
+          </button>
+        </div>
+      </Dialog>
+      <ConfirmDialog
+        title="Delete run"
+        open={deleting !== null}
+        message={deleting ? `Delete the ${deleting.status} run started ${format(deleting.started_at, "yyyy-MM-dd HH:mm:ss")}?` : ""}
+        confirmLabel="Delete run"
+        busy={busy}
+        error={dialogError}
+        onConfirm={() => void confirmDelete()}
+        onClose={() => setDeleting(null)}
+      />
+      <Dialog title="Delete old runs" open={bulk !== null} onClose={() => setBulk(null)}>
+        <label>
+          Delete runs that started before
+          <input type="date" value={bulk?.before ?? ""} onChange={(e) => setBulk({ before: e.target.value, count: null })} />
+        </label>
+        <p role="status">
+          {bulk?.count == null
+            ? "Counting…"
+            : `${bulk.count} run${bulk.count === 1 ? "" : "s"}${status ? ` with status ${status}` : ""} will be deleted.`}
+        </p>
+        {dialogError && (
+          <p role="alert" className="error">
+            {dialogError}
+          </p>
+        )}
+        <div className="actions">
+          <button type="button" onClick={() => setBulk(null)}>
+            Cancel
+          </button>
+          <button type="button" className="danger" disabled={busy || !bulk?.count} onClick={() => void confirmBulk()}>
+            {bulk?.count ? `Delete ${bulk.count} run${bulk.count === 1 ? "" : "s"}` : "Nothing to delete"}
+          </button>
+        </div>
+      </Dialog>
+    </section>
+  );
+}
+
+function ExecutionDetails({ execution: x }: { execution: Execution }) {
+  const out = (x.output ?? {}) as Record<string, unknown>;
+  const text = (k: string) => (typeof out[k] === "string" ? (out[k] as string) : null);
+  return (
+    <div className="details">
+      <dl>
+        <dt>Status</dt>
+        <dd>
+          <span className={`status status-${x.status}`}>{x.status}</span>
+        </dd>
+        <dt>Started</dt>
+        <dd>
+          {format(x.started_at, "yyyy-MM-dd HH:mm:ss")} ({formatDistanceToNow(x.started_at, { addSuffix: true })})
+        </dd>
+        <dt>Finished</dt>
+        <dd>{x.completed_at != null ? format(x.completed_at, "yyyy-MM-dd HH:mm:ss") : "—"}</dd>
+        <dt>Duration</dt>
+        <dd>{x.duration_ms != null ? formatDuration(x.duration_ms) : "—"}</dd>
+        <dt>Exit code</dt>
+        <dd>{x.exit_code ?? "—"}</dd>
+        <dt>Trigger</dt>
+        <dd>{x.trigger}</dd>
+        <dt>Device</dt>
+        <dd>
+          <code>{x.device_id}</code>
+        </dd>
+        {x.error && (
+          <>
+            <dt>Error</dt>
+            <dd>{x.error}</dd>
+          </>
+        )}
+        {text("log") && (
+          <>
+            <dt>Log file</dt>
+            <dd>
+              <code>{text("log")}</code>
+            </dd>
+          </>
+        )}
+      </dl>
+      {out.result != null && (
+        <>
+          <h3>Result</h3>
+          <pre>{JSON.stringify(out.result, null, 2)}</pre>
+        </>
+      )}
+      {text("stdout_tail") !== null && (
+        <>
+          <h3>Output (last lines)</h3>
+          <pre aria-label="Output tail">{text("stdout_tail")}</pre>
+        </>
+      )}
+      {text("stderr_tail") !== null && (
+        <>
+          <h3>Errors (last lines)</h3>
+          <pre aria-label="Error output tail">{text("stderr_tail")}</pre>
+        </>
+      )}
+      {x.output !== null && text("stdout_tail") === null && out.result == null && (
+        <>
+          <h3>Output</h3>
+          <pre aria-label="Output">{JSON.stringify(x.output, null, 2)}</pre>
+        </>
+      )}
+    </div>
+  );
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}

@@ -1,0 +1,72 @@
+import type { UseFormRegister } from "react-hook-form";
+import type { FieldDef } from "../generated/bindings";
+import type { FormValues } from "../config/schema";
+
+/** The input for one config field, chosen by its type. */
+export function FieldInput(props: {
+  field: FieldDef;
+  register: UseFormRegister<FormValues>;
+  invalid: boolean;
+  describedBy: string;
+  onBrowse?: () => void;
+}) {
+  const { field: f, register, invalid, describedBy } = props;
+  const common = {
+    id: `value-${f.key}`,
+    "aria-invalid": invalid,
+    "aria-describedby": describedBy,
+    "aria-required": f.required ? true : undefined,
+  };
+  switch (f.type) {
+    case "boolean":
+      return <input type="checkbox" {...common} {...register(f.key)} />;
+    case "number":
+      return (
+        <input
+          type="text"
+          inputMode="decimal"
+          {...common}
+          placeholder={rangeHint(f)}
+          {...register(f.key)}
+        />
+      );
+    case "select":
+      return (
+        <select {...common} {...register(f.key)}>
+          <option value="">{f.required ? "— choose —" : "— none —"}</option>
+          {(f.options ?? []).map((o) => (
+            <option key={o} value={o}>
+              {o}
+            </option>
+          ))}
+        </select>
+      );
+    case "json":
+      return <textarea className="code" rows={5} spellCheck={false} {...common} {...register(f.key)} />;
+    case "file":
+      return (
+        <span className="file-input">
+          <input
+            type="text"
+            {...common}
+            placeholder={f.extensions?.length ? `path ending in .${f.extensions.join(", .")}` : "path to a file"}
+            {...register(f.key)}
+          />
+          {props.onBrowse && (
+            <button type="button" onClick={props.onBrowse} aria-label={`Choose a file for ${f.label ?? f.key}`}>
+              Browse…
+            </button>
+          )}
+        </span>
+      );
+    default:
+      return <input type="text" {...common} placeholder={f.format ?? undefined} {...register(f.key)} />;
+  }
+}
+
+function rangeHint(f: FieldDef): string | undefined {
+  if (f.min != null && f.max != null) return `${f.min} – ${f.max}`;
+  if (f.min != null) return `≥ ${f.min}`;
+  if (f.max != null) return `≤ ${f.max}`;
+  return undefined;
+}

@@ -1,0 +1,96 @@
+import { useEffect, useRef } from "react";
+import { format } from "date-fns";
+import { useWorkflowHistory } from "../hooks/useWorkflowHistory";
+import type { JsonValue } from "../generated/bindings";
+
+const KINDS: Record<string, string> = {
+  "workflow.created": "Created",
+  "workflow.updated": "Edited",
+  "workflow.deleted": "Deleted",
+  "config.updated": "Configuration changed",
+  "remote.merged": "Merged from another device",
+};
+
+/** The audit trail: who changed what, when, on which device, old → new. */
+export function WorkflowHistory(props: { workflowId: string; changeCount: number }) {
+  const h = useWorkflowHistory(props.workflowId);
+  const { reload } = h;
+  // Refresh when the workflow changed in this window.
+  useReload(props.changeCount, reload);
+
+  if (h.error) {
+    return (
+      <div role="alert" className="error">
+        Could not load the history: {h.error}
+      </div>
+    );
+  }
+  if (h.loading && h.entries.length === 0) return <p>Loading history…</p>;
+  return (
+    <section className="workflow-history" aria-label="History">
+      <ol className="timeline">
+        {h.entries.map((e) => (
+          <li key={e.event_id}>
+            <div className="entry-head">
+              <strong>{KINDS[e.kind] ?? e.kind}</strong> <span className="meta">revision {e.revision}</span>
+              <span className="meta">
+                {" "}
+                by <span className="actor">{e.actor}</span> on device <code title={e.device_id}>{e.device_id.slice(0, 8)}</code>
+                {e.origin !== "local" && <> ({e.origin})</>} at <time dateTime={new Date(e.recorded_at).toISOString()}>{format(e.recorded_at, "yyyy-MM-dd HH:mm:ss")}</time>
+              </span>
+            </div>
+            {e.changes.length > 0 && (
+              <table className="changes" aria-label={`Changes in revision ${e.revision}`}>
+                <thead>
+                  <tr>
+                    <th scope="col">Field</th>
+                    <th scope="col">Old</th>
+                    <th scope="col">New</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {e.changes.map((c) => (
+                    <tr key={c.field}>
+                      <td>
+                        <code>{c.field}</code>
+                      </td>
+                      <td className="old">{show(c.old)}</td>
+                      <td className="new">{show(c.new)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            {e.conflicts && e.conflicts.length > 0 && (
+              <p className="conflict">
+                Concurrent edits:{" "}
+                {e.conflicts.map((c) => (
+                  <span key={c.field}>
+                    <code>{c.field}</code>: {c.values.map(show).join(" vs ")}{" "}
+                  </span>
+                ))}
+              </p>
+            )}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function show(v: JsonValue): string {
+  if (v === null) return "—";
+  if (typeof v === "string") return v;
+  return JSON.stringify(v);
+}
+
+function useReload(changeCount: number, reload: () => Promise<void>) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    void reload();
+  }, [changeCount, reload]);
+}

@@ -1,0 +1,218 @@
+import { useEffect, useRef, useState } from "react";
+import { formatDistanceToNow } from "date-fns";
+import { useWorkflowManager } from "../hooks/useWorkflowManager";
+import { call } from "../api/transport";
+import { messageOf } from "../api/errors";
+import type { Workflow, WorkflowSort, WorkflowSummary } from "../generated/bindings";
+import { ConfirmDialog } from "./Dialog";
+import { WorkflowDialog, type WorkflowDraft } from "./WorkflowDialog";
+
+type Editing = { mode: "create" } | { mode: "edit"; workflow: Workflow } | null;
+
+/**
+ * All workflows: search, tag filter, sort, pages loaded as the list scrolls;
+ * create and edit in a dialog, duplicate, delete after confirming.
+ */
+export function WorkflowManager(props: {
+  selectedId: string | null;
+  onSelect: (id: string | null) => void;
+  /** Bumped by the parent when a workflow changed elsewhere (config saved). */
+  changeCount: number;
+}) {
+  const wm = useWorkflowManager();
+  const [editing, setEditing] = useState<Editing>(null);
+  const [deleting, setDeleting] = useState<WorkflowSummary | null>(null);
+  const [deleteError, setDeleteError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
+  const sentinel = useRef<HTMLLIElement>(null);
+  const { refresh, loadMore } = wm;
+
+  useEffect(() => {
+    if (props.changeCount > 0) void refresh();
+  }, [props.changeCount, refresh]);
+
+  // Next page when the end of the list scrolls into view.
+  useEffect(() => {
+    const el = sentinel.current;
+    if (!el || typeof IntersectionObserver === "undefined") return;
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) void loadMore();
+    });
+    io.observe(el);
+    return () => io.disconnect();
+  }, [loadMore, wm.items.length]);
+
+  const openEdit = async (id: string) => {
+    try {
+      setEditing({ mode: "edit", workflow: await call("get_workflow", { id }) });
+    } catch (e) {
+      setNotice(messageOf(e));
+    }
+  };
+
+  const submit = async (draft: WorkflowDraft) => {
+    if (editing?.mode === "edit") {
+      const wf = editing.workflow;
+      await wm.update({
+        id: wf.id,
+        expected_revision: wf.revision,
+        name: draft.name,
+        description: draft.description,
+        version: draft.version || undefined,
+        tags: draft.tags,
+      });
+      setNotice(`Saved ${draft.name}`);
+      props.onSelect(wf.id);
+    } else {
+      const wf = await wm.create({
+        name: draft.name,
+        description: draft.description || undefined,
+        version: draft.version || undefined,
+        tags: draft.tags,
+      });
+      setNotice(`Created ${wf.name}`);
+      props.onSelect(wf.id);
+    }
+    setEditing(null);
+  };
+
+  const duplicate = async (w: WorkflowSummary) => {
+    try {
+      const copy = await wm.duplicate(w.id);
+      setNotice(`Duplicated as ${copy.name}`);
+      props.onSelect(copy.id);
+    } catch (e) {
+      setNotice(messageOf(e));
+    }
+  };
+
+  const confirmDelete = async () => {
+    if (!deleting) return;
+    setBusy(true);
+    try {
+      await wm.remove(deleting.id, deleting.revision);
+      setNotice(`Deleted ${deleting.name}`);
+      if (props.selectedId === deleting.id) props.onSelect(null);
+      setDeleting(null);
+    } catch (e) {
+      setDeleteError(messageOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const q = wm.query;
+  return (
+    <section className="workflow-manager" aria-label="Workflows">
+      <div className="toolbar">
+        <h2>Workflows</h2>
+        <button type="button" className="primary" onClick={() => setEditing({ mode: "create" })}>
+          New workflow
+        </button>
+      </div>
+      <div className="filters">
+        <label>
+          Search
+          <input type="search" value={q.search} placeholder="name or description" onChange={(e) => wm.setQuery({ ...q, search: e.target.value })} />
+        </label>
+        <label>
+          Tag
+          <input value={q.tag} placeholder="any" onChange={(e) => wm.setQuery({ ...q, tag: e.target.value })} />
+        </label>
+        <label>
+          Sort by
+          <select value={q.sort} onChange={(e) => wm.setQuery({ ...q, sort: e.target.value as WorkflowSort })}>
+            <option value="name">Name</option>
+            <option value="created">Created</option>
+            <option value="updated">Updated</option>
+          </select>
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={q.desc} onChange={(e) => wm.setQuery({ ...q, desc: e.target.checked })} />
+          Descending
+        </label>
+      </div>
+      <p className="notice" role="status" aria-live="polite">
+        {notice ?? ""}
+      </p>
+      {wm.error && (
+        <div role="alert" className="error">
+          Could not load workflows: {wm.error}{" "}
+          <button type="button" onClick={() => void wm.refresh()}>
+            Retry
+          </button>
+        </div>
+      )}
+      {!wm.loading && !wm.error && wm.items.length === 0 && (
+        <p className="empty">{q.search || q.tag ? "No workflow matches." : "No workflows yet. Create the first one."}</p>
+      )}
+      <ul className="workflow-list" aria-label="Workflow list" aria-busy={wm.loading}>
+        {wm.items.map((w) => (
+          <li key={w.id} className={w.id === props.selectedId ? "selected" : undefined}>
+            <button type="button" className="select" aria-current={w.id === props.selectedId} onClick={() => props.onSelect(w.id)}>
+              <span className="name">{w.name}</span>
+              {w.version && <span className="version">v{w.version}</span>}
+              <span className="meta">updated {formatDistanceToNow(w.updated_at, { addSuffix: true })}</span>
+              {w.tags.length > 0 && (
+                <span className="tags">
+                  {w.tags.map((t) => (
+                    <span key={t} className="tag">
+                      {t}
+                    </span>
+                  ))}
+                </span>
+              )}
+            </button>
+            <span className="row-actions">
+              <button type="button" aria-label={`Edit ${w.name}`} onClick={() => void openEdit(w.id)}>
+                Edit
+              </button>
+              <button type="button" aria-label={`Duplicate ${w.name}`} onClick={() => void duplicate(w)}>
+                Duplicate
+              </button>
+              <button
+                type="button"
+                className="danger"
+                aria-label={`Delete ${w.name}`}
+                onClick={() => {
+                  setDeleteError(null);
+                  setDeleting(w);
+                }}
+              >
+                Delete
+              </button>
+            </span>
+          </li>
+        ))}
+        <li ref={sentinel} className="sentinel" aria-hidden={!wm.hasMore}>
+          {wm.loading ? "Loading…" : wm.hasMore ? (
+            <button type="button" onClick={() => void wm.loadMore()}>
+              Load more
+            </button>
+          ) : null}
+        </li>
+      </ul>
+      <WorkflowDialog
+        open={editing !== null}
+        workflow={editing?.mode === "edit" ? editing.workflow : null}
+        onClose={() => setEditing(null)}
+        onSubmit={submit}
+      />
+      <ConfirmDialog
+        title="Delete workflow"
+        open={deleting !== null}
+        message={
+          <>
+            Delete <strong>{deleting?.name}</strong>? Its config goes with it; its runs stay in the history.
+          </>
+        }
+        confirmLabel="Delete"
+        busy={busy}
+        error={deleteError}
+        onConfirm={() => void confirmDelete()}
+        onClose={() => setDeleting(null)}
+      />
+    </section>
+  );
+}

@@ -1,0 +1,129 @@
+import { useCallback, useEffect, useState } from "react";
+import { call, exportExecutions } from "../api/transport";
+import { messageOf } from "../api/errors";
+import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
+
+export interface RunFilters {
+  status: ExecutionStatus | "";
+  /** Started at or after (Unix ms). */
+  since: number | null;
+  /** Started before (Unix ms). */
+  until: number | null;
+}
+
+export const NO_FILTERS: RunFilters = { status: "", since: null, until: null };
+
+/**
+ * A workflow's runs: filtered by status and date range, one keyset page at a
+ * time with next/previous (the cursors of earlier pages are kept), plus
+ * details, delete, bulk delete of old runs (count first) and export.
+ */
+export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
+  const [filters, setFilters] = useState<RunFilters>(NO_FILTERS);
+  // cursors[i] is the cursor that loads page i (null for the first).
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [items, setItems] = useState<Execution[]>([]);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const filter = useCallback(
+    (f: RunFilters = filters): ExecutionFilter => ({
+      workflow_id: workflowId ?? undefined,
+      status: f.status || undefined,
+      since: f.since ?? undefined,
+      until: f.until ?? undefined,
+    }),
+    [filters, workflowId],
+  );
+
+  const page = cursors.length - 1;
+
+  const load = useCallback(async () => {
+    if (!workflowId) return;
+    setLoading(true);
+    try {
+      const result = await call("get_executions", {
+        ...filter(),
+        limit: pageSize,
+        cursor: cursors[cursors.length - 1] ?? undefined,
+      });
+      setItems(result.items);
+      setNextCursor(result.next_cursor);
+      setError(null);
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setLoading(false);
+    }
+  }, [workflowId, filter, pageSize, cursors]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const applyFilters = useCallback((f: RunFilters) => {
+    setFilters(f);
+    setCursors([null]);
+  }, []);
+
+  const next = useCallback(() => {
+    if (nextCursor) setCursors((c) => [...c, nextCursor]);
+  }, [nextCursor]);
+
+  const previous = useCallback(() => {
+    setCursors((c) => (c.length > 1 ? c.slice(0, -1) : c));
+  }, []);
+
+  const details = useCallback((id: string) => call("get_execution", { id }), []);
+
+  const remove = useCallback(
+    async (id: string) => {
+      await call("delete_execution", { id });
+      await load();
+    },
+    [load],
+  );
+
+  /** How many runs a bulk delete of runs started before `before` would remove. */
+  const countOlderThan = useCallback(
+    async (before: number) => (await call("count_executions", { ...filter(), since: undefined, until: before })).count,
+    [filter],
+  );
+
+  const deleteOlderThan = useCallback(
+    async (before: number) => {
+      const f = filter();
+      const report = await call("prune_executions", {
+        workflow_id: f.workflow_id,
+        status: f.status,
+        before,
+      });
+      setCursors([null]);
+      await load();
+      return report.deleted;
+    },
+    [filter, load],
+  );
+
+  const exportAs = useCallback((format: ExportFormat) => exportExecutions(filter(), format), [filter]);
+
+  return {
+    filters,
+    applyFilters,
+    items,
+    page,
+    hasNext: nextCursor !== null,
+    hasPrevious: page > 0,
+    next,
+    previous,
+    loading,
+    error,
+    reload: load,
+    details,
+    remove,
+    countOlderThan,
+    deleteOlderThan,
+    exportAs,
+  };
+}

@@ -1,0 +1,122 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { call } from "../api/transport";
+import { messageOf } from "../api/errors";
+import type {
+  CreateWorkflow,
+  UpdateWorkflow,
+  Workflow,
+  WorkflowSort,
+  WorkflowSummary,
+} from "../generated/bindings";
+
+export interface WorkflowQuery {
+  search: string;
+  tag: string;
+  sort: WorkflowSort;
+  desc: boolean;
+}
+
+export const DEFAULT_QUERY: WorkflowQuery = { search: "", tag: "", sort: "name", desc: false };
+
+/**
+ * The workflow list: one keyset page at a time (`loadMore` appends the next),
+ * so 10,000 workflows cost what 50 do until someone scrolls; plus the
+ * create / update / delete / duplicate actions, which refresh the list.
+ */
+export function useWorkflowManager(pageSize = 50, searchDelayMs = 200) {
+  const [query, setQuery] = useState<WorkflowQuery>(DEFAULT_QUERY);
+  const [items, setItems] = useState<WorkflowSummary[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  // Answers to an older query must not overwrite a newer one.
+  const generation = useRef(0);
+
+  const fetchPage = useCallback(
+    async (q: WorkflowQuery, after: string | null, append: boolean) => {
+      const gen = append ? generation.current : ++generation.current;
+      setLoading(true);
+      try {
+        const page = await call("list_workflows", {
+          search: q.search.trim() || undefined,
+          tag: q.tag.trim() || undefined,
+          sort: q.sort,
+          desc: q.desc,
+          limit: pageSize,
+          cursor: after ?? undefined,
+        });
+        if (gen !== generation.current) return;
+        setItems((prev) => (append ? [...prev, ...page.items] : page.items));
+        setCursor(page.next_cursor);
+        setError(null);
+      } catch (e) {
+        if (gen === generation.current) setError(messageOf(e));
+      } finally {
+        if (gen === generation.current) setLoading(false);
+      }
+    },
+    [pageSize],
+  );
+
+  useEffect(() => {
+    const t = setTimeout(() => void fetchPage(query, null, false), query.search ? searchDelayMs : 0);
+    return () => clearTimeout(t);
+  }, [query, fetchPage, searchDelayMs]);
+
+  const refresh = useCallback(() => fetchPage(query, null, false), [fetchPage, query]);
+
+  const loadMore = useCallback(() => {
+    if (cursor && !loading) return fetchPage(query, cursor, true);
+    return Promise.resolve();
+  }, [cursor, loading, fetchPage, query]);
+
+  const create = useCallback(
+    async (input: CreateWorkflow): Promise<Workflow> => {
+      const wf = await call("create_workflow", input);
+      await refresh();
+      return wf;
+    },
+    [refresh],
+  );
+
+  const update = useCallback(
+    async (input: UpdateWorkflow): Promise<Workflow> => {
+      const wf = await call("update_workflow", input);
+      await refresh();
+      return wf;
+    },
+    [refresh],
+  );
+
+  const remove = useCallback(
+    async (id: string, expectedRevision?: number) => {
+      await call("delete_workflow", { id, expected_revision: expectedRevision });
+      await refresh();
+    },
+    [refresh],
+  );
+
+  const duplicate = useCallback(
+    async (id: string, name?: string): Promise<Workflow> => {
+      const wf = await call("duplicate_workflow", { id, name });
+      await refresh();
+      return wf;
+    },
+    [refresh],
+  );
+
+  return {
+    query,
+    setQuery,
+    items,
+    hasMore: cursor !== null,
+    loading,
+    error,
+    refresh,
+    loadMore,
+    create,
+    update,
+    remove,
+    duplicate,
+  };
+}
