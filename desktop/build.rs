@@ -18,6 +18,7 @@ fn main() {
             for input in [
                 "src",
                 "index.html",
+                "public",
                 "package.json",
                 "package-lock.json",
                 "vite.config.ts",

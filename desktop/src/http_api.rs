@@ -80,6 +80,7 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
         };
         let app = Router::new()
             .route("/", get(asset))
+            .route("/favicon.svg", get(asset))
             .route("/assets/{*path}", get(asset))
             .route("/api/export", get(export))
             .route("/api/{command}", post(command))

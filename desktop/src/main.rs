@@ -145,6 +145,7 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
 fn open(data_dir: &std::path::Path) -> Result<Service, Failure> {
     let actor = std::env::var("FLOWKEEP_ACTOR")
         .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
     let path = data_dir.join("flowkeep.db");
     Service::open(

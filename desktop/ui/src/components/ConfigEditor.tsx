@@ -140,6 +140,9 @@ export function ConfigEditor(props: {
                 <span className="type"> ({def.type})</span>
               </label>
               <FieldInput
+                // A new type is a new input element (a reused text input
+                // would hand its string to a checkbox's value).
+                key={def.type}
                 field={def}
                 register={register}
                 invalid={!!(clientError || serverError)}

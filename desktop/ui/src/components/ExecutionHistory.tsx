@@ -109,7 +109,7 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
       <form className="filters" onSubmit={apply} aria-label="Run filters">
         <label>
           Status
-          <select value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
+          <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
             <option value="">any</option>
             {STATUSES.map((s) => (
               <option key={s}>{s}</option>
@@ -128,7 +128,7 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
         <span className="spacer" />
         <label>
           Export format
-          <select value={exportFormat} onChange={(e) => setExportFormat(e.target.value as ExportFormat)}>
+          <select aria-label="Export format" value={exportFormat} onChange={(e) => setExportFormat(e.target.value as ExportFormat)}>
             <option value="csv">CSV</option>
             <option value="json">JSON</option>
             <option value="ndjson">NDJSON</option>

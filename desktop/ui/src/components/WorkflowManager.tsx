@@ -122,7 +122,7 @@ export function WorkflowManager(props: {
         </label>
         <label>
           Sort by
-          <select value={q.sort} onChange={(e) => wm.setQuery({ ...q, sort: e.target.value as WorkflowSort })}>
+          <select aria-label="Sort by" value={q.sort} onChange={(e) => wm.setQuery({ ...q, sort: e.target.value as WorkflowSort })}>
             <option value="name">Name</option>
             <option value="created">Created</option>
             <option value="updated">Updated</option>

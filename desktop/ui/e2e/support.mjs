@@ -1,0 +1,76 @@
+// Shared set-up for the browser tests: a real `flowkeep ui` on a temp data
+// dir, Debian's Chromium driven by playwright-core (never a downloaded one).
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, "../../..");
+export const screenshotDir = path.join(repoRoot, "target", "ui-screenshots");
+
+export function flowkeepBin() {
+  const bin = process.env.FLOWKEEP_BIN;
+  if (!bin) throw new Error("set FLOWKEEP_BIN to the flowkeep binary (scripts/test.sh does)");
+  return bin;
+}
+
+/** Starts `flowkeep ui` on a fresh data dir; resolves once it prints its URL. */
+export async function startFlowkeep() {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "flowkeep-e2e-"));
+  const child = spawn(flowkeepBin(), ["--data-dir", dataDir, "--json", "ui", "--port", "0", "--no-open"], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, FLOWKEEP_ACTOR: "e2e-user" },
+  });
+  const line = await new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`flowkeep ui exited with ${code}`)));
+  });
+  const info = JSON.parse(line);
+  const api = async (command, input = {}) => {
+    const r = await fetch(`http://127.0.0.1:${info.port}/api/${command}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${info.token}` },
+      body: JSON.stringify(input),
+    });
+    const body = await r.json();
+    if (!r.ok) throw new Error(`${command}: ${JSON.stringify(body)}`);
+    return body;
+  };
+  return {
+    ...info,
+    dataDir,
+    api,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(screenshotDir, { recursive: true });
+  await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: false });
+}

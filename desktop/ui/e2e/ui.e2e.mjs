@@ -1,0 +1,279 @@
+// End to end: a new user's tasks in a real Chromium against a real
+// `flowkeep ui`, with a screenshot of each main screen.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
+
+let fk;
+let browser;
+let page;
+
+before(async () => {
+  fk = await startFlowkeep();
+  browser = await launchBrowser();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+});
+
+after(async () => {
+  await browser?.close();
+  await fk?.stop();
+});
+
+/** Polls `fn` until it returns without throwing (or the time is up). */
+async function eventually(fn, ms = 5000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > end) {
+        // What the page showed when the wait gave up.
+        await screenshot(page, "failure").catch(() => {});
+        console.error((await page.locator("body").innerText().catch(() => "")).slice(0, 4000));
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+const text = async (selector) => ((await page.locator(selector).textContent()) ?? "").trim();
+const rowsOf = (label) => page.getByRole("table", { name: label }).locator("tbody tr");
+const workflowNames = async () => page.locator(".workflow-list .name").allTextContents();
+
+test("without the token the page says which address to open", async () => {
+  await page.goto(`http://127.0.0.1:${fk.port}/`);
+  await page.getByText("This page needs the address").waitFor();
+});
+
+test("create a workflow with inline validation", async () => {
+  await page.goto(fk.url);
+  await page.getByText("No workflows yet").waitFor();
+  assert.ok(!page.url().includes("token="), "the token is removed from the address bar");
+  await page.getByRole("button", { name: "New workflow" }).click();
+  const dialog = page.getByRole("dialog", { name: "New workflow" });
+  await dialog.getByLabel("Name").fill("Nightly ETL");
+  await dialog.getByLabel("Version").fill("one");
+  await dialog.getByLabel("Tags (comma-separated)").fill("etl, nightly");
+  await eventually(async () => assert.match(await text("#wf-version-error"), /semantic version/));
+  await screenshot(page, "01-create-dialog");
+  await dialog.getByLabel("Version").fill("1.0.0");
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { name: "Nightly ETL" }).waitFor();
+  assert.deepEqual(await workflowNames(), ["Nightly ETL"]);
+});
+
+test("typed config fields: client and server errors beside the field, save, reload", async () => {
+  const addField = async (key, type) => {
+    await page.getByRole("button", { name: "Add field" }).click();
+    const keys = page.locator(".definition input[aria-label^='Key of field']");
+    const last = keys.last();
+    await last.fill(key);
+    await page.getByLabel(`Type of ${key}`).selectOption(type);
+  };
+  const rules = async (key) => page.locator("summary", { hasText: `Rules of ${key}` }).click();
+
+  await addField("retries", "number");
+  await rules("retries");
+  await page.getByLabel("Minimum of retries").fill("0");
+  await page.getByLabel("Maximum of retries").fill("5");
+  await page.getByLabel("retries must be a whole number").check();
+  await addField("mode", "select");
+  await rules("mode");
+  await page.getByLabel("Options of mode").fill("fast, safe");
+  await page.getByLabel("Options of mode").blur();
+  await addField("payload", "json");
+  await addField("input", "file");
+  await rules("input");
+  await page.getByLabel("Extensions of input").fill("csv");
+  await page.getByLabel("Extensions of input").blur();
+  await addField("enabled", "boolean");
+  await addField("port", "number");
+  await rules("port");
+  await page.getByLabel("Custom rule of port").selectOption("port");
+  await page.getByLabel("mode is required").check();
+
+  // Client-side checks, from the zod schema built from these definitions.
+  await page.locator("#value-retries").fill("9");
+  await page.locator("#value-payload").fill("{bad");
+  await page.locator("#value-input").fill("/data/in.txt");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text("#error-retries"), "must be between 0 and 5, got 9"));
+  assert.match(await text("#error-payload"), /^is not valid JSON/);
+  assert.equal(await text("#error-input"), "must be a file ending in .csv");
+  assert.equal(await text("#error-mode"), "is required");
+  assert.equal(await page.locator("#value-retries").getAttribute("aria-invalid"), "true");
+  await screenshot(page, "02-config-errors");
+
+  // A rule only the server knows (the named `port` rule): its error comes
+  // back from the API and is shown beside the same field.
+  await page.locator("#value-retries").fill("3");
+  await page.locator("#value-payload").fill('{"batch": 100}');
+  await page.locator("#value-input").fill("/data/in.csv");
+  await page.locator("#value-mode").selectOption("safe");
+  await page.locator("#value-enabled").check();
+  await page.locator("#value-port").fill("70000");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text("#error-port"), "must be a port number between 1 and 65535, got 70000"));
+  assert.match(await text(".actions .notice"), /^Not saved/);
+  const before = await fk.api("get_config", { workflow_id: (await fk.api("list_workflows", {})).items[0].id });
+  assert.deepEqual(before.fields, [], "a refused save changed nothing");
+
+  await page.locator("#value-port").fill("8080");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".actions .notice"), "Saved."));
+  assert.equal(await text("#error-port"), "");
+  await screenshot(page, "03-config-saved");
+
+  // Reload: everything came from the server, typed.
+  await page.reload();
+  await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
+  await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "3"));
+  assert.equal(await page.locator("#value-mode").inputValue(), "safe");
+  assert.equal(await page.locator("#value-enabled").isChecked(), true);
+  assert.equal(JSON.parse(await page.locator("#value-payload").inputValue()).batch, 100);
+  const id = (await fk.api("list_workflows", {})).items[0].id;
+  const stored = await fk.api("get_config", { workflow_id: id });
+  assert.deepEqual(stored.values, { retries: 3, mode: "safe", payload: { batch: 100 }, input: "/data/in.csv", enabled: true, port: 8080 });
+  assert.deepEqual(stored.fields.map((f) => f.key), ["retries", "mode", "payload", "input", "enabled", "port"]);
+  assert.equal(stored.fields[0].max, 5);
+
+  // Reorder and remove definitions.
+  await page.getByLabel("Move port up").click();
+  await page.getByLabel("Move port up").click();
+  await page.getByLabel("Remove field enabled").click();
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".actions .notice"), "Saved."));
+  const after = await fk.api("get_config", { workflow_id: id });
+  assert.deepEqual(after.fields.map((f) => f.key), ["retries", "mode", "payload", "port", "input"]);
+  assert.equal(after.values.enabled, undefined);
+});
+
+test("edit, duplicate, search, and delete with confirmation", async () => {
+  await page.getByRole("button", { name: "Edit Nightly ETL" }).click();
+  const edit = page.getByRole("dialog", { name: "Edit Nightly ETL" });
+  await edit.getByLabel("Description").fill("Loads yesterday's orders");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Loads yesterday's orders").first().waitFor();
+
+  await page.getByRole("button", { name: "Duplicate Nightly ETL" }).click();
+  await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL", "Nightly ETL (copy)"]));
+  await page.getByRole("heading", { name: "Nightly ETL (copy)" }).waitFor();
+
+  await page.getByLabel("Search").fill("copy");
+  await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL (copy)"]));
+  await page.getByLabel("Search").fill("");
+  await page.getByLabel("Tag").fill("nightly");
+  await eventually(async () => assert.equal((await workflowNames()).length, 2));
+  await page.getByLabel("Tag").fill("");
+  await page.getByLabel("Descending").check();
+  await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL (copy)", "Nightly ETL"]));
+  await page.getByLabel("Descending").uncheck();
+  await screenshot(page, "04-workflows");
+
+  // Cancel first: nothing happens. Then confirm.
+  await page.getByRole("button", { name: "Delete Nightly ETL (copy)" }).click();
+  const confirm = page.getByRole("dialog", { name: "Delete workflow" });
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await workflowNames()).length, 2);
+  await page.getByRole("button", { name: "Delete Nightly ETL (copy)" }).click();
+  await confirm.getByRole("button", { name: "Delete" }).click();
+  await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL"]));
+  assert.equal((await fk.api("list_workflows", {})).items.length, 1);
+});
+
+test("runs: filter, paginate, details, delete, delete old runs, export", async () => {
+  const id = (await fk.api("list_workflows", {})).items[0].id;
+  const day = 86_400_000;
+  const now = Date.now();
+  const executions = [];
+  for (let i = 0; i < 45; i++) {
+    const started = now - i * 2 * day - 60_000;
+    executions.push({
+      workflow_id: id,
+      status: i % 3 === 0 ? "failed" : "succeeded",
+      started_at: started,
+      completed_at: started + 1500,
+      exit_code: i % 3 === 0 ? 2 : 0,
+      output: { stdout_tail: `run ${i} done\n`, result: { rows: i } },
+    });
+  }
+  await fk.api("import_executions", { executions });
+
+  await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
+  await page.getByRole("tab", { name: "Runs" }).click();
+  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 20));
+  await page.getByRole("button", { name: "Next page" }).click();
+  await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
+  await page.getByRole("button", { name: "Next page" }).click();
+  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 5));
+  assert.equal(await page.getByRole("button", { name: "Next page" }).isDisabled(), true);
+  await page.getByRole("button", { name: "Previous page" }).click();
+  await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
+
+  await page.getByLabel("Status", { exact: true }).selectOption("failed");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 15));
+  for (const s of await page.locator("tbody .status").allTextContents()) assert.equal(s, "failed");
+
+  // Date range: the last 10 days (runs every 2 days: 0, 2, 4, 6, 8 days ago; failed ones 0 and 6).
+  const iso = (t) => new Date(t).toISOString().slice(0, 10);
+  await page.getByLabel("From").fill(iso(now - 9 * day));
+  await page.getByLabel("To").fill(iso(now));
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 2));
+  await screenshot(page, "05-runs");
+
+  await rowsOf("Run list").first().getByRole("button", { name: /^Details/ }).click();
+  const details = page.getByRole("dialog", { name: "Run details" });
+  await details.getByText("run 0 done").waitFor();
+  assert.match(await details.locator("dl").textContent(), /Exit code2/);
+  await screenshot(page, "06-run-details");
+  await details.getByRole("button", { name: "Close" }).click();
+
+  await rowsOf("Run list").first().getByRole("button", { name: /^Delete the run/ }).click();
+  await page.getByRole("dialog", { name: "Delete run" }).getByRole("button", { name: "Delete run" }).click();
+  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 1));
+  assert.equal((await fk.api("count_executions", { workflow_id: id })).count, 44);
+
+  // Export what the filter shows (failed, last 10 days): one run.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.equal(csv.length, 2, csv.join("\n"));
+  assert.match(download.suggestedFilename(), /\.csv$/);
+
+  // Bulk: failed runs older than 30 days, counted before confirming.
+  await page.getByLabel("From").fill("");
+  await page.getByLabel("To").fill("");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.getByRole("button", { name: "Delete old runs…" }).click();
+  const bulk = page.getByRole("dialog", { name: "Delete old runs" });
+  const expected = executions.filter((e, i) => i !== 0 && e.status === "failed" && e.started_at < startOfDay(now - 30 * day)).length;
+  await eventually(async () => assert.equal(await bulk.getByRole("status").textContent(), `${expected} runs with status failed will be deleted.`));
+  await screenshot(page, "07-delete-old-runs");
+  await bulk.getByRole("button", { name: `Delete ${expected} runs` }).click();
+  await page.getByText(`Deleted ${expected} runs.`).waitFor();
+  assert.equal((await fk.api("count_executions", { workflow_id: id })).count, 44 - expected);
+});
+
+test("history: who, when, device, old and new values", async () => {
+  await page.getByRole("tab", { name: "History" }).click();
+  const timeline = page.getByRole("region", { name: "History" });
+  await timeline.getByText("Created").first().waitFor();
+  const changes = timeline.getByRole("table").filter({ hasText: "config.values.retries" });
+  await changes.first().waitFor();
+  const row = changes.first().locator("tr", { hasText: "config.values.retries" });
+  assert.equal(await row.locator(".new").textContent(), "3");
+  assert.match(await timeline.locator(".entry-head").first().textContent(), /by e2e-user on device [0-9a-f]{8} at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
+  await screenshot(page, "08-history");
+});
+
+function startOfDay(t) {
+  const d = new Date(t);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
