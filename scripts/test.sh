@@ -1,10 +1,45 @@
 #!/usr/bin/env bash
-# Runs every test. Installs the JavaScript client the interop test uses
-# (exact versions from tests/js-interop/package-lock.json), then the Rust
-# tests of the whole workspace (unit, integration with real processes on
-# 127.0.0.1, the multi-device sync tests).
+# Runs every test:
+#   1. the web UI's type check and unit tests (Vitest: config → zod schema,
+#      hooks, transport),
+#   2. the Rust tests of the whole workspace (unit, integration with real
+#      processes on 127.0.0.1, multi-device sync, the JS interop client),
+#   3. the browser tests: Debian's Chromium (playwright-core, headless)
+#      driving a real `flowkeep ui`; screenshots go to target/ui-screenshots/.
+# Needs node + npm and /usr/bin/chromium (apt-get install nodejs npm chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v node >/dev/null || { echo "node is needed for the JS interop test (apt-get install nodejs npm)"; exit 1; }
+command -v node >/dev/null && command -v npm >/dev/null || {
+  echo "node and npm are needed (apt-get install nodejs npm)"; exit 1; }
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+[ -x "$chromium" ] || { echo "the browser tests need Chromium at $chromium (apt-get install chromium)"; exit 1; }
+
+# Exact versions from the lockfiles.
 (cd tests/js-interop && npm ci --no-audit --no-fund --loglevel=error)
+(cd desktop/ui && npm ci --no-audit --no-fund --loglevel=error)
+
+# Prints "<name>: N passed, M failed" from TAP output; fails if M > 0.
+tap_summary() {
+  local name="$1" log="$2" pass fail
+  pass=$(grep -cE '^ *ok [0-9]+ ' "$log" || true)
+  fail=$(grep -cE '^ *not ok [0-9]+ ' "$log" || true)
+  echo "$name: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+}
+
+echo "== web UI: type check and unit tests"
+(cd desktop/ui && npm run -s typecheck)
+ui_log="$(mktemp)"
+(cd desktop/ui && npx vitest run --reporter=tap-flat) | tee "$ui_log"
+tap_summary "ui unit tests" "$ui_log"
+
+echo "== Rust tests"
 cargo test --workspace --locked "$@"
+
+echo "== browser tests"
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+cargo build --locked --bin flowkeep
+e2e_log="$(mktemp)"
+(cd desktop/ui && FLOWKEEP_BIN="$target_dir/debug/flowkeep" CHROMIUM="$chromium" npm run -s e2e) | tee "$e2e_log"
+# Top-level tests only (subtests are indented).
+tap_summary "browser tests" <(grep -E '^(not )?ok ' "$e2e_log")

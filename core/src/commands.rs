@@ -38,6 +38,7 @@ pub struct CreateWorkflow {
     pub version: Option<String>,
     #[serde(default)]
     #[validate(length(max = 20), custom(function = "tag_list"))]
+    #[ts(as = "Option<Vec<String>>", optional)]
     pub tags: Vec<String>,
     /// The config document; `{"fields": [], "values": {}}` when absent.
     #[serde(default)]
@@ -146,8 +147,10 @@ pub struct ListWorkflows {
     #[serde(default)]
     pub tag: Option<String>,
     #[serde(default)]
+    #[ts(as = "Option<WorkflowSort>", optional)]
     pub sort: WorkflowSort,
     #[serde(default)]
+    #[ts(as = "Option<bool>", optional)]
     pub desc: bool,
     #[serde(default)]
     #[validate(range(min = 1, max = 500))]
@@ -388,6 +391,7 @@ pub struct SetRetention {
     #[serde(default)]
     pub workflow_id: Option<String>,
     #[serde(default)]
+    #[ts(as = "Option<crate::config::RetentionPolicy>", optional)]
     pub policy: crate::config::RetentionPolicy,
 }
 impl Input for SetRetention {}

@@ -18,7 +18,7 @@ retention?: RetentionPolicy | null, };
 
 export type ConfigType = "text" | "number" | "boolean" | "select" | "json" | "file";
 
-export type CreateWorkflow = { name: string, description?: string, version?: string, tags: Array<string>, 
+export type CreateWorkflow = { name: string, description?: string, version?: string, tags?: Array<string>, 
 /**
  * The config document; `{"fields": [], "values": {}}` when absent.
  */
@@ -129,7 +129,7 @@ export type ListWorkflows = {
 /**
  * Matches name or description, case-insensitively.
  */
-search?: string, tag?: string, sort: WorkflowSort, desc: boolean, limit?: number, 
+search?: string, tag?: string, sort?: WorkflowSort, desc?: boolean, limit?: number, 
 /**
  * `next_cursor` of the previous page.
  */
@@ -159,7 +159,7 @@ export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [ke
 
 export type SetConfigValue = { workflow_id: string, key: string, value: JsonValue, expected_revision?: number, };
 
-export type SetRetention = { workflow_id?: string, policy: RetentionPolicy, };
+export type SetRetention = { workflow_id?: string, policy?: RetentionPolicy, };
 
 export type Settings = { 
 /**

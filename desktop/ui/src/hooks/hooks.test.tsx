@@ -1,0 +1,233 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { act, renderHook, waitFor } from "@testing-library/react";
+import { useWorkflowManager } from "./useWorkflowManager";
+import { useConfigEditor } from "./useConfigEditor";
+import { useExecutionHistory } from "./useExecutionHistory";
+import { call } from "../api/transport";
+import { ApiError } from "../api/errors";
+
+type Handler = (input: Record<string, unknown>) => unknown | Promise<unknown>;
+
+/** A stand-in for the HTTP API: records calls, answers per command. */
+function fakeApi(handlers: Record<string, Handler>) {
+  const calls: { name: string; input: Record<string, unknown>; auth: string | null }[] = [];
+  const fetchMock = vi.fn(async (url: string, init: RequestInit) => {
+    const name = url.replace("/api/", "");
+    const input = JSON.parse(String(init.body));
+    const auth = new Headers(init.headers).get("Authorization");
+    calls.push({ name, input, auth });
+    const handler = handlers[name];
+    if (!handler) return new Response(JSON.stringify({ code: "not_found", message: name, fields: [] }), { status: 404 });
+    try {
+      return new Response(JSON.stringify(await handler(input)), { status: 200 });
+    } catch (e) {
+      return new Response(JSON.stringify((e as { body: unknown }).body), { status: 422 });
+    }
+  });
+  vi.stubGlobal("fetch", fetchMock);
+  return calls;
+}
+
+const summary = (i: number) => ({
+  id: `w${i}`,
+  name: `wf ${String(i).padStart(3, "0")}`,
+  description: "",
+  version: "",
+  tags: [],
+  created_at: i,
+  updated_at: i,
+  revision: 1,
+});
+
+/** Keyset paging over `n` workflows, like the real command. */
+function pagedWorkflows(n: number): Handler {
+  const all = Array.from({ length: n }, (_, i) => summary(i));
+  return (input) => {
+    const search = (input.search as string | undefined) ?? "";
+    const rows = all.filter((w) => w.name.includes(search));
+    const start = input.cursor ? Number(input.cursor) : 0;
+    const limit = Number(input.limit ?? 50);
+    const items = rows.slice(start, start + limit);
+    return { items, next_cursor: start + limit < rows.length ? String(start + limit) : null };
+  };
+}
+
+beforeEach(() => {
+  sessionStorage.setItem("flowkeep.token", "secret-token");
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+  sessionStorage.clear();
+});
+
+describe("transport", () => {
+  it("sends the token and turns error bodies into ApiError with fields", async () => {
+    const calls = fakeApi({
+      get_workflow: () => {
+        throw { body: { code: "validation_failed", message: "bad", fields: [{ field: "id", code: "length", message: "too long" }] } };
+      },
+    });
+    const err = await call("get_workflow", { id: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.code).toBe("validation_failed");
+    expect(err.fields).toEqual([{ field: "id", code: "length", message: "too long" }]);
+    expect(calls[0].auth).toBe("Bearer secret-token");
+  });
+
+  it("says when flowkeep ui is gone", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => Promise.reject(new TypeError("Failed to fetch"))));
+    const err = await call("list_workflows", {}).catch((e) => e);
+    expect(err.message).toMatch(/not reachable/);
+  });
+});
+
+describe("useWorkflowManager", () => {
+  it("loads one page, appends the next with its cursor, and resets on a new query", async () => {
+    const calls = fakeApi({ list_workflows: pagedWorkflows(120) });
+    const { result } = renderHook(() => useWorkflowManager(50, 0));
+    await waitFor(() => expect(result.current.items.length).toBe(50));
+    expect(result.current.hasMore).toBe(true);
+    await act(() => result.current.loadMore());
+    expect(result.current.items.length).toBe(100);
+    expect(calls.at(-1)!.input.cursor).toBe("50");
+    await act(() => result.current.loadMore());
+    expect(result.current.items.length).toBe(120);
+    expect(result.current.hasMore).toBe(false);
+    expect(new Set(result.current.items.map((w) => w.id)).size).toBe(120);
+
+    act(() => result.current.setQuery({ ...result.current.query, search: "wf 01" }));
+    await waitFor(() => expect(result.current.items.length).toBe(10));
+    expect(calls.at(-1)!.input).toMatchObject({ search: "wf 01", sort: "name", desc: false });
+    expect(calls.at(-1)!.input.cursor).toBeUndefined();
+  });
+
+  it("an older, slower answer does not overwrite a newer one", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const pages = pagedWorkflows(30);
+    const calls = fakeApi({
+      list_workflows: async (input) => {
+        if (!input.search) await gate; // the first (unfiltered) load is slow
+        return pages(input);
+      },
+    });
+    const { result } = renderHook(() => useWorkflowManager(50, 0));
+    await waitFor(() => expect(calls.length).toBe(1)); // the slow one is in flight
+    act(() => result.current.setQuery({ ...result.current.query, search: "wf 02" }));
+    await waitFor(() => expect(result.current.items.length).toBe(10));
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(result.current.items.length).toBe(10);
+  });
+
+  it("create, duplicate and delete refresh the list; errors are shown", async () => {
+    const rows = [summary(1)];
+    fakeApi({
+      list_workflows: () => ({ items: [...rows], next_cursor: null }),
+      create_workflow: (input) => {
+        const w = { ...summary(rows.length + 1), name: input.name as string };
+        rows.push(w);
+        return { ...w, config: { fields: [], values: {} } };
+      },
+      delete_workflow: (input) => {
+        rows.splice(rows.findIndex((w) => w.id === input.id), 1);
+        return { id: input.id, deleted: true };
+      },
+    });
+    const { result } = renderHook(() => useWorkflowManager(50, 0));
+    await waitFor(() => expect(result.current.items.length).toBe(1));
+    await act(async () => {
+      await result.current.create({ name: "new one", tags: [] });
+    });
+    expect(result.current.items.map((w) => w.name)).toContain("new one");
+    await act(() => result.current.remove("w1", 1));
+    expect(result.current.items.map((w) => w.id)).toEqual(["w2"]);
+    const err = await result.current.duplicate("w2").catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+  });
+});
+
+describe("useConfigEditor", () => {
+  it("saves values and definitions at the loaded revision; returns the server's field errors", async () => {
+    let revision = 4;
+    const calls = fakeApi({
+      get_config: () => ({ workflow_id: "w1", revision, fields: [{ key: "n", type: "number", max: 5 }], values: { n: 1 }, run: { command: ["true"] } }),
+      update_config: (input) => {
+        const values = (input.config as { values: { n: number } }).values;
+        if (values.n > 5) {
+          throw { body: { code: "validation_failed", message: "validation failed", fields: [{ field: "values.n", code: "range", message: "must be at most 5, got 9" }] } };
+        }
+        revision += 1;
+        return { workflow_id: "w1", revision, ...(input.config as object) };
+      },
+    });
+    const { result } = renderHook(() => useConfigEditor("w1"));
+    await waitFor(() => expect(result.current.config?.revision).toBe(4));
+
+    let outcome: Awaited<ReturnType<typeof result.current.save>> | undefined;
+    await act(async () => {
+      outcome = await result.current.save([{ key: "n", type: "number", max: 5 }], { n: 9 });
+    });
+    expect(outcome).toEqual({ ok: false, message: "validation failed", errors: [{ field: "values.n", code: "range", message: "must be at most 5, got 9" }] });
+    expect(result.current.config?.revision).toBe(4);
+
+    await act(async () => {
+      outcome = await result.current.save([{ key: "n", type: "number", max: 5 }], { n: 2 });
+    });
+    expect(outcome?.ok).toBe(true);
+    const sent = calls.at(-1)!.input;
+    expect(sent.expected_revision).toBe(4);
+    // The run spec it did not edit goes back unchanged.
+    expect(sent.config).toMatchObject({ values: { n: 2 }, run: { command: ["true"] } });
+    expect(result.current.config?.revision).toBe(5);
+  });
+});
+
+describe("useExecutionHistory", () => {
+  const run = (i: number) => ({ id: `e${i}`, workflow_id: "w1", status: "succeeded", output: null, started_at: 1000 - i, completed_at: null, duration_ms: null, exit_code: null, error: null, trigger: "cli", device_id: "d" });
+
+  it("pages forward and back with keyset cursors; filters start again at page one", async () => {
+    const calls = fakeApi({
+      get_executions: (input) => {
+        const start = input.cursor ? Number(input.cursor) : 0;
+        const items = Array.from({ length: 20 }, (_, i) => run(start + i)).filter((r) => Number(r.id.slice(1)) < 45);
+        return { items, next_cursor: start + 20 < 45 ? String(start + 20) : null };
+      },
+    });
+    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    await waitFor(() => expect(result.current.items.length).toBe(20));
+    act(() => result.current.next());
+    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
+    act(() => result.current.next());
+    await waitFor(() => expect(result.current.items.length).toBe(5));
+    expect(result.current.hasNext).toBe(false);
+    expect(result.current.page).toBe(2);
+    act(() => result.current.previous());
+    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
+
+    act(() => result.current.applyFilters({ status: "failed", since: 100, until: 200 }));
+    await waitFor(() => expect(result.current.page).toBe(0));
+    await waitFor(() => expect(calls.at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200, limit: 20 }));
+  });
+
+  it("bulk delete counts first with the same filter, then prunes before the date", async () => {
+    const calls = fakeApi({
+      get_executions: () => ({ items: [], next_cursor: null }),
+      count_executions: () => ({ count: 7 }),
+      prune_executions: () => ({ deleted: 7 }),
+    });
+    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    act(() => result.current.applyFilters({ status: "failed", since: 5, until: null }));
+    await waitFor(() => expect(result.current.filters.status).toBe("failed"));
+    let count = 0;
+    await act(async () => {
+      count = await result.current.countOlderThan(5000);
+    });
+    expect(count).toBe(7);
+    expect(calls.find((c) => c.name === "count_executions")!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
+    await act(async () => {
+      await result.current.deleteOlderThan(5000);
+    });
+    expect(calls.find((c) => c.name === "prune_executions")!.input).toEqual({ workflow_id: "w1", status: "failed", before: 5000 });
+  });
+});
