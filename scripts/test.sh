@@ -38,7 +38,7 @@ cargo test --workspace --locked "$@"
 
 echo "== browser tests"
 target_dir="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-cargo build --locked --bin flowkeep
+cargo build --locked --bin flowkeep --bin flowkeep-sync-server
 e2e_log="$(mktemp)"
 (cd desktop/ui && FLOWKEEP_BIN="$target_dir/debug/flowkeep" CHROMIUM="$chromium" npm run -s e2e) | tee "$e2e_log"
 # Top-level tests only (subtests are indented).

@@ -19,9 +19,12 @@ export function flowkeepBin() {
   return bin;
 }
 
-/** Starts `flowkeep ui` on a fresh data dir; resolves once it prints its URL. */
-export async function startFlowkeep() {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "flowkeep-e2e-"));
+export function tempDir() {
+  return mkdtempSync(path.join(tmpdir(), "flowkeep-e2e-"));
+}
+
+/** Starts `flowkeep ui` (on a fresh data dir unless one is given); resolves once it prints its URL. */
+export async function startFlowkeep(dataDir = tempDir()) {
   const child = spawn(flowkeepBin(), ["--data-dir", dataDir, "--json", "ui", "--port", "0", "--no-open"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, FLOWKEEP_ACTOR: "e2e-user" },

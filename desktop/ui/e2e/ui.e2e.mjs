@@ -153,6 +153,23 @@ test("typed config fields: client and server errors beside the field, save, relo
   assert.equal(after.values.enabled, undefined);
 });
 
+test("a change made elsewhere shows up; unsaved edits here are kept and warned about", async () => {
+  const id = (await fk.api("list_workflows", {})).items[0].id;
+  await fk.api("set_config_value", { workflow_id: id, key: "retries", value: 4 });
+  await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "4"), 10_000);
+
+  await page.locator("#value-retries").fill("5");
+  await fk.api("set_config_value", { workflow_id: id, key: "retries", value: 1 });
+  await page.getByText("This configuration changed elsewhere").waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator("#value-retries").inputValue(), "5", "the edit in progress is kept");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.match(await text(".actions .notice"), /^Not saved: .*conflict|^Not saved: .*revision/i));
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "1"));
+  await fk.api("set_config_value", { workflow_id: id, key: "retries", value: 3 });
+  await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "3"), 10_000);
+});
+
 test("edit, duplicate, search, and delete with confirmation", async () => {
   await page.getByRole("button", { name: "Edit Nightly ETL" }).click();
   const edit = page.getByRole("dialog", { name: "Edit Nightly ETL" });

@@ -10,6 +10,7 @@ import { SyncStatus } from "./components/SyncStatus";
 import { desktopHooks } from "./desktop";
 
 type Tab = "config" | "runs" | "history";
+const REFRESH_MS = 3000;
 const TABS: { id: Tab; label: string }[] = [
   { id: "config", label: "Configuration" },
   { id: "runs", label: "Runs" },
@@ -40,6 +41,25 @@ export function App() {
   useEffect(() => {
     void loadWorkflow(selectedId);
   }, [selectedId, loadWorkflow]);
+
+  // Another device (through sync) or another process (the CLI) may change
+  // the workflow while it is open: look every few seconds and show the news.
+  const revision = workflow?.revision;
+  useEffect(() => {
+    if (!selectedId || revision === undefined) return;
+    const t = setInterval(async () => {
+      try {
+        const latest = await call("get_workflow", { id: selectedId });
+        if (latest.revision !== revision) {
+          setWorkflow(latest);
+          setChangeCount((n) => n + 1);
+        }
+      } catch {
+        // Deleted elsewhere or the server is gone: the next action says so.
+      }
+    }, REFRESH_MS);
+    return () => clearInterval(t);
+  }, [selectedId, revision]);
 
   const select = (id: string | null) => {
     setSelectedId(id);
@@ -116,6 +136,7 @@ export function App() {
                     workflowId={workflow.id}
                     conflicts={workflow.conflicts ?? []}
                     mergeErrors={workflow.validation_errors ?? []}
+                    revision={workflow.revision}
                     onSaved={changed}
                     onBrowse={desktopHooks.pickFile}
                   />

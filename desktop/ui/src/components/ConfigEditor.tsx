@@ -18,6 +18,8 @@ export function ConfigEditor(props: {
   workflowId: string;
   conflicts: FieldConflict[];
   mergeErrors: FieldError[];
+  /** The workflow's revision as last seen; a newer one means it changed elsewhere. */
+  revision: number;
   onSaved: () => void;
   onBrowse?: (field: FieldDef) => Promise<string | null>;
 }) {
@@ -52,6 +54,15 @@ export function ConfigEditor(props: {
   useEffect(() => {
     if (config) startFrom(config);
   }, [config, startFrom]);
+
+  // Changed elsewhere: load it, unless that would throw away edits here.
+  const definitionsEdited = config !== null && JSON.stringify(draft.map((d) => d.def)) !== JSON.stringify(config.fields);
+  const edited = formState.isDirty || definitionsEdited;
+  const stale = config !== null && props.revision > config.revision;
+  const { load } = editor;
+  useEffect(() => {
+    if (stale && !edited) void load();
+  }, [stale, edited, load]);
 
   const changeDefinitions = (next: DraftField[]) => {
     const before = new Set(draft.map((d) => d.def.key));
@@ -107,6 +118,12 @@ export function ConfigEditor(props: {
 
   return (
     <form className="config-editor" onSubmit={onSubmit} noValidate aria-label="Configuration">
+      {stale && edited && (
+        <div role="alert" className="warning">
+          This configuration changed elsewhere (another device or process) while you were editing. Saving will be refused
+          as a conflict; <em>Cancel</em> loads the latest.
+        </div>
+      )}
       {props.mergeErrors.length > 0 && (
         <div role="alert" className="warning">
           Changes merged from another device left this configuration breaking its rules ({props.mergeErrors.length}{" "}
@@ -186,7 +203,7 @@ export function ConfigEditor(props: {
         <span role="status" aria-live="polite" className="notice">
           {status ?? ""}
         </span>
-        <button type="button" onClick={() => config && startFrom(config)} disabled={editor.saving}>
+        <button type="button" onClick={() => (stale ? void load() : config && startFrom(config))} disabled={editor.saving}>
           Cancel
         </button>
         <button type="submit" className="primary" disabled={editor.saving}>

@@ -31,6 +31,14 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
     h.applyFilters(f);
   };
 
+  // New runs (from `flowkeep run`, or other devices) appear on the first page.
+  const { page, reload } = h;
+  useEffect(() => {
+    if (page !== 0) return;
+    const t = setInterval(() => void reload(), 5000);
+    return () => clearInterval(t);
+  }, [page, reload]);
+
   const bulkBefore = bulk ? startOfDay(parse(bulk.before, "yyyy-MM-dd", new Date())).getTime() : null;
   const { countOlderThan } = h;
   useEffect(() => {
