@@ -251,3 +251,86 @@ fn the_api_runs_commands_for_its_own_page_only() {
         .unwrap();
     assert!(ui.child.wait().unwrap().success());
 }
+
+/// A workflow whose command is a Python script; `n` must be 0..=100.
+fn python_job(fk: &Flowkeep, ui: &Ui, script: &str) -> String {
+    let path = fk.data_dir().join("job.py");
+    std::fs::write(&path, script).unwrap();
+    let (status, wf) = ui.call(
+        "create_workflow",
+        json!({"name": "job", "config": {
+            "run": {"command": ["python3", path]},
+            "fields": [{"key": "n", "type": "number", "min": 0, "max": 100}],
+            "values": {"n": 1}
+        }}),
+    );
+    assert_eq!(status, 200, "{wf}");
+    wf["id"].as_str().unwrap().to_owned()
+}
+
+fn wait_for_status(ui: &Ui, id: &str, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, run) = ui.call("get_execution", json!({"id": id}));
+        if run["status"] == want {
+            return run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run never became {want}: {run}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn runs_start_from_the_ui_answer_at_once_and_can_be_cancelled() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let wf = python_job(
+        &fk,
+        &ui,
+        "import json, sys, time\ncfg = json.load(sys.stdin)\nif cfg['n'] == 7:\n    time.sleep(60)\ntime.sleep(0.3)\nprint(json.dumps({'doubled': cfg['n'] * 2}))\n",
+    );
+
+    // Answers once started; the run finishes on its own with its result.
+    let (status, run) = ui.call("run", json!({"workflow_id": wf, "set": {"n": "21"}}));
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "running");
+    assert_eq!(run["trigger"], "ui");
+    let done = wait_for_status(&ui, run["id"].as_str().unwrap(), "succeeded");
+    assert_eq!(done["output"]["result"], json!({"doubled": 42}));
+
+    // An override that breaks a rule: refused, nothing recorded.
+    let before = fk.snapshot();
+    let (status, err) = ui.call("run", json!({"workflow_id": wf, "set": {"n": "500"}}));
+    assert_eq!(
+        (status, err["fields"][0]["field"].as_str()),
+        (422, Some("values.n")),
+        "{err}"
+    );
+    assert_eq!(fk.snapshot(), before);
+    let (status, _) = ui.call("run", json!({"workflow_id": "nope"}));
+    assert_eq!(status, 404);
+
+    // Cancel: the child is stopped and the run recorded as cancelled.
+    let (_, long) = ui.call("run", json!({"workflow_id": wf, "set": {"n": "7"}}));
+    let long_id = long["id"].as_str().unwrap().to_owned();
+    let (status, body) = ui.call("cancel_run", json!({"id": long_id}));
+    assert_eq!(status, 200, "{body}");
+    wait_for_status(&ui, &long_id, "cancelled");
+    let (status, _) = ui.call("cancel_run", json!({"id": long_id}));
+    assert_eq!(status, 404, "a finished run cannot be cancelled");
+
+    // Stopping the UI with a run going records it as cancelled, not running.
+    let (_, last) = ui.call("run", json!({"workflow_id": wf, "set": {"n": "7"}}));
+    let last_id = last["id"].as_str().unwrap().to_owned();
+    let mut ui = ui;
+    Command::new("kill")
+        .args(["-TERM", &ui.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ui.child.wait().unwrap().success());
+    let got = fk.json(&["exec", "get", &last_id]).ok().json();
+    assert_eq!(got["status"], "cancelled", "{got}");
+}

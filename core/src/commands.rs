@@ -268,6 +268,26 @@ pub struct GetExecutions {
 }
 impl Input for GetExecutions {}
 
+/// Runs a workflow's command from the UI; answers once the run has started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct RunWorkflow {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    /// Config values for this run only, as text (converted to each field's type).
+    #[serde(default)]
+    #[ts(as = "Option<std::collections::BTreeMap<String, String>>", optional)]
+    pub set: std::collections::BTreeMap<String, String>,
+}
+impl Input for RunWorkflow {}
+
+/// The answer to a cancel: the run will be recorded `cancelled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct RunCancelled {
+    pub id: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]

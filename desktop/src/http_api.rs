@@ -17,9 +17,12 @@ use axum::Router;
 use flowkeep_core::{ErrorBody, ErrorCode};
 use flowkeep_store::Service;
 
+use crate::ui_runs::UiRuns;
+
 #[derive(Clone)]
 struct Api {
     svc: Arc<Service>,
+    runs: Arc<UiRuns>,
     token: Arc<String>,
     port: u16,
 }
@@ -33,6 +36,7 @@ fn random_token() -> String {
 /// Serves until Ctrl-C or SIGTERM; prints the URL (with its token) first.
 pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<()> {
     let svc = Arc::new(svc);
+    let runs = Arc::new(UiRuns::new(svc.clone()));
     let token = random_token();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -75,6 +79,7 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
         }
         let api = Api {
             svc,
+            runs: runs.clone(),
             token: Arc::new(token),
             port,
         };
@@ -83,6 +88,8 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
             .route("/favicon.svg", get(asset))
             .route("/assets/{*path}", get(asset))
             .route("/api/export", get(export))
+            .route("/api/run", post(start_run))
+            .route("/api/cancel_run", post(cancel_run))
             .route("/api/{command}", post(command))
             .with_state(api);
         let stop_signal = stop.clone();
@@ -96,6 +103,8 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
         anyhow::Ok(())
     })?;
     stop.store(true, Ordering::SeqCst);
+    // Runs still going are cancelled and recorded so, not left `running`.
+    runs.stop_all();
     if let Some(t) = sync_thread {
         let _ = t.join();
     }
@@ -329,6 +338,61 @@ fn store_error(e: flowkeep_store::Error) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `POST /api/run` (`RunWorkflow`): answers with the started run, or why it
+/// cannot start; the command keeps running after the answer.
+async fn start_run(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    let input = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return bad_body(e),
+    };
+    let runs = api.runs.clone();
+    let result = tokio::task::spawn_blocking(move || runs.start(input)).await;
+    reply(result)
+}
+
+/// `POST /api/cancel_run` (`{"id": …}`): stops a run this app started.
+async fn cancel_run(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    let input = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return bad_body(e),
+    };
+    reply(Ok(api.runs.cancel(input)))
+}
+
+fn bad_body(e: serde_json::Error) -> Response {
+    invalid("input", "invalid_input", e.to_string())
+}
+
+fn reply<T: serde::Serialize>(
+    result: Result<Result<T, flowkeep_store::Error>, tokio::task::JoinError>,
+) -> Response {
+    match result {
+        Ok(Ok(value)) => axum::Json(value).into_response(),
+        Ok(Err(e)) => store_error(e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the request panicked",
+        ),
+    }
+}
+
 async fn command(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -362,15 +426,5 @@ async fn command(
         }
     };
     let svc = api.svc.clone();
-    let result =
-        tokio::task::spawn_blocking(move || flowkeep_store::dispatch(&svc, &name, input)).await;
-    match result {
-        Ok(Ok(value)) => axum::Json(value).into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "the command panicked",
-        ),
-    }
+    reply(tokio::task::spawn_blocking(move || flowkeep_store::dispatch(&svc, &name, input)).await)
 }

@@ -8,6 +8,7 @@ mod render;
 mod run_cmd;
 mod time_arg;
 mod ui_assets;
+mod ui_runs;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -53,6 +53,7 @@ pub fn run(
         workflow_id: workflow,
         overrides,
         trigger: "cli".to_owned(),
+        on_start: None,
     };
     let execution = svc.run_workflow(req, &cancel, sink)?;
     let exit = match execution.status {

@@ -73,6 +73,9 @@ macro_rules! command_table {
             // Not a command's input or output, but every caller sees them.
             b.extra::<flowkeep_core::ErrorBody>();
             b.extra::<ExportFormat>();
+            // Long-running: served beside the table (`POST /api/run`, `/api/cancel_run`).
+            b.extra::<RunWorkflow>();
+            b.extra::<RunCancelled>();
             b.render()
         }
 

@@ -3,7 +3,8 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
 
 let fk;
@@ -275,6 +276,49 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
   await bulk.getByRole("button", { name: `Delete ${expected} runs` }).click();
   await page.getByText(`Deleted ${expected} runs.`).waitFor();
   assert.equal((await fk.api("count_executions", { workflow_id: id })).count, 44 - expected);
+});
+
+test("run now: set the command, run, watch it finish, see its result; a refused run says why", async () => {
+  const script = path.join(fk.dataDir, "job.py");
+  writeFileSync(script, "import json, sys, time\ncfg = json.load(sys.stdin)\ntime.sleep(1)\nprint('working on', cfg['mode'])\nprint(json.dumps({'retries_seen': cfg['retries']}))\n");
+  await page.getByRole("tab", { name: "Configuration" }).click();
+  await page.getByLabel("Command (one argument per line)").fill(`python3\n${script}`);
+  await page.getByLabel("Timeout (seconds)").fill("0");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".run-settings .field-error:not(:empty)"), "must be a whole number of seconds, at least 1"));
+  await page.getByLabel("Timeout (seconds)").fill("60");
+  await page.getByLabel("Keep at most (runs)").fill("100");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".actions .notice"), "Saved."));
+  const id = (await fk.api("list_workflows", {})).items[0].id;
+  const cfg = await fk.api("get_config", { workflow_id: id });
+  assert.deepEqual(cfg.run, { command: ["python3", script], timeout_s: 60 });
+  assert.deepEqual(cfg.retention, { max_count: 100 });
+
+  await page.getByRole("button", { name: "Run now" }).click();
+  await page.getByText(/^Run started at/).waitFor();
+  await eventually(async () => assert.equal(await text("tbody tr:first-child .status"), "running"));
+  await rowsOf("Run list").first().getByRole("button", { name: /^Details/ }).click();
+  const details = page.getByRole("dialog", { name: "Run details" });
+  await details.getByRole("button", { name: "Cancel run" }).waitFor();
+  await details.getByText("working on safe").waitFor({ timeout: 10_000 });
+  assert.match(await details.locator("dl").textContent(), /Statussucceeded/);
+  assert.match(await details.locator("pre").first().textContent(), /"retries_seen": 3/);
+  await screenshot(page, "10-run-finished");
+  await details.getByRole("button", { name: "Close" }).click();
+
+  // A workflow without a command says why it cannot run, and records nothing.
+  const bare = await fk.api("create_workflow", { name: "No command yet", tags: [] });
+  // Created elsewhere: it shows up in the list by itself.
+  await page.locator(".workflow-list .select", { hasText: "No command yet" }).click({ timeout: 10_000 });
+  await page.getByRole("heading", { name: "No command yet" }).waitFor();
+  await page.getByRole("button", { name: "Run now" }).click();
+  await eventually(async () => assert.match(await text(".workflow-head .error"), /^Cannot run: .*has no command/));
+  assert.equal((await fk.api("count_executions", { workflow_id: bare.id })).count, 0);
+  await fk.api("delete_workflow", { id: bare.id });
+  await page.reload();
+  await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
+  await page.getByRole("heading", { name: "Nightly ETL" }).waitFor();
 });
 
 test("history: who, when, device, old and new values", async () => {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { call, inDesktopWindow, sessionToken } from "./api/transport";
+import { call, inDesktopWindow, sessionToken, startRun } from "./api/transport";
 import { messageOf } from "./api/errors";
 import type { Workflow } from "./generated/bindings";
 import { WorkflowManager } from "./components/WorkflowManager";
@@ -23,6 +23,20 @@ export function App() {
   const [workflowError, setWorkflowError] = useState<string | null>(null);
   const [tab, setTab] = useState<Tab>("config");
   const [changeCount, setChangeCount] = useState(0);
+  const [runNotice, setRunNotice] = useState<{ text: string; error: boolean } | null>(null);
+
+  const runNow = async () => {
+    if (!workflow) return;
+    setRunNotice(null);
+    try {
+      const run = await startRun({ workflow_id: workflow.id });
+      setRunNotice({ text: `Run started at ${new Date(run.started_at).toLocaleTimeString()}.`, error: false });
+      setTab("runs");
+      setChangeCount((n) => n + 1);
+    } catch (e) {
+      setRunNotice({ text: `Cannot run: ${messageOf(e)}`, error: true });
+    }
+  };
 
   const loadWorkflow = useCallback(async (id: string | null) => {
     if (!id) {
@@ -65,6 +79,7 @@ export function App() {
     setSelectedId(id);
     // Reselecting the same workflow still shows its latest state.
     if (id === selectedId) void loadWorkflow(id);
+    setRunNotice(null);
   };
 
   const changed = () => {
@@ -106,7 +121,15 @@ export function App() {
               <div className="workflow-head">
                 <h2>{workflow.name}</h2>
                 {workflow.version && <span className="version">v{workflow.version}</span>}
+                <button type="button" className="primary run" onClick={() => void runNow()}>
+                  Run now
+                </button>
                 {workflow.description && <p className="description">{workflow.description}</p>}
+                {runNotice && (
+                  <p className={runNotice.error ? "error" : "notice"} role={runNotice.error ? "alert" : "status"}>
+                    {runNotice.text}
+                  </p>
+                )}
               </div>
               <div role="tablist" aria-label="Workflow views" className="tabs">
                 {TABS.map((t) => (
@@ -142,7 +165,13 @@ export function App() {
                   />
                 )}
                 {tab === "runs" && (
-                  <ExecutionHistory key={workflow.id} workflowId={workflow.id} workflowName={workflow.name} onSave={desktopHooks.saveFile} />
+                  <ExecutionHistory
+                    key={workflow.id}
+                    workflowId={workflow.id}
+                    workflowName={workflow.name}
+                    changeCount={changeCount}
+                    onSave={desktopHooks.saveFile}
+                  />
                 )}
                 {tab === "history" && <WorkflowHistory key={workflow.id} workflowId={workflow.id} changeCount={changeCount} />}
               </div>

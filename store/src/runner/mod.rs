@@ -28,11 +28,17 @@ pub enum OutputStream {
 /// Receives the child's output as it arrives, from the threads that read it.
 pub type OutputSink = Arc<dyn Fn(OutputStream, &[u8]) + Send + Sync>;
 
+/// See `RunRequest::on_start`.
+pub type OnStart = Box<dyn FnOnce(&Execution) + Send>;
+
 pub struct RunRequest {
     pub workflow_id: String,
     /// `KEY=VALUE` overrides, converted to each field's type.
     pub overrides: Vec<(String, String)>,
     pub trigger: String,
+    /// Called once the run is recorded as started, before the command runs
+    /// (so a caller that does not wait for the end can answer with its id).
+    pub on_start: Option<OnStart>,
 }
 
 impl Service {
@@ -89,6 +95,9 @@ impl Service {
             status: None,
             trigger: Some(req.trigger),
         })?;
+        if let Some(on_start) = req.on_start {
+            on_start(&execution);
+        }
         let dir = match rundir::RunDir::create(&runs, &execution.id, &values) {
             Ok(d) => d,
             Err(e) => {

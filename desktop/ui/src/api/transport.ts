@@ -2,7 +2,16 @@
 // window, `fetch` to the local HTTP API (`flowkeep ui`) in a browser. Both
 // carry the same command names, inputs and outputs (generated from Rust).
 
-import type { CommandName, Commands, ErrorBody, ExecutionFilter, ExportFormat } from "../generated/bindings";
+import type {
+  CommandName,
+  Commands,
+  ErrorBody,
+  Execution,
+  ExecutionFilter,
+  ExportFormat,
+  RunCancelled,
+  RunWorkflow,
+} from "../generated/bindings";
 import { ApiError } from "./errors";
 
 type TauriInvoke = (cmd: string, args?: Record<string, unknown>) => Promise<unknown>;
@@ -45,10 +54,15 @@ export type Output<C extends CommandName> = Commands[C]["output"];
 
 /** Runs a command; rejects with an `ApiError` carrying the error body. */
 export async function call<C extends CommandName>(name: C, input: Input<C>): Promise<Output<C>> {
+  return (await request(name, input)) as Output<C>;
+}
+
+/** One request by name: a command of the table, or `run` / `cancel_run`. */
+async function request(name: string, input: unknown): Promise<unknown> {
   const invoke = tauriInvoke();
   if (invoke) {
     try {
-      return (await invoke("command", { name, input })) as Output<C>;
+      return await invoke("command", { name, input });
     } catch (e) {
       throw ApiError.from(e);
     }
@@ -77,7 +91,17 @@ export async function call<C extends CommandName>(name: C, input: Input<C>): Pro
   if (!response.ok) {
     throw ApiError.from(body ?? { code: "internal", message: `HTTP ${response.status}: ${text}`, fields: [] });
   }
-  return body as Output<C>;
+  return body;
+}
+
+/** Starts a workflow's command; resolves with the started run (it keeps going). */
+export async function startRun(input: RunWorkflow): Promise<Execution> {
+  return (await request("run", input)) as Execution;
+}
+
+/** Stops a run this app started; it is recorded as cancelled. */
+export async function cancelRun(id: string): Promise<RunCancelled> {
+  return (await request("cancel_run", { id })) as RunCancelled;
 }
 
 /** Exported runs as a file body (json, ndjson or csv). */

@@ -7,6 +7,7 @@ import { formValuesOf, toConfigValues, toFormValue, valuesSchema, type FormValue
 import type { FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
 import { FieldInput } from "./FieldInput";
 import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
+import { parseRunDraft, runDraftOf, RunSettings, type RunDraft } from "./RunSettings";
 
 /**
  * A workflow's typed configuration: a form built from the field definitions
@@ -28,6 +29,7 @@ export function ConfigEditor(props: {
   const uid = useRef(0);
   const nextUid = useCallback(() => ++uid.current, []);
   const [draft, setDraft] = useState<DraftField[]>([]);
+  const [runDraft, setRunDraft] = useState<RunDraft>(runDraftOf(null, null));
   const [serverErrors, setServerErrors] = useState<FieldError[]>([]);
   const [status, setStatus] = useState<string | null>(null);
   const draftRef = useRef<FieldDef[]>([]);
@@ -45,6 +47,7 @@ export function ConfigEditor(props: {
   const startFrom = useCallback(
     (c: NonNullable<typeof config>) => {
       setDraft(c.fields.map((def) => ({ uid: nextUid(), def })));
+      setRunDraft(runDraftOf(c.run, c.retention));
       reset(formValuesOf(c));
       setServerErrors([]);
     },
@@ -57,7 +60,9 @@ export function ConfigEditor(props: {
 
   // Changed elsewhere: load it, unless that would throw away edits here.
   const definitionsEdited = config !== null && JSON.stringify(draft.map((d) => d.def)) !== JSON.stringify(config.fields);
-  const edited = formState.isDirty || definitionsEdited;
+  const runEdited = config !== null && JSON.stringify(runDraft) !== JSON.stringify(runDraftOf(config.run, config.retention));
+  const edited = formState.isDirty || definitionsEdited || runEdited;
+  const runParsed = parseRunDraft(runDraft);
   const stale = config !== null && props.revision > config.revision;
   const { load } = editor;
   useEffect(() => {
@@ -82,8 +87,12 @@ export function ConfigEditor(props: {
 
   const onSubmit = handleSubmit(async (parsed) => {
     setStatus(null);
+    if (Object.keys(runParsed.errors).length > 0) {
+      setStatus("Not saved: fix the run settings");
+      return;
+    }
     const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
-    const result = await editor.save(draftRef.current, values);
+    const result = await editor.save(draftRef.current, values, runParsed.value);
     if (result.ok) {
       setServerErrors([]);
       setStatus("Saved.");
@@ -99,7 +108,12 @@ export function ConfigEditor(props: {
     [serverErrors, props.mergeErrors],
   );
   const definitionErrors = useMemo(() => fieldErrorsUnder(serverErrors, "fields."), [serverErrors]);
-  const otherErrors = serverErrors.filter((e) => !e.field.startsWith("values.") && !e.field.startsWith("fields."));
+  const runErrors = useMemo(
+    () => ({ ...fieldErrorsUnder(serverErrors, "run."), ...fieldErrorsUnder(serverErrors, "retention."), ...runParsed.errors }),
+    [serverErrors, runParsed.errors],
+  );
+  const placed = ["values.", "fields.", "run.", "retention."];
+  const otherErrors = serverErrors.filter((e) => !placed.some((p) => e.field.startsWith(p)));
   const conflictOf = (key: string) => props.conflicts.find((c) => c.field === `config.values.${key}`);
   const otherConflicts = props.conflicts.filter((c) => !c.field.startsWith("config.values."));
 
@@ -189,6 +203,7 @@ export function ConfigEditor(props: {
           );
         })}
       </fieldset>
+      <RunSettings draft={runDraft} errors={runErrors} onChange={setRunDraft} />
       <FieldDefinitionsEditor fields={draft} errors={definitionErrors} onChange={changeDefinitions} onRename={rename} nextUid={nextUid} />
       {otherErrors.length > 0 && (
         <ul role="alert" className="error">

@@ -2,13 +2,20 @@ import { useEffect, useState } from "react";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
 import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
 import { messageOf } from "../api/errors";
+import { cancelRun } from "../api/transport";
 import type { Execution, ExecutionStatus, ExportFormat } from "../generated/bindings";
 import { ConfirmDialog, Dialog } from "./Dialog";
 
 const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /** A workflow's runs: filter, page, details, delete, bulk delete, export. */
-export function ExecutionHistory(props: { workflowId: string; workflowName: string; onSave?: (blob: Blob, name: string) => Promise<void> }) {
+export function ExecutionHistory(props: {
+  workflowId: string;
+  workflowName: string;
+  /** Bumped when something happened here that may add runs (Run now). */
+  changeCount: number;
+  onSave?: (blob: Blob, name: string) => Promise<void>;
+}) {
   const h = useExecutionHistory(props.workflowId);
   const [status, setStatus] = useState<ExecutionStatus | "">("");
   const [from, setFrom] = useState("");
@@ -31,13 +38,32 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
     h.applyFilters(f);
   };
 
-  // New runs (from `flowkeep run`, or other devices) appear on the first page.
-  const { page, reload } = h;
+  // New runs (from here, `flowkeep run`, other devices) appear on the first
+  // page; while a run is going, its row follows it closely.
+  const { page, reload, items, details } = h;
+  const running = items.some((x) => x.status === "running" || x.status === "queued");
   useEffect(() => {
-    if (page !== 0) return;
-    const t = setInterval(() => void reload(), 5000);
+    if (page !== 0 && !running) return;
+    const t = setInterval(() => void reload(), running ? 700 : 5000);
     return () => clearInterval(t);
-  }, [page, reload]);
+  }, [page, reload, running]);
+  useEffect(() => {
+    if (props.changeCount > 0) void reload();
+  }, [props.changeCount, reload]);
+  // An open details view follows its run too.
+  const selectedId = selected?.id;
+  const selectedRunning = selected?.status === "running";
+  useEffect(() => {
+    if (!selectedId || !selectedRunning) return;
+    const t = setInterval(async () => {
+      try {
+        setSelected(await details(selectedId));
+      } catch {
+        // deleted meanwhile: the list says so
+      }
+    }, 700);
+    return () => clearInterval(t);
+  }, [selectedId, selectedRunning, details]);
 
   const bulkBefore = bulk ? startOfDay(parse(bulk.before, "yyyy-MM-dd", new Date())).getTime() : null;
   const { countOlderThan } = h;
@@ -168,7 +194,7 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
         </div>
       )}
       {!h.loading && !h.error && h.items.length === 0 && (
-        <p className="empty">{h.page > 0 ? "No more runs." : "No runs match. Run this workflow with `flowkeep run`."}</p>
+        <p className="empty">{h.page > 0 ? "No more runs." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>
       )}
       {h.items.length > 0 && (
         <table aria-label="Run list" aria-busy={h.loading}>
@@ -229,6 +255,22 @@ export function ExecutionHistory(props: { workflowId: string; workflowName: stri
       <Dialog title="Run details" open={selected !== null} onClose={() => setSelected(null)}>
         {selected && <ExecutionDetails execution={selected} />}
         <div className="actions">
+          {selected?.status === "running" && (
+            <button
+              type="button"
+              className="danger"
+              onClick={async () => {
+                try {
+                  await cancelRun(selected.id);
+                  setNotice("Cancelling the run…");
+                } catch (e) {
+                  setNotice(messageOf(e));
+                }
+              }}
+            >
+              Cancel run
+            </button>
+          )}
           <button type="button" onClick={() => setSelected(null)}>
             Close
           </button>

@@ -155,7 +155,15 @@ export type PruneReport = { deleted: number, };
 
 export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
 
+export type RunCancelled = { id: string, };
+
 export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, };
+
+export type RunWorkflow = { workflow_id: string, 
+/**
+ * Config values for this run only, as text (converted to each field's type).
+ */
+set?: { [key in string]?: string }, };
 
 export type SetConfigValue = { workflow_id: string, key: string, value: JsonValue, expected_revision?: number, };
 

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { call } from "../api/transport";
 import { ApiError, messageOf } from "../api/errors";
-import type { ConfigOut, FieldDef, FieldError, JsonValue } from "../generated/bindings";
+import type { ConfigOut, FieldDef, FieldError, JsonValue, RetentionPolicy, RunSpec } from "../generated/bindings";
 
 export type SaveResult = { ok: true; config: ConfigOut } | { ok: false; errors: FieldError[]; message: string };
 
@@ -39,16 +39,22 @@ export function useConfigEditor(workflowId: string | null) {
   }, [load]);
 
   const save = useCallback(
-    async (fields: FieldDef[], values: Record<string, JsonValue>): Promise<SaveResult> => {
+    async (
+      fields: FieldDef[],
+      values: Record<string, JsonValue>,
+      // Absent: kept as loaded.
+      runSettings?: { run?: RunSpec; retention?: RetentionPolicy },
+    ): Promise<SaveResult> => {
       if (!config || !workflowId) return { ok: false, errors: [], message: "nothing loaded" };
       setSaving(true);
       try {
+        const { run, retention } = runSettings ?? { run: config.run ?? undefined, retention: config.retention ?? undefined };
         const document = {
           fields,
           rules: config.rules ?? [],
           values,
-          ...(config.run ? { run: config.run } : {}),
-          ...(config.retention ? { retention: config.retention } : {}),
+          ...(run ? { run } : {}),
+          ...(retention ? { retention } : {}),
         };
         const saved = await call("update_config", {
           workflow_id: workflowId,

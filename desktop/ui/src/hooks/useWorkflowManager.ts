@@ -23,7 +23,7 @@ export const DEFAULT_QUERY: WorkflowQuery = { search: "", tag: "", sort: "name",
  * so 10,000 workflows cost what 50 do until someone scrolls; plus the
  * create / update / delete / duplicate actions, which refresh the list.
  */
-export function useWorkflowManager(pageSize = 50, searchDelayMs = 200) {
+export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs = 5000) {
   const [query, setQuery] = useState<WorkflowQuery>(DEFAULT_QUERY);
   const [items, setItems] = useState<WorkflowSummary[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -32,10 +32,12 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200) {
   // Answers to an older query must not overwrite a newer one.
   const generation = useRef(0);
 
+  const [pages, setPages] = useState(0);
+
   const fetchPage = useCallback(
-    async (q: WorkflowQuery, after: string | null, append: boolean) => {
+    async (q: WorkflowQuery, after: string | null, append: boolean, quiet = false) => {
       const gen = append ? generation.current : ++generation.current;
-      setLoading(true);
+      if (!quiet) setLoading(true);
       try {
         const page = await call("list_workflows", {
           search: q.search.trim() || undefined,
@@ -47,6 +49,7 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200) {
         });
         if (gen !== generation.current) return;
         setItems((prev) => (append ? [...prev, ...page.items] : page.items));
+        setPages((n) => (append ? n + 1 : 1));
         setCursor(page.next_cursor);
         setError(null);
       } catch (e) {
@@ -64,6 +67,15 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200) {
   }, [query, fetchPage, searchDelayMs]);
 
   const refresh = useCallback(() => fetchPage(query, null, false), [fetchPage, query]);
+
+  // Workflows created, renamed or deleted elsewhere (the CLI, other devices)
+  // show up on their own while only the first page is loaded; past it, a
+  // refresh would throw away the pages scrolled through.
+  useEffect(() => {
+    if (pages !== 1 || refreshMs <= 0) return;
+    const t = setInterval(() => void fetchPage(query, null, false, true), refreshMs);
+    return () => clearInterval(t);
+  }, [pages, refreshMs, fetchPage, query]);
 
   const loadMore = useCallback(() => {
     if (cursor && !loading) return fetchPage(query, cursor, true);

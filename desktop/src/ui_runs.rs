@@ -1,0 +1,100 @@
+//! Runs started from the UI (browser or desktop window). Unlike the CLI's
+//! `flowkeep run`, the caller does not wait for the end: `start` answers once
+//! the run is recorded as started (or refused: invalid config, no command),
+//! the command runs on its own thread, and `cancel` stops it. When the UI
+//! stops, runs still going are cancelled and recorded as such.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flowkeep_core::commands::{ExecutionId, Input, RunCancelled, RunWorkflow};
+use flowkeep_core::execution::Execution;
+use flowkeep_store::{Error, RunRequest, Service};
+
+pub struct UiRuns {
+    svc: Arc<Service>,
+    active: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl UiRuns {
+    pub fn new(svc: Arc<Service>) -> UiRuns {
+        UiRuns {
+            svc,
+            active: Arc::default(),
+            threads: Mutex::default(),
+        }
+    }
+
+    /// Starts a run; blocks until it is recorded as started or refused.
+    pub fn start(&self, mut input: RunWorkflow) -> Result<Execution, Error> {
+        input.check()?;
+        let (tx, rx) = mpsc::channel::<Result<Execution, Error>>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (svc, active) = (self.svc.clone(), self.active.clone());
+        let started_tx = tx.clone();
+        let started_active = active.clone();
+        let started_cancel = cancel.clone();
+        let handle = std::thread::spawn(move || {
+            let req = RunRequest {
+                workflow_id: input.workflow_id,
+                overrides: input.set.into_iter().collect(),
+                trigger: "ui".to_owned(),
+                on_start: Some(Box::new(move |e: &Execution| {
+                    started_active
+                        .lock()
+                        .unwrap()
+                        .insert(e.id.clone(), started_cancel);
+                    let _ = started_tx.send(Ok(e.clone()));
+                })),
+            };
+            // The output is in the run's log file and tails; nobody watches it live here.
+            let result = svc.run_workflow(req, &cancel, Arc::new(|_, _: &[u8]| {}));
+            match result {
+                Ok(e) => {
+                    active.lock().unwrap().remove(&e.id);
+                }
+                // Refused before it started (the receiver ignores a second answer).
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+        let mut threads = self.threads.lock().unwrap();
+        threads.retain(|t| !t.is_finished());
+        threads.push(handle);
+        drop(threads);
+        rx.recv().unwrap_or_else(|_| {
+            Err(Error::Io(std::io::Error::other(
+                "the run stopped before it started",
+            )))
+        })
+    }
+
+    /// Stops a run this UI started.
+    pub fn cancel(&self, mut input: ExecutionId) -> Result<RunCancelled, Error> {
+        input.check()?;
+        match self.active.lock().unwrap().get(&input.id) {
+            Some(flag) => {
+                flag.store(true, Ordering::SeqCst);
+                Ok(RunCancelled { id: input.id })
+            }
+            None => Err(Error::NotFound {
+                entity: "run in progress started by this app",
+                id: input.id,
+            }),
+        }
+    }
+
+    /// Cancels every run still going and waits until each is recorded.
+    pub fn stop_all(&self) {
+        for flag in self.active.lock().unwrap().values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+        for t in self.threads.lock().unwrap().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
