@@ -333,6 +333,45 @@ test("history: who, when, device, old and new values", async () => {
   await screenshot(page, "08-history");
 });
 
+test("keyboard only, and every control has an accessible name", async () => {
+  const client = await page.context().newCDPSession(page);
+  const unnamed = async () => {
+    const { nodes } = await client.send("Accessibility.getFullAXTree");
+    const roles = new Set(["button", "textbox", "combobox", "checkbox", "searchbox", "spinbutton", "tab", "link"]);
+    return nodes
+      .filter((n) => !n.ignored && roles.has(n.role?.value) && !String(n.name?.value ?? "").trim())
+      .map((n) => `${n.role.value} ${n.backendDOMNodeId}`);
+  };
+  for (const tab of ["Configuration", "Runs", "History"]) {
+    await page.getByRole("tab", { name: tab }).click();
+    await page.getByRole("tabpanel").waitFor();
+    assert.deepEqual(await unnamed(), [], `unnamed controls on ${tab}`);
+  }
+
+  // Tabs move with the arrow keys, focus follows.
+  await page.getByRole("tab", { name: "History" }).focus();
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await page.getByRole("tab", { name: "Runs" }).getAttribute("aria-selected"), "true");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "tab-runs");
+
+  // A dialog: Enter opens it, focus is inside, Escape closes it.
+  await page.getByRole("button", { name: "New workflow" }).focus();
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog", { name: "New workflow" });
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "name");
+  assert.deepEqual(await unnamed(), [], "unnamed controls in the dialog");
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+
+  // Create one without the mouse: type the name, Enter submits.
+  await page.getByRole("button", { name: "New workflow" }).focus();
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("Made with the keyboard");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Made with the keyboard" }).waitFor();
+});
+
 function startOfDay(t) {
   const d = new Date(t);
   d.setHours(0, 0, 0, 0);

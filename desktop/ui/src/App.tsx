@@ -144,8 +144,11 @@ export function App() {
                     onClick={() => setTab(t.id)}
                     onKeyDown={(e) => {
                       const i = TABS.findIndex((x) => x.id === tab);
-                      if (e.key === "ArrowRight") setTab(TABS[(i + 1) % TABS.length].id);
-                      if (e.key === "ArrowLeft") setTab(TABS[(i + TABS.length - 1) % TABS.length].id);
+                      const by = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? TABS.length - 1 : 0;
+                      if (!by) return;
+                      const next = TABS[(i + by) % TABS.length].id;
+                      setTab(next);
+                      document.getElementById(`tab-${next}`)?.focus();
                     }}
                   >
                     {t.label}
