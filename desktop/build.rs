@@ -2,6 +2,8 @@
 //! serves the UI it was built with, so `flowkeep ui` needs no files beside it.
 //!
 //! `FLOWKEEP_UI_DIST=<dir>` embeds an already built UI instead (no npm).
+//! With the `native` feature it also runs `tauri_build` (the window's
+//! config, capabilities and icon).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +28,9 @@ fn main() {
             ] {
                 println!("cargo:rerun-if-changed={}", ui.join(input).display());
             }
-            let dist = out.join("ui-dist");
+            // In the source tree (ignored by git): the native window's
+            // `tauri.conf.json` names this directory as its frontend.
+            let dist = ui.join("dist");
             build_ui(&ui, &dist);
             dist
         }
@@ -45,6 +49,14 @@ fn main() {
     }
     code.push_str("];\n");
     std::fs::write(out.join("ui_assets.rs"), code).unwrap();
+
+    #[cfg(feature = "native")]
+    {
+        if std::env::var_os("FLOWKEEP_UI_DIST").is_some() {
+            fail("FLOWKEEP_UI_DIST is for builds without the `native` feature; the window embeds desktop/ui/dist");
+        }
+        tauri_build::build();
+    }
 }
 
 fn build_ui(ui: &Path, dist: &Path) {

@@ -5,8 +5,10 @@
 #   2. the Rust tests of the whole workspace (unit, integration with real
 #      processes on 127.0.0.1, multi-device sync, the JS interop client),
 #   3. the browser tests: Debian's Chromium (playwright-core, headless)
-#      driving a real `flowkeep ui`; screenshots go to target/ui-screenshots/.
-# Needs node + npm and /usr/bin/chromium (apt-get install nodejs npm chromium).
+#      driving a real `flowkeep ui`; screenshots go to target/ui-screenshots/,
+#   4. the desktop window under Xvfb (scripts/test-desktop.sh).
+# Needs node + npm and /usr/bin/chromium (apt-get install nodejs npm chromium),
+# and what scripts/test-desktop.sh lists for the window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null && command -v npm >/dev/null || {
@@ -43,3 +45,6 @@ e2e_log="$(mktemp)"
 (cd desktop/ui && FLOWKEEP_BIN="$target_dir/debug/flowkeep" CHROMIUM="$chromium" npm run -s e2e) | tee "$e2e_log"
 # Top-level tests only (subtests are indented).
 tap_summary "browser tests" <(grep -E '^(not )?ok ' "$e2e_log")
+
+echo "== desktop window tests"
+bash scripts/test-desktop.sh

@@ -17,8 +17,10 @@ pub struct Cli {
     /// Machine-readable output: results as JSON on stdout, errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Without a command: the desktop window when there is a display and
+    /// this build has it, else this help.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,6 +44,8 @@ pub enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Open the desktop window (builds with the `native` feature).
+    App,
     /// Serve the local HTTP API and web UI on 127.0.0.1.
     Ui {
         /// Port on 127.0.0.1 (default: one the OS picks).

@@ -36,7 +36,7 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
             done(&h, render::history(&h))
         }
         Command::Run { workflow, set } => crate::run_cmd::run(svc, workflow, set, json),
-        Command::Ui { .. } => unreachable!("main serves `ui` itself"),
+        Command::Ui { .. } | Command::App => unreachable!("main runs `ui` and `app` itself"),
         Command::Sync(c) => sync(svc, c, json),
         Command::RebuildProjections => {
             let n = svc.rebuild_projections()?;

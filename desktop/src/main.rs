@@ -4,6 +4,8 @@
 mod cli;
 mod handlers;
 mod http_api;
+#[cfg(feature = "native")]
+mod native;
 mod render;
 mod run_cmd;
 mod time_arg;
@@ -123,13 +125,43 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
+    let command = match cli.command {
+        Some(c) => c,
+        None if cfg!(feature = "native") && has_display() => cli::Command::App,
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return Ok(None);
+        }
+    };
     let data_dir = data_dir(cli.data_dir)?;
     let svc = open(&data_dir)?;
-    if let cli::Command::Ui { port, no_open } = cli.command {
-        http_api::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
-        return Ok(None);
+    match command {
+        cli::Command::Ui { port, no_open } => {
+            http_api::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
+            Ok(None)
+        }
+        cli::Command::App => app(svc),
+        command => handlers::handle(&svc, command, cli.json),
     }
-    handlers::handle(&svc, cli.command, cli.json)
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+#[cfg(feature = "native")]
+fn app(svc: Service) -> Result<Option<Rendered>, Failure> {
+    native::run_app(svc).map_err(Failure::Other)?;
+    Ok(None)
+}
+
+#[cfg(not(feature = "native"))]
+fn app(_svc: Service) -> Result<Option<Rendered>, Failure> {
+    Err(Failure::Other(anyhow::anyhow!(
+        "this flowkeep was built without the desktop window (cargo feature `native`, see the README); \
+         `flowkeep ui` serves the same app to your browser"
+    )))
 }
 
 fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {

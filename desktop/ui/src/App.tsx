@@ -173,7 +173,7 @@ export function App() {
                     workflowId={workflow.id}
                     workflowName={workflow.name}
                     changeCount={changeCount}
-                    onSave={desktopHooks.saveFile}
+                    exportRuns={desktopHooks.exportRuns}
                   />
                 )}
                 {tab === "history" && <WorkflowHistory key={workflow.id} workflowId={workflow.id} changeCount={changeCount} />}

@@ -1,12 +1,31 @@
-// Native touches that exist only inside the desktop window (native file
-// dialogs). In a browser they are absent and the components fall back: a
-// typed path with its extension checked, and a download.
+// Native touches that exist only inside the desktop window: the native open
+// dialog for file fields and a native save dialog for exports. In a browser
+// they are absent and the components fall back (a typed path with its
+// extension checked; a download).
 
-import type { FieldDef } from "./generated/bindings";
+import type { ExecutionFilter, ExportFormat, FieldDef } from "./generated/bindings";
+import { desktopInvoke, inDesktopWindow } from "./api/transport";
 
 export interface DesktopHooks {
   pickFile?: (field: FieldDef) => Promise<string | null>;
-  saveFile?: (blob: Blob, name: string) => Promise<void>;
+  /** Writes the export where the user chooses; the path, or null if they closed the dialog. */
+  exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
 }
 
-export const desktopHooks: DesktopHooks = {};
+export const desktopHooks: DesktopHooks = inDesktopWindow()
+  ? {
+      pickFile: async (field) => {
+        const extensions = (field.extensions ?? []).map((e) => e.replace(/^\./, ""));
+        const picked = await desktopInvoke("plugin:dialog|open", {
+          options: {
+            title: `Choose ${field.label ?? field.key}`,
+            multiple: false,
+            directory: false,
+            filters: extensions.length ? [{ name: extensions.join(", "), extensions }] : [],
+          },
+        });
+        return typeof picked === "string" ? picked : null;
+      },
+      exportRuns: async (filter, format) => (await desktopInvoke("export_executions", { filter, format })) as string | null,
+    }
+  : {};

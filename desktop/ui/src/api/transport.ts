@@ -25,6 +25,17 @@ function tauriInvoke(): TauriInvoke | undefined {
   return g.__TAURI__?.core?.invoke;
 }
 
+/** Calls a Tauri command directly (inside the desktop window only). */
+export async function desktopInvoke(cmd: string, args: Record<string, unknown>): Promise<unknown> {
+  const invoke = tauriInvoke();
+  if (!invoke) throw new ApiError({ code: "internal", message: "not in the desktop window", fields: [] });
+  try {
+    return await invoke(cmd, args);
+  } catch (e) {
+    throw ApiError.from(e);
+  }
+}
+
 /** True inside the desktop (Tauri) window. */
 export function inDesktopWindow(): boolean {
   return tauriInvoke() !== undefined;
@@ -104,17 +115,8 @@ export async function cancelRun(id: string): Promise<RunCancelled> {
   return (await request("cancel_run", { id })) as RunCancelled;
 }
 
-/** Exported runs as a file body (json, ndjson or csv). */
+/** Exported runs as a file body (json, ndjson or csv), from the HTTP API. */
 export async function exportExecutions(filter: ExecutionFilter, format: ExportFormat): Promise<Blob> {
-  const invoke = tauriInvoke();
-  if (invoke) {
-    try {
-      const text = (await invoke("export_executions", { filter, format })) as string;
-      return new Blob([text], { type: mimeOf(format) });
-    } catch (e) {
-      throw ApiError.from(e);
-    }
-  }
   const params = new URLSearchParams({ format });
   for (const [k, v] of Object.entries(filter)) {
     if (v !== undefined && v !== null && v !== "") params.set(k, String(v));
@@ -133,15 +135,4 @@ export async function exportExecutions(filter: ExecutionFilter, format: ExportFo
     throw ApiError.from(body);
   }
   return response.blob();
-}
-
-export function mimeOf(format: ExportFormat): string {
-  switch (format) {
-    case "csv":
-      return "text/csv";
-    case "ndjson":
-      return "application/x-ndjson";
-    default:
-      return "application/json";
-  }
 }

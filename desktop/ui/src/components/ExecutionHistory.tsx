@@ -3,7 +3,7 @@ import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from
 import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
 import { messageOf } from "../api/errors";
 import { cancelRun } from "../api/transport";
-import type { Execution, ExecutionStatus, ExportFormat } from "../generated/bindings";
+import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
 import { ConfirmDialog, Dialog } from "./Dialog";
 
 const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -14,7 +14,8 @@ export function ExecutionHistory(props: {
   workflowName: string;
   /** Bumped when something happened here that may add runs (Run now). */
   changeCount: number;
-  onSave?: (blob: Blob, name: string) => Promise<void>;
+  /** Desktop window: a native save dialog writes the file (the path, or null if closed). */
+  exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
 }) {
   const h = useExecutionHistory(props.workflowId);
   const [status, setStatus] = useState<ExecutionStatus | "">("");
@@ -118,20 +119,21 @@ export function ExecutionHistory(props: {
 
   const doExport = async () => {
     try {
+      if (props.exportRuns) {
+        const path = await props.exportRuns(h.currentFilter(), exportFormat);
+        if (path) setNotice(`Exported to ${path}.`);
+        return;
+      }
       const blob = await h.exportAs(exportFormat);
       const name = `${props.workflowName.replace(/[^\w.-]+/g, "_")}-runs.${exportFormat}`;
-      if (props.onSave) {
-        await props.onSave(blob, name);
-      } else {
-        const url = URL.createObjectURL(blob);
-        const a = document.createElement("a");
-        a.href = url;
-        a.download = name;
-        document.body.appendChild(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      }
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
       setNotice(`Exported as ${name}.`);
     } catch (e) {
       setNotice(`Export failed: ${messageOf(e)}`);

@@ -125,5 +125,6 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     countOlderThan,
     deleteOlderThan,
     exportAs,
+    currentFilter: filter,
   };
 }

@@ -1,0 +1,156 @@
+//! The desktop window (cargo feature `native`): the same web UI in a Tauri 2
+//! window, calling the same command table over Tauri IPC instead of HTTP.
+//! The IPC side stays thin: state in, one table call, JSON (or the one error
+//! shape) out.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
+use flowkeep_core::{ErrorBody, ErrorCode};
+use flowkeep_store::Service;
+use serde_json::Value;
+use tauri::Manager;
+use tauri_plugin_dialog::DialogExt;
+
+use crate::ui_runs::UiRuns;
+
+struct Native {
+    svc: Arc<Service>,
+    runs: Arc<UiRuns>,
+}
+
+/// Opens the window and returns when it is closed.
+pub fn run_app(svc: Service) -> anyhow::Result<()> {
+    let svc = Arc::new(svc);
+    let runs = Arc::new(UiRuns::new(svc.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Background sync while the window is open, if this device syncs; the
+    // header shows its status (the `sync_status` command).
+    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
+    let sync_thread = syncing.then(|| {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
+                eprintln!("flowkeep: background sync stopped: {e}");
+            }
+        })
+    });
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .manage(Native {
+            svc,
+            runs: runs.clone(),
+        })
+        .invoke_handler(tauri::generate_handler![command, export_executions])
+        .build(tauri::generate_context!())?;
+    // Ctrl-C or SIGTERM close the window the normal way, so the window's size
+    // and position are saved and runs are recorded as cancelled.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, signalled.clone())?;
+    }
+    let handle = app.handle().clone();
+    let watcher_stop = stop.clone();
+    std::thread::spawn(move || {
+        while !watcher_stop.load(Ordering::SeqCst) {
+            if signalled.load(Ordering::SeqCst) {
+                handle.exit(0);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    app.run(|_, _| {});
+    stop.store(true, Ordering::SeqCst);
+    // Runs still going are cancelled and recorded so, not left `running`.
+    runs.stop_all();
+    if let Some(t) = sync_thread {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// Every command of the table by name (plus `run` and `cancel_run`, which
+/// answer once a run has started), with the same JSON as `POST /api/<name>`.
+#[tauri::command]
+async fn command(
+    state: tauri::State<'_, Native>,
+    name: String,
+    input: Value,
+) -> Result<Value, ErrorBody> {
+    let (svc, runs) = (state.svc.clone(), state.runs.clone());
+    blocking(move || match name.as_str() {
+        "run" => runs.start(parse(input)?).map(to_json),
+        "cancel_run" => runs.cancel(parse(input)?).map(to_json),
+        _ => flowkeep_store::dispatch(&svc, &name, input),
+    })
+    .await
+}
+
+/// Asks where to save (the native save dialog), then writes the runs the
+/// filter matches there. `None`: the user closed the dialog.
+#[tauri::command]
+async fn export_executions(
+    app: tauri::AppHandle,
+    filter: ExecutionFilter,
+    format: ExportFormat,
+) -> Result<Option<String>, ErrorBody> {
+    let ext = match format {
+        ExportFormat::Json => "json",
+        ExportFormat::Ndjson => "ndjson",
+        ExportFormat::Csv => "csv",
+    };
+    let svc = app.state::<Native>().svc.clone();
+    blocking(move || {
+        let Some(path) = app
+            .dialog()
+            .file()
+            .set_file_name(format!("flowkeep-runs.{ext}"))
+            .add_filter(ext.to_uppercase(), &[ext])
+            .blocking_save_file()
+        else {
+            return Ok(None);
+        };
+        let path = path
+            .into_path()
+            .map_err(|e| flowkeep_store::Error::Io(std::io::Error::other(e.to_string())))?;
+        // Written beside the target and renamed, so a failed export leaves no half file.
+        let partial = path.with_extension(format!("{ext}.partial"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        svc.export_executions(&filter, format, &mut out, &mut |_| {})?;
+        std::io::Write::flush(&mut out)?;
+        drop(out);
+        std::fs::rename(&partial, &path)?;
+        Ok(Some(path.display().to_string()))
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, flowkeep_store::Error> + Send + 'static,
+) -> Result<T, ErrorBody> {
+    match tauri::async_runtime::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.body()),
+        Err(_) => Err(ErrorBody {
+            code: ErrorCode::Internal,
+            message: "the command panicked".to_owned(),
+            fields: vec![],
+        }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, flowkeep_store::Error> {
+    serde_json::from_value(input).map_err(|e| {
+        flowkeep_store::Error::InvalidInput(vec![flowkeep_core::FieldError::new(
+            "input",
+            "invalid_input",
+            e.to_string(),
+        )])
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("command outputs serialize")
+}
