@@ -14,7 +14,10 @@ arch="$(dpkg --print-architecture)"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
+chmod 755 "$stage"
 install -Dm755 "$target_dir/release/flowkeep" "$stage/usr/bin/flowkeep"
+# The release profile keeps line tables for backtraces; a package does not need them.
+if command -v strip >/dev/null; then strip --strip-debug "$stage/usr/bin/flowkeep"; fi
 install -Dm644 desktop/icons/icon.png "$stage/usr/share/icons/hicolor/256x256/apps/flowkeep.png"
 install -Dm644 /dev/stdin "$stage/usr/share/applications/flowkeep.desktop" <<DESKTOP
 [Desktop Entry]

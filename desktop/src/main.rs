@@ -129,9 +129,10 @@ fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
         Some(c) => c,
         None if cfg!(feature = "native") && has_display() => cli::Command::App,
         None => {
+            // A usage error, as clap reports a missing command, with the help.
             use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            return Ok(None);
+            eprint!("{}", Cli::command().render_help());
+            std::process::exit(2);
         }
     };
     let data_dir = data_dir(cli.data_dir)?;
