@@ -156,6 +156,11 @@ test("create, validate, save in the window; close, reopen, still there", async (
   await w.click(await w.button("Save configuration"));
   await eventually(async () => assert.equal(await w.text(await w.css(".actions .notice")), "Saved."));
   await w.screenshot("desktop-02-saved");
+  // A file field offers the native open dialog here (a typed path only in a browser).
+  await w.click(await w.button("Add field"));
+  await w.type(await w.css("input[aria-label='Key of field 2']"), "input");
+  await w.select("select[aria-label='Type of input']", "file");
+  await w.css("button[aria-label='Choose a file for input']");
   await wd("POST", `/session/${w.id}/window/rect`, { width: 1100, height: 720 });
   await w.stop();
   assert.ok(existsSync(path.join(xdg, "config", "org.flowkeep.desktop", ".window-state.json")), "the window saved its state");

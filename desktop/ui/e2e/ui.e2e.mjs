@@ -92,6 +92,7 @@ test("typed config fields: client and server errors beside the field, save, relo
   await rules("input");
   await page.getByLabel("Extensions of input").fill("csv");
   await page.getByLabel("Extensions of input").blur();
+  assert.equal(await page.getByRole("button", { name: "Choose a file for input" }).count(), 0, "no native dialog in a browser");
   await addField("enabled", "boolean");
   await addField("port", "number");
   await rules("port");
