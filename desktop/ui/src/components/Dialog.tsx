@@ -1,4 +1,4 @@
-import { useEffect, useRef, type ReactNode } from "react";
+import { useLayoutEffect, useRef, type ReactNode } from "react";
 
 /**
  * A modal on the native <dialog>: focus moves into it, Escape closes it, and
@@ -6,7 +6,8 @@ import { useEffect, useRef, type ReactNode } from "react";
  */
 export function Dialog(props: { title: string; open: boolean; onClose: () => void; children: ReactNode }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
+  // Before paint: keys typed right after opening land in the open dialog.
+  useLayoutEffect(() => {
     const d = ref.current;
     if (!d) return;
     if (props.open && !d.open) d.showModal?.();

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useLayoutEffect, useState } from "react";
 import { useForm } from "react-hook-form";
 import { zodResolver } from "@hookform/resolvers/zod";
 import { Dialog } from "./Dialog";
@@ -29,7 +29,8 @@ export function WorkflowDialog(props: {
   });
   const { register, handleSubmit, reset, setError, formState } = form;
 
-  useEffect(() => {
+  // Before paint, so the fresh values are there before anyone types.
+  useLayoutEffect(() => {
     if (!open) return;
     setServerError(null);
     reset({
