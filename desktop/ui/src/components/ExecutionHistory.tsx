@@ -296,7 +296,8 @@ export function ExecutionHistory(props: {
         <p role="status">
           {bulk?.count == null
             ? "Counting…"
-            : `${bulk.count} run${bulk.count === 1 ? "" : "s"}${status ? ` with status ${status}` : ""} will be deleted.`}
+            : `${bulk.count} run${bulk.count === 1 ? "" : "s"}${h.filters.status ? ` with status ${h.filters.status}` : ""} will be deleted.`}
+          {bulk?.count != null && !h.filters.status && " Runs still going are kept."}
         </p>
         {dialogError && (
           <p role="alert" className="error">

@@ -210,6 +210,26 @@ describe("useExecutionHistory", () => {
     await waitFor(() => expect(calls.at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200, limit: 20 }));
   });
 
+  it("the bulk delete count leaves out runs still going, as the prune does", async () => {
+    const calls = fakeApi({
+      get_executions: () => ({ items: [], next_cursor: null }),
+      count_executions: (input) => ({ count: input.status === "running" ? 2 : input.status === "queued" ? 1 : 10 }),
+    });
+    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    let count = 0;
+    await act(async () => {
+      count = await result.current.countOlderThan(5000);
+    });
+    expect(count).toBe(7);
+    expect(calls.filter((c) => c.name === "count_executions").map((c) => c.input.status ?? "any").sort()).toEqual(["any", "queued", "running"]);
+    act(() => result.current.applyFilters({ status: "running", since: null, until: null }));
+    await waitFor(() => expect(result.current.filters.status).toBe("running"));
+    await act(async () => {
+      count = await result.current.countOlderThan(5000);
+    });
+    expect(count).toBe(0);
+  });
+
   it("bulk delete counts first with the same filter, then prunes before the date", async () => {
     const calls = fakeApi({
       get_executions: () => ({ items: [], next_cursor: null }),

@@ -85,9 +85,22 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     [load],
   );
 
-  /** How many runs a bulk delete of runs started before `before` would remove. */
+  /**
+   * How many runs a bulk delete of runs started before `before` would remove.
+   * A prune never deletes runs still going (queued, running), so they are
+   * not counted either.
+   */
   const countOlderThan = useCallback(
-    async (before: number) => (await call("count_executions", { ...filter(), since: undefined, until: before })).count,
+    async (before: number) => {
+      const f = { ...filter(), since: undefined, until: before };
+      if (f.status === "running" || f.status === "queued") return 0;
+      const all = (await call("count_executions", f)).count;
+      if (f.status) return all;
+      const going = await Promise.all(
+        (["running", "queued"] as const).map((status) => call("count_executions", { ...f, status })),
+      );
+      return all - going.reduce((n, r) => n + r.count, 0);
+    },
     [filter],
   );
 
