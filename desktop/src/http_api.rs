@@ -46,16 +46,7 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    // Background sync while the UI runs, if this device syncs.
-    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
-    let sync_thread = syncing.then(|| {
-        let (svc, stop) = (svc.clone(), stop.clone());
-        std::thread::spawn(move || {
-            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
-                eprintln!("flowkeep: background sync stopped: {e}");
-            }
-        })
-    });
+    let sync_thread = crate::ui_runs::background_sync(&svc, &stop);
     rt.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -64,7 +55,7 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
         if json {
             println!(
                 "{}",
-                serde_json::json!({"url": url, "port": port, "token": token, "sync": syncing})
+                serde_json::json!({"url": url, "port": port, "token": token, "sync": sync_thread.is_some()})
             );
         } else {
             println!("Flowkeep is at {url}");
@@ -88,8 +79,6 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
             .route("/favicon.svg", get(asset))
             .route("/assets/{*path}", get(asset))
             .route("/api/export", get(export))
-            .route("/api/run", post(start_run))
-            .route("/api/cancel_run", post(cancel_run))
             .route("/api/{command}", post(command))
             .with_state(api);
         let stop_signal = stop.clone();
@@ -338,47 +327,6 @@ fn store_error(e: flowkeep_store::Error) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// `POST /api/run` (`RunWorkflow`): answers with the started run, or why it
-/// cannot start; the command keeps running after the answer.
-async fn start_run(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Query(query): Query<std::collections::HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = guard(&api, &headers, &query) {
-        return refused;
-    }
-    let input = match serde_json::from_slice(&body) {
-        Ok(i) => i,
-        Err(e) => return bad_body(e),
-    };
-    let runs = api.runs.clone();
-    let result = tokio::task::spawn_blocking(move || runs.start(input)).await;
-    reply(result)
-}
-
-/// `POST /api/cancel_run` (`{"id": …}`): stops a run this app started.
-async fn cancel_run(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Query(query): Query<std::collections::HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = guard(&api, &headers, &query) {
-        return refused;
-    }
-    let input = match serde_json::from_slice(&body) {
-        Ok(i) => i,
-        Err(e) => return bad_body(e),
-    };
-    reply(Ok(api.runs.cancel(input)))
-}
-
-fn bad_body(e: serde_json::Error) -> Response {
-    invalid("input", "invalid_input", e.to_string())
-}
-
 fn reply<T: serde::Serialize>(
     result: Result<Result<T, flowkeep_store::Error>, tokio::task::JoinError>,
 ) -> Response {
@@ -426,5 +374,8 @@ async fn command(
         }
     };
     let svc = api.svc.clone();
-    reply(tokio::task::spawn_blocking(move || flowkeep_store::dispatch(&svc, &name, input)).await)
+    let runs = api.runs.clone();
+    reply(
+        tokio::task::spawn_blocking(move || crate::ui_runs::call(&svc, &runs, &name, input)).await,
+    )
 }

@@ -25,17 +25,8 @@ pub fn run_app(svc: Service) -> anyhow::Result<()> {
     let svc = Arc::new(svc);
     let runs = Arc::new(UiRuns::new(svc.clone()));
     let stop = Arc::new(AtomicBool::new(false));
-    // Background sync while the window is open, if this device syncs; the
-    // header shows its status (the `sync_status` command).
-    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
-    let sync_thread = syncing.then(|| {
-        let (svc, stop) = (svc.clone(), stop.clone());
-        std::thread::spawn(move || {
-            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
-                eprintln!("flowkeep: background sync stopped: {e}");
-            }
-        })
-    });
+    // The header shows its status (the `sync_status` command).
+    let sync_thread = crate::ui_runs::background_sync(&svc, &stop);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_window_state::Builder::default().build())
@@ -81,12 +72,7 @@ async fn command(
     input: Value,
 ) -> Result<Value, ErrorBody> {
     let (svc, runs) = (state.svc.clone(), state.runs.clone());
-    blocking(move || match name.as_str() {
-        "run" => runs.start(parse(input)?).map(to_json),
-        "cancel_run" => runs.cancel(parse(input)?).map(to_json),
-        _ => flowkeep_store::dispatch(&svc, &name, input),
-    })
-    .await
+    blocking(move || crate::ui_runs::call(&svc, &runs, &name, input)).await
 }
 
 /// Asks where to save (the native save dialog), then writes the runs the
@@ -139,18 +125,4 @@ async fn blocking<T: Send + 'static>(
             fields: vec![],
         }),
     }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, flowkeep_store::Error> {
-    serde_json::from_value(input).map_err(|e| {
-        flowkeep_store::Error::InvalidInput(vec![flowkeep_core::FieldError::new(
-            "input",
-            "invalid_input",
-            e.to_string(),
-        )])
-    })
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).expect("command outputs serialize")
 }

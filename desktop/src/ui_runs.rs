@@ -12,6 +12,45 @@ use std::thread::JoinHandle;
 use flowkeep_core::commands::{ExecutionId, Input, RunCancelled, RunWorkflow};
 use flowkeep_core::execution::Execution;
 use flowkeep_store::{Error, RunRequest, Service};
+use serde_json::Value;
+
+/// A command from the UI by name: `run` and `cancel_run` here, the rest
+/// through the command table. The HTTP API and the window both call this.
+pub fn call(svc: &Service, runs: &UiRuns, name: &str, input: Value) -> Result<Value, Error> {
+    match name {
+        "run" => runs.start(parse(input)?).map(to_json),
+        "cancel_run" => runs.cancel(parse(input)?).map(to_json),
+        _ => flowkeep_store::dispatch(svc, name, input),
+    }
+}
+
+/// Keeps this device in sync while the UI is open, if it syncs; ends when
+/// `stop` is set.
+pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
+    syncing.then(|| {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
+                eprintln!("flowkeep: background sync stopped: {e}");
+            }
+        })
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, Error> {
+    serde_json::from_value(input).map_err(|e| {
+        Error::InvalidInput(vec![flowkeep_core::FieldError::new(
+            "input",
+            "invalid_input",
+            e.to_string(),
+        )])
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("command outputs serialize")
+}
 
 pub struct UiRuns {
     svc: Arc<Service>,

@@ -6,10 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { screenshotDir } from "../e2e/support.mjs";
+import { eventually as poll, freePort, screenshotDir } from "../e2e/support.mjs";
 
 const app = process.env.FLOWKEEP_NATIVE_BIN;
 const driverBin = process.env.TAURI_DRIVER ?? "tauri-driver";
@@ -18,15 +17,6 @@ const dataDir = mkdtempSync(path.join(tmpdir(), "flowkeep-desktop-"));
 const xdg = mkdtempSync(path.join(tmpdir(), "flowkeep-desktop-xdg-"));
 let driver;
 let base;
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function wd(method, url, body) {
   const r = await fetch(`${base}${url}`, {
@@ -39,17 +29,7 @@ async function wd(method, url, body) {
   return json.value;
 }
 
-async function eventually(fn, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
+const eventually = (fn, ms = 15_000) => poll(fn, ms);
 
 /** One app session: the window opens on `start`, closes on `stop`. */
 class Window {

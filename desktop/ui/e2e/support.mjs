@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -76,4 +77,30 @@ export async function launchBrowser() {
 export async function screenshot(page, name) {
   mkdirSync(screenshotDir, { recursive: true });
   await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: false });
+}
+
+/** A free 127.0.0.1 port the OS picked. */
+export async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `fn` until it returns without throwing; `onGiveUp` runs before the last error is thrown. */
+export async function eventually(fn, ms = 5000, onGiveUp = async () => {}) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > end) {
+        await onGiveUp().catch(() => {});
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

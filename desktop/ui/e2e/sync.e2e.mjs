@@ -5,9 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import path from "node:path";
-import { flowkeepBin, launchBrowser, screenshot, startFlowkeep, tempDir } from "./support.mjs";
+import { flowkeepBin, freePort, launchBrowser, screenshot, startFlowkeep, tempDir } from "./support.mjs";
 
 const serverBin = process.env.FLOWKEEP_SYNC_SERVER_BIN ?? path.join(path.dirname(flowkeepBin()), "flowkeep-sync-server");
 let server;
@@ -20,15 +19,6 @@ const cli = (dataDir, ...args) =>
     env: { ...process.env, FLOWKEEP_ACTOR: path.basename(dataDir) },
   });
 const json = (dataDir, ...args) => JSON.parse(cli(dataDir, "--json", ...args));
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function healthy(port) {
   for (let i = 0; i < 100; i++) {

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
+import { eventually as poll, launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
 
 let fk;
 let browser;
@@ -24,23 +24,12 @@ after(async () => {
   await fk?.stop();
 });
 
-/** Polls `fn` until it returns without throwing (or the time is up). */
-async function eventually(fn, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > end) {
-        // What the page showed when the wait gave up.
-        await screenshot(page, "failure").catch(() => {});
-        console.error((await page.locator("body").innerText().catch(() => "")).slice(0, 4000));
-        throw e;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
+/** `eventually` that shows what the page showed when it gave up. */
+const eventually = (fn, ms = 5000) =>
+  poll(fn, ms, async () => {
+    await screenshot(page, "failure");
+    console.error((await page.locator("body").innerText()).slice(0, 4000));
+  });
 
 const text = async (selector) => ((await page.locator(selector).textContent()) ?? "").trim();
 const rowsOf = (label) => page.getByRole("table", { name: label }).locator("tbody tr");

@@ -8,6 +8,7 @@ import type { FieldConflict, FieldDef, FieldError, JsonValue } from "../generate
 import { FieldInput } from "./FieldInput";
 import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
 import { parseRunDraft, runDraftOf, RunSettings, type RunDraft } from "./RunSettings";
+import { LoadError } from "./LoadError";
 
 /**
  * A workflow's typed configuration: a form built from the field definitions
@@ -120,12 +121,7 @@ export function ConfigEditor(props: {
   if (editor.loading && !config) return <p>Loading configuration…</p>;
   if (editor.error) {
     return (
-      <div role="alert" className="error">
-        Could not load the configuration: {editor.error}{" "}
-        <button type="button" onClick={() => void editor.load()}>
-          Retry
-        </button>
-      </div>
+      <LoadError what="the configuration" error={editor.error} onRetry={() => void editor.load()} />
     );
   }
   if (!config) return null;

@@ -5,6 +5,7 @@ import { messageOf } from "../api/errors";
 import { cancelRun } from "../api/transport";
 import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
 import { ConfirmDialog, Dialog } from "./Dialog";
+import { LoadError } from "./LoadError";
 
 const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
@@ -188,12 +189,7 @@ export function ExecutionHistory(props: {
         {notice ?? ""}
       </p>
       {h.error && (
-        <div role="alert" className="error">
-          Could not load runs: {h.error}{" "}
-          <button type="button" onClick={() => void h.reload()}>
-            Retry
-          </button>
-        </div>
+        <LoadError what="runs" error={h.error} onRetry={() => void h.reload()} />
       )}
       {!h.loading && !h.error && h.items.length === 0 && (
         <p className="empty">{h.page > 0 ? "No more runs." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>

@@ -6,6 +6,7 @@ import { messageOf } from "../api/errors";
 import type { Workflow, WorkflowSort, WorkflowSummary } from "../generated/bindings";
 import { ConfirmDialog } from "./Dialog";
 import { WorkflowDialog, type WorkflowDraft } from "./WorkflowDialog";
+import { LoadError } from "./LoadError";
 
 type Editing = { mode: "create" } | { mode: "edit"; workflow: Workflow } | null;
 
@@ -137,12 +138,7 @@ export function WorkflowManager(props: {
         {notice ?? ""}
       </p>
       {wm.error && (
-        <div role="alert" className="error">
-          Could not load workflows: {wm.error}{" "}
-          <button type="button" onClick={() => void wm.refresh()}>
-            Retry
-          </button>
-        </div>
+        <LoadError what="workflows" error={wm.error} onRetry={() => void wm.refresh()} />
       )}
       {!wm.loading && !wm.error && wm.items.length === 0 && (
         <p className="empty">{q.search || q.tag ? "No workflow matches." : "No workflows yet. Create the first one."}</p>
