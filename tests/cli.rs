@@ -588,3 +588,74 @@ fn killed_writers_lose_no_committed_change_and_leave_a_sound_file() {
     assert_eq!(fk.snapshot(), before);
     fk.json(&["config", "set", &id, "retries", "2"]).ok();
 }
+
+#[test]
+fn exec_import_records_runs_from_ndjson_or_an_array_all_or_none() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, "imported");
+    let run = |started: i64, status: &str| json!({"workflow_id": wf, "status": status, "started_at": started, "completed_at": started + 500, "exit_code": 0});
+    let ndjson = fk.data_dir().join("runs.ndjson");
+    std::fs::write(
+        &ndjson,
+        format!(
+            "{}\n\n{}\n",
+            run(1_700_000_000_000, "succeeded"),
+            run(1_700_000_100_000, "failed")
+        ),
+    )
+    .unwrap();
+    let out = fk
+        .json(&["exec", "import", ndjson.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(out["imported"], 2);
+    let array = fk.data_dir().join("runs.json");
+    std::fs::write(
+        &array,
+        json!([run(1_700_000_200_000, "cancelled")]).to_string(),
+    )
+    .unwrap();
+    fk.json(&["exec", "import", array.to_str().unwrap()]).ok();
+    let list = fk.json(&["exec", "list", &wf]).ok().json();
+    let statuses: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["cancelled", "failed", "succeeded"]);
+
+    // A bad line is named, and nothing of the file is recorded.
+    std::fs::write(
+        &ndjson,
+        format!(
+            "{}\n{{\"workflow_id\": 1}}\n",
+            run(1_700_000_300_000, "succeeded")
+        ),
+    )
+    .unwrap();
+    let err = fails(
+        &fk,
+        &["exec", "import", ndjson.to_str().unwrap()],
+        3,
+        "invalid_input",
+    );
+    assert_eq!(err["fields"][0]["field"], "line 2", "{err}");
+    // A run of an unknown workflow: refused as a whole.
+    let mut unknown = run(1_700_000_400_000, "succeeded");
+    unknown["workflow_id"] = json!("nope");
+    std::fs::write(
+        &array,
+        json!([run(1_700_000_500_000, "succeeded"), unknown]).to_string(),
+    )
+    .unwrap();
+    let run_out = fk.json(&["exec", "import", array.to_str().unwrap()]);
+    assert_ne!(run_out.code, 0);
+    assert_eq!(
+        fk.json(&["exec", "list", &wf]).ok().json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -278,6 +278,14 @@ pub enum ExecCmd {
         #[arg(long)]
         error: Option<String>,
     },
+    /// Record finished runs made elsewhere, from a file (`-` for stdin): a
+    /// JSON array or NDJSON, one run per element or line, with
+    /// workflow_id, status, started_at, completed_at (Unix ms) and optional
+    /// exit_code, output, error, trigger. All are recorded, or none.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Apply the retention policies now, or delete finished runs that
     /// started before a date.
     Prune {

@@ -357,6 +357,12 @@ fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             )?;
             done(&e, render::execution(&e))
         }
+        ExecCmd::Import { file } => {
+            let executions = read_runs(&file)?;
+            let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions })?;
+            let text = format!("imported {} run(s)\n", report.imported);
+            done(&report, text)
+        }
         ExecCmd::Prune {
             workflow,
             status,
@@ -630,6 +636,45 @@ fn retention(
         value["workflow"] = serde_json::to_value(own).unwrap_or_default();
     }
     Ok(Some(Rendered::ok(value, text)))
+}
+
+/// Runs to import from a JSON array or NDJSON file (`-`: stdin). A run that
+/// cannot be read is named by its position (`executions[3]`, `line 4`).
+fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedExecution>, Failure> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            "file",
+            "file",
+            format!("cannot read {}: {e}", path.display()),
+        )])
+    })?;
+    let bad = |at: String, e: serde_json::Error| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            at.clone(),
+            "json",
+            format!("{at}: {e}"),
+        )])
+    };
+    if text.trim_start().starts_with('[') {
+        let items: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| bad("file".to_owned(), e))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::from_value(v).map_err(|e| bad(format!("executions[{i}]"), e)))
+            .collect()
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| bad(format!("line {}", i + 1), e)))
+            .collect()
+    }
 }
 
 /// A JSON argument given inline or as @FILE; malformed JSON names the flag.
