@@ -319,6 +319,9 @@ test("history: who, when, device, old and new values", async () => {
   await changes.first().waitFor();
   const row = changes.first().locator("tr", { hasText: "config.values.retries" });
   assert.equal(await row.locator(".new").textContent(), "3");
+  // Definition changes read as what happened to each field.
+  await timeline.getByText("added retries (number)").first().waitFor();
+  await timeline.getByText("removed enabled").first().waitFor();
   assert.match(await timeline.locator(".entry-head").first().textContent(), /by e2e-user on device [0-9a-f]{8} at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
   await screenshot(page, "08-history");
 });

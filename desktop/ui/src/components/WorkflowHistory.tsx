@@ -2,6 +2,7 @@ import { useEffect, useRef } from "react";
 import { format } from "date-fns";
 import { useWorkflowHistory } from "../hooks/useWorkflowHistory";
 import type { JsonValue } from "../generated/bindings";
+import { describeDefinitionsChange } from "../config/definitionsDiff";
 
 const KINDS: Record<string, string> = {
   "workflow.created": "Created",
@@ -49,15 +50,28 @@ export function WorkflowHistory(props: { workflowId: string; changeCount: number
                   </tr>
                 </thead>
                 <tbody>
-                  {e.changes.map((c) => (
-                    <tr key={c.field}>
-                      <td>
-                        <code>{c.field}</code>
-                      </td>
-                      <td className="old">{show(c.old)}</td>
-                      <td className="new">{show(c.new)}</td>
-                    </tr>
-                  ))}
+                  {e.changes.map((c) => {
+                    const summary = c.field === "config.fields" ? describeDefinitionsChange(c.old, c.new) : null;
+                    return (
+                      <tr key={c.field}>
+                        <td>
+                          <code>{c.field}</code>
+                        </td>
+                        {summary ? (
+                          <td colSpan={2} className="definitions-change">
+                            {summary.map((line) => (
+                              <div key={line}>{line}</div>
+                            ))}
+                          </td>
+                        ) : (
+                          <>
+                            <td className="old">{show(c.old)}</td>
+                            <td className="new">{show(c.new)}</td>
+                          </>
+                        )}
+                      </tr>
+                    );
+                  })}
                 </tbody>
               </table>
             )}
@@ -80,7 +94,7 @@ export function WorkflowHistory(props: { workflowId: string; changeCount: number
 
 function show(v: JsonValue): string {
   if (v === null) return "—";
-  if (typeof v === "string") return v;
+  if (typeof v === "string") return v === "" ? "(empty)" : v;
   return JSON.stringify(v);
 }
 
