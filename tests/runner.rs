@@ -308,13 +308,14 @@ fn a_crashed_runner_leaves_no_run_stuck_and_a_live_one_is_left_alone() {
     // must not call it interrupted.
     assert_eq!(running(&fk, &wf).len(), 1);
     assert_eq!(running(&fk, &wf).len(), 1);
-    // kill -9: no chance to record anything.
+    // kill -9: no chance to record anything, or to stop the job; the job
+    // is told by the OS that its parent died (setpriv --pdeathsig) and ends.
     child.kill().unwrap();
     child.wait().unwrap();
     let job_pid = std::fs::read_to_string(&pid_file).unwrap();
-    let _ = Command::new("kill")
-        .args(["-KILL", job_pid.trim()])
-        .status();
+    wait_for("the orphaned job to end", || {
+        !std::path::Path::new(&format!("/proc/{}", job_pid.trim())).exists()
+    });
     // The next open notices the abandoned run.
     assert!(
         running(&fk, &wf).is_empty(),

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,9 +50,9 @@ pub(crate) struct Spec<'a> {
 use super::OutputSink as Sink;
 
 pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::Result<Finished> {
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..])
-        .envs(spec.env)
+    let mut cmd =
+        super::launch::command(&spec.command[0], &spec.command[1..], &spec.env, spec.cwd)?;
+    cmd.envs(spec.env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -3,6 +3,7 @@
 //! whose supervising process died.
 
 mod child;
+mod launch;
 mod rundir;
 mod tail;
 
