@@ -315,7 +315,7 @@ export function ExecutionHistory(props: {
 
 function ExecutionDetails({ execution: x }: { execution: Execution }) {
   const out = (x.output ?? {}) as Record<string, unknown>;
-  const text = (k: string) => (typeof out[k] === "string" ? (out[k] as string) : null);
+  const text = (k: string) => (typeof out[k] === "string" && out[k] !== "" ? (out[k] as string) : null);
   return (
     <div className="details">
       <dl>
