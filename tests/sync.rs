@@ -27,6 +27,22 @@ impl Workspace {
             token,
         }
     }
+    /// `sync init` on `fk` against `server`; the join string for others.
+    fn init(&self, fk: &Flowkeep, server: &Server) -> String {
+        fk.json(&[
+            "sync",
+            "init",
+            "--server",
+            &server.url(),
+            "--token",
+            &self.token,
+        ])
+        .ok()
+        .json()["join"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
     fn start(&self) -> Server {
         Server::start(&self.bin, self._data.path(), &[])
     }
@@ -338,20 +354,7 @@ fn runs_recorded_on_one_device_show_on_the_others() {
         r#"{"result": {"rows": 7}}"#,
     ])
     .ok();
-    let join = a
-        .json(&[
-            "sync",
-            "init",
-            "--server",
-            &server.url(),
-            "--token",
-            &ws.token,
-        ])
-        .ok()
-        .json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let join = ws.init(&a, &server);
     b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
     let device_a = a.json(&["exec", "get", &early]).ok().json()["device_id"].clone();
     let seen = b.json(&["exec", "get", &early]).ok().json();
@@ -456,20 +459,7 @@ fn the_js_automerge_repo_client_reads_a_workflow_flowkeep_wrote() {
         .as_str()
         .unwrap()
         .to_owned();
-    let join = a
-        .json(&[
-            "sync",
-            "init",
-            "--server",
-            &server.url(),
-            "--token",
-            &ws.token,
-        ])
-        .ok()
-        .json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let join = ws.init(&a, &server);
     let root = join.rsplit('#').next().unwrap();
     let out = std::process::Command::new("node")
         .current_dir(&dir)
@@ -508,20 +498,7 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
         .as_str()
         .unwrap()
         .to_owned();
-    let join = a
-        .json(&[
-            "sync",
-            "init",
-            "--server",
-            &server.url(),
-            "--token",
-            &ws.token,
-        ])
-        .ok()
-        .json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let join = ws.init(&a, &server);
     b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
     a.json(&["config", "set", &wf, "a", "7"]).ok();
     a.json(&["sync", "now"]).ok();
@@ -617,20 +594,7 @@ fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
         .as_str()
         .unwrap()
         .to_owned();
-    let join = a
-        .json(&[
-            "sync",
-            "init",
-            "--server",
-            &server.url(),
-            "--token",
-            &ws.token,
-        ])
-        .ok()
-        .json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let join = ws.init(&a, &server);
     b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
     let (mut wa, mut wb) = (watch(&a), watch(&b));
 

@@ -112,6 +112,18 @@ fn check_server(server: &str) -> Result<url::Url> {
     }
 }
 
+fn check_token(token: &str) -> Result<&str> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::invalid(
+            "token",
+            "required",
+            "the workspace token is required",
+        ));
+    }
+    Ok(token)
+}
+
 impl Service {
     fn meta(&self, key: &str) -> Result<Option<String>> {
         self.read(|c| event_log::meta_get(c, key))
@@ -143,13 +155,7 @@ impl Service {
     /// Starts a workspace on the server from this device's workflows.
     pub fn sync_init(&self, server: &str, token: &str) -> Result<SyncReport> {
         check_server(server)?;
-        if token.trim().is_empty() {
-            return Err(Error::invalid(
-                "token",
-                "required",
-                "the workspace token is required",
-            ));
-        }
+        let token = check_token(token)?;
         if let Some(s) = self.settings()? {
             if s.root.is_some() {
                 return Err(Error::Conflict(format!(
@@ -160,7 +166,7 @@ impl Service {
         }
         let s = Settings {
             server: server.to_owned(),
-            token: token.trim().to_owned(),
+            token: token.to_owned(),
             root: None,
         };
         self.session(s)
@@ -179,13 +185,7 @@ impl Service {
         let (server, root) = rest.split_once('#').ok_or_else(bad)?;
         check_server(server)?;
         AutomergeUrl::from_str(root).map_err(|_| bad())?;
-        if token.trim().is_empty() {
-            return Err(Error::invalid(
-                "token",
-                "required",
-                "the workspace token is required",
-            ));
-        }
+        let token = check_token(token)?;
         if let Some(s) = self.settings()? {
             if s.root.as_deref().is_some_and(|r| r != root) {
                 return Err(Error::Conflict(format!(
@@ -196,7 +196,7 @@ impl Service {
         }
         let s = Settings {
             server: server.to_owned(),
-            token: token.trim().to_owned(),
+            token: token.to_owned(),
             root: Some(root.to_owned()),
         };
         self.session(s)
