@@ -123,6 +123,37 @@ pub struct SettingsUpdatedV1 {
     pub changes: Vec<FieldChange>,
 }
 
+/// This device approved a workflow's run spec and retention policy (the
+/// parts that decide what runs or gets deleted here): the values approved.
+/// Approval is local to a device and never synced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowApprovedV1 {
+    #[serde(default)]
+    pub run: Option<crate::config::RunSpec>,
+    #[serde(default)]
+    pub retention: Option<crate::config::RetentionPolicy>,
+}
+
+/// Something that arrived by sync failed the checks a local command gets
+/// and was not merged: which document, from which device, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteRejectedV1 {
+    /// The Automerge document id (or the execution-log key) it came in.
+    pub document: String,
+    /// `workflow`, `root` or `run`.
+    pub what: String,
+    /// The workflow or run id it claimed, when there was a usable one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The device that wrote it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    pub reason: String,
+    /// The document heads that were rejected (hex change hashes).
+    #[serde(default)]
+    pub heads: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     WorkflowCreated(WorkflowCreatedV1),
@@ -136,6 +167,8 @@ pub enum Event {
     ExecutionsPruned(ExecutionsPrunedV1),
     SettingsUpdated(SettingsUpdatedV1),
     RemoteMerged(RemoteMergedV1),
+    WorkflowApproved(WorkflowApprovedV1),
+    RemoteRejected(RemoteRejectedV1),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +193,8 @@ impl Event {
             Event::ExecutionsPruned(_) => "executions.pruned",
             Event::SettingsUpdated(_) => "settings.updated",
             Event::RemoteMerged(_) => "remote.merged",
+            Event::WorkflowApproved(_) => "workflow.approved",
+            Event::RemoteRejected(_) => "remote.rejected",
         }
     }
 
@@ -180,6 +215,8 @@ impl Event {
             Event::ExecutionsPruned(p) => serde_json::to_string(p),
             Event::SettingsUpdated(p) => serde_json::to_string(p),
             Event::RemoteMerged(p) => serde_json::to_string(p),
+            Event::WorkflowApproved(p) => serde_json::to_string(p),
+            Event::RemoteRejected(p) => serde_json::to_string(p),
         };
         r.expect("event payloads serialize")
     }
@@ -205,6 +242,8 @@ impl Event {
             ("executions.pruned", 1) => Event::ExecutionsPruned(p(payload).map_err(err)?),
             ("settings.updated", 1) => Event::SettingsUpdated(p(payload).map_err(err)?),
             ("remote.merged", 1) => Event::RemoteMerged(p(payload).map_err(err)?),
+            ("workflow.approved", 1) => Event::WorkflowApproved(p(payload).map_err(err)?),
+            ("remote.rejected", 1) => Event::RemoteRejected(p(payload).map_err(err)?),
             _ => return Err(err("unknown kind or version".into())),
         };
         Ok(event)

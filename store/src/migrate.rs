@@ -25,6 +25,10 @@ pub(crate) static MIGRATIONS: &[(&str, &str)] = &[
         "0003_sync.sql",
         include_str!("../../migrations/0003_sync.sql"),
     ),
+    (
+        "0004_approval.sql",
+        include_str!("../../migrations/0004_approval.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

@@ -55,6 +55,9 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             }
         }
         Event::RemoteMerged(p) => apply_remote(conn, e, p)?,
+        // Approval is projected by the approval change; a rejection changes
+        // no read table (it is read from the log).
+        Event::WorkflowApproved(_) | Event::RemoteRejected(_) => {}
         Event::WorkflowDeleted(_) => {
             live_workflow(conn, e)?;
             conn.prepare_cached(
