@@ -108,6 +108,20 @@ pub struct DeleteWorkflow {
 }
 impl Input for DeleteWorkflow {}
 
+/// Approves, on this device, the run spec and retention policy a workflow
+/// has now. With `expected_revision`, approves only if nothing changed
+/// since the caller showed it to the user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for ApproveWorkflow {}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]

@@ -52,16 +52,21 @@ pub enum ErrorCode {
     NotFound,
     Conflict,
     InvalidInput,
+    /// The workflow's run spec (or retention policy) was changed on another
+    /// device and this device has not approved it.
+    NotApproved,
     Internal,
 }
 
 impl ErrorCode {
-    /// Exit codes from DESIGN.md: 3 validation, 4 not found, 5 conflict, 1 other.
+    /// Exit codes from DESIGN.md: 3 validation, 4 not found, 5 conflict,
+    /// 6 not approved on this device, 1 other.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::ValidationFailed | ErrorCode::InvalidInput => 3,
             ErrorCode::NotFound => 4,
             ErrorCode::Conflict => 5,
+            ErrorCode::NotApproved => 6,
             ErrorCode::Internal => 1,
         }
     }

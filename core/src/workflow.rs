@@ -43,6 +43,88 @@ pub struct Workflow {
     /// Set when a merge produced a config that breaks its rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_errors: Vec<crate::FieldError>,
+    /// Whether this device approved the run spec and retention policy in
+    /// effect, and what it approved last. Local to the device, never synced.
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+/// The parts of a workflow that decide what a job does, or what gets
+/// deleted, on this device: they run only once this device approved them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
+pub struct TrustedSpec {
+    #[serde(default)]
+    pub run: Option<RunSpec>,
+    #[serde(default)]
+    pub retention: Option<RetentionPolicy>,
+}
+
+impl TrustedSpec {
+    pub fn of(spec: &WorkflowSpec) -> TrustedSpec {
+        TrustedSpec {
+            run: spec.config.run.clone(),
+            retention: spec.config.retention.clone(),
+        }
+    }
+
+    /// What a change to `spec` by this device approves: the parts it wrote.
+    pub fn after_local_change(&self, spec: &WorkflowSpec, changes: &[FieldChange]) -> TrustedSpec {
+        let wrote = |field: &str| changes.iter().any(|c| c.field == field);
+        TrustedSpec {
+            run: if wrote("config.run") {
+                spec.config.run.clone()
+            } else {
+                self.run.clone()
+            },
+            retention: if wrote("config.retention") {
+                spec.config.retention.clone()
+            } else {
+                self.retention.clone()
+            },
+        }
+    }
+
+    /// The fields where `current` differs from this approved spec, as
+    /// old (approved) → new (in effect).
+    pub fn unapproved_changes(&self, current: &WorkflowSpec) -> Vec<FieldChange> {
+        let now = TrustedSpec::of(current);
+        let mut out = Vec::new();
+        if self.run != now.run {
+            out.push(FieldChange {
+                field: "config.run".into(),
+                old: json(&self.run),
+                new: json(&now.run),
+            });
+        }
+        if self.retention != now.retention {
+            out.push(FieldChange {
+                field: "config.retention".into(),
+                old: json(&self.retention),
+                new: json(&now.retention),
+            });
+        }
+        out
+    }
+}
+
+/// A workflow's approval state on this device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Approval {
+    /// `true` when the run spec and retention in effect are what this
+    /// device approved (or wrote itself).
+    pub approved: bool,
+    /// What this device approved last; differs from the workflow's own
+    /// `config.run` / `config.retention` exactly when `approved` is false.
+    pub approved_spec: TrustedSpec,
+}
+
+impl Default for Approval {
+    fn default() -> Self {
+        Approval {
+            approved: true,
+            approved_spec: TrustedSpec::default(),
+        }
+    }
 }
 
 /// A field edited concurrently on several devices: every value, the
@@ -65,6 +147,8 @@ pub struct WorkflowSummary {
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: u64,
+    /// Whether this device approved the run spec and retention in effect.
+    pub approved: bool,
 }
 
 /// One changed field: its path, the value before and the value after

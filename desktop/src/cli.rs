@@ -137,6 +137,14 @@ pub enum WorkflowCmd {
         #[arg(long)]
         expected_revision: Option<u64>,
     },
+    /// Approve, on this device, the run spec and retention policy the
+    /// workflow has now (needed after another device changed them).
+    Approve {
+        id: String,
+        /// Approve only if the workflow is still at this revision (exit 5 otherwise).
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
     Duplicate {
         id: String,
         /// Name of the copy (default: "<name> (copy)").

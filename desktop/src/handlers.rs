@@ -129,6 +129,29 @@ fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
                 format!("Deleted workflow {} (its history is kept).\n", d.id),
             )
         }
+        WorkflowCmd::Approve {
+            id,
+            expected_revision,
+        } => {
+            let before = call::<GetWorkflowCmd>(svc, WorkflowId { id: id.clone() })?;
+            let wf = call::<ApproveWorkflowCmd>(
+                svc,
+                ApproveWorkflow {
+                    id,
+                    expected_revision,
+                },
+            )?;
+            let text = if before.approval.approved {
+                format!("Workflow {} was already approved on this device.\n", wf.id)
+            } else {
+                format!(
+                    "Approved on this device: what workflow {} runs now.\n{}",
+                    wf.id,
+                    render::workflow(&wf)
+                )
+            };
+            done(&wf, text)
+        }
         WorkflowCmd::Duplicate { id, name } => {
             let wf = call::<DuplicateWorkflowCmd>(svc, DuplicateWorkflow { id, name })?;
             done(

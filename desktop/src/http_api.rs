@@ -322,6 +322,7 @@ fn store_error(e: flowkeep_store::Error) -> Response {
         ErrorCode::ValidationFailed | ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::NotApproved => StatusCode::FORBIDDEN,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, axum::Json(body)).into_response()

@@ -47,6 +47,16 @@ pub fn workflow(wf: &Workflow) -> String {
     if !wf.spec.description.is_empty() {
         let _ = writeln!(s, "  {}", wf.spec.description);
     }
+    if !wf.approval.approved {
+        let _ = writeln!(
+            s,
+            "  NOT APPROVED on this device: changed on another device; it will not run until `flowkeep workflow approve {}`",
+            wf.id
+        );
+        for c in wf.approval.approved_spec.unapproved_changes(&wf.spec) {
+            let _ = writeln!(s, "    {}: {} → {}", c.field, c.old, c.new);
+        }
+    }
     s.push_str(&config_doc(&wf.spec.config));
     s
 }
@@ -160,8 +170,12 @@ pub fn workflow_list(page: &Page<WorkflowSummary>) -> String {
             name,
             w.version,
             show(w.updated_at),
-            w.tags.join(",")
+            w.tags.join(","),
         );
+        if !w.approved {
+            s.pop();
+            s.push_str("  [needs approval]\n");
+        }
     }
     if let Some(c) = &page.next_cursor {
         let _ = writeln!(s, "more: --cursor {c}");

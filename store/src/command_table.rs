@@ -96,6 +96,7 @@ command_table! {
     GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
     ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => list_workflows;
     DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
+    ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => approve_workflow;
     GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;
     UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => update_config;
     SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => set_config_value;

@@ -13,6 +13,11 @@ pub enum Error {
     Conflict(String),
     #[error("validation failed: {}", summarize(.0))]
     Invalid(Vec<FieldError>),
+    /// The run spec or retention policy in effect was changed on another
+    /// device and this device has not approved it; the message says who,
+    /// where, when and what changed.
+    #[error("{0}")]
+    NotApproved(String),
     /// The input could not be read at all (malformed JSON, wrong shape).
     #[error("invalid input: {}", summarize(.0))]
     InvalidInput(Vec<FieldError>),
@@ -33,6 +38,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::NotApproved(_) => ErrorCode::NotApproved,
             Error::Invalid(_) => ErrorCode::ValidationFailed,
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
             Error::Database(_) | Error::Io(_) | Error::Corrupt(_) | Error::Unavailable(_) => {

@@ -2,7 +2,7 @@
 //! a rebuild from the log reproduces the live tables exactly.
 
 use flowkeep_core::events::Event;
-use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
+use flowkeep_core::workflow::{self, Approval, TrustedSpec, Workflow, WorkflowSpec};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -22,6 +22,7 @@ pub const READ_TABLES: [&str; 5] = [
 pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
     match &e.event {
         Event::WorkflowCreated(p) => {
+            // Written on this device: what it runs is approved here.
             let wf = Workflow {
                 id: e.stream_id.clone(),
                 spec: p.spec.clone(),
@@ -30,6 +31,7 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 revision: e.stream_version,
                 conflicts: vec![],
                 validation_errors: vec![],
+                approval: approval(created_approval(conn, &p)?, &p.spec),
             };
             write_workflow_row(conn, INSERT_WORKFLOW, &wf)?;
             write_tags(conn, &wf)?;
@@ -41,6 +43,13 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
             wf.updated_at = e.recorded_at;
             wf.revision = e.stream_version;
+            // What this device wrote itself it approves; what it left alone
+            // keeps the approval it had.
+            let approved = wf
+                .approval
+                .approved_spec
+                .after_local_change(&wf.spec, &p.changes);
+            wf.approval = approval(approved, &wf.spec);
             // A local edit is valid (or it was rejected) and settles the
             // conflicts on the fields it wrote.
             wf.conflicts
@@ -55,9 +64,18 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             }
         }
         Event::RemoteMerged(p) => apply_remote(conn, e, p)?,
-        // Approval is projected by the approval change; a rejection changes
-        // no read table (it is read from the log).
-        Event::WorkflowApproved(_) | Event::RemoteRejected(_) => {}
+        Event::WorkflowApproved(p) => {
+            let mut wf = live_workflow(conn, e)?;
+            wf.revision = e.stream_version;
+            let approved = TrustedSpec {
+                run: p.run.clone(),
+                retention: p.retention.clone(),
+            };
+            wf.approval = approval(approved, &wf.spec);
+            write_workflow_row(conn, UPDATE_WORKFLOW, &wf)?;
+        }
+        // A rejection changes no read table: `sync status` reads the log.
+        Event::RemoteRejected(_) => {}
         Event::WorkflowDeleted(_) => {
             live_workflow(conn, e)?;
             conn.prepare_cached(
@@ -149,14 +167,39 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
 
 const INSERT_WORKFLOW: &str =
     "INSERT INTO workflows (id, name, description, version, config, tags, created_at,
-    updated_at, deleted, revision, conflicts, validation_errors)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?11, ?7, 0, ?8, ?9, ?10)";
-const UPDATE_WORKFLOW: &str = "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
-    updated_at = ?7, revision = ?8, conflicts = ?9, validation_errors = ?10, created_at = ?11 WHERE id = ?1";
+    updated_at, deleted, revision, conflicts, validation_errors, approved_spec, approved)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?11, ?7, 0, ?8, ?9, ?10, ?12, ?13)";
+const UPDATE_WORKFLOW: &str =
+    "UPDATE workflows SET name = ?2, description = ?3, version = ?4, config = ?5, tags = ?6,
+    updated_at = ?7, revision = ?8, conflicts = ?9, validation_errors = ?10, created_at = ?11,
+    approved_spec = ?12, approved = ?13 WHERE id = ?1";
+
+/// What a workflow created here starts with approved: all of it, unless it
+/// is a copy, which inherits what its source had approved (a copy must not
+/// turn another device's unapproved command into an approved one).
+fn created_approval(
+    conn: &Connection,
+    p: &flowkeep_core::events::WorkflowCreatedV1,
+) -> Result<TrustedSpec> {
+    if let Some(source) = &p.duplicated_from {
+        if let Some(l) = queries::workflows::load(conn, source)? {
+            return Ok(l.workflow.approval.approved_spec);
+        }
+    }
+    Ok(TrustedSpec::of(&p.spec))
+}
+
+/// The approval state of `spec` given what this device approved.
+fn approval(approved_spec: TrustedSpec, spec: &WorkflowSpec) -> Approval {
+    Approval {
+        approved: approved_spec == TrustedSpec::of(spec),
+        approved_spec,
+    }
+}
 
 /// Binds a workflow's columns as ?1 id, ?2 name, ?3 description, ?4 version,
 /// ?5 config, ?6 tags, ?7 updated_at, ?8 revision, ?9 conflicts,
-/// ?10 validation_errors, ?11 created_at.
+/// ?10 validation_errors, ?11 created_at, ?12 approved_spec, ?13 approved.
 fn write_workflow_row(conn: &Connection, sql: &str, wf: &Workflow) -> Result<()> {
     conn.prepare_cached(sql)?.execute(params![
         wf.id,
@@ -170,6 +213,8 @@ fn write_workflow_row(conn: &Connection, sql: &str, wf: &Workflow) -> Result<()>
         serde_json::to_string(&wf.conflicts)?,
         serde_json::to_string(&wf.validation_errors)?,
         wf.created_at,
+        serde_json::to_string(&wf.approval.approved_spec)?,
+        wf.approval.approved as i64,
     ])?;
     Ok(())
 }
@@ -195,6 +240,8 @@ fn apply_remote(
                 revision: 0,
                 conflicts: vec![],
                 validation_errors: vec![],
+                // Nothing of it is approved here yet.
+                approval: Approval::default(),
             },
             false,
         ),
@@ -204,6 +251,8 @@ fn apply_remote(
     wf.updated_at = e.recorded_at;
     wf.revision = e.stream_version;
     wf.conflicts = p.conflicts.clone();
+    // Another device's change approves nothing here.
+    wf.approval = approval(wf.approval.approved_spec.clone(), &wf.spec);
     // Without file checks: a rebuild must flag exactly what live projection did.
     wf.validation_errors = wf.spec.config.validate(&Default::default());
     write_workflow_row(

@@ -2,14 +2,14 @@
 //! keyset pagination.
 
 use flowkeep_core::commands::{ListWorkflows, Page, WorkflowSort, DEFAULT_PAGE};
-use flowkeep_core::workflow::{Workflow, WorkflowSpec, WorkflowSummary};
+use flowkeep_core::workflow::{Approval, Workflow, WorkflowSpec, WorkflowSummary};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use crate::{cursor, Error, Result};
 
-const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted, w.conflicts, w.validation_errors";
+const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted, w.conflicts, w.validation_errors, w.approved_spec, w.approved";
 
 pub(crate) struct Loaded {
     pub workflow: Workflow,
@@ -34,6 +34,10 @@ fn from_row(r: &Row<'_>) -> Result<Loaded> {
             revision: r.get::<_, i64>(8)? as u64,
             conflicts: serde_json::from_str(&r.get::<_, String>(10)?)?,
             validation_errors: serde_json::from_str(&r.get::<_, String>(11)?)?,
+            approval: Approval {
+                approved_spec: serde_json::from_str(&r.get::<_, String>(12)?)?,
+                approved: r.get::<_, i64>(13)? != 0,
+            },
         },
         deleted: r.get::<_, i64>(9)? != 0,
     })
@@ -57,7 +61,7 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Workflow> {
 }
 
 const SUMMARY_COLUMNS: &str =
-    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision";
+    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision, w.approved";
 
 fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
     let tags: String = r.get(4)?;
@@ -70,6 +74,7 @@ fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
         revision: r.get::<_, i64>(7)? as u64,
+        approved: r.get::<_, i64>(8)? != 0,
     })
 }
 

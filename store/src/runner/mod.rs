@@ -61,7 +61,13 @@ impl Service {
                 "running needs a database on disk",
             ));
         };
-        let wf = self.read(|c| queries::workflows::get(c, &req.workflow_id))?;
+        let wf = self.read(|c| {
+            let wf = queries::workflows::get(c, &req.workflow_id)?;
+            // Before the config is checked: an unapproved command is the
+            // first thing the user must know about.
+            crate::service::ensure_approved(c, &wf)?;
+            Ok(wf)
+        })?;
         let mut config = wf.spec.config.clone();
         let mut problems = Vec::new();
         for (key, raw) in &req.overrides {

@@ -27,7 +27,10 @@ impl Service {
         }
         let id = uuid::Uuid::now_v7().to_string();
         self.write(|w| {
-            queries::workflows::get(w.conn, &input.workflow_id)?;
+            // Checked in the same transaction that records the start: every
+            // front end and runner starts runs here.
+            let wf = queries::workflows::get(w.conn, &input.workflow_id)?;
+            super::ensure_approved(w.conn, &wf)?;
             let event = Event::ExecutionStarted(ExecutionStartedV1 {
                 workflow_id: input.workflow_id.clone(),
                 status,

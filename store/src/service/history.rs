@@ -70,6 +70,11 @@ fn changes_of(event: &Event) -> Vec<FieldChange> {
             }
             changes
         }
+        Event::WorkflowApproved(p) => vec![FieldChange {
+            field: "approved".into(),
+            old: Value::Null,
+            new: serde_json::json!({"run": p.run, "retention": p.retention}),
+        }],
         Event::WorkflowDeleted(_) => {
             vec![FieldChange {
                 field: "deleted".into(),

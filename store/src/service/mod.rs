@@ -2,6 +2,7 @@
 //! events and projects them in one transaction; a rejected command writes
 //! nothing.
 
+mod approval;
 mod config;
 mod executions;
 mod history;
@@ -15,6 +16,8 @@ use flowkeep_core::events::{Event, WorkflowChangedV1};
 use flowkeep_core::validation::ValidationContext;
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
 use rusqlite::Connection;
+
+pub(crate) use approval::ensure_approved;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};

@@ -75,8 +75,10 @@ impl Service {
             };
             let mut deleted = 0;
             for id in ids {
+                // The policy this device approved: one changed on another
+                // device deletes nothing here until it is approved.
                 let own = queries::workflows::load(w.conn, &id)?
-                    .and_then(|l| l.workflow.spec.config.retention);
+                    .and_then(|l| l.workflow.approval.approved_spec.retention);
                 let policy = own.unwrap_or_else(|| global.clone());
                 deleted += apply_policy(w, &id, &policy)?;
             }

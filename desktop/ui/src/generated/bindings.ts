@@ -4,6 +4,20 @@
 
 export type ApplyRetention = { workflow_id?: string, };
 
+export type Approval = { 
+/**
+ * `true` when the run spec and retention in effect are what this
+ * device approved (or wrote itself).
+ */
+approved: boolean, 
+/**
+ * What this device approved last; differs from the workflow's own
+ * `config.run` / `config.retention` exactly when `approved` is false.
+ */
+approved_spec: TrustedSpec, };
+
+export type ApproveWorkflow = { id: string, expected_revision?: number, };
+
 export type ConfigDocument = { fields: Array<FieldDef>, rules?: Array<CrossRule>, values: { [key in string]?: JsonValue }, run?: RunSpec | null, 
 /**
  * This workflow's own retention; the global policy applies otherwise.
@@ -38,7 +52,7 @@ name?: string, };
 
 export type ErrorBody = { code: ErrorCode, message: string, fields: Array<FieldError>, };
 
-export type ErrorCode = "validation_failed" | "not_found" | "conflict" | "invalid_input" | "internal";
+export type ErrorCode = "validation_failed" | "not_found" | "conflict" | "invalid_input" | "not_approved" | "internal";
 
 export type Execution = { id: string, workflow_id: string, status: ExecutionStatus, 
 /**
@@ -187,6 +201,8 @@ export type SyncStatus = { configured: boolean, server: string | null, join: str
  */
 pending_local_changes: number, };
 
+export type TrustedSpec = { run: RunSpec | null, retention: RetentionPolicy | null, };
+
 export type UpdateConfig = { workflow_id: string, config: JsonValue, expected_revision?: number, };
 
 export type UpdateWorkflow = { id: string, 
@@ -212,7 +228,12 @@ conflicts?: Array<FieldConflict>,
 /**
  * Set when a merge produced a config that breaks its rules.
  */
-validation_errors?: Array<FieldError>, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
+validation_errors?: Array<FieldError>, 
+/**
+ * Whether this device approved the run spec and retention policy in
+ * effect, and what it approved last. Local to the device, never synced.
+ */
+approval: Approval, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
 
 export type WorkflowHistory = { workflow_id: string, };
 
@@ -220,7 +241,11 @@ export type WorkflowId = { id: string, };
 
 export type WorkflowSort = "name" | "created" | "updated";
 
-export type WorkflowSummary = { id: string, name: string, description: string, version: string, tags: Array<string>, created_at: number, updated_at: number, revision: number, };
+export type WorkflowSummary = { id: string, name: string, description: string, version: string, tags: Array<string>, created_at: number, updated_at: number, revision: number, 
+/**
+ * Whether this device approved the run spec and retention in effect.
+ */
+approved: boolean, };
 
 /** Every command: its input and output. */
 export type Commands = {
@@ -230,6 +255,7 @@ export type Commands = {
   get_workflow: { input: WorkflowId; output: Workflow };
   list_workflows: { input: ListWorkflows; output: Page<WorkflowSummary> };
   duplicate_workflow: { input: DuplicateWorkflow; output: Workflow };
+  approve_workflow: { input: ApproveWorkflow; output: Workflow };
   get_config: { input: GetConfig; output: ConfigOut };
   update_config: { input: UpdateConfig; output: ConfigOut };
   set_config_value: { input: SetConfigValue; output: ConfigOut };
@@ -253,6 +279,7 @@ export type CommandName = keyof Commands;
 
 export const COMMAND_NAMES: CommandName[] = [
   "apply_retention",
+  "approve_workflow",
   "count_executions",
   "create_workflow",
   "delete_execution",
