@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { flowkeepBin, freePort, launchBrowser, screenshot, startFlowkeep, tempDir } from "./support.mjs";
 
@@ -12,6 +13,7 @@ const serverBin = process.env.FLOWKEEP_SYNC_SERVER_BIN ?? path.join(path.dirname
 let server;
 let fk;
 let browser;
+let pwned;
 
 const cli = (dataDir, ...args) =>
   execFileSync(flowkeepBin(), ["--data-dir", dataDir, ...args], {
@@ -65,6 +67,12 @@ before(async () => {
   assert.ok(merged.conflicts?.some((c) => c.field === "config.values.retries"), JSON.stringify(merged));
   assert.ok(merged.validation_errors?.some((e) => e.field === "values.n"), JSON.stringify(merged));
 
+  // A workflow whose command was written on B: it arrives on A unapproved.
+  pwned = path.join(tempDir(), "pwned");
+  json(b, "workflow", "create", "--name", "Remote job", "--config",
+    JSON.stringify({ fields: [], values: {}, run: { command: ["touch", pwned], timeout_s: 30 } }));
+  for (const d of [b, a]) cli(d, "sync", "now");
+
   fk = await startFlowkeep(a);
   browser = await launchBrowser();
 });
@@ -92,8 +100,33 @@ test("the UI shows sync status, a concurrent edit and a merged config that break
   await page.locator("#value-n").fill("4");
   await page.getByRole("button", { name: "Save configuration" }).click();
   await page.getByText("Saved.").waitFor();
-  const id = (await fk.api("list_workflows", {})).items[0].id;
+  const id = (await fk.api("list_workflows", {})).items.find((w) => w.name === "Shared job").id;
   const fixed = await fk.api("get_workflow", { id });
   assert.deepEqual(fixed.validation_errors ?? [], []);
   assert.equal(fixed.config.values.n, 4);
+});
+
+test("a command written on another device runs here only after Approve", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(fk.url);
+  const row = page.locator(".workflow-list li", { hasText: "Remote job" });
+  await row.getByText("needs approval").waitFor();
+  await row.locator(".select").click();
+  const banner = page.getByRole("alert", { name: "Needs approval" });
+  await banner.getByText("Changed on another device.").waitFor();
+  assert.match(await banner.textContent(), new RegExp(`now: .*touch.*${path.basename(pwned)}`));
+  await screenshot(page, "10-needs-approval");
+
+  await page.getByRole("button", { name: "Run now" }).click();
+  const refused = page.locator(".workflow-head .error");
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /will not run on this device/);
+  assert.equal(fs.existsSync(pwned), false, "the unapproved command did not run");
+
+  await banner.getByRole("button", { name: "Approve on this device" }).click();
+  await banner.waitFor({ state: "detached" });
+  await row.getByText("needs approval").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Run now" }).click();
+  for (let i = 0; i < 100 && !fs.existsSync(pwned); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(fs.existsSync(pwned), true, "the approved command ran");
 });

@@ -7,6 +7,7 @@ import { ConfigEditor } from "./components/ConfigEditor";
 import { ExecutionHistory } from "./components/ExecutionHistory";
 import { WorkflowHistory } from "./components/WorkflowHistory";
 import { SyncStatus } from "./components/SyncStatus";
+import { ApprovalBanner } from "./components/ApprovalBanner";
 import { desktopHooks } from "./desktop";
 
 type Tab = "config" | "runs" | "history";
@@ -130,6 +131,7 @@ export function App() {
                     {runNotice.text}
                   </p>
                 )}
+                <ApprovalBanner workflow={workflow} onApproved={changed} />
               </div>
               <div role="tablist" aria-label="Workflow views" className="tabs">
                 {TABS.map((t) => (

@@ -149,6 +149,7 @@ export function WorkflowManager(props: {
             <button type="button" className="select" aria-current={w.id === props.selectedId} onClick={() => props.onSelect(w.id)}>
               <span className="name">{w.name}</span>
               {w.version && <span className="version">v{w.version}</span>}
+              {!w.approved && <span className="needs-approval">needs approval</span>}
               <span className="meta">updated {formatDistanceToNow(w.updated_at, { addSuffix: true })}</span>
               {w.tags.length > 0 && (
                 <span className="tags">
