@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
 # The desktop window end to end: builds `flowkeep` with the `native` feature,
 # starts it under Xvfb and drives it with tauri-driver + WebKitWebDriver.
-# Needs: apt-get install libwebkit2gtk-4.1-dev libsoup-3.0-dev
-#   libjavascriptcoregtk-4.1-dev librsvg2-dev xvfb webkit2gtk-driver
-# and: cargo install tauri-driver --locked
+# Needs what scripts/deps.sh lists for the window (scripts/test.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
-command -v xvfb-run >/dev/null || missing+=("xvfb (apt-get install xvfb)")
-command -v WebKitWebDriver >/dev/null || missing+=("WebKitWebDriver (apt-get install webkit2gtk-driver)")
-command -v tauri-driver >/dev/null || missing+=("tauri-driver (cargo install tauri-driver --locked)")
-pkg-config --exists webkit2gtk-4.1 2>/dev/null || missing+=("WebKitGTK headers (apt-get install libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev librsvg2-dev)")
-if [ ${#missing[@]} -gt 0 ]; then
-  printf 'the desktop window test needs: %s\n' "${missing[@]}"
+. scripts/deps.sh
+[ -d "$HOME/.cargo/bin" ] && export PATH="$PATH:$HOME/.cargo/bin"
+missing="$(window_test_missing)"
+if [ -n "$missing" ]; then
+  echo "the desktop window test needs: $missing"
   exit 1
 fi
 
