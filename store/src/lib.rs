@@ -12,6 +12,7 @@ mod error;
 mod event_log;
 mod export;
 mod migrate;
+mod private;
 mod projection;
 mod queries;
 mod runner;
@@ -20,6 +21,7 @@ pub mod sync;
 
 pub use bindings::BINDINGS_PATH;
 pub use clock::{Clock, SystemClock};
+pub use cursor::check as check_cursor;
 pub use command_table::{call, dispatch, typescript_bindings, Command, CommandInfo, COMMANDS};
 pub use db::{Durability, StoreOptions};
 pub use error::{Error, Result};
