@@ -365,14 +365,45 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
             err.to_string()
         };
-        let err = usage(&["flowkeep", "exec", "retention", "--max-count", "18446744073709551615"]);
-        assert!(err.contains("--max-count") && err.contains("at most"), "{err}");
-        usage(&["flowkeep", "exec", "retention", "--max-count", "99999999999999999999999"]);
+        let err = usage(&[
+            "flowkeep",
+            "exec",
+            "retention",
+            "--max-count",
+            "18446744073709551615",
+        ]);
+        assert!(
+            err.contains("--max-count") && err.contains("at most"),
+            "{err}"
+        );
+        usage(&[
+            "flowkeep",
+            "exec",
+            "retention",
+            "--max-count",
+            "99999999999999999999999",
+        ]);
         usage(&["flowkeep", "exec", "retention", "--max-age", "20000000000w"]);
         let err = usage(&["flowkeep", "exec", "prune", "--before", "20000000000w"]);
-        assert!(err.contains("--before") && err.contains("out of range"), "{err}");
-        usage(&["flowkeep", "exec", "list", "--since", "9999999999999999999999"]);
-        usage(&["flowkeep", "exec", "delete", "--before", "2000000000w", "--yes"]);
+        assert!(
+            err.contains("--before") && err.contains("out of range"),
+            "{err}"
+        );
+        usage(&[
+            "flowkeep",
+            "exec",
+            "list",
+            "--since",
+            "9999999999999999999999",
+        ]);
+        usage(&[
+            "flowkeep",
+            "exec",
+            "delete",
+            "--before",
+            "2000000000w",
+            "--yes",
+        ]);
         for cur in ["ünïcodé", "aüb", "zz", "00"] {
             let err = usage(&["flowkeep", "workflow", "list", "--cursor", cur]);
             assert!(err.contains("invalid cursor"), "{err}");
@@ -381,7 +412,15 @@ mod tests {
         // Within range: parsed, and left to the store to judge.
         for args in [
             &["flowkeep", "exec", "retention", "--max-count", "0"][..],
-            &["flowkeep", "exec", "retention", "--max-count", "1000000000", "--max-age", "soon"],
+            &[
+                "flowkeep",
+                "exec",
+                "retention",
+                "--max-count",
+                "1000000000",
+                "--max-age",
+                "soon",
+            ],
             &["flowkeep", "exec", "list", "--since", "someday"],
             &["flowkeep", "exec", "prune", "--before", "7d"],
         ] {

@@ -122,15 +122,25 @@ mod tests {
             "99999999999999999999999999",
         ] {
             let err = parse("before", s, now).unwrap_err();
-            assert_eq!((err.field.as_str(), err.code.as_str()), ("before", "range"), "{s}");
+            assert_eq!(
+                (err.field.as_str(), err.code.as_str()),
+                ("before", "range"),
+                "{s}"
+            );
             assert!(in_range(s).is_err(), "{s}");
         }
         // Even from the smallest "now", a long duration does not wrap around.
-        assert_eq!(parse("before", "1000w", i64::MIN).unwrap_err().code, "range");
+        assert_eq!(
+            parse("before", "1000w", i64::MIN).unwrap_err().code,
+            "range"
+        );
         assert_eq!(parse("before", "5y", now).unwrap_err().code, "format");
         assert_eq!(in_range("someday").unwrap(), "someday");
         assert_eq!(in_range("7d").unwrap(), "7d");
         assert_eq!(parse("before", "-5", now).unwrap(), -5);
-        assert_eq!(parse("before", "100000w", now).unwrap(), now - 100_000 * 604_800_000);
+        assert_eq!(
+            parse("before", "100000w", now).unwrap(),
+            now - 100_000 * 604_800_000
+        );
     }
 }

@@ -273,6 +273,9 @@ mod tests {
         assert!(f[0].message.contains("r2.csv.partial"), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original");
         assert!(!dir.path().join("r2.csv").exists());
-        assert!(dir.path().join("r2.csv.partial").is_symlink(), "left as it was");
+        assert!(
+            dir.path().join("r2.csv.partial").is_symlink(),
+            "left as it was"
+        );
     }
 }

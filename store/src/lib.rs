@@ -21,8 +21,8 @@ pub mod sync;
 
 pub use bindings::BINDINGS_PATH;
 pub use clock::{Clock, SystemClock};
-pub use cursor::check as check_cursor;
 pub use command_table::{call, dispatch, typescript_bindings, Command, CommandInfo, COMMANDS};
+pub use cursor::check as check_cursor;
 pub use db::{Durability, StoreOptions};
 pub use error::{Error, Result};
 pub use event_log::StoredEvent;

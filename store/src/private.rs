@@ -90,10 +90,7 @@ mod tests {
         let f = dir.join("f");
         create_new(&f).unwrap();
         assert_eq!(mode(&f), 0o600);
-        assert_eq!(
-            create_new(&f).unwrap_err().kind(),
-            ErrorKind::AlreadyExists
-        );
+        assert_eq!(create_new(&f).unwrap_err().kind(), ErrorKind::AlreadyExists);
         std::fs::set_permissions(&f, Permissions::from_mode(0o644)).unwrap();
         tighten(&f).unwrap();
         assert_eq!(mode(&f), 0o600);

@@ -225,10 +225,16 @@ mod tests {
             .is_empty());
         for (policy, want) in [
             (p(None, Some(u64::MAX)), ("r.max_count", "range")),
-            (p(None, Some(RetentionPolicy::MAX_COUNT + 1)), ("r.max_count", "range")),
+            (
+                p(None, Some(RetentionPolicy::MAX_COUNT + 1)),
+                ("r.max_count", "range"),
+            ),
             (p(None, Some(0)), ("r.max_count", "range")),
             (p(Some("20000000000w"), None), ("r.max_age", "range")),
-            (p(Some("99999999999999999999999999999999999999999d"), None), ("r.max_age", "range")),
+            (
+                p(Some("99999999999999999999999999999999999999999d"), None),
+                ("r.max_age", "range"),
+            ),
             (p(Some("52143w"), None), ("r.max_age", "range")),
             (p(Some("soon"), None), ("r.max_age", "duration")),
             (p(Some("0d"), None), ("r.max_age", "duration")),
@@ -240,7 +246,10 @@ mod tests {
             );
         }
         assert!(p(Some("soon"), Some(0)).check_range("r").is_empty());
-        assert_eq!(codes(&p(Some("99999999999w"), Some(u64::MAX)).check_range("r")).len(), 2);
+        assert_eq!(
+            codes(&p(Some("99999999999w"), Some(u64::MAX)).check_range("r")).len(),
+            2
+        );
     }
 
     #[test]
@@ -252,7 +261,9 @@ mod tests {
             timeout_s: None,
             inherit_env: names.iter().map(|n| n.to_string()).collect(),
         };
-        assert!(spec(&["AWS_PROFILE", "_X", "lower_ok1"]).check_inherit_env().is_empty());
+        assert!(spec(&["AWS_PROFILE", "_X", "lower_ok1"])
+            .check_inherit_env()
+            .is_empty());
         for (names, want) in [
             (vec!["FLOWKEEP_SYNC_TOKEN"], "reserved"),
             (vec!["flowkeep_data_dir"], "reserved"),
@@ -266,11 +277,16 @@ mod tests {
             let errors = spec(&names).check_inherit_env();
             assert_eq!(errors.len(), 1, "{names:?}: {errors:?}");
             assert_eq!(errors[0].code, want, "{names:?}");
-            assert!(errors[0].field.starts_with("run.inherit_env["), "{errors:?}");
+            assert!(
+                errors[0].field.starts_with("run.inherit_env["),
+                "{errors:?}"
+            );
         }
         let long = "A".repeat(129);
         assert_eq!(spec(&[&long]).check_inherit_env()[0].code, "format");
-        let many: Vec<String> = (0..=RunSpec::MAX_INHERIT_ENV).map(|i| format!("V{i}")).collect();
+        let many: Vec<String> = (0..=RunSpec::MAX_INHERIT_ENV)
+            .map(|i| format!("V{i}"))
+            .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(
             codes(&spec(&many).check_inherit_env()),
@@ -287,7 +303,10 @@ mod tests {
         assert_eq!(with.inherit_env, ["AWS_PROFILE"]);
         let text = serde_json::to_string(&with).unwrap();
         assert_eq!(serde_json::from_str::<RunSpec>(&text).unwrap(), with);
-        let without: RunSpec = serde_json::from_value(serde_json::json!({"command": ["x"]})).unwrap();
-        assert!(!serde_json::to_string(&without).unwrap().contains("inherit_env"));
+        let without: RunSpec =
+            serde_json::from_value(serde_json::json!({"command": ["x"]})).unwrap();
+        assert!(!serde_json::to_string(&without)
+            .unwrap()
+            .contains("inherit_env"));
     }
 }

@@ -333,14 +333,19 @@ mod tests {
     }
 
     fn lines(n: usize) -> Vec<Vec<u8>> {
-        (0..n).map(|i| format!("line {i:03}\n").into_bytes()).collect()
+        (0..n)
+            .map(|i| format!("line {i:03}\n").into_bytes())
+            .collect()
     }
 
     #[test]
     fn output_that_fits_is_kept_whole() {
         let all = lines(10); // 9 bytes each
         let text = log_of(&all, 45, 45);
-        assert_eq!(text, all.concat().iter().map(|&b| b as char).collect::<String>());
+        assert_eq!(
+            text,
+            all.concat().iter().map(|&b| b as char).collect::<String>()
+        );
     }
 
     #[test]
@@ -361,7 +366,10 @@ mod tests {
         let text = log_of(&all, 45, 45);
         assert!(text.starts_with("line 000\n"), "{text}");
         assert!(text.ends_with("line 010\n"), "{text}");
-        assert!(text.contains("line 004\n[flowkeep: 9 bytes cut]\nline 006\n"), "{text}");
+        assert!(
+            text.contains("line 004\n[flowkeep: 9 bytes cut]\nline 006\n"),
+            "{text}"
+        );
         let kept: usize = text.lines().filter(|l| l.starts_with("line")).count();
         assert_eq!(kept, 10, "{text}");
     }

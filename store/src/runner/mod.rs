@@ -209,6 +209,9 @@ impl Service {
         let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
             return Ok(0);
         };
+        // Run dirs of an older install were made with the umask: with
+        // `runs/` itself 0700 nobody else can reach them.
+        crate::private::tighten(&runs)?;
         let candidates: Vec<String> = self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM executions WHERE status IN ('running', 'queued') AND device_id = ?1",
@@ -281,8 +284,7 @@ fn job_env(
     let mut env: Vec<(OsString, OsString)> = own
         .iter()
         .filter(|(k, _)| {
-            BASE_ENV.iter().any(|b| k.as_os_str() == *b)
-                || k.as_encoded_bytes().starts_with(b"LC_")
+            BASE_ENV.iter().any(|b| k.as_os_str() == *b) || k.as_encoded_bytes().starts_with(b"LC_")
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();

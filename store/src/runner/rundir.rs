@@ -164,7 +164,12 @@ mod tests {
         );
         // Private whatever the umask.
         assert_eq!(
-            (mode(&runs), mode(&dir.path), mode(&dir.config_path()), mode(&dir.path.join("lock"))),
+            (
+                mode(&runs),
+                mode(&dir.path),
+                mode(&dir.config_path()),
+                mode(&dir.path.join("lock"))
+            ),
             (0o700, 0o700, 0o600, 0o600)
         );
         drop(dir); // like a crash: the lock is gone with the handle
@@ -191,7 +196,10 @@ mod tests {
             remove(&runs, bad).unwrap();
             assert!(RunDir::create(&runs, bad, &serde_json::json!({})).is_err());
         }
-        assert!(victim.join("lock").exists(), "nothing outside runs/ touched");
+        assert!(
+            victim.join("lock").exists(),
+            "nothing outside runs/ touched"
+        );
         // Other spellings of a UUID name the same, canonical directory.
         let upper = E1.to_uppercase();
         assert_eq!(path_of(&runs, &upper), Some(runs.join(E1)));
@@ -210,7 +218,10 @@ mod tests {
         assert!(!runs.join(E2).exists());
         remove(&runs, E2).unwrap(); // already gone: fine
         remove(&runs, E1).unwrap();
-        assert!(live.path.exists(), "a run still supervised keeps its directory");
+        assert!(
+            live.path.exists(),
+            "a run still supervised keeps its directory"
+        );
         live.release();
         remove(&runs, E1).unwrap();
         assert!(!runs.join(E1).exists());

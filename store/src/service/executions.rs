@@ -83,6 +83,20 @@ impl Service {
                     "an imported run is succeeded, failed or cancelled",
                 ));
             }
+            // Outside what a date can be, `completed_at - started_at` would
+            // not fit a duration column and every listing would fail.
+            for (name, t) in [
+                ("started_at", e.started_at),
+                ("completed_at", e.completed_at),
+            ] {
+                if chrono::DateTime::from_timestamp_millis(t).is_none() {
+                    problems.push(flowkeep_core::FieldError::new(
+                        format!("executions[{i}].{name}"),
+                        "range",
+                        "not a date: Unix milliseconds within about 262,000 years of 1970",
+                    ));
+                }
+            }
             if e.completed_at < e.started_at {
                 problems.push(flowkeep_core::FieldError::new(
                     format!("executions[{i}].completed_at"),
