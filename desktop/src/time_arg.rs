@@ -62,7 +62,7 @@ fn out_of_range(field: &str, s: &str) -> FieldError {
         field,
         "range",
         format!(
-            "\"{}\" is out of range: it is not a date this side of the year 262000",
+            "\"{}\" is out of range: not a date within about 262,000 years of 1970",
             shorten(s)
         ),
     )
