@@ -500,3 +500,497 @@ fn export_of_100000_executions_in_each_format() {
         assert_eq!(rows[0]["output"]["k"], 99_999, "{format}: newest first");
     }
 }
+
+/// `flowkeep --data-dir DIR ARGS` with a shell's `umask 022` and extra
+/// variables in flowkeep's own environment.
+fn flowkeep_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> support::Run {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("FLOWKEEP_ACTOR", "cli-test")
+        .output()
+        .unwrap();
+    support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn create(fk: &Flowkeep, config: &Value) -> String {
+    fk.json(&[
+        "workflow",
+        "create",
+        "--name",
+        "w",
+        "--config",
+        &config.to_string(),
+    ])
+    .ok()
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_job_gets_a_clean_environment() {
+    let fk = Flowkeep::new();
+    let out = fk.data_dir().join("env.json");
+    let script = fk.data_dir().join("env.py");
+    std::fs::write(
+        &script,
+        "import json, os, sys\njson.dump(dict(os.environ), open(sys.argv[1], 'w'))\n",
+    )
+    .unwrap();
+    // The interpreter itself: a launcher script (pyenv) would add its own variables.
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap().trim().to_owned();
+    let wf = create(
+        &fk,
+        &json!({"run": {
+            "command": [python, script, out],
+            "env": {"SPEC_VAR": "from-spec"},
+            "inherit_env": ["PASS_ME", "NOT_SET_ANYWHERE"]
+        }}),
+    );
+    let r = flowkeep_in(
+        fk.data_dir(),
+        &["run", &wf],
+        &[
+            ("PROBE_SECRET", "probe-secret-value"),
+            ("FLOWKEEP_SYNC_TOKEN", "token-value"),
+            ("FLOWKEEP_PROBE", "1"),
+            ("PASS_ME", "passed"),
+            ("LC_TIME", "C"),
+            ("TZ", "UTC"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let env: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for secret in [
+        "PROBE_SECRET",
+        "FLOWKEEP_SYNC_TOKEN",
+        "FLOWKEEP_PROBE",
+        "FLOWKEEP_ACTOR",
+    ] {
+        assert!(!env.contains_key(secret), "{secret} reached the job");
+    }
+    assert!(
+        !env.values()
+            .any(|v| v.contains("token-value") || v.contains("probe-secret")),
+        "{env:?}"
+    );
+    // The test harness's own variables (CARGO_*, RUST_*, ...) stay out too.
+    let allowed = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "SPEC_VAR",
+        "PASS_ME",
+        "FLOWKEEP_CONFIG",
+        "FLOWKEEP_EXECUTION_ID",
+        "FLOWKEEP_WORKFLOW_ID",
+    ];
+    let extra: Vec<&String> = env
+        .keys()
+        // Python itself may add LC_CTYPE (PEP 538).
+        .filter(|k| !allowed.contains(&k.as_str()) && !k.starts_with("LC_"))
+        .collect();
+    assert!(extra.is_empty(), "beyond the base: {extra:?}");
+    assert_eq!(env["SPEC_VAR"], "from-spec");
+    assert_eq!(env["PASS_ME"], "passed");
+    assert_eq!(env["LC_TIME"], "C");
+    assert_eq!(env["TZ"], "UTC");
+    assert_eq!(env["PATH"], std::env::var("PATH").unwrap());
+    assert!(env["FLOWKEEP_CONFIG"].ends_with("config.json"));
+    assert_eq!(env["FLOWKEEP_WORKFLOW_ID"], wf);
+
+    // flowkeep's own variables cannot be asked for: refused when the spec is saved.
+    for name in ["FLOWKEEP_SYNC_TOKEN", "flowkeep_data_dir", "NOT A NAME"] {
+        let r = fk.json(&[
+            "workflow",
+            "create",
+            "--name",
+            "x",
+            "--config",
+            &json!({"run": {"command": ["true"], "inherit_env": [name]}}).to_string(),
+        ]);
+        assert_eq!(r.code, 3, "{name}: {}", r.stderr);
+        assert_eq!(
+            r.error()["fields"][0]["field"],
+            "run.inherit_env[0]",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn files_are_private_whatever_the_umask() {
+    let fk = Flowkeep::new();
+    let data = fk.data_dir().join("new-data-dir");
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let cfg = json!({"run": {"command": ["sh", "-c", "echo hi"]}});
+    let r = flowkeep_in(
+        &data,
+        &[
+            "--json",
+            "workflow",
+            "create",
+            "--name",
+            "w",
+            "--config",
+            &cfg.to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let wf = r.json()["id"].as_str().unwrap().to_owned();
+    let r = flowkeep_in(&data, &["--json", "run", &wf], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let run = data.join("runs").join(r.json()["id"].as_str().unwrap());
+    let export = fk.data_dir().join("runs.csv");
+    let r = flowkeep_in(
+        &data,
+        &[
+            "exec",
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        [
+            mode(&data),
+            mode(&data.join("flowkeep.db")),
+            mode(&data.join("runs")),
+            mode(&run),
+            mode(&run.join("output.log")),
+            mode(&run.join("config.json")),
+            mode(&export),
+        ],
+        [0o700, 0o600, 0o700, 0o700, 0o600, 0o600, 0o600]
+    );
+    // An install made before (0755 / 0644) is tightened when opened.
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [
+        (data.clone(), 0o755),
+        (data.join("runs"), 0o755),
+        (data.join("flowkeep.db"), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert_eq!(flowkeep_in(&data, &["workflow", "list"], &[]).code, 0);
+    assert_eq!(
+        (
+            mode(&data),
+            mode(&data.join("runs")),
+            mode(&data.join("flowkeep.db"))
+        ),
+        (0o700, 0o700, 0o600)
+    );
+}
+
+#[test]
+fn output_log_keeps_head_and_tail_of_12_mib() {
+    let fk = Flowkeep::new();
+    let script = "import sys\nw = sys.stdout.write\nw('FIRST-LINE\\n')\nc = ('x' * 1023 + '\\n') * 1024\nfor _ in range(12):\n    w(c)\nw('LAST-LINE\\n')\n";
+    let wf = create(
+        &fk,
+        &json!({"run": {"command": ["python3", "-c", script], "timeout_s": 120}}),
+    );
+    let e = fk.json(&["run", &wf]).ok().json();
+    let log = std::fs::read(e["output"]["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.len() <= 10 * 1024 * 1024 + 100,
+        "output.log is {} bytes",
+        log.len()
+    );
+    // Head and tail are cut at line ends of what the job wrote at once.
+    assert!(
+        log.len() >= 10 * 1024 * 1024 - 128 * 1024,
+        "{} bytes",
+        log.len()
+    );
+    assert!(log.starts_with(b"FIRST-LINE\n"));
+    assert!(log.ends_with(b"LAST-LINE\n"));
+    let text = String::from_utf8(log).unwrap();
+    let markers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("[flowkeep:"))
+        .collect();
+    assert_eq!(markers.len(), 1, "one line marks the cut");
+    let cut: u64 = markers[0]
+        .trim_start_matches("[flowkeep: ")
+        .trim_end_matches(" bytes cut]")
+        .parse()
+        .unwrap();
+    let total = 11 + 12 * 1024 * 1024 + 10;
+    assert_eq!(
+        cut + (text.len() - markers[0].len() - 1) as u64,
+        total,
+        "the cut counts exactly what is missing"
+    );
+    // Whole lines on both sides of the cut.
+    assert!(text
+        .lines()
+        .all(|l| l.len() == 1023 || l.starts_with("[flowkeep:") || l.ends_with("-LINE")));
+    assert_eq!(
+        e["output"]["stdout_bytes"], total,
+        "the record still counts everything"
+    );
+}
+
+#[test]
+fn deleting_and_pruning_runs_removes_their_run_dirs() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, &json!({"run": {"command": ["sh", "-c", "echo hi"]}}));
+    let run_dir = |id: &str| fk.data_dir().join("runs").join(id);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let e = fk.json(&["run", &wf]).ok().json();
+        ids.push(e["id"].as_str().unwrap().to_owned());
+    }
+    assert!(ids.iter().all(|id| run_dir(id).is_dir()));
+
+    fk.json(&["exec", "delete", &ids[0]]).ok();
+    assert!(
+        !run_dir(&ids[0]).exists(),
+        "exec delete removes the run dir"
+    );
+    assert!(run_dir(&ids[1]).is_dir());
+
+    // Retention after a run: only the newest stays, with its directory.
+    fk.json(&["exec", "retention", "--workflow", &wf, "--max-count", "1"])
+        .ok();
+    let newest = fk.json(&["run", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(executions(&fk, &wf).len(), 1);
+    assert!(!run_dir(&ids[1]).exists() && !run_dir(&ids[2]).exists());
+    assert!(run_dir(&newest).is_dir());
+
+    // exec prune --before, and a bulk delete.
+    let later = (chrono_now_ms() + 60_000).to_string();
+    fk.json(&["exec", "prune", "--workflow", &wf, "--before", &later])
+        .ok();
+    assert!(!run_dir(&newest).exists(), "exec prune removes the run dir");
+    fk.json(&["exec", "retention", "--workflow", &wf, "--clear"])
+        .ok();
+    let last = fk.json(&["run", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fk.json(&["exec", "delete", "--workflow", &wf, "--yes"])
+        .ok();
+    assert!(
+        !run_dir(&last).exists(),
+        "a bulk delete removes the run dir"
+    );
+    assert_eq!(
+        std::fs::read_dir(fk.data_dir().join("runs"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn overflowing_limits_and_junk_cursors_exit_2_and_delete_nothing() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, &json!({"fields": [], "values": {}}));
+    let now = chrono_now_ms();
+    let runs: Vec<Value> = (1..=3)
+        .map(|h| json!({"workflow_id": wf, "status": "succeeded", "started_at": now - h * 3_600_000, "completed_at": now - h * 3_600_000 + 1000}))
+        .collect();
+    import(&fk, &json!({"executions": runs}));
+    let before = fk.snapshot();
+    for args in [
+        &[
+            "exec",
+            "retention",
+            "--workflow",
+            &wf,
+            "--max-count",
+            "18446744073709551615",
+        ][..],
+        &[
+            "exec",
+            "retention",
+            "--max-count",
+            "99999999999999999999999",
+        ],
+        &[
+            "exec",
+            "retention",
+            "--workflow",
+            &wf,
+            "--max-age",
+            "20000000000w",
+        ],
+        &[
+            "exec",
+            "prune",
+            "--workflow",
+            &wf,
+            "--before",
+            "20000000000w",
+        ],
+        &["exec", "prune", "--before", "99999999999999999999"],
+        &["exec", "delete", "--before", "2000000000w", "--yes"],
+        &["exec", "list", "--since", "20000000000w"],
+    ] {
+        let r = fk.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    // Applying the policies afterwards: there is none, nothing goes.
+    fk.json(&["exec", "prune", "--workflow", &wf]).ok();
+    assert_eq!(fk.snapshot(), before, "nothing changed");
+    assert_eq!(executions(&fk, &wf).len(), 3);
+
+    for cursor in ["ünïcodé", "aüb", "zz", "0"] {
+        for cmd in [&["workflow", "list"][..], &["exec", "list"]] {
+            let mut args = cmd.to_vec();
+            args.extend(["--cursor", cursor]);
+            let r = fk.run(&args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert!(r.stderr.contains("invalid cursor"), "{}", r.stderr);
+            assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        }
+    }
+    // Bytes that are not UTF-8 at all.
+    use std::os::unix::ffi::OsStrExt;
+    for cmd in [["workflow", "list"], ["exec", "list"]] {
+        let out = Command::new(Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(fk.data_dir())
+            .args(cmd)
+            .arg("--cursor")
+            .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // A valid cursor still pages.
+    import(&fk, &json!({"executions": [runs[0].clone()]}));
+    let page = fk.json(&["exec", "list", &wf, "--limit", "2"]).ok().json();
+    let next = page["next_cursor"].as_str().unwrap();
+    let rest = fk
+        .json(&["exec", "list", &wf, "--limit", "2", "--cursor", next])
+        .ok()
+        .json();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn exports_go_beside_the_target_and_never_follow_a_symlink() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, &json!({"fields": [], "values": {}}));
+    import(
+        &fk,
+        &json!({"executions": [{"workflow_id": wf, "status": "succeeded", "started_at": 1_000, "completed_at": 2_000}]}),
+    );
+    let dir = fk.data_dir();
+    std::fs::write(dir.join("report.partial"), "unrelated file").unwrap();
+    let report = dir.join("report.csv");
+    fk.json(&[
+        "exec",
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        report.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&report).unwrap().lines().count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.partial")).unwrap(),
+        "unrelated file",
+        "an unrelated report.partial is left alone"
+    );
+    assert!(!dir.join("report.csv.partial").exists());
+
+    std::fs::write(dir.join("victim.txt"), "original").unwrap();
+    std::os::unix::fs::symlink(dir.join("victim.txt"), dir.join("r2.csv.partial")).unwrap();
+    let r2 = dir.join("r2.csv");
+    let r = fk.json(&[
+        "exec",
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        r2.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.error()["fields"][0]["field"], "out");
+    assert!(
+        r.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("r2.csv.partial"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("victim.txt")).unwrap(),
+        "original"
+    );
+    assert!(!r2.exists());
+}
+
+#[test]
+fn imported_times_that_are_not_dates_are_refused() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, &json!({"fields": [], "values": {}}));
+    let file = fk.data_dir().join("runs.ndjson");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n",
+            json!({"workflow_id": wf, "status": "succeeded", "started_at": i64::MIN, "completed_at": i64::MAX})
+        ),
+    )
+    .unwrap();
+    let before = fk.snapshot();
+    let r = fk.json(&["exec", "import", file.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.error()["fields"][0]["field"], "executions[0].started_at");
+    assert_eq!(fk.snapshot(), before);
+    fk.json(&["exec", "list"]).ok();
+}

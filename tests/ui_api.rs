@@ -334,3 +334,40 @@ fn runs_start_from_the_ui_answer_at_once_and_can_be_cancelled() {
     let got = fk.json(&["exec", "get", &last_id]).ok().json();
     assert_eq!(got["status"], "cancelled", "{got}");
 }
+
+#[test]
+fn junk_cursors_and_overflowing_limits_are_bad_requests() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    for cursor in ["ünïcodé", "aüb", "\u{fffd}\u{fffd}", "zz"] {
+        for command in ["list_workflows", "get_executions"] {
+            let (status, err) = ui.call(command, json!({"cursor": cursor}));
+            assert_eq!(
+                (status, err["fields"][0]["field"].as_str()),
+                (400, Some("cursor")),
+                "{command} {cursor:?}: {err}"
+            );
+        }
+    }
+    let (status, err) = ui.call("set_retention", json!({"policy": {"max_count": u64::MAX}}));
+    assert_eq!(
+        (status, err["fields"][0]["field"].as_str()),
+        (400, Some("retention.max_count")),
+        "{err}"
+    );
+    let (status, err) = ui.call(
+        "set_retention",
+        json!({"policy": {"max_age": "20000000000w"}}),
+    );
+    assert_eq!(
+        (status, err["fields"][0]["code"].as_str()),
+        (400, Some("range")),
+        "{err}"
+    );
+    let (status, settings) = ui.call("get_settings", json!({}));
+    assert_eq!(
+        (status, &settings["retention"]),
+        (200, &json!({})),
+        "nothing was set"
+    );
+}

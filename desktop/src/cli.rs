@@ -164,7 +164,7 @@ pub enum WorkflowCmd {
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Continue after the page that printed this cursor.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_cursor)]
         cursor: Option<String>,
     },
 }
@@ -210,10 +210,10 @@ pub struct ExecFilterArgs {
     #[arg(long, value_parser = parse_status)]
     pub status: Option<flowkeep_core::execution::ExecutionStatus>,
     /// Started at or after: 2026-11-01, 2026-11-01T08:00:00Z, or 7d (ago).
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
     pub since: Option<String>,
     /// Started before: same forms as --since.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
     pub until: Option<String>,
 }
 
@@ -226,7 +226,7 @@ pub enum ExecCmd {
         filter: ExecFilterArgs,
         #[arg(long, default_value_t = 50)]
         limit: u32,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_cursor)]
         cursor: Option<String>,
     },
     Get {
@@ -241,10 +241,10 @@ pub enum ExecCmd {
         #[arg(long, value_parser = parse_status, conflicts_with = "id")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
         /// Only runs that started at or after this date.
-        #[arg(long, value_name = "DATE", conflicts_with = "id")]
+        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = crate::time_arg::in_range)]
         since: Option<String>,
         /// Only runs that started before this date (default: now).
-        #[arg(long, value_name = "DATE", conflicts_with = "id")]
+        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = crate::time_arg::in_range)]
         before: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
@@ -255,10 +255,10 @@ pub enum ExecCmd {
         #[arg(long)]
         workflow: Option<String>,
         /// Keep runs younger than this: 30d, 12h, 1w.
-        #[arg(long, value_name = "DURATION")]
+        #[arg(long, value_name = "DURATION", value_parser = parse_max_age)]
         max_age: Option<String>,
         /// Keep at most this many finished runs per workflow.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_max_count)]
         max_count: Option<u64>,
         /// Remove the policy.
         #[arg(long, conflicts_with_all = ["max_age", "max_count"])]
@@ -302,7 +302,7 @@ pub enum ExecCmd {
         #[arg(long, value_parser = parse_status, requires = "before")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
         /// Delete finished runs that started before this date instead of applying the policies.
-        #[arg(long, value_name = "DATE")]
+        #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
         before: Option<String>,
     },
     /// Stream runs as json, ndjson or csv to a file or stdout.
@@ -328,4 +328,130 @@ pub enum FormatArg {
 fn parse_status(s: &str) -> Result<flowkeep_core::execution::ExecutionStatus, String> {
     flowkeep_core::execution::ExecutionStatus::parse(s)
         .ok_or_else(|| "expected one of queued, running, succeeded, failed, cancelled".to_owned())
+}
+
+// Values clap cannot use are usage errors (exit 2): a cursor that is not a
+// cursor, limits too large to mean anything (they would overflow). Values of
+// the right kind that break a rule are the store's to report (exit 3).
+
+fn parse_cursor(s: &str) -> Result<String, String> {
+    flowkeep_store::check_cursor(s)
+        .map(|()| s.to_owned())
+        .map_err(|_| "invalid cursor: not a cursor from a previous page of this listing".to_owned())
+}
+
+fn parse_max_count(s: &str) -> Result<u64, String> {
+    let max = flowkeep_core::config::RetentionPolicy::MAX_COUNT;
+    let too_large = || format!("must be at most {max}");
+    let digits = s.trim();
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = digits.parse().map_err(|_| too_large())?;
+        return if n > max { Err(too_large()) } else { Ok(n) };
+    }
+    Err("expected a whole number".to_owned())
+}
+
+fn parse_max_age(s: &str) -> Result<String, String> {
+    let max = flowkeep_core::config::RetentionPolicy::MAX_AGE_MS;
+    match flowkeep_core::config::duration_ms_wide(s) {
+        Some(ms) if ms > u128::from(max) => {
+            Err("must be at most 365000d (about 1000 years)".to_owned())
+        }
+        _ => Ok(s.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn overflowing_limits_and_junk_cursors_are_usage_errors() {
+        let usage = |args: &[&str]| {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+            err.to_string()
+        };
+        let err = usage(&[
+            "flowkeep",
+            "exec",
+            "retention",
+            "--max-count",
+            "18446744073709551615",
+        ]);
+        assert!(
+            err.contains("--max-count") && err.contains("at most"),
+            "{err}"
+        );
+        usage(&[
+            "flowkeep",
+            "exec",
+            "retention",
+            "--max-count",
+            "99999999999999999999999",
+        ]);
+        usage(&["flowkeep", "exec", "retention", "--max-age", "20000000000w"]);
+        let err = usage(&["flowkeep", "exec", "prune", "--before", "20000000000w"]);
+        assert!(
+            err.contains("--before") && err.contains("out of range"),
+            "{err}"
+        );
+        usage(&[
+            "flowkeep",
+            "exec",
+            "list",
+            "--since",
+            "9999999999999999999999",
+        ]);
+        usage(&[
+            "flowkeep",
+            "exec",
+            "delete",
+            "--before",
+            "2000000000w",
+            "--yes",
+        ]);
+        for cur in ["ünïcodé", "aüb", "zz", "00"] {
+            let err = usage(&["flowkeep", "workflow", "list", "--cursor", cur]);
+            assert!(err.contains("invalid cursor"), "{err}");
+            usage(&["flowkeep", "exec", "list", "--cursor", cur]);
+        }
+        // Within range: parsed, and left to the store to judge.
+        for args in [
+            &["flowkeep", "exec", "retention", "--max-count", "0"][..],
+            &[
+                "flowkeep",
+                "exec",
+                "retention",
+                "--max-count",
+                "1000000000",
+                "--max-age",
+                "soon",
+            ],
+            &["flowkeep", "exec", "list", "--since", "someday"],
+            &["flowkeep", "exec", "prune", "--before", "7d"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_usage_errors_not_panics() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        for args in [
+            ["workflow", "list", "--cursor"],
+            ["exec", "list", "--cursor"],
+            ["exec", "prune", "--before"],
+        ] {
+            let mut argv: Vec<OsString> = std::iter::once("flowkeep")
+                .chain(args)
+                .map(OsString::from)
+                .collect();
+            argv.push(OsString::from_vec(vec![0xff, 0xfe]));
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+        }
+    }
 }

@@ -1,6 +1,5 @@
 //! Each subcommand: build the typed input, call the command table, render.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 
 use flowkeep_core::commands::*;
@@ -461,17 +460,6 @@ fn export(
         w.flush()?;
         return Ok(None);
     };
-    // Write beside the target and rename at the end: an interrupted export
-    // never leaves a truncated file under the requested name.
-    let tmp = path.with_extension("partial");
-    let file = File::create(&tmp).map_err(|e| {
-        Failure::Input(vec![flowkeep_core::FieldError::new(
-            "out",
-            "file",
-            format!("cannot write {}: {e}", tmp.display()),
-        )])
-    })?;
-    let mut w = BufWriter::new(file);
     let show_progress = !json && std::io::stderr().is_terminal();
     let total = if show_progress {
         svc.count_executions(filter)?
@@ -484,19 +472,12 @@ fn export(
             eprint!("\rexporting {n}/{total} ({pct}%)");
         }
     };
-    let result = svc.export_executions(filter, format, &mut w, &mut progress);
+    // Written to `<out>.partial` and renamed at the end, see the store.
+    let result = svc.export_executions_to_file(filter, format, &path, &mut progress);
     if show_progress {
         eprintln!();
     }
-    let n = match result.and_then(|n| w.flush().map(|_| n).map_err(Into::into)) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
-    drop(w);
-    std::fs::rename(&tmp, &path)?;
+    let n = result?;
     done(
         &serde_json::json!({"exported": n, "out": path}),
         format!("Exported {n} execution(s) to {}.\n", path.display()),

@@ -319,7 +319,10 @@ fn invalid(field: &str, code: &str, message: String) -> Response {
 fn store_error(e: flowkeep_store::Error) -> Response {
     let body = e.body();
     let status = match body.code {
-        ErrorCode::ValidationFailed | ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        // Input that cannot be used at all (wrong shape, a junk cursor, a
+        // limit that overflows): the request itself is bad.
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::NotApproved => StatusCode::FORBIDDEN,

@@ -102,13 +102,8 @@ async fn export_executions(
         let path = path
             .into_path()
             .map_err(|e| flowkeep_store::Error::Io(std::io::Error::other(e.to_string())))?;
-        // Written beside the target and renamed, so a failed export leaves no half file.
-        let partial = path.with_extension(format!("{ext}.partial"));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
-        svc.export_executions(&filter, format, &mut out, &mut |_| {})?;
-        std::io::Write::flush(&mut out)?;
-        drop(out);
-        std::fs::rename(&partial, &path)?;
+        // `<path>.partial`, created new (0600) and renamed: as the CLI exports.
+        svc.export_executions_to_file(&filter, format, &path, &mut |_| {})?;
         Ok(Some(path.display().to_string()))
     })
     .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::checkpointer::{Checkpointer, BACKSTOP_PAGES};
-use crate::{migrate, Result};
+use crate::{migrate, private, Result};
 
 /// How hard a commit tries to survive power loss. `Normal` (WAL +
 /// synchronous=NORMAL) never loses a committed change to a process crash;
@@ -57,9 +57,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Db {
     pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<Db> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+        make_private(path)?;
         let mut writer = Connection::open(path)?;
         configure_writer(&writer, opts.durability)?;
         migrate::migrate(&mut writer)?;
@@ -117,6 +115,26 @@ impl Db {
         }
         out
     }
+}
+
+/// The data dir 0700; the database file 0600, created here before SQLite
+/// opens it because SQLite gives `-wal` and `-shm` the database file's mode;
+/// existing files tightened, so an older install becomes private too.
+fn make_private(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private::create_dir(dir)?;
+    }
+    match private::create_new(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        private::tighten(Path::new(&p))?;
+    }
+    Ok(())
 }
 
 fn configure_writer(conn: &Connection, durability: Durability) -> Result<()> {

@@ -1,14 +1,16 @@
 //! Streams executions to a writer row by row: memory stays flat however many
 //! rows match.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
 use flowkeep_core::execution::Execution;
+use flowkeep_core::FieldError;
 use rusqlite::params_from_iter;
 
 use crate::queries::executions::{filter_sql, from_row, COLUMNS};
-use crate::{Result, Service};
+use crate::{Error, Result, Service};
 
 /// CSV columns, in order.
 pub const CSV_HEADER: [&str; 11] = [
@@ -55,6 +57,67 @@ impl Service {
             Ok(n)
         })
     }
+}
+
+impl Service {
+    /// `export_executions` into the file `path`, safely: the rows go to
+    /// `<path>.partial` (the whole name plus `.partial`, so `report.csv`
+    /// never touches an unrelated `report.partial`), created new with mode
+    /// 0600, and renamed onto `path` once complete. The partial file is
+    /// created with `O_EXCL`, so an existing file or symlink of that name is
+    /// never followed or replaced: the export fails and names it instead.
+    /// A failed export removes its partial file and leaves `path` alone.
+    pub fn export_executions_to_file(
+        &self,
+        filter: &ExecutionFilter,
+        format: ExportFormat,
+        path: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let partial = partial_path(path)?;
+        let file = crate::private::create_new(&partial).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                "it already exists (another export, or one that was interrupted); remove it or export to another name".to_owned()
+            } else {
+                e.to_string()
+            };
+            Error::InvalidInput(vec![FieldError::new(
+                "out",
+                "file",
+                format!("cannot create {}: {why}", partial.display()),
+            )])
+        })?;
+        let mut out = BufWriter::new(file);
+        let written = self
+            .export_executions(filter, format, &mut out, progress)
+            .and_then(|n| {
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                Ok(n)
+            })
+            .and_then(|n| {
+                std::fs::rename(&partial, path)?;
+                Ok(n)
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
+    }
+}
+
+/// `<path>.partial`, beside `path`.
+fn partial_path(path: &Path) -> Result<PathBuf> {
+    let Some(name) = path.file_name() else {
+        return Err(Error::InvalidInput(vec![FieldError::new(
+            "out",
+            "file",
+            format!("{} is not a file name", path.display()),
+        )]));
+    };
+    let mut partial = name.to_owned();
+    partial.push(".partial");
+    Ok(path.with_file_name(partial))
 }
 
 enum Sink<'a> {
@@ -128,5 +191,91 @@ fn csv_err(e: csv::Error) -> crate::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(io) => io.into(),
         other => crate::Error::Corrupt(format!("csv: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use flowkeep_core::commands::{CreateWorkflow, StartExecution};
+
+    use super::*;
+
+    fn service_with_a_run() -> Service {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = svc
+            .create_workflow(CreateWorkflow {
+                name: "w".to_owned(),
+                ..Default::default()
+            })
+            .unwrap();
+        svc.start_execution(StartExecution {
+            workflow_id: wf.id,
+            status: None,
+            trigger: None,
+        })
+        .unwrap();
+        svc
+    }
+
+    #[test]
+    fn partial_is_the_whole_name_plus_partial() {
+        assert_eq!(
+            partial_path(Path::new("/x/report.csv")).unwrap(),
+            Path::new("/x/report.csv.partial")
+        );
+        assert_eq!(
+            partial_path(Path::new("report")).unwrap(),
+            Path::new("report.partial")
+        );
+        assert!(partial_path(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn exports_are_private_beside_the_target_and_never_follow_a_symlink() {
+        let svc = service_with_a_run();
+        let dir = tempfile::tempdir().unwrap();
+        let unrelated = dir.path().join("report.partial");
+        std::fs::write(&unrelated, "unrelated").unwrap();
+        let target = dir.path().join("report.csv");
+        let n = svc
+            .export_executions_to_file(
+                &ExecutionFilter::default(),
+                ExportFormat::Csv,
+                &target,
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(std::fs::read_to_string(&target).unwrap().lines().count(), 2);
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "unrelated");
+        assert!(!dir.path().join("report.csv.partial").exists());
+
+        // A symlink where the partial file would go: refused, its target untouched.
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "original").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("r2.csv.partial")).unwrap();
+        let err = svc
+            .export_executions_to_file(
+                &ExecutionFilter::default(),
+                ExportFormat::Csv,
+                &dir.path().join("r2.csv"),
+                &mut |_| {},
+            )
+            .unwrap_err();
+        let Error::InvalidInput(f) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(f[0].field, "out");
+        assert!(f[0].message.contains("r2.csv.partial"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original");
+        assert!(!dir.path().join("r2.csv").exists());
+        assert!(
+            dir.path().join("r2.csv.partial").is_symlink(),
+            "left as it was"
+        );
     }
 }

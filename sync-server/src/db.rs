@@ -14,6 +14,8 @@ pub enum Error {
     Conflict(String),
     #[error("invalid workspace name \"{0}\": use 1 to 64 letters, digits, - or _")]
     Invalid(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub struct Db {
@@ -40,11 +42,70 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 ";
 
-impl Db {
-    pub fn open(path: &Path) -> Result<Db, Error> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+/// The directory 0700, the database file created 0600 before SQLite opens
+/// it (SQLite gives `-wal` and `-shm` the database file's mode), and
+/// existing ones stripped of group and other permissions. A file owned by
+/// someone else (EPERM) is left alone.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(up) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(up)?;
         }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        tighten(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // `mode` is filtered by the umask; set it exactly.
+        Ok(f) => f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?,
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        tighten(Path::new(&p))?;
+    }
+    Ok(())
+}
+
+fn tighten(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let want = if meta.is_dir() {
+        (mode & 0o7700) | 0o700
+    } else {
+        mode & 0o7700
+    };
+    if mode == want {
+        return Ok(());
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`. Its directory is
+    /// made 0700 and the file (with `-wal` and `-shm`) 0600, whatever the
+    /// umask; existing ones are tightened. It holds every workspace's
+    /// documents.
+    pub fn open(path: &Path) -> Result<Db, Error> {
+        make_private(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -171,5 +232,42 @@ impl Db {
         self.conn()
             .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_data_is_private_and_an_existing_install_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("server").join("data");
+        let path = dir.join("sync.db");
+        let db = Db::open(&path).unwrap();
+        db.create_workspace("team", "hash", 1).unwrap();
+        let wal = dir.join("sync.db-wal");
+        let shm = dir.join("sync.db-shm");
+        assert!(wal.exists() && shm.exists());
+        assert_eq!(
+            (mode(&dir), mode(&path), mode(&wal), mode(&shm)),
+            (0o700, 0o600, 0o600, 0o600)
+        );
+        // Loosened while the server has it open (as an older version left it).
+        for (p, m) in [(&dir, 0o755), (&path, 0o644), (&wal, 0o644), (&shm, 0o644)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        let _again = Db::open(&path).unwrap();
+        drop(db);
+        assert_eq!(
+            (mode(&dir), mode(&path), mode(&wal), mode(&shm)),
+            (0o700, 0o600, 0o600, 0o600)
+        );
     }
 }

@@ -8,6 +8,6 @@ mod run;
 
 pub use document::{ConfigDocument, CrossRule};
 pub use field::{ConfigType, FieldDef};
-pub use run::{RetentionPolicy, RunSpec};
+pub use run::{duration_ms_wide, RetentionPolicy, RunSpec};
 
 pub(crate) use parse::json_type as parse_json_type;

@@ -253,6 +253,7 @@ fn check_run(run: &RunSpec, errors: &mut Vec<FieldError>) {
             ));
         }
     }
+    errors.extend(run.check_inherit_env());
 }
 
 fn one_line(s: &str) -> String {

@@ -2,8 +2,10 @@
 //! cancel. The child runs in its own process group so that stopping it
 //! also stops whatever it started.
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +43,8 @@ pub(crate) struct Finished {
 pub(crate) struct Spec<'a> {
     pub command: &'a [String],
     pub cwd: Option<&'a str>,
-    pub env: Vec<(String, String)>,
+    /// The job's whole environment: nothing else of ours is passed on.
+    pub env: Vec<(OsString, OsString)>,
     pub stdin: Vec<u8>,
     pub timeout: Option<Duration>,
     pub log: &'a Path,
@@ -52,7 +55,8 @@ use super::OutputSink as Sink;
 pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::Result<Finished> {
     let mut cmd =
         super::launch::command(&spec.command[0], &spec.command[1..], &spec.env, spec.cwd)?;
-    cmd.envs(spec.env)
+    cmd.env_clear()
+        .envs(spec.env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -60,7 +64,11 @@ pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::R
     if let Some(cwd) = spec.cwd {
         cmd.current_dir(cwd);
     }
-    let log = Arc::new(Mutex::new(File::create(spec.log)?));
+    let log = Arc::new(Mutex::new(Log::new(
+        crate::private::create_new(spec.log)?,
+        LOG_HEAD_BYTES,
+        LOG_TAIL_BYTES,
+    )));
     let mut child = cmd.spawn()?;
     let group = Pid::from_raw(child.id() as i32);
 
@@ -83,7 +91,7 @@ pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::R
     let err = pump(
         child.stderr.take().expect("piped"),
         OutputStream::Stderr,
-        log,
+        log.clone(),
         sink,
         done_tx,
     );
@@ -120,6 +128,7 @@ pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::R
             }
         }
     }
+    log.lock().unwrap_or_else(|p| p.into_inner()).finish();
     let stdout = take(out);
     let stderr = take(err);
     Ok(Finished {
@@ -148,7 +157,7 @@ type Pumped = Arc<Mutex<Tail>>;
 fn pump(
     mut from: impl Read + Send + 'static,
     stream: OutputStream,
-    log: Arc<Mutex<File>>,
+    log: Arc<Mutex<Log>>,
     sink: Sink,
     done: mpsc::Sender<()>,
 ) -> Pumped {
@@ -192,13 +201,176 @@ fn pump(
 /// A line longer than this goes to the log in pieces.
 const MAX_LOG_LINE: usize = 64 * 1024;
 
-fn write_log(log: &Mutex<File>, bytes: &[u8]) {
-    if let Ok(mut f) = log.lock() {
-        let _ = f.write_all(bytes);
+fn write_log(log: &Mutex<Log>, bytes: &[u8]) {
+    log.lock().unwrap_or_else(|p| p.into_inner()).line(bytes);
+}
+
+/// `output.log` keeps at most about this much: the first `LOG_HEAD_BYTES`
+/// and the last `LOG_TAIL_BYTES`, with one line marking the cut between.
+pub(crate) const LOG_HEAD_BYTES: u64 = 5 * 1024 * 1024;
+pub(crate) const LOG_TAIL_BYTES: u64 = 5 * 1024 * 1024;
+
+/// The run's `output.log`, capped: while the whole output fits in head +
+/// tail it goes to the file as it comes (so the file can be followed
+/// live). Once it would not, the file is cut back to the head and the last
+/// lines are kept in memory, in a ring of whole lines, to be written after
+/// a `[flowkeep: N bytes cut]` line when the run ends.
+pub(crate) struct Log {
+    file: File,
+    head_cap: u64,
+    tail_cap: u64,
+    /// Bytes in the file.
+    written: u64,
+    /// End of the last whole line that fits in the head.
+    head_end: u64,
+    /// The head is full: lines from here on are tail candidates.
+    head_full: bool,
+    /// Lines after the head, newest last, at most `tail_cap` bytes.
+    tail: VecDeque<Vec<u8>>,
+    tail_bytes: u64,
+    /// Bytes after the head that are neither in the file nor the ring.
+    cut: u64,
+    capped: bool,
+    finished: bool,
+}
+
+impl Log {
+    pub(crate) fn new(file: File, head_cap: u64, tail_cap: u64) -> Log {
+        Log {
+            file,
+            head_cap,
+            tail_cap,
+            written: 0,
+            head_end: 0,
+            head_full: false,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            cut: 0,
+            capped: false,
+            finished: false,
+        }
+    }
+
+    /// One whole line (or a piece of a very long one).
+    pub(crate) fn line(&mut self, bytes: &[u8]) {
+        if self.finished {
+            return;
+        }
+        let len = bytes.len() as u64;
+        if !self.head_full && self.head_end + len <= self.head_cap {
+            self.head_end += len;
+            self.write(bytes);
+            return;
+        }
+        self.head_full = true;
+        self.tail.push_back(bytes.to_vec());
+        self.tail_bytes += len;
+        while self.tail_bytes > self.tail_cap {
+            let Some(old) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= old.len() as u64;
+            self.cut += old.len() as u64;
+        }
+        if self.capped {
+            return;
+        }
+        if self.written + len <= self.head_cap + self.tail_cap {
+            self.write(bytes);
+            return;
+        }
+        // From now on the file holds the head only, until `finish`.
+        self.capped = true;
+        let _ = self.file.set_len(self.head_end);
+        let _ = self.file.seek(SeekFrom::Start(self.head_end));
+        self.written = self.head_end;
+    }
+
+    /// The run ended: writes the cut marker and the kept tail, if the output
+    /// was cut. Later lines (a straggler still writing) are dropped.
+    pub(crate) fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if self.capped {
+            let marker = format!("[flowkeep: {} bytes cut]\n", self.cut);
+            self.write(marker.as_bytes());
+            let tail = std::mem::take(&mut self.tail);
+            for line in &tail {
+                self.write(line);
+            }
+        }
+        let _ = self.file.flush();
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A full disk must not stop the run; the log is best effort.
+        if self.file.write_all(bytes).is_ok() {
+            self.written += bytes.len() as u64;
+        }
     }
 }
 
 fn take(t: Pumped) -> Tail {
     let mut guard = t.lock().unwrap_or_else(|p| p.into_inner());
     std::mem::replace(&mut *guard, Tail::new(TAIL_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(lines: &[Vec<u8>], head: u64, tail: u64) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let mut log = Log::new(crate::private::create_new(&path).unwrap(), head, tail);
+        for l in lines {
+            log.line(l);
+        }
+        log.finish();
+        String::from_utf8(std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    fn lines(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!("line {i:03}\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn output_that_fits_is_kept_whole() {
+        let all = lines(10); // 9 bytes each
+        let text = log_of(&all, 45, 45);
+        assert_eq!(
+            text,
+            all.concat().iter().map(|&b| b as char).collect::<String>()
+        );
+    }
+
+    #[test]
+    fn long_output_keeps_head_and_tail_in_whole_lines_and_marks_the_cut() {
+        let all = lines(100); // 900 bytes
+        let text = log_of(&all, 40, 40);
+        // Head: 4 whole lines (36 bytes <= 40); tail: the last 4 (36 <= 40).
+        assert_eq!(
+            text,
+            "line 000\nline 001\nline 002\nline 003\n[flowkeep: 828 bytes cut]\nline 096\nline 097\nline 098\nline 099\n"
+        );
+        assert!(text.len() <= 40 + 40 + "[flowkeep: 828 bytes cut]\n".len());
+    }
+
+    #[test]
+    fn just_over_the_cap_cuts_a_little() {
+        let all = lines(11); // 99 bytes, cap 90
+        let text = log_of(&all, 45, 45);
+        assert!(text.starts_with("line 000\n"), "{text}");
+        assert!(text.ends_with("line 010\n"), "{text}");
+        assert!(
+            text.contains("line 004\n[flowkeep: 9 bytes cut]\nline 006\n"),
+            "{text}"
+        );
+        let kept: usize = text.lines().filter(|l| l.starts_with("line")).count();
+        assert_eq!(kept, 10, "{text}");
+    }
 }

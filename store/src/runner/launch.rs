@@ -19,11 +19,12 @@ use std::process::Command;
 
 const SETPRIV: &[&str] = &["/usr/bin/setpriv", "/bin/setpriv"];
 
-/// The command for `program args…` with `env` and `cwd` as the job gets them.
+/// The command for `program args…`; `env` (the job's whole environment)
+/// and `cwd` are what the job gets, used here to find the program.
 pub(crate) fn command(
     program: &str,
     args: &[String],
-    env: &[(String, String)],
+    env: &[(OsString, OsString)],
     cwd: Option<&str>,
 ) -> std::io::Result<Command> {
     let Some(setpriv) = SETPRIV.iter().map(Path::new).find(|p| p.is_file()) else {
@@ -41,7 +42,11 @@ pub(crate) fn command(
 
 /// `program` as the OS would find it: a path (relative to `cwd`), or the
 /// first executable file of that name on the job's `PATH`.
-fn resolve(program: &str, env: &[(String, String)], cwd: Option<&str>) -> std::io::Result<PathBuf> {
+fn resolve(
+    program: &str,
+    env: &[(OsString, OsString)],
+    cwd: Option<&str>,
+) -> std::io::Result<PathBuf> {
     let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
     if program.contains('/') {
         let path = match cwd {
@@ -58,7 +63,7 @@ fn resolve(program: &str, env: &[(String, String)], cwd: Option<&str>) -> std::i
         .iter()
         .rev()
         .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.into())
+        .map(|(_, v)| v.clone())
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
     std::env::split_paths(&path_var)
@@ -81,7 +86,7 @@ mod tests {
         let job = dir.path().join("job.sh");
         std::fs::write(&job, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&job, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = vec![("PATH".to_owned(), dir.path().display().to_string())];
+        let path = vec![(OsString::from("PATH"), dir.path().as_os_str().to_owned())];
         assert_eq!(resolve("job.sh", &path, None).unwrap(), job);
         assert_eq!(
             resolve("./job.sh", &[], Some(dir.path().to_str().unwrap())).unwrap(),

@@ -7,6 +7,8 @@ mod launch;
 mod rundir;
 mod tail;
 
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -119,19 +121,15 @@ impl Service {
         let spec = child::Spec {
             command: &run.command,
             cwd: run.cwd.as_deref(),
-            env: run
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .chain([
-                    (
-                        "FLOWKEEP_CONFIG".to_owned(),
-                        dir.config_path().display().to_string(),
-                    ),
-                    ("FLOWKEEP_EXECUTION_ID".to_owned(), execution.id.clone()),
-                    ("FLOWKEEP_WORKFLOW_ID".to_owned(), wf.id.clone()),
-                ])
-                .collect(),
+            env: job_env(
+                std::env::vars_os(),
+                &run,
+                [
+                    ("FLOWKEEP_CONFIG", dir.config_path().into_os_string()),
+                    ("FLOWKEEP_EXECUTION_ID", execution.id.clone().into()),
+                    ("FLOWKEEP_WORKFLOW_ID", wf.id.clone().into()),
+                ],
+            ),
             stdin: serde_json::to_vec(&values)?,
             timeout: run.timeout_s.map(Duration::from_secs),
             log: &log,
@@ -217,6 +215,9 @@ impl Service {
         let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
             return Ok(0);
         };
+        // Run dirs of an older install were made with the umask: with
+        // `runs/` itself 0700 nobody else can reach them.
+        crate::private::tighten(&runs)?;
         let candidates: Vec<String> = self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM executions WHERE status IN ('running', 'queued') AND device_id = ?1",
@@ -226,10 +227,15 @@ impl Service {
         })?;
         let mut recovered = 0;
         for id in candidates {
+            // Only a UUID names a run directory (`is_abandoned` says no to
+            // anything else): a forged id like `../../x` is never a path.
+            let Some(dir) = rundir::path_of(&runs, &id) else {
+                continue;
+            };
             if !rundir::is_abandoned(&runs, &id) {
                 continue;
             }
-            let log = runs.join(&id).join("output.log");
+            let log = dir.join("output.log");
             let finished = self.finish_execution(FinishExecution {
                 id: id.clone(),
                 status: ExecutionStatus::Failed,
@@ -243,8 +249,122 @@ impl Service {
                 Err(Error::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
-            let _ = std::fs::remove_file(runs.join(&id).join("lock"));
+            rundir::remove_lock(&runs, &id);
         }
         Ok(recovered)
+    }
+
+    /// Removes the run directories of deleted runs (after the deletion
+    /// committed). A directory that cannot be removed stays behind: the
+    /// deletion itself already happened, and is not undone for a file.
+    pub(crate) fn remove_run_dirs(&self, ids: &[String]) {
+        let Some(runs) = self.runs_dir() else {
+            return;
+        };
+        for id in ids {
+            let _ = rundir::remove(runs, id);
+        }
+    }
+}
+
+/// Variables of flowkeep's own environment that every job gets, when set:
+/// what programs need to find things and to speak the user's language.
+const BASE_ENV: [&str; 8] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM",
+];
+
+/// The job's whole environment, in order (a later entry wins): the fixed
+/// base and every `LC_*` from `own` (flowkeep's environment), the spec's
+/// `env`, the names the spec lists in `inherit_env` (from `own`, when set),
+/// then `ours`. Nothing else of `own` is passed on: it may hold secrets
+/// (the sync token, the user's shell), and output tails sync to every
+/// device. No `FLOWKEEP_*` variable of `own` is ever passed, whatever the
+/// spec lists.
+fn job_env(
+    own: impl IntoIterator<Item = (OsString, OsString)>,
+    run: &flowkeep_core::config::RunSpec,
+    ours: [(&str, OsString); 3],
+) -> Vec<(OsString, OsString)> {
+    use flowkeep_core::config::RunSpec;
+    let own: BTreeMap<OsString, OsString> = own.into_iter().collect();
+    let mut env: Vec<(OsString, OsString)> = own
+        .iter()
+        .filter(|(k, _)| {
+            BASE_ENV.iter().any(|b| k.as_os_str() == *b) || k.as_encoded_bytes().starts_with(b"LC_")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(run.env.iter().map(|(k, v)| (k.into(), v.into())));
+    for name in &run.inherit_env {
+        if RunSpec::is_reserved_env(name) {
+            continue;
+        }
+        if let Some(v) = own.get(OsStr::new(name)) {
+            env.push((name.into(), v.clone()));
+        }
+    }
+    env.extend(ours.into_iter().map(|(k, v)| (k.into(), v)));
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn the_job_gets_the_base_its_spec_and_what_it_inherits_nothing_else() {
+        let own = vars(&[
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/u"),
+            ("LANG", "C.UTF-8"),
+            ("LC_TIME", "de_DE.UTF-8"),
+            ("TERM", "xterm"),
+            ("PROBE_SECRET", "s3cret"),
+            ("AWS_SECRET_ACCESS_KEY", "k"),
+            ("FLOWKEEP_SYNC_TOKEN", "tok"),
+            ("FLOWKEEP_ACTOR", "alice"),
+            ("AWS_PROFILE", "dev"),
+            ("SSH_AUTH_SOCK", "/tmp/agent"),
+        ]);
+        let run: flowkeep_core::config::RunSpec = serde_json::from_value(json!({
+            "command": ["job"],
+            "env": {"SPEC_VAR": "from-spec", "PATH": "/opt/bin:/usr/bin", "FLOWKEEP_CONFIG": "spoofed"},
+            "inherit_env": ["AWS_PROFILE", "NOT_SET", "FLOWKEEP_SYNC_TOKEN"],
+        }))
+        .unwrap();
+        let env = job_env(
+            own,
+            &run,
+            [
+                ("FLOWKEEP_CONFIG", "/data/runs/e/config.json".into()),
+                ("FLOWKEEP_EXECUTION_ID", "e".into()),
+                ("FLOWKEEP_WORKFLOW_ID", "w".into()),
+            ],
+        );
+        // As the child sees it: a later entry wins.
+        let seen: BTreeMap<String, String> = env
+            .into_iter()
+            .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
+            .collect();
+        let want: BTreeMap<String, String> = [
+            ("PATH", "/opt/bin:/usr/bin"),
+            ("HOME", "/home/u"),
+            ("LANG", "C.UTF-8"),
+            ("LC_TIME", "de_DE.UTF-8"),
+            ("TERM", "xterm"),
+            ("SPEC_VAR", "from-spec"),
+            ("AWS_PROFILE", "dev"),
+            ("FLOWKEEP_CONFIG", "/data/runs/e/config.json"),
+            ("FLOWKEEP_EXECUTION_ID", "e"),
+            ("FLOWKEEP_WORKFLOW_ID", "w"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(seen, want);
     }
 }

@@ -9,9 +9,29 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::private;
+
 pub(crate) struct RunDir {
     pub path: PathBuf,
     lock: Option<File>,
+}
+
+/// `runs/<id>` for an execution id that is a UUID, else `None`. Ids can come
+/// from another device; a path is never built from one that is not a
+/// parsed UUID, so `../x` or `/etc` can never name a directory here.
+pub(crate) fn path_of(runs: &Path, execution_id: &str) -> Option<PathBuf> {
+    let id = uuid::Uuid::parse_str(execution_id).ok()?;
+    Some(runs.join(id.hyphenated().to_string()))
+}
+
+fn not_a_uuid(execution_id: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "execution id {:?} is not a UUID",
+            execution_id.chars().take(64).collect::<String>()
+        ),
+    )
 }
 
 impl RunDir {
@@ -23,18 +43,16 @@ impl RunDir {
         execution_id: &str,
         config: &serde_json::Value,
     ) -> std::io::Result<RunDir> {
-        fs::create_dir_all(runs)?;
-        let tmp = runs.join(format!("{execution_id}.tmp"));
-        let path = runs.join(execution_id);
-        fs::create_dir_all(&tmp)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(tmp.join("lock"))?;
+        let path = path_of(runs, execution_id).ok_or_else(|| not_a_uuid(execution_id))?;
+        private::create_dir(runs)?;
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        private::create_dir(&tmp)?;
+        let lock = private::create_new(&tmp.join("lock"))?;
         lock.try_lock()
             .map_err(|e| std::io::Error::other(format!("cannot lock the run directory: {e}")))?;
-        let mut cfg = File::create(tmp.join("config.json"))?;
+        let mut cfg = private::create_new(&tmp.join("config.json"))?;
         cfg.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
         cfg.sync_all()?;
         fs::rename(&tmp, &path)?;
@@ -63,46 +81,156 @@ impl RunDir {
 
 /// Whether the run whose directory this is was abandoned: it has a lock
 /// file nobody holds. A run without a directory was not started by the
-/// runner (`exec start`) and is not ours to judge.
+/// runner (`exec start`) and is not ours to judge; nor is an id that is not
+/// a UUID.
 pub(crate) fn is_abandoned(runs: &Path, execution_id: &str) -> bool {
-    let dir = runs.join(execution_id);
+    let Some(dir) = path_of(runs, execution_id) else {
+        return false;
+    };
     if !dir.is_dir() {
         return false;
     }
+    !is_locked(&dir)
+}
+
+/// Whether a live process holds the lock of the run in `dir`.
+fn is_locked(dir: &Path) -> bool {
     match OpenOptions::new().write(true).open(dir.join("lock")) {
         Ok(f) => match f.try_lock() {
             Ok(()) => {
                 let _ = f.unlock();
-                true
+                false
             }
-            Err(_) => false,
+            Err(_) => true,
         },
         // A run directory without a lock: the runner died between finishing
         // and recording, or the file was removed by hand. Either way nobody
         // supervises the run.
-        Err(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// Removes the lock file of an abandoned run.
+pub(crate) fn remove_lock(runs: &Path, execution_id: &str) {
+    if let Some(dir) = path_of(runs, execution_id) {
+        let _ = fs::remove_file(dir.join("lock"));
+    }
+}
+
+/// Removes the directory of a deleted run, unless a live process still
+/// supervises it (its lock is held): that one removes nothing of a run it is
+/// writing to, and the directory stays. Ids that are not UUIDs are skipped.
+pub(crate) fn remove(runs: &Path, execution_id: &str) -> std::io::Result<()> {
+    let Some(dir) = path_of(runs, execution_id) else {
+        return Ok(());
+    };
+    // `symlink_metadata`: a symlink planted in runs/ is removed, never followed.
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {
+            if is_locked(&dir) {
+                return Ok(());
+            }
+            fs::remove_dir_all(&dir)
+        }
+        Ok(_) => fs::remove_file(&dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    const E1: &str = "0190a000-0000-7000-8000-000000000001";
+    const E2: &str = "0190a000-0000-7000-8000-000000000002";
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
 
     #[test]
     fn a_held_lock_is_alive_a_released_or_dropped_one_is_abandoned() {
         let runs = tempfile::tempdir().unwrap();
-        assert!(!is_abandoned(runs.path(), "never-started"));
-        let dir = RunDir::create(runs.path(), "e1", &serde_json::json!({"n": 1})).unwrap();
-        assert!(!is_abandoned(runs.path(), "e1"), "held by this process");
+        let runs = runs.path().join("runs");
+        assert!(!is_abandoned(&runs, "0190a000-0000-7000-8000-00000000000f"));
+        let dir = RunDir::create(&runs, E1, &serde_json::json!({"n": 1})).unwrap();
+        assert!(!is_abandoned(&runs, E1), "held by this process");
         assert_eq!(
             fs::read_to_string(dir.config_path()).unwrap(),
             "{\n  \"n\": 1\n}"
         );
+        // Private whatever the umask.
+        assert_eq!(
+            (
+                mode(&runs),
+                mode(&dir.path),
+                mode(&dir.config_path()),
+                mode(&dir.path.join("lock"))
+            ),
+            (0o700, 0o700, 0o600, 0o600)
+        );
         drop(dir); // like a crash: the lock is gone with the handle
-        assert!(is_abandoned(runs.path(), "e1"));
-        let dir = RunDir::create(runs.path(), "e2", &serde_json::json!({})).unwrap();
+        assert!(is_abandoned(&runs, E1));
+        let dir = RunDir::create(&runs, E2, &serde_json::json!({})).unwrap();
         dir.release();
-        assert!(is_abandoned(runs.path(), "e2"), "released and removed");
-        assert!(!runs.path().join("e2.tmp").exists());
+        assert!(is_abandoned(&runs, E2), "released and removed");
+        assert!(!runs.join(format!("{E2}.tmp")).exists());
+    }
+
+    #[test]
+    fn paths_are_only_built_from_uuids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path().join("data").join("runs");
+        fs::create_dir_all(&runs).unwrap();
+        // A victim beside the data dir, as `../../victim` would name it.
+        let victim = tmp.path().join("victim");
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("lock"), "").unwrap();
+        for bad in ["../../victim", "/etc", "", "x", "..", "e1"] {
+            assert_eq!(path_of(&runs, bad), None, "{bad:?}");
+            assert!(!is_abandoned(&runs, bad));
+            remove_lock(&runs, bad);
+            remove(&runs, bad).unwrap();
+            assert!(RunDir::create(&runs, bad, &serde_json::json!({})).is_err());
+        }
+        assert!(
+            victim.join("lock").exists(),
+            "nothing outside runs/ touched"
+        );
+        // Other spellings of a UUID name the same, canonical directory.
+        let upper = E1.to_uppercase();
+        assert_eq!(path_of(&runs, &upper), Some(runs.join(E1)));
+        assert_eq!(path_of(&runs, &format!("{{{E1}}}")), Some(runs.join(E1)));
+    }
+
+    #[test]
+    fn remove_deletes_finished_runs_and_spares_live_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path().join("runs");
+        let live = RunDir::create(&runs, E1, &serde_json::json!({})).unwrap();
+        RunDir::create(&runs, E2, &serde_json::json!({}))
+            .unwrap()
+            .release();
+        remove(&runs, E2).unwrap();
+        assert!(!runs.join(E2).exists());
+        remove(&runs, E2).unwrap(); // already gone: fine
+        remove(&runs, E1).unwrap();
+        assert!(
+            live.path.exists(),
+            "a run still supervised keeps its directory"
+        );
+        live.release();
+        remove(&runs, E1).unwrap();
+        assert!(!runs.join(E1).exists());
+        // A symlink in its place is removed, its target left alone.
+        let target = tmp.path().join("target");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), "").unwrap();
+        std::os::unix::fs::symlink(&target, runs.join(E1)).unwrap();
+        remove(&runs, E1).unwrap();
+        assert!(!runs.join(E1).exists() && target.join("keep").exists());
     }
 }

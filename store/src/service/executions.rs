@@ -86,6 +86,20 @@ impl Service {
                     "an imported run is succeeded, failed or cancelled",
                 ));
             }
+            // Outside what a date can be, `completed_at - started_at` would
+            // not fit a duration column and every listing would fail.
+            for (name, t) in [
+                ("started_at", e.started_at),
+                ("completed_at", e.completed_at),
+            ] {
+                if chrono::DateTime::from_timestamp_millis(t).is_none() {
+                    problems.push(flowkeep_core::FieldError::new(
+                        format!("executions[{i}].{name}"),
+                        "range",
+                        "not a date: Unix milliseconds within about 262,000 years of 1970",
+                    ));
+                }
+            }
             if e.completed_at < e.started_at {
                 problems.push(flowkeep_core::FieldError::new(
                     format!("executions[{i}].completed_at"),
@@ -153,7 +167,7 @@ impl Service {
 
     pub fn delete_execution(&self, mut input: ExecutionId) -> Result<Deleted> {
         input.check()?;
-        self.write(|w| {
+        let deleted = self.write(|w| {
             let current = queries::executions::get(w.conn, &input.id)?;
             w.append(
                 &input.id,
@@ -166,7 +180,9 @@ impl Service {
                 id: input.id.clone(),
                 deleted: true,
             })
-        })
+        })?;
+        self.remove_run_dirs(std::slice::from_ref(&input.id));
+        Ok(deleted)
     }
 
     /// How many finished runs a prune with these arguments would delete.
@@ -183,16 +199,59 @@ impl Service {
                     return Err(Error::workflow_not_found(wf));
                 }
             }
-            let deleted = prune_in(w, &input, "manual")?;
-            Ok(PruneReport { deleted })
+            prune_in(w, &input, "manual")
         })
+        .map(|pruned| self.pruned(pruned))
+    }
+
+    /// The report of a committed prune, once its run directories are gone.
+    pub(crate) fn pruned(&self, pruned: Pruned) -> PruneReport {
+        self.remove_run_dirs(&pruned.local_ids);
+        PruneReport {
+            deleted: pruned.deleted,
+        }
+    }
+}
+
+/// What a prune deleted: how many runs, and which of them ran on this
+/// device (only those can have a run directory here).
+#[derive(Default)]
+pub(crate) struct Pruned {
+    pub deleted: u64,
+    pub local_ids: Vec<String>,
+}
+
+impl Pruned {
+    pub(crate) fn add(&mut self, other: Pruned) {
+        self.deleted += other.deleted;
+        self.local_ids.extend(other.local_ids);
     }
 }
 
 /// Appends one `executions.pruned` event for the matching finished runs, if
-/// there are any, inside the caller's transaction.
-pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) -> Result<u64> {
-    let deleted = count_prunable(w.conn, input)?;
+/// there are any, inside the caller's transaction. The caller removes the
+/// run directories once the transaction committed (`Service::pruned`).
+pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) -> Result<Pruned> {
+    let (where_sql, args) = queries::executions::prune_filter_sql(
+        input.workflow_id.as_deref(),
+        input.status,
+        input.since,
+        input.before,
+    );
+    let mut pruned = Pruned::default();
+    {
+        let mut stmt = w
+            .conn
+            .prepare_cached(&format!("SELECT id, device_id FROM executions {where_sql}"))?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            pruned.deleted += 1;
+            if r.get_ref(1)?.as_str().ok() == Some(w.device_id) {
+                pruned.local_ids.push(r.get(0)?);
+            }
+        }
+    }
+    let deleted = pruned.deleted;
     if deleted > 0 {
         let event = Event::ExecutionsPruned(ExecutionsPrunedV1 {
             workflow_id: input.workflow_id.clone(),
@@ -208,7 +267,7 @@ pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) ->
             event,
         )?;
     }
-    Ok(deleted)
+    Ok(pruned)
 }
 
 fn count_prunable(c: &rusqlite::Connection, input: &PruneExecutions) -> Result<u64> {

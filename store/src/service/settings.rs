@@ -10,7 +10,7 @@ use flowkeep_core::workflow::FieldChange;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::executions::prune_in;
+use super::executions::{prune_in, Pruned};
 use super::{ChangeKind, Service, Writer};
 use crate::event_log::Expected;
 use crate::{queries, Error, Result};
@@ -32,6 +32,11 @@ impl Service {
         } else {
             "retention"
         };
+        // Limits that overflow are malformed input (HTTP 400), not a policy.
+        let overflow = input.policy.check_range(prefix);
+        if !overflow.is_empty() {
+            return Err(Error::InvalidInput(overflow));
+        }
         let problems = input.policy.check(prefix);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
@@ -64,7 +69,7 @@ impl Service {
     /// one) now. Each workflow with runs to delete gets one prune event.
     pub fn apply_retention(&self, mut input: ApplyRetention) -> Result<PruneReport> {
         input.check()?;
-        self.write(|w| {
+        let pruned = self.write(|w| {
             let global = load_settings(w.conn)?.retention;
             let ids: Vec<String> = match &input.workflow_id {
                 Some(id) => {
@@ -73,17 +78,18 @@ impl Service {
                 }
                 None => workflows_with_runs(w.conn)?,
             };
-            let mut deleted = 0;
+            let mut pruned = Pruned::default();
             for id in ids {
                 // The policy this device approved: one changed on another
                 // device deletes nothing here until it is approved.
                 let own = queries::workflows::load(w.conn, &id)?
                     .and_then(|l| l.workflow.approval.approved_spec.retention);
                 let policy = own.unwrap_or_else(|| global.clone());
-                deleted += apply_policy(w, &id, &policy)?;
+                pruned.add(apply_policy(w, &id, &policy)?);
             }
-            Ok(PruneReport { deleted })
-        })
+            Ok(pruned)
+        })?;
+        Ok(self.pruned(pruned))
     }
 }
 
@@ -140,18 +146,30 @@ fn workflows_with_runs(c: &Connection) -> Result<Vec<String>> {
 
 /// Age becomes "started before now - max_age"; count becomes "started
 /// before the oldest run to keep", so both are the same kind of prune event.
-fn apply_policy(w: &Writer<'_>, workflow_id: &str, policy: &RetentionPolicy) -> Result<u64> {
-    let mut deleted = 0;
+fn apply_policy(w: &Writer<'_>, workflow_id: &str, policy: &RetentionPolicy) -> Result<Pruned> {
+    let mut pruned = Pruned::default();
     let prune = |before: i64| PruneExecutions {
         workflow_id: Some(workflow_id.to_owned()),
         status: None,
         since: None,
         before,
     };
-    if let Some(age) = policy.max_age_ms() {
-        deleted += prune_in(w, &prune(w.now - age as i64), "retention")?;
+    // A policy may come from another device or an older version: limits
+    // whose arithmetic would overflow delete nothing rather than wrap into
+    // "delete everything".
+    let cutoff = policy
+        .max_age_ms()
+        .filter(|&ms| ms > 0)
+        .and_then(|ms| i64::try_from(ms).ok())
+        .and_then(|ms| w.now.checked_sub(ms));
+    if let Some(before) = cutoff {
+        pruned.add(prune_in(w, &prune(before), "retention")?);
     }
-    if let Some(keep) = policy.max_count {
+    let offset = policy
+        .max_count
+        .and_then(|keep| keep.checked_sub(1))
+        .and_then(|n| i64::try_from(n).ok());
+    if let Some(offset) = offset {
         // The started_at of the keep-th newest finished run: runs that
         // started before it go. Runs sharing that instant are all kept.
         let oldest_kept: Option<i64> = w
@@ -161,13 +179,11 @@ fn apply_policy(w: &Writer<'_>, workflow_id: &str, policy: &RetentionPolicy) -> 
                  AND status IN ('succeeded', 'failed', 'cancelled')
                  ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?2",
             )?
-            .query_row(rusqlite::params![workflow_id, keep as i64 - 1], |r| {
-                r.get(0)
-            })
+            .query_row(rusqlite::params![workflow_id, offset], |r| r.get(0))
             .optional()?;
         if let Some(before) = oldest_kept {
-            deleted += prune_in(w, &prune(before), "retention")?;
+            pruned.add(prune_in(w, &prune(before), "retention")?);
         }
     }
-    Ok(deleted)
+    Ok(pruned)
 }

@@ -171,7 +171,13 @@ export type RetentionPolicy = { max_age?: string | null, max_count?: number | nu
 
 export type RunCancelled = { id: string, };
 
-export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, };
+export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, 
+/**
+ * Names of flowkeep's own environment variables passed to the job (when
+ * set). Everything else of flowkeep's environment is withheld, apart
+ * from a small fixed base (`PATH`, `HOME`, locale, ...).
+ */
+inherit_env?: Array<string>, };
 
 export type RunWorkflow = { workflow_id: string, 
 /**
