@@ -416,6 +416,10 @@ fn typed<T: DeserializeOwned>(field: &str, v: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// A run record's field: name, whether required, its type check, and what
+/// the check expects (for the message).
+type FieldShape = (&'static str, bool, fn(&Value) -> bool, &'static str);
+
 /// Where a run record was found: the log it came in, its key in that log,
 /// and the device doing the checking.
 #[derive(Debug, Clone, Copy)]
@@ -448,7 +452,7 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Execution, Vec<Fie
     let is_int = |v: &Value| v.as_i64().is_some();
     let int_or_null = |v: &Value| v.is_null() || v.as_i64().is_some();
     let str_or_null = |v: &Value| v.is_null() || v.is_string();
-    let shape: [(&str, bool, fn(&Value) -> bool, &str); 11] = [
+    let shape: [FieldShape; 11] = [
         ("id", true, Value::is_string, "a string"),
         ("workflow_id", true, Value::is_string, "a string"),
         ("device_id", true, Value::is_string, "a string"),

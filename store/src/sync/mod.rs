@@ -851,6 +851,20 @@ impl Service {
                 }
             }
         }
+        // What this device syncs stays synced if another client removed
+        // its entry meanwhile (the next session lists it again).
+        for k in docs {
+            if !out.workflows.iter().any(|(id, _)| id == &k.key) {
+                out.workflows.push((k.key.clone(), k.doc_id.clone()));
+            }
+        }
+        for k in logs {
+            if let Ok(parsed) = LogKey::parse(&k.key) {
+                if !out.logs.iter().any(|(l, _)| l == &parsed) {
+                    out.logs.push((parsed, k.doc_id.clone()));
+                }
+            }
+        }
         // What is on record already is not recorded again (nor written).
         // Scopes of root entries start `root:` (document ids have no colon).
         let prefix = format!("{META_REJECTED}root:");
