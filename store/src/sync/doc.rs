@@ -456,6 +456,66 @@ mod tests {
     }
 
     #[test]
+    fn a_document_of_the_wrong_shape_is_reported_not_read_with_defaults() {
+        let mut d = doc_with(&spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "name", 5i64)?;
+            tx.put(ROOT, "deleted", "yes")?;
+            tx.put_object(ROOT, "tags", ObjType::List)?;
+            let config = obj(tx, &ROOT, "config").unwrap();
+            tx.put(&config, "run", "{not json")?;
+            let values = obj(tx, &config, "values").unwrap();
+            let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+            tx.put(&values, "a", deep)?;
+            tx.put(&values, "b", ScalarValue::Bytes(vec![1, 2]))?;
+            Ok(())
+        })
+        .unwrap();
+        let err = read(&d).unwrap_err();
+        for part in [
+            "name: must be a string, got a number",
+            "deleted: must be true or false, got a string",
+            "tags: must be a value, got a list",
+            "config.run: not JSON",
+            "config.values.a: nested 101 levels deep",
+            "config.values.b: must be a value, got bytes",
+        ] {
+            assert!(err.contains(part), "{part} missing from: {err}");
+        }
+
+        for broken in [
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "config", "gone"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.delete(ROOT, "config"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "type", "other"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "schema", 2i64),
+        ] {
+            let mut d = doc_with(&spec(1));
+            let mut tx = d.transaction();
+            broken(&mut tx).unwrap();
+            tx.commit();
+            assert!(read(&d).is_err());
+        }
+        assert!(read(&Automerge::new()).is_err(), "an empty document");
+    }
+
+    #[test]
+    fn checked_holds_the_content_to_the_local_rules() {
+        let d = doc_with(&spec(1));
+        assert!(checked(&d, "w1").unwrap_err().contains("not a UUID"));
+        let id = "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b";
+        let mut d = Automerge::new();
+        d.transact::<_, _, String>(|tx| init(tx, id, 7, false, &spec(1)))
+            .unwrap();
+        assert_eq!(checked(&d, id).unwrap().spec, spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "name", "n".repeat(10_000))
+        })
+        .unwrap();
+        let err = checked(&d, id).unwrap_err();
+        assert_eq!(err, "name: must be 1 to 200 characters long");
+    }
+
+    #[test]
     fn removing_a_value_deletes_the_key() {
         let mut d = doc_with(&spec(1));
         d.transact::<_, _, String>(|tx| {

@@ -121,3 +121,69 @@ pub(crate) fn changed_since(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::Automerge;
+
+    const KEY: &str =
+        "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b/0190a4b2-7c3d-7e4f-8a5b-000000000002/2024-07";
+
+    fn log() -> Automerge {
+        let mut d = Automerge::new();
+        d.transact::<_, _, String>(|tx| init(tx, KEY)).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_log_must_say_it_is_the_log_it_is_listed_as() {
+        let d = log();
+        check(&d, KEY).unwrap();
+        let other = KEY.replace("2024-07", "2024-08");
+        assert!(check(&d, &other).unwrap_err().contains("is listed as"));
+        let mut d = log();
+        d.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "runs", 1i64))
+            .unwrap();
+        assert_eq!(check(&d, KEY).unwrap_err(), "runs: must be a map");
+        assert!(check(&Automerge::new(), KEY).is_err());
+    }
+
+    #[test]
+    fn records_are_handed_over_raw_and_only_when_changed() {
+        let mut d = log();
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let runs = runs(tx).unwrap();
+            tx.put(&runs, "a", "{}")?;
+            tx.put(&runs, "b", 5i64)?;
+            Ok(())
+        })
+        .unwrap();
+        let since = d.get_heads();
+        let mut all = changed_since(&d, &[]);
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            all,
+            [
+                ("a".to_owned(), Ok("{}".to_owned())),
+                (
+                    "b".to_owned(),
+                    Err("the record is not JSON text".to_owned())
+                )
+            ]
+        );
+        assert!(
+            changed_since(&d, &since).is_empty(),
+            "nothing changed since"
+        );
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let runs = runs(tx).unwrap();
+            tx.put(&runs, "b", "[]")
+        })
+        .unwrap();
+        assert_eq!(
+            changed_since(&d, &since),
+            [("b".to_owned(), Ok("[]".to_owned()))]
+        );
+    }
+}
