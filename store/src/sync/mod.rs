@@ -792,22 +792,22 @@ impl Service {
             Err(reason) => bad.push(("root:workflows".into(), None, reason)),
             Ok(entries) => {
                 for (key, url) in entries {
-                    let scope = format!("root:workflows:{}", short_hash(&key));
+                    let scope = || format!("root:workflows:{}", short_hash(&key));
                     if remote::parse_id(&key).is_none() {
                         let reason = format!("workflow entry {}: not a UUID", remote::quote(&key));
-                        bad.push((scope, None, reason));
+                        bad.push((scope(), None, reason));
                         continue;
                     }
                     let tracked = docs.iter().find(|k| k.key == key);
                     match (entry_doc(url), tracked) {
                         (Ok(doc), Some(t)) if doc != t.doc_id => {
                             let reason = format!("workflow {key} is listed with document {doc}, not the one this device syncs it in ({}), which is kept", t.doc_id);
-                            bad.push((scope, Some(key.clone()), reason));
+                            bad.push((scope(), Some(key.clone()), reason));
                             out.workflows.push((key, t.doc_id.clone()));
                         }
                         (Ok(doc), _) => out.workflows.push((key, doc)),
                         (Err(m), tracked) => {
-                            bad.push((scope, Some(key.clone()), format!("workflow {key}: {m}")));
+                            bad.push((scope(), Some(key.clone()), format!("workflow {key}: {m}")));
                             if let Some(t) = tracked {
                                 out.workflows.push((key, t.doc_id.clone()));
                             }
@@ -820,11 +820,11 @@ impl Service {
             Err(reason) => bad.push(("root:execution_logs".into(), None, reason)),
             Ok(entries) => {
                 for (key, url) in entries {
-                    let scope = format!("root:execution_logs:{}", short_hash(&key));
+                    let scope = || format!("root:execution_logs:{}", short_hash(&key));
                     let parsed = match LogKey::parse(&key) {
                         Ok(k) => k,
                         Err(reason) => {
-                            bad.push((scope, None, reason));
+                            bad.push((scope(), None, reason));
                             continue;
                         }
                     };
@@ -833,16 +833,16 @@ impl Service {
                     match (entry_doc(url), tracked) {
                         (Ok(doc), Some(t)) if doc != t.doc_id => {
                             let reason = format!("log {key} is listed with document {doc}, not the one this device syncs it in ({}), which is kept", t.doc_id);
-                            bad.push((scope, subject, reason));
+                            bad.push((scope(), subject, reason));
                             out.logs.push((parsed, t.doc_id.clone()));
                         }
                         (Ok(_), None) if parsed.device_id == own => {
                             let reason = format!("log {key} is under this device's id, and this device did not write it");
-                            bad.push((scope, subject, reason));
+                            bad.push((scope(), subject, reason));
                         }
                         (Ok(doc), _) => out.logs.push((parsed, doc)),
                         (Err(m), tracked) => {
-                            bad.push((scope, subject, format!("log {key}: {m}")));
+                            bad.push((scope(), subject, format!("log {key}: {m}")));
                             if let Some(t) = tracked {
                                 out.logs.push((parsed, t.doc_id.clone()));
                             }
@@ -1087,6 +1087,7 @@ impl Service {
                 }
             }
             save_log_in(w.conn, &key_text, &doc_id, &heads)?;
+            forget_in(w.conn, &format!("{scope}:workflow"))?;
             forget_in(w.conn, &scope)
         })
     }
