@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod execution;
+pub mod remote;
 pub mod validation;
 pub mod workflow;
 

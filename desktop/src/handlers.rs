@@ -538,18 +538,7 @@ fn sync(svc: &Service, c: crate::cli::SyncCmd, json: bool) -> Out {
         }
         SyncCmd::Status => {
             let s = svc.sync_status()?;
-            let text = if s.configured {
-                format!(
-                    "server          {}\nlast sync       {}\npending changes {}\njoin string     {}\n",
-                    s.server.as_deref().unwrap_or("-"),
-                    s.last_sync.map(time_arg::show).unwrap_or_else(|| "never".into()),
-                    s.pending_local_changes,
-                    s.join.as_deref().unwrap_or("-"),
-                )
-            } else {
-                "This device does not sync. Start: flowkeep sync init --server ws://HOST:PORT/sync --token TOKEN\n".to_owned()
-            };
-            done(&s, text)
+            done(&s, render::sync_status(&s))
         }
     }
 }

@@ -334,3 +334,76 @@ pub fn history(entries: &[HistoryEntry]) -> String {
     }
     s
 }
+
+/// `sync status`: where this device syncs, what waits to go, and what other
+/// devices sent that was not merged. The token is never shown, only its
+/// fingerprint.
+pub fn sync_status(s: &flowkeep_store::SyncStatus) -> String {
+    if !s.configured {
+        return "This device does not sync. Start: flowkeep sync init --server ws://HOST:PORT/sync --token TOKEN\n".to_owned();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "server          {}",
+        s.server.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "last sync       {}",
+        s.last_sync.map(show).unwrap_or_else(|| "never".into())
+    );
+    let _ = writeln!(out, "pending changes {}", s.pending_local_changes);
+    let _ = writeln!(
+        out,
+        "token           fingerprint {}",
+        s.token_fingerprint.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "join string     {}", s.join.as_deref().unwrap_or("-"));
+    if s.rejected == 0 {
+        let _ = writeln!(out, "rejected        none");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "rejected        {} rejected from other devices, not merged (latest first):",
+        s.rejected
+    );
+    for r in &s.rejections {
+        let from = r
+            .device_id
+            .as_deref()
+            .map(|d| format!(" from device {}", tail(d)))
+            .unwrap_or_default();
+        let subject = r.subject.as_deref().unwrap_or(&r.document);
+        // Reasons quote remote text escaped already; control characters
+        // are escaped once more in case an older version recorded them raw.
+        let reason: String = r
+            .reason
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}  {} {}{}: {}",
+            show(r.at),
+            r.what,
+            subject,
+            from,
+            reason
+        );
+    }
+    out
+}
+
+/// The random tail of a UUIDv7: enough to tell devices apart.
+fn tail(id: &str) -> String {
+    let n = id.chars().count();
+    id.chars().skip(n.saturating_sub(8)).collect()
+}

@@ -192,6 +192,14 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
                 .unwrap_or_else(|e| panic!("seed {seed}: final sync: {e}"));
         }
     }
+    for (i, s) in svcs.iter().enumerate() {
+        let status = s.sync_status().unwrap();
+        assert_eq!(
+            status.rejected, 0,
+            "seed {seed}: device {i} rejected what a device wrote: {:?}",
+            status.rejections
+        );
+    }
     let views: Vec<BTreeMap<String, Value>> = svcs.iter().map(view).collect();
     for (i, v) in views.iter().enumerate().skip(1) {
         assert_eq!(&views[0], v, "seed {seed}: device 0 and device {i} differ");

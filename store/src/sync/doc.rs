@@ -10,6 +10,7 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use flowkeep_core::events::FieldConflict;
+use flowkeep_core::remote;
 use flowkeep_core::workflow::{FieldChange, WorkflowSpec};
 use serde_json::Value as Json;
 
@@ -18,6 +19,8 @@ pub(crate) const KIND: &str = "flowkeep.workflow";
 /// What a workflow document says.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DocState {
+    /// The workflow id the document says it holds.
+    pub id: String,
     pub spec: WorkflowSpec,
     pub created_at: i64,
     pub deleted: bool,
@@ -62,7 +65,11 @@ fn obj(doc: &impl ReadDoc, parent: &ObjId, key: &str) -> Option<ObjId> {
 /// Applies field-level changes (paths as in `workflow::diff`) to a document.
 pub(crate) fn apply(tx: &mut impl Transactable, changes: &[FieldChange]) -> Result<(), String> {
     let config = obj(tx, &ROOT, "config").ok_or("the document has no config map")?;
-    let values = obj(tx, &config, "values").ok_or("the document has no config.values map")?;
+    // Another client may have removed the map; values go into a new one.
+    let values = match obj(tx, &config, "values") {
+        Some(v) => v,
+        None => tx.put_object(&config, "values", ObjType::Map).map_err(e)?,
+    };
     for c in changes {
         match c.field.as_str() {
             "name" | "description" | "version" => tx
@@ -91,136 +98,257 @@ pub(crate) fn apply(tx: &mut impl Transactable, changes: &[FieldChange]) -> Resu
     Ok(())
 }
 
-fn scalar_json(v: &Value<'_>) -> Json {
+/// A scalar as JSON; anything else (an object, bytes, a counter, ...) is
+/// named instead, for the message.
+fn scalar_json(v: &Value<'_>) -> Result<Json, &'static str> {
     match v {
         Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(t) => Json::String(t.to_string()),
-            ScalarValue::Int(i) => Json::from(*i),
-            ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => Json::from(*f),
-            ScalarValue::Boolean(b) => Json::Bool(*b),
-            _ => Json::Null,
+            ScalarValue::Str(t) => Ok(Json::String(t.to_string())),
+            ScalarValue::Int(i) => Ok(Json::from(*i)),
+            ScalarValue::Uint(u) => Ok(Json::from(*u)),
+            ScalarValue::F64(f) => Ok(Json::from(*f)),
+            ScalarValue::Boolean(b) => Ok(Json::Bool(*b)),
+            ScalarValue::Null => Ok(Json::Null),
+            ScalarValue::Bytes(_) => Err("bytes"),
+            ScalarValue::Counter(_) => Err("a counter"),
+            ScalarValue::Timestamp(_) => Err("a timestamp"),
+            ScalarValue::Unknown { .. } => Err("an unknown scalar"),
         },
-        Value::Object(_) => Json::Null,
+        Value::Object(ObjType::Map) => Err("a map"),
+        Value::Object(_) => Err("a list or text object"),
     }
 }
 
-/// The winning value and, if several devices set it concurrently, all values.
-fn read_prop(
-    doc: &impl ReadDoc,
-    o: &ObjId,
-    key: &str,
-    path: &str,
-    conflicts: &mut Vec<FieldConflict>,
-) -> Json {
-    let all = doc.get_all(o, key).unwrap_or_default();
-    let winner = doc
-        .get(o, key)
-        .ok()
-        .flatten()
-        .map(|(v, _)| scalar_json(&v))
-        .unwrap_or(Json::Null);
-    if all.len() > 1 {
-        let mut values = vec![winner.clone()];
-        for (v, _) in &all {
-            let j = scalar_json(v);
-            if j != winner {
-                values.push(j);
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// Reads a document without trusting it: every property of the wrong type
+/// is a problem (never a silent default), and conflicts keep every value.
+struct Reader<'a, D> {
+    doc: &'a D,
+    conflicts: Vec<FieldConflict>,
+    problems: Vec<String>,
+}
+
+impl<D: ReadDoc> Reader<'_, D> {
+    /// The winning scalar and, if several devices set it concurrently, all
+    /// values (the winner first). `None` when absent or not a scalar.
+    fn scalar(&mut self, o: &ObjId, key: &str, path: &str) -> Option<Json> {
+        let all = match self.doc.get_all(o, key) {
+            Ok(all) => all,
+            Err(err) => {
+                self.problems.push(format!("{path}: {err}"));
+                return None;
+            }
+        };
+        let winner = match self.doc.get(o, key) {
+            Ok(Some((v, _))) => v,
+            Ok(None) => return None,
+            Err(err) => {
+                self.problems.push(format!("{path}: {err}"));
+                return None;
+            }
+        };
+        let winner = match scalar_json(&winner) {
+            Ok(j) => j,
+            Err(kind) => {
+                self.problems
+                    .push(format!("{path}: must be a value, got {kind}"));
+                return None;
+            }
+        };
+        if all.len() > 1 {
+            let mut values = vec![winner.clone()];
+            for (v, _) in &all {
+                match scalar_json(v) {
+                    Ok(j) if j != winner => values.push(j),
+                    Ok(_) => {}
+                    Err(kind) => {
+                        self.problems
+                            .push(format!("{path}: a conflicting value is {kind}"));
+                        return None;
+                    }
+                }
+            }
+            self.conflicts.push(FieldConflict {
+                field: path.to_owned(),
+                values,
+            });
+        }
+        Some(winner)
+    }
+
+    fn typed<T>(
+        &mut self,
+        o: &ObjId,
+        key: &str,
+        path: &str,
+        expected: &str,
+        get: impl Fn(&Json) -> Option<T>,
+    ) -> Option<T> {
+        let v = self.scalar(o, key, path)?;
+        let out = get(&v);
+        if out.is_none() {
+            self.problems
+                .push(format!("{path}: must be {expected}, got {}", json_kind(&v)));
+        }
+        out
+    }
+
+    fn text(&mut self, o: &ObjId, key: &str, path: &str) -> Option<String> {
+        self.typed(o, key, path, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    /// JSON text stored in the document, parsed (bounded in size and depth);
+    /// conflicting values are parsed too.
+    fn json(&mut self, o: &ObjId, key: &str, path: &str) -> Option<Json> {
+        let before = self.conflicts.len();
+        let raw = self.text(o, key, path)?;
+        let parse = |t: &str, problems: &mut Vec<String>| {
+            remote::parse_json_text(t, remote::MAX_CONFIG_BYTES)
+                .map_err(|m| problems.push(format!("{path}: {m}")))
+                .ok()
+        };
+        for c in &mut self.conflicts[before..] {
+            for v in &mut c.values {
+                match v.as_str() {
+                    Some(t) => *v = parse(t, &mut self.problems)?,
+                    None => {
+                        self.problems.push(format!(
+                            "{path}: a conflicting value is {}, not JSON text",
+                            json_kind(v)
+                        ));
+                        return None;
+                    }
+                }
             }
         }
-        conflicts.push(FieldConflict {
-            field: path.to_owned(),
-            values,
+        parse(&raw, &mut self.problems)
+    }
+
+    fn map(&mut self, o: &ObjId, key: &str, path: &str, required: bool) -> Option<ObjId> {
+        match self.doc.get(o, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            Ok(Some((v, _))) => {
+                let kind = scalar_json(&v).map(|j| json_kind(&j)).unwrap_or_else(|k| k);
+                self.problems
+                    .push(format!("{path}: must be a map, got {kind}"));
+                None
+            }
+            Ok(None) if required => {
+                self.problems.push(format!("{path}: is missing"));
+                None
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.problems.push(format!("{path}: {err}"));
+                None
+            }
+        }
+    }
+}
+
+/// What a workflow document says, or every problem with its shape (types,
+/// JSON text, nesting). Never panics, whatever the document holds; the
+/// content rules (sizes, ids) are `checked`'s.
+pub(crate) fn read(doc: &impl ReadDoc) -> Result<DocState, String> {
+    let mut r = Reader {
+        doc,
+        conflicts: Vec::new(),
+        problems: Vec::new(),
+    };
+    let kind = r.text(&ROOT, "type", "type");
+    if kind.as_deref() != Some(KIND) {
+        return Err(match kind {
+            Some(k) => format!("not a workflow document (type {})", remote::quote(&k)),
+            None if r.problems.is_empty() => "not a workflow document (no type)".to_owned(),
+            None => r.problems.join("; "),
         });
     }
-    winner
-}
-
-/// JSON text stored in the document, parsed; conflicts keep parsed values too.
-fn read_json_prop(
-    doc: &impl ReadDoc,
-    o: &ObjId,
-    key: &str,
-    path: &str,
-    conflicts: &mut Vec<FieldConflict>,
-) -> Json {
-    let before = conflicts.len();
-    let raw = read_prop(doc, o, key, path, conflicts);
-    for c in &mut conflicts[before..] {
-        for v in &mut c.values {
-            if let Some(t) = v.as_str() {
-                *v = serde_json::from_str(t).unwrap_or(Json::Null);
-            }
+    if let Some(schema) = r.typed(&ROOT, "schema", "schema", "an integer", Json::as_i64) {
+        if schema != 1 {
+            r.problems.push(format!(
+                "schema: {schema} is not one this version of flowkeep reads"
+            ));
         }
     }
-    raw.as_str()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Json::Null)
-}
-
-pub(crate) fn read(doc: &impl ReadDoc) -> Result<DocState, String> {
-    let kind = doc
-        .get(ROOT, "type")
-        .ok()
-        .flatten()
-        .map(|(v, _)| scalar_json(&v));
-    if kind != Some(Json::String(KIND.to_owned())) {
-        return Err(format!("not a workflow document (type {kind:?})"));
+    let id = r.text(&ROOT, "id", "id");
+    if id.is_none() && r.problems.is_empty() {
+        r.problems.push("id: is missing".to_owned());
     }
-    let mut conflicts = Vec::new();
-    let text = |v: Json| v.as_str().unwrap_or_default().to_owned();
-    let name = text(read_prop(doc, &ROOT, "name", "name", &mut conflicts));
-    let description = text(read_prop(
-        doc,
-        &ROOT,
-        "description",
-        "description",
-        &mut conflicts,
-    ));
-    let version = text(read_prop(doc, &ROOT, "version", "version", &mut conflicts));
-    let deleted = read_prop(doc, &ROOT, "deleted", "deleted", &mut conflicts)
-        .as_bool()
-        .unwrap_or(false);
-    let created_at = read_prop(doc, &ROOT, "created_at", "created_at", &mut conflicts)
-        .as_i64()
-        .unwrap_or(0);
-    let tags = serde_json::from_value(read_json_prop(doc, &ROOT, "tags", "tags", &mut conflicts))
+    let name = r.text(&ROOT, "name", "name").unwrap_or_default();
+    let description = r
+        .text(&ROOT, "description", "description")
         .unwrap_or_default();
-    let config_obj = obj(doc, &ROOT, "config").ok_or("the document has no config map")?;
+    let version = r.text(&ROOT, "version", "version").unwrap_or_default();
+    let deleted = r
+        .typed(&ROOT, "deleted", "deleted", "true or false", Json::as_bool)
+        .unwrap_or(false);
+    let created_at = r
+        .typed(
+            &ROOT,
+            "created_at",
+            "created_at",
+            "an integer",
+            Json::as_i64,
+        )
+        .unwrap_or(0);
+    let tags = match r.json(&ROOT, "tags", "tags") {
+        None => vec![],
+        Some(v) => match serde_json::from_value::<Vec<String>>(v) {
+            Ok(t) => t,
+            Err(_) => {
+                r.problems
+                    .push("tags: must be an array of strings".to_owned());
+                vec![]
+            }
+        },
+    };
     let mut config = serde_json::Map::new();
-    for key in ["fields", "rules", "run", "retention"] {
-        let v = read_json_prop(
-            doc,
-            &config_obj,
-            key,
-            &format!("config.{key}"),
-            &mut conflicts,
-        );
-        if !v.is_null() {
-            config.insert(key.to_owned(), v);
-        }
-    }
-    let mut values = serde_json::Map::new();
-    if let Some(values_obj) = obj(doc, &config_obj, "values") {
-        for key in doc.keys(&values_obj) {
-            let v = read_json_prop(
-                doc,
-                &values_obj,
-                &key,
-                &format!("config.values.{key}"),
-                &mut conflicts,
-            );
-            if !v.is_null() {
-                values.insert(key, v);
+    if let Some(config_obj) = r.map(&ROOT, "config", "config", true) {
+        for key in ["fields", "rules", "run", "retention"] {
+            if let Some(v) = r.json(&config_obj, key, &format!("config.{key}")) {
+                if !v.is_null() {
+                    config.insert(key.to_owned(), v);
+                }
             }
         }
+        let mut values = serde_json::Map::new();
+        if let Some(values_obj) = r.map(&config_obj, "values", "config.values", false) {
+            for key in doc.keys(&values_obj) {
+                let path = format!("config.values.{key}");
+                if let Some(v) = r.json(&values_obj, &key, &path) {
+                    if !v.is_null() {
+                        values.insert(key, v);
+                    }
+                }
+            }
+        }
+        config.insert("values".to_owned(), Json::Object(values));
     }
-    config.insert("values".to_owned(), Json::Object(values));
+    if !r.problems.is_empty() {
+        return Err(remote::clip(
+            &r.problems.join("; "),
+            remote::MAX_REASON_CHARS,
+        ));
+    }
     let config = serde_json::from_value(Json::Object(config))
-        .map_err(|err| format!("config in the document: {err}"))?;
+        .map_err(|err| remote::clip(&format!("config: {err}"), remote::MAX_REASON_CHARS))?;
+    let mut conflicts = r.conflicts;
     // Bookkeeping fields are not the user's conflicts.
-    conflicts.retain(|c| c.field != "created_at");
+    conflicts.retain(|c| {
+        c.field != "created_at" && c.field != "id" && c.field != "type" && c.field != "schema"
+    });
     Ok(DocState {
+        id: id.unwrap_or_default(),
         spec: WorkflowSpec {
             name,
             description,
@@ -232,6 +360,19 @@ pub(crate) fn read(doc: &impl ReadDoc) -> Result<DocState, String> {
         deleted,
         conflicts,
     })
+}
+
+/// A workflow document read and held to the rules a local command gets,
+/// for the workflow the workspace lists it as (`key`). The reason is one
+/// line, short, with remote text quoted and cut.
+pub(crate) fn checked(doc: &impl ReadDoc, key: &str) -> Result<DocState, String> {
+    let state = read(doc)?;
+    let errors = remote::check_workflow(key, &state.id, &state.spec, &state.conflicts);
+    if errors.is_empty() {
+        Ok(state)
+    } else {
+        Err(remote::describe(&errors))
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +453,66 @@ mod tests {
         assert_eq!(values[0], json!(ra.spec.name), "the winner comes first");
         values.sort_by_key(|v| v.to_string());
         assert_eq!(values, [json!("from a"), json!("from b")]);
+    }
+
+    #[test]
+    fn a_document_of_the_wrong_shape_is_reported_not_read_with_defaults() {
+        let mut d = doc_with(&spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "name", 5i64)?;
+            tx.put(ROOT, "deleted", "yes")?;
+            tx.put_object(ROOT, "tags", ObjType::List)?;
+            let config = obj(tx, &ROOT, "config").unwrap();
+            tx.put(&config, "run", "{not json")?;
+            let values = obj(tx, &config, "values").unwrap();
+            let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+            tx.put(&values, "a", deep)?;
+            tx.put(&values, "b", ScalarValue::Bytes(vec![1, 2]))?;
+            Ok(())
+        })
+        .unwrap();
+        let err = read(&d).unwrap_err();
+        for part in [
+            "name: must be a string, got a number",
+            "deleted: must be true or false, got a string",
+            "tags: must be a value, got a list",
+            "config.run: not JSON",
+            "config.values.a: nested 101 levels deep",
+            "config.values.b: must be a value, got bytes",
+        ] {
+            assert!(err.contains(part), "{part} missing from: {err}");
+        }
+
+        for broken in [
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "config", "gone"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.delete(ROOT, "config"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "type", "other"),
+            |tx: &mut automerge::transaction::Transaction<'_>| tx.put(ROOT, "schema", 2i64),
+        ] {
+            let mut d = doc_with(&spec(1));
+            let mut tx = d.transaction();
+            broken(&mut tx).unwrap();
+            tx.commit();
+            assert!(read(&d).is_err());
+        }
+        assert!(read(&Automerge::new()).is_err(), "an empty document");
+    }
+
+    #[test]
+    fn checked_holds_the_content_to_the_local_rules() {
+        let d = doc_with(&spec(1));
+        assert!(checked(&d, "w1").unwrap_err().contains("not a UUID"));
+        let id = "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b";
+        let mut d = Automerge::new();
+        d.transact::<_, _, String>(|tx| init(tx, id, 7, false, &spec(1)))
+            .unwrap();
+        assert_eq!(checked(&d, id).unwrap().spec, spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "name", "n".repeat(10_000))
+        })
+        .unwrap();
+        let err = checked(&d, id).unwrap_err();
+        assert_eq!(err, "name: must be 1 to 200 characters long");
     }
 
     #[test]

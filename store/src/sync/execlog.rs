@@ -7,22 +7,16 @@
 use automerge::transaction::Transactable;
 use automerge::{ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use flowkeep_core::execution::Execution;
+use flowkeep_core::remote::{self, LogKey};
 use serde_json::{json, Value as Json};
 
 pub(crate) const KIND: &str = "flowkeep.execution-log";
-/// Output JSON longer than this is replaced by a short summary when synced.
-pub(crate) const MAX_SYNCED_OUTPUT: usize = 4096;
+/// Output JSON longer than this is replaced by a short summary when synced
+/// (other devices refuse a longer one).
+const MAX_SYNCED_OUTPUT: usize = remote::MAX_SYNCED_OUTPUT_BYTES;
 
 pub(crate) fn log_key(workflow_id: &str, device_id: &str, started_at: i64) -> String {
-    let month = chrono::DateTime::from_timestamp_millis(started_at)
-        .map(|t| t.format("%Y-%m").to_string())
-        .unwrap_or_else(|| "0000-00".into());
-    format!("{workflow_id}/{device_id}/{month}")
-}
-
-/// The device part of a log key.
-pub(crate) fn device_of(key: &str) -> Option<&str> {
-    key.split('/').nth(1)
+    LogKey::new(workflow_id, device_id, started_at).to_string()
 }
 
 pub(crate) fn init(tx: &mut impl Transactable, key: &str) -> Result<(), String> {
@@ -62,9 +56,35 @@ pub(crate) fn put(tx: &mut impl Transactable, e: &Execution) -> Result<(), Strin
         .map_err(|err| err.to_string())
 }
 
-fn text(v: Option<(Value<'_>, ObjId)>) -> Option<String> {
-    match v? {
-        (Value::Scalar(s), _) => match s.as_ref() {
+/// The shape of a log document from elsewhere: its type, the key it says it
+/// is (which must be the one the workspace lists it under), its runs map.
+pub(crate) fn check(doc: &impl ReadDoc, key: &str) -> Result<(), String> {
+    let prop = |k: &str| match doc.get(ROOT, k) {
+        Ok(Some((v, _))) => text(&v),
+        _ => None,
+    };
+    if prop("type").as_deref() != Some(KIND) {
+        return Err("not an execution-log document".to_owned());
+    }
+    match prop("log") {
+        Some(k) if k == key => {}
+        Some(k) => {
+            return Err(format!(
+                "the document is log {} but is listed as {key}",
+                remote::quote(&k)
+            ))
+        }
+        None => return Err("log: must be a string".to_owned()),
+    }
+    if runs(doc).is_none() {
+        return Err("runs: must be a map".to_owned());
+    }
+    Ok(())
+}
+
+fn text(v: &Value<'_>) -> Option<String> {
+    match v {
+        Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(t) => Some(t.to_string()),
             _ => None,
         },
@@ -72,23 +92,98 @@ fn text(v: Option<(Value<'_>, ObjId)>) -> Option<String> {
     }
 }
 
-/// Runs whose record changed since `since` (all of them when `since` is empty).
-pub(crate) fn changed_since(doc: &impl ReadDoc, since: &[ChangeHash]) -> Vec<Execution> {
+/// Records whose text changed since `since` (all of them when `since` is
+/// empty), by key: the JSON text, or why there is none. Nothing is trusted
+/// yet: the caller checks each record.
+pub(crate) fn changed_since(
+    doc: &impl ReadDoc,
+    since: &[ChangeHash],
+) -> Vec<(String, Result<String, String>)> {
     let Some(obj) = runs(doc) else { return vec![] };
     doc.keys(&obj)
         .filter_map(|k| {
-            let now = text(doc.get(&obj, &k).ok()?)?;
+            let now = match doc.get(&obj, &k) {
+                Ok(Some((v, _))) => v,
+                Ok(None) => return None,
+                Err(e) => return Some((k, Err(e.to_string()))),
+            };
             if !since.is_empty() {
-                let before = doc
-                    .get_at(&obj, &k, since)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| text(Some(v)));
-                if before.as_deref() == Some(now.as_str()) {
-                    return None;
+                if let Ok(Some((before, _))) = doc.get_at(&obj, &k, since) {
+                    if before == now {
+                        return None;
+                    }
                 }
             }
-            serde_json::from_str(&now).ok()
+            match text(&now) {
+                Some(t) => Some((k, Ok(t))),
+                None => Some((k, Err("the record is not JSON text".to_owned()))),
+            }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::Automerge;
+
+    const KEY: &str =
+        "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b/0190a4b2-7c3d-7e4f-8a5b-000000000002/2024-07";
+
+    fn log() -> Automerge {
+        let mut d = Automerge::new();
+        d.transact::<_, _, String>(|tx| init(tx, KEY)).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_log_must_say_it_is_the_log_it_is_listed_as() {
+        let d = log();
+        check(&d, KEY).unwrap();
+        let other = KEY.replace("2024-07", "2024-08");
+        assert!(check(&d, &other).unwrap_err().contains("is listed as"));
+        let mut d = log();
+        d.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "runs", 1i64))
+            .unwrap();
+        assert_eq!(check(&d, KEY).unwrap_err(), "runs: must be a map");
+        assert!(check(&Automerge::new(), KEY).is_err());
+    }
+
+    #[test]
+    fn records_are_handed_over_raw_and_only_when_changed() {
+        let mut d = log();
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let runs = runs(tx).unwrap();
+            tx.put(&runs, "a", "{}")?;
+            tx.put(&runs, "b", 5i64)?;
+            Ok(())
+        })
+        .unwrap();
+        let since = d.get_heads();
+        let mut all = changed_since(&d, &[]);
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            all,
+            [
+                ("a".to_owned(), Ok("{}".to_owned())),
+                (
+                    "b".to_owned(),
+                    Err("the record is not JSON text".to_owned())
+                )
+            ]
+        );
+        assert!(
+            changed_since(&d, &since).is_empty(),
+            "nothing changed since"
+        );
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let runs = runs(tx).unwrap();
+            tx.put(&runs, "b", "[]")
+        })
+        .unwrap();
+        assert_eq!(
+            changed_since(&d, &since),
+            [("b".to_owned(), Ok("[]".to_owned()))]
+        );
+    }
 }

@@ -12,6 +12,13 @@
 //!    projected becomes one `remote.merged` event with field-level old → new
 //!    values and the remote authors, projected like any event. A crash
 //!    between 3 and 4 only means the next session merges again.
+//!
+//! Everything another device wrote is untrusted: the root's entries, each
+//! workflow document and each run record pass the checks a local command
+//! gets (`flowkeep_core::remote`) before anything is merged. What fails is
+//! not merged and becomes a `remote.rejected` event (stream
+//! `sync:rejected`); a workflow document that fails keeps the heads last
+//! merged, so once it is valid again every change since then is merged.
 
 pub mod dialer;
 mod doc;
@@ -19,6 +26,7 @@ mod execlog;
 mod root;
 mod storage;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,13 +35,16 @@ use std::time::Duration;
 use automerge::transaction::CommitOptions;
 use automerge::{Automerge, ChangeHash};
 use flowkeep_core::commands::Input;
-use flowkeep_core::events::{Event, RemoteAuthor, RemoteMergedV1};
+use flowkeep_core::events::{Event, RemoteAuthor, RemoteMergedV1, RemoteRejectedV1};
+use flowkeep_core::remote::{self, LogKey, RunOrigin};
 use flowkeep_core::workflow::{self, FieldChange, WorkflowSpec};
 use rusqlite::params;
 use samod::{AutomergeUrl, BackoffConfig, DocHandle, DocumentId, PeerId, Repo};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::event_log::Expected;
+use crate::service::Writer;
 use crate::{event_log, queries, Error, Result, Service};
 
 const META_SERVER: &str = "sync.server";
@@ -42,6 +53,21 @@ const META_ROOT: &str = "sync.root";
 const META_LAST: &str = "sync.last_sync";
 const META_SEQ: &str = "sync.synced_seq";
 const JOIN_PREFIX: &str = "flowkeep-join:";
+/// Stream of the `remote.rejected` events: not a workflow's, whose stream
+/// version is its revision.
+const REJECTIONS: &str = "sync:rejected";
+/// Meta key prefix: what was last rejected in a document or root entry
+/// (heads and reason), so an unchanged one is neither checked nor reported
+/// again.
+const META_REJECTED: &str = "sync.rejected:";
+/// Meta key prefix: a workflow with local edits its document could not
+/// take (it did not read); pushed again until it can.
+const META_PUSH_PENDING: &str = "sync.push_pending:";
+/// Run records rejected from one log in one round that get an event each;
+/// the rest are counted in one more.
+const MAX_RUN_REPORTS: usize = 50;
+/// Rejections `sync status` lists.
+const LATEST_REJECTIONS: u32 = 25;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const DOC_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -65,6 +91,60 @@ pub struct SyncStatus {
     pub last_sync: Option<i64>,
     /// Local changes to workflows since the last sync.
     pub pending_local_changes: u64,
+    /// First 8 hex digits of the workspace token's SHA-256: tells tokens
+    /// apart without showing one.
+    pub token_fingerprint: Option<String>,
+    /// Data from other devices that failed the checks and was not merged.
+    pub rejected: u64,
+    /// The latest rejections, newest first.
+    pub rejections: Vec<SyncRejection>,
+}
+
+/// Something another device wrote that was not merged here, and why.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct SyncRejection {
+    /// When this device rejected it (Unix ms).
+    pub at: i64,
+    /// `workflow`, `root` or `run`.
+    pub what: String,
+    /// The document it came in (or the execution-log key).
+    pub document: String,
+    /// The workflow or run id it claimed, when there was a usable one.
+    pub subject: Option<String>,
+    /// The device that wrote it, as far as it can be told.
+    pub device_id: Option<String>,
+    pub reason: String,
+}
+
+/// What `push_into` did.
+enum Push {
+    /// Local changes went into the document; the heads to record, if the
+    /// document now reflects exactly the projection.
+    Sent(Option<Vec<String>>),
+    Nothing,
+    /// The document does not read: nothing written, try again later.
+    Unreadable,
+}
+
+/// What was last rejected in a document or root entry.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+struct Rejected {
+    heads: Vec<String>,
+    reason: String,
+}
+
+/// A first look at the token, for telling tokens apart.
+fn fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short, fixed-size name for remote text used as a key.
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 struct Settings {
@@ -238,14 +318,52 @@ impl Service {
                 |r| r.get(0),
             )?)
         })?;
+        let (rejected, rejections) = self.read(|c| {
+            // The stream's own index answers both: no scan of the log.
+            let n: i64 = c.query_row(
+                "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?1",
+                [REJECTIONS],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare(
+                "SELECT kind, schema_version, payload, recorded_at FROM events
+                 WHERE stream_id = ?1 ORDER BY stream_version DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(rusqlite::params![REJECTIONS, LATEST_REJECTIONS], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut latest = Vec::new();
+            for row in rows {
+                let (kind, version, payload, at) = row?;
+                if let Ok(Event::RemoteRejected(p)) = Event::decode(&kind, version, &payload) {
+                    latest.push(SyncRejection {
+                        at,
+                        what: p.what,
+                        document: p.document,
+                        subject: p.subject,
+                        device_id: p.device_id,
+                        reason: p.reason,
+                    });
+                }
+            }
+            Ok((n as u64, latest))
+        })?;
         Ok(SyncStatus {
             configured: s.as_ref().is_some_and(|s| s.root.is_some()),
             join: s
                 .as_ref()
                 .and_then(|s| Some(join_string(&s.server, s.root.as_ref()?))),
+            token_fingerprint: s.as_ref().map(|s| fingerprint(&s.token)),
             server: s.map(|s| s.server),
             last_sync: self.meta(META_LAST)?.and_then(|v| v.parse().ok()),
             pending_local_changes: pending as u64,
+            rejected,
+            rejections,
         })
     }
 
@@ -411,40 +529,21 @@ impl Service {
         //    session that stopped between receiving and merging): merge them
         //    first, or step 1 would take the projection's older values for
         //    local edits and write them back over the remote ones.
+        // Workflows whose document could not take local edits (it did not
+        // read) are pushed again, even if step 0 now merges it.
+        let pending = self.push_pending()?;
         for known in self.known_docs()? {
             let Some(handle) = find(repo, &known.doc_id).await? else {
                 continue;
             };
-            let heads = heads_of(&handle);
-            if heads == known.heads {
-                continue;
-            }
-            let since = parse_heads(&known.heads);
-            let own = self.device_id().to_owned();
-            let (state, base, authors) = handle.with_document(|d| {
-                (
-                    doc::read(d),
-                    base_at(d, &since),
-                    authors_since(d, &since, &own),
-                )
-            });
-            if let Ok(state) = state {
-                self.merge_remote(
-                    &known.key,
-                    handle.document_id(),
-                    state,
-                    base,
-                    &heads,
-                    authors,
-                )?;
-            }
+            self.consider_workflow(&known.key, &handle, Some(&known))?;
         }
 
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive.
         let mut docs = self.known_docs()?;
         let mut pushed = 0;
-        let workflows = self.workflows_to_push()?;
+        let workflows = self.workflows_to_push(&pending)?;
         for (wf, deleted) in &workflows {
             let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
                 Some(known) => match find(repo, &known.doc_id).await? {
@@ -464,46 +563,24 @@ impl Service {
                     continue;
                 }
             };
-            let message = self.commit_message();
-            // Returns whether something was sent, and the new heads when the
-            // document held nothing unmerged before this push (checked under
-            // the document's lock): then projection and document agree again
-            // and the heads may move, so the device never merges its own
-            // push back over a newer local edit.
-            let pushed_heads =
-                handle.with_document(|d| -> Result<(bool, Option<Vec<String>>)> {
-                    // Local changes are what the projection changed since the
-                    // document state it last reflected, written over the document
-                    // as it is now (which may already hold changes from elsewhere).
-                    let now = doc::read(d).map_err(Error::Corrupt)?;
-                    let base = base_at(d, &since).unwrap_or_else(|| now.clone());
-                    let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
-                    if base.deleted != *deleted && now.deleted != *deleted {
-                        changes.push(FieldChange {
-                            field: "deleted".into(),
-                            old: now.deleted.into(),
-                            new: (*deleted).into(),
-                        });
-                    }
-                    if changes.is_empty() {
-                        return Ok((false, None));
-                    }
-                    let nothing_unmerged = sorted_heads(d) == sorted_hex(&since);
-                    let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-                    let opts = CommitOptions::default()
-                        .with_message(format!("{message} {}", fields.join(",")))
-                        .with_time(chrono::Utc::now().timestamp());
-                    d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
-                        .map_err(|f| Error::Corrupt(f.error))?;
-                    Ok((true, nothing_unmerged.then(|| sorted_heads(d))))
-                })?;
-            match pushed_heads {
-                (true, Some(heads)) => {
+            match self.push_into(&handle, &since, wf, *deleted)? {
+                Push::Sent(heads) => {
                     pushed += 1;
-                    self.save_doc(&wf.id, handle.document_id(), &heads)?;
+                    if let Some(heads) = heads {
+                        self.save_doc(&wf.id, handle.document_id(), &heads)?;
+                    }
+                    if pending.contains(&wf.id) {
+                        self.set_push_pending(&wf.id, false)?;
+                    }
                 }
-                (true, None) => pushed += 1,
-                (false, _) => {}
+                Push::Nothing if pending.contains(&wf.id) => {
+                    self.set_push_pending(&wf.id, false)?
+                }
+                Push::Nothing => {}
+                Push::Unreadable if !pending.contains(&wf.id) => {
+                    self.set_push_pending(&wf.id, true)?
+                }
+                Push::Unreadable => {}
             }
         }
 
@@ -616,35 +693,27 @@ impl Service {
         list_missing(root, root::List::Workflows, &docs)?;
         list_missing(root, root::List::Logs, &logs)?;
         settle(root, conn).await;
-        let listed = root.with_document(|d| root::entries(d, root::List::Workflows));
-        let listed_logs = root.with_document(|d| root::entries(d, root::List::Logs));
+        // Only entries that pass the checks are opened: no document is
+        // looked up, and no key used, that another client made up.
+        let listed = self.check_root(root, &docs, &logs)?;
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
-        for (wf_id, doc_url) in &listed {
-            let Ok(url) = AutomergeUrl::from_str(doc_url) else {
-                continue;
-            };
-            let found =
-                tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
-            if let Ok(Ok(Some(h))) = found {
+        for (wf_id, doc_id) in &listed.workflows {
+            if let Some(h) = find(repo, doc_id).await? {
                 handles.push((wf_id.clone(), h));
             }
         }
-        let mut log_handles: Vec<(String, DocHandle)> = Vec::new();
-        for (key, doc_url) in &listed_logs {
-            let Ok(url) = AutomergeUrl::from_str(doc_url) else {
-                continue;
-            };
-            let found =
-                tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
-            if let Ok(Ok(Some(h))) = found {
+        let mut log_handles: Vec<(LogKey, DocHandle)> = Vec::new();
+        for (key, doc_id) in &listed.logs {
+            if let Some(h) = find(repo, doc_id).await? {
                 log_handles.push((key.clone(), h));
             }
         }
         futures::future::join_all(
             handles
                 .iter()
-                .chain(log_handles.iter())
-                .map(|(_, h)| settle(h, conn)),
+                .map(|(_, h)| h)
+                .chain(log_handles.iter().map(|(_, h)| h))
+                .map(|h| settle(h, conn)),
         )
         .await;
 
@@ -652,47 +721,382 @@ impl Service {
         let mut merged = 0;
         for (wf_id, handle) in &handles {
             let known = docs.iter().find(|k| &k.key == wf_id);
-            let heads = heads_of(handle);
-            if known.is_some_and(|k| k.heads == heads) {
-                continue;
-            }
-            let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
-            let own = self.device_id().to_owned();
-            let (state, base, authors) = handle.with_document(|d| {
-                (
-                    doc::read(d),
-                    base_at(d, &since),
-                    authors_since(d, &since, &own),
-                )
-            });
-            let state = match state {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("flowkeep: skipped document of workflow {wf_id}: {e}");
-                    continue;
-                }
-            };
-            if self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)? {
+            if self.consider_workflow(wf_id, handle, known)? {
                 merged += 1;
+            }
+        }
+        // 4b. Local edits a document could not take before it arrived
+        //     readable this round: sent now rather than a round later.
+        let pending = self.push_pending()?;
+        if !pending.is_empty() {
+            let docs = self.known_docs()?;
+            for (wf_id, handle) in handles.iter().filter(|(id, _)| pending.contains(id)) {
+                let Some(known) = docs.iter().find(|k| &k.key == wf_id) else {
+                    continue;
+                };
+                let Some(l) = self.read(|c| queries::workflows::load(c, wf_id))? else {
+                    continue;
+                };
+                match self.push_into(handle, &parse_heads(&known.heads), &l.workflow, l.deleted)? {
+                    Push::Unreadable => {}
+                    Push::Nothing => self.set_push_pending(wf_id, false)?,
+                    Push::Sent(heads) => {
+                        if let Some(heads) = heads {
+                            self.save_doc(wf_id, handle.document_id(), &heads)?;
+                        }
+                        self.set_push_pending(wf_id, false)?;
+                        settle(handle, conn).await;
+                    }
+                }
             }
         }
         // 5. Runs other devices recorded, changed since last merged.
         let own = self.device_id().to_owned();
+        let listed_ids: HashSet<&str> =
+            listed.workflows.iter().map(|(id, _)| id.as_str()).collect();
         for (key, handle) in &log_handles {
-            if execlog::device_of(key) == Some(own.as_str()) {
+            if key.device_id == own {
                 continue;
             }
-            let known = logs.iter().find(|k| &k.key == key);
-            let heads = heads_of(handle);
-            if known.is_some_and(|k| k.heads == heads) {
-                continue;
-            }
-            let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
-            let runs = handle.with_document(|d| execlog::changed_since(d, &since));
-            self.merge_runs(&runs)?;
-            self.save_log(key, handle.document_id(), &heads)?;
+            let known = logs.iter().find(|k| k.key == key.to_string());
+            self.consider_log(key, handle, known, &listed_ids)?;
         }
         Ok((merged, handles.len()))
+    }
+
+    /// The root's lists, checked entry by entry: keys must be workflow ids
+    /// or log keys, values document URLs; a workflow or log this device
+    /// syncs keeps its document whatever the root says now. Problems are
+    /// recorded (once while they last); the entries that pass are returned.
+    fn check_root(&self, root: &DocHandle, docs: &[KnownDoc], logs: &[KnownDoc]) -> Result<Listed> {
+        let own = self.device_id().to_owned();
+        let (heads, is_root, wf_entries, log_entries) = root.with_document(|d| {
+            (
+                sorted_heads(d),
+                root::is_root(d),
+                root::raw_entries(d, root::List::Workflows),
+                root::raw_entries(d, root::List::Logs),
+            )
+        });
+        // (memory scope, subject, reason)
+        let mut bad: Vec<(String, Option<String>, String)> = Vec::new();
+        if !is_root {
+            bad.push((
+                "root:type".into(),
+                None,
+                "the workspace document does not say it is one (type)".into(),
+            ));
+        }
+        let mut out = Listed::default();
+        match wf_entries {
+            Err(reason) => bad.push(("root:workflows".into(), None, reason)),
+            Ok(entries) => {
+                for (key, url) in entries {
+                    let scope = || format!("root:workflows:{}", short_hash(&key));
+                    if remote::parse_id(&key).is_none() {
+                        let reason = format!("workflow entry {}: not a UUID", remote::quote(&key));
+                        bad.push((scope(), None, reason));
+                        continue;
+                    }
+                    let tracked = docs.iter().find(|k| k.key == key);
+                    match (entry_doc(url), tracked) {
+                        (Ok(doc), Some(t)) if doc != t.doc_id => {
+                            let reason = format!("workflow {key} is listed with document {doc}, not the one this device syncs it in ({}), which is kept", t.doc_id);
+                            bad.push((scope(), Some(key.clone()), reason));
+                            out.workflows.push((key, t.doc_id.clone()));
+                        }
+                        (Ok(doc), _) => out.workflows.push((key, doc)),
+                        (Err(m), tracked) => {
+                            bad.push((scope(), Some(key.clone()), format!("workflow {key}: {m}")));
+                            if let Some(t) = tracked {
+                                out.workflows.push((key, t.doc_id.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        match log_entries {
+            Err(reason) => bad.push(("root:execution_logs".into(), None, reason)),
+            Ok(entries) => {
+                for (key, url) in entries {
+                    let scope = || format!("root:execution_logs:{}", short_hash(&key));
+                    let parsed = match LogKey::parse(&key) {
+                        Ok(k) => k,
+                        Err(reason) => {
+                            bad.push((scope(), None, reason));
+                            continue;
+                        }
+                    };
+                    let subject = Some(parsed.workflow_id.clone());
+                    let tracked = logs.iter().find(|k| k.key == key);
+                    match (entry_doc(url), tracked) {
+                        (Ok(doc), Some(t)) if doc != t.doc_id => {
+                            let reason = format!("log {key} is listed with document {doc}, not the one this device syncs it in ({}), which is kept", t.doc_id);
+                            bad.push((scope(), subject, reason));
+                            out.logs.push((parsed, t.doc_id.clone()));
+                        }
+                        (Ok(_), None) if parsed.device_id == own => {
+                            let reason = format!("log {key} is under this device's id, and this device did not write it");
+                            bad.push((scope(), subject, reason));
+                        }
+                        (Ok(doc), _) => out.logs.push((parsed, doc)),
+                        (Err(m), tracked) => {
+                            bad.push((scope(), subject, format!("log {key}: {m}")));
+                            if let Some(t) = tracked {
+                                out.logs.push((parsed, t.doc_id.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // What this device syncs stays synced if another client removed
+        // its entry meanwhile (the next session lists it again).
+        for k in docs {
+            if !out.workflows.iter().any(|(id, _)| id == &k.key) {
+                out.workflows.push((k.key.clone(), k.doc_id.clone()));
+            }
+        }
+        for k in logs {
+            if let Ok(parsed) = LogKey::parse(&k.key) {
+                if !out.logs.iter().any(|(l, _)| l == &parsed) {
+                    out.logs.push((parsed, k.doc_id.clone()));
+                }
+            }
+        }
+        // What is on record already is not recorded again (nor written).
+        // Scopes of root entries start `root:` (document ids have no colon).
+        let prefix = format!("{META_REJECTED}root:");
+        let remembered: std::collections::HashMap<String, String> = self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?1 || '~'",
+            )?;
+            let rows = stmt.query_map([&prefix], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = std::collections::HashMap::new();
+            for row in rows {
+                let (key, value) = row?;
+                let reason = serde_json::from_str::<Rejected>(&value)
+                    .map(|r| r.reason)
+                    .unwrap_or_default();
+                out.insert(key, reason);
+            }
+            Ok(out)
+        })?;
+        let scopes: HashSet<String> = bad
+            .iter()
+            .map(|(s, _, _)| format!("{META_REJECTED}{s}"))
+            .collect();
+        let stale: Vec<&String> = remembered.keys().filter(|k| !scopes.contains(*k)).collect();
+        bad.retain(|(scope, _, reason)| {
+            remembered.get(&format!("{META_REJECTED}{scope}"))
+                != Some(&remote::clip(reason, remote::MAX_REASON_CHARS))
+        });
+        if !bad.is_empty() || !stale.is_empty() {
+            let document = root.document_id().to_string();
+            self.write(|w| {
+                for (scope, subject, reason) in bad {
+                    let r = Rejection {
+                        document: document.clone(),
+                        what: "root",
+                        subject,
+                        device_id: None,
+                        reason,
+                        heads: heads.clone(),
+                    };
+                    reject_in(w, &scope, r, false)?;
+                }
+                // Entries fixed or gone: a new problem there is news again.
+                for key in &stale {
+                    w.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Merges a workflow document's changes since this device last merged
+    /// it, if the document passes the checks; otherwise records why not and
+    /// keeps the heads last merged, so the changes are merged once the
+    /// document is valid again. Returns whether the workflow changed here.
+    fn consider_workflow(
+        &self,
+        wf_id: &str,
+        handle: &DocHandle,
+        known: Option<&KnownDoc>,
+    ) -> Result<bool> {
+        if known.is_some_and(|k| k.heads == heads_of(handle)) {
+            return Ok(false);
+        }
+        let scope = handle.document_id().to_string();
+        let remembered = self.remembered(&scope)?;
+        let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
+        let own = self.device_id().to_owned();
+        let checked = handle.with_document(|d| {
+            let heads = sorted_heads(d);
+            if remembered.as_ref().is_some_and(|r| r.heads == heads) {
+                return None;
+            }
+            Some((
+                heads,
+                doc::checked(d, wf_id),
+                base_at(d, &since),
+                authors_since(d, &since, &own),
+            ))
+        });
+        let Some((heads, state, base, authors)) = checked else {
+            return Ok(false);
+        };
+        match state {
+            Ok(state) => {
+                self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)
+            }
+            Err(reason) => {
+                let r = Rejection {
+                    document: scope.clone(),
+                    what: "workflow",
+                    subject: remote::parse_id(wf_id).map(|_| wf_id.to_owned()),
+                    device_id: authors
+                        .iter()
+                        .map(|a| a.device_id.clone())
+                        .find(|d| remote::parse_id(d).is_some()),
+                    reason,
+                    heads,
+                };
+                self.write(|w| reject_in(w, &scope, r, true))?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Merges the run records another device added or changed in one of
+    /// its execution logs since last merged: each record that passes the
+    /// checks is merged, each that fails is recorded as rejected, in one
+    /// transaction with the log's new heads.
+    fn consider_log(
+        &self,
+        key: &LogKey,
+        handle: &DocHandle,
+        known: Option<&KnownDoc>,
+        listed_workflows: &HashSet<&str>,
+    ) -> Result<()> {
+        if known.is_some_and(|k| k.heads == heads_of(handle)) {
+            return Ok(());
+        }
+        let key_text = key.to_string();
+        let doc_id = handle.document_id().clone();
+        let scope = doc_id.to_string();
+        let exists = self
+            .read(|c| queries::workflows::load(c, &key.workflow_id))?
+            .is_some();
+        if !exists {
+            // A workflow the root lists arrives with its own document (or
+            // that document was rejected, and said so): wait for it.
+            if listed_workflows.contains(key.workflow_id.as_str()) {
+                return Ok(());
+            }
+            let r = Rejection {
+                document: key_text.clone(),
+                what: "run",
+                subject: Some(key.workflow_id.clone()),
+                device_id: Some(key.device_id.clone()),
+                reason: format!(
+                    "runs of workflow {}, which this workspace does not have",
+                    key.workflow_id
+                ),
+                heads: heads_of(handle),
+            };
+            // Its own scope: the log is looked at again once the workflow
+            // exists, whatever its heads.
+            self.write(|w| reject_in(w, &format!("{scope}:workflow"), r, false))?;
+            return Ok(());
+        }
+        let remembered = self.remembered(&scope)?;
+        let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
+        let read = handle.with_document(|d| {
+            let heads = sorted_heads(d);
+            if remembered.as_ref().is_some_and(|r| r.heads == heads) {
+                return None;
+            }
+            let runs = execlog::check(d, &key_text).map(|()| execlog::changed_since(d, &since));
+            Some((heads, runs))
+        });
+        let Some((heads, runs)) = read else {
+            return Ok(());
+        };
+        let runs = match runs {
+            Ok(r) => r,
+            Err(reason) => {
+                let r = Rejection {
+                    document: key_text.clone(),
+                    what: "run",
+                    subject: Some(key.workflow_id.clone()),
+                    device_id: Some(key.device_id.clone()),
+                    reason,
+                    heads,
+                };
+                self.write(|w| reject_in(w, &scope, r, true))?;
+                return Ok(());
+            }
+        };
+        let own = self.device_id().to_owned();
+        let mut good = Vec::new();
+        let mut bad: Vec<(String, String)> = Vec::new();
+        for (run_key, text) in runs {
+            let origin = RunOrigin {
+                log: key,
+                key: &run_key,
+                this_device: &own,
+            };
+            match text.and_then(|t| remote::check_run(&t, origin).map_err(|e| remote::describe(&e)))
+            {
+                Ok(run) => good.push(run),
+                Err(reason) => bad.push((run_key, reason)),
+            }
+        }
+        self.write(|w| {
+            for run in &good {
+                if let Err(reason) = merge_run_in(w, run)? {
+                    bad.push((run.id.clone(), reason));
+                }
+            }
+            for (i, (run_key, reason)) in bad.iter().enumerate() {
+                let (subject, reason) = if i < MAX_RUN_REPORTS {
+                    match remote::parse_id(run_key) {
+                        Some(_) => (Some(run_key.clone()), reason.clone()),
+                        None => (None, format!("run {}: {reason}", remote::quote(run_key))),
+                    }
+                } else {
+                    (
+                        None,
+                        format!("and {} more run records like these", bad.len() - i),
+                    )
+                };
+                let event = Event::RemoteRejected(RemoteRejectedV1 {
+                    document: key_text.clone(),
+                    what: "run".into(),
+                    subject,
+                    device_id: Some(key.device_id.clone()),
+                    reason: remote::clip(&reason, remote::MAX_REASON_CHARS),
+                    heads: heads.clone(),
+                });
+                w.append(REJECTIONS, Expected::Any, event)?;
+                if i >= MAX_RUN_REPORTS {
+                    break;
+                }
+            }
+            save_log_in(w.conn, &key_text, &doc_id, &heads)?;
+            forget_in(w.conn, &format!("{scope}:workflow"))?;
+            forget_in(w.conn, &scope)
+        })
+    }
+
+    /// What was last rejected in `scope`, if anything.
+    fn remembered(&self, scope: &str) -> Result<Option<Rejected>> {
+        Ok(self
+            .meta(&format!("{META_REJECTED}{scope}"))?
+            .and_then(|v| serde_json::from_str(&v).ok()))
     }
 
     fn commit_message(&self) -> String {
@@ -754,18 +1158,7 @@ impl Service {
     }
 
     fn save_log(&self, key: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
-        self.write(|w| {
-            w.conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO sync_logs (log_key, doc_id, heads) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![
-                    key,
-                    doc_id.to_string(),
-                    serde_json::to_string(heads)?
-                ])?;
-            Ok(())
-        })
+        self.write(|w| save_log_in(w.conn, key, doc_id, heads))
     }
 
     /// This device's runs touched since the last sync, grouped by log key.
@@ -802,61 +1195,89 @@ impl Service {
         })
     }
 
-    /// Records other devices' runs here as `remote` events: new runs as
-    /// started (and finished, if they are), known running ones as finished.
-    fn merge_runs(&self, runs: &[flowkeep_core::execution::Execution]) -> Result<()> {
-        use flowkeep_core::events::{ExecutionFinishedV1, ExecutionStartedV1};
-        use flowkeep_core::execution::ExecutionStatus;
+    fn save_doc(&self, workflow_id: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
+        self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
+    }
+
+    /// Workflows with local edits their document could not take yet.
+    fn push_pending(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let keys: Vec<String> = c
+                .prepare("SELECT key FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
+                .query_map([META_PUSH_PENDING], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(keys
+                .into_iter()
+                .map(|k| k[META_PUSH_PENDING.len()..].to_owned())
+                .collect())
+        })
+    }
+
+    fn set_push_pending(&self, workflow_id: &str, pending: bool) -> Result<()> {
+        let key = format!("{META_PUSH_PENDING}{workflow_id}");
         self.write(|w| {
-            for run in runs {
-                if queries::workflows::load(w.conn, &run.workflow_id)?.is_none() {
-                    continue;
-                }
-                let local = match queries::executions::get(w.conn, &run.id) {
-                    Ok(e) => Some(e),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                let status_here = match &local {
-                    Some(e) => e.status,
-                    None => {
-                        let started = if run.status.is_terminal() {
-                            ExecutionStatus::Running
-                        } else {
-                            run.status
-                        };
-                        let event = Event::ExecutionStarted(ExecutionStartedV1 {
-                            workflow_id: run.workflow_id.clone(),
-                            status: started,
-                            started_at: run.started_at,
-                            trigger: run.trigger.clone(),
-                        });
-                        w.append_remote(&run.id, event, "sync", &run.device_id)?;
-                        started
-                    }
-                };
-                if run.status.is_terminal() && status_here.can_move_to(run.status) {
-                    let event = Event::ExecutionFinished(ExecutionFinishedV1 {
-                        status: run.status,
-                        completed_at: run.completed_at.unwrap_or(run.started_at),
-                        exit_code: run.exit_code,
-                        output: run.output.clone(),
-                        error: run.error.clone(),
-                    });
-                    w.append_remote(&run.id, event, "sync", &run.device_id)?;
-                }
+            if pending {
+                w.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+                    [&key],
+                )?;
+            } else {
+                w.conn.execute("DELETE FROM meta WHERE key = ?1", [&key])?;
             }
             Ok(())
         })
     }
 
-    fn save_doc(&self, workflow_id: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
-        self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
+    /// Writes what the projection changed since the document state it last
+    /// reflected (`since`) over the document as it is now (which may
+    /// already hold changes from elsewhere).
+    fn push_into(
+        &self,
+        handle: &DocHandle,
+        since: &[ChangeHash],
+        wf: &flowkeep_core::workflow::Workflow,
+        deleted: bool,
+    ) -> Result<Push> {
+        let message = self.commit_message();
+        handle.with_document(|d| {
+            // A document another client broke takes no local changes until
+            // it reads again; they stay pending here.
+            let Ok(now) = doc::read(d) else {
+                return Ok(Push::Unreadable);
+            };
+            let base = base_at(d, since).unwrap_or_else(|| now.clone());
+            let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
+            if base.deleted != deleted && now.deleted != deleted {
+                changes.push(FieldChange {
+                    field: "deleted".into(),
+                    old: now.deleted.into(),
+                    new: deleted.into(),
+                });
+            }
+            if changes.is_empty() {
+                return Ok(Push::Nothing);
+            }
+            // The heads may move only if the document held nothing unmerged
+            // before this push (checked under the document's lock): then
+            // projection and document agree again, and the device never
+            // merges its own push back over a newer local edit.
+            let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
+            let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+            let opts = CommitOptions::default()
+                .with_message(format!("{message} {}", fields.join(",")))
+                .with_time(chrono::Utc::now().timestamp());
+            d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
+                .map_err(|f| Error::Corrupt(f.error))?;
+            Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
+        })
     }
 
-    /// Workflows with local changes since the last sync, and workflows that
-    /// have no document yet.
-    fn workflows_to_push(&self) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
+    /// Workflows with local changes since the last sync, workflows that
+    /// have no document yet, and `also`.
+    fn workflows_to_push(
+        &self,
+        also: &[String],
+    ) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
         let synced: i64 = self
             .meta(META_SEQ)?
             .and_then(|v| v.parse().ok())
@@ -871,6 +1292,8 @@ impl Service {
                 )?
                 .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
+            let ids: std::collections::BTreeSet<String> =
+                ids.into_iter().chain(also.iter().cloned()).collect();
             let mut out = Vec::new();
             for id in ids {
                 if let Some(l) = queries::workflows::load(c, &id)? {
@@ -942,9 +1365,147 @@ impl Service {
                 w.append_remote(workflow_id, event, &actor, &device)?;
             }
             save_doc_in(w.conn, workflow_id, doc_id, heads)?;
+            forget_in(w.conn, &doc_id.to_string())?;
             Ok(changed)
         })
     }
+}
+
+/// Records another device's run here as `remote` events: a new run as
+/// started (and finished, if it is), a known running one as finished.
+/// `Err` (nothing written) when the id is already another run's here.
+fn merge_run_in(
+    w: &Writer<'_>,
+    run: &flowkeep_core::execution::Execution,
+) -> Result<std::result::Result<(), String>> {
+    use flowkeep_core::events::{ExecutionFinishedV1, ExecutionStartedV1};
+    use flowkeep_core::execution::ExecutionStatus;
+    let local = match queries::executions::get(w.conn, &run.id) {
+        Ok(e) => Some(e),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let status_here = match &local {
+        Some(e) if e.device_id != run.device_id || e.workflow_id != run.workflow_id => {
+            return Ok(Err(format!(
+                "id: run {} here is a run of device {} for workflow {}",
+                run.id, e.device_id, e.workflow_id
+            )));
+        }
+        Some(e) => e.status,
+        None => {
+            let started = if run.status.is_terminal() {
+                ExecutionStatus::Running
+            } else {
+                run.status
+            };
+            let event = Event::ExecutionStarted(ExecutionStartedV1 {
+                workflow_id: run.workflow_id.clone(),
+                status: started,
+                started_at: run.started_at,
+                trigger: run.trigger.clone(),
+            });
+            w.append_remote(&run.id, event, "sync", &run.device_id)?;
+            started
+        }
+    };
+    if run.status.is_terminal() && status_here.can_move_to(run.status) {
+        let event = Event::ExecutionFinished(ExecutionFinishedV1 {
+            status: run.status,
+            completed_at: run.completed_at.unwrap_or(run.started_at),
+            exit_code: run.exit_code,
+            output: run.output.clone(),
+            error: run.error.clone(),
+        });
+        w.append_remote(&run.id, event, "sync", &run.device_id)?;
+    }
+    Ok(Ok(()))
+}
+
+/// The root entries that passed the checks, with the document each is in.
+#[derive(Default)]
+struct Listed {
+    workflows: Vec<(String, DocumentId)>,
+    logs: Vec<(LogKey, DocumentId)>,
+}
+
+/// Something that failed the checks, as recorded.
+struct Rejection {
+    document: String,
+    what: &'static str,
+    subject: Option<String>,
+    device_id: Option<String>,
+    reason: String,
+    heads: Vec<String>,
+}
+
+/// Records a rejection in `scope` (a document, or a root entry) unless the
+/// same reason is on record for it already; remembers the heads either way.
+/// `skip_unchanged`: the scope's heads are checked against before reading
+/// it again (documents); root entries are looked at every round.
+fn reject_in(w: &Writer<'_>, scope: &str, r: Rejection, skip_unchanged: bool) -> Result<()> {
+    let key = format!("{META_REJECTED}{scope}");
+    let prior: Option<Rejected> =
+        event_log::meta_get(w.conn, &key)?.and_then(|v| serde_json::from_str(&v).ok());
+    let reason = remote::clip(&r.reason, remote::MAX_REASON_CHARS);
+    if prior.as_ref().is_some_and(|p| p.reason == reason) {
+        if !skip_unchanged || prior.as_ref().is_some_and(|p| p.heads == r.heads) {
+            return Ok(());
+        }
+    } else {
+        let event = Event::RemoteRejected(RemoteRejectedV1 {
+            document: r.document,
+            what: r.what.into(),
+            subject: r.subject,
+            device_id: r.device_id,
+            reason: reason.clone(),
+            heads: r.heads.clone(),
+        });
+        w.append(REJECTIONS, Expected::Any, event)?;
+    }
+    let memory = Rejected {
+        heads: r.heads,
+        reason,
+    };
+    w.conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, serde_json::to_string(&memory)?],
+    )?;
+    Ok(())
+}
+
+/// A scope passed the checks: a later problem there is news again.
+fn forget_in(c: &rusqlite::Connection, scope: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+        .execute([format!("{META_REJECTED}{scope}")])?;
+    Ok(())
+}
+
+/// The document a root entry names, or what is wrong with the entry.
+fn entry_doc(
+    url: std::result::Result<String, &'static str>,
+) -> std::result::Result<DocumentId, String> {
+    let url = url.map_err(|kind| format!("holds {kind}, not a document URL"))?;
+    AutomergeUrl::from_str(&url)
+        .map(|u| u.document_id().clone())
+        .map_err(|_| format!("{} is not a document URL", remote::quote(&url)))
+}
+
+fn save_log_in(
+    c: &rusqlite::Connection,
+    key: &str,
+    doc_id: &DocumentId,
+    heads: &[String],
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO sync_logs (log_key, doc_id, heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        key,
+        doc_id.to_string(),
+        serde_json::to_string(heads)?
+    ])?;
+    Ok(())
 }
 
 /// A document this device tracks: a workflow id, or an execution-log key.
@@ -996,9 +1557,13 @@ fn base_at(d: &Automerge, heads: &[ChangeHash]) -> Option<doc::DocState> {
 /// Adds the tracked documents a root list does not mention yet.
 fn list_missing(root: &DocHandle, list: root::List, tracked: &[KnownDoc]) -> Result<()> {
     let listed = root.with_document(|d| root::entries(d, list));
+    // Entries another client removed or pointed elsewhere are put back.
     let missing: Vec<&KnownDoc> = tracked
         .iter()
-        .filter(|k| !listed.iter().any(|(key, _)| key == &k.key))
+        .filter(|k| {
+            let url = AutomergeUrl::from(&k.doc_id).to_string();
+            !listed.iter().any(|(key, u)| key == &k.key && u == &url)
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -1042,17 +1607,26 @@ fn parse_heads(heads: &[String]) -> Vec<ChangeHash> {
         .collect()
 }
 
+/// Most authors one merge records.
+const MAX_AUTHORS: usize = 20;
+
 /// Authors of the changes after `since`, from the commit messages
 /// flowkeep writes (`flowkeep:<device>:<actor>: ...`), this device excluded.
+/// A message is a claim anyone with the token can write: a device id that
+/// is not a UUID is recorded as `unknown`, long names are cut.
 fn authors_since(d: &Automerge, since: &[ChangeHash], own_device: &str) -> Vec<RemoteAuthor> {
     let mut out: Vec<RemoteAuthor> = Vec::new();
     for change in d.get_changes(since) {
         let author = match change.message().and_then(|m| m.strip_prefix("flowkeep:")) {
             Some(rest) => {
                 let mut parts = rest.splitn(3, ':');
-                let device_id = parts.next().unwrap_or_default().to_owned();
-                let actor = parts.next().unwrap_or_default().to_owned();
-                RemoteAuthor { actor, device_id }
+                let device = parts.next().unwrap_or_default();
+                let actor = parts.next().unwrap_or_default();
+                let (device_id, actor) = remote::claimed_author(device, actor);
+                RemoteAuthor {
+                    actor,
+                    device_id: device_id.unwrap_or_else(|| "unknown".into()),
+                }
             }
             // A change made by another automerge-repo client.
             None => RemoteAuthor {
@@ -1062,6 +1636,9 @@ fn authors_since(d: &Automerge, since: &[ChangeHash], own_device: &str) -> Vec<R
         };
         if author.device_id != own_device && !out.contains(&author) {
             out.push(author);
+            if out.len() == MAX_AUTHORS {
+                break;
+            }
         }
     }
     out

@@ -14,7 +14,7 @@ pub(crate) enum List {
 }
 
 impl List {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             List::Workflows => "workflows",
             List::Logs => "execution_logs",
@@ -54,6 +54,42 @@ pub(crate) fn entries(doc: &impl ReadDoc, list: List) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// What another client may have put in a list: each key with its document
+/// URL, or what stands there instead of one. `Err` when the list itself is
+/// not a map.
+#[allow(clippy::type_complexity)]
+pub(crate) fn raw_entries(
+    doc: &impl ReadDoc,
+    list: List,
+) -> Result<Vec<(String, Result<String, &'static str>)>, String> {
+    let obj = match doc.get(ROOT, list.name()) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => id,
+        Ok(None) => return Ok(vec![]),
+        Ok(Some(_)) => return Err(format!("{}: must be a map", list.name())),
+        Err(e) => return Err(format!("{}: {e}", list.name())),
+    };
+    Ok(doc
+        .keys(&obj)
+        .map(|k| {
+            let v = match doc.get(&obj, &k) {
+                Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                    ScalarValue::Str(u) => Ok(u.to_string()),
+                    _ => Err("a value that is not text"),
+                },
+                Ok(Some(_)) => Err("an object"),
+                Ok(None) | Err(_) => Err("nothing readable"),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// Whether the document says it is a workspace root.
+pub(crate) fn is_root(doc: &impl ReadDoc) -> bool {
+    matches!(doc.get(ROOT, "type"), Ok(Some((Value::Scalar(s), _)))
+        if matches!(s.as_ref(), ScalarValue::Str(t) if t.as_str() == "flowkeep.workspace"))
 }
 
 pub(crate) fn add(

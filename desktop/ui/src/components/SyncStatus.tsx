@@ -1,9 +1,12 @@
 import { useEffect, useState } from "react";
 import { formatDistanceToNow } from "date-fns";
 import { call } from "../api/transport";
-import type { SyncStatus as Status } from "../generated/bindings";
+import type { SyncRejection, SyncStatus as Status } from "../generated/bindings";
 
-/** Whether this device syncs, when it last did, and what is waiting to go. */
+/**
+ * Whether this device syncs, when it last did, what is waiting to go, and
+ * what other devices sent that failed the checks and was not merged.
+ */
 export function SyncStatus(props: { refreshMs?: number }) {
   const [status, setStatus] = useState<Status | null>(null);
   const [error, setError] = useState(false);
@@ -35,9 +38,38 @@ export function SyncStatus(props: { refreshMs?: number }) {
     const pending = status.pending_local_changes ? `, ${status.pending_local_changes} change${status.pending_local_changes === 1 ? "" : "s"} to send` : "";
     text = `Sync on: ${last}${pending}`;
   }
+  // The token itself never reaches the UI; its fingerprint tells tokens apart.
+  const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · token ${status.token_fingerprint}` : ""}` : undefined;
   return (
-    <span className={`sync-status${error ? " error" : ""}`} role="status" aria-label="Sync status" title={status?.server ?? undefined}>
-      {text}
+    <span className="sync">
+      <span className={`sync-status${error ? " error" : ""}`} role="status" aria-label="Sync status" title={title}>
+        {text}
+      </span>
+      {status && status.rejected > 0 && <Rejections status={status} />}
     </span>
   );
+}
+
+function Rejections({ status }: { status: Status }) {
+  const older = status.rejected - status.rejections.length;
+  return (
+    <details className="sync-rejections">
+      <summary>{status.rejected} rejected</summary>
+      <div role="region" aria-label="Rejected sync data">
+        <p>Data from other devices that failed the checks and was not merged (latest first):</p>
+        <ul>
+          {status.rejections.map((r, i) => (
+            <li key={`${r.at}-${i}`}>{describe(r)}</li>
+          ))}
+        </ul>
+        {older > 0 && <p>and {older} older: see `flowkeep sync status`.</p>}
+      </div>
+    </details>
+  );
+}
+
+function describe(r: SyncRejection): string {
+  const when = formatDistanceToNow(r.at, { addSuffix: true });
+  const from = r.device_id ? ` from device ${r.device_id.slice(-8)}` : "";
+  return `${when}: ${r.what} ${r.subject ?? r.document}${from}: ${r.reason}`;
 }

@@ -201,11 +201,46 @@ export type StartExecution = { workflow_id: string,
  */
 status?: ExecutionStatus, trigger?: string, };
 
+export type SyncRejection = { 
+/**
+ * When this device rejected it (Unix ms).
+ */
+at: number, 
+/**
+ * `workflow`, `root` or `run`.
+ */
+what: string, 
+/**
+ * The document it came in (or the execution-log key).
+ */
+document: string, 
+/**
+ * The workflow or run id it claimed, when there was a usable one.
+ */
+subject: string | null, 
+/**
+ * The device that wrote it, as far as it can be told.
+ */
+device_id: string | null, reason: string, };
+
 export type SyncStatus = { configured: boolean, server: string | null, join: string | null, last_sync: number | null, 
 /**
  * Local changes to workflows since the last sync.
  */
-pending_local_changes: number, };
+pending_local_changes: number, 
+/**
+ * First 8 hex digits of the workspace token's SHA-256: tells tokens
+ * apart without showing one.
+ */
+token_fingerprint: string | null, 
+/**
+ * Data from other devices that failed the checks and was not merged.
+ */
+rejected: number, 
+/**
+ * The latest rejections, newest first.
+ */
+rejections: Array<SyncRejection>, };
 
 export type TrustedSpec = { run: RunSpec | null, retention: RetentionPolicy | null, };
 

@@ -1,0 +1,56 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { render, screen, waitFor } from "@testing-library/react";
+import { SyncStatus } from "./SyncStatus";
+import type { SyncStatus as Status } from "../generated/bindings";
+
+const base: Status = {
+  configured: true,
+  server: "ws://127.0.0.1:1/sync",
+  join: "flowkeep-join:ws://127.0.0.1:1/sync#automerge:x",
+  last_sync: Date.now() - 60_000,
+  pending_local_changes: 0,
+  token_fingerprint: "1a2b3c4d",
+  rejected: 0,
+  rejections: [],
+};
+
+function answer(status: Status) {
+  vi.stubGlobal(
+    "fetch",
+    vi.fn(async () => new Response(JSON.stringify(status), { status: 200 })),
+  );
+}
+
+beforeEach(() => sessionStorage.setItem("flowkeep.token", "t"));
+afterEach(() => {
+  vi.unstubAllGlobals();
+  sessionStorage.clear();
+});
+
+describe("SyncStatus", () => {
+  it("says nothing about rejections when there are none, and shows the token's fingerprint only", async () => {
+    answer(base);
+    render(<SyncStatus refreshMs={60_000} />);
+    const s = await screen.findByRole("status", { name: "Sync status" });
+    await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced/));
+    expect(s.getAttribute("title")).toBe("ws://127.0.0.1:1/sync · token 1a2b3c4d");
+    expect(screen.queryByText(/rejected/)).toBeNull();
+  });
+
+  it("shows how many were rejected and why", async () => {
+    answer({
+      ...base,
+      rejected: 3,
+      rejections: [
+        { at: Date.now(), what: "run", document: "w/d/2026-01", subject: null, device_id: "0190a4b2-7c3d-7e4f-8a5b-00000000beef", reason: 'run "../../victim": id: not a UUID' },
+        { at: Date.now(), what: "workflow", document: "docid", subject: "w1", device_id: null, reason: "name: must be 1 to 200 characters long" },
+      ],
+    });
+    render(<SyncStatus refreshMs={60_000} />);
+    expect(await screen.findByText("3 rejected")).toBeTruthy();
+    const list = screen.getByRole("region", { name: "Rejected sync data" });
+    expect(list.textContent).toContain('run w/d/2026-01 from device 0000beef: run "../../victim": id: not a UUID');
+    expect(list.textContent).toContain("workflow w1: name: must be 1 to 200 characters long");
+    expect(list.textContent).toContain("and 1 older");
+  });
+});
