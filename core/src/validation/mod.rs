@@ -7,7 +7,12 @@ mod cross_field;
 pub mod custom_rules;
 mod definition;
 pub mod formats;
+pub mod patterns;
 mod values;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::config::ConfigDocument;
 use crate::error::FieldError;
@@ -32,10 +37,65 @@ pub(crate) fn validate_document(
     doc: &ConfigDocument,
     ctx: &ValidationContext<'_>,
 ) -> Vec<FieldError> {
-    let mut errors = definition::check(doc, ctx);
-    values::check(doc, ctx, &mut errors);
+    let checker = Checker::new(ctx);
+    let mut errors = definition::check(doc, &checker);
+    values::check(doc, &checker, &mut errors);
     cross_field::check(doc, &mut errors);
     errors
+}
+
+/// One validation's context and what it compiled. A field's `pattern` and
+/// `schema` serve its definition check, its default and its value; each
+/// distinct one is compiled (or taken from the pattern cache) once per
+/// validation, whatever the cache evicts meanwhile.
+pub(crate) struct Checker<'a> {
+    pub(crate) file_exists: Option<&'a dyn Fn(&str) -> bool>,
+    patterns: RefCell<HashMap<String, patterns::Compiled>>,
+    schemas: RefCell<HashMap<String, Result<Rc<jsonschema::Validator>, String>>>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(ctx: &ValidationContext<'a>) -> Self {
+        Checker {
+            file_exists: ctx.file_exists,
+            patterns: RefCell::default(),
+            schemas: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn pattern(&self, pattern: &str) -> patterns::Compiled {
+        if let Some(c) = self.patterns.borrow().get(pattern) {
+            return c.clone();
+        }
+        let compiled = patterns::compile(pattern);
+        self.patterns
+            .borrow_mut()
+            .insert(pattern.to_owned(), compiled.clone());
+        compiled
+    }
+
+    /// A JSON Schema's validator, or why it is not one. Its `pattern`
+    /// keywords get the same size limits as a field's `pattern`.
+    pub(crate) fn schema(
+        &self,
+        schema: &serde_json::Value,
+    ) -> Result<Rc<jsonschema::Validator>, String> {
+        let key = schema.to_string();
+        if let Some(v) = self.schemas.borrow().get(&key) {
+            return v.clone();
+        }
+        let built = jsonschema::options()
+            .with_pattern_options(
+                jsonschema::PatternOptions::fancy_regex()
+                    .size_limit(patterns::SIZE_LIMIT)
+                    .dfa_size_limit(patterns::DFA_SIZE_LIMIT),
+            )
+            .build(schema)
+            .map(Rc::new)
+            .map_err(|e| e.to_string());
+        self.schemas.borrow_mut().insert(key, built.clone());
+        built
+    }
 }
 
 pub(crate) use values::check_value;
