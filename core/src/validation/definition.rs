@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::patterns::{PatternError, SIZE_LIMIT};
+use super::patterns::{PatternError, DOCUMENT_LIMIT, SIZE_LIMIT};
 use super::{custom_rules, formats, Checker};
 use crate::config::{ConfigDocument, ConfigType, FieldDef, RunSpec};
 use crate::error::FieldError;
@@ -135,6 +135,10 @@ fn check_field(f: &FieldDef, path: &str, ctx: &Checker<'_>, errors: &mut Vec<Fie
             Err(PatternError::TooLarge) => Some(format!(
                 "the regular expression is too large: compiled it would exceed {} MiB; use a smaller repetition count or a narrower class (e.g. [A-Za-z0-9_] instead of \\w)",
                 SIZE_LIMIT >> 20
+            )),
+            Err(PatternError::OverDocumentLimit) => Some(format!(
+                "this document's patterns are too large together: compiled they would exceed {} MiB; reuse one pattern for several fields or simplify them",
+                DOCUMENT_LIMIT >> 20
             )),
         };
         if let Some(message) = problem {

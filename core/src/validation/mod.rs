@@ -3,6 +3,7 @@
 //! (required, type, format, range, pattern, options, schema, file, custom and
 //! cross-field rules). Every function collects all problems; none stops early.
 
+mod cache;
 mod cross_field;
 pub mod custom_rules;
 mod definition;
@@ -12,7 +13,10 @@ mod values;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, LazyLock};
+
+use cache::BoundedCache;
+pub use cache::CacheStats;
 
 use crate::config::ConfigDocument;
 use crate::error::FieldError;
@@ -37,62 +41,72 @@ pub(crate) fn validate_document(
     doc: &ConfigDocument,
     ctx: &ValidationContext<'_>,
 ) -> Vec<FieldError> {
-    let checker = Checker::new(ctx);
+    let checker = Checker::new(doc, ctx);
     let mut errors = definition::check(doc, &checker);
     values::check(doc, &checker, &mut errors);
     cross_field::check(doc, &mut errors);
     errors
 }
 
+type Schema = Result<Arc<jsonschema::Validator>, String>;
+
+/// Compiled JSON Schemas by their text: about 16 MiB (by a rough weight),
+/// at most 256.
+static SCHEMAS: LazyLock<BoundedCache<Schema>> = LazyLock::new(|| BoundedCache::new(16 << 20, 256));
+
+/// Counters of the process-wide JSON Schema cache.
+pub fn schema_cache_stats() -> CacheStats {
+    SCHEMAS.stats()
+}
+
 /// One validation's context and what it compiled. A field's `pattern` and
 /// `schema` serve its definition check, its default and its value; each
-/// distinct one is compiled (or taken from the pattern cache) once per
-/// validation, whatever the cache evicts meanwhile.
+/// distinct one is compiled (or taken from the cache) once per validation,
+/// whatever the caches evict meanwhile.
 pub(crate) struct Checker<'a> {
     pub(crate) file_exists: Option<&'a dyn Fn(&str) -> bool>,
-    patterns: RefCell<HashMap<String, patterns::Compiled>>,
-    schemas: RefCell<HashMap<String, Result<Rc<jsonschema::Validator>, String>>>,
+    patterns: HashMap<String, patterns::Compiled>,
+    schemas: RefCell<HashMap<String, Schema>>,
 }
 
 impl<'a> Checker<'a> {
-    fn new(ctx: &ValidationContext<'a>) -> Self {
+    fn new(doc: &ConfigDocument, ctx: &ValidationContext<'a>) -> Self {
         Checker {
             file_exists: ctx.file_exists,
-            patterns: RefCell::default(),
+            patterns: patterns::compile_all(doc.fields.iter().filter_map(|f| f.pattern.as_deref())),
             schemas: RefCell::default(),
         }
     }
 
     pub(crate) fn pattern(&self, pattern: &str) -> patterns::Compiled {
-        if let Some(c) = self.patterns.borrow().get(pattern) {
-            return c.clone();
+        match self.patterns.get(pattern) {
+            Some(c) => c.clone(),
+            // Every field's pattern is compiled up front; this is a field
+            // that is not in the document.
+            None => patterns::compile(pattern).compiled,
         }
-        let compiled = patterns::compile(pattern);
-        self.patterns
-            .borrow_mut()
-            .insert(pattern.to_owned(), compiled.clone());
-        compiled
     }
 
     /// A JSON Schema's validator, or why it is not one. Its `pattern`
     /// keywords get the same size limits as a field's `pattern`.
-    pub(crate) fn schema(
-        &self,
-        schema: &serde_json::Value,
-    ) -> Result<Rc<jsonschema::Validator>, String> {
+    pub(crate) fn schema(&self, schema: &serde_json::Value) -> Schema {
         let key = schema.to_string();
         if let Some(v) = self.schemas.borrow().get(&key) {
             return v.clone();
         }
-        let built = jsonschema::options()
-            .with_pattern_options(
-                jsonschema::PatternOptions::fancy_regex()
-                    .size_limit(patterns::SIZE_LIMIT)
-                    .dfa_size_limit(patterns::DFA_SIZE_LIMIT),
-            )
-            .build(schema)
-            .map(Rc::new)
-            .map_err(|e| e.to_string());
+        let built = SCHEMAS.get_or_build(&key, || {
+            let built = jsonschema::options()
+                .with_pattern_options(
+                    jsonschema::PatternOptions::fancy_regex()
+                        .size_limit(patterns::SIZE_LIMIT)
+                        .dfa_size_limit(patterns::DFA_SIZE_LIMIT),
+                )
+                .build(schema)
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            // A compiled schema is several times its text.
+            (built, (64 << 10) + 16 * key.len())
+        });
         self.schemas.borrow_mut().insert(key, built.clone());
         built
     }

@@ -10,26 +10,35 @@
 //! validation error instead of a long compile.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock};
 
 use regex::{Regex, RegexBuilder};
 
+use super::cache::{BoundedCache, CacheStats};
+
 /// The largest compiled program a `pattern` may have. `\w{120}` needs about
-/// 6 MiB (Unicode `\w` is large); twice that is never a reasonable pattern.
+/// 6 MiB (Unicode `\w` is large); much more is never a reasonable pattern.
 pub const SIZE_LIMIT: usize = 8 << 20;
-/// The lazy DFA's cache per regex; past it matching falls back to slower
-/// engines instead of growing.
-pub const DFA_SIZE_LIMIT: usize = 1 << 20;
+/// The lazy DFA's cache per regex. It needs room in proportion to the
+/// program, else it is not used at all and `\w{120}` matches ~400 times
+/// slower; it grows only as far as the text matched needs.
+pub const DFA_SIZE_LIMIT: usize = SIZE_LIMIT;
+/// What the distinct patterns of one document may cost together (see
+/// [`Lookup::cost`]): four patterns the size of `\w{120}`, or 500 small ones.
+/// This bounds the compile work and memory of one validation, which a remote
+/// merge does inside its write transaction.
+pub const DOCUMENT_LIMIT: usize = 32 << 20;
 
 /// Size limits tried in turn. A pattern that fits a small one is cheap to
-/// hold; trying the small one first bounds what a cached entry weighs
-/// without the regex crate reporting its memory use. A failed attempt stops
-/// as soon as the limit is passed, so it costs at most what its limit allows.
+/// hold; trying the small one first measures what a pattern weighs without
+/// the regex crate reporting its memory use. A failed attempt stops as soon
+/// as its limit is passed, so it costs at most what that limit allows.
 const TIERS: [usize; 3] = [64 << 10, 1 << 20, SIZE_LIMIT];
 
-/// The global cache: about 64 MiB of compiled programs (by tier), at most
-/// 1,024 patterns.
-const BUDGET: usize = 64 << 20;
+/// The process-wide cache: twice [`DOCUMENT_LIMIT`], so the patterns of a
+/// valid document all stay in it between the validation done before a
+/// write and the one the projection does inside it.
+const BUDGET: usize = 2 * DOCUMENT_LIMIT;
 const MAX_ENTRIES: usize = 1024;
 
 /// Why a pattern does not compile.
@@ -39,131 +48,80 @@ pub enum PatternError {
     Syntax(String),
     /// Compiles to more than [`SIZE_LIMIT`] bytes.
     TooLarge,
+    /// Fine alone, but the document's earlier patterns used up
+    /// [`DOCUMENT_LIMIT`].
+    OverDocumentLimit,
 }
 
 pub type Compiled = Result<Arc<Regex>, PatternError>;
 
-/// Counters of a cache, for tests and diagnostics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Patterns compiled (a miss), including ones that failed.
-    pub compiles: u64,
-    /// Lookups answered from the cache.
-    pub hits: u64,
-    pub entries: usize,
-    /// Sum of the entries' weights (tier size plus pattern length).
-    pub weight: usize,
+/// A compiled pattern and what compiling it cost.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub compiled: Compiled,
+    /// The size limit it compiled under ([`SIZE_LIMIT`] for one too large,
+    /// 0 for a syntax error). The same for a pattern whether it was cached or
+    /// not, so that what a document is allowed never depends on the cache.
+    pub cost: usize,
 }
 
-struct Entry {
-    compiled: Compiled,
-    weight: usize,
-    last_used: u64,
-}
-
-#[derive(Default)]
-struct Inner {
-    map: HashMap<String, Entry>,
-    clock: u64,
-    stats: CacheStats,
-}
-
-/// A bounded cache of compiled patterns, least recently used out first.
-pub struct PatternCache {
-    inner: Mutex<Inner>,
-    budget: usize,
-    max_entries: usize,
-}
-
-static GLOBAL: LazyLock<PatternCache> = LazyLock::new(|| PatternCache::new(BUDGET, MAX_ENTRIES));
+static GLOBAL: LazyLock<BoundedCache<Lookup>> =
+    LazyLock::new(|| BoundedCache::new(BUDGET, MAX_ENTRIES));
 
 /// The compiled pattern, from the process-wide cache.
-pub fn compile(pattern: &str) -> Compiled {
-    GLOBAL.get(pattern)
+pub fn compile(pattern: &str) -> Lookup {
+    lookup_in(&GLOBAL, pattern)
 }
 
-/// Counters of the process-wide cache.
+/// Counters of the process-wide cache (`builds` counts compilations).
 pub fn cache_stats() -> CacheStats {
     GLOBAL.stats()
 }
 
-impl PatternCache {
-    pub fn new(budget: usize, max_entries: usize) -> PatternCache {
-        PatternCache {
-            inner: Mutex::new(Inner::default()),
-            budget,
-            max_entries,
-        }
-    }
-
-    pub fn get(&self, pattern: &str) -> Compiled {
-        {
-            let mut inner = self.lock();
-            inner.clock += 1;
-            let now = inner.clock;
-            if let Some(e) = inner.map.get_mut(pattern) {
-                e.last_used = now;
-                let compiled = e.compiled.clone();
-                inner.stats.hits += 1;
-                return compiled;
-            }
-        }
-        // Compiled without the lock: a slow pattern must not hold up other
-        // threads' lookups. Two threads missing the same pattern at once both
-        // compile it; the second insert replaces the first.
-        let (compiled, weight) = build(pattern);
-        let mut inner = self.lock();
-        inner.stats.compiles += 1;
-        if weight <= self.budget / 4 {
-            inner.clock += 1;
-            let last_used = inner.clock;
-            let entry = Entry {
-                compiled: compiled.clone(),
-                weight,
-                last_used,
-            };
-            if let Some(old) = inner.map.insert(pattern.to_owned(), entry) {
-                inner.stats.weight -= old.weight;
-            }
-            inner.stats.weight += weight;
-            self.evict(&mut inner);
-        }
-        compiled
-    }
-
-    pub fn stats(&self) -> CacheStats {
-        let inner = self.lock();
-        CacheStats {
-            entries: inner.map.len(),
-            ..inner.stats
-        }
-    }
-
-    fn evict(&self, inner: &mut Inner) {
-        while inner.stats.weight > self.budget || inner.map.len() > self.max_entries {
-            let Some(oldest) = inner
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(e) = inner.map.remove(&oldest) {
-                inner.stats.weight -= e.weight;
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // The map stays consistent even if a thread panicked holding it.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn lookup_in(cache: &BoundedCache<Lookup>, pattern: &str) -> Lookup {
+    cache.get_or_build(pattern, || {
+        let lookup = build(pattern);
+        // A failure is kept too (it is as slow to find again), weighing
+        // only its text.
+        let program = if lookup.compiled.is_ok() {
+            lookup.cost
+        } else {
+            0
+        };
+        let weight = program + pattern.len();
+        (lookup, weight)
+    })
 }
 
-/// Compiles under each tier's limit in turn; the weight is the tier that
-/// held it (or nothing for a failure) plus the pattern's own length.
-fn build(pattern: &str) -> (Compiled, usize) {
+/// Each distinct pattern of a document, in order, compiled within
+/// [`DOCUMENT_LIMIT`]: once the earlier ones used it up, the rest are not
+/// compiled at all.
+pub(crate) fn compile_all<'d>(
+    patterns: impl Iterator<Item = &'d str>,
+) -> HashMap<String, Compiled> {
+    let mut used = 0;
+    let mut out = HashMap::new();
+    for p in patterns {
+        if out.contains_key(p) {
+            continue;
+        }
+        let compiled = if used >= DOCUMENT_LIMIT {
+            Err(PatternError::OverDocumentLimit)
+        } else {
+            let lookup = compile(p);
+            used += lookup.cost;
+            match lookup.compiled {
+                Ok(_) if used > DOCUMENT_LIMIT => Err(PatternError::OverDocumentLimit),
+                other => other,
+            }
+        };
+        out.insert(p.to_owned(), compiled);
+    }
+    out
+}
+
+/// Compiles under each tier's limit in turn.
+fn build(pattern: &str) -> Lookup {
     #[cfg(test)]
     COMPILES.with(|c| c.set(c.get() + 1));
     for limit in TIERS {
@@ -172,17 +130,25 @@ fn build(pattern: &str) -> (Compiled, usize) {
             .dfa_size_limit(DFA_SIZE_LIMIT)
             .build()
         {
-            Ok(re) => return (Ok(Arc::new(re)), limit + pattern.len()),
+            Ok(re) => {
+                return Lookup {
+                    compiled: Ok(Arc::new(re)),
+                    cost: limit,
+                }
+            }
             Err(regex::Error::CompiledTooBig(_)) => continue,
             Err(e) => {
-                return (
-                    Err(PatternError::Syntax(one_line(&e.to_string()))),
-                    pattern.len(),
-                )
+                return Lookup {
+                    compiled: Err(PatternError::Syntax(one_line(&e.to_string()))),
+                    cost: 0,
+                }
             }
         }
     }
-    (Err(PatternError::TooLarge), pattern.len())
+    Lookup {
+        compiled: Err(PatternError::TooLarge),
+        cost: SIZE_LIMIT,
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -205,76 +171,92 @@ pub(crate) fn compiles_on_this_thread() -> u64 {
 mod tests {
     use super::*;
 
+    fn cache() -> BoundedCache<Lookup> {
+        BoundedCache::new(BUDGET, MAX_ENTRIES)
+    }
+
     #[test]
     fn a_pattern_is_compiled_once() {
-        let cache = PatternCache::new(BUDGET, MAX_ENTRIES);
-        let a = cache.get("^[a-z]+$").unwrap();
-        let b = cache.get("^[a-z]+$").unwrap();
+        let cache = cache();
+        let a = lookup_in(&cache, "^[a-z]+$").compiled.unwrap();
+        let b = lookup_in(&cache, "^[a-z]+$").compiled.unwrap();
         assert!(Arc::ptr_eq(&a, &b), "the second lookup is the same regex");
         let s = cache.stats();
-        assert_eq!((s.compiles, s.hits, s.entries), (1, 1, 1));
+        assert_eq!((s.builds, s.hits, s.entries), (1, 1, 1));
         assert!(a.is_match("abc") && !a.is_match("ab1"));
     }
 
     #[test]
     fn unicode_word_repeated_120_times_is_accepted() {
-        let cache = PatternCache::new(BUDGET, MAX_ENTRIES);
-        let re = cache.get(r"\w{120}").unwrap();
+        let cache = cache();
+        let lookup = lookup_in(&cache, r"\w{120}");
+        let re = lookup.compiled.unwrap();
         assert!(re.is_match(&"é".repeat(120)));
         assert!(!re.is_match(&"a".repeat(119)));
         // It needed the largest tier, and weighs that much.
-        assert!(cache.stats().weight > TIERS[1]);
+        assert_eq!(lookup.cost, SIZE_LIMIT);
+        assert!(cache.stats().weight > SIZE_LIMIT);
     }
 
     #[test]
     fn a_pathological_pattern_is_too_large_and_the_failure_is_cached() {
-        let cache = PatternCache::new(BUDGET, MAX_ENTRIES);
-        assert_eq!(cache.get(r"\w{1000}").unwrap_err(), PatternError::TooLarge);
-        assert_eq!(
-            cache.get(r"(\w{100}){100}").unwrap_err(),
-            PatternError::TooLarge
-        );
-        assert_eq!(cache.get(r"\w{1000}").unwrap_err(), PatternError::TooLarge);
-        assert_eq!(cache.stats().compiles, 2);
-        assert_eq!(cache.stats().hits, 1);
+        let cache = cache();
+        for p in [r"\w{1000}", r"(\w{100}){100}", r"\w{1000}"] {
+            let lookup = lookup_in(&cache, p);
+            assert_eq!(lookup.compiled.unwrap_err(), PatternError::TooLarge);
+            assert_eq!(lookup.cost, SIZE_LIMIT);
+        }
+        let s = cache.stats();
+        assert_eq!((s.builds, s.hits), (2, 1));
+        assert!(s.weight < 100, "a failure weighs only its text: {s:?}");
     }
 
     #[test]
     fn a_syntax_error_keeps_the_parsers_message() {
-        let cache = PatternCache::new(BUDGET, MAX_ENTRIES);
-        match cache.get("(unclosed") {
+        match lookup_in(&cache(), "(unclosed").compiled {
             Err(PatternError::Syntax(m)) => assert!(m.contains("unclosed"), "{m}"),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn the_cache_is_bounded_by_count_and_weight_least_recently_used_out() {
-        let cache = PatternCache::new(BUDGET, 3);
-        for p in ["a", "b", "c"] {
-            cache.get(p).unwrap();
-        }
-        cache.get("a").unwrap(); // "b" is now the least recently used
-        cache.get("d").unwrap();
-        let s = cache.stats();
-        assert_eq!(s.entries, 3);
-        assert_eq!(s.compiles, 4);
-        cache.get("a").unwrap();
-        assert_eq!(cache.stats().compiles, 4, "a was kept");
-        cache.get("b").unwrap();
-        assert_eq!(cache.stats().compiles, 5, "b was evicted");
+    fn small_patterns_cost_the_smallest_tier() {
+        let cache = cache();
+        assert_eq!(lookup_in(&cache, "^[a-z]+-\\d+$").cost, TIERS[0]);
+        assert_eq!(lookup_in(&cache, r"\w{10}").cost, TIERS[1]);
+    }
 
-        // Weight: a budget that holds one small pattern keeps only the last.
-        let small = PatternCache::new(TIERS[0] * 4 + 64, MAX_ENTRIES);
-        for p in ["x", "y", "z", "w", "v"] {
-            small.get(p).unwrap();
+    #[test]
+    fn a_document_s_patterns_share_one_limit() {
+        // Distinct patterns the size of \w{120} (compiled through the shared
+        // cache: unique to this test).
+        let heavy: Vec<String> = (0..6)
+            .map(|i| format!(r"\w{{120}}(?:doc-limit-{i})?"))
+            .collect();
+        let fits = DOCUMENT_LIMIT / SIZE_LIMIT;
+        let mut order: Vec<&str> = heavy.iter().map(String::as_str).collect();
+        order.insert(1, heavy[0].as_str()); // a repeat costs nothing
+        order.push("^small$");
+        let got = compile_all(order.into_iter());
+        for (i, p) in heavy.iter().enumerate() {
+            let want_ok = i < fits;
+            assert_eq!(
+                got[p].is_ok(),
+                want_ok,
+                "pattern {i}: {:?}",
+                got[p].as_ref().err()
+            );
+            if !want_ok {
+                assert_eq!(
+                    got[p].as_ref().unwrap_err(),
+                    &PatternError::OverDocumentLimit
+                );
+            }
         }
-        let s = small.stats();
-        assert!(s.weight <= TIERS[0] * 4 + 64, "{s:?}");
-        assert_eq!(s.entries, 4);
-        // A pattern heavier than a quarter of the budget is not kept at all.
-        small.get(r"\w{20}").unwrap();
-        small.get(r"\w{20}").unwrap();
-        assert_eq!(small.stats().hits, 0);
+        // Once the limit is used up, nothing more is compiled, small or not.
+        assert_eq!(
+            got["^small$"].as_ref().unwrap_err(),
+            &PatternError::OverDocumentLimit
+        );
     }
 }

@@ -251,6 +251,23 @@ fn fifty_fields_with_one_pattern_compile_it_once() {
 }
 
 #[test]
+fn a_document_s_patterns_are_limited_together() {
+    // Five distinct patterns the size of \w{120}: four fit the document's
+    // limit. (The same texts as the patterns module's test: compiled once.)
+    let fields: Vec<Value> = (0..5)
+        .map(|i| json!({"key": format!("p{i}"), "type": "text", "pattern": format!("\\w{{120}}(?:doc-limit-{i})?")}))
+        .collect();
+    let errs = check(json!({"fields": fields}));
+    assert_eq!(
+        errs.iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("fields.p4.pattern", "pattern")]
+    );
+    assert!(errs[0].message.contains("together"), "{}", errs[0].message);
+}
+
+#[test]
 fn unicode_word_120_is_a_valid_pattern() {
     let f = json!({"key": "f", "type": "text", "pattern": "\\w{120}"});
     assert_eq!(one_field(f.clone(), json!("é".repeat(120))), vec![]);
