@@ -54,11 +54,6 @@ type Schema = Result<Arc<jsonschema::Validator>, String>;
 /// at most 256.
 static SCHEMAS: LazyLock<BoundedCache<Schema>> = LazyLock::new(|| BoundedCache::new(16 << 20, 256));
 
-/// Counters of the process-wide JSON Schema cache.
-pub fn schema_cache_stats() -> CacheStats {
-    SCHEMAS.stats()
-}
-
 /// One validation's context and what it compiled. A field's `pattern` and
 /// `schema` serve its definition check, its default and its value; each
 /// distinct one is compiled (or taken from the cache) once per validation,
@@ -81,8 +76,8 @@ impl<'a> Checker<'a> {
     pub(crate) fn pattern(&self, pattern: &str) -> patterns::Compiled {
         match self.patterns.get(pattern) {
             Some(c) => c.clone(),
-            // Every field's pattern is compiled up front; this is a field
-            // that is not in the document.
+            // Every pattern of the document was compiled up front; only a
+            // caller checking a field from elsewhere gets here.
             None => patterns::compile(pattern).compiled,
         }
     }

@@ -893,7 +893,8 @@ impl Service {
         authors: Vec<RemoteAuthor>,
     ) -> Result<bool> {
         // Validated here first, outside the write transaction, so that the
-        // projection's validation inside it finds the patterns compiled.
+        // projection's validation inside it finds its patterns and schemas
+        // compiled (cached).
         let _ = state.spec.config.validate(&Default::default());
         self.write(|w| {
             let existing = queries::workflows::load(w.conn, workflow_id)?;
