@@ -2,15 +2,14 @@
 
 use std::collections::HashSet;
 
-use regex::Regex;
-
-use super::{custom_rules, formats, ValidationContext};
+use super::patterns::{PatternError, DOCUMENT_LIMIT, SIZE_LIMIT};
+use super::{custom_rules, formats, Checker};
 use crate::config::{ConfigDocument, ConfigType, FieldDef, RunSpec};
 use crate::error::FieldError;
 
 const MAX_FIELDS: usize = 500;
 
-pub(super) fn check(doc: &ConfigDocument, ctx: &ValidationContext<'_>) -> Vec<FieldError> {
+pub(super) fn check(doc: &ConfigDocument, ctx: &Checker<'_>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if doc.fields.len() > MAX_FIELDS {
         errors.push(FieldError::new(
@@ -69,12 +68,7 @@ pub fn is_valid_key(key: &str) -> bool {
     key.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn check_field(
-    f: &FieldDef,
-    path: &str,
-    ctx: &ValidationContext<'_>,
-    errors: &mut Vec<FieldError>,
-) {
+fn check_field(f: &FieldDef, path: &str, ctx: &Checker<'_>, errors: &mut Vec<FieldError>) {
     let kind = f.kind;
     let mut not_for = |prop: &str, present: bool, allowed: &[ConfigType]| {
         if present && !allowed.contains(&kind) {
@@ -135,11 +129,23 @@ fn check_field(
         }
     }
     if let Some(pattern) = &f.pattern {
-        if let Err(e) = Regex::new(pattern) {
+        let problem = match ctx.pattern(pattern) {
+            Ok(_) => None,
+            Err(PatternError::Syntax(e)) => Some(format!("invalid regular expression: {e}")),
+            Err(PatternError::TooLarge) => Some(format!(
+                "the regular expression is too large: compiled it would exceed {} MiB; use a smaller repetition count or a narrower class (e.g. [A-Za-z0-9_] instead of \\w)",
+                SIZE_LIMIT >> 20
+            )),
+            Err(PatternError::OverDocumentLimit) => Some(format!(
+                "this document's patterns are too large together: compiled they would exceed {} MiB; reuse one pattern for several fields or simplify them",
+                DOCUMENT_LIMIT >> 20
+            )),
+        };
+        if let Some(message) = problem {
             errors.push(FieldError::new(
                 format!("{path}.pattern"),
                 "pattern",
-                format!("invalid regular expression: {}", one_line(&e.to_string())),
+                message,
             ));
         }
     }
@@ -169,11 +175,11 @@ fn check_field(
         ));
     }
     if let Some(schema) = &f.schema {
-        if let Err(e) = jsonschema::validator_for(schema) {
+        if let Err(e) = ctx.schema(schema) {
             errors.push(FieldError::new(
                 format!("{path}.schema"),
                 "schema",
-                format!("invalid JSON Schema: {}", one_line(&e.to_string())),
+                format!("invalid JSON Schema: {}", one_line(&e)),
             ));
         }
     }

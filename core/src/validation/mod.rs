@@ -3,11 +3,20 @@
 //! (required, type, format, range, pattern, options, schema, file, custom and
 //! cross-field rules). Every function collects all problems; none stops early.
 
+mod cache;
 mod cross_field;
 pub mod custom_rules;
 mod definition;
 pub mod formats;
+pub mod patterns;
 mod values;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use cache::BoundedCache;
+pub use cache::CacheStats;
 
 use crate::config::ConfigDocument;
 use crate::error::FieldError;
@@ -32,10 +41,70 @@ pub(crate) fn validate_document(
     doc: &ConfigDocument,
     ctx: &ValidationContext<'_>,
 ) -> Vec<FieldError> {
-    let mut errors = definition::check(doc, ctx);
-    values::check(doc, ctx, &mut errors);
+    let checker = Checker::new(doc, ctx);
+    let mut errors = definition::check(doc, &checker);
+    values::check(doc, &checker, &mut errors);
     cross_field::check(doc, &mut errors);
     errors
+}
+
+type Schema = Result<Arc<jsonschema::Validator>, String>;
+
+/// Compiled JSON Schemas by their text: about 16 MiB (by a rough weight),
+/// at most 256.
+static SCHEMAS: LazyLock<BoundedCache<Schema>> = LazyLock::new(|| BoundedCache::new(16 << 20, 256));
+
+/// One validation's context and what it compiled. A field's `pattern` and
+/// `schema` serve its definition check, its default and its value; each
+/// distinct one is compiled (or taken from the cache) once per validation,
+/// whatever the caches evict meanwhile.
+pub(crate) struct Checker<'a> {
+    pub(crate) file_exists: Option<&'a dyn Fn(&str) -> bool>,
+    patterns: HashMap<String, patterns::Compiled>,
+    schemas: RefCell<HashMap<String, Schema>>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(doc: &ConfigDocument, ctx: &ValidationContext<'a>) -> Self {
+        Checker {
+            file_exists: ctx.file_exists,
+            patterns: patterns::compile_all(doc.fields.iter().filter_map(|f| f.pattern.as_deref())),
+            schemas: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn pattern(&self, pattern: &str) -> patterns::Compiled {
+        match self.patterns.get(pattern) {
+            Some(c) => c.clone(),
+            // Every pattern of the document was compiled up front; only a
+            // caller checking a field from elsewhere gets here.
+            None => patterns::compile(pattern).compiled,
+        }
+    }
+
+    /// A JSON Schema's validator, or why it is not one. Its `pattern`
+    /// keywords get the same size limits as a field's `pattern`.
+    pub(crate) fn schema(&self, schema: &serde_json::Value) -> Schema {
+        let key = schema.to_string();
+        if let Some(v) = self.schemas.borrow().get(&key) {
+            return v.clone();
+        }
+        let built = SCHEMAS.get_or_build(&key, || {
+            let built = jsonschema::options()
+                .with_pattern_options(
+                    jsonschema::PatternOptions::fancy_regex()
+                        .size_limit(patterns::SIZE_LIMIT)
+                        .dfa_size_limit(patterns::DFA_SIZE_LIMIT),
+                )
+                .build(schema)
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            // A compiled schema is several times its text.
+            (built, (64 << 10) + 16 * key.len())
+        });
+        self.schemas.borrow_mut().insert(key, built.clone());
+        built
+    }
 }
 
 pub(crate) use values::check_value;

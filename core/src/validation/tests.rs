@@ -189,6 +189,110 @@ fn pattern() {
 }
 
 #[test]
+fn a_pattern_too_large_to_compile_is_rejected_on_its_definition() {
+    // Unicode \w repeated 1,000 times compiles past the size limit.
+    let errs = check(json!({
+        "fields": [{"key": "f", "type": "text", "pattern": "\\w{1000}"}],
+        "values": {"f": "abc"}
+    }));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].field.as_str(), errs[0].code.as_str()),
+        ("fields.f.pattern", "pattern")
+    );
+    assert!(errs[0].message.contains("too large"), "{}", errs[0].message);
+    // A syntax error still says what is wrong.
+    let errs = check(json!({"fields": [{"key": "f", "type": "text", "pattern": "(a"}]}));
+    assert_eq!(errs[0].field, "fields.f.pattern");
+    assert!(
+        errs[0].message.starts_with("invalid regular expression"),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn fifty_fields_with_one_pattern_compile_it_once() {
+    use crate::validation::patterns::compiles_on_this_thread;
+    // Unique to this test, so no other test has put it in the shared cache;
+    // the counter counts only this thread's compilations.
+    let pattern = "^once-[a-z]{3}-\\w{2}$";
+    let fields: Vec<Value> = (0..50)
+        .map(|i| json!({"key": format!("p{i}"), "type": "text", "pattern": pattern, "default": "once-abc-x1"}))
+        .collect();
+    let values: serde_json::Map<String, Value> = (0..50)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!(if i == 7 { "nope" } else { "once-xyz-ab" }),
+            )
+        })
+        .collect();
+    let doc = json!({"fields": fields, "values": values});
+    let before = compiles_on_this_thread();
+    let errs = check(doc.clone());
+    assert_eq!(
+        errs.iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("values.p7", "pattern")]
+    );
+    assert_eq!(
+        compiles_on_this_thread() - before,
+        1,
+        "50 definitions, defaults and values"
+    );
+    check(doc);
+    assert_eq!(
+        compiles_on_this_thread() - before,
+        1,
+        "a second validation uses the cache"
+    );
+}
+
+#[test]
+fn a_document_s_patterns_are_limited_together() {
+    // Five distinct patterns the size of \w{120}: four fit the document's
+    // limit. (The same texts as the patterns module's test: compiled once.)
+    let fields: Vec<Value> = (0..5)
+        .map(|i| json!({"key": format!("p{i}"), "type": "text", "pattern": format!("\\w{{120}}(?:doc-limit-{i})?")}))
+        .collect();
+    let errs = check(json!({"fields": fields}));
+    assert_eq!(
+        errs.iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("fields.p4.pattern", "pattern")]
+    );
+    assert!(errs[0].message.contains("together"), "{}", errs[0].message);
+}
+
+#[test]
+fn unicode_word_120_is_a_valid_pattern() {
+    let f = json!({"key": "f", "type": "text", "pattern": "\\w{120}"});
+    assert_eq!(one_field(f.clone(), json!("é".repeat(120))), vec![]);
+    assert_eq!(
+        one_field(f, json!("short")),
+        vec![pair("values.f", "pattern")]
+    );
+}
+
+#[test]
+fn schema_patterns_are_size_limited() {
+    // JSON Schema's \w is ASCII (ECMA); a nested repetition is what grows.
+    let errs = codes(json!({"fields": [{"key": "f", "type": "json",
+        "schema": {"type": "string", "pattern": "(x|a{1000}){1000}"}}]}));
+    assert_eq!(errs, vec![pair("fields.f.schema", "schema")]);
+    let ok =
+        json!({"key": "f", "type": "json", "schema": {"type": "string", "pattern": "^[a-z]+$"}});
+    assert_eq!(one_field(ok.clone(), json!("abc")), vec![]);
+    assert_eq!(
+        one_field(ok, json!("ABC")),
+        vec![pair("values.f", "schema")]
+    );
+}
+
+#[test]
 fn options() {
     let f = json!({"key": "f", "type": "select", "options": ["fast", "safe"]});
     assert_eq!(one_field(f.clone(), json!("safe")), vec![]);

@@ -1,18 +1,13 @@
 //! Values against their field definitions.
 
-use regex::Regex;
 use serde_json::Value;
 
-use super::{custom_rules, formats::Format, ValidationContext};
+use super::{custom_rules, formats::Format, Checker};
 use crate::config::parse_json_type as json_type;
 use crate::config::{ConfigDocument, ConfigType, FieldDef};
 use crate::error::FieldError;
 
-pub(super) fn check(
-    doc: &ConfigDocument,
-    ctx: &ValidationContext<'_>,
-    errors: &mut Vec<FieldError>,
-) {
+pub(super) fn check(doc: &ConfigDocument, ctx: &Checker<'_>, errors: &mut Vec<FieldError>) {
     for field in &doc.fields {
         let path = format!("values.{}", field.key);
         // A default is judged once, on its definition; here only set values.
@@ -37,7 +32,7 @@ pub(crate) fn check_value(
     f: &FieldDef,
     value: &Value,
     path: &str,
-    ctx: &ValidationContext<'_>,
+    ctx: &Checker<'_>,
     errors: &mut Vec<FieldError>,
 ) {
     let type_error = |expected: &str| {
@@ -52,7 +47,7 @@ pub(crate) fn check_value(
             let Some(s) = value.as_str() else {
                 return errors.push(type_error("text"));
             };
-            check_text(f, s, path, errors);
+            check_text(f, s, path, ctx, errors);
         }
         ConfigType::Number => {
             let Some(n) = value.as_f64() else {
@@ -78,7 +73,7 @@ pub(crate) fn check_value(
                 ));
             }
         }
-        ConfigType::Json => check_json(f, value, path, errors),
+        ConfigType::Json => check_json(f, value, path, ctx, errors),
         ConfigType::File => {
             let Some(s) = value.as_str() else {
                 return errors.push(type_error("a file path"));
@@ -93,7 +88,7 @@ pub(crate) fn check_value(
     }
 }
 
-fn check_text(f: &FieldDef, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+fn check_text(f: &FieldDef, s: &str, path: &str, ctx: &Checker<'_>, errors: &mut Vec<FieldError>) {
     let len = s.chars().count() as u64;
     if let Some(min) = f.min_length {
         if len < min {
@@ -119,7 +114,7 @@ fn check_text(f: &FieldDef, s: &str, path: &str, errors: &mut Vec<FieldError>) {
         }
     }
     // A pattern that does not compile was already reported on its definition.
-    if let Some(Ok(re)) = f.pattern.as_deref().map(Regex::new) {
+    if let Some(Ok(re)) = f.pattern.as_deref().map(|p| ctx.pattern(p)) {
         if !re.is_match(s) {
             errors.push(FieldError::new(
                 path,
@@ -152,10 +147,16 @@ fn check_number(f: &FieldDef, value: &Value, n: f64, path: &str, errors: &mut Ve
     }
 }
 
-fn check_json(f: &FieldDef, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn check_json(
+    f: &FieldDef,
+    value: &Value,
+    path: &str,
+    ctx: &Checker<'_>,
+    errors: &mut Vec<FieldError>,
+) {
     let Some(schema) = &f.schema else { return };
     // A schema that does not compile was already reported on its definition.
-    let Ok(validator) = jsonschema::validator_for(schema) else {
+    let Ok(validator) = ctx.schema(schema) else {
         return;
     };
     for e in validator.iter_errors(value) {
@@ -168,13 +169,7 @@ fn check_json(f: &FieldDef, value: &Value, path: &str, errors: &mut Vec<FieldErr
     }
 }
 
-fn check_file(
-    f: &FieldDef,
-    s: &str,
-    path: &str,
-    ctx: &ValidationContext<'_>,
-    errors: &mut Vec<FieldError>,
-) {
+fn check_file(f: &FieldDef, s: &str, path: &str, ctx: &Checker<'_>, errors: &mut Vec<FieldError>) {
     if s.trim().is_empty() || s.contains('\0') {
         errors.push(FieldError::new(path, "format", "must be a file path"));
         return;

@@ -23,7 +23,7 @@ impl Service {
             input.expected_revision,
             ChangeKind::Config,
             |spec| {
-                spec.config = doc;
+                spec.config = doc.clone();
                 Ok(())
             },
         )?;
@@ -52,9 +52,9 @@ impl Service {
                         ),
                     ));
                 };
-                let value = match value {
-                    Value::String(s) => field.coerce_text(&s),
-                    other => other,
+                let value = match &value {
+                    Value::String(s) => field.coerce_text(s),
+                    other => other.clone(),
                 };
                 spec.config.values.insert(key.clone(), value);
                 Ok(())

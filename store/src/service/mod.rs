@@ -220,20 +220,29 @@ impl Service {
     /// The one path from a command to a new workflow state: load, check the
     /// expected revision, edit a copy, validate it, record the field-level
     /// difference as an event and project it. No difference, no event.
+    ///
+    /// Validation can be slow (a file check, a large schema or pattern not
+    /// compiled yet), so it runs on a read snapshot, outside the write
+    /// transaction: other writers go on meanwhile. The transaction then
+    /// re-checks the revision. If it moved, the caller's `expected_revision`
+    /// decides: given, it is a conflict as always; not given, the edit is made
+    /// again on the new state and validated again, a few times at most.
     pub(crate) fn change_workflow(
         &self,
         id: &str,
         expected_revision: Option<u64>,
         kind: ChangeKind,
-        edit: impl FnOnce(&mut WorkflowSpec) -> Result<()>,
+        edit: impl Fn(&mut WorkflowSpec) -> Result<()>,
     ) -> Result<Workflow> {
-        self.write(|w| {
-            let current = queries::workflows::get(w.conn, id)?;
+        let mut current = self.read(|c| queries::workflows::get(c, id))?;
+        for _ in 0..CHANGE_ATTEMPTS {
             check_revision(&current, expected_revision)?;
             let mut spec = current.spec.clone();
             edit(&mut spec)?;
             workflow::normalize(&mut spec);
             validate_config(&spec.config)?;
+            #[cfg(test)]
+            tests::after_validate();
             let changes = workflow::diff(&current.spec, &spec);
             if changes.is_empty() {
                 return Ok(current);
@@ -243,11 +252,29 @@ impl Service {
                 ChangeKind::Workflow => Event::WorkflowUpdated(payload),
                 ChangeKind::Config => Event::ConfigUpdated(payload),
             };
-            w.append(id, Expected::Version(current.revision), event)?;
-            queries::workflows::get(w.conn, id)
-        })
+            let written = self.write(|w| {
+                let now = queries::workflows::get(w.conn, id)?;
+                if now.revision != current.revision {
+                    return Ok(Err(now));
+                }
+                w.append(id, Expected::Version(current.revision), event)?;
+                queries::workflows::get(w.conn, id).map(Ok)
+            })?;
+            match written {
+                Ok(wf) => return Ok(wf),
+                Err(moved) => current = moved,
+            }
+        }
+        check_revision(&current, expected_revision)?;
+        Err(Error::Conflict(format!(
+            "workflow {id} kept changing while this change was validated ({CHANGE_ATTEMPTS} tries); try again"
+        )))
     }
 }
+
+/// How many times `change_workflow` validates an edit whose workflow
+/// changed meanwhile before it gives up with a conflict.
+const CHANGE_ATTEMPTS: usize = 5;
 
 /// A cell as an unambiguous literal: `NULL`, a number, or a JSON string.
 fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
@@ -273,6 +300,9 @@ pub(crate) fn check_revision(current: &Workflow, expected: Option<u64>) -> Resul
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 fn file_exists(path: &str) -> bool {
     Path::new(path).exists()

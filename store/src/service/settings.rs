@@ -45,7 +45,7 @@ impl Service {
             Some(id) => {
                 let policy = input.policy;
                 self.change_workflow(&id, None, ChangeKind::Config, |spec| {
-                    spec.config.retention = (!policy.is_empty()).then_some(policy);
+                    spec.config.retention = (!policy.is_empty()).then(|| policy.clone());
                     Ok(())
                 })?;
                 self.read(load_settings)

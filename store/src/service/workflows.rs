@@ -56,20 +56,20 @@ impl Service {
             input.expected_revision,
             ChangeKind::Workflow,
             |spec| {
-                if let Some(n) = input.name {
-                    spec.name = n;
+                if let Some(n) = &input.name {
+                    spec.name.clone_from(n);
                 }
-                if let Some(d) = input.description {
-                    spec.description = d;
+                if let Some(d) = &input.description {
+                    spec.description.clone_from(d);
                 }
-                if let Some(v) = input.version {
-                    spec.version = v;
+                if let Some(v) = &input.version {
+                    spec.version.clone_from(v);
                 }
-                if let Some(t) = input.tags {
-                    spec.tags = t;
+                if let Some(t) = &input.tags {
+                    spec.tags.clone_from(t);
                 }
-                if let Some(c) = config {
-                    spec.config = c;
+                if let Some(c) = &config {
+                    spec.config = c.clone();
                 }
                 Ok(())
             },

@@ -1315,6 +1315,10 @@ impl Service {
         heads: &[String],
         authors: Vec<RemoteAuthor>,
     ) -> Result<bool> {
+        // Validated here first, outside the write transaction, so that the
+        // projection's validation inside it finds its patterns and schemas
+        // compiled (cached).
+        let _ = state.spec.config.validate(&Default::default());
         self.write(|w| {
             let existing = queries::workflows::load(w.conn, workflow_id)?;
             let (changes, created_at, deleted, conflicts_changed) = match &existing {
