@@ -445,6 +445,8 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
         .to_owned();
     let b = Flowkeep::new();
     b.json(&["sync", "join", &join, "--token", &token]).ok();
+    // B runs A's job only once it approved it, like any device.
+    b.json(&["workflow", "approve", &wf]).ok();
     let b_run = b.json(&["exec", "start", &wf]).ok().json()["id"]
         .as_str()
         .unwrap()

@@ -91,9 +91,34 @@ impl Rendered {
     }
 }
 
+/// Flowkeep's libraries log through `tracing`: their warnings reach stderr
+/// (`RUST_LOG` changes what is shown, e.g. `RUST_LOG=flowkeep_store=debug`).
+/// Other crates' logs stay off unless asked for: what goes wrong there
+/// reaches the user as Flowkeep's own error. With `--json`, stderr carries
+/// only the JSON error, so logs are off unless `RUST_LOG` is set.
+fn logging(json: bool) {
+    use std::io::IsTerminal;
+    let default = if json {
+        "off"
+    } else {
+        "off,flowkeep_store=warn,flowkeep_core=warn,flowkeep=warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    logging(json);
+
     match run(cli) {
         Ok(Some(out)) => {
             let mut stdout = std::io::stdout().lock();

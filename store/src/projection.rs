@@ -31,7 +31,7 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 revision: e.stream_version,
                 conflicts: vec![],
                 validation_errors: vec![],
-                approval: approval(created_approval(conn, &p)?, &p.spec),
+                approval: approval(created_approval(conn, p)?, &p.spec),
             };
             write_workflow_row(conn, INSERT_WORKFLOW, &wf)?;
             write_tags(conn, &wf)?;

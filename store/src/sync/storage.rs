@@ -36,7 +36,7 @@ impl DeviceStorage {
             match r {
                 Ok(Ok(v)) => Some(v),
                 Ok(Err(e)) => {
-                    eprintln!("flowkeep: sync storage error: {e}");
+                    tracing::error!(error = %e, "sync storage error");
                     None
                 }
                 Err(_) => None,
