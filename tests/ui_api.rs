@@ -371,3 +371,39 @@ fn junk_cursors_and_overflowing_limits_are_bad_requests() {
         "nothing was set"
     );
 }
+
+/// Every command declared in the table is reachable from each front end
+/// without code of its own: `POST /api/<name>` here, `flowkeep call <name>`
+/// on the command line, and the desktop window's IPC, which goes through
+/// the same `ui_runs::call` as the HTTP API (its unit test covers that).
+/// A command that is not reachable answers "command <name> not found".
+#[test]
+fn every_command_of_the_table_is_reachable_from_http_and_the_cli() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let unknown = |body: &Value, name: &str| {
+        body["code"] == "not_found"
+            && body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("command {name} not found")))
+    };
+    assert!(!flowkeep_store::COMMANDS.is_empty());
+    for c in flowkeep_store::COMMANDS {
+        let (status, body) = ui.call(c.name, json!({}));
+        assert!(!unknown(&body, c.name), "HTTP {status}: {body}");
+        let cli = fk.json(&["call", c.name, "{}"]);
+        let answer = if cli.code == 0 {
+            cli.json()
+        } else {
+            cli.error()
+        };
+        assert!(!unknown(&answer, c.name), "CLI: {answer}");
+    }
+    // And the check itself can fail: an undeclared name is unknown to both.
+    let (_, body) = ui.call("no_such_command", json!({}));
+    assert!(unknown(&body, "no_such_command"), "{body}");
+    assert!(unknown(
+        &fk.json(&["call", "no_such_command"]).error(),
+        "no_such_command"
+    ));
+}

@@ -1,15 +1,13 @@
-//! `flowkeep`: the CLI over the command table (later also the local HTTP API,
-//! the web UI and the Tauri window).
+//! `flowkeep`: one binary, three front ends over the one command table:
+//! the CLI (`cli/`), the local HTTP API that serves the web UI (`http/`),
+//! and the desktop window (`app/`, cargo feature `native`). `ui_runs.rs` is
+//! what the two UI front ends share (runs started from the UI, background
+//! sync, calling the table by name).
 
-mod cli;
-mod handlers;
-mod http_api;
 #[cfg(feature = "native")]
-mod native;
-mod render;
-mod run_cmd;
-mod time_arg;
-mod ui_assets;
+mod app;
+mod cli;
+mod http;
 mod ui_runs;
 
 use std::io::Write;
@@ -17,79 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flowkeep_core::{ErrorBody, ErrorCode, FieldError};
 use flowkeep_store::{Service, StoreOptions};
 
-use cli::Cli;
-
-/// What went wrong, in the DESIGN.md error shape.
-#[derive(Debug)]
-pub enum Failure {
-    Store(flowkeep_store::Error),
-    /// Input the CLI could not read (malformed JSON, bad date, ...).
-    Input(Vec<FieldError>),
-    Other(anyhow::Error),
-}
-
-impl From<flowkeep_store::Error> for Failure {
-    fn from(e: flowkeep_store::Error) -> Self {
-        Failure::Store(e)
-    }
-}
-
-impl From<FieldError> for Failure {
-    fn from(e: FieldError) -> Self {
-        Failure::Input(vec![e])
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Other(e.into())
-    }
-}
-
-impl Failure {
-    fn body(&self) -> ErrorBody {
-        match self {
-            Failure::Store(e) => e.body(),
-            Failure::Input(fields) => ErrorBody {
-                code: ErrorCode::InvalidInput,
-                message: format!(
-                    "invalid input: {}",
-                    fields
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                fields: fields.clone(),
-            },
-            Failure::Other(e) => ErrorBody {
-                code: ErrorCode::Internal,
-                message: format!("{e:#}"),
-                fields: vec![],
-            },
-        }
-    }
-}
-
-/// A command's result: JSON for `--json`, text for people, and the exit code.
-pub struct Rendered {
-    pub json: serde_json::Value,
-    pub text: String,
-    pub exit: u8,
-}
-
-impl Rendered {
-    pub fn ok(json: serde_json::Value, text: String) -> Rendered {
-        Rendered {
-            json,
-            text,
-            exit: 0,
-        }
-    }
-}
+use cli::{render, Cli, Failure, Rendered};
 
 /// Flowkeep's libraries log through `tracing`: their warnings reach stderr
 /// (`RUST_LOG` changes what is shown, e.g. `RUST_LOG=flowkeep_store=debug`).
@@ -164,11 +92,11 @@ fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
     let svc = open(&data_dir)?;
     match command {
         cli::Command::Ui { port, no_open } => {
-            http_api::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
+            http::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
             Ok(None)
         }
         cli::Command::App => app(svc),
-        command => handlers::handle(&svc, command, cli.json),
+        command => cli::handle(&svc, command, cli.json),
     }
 }
 
@@ -178,7 +106,7 @@ fn has_display() -> bool {
 
 #[cfg(feature = "native")]
 fn app(svc: Service) -> Result<Option<Rendered>, Failure> {
-    native::run_app(svc).map_err(Failure::Other)?;
+    app::run_app(svc).map_err(Failure::Other)?;
     Ok(None)
 }
 

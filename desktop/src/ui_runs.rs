@@ -32,7 +32,7 @@ pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<Joi
         let (svc, stop) = (svc.clone(), stop.clone());
         std::thread::spawn(move || {
             if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
-                eprintln!("flowkeep: background sync stopped: {e}");
+                tracing::warn!("background sync stopped: {e}");
             }
         })
     })
@@ -135,5 +135,36 @@ impl UiRuns {
         for t in self.threads.lock().unwrap().drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window's IPC and the HTTP API both call `call`: every command
+    /// of the table reaches its handler through it (bad input is fine; an
+    /// unknown command is what must not happen).
+    #[test]
+    fn every_command_of_the_table_is_reachable_through_call() {
+        let svc = Arc::new(Service::open_in_memory(Default::default()).unwrap());
+        let runs = UiRuns::new(svc.clone());
+        let unknown = |r: &Result<Value, Error>| {
+            matches!(
+                r,
+                Err(Error::NotFound {
+                    entity: "command",
+                    ..
+                })
+            )
+        };
+        for c in flowkeep_store::COMMANDS {
+            let r = call(&svc, &runs, c.name, serde_json::json!({}));
+            assert!(!unknown(&r), "{} is not reachable: {r:?}", c.name);
+        }
+        for name in ["run", "cancel_run"] {
+            assert!(!unknown(&call(&svc, &runs, name, serde_json::json!({}))));
+        }
+        assert!(unknown(&call(&svc, &runs, "nope", serde_json::json!({}))));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use flowkeep_core::execution::ExecutionStatus;
 use flowkeep_store::{OutputStream, RunRequest, Service};
 
-use crate::{render, Failure, Rendered};
+use super::{render, Failure, Rendered};
 
 pub fn run(
     svc: &Service,

@@ -60,6 +60,20 @@ pub enum Command {
     Sync(SyncCmd),
     /// Drop the read tables and rebuild them from the event log.
     RebuildProjections,
+    /// Run any command of the command table by name with a JSON input, as
+    /// the HTTP API and the desktop window do (`flowkeep call --list`
+    /// lists them). Prints the command's JSON output.
+    Call {
+        /// The command's name, e.g. `get_workflow`; `--list` for all.
+        #[arg(required_unless_present = "list")]
+        command: Option<String>,
+        /// Its input as JSON (or @FILE); `{}` when absent.
+        #[arg(value_name = "JSON|@FILE")]
+        input: Option<String>,
+        /// List the commands with their input and output types.
+        #[arg(long)]
+        list: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,10 +224,10 @@ pub struct ExecFilterArgs {
     #[arg(long, value_parser = parse_status)]
     pub status: Option<flowkeep_core::execution::ExecutionStatus>,
     /// Started at or after: 2026-11-01, 2026-11-01T08:00:00Z, or 7d (ago).
-    #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
+    #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
     pub since: Option<String>,
     /// Started before: same forms as --since.
-    #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
+    #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
     pub until: Option<String>,
 }
 
@@ -241,10 +255,10 @@ pub enum ExecCmd {
         #[arg(long, value_parser = parse_status, conflicts_with = "id")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
         /// Only runs that started at or after this date.
-        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = crate::time_arg::in_range)]
+        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = super::time_arg::in_range)]
         since: Option<String>,
         /// Only runs that started before this date (default: now).
-        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = crate::time_arg::in_range)]
+        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = super::time_arg::in_range)]
         before: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
@@ -302,7 +316,7 @@ pub enum ExecCmd {
         #[arg(long, value_parser = parse_status, requires = "before")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
         /// Delete finished runs that started before this date instead of applying the policies.
-        #[arg(long, value_name = "DATE", value_parser = crate::time_arg::in_range)]
+        #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
         before: Option<String>,
     },
     /// Stream runs as json, ndjson or csv to a file or stdout.

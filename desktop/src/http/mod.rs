@@ -19,6 +19,8 @@ use flowkeep_store::Service;
 
 use crate::ui_runs::UiRuns;
 
+mod assets;
+
 #[derive(Clone)]
 struct Api {
     svc: Arc<Service>,
@@ -196,7 +198,7 @@ async fn asset(State(api): State<Api>, uri: axum::http::Uri, headers: HeaderMap)
             "this server only answers 127.0.0.1",
         );
     }
-    let Some((bytes, content_type)) = crate::ui_assets::get(uri.path()) else {
+    let Some((bytes, content_type)) = assets::get(uri.path()) else {
         return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such file");
     };
     let cache = if uri.path().starts_with("/assets/") {

@@ -9,7 +9,7 @@ use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use flowkeep_core::ErrorBody;
 use serde_json::Value;
 
-use crate::time_arg::show;
+use super::time_arg::show;
 
 pub fn error(body: &ErrorBody) -> String {
     let mut s = String::new();

@@ -1,0 +1,389 @@
+//! `flowkeep exec …`: the execution history.
+
+use std::io::{BufWriter, IsTerminal, Write};
+
+use flowkeep_core::commands::*;
+use flowkeep_store::commands::*;
+use flowkeep_store::{call, Service};
+
+use super::args::{ExecCmd, ExecFilterArgs, FormatArg};
+use serde_json::Value;
+
+use super::{done, input_error, json_arg, render, time_arg, Failure, Out, Rendered};
+
+fn filter(
+    svc_now: i64,
+    workflow_id: Option<String>,
+    f: ExecFilterArgs,
+) -> Result<ExecutionFilter, Failure> {
+    Ok(ExecutionFilter {
+        workflow_id,
+        status: f.status,
+        since: f
+            .since
+            .as_deref()
+            .map(|s| time_arg::parse("since", s, svc_now))
+            .transpose()?,
+        until: f
+            .until
+            .as_deref()
+            .map(|s| time_arg::parse("until", s, svc_now))
+            .transpose()?,
+    })
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
+    match c {
+        ExecCmd::List {
+            workflow,
+            filter: f,
+            limit,
+            cursor,
+        } => {
+            let filter = filter(now_ms(), workflow, f)?;
+            let page = call::<GetExecutionsCmd>(
+                svc,
+                GetExecutions {
+                    filter,
+                    limit: Some(limit),
+                    cursor,
+                },
+            )?;
+            done(&page, render::execution_list(&page))
+        }
+        ExecCmd::Get { id } => {
+            let e = call::<GetExecutionCmd>(svc, ExecutionId { id })?;
+            done(&e, render::execution(&e))
+        }
+        ExecCmd::Delete { id: Some(id), .. } => {
+            let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
+            done(&d, format!("Deleted execution {}.\n", d.id))
+        }
+        ExecCmd::Delete {
+            id: None,
+            workflow,
+            status,
+            since,
+            before,
+            yes,
+        } => delete_matching(svc, workflow, status, since, before, yes, json),
+        ExecCmd::Start {
+            workflow,
+            trigger,
+            queued,
+        } => {
+            let status = queued.then_some(flowkeep_core::execution::ExecutionStatus::Queued);
+            let trigger = Some(trigger.unwrap_or_else(|| "cli".to_owned()));
+            let e = call::<StartExecutionCmd>(
+                svc,
+                StartExecution {
+                    workflow_id: workflow,
+                    status,
+                    trigger,
+                },
+            )?;
+            done(
+                &e,
+                format!("Started execution {}\n{}", e.id, render::execution(&e)),
+            )
+        }
+        ExecCmd::Finish {
+            id,
+            status,
+            exit_code,
+            output,
+            error,
+        } => {
+            let output = output
+                .as_deref()
+                .map(|o| json_arg("output", o))
+                .transpose()?;
+            let e = call::<FinishExecutionCmd>(
+                svc,
+                FinishExecution {
+                    id,
+                    status,
+                    exit_code,
+                    output,
+                    error,
+                },
+            )?;
+            done(&e, render::execution(&e))
+        }
+        ExecCmd::Import { file } => {
+            let executions = read_runs(&file)?;
+            let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions })?;
+            let text = format!("imported {} run(s)\n", report.imported);
+            done(&report, text)
+        }
+        ExecCmd::Prune {
+            workflow,
+            status,
+            before: Some(before),
+        } => prune_before(svc, workflow, status, &before),
+        ExecCmd::Prune {
+            workflow,
+            before: None,
+            ..
+        } => apply_retention(svc, workflow),
+        ExecCmd::Retention {
+            workflow,
+            max_age,
+            max_count,
+            clear,
+        } => retention(svc, workflow, max_age, max_count, clear),
+        ExecCmd::Export {
+            workflow,
+            filter: f,
+            format,
+            out,
+        } => {
+            let filter = filter(now_ms(), workflow, f)?;
+            let format = match format {
+                FormatArg::Json => ExportFormat::Json,
+                FormatArg::Ndjson => ExportFormat::Ndjson,
+                FormatArg::Csv => ExportFormat::Csv,
+            };
+            export(svc, &filter, format, out, json)
+        }
+    }
+}
+
+/// `exec delete` without an id: every finished run the filter matches,
+/// after showing the count and asking.
+fn delete_matching(
+    svc: &Service,
+    workflow: Option<String>,
+    status: Option<flowkeep_core::execution::ExecutionStatus>,
+    since: Option<String>,
+    before: Option<String>,
+    yes: bool,
+    json: bool,
+) -> Out {
+    if workflow.is_none() && status.is_none() && since.is_none() && before.is_none() {
+        return Err(input_error(
+            "id",
+            "required",
+            "give an execution ID, or at least one of --workflow, --status, --since, --before",
+        ));
+    }
+    let now = now_ms();
+    let prune = PruneExecutions {
+        workflow_id: workflow,
+        status,
+        since: since
+            .as_deref()
+            .map(|s| time_arg::parse("since", s, now))
+            .transpose()?,
+        before: before
+            .as_deref()
+            .map(|s| time_arg::parse("before", s, now))
+            .transpose()?
+            .unwrap_or(now + 1),
+    };
+    bulk_delete(svc, prune, yes, json)
+}
+
+/// `exec prune --before DATE`: finished runs that started before it.
+fn prune_before(
+    svc: &Service,
+    workflow: Option<String>,
+    status: Option<flowkeep_core::execution::ExecutionStatus>,
+    before: &str,
+) -> Out {
+    let before = time_arg::parse("before", before, now_ms())?;
+    let input = PruneExecutions {
+        workflow_id: workflow,
+        status,
+        since: None,
+        before,
+    };
+    let r = call::<PruneExecutionsCmd>(svc, input)?;
+    let text = format!(
+        "Deleted {} finished execution(s) that started before {}.\n",
+        r.deleted,
+        time_arg::show(before)
+    );
+    done(&r, text)
+}
+
+/// `exec prune` without `--before`: what the retention policies say.
+fn apply_retention(svc: &Service, workflow: Option<String>) -> Out {
+    let r = call::<ApplyRetentionCmd>(
+        svc,
+        ApplyRetention {
+            workflow_id: workflow,
+        },
+    )?;
+    let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
+    let mut text = format!("Retention deleted {} finished execution(s).\n", r.deleted);
+    if r.deleted == 0 && settings.retention.is_empty() {
+        text.push_str("No global retention policy is set: `flowkeep exec retention --max-age 90d` sets one.\n");
+    }
+    done(&r, text)
+}
+
+fn export(
+    svc: &Service,
+    filter: &ExecutionFilter,
+    format: ExportFormat,
+    out: Option<std::path::PathBuf>,
+    json: bool,
+) -> Out {
+    let Some(path) = out else {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::new(stdout.lock());
+        svc.export_executions(filter, format, &mut w, &mut |_| {})?;
+        w.flush()?;
+        return Ok(None);
+    };
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let total = if show_progress {
+        svc.count_executions(filter)?
+    } else {
+        0
+    };
+    let mut progress = |n: u64| {
+        if show_progress {
+            let pct = (n * 100).checked_div(total).unwrap_or(100);
+            eprint!("\rexporting {n}/{total} ({pct}%)");
+        }
+    };
+    // Written to `<out>.partial` and renamed at the end, see the store.
+    let result = svc.export_executions_to_file(filter, format, &path, &mut progress);
+    if show_progress {
+        eprintln!();
+    }
+    let n = result?;
+    done(
+        &serde_json::json!({"exported": n, "out": path}),
+        format!("Exported {n} execution(s) to {}.\n", path.display()),
+    )
+}
+
+/// Shows what a filtered delete will remove, asks (unless `--yes`), deletes.
+fn bulk_delete(svc: &Service, prune: PruneExecutions, yes: bool, json: bool) -> Out {
+    let n = svc.prune_preview(&prune)?;
+    if n == 0 {
+        return done(
+            &PruneReport { deleted: 0 },
+            "No finished executions match; nothing deleted.\n".to_owned(),
+        );
+    }
+    if !yes {
+        let interactive =
+            !json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if !interactive {
+            return Err(input_error(
+                "yes",
+                "required",
+                &format!("{n} execution(s) match; pass --yes to delete them without a prompt"),
+            ));
+        }
+        eprint!("{n} finished execution(s) will be deleted. Delete them? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("Nothing deleted.");
+            return Ok(Some(Rendered {
+                json: serde_json::json!({"deleted": 0}),
+                text: String::new(),
+                exit: 1,
+            }));
+        }
+    }
+    let r = call::<PruneExecutionsCmd>(svc, prune)?;
+    done(&r, format!("Deleted {} execution(s).\n", r.deleted))
+}
+
+fn retention(
+    svc: &Service,
+    workflow: Option<String>,
+    max_age: Option<String>,
+    max_count: Option<u64>,
+    clear: bool,
+) -> Out {
+    use flowkeep_core::config::RetentionPolicy;
+    let show = |p: &RetentionPolicy| -> String {
+        match (&p.max_age, p.max_count) {
+            (None, None) => "none".to_owned(),
+            (Some(a), None) => format!("keep runs younger than {a}"),
+            (None, Some(c)) => format!("keep the newest {c} runs"),
+            (Some(a), Some(c)) => format!("keep runs younger than {a}, at most {c}"),
+        }
+    };
+    if clear || max_age.is_some() || max_count.is_some() {
+        let policy = RetentionPolicy { max_age, max_count };
+        call::<SetRetentionCmd>(
+            svc,
+            SetRetention {
+                workflow_id: workflow.clone(),
+                policy,
+            },
+        )?;
+    }
+    let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
+    let mut text = format!("global retention: {}\n", show(&settings.retention));
+    let mut value = serde_json::json!({"global": settings.retention});
+    if let Some(id) = workflow {
+        let own = call::<GetConfigCmd>(
+            svc,
+            GetConfig {
+                workflow_id: id.clone(),
+            },
+        )?
+        .config
+        .retention;
+        text.push_str(&format!(
+            "workflow {id}: {}\n",
+            own.as_ref()
+                .map(show)
+                .unwrap_or_else(|| "none (the global policy applies)".to_owned())
+        ));
+        value["workflow"] = serde_json::to_value(own).unwrap_or_default();
+    }
+    Ok(Some(Rendered::ok(value, text)))
+}
+
+/// Runs to import from a JSON array or NDJSON file (`-`: stdin). A run that
+/// cannot be read is named by its position (`executions[3]`, `line 4`).
+fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedExecution>, Failure> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            "file",
+            "file",
+            format!("cannot read {}: {e}", path.display()),
+        )])
+    })?;
+    let bad = |at: String, e: serde_json::Error| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            at.clone(),
+            "json",
+            format!("{at}: {e}"),
+        )])
+    };
+    if text.trim_start().starts_with('[') {
+        let items: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| bad("file".to_owned(), e))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::from_value(v).map_err(|e| bad(format!("executions[{i}]"), e)))
+            .collect()
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| bad(format!("line {}", i + 1), e)))
+            .collect()
+    }
+}

@@ -1,0 +1,90 @@
+//! The command line: clap arguments (`args.rs`), one handler file per
+//! command group that builds the typed input, calls the command table and
+//! renders the result (`workflow.rs`, `exec.rs`, `sync.rs`, `run.rs`,
+//! `call.rs`), and the human output (`render.rs`).
+
+mod args;
+mod call;
+mod exec;
+mod output;
+pub mod render;
+mod run;
+mod sync;
+mod time_arg;
+mod workflow;
+
+pub use args::{Cli, Command};
+pub use output::{Failure, Rendered};
+
+use flowkeep_core::commands::*;
+use flowkeep_store::commands::*;
+use flowkeep_store::{call, Service};
+use serde::Serialize;
+use serde_json::Value;
+
+pub(crate) type Out = Result<Option<Rendered>, Failure>;
+
+pub(crate) fn done<T: Serialize>(value: &T, text: String) -> Out {
+    Ok(Some(Rendered::ok(
+        serde_json::to_value(value).map_err(|e| Failure::Other(e.into()))?,
+        text,
+    )))
+}
+
+/// Runs one CLI command (not `ui` or `app`, which `main` serves itself).
+pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
+    match command {
+        Command::Workflow(c) => workflow::workflow(svc, c),
+        Command::Config(c) => workflow::config(svc, c),
+        Command::Exec(c) => exec::exec(svc, c, json),
+        Command::History { workflow } => {
+            let h = call::<WorkflowHistoryCmd>(
+                svc,
+                WorkflowHistory {
+                    workflow_id: workflow,
+                },
+            )?;
+            done(&h, render::history(&h))
+        }
+        Command::Run { workflow, set } => run::run(svc, workflow, set, json),
+        Command::Ui { .. } | Command::App => unreachable!("main runs `ui` and `app` itself"),
+        Command::Sync(c) => sync::sync(svc, c, json),
+        Command::Call {
+            command,
+            input,
+            list,
+        } => call::call(svc, command.as_deref(), input.as_deref(), list),
+        Command::RebuildProjections => {
+            let n = svc.rebuild_projections()?;
+            done(
+                &serde_json::json!({"replayed_events": n}),
+                format!("Rebuilt the read tables from {n} events.\n"),
+            )
+        }
+    }
+}
+
+pub(crate) fn input_error(field: &str, code: &str, message: &str) -> Failure {
+    Failure::Input(vec![flowkeep_core::FieldError::new(field, code, message)])
+}
+
+/// A JSON argument given inline or as @FILE; malformed JSON names the flag.
+pub(crate) fn json_arg(field: &str, raw: &str) -> Result<Value, Failure> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::Input(vec![flowkeep_core::FieldError::new(
+                field,
+                "file",
+                format!("cannot read {path}: {e}"),
+            )])
+        })?,
+        None => raw.to_owned(),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::Input(vec![flowkeep_core::FieldError::new(
+            field,
+            "json",
+            format!("malformed JSON: {e}"),
+        )])
+    })
+}

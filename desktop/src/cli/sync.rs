@@ -1,0 +1,64 @@
+//! `flowkeep sync …`.
+
+use flowkeep_store::Service;
+
+use super::args::SyncCmd;
+use super::{done, render, time_arg, Failure, Out};
+
+pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
+    let summary = |r: &flowkeep_store::SyncReport| {
+        format!(
+            "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",
+            r.server, r.pushed, r.merged, r.documents
+        )
+    };
+    match c {
+        SyncCmd::Init { server, token } => {
+            let r = svc.sync_init(&server, &token)?;
+            let text = format!(
+                "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
+                summary(&r),
+                r.join
+            );
+            done(&r, text)
+        }
+        SyncCmd::Join { join, token } => {
+            let r = svc.sync_join(&join, &token)?;
+            done(&r, summary(&r))
+        }
+        SyncCmd::Now => {
+            let r = svc.sync_now()?;
+            done(&r, summary(&r))
+        }
+        SyncCmd::Watch { interval_ms } => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .map_err(|e| Failure::Other(e.into()))?;
+            }
+            eprintln!("flowkeep: syncing until Ctrl-C");
+            svc.sync_watch(
+                &stop,
+                std::time::Duration::from_millis(interval_ms.max(20)),
+                |r| {
+                    let line = if json {
+                        serde_json::to_string(r).unwrap_or_default()
+                    } else {
+                        format!(
+                            "{} sent {}, merged {}",
+                            time_arg::show(chrono::Utc::now().timestamp_millis()),
+                            r.pushed,
+                            r.merged
+                        )
+                    };
+                    println!("{line}");
+                },
+            )?;
+            Ok(None)
+        }
+        SyncCmd::Status => {
+            let s = svc.sync_status()?;
+            done(&s, render::sync_status(&s))
+        }
+    }
+}

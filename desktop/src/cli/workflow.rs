@@ -1,0 +1,216 @@
+//! `flowkeep workflow …` and `flowkeep config …`.
+
+use flowkeep_core::commands::*;
+use flowkeep_store::commands::*;
+use flowkeep_store::{call, Service};
+
+use super::args::{ConfigCmd, SortArg, WorkflowCmd};
+use serde_json::Value;
+
+use super::{done, json_arg, render, Out, Rendered};
+
+pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
+    match c {
+        WorkflowCmd::Create {
+            name,
+            description,
+            version,
+            tags,
+            config,
+        } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let wf = call::<CreateWorkflowCmd>(
+                svc,
+                CreateWorkflow {
+                    name,
+                    description,
+                    version,
+                    tags,
+                    config,
+                },
+            )?;
+            done(
+                &wf,
+                format!("Created workflow {}\n{}", wf.id, render::workflow(&wf)),
+            )
+        }
+        WorkflowCmd::Update {
+            id,
+            name,
+            description,
+            version,
+            tags,
+            clear_tags,
+            config,
+            expected_revision,
+        } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let tags = if clear_tags {
+                Some(vec![])
+            } else if tags.is_empty() {
+                None
+            } else {
+                Some(tags)
+            };
+            let input = UpdateWorkflow {
+                id,
+                expected_revision,
+                name,
+                description,
+                version,
+                tags,
+                config,
+            };
+            let wf = call::<UpdateWorkflowCmd>(svc, input)?;
+            done(&wf, render::workflow(&wf))
+        }
+        WorkflowCmd::Get { id } => {
+            let wf = call::<GetWorkflowCmd>(svc, WorkflowId { id })?;
+            done(&wf, render::workflow(&wf))
+        }
+        WorkflowCmd::Delete {
+            id,
+            expected_revision,
+        } => {
+            let d = call::<DeleteWorkflowCmd>(
+                svc,
+                DeleteWorkflow {
+                    id,
+                    expected_revision,
+                },
+            )?;
+            done(
+                &d,
+                format!("Deleted workflow {} (its history is kept).\n", d.id),
+            )
+        }
+        WorkflowCmd::Approve {
+            id,
+            expected_revision,
+        } => {
+            let before = call::<GetWorkflowCmd>(svc, WorkflowId { id: id.clone() })?;
+            let wf = call::<ApproveWorkflowCmd>(
+                svc,
+                ApproveWorkflow {
+                    id,
+                    expected_revision,
+                },
+            )?;
+            let text = if before.approval.approved {
+                format!("Workflow {} was already approved on this device.\n", wf.id)
+            } else {
+                format!(
+                    "Approved on this device: what workflow {} runs now.\n{}",
+                    wf.id,
+                    render::workflow(&wf)
+                )
+            };
+            done(&wf, text)
+        }
+        WorkflowCmd::Duplicate { id, name } => {
+            let wf = call::<DuplicateWorkflowCmd>(svc, DuplicateWorkflow { id, name })?;
+            done(
+                &wf,
+                format!("Created workflow {}\n{}", wf.id, render::workflow(&wf)),
+            )
+        }
+        WorkflowCmd::List {
+            search,
+            tag,
+            sort,
+            desc,
+            limit,
+            cursor,
+        } => {
+            let sort = match sort {
+                SortArg::Name => WorkflowSort::Name,
+                SortArg::Created => WorkflowSort::Created,
+                SortArg::Updated => WorkflowSort::Updated,
+            };
+            let page = call::<ListWorkflowsCmd>(
+                svc,
+                ListWorkflows {
+                    search,
+                    tag,
+                    sort,
+                    desc,
+                    limit: Some(limit),
+                    cursor,
+                },
+            )?;
+            done(&page, render::workflow_list(&page))
+        }
+    }
+}
+
+pub(super) fn config(svc: &Service, c: ConfigCmd) -> Out {
+    match c {
+        ConfigCmd::Get { workflow } => {
+            let c = call::<GetConfigCmd>(
+                svc,
+                GetConfig {
+                    workflow_id: workflow,
+                },
+            )?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Set {
+            workflow,
+            key,
+            value,
+            expected_revision,
+        } => {
+            let input = SetConfigValue {
+                workflow_id: workflow,
+                key,
+                value: Value::String(value),
+                expected_revision,
+            };
+            let c = call::<SetConfigValueCmd>(svc, input)?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Update {
+            workflow,
+            config,
+            expected_revision,
+        } => {
+            let config = json_arg("config", &config)?;
+            let c = call::<UpdateConfigCmd>(
+                svc,
+                UpdateConfig {
+                    workflow_id: workflow,
+                    config,
+                    expected_revision,
+                },
+            )?;
+            done(&c, render::config(&c))
+        }
+        ConfigCmd::Validate { workflow, config } => {
+            let config = config
+                .as_deref()
+                .map(|c| json_arg("config", c))
+                .transpose()?;
+            let report = call::<ValidateConfigCmd>(
+                svc,
+                ValidateConfig {
+                    workflow_id: workflow,
+                    config,
+                },
+            )?;
+            let mut out = Rendered::ok(
+                serde_json::to_value(&report).expect("report"),
+                render::validation(&report),
+            );
+            if !report.valid {
+                out.exit = flowkeep_core::ErrorCode::ValidationFailed.exit_code() as u8;
+            }
+            Ok(Some(out))
+        }
+    }
+}
