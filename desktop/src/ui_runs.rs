@@ -27,7 +27,10 @@ pub fn call(svc: &Service, runs: &UiRuns, name: &str, input: Value) -> Result<Va
 /// Keeps this device in sync while the UI is open, if it syncs; ends when
 /// `stop` is set.
 pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
-    let syncing = svc.sync_status().map(|s| s.configured).unwrap_or(false);
+    let syncing = svc
+        .sync_status(Default::default())
+        .map(|s| s.configured)
+        .unwrap_or(false);
     syncing.then(|| {
         let (svc, stop) = (svc.clone(), stop.clone());
         std::thread::spawn(move || {

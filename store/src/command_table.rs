@@ -102,7 +102,7 @@ command_table! {
     SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => set_config_value;
     ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => validate_config;
     GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => get_executions;
-    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => execution_count;
+    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => count_executions;
     GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => get_execution;
     DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => delete_execution;
     StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;
@@ -113,7 +113,7 @@ command_table! {
     SetRetentionCmd = "set_retention" (SetRetention) -> Settings => set_retention;
     ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => apply_retention;
     WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
-    SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => get_sync_status;
+    SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => sync_status;
 }
 
 #[cfg(test)]

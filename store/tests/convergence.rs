@@ -193,7 +193,7 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
         }
     }
     for (i, s) in svcs.iter().enumerate() {
-        let status = s.sync_status().unwrap();
+        let status = s.sync_status(Default::default()).unwrap();
         assert_eq!(
             status.rejected, 0,
             "seed {seed}: device {i} rejected what a device wrote: {:?}",

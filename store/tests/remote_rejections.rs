@@ -223,7 +223,7 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
     a.sync_now().unwrap();
     assert_eq!(get(&a, &wf).spec.name, "w", "not merged");
     assert_eq!(doc_heads(&dirs[0], &wf), heads, "the merged heads stay");
-    let status = a.sync_status().unwrap();
+    let status = a.sync_status(Default::default()).unwrap();
     assert_eq!(status.rejected, 1);
     let r = &status.rejections[0];
     assert_eq!(
@@ -232,7 +232,11 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
     );
     assert!(r.reason.contains("name: must be 1 to 200"), "{}", r.reason);
     a.sync_now().unwrap();
-    assert_eq!(a.sync_status().unwrap().rejected, 1, "reported once");
+    assert_eq!(
+        a.sync_status(Default::default()).unwrap().rejected,
+        1,
+        "reported once"
+    );
 
     // Valid edits on top of the broken document (B cannot merge it either,
     // but its own edits still go out)...
@@ -242,7 +246,7 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
     a.sync_now().unwrap();
     assert_eq!(get(&a, &wf).spec.config.values["a"], 1, "still not merged");
     assert_eq!(
-        a.sync_status().unwrap().rejected,
+        a.sync_status(Default::default()).unwrap().rejected,
         1,
         "same problem, not news"
     );
@@ -260,13 +264,13 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
     assert_eq!(now.spec.name, "fixed");
     assert_eq!(now.spec.config.values["a"], 5, "the edit made meanwhile");
     assert_ne!(doc_heads(&dirs[0], &wf), heads);
-    assert_eq!(a.sync_status().unwrap().rejected, 1);
+    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
 
     // Broken again after a good merge: that is news again.
     let doc = peer.workflow(&wf);
     peer.edit(&doc, |tx| tx.put(ROOT, "version", "not semver").unwrap());
     a.sync_now().unwrap();
-    let status = a.sync_status().unwrap();
+    let status = a.sync_status(Default::default()).unwrap();
     assert_eq!(status.rejected, 2);
     assert!(status.rejections[0].reason.contains("version"));
     assert_eq!(get(&a, &wf).spec.version, "1.0.0");
@@ -293,12 +297,12 @@ fn a_document_that_does_not_read_takes_local_edits_once_it_reads_again() {
     });
     peer.edit(&doc, |tx| tx.put(ROOT, "config", "gone").unwrap());
     a.sync_now().unwrap();
-    assert_eq!(a.sync_status().unwrap().rejected, 1);
+    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
 
     // A local edit while the document cannot take it: kept pending.
     set(&a, &wf, "b", 7);
     a.sync_now().unwrap();
-    assert_eq!(a.sync_status().unwrap().rejected, 1);
+    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
     let heads = doc_heads(&dirs[0], &wf);
 
     // The document reads again: A's edit goes out and reaches B.
@@ -316,7 +320,7 @@ fn a_document_that_does_not_read_takes_local_edits_once_it_reads_again() {
     b.sync_now().unwrap();
     assert_eq!(get(&b, &wf).spec.config.values["b"], 7);
     assert_eq!(
-        b.sync_status().unwrap().rejected,
+        b.sync_status(Default::default()).unwrap().rejected,
         0,
         "B only ever looked at the document once it read again"
     );
@@ -353,17 +357,24 @@ fn a_root_entry_pointed_elsewhere_is_refused_and_put_back() {
     let on_a = get(&a, &wf);
     assert_eq!(on_a.spec.name, "w", "the rogue document is not used");
     assert_eq!(on_a.spec.config.values["a"], 3, "the real one still syncs");
-    let status = a.sync_status().unwrap();
+    let status = a.sync_status(Default::default()).unwrap();
     assert_eq!(status.rejected, 1, "{:?}", status.rejections);
     assert_eq!(status.rejections[0].what, "root");
     assert!(status.rejections[0].reason.contains("which is kept"));
     // The next session puts the entry back, for devices that join later.
     a.sync_now().unwrap();
-    assert_eq!(a.sync_status().unwrap().rejected, 1, "reported once");
+    assert_eq!(
+        a.sync_status(Default::default()).unwrap().rejected,
+        1,
+        "reported once"
+    );
     let c_dir = tempfile::tempdir().unwrap();
     let c = open(&c_dir, "carol");
-    c.sync_join(&a.sync_status().unwrap().join.unwrap(), &_server.token)
-        .unwrap();
+    c.sync_join(
+        &a.sync_status(Default::default()).unwrap().join.unwrap(),
+        &_server.token,
+    )
+    .unwrap();
     assert_eq!(get(&c, &wf).spec.config.values["a"], 3);
-    assert_eq!(c.sync_status().unwrap().rejected, 0);
+    assert_eq!(c.sync_status(Default::default()).unwrap().rejected, 0);
 }

@@ -704,7 +704,9 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
     assert_eq!(svc.prune_executions(prune.clone()).unwrap().deleted, 4);
     assert_eq!(svc.event_count().unwrap(), before + 1);
     assert_eq!(
-        svc.count_executions(&ExecutionFilter::default()).unwrap(),
+        svc.count_executions(ExecutionFilter::default())
+            .unwrap()
+            .count,
         6
     );
     assert_eq!(svc.prune_executions(prune).unwrap().deleted, 0);
@@ -982,11 +984,12 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     })
     .unwrap();
     let count = |wf: &str| {
-        svc.count_executions(&ExecutionFilter {
+        svc.count_executions(ExecutionFilter {
             workflow_id: Some(wf.to_owned()),
             ..Default::default()
         })
         .unwrap()
+        .count
     };
 
     // Global: keep 3 days. Runs started on days 0..=6 are older than that.

@@ -243,7 +243,7 @@ fn export(
     };
     let show_progress = !json && std::io::stderr().is_terminal();
     let total = if show_progress {
-        svc.count_executions(filter)?
+        svc.count_executions(filter.clone())?.count
     } else {
         0
     };

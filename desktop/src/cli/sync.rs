@@ -57,7 +57,7 @@ pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
             Ok(None)
         }
         SyncCmd::Status => {
-            let s = svc.sync_status()?;
+            let s = svc.sync_status(Default::default())?;
             done(&s, render::sync_status(&s))
         }
     }

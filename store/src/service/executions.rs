@@ -154,14 +154,10 @@ impl Service {
         })
     }
 
-    pub fn count_executions(&self, filter: &ExecutionFilter) -> Result<u64> {
-        self.read(|c| queries::executions::count(c, filter))
-    }
-
-    /// `count_executions` of the command table.
-    pub fn execution_count(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
+    /// How many runs the filter matches (`count_executions`).
+    pub fn count_executions(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
         input.check()?;
-        let count = self.count_executions(&input)?;
+        let count = self.read(|c| queries::executions::count(c, &input))?;
         Ok(ExecutionCount { count })
     }
 

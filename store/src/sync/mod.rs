@@ -295,16 +295,12 @@ impl Service {
         }
     }
 
-    /// `sync_status` of the command table.
-    pub fn get_sync_status(
+    /// Server, last sync, pending local changes, rejections (`sync_status`).
+    pub fn sync_status(
         &self,
         mut input: flowkeep_core::commands::GetSyncStatus,
     ) -> Result<SyncStatus> {
         input.check()?;
-        self.sync_status()
-    }
-
-    pub fn sync_status(&self) -> Result<SyncStatus> {
         let s = self.settings()?;
         let synced: i64 = self
             .meta(META_SEQ)?
