@@ -456,17 +456,30 @@ fn main() {
     // Prune the older half of the imported runs, then list pages again on
     // the half that is left.
     let half = T0 + (n_executions as i64 / 2) * step;
+    // In batches: the longest batch is how long another writer can wait.
     let t = Instant::now();
+    let mut last = Instant::now();
+    let mut batches: Vec<f64> = Vec::new();
     let pruned = svc
-        .prune_executions(PruneExecutions {
-            workflow_id: None,
-            status: None,
-            since: None,
-            before: half,
-        })
+        .prune_executions_with(
+            PruneExecutions {
+                workflow_id: None,
+                status: None,
+                since: None,
+                before: half,
+            },
+            &std::sync::atomic::AtomicBool::new(false),
+            &mut |_| {
+                batches.push(last.elapsed().as_secs_f64() * 1000.0);
+                last = Instant::now();
+            },
+        )
         .unwrap()
         .deleted;
     let prune_secs = t.elapsed().as_secs_f64();
+    batches.sort_by(f64::total_cmp);
+    let batch_p50 = batches.get(batches.len() / 2).copied().unwrap_or(0.0);
+    let batch_max = batches.last().copied().unwrap_or(0.0);
     let late = |i: usize| T0 + 183 * DAY_MS + ((i % 150) as i64) * DAY_MS;
     let late_range = |i: usize| ExecutionFilter {
         workflow_id: None,
@@ -542,7 +555,10 @@ fn main() {
     println!("| runs | result |");
     println!("|---|---:|");
     println!("| start + finish pairs (2 commits each) | {pair_rate:.0} per second |");
-    println!("| prune of the older half ({pruned} runs, one event) | {prune_secs:.1} s |");
+    println!(
+        "| prune of the older half ({pruned} runs, {} batches) | {prune_secs:.1} s (batch p50 {batch_p50:.0} ms, max {batch_max:.0} ms) |",
+        batches.len()
+    );
 
     let events = svc.event_count().unwrap();
     let t = Instant::now();

@@ -353,7 +353,7 @@ const QUERY_ONLY_INDEXES: [&str; 6] = [
 
 /// Empties the read tables and replays the whole log into them, in the
 /// caller's transaction.
-pub(crate) fn rebuild(conn: &Connection) -> Result<u64> {
+pub(crate) fn rebuild(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<u64> {
     for t in READ_TABLES {
         conn.execute(&format!("DELETE FROM {t}"), [])?;
     }
@@ -371,7 +371,16 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<u64> {
             deferred.push(sql);
         }
     }
-    let n = event_log::for_each(conn, |e| apply(conn, &e))?;
+    let mut replayed = 0;
+    let n = event_log::for_each(conn, |e| {
+        apply(conn, &e)?;
+        replayed += 1;
+        if replayed % 10_000 == 0 {
+            progress(replayed);
+        }
+        Ok(())
+    })?;
+    progress(n);
     for sql in deferred {
         conn.execute(&sql, [])?;
     }

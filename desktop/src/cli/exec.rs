@@ -116,7 +116,13 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
         }
         ExecCmd::Import { file } => {
             let executions = read_runs(&file)?;
-            let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions })?;
+            // One transaction: all of the file or nothing, also on Ctrl-C.
+            let what = format!("recording {} run(s)", executions.len());
+            let bar = super::progress::Progress::new(json, 0, &what);
+            bar.tick_steadily();
+            let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions });
+            bar.finish();
+            let report = report?;
             let text = format!("imported {} run(s)\n", report.imported);
             done(&report, text)
         }
@@ -124,7 +130,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             workflow,
             status,
             before: Some(before),
-        } => prune_before(svc, workflow, status, &before),
+        } => prune_before(svc, workflow, status, &before, json),
         ExecCmd::Prune {
             workflow,
             before: None,
@@ -194,6 +200,7 @@ fn prune_before(
     workflow: Option<String>,
     status: Option<flowkeep_core::execution::ExecutionStatus>,
     before: &str,
+    json: bool,
 ) -> Out {
     let before = time_arg::parse("before", before, now_ms())?;
     let input = PruneExecutions {
@@ -202,7 +209,8 @@ fn prune_before(
         since: None,
         before,
     };
-    let r = call::<PruneExecutionsCmd>(svc, input)?;
+    let expected = svc.prune_preview(&input)?;
+    let r = prune_in_batches(svc, input, expected, json)?;
     let text = format!(
         "Deleted {} finished execution(s) that started before {}.\n",
         r.deleted,
@@ -241,23 +249,15 @@ fn export(
         w.flush()?;
         return Ok(None);
     };
-    let show_progress = !json && std::io::stderr().is_terminal();
-    let total = if show_progress {
-        svc.count_executions(filter.clone())?.count
-    } else {
+    let total = if json || !std::io::stderr().is_terminal() {
         0
+    } else {
+        svc.count_executions(filter.clone())?.count
     };
-    let mut progress = |n: u64| {
-        if show_progress {
-            let pct = (n * 100).checked_div(total).unwrap_or(100);
-            eprint!("\rexporting {n}/{total} ({pct}%)");
-        }
-    };
+    let bar = super::progress::Progress::new(json, total, "exporting runs");
     // Written to `<out>.partial` and renamed at the end, see the store.
-    let result = svc.export_executions_to_file(filter, format, &path, &mut progress);
-    if show_progress {
-        eprintln!();
-    }
+    let result = svc.export_executions_to_file(filter, format, &path, &mut |n| bar.set(n));
+    bar.finish();
     let n = result?;
     done(
         &serde_json::json!({"exported": n, "out": path}),
@@ -296,8 +296,23 @@ fn bulk_delete(svc: &Service, prune: PruneExecutions, yes: bool, json: bool) -> 
             }));
         }
     }
-    let r = call::<PruneExecutionsCmd>(svc, prune)?;
+    let r = prune_in_batches(svc, prune, n, json)?;
     done(&r, format!("Deleted {} execution(s).\n", r.deleted))
+}
+
+/// A prune in bounded batches with a progress bar; Ctrl-C stops it after
+/// the current batch, keeping what was deleted.
+fn prune_in_batches(
+    svc: &Service,
+    prune: PruneExecutions,
+    expected: u64,
+    json: bool,
+) -> Result<PruneReport, Failure> {
+    let stop = super::progress::stop_on_signal()?;
+    let bar = super::progress::Progress::new(json, expected, "deleting runs");
+    let r = svc.prune_executions_with(prune, &stop, &mut |n| bar.set(n));
+    bar.finish();
+    Ok(r?)
 }
 
 fn retention(

@@ -7,6 +7,7 @@ mod args;
 mod call;
 mod exec;
 mod output;
+mod progress;
 pub mod render;
 mod run;
 mod sync;
@@ -55,7 +56,9 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
             list,
         } => call::call(svc, command.as_deref(), input.as_deref(), list),
         Command::RebuildProjections => {
-            let n = svc.rebuild_projections()?;
+            let bar = progress::Progress::new(json, svc.event_count()?, "replaying events");
+            let n = svc.rebuild_projections_with(&mut |n, _| bar.set(n))?;
+            bar.finish();
             done(
                 &serde_json::json!({"replayed_events": n}),
                 format!("Rebuilt the read tables from {n} events.\n"),

@@ -7,7 +7,9 @@ use flowkeep_core::events::{
     ExecutionsPrunedV1,
 };
 use flowkeep_core::execution::{Execution, ExecutionStatus};
-use rusqlite::params_from_iter;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::{params_from_iter, Connection};
 
 use super::{Service, Writer};
 use crate::event_log::Expected;
@@ -186,18 +188,42 @@ impl Service {
         self.read(|c| count_prunable(c, input))
     }
 
-    /// Deletes finished runs that started before `before`, as one event.
-    pub fn prune_executions(&self, mut input: PruneExecutions) -> Result<PruneReport> {
+    /// Deletes finished runs that started before `before`, in batches.
+    pub fn prune_executions(&self, input: PruneExecutions) -> Result<PruneReport> {
+        self.prune_executions_with(input, &AtomicBool::new(false), &mut |_| {})
+    }
+
+    /// `prune_executions` in bounded batches of about `PRUNE_BATCH` runs,
+    /// each its own transaction and `executions.pruned` event (its filter
+    /// with the batch's `before`), so no other writer waits for more than
+    /// one batch. `on_batch` gets the runs deleted so far; setting `stop`
+    /// ends it after the current batch, keeping what was committed.
+    pub fn prune_executions_with(
+        &self,
+        mut input: PruneExecutions,
+        stop: &AtomicBool,
+        on_batch: &mut dyn FnMut(u64),
+    ) -> Result<PruneReport> {
         input.check()?;
-        self.write(|w| {
-            if let Some(wf) = &input.workflow_id {
-                if queries::workflows::load(w.conn, wf)?.is_none() {
-                    return Err(Error::workflow_not_found(wf));
-                }
+        if let Some(wf) = &input.workflow_id {
+            if self.read(|c| queries::workflows::load(c, wf))?.is_none() {
+                return Err(Error::workflow_not_found(wf));
             }
-            prune_in(w, &input, "manual")
-        })
-        .map(|pruned| self.pruned(pruned))
+        }
+        let mut deleted = 0;
+        loop {
+            let bound = self.read(|c| batch_bound(c, &input, PRUNE_BATCH))?;
+            let batch = PruneExecutions {
+                before: bound.unwrap_or(input.before),
+                ..input.clone()
+            };
+            let pruned = self.write(|w| prune_in(w, &batch, "manual"))?;
+            deleted += self.pruned(pruned).deleted;
+            on_batch(deleted);
+            if bound.is_none() || stop.load(Ordering::Relaxed) {
+                return Ok(PruneReport { deleted });
+            }
+        }
     }
 
     /// The report of a committed prune, once its run directories are gone.
@@ -207,6 +233,36 @@ impl Service {
             deleted: pruned.deleted,
         }
     }
+}
+
+/// About how many runs one prune transaction deletes: ~20 µs a run here,
+/// so a batch holds the write lock for tens of milliseconds.
+pub const PRUNE_BATCH: u64 = 2_000;
+
+/// The `before` bound that deletes the oldest `batch` runs the prune would
+/// delete (more when several started at the same instant), or `None` when
+/// no more than `batch` are left.
+fn batch_bound(c: &Connection, input: &PruneExecutions, batch: u64) -> Result<Option<i64>> {
+    let (where_sql, args) = queries::executions::prune_filter_sql(
+        input.workflow_id.as_deref(),
+        input.status,
+        input.since,
+        input.before,
+    );
+    let nth: Option<i64> = c
+        .prepare_cached(&format!(
+            "SELECT started_at FROM executions {where_sql} ORDER BY started_at, id LIMIT 1 OFFSET {}",
+            batch.saturating_sub(1)
+        ))?
+        .query_map(params_from_iter(args), |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?
+        .first()
+        .copied();
+    // Only a bound below `before` makes a batch; runs at the last instant
+    // of a batch go with it (started_at + 1).
+    Ok(nth
+        .and_then(|t| t.checked_add(1))
+        .filter(|&b| b < input.before))
 }
 
 /// What a prune deleted: how many runs, and which of them ran on this

@@ -18,6 +18,7 @@ use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
 use rusqlite::Connection;
 
 pub(crate) use approval::ensure_approved;
+pub use executions::PRUNE_BATCH;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
@@ -180,7 +181,15 @@ impl Service {
     /// Drops the read tables and replays the event log into them. Returns
     /// the number of events replayed.
     pub fn rebuild_projections(&self) -> Result<u64> {
-        self.db.write(|tx| projection::rebuild(tx))
+        self.rebuild_projections_with(&mut |_, _| {})
+    }
+
+    /// `rebuild_projections` telling `progress(replayed, total)` as it goes.
+    /// One transaction: stopped half way, the old tables stay as they were.
+    pub fn rebuild_projections_with(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+        let total = self.event_count()?;
+        self.db
+            .write(|tx| projection::rebuild(tx, &mut |n| progress(n, total)))
     }
 
     /// Number of events in the log.
