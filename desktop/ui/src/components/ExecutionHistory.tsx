@@ -1,6 +1,7 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
 import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
+import { useRunActions } from "../hooks/useRunActions";
 import { messageOf } from "../api/errors";
 import { cancelRun } from "../api/transport";
 import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
@@ -22,12 +23,6 @@ export function ExecutionHistory(props: {
   const [status, setStatus] = useState<ExecutionStatus | "">("");
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
-  const [selected, setSelected] = useState<Execution | null>(null);
-  const [deleting, setDeleting] = useState<Execution | null>(null);
-  const [bulk, setBulk] = useState<{ before: string; count: number | null } | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [dialogError, setDialogError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
   const [exportFormat, setExportFormat] = useState<ExportFormat>("csv");
 
   const apply = (e: React.FormEvent) => {
@@ -40,106 +35,23 @@ export function ExecutionHistory(props: {
     h.applyFilters(f);
   };
 
-  // New runs (from here, `flowkeep run`, other devices) appear on the first
-  // page; while a run is going, its row follows it closely.
-  const { page, reload, items, details } = h;
-  const running = items.some((x) => x.status === "running" || x.status === "queued");
-  useEffect(() => {
-    if (page !== 0 && !running) return;
-    const t = setInterval(() => void reload(), running ? 700 : 5000);
-    return () => clearInterval(t);
-  }, [page, reload, running]);
-  useEffect(() => {
-    if (props.changeCount > 0) void reload();
-  }, [props.changeCount, reload]);
-  // An open details view follows its run too.
-  const selectedId = selected?.id;
-  const selectedRunning = selected?.status === "running";
-  useEffect(() => {
-    if (!selectedId || !selectedRunning) return;
-    const t = setInterval(async () => {
-      try {
-        setSelected(await details(selectedId));
-      } catch {
-        // deleted meanwhile: the list says so
-      }
-    }, 700);
-    return () => clearInterval(t);
-  }, [selectedId, selectedRunning, details]);
-
-  const bulkBefore = bulk ? startOfDay(parse(bulk.before, "yyyy-MM-dd", new Date())).getTime() : null;
-  const { countOlderThan } = h;
-  useEffect(() => {
-    if (bulkBefore === null || Number.isNaN(bulkBefore)) return;
-    let live = true;
-    countOlderThan(bulkBefore).then(
-      (count) => live && setBulk((b) => (b ? { ...b, count } : b)),
-      (e) => live && setDialogError(messageOf(e)),
-    );
-    return () => {
-      live = false;
-    };
-  }, [bulkBefore, countOlderThan]);
-
-  const showDetails = async (id: string) => {
-    try {
-      setSelected(await h.details(id));
-    } catch (e) {
-      setNotice(messageOf(e));
-    }
-  };
-
-  const confirmDelete = async () => {
-    if (!deleting) return;
-    setBusy(true);
-    try {
-      await h.remove(deleting.id);
-      setNotice("Run deleted.");
-      setDeleting(null);
-      setSelected(null);
-    } catch (e) {
-      setDialogError(messageOf(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  const confirmBulk = async () => {
-    if (bulkBefore === null) return;
-    setBusy(true);
-    try {
-      const n = await h.deleteOlderThan(bulkBefore);
-      setNotice(`Deleted ${n} run${n === 1 ? "" : "s"}.`);
-      setBulk(null);
-    } catch (e) {
-      setDialogError(messageOf(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  const doExport = async () => {
-    try {
-      if (props.exportRuns) {
-        const path = await props.exportRuns(h.currentFilter(), exportFormat);
-        if (path) setNotice(`Exported to ${path}.`);
-        return;
-      }
-      const blob = await h.exportAs(exportFormat);
-      const name = `${props.workflowName.replace(/[^\w.-]+/g, "_")}-runs.${exportFormat}`;
-      const url = URL.createObjectURL(blob);
-      const a = document.createElement("a");
-      a.href = url;
-      a.download = name;
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      setNotice(`Exported as ${name}.`);
-    } catch (e) {
-      setNotice(`Export failed: ${messageOf(e)}`);
-    }
-  };
+  const {
+    selected,
+    setSelected,
+    deleting,
+    setDeleting,
+    bulk,
+    setBulk,
+    busy,
+    dialogError,
+    setDialogError,
+    notice,
+    setNotice,
+    showDetails,
+    confirmDelete,
+    confirmBulk,
+    doExport,
+  } = useRunActions(h, props, exportFormat);
 
   return (
     <section className="execution-history" aria-label="Runs">
