@@ -118,8 +118,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             let executions = read_runs(&file)?;
             // One transaction: all of the file or nothing, also on Ctrl-C.
             let what = format!("recording {} run(s)", executions.len());
-            let bar = super::progress::Progress::new(json, 0, &what);
-            bar.tick_steadily();
+            let bar = super::progress::Progress::working(json, &what);
             let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions });
             bar.finish();
             let report = report?;
@@ -135,7 +134,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             workflow,
             before: None,
             ..
-        } => apply_retention(svc, workflow),
+        } => apply_retention(svc, workflow, json),
         ExecCmd::Retention {
             workflow,
             max_age,
@@ -220,13 +219,18 @@ fn prune_before(
 }
 
 /// `exec prune` without `--before`: what the retention policies say.
-fn apply_retention(svc: &Service, workflow: Option<String>) -> Out {
-    let r = call::<ApplyRetentionCmd>(
-        svc,
+fn apply_retention(svc: &Service, workflow: Option<String>, json: bool) -> Out {
+    let stop = super::progress::stop_on_signal()?;
+    let bar = super::progress::Progress::new(json, 0, "retention: deleting runs");
+    let r = svc.apply_retention_with(
         ApplyRetention {
             workflow_id: workflow,
         },
-    )?;
+        &stop,
+        &mut |n| bar.set(n),
+    );
+    bar.finish();
+    let r = r?;
     let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
     let mut text = format!("Retention deleted {} finished execution(s).\n", r.deleted);
     if r.deleted == 0 && settings.retention.is_empty() {

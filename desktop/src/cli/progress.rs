@@ -21,7 +21,7 @@ impl Progress {
         };
         bar.set_draw_target(ProgressDrawTarget::stderr());
         let template = if total == 0 {
-            "{spinner} {msg} ({elapsed})"
+            "{spinner} {msg} {pos} ({elapsed})"
         } else {
             "{msg} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})"
         };
@@ -32,11 +32,16 @@ impl Progress {
         Progress(Some(bar))
     }
 
-    /// Keeps a spinner turning while one long step runs.
-    pub fn tick_steadily(&self) {
-        if let Some(bar) = &self.0 {
+    /// A spinner that keeps turning while one long step named `what` runs.
+    pub fn working(json: bool, what: &str) -> Progress {
+        let p = Progress::new(json, 0, what);
+        if let Some(bar) = &p.0 {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                bar.set_style(style);
+            }
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
         }
+        p
     }
 
     pub fn set(&self, done: u64) {

@@ -210,18 +210,31 @@ impl Service {
                 return Err(Error::workflow_not_found(wf));
             }
         }
+        let deleted = self.prune_batched(&input, "manual", stop, &mut |n| on_batch(n))?;
+        Ok(PruneReport { deleted })
+    }
+
+    /// Deletes what `input` matches in batches (see `prune_executions_with`);
+    /// returns how many. `on_batch` gets the count so far.
+    pub(crate) fn prune_batched(
+        &self,
+        input: &PruneExecutions,
+        reason: &str,
+        stop: &AtomicBool,
+        on_batch: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
         let mut deleted = 0;
         loop {
-            let bound = self.read(|c| batch_bound(c, &input, PRUNE_BATCH))?;
+            let bound = self.read(|c| batch_bound(c, input, PRUNE_BATCH))?;
             let batch = PruneExecutions {
                 before: bound.unwrap_or(input.before),
                 ..input.clone()
             };
-            let pruned = self.write(|w| prune_in(w, &batch, "manual"))?;
+            let pruned = self.write(|w| prune_in(w, &batch, reason))?;
             deleted += self.pruned(pruned).deleted;
             on_batch(deleted);
             if bound.is_none() || stop.load(Ordering::Relaxed) {
-                return Ok(PruneReport { deleted });
+                return Ok(deleted);
             }
         }
     }
@@ -271,13 +284,6 @@ fn batch_bound(c: &Connection, input: &PruneExecutions, batch: u64) -> Result<Op
 pub(crate) struct Pruned {
     pub deleted: u64,
     pub local_ids: Vec<String>,
-}
-
-impl Pruned {
-    pub(crate) fn add(&mut self, other: Pruned) {
-        self.deleted += other.deleted;
-        self.local_ids.extend(other.local_ids);
-    }
 }
 
 /// Appends one `executions.pruned` event for the matching finished runs, if

@@ -7,11 +7,12 @@ use flowkeep_core::commands::{
 use flowkeep_core::config::RetentionPolicy;
 use flowkeep_core::events::{Event, SettingsUpdatedV1};
 use flowkeep_core::workflow::FieldChange;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::executions::{prune_in, Pruned};
-use super::{ChangeKind, Service, Writer};
+use super::{ChangeKind, Service};
 use crate::event_log::Expected;
 use crate::{queries, Error, Result};
 
@@ -66,30 +67,60 @@ impl Service {
     }
 
     /// Applies each workflow's effective policy (its own, else the global
-    /// one) now. Each workflow with runs to delete gets one prune event.
-    pub fn apply_retention(&self, mut input: ApplyRetention) -> Result<PruneReport> {
+    /// one) now, each workflow in bounded batches like a manual prune.
+    pub fn apply_retention(&self, input: ApplyRetention) -> Result<PruneReport> {
+        self.apply_retention_with(input, &AtomicBool::new(false), &mut |_| {})
+    }
+
+    /// `apply_retention`, telling `on_batch` the runs deleted so far;
+    /// setting `stop` ends it after the current batch.
+    pub fn apply_retention_with(
+        &self,
+        mut input: ApplyRetention,
+        stop: &AtomicBool,
+        on_batch: &mut dyn FnMut(u64),
+    ) -> Result<PruneReport> {
         input.check()?;
-        let pruned = self.write(|w| {
-            let global = load_settings(w.conn)?.retention;
+        let now = self.clock.now_ms();
+        // Where each policy cuts, read first; a run recorded meanwhile only
+        // makes a count limit keep one more.
+        let cuts: Vec<PruneExecutions> = self.read(|c| {
+            let global = load_settings(c)?.retention;
             let ids: Vec<String> = match &input.workflow_id {
                 Some(id) => {
-                    queries::workflows::get(w.conn, id)?;
+                    queries::workflows::get(c, id)?;
                     vec![id.clone()]
                 }
-                None => workflows_with_runs(w.conn)?,
+                None => workflows_with_runs(c)?,
             };
-            let mut pruned = Pruned::default();
+            let mut cuts = Vec::new();
             for id in ids {
                 // The policy this device approved: one changed on another
                 // device deletes nothing here until it is approved.
-                let own = queries::workflows::load(w.conn, &id)?
+                let own = queries::workflows::load(c, &id)?
                     .and_then(|l| l.workflow.approval.approved_spec.retention);
                 let policy = own.unwrap_or_else(|| global.clone());
-                pruned.add(apply_policy(w, &id, &policy)?);
+                if let Some(before) = policy_cut(c, &id, &policy, now)? {
+                    cuts.push(PruneExecutions {
+                        workflow_id: Some(id),
+                        status: None,
+                        since: None,
+                        before,
+                    });
+                }
             }
-            Ok(pruned)
+            Ok(cuts)
         })?;
-        Ok(self.pruned(pruned))
+        let mut deleted = 0;
+        for cut in cuts {
+            let before = deleted;
+            deleted +=
+                self.prune_batched(&cut, "retention", stop, &mut |n| on_batch(before + n))?;
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        Ok(PruneReport { deleted })
     }
 }
 
@@ -144,46 +175,37 @@ fn workflows_with_runs(c: &Connection) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Age becomes "started before now - max_age"; count becomes "started
-/// before the oldest run to keep", so both are the same kind of prune event.
-fn apply_policy(w: &Writer<'_>, workflow_id: &str, policy: &RetentionPolicy) -> Result<Pruned> {
-    let mut pruned = Pruned::default();
-    let prune = |before: i64| PruneExecutions {
-        workflow_id: Some(workflow_id.to_owned()),
-        status: None,
-        since: None,
-        before,
-    };
+/// Where a policy cuts: runs that started before the returned instant go.
+/// Age is "now - max_age"; count is "the oldest run to keep" (runs sharing
+/// that instant are all kept); with both, the later of the two.
+fn policy_cut(
+    c: &Connection,
+    workflow_id: &str,
+    policy: &RetentionPolicy,
+    now: i64,
+) -> Result<Option<i64>> {
     // A policy may come from another device or an older version: limits
     // whose arithmetic would overflow delete nothing rather than wrap into
     // "delete everything".
-    let cutoff = policy
+    let by_age = policy
         .max_age_ms()
         .filter(|&ms| ms > 0)
         .and_then(|ms| i64::try_from(ms).ok())
-        .and_then(|ms| w.now.checked_sub(ms));
-    if let Some(before) = cutoff {
-        pruned.add(prune_in(w, &prune(before), "retention")?);
-    }
+        .and_then(|ms| now.checked_sub(ms));
     let offset = policy
         .max_count
         .and_then(|keep| keep.checked_sub(1))
         .and_then(|n| i64::try_from(n).ok());
-    if let Some(offset) = offset {
-        // The started_at of the keep-th newest finished run: runs that
-        // started before it go. Runs sharing that instant are all kept.
-        let oldest_kept: Option<i64> = w
-            .conn
+    let by_count = match offset {
+        Some(offset) => c
             .prepare_cached(
                 "SELECT started_at FROM executions WHERE workflow_id = ?1
                  AND status IN ('succeeded', 'failed', 'cancelled')
                  ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?2",
             )?
             .query_row(rusqlite::params![workflow_id, offset], |r| r.get(0))
-            .optional()?;
-        if let Some(before) = oldest_kept {
-            pruned.add(prune_in(w, &prune(before), "retention")?);
-        }
-    }
-    Ok(pruned)
+            .optional()?,
+        None => None,
+    };
+    Ok(by_age.max(by_count))
 }
