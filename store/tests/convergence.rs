@@ -115,7 +115,19 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
         .unwrap();
     let join = svcs[0].sync_init(&server.url, &token).unwrap().join;
     for s in &svcs[1..] {
+        // A joining device is told how far the first sync is.
+        let steps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = steps.clone();
+        s.on_sync_progress(Box::new(move |step, done, total| {
+            seen.lock().unwrap().push((step.to_owned(), done, total))
+        }));
         s.sync_join(&join, &token).unwrap();
+        let steps = steps.lock().unwrap();
+        assert!(
+            steps.contains(&("merging".to_owned(), 1, 1)),
+            "the join merged the one workflow: {steps:?}"
+        );
+        assert!(steps.iter().all(|(_, done, total)| done <= total));
     }
     let mut ids = vec![first.id];
     // Every value written per (workflow, key): the final one must be among them.

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[derive(Clone)]
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
@@ -42,6 +43,17 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
         }
         p
+    }
+
+    /// Moves a bar that goes through named steps of their own lengths.
+    pub fn step(&self, step: &str, done: u64, total: u64) {
+        if let Some(bar) = &self.0 {
+            if bar.message() != step {
+                bar.set_message(step.to_owned());
+            }
+            bar.set_length(total);
+            bar.set_position(done);
+        }
     }
 
     pub fn set(&self, done: u64) {

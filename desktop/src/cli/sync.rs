@@ -6,6 +6,19 @@ use super::args::SyncCmd;
 use super::{done, render, time_arg, Failure, Out};
 
 pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
+    // A first sync of many documents can take a while: show how far it is.
+    if matches!(c, SyncCmd::Watch { .. } | SyncCmd::Status) {
+        return run(svc, c, json);
+    }
+    let bar = super::progress::Progress::new(json, 1, "connecting");
+    let b = bar.clone();
+    svc.on_sync_progress(Box::new(move |step, done, total| b.step(step, done, total)));
+    let out = run(svc, c, json);
+    bar.finish();
+    out
+}
+
+fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
     let summary = |r: &flowkeep_store::SyncReport| {
         format!(
             "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",

@@ -34,7 +34,12 @@ pub struct Service {
     /// `runs/` beside the database file: run logs, configs and locks.
     runs_dir: Option<PathBuf>,
     db_path: Option<PathBuf>,
+    /// Told how a sync session advances (see `on_sync_progress`).
+    sync_progress: std::sync::Mutex<Option<SyncProgress>>,
 }
+
+/// `(step, done, total)` of a sync session: "opening documents", "merging".
+pub type SyncProgress = Box<dyn Fn(&str, u64, u64) + Send + Sync>;
 
 /// A write in progress: the open transaction plus who and when.
 pub(crate) struct Writer<'a> {
@@ -135,7 +140,20 @@ impl Service {
             device_id,
             runs_dir,
             db_path: None,
+            sync_progress: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Sets what a sync session tells as it goes through many documents
+    /// (a first sync of thousands), e.g. a progress bar.
+    pub fn on_sync_progress(&self, f: SyncProgress) {
+        *self.sync_progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    pub(crate) fn sync_progress(&self, step: &str, done: u64, total: u64) {
+        if let Some(f) = &*self.sync_progress.lock().unwrap_or_else(|p| p.into_inner()) {
+            f(step, done, total);
+        }
     }
 
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Service {

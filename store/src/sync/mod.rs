@@ -692,17 +692,23 @@ impl Service {
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.
         let listed = self.check_root(root, &docs, &logs)?;
+        let opening = (listed.workflows.len() + listed.logs.len()) as u64;
+        let mut opened = 0;
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
         for (wf_id, doc_id) in &listed.workflows {
             if let Some(h) = find(repo, doc_id).await? {
                 handles.push((wf_id.clone(), h));
             }
+            opened += 1;
+            self.sync_progress("opening documents", opened, opening);
         }
         let mut log_handles: Vec<(LogKey, DocHandle)> = Vec::new();
         for (key, doc_id) in &listed.logs {
             if let Some(h) = find(repo, doc_id).await? {
                 log_handles.push((key.clone(), h));
             }
+            opened += 1;
+            self.sync_progress("opening documents", opened, opening);
         }
         futures::future::join_all(
             handles
@@ -715,11 +721,12 @@ impl Service {
 
         // 4. Merge what changed elsewhere.
         let mut merged = 0;
-        for (wf_id, handle) in &handles {
+        for (i, (wf_id, handle)) in handles.iter().enumerate() {
             let known = docs.iter().find(|k| &k.key == wf_id);
             if self.consider_workflow(wf_id, handle, known)? {
                 merged += 1;
             }
+            self.sync_progress("merging", i as u64 + 1, handles.len() as u64);
         }
         // 4b. Local edits a document could not take before it arrived
         //     readable this round: sent now rather than a round later.
