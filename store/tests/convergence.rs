@@ -9,46 +9,11 @@ use std::sync::Arc;
 
 use flowkeep_core::commands::*;
 use flowkeep_store::{Service, StoreOptions};
-use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
+use flowkeep_sync_server::token;
 use serde_json::{json, Value};
 
-struct TestServer {
-    db: Arc<Db>,
-    url: String,
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn start_server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(&dir.path().join("sync.db")).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = std_listener.local_addr().unwrap().port();
-    std_listener.set_nonblocking(true).unwrap();
-    let state = AppState {
-        db: db.clone(),
-        workspaces: Workspaces::new(db.clone()),
-        limits: Limits::default(),
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-        serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    TestServer {
-        db,
-        url: format!("ws://127.0.0.1:{port}/sync"),
-        _dir: dir,
-        _rt: rt,
-    }
-}
+mod support;
+use support::TestServer;
 
 /// xorshift: a seeded, dependency-free source of schedules.
 struct Rng(u64);
@@ -234,7 +199,7 @@ fn random_schedules_converge() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let server = start_server();
+    let server = TestServer::start();
     for seed in 1..=schedules {
         run_schedule(&server, seed, 3, 12);
     }
@@ -244,7 +209,7 @@ fn random_schedules_converge() {
 fn live_edits_while_both_devices_watch_all_arrive() {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
-    let server = start_server();
+    let server = TestServer::start();
     let token = token::generate();
     server
         .db

@@ -6,7 +6,6 @@
 //! samod and automerge directly, holding the workspace's valid token.
 
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,50 +13,26 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, Value as AmValue, ROOT};
 use flowkeep_core::commands::*;
 use flowkeep_store::{Service, StoreOptions, TokenDialer};
-use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
 use samod::{AutomergeUrl, BackoffConfig, ConnectionId, DocHandle, Repo};
 use serde_json::json;
 
-struct TestServer {
+mod support;
+use support::TestServer;
+
+struct Server {
+    /// Keeps the server running for as long as the test holds this.
+    _inner: TestServer,
     url: String,
     token: String,
-    _db: Arc<Db>,
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
 }
 
-fn start_server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(&dir.path().join("sync.db")).unwrap());
-    let token = token::generate();
-    db.create_workspace("team", &token::hash(&token), 0)
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = std_listener.local_addr().unwrap().port();
-    std_listener.set_nonblocking(true).unwrap();
-    let state = AppState {
-        db: db.clone(),
-        workspaces: Workspaces::new(db.clone()),
-        limits: Limits::default(),
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-        serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    TestServer {
-        url: format!("ws://127.0.0.1:{port}/sync"),
+fn start_server() -> Server {
+    let inner = TestServer::start();
+    let token = inner.workspace("team");
+    Server {
+        url: inner.url.clone(),
         token,
-        _db: db,
-        _dir: dir,
-        _rt: rt,
+        _inner: inner,
     }
 }
 
@@ -70,7 +45,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn connect(server: &TestServer, join: &str) -> Peer {
+    fn connect(server: &Server, join: &str) -> Peer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -188,7 +163,7 @@ const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"n
 
 /// Two devices in a workspace with one workflow, and the other client.
 fn workspace() -> (
-    TestServer,
+    Server,
     [tempfile::TempDir; 2],
     Service,
     Service,

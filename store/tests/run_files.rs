@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use flowkeep_core::commands::*;
 use flowkeep_store::{RunRequest, Service, StoreOptions};
-use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
 use serde_json::json;
+
+mod support;
+use support::TestServer;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)
@@ -138,32 +140,9 @@ fn recovery_never_builds_a_path_from_an_id_that_is_not_a_uuid() {
 
 #[test]
 fn inherit_env_travels_with_the_run_spec_through_sync() {
-    let server_dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(&server_dir.path().join("sync.db")).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let state = AppState {
-        db: db.clone(),
-        workspaces: Workspaces::new(db.clone()),
-        limits: Limits::default(),
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    let token = token::generate();
-    db.create_workspace("team", &token::hash(&token), 0)
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/sync");
+    let server = TestServer::start();
+    let token = server.workspace("team");
+    let url = server.url.clone();
 
     let (da, dbb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = open(&da.path().join("flowkeep.db"));
