@@ -6,8 +6,9 @@ mod field;
 mod parse;
 mod run;
 
+pub use crate::validation::custom_rules::duration_ms_wide;
 pub use document::{ConfigDocument, CrossRule};
 pub use field::{ConfigType, FieldDef};
-pub use run::{duration_ms_wide, RetentionPolicy, RunSpec};
+pub use run::{RetentionPolicy, RunSpec};
 
 pub(crate) use parse::json_type as parse_json_type;

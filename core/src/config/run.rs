@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::validation::custom_rules::duration_ms_wide;
+
 /// How a workflow runs: the command, its working directory, extra environment
 /// and a timeout. Validated with the rest of the document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -168,38 +170,6 @@ impl RetentionPolicy {
         }
         errors
     }
-}
-
-/// A duration (`30d`, `12h`, `1w2d`) as `parse_duration_ms` reads it, in
-/// milliseconds that cannot overflow (saturating at `u128::MAX`), so "too
-/// long" can be told from "not a duration" (`None`).
-pub fn duration_ms_wide(s: &str) -> Option<u128> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u128 = rest[..digits].parse().unwrap_or(u128::MAX);
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let factor: u128 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total = total.saturating_add(n.saturating_mul(factor));
-    }
-    Some(total)
 }
 
 #[cfg(test)]

@@ -57,23 +57,30 @@ fn check_semver(v: &Value) -> Result<(), String> {
     }
 }
 
-/// Parses durations such as `500ms`, `30s`, `5m`, `1h30m`, `2d`, `1w`.
+/// Parses durations such as `500ms`, `30s`, `5m`, `1h30m`, `2d`, `1w`;
+/// `None` for what is not one or does not fit in 64 bits.
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() {
+    duration_ms_wide(s).and_then(|ms| u64::try_from(ms).ok())
+}
+
+/// A duration (`30d`, `12h`, `1w2d`) in
+/// milliseconds that cannot overflow (saturating at `u128::MAX`), so "too
+/// long" can be told from "not a duration" (`None`).
+pub fn duration_ms_wide(s: &str) -> Option<u128> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
         return None;
     }
-    let mut total: u64 = 0;
-    let mut rest = s;
+    let mut total: u128 = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return None;
         }
-        let n: u64 = rest[..digits].parse().ok()?;
+        let n: u128 = rest[..digits].parse().unwrap_or(u128::MAX);
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let factor = match &rest[..unit_len] {
+        let factor: u128 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
@@ -83,7 +90,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
             _ => return None,
         };
         rest = &rest[unit_len..];
-        total = total.checked_add(n.checked_mul(factor)?)?;
+        total = total.saturating_add(n.saturating_mul(factor));
     }
     Some(total)
 }
