@@ -1,0 +1,113 @@
+//! Which documents and logs this device syncs (`sync_docs`, `sync_logs`)
+//! and the heads last merged from each.
+
+use super::*;
+
+impl Service {
+    pub(super) fn known_docs(&self) -> Result<Vec<KnownDoc>> {
+        self.tracked("SELECT workflow_id, doc_id, heads FROM sync_docs")
+    }
+
+    pub(super) fn known_logs(&self) -> Result<Vec<KnownDoc>> {
+        self.tracked("SELECT log_key, doc_id, heads FROM sync_logs")
+    }
+
+    /// Tracked documents from a `(key, doc_id, heads)` query.
+    pub(super) fn tracked(&self, sql: &str) -> Result<Vec<KnownDoc>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, doc_id, heads) = row?;
+                let doc_id = DocumentId::from_str(&doc_id)
+                    .map_err(|_| Error::Corrupt(format!("document id {doc_id}")))?;
+                out.push(KnownDoc {
+                    key,
+                    doc_id,
+                    heads: serde_json::from_str(&heads)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub(super) fn save_log(&self, key: &str, doc_id: &DocumentId, heads: &[String]) -> Result<()> {
+        self.write(|w| save_log_in(w.conn, key, doc_id, heads))
+    }
+
+    pub(super) fn save_doc(
+        &self,
+        workflow_id: &str,
+        doc_id: &DocumentId,
+        heads: &[String],
+    ) -> Result<()> {
+        self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
+    }
+}
+
+pub(super) fn save_log_in(
+    c: &rusqlite::Connection,
+    key: &str,
+    doc_id: &DocumentId,
+    heads: &[String],
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO sync_logs (log_key, doc_id, heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        key,
+        doc_id.to_string(),
+        serde_json::to_string(heads)?
+    ])?;
+    Ok(())
+}
+
+pub(super) fn save_doc_in(
+    c: &rusqlite::Connection,
+    workflow_id: &str,
+    doc_id: &DocumentId,
+    heads: &[String],
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO sync_docs (workflow_id, doc_id, heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        workflow_id,
+        doc_id.to_string(),
+        serde_json::to_string(heads)?
+    ])?;
+    Ok(())
+}
+
+/// Adds the tracked documents a root list does not mention yet.
+pub(super) fn list_missing(root: &DocHandle, list: root::List, tracked: &[KnownDoc]) -> Result<()> {
+    let listed = root.with_document(|d| root::entries(d, list));
+    // Entries another client removed or pointed elsewhere are put back.
+    let missing: Vec<&KnownDoc> = tracked
+        .iter()
+        .filter(|k| {
+            let url = AutomergeUrl::from(&k.doc_id).to_string();
+            !listed.iter().any(|(key, u)| key == &k.key && u == &url)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    root.with_document(|d| {
+        d.transact::<_, _, String>(|tx| {
+            for k in &missing {
+                root::add(tx, list, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
+            }
+            Ok(())
+        })
+        .map_err(|f| Error::Corrupt(f.error))
+    })?;
+    Ok(())
+}
