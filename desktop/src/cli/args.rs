@@ -86,6 +86,10 @@ pub enum SyncCmd {
         /// The workspace token from `flowkeep-sync-server workspace create`.
         #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
         token: String,
+        /// Allow plain ws:// to a server that is not on this machine: the
+        /// token and every config value cross the network unencrypted.
+        #[arg(long)]
+        allow_insecure: bool,
     },
     /// Join a workspace another device started.
     Join {
@@ -93,6 +97,10 @@ pub enum SyncCmd {
         join: String,
         #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
         token: String,
+        /// Allow plain ws:// to a server that is not on this machine: the
+        /// token and every config value cross the network unencrypted.
+        #[arg(long)]
+        allow_insecure: bool,
     },
     /// Send local changes, receive other devices', merge; exit when in sync.
     Now,

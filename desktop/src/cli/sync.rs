@@ -26,8 +26,12 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
         )
     };
     match c {
-        SyncCmd::Init { server, token } => {
-            let r = svc.sync_init(&server, &token)?;
+        SyncCmd::Init {
+            server,
+            token,
+            allow_insecure,
+        } => {
+            let r = svc.sync_init_with(&server, &token, allow_insecure)?;
             let text = format!(
                 "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
                 summary(&r),
@@ -35,8 +39,12 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             );
             done(&r, text)
         }
-        SyncCmd::Join { join, token } => {
-            let r = svc.sync_join(&join, &token)?;
+        SyncCmd::Join {
+            join,
+            token,
+            allow_insecure,
+        } => {
+            let r = svc.sync_join_with(&join, &token, allow_insecure)?;
             done(&r, summary(&r))
         }
         SyncCmd::Now => {

@@ -72,6 +72,7 @@ const META_TOKEN: &str = "sync.token";
 const META_ROOT: &str = "sync.root";
 const META_LAST: &str = "sync.last_sync";
 const META_SEQ: &str = "sync.synced_seq";
+const META_INSECURE: &str = "sync.allow_insecure";
 const JOIN_PREFIX: &str = "flowkeep-join:";
 /// Stream of the `remote.rejected` events: not a workflow's, whose stream
 /// version is its revision.
@@ -157,6 +158,9 @@ struct Settings {
     server: String,
     token: String,
     root: Option<String>,
+    /// Plain `ws://` to a host that is not this machine, which the user
+    /// allowed (`--allow-insecure`).
+    allow_insecure: bool,
 }
 
 /// The root entries that passed the checks, with the document each is in.

@@ -308,6 +308,7 @@ pub(super) fn dial(
     backoff: BackoffConfig,
 ) -> Result<samod::DialerHandle<dialer::Refused>> {
     let url = check_server(&s.server)?;
+    check_transport(&url, s.allow_insecure)?;
     repo.dial(
         backoff,
         Arc::new(dialer::TokenDialer {

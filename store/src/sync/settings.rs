@@ -28,12 +28,23 @@ impl Service {
             server,
             token,
             root: self.meta(META_ROOT)?,
+            allow_insecure: self.meta(META_INSECURE)?.as_deref() == Some("1"),
         }))
     }
 
     /// Starts a workspace on the server from this device's workflows.
     pub fn sync_init(&self, server: &str, token: &str) -> Result<SyncReport> {
-        check_server(server)?;
+        self.sync_init_with(server, token, false)
+    }
+
+    /// `sync_init`; `allow_insecure` permits plain `ws://` to another host.
+    pub fn sync_init_with(
+        &self,
+        server: &str,
+        token: &str,
+        allow_insecure: bool,
+    ) -> Result<SyncReport> {
+        check_transport(&check_server(server)?, allow_insecure)?;
         let token = check_token(token)?;
         if let Some(s) = self.settings()? {
             if s.root.is_some() {
@@ -47,12 +58,23 @@ impl Service {
             server: server.to_owned(),
             token: token.to_owned(),
             root: None,
+            allow_insecure,
         };
         self.session(s)
     }
 
     /// Joins a workspace another device started, and receives everything.
     pub fn sync_join(&self, join: &str, token: &str) -> Result<SyncReport> {
+        self.sync_join_with(join, token, false)
+    }
+
+    /// `sync_join`; `allow_insecure` permits plain `ws://` to another host.
+    pub fn sync_join_with(
+        &self,
+        join: &str,
+        token: &str,
+        allow_insecure: bool,
+    ) -> Result<SyncReport> {
         let bad = || {
             Error::invalid(
                 "join",
@@ -62,7 +84,7 @@ impl Service {
         };
         let rest = join.trim().strip_prefix(JOIN_PREFIX).ok_or_else(bad)?;
         let (server, root) = rest.split_once('#').ok_or_else(bad)?;
-        check_server(server)?;
+        check_transport(&check_server(server)?, allow_insecure)?;
         AutomergeUrl::from_str(root).map_err(|_| bad())?;
         let token = check_token(token)?;
         if let Some(s) = self.settings()? {
@@ -77,6 +99,7 @@ impl Service {
             server: server.to_owned(),
             token: token.to_owned(),
             root: Some(root.to_owned()),
+            allow_insecure,
         };
         self.session(s)
     }
@@ -159,6 +182,10 @@ impl Service {
             (META_ROOT, &root),
             (META_LAST, &now),
             (META_SEQ, &seq.to_string()),
+            (
+                META_INSECURE,
+                if settings.allow_insecure { "1" } else { "0" },
+            ),
         ])
     }
 
@@ -191,6 +218,40 @@ pub(super) fn check_server(server: &str) -> Result<url::Url> {
     }
 }
 
+/// The token and every config value travel over this connection: plain
+/// `ws://` is only for this machine (loopback), or where the user said so.
+/// TLS (`wss://`) is not built into this flowkeep yet, which is said at
+/// once rather than after a failed connection.
+pub(super) fn check_transport(url: &url::Url, allow_insecure: bool) -> Result<()> {
+    match url.scheme() {
+        "wss" => Err(Error::invalid(
+            "server",
+            "tls",
+            "wss:// (TLS) is not supported by this flowkeep yet: run the sync server on this machine \
+             (ws://127.0.0.1:…), or behind a tunnel you trust, and use ws:// with --allow-insecure",
+        )),
+        "ws" if !allow_insecure && !is_loopback(url) => Err(Error::invalid(
+            "server",
+            "insecure",
+            format!(
+                "ws:// to {} is insecure: the workspace token and every config value would cross the network \
+                 in clear text. Use a server on this machine, or pass --allow-insecure on a network you control",
+                url.host_str().unwrap_or("?")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 pub(super) fn check_token(token: &str) -> Result<&str> {
     let token = token.trim();
     if token.is_empty() {
@@ -201,4 +262,44 @@ pub(super) fn check_token(token: &str) -> Result<&str> {
         ));
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(server: &str, allow: bool) -> std::result::Result<(), String> {
+        check_transport(&check_server(server).unwrap(), allow).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn plain_ws_is_for_this_machine_unless_allowed() {
+        for local in [
+            "ws://127.0.0.1:7780/sync",
+            "ws://127.8.9.1/sync",
+            "ws://[::1]:7780/sync",
+            "ws://localhost:7780/sync",
+        ] {
+            assert_eq!(check(local, false), Ok(()), "{local}");
+        }
+        for remote in [
+            "ws://192.0.2.1:7780/sync",
+            "ws://sync.example.com/sync",
+            "ws://[2001:db8::1]/sync",
+            "ws://localhost.example.com/sync",
+        ] {
+            let e = check(remote, false).unwrap_err();
+            assert!(
+                e.contains("insecure") && e.contains("--allow-insecure"),
+                "{e}"
+            );
+            assert_eq!(check(remote, true), Ok(()), "{remote}");
+        }
+    }
+
+    #[test]
+    fn wss_says_at_once_that_tls_is_not_built_in() {
+        let e = check("wss://sync.example.com/sync", false).unwrap_err();
+        assert!(e.contains("TLS") && e.contains("not supported"), "{e}");
+    }
 }
