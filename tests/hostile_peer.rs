@@ -58,34 +58,16 @@ impl Victim {
     }
     /// Every read table, row by row.
     fn tables(&self) -> String {
-        let c = self.db();
-        let mut out = String::new();
-        for t in [
-            "workflows",
-            "configs",
-            "executions",
-            "workflow_tags",
-            "settings",
-        ] {
-            out.push_str(&format!("## {t}\n"));
-            let mut s = c
-                .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
-                .unwrap();
-            let n = s.column_count();
-            let rows = s
-                .query_map([], |r| {
-                    Ok((0..n)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("|"))
-                })
-                .unwrap();
-            for row in rows {
-                out.push_str(&row.unwrap());
-                out.push('\n');
-            }
-        }
-        out
+        support::dump_tables(
+            &self.data().join("flowkeep.db"),
+            &[
+                "workflows",
+                "configs",
+                "executions",
+                "workflow_tags",
+                "settings",
+            ],
+        )
     }
 }
 

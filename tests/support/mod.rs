@@ -82,28 +82,39 @@ impl Flowkeep {
 
     /// Event count and every read table, to prove a failed command changed nothing.
     pub fn snapshot(&self) -> (i64, String) {
-        let c = rusqlite::Connection::open(self.db()).unwrap();
-        let mut dump = String::new();
-        for t in ["workflows", "configs", "executions", "workflow_tags"] {
-            let mut s = c
-                .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
-                .unwrap();
-            let n = s.column_count();
-            let rows = s
-                .query_map([], |r| {
-                    Ok((0..n)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("|"))
-                })
-                .unwrap();
-            for row in rows {
-                dump.push_str(&row.unwrap());
-                dump.push('\n');
-            }
-        }
+        let dump = dump_tables(
+            &self.db(),
+            &["workflows", "configs", "executions", "workflow_tags"],
+        );
         (self.sql_count("SELECT count(*) FROM events"), dump)
     }
+}
+
+/// The rows of `tables` in the database at `db`, one line per row under a
+/// `## table` heading: two equal dumps mean equal tables.
+pub fn dump_tables(db: &Path, tables: &[&str]) -> String {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut dump = String::new();
+    for t in tables {
+        dump.push_str(&format!("## {t}\n"));
+        let mut s = c
+            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+            .unwrap();
+        let n = s.column_count();
+        let rows = s
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap();
+        for row in rows {
+            dump.push_str(&row.unwrap());
+            dump.push('\n');
+        }
+    }
+    dump
 }
 
 fn to_run(out: Output) -> Run {
