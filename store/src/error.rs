@@ -31,6 +31,10 @@ pub enum Error {
     /// A stored row or event that cannot be read back: a bug or a damaged file.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Long work stopped on request (Ctrl-C) before it finished; the message
+    /// says what was kept.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 impl Error {
@@ -41,7 +45,11 @@ impl Error {
             Error::NotApproved(_) => ErrorCode::NotApproved,
             Error::Invalid(_) => ErrorCode::ValidationFailed,
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
-            Error::Database(_) | Error::Io(_) | Error::Corrupt(_) | Error::Unavailable(_) => {
+            Error::Database(_)
+            | Error::Io(_)
+            | Error::Corrupt(_)
+            | Error::Unavailable(_)
+            | Error::Stopped(_) => {
                 ErrorCode::Internal
             }
         }

@@ -3,6 +3,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
 use flowkeep_core::execution::Execution;
@@ -29,13 +30,14 @@ pub const CSV_HEADER: [&str; 11] = [
 
 impl Service {
     /// Writes every execution matching `filter`, newest first, and returns
-    /// how many were written. `progress` is called with the running count.
+    /// how many were written. `progress` is called with the running count;
+    /// an error it returns ends the export with that error.
     pub fn export_executions(
         &self,
         filter: &ExecutionFilter,
         format: ExportFormat,
         out: &mut dyn Write,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<u64> {
         self.read(|c| {
             let (where_sql, args) = filter_sql(filter);
@@ -49,11 +51,11 @@ impl Service {
                 sink.row(&from_row(r)?)?;
                 n += 1;
                 if n.is_multiple_of(1024) {
-                    progress(n);
+                    progress(n)?;
                 }
             }
             sink.finish()?;
-            progress(n);
+            progress(n)?;
             Ok(n)
         })
     }
@@ -66,12 +68,14 @@ impl Service {
     /// 0600, and renamed onto `path` once complete. The partial file is
     /// created with `O_EXCL`, so an existing file or symlink of that name is
     /// never followed or replaced: the export fails and names it instead.
-    /// A failed export removes its partial file and leaves `path` alone.
+    /// A failed export, or one stopped by setting `stop` (checked every
+    /// 1,024 rows), removes its partial file and leaves `path` alone.
     pub fn export_executions_to_file(
         &self,
         filter: &ExecutionFilter,
         format: ExportFormat,
         path: &Path,
+        stop: &AtomicBool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
         let partial = partial_path(path)?;
@@ -88,8 +92,18 @@ impl Service {
             )])
         })?;
         let mut out = BufWriter::new(file);
+        let mut stopped = false;
         let written = self
-            .export_executions(filter, format, &mut out, progress)
+            .export_executions(filter, format, &mut out, &mut |n| {
+                progress(n);
+                stopped = stop.load(Ordering::Relaxed);
+                if stopped {
+                    // Ends the row loop with an error that the rest of this
+                    // function turns into `Stopped` after cleaning up.
+                    return Err(Error::Stopped(String::new()));
+                }
+                Ok(())
+            })
             .and_then(|n| {
                 let file = out.into_inner().map_err(|e| e.into_error())?;
                 file.sync_all()?;
@@ -101,6 +115,12 @@ impl Service {
             });
         if written.is_err() {
             let _ = std::fs::remove_file(&partial);
+        }
+        if stopped {
+            return Err(Error::Stopped(format!(
+                "the export was interrupted; {} was not written",
+                path.display()
+            )));
         }
         written
     }
@@ -220,6 +240,30 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_export_leaves_no_partial_file_and_the_target_as_it_was() {
+        let svc = service_with_a_run();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("report.csv");
+        std::fs::write(&target, "yesterday's report").unwrap();
+        let err = svc
+            .export_executions_to_file(
+                &ExecutionFilter::default(),
+                ExportFormat::Csv,
+                &target,
+                &AtomicBool::new(true),
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Stopped(_)), "{err}");
+        assert!(err.to_string().contains("report.csv was not written"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "yesterday's report"
+        );
+        assert!(!dir.path().join("report.csv.partial").exists());
+    }
+
+    #[test]
     fn partial_is_the_whole_name_plus_partial() {
         assert_eq!(
             partial_path(Path::new("/x/report.csv")).unwrap(),
@@ -244,6 +288,7 @@ mod tests {
                 &ExecutionFilter::default(),
                 ExportFormat::Csv,
                 &target,
+                &AtomicBool::new(false),
                 &mut |_| {},
             )
             .unwrap();
@@ -263,6 +308,7 @@ mod tests {
                 &ExecutionFilter::default(),
                 ExportFormat::Csv,
                 &dir.path().join("r2.csv"),
+                &AtomicBool::new(false),
                 &mut |_| {},
             )
             .unwrap_err();

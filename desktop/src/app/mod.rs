@@ -103,7 +103,8 @@ async fn export_executions(
             .into_path()
             .map_err(|e| flowkeep_store::Error::Io(std::io::Error::other(e.to_string())))?;
         // `<path>.partial`, created new (0600) and renamed: as the CLI exports.
-        svc.export_executions_to_file(&filter, format, &path, &mut |_| {})?;
+        let never = std::sync::atomic::AtomicBool::new(false);
+        svc.export_executions_to_file(&filter, format, &path, &never, &mut |_| {})?;
         Ok(Some(path.display().to_string()))
     })
     .await

@@ -249,7 +249,7 @@ fn export(
     let Some(path) = out else {
         let stdout = std::io::stdout();
         let mut w = BufWriter::new(stdout.lock());
-        svc.export_executions(filter, format, &mut w, &mut |_| {})?;
+        svc.export_executions(filter, format, &mut w, &mut |_| Ok(()))?;
         w.flush()?;
         return Ok(None);
     };
@@ -260,7 +260,8 @@ fn export(
     };
     let bar = super::progress::Progress::new(json, total, "exporting runs");
     // Written to `<out>.partial` and renamed at the end, see the store.
-    let result = svc.export_executions_to_file(filter, format, &path, &mut |n| bar.set(n));
+    let stop = super::progress::stop_on_signal()?;
+    let result = svc.export_executions_to_file(filter, format, &path, &stop, &mut |n| bar.set(n));
     bar.finish();
     let n = result?;
     done(
