@@ -10,7 +10,7 @@
 # browser for the browser tests, WebKitGTK to build the desktop window,
 # Xvfb and WebKitWebDriver to drive it.
 TEST_APT_PACKAGES=(
-  sqlite3 python3 curl nodejs npm pkg-config
+  sqlite3 python3 curl openssl nodejs npm pkg-config
   chromium
   libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev librsvg2-dev
   xvfb webkit2gtk-driver
@@ -28,7 +28,7 @@ _as_root() {
 # Python installed some other way must not be replaced by Debian's).
 _present() {
   case "$1" in
-    sqlite3|python3|curl|npm|pkg-config) command -v "$1" >/dev/null ;;
+    sqlite3|python3|curl|openssl|npm|pkg-config) command -v "$1" >/dev/null ;;
     nodejs) command -v node >/dev/null ;;
     chromium) [ -x "${CHROMIUM:-/usr/bin/chromium}" ] ;;
     xvfb) command -v xvfb-run >/dev/null ;;

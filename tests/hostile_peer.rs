@@ -20,7 +20,7 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value as AmValue, ROOT};
 use samod::{AutomergeUrl, BackoffConfig, DocHandle, Repo};
 use serde_json::{json, Value};
-use server_support::{create_workspace, server_bin_beside, Server};
+use server_support::{add_device, create_workspace, server_bin_beside, Server};
 use support::{Flowkeep, Run};
 
 /// A device whose data dir sits in a folder of the test's own, so a path
@@ -227,6 +227,7 @@ fn forge(
                 Arc::new(flowkeep_store::TokenDialer {
                     url: url::Url::parse(&server.url()).unwrap(),
                     token: token.to_owned(),
+                    tls: None,
                 }),
             )
             .unwrap();
@@ -440,7 +441,9 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
     let b_dev = device_id(&b.db());
 
     let root_url = join.rsplit('#').next().unwrap();
-    let forged = forge(&server, &token, root_url, &wf, &a_dev, &b_dev);
+    // The hostile peer enrolled like any device: it holds a valid credential.
+    let credential = add_device(&server_bin, server_data.path(), "team", "hostile");
+    let forged = forge(&server, &credential, root_url, &wf, &a_dev, &b_dev);
 
     let outside = tree(a.top.path(), &a.data());
     let synced = a.json(&["sync", "now"]).ok().json();

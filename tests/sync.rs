@@ -5,7 +5,7 @@ mod server_support;
 mod support;
 
 use serde_json::{json, Value};
-use server_support::{create_workspace, server_bin_beside, Server};
+use server_support::{add_device, create_workspace, server_bin_beside, Server};
 use support::Flowkeep;
 
 const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"number"},{"key":"c","type":"number"},{"key":"limit","type":"number","max":100}],"values":{"a":1,"b":1,"c":1}}"#;
@@ -299,7 +299,7 @@ fn a_wrong_token_or_join_string_is_refused_clearly() {
         r.error()["message"]
             .as_str()
             .unwrap()
-            .contains("refused the token"),
+            .contains("unknown workspace token"),
         "{}",
         r.stderr
     );
@@ -461,9 +461,11 @@ fn the_js_automerge_repo_client_reads_a_workflow_flowkeep_wrote() {
         .to_owned();
     let join = ws.init(&a, &server);
     let root = join.rsplit('#').next().unwrap();
+    // The JS client is a headless device: the operator enrols it.
+    let credential = add_device(&ws.bin, ws._data.path(), "team", "js client");
     let out = std::process::Command::new("node")
         .current_dir(&dir)
-        .args(["read-workflow.mjs", &server.url(), &ws.token, root, &id])
+        .args(["read-workflow.mjs", &server.url(), &credential, root, &id])
         .output()
         .expect("node runs");
     assert!(
@@ -640,4 +642,149 @@ fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
         a.json(&["sync", "status"]).ok().json()["pending_local_changes"],
         0
     );
+}
+
+/// A private CA and a server certificate for IP 127.0.0.1 signed by it,
+/// as PEM files in `dir`: (ca.pem, cert.pem, key.pem).
+fn test_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let paths = [dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")];
+    std::fs::write(&paths[0], ca.pem()).unwrap();
+    std::fs::write(&paths[1], leaf.pem()).unwrap();
+    std::fs::write(&paths[2], leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn over_tls_a_trusted_certificate_syncs_and_an_untrusted_or_wrong_host_one_is_refused() {
+    let ws = Workspace::new();
+    let certs = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = test_certificates(certs.path());
+    let server = Server::start(
+        &ws.bin,
+        ws._data.path(),
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    let url = format!("wss://127.0.0.1:{}/sync", server.port);
+    let ca = ca.to_str().unwrap();
+
+    // No --ca-file: the private CA is not among the system's roots.
+    let a = Flowkeep::new();
+    let r = a.json(&["sync", "init", "--server", &url, "--token", &ws.token]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let msg = r.error()["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("not trusted") && msg.contains("--ca-file"), "{msg}");
+    // The certificate names 127.0.0.1, not localhost.
+    let wrong_host = format!("wss://localhost:{}/sync", server.port);
+    let r = a.json(&["sync", "init", "--server", &wrong_host, "--token", &ws.token, "--ca-file", ca]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let msg = r.error()["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("not valid for localhost"), "{msg}");
+    // A file that is not a certificate: named, nothing changed.
+    let r = a.json(&["sync", "init", "--server", &url, "--token", &ws.token, "--ca-file", key.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.error()["fields"][0]["field"], "ca_file");
+
+    // Trusted: A starts the workspace, B joins, both over TLS; the CA is
+    // kept, so later syncs need no flag.
+    let id = a.json(&["workflow", "create", "--name", "over tls"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = a
+        .json(&["sync", "init", "--server", &url, "--token", &ws.token, "--ca-file", ca])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Flowkeep::new();
+    b.json(&["sync", "join", &join, "--token", &ws.token, "--ca-file", ca]).ok();
+    assert_eq!(b.json(&["workflow", "get", &id]).ok().json()["name"], "over tls");
+    b.json(&["workflow", "update", &id, "--description", "edited on b"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["description"], "edited on b");
+    // Two devices, two credentials; neither device keeps the workspace token.
+    let devices = a.json(&["sync", "devices"]).ok().json();
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 2, "{devices}");
+    for fk in [&a, &b] {
+        let kept: String = rusqlite::Connection::open(fk.db())
+            .unwrap()
+            .query_row("SELECT value FROM meta WHERE key = 'sync.token'", [], |r| r.get(0))
+            .unwrap();
+        assert!(kept.starts_with("fkd_"), "a device keeps only its credential");
+        let db = std::fs::read(fk.db()).unwrap();
+        assert!(!String::from_utf8_lossy(&db).contains(&ws.token));
+    }
+}
+
+#[test]
+fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_sync_on() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let id = a.json(&["workflow", "create", "--name", "shared"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = ws.init(&a, &server);
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let b_id = b.json(&["sync", "status"]).ok().json()["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watch = std::process::Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(b.data_dir())
+        .args(["sync", "watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let out = std::process::Command::new(&ws.bin)
+        .arg("--data-dir")
+        .arg(ws._data.path())
+        .args(["device", "revoke", "--workspace", "team", &b_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    a.json(&["workflow", "update", &id, "--description", "after revoke"]).ok();
+    a.json(&["sync", "now"]).ok();
+
+    // The watch ends with an error that says why.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = watch.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the revoked device's watch is still running");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("revoked"), "{stderr}");
+    assert_ne!(
+        b.json(&["workflow", "get", &id]).ok().json()["description"],
+        "after revoke",
+        "nothing reached the revoked device"
+    );
+    // Its own edits stay; syncing is refused, saying so.
+    b.json(&["workflow", "update", &id, "--name", "kept offline"]).ok();
+    let r = b.json(&["sync", "now"]);
+    assert_eq!(r.code, 1);
+    assert!(r.error()["message"].as_str().unwrap().contains("revoked"), "{}", r.stderr);
+    assert_eq!(b.json(&["workflow", "get", &id]).ok().json()["name"], "kept offline");
+    a.json(&["sync", "now"]).ok();
 }

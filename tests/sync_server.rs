@@ -27,6 +27,19 @@ fn create_workspace(data: &Path, name: &str) -> String {
     server_support::create_workspace(Path::new(BIN), data, name)
 }
 
+fn add_device(data: &Path, workspace: &str, name: &str) -> String {
+    server_support::add_device(Path::new(BIN), data, workspace, name)
+}
+
+fn server_cmd(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The real server, with a samod-friendly URL.
 struct Server(RealServer);
 
@@ -187,8 +200,11 @@ async fn wait_visible(server: &Server, token: &str, id: &DocumentId, name: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_isolation_limits_shutdown_and_persistence() {
     let data = tempfile::tempdir().unwrap();
-    let token_a = create_workspace(data.path(), "alpha");
-    let token_b = create_workspace(data.path(), "beta");
+    let enrol_a = create_workspace(data.path(), "alpha");
+    create_workspace(data.path(), "beta");
+    // Raw clients present device credentials; the workspace token enrols.
+    let token_a = add_device(data.path(), "alpha", "device a");
+    let token_b = add_device(data.path(), "beta", "device b");
     // Names are unique; the token is not stored.
     let dup = Command::new(BIN)
         .arg("--data-dir")
@@ -198,10 +214,12 @@ async fn auth_isolation_limits_shutdown_and_persistence() {
         .unwrap();
     assert!(!dup.status.success());
     let db = std::fs::read(data.path().join("sync.db")).unwrap();
-    assert!(
-        !String::from_utf8_lossy(&db).contains(&token_a),
-        "tokens are stored hashed"
-    );
+    for secret in [&enrol_a, &token_a] {
+        assert!(
+            !String::from_utf8_lossy(&db).contains(secret.as_str()),
+            "tokens and credentials are stored hashed"
+        );
+    }
 
     let server = Server::start(data.path(), &["--max-message-bytes", "1048576"]);
     assert_eq!(http_get(server.port, "/healthz HTTP/1.1"), 200);
@@ -231,6 +249,14 @@ async fn auth_isolation_limits_shutdown_and_persistence() {
     assert!(
         refused.unwrap_err().contains("refused the token"),
         "a wrong token fails at once, not after retries"
+    );
+    // The workspace token itself does not sync: it only enrols.
+    assert_eq!(
+        http_get(
+            server.port,
+            &format!("/sync HTTP/1.1\r\nAuthorization: Bearer {enrol_a}\r\n{upgrade}")
+        ),
+        401
     );
 
     // Two devices of workspace alpha share a document through the server.
@@ -328,5 +354,131 @@ async fn auth_isolation_limits_shutdown_and_persistence() {
     // And the first document, written before a clean stop, is there too.
     wait_visible(&server, &token_a, &doc, "shared plan").await;
     repo.stop().await;
+    server.terminate();
+}
+
+/// One message from a one-shot endpoint (`/enrol`, `/devices`), or the
+/// refusal's status and body.
+async fn ask(url: &str, token: &str) -> Result<serde_json::Value, (u16, String)> {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, _)) => loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(_)) => continue,
+                other => panic!("no answer from {url}: {other:?}"),
+            }
+        },
+        Err(tungstenite::Error::Http(r)) => Err((
+            r.status().as_u16(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let enrol = create_workspace(data.path(), "team");
+    let server = Server::start(data.path(), &[]);
+    let base = format!("ws://127.0.0.1:{}", server.port);
+
+    // The workspace token buys one credential per device id.
+    let a = ask(&format!("{base}/enrol?device=dev-a&name=laptop"), &enrol)
+        .await
+        .unwrap();
+    let b = ask(&format!("{base}/enrol?device=dev-b&name=desktop"), &enrol)
+        .await
+        .unwrap();
+    let (cred_a, cred_b) = (
+        a["credential"].as_str().unwrap().to_owned(),
+        b["credential"].as_str().unwrap().to_owned(),
+    );
+    assert!(cred_a.starts_with("fkd_") && cred_a != cred_b);
+    // A wrong token, or a device id that is not one, enrols nothing.
+    let (status, why) = ask(&format!("{base}/enrol?device=dev-c&name=x"), "fks_wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(status, 401, "{why}");
+    assert!(why.contains("unknown workspace token"), "{why}");
+    let (status, why) = ask(&format!("{base}/enrol?device=a%2Fb&name=x"), &enrol)
+        .await
+        .unwrap_err();
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("device"), "{why}");
+
+    // A device sees the workspace's devices; so does the operator.
+    let listed = ask(&format!("{base}/devices"), &cred_a).await.unwrap();
+    let ids: Vec<&str> = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-a", "dev-b"]);
+    let out = server_cmd(data.path(), &["device", "list", "--workspace", "team"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dev-a") && text.contains("laptop") && text.contains("2 device(s)"),
+        "{text}"
+    );
+
+    // Both devices connected; revoking B closes B's connection, not A's.
+    let (repo_a, ok) = client(&server, &cred_a).await;
+    ok.unwrap();
+    let mut req = server.url().as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {cred_b}").parse().unwrap());
+    let (mut ws_b, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let out = server_cmd(
+        data.path(),
+        &["device", "revoke", "--workspace", "team", "dev-b"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("closed its connections"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws_b.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the revoked device's open connection was closed"
+    );
+    let doc = create_doc(&repo_a, "still syncing").await;
+    wait_visible(&server, &cred_a, &doc, "still syncing").await;
+
+    // B is refused from now on, saying why; its id cannot enrol again.
+    let (status, why) = ask(&format!("{base}/devices"), &cred_b).await.unwrap_err();
+    assert_eq!(status, 403, "{why}");
+    assert!(why.contains("revoked"), "{why}");
+    let (status, why) = ask(&format!("{base}/enrol?device=dev-b&name=again"), &enrol)
+        .await
+        .unwrap_err();
+    assert_eq!(status, 403, "{why}");
+    assert!(why.contains("revoked"), "{why}");
+    // An unknown device id: a clear error, nothing changed.
+    let out = server_cmd(
+        data.path(),
+        &["device", "revoke", "--workspace", "team", "dev-zz"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no device dev-zz"));
+    repo_a.stop().await;
     server.terminate();
 }

@@ -39,6 +39,8 @@ struct Server {
     child: std::process::Child,
     url: String,
     token: String,
+    /// A credential from `device add`, shared by the raw fan-out clients.
+    credential: String,
     _dir: tempfile::TempDir,
 }
 
@@ -52,6 +54,19 @@ fn start_server() -> Server {
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["device", "add", "--workspace", "bench", "--name", "fan-out"])
+        .output()
+        .unwrap();
+    let credential = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .last()
@@ -82,6 +97,7 @@ fn start_server() -> Server {
         child,
         url: format!("ws://127.0.0.1:{port}/sync"),
         token,
+        credential,
         _dir: dir,
     }
 }
@@ -265,7 +281,11 @@ fn main() {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (url, token, root_id) = (server.url.clone(), server.token.clone(), root_id.clone());
+            let (url, token, root_id) = (
+                server.url.clone(),
+                server.credential.clone(),
+                root_id.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
                 let repo = Repo::build_tokio().load().await;
@@ -279,6 +299,7 @@ fn main() {
                         Arc::new(TokenDialer {
                             url: url::Url::parse(&url).unwrap(),
                             token,
+                            tls: None,
                         }),
                     )
                     .unwrap();

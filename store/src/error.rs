@@ -49,9 +49,7 @@ impl Error {
             | Error::Io(_)
             | Error::Corrupt(_)
             | Error::Unavailable(_)
-            | Error::Stopped(_) => {
-                ErrorCode::Internal
-            }
+            | Error::Stopped(_) => ErrorCode::Internal,
         }
     }
 

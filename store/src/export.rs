@@ -255,7 +255,10 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, Error::Stopped(_)), "{err}");
-        assert!(err.to_string().contains("report.csv was not written"), "{err}");
+        assert!(
+            err.to_string().contains("report.csv was not written"),
+            "{err}"
+        );
         assert_eq!(
             std::fs::read_to_string(&target).unwrap(),
             "yesterday's report"

@@ -24,6 +24,8 @@ struct Server {
     _inner: TestServer,
     url: String,
     token: String,
+    /// What a raw peer presents: a device credential.
+    peer_credential: String,
 }
 
 fn start_server() -> Server {
@@ -32,6 +34,7 @@ fn start_server() -> Server {
     Server {
         url: inner.url.clone(),
         token,
+        peer_credential: inner.device("team", "raw-peer"),
         _inner: inner,
     }
 }
@@ -58,7 +61,8 @@ impl Peer {
                     BackoffConfig::default(),
                     Arc::new(TokenDialer {
                         url: url::Url::parse(&server.url).unwrap(),
-                        token: server.token.clone(),
+                        token: server.peer_credential.clone(),
+                        tls: None,
                     }),
                 )
                 .unwrap();

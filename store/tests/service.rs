@@ -744,7 +744,8 @@ fn export_streams_each_format_with_csv_quoting() {
         let mut calls = 0;
         let n = svc
             .export_executions(&ExecutionFilter::default(), format, &mut buf, &mut |_| {
-                calls += 1
+                calls += 1;
+                Ok(())
             })
             .unwrap();
         assert!(calls >= 1, "progress is reported");
@@ -775,7 +776,7 @@ fn export_streams_each_format_with_csv_quoting() {
         status: Some(ExecutionStatus::Cancelled),
         ..Default::default()
     };
-    svc.export_executions(&filter, ExportFormat::Json, &mut buf, &mut |_| {})
+    svc.export_executions(&filter, ExportFormat::Json, &mut buf, &mut |_| Ok(()))
         .unwrap();
     assert_eq!(
         serde_json::from_slice::<Vec<serde_json::Value>>(&buf)

@@ -16,10 +16,35 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The device id was revoked in this workspace; it cannot enrol again.
+    #[error("device {0} was revoked in this workspace")]
+    Revoked(String),
+    #[error("no workspace named \"{0}\"")]
+    NoWorkspace(String),
+    #[error("no device {device} in workspace {workspace}")]
+    NoDevice { workspace: String, device: String },
 }
 
 pub struct Db {
     conn: Mutex<Connection>,
+}
+
+/// A device enrolled in a workspace, as `device list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    pub device_id: String,
+    pub name: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Who a device credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub workspace: Workspace,
+    pub device_id: String,
+    pub revoked_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +61,19 @@ CREATE TABLE IF NOT EXISTS workspaces (
     token_hash TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL
 );
+-- One credential per device: the workspace token only enrols. A revoked
+-- device keeps its row (revoked_at) so its id cannot enrol again.
+CREATE TABLE IF NOT EXISTS devices (
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    credential_hash TEXT NOT NULL UNIQUE,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    revoked_at INTEGER,
+    PRIMARY KEY (workspace_id, device_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS devices_revoked ON devices (revoked_at) WHERE revoked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     data BLOB NOT NULL
@@ -192,6 +230,152 @@ impl Db {
             params![name, token_hash],
         )?;
         Ok(n == 1)
+    }
+
+    pub fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>, Error> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, name, created_at FROM workspaces WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(Workspace {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Enrols `device_id` in a workspace with a new credential (given
+    /// hashed). A device that enrols again (re-joined, reinstalled) gets the
+    /// new credential and its old one stops working; a revoked one is
+    /// refused.
+    pub fn enrol(
+        &self,
+        workspace_id: &str,
+        device_id: &str,
+        name: &str,
+        credential_hash: &str,
+        now: i64,
+    ) -> Result<(), Error> {
+        let conn = self.conn();
+        let revoked: Option<Option<i64>> = conn
+            .query_row(
+                "SELECT revoked_at FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
+                params![workspace_id, device_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(Some(_)) = revoked {
+            return Err(Error::Revoked(device_id.to_owned()));
+        }
+        conn.execute(
+            "INSERT INTO devices (workspace_id, device_id, name, credential_hash, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (workspace_id, device_id) DO UPDATE
+             SET name = excluded.name, credential_hash = excluded.credential_hash, last_seen = excluded.last_seen",
+            params![workspace_id, device_id, name, credential_hash, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn credential(&self, credential_hash: &str) -> Result<Option<Credential>, Error> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT w.id, w.name, w.created_at, d.device_id, d.revoked_at
+                 FROM devices d JOIN workspaces w ON w.id = d.workspace_id
+                 WHERE d.credential_hash = ?1",
+                [credential_hash],
+                |r| {
+                    Ok(Credential {
+                        workspace: Workspace {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            created_at: r.get(2)?,
+                        },
+                        device_id: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records that a device connected now.
+    pub fn seen(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<(), Error> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE devices SET last_seen = max(last_seen, ?3) WHERE workspace_id = ?1 AND device_id = ?2",
+            )?
+            .execute(params![workspace_id, device_id, now])?;
+        Ok(())
+    }
+
+    /// A workspace's devices, oldest first.
+    pub fn devices(&self, workspace_id: &str) -> Result<Vec<Device>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT device_id, name, first_seen, last_seen, revoked_at FROM devices
+             WHERE workspace_id = ?1 ORDER BY first_seen, device_id",
+        )?;
+        let rows = stmt.query_map([workspace_id], |r| {
+            Ok(Device {
+                device_id: r.get(0)?,
+                name: r.get(1)?,
+                first_seen: r.get(2)?,
+                last_seen: r.get(3)?,
+                revoked_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a device (its credential stops working); false when it was
+    /// already revoked.
+    pub fn revoke(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<bool, Error> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE devices SET revoked_at = ?3 WHERE workspace_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
+            params![workspace_id, device_id, now],
+        )?;
+        if n == 1 {
+            return Ok(true);
+        }
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
+            params![workspace_id, device_id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            Ok(false)
+        } else {
+            Err(Error::NoDevice {
+                workspace: workspace_id.to_owned(),
+                device: device_id.to_owned(),
+            })
+        }
+    }
+
+    /// Every revoked device, as `(workspace id, device id)`.
+    pub fn revoked(&self) -> Result<Vec<(String, String)>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT workspace_id, device_id FROM devices WHERE revoked_at IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// SQLite's `data_version`: changes when another connection (another
+    /// process, such as `device revoke`) committed to the file.
+    pub fn data_version(&self) -> Result<i64, Error> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {

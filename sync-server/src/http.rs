@@ -1,5 +1,10 @@
-//! HTTP: `/sync` (token checked before the WebSocket upgrade), `/healthz`,
-//! `/readyz`.
+//! HTTP: `/sync` (a device credential checked before the WebSocket
+//! upgrade), `/enrol` (the workspace token traded for a device credential),
+//! `/devices` (the workspace's devices, for a device), `/healthz`, `/readyz`.
+//!
+//! `/enrol` and `/devices` answer with one JSON text message over a
+//! WebSocket, so every call a device makes rides the same connection path
+//! (TLS, proxies) as sync itself and needs no second HTTP client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use futures::{SinkExt, StreamExt};
+
+use crate::db::Credential;
+use crate::devices::Connected;
 use crate::{token, Db, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
@@ -40,11 +49,27 @@ pub struct AppState {
     pub limits: Limits,
     /// False while starting and once shutdown began.
     pub ready: Arc<AtomicBool>,
+    /// Open connections by device, to end them when it is revoked.
+    pub connected: Arc<Connected>,
+}
+
+impl AppState {
+    pub fn new(db: Arc<Db>, workspaces: Arc<Workspaces>, limits: Limits) -> AppState {
+        AppState {
+            db,
+            workspaces,
+            limits,
+            ready: Arc::new(AtomicBool::new(false)),
+            connected: Connected::new(),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/sync", get(sync))
+        .route("/enrol", get(enrol))
+        .route("/devices", get(devices))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(state)
@@ -59,6 +84,30 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// `serve` over TLS: the same router behind rustls.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        // Upgraded (WebSocket) connections are the repos' to end; plain
+        // requests get a moment to finish.
+        on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    axum_server::from_tcp_rustls(
+        listener.into_std()?,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    )?
+    .handle(handle)
+    .serve(router(state).into_make_service())
+    .await
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -89,48 +138,273 @@ fn presented_token(headers: &HeaderMap, query: &HashMap<String, String>) -> Opti
         .filter(|t| !t.is_empty())
 }
 
+fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
+    let mut why = why.into();
+    why.push('\n');
+    (status, why).into_response()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "storage error");
+            Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable",
+            ))
+        }
+        Err(_) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unavailable",
+        )),
+    }
+}
+
+/// The device behind a presented credential, or the one-sentence refusal
+/// the client shows its user.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Credential, Response> {
+    let Some(presented) = presented_token(headers, query) else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing device credential: send Authorization: Bearer <credential>",
+        ));
+    };
+    let db = state.db.clone();
+    let hash = token::hash(&presented);
+    let found = blocking(move || {
+        Ok((
+            db.credential(&hash)?,
+            db.workspace_by_token_hash(&hash)?.is_some(),
+        ))
+    })
+    .await?;
+    match found {
+        (Some(c), _) if c.revoked_at.is_some() => Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this device ({}) was revoked in workspace {}: it can no longer sync; its local data is kept",
+                c.device_id, c.workspace.name
+            ),
+        )),
+        (Some(c), _) => Ok(c),
+        (None, true) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "this is the workspace's enrolment token, not a device credential: enrol the device first \
+             (`flowkeep sync join`, or `flowkeep-sync-server device add` for another client)",
+        )),
+        (None, false) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unknown device credential: it was replaced by a newer enrolment of this device, or the server's data \
+             was reset; join again with the workspace token",
+        )),
+    }
+}
+
 async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(token) = presented_token(&headers, &query) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "missing token: send Authorization: Bearer <token>\n",
-        )
-            .into_response();
+    let device = match authenticate(&state, &headers, &query).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
     };
-    let db = state.db.clone();
-    let hash = token::hash(&token);
-    let workspace =
-        match tokio::task::spawn_blocking(move || db.workspace_by_token_hash(&hash)).await {
-            Ok(Ok(Some(w))) => w,
-            Ok(Ok(None)) => return (StatusCode::UNAUTHORIZED, "unknown token\n").into_response(),
-            _ => return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response(),
-        };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
     if !state.ready.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    let Some(acceptor) = state.workspaces.acceptor(&workspace.id).await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable\n").into_response();
+    let Some(acceptor) = state.workspaces.acceptor(&device.workspace.id).await else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable");
     };
+    let (db, ws_id, dev) = (
+        state.db.clone(),
+        device.workspace.id.clone(),
+        device.device_id.clone(),
+    );
+    if let Err(refusal) = blocking(move || db.seen(&ws_id, &dev, now_ms())).await {
+        return refusal;
+    }
+    let mut revoked = state
+        .connected
+        .register(&device.workspace.id, &device.device_id);
     let limits = state.limits;
     ws.max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .on_upgrade(move |socket| async move {
-            match acceptor.accept_axum(socket, None) {
-                Ok(_conn) => tracing::debug!(workspace = workspace.id.as_str(), "device connected"),
-                Err(_) => tracing::warn!(
-                    workspace = workspace.id.as_str(),
-                    "repo stopped; connection dropped"
-                ),
+            let (sink, stream) = socket.split();
+            // The inbound side ends when the device is revoked; samod then
+            // drops the connection and the socket closes.
+            let until_revoked = async move {
+                let _ = revoked.wait_for(|r| *r).await;
+            };
+            let stream = stream
+                .take_until(Box::pin(until_revoked))
+                .filter_map(|m| async move {
+                    match m {
+                        Ok(axum::extract::ws::Message::Binary(b)) => Some(Ok(b.to_vec())),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    }
+                });
+            let sink = sink.with(|b: Vec<u8>| async move {
+                Ok::<_, axum::Error>(axum::extract::ws::Message::Binary(b.into()))
+            });
+            let transport = samod::Transport::new(Box::pin(stream), Box::pin(sink));
+            let ws_id = device.workspace.id.as_str();
+            match acceptor.accept(transport) {
+                Ok(_conn) => {
+                    tracing::debug!(
+                        workspace = ws_id,
+                        device = device.device_id.as_str(),
+                        "device connected"
+                    )
+                }
+                Err(_) => tracing::warn!(workspace = ws_id, "repo stopped; connection dropped"),
             }
         })
+}
+
+/// A device id or name as a client sends it: printable, bounded; else why not.
+fn check_label(what: &str, value: Option<&String>, max: usize) -> Result<String, String> {
+    let v = value.map(|v| v.trim()).unwrap_or_default();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} is required: 1 to {max} printable characters"
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Trades the workspace token for a credential of the device named in
+/// `?device=<id>&name=<name>`.
+async fn enrol(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(presented) = presented_token(&headers, &query) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing workspace token: send Authorization: Bearer <token>",
+        );
+    };
+    let device_id = match check_label("device", query.get("device"), 64) {
+        Ok(d)
+            if d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            d
+        }
+        Ok(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "device must be letters, digits, '-', '_' or '.'",
+            )
+        }
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let name = match check_label("name", query.get("name"), 100) {
+        Ok(n) => n,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let db = state.db.clone();
+    let hash = token::hash(&presented);
+    let credential = token::generate_device();
+    let credential_hash = token::hash(&credential);
+    let dev = device_id.clone();
+    let enrolled = tokio::task::spawn_blocking(move || {
+        let Some(w) = db.workspace_by_token_hash(&hash)? else {
+            return Ok(None);
+        };
+        db.enrol(&w.id, &dev, &name, &credential_hash, now_ms())?;
+        Ok::<_, crate::Error>(Some(w))
+    })
+    .await;
+    let workspace = match enrolled {
+        Ok(Ok(Some(w))) => w,
+        Ok(Ok(None)) => return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unknown workspace token: check it, or ask the server's operator for the current one",
+        ),
+        Ok(Err(crate::Error::Revoked(d))) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!("device {d} was revoked in this workspace and cannot enrol again"),
+            )
+        }
+        _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+    };
+    tracing::info!(
+        workspace = workspace.id.as_str(),
+        device = device_id.as_str(),
+        "device enrolled"
+    );
+    let body = serde_json::json!({
+        "credential": credential,
+        "workspace": workspace.name,
+        "device_id": device_id,
+    });
+    reply_once(ws, body)
+}
+
+/// The workspace's devices, for one of its devices.
+async fn devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let device = match authenticate(&state, &headers, &query).await {
+        Ok(d) => d,
+        Err(refusal) => return refusal,
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let db = state.db.clone();
+    let ws_id = device.workspace.id.clone();
+    let list = match blocking(move || db.devices(&ws_id)).await {
+        Ok(l) => l,
+        Err(refusal) => return refusal,
+    };
+    reply_once(
+        ws,
+        serde_json::json!({"workspace": device.workspace.name, "devices": list}),
+    )
+}
+
+/// Upgrades, sends `body` as one text message, closes.
+fn reply_once(ws: WebSocketUpgrade, body: serde_json::Value) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let text = body.to_string();
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(text.into()))
+            .await;
+        let _ = socket.close().await;
+    })
 }

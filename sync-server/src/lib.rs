@@ -7,11 +7,13 @@
 //! document of another workspace does not exist for it.
 
 pub mod db;
+pub mod devices;
 pub mod http;
 pub mod storage;
+pub mod tls;
 pub mod token;
 pub mod workspaces;
 
 pub use db::{Db, Error};
-pub use http::{router, serve, AppState, Limits};
+pub use http::{router, serve, serve_tls, AppState, Limits};
 pub use workspaces::Workspaces;

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
+use flowkeep_sync_server::{
+    devices, serve, serve_tls, tls, token, AppState, Db, Limits, Workspaces,
+};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +36,22 @@ struct Cli {
     /// Stop a workspace's repo after this many seconds without devices.
     #[arg(long, global = true, default_value_t = 60)]
     idle_seconds: u64,
+    /// Serve TLS (wss://, https://) with this certificate chain (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -45,6 +63,37 @@ enum Command {
     /// Create and list workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCmd),
+    /// List, add and revoke the devices of a workspace.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// A workspace's devices: id, name, first and last seen, revoked.
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Enrol a device that cannot enrol itself (a headless or JS
+    /// automerge-repo client) and print its credential (shown once).
+    Add {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Shut a device out at once: its credential stops working and its open
+    /// connections are closed. The other devices keep syncing.
+    Revoke {
+        #[arg(long)]
+        workspace: String,
+        /// The device id `device list` shows (also --device).
+        #[arg(required_unless_present = "device")]
+        device_id: Option<String>,
+        #[arg(long, conflicts_with = "device_id")]
+        device: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,11 +147,98 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        None | Some(Command::Serve) => run_server(cli, db),
+        Some(Command::Device(cmd)) => device(&db, &dir, cmd),
+        None | Some(Command::Serve) => run_server(cli, db, &dir),
     }
 }
 
-fn run_server(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn show_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn device(db: &Db, dir: &std::path::Path, cmd: DeviceCmd) -> anyhow::Result<()> {
+    let workspace = |name: &str| {
+        db.workspace_by_name(name)?.ok_or_else(|| {
+            anyhow::anyhow!("no workspace named {name}: `workspace list` shows them")
+        })
+    };
+    match cmd {
+        DeviceCmd::List { workspace: name } => {
+            let w = workspace(&name)?;
+            let devices = db.devices(&w.id)?;
+            println!(
+                "{:<38} {:<24} {:<24} {:<24} STATUS",
+                "DEVICE", "NAME", "FIRST SEEN", "LAST SEEN"
+            );
+            for d in &devices {
+                let status = match d.revoked_at {
+                    Some(t) => format!("revoked {}", show_time(t)),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{:<38} {:<24} {:<24} {:<24} {status}",
+                    d.device_id,
+                    d.name,
+                    show_time(d.first_seen),
+                    show_time(d.last_seen)
+                );
+            }
+            let active = devices.iter().filter(|d| d.revoked_at.is_none()).count();
+            println!("{} device(s) in {}, {active} active", devices.len(), w.name);
+            Ok(())
+        }
+        DeviceCmd::Add {
+            workspace: name,
+            name: device_name,
+        } => {
+            let w = workspace(&name)?;
+            let device_id = format!("device-{}", token::random_hex(8));
+            let credential = token::generate_device();
+            db.enrol(
+                &w.id,
+                &device_id,
+                &device_name,
+                &token::hash(&credential),
+                now_ms(),
+            )?;
+            println!("Added device {device_id} ({device_name}) to {}.", w.name);
+            println!("Its credential is shown only now (Authorization: Bearer, or ?token=):");
+            println!("{credential}");
+            Ok(())
+        }
+        DeviceCmd::Revoke {
+            workspace: name,
+            device_id,
+            device,
+        } => {
+            let w = workspace(&name)?;
+            let id = device_id.or(device).unwrap_or_default();
+            if !db.revoke(&w.id, &id, now_ms())? {
+                println!("{id} was already revoked in {}.", w.name);
+                return Ok(());
+            }
+            match devices::notify_revoked(dir) {
+                Some(_) => println!("Revoked {id} in {}; the running server closed its connections.", w.name),
+                None => println!(
+                    "Revoked {id} in {}. No server is running on this data dir; the device is refused when it next connects.",
+                    w.name
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -122,15 +258,44 @@ fn run_server(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
             ..Limits::default()
         };
         let state = AppState {
-            db,
-            workspaces: workspaces.clone(),
-            limits,
             ready: ready.clone(),
+            ..AppState::new(db.clone(), workspaces.clone(), limits)
+        };
+        let tls = match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
         };
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            tls = tls.is_some(),
+            "listening"
+        );
+        if tls.is_none() && !cli.listen.ip().is_loopback() {
+            tracing::warn!(
+                "serving plain ws:// on a non-loopback address: tokens and data cross the network in clear \
+                 unless a TLS proxy is in front (or pass --tls-cert/--tls-key)"
+            );
+        }
+        let revocations = tokio::spawn(
+            state
+                .connected
+                .clone()
+                .watch_revocations(db.clone(), Duration::from_millis(500)),
+        );
+        let admin = {
+            let serving = state
+                .connected
+                .clone()
+                .serve_admin(db, dir.join(devices::ADMIN_SOCKET));
+            tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::warn!(error = %e, "no admin socket: `device revoke` takes effect within half a second");
+                }
+            })
+        };
         let reaper = {
             let workspaces = workspaces.clone();
             let idle = Duration::from_secs(cli.idle_seconds);
@@ -143,13 +308,19 @@ fn run_server(cli: Cli, db: Arc<Db>) -> anyhow::Result<()> {
         };
         ready.store(true, Ordering::SeqCst);
         let shutdown_ready = ready.clone();
-        serve(listener, state, async move {
+        let shutdown = async move {
             shutdown_signal().await;
             shutdown_ready.store(false, Ordering::SeqCst);
             tracing::info!("shutting down");
-        })
-        .await?;
+        };
+        match tls {
+            Some(config) => serve_tls(listener, state, config, shutdown).await?,
+            None => serve(listener, state, shutdown).await?,
+        }
         reaper.abort();
+        revocations.abort();
+        admin.abort();
+        let _ = std::fs::remove_file(dir.join(devices::ADMIN_SOCKET));
         // Repos write what they hold before stopping.
         workspaces.stop_all().await;
         tracing::info!("stopped");

@@ -4,7 +4,11 @@
 
 use sha2::{Digest, Sha256};
 
+/// A workspace token: the enrolment secret a device trades for its own
+/// credential.
 pub const PREFIX: &str = "fks_";
+/// A device credential: what `/sync` accepts.
+pub const DEVICE_PREFIX: &str = "fkd_";
 
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -15,6 +19,11 @@ pub fn random_hex(bytes: usize) -> String {
 /// A new token, as printed to the operator.
 pub fn generate() -> String {
     format!("{PREFIX}{}", random_hex(32))
+}
+
+/// A new device credential.
+pub fn generate_device() -> String {
+    format!("{DEVICE_PREFIX}{}", random_hex(32))
 }
 
 pub fn hash(token: &str) -> String {

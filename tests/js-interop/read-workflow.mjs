@@ -1,5 +1,5 @@
 // Connects to a flowkeep sync server with the JS automerge-repo client (the
-// token in the URL, as browsers must), opens the workspace root document,
+// device credential in the URL, as browsers must), opens the workspace root document,
 // then the workflow document flowkeep wrote, and prints what it says as JSON.
 // Usage: node read-workflow.mjs ws://127.0.0.1:PORT/sync TOKEN automerge:ROOT WORKFLOW_ID
 import { Repo } from "@automerge/automerge-repo"

@@ -37,6 +37,26 @@ pub fn create_workspace(bin: &Path, data: &Path, name: &str) -> String {
     token
 }
 
+/// A device credential from `device add`, for a raw client (the workspace
+/// token only enrols).
+pub fn add_device(bin: &Path, data: &Path, workspace: &str, name: &str) -> String {
+    let out = Command::new(bin)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["device", "add", "--workspace", workspace, "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let credential = text.lines().last().unwrap().trim().to_owned();
+    assert!(credential.starts_with("fkd_"), "{text}");
+    credential
+}
+
 impl Server {
     /// Starts the server and waits for the address it logs.
     pub fn start(bin: &Path, data: &Path, extra: &[&str]) -> Server {

@@ -90,6 +90,10 @@ pub enum SyncCmd {
         /// token and every config value cross the network unencrypted.
         #[arg(long)]
         allow_insecure: bool,
+        /// Trust this CA certificate (PEM) for a wss:// server, beside the
+        /// system's roots; kept for later syncs.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Join a workspace another device started.
     Join {
@@ -101,9 +105,20 @@ pub enum SyncCmd {
         /// token and every config value cross the network unencrypted.
         #[arg(long)]
         allow_insecure: bool,
+        /// Trust this CA certificate (PEM) for a wss:// server, beside the
+        /// system's roots; kept for later syncs.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Send local changes, receive other devices', merge; exit when in sync.
-    Now,
+    Now {
+        /// Trust this CA certificate (PEM) for the wss:// server from now on.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
+    },
+    /// The workspace's devices as the server knows them (id, name, first
+    /// and last seen, revoked).
+    Devices,
     /// Server, last sync and pending local changes.
     Status,
     /// Keep syncing in the background until Ctrl-C: reconnects when the

@@ -354,9 +354,10 @@ pub fn sync_status(s: &flowkeep_store::SyncStatus) -> String {
         s.last_sync.map(show).unwrap_or_else(|| "never".into())
     );
     let _ = writeln!(out, "pending changes {}", s.pending_local_changes);
+    let _ = writeln!(out, "this device     {}", s.device_id);
     let _ = writeln!(
         out,
-        "token           fingerprint {}",
+        "credential      fingerprint {}",
         s.token_fingerprint.as_deref().unwrap_or("-")
     );
     let _ = writeln!(out, "join string     {}", s.join.as_deref().unwrap_or("-"));
@@ -406,4 +407,38 @@ pub fn sync_status(s: &flowkeep_store::SyncStatus) -> String {
 fn tail(id: &str) -> String {
     let n = id.chars().count();
     id.chars().skip(n.saturating_sub(8)).collect()
+}
+
+/// `sync devices`: one line per device, this one marked.
+pub fn sync_devices(d: &flowkeep_store::SyncDevices) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<38} {:<24} {:<22} {:<22} STATUS",
+        "DEVICE", "NAME", "FIRST SEEN", "LAST SEEN"
+    );
+    for dev in &d.devices {
+        let mut status = match dev.revoked_at {
+            Some(t) => format!("revoked {}", show(t)),
+            None => "active".to_owned(),
+        };
+        if dev.device_id == d.this_device {
+            status.push_str(" (this device)");
+        }
+        let _ = writeln!(
+            out,
+            "{:<38} {:<24} {:<22} {:<22} {status}",
+            dev.device_id,
+            dev.name,
+            show(dev.first_seen),
+            show(dev.last_seen)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} device(s) in workspace {}",
+        d.devices.len(),
+        d.workspace
+    );
+    out
 }

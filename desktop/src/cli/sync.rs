@@ -1,13 +1,16 @@
 //! `flowkeep sync …`.
 
-use flowkeep_store::Service;
+use flowkeep_store::{Service, SyncOptions};
 
 use super::args::SyncCmd;
 use super::{done, render, time_arg, Failure, Out};
 
 pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
     // A first sync of many documents can take a while: show how far it is.
-    if matches!(c, SyncCmd::Watch { .. } | SyncCmd::Status) {
+    if matches!(
+        c,
+        SyncCmd::Watch { .. } | SyncCmd::Status | SyncCmd::Devices
+    ) {
         return run(svc, c, json);
     }
     let bar = super::progress::Progress::new(json, 1, "connecting");
@@ -30,8 +33,13 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             server,
             token,
             allow_insecure,
+            ca_file,
         } => {
-            let r = svc.sync_init_with(&server, &token, allow_insecure)?;
+            let opts = SyncOptions {
+                allow_insecure,
+                ca_pem: read_ca(ca_file)?,
+            };
+            let r = svc.sync_init_with(&server, &token, &opts)?;
             let text = format!(
                 "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
                 summary(&r),
@@ -43,13 +51,25 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             join,
             token,
             allow_insecure,
+            ca_file,
         } => {
-            let r = svc.sync_join_with(&join, &token, allow_insecure)?;
+            let opts = SyncOptions {
+                allow_insecure,
+                ca_pem: read_ca(ca_file)?,
+            };
+            let r = svc.sync_join_with(&join, &token, &opts)?;
             done(&r, summary(&r))
         }
-        SyncCmd::Now => {
+        SyncCmd::Now { ca_file } => {
+            if let Some(pem) = read_ca(ca_file)? {
+                svc.set_sync_ca(&pem)?;
+            }
             let r = svc.sync_now()?;
             done(&r, summary(&r))
+        }
+        SyncCmd::Devices => {
+            let d = svc.sync_devices()?;
+            done(&d, render::sync_devices(&d))
         }
         SyncCmd::Watch { interval_ms } => {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -81,5 +101,18 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             let s = svc.sync_status(Default::default())?;
             done(&s, render::sync_status(&s))
         }
+    }
+}
+
+/// The PEM text of `--ca-file`, or a clear error naming the flag.
+fn read_ca(path: Option<std::path::PathBuf>) -> Result<Option<String>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => Ok(Some(pem)),
+        Err(e) => Err(super::input_error(
+            "ca_file",
+            "readable",
+            &format!("cannot read {}: {e}", path.display()),
+        )),
     }
 }

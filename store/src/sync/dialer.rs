@@ -1,22 +1,35 @@
-//! Connects to the sync server with the workspace token in the
-//! `Authorization` header. A 401/403 is a permanent failure, so a wrong
-//! token fails fast with a clear message instead of retrying forever.
+//! Connects to the sync server with this device's credential in the
+//! `Authorization` header, over TLS for `wss://`. A refusal (401/403, a
+//! certificate that is not trusted) is a permanent failure, so it fails fast
+//! with a clear message instead of retrying forever.
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use samod::{DialError, Dialer, Transport};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-/// Also used by the sync bench to drive many clients.
+/// Also used by the sync bench and tests to drive raw clients.
 pub struct TokenDialer {
     pub url: url::Url,
+    /// The device credential (or, for `/enrol`, the workspace token).
     pub token: String,
+    /// Trust for `wss://`; `None` uses the system's roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// Why the server (or its certificate) was not accepted; never retried.
 #[derive(Debug, thiserror::Error)]
-#[error("the sync server refused the token (HTTP {0}): check it, or ask for a new one")]
-pub struct Refused(pub u16);
+pub enum Refused {
+    /// The server said no: its one-sentence reason.
+    #[error("the sync server refused this device (HTTP {status}): {reason}")]
+    Server { status: u16, reason: String },
+    #[error("{0}")]
+    Certificate(String),
+}
 
 impl Dialer for TokenDialer {
     type Error = Refused;
@@ -26,18 +39,10 @@ impl Dialer for TokenDialer {
     }
 
     fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
-        let (url, token) = (self.url.clone(), self.token.clone());
+        let (url, token, tls) = (self.url.clone(), self.token.clone(), self.tls.clone());
         Box::pin(async move {
-            let mut req = url
-                .as_str()
-                .into_client_request()
-                .map_err(DialError::transient)?;
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(DialError::transient)?;
-            req.headers_mut().insert("Authorization", value);
-            match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, _)) => {
+            match open(&url, &token, tls).await {
+                Ok(ws) => {
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(|m| async move {
                         match m {
@@ -51,11 +56,83 @@ impl Dialer for TokenDialer {
                     });
                     Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
                 }
-                Err(tungstenite::Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403) => {
-                    Err(DialError::PermanentFailure(Refused(r.status().as_u16())))
-                }
-                Err(e) => Err(DialError::transient(e)),
+                Err(Failure::Refused(r)) => Err(DialError::PermanentFailure(r)),
+                Err(Failure::Transient(e)) => Err(DialError::transient(e)),
             }
         })
     }
+}
+
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub(crate) enum Failure {
+    Refused(Refused),
+    Transient(tungstenite::Error),
+}
+
+/// Opens a WebSocket to `url` with `Authorization: Bearer <token>`.
+pub(crate) async fn open(
+    url: &url::Url,
+    token: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Socket, Failure> {
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(Failure::Transient)?;
+    let value = tungstenite::http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| Failure::Transient(tungstenite::Error::HttpFormat(e.into())))?;
+    req.headers_mut().insert("Authorization", value);
+    let connector = match (url.scheme(), tls) {
+        ("wss", Some(cfg)) => Some(Connector::Rustls(cfg)),
+        _ => None,
+    };
+    match tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403) => {
+            let reason = r
+                .body()
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "no reason given".to_owned());
+            Err(Failure::Refused(Refused::Server {
+                status: r.status().as_u16(),
+                reason,
+            }))
+        }
+        Err(e) => match certificate_problem(&e, url) {
+            Some(why) => Err(Failure::Refused(Refused::Certificate(why))),
+            None => Err(Failure::Transient(e)),
+        },
+    }
+}
+
+/// A sentence for a TLS failure that retrying cannot fix.
+fn certificate_problem(e: &tungstenite::Error, url: &url::Url) -> Option<String> {
+    use rustls::{CertificateError, Error as TlsError};
+    let host = url.host_str().unwrap_or("?");
+    let tls = match e {
+        tungstenite::Error::Tls(tungstenite::error::TlsError::Rustls(t)) => t,
+        tungstenite::Error::Io(io) => io.get_ref()?.downcast_ref::<TlsError>()?,
+        _ => return None,
+    };
+    let why = match tls {
+        TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "the server's certificate is not trusted (unknown issuer): if {host} uses a private CA, pass its certificate with --ca-file"
+        ),
+        TlsError::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's certificate is not valid for {host}: connect with the host name (or IP) the certificate was issued for"
+        ),
+        TlsError::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "the server's certificate has expired".to_owned(),
+        TlsError::InvalidCertificate(other) => {
+            format!("the server's certificate was refused: {other:?}")
+        }
+        other => format!("TLS with {host} failed: {other}"),
+    };
+    Some(why)
 }

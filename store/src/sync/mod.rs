@@ -5,7 +5,8 @@
 //! 1. offline, commits local changes (projection vs. document) onto this
 //!    device's copy of each document, so they stay concurrent with other
 //!    devices' offline edits;
-//! 2. connects with the workspace token (a refused token fails at once);
+//! 2. connects with this device's credential (enrolled once with the
+//!    workspace token; a refused or revoked credential fails at once);
 //! 3. syncs the root document, which lists the workspace's workflow
 //!    documents, and every document it lists;
 //! 4. merges: each document whose heads differ from the heads last
@@ -20,8 +21,11 @@
 //! `sync:rejected`); a workflow document that fails keeps the heads last
 //! merged, so once it is valid again every change since then is merged.
 //!
-//! The parts: `settings.rs` (server, token, root; init, join, status),
-//! `session.rs` (connect, exchange, `sync now`, `sync watch`), `push.rs`
+//! The parts: `settings.rs` (server, credential, root; init, join, status),
+//! `enrol.rs` (the workspace token traded for this device's credential;
+//! the workspace's devices), `tls.rs` (whom `wss://` trusts),
+//! `session.rs` (connect, exchange, `sync now`), `watch.rs` (`sync watch`,
+//! woken by changes rather than polling every document), `push.rs`
 //! (local changes onto documents), `merge.rs` (checks and merges of what
 //! others wrote, rejections), `tracking.rs` (documents and logs this device
 //! syncs, with their SQL), `heads.rs` (heads and authors), and beside them
@@ -30,9 +34,11 @@
 
 pub mod dialer;
 mod doc;
+mod enrol;
 mod execlog;
 mod root;
 mod storage;
+pub mod tls;
 
 mod heads;
 mod merge;
@@ -40,7 +46,10 @@ mod push;
 mod session;
 mod settings;
 mod tracking;
+mod watch;
 
+use enrol::not_configured;
+pub use enrol::{SyncDevice, SyncDevices};
 use heads::*;
 use session::*;
 use settings::*;
@@ -73,6 +82,8 @@ const META_ROOT: &str = "sync.root";
 const META_LAST: &str = "sync.last_sync";
 const META_SEQ: &str = "sync.synced_seq";
 const META_INSECURE: &str = "sync.allow_insecure";
+/// A private CA this device trusts for `wss://`, as PEM (`--ca-file`).
+const META_CA: &str = "sync.ca_pem";
 const JOIN_PREFIX: &str = "flowkeep-join:";
 /// Stream of the `remote.rejected` events: not a workflow's, whose stream
 /// version is its revision.
@@ -107,13 +118,16 @@ pub struct SyncReport {
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SyncStatus {
     pub configured: bool,
+    /// This device's id, as the server's device list shows it.
+    pub device_id: String,
     pub server: Option<String>,
     pub join: Option<String>,
     pub last_sync: Option<i64>,
     /// Local changes to workflows since the last sync.
     pub pending_local_changes: u64,
-    /// First 8 hex digits of the workspace token's SHA-256: tells tokens
-    /// apart without showing one.
+    /// First 8 hex digits of the SHA-256 of this device's credential (or of
+    /// the workspace token before it enrolled): tells them apart without
+    /// showing one.
     pub token_fingerprint: Option<String>,
     /// Data from other devices that failed the checks and was not merged.
     pub rejected: u64,
@@ -161,8 +175,29 @@ struct Settings {
     /// Plain `ws://` to a host that is not this machine, which the user
     /// allowed (`--allow-insecure`).
     allow_insecure: bool,
+    /// A private CA to trust for `wss://`, beside the system's roots.
+    ca_pem: Option<String>,
 }
 
+impl Settings {
+    /// Trust for a `wss://` server; `None` for `ws://`.
+    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>> {
+        if self.server.starts_with("wss://") {
+            Ok(Some(tls::client_config(self.ca_pem.as_deref())?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// How this device connects, beside the server and token.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Allow plain `ws://` to a host that is not this machine.
+    pub allow_insecure: bool,
+    /// A private CA (PEM) to trust for `wss://`; kept for later syncs.
+    pub ca_pem: Option<String>,
+}
 /// The root entries that passed the checks, with the document each is in.
 #[derive(Default)]
 struct Listed {

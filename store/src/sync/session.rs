@@ -1,5 +1,5 @@
 //! A sync session: connect, sync the root and every document it lists,
-//! merge; `sync now` runs one, `sync watch` repeats rounds over one connection.
+//! merge; `sync now` runs one (`watch.rs` repeats them over one connection).
 
 use super::*;
 
@@ -9,11 +9,7 @@ impl Service {
     pub fn sync_now(&self) -> Result<SyncReport> {
         match self.settings()? {
             Some(s) if s.root.is_some() => self.session(s),
-            _ => Err(Error::invalid(
-                "sync",
-                "not_configured",
-                "this device does not sync yet: `flowkeep sync init --server URL --token T` or `flowkeep sync join JOIN --token T`",
-            )),
+            _ => Err(not_configured()),
         }
     }
 
@@ -30,99 +26,16 @@ impl Service {
         let seq = self.max_seq()?;
         let rt = runtime()?;
         let report = rt.block_on(async {
+            let settings = self.enrolled(settings).await?;
             let repo = self.open_repo(&db_path).await?;
             let result = self.session_with(&repo, &settings).await;
             repo.stop().await;
-            result
+            result.map(|r| (r, settings))
         });
         rt.shutdown_timeout(Duration::from_secs(2));
-        let report = report?;
+        let (report, settings) = report?;
         self.mark_synced(&settings, &report.join, seq)?;
         Ok(report)
-    }
-
-    /// Keeps this device in sync until `stop` is set: sends local changes and
-    /// merges other devices' every `interval`, over one connection that is
-    /// re-established with backoff when the server goes away. A refused
-    /// token ends it with an error. `on_round` sees rounds that moved data.
-    pub fn sync_watch(
-        &self,
-        stop: &AtomicBool,
-        interval: Duration,
-        mut on_round: impl FnMut(&SyncReport),
-    ) -> Result<()> {
-        let settings = match self.settings()? {
-            Some(s) if s.root.is_some() => s,
-            _ => return self.sync_now().map(drop),
-        };
-        let Some(db_path) = self.db_path().map(|p| p.to_owned()) else {
-            return Err(Error::invalid(
-                "sync",
-                "unavailable",
-                "sync needs a database on disk",
-            ));
-        };
-        let rt = runtime()?;
-        let result = rt.block_on(async {
-            let repo = self.open_repo(&db_path).await?;
-            let backoff = BackoffConfig {
-                initial_delay: Duration::from_millis(200),
-                max_delay: Duration::from_secs(10),
-                max_retries: None,
-            };
-            let dialer = dial(&repo, &settings, backoff)?;
-            // A refused token is final; an unreachable server is waited for.
-            if let Ok(Err(samod::DialerFailed::PermanentFailure(e))) =
-                tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await
-            {
-                repo.stop().await;
-                return Err(Error::Unavailable(e.to_string()));
-            }
-            let mut root: Option<DocHandle> = None;
-            while !stop.load(Ordering::SeqCst) {
-                if let Some(conn) = dialer.connection_id() {
-                    let seq = self.max_seq()?;
-                    let round = async {
-                        let pushed = self.push_local(&repo).await?;
-                        if root.is_none() {
-                            root = Some(self.open_root(&repo, &settings).await?);
-                        }
-                        let root = root.as_ref().expect("opened above");
-                        let (merged, documents) = self.exchange(&repo, root, conn).await?;
-                        Ok::<_, Error>(SyncReport {
-                            server: settings.server.clone(),
-                            join: join_string(&settings.server, &root.url().to_string()),
-                            pushed,
-                            merged,
-                            documents,
-                        })
-                    };
-                    match round.await {
-                        Ok(report) => {
-                            self.mark_synced(&settings, &report.join, seq)?;
-                            if report.pushed + report.merged > 0 {
-                                on_round(&report);
-                            }
-                        }
-                        // The connection went away mid-round: the next round
-                        // (after reconnecting) picks everything up again.
-                        Err(Error::Unavailable(_)) => {}
-                        Err(e) => {
-                            repo.stop().await;
-                            return Err(e);
-                        }
-                    }
-                }
-                let until = tokio::time::Instant::now() + interval;
-                while tokio::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            repo.stop().await;
-            Ok(())
-        });
-        rt.shutdown_timeout(Duration::from_secs(2));
-        result
     }
 
     pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<Repo> {
@@ -143,13 +56,13 @@ impl Service {
         };
         let (_dialer, conn) = self.connect(repo, s, backoff).await?;
         let root = self.open_root(repo, s).await?;
-        let (merged, documents) = self.exchange(repo, &root, conn).await?;
+        let x = self.exchange(repo, &root, conn).await?;
         Ok(SyncReport {
             server: s.server.clone(),
             join: join_string(&s.server, &root.url().to_string()),
             pushed,
-            merged,
-            documents,
+            merged: x.merged,
+            documents: x.workflows,
         })
     }
 
@@ -209,14 +122,13 @@ impl Service {
     }
 
     /// Lists this device's documents in the root, settles every listed
-    /// document with the server, and merges what changed elsewhere. Returns
-    /// (workflows merged, documents).
+    /// document with the server, and merges what changed elsewhere.
     pub(super) async fn exchange(
         &self,
         repo: &Repo,
         root: &DocHandle,
         conn: samod::ConnectionId,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<Exchanged> {
         let docs = self.known_docs()?;
         let logs = self.known_logs()?;
         list_missing(root, root::List::Workflows, &docs)?;
@@ -297,11 +209,27 @@ impl Service {
             let known = logs.iter().find(|k| k.key == key.to_string());
             self.consider_log(key, handle, known, &listed_ids)?;
         }
-        Ok((merged, handles.len()))
+        Ok(Exchanged {
+            merged,
+            workflows: handles.len(),
+            handles: handles
+                .into_iter()
+                .map(|(_, h)| h)
+                .chain(log_handles.into_iter().map(|(_, h)| h))
+                .collect(),
+        })
     }
 }
 
-/// A dialer to the server that sends the workspace token.
+/// What one exchange did: workflows merged, and every document it synced
+/// (the workflows' and the run logs').
+pub(super) struct Exchanged {
+    pub merged: usize,
+    pub workflows: usize,
+    pub handles: Vec<DocHandle>,
+}
+
+/// A dialer to the server that sends this device's credential.
 pub(super) fn dial(
     repo: &Repo,
     s: &Settings,
@@ -314,6 +242,7 @@ pub(super) fn dial(
         Arc::new(dialer::TokenDialer {
             url,
             token: s.token.clone(),
+            tls: s.tls()?,
         }),
     )
     .map_err(|_| Error::Unavailable("the sync engine stopped".into()))

@@ -29,22 +29,24 @@ impl Service {
             token,
             root: self.meta(META_ROOT)?,
             allow_insecure: self.meta(META_INSECURE)?.as_deref() == Some("1"),
+            ca_pem: self.meta(META_CA)?.filter(|p| !p.is_empty()),
         }))
     }
 
     /// Starts a workspace on the server from this device's workflows.
     pub fn sync_init(&self, server: &str, token: &str) -> Result<SyncReport> {
-        self.sync_init_with(server, token, false)
+        self.sync_init_with(server, token, &SyncOptions::default())
     }
 
-    /// `sync_init`; `allow_insecure` permits plain `ws://` to another host.
+    /// `sync_init` with how to connect (`--allow-insecure`, `--ca-file`).
     pub fn sync_init_with(
         &self,
         server: &str,
         token: &str,
-        allow_insecure: bool,
+        opts: &SyncOptions,
     ) -> Result<SyncReport> {
-        check_transport(&check_server(server)?, allow_insecure)?;
+        check_transport(&check_server(server)?, opts.allow_insecure)?;
+        check_options(opts)?;
         let token = check_token(token)?;
         if let Some(s) = self.settings()? {
             if s.root.is_some() {
@@ -58,23 +60,25 @@ impl Service {
             server: server.to_owned(),
             token: token.to_owned(),
             root: None,
-            allow_insecure,
+            allow_insecure: opts.allow_insecure,
+            ca_pem: opts.ca_pem.clone(),
         };
         self.session(s)
     }
 
     /// Joins a workspace another device started, and receives everything.
     pub fn sync_join(&self, join: &str, token: &str) -> Result<SyncReport> {
-        self.sync_join_with(join, token, false)
+        self.sync_join_with(join, token, &SyncOptions::default())
     }
 
-    /// `sync_join`; `allow_insecure` permits plain `ws://` to another host.
+    /// `sync_join` with how to connect (`--allow-insecure`, `--ca-file`).
     pub fn sync_join_with(
         &self,
         join: &str,
         token: &str,
-        allow_insecure: bool,
+        opts: &SyncOptions,
     ) -> Result<SyncReport> {
+        check_options(opts)?;
         let bad = || {
             Error::invalid(
                 "join",
@@ -84,7 +88,7 @@ impl Service {
         };
         let rest = join.trim().strip_prefix(JOIN_PREFIX).ok_or_else(bad)?;
         let (server, root) = rest.split_once('#').ok_or_else(bad)?;
-        check_transport(&check_server(server)?, allow_insecure)?;
+        check_transport(&check_server(server)?, opts.allow_insecure)?;
         AutomergeUrl::from_str(root).map_err(|_| bad())?;
         let token = check_token(token)?;
         if let Some(s) = self.settings()? {
@@ -99,7 +103,8 @@ impl Service {
             server: server.to_owned(),
             token: token.to_owned(),
             root: Some(root.to_owned()),
-            allow_insecure,
+            allow_insecure: opts.allow_insecure,
+            ca_pem: opts.ca_pem.clone(),
         };
         self.session(s)
     }
@@ -160,6 +165,7 @@ impl Service {
         })?;
         Ok(SyncStatus {
             configured: s.as_ref().is_some_and(|s| s.root.is_some()),
+            device_id: self.device_id().to_owned(),
             join: s
                 .as_ref()
                 .and_then(|s| Some(join_string(&s.server, s.root.as_ref()?))),
@@ -186,7 +192,15 @@ impl Service {
                 META_INSECURE,
                 if settings.allow_insecure { "1" } else { "0" },
             ),
+            (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
         ])
+    }
+
+    /// Trusts a private CA (PEM) for this device's `wss://` server from now
+    /// on (`sync now --ca-file`).
+    pub fn set_sync_ca(&self, ca_pem: &str) -> Result<()> {
+        tls::check_ca_pem(ca_pem)?;
+        self.set_meta(&[(META_CA, ca_pem)])
     }
 
     pub(super) fn max_seq(&self) -> Result<i64> {
@@ -218,24 +232,25 @@ pub(super) fn check_server(server: &str) -> Result<url::Url> {
     }
 }
 
-/// The token and every config value travel over this connection: plain
-/// `ws://` is only for this machine (loopback), or where the user said so.
-/// TLS (`wss://`) is not built into this flowkeep yet, which is said at
-/// once rather than after a failed connection.
+fn check_options(opts: &SyncOptions) -> Result<()> {
+    if let Some(pem) = &opts.ca_pem {
+        tls::check_ca_pem(pem)?;
+    }
+    Ok(())
+}
+
+/// The credential and every config value travel over this connection:
+/// plain `ws://` is only for this machine (loopback), or where the user
+/// said so; `wss://` (TLS) is for everything else.
 pub(super) fn check_transport(url: &url::Url, allow_insecure: bool) -> Result<()> {
     match url.scheme() {
-        "wss" => Err(Error::invalid(
-            "server",
-            "tls",
-            "wss:// (TLS) is not supported by this flowkeep yet: run the sync server on this machine \
-             (ws://127.0.0.1:…), or behind a tunnel you trust, and use ws:// with --allow-insecure",
-        )),
         "ws" if !allow_insecure && !is_loopback(url) => Err(Error::invalid(
             "server",
             "insecure",
             format!(
-                "ws:// to {} is insecure: the workspace token and every config value would cross the network \
-                 in clear text. Use a server on this machine, or pass --allow-insecure on a network you control",
+                "ws:// to {} is insecure: the credential and every config value would cross the network \
+                 in clear text. Use wss:// (TLS), a server on this machine, or pass --allow-insecure on a \
+                 network you control",
                 url.host_str().unwrap_or("?")
             ),
         )),
@@ -298,8 +313,8 @@ mod tests {
     }
 
     #[test]
-    fn wss_says_at_once_that_tls_is_not_built_in() {
-        let e = check("wss://sync.example.com/sync", false).unwrap_err();
-        assert!(e.contains("TLS") && e.contains("not supported"), "{e}");
+    fn wss_goes_anywhere() {
+        assert_eq!(check("wss://sync.example.com/sync", false), Ok(()));
+        assert_eq!(check("wss://127.0.0.1:7780/sync", false), Ok(()));
     }
 }

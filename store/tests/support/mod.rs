@@ -27,10 +27,8 @@ impl TestServer {
         let port = std_listener.local_addr().unwrap().port();
         std_listener.set_nonblocking(true).unwrap();
         let state = AppState {
-            db: db.clone(),
-            workspaces: Workspaces::new(db.clone()),
-            limits: Limits::default(),
             ready: Arc::new(AtomicBool::new(true)),
+            ..AppState::new(db.clone(), Workspaces::new(db.clone()), Limits::default())
         };
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
@@ -53,5 +51,16 @@ impl TestServer {
             .create_workspace(name, &token::hash(&token), 0)
             .unwrap();
         token
+    }
+
+    /// A credential for a raw client of workspace `name` (the token only
+    /// enrols), as `flowkeep-sync-server device add` makes one.
+    pub fn device(&self, name: &str, device_id: &str) -> String {
+        let w = self.db.workspace_by_name(name).unwrap().unwrap();
+        let credential = token::generate_device();
+        self.db
+            .enrol(&w.id, device_id, device_id, &token::hash(&credential), 0)
+            .unwrap();
+        credential
     }
 }

@@ -9,6 +9,7 @@ const base: Status = {
   join: "flowkeep-join:ws://127.0.0.1:1/sync#automerge:x",
   last_sync: Date.now() - 60_000,
   pending_local_changes: 0,
+  device_id: "01a23b60-d1ea-7725-89aa-d505e2f68b1e",
   token_fingerprint: "1a2b3c4d",
   rejected: 0,
   rejections: [],
@@ -33,7 +34,7 @@ describe("SyncStatus", () => {
     render(<SyncStatus refreshMs={60_000} />);
     const s = await screen.findByRole("status", { name: "Sync status" });
     await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced/));
-    expect(s.getAttribute("title")).toBe("ws://127.0.0.1:1/sync · token 1a2b3c4d");
+    expect(s.getAttribute("title")).toBe("ws://127.0.0.1:1/sync · credential 1a2b3c4d");
     expect(screen.queryByText(/rejected/)).toBeNull();
   });
 

@@ -39,7 +39,7 @@ export function SyncStatus(props: { refreshMs?: number }) {
     text = `Sync on: ${last}${pending}`;
   }
   // The token itself never reaches the UI; its fingerprint tells tokens apart.
-  const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · token ${status.token_fingerprint}` : ""}` : undefined;
+  const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · credential ${status.token_fingerprint}` : ""}` : undefined;
   return (
     <span className="sync">
       <span className={`sync-status${error ? " error" : ""}`} role="status" aria-label="Sync status" title={title}>

@@ -223,14 +223,19 @@ subject: string | null,
  */
 device_id: string | null, reason: string, };
 
-export type SyncStatus = { configured: boolean, server: string | null, join: string | null, last_sync: number | null, 
+export type SyncStatus = { configured: boolean, 
+/**
+ * This device's id, as the server's device list shows it.
+ */
+device_id: string, server: string | null, join: string | null, last_sync: number | null, 
 /**
  * Local changes to workflows since the last sync.
  */
 pending_local_changes: number, 
 /**
- * First 8 hex digits of the workspace token's SHA-256: tells tokens
- * apart without showing one.
+ * First 8 hex digits of the SHA-256 of this device's credential (or of
+ * the workspace token before it enrolled): tells them apart without
+ * showing one.
  */
 token_fingerprint: string | null, 
 /**

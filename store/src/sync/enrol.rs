@@ -1,0 +1,176 @@
+//! A device's credential: the workspace token is only an enrolment secret,
+//! traded once at `/enrol` for a credential of this device id, which is all
+//! this device keeps. The server can then list devices and revoke one
+//! without touching the others. `/devices` lists them for a device.
+
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::dialer::{self, Failure};
+use super::*;
+
+/// Workspace tokens start with this; a device credential with `fkd_`.
+const WORKSPACE_TOKEN_PREFIX: &str = "fks_";
+
+/// A device of the workspace, as the server lists it.
+#[derive(Debug, Clone, serde::Deserialize, Serialize, ts_rs::TS)]
+pub struct SyncDevice {
+    pub device_id: String,
+    pub name: String,
+    /// Unix ms.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, Serialize, ts_rs::TS)]
+pub struct SyncDevices {
+    pub workspace: String,
+    /// This device's id, to find it in the list.
+    pub this_device: String,
+    pub devices: Vec<SyncDevice>,
+}
+
+impl Service {
+    /// `settings` holding a device credential: when it still holds the
+    /// workspace token (a first sync, or a device set up before
+    /// credentials), enrols this device and keeps only the credential.
+    pub(super) async fn enrolled(&self, mut s: Settings) -> Result<Settings> {
+        if !s.token.starts_with(WORKSPACE_TOKEN_PREFIX) {
+            return Ok(s);
+        }
+        let mut url = endpoint(&s.server, "enrol")?;
+        url.query_pairs_mut()
+            .append_pair("device", self.device_id())
+            .append_pair("name", &device_name());
+        let reply = one_message(&url, &s.token, &s).await?;
+        let credential = reply
+            .get("credential")
+            .and_then(|c| c.as_str())
+            .filter(|c| !c.is_empty() && !c.starts_with(WORKSPACE_TOKEN_PREFIX))
+            .ok_or_else(|| {
+                Error::Unavailable("the sync server sent no device credential".into())
+            })?;
+        s.token = credential.to_owned();
+        // Kept at once: a session that fails later must not enrol again.
+        self.set_meta(&[(META_TOKEN, &s.token)])?;
+        tracing::info!(device = self.device_id(), "enrolled with the sync server");
+        Ok(s)
+    }
+
+    /// The workspace's devices, as the server lists them.
+    pub fn sync_devices(&self) -> Result<SyncDevices> {
+        let Some(s) = self.settings()? else {
+            return Err(not_configured());
+        };
+        let rt = runtime()?;
+        let result = rt.block_on(async {
+            let s = self.enrolled(s).await?;
+            let url = endpoint(&s.server, "devices")?;
+            let reply = one_message(&url, &s.token, &s).await?;
+            let workspace = reply["workspace"].as_str().unwrap_or_default().to_owned();
+            let devices: Vec<SyncDevice> = serde_json::from_value(reply["devices"].clone())
+                .map_err(|e| {
+                    Error::Unavailable(format!("the sync server's device list does not read: {e}"))
+                })?;
+            Ok(SyncDevices {
+                workspace,
+                this_device: self.device_id().to_owned(),
+                devices,
+            })
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+        result
+    }
+}
+
+pub(super) fn not_configured() -> Error {
+    Error::invalid(
+        "sync",
+        "not_configured",
+        "this device does not sync yet: `flowkeep sync init --server URL --token T` or `flowkeep sync join JOIN --token T`",
+    )
+}
+
+/// `name` beside the sync URL: `wss://h/x/sync` → `wss://h/x/enrol`.
+fn endpoint(server: &str, name: &str) -> Result<url::Url> {
+    let sync = check_server(server)?;
+    sync.join(name)
+        .map_err(|e| Error::invalid("server", "format", e.to_string()))
+}
+
+/// This machine's name, to tell devices apart in lists.
+fn device_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| {
+            h.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "flowkeep device".to_owned())
+}
+
+/// Connects, reads the one JSON message the server answers with.
+async fn one_message(url: &url::Url, token: &str, s: &Settings) -> Result<Value> {
+    check_transport(url, s.allow_insecure)?;
+    let tls = s.tls()?;
+    let call = async {
+        let mut ws = match dialer::open(url, token, tls).await {
+            Ok(ws) => ws,
+            Err(Failure::Refused(r)) => return Err(Error::Unavailable(r.to_string())),
+            Err(Failure::Transient(e)) => {
+                return Err(Error::Unavailable(format!(
+                    "cannot reach the sync server at {}: {e}",
+                    s.server
+                )))
+            }
+        };
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) => {
+                    return serde_json::from_str(t.as_str()).map_err(|e| {
+                        Error::Unavailable(format!("the sync server's answer does not read: {e}"))
+                    })
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    return Err(Error::Unavailable(format!(
+                        "the sync server went away: {e}"
+                    )))
+                }
+            }
+        }
+        Err(Error::Unavailable(
+            "the sync server closed without answering".into(),
+        ))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "the sync server at {} did not answer in time",
+                s.server
+            )))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_sit_beside_the_sync_url() {
+        assert_eq!(
+            endpoint("wss://h:1/sync", "enrol").unwrap().as_str(),
+            "wss://h:1/enrol"
+        );
+        assert_eq!(
+            endpoint("wss://h/team/sync", "devices").unwrap().as_str(),
+            "wss://h/team/devices"
+        );
+    }
+}
