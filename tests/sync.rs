@@ -656,7 +656,11 @@ fn test_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
-    let paths = [dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")];
+    let paths = [
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ];
     std::fs::write(&paths[0], ca.pem()).unwrap();
     std::fs::write(&paths[1], leaf.pem()).unwrap();
     std::fs::write(&paths[2], leaf_key.serialize_pem()).unwrap();
@@ -671,7 +675,12 @@ fn over_tls_a_trusted_certificate_syncs_and_an_untrusted_or_wrong_host_one_is_re
     let server = Server::start(
         &ws.bin,
         ws._data.path(),
-        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
     );
     let url = format!("wss://127.0.0.1:{}/sync", server.port);
     let ca = ca.to_str().unwrap();
@@ -681,47 +690,93 @@ fn over_tls_a_trusted_certificate_syncs_and_an_untrusted_or_wrong_host_one_is_re
     let r = a.json(&["sync", "init", "--server", &url, "--token", &ws.token]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let msg = r.error()["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("not trusted") && msg.contains("--ca-file"), "{msg}");
+    assert!(
+        msg.contains("not trusted") && msg.contains("--ca-file"),
+        "{msg}"
+    );
     // The certificate names 127.0.0.1, not localhost.
     let wrong_host = format!("wss://localhost:{}/sync", server.port);
-    let r = a.json(&["sync", "init", "--server", &wrong_host, "--token", &ws.token, "--ca-file", ca]);
+    let r = a.json(&[
+        "sync",
+        "init",
+        "--server",
+        &wrong_host,
+        "--token",
+        &ws.token,
+        "--ca-file",
+        ca,
+    ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let msg = r.error()["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("not valid for localhost"), "{msg}");
     // A file that is not a certificate: named, nothing changed.
-    let r = a.json(&["sync", "init", "--server", &url, "--token", &ws.token, "--ca-file", key.to_str().unwrap()]);
+    let r = a.json(&[
+        "sync",
+        "init",
+        "--server",
+        &url,
+        "--token",
+        &ws.token,
+        "--ca-file",
+        key.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(r.error()["fields"][0]["field"], "ca_file");
 
     // Trusted: A starts the workspace, B joins, both over TLS; the CA is
     // kept, so later syncs need no flag.
-    let id = a.json(&["workflow", "create", "--name", "over tls"]).ok().json()["id"]
+    let id = a
+        .json(&["workflow", "create", "--name", "over tls"])
+        .ok()
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let join = a
-        .json(&["sync", "init", "--server", &url, "--token", &ws.token, "--ca-file", ca])
+        .json(&[
+            "sync",
+            "init",
+            "--server",
+            &url,
+            "--token",
+            &ws.token,
+            "--ca-file",
+            ca,
+        ])
         .ok()
         .json()["join"]
         .as_str()
         .unwrap()
         .to_owned();
     let b = Flowkeep::new();
-    b.json(&["sync", "join", &join, "--token", &ws.token, "--ca-file", ca]).ok();
-    assert_eq!(b.json(&["workflow", "get", &id]).ok().json()["name"], "over tls");
-    b.json(&["workflow", "update", &id, "--description", "edited on b"]).ok();
+    b.json(&["sync", "join", &join, "--token", &ws.token, "--ca-file", ca])
+        .ok();
+    assert_eq!(
+        b.json(&["workflow", "get", &id]).ok().json()["name"],
+        "over tls"
+    );
+    b.json(&["workflow", "update", &id, "--description", "edited on b"])
+        .ok();
     b.json(&["sync", "now"]).ok();
     a.json(&["sync", "now"]).ok();
-    assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["description"], "edited on b");
+    assert_eq!(
+        a.json(&["workflow", "get", &id]).ok().json()["description"],
+        "edited on b"
+    );
     // Two devices, two credentials; neither device keeps the workspace token.
     let devices = a.json(&["sync", "devices"]).ok().json();
     assert_eq!(devices["devices"].as_array().unwrap().len(), 2, "{devices}");
     for fk in [&a, &b] {
         let kept: String = rusqlite::Connection::open(fk.db())
             .unwrap()
-            .query_row("SELECT value FROM meta WHERE key = 'sync.token'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'sync.token'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
-        assert!(kept.starts_with("fkd_"), "a device keeps only its credential");
+        assert!(
+            kept.starts_with("fkd_"),
+            "a device keeps only its credential"
+        );
         let db = std::fs::read(fk.db()).unwrap();
         assert!(!String::from_utf8_lossy(&db).contains(&ws.token));
     }
@@ -732,7 +787,10 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
     let ws = Workspace::new();
     let server = ws.start();
     let (a, b) = (Flowkeep::new(), Flowkeep::new());
-    let id = a.json(&["workflow", "create", "--name", "shared"]).ok().json()["id"]
+    let id = a
+        .json(&["workflow", "create", "--name", "shared"])
+        .ok()
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -758,8 +816,13 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
         .args(["device", "revoke", "--workspace", "team", &b_id])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    a.json(&["workflow", "update", &id, "--description", "after revoke"]).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a.json(&["workflow", "update", &id, "--description", "after revoke"])
+        .ok();
     a.json(&["sync", "now"]).ok();
 
     // The watch ends with an error that says why.
@@ -768,7 +831,10 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
         if let Some(s) = watch.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "the revoked device's watch is still running");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked device's watch is still running"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(!status.success());
@@ -781,10 +847,18 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
         "nothing reached the revoked device"
     );
     // Its own edits stay; syncing is refused, saying so.
-    b.json(&["workflow", "update", &id, "--name", "kept offline"]).ok();
+    b.json(&["workflow", "update", &id, "--name", "kept offline"])
+        .ok();
     let r = b.json(&["sync", "now"]);
     assert_eq!(r.code, 1);
-    assert!(r.error()["message"].as_str().unwrap().contains("revoked"), "{}", r.stderr);
-    assert_eq!(b.json(&["workflow", "get", &id]).ok().json()["name"], "kept offline");
+    assert!(
+        r.error()["message"].as_str().unwrap().contains("revoked"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        b.json(&["workflow", "get", &id]).ok().json()["name"],
+        "kept offline"
+    );
     a.json(&["sync", "now"]).ok();
 }
