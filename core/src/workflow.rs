@@ -253,6 +253,37 @@ pub fn rebase(base: &WorkflowSpec, theirs: &WorkflowSpec, here: &WorkflowSpec) -
         .collect()
 }
 
+/// The local edits a remote merge would overwrite without a trace: fields
+/// this device changed since `base` (the document it last reflected) that
+/// `theirs` changed too, to another value, where the document does not
+/// already hold this device's value as a conflicting one. Each comes back as
+/// a change to `here`'s value, to be written into the document concurrently
+/// with theirs (at `base`), so the field becomes a conflict with one
+/// deterministic winner on every device and the loser stays visible.
+pub fn unsent_conflicts(
+    base: &WorkflowSpec,
+    theirs: &WorkflowSpec,
+    here: &WorkflowSpec,
+    doc_conflicts: &[FieldConflict],
+) -> Vec<FieldChange> {
+    diff(base, here)
+        .into_iter()
+        .filter_map(|ours| {
+            let theirs_value = field_value(theirs, &ours.field);
+            let base_value = field_value(base, &ours.field);
+            let contested = theirs_value != base_value && theirs_value != ours.new;
+            let already_in = doc_conflicts
+                .iter()
+                .any(|c| c.field == ours.field && c.values.contains(&ours.new));
+            (contested && !already_in).then_some(FieldChange {
+                field: ours.field,
+                old: base_value,
+                new: ours.new,
+            })
+        })
+        .collect()
+}
+
 /// Replays changes onto a spec. Fails only on a change that names no known
 /// field or carries a value of the wrong shape, i.e. a corrupt event.
 pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), String> {
@@ -370,6 +401,35 @@ mod tests {
         let mut replayed = old;
         apply(&mut replayed, &changes).unwrap();
         assert!(replayed.config.values.is_empty());
+    }
+
+    #[test]
+    fn a_local_edit_that_theirs_also_changed_is_contested_unless_the_document_holds_it() {
+        let base = spec();
+        let mut theirs = base.clone();
+        theirs.description = "theirs".into();
+        theirs.config.values.insert("a".into(), json!(2));
+        let mut here = base.clone();
+        here.description = "ours".into(); // contested
+        here.name = "renamed here".into(); // theirs left it: not contested
+        here.config.values.insert("a".into(), json!(2)); // same value: agreed
+        let contested = unsent_conflicts(&base, &theirs, &here, &[]);
+        assert_eq!(
+            contested,
+            vec![FieldChange {
+                field: "description".into(),
+                old: json!(""),
+                new: json!("ours")
+            }]
+        );
+        // Already written into the document, where it lost: not again.
+        let in_doc = [FieldConflict {
+            field: "description".into(),
+            values: vec![json!("theirs"), json!("ours")],
+        }];
+        assert!(unsent_conflicts(&base, &theirs, &here, &in_doc).is_empty());
+        // Nothing local since base: nothing to protect.
+        assert!(unsent_conflicts(&base, &theirs, &base, &[]).is_empty());
     }
 
     #[test]

@@ -190,9 +190,21 @@ impl Service {
                 authors_since(d, &since, &own),
             ))
         });
-        let Some((heads, state, base, authors)) = checked else {
+        let Some((mut heads, mut state, mut base, mut authors)) = checked else {
             return Ok(false);
         };
+        if let (Ok(theirs), Some(b)) = (&state, &base) {
+            if self.write_contested(wf_id, handle, &since, b, theirs)? {
+                (heads, state, base, authors) = handle.with_document(|d| {
+                    (
+                        sorted_heads(d),
+                        doc::checked(d, wf_id),
+                        base_at(d, &since),
+                        authors_since(d, &since, &own),
+                    )
+                });
+            }
+        }
         match state {
             Ok(state) => {
                 self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)
@@ -213,6 +225,55 @@ impl Service {
                 Ok(false)
             }
         }
+    }
+
+    /// Local edits this merge would overwrite (another process wrote them
+    /// after this round's push; see `workflow::unsent_conflicts`) go into
+    /// the document first, as made at `since`, so they are concurrent with
+    /// what arrived: the field becomes a conflict with the same winner on
+    /// every device, and a losing local value stays visible. True when the
+    /// document changed.
+    fn write_contested(
+        &self,
+        wf_id: &str,
+        handle: &DocHandle,
+        since: &[ChangeHash],
+        base: &doc::DocState,
+        theirs: &doc::DocState,
+    ) -> Result<bool> {
+        let Some(here) = self.read(|c| queries::workflows::load(c, wf_id))? else {
+            return Ok(false);
+        };
+        let contested = workflow::unsent_conflicts(
+            &base.spec,
+            &theirs.spec,
+            &here.workflow.spec,
+            &theirs.conflicts,
+        );
+        if contested.is_empty() {
+            return Ok(false);
+        }
+        let message = self.commit_message();
+        handle.with_document(|d| {
+            let mut at_since = d
+                .fork_at(since)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let fields: Vec<&str> = contested.iter().map(|c| c.field.as_str()).collect();
+            let opts = CommitOptions::default()
+                .with_message(format!("{message} {}", fields.join(",")))
+                .with_time(chrono::Utc::now().timestamp());
+            at_since
+                .transact_with(|_| opts, |tx| doc::apply(tx, &contested))
+                .map_err(|f| Error::Corrupt(f.error))?;
+            d.merge(&mut at_since)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            tracing::debug!(
+                workflow = wf_id,
+                ?fields,
+                "local edits written concurrently before a merge"
+            );
+            Ok(true)
+        })
     }
 
     /// Merges the run records another device added or changed in one of
