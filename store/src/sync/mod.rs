@@ -216,6 +216,7 @@ struct Rejection {
 }
 
 /// A document this device tracks: a workflow id, or an execution-log key.
+#[derive(Clone)]
 struct KnownDoc {
     key: String,
     doc_id: DocumentId,

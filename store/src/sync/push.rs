@@ -7,25 +7,38 @@ impl Service {
     /// Steps 0 and 1: pending merges first, then local changes onto this
     /// device's documents. Returns how many workflows had changes to send.
     pub(super) async fn push_local(&self, repo: &Repo) -> Result<usize> {
+        // Workflows whose document could not take local edits (it did not
+        // read) are pushed again, even if step 0 now merges it.
+        let pending = self.push_pending()?;
+        self.merge_unmerged(repo).await?;
+        self.push_changed(repo, &pending).await
+    }
+
+    /// Step 0, over every document this device syncs: merges what a
+    /// session received but stopped before merging.
+    pub(super) async fn merge_unmerged(&self, repo: &Repo) -> Result<()> {
         // 0. Documents that hold changes the projection does not reflect (a
         //    session that stopped between receiving and merging): merge them
         //    first, or step 1 would take the projection's older values for
         //    local edits and write them back over the remote ones.
-        // Workflows whose document could not take local edits (it did not
-        // read) are pushed again, even if step 0 now merges it.
-        let pending = self.push_pending()?;
         for known in self.known_docs()? {
             let Some(handle) = find(repo, &known.doc_id).await? else {
                 continue;
             };
             self.consider_workflow(&known.key, &handle, Some(&known))?;
         }
+        Ok(())
+    }
 
+    /// Step 1, over the workflows with local changes (and `pending`, those
+    /// a document could not take before) only: local changes onto this
+    /// device's documents, and its runs into its logs.
+    pub(super) async fn push_changed(&self, repo: &Repo, pending: &[String]) -> Result<usize> {
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive.
         let mut docs = self.known_docs()?;
         let mut pushed = 0;
-        let workflows = self.workflows_to_push(&pending)?;
+        let workflows = self.workflows_to_push(pending)?;
         for (wf, deleted) in &workflows {
             let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
                 Some(known) => match find(repo, &known.doc_id).await? {

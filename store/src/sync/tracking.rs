@@ -88,14 +88,14 @@ pub(super) fn save_doc_in(
 
 /// Adds the tracked documents a root list does not mention yet.
 pub(super) fn list_missing(root: &DocHandle, list: root::List, tracked: &[KnownDoc]) -> Result<()> {
-    let listed = root.with_document(|d| root::entries(d, list));
+    let listed: HashSet<(String, String)> = root
+        .with_document(|d| root::entries(d, list))
+        .into_iter()
+        .collect();
     // Entries another client removed or pointed elsewhere are put back.
     let missing: Vec<&KnownDoc> = tracked
         .iter()
-        .filter(|k| {
-            let url = AutomergeUrl::from(&k.doc_id).to_string();
-            !listed.iter().any(|(key, u)| key == &k.key && u == &url)
-        })
+        .filter(|k| !listed.contains(&(k.key.clone(), AutomergeUrl::from(&k.doc_id).to_string())))
         .collect();
     if missing.is_empty() {
         return Ok(());

@@ -1,11 +1,14 @@
-//! `sync watch`: a round (push, exchange, merge) runs only when something
-//! happened: a local event was written, a document this device syncs
-//! changed (samod's change notifications, one small task per document), or
-//! the connection was re-established. An idle watch wakes only to look at
-//! the event log's sequence number, so its cost does not grow with the
-//! number of workflows.
+//! `sync watch`: rounds run only when something happened, and touch only
+//! what changed. The first round on a connection is a full session (push,
+//! root, every document settled and merged). After it, a document this
+//! device syncs that changes (samod's change notifications, one small task
+//! per document) is merged on its own, and local events are pushed for
+//! their workflows only; a change to the root document (a new workflow or
+//! log) or a new connection brings a full round again. An idle watch wakes
+//! only to look at the event log's sequence number, so its cost does not
+//! grow with the number of workflows.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use futures::StreamExt;
 use tokio::task::JoinSet;
@@ -16,8 +19,8 @@ use super::*;
 struct Subscriptions {
     tasks: JoinSet<()>,
     subscribed: HashSet<DocumentId>,
-    /// Bumped by every change notification.
-    changes: Arc<AtomicU64>,
+    /// Documents changed since the last round took them.
+    changed: Arc<Mutex<HashSet<DocumentId>>>,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -26,30 +29,44 @@ impl Subscriptions {
         Subscriptions {
             tasks: JoinSet::new(),
             subscribed: HashSet::new(),
-            changes: Arc::new(AtomicU64::new(0)),
+            changed: Arc::new(Mutex::new(HashSet::new())),
             wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
-    /// Subscribes to the documents not yet watched; true when there were any
-    /// (a change that landed before the subscription needs one more round).
-    fn add<'a>(&mut self, handles: impl IntoIterator<Item = &'a DocHandle>) -> bool {
-        let mut added = false;
+    /// Subscribes to the documents not yet watched. Each new one counts as
+    /// changed once: a change that landed before the subscription is merged
+    /// by the next round.
+    fn add<'a>(&mut self, handles: impl IntoIterator<Item = &'a DocHandle>) {
         for h in handles {
-            if !self.subscribed.insert(h.document_id().clone()) {
+            let id = h.document_id().clone();
+            if !self.subscribed.insert(id.clone()) {
                 continue;
             }
-            added = true;
+            self.mark(&id);
             let mut changes = h.changes();
-            let (count, wake) = (self.changes.clone(), self.wake.clone());
+            let (changed, wake) = (self.changed.clone(), self.wake.clone());
             self.tasks.spawn(async move {
                 while changes.next().await.is_some() {
-                    count.fetch_add(1, Ordering::SeqCst);
+                    changed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone());
                     wake.notify_one();
                 }
             });
         }
-        added
+    }
+
+    fn mark(&self, id: &DocumentId) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+    }
+
+    fn take(&self) -> HashSet<DocumentId> {
+        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -114,8 +131,10 @@ impl Service {
         }
         let mut subs = Subscriptions::new();
         let mut root: Option<DocHandle> = None;
-        // What the last complete round saw; `None` forces a round.
-        let mut done: Option<(samod::ConnectionId, i64, u64)> = None;
+        // The connection the last full round completed on, and the log's
+        // sequence number the last round started from.
+        let mut full_on: Option<samod::ConnectionId> = None;
+        let mut seen_seq: Option<i64> = None;
         while !stop.load(Ordering::SeqCst) {
             // Revoked (or the certificate changed) while watching: the
             // reconnect was refused for good.
@@ -126,42 +145,56 @@ impl Service {
             }
             if let Some(conn) = dialer.connection_id() {
                 let seq = self.max_seq()?;
-                let changes = subs.changes.load(Ordering::SeqCst);
-                if done != Some((conn, seq, changes)) {
+                let changed = subs.take();
+                let root_changed = root
+                    .as_ref()
+                    .is_some_and(|r| changed.contains(r.document_id()));
+                let full = full_on != Some(conn) || root_changed;
+                if full || seen_seq != Some(seq) || !changed.is_empty() {
                     let round = async {
-                        let pushed = self.push_local(repo).await?;
-                        if root.is_none() {
-                            root = Some(self.open_root(repo, settings).await?);
+                        if full {
+                            let pushed = self.push_local(repo).await?;
+                            if root.is_none() {
+                                root = Some(self.open_root(repo, settings).await?);
+                            }
+                            let root = root.as_ref().expect("opened above");
+                            let x = self.exchange(repo, root, conn).await?;
+                            subs.add(std::iter::once(root).chain(&x.handles));
+                            Ok::<_, Error>((pushed, x.merged, x.workflows))
+                        } else {
+                            let root = root.as_ref().expect("a full round opened it");
+                            let (pushed, merged) =
+                                self.incremental_round(repo, root, &changed).await?;
+                            Ok((pushed, merged, 0))
                         }
-                        let root = root.as_ref().expect("opened above");
-                        let x = self.exchange(repo, root, conn).await?;
-                        let added = subs.add(std::iter::once(root).chain(&x.handles));
-                        Ok::<_, Error>((
-                            SyncReport {
+                    };
+                    match round.await {
+                        Ok((pushed, merged, documents)) => {
+                            let root = root.as_ref().expect("a full round opened it");
+                            let report = SyncReport {
                                 server: settings.server.clone(),
                                 join: join_string(&settings.server, &root.url().to_string()),
                                 pushed,
-                                merged: x.merged,
-                                documents: x.workflows,
-                            },
-                            added,
-                        ))
-                    };
-                    match round.await {
-                        Ok((report, added)) => {
+                                merged,
+                                documents,
+                            };
                             self.mark_synced(settings, &report.join, seq)?;
-                            if report.pushed + report.merged > 0 {
+                            if pushed + merged > 0 {
                                 on_round(&report);
                             }
-                            // What changed during the round (our own pushes and
-                            // merges too) gets one more round, which settles
-                            // with nothing to do; so does a document watched
-                            // only from now on.
-                            done = (!added).then_some((conn, seq, changes));
+                            if full {
+                                full_on = Some(conn);
+                            }
+                            seen_seq = Some(seq);
                         }
                         // The connection went away mid-round: the next round
-                        // (after reconnecting) picks everything up again.
-                        Err(Error::Unavailable(_)) => done = None,
+                        // (after reconnecting) is a full one.
+                        Err(Error::Unavailable(_)) => {
+                            full_on = None;
+                            for id in &changed {
+                                subs.mark(id);
+                            }
+                        }
                         Err(e) => return Err(e),
                     }
                     continue;
@@ -172,5 +205,62 @@ impl Service {
             let _ = tokio::time::timeout(interval, subs.wake.notified()).await;
         }
         Ok(())
+    }
+
+    /// A round after a full one: local changes pushed for their workflows
+    /// only, and only the documents that changed merged. Returns (workflows
+    /// pushed, workflows merged).
+    async fn incremental_round(
+        &self,
+        repo: &Repo,
+        root: &DocHandle,
+        changed: &HashSet<DocumentId>,
+    ) -> Result<(usize, usize)> {
+        let pending = self.push_pending()?;
+        let before = (self.known_docs()?, self.known_logs()?);
+        let pushed = self.push_changed(repo, &pending).await?;
+        let docs = self.known_docs()?;
+        let logs = self.known_logs()?;
+        // A workflow or run log created here since: listed in the root, so
+        // the other devices find it.
+        for (list, old, now) in [
+            (root::List::Workflows, &before.0, &docs),
+            (root::List::Logs, &before.1, &logs),
+        ] {
+            if now.len() != old.len() {
+                let known: HashSet<&str> = old.iter().map(|k| k.key.as_str()).collect();
+                let new: Vec<KnownDoc> = now
+                    .iter()
+                    .filter(|k| !known.contains(k.key.as_str()))
+                    .cloned()
+                    .collect();
+                list_missing(root, list, &new)?;
+            }
+        }
+        if changed.is_empty() {
+            return Ok((pushed, 0));
+        }
+        let workflows: HashSet<&str> = docs.iter().map(|d| d.key.as_str()).collect();
+        let mut merged = 0;
+        for id in changed {
+            if let Some(known) = docs.iter().find(|d| &d.doc_id == id) {
+                if let Some(handle) = find(repo, id).await? {
+                    if self.consider_workflow(&known.key, &handle, Some(known))? {
+                        merged += 1;
+                    }
+                }
+            } else if let Some(known) = logs.iter().find(|l| &l.doc_id == id) {
+                let Ok(key) = LogKey::parse(&known.key) else {
+                    continue;
+                };
+                if key.device_id == self.device_id() {
+                    continue;
+                }
+                if let Some(handle) = find(repo, id).await? {
+                    self.consider_log(&key, &handle, Some(known), &workflows)?;
+                }
+            }
+        }
+        Ok((pushed, merged))
     }
 }
