@@ -34,7 +34,7 @@ pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<Joi
     syncing.then(|| {
         let (svc, stop) = (svc.clone(), stop.clone());
         std::thread::spawn(move || {
-            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(500), |_| {}) {
+            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(100), |_| {}) {
                 tracing::warn!("background sync stopped: {e}");
             }
         })

@@ -1,8 +1,11 @@
-//! The server's SQLite file: workspaces (with hashed tokens) and the
-//! key/value blobs samod stores for every workspace.
+//! The server's SQLite file: workspaces (with hashed tokens), devices
+//! (with hashed credentials) and the key/value blobs samod stores for every
+//! workspace (`kv`, through `flowkeep-samod-sqlite`).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use flowkeep_samod_sqlite::SqliteStorage;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -26,7 +29,8 @@ pub enum Error {
 }
 
 pub struct Db {
-    conn: Mutex<Connection>,
+    /// Shared with the workspaces' document storage.
+    conn: Arc<Mutex<Connection>>,
 }
 
 /// A device enrolled in a workspace, as `device list` shows it.
@@ -151,7 +155,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
@@ -378,38 +382,10 @@ impl Db {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self
-            .conn()
-            .query_row("SELECT data FROM kv WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Every key equal to `prefix` or below `prefix/`.
-    pub fn range(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, data FROM kv WHERE key = ?1 OR (key >= ?2 AND key < ?3)",
-        )?;
-        let rows = stmt.query_map(
-            params![prefix, format!("{prefix}/"), format!("{prefix}0")],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn put(&self, key: &str, data: &[u8]) -> Result<(), Error> {
-        self.conn()
-            .prepare_cached("INSERT OR REPLACE INTO kv (key, data) VALUES (?1, ?2)")?
-            .execute(params![key, data])?;
-        Ok(())
-    }
-
-    pub fn delete(&self, key: &str) -> Result<(), Error> {
-        self.conn()
-            .prepare_cached("DELETE FROM kv WHERE key = ?1")?
-            .execute([key])?;
-        Ok(())
+    /// samod's storage for one workspace: the `kv` table under
+    /// `ws/<workspace-id>`, so no workspace reads another's documents.
+    pub fn storage(&self, workspace_id: &str) -> SqliteStorage {
+        SqliteStorage::new(self.conn.clone(), "kv", &format!("ws/{workspace_id}"))
     }
 
     pub fn ping(&self) -> bool {

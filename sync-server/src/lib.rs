@@ -9,7 +9,6 @@
 pub mod db;
 pub mod devices;
 pub mod http;
-pub mod storage;
 pub mod tls;
 pub mod token;
 pub mod workspaces;

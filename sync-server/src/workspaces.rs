@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use samod::{AcceptorHandle, PeerId, Repo};
 use tokio::sync::Mutex;
 
-use crate::storage::WorkspaceStorage;
 use crate::Db;
 
 pub struct Workspaces {
@@ -40,7 +39,7 @@ impl Workspaces {
             return Some(l.acceptor.clone());
         }
         let repo = Repo::build_tokio()
-            .with_storage(WorkspaceStorage::new(self.db.clone(), workspace_id))
+            .with_storage(self.db.storage(workspace_id))
             .with_peer_id(PeerId::from(format!("flowkeep-sync-server/{workspace_id}")))
             .load()
             .await;

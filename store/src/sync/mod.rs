@@ -29,15 +29,15 @@
 //! (local changes onto documents), `merge.rs` (checks and merges of what
 //! others wrote, rejections), `tracking.rs` (documents and logs this device
 //! syncs, with their SQL), `heads.rs` (heads and authors), and beside them
-//! `doc.rs` / `execlog.rs` / `root.rs` (the document shapes), `storage.rs`
-//! (samod's storage in SQLite), `dialer.rs` (the authenticated dialer).
+//! `doc.rs` / `execlog.rs` / `root.rs` (the document shapes), `dialer.rs`
+//! (the authenticated dialer). samod's storage is the `sync_kv` table, through
+//! `flowkeep-samod-sqlite` (the server's storage too).
 
 pub mod dialer;
 mod doc;
 mod enrol;
 mod execlog;
 mod root;
-mod storage;
 pub mod tls;
 
 mod heads;

@@ -39,7 +39,15 @@ impl Service {
     }
 
     pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<Repo> {
-        let storage = storage::DeviceStorage::open(db_path)?;
+        // samod's documents in this device's file (`sync_kv`), on a
+        // connection of its own.
+        let conn = rusqlite::Connection::open(db_path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let storage = flowkeep_samod_sqlite::SqliteStorage::new(
+            Arc::new(std::sync::Mutex::new(conn)),
+            "sync_kv",
+            "",
+        );
         Ok(Repo::build_tokio()
             .with_storage(storage)
             .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))

@@ -1,0 +1,179 @@
+//! samod's key/value document storage in one SQLite table (`key TEXT
+//! PRIMARY KEY, data BLOB`), under a key prefix: the device keeps its
+//! documents in `sync_kv` with no prefix, the server keeps every
+//! workspace's in `kv` under `ws/<workspace-id>`. Calls run on tokio's
+//! blocking pool; an error is logged and reads as "nothing stored", which
+//! samod treats as a document it does not have yet.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use samod::storage::StorageKey;
+
+#[derive(Clone)]
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+    table: &'static str,
+    /// Empty, or a path prefix without a trailing `/`.
+    prefix: String,
+}
+
+impl SqliteStorage {
+    /// Storage in `table` of `conn`'s database, keys under `prefix`. The
+    /// table must exist with columns `key TEXT PRIMARY KEY, data BLOB`.
+    pub fn new(conn: Arc<Mutex<Connection>>, table: &'static str, prefix: &str) -> SqliteStorage {
+        SqliteStorage {
+            conn,
+            table,
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn full(&self, key: &StorageKey) -> String {
+        let parts: Vec<&str> = key.into_iter().map(|s| s.as_str()).collect();
+        match self.prefix.as_str() {
+            "" => parts.join("/"),
+            p => format!("{p}/{}", parts.join("/")),
+        }
+    }
+
+    fn strip(&self, full: &str) -> Option<StorageKey> {
+        let rest = match self.prefix.as_str() {
+            "" => full,
+            p => full.strip_prefix(p)?.strip_prefix('/')?,
+        };
+        StorageKey::from_parts(rest.split('/')).ok()
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> impl Future<Output = Option<T>> + Send {
+        let conn = self.conn.clone();
+        async move {
+            let r = tokio::task::spawn_blocking(move || {
+                f(&conn.lock().unwrap_or_else(|p| p.into_inner()))
+            })
+            .await;
+            match r {
+                Ok(Ok(v)) => Some(v),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "sync storage {what} failed");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+    }
+}
+
+impl samod::storage::Storage for SqliteStorage {
+    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        let (k, sql) = (
+            self.full(&key),
+            format!("SELECT data FROM {} WHERE key = ?1", self.table),
+        );
+        let fut = self.run("load", move |c| {
+            c.prepare_cached(&sql)?
+                .query_row([k], |r| r.get(0))
+                .optional()
+        });
+        async move { fut.await.flatten() }
+    }
+
+    fn load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+        let p = self.full(&prefix).trim_end_matches('/').to_owned();
+        let sql = format!(
+            "SELECT key, data FROM {} WHERE key = ?1 OR (key >= ?2 AND key < ?3)",
+            self.table
+        );
+        let this = self.clone();
+        let fut = self.run("load_range", move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            // Every key equal to `p` or below `p/` ('0' sorts right after '/').
+            let rows = stmt.query_map(params![p, format!("{p}/"), format!("{p}0")], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        });
+        async move {
+            fut.await
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| Some((this.strip(&k)?, v)))
+                .collect()
+        }
+    }
+
+    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let (k, sql) = (
+            self.full(&key),
+            format!(
+                "INSERT OR REPLACE INTO {} (key, data) VALUES (?1, ?2)",
+                self.table
+            ),
+        );
+        let fut = self.run("put", move |c| {
+            c.prepare_cached(&sql)?.execute(params![k, data])
+        });
+        async move {
+            fut.await;
+        }
+    }
+
+    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+        let (k, sql) = (
+            self.full(&key),
+            format!("DELETE FROM {} WHERE key = ?1", self.table),
+        );
+        let fut = self.run("delete", move |c| c.prepare_cached(&sql)?.execute([k]));
+        async move {
+            fut.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use samod::storage::Storage;
+
+    use super::*;
+
+    fn key(parts: &[&str]) -> StorageKey {
+        StorageKey::from_parts(parts.iter().copied()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn prefixes_keep_namespaces_apart_and_ranges_stay_inside_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE kv (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+            .unwrap();
+        let conn = Arc::new(Mutex::new(conn));
+        let a = SqliteStorage::new(conn.clone(), "kv", "ws/a");
+        let b = SqliteStorage::new(conn.clone(), "kv", "ws/b/");
+        let plain = SqliteStorage::new(conn, "kv", "");
+        a.put(key(&["doc1", "snapshot", "x"]), vec![1]).await;
+        a.put(key(&["doc1", "incremental", "y"]), vec![2]).await;
+        a.put(key(&["doc10", "snapshot", "z"]), vec![3]).await;
+        b.put(key(&["doc1", "snapshot", "x"]), vec![9]).await;
+        assert_eq!(a.load(key(&["doc1", "snapshot", "x"])).await, Some(vec![1]));
+        assert_eq!(b.load(key(&["doc1", "snapshot", "x"])).await, Some(vec![9]));
+        let range = a.load_range(key(&["doc1"])).await;
+        assert_eq!(range.len(), 2, "doc10 is not under doc1: {range:?}");
+        assert_eq!(range[&key(&["doc1", "incremental", "y"])], vec![2]);
+        // Without a prefix, keys are the server's full ones.
+        assert_eq!(
+            plain.load(key(&["ws", "b", "doc1", "snapshot", "x"])).await,
+            Some(vec![9])
+        );
+        a.delete(key(&["doc1", "snapshot", "x"])).await;
+        assert_eq!(a.load(key(&["doc1", "snapshot", "x"])).await, None);
+        assert_eq!(b.load(key(&["doc1", "snapshot", "x"])).await, Some(vec![9]));
+    }
+}
