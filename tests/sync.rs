@@ -860,5 +860,15 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
         b.json(&["workflow", "get", &id]).ok().json()["name"],
         "kept offline"
     );
+    // `sync status` (and the app's header, which reads it) says why.
+    let status = b.json(&["sync", "status"]).ok().json();
+    let why = status["last_error"]["message"].as_str().unwrap();
+    assert!(why.contains("revoked"), "{status}");
+    assert!(b
+        .run(&["sync", "status"])
+        .ok()
+        .stdout
+        .contains("last error"));
     a.json(&["sync", "now"]).ok();
+    assert!(a.json(&["sync", "status"]).ok().json()["last_error"].is_null());
 }

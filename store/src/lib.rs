@@ -29,7 +29,7 @@ pub use event_log::StoredEvent;
 pub use runner::{OutputSink, OutputStream, RunRequest};
 pub use service::{Service, SyncProgress, PRUNE_BATCH};
 pub use sync::dialer::TokenDialer;
-pub use sync::{SyncDevice, SyncDevices, SyncOptions, SyncReport, SyncStatus};
+pub use sync::{SyncDevice, SyncDevices, SyncError, SyncOptions, SyncReport, SyncStatus};
 
 /// The command types, one per entry of the command table.
 pub mod commands {

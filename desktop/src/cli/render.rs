@@ -353,6 +353,9 @@ pub fn sync_status(s: &flowkeep_store::SyncStatus) -> String {
         "last sync       {}",
         s.last_sync.map(show).unwrap_or_else(|| "never".into())
     );
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(out, "last error      {} {}", show(e.at), e.message);
+    }
     let _ = writeln!(out, "pending changes {}", s.pending_local_changes);
     let _ = writeln!(out, "this device     {}", s.device_id);
     let _ = writeln!(

@@ -84,6 +84,8 @@ const META_SEQ: &str = "sync.synced_seq";
 const META_INSECURE: &str = "sync.allow_insecure";
 /// A private CA this device trusts for `wss://`, as PEM (`--ca-file`).
 const META_CA: &str = "sync.ca_pem";
+/// Why the last sync failed (`SyncError` as JSON), until one succeeds.
+const META_ERROR: &str = "sync.last_error";
 const JOIN_PREFIX: &str = "flowkeep-join:";
 /// Stream of the `remote.rejected` events: not a workflow's, whose stream
 /// version is its revision.
@@ -100,7 +102,9 @@ const META_PUSH_PENDING: &str = "sync.push_pending:";
 const MAX_RUN_REPORTS: usize = 50;
 /// Rejections `sync status` lists.
 const LATEST_REJECTIONS: u32 = 25;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// For the handshake too, which waits behind the sync engine's other work:
+/// after a first push of 10,000 new documents that took more than 15 s.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 const DOC_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +137,17 @@ pub struct SyncStatus {
     pub rejected: u64,
     /// The latest rejections, newest first.
     pub rejections: Vec<SyncRejection>,
+    /// Why the last sync failed (server unreachable, this device revoked,
+    /// an untrusted certificate), until one succeeds.
+    pub last_error: Option<SyncError>,
+}
+
+/// A sync that failed, as the user sees it.
+#[derive(Debug, Clone, serde::Deserialize, Serialize, ts_rs::TS)]
+pub struct SyncError {
+    /// Unix ms.
+    pub at: i64,
+    pub message: String,
 }
 
 /// Something another device wrote that was not merged here, and why.

@@ -175,7 +175,26 @@ impl Service {
             pending_local_changes: pending as u64,
             rejected,
             rejections,
+            last_error: self
+                .meta(META_ERROR)?
+                .and_then(|e| serde_json::from_str(&e).ok()),
         })
+    }
+
+    /// Remembers why a sync could not reach or was refused by the server,
+    /// for `sync status` and the app's header; other errors are the
+    /// caller's to show.
+    pub(super) fn note_sync_error(&self, e: &Error) {
+        if let Error::Unavailable(message) = e {
+            let error = SyncError {
+                at: chrono::Utc::now().timestamp_millis(),
+                message: message.clone(),
+            };
+            let json = serde_json::to_string(&error).unwrap_or_default();
+            if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
+                tracing::warn!(error = %e, "could not record the sync error");
+            }
+        }
     }
 
     /// Records a successful sync: settings, time, and the local events sent.
@@ -193,6 +212,7 @@ impl Service {
                 if settings.allow_insecure { "1" } else { "0" },
             ),
             (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
+            (META_ERROR, ""),
         ])
     }
 

@@ -106,7 +106,7 @@ impl Service {
             result
         });
         rt.shutdown_timeout(Duration::from_secs(2));
-        result
+        result.inspect_err(|e| self.note_sync_error(e))
     }
 
     async fn watch_with(

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { render, screen, waitFor } from "@testing-library/react";
+import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import { SyncStatus } from "./SyncStatus";
 import type { SyncStatus as Status } from "../generated/bindings";
 
@@ -13,6 +13,7 @@ const base: Status = {
   token_fingerprint: "1a2b3c4d",
   rejected: 0,
   rejections: [],
+  last_error: null,
 };
 
 function answer(status: Status) {
@@ -24,6 +25,7 @@ function answer(status: Status) {
 
 beforeEach(() => sessionStorage.setItem("flowkeep.token", "t"));
 afterEach(() => {
+  cleanup();
   vi.unstubAllGlobals();
   sessionStorage.clear();
 });
@@ -36,6 +38,16 @@ describe("SyncStatus", () => {
     await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced/));
     expect(s.getAttribute("title")).toBe("ws://127.0.0.1:1/sync · credential 1a2b3c4d");
     expect(screen.queryByText(/rejected/)).toBeNull();
+  });
+
+  it("says why the last sync failed, in the error style, until one succeeds", async () => {
+    const message = "the sync server refused this device (HTTP 403): this device (0190) was revoked in workspace team";
+    answer({ ...base, last_error: { at: Date.now() - 5_000, message } });
+    render(<SyncStatus refreshMs={60_000} />);
+    const s = await screen.findByRole("status", { name: "Sync status" });
+    await waitFor(() => expect(s.textContent).toMatch(/^Sync failed .*ago: the sync server refused this device/));
+    expect(s.textContent).toContain("was revoked in workspace team");
+    expect(s.className).toContain("error");
   });
 
   it("shows how many were rejected and why", async () => {

@@ -30,9 +30,11 @@ export function SyncStatus(props: { refreshMs?: number }) {
   }, [props.refreshMs]);
 
   let text: string;
+  const failed = status?.last_error ?? null;
   if (error) text = "Flowkeep is not reachable";
   else if (!status) text = "…";
   else if (!status.configured) text = "Sync off (this device only)";
+  else if (failed) text = `Sync failed ${formatDistanceToNow(failed.at, { addSuffix: true })}: ${failed.message}`;
   else {
     const last = status.last_sync ? `synced ${formatDistanceToNow(status.last_sync, { addSuffix: true })}` : "not synced yet";
     const pending = status.pending_local_changes ? `, ${status.pending_local_changes} change${status.pending_local_changes === 1 ? "" : "s"} to send` : "";
@@ -42,7 +44,7 @@ export function SyncStatus(props: { refreshMs?: number }) {
   const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · credential ${status.token_fingerprint}` : ""}` : undefined;
   return (
     <span className="sync">
-      <span className={`sync-status${error ? " error" : ""}`} role="status" aria-label="Sync status" title={title}>
+      <span className={`sync-status${error || failed ? " error" : ""}`} role="status" aria-label="Sync status" title={title}>
         {text}
       </span>
       {status && status.rejected > 0 && <Rejections status={status} />}

@@ -201,6 +201,12 @@ export type StartExecution = { workflow_id: string,
  */
 status?: ExecutionStatus, trigger?: string, };
 
+export type SyncError = { 
+/**
+ * Unix ms.
+ */
+at: number, message: string, };
+
 export type SyncRejection = { 
 /**
  * When this device rejected it (Unix ms).
@@ -245,7 +251,12 @@ rejected: number,
 /**
  * The latest rejections, newest first.
  */
-rejections: Array<SyncRejection>, };
+rejections: Array<SyncRejection>, 
+/**
+ * Why the last sync failed (server unreachable, this device revoked,
+ * an untrusted certificate), until one succeeds.
+ */
+last_error: SyncError | null, };
 
 export type TrustedSpec = { run: RunSpec | null, retention: RetentionPolicy | null, };
 
