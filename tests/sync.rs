@@ -572,15 +572,27 @@ fn eventually(
     start.elapsed()
 }
 
-fn watch(fk: &Flowkeep) -> std::process::Child {
-    std::process::Command::new(Flowkeep::bin())
-        .arg("--data-dir")
-        .arg(fk.data_dir())
-        .args(["sync", "watch", "--interval-ms", "100"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+/// A `sync watch` process, killed if the test fails before it stops it.
+struct Watch(std::process::Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn watch(fk: &Flowkeep) -> Watch {
+    Watch(
+        std::process::Command::new(Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(fk.data_dir())
+            .args(["sync", "watch", "--interval-ms", "100"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -632,10 +644,10 @@ fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
     // SIGTERM stops a watcher cleanly.
     for w in [&mut wa, &mut wb] {
         std::process::Command::new("kill")
-            .args(["-TERM", &w.id().to_string()])
+            .args(["-TERM", &w.0.id().to_string()])
             .status()
             .unwrap();
-        let status = w.wait().unwrap();
+        let status = w.0.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }
     assert_eq!(
@@ -800,14 +812,16 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
         .as_str()
         .unwrap()
         .to_owned();
-    let mut watch = std::process::Command::new(Flowkeep::bin())
-        .arg("--data-dir")
-        .arg(b.data_dir())
-        .args(["sync", "watch"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = Watch(
+        std::process::Command::new(Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(b.data_dir())
+            .args(["sync", "watch"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
 
     let out = std::process::Command::new(&ws.bin)
@@ -828,7 +842,7 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
     // The watch ends with an error that says why.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
-        if let Some(s) = watch.try_wait().unwrap() {
+        if let Some(s) = watch.0.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -839,7 +853,7 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
     };
     assert!(!status.success());
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut watch.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("revoked"), "{stderr}");
     assert_ne!(
         b.json(&["workflow", "get", &id]).ok().json()["description"],
