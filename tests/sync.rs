@@ -770,7 +770,11 @@ fn over_tls_a_trusted_certificate_syncs_and_an_untrusted_or_wrong_host_one_is_re
     b.json(&["workflow", "update", &id, "--description", "edited on b"])
         .ok();
     b.json(&["sync", "now"]).ok();
-    a.json(&["sync", "now"]).ok();
+    let report = a.json(&["sync", "now"]).ok().json();
+    assert_eq!(
+        report["unconfirmed"], 0,
+        "the server confirmed every document: {report}"
+    );
     assert_eq!(
         a.json(&["workflow", "get", &id]).ok().json()["description"],
         "edited on b"

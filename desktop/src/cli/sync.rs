@@ -23,10 +23,18 @@ pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
 
 fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
     let summary = |r: &flowkeep_store::SyncReport| {
-        format!(
+        let mut text = format!(
             "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",
             r.server, r.pushed, r.merged, r.documents
-        )
+        );
+        if r.unconfirmed > 0 {
+            text.push_str(&format!(
+                "{} document(s) not yet confirmed by the server (it is busy, or the connection dropped); \
+                 they are kept here and sent again by the next `flowkeep sync now`.\n",
+                r.unconfirmed
+            ));
+        }
+        text
     };
     match c {
         SyncCmd::Init {

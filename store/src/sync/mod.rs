@@ -117,6 +117,9 @@ pub struct SyncReport {
     /// Workflows changed by other devices, merged here.
     pub merged: usize,
     pub documents: usize,
+    /// Documents the server did not confirm within 20 s (it was busy, or
+    /// the connection dropped): kept here and sent again next session.
+    pub unconfirmed: usize,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]

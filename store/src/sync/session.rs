@@ -77,6 +77,7 @@ impl Service {
             pushed,
             merged: x.merged,
             documents: x.workflows,
+            unconfirmed: x.unconfirmed,
         })
     }
 
@@ -147,7 +148,7 @@ impl Service {
         let logs = self.known_logs()?;
         list_missing(root, root::List::Workflows, &docs)?;
         list_missing(root, root::List::Logs, &logs)?;
-        settle(root, conn).await;
+        let mut unconfirmed = usize::from(!settle(root, conn).await);
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.
         let listed = self.check_root(root, &docs, &logs)?;
@@ -176,14 +177,17 @@ impl Service {
             self.sync_progress("opening documents", opened, opening);
         }
         drop(found);
-        futures::future::join_all(
+        unconfirmed += futures::future::join_all(
             handles
                 .iter()
                 .map(|(_, h)| h)
                 .chain(log_handles.iter().map(|(_, h)| h))
                 .map(|h| settle(h, conn)),
         )
-        .await;
+        .await
+        .into_iter()
+        .filter(|settled| !settled)
+        .count();
 
         // 4. Merge what changed elsewhere.
         let mut merged = 0;
@@ -232,6 +236,7 @@ impl Service {
         }
         Ok(Exchanged {
             merged,
+            unconfirmed,
             workflows: handles.len(),
             handles: handles
                 .into_iter()
@@ -251,6 +256,8 @@ const FIND_AT_ONCE: usize = 64;
 /// (the workflows' and the run logs').
 pub(super) struct Exchanged {
     pub merged: usize,
+    /// Documents the server did not confirm in time.
+    pub unconfirmed: usize,
     pub workflows: usize,
     pub handles: Vec<DocHandle>,
 }
@@ -289,8 +296,10 @@ pub(super) async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandl
     }
 }
 
-/// Waits until the server has our changes and we have its, for one document.
-pub(super) async fn settle(h: &DocHandle, conn: samod::ConnectionId) {
+/// Waits until the server has our changes and we have its, for one
+/// document; false when that did not happen in time (what is not confirmed
+/// is kept here and sent again next session).
+pub(super) async fn settle(h: &DocHandle, conn: samod::ConnectionId) -> bool {
     let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
-    let _ = tokio::time::timeout(DOC_TIMEOUT, both).await;
+    tokio::time::timeout(DOC_TIMEOUT, both).await.is_ok()
 }

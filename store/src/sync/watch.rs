@@ -160,16 +160,16 @@ impl Service {
                             let root = root.as_ref().expect("opened above");
                             let x = self.exchange(repo, root, conn).await?;
                             subs.add(std::iter::once(root).chain(&x.handles));
-                            Ok::<_, Error>((pushed, x.merged, x.workflows))
+                            Ok::<_, Error>((pushed, x.merged, x.workflows, x.unconfirmed))
                         } else {
                             let root = root.as_ref().expect("a full round opened it");
                             let (pushed, merged) =
                                 self.incremental_round(repo, root, &changed).await?;
-                            Ok((pushed, merged, 0))
+                            Ok((pushed, merged, 0, 0))
                         }
                     };
                     match round.await {
-                        Ok((pushed, merged, documents)) => {
+                        Ok((pushed, merged, documents, unconfirmed)) => {
                             let root = root.as_ref().expect("a full round opened it");
                             let report = SyncReport {
                                 server: settings.server.clone(),
@@ -177,6 +177,7 @@ impl Service {
                                 pushed,
                                 merged,
                                 documents,
+                                unconfirmed,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
                             if pushed + merged > 0 {
