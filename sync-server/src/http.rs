@@ -214,19 +214,27 @@ async fn authenticate(
     }
 }
 
+/// A device's request to upgrade: who it is, or the refusal it gets.
+async fn authenticated_upgrade(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<(Credential, WebSocketUpgrade), Response> {
+    let device = authenticate(state, headers, query).await?;
+    let ws = ws.map_err(IntoResponse::into_response)?;
+    Ok((device, ws))
+}
+
 async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let device = match authenticate(&state, &headers, &query).await {
-        Ok(d) => d,
+    let (device, ws) = match authenticated_upgrade(&state, &headers, &query, ws).await {
+        Ok(both) => both,
         Err(refusal) => return refusal,
-    };
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
     };
     if !state.ready.load(Ordering::SeqCst) {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
@@ -378,13 +386,9 @@ async fn devices(
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let device = match authenticate(&state, &headers, &query).await {
-        Ok(d) => d,
+    let (device, ws) = match authenticated_upgrade(&state, &headers, &query, ws).await {
+        Ok(both) => both,
         Err(refusal) => return refusal,
-    };
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
     };
     let db = state.db.clone();
     let ws_id = device.workspace.id.clone();

@@ -12,11 +12,13 @@ pub struct Server {
     pub port: u16,
 }
 
-pub fn create_workspace(bin: &Path, data: &Path, name: &str) -> String {
+/// The secret a management command prints last: the last word of its
+/// output, checked to start with `prefix`.
+fn printed_secret(bin: &Path, data: &Path, args: &[&str], prefix: &str) -> String {
     let out = Command::new(bin)
         .arg("--data-dir")
         .arg(data)
-        .args(["workspace", "create", name])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -25,36 +27,28 @@ pub fn create_workspace(bin: &Path, data: &Path, name: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let token = text
-        .lines()
-        .last()
-        .unwrap()
+    let secret = text
         .split_whitespace()
         .last()
-        .unwrap()
+        .unwrap_or_default()
         .to_owned();
-    assert!(token.starts_with("fks_"), "{text}");
-    token
+    assert!(secret.starts_with(prefix), "{text}");
+    secret
+}
+
+pub fn create_workspace(bin: &Path, data: &Path, name: &str) -> String {
+    printed_secret(bin, data, &["workspace", "create", name], "fks_")
 }
 
 /// A device credential from `device add`, for a raw client (the workspace
 /// token only enrols).
 pub fn add_device(bin: &Path, data: &Path, workspace: &str, name: &str) -> String {
-    let out = Command::new(bin)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["device", "add", "--workspace", workspace, "--name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let credential = text.lines().last().unwrap().trim().to_owned();
-    assert!(credential.starts_with("fkd_"), "{text}");
-    credential
+    printed_secret(
+        bin,
+        data,
+        &["device", "add", "--workspace", workspace, "--name", name],
+        "fkd_",
+    )
 }
 
 impl Server {

@@ -36,32 +36,24 @@ pub struct Server {
 pub fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let bin = server_bin();
-    let out = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["workspace", "create", "bench"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
-    let out = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["device", "add", "--workspace", "bench", "--name", "fan-out"])
-        .output()
-        .unwrap();
-    let credential = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    // The secret each management command prints on its last line.
+    let printed = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let token = printed(&["workspace", "create", "bench"]);
+    let credential = printed(&["device", "add", "--workspace", "bench", "--name", "fan-out"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
