@@ -167,11 +167,12 @@ impl Service {
         .buffered(FIND_AT_ONCE);
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
         let mut log_handles: Vec<(LogKey, DocHandle)> = Vec::new();
+        let mut missing = 0;
         while let Some(next) = found.next().await {
             match next? {
                 (Some(wf_id), _, Some(h)) => handles.push((wf_id.clone(), h)),
                 (_, Some(key), Some(h)) => log_handles.push((key.clone(), h)),
-                _ => {}
+                _ => missing += 1,
             }
             opened += 1;
             self.sync_progress("opening documents", opened, opening);
@@ -237,6 +238,7 @@ impl Service {
         Ok(Exchanged {
             merged,
             unconfirmed,
+            missing,
             workflows: handles.len(),
             handles: handles
                 .into_iter()
@@ -258,6 +260,9 @@ pub(super) struct Exchanged {
     pub merged: usize,
     /// Documents the server did not confirm in time.
     pub unconfirmed: usize,
+    /// Listed documents the server did not have (yet): their device may
+    /// still be sending them.
+    pub missing: usize,
     pub workflows: usize,
     pub handles: Vec<DocHandle>,
 }

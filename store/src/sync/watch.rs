@@ -160,16 +160,22 @@ impl Service {
                             let root = root.as_ref().expect("opened above");
                             let x = self.exchange(repo, root, conn).await?;
                             subs.add(std::iter::once(root).chain(&x.handles));
-                            Ok::<_, Error>((pushed, x.merged, x.workflows, x.unconfirmed))
+                            Ok::<_, Error>((
+                                pushed,
+                                x.merged,
+                                x.workflows,
+                                x.unconfirmed,
+                                x.missing,
+                            ))
                         } else {
                             let root = root.as_ref().expect("a full round opened it");
                             let (pushed, merged) =
                                 self.incremental_round(repo, root, &changed).await?;
-                            Ok((pushed, merged, 0, 0))
+                            Ok((pushed, merged, 0, 0, 0))
                         }
                     };
                     match round.await {
-                        Ok((pushed, merged, documents, unconfirmed)) => {
+                        Ok((pushed, merged, documents, unconfirmed, missing)) => {
                             let root = root.as_ref().expect("a full round opened it");
                             let report = SyncReport {
                                 server: settings.server.clone(),
@@ -183,13 +189,22 @@ impl Service {
                             if pushed + merged > 0 {
                                 on_round(&report);
                             }
-                            if full {
-                                full_on = Some(conn);
-                            }
                             seen_seq = Some(seq);
+                            // A document the root lists that the server did
+                            // not have yet (its device is still sending it)
+                            // is looked for again by another full round,
+                            // after the usual pause.
+                            if full && missing > 0 {
+                                full_on = None;
+                            } else {
+                                if full {
+                                    full_on = Some(conn);
+                                }
+                                continue;
+                            }
                         }
-                        // The connection went away mid-round: the next round
-                        // (after reconnecting) is a full one.
+                        // The connection went away mid-round, or the server
+                        // did not answer: after the usual pause, a full round.
                         Err(Error::Unavailable(_)) => {
                             full_on = None;
                             for id in &changed {
@@ -198,7 +213,6 @@ impl Service {
                         }
                         Err(e) => return Err(e),
                     }
-                    continue;
                 }
             }
             // Asleep until a document changes, or the next look at the log
