@@ -76,6 +76,19 @@ pub enum Command {
     },
 }
 
+/// How `sync init` and `sync join` reach the server.
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// Allow plain ws:// to a server that is not on this machine: the
+    /// token and every config value cross the network unencrypted.
+    #[arg(long)]
+    pub allow_insecure: bool,
+    /// Trust this CA certificate (PEM) for a wss:// server, beside the
+    /// system's roots; kept for later syncs.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SyncCmd {
     /// Start a workspace on a sync server with this device's workflows.
@@ -86,14 +99,8 @@ pub enum SyncCmd {
         /// The workspace token from `flowkeep-sync-server workspace create`.
         #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
         token: String,
-        /// Allow plain ws:// to a server that is not on this machine: the
-        /// token and every config value cross the network unencrypted.
-        #[arg(long)]
-        allow_insecure: bool,
-        /// Trust this CA certificate (PEM) for a wss:// server, beside the
-        /// system's roots; kept for later syncs.
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Join a workspace another device started.
     Join {
@@ -101,14 +108,8 @@ pub enum SyncCmd {
         join: String,
         #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
         token: String,
-        /// Allow plain ws:// to a server that is not on this machine: the
-        /// token and every config value cross the network unencrypted.
-        #[arg(long)]
-        allow_insecure: bool,
-        /// Trust this CA certificate (PEM) for a wss:// server, beside the
-        /// system's roots; kept for later syncs.
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Send local changes, receive other devices', merge; exit when in sync.
     Now {

@@ -2,7 +2,7 @@
 
 use flowkeep_store::{Service, SyncOptions};
 
-use super::args::SyncCmd;
+use super::args::{ConnectArgs, SyncCmd};
 use super::{done, render, time_arg, Failure, Out};
 
 pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
@@ -40,14 +40,9 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
         SyncCmd::Init {
             server,
             token,
-            allow_insecure,
-            ca_file,
+            connect,
         } => {
-            let opts = SyncOptions {
-                allow_insecure,
-                ca_pem: read_ca(ca_file)?,
-            };
-            let r = svc.sync_init_with(&server, &token, &opts)?;
+            let r = svc.sync_init_with(&server, &token, &options(connect)?)?;
             let text = format!(
                 "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
                 summary(&r),
@@ -58,14 +53,9 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
         SyncCmd::Join {
             join,
             token,
-            allow_insecure,
-            ca_file,
+            connect,
         } => {
-            let opts = SyncOptions {
-                allow_insecure,
-                ca_pem: read_ca(ca_file)?,
-            };
-            let r = svc.sync_join_with(&join, &token, &opts)?;
+            let r = svc.sync_join_with(&join, &token, &options(connect)?)?;
             done(&r, summary(&r))
         }
         SyncCmd::Now { ca_file } => {
@@ -110,6 +100,13 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             done(&s, render::sync_status(&s))
         }
     }
+}
+
+fn options(c: ConnectArgs) -> Result<SyncOptions, Failure> {
+    Ok(SyncOptions {
+        allow_insecure: c.allow_insecure,
+        ca_pem: read_ca(c.ca_file)?,
+    })
 }
 
 /// The PEM text of `--ca-file`, or a clear error naming the flag.
