@@ -555,6 +555,83 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
     }
 }
 
+#[test]
+fn offline_additions_of_tags_fields_and_run_parts_on_two_devices_all_survive() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let mut config: Value = serde_json::from_str(CFG).unwrap();
+    config["run"] = json!({"command": ["/bin/true"]});
+    let wf = a
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "w",
+            "--tag",
+            "base",
+            "--config",
+            &config.to_string(),
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = ws.init(&a, &server);
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+
+    let port = server.port;
+    drop(server);
+    let edit = |d: &Flowkeep, tag: &str, field: &str, run: (&str, Value)| {
+        d.json(&["workflow", "update", &wf, "--tag", "base", "--tag", tag])
+            .ok();
+        let got = d.json(&["config", "get", &wf]).ok().json();
+        let mut c = json!({"fields": got["fields"], "values": got["values"], "run": got["run"]});
+        c["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": field, "type": "text"}));
+        c["run"][run.0] = run.1;
+        d.json(&["config", "update", &wf, "--config", &c.to_string()])
+            .ok();
+    };
+    edit(&a, "from-a", "a_field", ("timeout_s", json!(30)));
+    edit(&b, "from-b", "b_field", ("cwd", json!("/tmp")));
+
+    let _server = ws.restart(port);
+    for d in [&a, &b, &a, &b] {
+        d.json(&["sync", "now"]).ok();
+    }
+    let (ga, gb) = (
+        a.json(&["workflow", "get", &wf]).ok().json(),
+        b.json(&["workflow", "get", &wf]).ok().json(),
+    );
+    assert_eq!(ga["config"], gb["config"]);
+    assert_eq!(ga["tags"], gb["tags"]);
+    assert_eq!(ga["tags"], json!(["base", "from-a", "from-b"]));
+    let keys: Vec<&str> = ga["config"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"a_field") && keys.contains(&"b_field"),
+        "{keys:?}"
+    );
+    let run = &ga["config"]["run"];
+    assert_eq!(
+        (&run["command"], &run["timeout_s"], &run["cwd"]),
+        (&json!(["/bin/true"]), &json!(30), &json!("/tmp")),
+        "{run}"
+    );
+    assert!(
+        ga["conflicts"].as_array().is_none_or(|c| c.is_empty()),
+        "no addition is a conflict: {ga}"
+    );
+}
+
 /// Polls until `f` holds (a background sync is asynchronous by nature).
 fn eventually(
     what: &str,

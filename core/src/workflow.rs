@@ -253,6 +253,18 @@ pub fn rebase(base: &WorkflowSpec, theirs: &WorkflowSpec, here: &WorkflowSpec) -
         .collect()
 }
 
+/// The local edits to send: what `here` changed since `base` (the document
+/// state it last reflected) where the document (`now`) does not already say
+/// the same. Each change keeps `base`'s value as old, so a writer that only
+/// writes the difference (the tags added and removed, say) leaves what
+/// another device changed in the same part since `base`.
+pub fn unsent(base: &WorkflowSpec, here: &WorkflowSpec, now: &WorkflowSpec) -> Vec<FieldChange> {
+    diff(base, here)
+        .into_iter()
+        .filter(|c| field_value(now, &c.field) != c.new)
+        .collect()
+}
+
 /// The local edits a remote merge would overwrite without a trace: fields
 /// this device changed since `base` (the document it last reflected) that
 /// `theirs` changed too, to another value, where the document does not
@@ -468,6 +480,28 @@ mod tests {
         }
         assert_eq!(field_value(&base, "config.values.a"), json!(1));
         assert_eq!(field_value(&base, "config.values.zz"), Value::Null);
+    }
+
+    #[test]
+    fn unsent_sends_local_edits_from_the_base_the_document_does_not_hold() {
+        let base = spec();
+        let mut here = base.clone();
+        here.tags = vec!["mine".into()];
+        here.name = "same".into();
+        let mut now = base.clone();
+        now.tags = vec!["theirs".into()]; // another device's edit, not merged here yet
+        now.name = "same".into(); // already in the document
+        let changes = unsent(&base, &here, &now);
+        assert_eq!(
+            changes,
+            vec![FieldChange {
+                field: "tags".into(),
+                old: json(&base.tags),
+                new: json!(["mine"]),
+            }],
+            "old is what this device changed from, not what the document holds"
+        );
+        assert!(unsent(&base, &base, &now).is_empty());
     }
 
     #[test]

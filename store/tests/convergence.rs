@@ -98,6 +98,7 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
     // Every value written per (workflow, key): the final one must be among them.
     let mut written: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut known: Vec<BTreeSet<String>> = vec![ids.iter().cloned().collect(); devices];
+    let mut added_tags: BTreeSet<(String, String)> = BTreeSet::new();
     for step in 0..steps {
         let d = rng.below(devices as u64) as usize;
         let svc = &svcs[d];
@@ -156,6 +157,27 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
                     known[d].remove(wf);
                 }
             }
+            7 if !visible.is_empty() => {
+                // Tags are a set in the document: what two devices add
+                // offline both stay.
+                let wf = &visible[rng.below(visible.len() as u64) as usize];
+                let mut tags = svc
+                    .get_workflow(WorkflowId { id: wf.clone() })
+                    .map(|w| w.spec.tags)
+                    .unwrap_or_default();
+                let tag = format!("t{step}-d{d}");
+                tags.push(tag.clone());
+                if svc
+                    .update_workflow(UpdateWorkflow {
+                        id: wf.clone(),
+                        tags: Some(tags),
+                        ..Default::default()
+                    })
+                    .is_ok()
+                {
+                    added_tags.insert((wf.clone(), tag));
+                }
+            }
             _ => {
                 svc.sync_now()
                     .unwrap_or_else(|e| panic!("seed {seed} step {step}: sync on device {d}: {e}"));
@@ -180,6 +202,15 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
     let views: Vec<BTreeMap<String, Value>> = svcs.iter().map(view).collect();
     for (i, v) in views.iter().enumerate().skip(1) {
         assert_eq!(&views[0], v, "seed {seed}: device 0 and device {i} differ");
+    }
+    for (wf, tag) in &added_tags {
+        if let Some(w) = views[0].get(wf) {
+            let tags = w["spec"]["tags"].as_array().unwrap();
+            assert!(
+                tags.contains(&json!(tag)),
+                "seed {seed}: tag {tag} added to {wf} is gone: {tags:?}"
+            );
+        }
     }
     for ((wf, key), values) in &written {
         if let Some(w) = views[0].get(wf) {

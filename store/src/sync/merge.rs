@@ -178,14 +178,28 @@ impl Service {
         let remembered = self.remembered(&scope)?;
         let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
         let own = self.device_id().to_owned();
+        let message = self.commit_message();
         let checked = handle.with_document(|d| {
-            let heads = sorted_heads(d);
+            let mut heads = sorted_heads(d);
             if remembered.as_ref().is_some_and(|r| r.heads == heads) {
                 return None;
             }
+            let state = doc::checked(d, wf_id);
+            // A document of the first layout is rewritten in the current
+            // one the first time it is opened here; it says the same.
+            if state.is_ok() {
+                let opts = CommitOptions::default()
+                    .with_message(format!("{message} upgrade"))
+                    .with_time(chrono::Utc::now().timestamp());
+                if let Ok(done) = d.transact_with(|_| opts, |tx| doc::upgrade(tx)) {
+                    if done.result {
+                        heads = sorted_heads(d);
+                    }
+                }
+            }
             Some((
                 heads,
-                doc::checked(d, wf_id),
+                state,
                 base_at(d, &since),
                 authors_since(d, &since, &own),
             ))

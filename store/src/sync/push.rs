@@ -137,7 +137,7 @@ impl Service {
                 return Ok(Push::Unreadable);
             };
             let base = base_at(d, since).unwrap_or_else(|| now.clone());
-            let mut changes = workflow::rebase(&base.spec, &wf.spec, &now.spec);
+            let mut changes = workflow::unsent(&base.spec, &wf.spec, &now.spec);
             if base.deleted != deleted && now.deleted != deleted {
                 changes.push(FieldChange {
                     field: "deleted".into(),
