@@ -261,6 +261,21 @@ pub struct ExecutionFilter {
 
 impl Input for ExecutionFilter {}
 
+impl ExecutionFilter {
+    /// The time a prune cuts at: a prune takes the filter a list takes, and
+    /// must say up to when (`until`), so it never deletes every run by a
+    /// missing argument.
+    pub fn prune_until(&self) -> Result<i64, Error> {
+        self.until.ok_or_else(|| {
+            Error::Invalid(vec![crate::FieldError::new(
+                "until",
+                "required",
+                "a prune deletes finished runs that started before a time; give until",
+            )])
+        })
+    }
+}
+
 /// How many runs a filter matches (shown before a bulk delete).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ExecutionCount {
@@ -379,22 +394,6 @@ impl Input for ImportExecutions {}
 pub struct ImportReport {
     pub imported: u64,
 }
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
-#[ts(optional_fields)]
-#[serde(deny_unknown_fields)]
-pub struct PruneExecutions {
-    #[serde(default)]
-    pub workflow_id: Option<String>,
-    #[serde(default)]
-    pub status: Option<ExecutionStatus>,
-    /// Only runs that started at or after this time (Unix ms).
-    #[serde(default)]
-    pub since: Option<i64>,
-    /// Delete runs that started before this time (Unix ms).
-    pub before: i64,
-}
-impl Input for PruneExecutions {}
 
 /// The workspace settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]

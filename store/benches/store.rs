@@ -462,11 +462,11 @@ fn main() {
     let mut batches: Vec<f64> = Vec::new();
     let pruned = svc
         .prune_executions_with(
-            PruneExecutions {
+            ExecutionFilter {
                 workflow_id: None,
                 status: None,
                 since: None,
-                before: half,
+                until: Some(half),
             },
             &std::sync::atomic::AtomicBool::new(false),
             &mut |_| {

@@ -108,7 +108,7 @@ command_table! {
     StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;
     FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => finish_execution;
     ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => import_executions;
-    PruneExecutionsCmd = "prune_executions" (PruneExecutions) -> PruneReport => prune_executions;
+    PruneExecutionsCmd = "prune_executions" (ExecutionFilter) -> PruneReport => prune_executions;
     GetSettingsCmd = "get_settings" (GetSettings) -> Settings => get_settings;
     SetRetentionCmd = "set_retention" (SetRetention) -> Settings => set_retention;
     ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => apply_retention;

@@ -143,12 +143,13 @@ pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             expect_one(n, e)?;
         }
         Event::ExecutionsPruned(p) => {
-            let (where_sql, args) = queries::executions::prune_filter_sql(
-                p.workflow_id.as_deref(),
-                p.status,
-                p.since,
-                p.before,
-            );
+            let (where_sql, args) =
+                queries::executions::prune_filter_sql(&flowkeep_core::commands::ExecutionFilter {
+                    workflow_id: p.workflow_id.clone(),
+                    status: p.status,
+                    since: p.since,
+                    until: Some(p.before),
+                });
             let n = conn
                 .prepare_cached(&format!("DELETE FROM executions {where_sql}"))?
                 .execute(params_from_iter(args))?;

@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 
 use flowkeep_core::commands::{
-    CreateWorkflow, ExecutionFilter, ImportExecutions, ImportedExecution, PruneExecutions,
+    CreateWorkflow, ExecutionFilter, ImportExecutions, ImportedExecution,
 };
 use flowkeep_core::execution::ExecutionStatus;
 use flowkeep_store::{Service, StoreOptions, PRUNE_BATCH};
@@ -55,11 +55,11 @@ fn a_large_prune_is_several_bounded_batches_that_replay_to_the_same_tables() {
     let mut seen = Vec::new();
     let report = svc
         .prune_executions_with(
-            PruneExecutions {
+            ExecutionFilter {
                 workflow_id: Some(wf),
                 status: None,
                 since: None,
-                before: 1_000_000 + 1_500, // runs 0..4_500 started before this
+                until: Some(1_000_000 + 1_500), // runs 0..4_500 started before this
             },
             &AtomicBool::new(false),
             &mut |n| seen.push(n),
@@ -91,11 +91,11 @@ fn a_stopped_prune_keeps_the_batches_it_committed() {
     let stop = AtomicBool::new(true); // stop after the first batch
     let report = svc
         .prune_executions_with(
-            PruneExecutions {
+            ExecutionFilter {
                 workflow_id: Some(wf),
                 status: None,
                 since: None,
-                before: i64::MAX,
+                until: Some(i64::MAX),
             },
             &stop,
             &mut |_| {},
@@ -110,13 +110,36 @@ fn a_small_prune_is_one_event() {
     let (svc, wf) = with_runs(10);
     let before = svc.event_count().unwrap();
     let report = svc
-        .prune_executions(PruneExecutions {
+        .prune_executions(ExecutionFilter {
             workflow_id: Some(wf),
             status: None,
             since: None,
-            before: i64::MAX,
+            until: Some(i64::MAX),
         })
         .unwrap();
     assert_eq!(report.deleted, 10);
     assert_eq!(svc.event_count().unwrap(), before + 1);
+}
+
+#[test]
+fn a_prune_takes_the_filter_a_list_takes_and_must_say_until_when() {
+    let (svc, wf) = with_runs(10);
+    let filter = ExecutionFilter {
+        workflow_id: Some(wf),
+        ..Default::default()
+    };
+    let err = svc.prune_executions(filter.clone()).unwrap_err();
+    let body = err.body();
+    assert_eq!(body.fields[0].field, "until", "{body:?}");
+    assert_eq!(body.fields[0].code, "required");
+    assert_eq!(remaining(&svc), 10, "nothing deleted");
+
+    // The filter that counts what a list shows deletes exactly that.
+    let cut = ExecutionFilter {
+        until: Some(1_000_000 + 2), // runs 0..6
+        ..filter
+    };
+    let counted = svc.count_executions(cut.clone()).unwrap().count;
+    assert_eq!(counted, 6);
+    assert_eq!(svc.prune_executions(cut).unwrap().deleted, counted);
 }

@@ -246,11 +246,11 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 back_ms,
                 per_workflow,
             } => svc
-                .prune_executions(PruneExecutions {
+                .prune_executions(ExecutionFilter {
                     workflow_id: per_workflow.map(|w| pick(&wfs, w)),
                     status: None,
                     since: None,
-                    before: now - back_ms as i64,
+                    until: Some(now - back_ms as i64),
                 })
                 .map(drop),
             Op::Import { wf, n } => svc

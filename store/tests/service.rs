@@ -689,11 +689,11 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
             .unwrap();
         }
     }
-    let prune = PruneExecutions {
+    let prune = ExecutionFilter {
         workflow_id: Some(wf.id.clone()),
         status: None,
         since: None,
-        before: T0 + 5000,
+        until: Some(T0 + 5000),
     };
     assert_eq!(
         svc.prune_preview(&prune).unwrap(),

@@ -252,7 +252,7 @@ pub struct ExecFilterArgs {
     #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
     pub since: Option<String>,
     /// Started before: same forms as --since.
-    #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
+    #[arg(long, visible_alias = "before", value_name = "DATE", value_parser = super::time_arg::in_range)]
     pub until: Option<String>,
 }
 
@@ -277,14 +277,9 @@ pub enum ExecCmd {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         workflow: Option<String>,
-        #[arg(long, value_parser = parse_status, conflicts_with = "id")]
-        status: Option<flowkeep_core::execution::ExecutionStatus>,
-        /// Only runs that started at or after this date.
-        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = super::time_arg::in_range)]
-        since: Option<String>,
-        /// Only runs that started before this date (default: now).
-        #[arg(long, value_name = "DATE", conflicts_with = "id", value_parser = super::time_arg::in_range)]
-        before: Option<String>,
+        /// The filters `exec list` takes (`--until` defaults to now).
+        #[command(flatten)]
+        filter: ExecFilterArgs,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -341,7 +336,7 @@ pub enum ExecCmd {
         #[arg(long, value_parser = parse_status, requires = "before")]
         status: Option<flowkeep_core::execution::ExecutionStatus>,
         /// Delete finished runs that started before this date instead of applying the policies.
-        #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
+        #[arg(long, visible_alias = "until", value_name = "DATE", value_parser = super::time_arg::in_range)]
         before: Option<String>,
     },
     /// Stream runs as json, ndjson or csv to a file or stdout.

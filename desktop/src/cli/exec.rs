@@ -59,18 +59,28 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             let e = call::<GetExecutionCmd>(svc, ExecutionId { id })?;
             done(&e, render::execution(&e))
         }
-        ExecCmd::Delete { id: Some(id), .. } => {
+        ExecCmd::Delete {
+            id: Some(id),
+            workflow,
+            filter: f,
+            ..
+        } => {
+            if workflow.is_some() || f.status.is_some() || f.since.is_some() || f.until.is_some() {
+                return Err(input_error(
+                    "id",
+                    "conflict",
+                    "give an execution ID or filters (--workflow, --status, --since, --until), not both",
+                ));
+            }
             let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
             done(&d, format!("Deleted execution {}.\n", d.id))
         }
         ExecCmd::Delete {
             id: None,
             workflow,
-            status,
-            since,
-            before,
+            filter: f,
             yes,
-        } => delete_matching(svc, workflow, status, since, before, yes, json),
+        } => delete_matching(svc, workflow, f, yes, json),
         ExecCmd::Start {
             workflow,
             trigger,
@@ -163,33 +173,20 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
 fn delete_matching(
     svc: &Service,
     workflow: Option<String>,
-    status: Option<flowkeep_core::execution::ExecutionStatus>,
-    since: Option<String>,
-    before: Option<String>,
+    f: ExecFilterArgs,
     yes: bool,
     json: bool,
 ) -> Out {
-    if workflow.is_none() && status.is_none() && since.is_none() && before.is_none() {
+    if workflow.is_none() && f.status.is_none() && f.since.is_none() && f.until.is_none() {
         return Err(input_error(
             "id",
             "required",
-            "give an execution ID, or at least one of --workflow, --status, --since, --before",
+            "give an execution ID, or at least one of --workflow, --status, --since, --until",
         ));
     }
     let now = now_ms();
-    let prune = PruneExecutions {
-        workflow_id: workflow,
-        status,
-        since: since
-            .as_deref()
-            .map(|s| time_arg::parse("since", s, now))
-            .transpose()?,
-        before: before
-            .as_deref()
-            .map(|s| time_arg::parse("before", s, now))
-            .transpose()?
-            .unwrap_or(now + 1),
-    };
+    let mut prune = filter(now, workflow, f)?;
+    prune.until = prune.until.or(Some(now + 1));
     bulk_delete(svc, prune, yes, json)
 }
 
@@ -202,11 +199,11 @@ fn prune_before(
     json: bool,
 ) -> Out {
     let before = time_arg::parse("before", before, now_ms())?;
-    let input = PruneExecutions {
+    let input = ExecutionFilter {
         workflow_id: workflow,
         status,
-        since: None,
-        before,
+        until: Some(before),
+        ..Default::default()
     };
     let expected = svc.prune_preview(&input)?;
     let r = prune_in_batches(svc, input, expected, json)?;
@@ -271,7 +268,7 @@ fn export(
 }
 
 /// Shows what a filtered delete will remove, asks (unless `--yes`), deletes.
-fn bulk_delete(svc: &Service, prune: PruneExecutions, yes: bool, json: bool) -> Out {
+fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> Out {
     let n = svc.prune_preview(&prune)?;
     if n == 0 {
         return done(
@@ -309,7 +306,7 @@ fn bulk_delete(svc: &Service, prune: PruneExecutions, yes: bool, json: bool) -> 
 /// the current batch, keeping what was deleted.
 fn prune_in_batches(
     svc: &Service,
-    prune: PruneExecutions,
+    prune: ExecutionFilter,
     expected: u64,
     json: bool,
 ) -> Result<PruneReport, Failure> {

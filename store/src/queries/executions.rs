@@ -117,21 +117,10 @@ pub(crate) fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// The rows a prune deletes: finished runs that started before `before`.
-/// Running and queued runs are never pruned.
-pub(crate) fn prune_filter_sql(
-    workflow_id: Option<&str>,
-    status: Option<ExecutionStatus>,
-    since: Option<i64>,
-    before: i64,
-) -> (String, Vec<Sql>) {
-    let f = ExecutionFilter {
-        workflow_id: workflow_id.map(str::to_owned),
-        status,
-        since,
-        until: Some(before),
-    };
-    let (mut sql, args) = filter_sql(&f);
+/// The rows a prune deletes: the finished runs a filter matches (running
+/// and queued runs are never pruned).
+pub(crate) fn prune_filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
+    let (mut sql, args) = filter_sql(f);
     sql.push_str(" AND status IN ('succeeded', 'failed', 'cancelled')");
     (sql, args)
 }

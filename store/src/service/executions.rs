@@ -1,6 +1,6 @@
 use flowkeep_core::commands::{
     Deleted, ExecutionCount, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions,
-    ImportExecutions, ImportReport, Input, Page, PruneExecutions, PruneReport, StartExecution,
+    ImportExecutions, ImportReport, Input, Page, PruneReport, StartExecution,
 };
 use flowkeep_core::events::{
     Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionRecordedV1, ExecutionStartedV1,
@@ -183,28 +183,30 @@ impl Service {
         Ok(deleted)
     }
 
-    /// How many finished runs a prune with these arguments would delete.
-    pub fn prune_preview(&self, input: &PruneExecutions) -> Result<u64> {
+    /// How many finished runs a prune with this filter would delete.
+    pub fn prune_preview(&self, input: &ExecutionFilter) -> Result<u64> {
         self.read(|c| count_prunable(c, input))
     }
 
-    /// Deletes finished runs that started before `before`, in batches.
-    pub fn prune_executions(&self, input: PruneExecutions) -> Result<PruneReport> {
+    /// Deletes the finished runs a filter matches (`until` required), in
+    /// batches.
+    pub fn prune_executions(&self, input: ExecutionFilter) -> Result<PruneReport> {
         self.prune_executions_with(input, &AtomicBool::new(false), &mut |_| {})
     }
 
     /// `prune_executions` in bounded batches of about `PRUNE_BATCH` runs,
     /// each its own transaction and `executions.pruned` event (its filter
-    /// with the batch's `before`), so no other writer waits for more than
+    /// with the batch's bound), so no other writer waits for more than
     /// one batch. `on_batch` gets the runs deleted so far; setting `stop`
     /// ends it after the current batch, keeping what was committed.
     pub fn prune_executions_with(
         &self,
-        mut input: PruneExecutions,
+        mut input: ExecutionFilter,
         stop: &AtomicBool,
         on_batch: &mut dyn FnMut(u64),
     ) -> Result<PruneReport> {
         input.check()?;
+        input.prune_until()?;
         if let Some(wf) = &input.workflow_id {
             if self.read(|c| queries::workflows::load(c, wf))?.is_none() {
                 return Err(Error::workflow_not_found(wf));
@@ -218,7 +220,7 @@ impl Service {
     /// returns how many. `on_batch` gets the count so far.
     pub(crate) fn prune_batched(
         &self,
-        input: &PruneExecutions,
+        input: &ExecutionFilter,
         reason: &str,
         stop: &AtomicBool,
         on_batch: &mut dyn FnMut(u64),
@@ -226,8 +228,8 @@ impl Service {
         let mut deleted = 0;
         loop {
             let bound = self.read(|c| batch_bound(c, input, PRUNE_BATCH))?;
-            let batch = PruneExecutions {
-                before: bound.unwrap_or(input.before),
+            let batch = ExecutionFilter {
+                until: bound.or(input.until),
                 ..input.clone()
             };
             let pruned = self.write(|w| prune_in(w, &batch, reason))?;
@@ -252,16 +254,11 @@ impl Service {
 /// so a batch holds the write lock for tens of milliseconds.
 pub const PRUNE_BATCH: u64 = 2_000;
 
-/// The `before` bound that deletes the oldest `batch` runs the prune would
+/// The `until` bound that deletes the oldest `batch` runs the prune would
 /// delete (more when several started at the same instant), or `None` when
 /// no more than `batch` are left.
-fn batch_bound(c: &Connection, input: &PruneExecutions, batch: u64) -> Result<Option<i64>> {
-    let (where_sql, args) = queries::executions::prune_filter_sql(
-        input.workflow_id.as_deref(),
-        input.status,
-        input.since,
-        input.before,
-    );
+fn batch_bound(c: &Connection, input: &ExecutionFilter, batch: u64) -> Result<Option<i64>> {
+    let (where_sql, args) = queries::executions::prune_filter_sql(input);
     let nth: Option<i64> = c
         .prepare_cached(&format!(
             "SELECT started_at FROM executions {where_sql} ORDER BY started_at, id LIMIT 1 OFFSET {}",
@@ -271,11 +268,10 @@ fn batch_bound(c: &Connection, input: &PruneExecutions, batch: u64) -> Result<Op
         .collect::<rusqlite::Result<Vec<i64>>>()?
         .first()
         .copied();
-    // Only a bound below `before` makes a batch; runs at the last instant
+    // Only a bound below `until` makes a batch; runs at the last instant
     // of a batch go with it (started_at + 1).
-    Ok(nth
-        .and_then(|t| t.checked_add(1))
-        .filter(|&b| b < input.before))
+    let until = input.prune_until()?;
+    Ok(nth.and_then(|t| t.checked_add(1)).filter(|&b| b < until))
 }
 
 /// What a prune deleted: how many runs, and which of them ran on this
@@ -289,13 +285,9 @@ pub(crate) struct Pruned {
 /// Appends one `executions.pruned` event for the matching finished runs, if
 /// there are any, inside the caller's transaction. The caller removes the
 /// run directories once the transaction committed (`Service::pruned`).
-pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) -> Result<Pruned> {
-    let (where_sql, args) = queries::executions::prune_filter_sql(
-        input.workflow_id.as_deref(),
-        input.status,
-        input.since,
-        input.before,
-    );
+pub(crate) fn prune_in(w: &Writer<'_>, input: &ExecutionFilter, reason: &str) -> Result<Pruned> {
+    let until = input.prune_until()?;
+    let (where_sql, args) = queries::executions::prune_filter_sql(input);
     let mut pruned = Pruned::default();
     {
         let mut stmt = w
@@ -315,7 +307,7 @@ pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) ->
             workflow_id: input.workflow_id.clone(),
             status: input.status,
             since: input.since,
-            before: input.before,
+            before: until,
             deleted,
             reason: Some(reason.to_owned()),
         });
@@ -328,13 +320,8 @@ pub(crate) fn prune_in(w: &Writer<'_>, input: &PruneExecutions, reason: &str) ->
     Ok(pruned)
 }
 
-fn count_prunable(c: &rusqlite::Connection, input: &PruneExecutions) -> Result<u64> {
-    let (where_sql, args) = queries::executions::prune_filter_sql(
-        input.workflow_id.as_deref(),
-        input.status,
-        input.since,
-        input.before,
-    );
+fn count_prunable(c: &rusqlite::Connection, input: &ExecutionFilter) -> Result<u64> {
+    let (where_sql, args) = queries::executions::prune_filter_sql(input);
     let n: i64 = c
         .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
         .query_row(params_from_iter(args), |r| r.get(0))?;

@@ -2,7 +2,7 @@
 //! setting; a workflow's own policy lives in its config document.
 
 use flowkeep_core::commands::{
-    ApplyRetention, GetSettings, Input, PruneExecutions, PruneReport, SetRetention, Settings,
+    ApplyRetention, ExecutionFilter, GetSettings, Input, PruneReport, SetRetention, Settings,
 };
 use flowkeep_core::config::RetentionPolicy;
 use flowkeep_core::events::{Event, SettingsUpdatedV1};
@@ -84,7 +84,7 @@ impl Service {
         let now = self.clock.now_ms();
         // Where each policy cuts, read first; a run recorded meanwhile only
         // makes a count limit keep one more.
-        let cuts: Vec<PruneExecutions> = self.read(|c| {
+        let cuts: Vec<ExecutionFilter> = self.read(|c| {
             let global = load_settings(c)?.retention;
             let ids: Vec<String> = match &input.workflow_id {
                 Some(id) => {
@@ -100,12 +100,11 @@ impl Service {
                 let own = queries::workflows::load(c, &id)?
                     .and_then(|l| l.workflow.approval.approved_spec.retention);
                 let policy = own.unwrap_or_else(|| global.clone());
-                if let Some(before) = policy_cut(c, &id, &policy, now)? {
-                    cuts.push(PruneExecutions {
+                if let Some(until) = policy_cut(c, &id, &policy, now)? {
+                    cuts.push(ExecutionFilter {
                         workflow_id: Some(id),
-                        status: None,
-                        since: None,
-                        before,
+                        until: Some(until),
+                        ..Default::default()
                     });
                 }
             }

@@ -155,16 +155,6 @@ export type Page<T> = { items: Array<T>,
  */
 next_cursor: string | null, };
 
-export type PruneExecutions = { workflow_id?: string, status?: ExecutionStatus, 
-/**
- * Only runs that started at or after this time (Unix ms).
- */
-since?: number, 
-/**
- * Delete runs that started before this time (Unix ms).
- */
-before: number, };
-
 export type PruneReport = { deleted: number, };
 
 export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
@@ -324,7 +314,7 @@ export type Commands = {
   start_execution: { input: StartExecution; output: Execution };
   finish_execution: { input: FinishExecution; output: Execution };
   import_executions: { input: ImportExecutions; output: ImportReport };
-  prune_executions: { input: PruneExecutions; output: PruneReport };
+  prune_executions: { input: ExecutionFilter; output: PruneReport };
   get_settings: { input: GetSettings; output: Settings };
   set_retention: { input: SetRetention; output: Settings };
   apply_retention: { input: ApplyRetention; output: PruneReport };

@@ -230,7 +230,7 @@ describe("useExecutionHistory", () => {
     expect(count).toBe(0);
   });
 
-  it("bulk delete counts first with the same filter, then prunes before the date", async () => {
+  it("bulk delete counts, then prunes, with the same filter", async () => {
     const calls = fakeApi({
       get_executions: () => ({ items: [], next_cursor: null }),
       count_executions: () => ({ count: 7 }),
@@ -248,6 +248,7 @@ describe("useExecutionHistory", () => {
     await act(async () => {
       await result.current.deleteOlderThan(5000);
     });
-    expect(calls.find((c) => c.name === "prune_executions")!.input).toEqual({ workflow_id: "w1", status: "failed", before: 5000 });
+    // The very filter it counted with.
+    expect(calls.find((c) => c.name === "prune_executions")!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
   });
 });

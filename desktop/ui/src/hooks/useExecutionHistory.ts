@@ -90,9 +90,11 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
    * A prune never deletes runs still going (queued, running), so they are
    * not counted either.
    */
+  const olderThan = useCallback((before: number) => ({ ...filter(), since: undefined, until: before }), [filter]);
+
   const countOlderThan = useCallback(
     async (before: number) => {
-      const f = { ...filter(), since: undefined, until: before };
+      const f = olderThan(before);
       if (f.status === "running" || f.status === "queued") return 0;
       const all = (await call("count_executions", f)).count;
       if (f.status) return all;
@@ -101,22 +103,18 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
       );
       return all - going.reduce((n, r) => n + r.count, 0);
     },
-    [filter],
+    [olderThan],
   );
 
+  /** Deletes what `countOlderThan` counted: a prune takes the list's filter. */
   const deleteOlderThan = useCallback(
     async (before: number) => {
-      const f = filter();
-      const report = await call("prune_executions", {
-        workflow_id: f.workflow_id,
-        status: f.status,
-        before,
-      });
+      const report = await call("prune_executions", olderThan(before));
       setCursors([null]);
       await load();
       return report.deleted;
     },
-    [filter, load],
+    [olderThan, load],
   );
 
   const exportAs = useCallback((format: ExportFormat) => exportExecutions(filter(), format), [filter]);
