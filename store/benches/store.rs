@@ -456,27 +456,65 @@ fn main() {
     // Prune the older half of the imported runs, then list pages again on
     // the half that is left.
     let half = T0 + (n_executions as i64 / 2) * step;
-    // In batches: the longest batch is how long another writer can wait.
+    // In batches. What matters is how long another writer waits: a writer
+    // beside the prune edits a workflow every 2 ms and times each edit;
+    // the same writer alone, just before, is the baseline.
+    let writer = |stop: &std::sync::atomic::AtomicBool| {
+        let mut waits = Vec::new();
+        let mut i = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = Instant::now();
+            svc.update_workflow(UpdateWorkflow {
+                id: live(i),
+                description: Some(format!("edited beside a prune {i}")),
+                ..Default::default()
+            })
+            .unwrap();
+            waits.push(t.elapsed().as_secs_f64() * 1000.0);
+            i += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        waits.sort_by(f64::total_cmp);
+        waits
+    };
+    let alone_stop = std::sync::atomic::AtomicBool::new(false);
+    let alone = std::thread::scope(|s| {
+        let h = s.spawn(|| writer(&alone_stop));
+        std::thread::sleep(Duration::from_secs(3));
+        alone_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        h.join().unwrap()
+    });
     let t = Instant::now();
     let mut last = Instant::now();
     let mut batches: Vec<f64> = Vec::new();
-    let pruned = svc
-        .prune_executions_with(
-            ExecutionFilter {
-                workflow_id: None,
-                status: None,
-                since: None,
-                until: Some(half),
-            },
-            &std::sync::atomic::AtomicBool::new(false),
-            &mut |_| {
-                batches.push(last.elapsed().as_secs_f64() * 1000.0);
-                last = Instant::now();
-            },
-        )
-        .unwrap()
-        .deleted;
+    let beside_stop = std::sync::atomic::AtomicBool::new(false);
+    let (pruned, beside) = std::thread::scope(|s| {
+        let h = s.spawn(|| writer(&beside_stop));
+        let pruned = svc
+            .prune_executions_with(
+                ExecutionFilter {
+                    workflow_id: None,
+                    status: None,
+                    since: None,
+                    until: Some(half),
+                },
+                &std::sync::atomic::AtomicBool::new(false),
+                &mut |_| {
+                    batches.push(last.elapsed().as_secs_f64() * 1000.0);
+                    last = Instant::now();
+                },
+            )
+            .unwrap()
+            .deleted;
+        beside_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (pruned, h.join().unwrap())
+    });
     let prune_secs = t.elapsed().as_secs_f64();
+    let q = |v: &[f64], p: usize| {
+        v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     batches.sort_by(f64::total_cmp);
     let batch_p50 = batches.get(batches.len() / 2).copied().unwrap_or(0.0);
     let batch_max = batches.last().copied().unwrap_or(0.0);
@@ -558,6 +596,20 @@ fn main() {
     println!(
         "| prune of the older half ({pruned} runs, {} batches) | {prune_secs:.1} s (batch p50 {batch_p50:.0} ms, max {batch_max:.0} ms) |",
         batches.len()
+    );
+    println!(
+        "| a workflow edit every 2 ms beside the prune ({} edits): wait p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        beside.len(),
+        q(&beside, 50),
+        q(&beside, 99),
+        beside.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "| the same writer alone, just before ({} edits): p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        alone.len(),
+        q(&alone, 50),
+        q(&alone, 99),
+        alone.last().copied().unwrap_or(0.0)
     );
 
     let events = svc.event_count().unwrap();

@@ -8,6 +8,7 @@ use flowkeep_core::events::{
 };
 use flowkeep_core::execution::{Execution, ExecutionStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params_from_iter, Connection};
 
@@ -194,10 +195,10 @@ impl Service {
         self.prune_executions_with(input, &AtomicBool::new(false), &mut |_| {})
     }
 
-    /// `prune_executions` in bounded batches of about `PRUNE_BATCH` runs,
-    /// each its own transaction and `executions.pruned` event (its filter
-    /// with the batch's bound), so no other writer waits for more than
-    /// one batch. `on_batch` gets the runs deleted so far; setting `stop`
+    /// `prune_executions` in bounded batches, each its own transaction and
+    /// `executions.pruned` event (its filter with the batch's bound), so no
+    /// other writer waits for more than one batch; the first deletes about
+    /// `PRUNE_BATCH` runs, the next ones as many as take about 40 ms here. `on_batch` gets the runs deleted so far; setting `stop`
     /// ends it after the current batch, keeping what was committed.
     pub fn prune_executions_with(
         &self,
@@ -226,13 +227,16 @@ impl Service {
         on_batch: &mut dyn FnMut(u64),
     ) -> Result<u64> {
         let mut deleted = 0;
+        let mut size = PRUNE_BATCH;
         loop {
-            let bound = self.read(|c| batch_bound(c, input, PRUNE_BATCH))?;
+            let bound = self.read(|c| batch_bound(c, input, size))?;
             let batch = ExecutionFilter {
                 until: bound.or(input.until),
                 ..input.clone()
             };
+            let t = Instant::now();
             let pruned = self.write(|w| prune_in(w, &batch, reason))?;
+            size = next_batch_size(size, t.elapsed());
             deleted += self.pruned(pruned).deleted;
             on_batch(deleted);
             if bound.is_none() || stop.load(Ordering::Relaxed) {
@@ -250,9 +254,47 @@ impl Service {
     }
 }
 
-/// About how many runs one prune transaction deletes: ~20 µs a run here,
+/// How many runs the first prune transaction deletes: ~20 µs a run here,
 /// so a batch holds the write lock for tens of milliseconds.
 pub const PRUNE_BATCH: u64 = 2_000;
+/// What one prune transaction aims to take: later batches grow or shrink
+/// so that each takes about this long on this machine, whatever its disk.
+const PRUNE_BATCH_TIME: Duration = Duration::from_millis(40);
+const PRUNE_BATCH_MIN: u64 = 100;
+pub const PRUNE_BATCH_MAX: u64 = 20_000;
+
+/// The size of the next batch after one of `size` runs took `took`: scaled
+/// toward `PRUNE_BATCH_TIME`, at most doubling (one fast batch proves
+/// little), within bounds.
+fn next_batch_size(size: u64, took: Duration) -> u64 {
+    let took_us = took.as_micros().max(1) as u64;
+    let target_us = PRUNE_BATCH_TIME.as_micros() as u64;
+    let scaled = size.saturating_mul(target_us) / took_us;
+    scaled
+        .min(size.saturating_mul(2))
+        .clamp(PRUNE_BATCH_MIN, PRUNE_BATCH_MAX)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn batches_grow_and_shrink_toward_the_target_time_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_batch_size(2_000, ms(40)), 2_000, "on target");
+        assert_eq!(next_batch_size(2_000, ms(80)), 1_000, "too slow: halved");
+        assert_eq!(next_batch_size(2_000, ms(400)), 200);
+        assert_eq!(next_batch_size(2_000, ms(10_000)), PRUNE_BATCH_MIN);
+        assert_eq!(
+            next_batch_size(2_000, ms(1)),
+            4_000,
+            "fast: at most doubled"
+        );
+        assert_eq!(next_batch_size(PRUNE_BATCH_MAX, ms(1)), PRUNE_BATCH_MAX);
+        assert_eq!(next_batch_size(2_000, Duration::ZERO), 4_000);
+    }
+}
 
 /// The `until` bound that deletes the oldest `batch` runs the prune would
 /// delete (more when several started at the same instant), or `None` when

@@ -18,7 +18,7 @@ use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
 use rusqlite::Connection;
 
 pub(crate) use approval::ensure_approved;
-pub use executions::PRUNE_BATCH;
+pub use executions::{PRUNE_BATCH, PRUNE_BATCH_MAX};
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
