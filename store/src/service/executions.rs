@@ -236,12 +236,16 @@ impl Service {
             };
             let t = Instant::now();
             let pruned = self.write(|w| prune_in(w, &batch, reason))?;
-            size = next_batch_size(size, t.elapsed());
+            let took = t.elapsed();
+            size = next_batch_size(size, took);
             deleted += self.pruned(pruned).deleted;
             on_batch(deleted);
             if bound.is_none() || stop.load(Ordering::Relaxed) {
                 return Ok(deleted);
             }
+            // A writer waiting for the lock gets it before the next batch
+            // (the lock is not fair), and the disk catches up with the WAL.
+            std::thread::sleep(took.min(PRUNE_BATCH_TIME));
         }
     }
 
