@@ -407,3 +407,118 @@ fn every_command_of_the_table_is_reachable_from_http_and_the_cli() {
         "no_such_command"
     ));
 }
+
+/// The `Set-Cookie` pair (`name=value`) of a response, if any.
+fn cookie_of(response: &str) -> Option<String> {
+    let head = response.split("\r\n\r\n").next()?;
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))?;
+    let value = line.split_once(':')?.1.trim();
+    assert!(value.contains("HttpOnly") && value.contains("SameSite=Strict"), "{value}");
+    Some(value.split(';').next()?.to_owned())
+}
+
+#[test]
+fn the_first_page_load_sets_a_session_cookie_that_outlives_a_restart() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let page = raw(
+        ui.port,
+        &format!(
+            "GET /?token={} HTTP/1.1\r\n{}\r\nConnection: close\r\n\r\n",
+            ui.token,
+            ui.host()
+        ),
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let cookie = cookie_of(&page).expect("the first load sets the session cookie");
+    let no_token = raw(
+        ui.port,
+        &format!("GET / HTTP/1.1\r\n{}\r\nConnection: close\r\n\r\n", ui.host()),
+    );
+    assert!(cookie_of(&no_token).is_none(), "no token, no cookie");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(fk.data_dir().join("ui-session.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    drop(ui);
+
+    let ui = start(&fk);
+    let list = |headers: &[String]| {
+        request(ui.port, "POST", "/api/list_workflows", headers, "{}").0
+    };
+    let with_cookie = format!("Cookie: {cookie}");
+    assert_eq!(list(&[ui.host(), with_cookie.clone()]), 200, "after a restart");
+    assert_eq!(list(&[ui.host()]), 401);
+    let forged = format!("Cookie: {}=0000", cookie.split('=').next().unwrap());
+    assert_eq!(list(&[ui.host(), forged]), 401);
+    let foreign = "Origin: http://evil.example".to_owned();
+    assert_eq!(list(&[ui.host(), with_cookie.clone(), foreign]), 403);
+
+    // A workflow's own URL is the page (which reads the path itself).
+    let (status, html) = request(
+        ui.port,
+        "GET",
+        "/workflows/0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b/runs",
+        &[ui.host(), with_cookie],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(html.contains("/assets/"), "{html}");
+}
+
+#[test]
+fn a_change_made_by_another_process_is_pushed_to_open_pages() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let mut s = TcpStream::connect(("127.0.0.1", ui.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\n{}\r\n{}\r\nAccept: text/event-stream\r\n\r\n",
+        ui.host(),
+        ui.auth()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut seen = String::new();
+    // Headers, then the `ready` event.
+    while !seen.contains("event: ready") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+
+    let started = std::time::Instant::now();
+    let id = fk
+        .json(&["workflow", "create", "--name", "made by the cli"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut event = String::new();
+    while !event.contains(&id) {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the stream ended: {event}"
+        );
+        event.push_str(&line);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(event.contains("event: change"), "{event}");
+    assert!(event.contains("\"kind\":\"workflow.created\""), "{event}");
+
+    // Without the token or cookie: refused.
+    let (status, _) = request(ui.port, "GET", "/api/events", &[ui.host()], "");
+    assert_eq!(status, 401);
+}

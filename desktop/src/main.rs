@@ -92,7 +92,8 @@ fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
     let svc = open(&data_dir)?;
     match command {
         cli::Command::Ui { port, no_open } => {
-            http::serve(svc, port.unwrap_or(0), cli.json, !no_open).map_err(Failure::Other)?;
+            http::serve(svc, &data_dir, port.unwrap_or(0), cli.json, !no_open)
+                .map_err(Failure::Other)?;
             Ok(None)
         }
         cli::Command::App => app(svc),

@@ -27,7 +27,7 @@ pub use db::{Durability, StoreOptions};
 pub use error::{Error, Result};
 pub use event_log::StoredEvent;
 pub use runner::{OutputSink, OutputStream, RunRequest};
-pub use service::{Service, SyncProgress, PRUNE_BATCH, PRUNE_BATCH_MAX};
+pub use service::{Change, Service, SyncProgress, PRUNE_BATCH, PRUNE_BATCH_MAX};
 pub use sync::dialer::TokenDialer;
 pub use sync::{SyncDevice, SyncDevices, SyncError, SyncOptions, SyncReport, SyncStatus};
 

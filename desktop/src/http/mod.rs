@@ -1,8 +1,9 @@
 //! `flowkeep ui`: the local HTTP API (`POST /api/<command>` over the one
-//! command table) on 127.0.0.1. Every request needs the per-launch token
-//! (`Authorization: Bearer <t>`, or `?token=` for the first page load); a
-//! request whose `Host` or `Origin` is not this server is refused, so another
-//! site cannot reach the API through DNS rebinding or a cross-site request.
+//! command table), the page, and its live changes (`GET /api/events`) on
+//! 127.0.0.1. Every API request needs the per-launch token or the session
+//! cookie the first page load got (`session.rs`); a request whose `Host` or
+//! `Origin` is not this server is refused, so another site cannot reach the
+//! API through DNS rebinding or a cross-site request.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +21,15 @@ use flowkeep_store::Service;
 use crate::ui_runs::UiRuns;
 
 mod assets;
+mod live;
+mod session;
 
 #[derive(Clone)]
 struct Api {
     svc: Arc<Service>,
     runs: Arc<UiRuns>,
-    token: Arc<String>,
-    port: u16,
+    auth: Arc<session::Auth>,
+    live: live::Live,
 }
 
 fn random_token() -> String {
@@ -36,7 +39,13 @@ fn random_token() -> String {
 }
 
 /// Serves until Ctrl-C or SIGTERM; prints the URL (with its token) first.
-pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<()> {
+pub fn serve(
+    svc: Service,
+    data_dir: &std::path::Path,
+    port: u16,
+    json: bool,
+    open: bool,
+) -> anyhow::Result<()> {
     let svc = Arc::new(svc);
     let runs = Arc::new(UiRuns::new(svc.clone()));
     let token = random_token();
@@ -70,16 +79,25 @@ pub fn serve(svc: Service, port: u16, json: bool, open: bool) -> anyhow::Result<
         if open {
             open_browser(&url);
         }
+        let auth = session::Auth::new(data_dir, token, port)
+            .map_err(|e| anyhow::anyhow!("cannot keep the UI session secret in {}: {e}", data_dir.display()))?;
         let api = Api {
+            live: live::Live::start(svc.clone(), stop.clone()),
             svc,
             runs: runs.clone(),
-            token: Arc::new(token),
-            port,
+            auth: Arc::new(auth),
         };
         let app = Router::new()
             .route("/", get(asset))
             .route("/favicon.svg", get(asset))
             .route("/assets/{*path}", get(asset))
+            // The app's own URLs (a workflow, a run): the page, which reads
+            // the path itself.
+            .route("/workflows", get(page))
+            .route("/workflows/{*path}", get(page))
+            .route("/runs", get(page))
+            .route("/runs/{*path}", get(page))
+            .route("/api/events", get(events))
             .route("/api/export", get(export))
             .route("/api/{command}", post(command))
             .with_state(api);
@@ -130,54 +148,19 @@ fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// `Host` must name this server; `Origin`, when sent, must be this server.
-fn same_origin(headers: &HeaderMap, port: u16) -> bool {
-    let ours = |v: &str| v == format!("127.0.0.1:{port}") || v == format!("localhost:{port}");
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(ours);
-    let origin_ok = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        None => true,
-        Some(o) => o.strip_prefix("http://").is_some_and(ours),
-    };
-    host_ok && origin_ok
-}
-
-fn token_ok(
-    headers: &HeaderMap,
-    query: &std::collections::HashMap<String, String>,
-    token: &str,
-) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .or_else(|| query.get("token").cloned());
-    // Compare without an early exit, so timing does not tell how much matched.
-    presented.is_some_and(|p| {
-        p.len() == token.len()
-            && p.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
-}
-
 fn guard(
     api: &Api,
     headers: &HeaderMap,
     query: &std::collections::HashMap<String, String>,
 ) -> Option<Response> {
-    if !same_origin(headers, api.port) {
+    if !api.auth.same_origin(headers) {
         return Some(error(
             StatusCode::FORBIDDEN,
             ErrorCode::InvalidInput,
             "this API only answers its own page on 127.0.0.1",
         ));
     }
-    if !token_ok(headers, query, &api.token) {
+    if !api.auth.allowed(headers, query) {
         return Some(error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidInput,
@@ -187,27 +170,73 @@ fn guard(
     None
 }
 
+/// `GET /api/events`: live changes (see `live.rs`).
+async fn events(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    let svc = api.svc.clone();
+    match tokio::task::spawn_blocking(move || svc.latest_seq()).await {
+        Ok(Ok(seq)) => api.live.stream(seq),
+        Ok(Err(e)) => store_error(e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the request panicked",
+        ),
+    }
+}
+
+/// A path of the app itself (`/workflows/<ID>`, ...): the page.
+async fn page(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    respond_with(&api, "/", &headers, &query)
+}
+
 /// The built UI. Its files hold no data, so they need no token (the page
 /// takes the token from its URL and sends it with every API call); `Host`
 /// is still checked so a rebinding site cannot even load them.
-async fn asset(State(api): State<Api>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    if !same_origin(&headers, api.port) {
+async fn asset(
+    State(api): State<Api>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    respond_with(&api, uri.path(), &headers, &query)
+}
+
+/// A built file. A load with the launch token also gets the session cookie,
+/// in its own response, so the page works on after a restart.
+fn respond_with(
+    api: &Api,
+    path: &str,
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> Response {
+    if !api.auth.same_origin(headers) {
         return error(
             StatusCode::FORBIDDEN,
             ErrorCode::InvalidInput,
             "this server only answers 127.0.0.1",
         );
     }
-    let Some((bytes, content_type)) = assets::get(uri.path()) else {
+    let Some((bytes, content_type)) = assets::get(path) else {
         return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such file");
     };
-    let cache = if uri.path().starts_with("/assets/") {
+    let cache = if path.starts_with("/assets/") {
         // File names carry a content hash.
         "public, max-age=31536000, immutable"
     } else {
         "no-store"
     };
-    (
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, cache),
@@ -222,7 +251,13 @@ async fn asset(State(api): State<Api>, uri: axum::http::Uri, headers: HeaderMap)
         ],
         bytes,
     )
-        .into_response()
+        .into_response();
+    if api.auth.has_token(headers, query) {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, api.auth.set_cookie());
+    }
+    response
 }
 
 /// `GET /api/export?format=csv|json|ndjson&workflow_id=&status=&since=&until=`:

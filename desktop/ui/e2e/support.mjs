@@ -24,9 +24,12 @@ export function tempDir() {
   return mkdtempSync(path.join(tmpdir(), "flowkeep-e2e-"));
 }
 
-/** Starts `flowkeep ui` (on a fresh data dir unless one is given); resolves once it prints its URL. */
-export async function startFlowkeep(dataDir = tempDir()) {
-  const child = spawn(flowkeepBin(), ["--data-dir", dataDir, "--json", "ui", "--port", "0", "--no-open"], {
+/**
+ * Starts `flowkeep ui` (on a fresh data dir unless one is given, on a port
+ * the OS picks unless one is given); resolves once it prints its URL.
+ */
+export async function startFlowkeep(dataDir = tempDir(), port = 0) {
+  const child = spawn(flowkeepBin(), ["--data-dir", dataDir, "--json", "ui", "--port", String(port), "--no-open"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, FLOWKEEP_ACTOR: "e2e-user" },
   });
@@ -50,10 +53,11 @@ export async function startFlowkeep(dataDir = tempDir()) {
     ...info,
     dataDir,
     api,
-    async stop() {
+    /** Stops it; the data dir goes too unless `keep`. */
+    async stop({ keep = false } = {}) {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keep) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -370,3 +370,43 @@ function startOfDay(t) {
   d.setHours(0, 0, 0, 0);
   return d.getTime();
 }
+
+test("each workflow and tab has a URL; an open tab survives a restart of flowkeep ui", async () => {
+  let own = await startFlowkeep();
+  try {
+    const wf = await own.api("create_workflow", { name: "Linked" });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const tab = await context.newPage();
+    tab.on("pageerror", (e) => console.error("page error:", e));
+    await tab.goto(own.url);
+    await tab.locator(".workflow-list .name", { hasText: "Linked" }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}`));
+    await tab.getByRole("tab", { name: "Runs" }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs`));
+    await tab.goBack();
+    await poll(async () => assert.equal(await tab.getByRole("tab", { name: "Configuration" }).getAttribute("aria-selected"), "true"));
+
+    // A link opens the same view in a new tab (no token in it: the session cookie).
+    const linked = await context.newPage();
+    await linked.goto(`http://127.0.0.1:${own.port}/workflows/${wf.id}/runs`);
+    await poll(async () => assert.equal(await linked.getByRole("tab", { name: "Runs" }).getAttribute("aria-selected"), "true"));
+    await linked.close();
+
+    // flowkeep ui restarts on the same data dir and port: the open tab keeps
+    // working, and a change made meanwhile shows without a reload.
+    const { dataDir, port } = own;
+    await own.stop({ keep: true });
+    own = await startFlowkeep(dataDir, port);
+    await own.api("create_workflow", { name: "Made after the restart" });
+    await poll(
+      async () => assert.ok((await tab.locator(".workflow-list .name").allTextContents()).includes("Made after the restart")),
+      15_000,
+    );
+    await tab.getByRole("tab", { name: "History" }).click();
+    await tab.getByRole("tab", { name: "Configuration" }).click();
+    assert.doesNotMatch(await tab.locator("body").innerText(), /not reachable|TypeError/);
+    await context.close();
+  } finally {
+    await own.stop();
+  }
+});

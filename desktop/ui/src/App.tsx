@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { call, inDesktopWindow, sessionToken, startRun } from "./api/transport";
-import { messageOf } from "./api/errors";
+import { ApiError, messageOf } from "./api/errors";
+import { isWorkflowChange, subscribe } from "./api/live";
 import type { Workflow } from "./generated/bindings";
 import { WorkflowManager } from "./components/WorkflowManager";
 import { ConfigEditor } from "./components/ConfigEditor";
@@ -18,11 +19,56 @@ const TABS: { id: Tab; label: string }[] = [
   { id: "history", label: "History" },
 ];
 
+/** The workflow and tab a browser URL names: `/workflows/<ID>[/runs|/history]`. */
+export function routeOf(path: string): { id: string | null; tab: Tab } {
+  const m = /^\/workflows\/([^/]+)(?:\/(config|runs|history))?\/?$/.exec(path);
+  if (!m) return { id: null, tab: "config" };
+  return { id: decodeURIComponent(m[1]), tab: (m[2] as Tab | undefined) ?? "config" };
+}
+
+export function pathOf(id: string | null, tab: Tab): string {
+  if (!id) return "/";
+  return `/workflows/${encodeURIComponent(id)}${tab === "config" ? "" : `/${tab}`}`;
+}
+
+// In a browser each workflow and tab has its own URL (back and forward
+// work, a link opens the same view); the desktop window has one page.
+const routed = !inDesktopWindow();
+
 export function App() {
-  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const initial = routed ? routeOf(window.location.pathname) : { id: null, tab: "config" as Tab };
+  const [selectedId, setSelectedId] = useState<string | null>(initial.id);
   const [workflow, setWorkflow] = useState<Workflow | null>(null);
   const [workflowError, setWorkflowError] = useState<string | null>(null);
-  const [tab, setTab] = useState<Tab>("config");
+  const [tab, setTab] = useState<Tab>(initial.tab);
+  // A tab opened from a link (or kept open across a restart) has no launch
+  // token but may have the session cookie: ask the server once.
+  const [access, setAccess] = useState<"ok" | "checking" | "refused">(() =>
+    inDesktopWindow() || sessionToken() ? "ok" : "checking",
+  );
+  useEffect(() => {
+    if (access !== "checking") return;
+    call("get_settings", {}).then(
+      () => setAccess("ok"),
+      (e) => setAccess(ApiError.from(e).status === 401 ? "refused" : "ok"),
+    );
+  }, [access]);
+
+  useEffect(() => {
+    if (!routed) return;
+    const path = pathOf(selectedId, tab);
+    if (window.location.pathname !== path) window.history.pushState(null, "", path + window.location.hash);
+  }, [selectedId, tab]);
+  useEffect(() => {
+    if (!routed) return;
+    const back = () => {
+      const r = routeOf(window.location.pathname);
+      setSelectedId(r.id);
+      setTab(r.tab);
+    };
+    window.addEventListener("popstate", back);
+    return () => window.removeEventListener("popstate", back);
+  }, []);
   const [changeCount, setChangeCount] = useState(0);
   const [runNotice, setRunNotice] = useState<{ text: string; error: boolean } | null>(null);
 
@@ -58,11 +104,12 @@ export function App() {
   }, [selectedId, loadWorkflow]);
 
   // Another device (through sync) or another process (the CLI) may change
-  // the workflow while it is open: look every few seconds and show the news.
+  // the workflow while it is open: show the news (pushed in a browser,
+  // looked for every few seconds in the desktop window).
   const revision = workflow?.revision;
   useEffect(() => {
     if (!selectedId || revision === undefined) return;
-    const t = setInterval(async () => {
+    const look = async () => {
       try {
         const latest = await call("get_workflow", { id: selectedId });
         if (latest.revision !== revision) {
@@ -72,7 +119,12 @@ export function App() {
       } catch {
         // Deleted elsewhere or the server is gone: the next action says so.
       }
-    }, REFRESH_MS);
+    };
+    const unsubscribe = subscribe((e) => {
+      if (e === "reload" || (isWorkflowChange(e) && e.workflow_id === selectedId)) void look();
+    });
+    if (unsubscribe) return unsubscribe;
+    const t = setInterval(() => void look(), REFRESH_MS);
     return () => clearInterval(t);
   }, [selectedId, revision]);
 
@@ -88,7 +140,8 @@ export function App() {
     void loadWorkflow(selectedId);
   };
 
-  if (!inDesktopWindow() && !sessionToken()) {
+  if (access === "checking") return null;
+  if (access === "refused") {
     return (
       <main className="no-token">
         <h1>Flowkeep</h1>

@@ -3,6 +3,7 @@
 //! nothing.
 
 mod approval;
+mod changes;
 mod config;
 mod executions;
 mod history;
@@ -18,6 +19,7 @@ use flowkeep_core::workflow::{self, Workflow, WorkflowSpec};
 use rusqlite::Connection;
 
 pub(crate) use approval::ensure_approved;
+pub use changes::Change;
 pub use executions::{PRUNE_BATCH, PRUNE_BATCH_MAX};
 use serde_json::Value;
 

@@ -3,11 +3,14 @@ import type { ErrorBody, FieldError } from "../generated/bindings";
 /** A command's failure, in the one error shape of DESIGN.md. */
 export class ApiError extends Error {
   readonly body: ErrorBody;
+  /** The HTTP status, when the error came over HTTP. */
+  readonly status?: number;
 
-  constructor(body: ErrorBody) {
+  constructor(body: ErrorBody, status?: number) {
     super(body.message);
     this.name = "ApiError";
     this.body = body;
+    this.status = status;
   }
 
   get code(): ErrorBody["code"] {

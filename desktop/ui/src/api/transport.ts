@@ -100,7 +100,8 @@ async function request(name: string, input: unknown): Promise<unknown> {
     body = null;
   }
   if (!response.ok) {
-    throw ApiError.from(body ?? { code: "internal", message: `HTTP ${response.status}: ${text}`, fields: [] });
+    const error = ApiError.from(body ?? { code: "internal", message: `HTTP ${response.status}: ${text}`, fields: [] });
+    throw new ApiError(error.body, response.status);
   }
   return body;
 }

@@ -120,6 +120,7 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
   const exportAs = useCallback((format: ExportFormat) => exportExecutions(filter(), format), [filter]);
 
   return {
+    workflowId,
     filters,
     applyFilters,
     items,

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { parse, startOfDay } from "date-fns";
 import { messageOf } from "../api/errors";
+import { isRunChange, subscribe } from "../api/live";
 import type { Execution, ExecutionFilter, ExportFormat } from "../generated/bindings";
 import type { useExecutionHistory } from "./useExecutionHistory";
 
@@ -29,13 +30,18 @@ export function useRunActions(
 
   // New runs (from here, `flowkeep run`, other devices) appear on the first
   // page; while a run is going, its row follows it closely.
-  const { page, reload, items, details } = h;
+  const { page, reload, items, details, workflowId } = h;
   const running = items.some((x) => x.status === "running" || x.status === "queued");
   useEffect(() => {
     if (page !== 0 && !running) return;
+    // Pushed where the server pushes (a browser); polled in the window.
+    const unsubscribe = subscribe((e) => {
+      if (isRunChange(e, workflowId)) void reload();
+    });
+    if (unsubscribe) return unsubscribe;
     const t = setInterval(() => void reload(), running ? 700 : 5000);
     return () => clearInterval(t);
-  }, [page, reload, running]);
+  }, [page, reload, running, workflowId]);
   useEffect(() => {
     if (props.changeCount > 0) void reload();
   }, [props.changeCount, reload]);

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call } from "../api/transport";
+import { isWorkflowChange, subscribe } from "../api/live";
 import { messageOf } from "../api/errors";
 import type {
   CreateWorkflow,
@@ -70,9 +71,14 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs
 
   // Workflows created, renamed or deleted elsewhere (the CLI, other devices)
   // show up on their own while only the first page is loaded; past it, a
-  // refresh would throw away the pages scrolled through.
+  // refresh would throw away the pages scrolled through. Pushed where the
+  // server pushes (a browser); polled in the desktop window.
   useEffect(() => {
     if (pages !== 1 || refreshMs <= 0) return;
+    const unsubscribe = subscribe((e) => {
+      if (isWorkflowChange(e)) void fetchPage(query, null, false, true);
+    });
+    if (unsubscribe) return unsubscribe;
     const t = setInterval(() => void fetchPage(query, null, false, true), refreshMs);
     return () => clearInterval(t);
   }, [pages, refreshMs, fetchPage, query]);
