@@ -154,7 +154,8 @@ test("a change made elsewhere shows up; unsaved edits here are kept and warned a
   await page.getByText("This configuration changed elsewhere").waitFor({ timeout: 10_000 });
   assert.equal(await page.locator("#value-retries").inputValue(), "5", "the edit in progress is kept");
   await page.getByRole("button", { name: "Save configuration" }).click();
-  await eventually(async () => assert.match(await text(".actions .notice"), /^Not saved: .*conflict|^Not saved: .*revision/i));
+  // Said in words (no ids, no "revision"), in the error style.
+  await eventually(async () => assert.match(await text(".actions .notice.error"), /^Not saved: this configuration was changed elsewhere/));
   await page.getByRole("button", { name: "Cancel" }).click();
   await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "1"));
   await fk.api("set_config_value", { workflow_id: id, key: "retries", value: 3 });
@@ -407,6 +408,59 @@ test("each workflow and tab has a URL; an open tab survives a restart of flowkee
     assert.doesNotMatch(await tab.locator("body").innerText(), /not reachable|TypeError/);
     await context.close();
   } finally {
+    await own.stop();
+  }
+});
+
+test("no edit is lost: odd keys are explained, leaving asks first, a conflict offers Reload", async () => {
+  const own = await startFlowkeep();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const tab = await context.newPage();
+  const errors = [];
+  tab.on("pageerror", (e) => errors.push(e));
+  try {
+    const guarded = await own.api("create_workflow", { name: "Guarded" });
+    await own.api("create_workflow", { name: "Other" });
+    await tab.goto(own.url);
+    await tab.locator(".workflow-list .name", { hasText: "Guarded" }).click();
+    await tab.getByRole("heading", { name: "Guarded" }).waitFor();
+
+    await tab.getByRole("button", { name: "Add field" }).click();
+    const key = tab.locator(".definition input[aria-label='Key of field 1']");
+    await key.fill("");
+    await tab.getByText("a key is required").waitFor();
+    await key.fill("db.host");
+    await tab.getByText(/no dots or spaces/).waitFor();
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await tab.locator(".actions .notice.error", { hasText: "fix the field keys" }).waitFor();
+    await key.fill("db_host");
+    await poll(async () => assert.equal(await tab.getByText(/no dots or spaces/).count(), 0));
+
+    // Leaving with unsaved edits asks; Cancel keeps them.
+    await tab.locator(".workflow-list .name", { hasText: "Other" }).click();
+    const ask = tab.getByRole("dialog", { name: "Discard unsaved changes?" });
+    await ask.waitFor();
+    await ask.getByRole("button", { name: "Cancel" }).click();
+    assert.equal(await key.inputValue(), "db_host");
+    await tab.getByRole("tab", { name: "Runs" }).click();
+    await ask.waitFor();
+    await ask.getByRole("button", { name: "Cancel" }).click();
+    assert.equal(await key.inputValue(), "db_host");
+
+    // Changed elsewhere meanwhile: the save says so in words and offers Reload.
+    await own.api("update_workflow", { id: guarded.id, description: "edited elsewhere" });
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await tab.locator(".actions .notice.error", { hasText: "changed elsewhere" }).waitFor();
+    assert.doesNotMatch(await tab.locator(".actions .notice").innerText(), /revision|[0-9a-f]{8}-[0-9a-f]{4}/);
+    await tab.getByRole("button", { name: "Reload" }).click();
+    await poll(async () => assert.equal(await tab.locator(".definition input[aria-label='Key of field 1']").count(), 0));
+
+    // Nothing unsaved: leaving does not ask.
+    await tab.locator(".workflow-list .name", { hasText: "Other" }).click();
+    await tab.getByRole("heading", { name: "Other" }).waitFor();
+    assert.deepEqual(errors, [], "no render error");
+  } finally {
+    await context.close();
     await own.stop();
   }
 });

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { call, inDesktopWindow, sessionToken, startRun } from "./api/transport";
 import { ApiError, messageOf } from "./api/errors";
 import { isWorkflowChange, subscribe } from "./api/live";
@@ -9,6 +9,9 @@ import { ExecutionHistory } from "./components/ExecutionHistory";
 import { WorkflowHistory } from "./components/WorkflowHistory";
 import { SyncStatus } from "./components/SyncStatus";
 import { ApprovalBanner } from "./components/ApprovalBanner";
+import { ConfirmDialog } from "./components/Dialog";
+import { ErrorBoundary } from "./components/ErrorBoundary";
+import { forgetDraft } from "./config/drafts";
 import { desktopHooks } from "./desktop";
 
 type Tab = "config" | "runs" | "history";
@@ -38,6 +41,8 @@ const routed = !inDesktopWindow();
 export function App() {
   const initial = routed ? routeOf(window.location.pathname) : { id: null, tab: "config" as Tab };
   const [selectedId, setSelectedId] = useState<string | null>(initial.id);
+  const selectedIdRef = useRef(selectedId);
+  selectedIdRef.current = selectedId;
   const [workflow, setWorkflow] = useState<Workflow | null>(null);
   const [workflowError, setWorkflowError] = useState<string | null>(null);
   const [tab, setTab] = useState<Tab>(initial.tab);
@@ -59,10 +64,40 @@ export function App() {
     const path = pathOf(selectedId, tab);
     if (window.location.pathname !== path) window.history.pushState(null, "", path + window.location.hash);
   }, [selectedId, tab]);
+  // Unsaved configuration edits: leaving the form (another workflow,
+  // another tab, back, closing the page) asks first.
+  const [configEdited, setConfigEdited] = useState(false);
+  const [leaving, setLeaving] = useState<{ id: string | null; tab: Tab } | null>(null);
+  const editedRef = useRef(false);
+  editedRef.current = configEdited && tab === "config";
+  const go = (id: string | null, next: Tab) => {
+    if (editedRef.current && (id !== selectedId || next !== "config")) {
+      setLeaving({ id, tab: next });
+      return;
+    }
+    setSelectedId(id);
+    setTab(next);
+  };
+  useEffect(() => {
+    if (!configEdited) return;
+    const ask = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = "";
+    };
+    window.addEventListener("beforeunload", ask);
+    return () => window.removeEventListener("beforeunload", ask);
+  }, [configEdited]);
+
   useEffect(() => {
     if (!routed) return;
     const back = () => {
       const r = routeOf(window.location.pathname);
+      if (editedRef.current) {
+        // Stay, and ask: the address goes back to what is shown.
+        window.history.pushState(null, "", pathOf(selectedIdRef.current, "config"));
+        setLeaving(r);
+        return;
+      }
       setSelectedId(r.id);
       setTab(r.tab);
     };
@@ -129,7 +164,7 @@ export function App() {
   }, [selectedId, revision]);
 
   const select = (id: string | null) => {
-    setSelectedId(id);
+    go(id, tab);
     // Reselecting the same workflow still shows its latest state.
     if (id === selectedId) void loadWorkflow(id);
     setRunNotice(null);
@@ -164,6 +199,25 @@ export function App() {
           <WorkflowManager selectedId={selectedId} onSelect={select} changeCount={changeCount} />
         </aside>
         <main>
+          <ConfirmDialog
+            title="Discard unsaved changes?"
+            message={`The configuration${workflow ? ` of ${workflow.name}` : ""} has changes that are not saved. Leave and lose them?`}
+            confirmLabel="Discard changes"
+            open={leaving !== null}
+            onClose={() => setLeaving(null)}
+            onConfirm={() => {
+              const to = leaving;
+              setLeaving(null);
+              setConfigEdited(false);
+              editedRef.current = false;
+              if (selectedId) forgetDraft(selectedId);
+              if (to) {
+                setSelectedId(to.id);
+                setTab(to.tab);
+              }
+            }}
+          />
+          <ErrorBoundary resetKey={selectedId}>
           {workflowError && (
             <p role="alert" className="error">
               {workflowError}
@@ -196,13 +250,13 @@ export function App() {
                     aria-selected={tab === t.id}
                     aria-controls={`panel-${t.id}`}
                     tabIndex={tab === t.id ? 0 : -1}
-                    onClick={() => setTab(t.id)}
+                    onClick={() => go(selectedId, t.id)}
                     onKeyDown={(e) => {
                       const i = TABS.findIndex((x) => x.id === tab);
                       const by = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? TABS.length - 1 : 0;
                       if (!by) return;
                       const next = TABS[(i + by) % TABS.length].id;
-                      setTab(next);
+                      go(selectedId, next);
                       document.getElementById(`tab-${next}`)?.focus();
                     }}
                   >
@@ -220,6 +274,7 @@ export function App() {
                     revision={workflow.revision}
                     onSaved={changed}
                     onBrowse={desktopHooks.pickFile}
+                    onEditedChange={setConfigEdited}
                   />
                 )}
                 {tab === "runs" && (
@@ -235,6 +290,7 @@ export function App() {
               </div>
             </>
           )}
+          </ErrorBoundary>
         </main>
       </div>
     </div>

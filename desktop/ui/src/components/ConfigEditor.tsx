@@ -3,7 +3,16 @@ import { useForm, type Resolver } from "react-hook-form";
 import { zodResolver } from "@hookform/resolvers/zod";
 import { useConfigEditor } from "../hooks/useConfigEditor";
 import { fieldErrorsUnder } from "../api/errors";
-import { formValuesOf, toConfigValues, toFormValue, valuesSchema, type FormValues } from "../config/schema";
+import {
+  formName,
+  formValuesOf,
+  keyProblem,
+  toConfigValues,
+  toFormValue,
+  valuesSchema,
+  type FormValues,
+} from "../config/schema";
+import { forgetDraft, rememberDraft } from "../config/drafts";
 import type { FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
 import { FieldInput } from "./FieldInput";
 import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
@@ -24,6 +33,8 @@ export function ConfigEditor(props: {
   revision: number;
   onSaved: () => void;
   onBrowse?: (field: FieldDef) => Promise<string | null>;
+  /** Told whether there are unsaved edits, so leaving can ask first. */
+  onEditedChange?: (edited: boolean) => void;
 }) {
   const editor = useConfigEditor(props.workflowId);
   const { config } = editor;
@@ -32,7 +43,7 @@ export function ConfigEditor(props: {
   const [draft, setDraft] = useState<DraftField[]>([]);
   const [runDraft, setRunDraft] = useState<RunDraft>(runDraftOf(null, null));
   const [serverErrors, setServerErrors] = useState<FieldError[]>([]);
-  const [status, setStatus] = useState<string | null>(null);
+  const [status, setStatus] = useState<{ text: string; error: boolean; conflict?: boolean } | null>(null);
   const draftRef = useRef<FieldDef[]>([]);
   draftRef.current = draft.map((d) => d.def);
 
@@ -63,6 +74,31 @@ export function ConfigEditor(props: {
   const definitionsEdited = config !== null && JSON.stringify(draft.map((d) => d.def)) !== JSON.stringify(config.fields);
   const runEdited = config !== null && JSON.stringify(runDraft) !== JSON.stringify(runDraftOf(config.run, config.retention));
   const edited = formState.isDirty || definitionsEdited || runEdited;
+  const { onEditedChange } = props;
+  useEffect(() => {
+    onEditedChange?.(edited);
+  }, [edited, onEditedChange]);
+  useEffect(() => () => onEditedChange?.(false), [onEditedChange]);
+  // Kept outside React too: if rendering ever fails, the error screen can
+  // still hand the draft back.
+  const watched = form.watch();
+  useEffect(() => {
+    if (!edited) return;
+    rememberDraft(props.workflowId, {
+      fields: draft.map((d) => d.def),
+      values: toConfigValues(watched as Record<string, JsonValue | undefined>),
+      run: runDraft,
+    });
+  }, [edited, props.workflowId, draft, watched, runDraft]);
+  const keyProblems = useMemo(() => {
+    const keys = draft.map((d) => d.def.key);
+    const out: Record<number, string> = {};
+    for (const d of draft) {
+      const p = keyProblem(d.def.key, keys);
+      if (p) out[d.uid] = p;
+    }
+    return out;
+  }, [draft]);
   const runParsed = parseRunDraft(runDraft);
   const stale = config !== null && props.revision > config.revision;
   const { load } = editor;
@@ -73,36 +109,51 @@ export function ConfigEditor(props: {
   const changeDefinitions = (next: DraftField[]) => {
     const before = new Set(draft.map((d) => d.def.key));
     for (const d of next) {
-      const current = getValues(d.def.key);
+      const current = getValues(formName(d.def.key));
       const old = draft.find((x) => x.uid === d.uid);
       if (!before.has(d.def.key) || current === undefined || (old && old.def.type !== d.def.type)) {
-        setValue(d.def.key, toFormValue(d.def, d.def.default ?? null));
+        setValue(formName(d.def.key), toFormValue(d.def, d.def.default ?? null));
       }
     }
     setDraft(next);
   };
 
   const rename = (from: string, to: string) => {
-    if (from !== to) setValue(to, getValues(from) ?? "");
+    if (from !== to) setValue(formName(to), getValues(formName(from)) ?? "");
   };
 
-  const onSubmit = handleSubmit(async (parsed) => {
-    setStatus(null);
-    if (Object.keys(runParsed.errors).length > 0) {
-      setStatus("Not saved: fix the run settings");
-      return;
-    }
-    const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
-    const result = await editor.save(draftRef.current, values, runParsed.value);
-    if (result.ok) {
-      setServerErrors([]);
-      setStatus("Saved.");
-      props.onSaved();
-    } else {
-      setServerErrors(result.errors);
-      setStatus(`Not saved: ${result.message}`);
-    }
-  });
+  const onSubmit = handleSubmit(
+    async (parsed) => {
+      setStatus(null);
+      if (Object.keys(keyProblems).length > 0) {
+        setStatus({ text: "Not saved: fix the field keys marked below.", error: true });
+        return;
+      }
+      if (Object.keys(runParsed.errors).length > 0) {
+        setStatus({ text: "Not saved: fix the run settings.", error: true });
+        return;
+      }
+      const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
+      const result = await editor.save(draftRef.current, values, runParsed.value);
+      if (result.ok) {
+        setServerErrors([]);
+        forgetDraft(props.workflowId);
+        setStatus({ text: "Saved.", error: false });
+        props.onSaved();
+      } else if (result.conflict) {
+        setStatus({
+          text: "Not saved: this configuration was changed elsewhere (another device or window) since you opened it. Reload shows the latest; your edits here are then dropped.",
+          error: true,
+          conflict: true,
+        });
+      } else {
+        setServerErrors(result.errors);
+        setStatus({ text: `Not saved: ${result.message}`, error: true });
+      }
+    },
+    // Every problem shows on the first save, not only the ones typed into.
+    () => setStatus({ text: "Not saved: fix the values marked below.", error: true }),
+  );
 
   const valueErrors = useMemo(
     () => fieldErrorsUnder([...serverErrors, ...props.mergeErrors], "values."),
@@ -155,7 +206,7 @@ export function ConfigEditor(props: {
         <legend>Values</legend>
         {draft.length === 0 && <p className="empty">This workflow has no config fields. Add one below.</p>}
         {draft.map(({ uid: id, def }) => {
-          const clientError = formState.errors[def.key]?.message as string | undefined;
+          const clientError = formState.errors[formName(def.key)]?.message as string | undefined;
           const serverError = valueErrors[def.key];
           const conflict = conflictOf(def.key);
           const describedBy = `help-${def.key} error-${def.key}`;
@@ -200,7 +251,14 @@ export function ConfigEditor(props: {
         })}
       </fieldset>
       <RunSettings draft={runDraft} errors={runErrors} onChange={setRunDraft} />
-      <FieldDefinitionsEditor fields={draft} errors={definitionErrors} onChange={changeDefinitions} onRename={rename} nextUid={nextUid} />
+      <FieldDefinitionsEditor
+        fields={draft}
+        errors={definitionErrors}
+        keyProblems={keyProblems}
+        onChange={changeDefinitions}
+        onRename={rename}
+        nextUid={nextUid}
+      />
       {otherErrors.length > 0 && (
         <ul role="alert" className="error">
           {otherErrors.map((e, i) => (
@@ -211,9 +269,21 @@ export function ConfigEditor(props: {
         </ul>
       )}
       <div className="actions sticky">
-        <span role="status" aria-live="polite" className="notice">
-          {status ?? ""}
+        <span role="status" aria-live="polite" className={status?.error ? "notice error" : "notice"}>
+          {status?.text ?? ""}
         </span>
+        {status?.conflict && (
+          <button
+            type="button"
+            onClick={() => {
+              setStatus(null);
+              forgetDraft(props.workflowId);
+              void load();
+            }}
+          >
+            Reload
+          </button>
+        )}
         <button type="button" onClick={() => (stale ? void load() : config && startFrom(config))} disabled={editor.saving}>
           Cancel
         </button>

@@ -14,6 +14,8 @@ const RULES = ["", "cron", "port", "duration", "semver"];
 export function FieldDefinitionsEditor(props: {
   fields: DraftField[];
   errors: Record<string, string>;
+  /** Why a key cannot be saved, by field uid: shown at once, beside it. */
+  keyProblems?: Record<number, string>;
   onChange: (fields: DraftField[]) => void;
   onRename: (from: string, to: string) => void;
   nextUid: () => number;
@@ -46,13 +48,19 @@ export function FieldDefinitionsEditor(props: {
       <ol>
         {fields.map(({ uid, def }, i) => {
           const name = def.label || def.key;
-          const err = props.errors[def.key];
+          const keyProblem = props.keyProblems?.[uid];
+          const err = keyProblem ?? props.errors[def.key];
           return (
             <li key={uid} className="definition">
               <div className="definition-row">
                 <label>
                   Key
-                  <input value={def.key} aria-label={`Key of field ${i + 1}`} onChange={(e) => set(i, { ...def, key: e.target.value.trim() })} />
+                  <input
+                    value={def.key}
+                    aria-label={`Key of field ${i + 1}`}
+                    aria-invalid={!!keyProblem}
+                    onChange={(e) => set(i, { ...def, key: e.target.value.trim() })}
+                  />
                 </label>
                 <label>
                   Type

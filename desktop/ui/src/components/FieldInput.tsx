@@ -1,6 +1,6 @@
 import type { UseFormRegister } from "react-hook-form";
 import type { FieldDef } from "../generated/bindings";
-import type { FormValues } from "../config/schema";
+import { formName, type FormValues } from "../config/schema";
 
 /** The input for one config field, chosen by its type. */
 export function FieldInput(props: {
@@ -19,7 +19,7 @@ export function FieldInput(props: {
   };
   switch (f.type) {
     case "boolean":
-      return <input type="checkbox" {...common} {...register(f.key)} />;
+      return <input type="checkbox" {...common} {...register(formName(f.key))} />;
     case "number":
       return (
         <input
@@ -27,12 +27,12 @@ export function FieldInput(props: {
           inputMode="decimal"
           {...common}
           placeholder={rangeHint(f)}
-          {...register(f.key)}
+          {...register(formName(f.key))}
         />
       );
     case "select":
       return (
-        <select {...common} {...register(f.key)}>
+        <select {...common} {...register(formName(f.key))}>
           <option value="">{f.required ? "— choose —" : "— none —"}</option>
           {(f.options ?? []).map((o) => (
             <option key={o} value={o}>
@@ -42,7 +42,7 @@ export function FieldInput(props: {
         </select>
       );
     case "json":
-      return <textarea className="code" rows={5} spellCheck={false} {...common} {...register(f.key)} />;
+      return <textarea className="code" rows={5} spellCheck={false} {...common} {...register(formName(f.key))} />;
     case "file":
       return (
         <span className="file-input">
@@ -50,7 +50,7 @@ export function FieldInput(props: {
             type="text"
             {...common}
             placeholder={f.extensions?.length ? `path ending in .${f.extensions.join(", .")}` : "path to a file"}
-            {...register(f.key)}
+            {...register(formName(f.key))}
           />
           {props.onBrowse && (
             <button type="button" onClick={props.onBrowse} aria-label={`Choose a file for ${f.label ?? f.key}`}>
@@ -60,7 +60,7 @@ export function FieldInput(props: {
         </span>
       );
     default:
-      return <input type="text" {...common} placeholder={f.format ?? undefined} {...register(f.key)} />;
+      return <input type="text" {...common} placeholder={f.format ?? undefined} {...register(formName(f.key))} />;
   }
 }
 

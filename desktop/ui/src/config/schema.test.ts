@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { FieldDef } from "../generated/bindings";
-import { fieldSchema, formValuesOf, toConfigValues, valuesSchema } from "./schema";
+import { fieldSchema, formName, formValuesOf, keyOfName, keyProblem, toConfigValues, valuesSchema } from "./schema";
 
 const issues = (f: FieldDef, v: string | boolean) => {
   const r = fieldSchema(f).safeParse(v);
@@ -90,12 +90,14 @@ describe("config document → zod schema", () => {
       { key: "on", type: "boolean" },
       { key: "note", type: "text" },
     ];
-    const bad = valuesSchema(fields).safeParse({ retries: "9", mode: "", payload: "{", on: false, note: "" });
+    const byName = (o: Record<string, string | boolean>) =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [formName(k), v]));
+    const bad = valuesSchema(fields).safeParse(byName({ retries: "9", mode: "", payload: "{", on: false, note: "" }));
     expect(bad.success).toBe(false);
-    const paths = bad.error!.issues.map((i) => i.path.join("."));
+    const paths = bad.error!.issues.map((i) => keyOfName(i.path.join(".")));
     expect(paths.sort()).toEqual(["mode", "payload", "retries"]);
 
-    const ok = valuesSchema(fields).parse({ retries: "2", mode: "a", payload: "[1]", on: true, note: "" });
+    const ok = valuesSchema(fields).parse(byName({ retries: "2", mode: "a", payload: "[1]", on: true, note: "" }));
     expect(toConfigValues(ok)).toEqual({ retries: 2, mode: "a", payload: [1], on: true });
   });
 
@@ -107,10 +109,26 @@ describe("config document → zod schema", () => {
       { key: "t", type: "text" },
     ];
     expect(formValuesOf({ fields, values: { j: { a: 1 }, t: "x" } })).toEqual({
-      n: "3",
-      j: '{\n  "a": 1\n}',
-      b: true,
-      t: "x",
+      [formName("n")]: "3",
+      [formName("j")]: '{\n  "a": 1\n}',
+      [formName("b")]: true,
+      [formName("t")]: "x",
     });
+  });
+
+  it("form names take any key a person may type, and give it back", () => {
+    for (const key of ["retries", "db.host", "", "a[0]", "ключ", "x y"]) {
+      const name = formName(key);
+      expect(name).toMatch(/^k[0-9a-f]*$/);
+      expect(keyOfName(name)).toBe(key);
+    }
+  });
+
+  it("a key the server would refuse is said at once, with the rule", () => {
+    expect(keyProblem("db_host", ["db_host"])).toBeNull();
+    expect(keyProblem("", [""])).toBe("a key is required");
+    expect(keyProblem("db.host", ["db.host"])).toMatch(/no dots/);
+    expect(keyProblem("1x", ["1x"])).toMatch(/starts with a letter/);
+    expect(keyProblem("a", ["a", "a"])).toBe('the key "a" is defined more than once');
   });
 });

@@ -14,13 +14,41 @@ export type FormValues = Record<string, FormValue>;
 /** Values as the server takes them; absent keys fall back to defaults. */
 export type ConfigValues = Record<string, JsonValue | undefined>;
 
+/**
+ * The form field name of a config key. react-hook-form reads dots and
+ * brackets in a name as a path and cannot take an empty one, while a key
+ * is being typed can be anything: names are the key's code units in hex.
+ */
+export function formName(key: string): string {
+  let out = "k";
+  for (let i = 0; i < key.length; i++) out += key.charCodeAt(i).toString(16).padStart(4, "0");
+  return out;
+}
+
+/** The config key a form field name stands for. */
+export function keyOfName(name: string): string {
+  let out = "";
+  for (let i = 1; i + 4 <= name.length; i += 4) out += String.fromCharCode(parseInt(name.slice(i, i + 4), 16));
+  return out;
+}
+
+/** Why a field key cannot be saved (the server's rule, said at once), or null. */
+export function keyProblem(key: string, keys: string[]): string | null {
+  if (key === "") return "a key is required";
+  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(key)) {
+    return "a key starts with a letter or _ and has at most 64 letters, digits, _ or - (no dots or spaces)";
+  }
+  if (keys.filter((k) => k === key).length > 1) return `the key "${key}" is defined more than once`;
+  return null;
+}
+
 /** The form's starting values: the stored value, else the default, else empty. */
 export function formValuesOf(doc: Pick<ConfigDocument, "fields" | "values">): FormValues {
   const out: FormValues = {};
   for (const f of doc.fields) {
     const stored = doc.values[f.key];
     const v = stored !== undefined && stored !== null ? stored : (f.default ?? null);
-    out[f.key] = toFormValue(f, v);
+    out[formName(f.key)] = toFormValue(f, v);
   }
   return out;
 }
@@ -35,7 +63,7 @@ export function toFormValue(f: FieldDef, v: JsonValue | null | undefined): FormV
 /** The zod schema of a whole values form. */
 export function valuesSchema(fields: FieldDef[]) {
   const shape: Record<string, z.ZodType<JsonValue | undefined, FormValue>> = {};
-  for (const f of fields) shape[f.key] = fieldSchema(f);
+  for (const f of fields) shape[formName(f.key)] = fieldSchema(f);
   return z.object(shape);
 }
 
@@ -151,11 +179,11 @@ export function formatProblem(format: string, s: string): string | null {
   }
 }
 
-/** Parsed form output as the values map sent to `update_config`. */
+/** Parsed form output (by form name) as the values map sent to `update_config`. */
 export function toConfigValues(parsed: Record<string, JsonValue | undefined>): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
-  for (const [k, v] of Object.entries(parsed)) {
-    if (v !== undefined) out[k] = v;
+  for (const [name, v] of Object.entries(parsed)) {
+    if (v !== undefined) out[keyOfName(name)] = v;
   }
   return out;
 }

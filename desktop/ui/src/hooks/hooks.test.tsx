@@ -168,7 +168,7 @@ describe("useConfigEditor", () => {
     await act(async () => {
       outcome = await result.current.save([{ key: "n", type: "number", max: 5 }], { n: 9 });
     });
-    expect(outcome).toEqual({ ok: false, message: "validation failed", errors: [{ field: "values.n", code: "range", message: "must be at most 5, got 9" }] });
+    expect(outcome).toEqual({ ok: false, conflict: false, message: "validation failed", errors: [{ field: "values.n", code: "range", message: "must be at most 5, got 9" }] });
     expect(result.current.config?.revision).toBe(4);
 
     await act(async () => {

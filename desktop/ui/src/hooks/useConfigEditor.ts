@@ -3,7 +3,9 @@ import { call } from "../api/transport";
 import { ApiError, messageOf } from "../api/errors";
 import type { ConfigOut, FieldDef, FieldError, JsonValue, RetentionPolicy, RunSpec } from "../generated/bindings";
 
-export type SaveResult = { ok: true; config: ConfigOut } | { ok: false; errors: FieldError[]; message: string };
+export type SaveResult =
+  | { ok: true; config: ConfigOut }
+  | { ok: false; errors: FieldError[]; message: string; conflict: boolean };
 
 /**
  * One workflow's config document: load it, and save values and field
@@ -45,7 +47,7 @@ export function useConfigEditor(workflowId: string | null) {
       // Absent: kept as loaded.
       runSettings?: { run?: RunSpec; retention?: RetentionPolicy },
     ): Promise<SaveResult> => {
-      if (!config || !workflowId) return { ok: false, errors: [], message: "nothing loaded" };
+      if (!config || !workflowId) return { ok: false, errors: [], message: "nothing loaded", conflict: false };
       setSaving(true);
       try {
         const { run, retention } = runSettings ?? { run: config.run ?? undefined, retention: config.retention ?? undefined };
@@ -65,7 +67,7 @@ export function useConfigEditor(workflowId: string | null) {
         return { ok: true, config: saved };
       } catch (e) {
         const err = ApiError.from(e);
-        return { ok: false, errors: err.fields, message: err.message };
+        return { ok: false, errors: err.fields, message: err.message, conflict: err.code === "conflict" };
       } finally {
         setSaving(false);
       }
