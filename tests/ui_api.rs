@@ -415,7 +415,10 @@ fn cookie_of(response: &str) -> Option<String> {
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))?;
     let value = line.split_once(':')?.1.trim();
-    assert!(value.contains("HttpOnly") && value.contains("SameSite=Strict"), "{value}");
+    assert!(
+        value.contains("HttpOnly") && value.contains("SameSite=Strict"),
+        "{value}"
+    );
     Some(value.split(';').next()?.to_owned())
 }
 
@@ -435,7 +438,10 @@ fn the_first_page_load_sets_a_session_cookie_that_outlives_a_restart() {
     let cookie = cookie_of(&page).expect("the first load sets the session cookie");
     let no_token = raw(
         ui.port,
-        &format!("GET / HTTP/1.1\r\n{}\r\nConnection: close\r\n\r\n", ui.host()),
+        &format!(
+            "GET / HTTP/1.1\r\n{}\r\nConnection: close\r\n\r\n",
+            ui.host()
+        ),
     );
     assert!(cookie_of(&no_token).is_none(), "no token, no cookie");
     #[cfg(unix)]
@@ -450,11 +456,14 @@ fn the_first_page_load_sets_a_session_cookie_that_outlives_a_restart() {
     drop(ui);
 
     let ui = start(&fk);
-    let list = |headers: &[String]| {
-        request(ui.port, "POST", "/api/list_workflows", headers, "{}").0
-    };
+    let list =
+        |headers: &[String]| request(ui.port, "POST", "/api/list_workflows", headers, "{}").0;
     let with_cookie = format!("Cookie: {cookie}");
-    assert_eq!(list(&[ui.host(), with_cookie.clone()]), 200, "after a restart");
+    assert_eq!(
+        list(&[ui.host(), with_cookie.clone()]),
+        200,
+        "after a restart"
+    );
     assert_eq!(list(&[ui.host()]), 401);
     let forged = format!("Cookie: {}=0000", cookie.split('=').next().unwrap());
     assert_eq!(list(&[ui.host(), forged]), 401);

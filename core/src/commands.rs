@@ -181,6 +181,28 @@ impl Input for ListWorkflows {
     }
 }
 
+/// The tags in use, for a filter that suggests them as you type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ListTags {
+    /// Only tags that start with this.
+    #[serde(default)]
+    #[validate(length(max = 64))]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    #[validate(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+}
+impl Input for ListTags {}
+
+/// A tag and how many live workflows carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct TagCount {
+    pub tag: String,
+    pub workflows: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -149,6 +149,16 @@ pub struct WorkflowSummary {
     pub revision: u64,
     /// Whether this device approved the run spec and retention in effect.
     pub approved: bool,
+    /// Its newest run, if it ever ran (on any device).
+    #[serde(default)]
+    pub last_run: Option<LastRun>,
+}
+
+/// A workflow's newest run, as a list row shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct LastRun {
+    pub status: crate::execution::ExecutionStatus,
+    pub started_at: i64,
 }
 
 /// One changed field: its path, the value before and the value after

@@ -95,6 +95,7 @@ command_table! {
     DeleteWorkflowCmd = "delete_workflow" (DeleteWorkflow) -> Deleted => delete_workflow;
     GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
     ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => list_workflows;
+    ListTagsCmd = "list_tags" (ListTags) -> Vec<TagCount> => list_tags;
     DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
     ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => approve_workflow;
     GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;

@@ -34,6 +34,11 @@ const eventually = (fn, ms = 5000) =>
 const text = async (selector) => ((await page.locator(selector).textContent()) ?? "").trim();
 const rowsOf = (label) => page.getByRole("table", { name: label }).locator("tbody tr");
 const workflowNames = async () => page.locator(".workflow-list .name").allTextContents();
+/** A row's action, from its compact menu. */
+const rowAction = async (action, name) => {
+  await page.getByRole("button", { name: `Actions for ${name}` }).click();
+  await page.getByRole("menuitem", { name: `${action} ${name}` }).click();
+};
 
 test("without the token the page says which address to open", async () => {
   await page.goto(`http://127.0.0.1:${fk.port}/`);
@@ -163,19 +168,24 @@ test("a change made elsewhere shows up; unsaved edits here are kept and warned a
 });
 
 test("edit, duplicate, search, and delete with confirmation", async () => {
-  await page.getByRole("button", { name: "Edit Nightly ETL" }).click();
+  await rowAction("Edit", "Nightly ETL");
   const edit = page.getByRole("dialog", { name: "Edit Nightly ETL" });
   await edit.getByLabel("Description").fill("Loads yesterday's orders");
   await edit.getByRole("button", { name: "Save" }).click();
   await page.getByText("Loads yesterday's orders").first().waitFor();
 
-  await page.getByRole("button", { name: "Duplicate Nightly ETL" }).click();
+  await rowAction("Duplicate", "Nightly ETL");
   await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL", "Nightly ETL (copy)"]));
   await page.getByRole("heading", { name: "Nightly ETL (copy)" }).waitFor();
 
   await page.getByLabel("Search").fill("copy");
   await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL (copy)"]));
   await page.getByLabel("Search").fill("");
+  await page.getByLabel("Tag").fill("ni");
+  // Tags in use are suggested as the filter is typed.
+  await eventually(async () =>
+    assert.deepEqual(await page.locator("#tags-in-use option").evaluateAll((os) => os.map((o) => o.value)), ["nightly"]),
+  );
   await page.getByLabel("Tag").fill("nightly");
   await eventually(async () => assert.equal((await workflowNames()).length, 2));
   await page.getByLabel("Tag").fill("");
@@ -185,11 +195,11 @@ test("edit, duplicate, search, and delete with confirmation", async () => {
   await screenshot(page, "04-workflows");
 
   // Cancel first: nothing happens. Then confirm.
-  await page.getByRole("button", { name: "Delete Nightly ETL (copy)" }).click();
+  await rowAction("Delete", "Nightly ETL (copy)");
   const confirm = page.getByRole("dialog", { name: "Delete workflow" });
   await confirm.getByRole("button", { name: "Cancel" }).click();
   assert.equal((await workflowNames()).length, 2);
-  await page.getByRole("button", { name: "Delete Nightly ETL (copy)" }).click();
+  await rowAction("Delete", "Nightly ETL (copy)");
   await confirm.getByRole("button", { name: "Delete" }).click();
   await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL"]));
   assert.equal((await fk.api("list_workflows", {})).items.length, 1);
@@ -297,6 +307,10 @@ test("run now: set the command, run, watch it finish, see its result; a refused 
   assert.match(await details.locator("pre").first().textContent(), /"retries_seen": 3/);
   await screenshot(page, "10-run-finished");
   await details.getByRole("button", { name: "Close" }).click();
+  // The list row says how its last run went, without opening it.
+  const row = page.locator(".workflow-list li", { hasText: "Nightly ETL" }).first();
+  await eventually(async () => assert.match(await row.locator(".run-badge").innerText(), /^last run succeeded .*ago/));
+  assert.equal(await row.locator(".run-badge.status-succeeded").count(), 1);
 
   // A workflow without a command says why it cannot run, and records nothing.
   const bare = await fk.api("create_workflow", { name: "No command yet", tags: [] });

@@ -1,8 +1,11 @@
 //! Workflow reads: by id, and the list with search, tag filter, sort and
 //! keyset pagination.
 
-use flowkeep_core::commands::{ListWorkflows, Page, WorkflowSort, DEFAULT_PAGE};
-use flowkeep_core::workflow::{Approval, Workflow, WorkflowSpec, WorkflowSummary};
+use flowkeep_core::commands::{
+    ListTags, ListWorkflows, Page, TagCount, WorkflowSort, DEFAULT_PAGE,
+};
+use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::workflow::{Approval, LastRun, Workflow, WorkflowSpec, WorkflowSummary};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
@@ -60,8 +63,12 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Workflow> {
     }
 }
 
+/// The newest run comes from the (workflow_id, started_at, id) index: two
+/// index probes a row.
 const SUMMARY_COLUMNS: &str =
-    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision, w.approved";
+    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision, w.approved,
+     (SELECT e.status FROM executions e WHERE e.workflow_id = w.id ORDER BY e.started_at DESC, e.id DESC LIMIT 1),
+     (SELECT e.started_at FROM executions e WHERE e.workflow_id = w.id ORDER BY e.started_at DESC, e.id DESC LIMIT 1)";
 
 fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
     let tags: String = r.get(4)?;
@@ -75,7 +82,34 @@ fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
         updated_at: r.get(6)?,
         revision: r.get::<_, i64>(7)? as u64,
         approved: r.get::<_, i64>(8)? != 0,
+        last_run: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(10)?) {
+            (Some(status), Some(started_at)) => Some(LastRun {
+                status: ExecutionStatus::parse(&status).ok_or_else(|| {
+                    Error::Corrupt(format!("execution status {status:?} in the read table"))
+                })?,
+                started_at,
+            }),
+            _ => None,
+        },
     })
+}
+
+/// Tags of live workflows, by name, with how many carry each.
+pub(crate) fn tags(conn: &Connection, q: &ListTags) -> Result<Vec<TagCount>> {
+    let prefix = format!("{}%", escape_like(q.prefix.as_deref().unwrap_or("").trim()));
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.tag, count(*) FROM workflow_tags t JOIN workflows w ON w.id = t.workflow_id
+         WHERE w.deleted = 0 AND t.tag LIKE ?1 ESCAPE '\\'
+         GROUP BY t.tag ORDER BY t.tag LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![prefix, limit], |r| {
+        Ok(TagCount {
+            tag: r.get(0)?,
+            workflows: r.get::<_, i64>(1)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary>> {

@@ -1,6 +1,6 @@
 use flowkeep_core::commands::{
-    CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListWorkflows, Page,
-    UpdateWorkflow, WorkflowId,
+    CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListTags, ListWorkflows,
+    Page, TagCount, UpdateWorkflow, WorkflowId,
 };
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, WorkflowSummary, DEFAULT_VERSION};
@@ -102,6 +102,12 @@ impl Service {
         self.read(|c| queries::workflows::list(c, &input))
     }
 
+    /// The tags in use, to suggest in a filter.
+    pub fn list_tags(&self, mut input: ListTags) -> Result<Vec<TagCount>> {
+        input.check()?;
+        self.read(|c| queries::workflows::tags(c, &input))
+    }
+
     /// A new workflow with the source's spec and a new id; its history starts
     /// with a `workflow.created` event that names the source.
     pub fn duplicate_workflow(&self, mut input: DuplicateWorkflow) -> Result<Workflow> {
@@ -119,4 +125,95 @@ fn copy_name(name: &str) -> String {
     let keep = MAX_NAME - SUFFIX.len();
     let base: String = name.chars().take(keep).collect();
     format!("{base}{SUFFIX}")
+}
+
+#[cfg(test)]
+mod list_tests {
+    use flowkeep_core::commands::*;
+    use flowkeep_core::execution::ExecutionStatus;
+
+    use crate::Service;
+
+    fn wf(svc: &Service, name: &str, tags: &[&str]) -> String {
+        svc.create_workflow(CreateWorkflow {
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id
+    }
+
+    #[test]
+    fn a_listed_workflow_shows_its_newest_run() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let ran = wf(&svc, "ran", &[]);
+        wf(&svc, "never ran", &[]);
+        for (started_at, status) in [
+            (10, ExecutionStatus::Succeeded),
+            (20, ExecutionStatus::Failed),
+        ] {
+            svc.import_executions(ImportExecutions {
+                executions: vec![ImportedExecution {
+                    workflow_id: ran.clone(),
+                    status,
+                    started_at,
+                    completed_at: started_at + 1,
+                    exit_code: None,
+                    output: None,
+                    error: None,
+                    trigger: None,
+                }],
+            })
+            .unwrap();
+        }
+        let page = svc.list_workflows(ListWorkflows::default()).unwrap();
+        let last: Vec<(&str, Option<(ExecutionStatus, i64)>)> = page
+            .items
+            .iter()
+            .map(|w| {
+                (
+                    w.name.as_str(),
+                    w.last_run.as_ref().map(|r| (r.status, r.started_at)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            last,
+            [
+                ("never ran", None),
+                ("ran", Some((ExecutionStatus::Failed, 20)))
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_in_use_are_listed_by_prefix_with_counts() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        wf(&svc, "a", &["etl", "nightly"]);
+        wf(&svc, "b", &["etl", "ops"]);
+        let gone = wf(&svc, "c", &["edge"]);
+        svc.delete_workflow(DeleteWorkflow {
+            id: gone,
+            expected_revision: None,
+        })
+        .unwrap();
+        let all = svc.list_tags(ListTags::default()).unwrap();
+        let names: Vec<(&str, u64)> = all.iter().map(|t| (t.tag.as_str(), t.workflows)).collect();
+        assert_eq!(names, [("etl", 2), ("nightly", 1), ("ops", 1)]);
+        let e = svc
+            .list_tags(ListTags {
+                prefix: Some("e".into()),
+                limit: None,
+            })
+            .unwrap();
+        assert_eq!(e.len(), 1, "the deleted workflow's tag is not in use");
+        let none = svc
+            .list_tags(ListTags {
+                prefix: Some("%".into()),
+                limit: None,
+            })
+            .unwrap();
+        assert!(none.is_empty(), "a LIKE wildcard is taken literally");
+    }
 }

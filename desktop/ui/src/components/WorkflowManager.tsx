@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { formatDistanceToNow } from "date-fns";
+import { When } from "./When";
 import { useWorkflowManager } from "../hooks/useWorkflowManager";
 import { call } from "../api/transport";
 import { messageOf } from "../api/errors";
@@ -28,6 +29,23 @@ export function WorkflowManager(props: {
   const [notice, setNotice] = useState<string | null>(null);
   const sentinel = useRef<HTMLLIElement>(null);
   const { refresh, loadMore } = wm;
+  const [menuFor, setMenuFor] = useState<string | null>(null);
+  // Tags in use, suggested as the filter is typed (any prefix).
+  const [tagSuggestions, setTagSuggestions] = useState<string[]>([]);
+  const tagPrefix = wm.query.tag;
+  useEffect(() => {
+    let live = true;
+    const t = setTimeout(() => {
+      call("list_tags", { prefix: tagPrefix.trim() || undefined, limit: 20 }).then(
+        (tags) => live && setTagSuggestions(tags.map((t) => t.tag)),
+        () => live && setTagSuggestions([]),
+      );
+    }, 150);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [tagPrefix, props.changeCount]);
 
   useEffect(() => {
     if (props.changeCount > 0) void refresh();
@@ -119,7 +137,12 @@ export function WorkflowManager(props: {
         </label>
         <label>
           Tag
-          <input value={q.tag} placeholder="any" onChange={(e) => wm.setQuery({ ...q, tag: e.target.value })} />
+          <input value={q.tag} placeholder="any" list="tags-in-use" onChange={(e) => wm.setQuery({ ...q, tag: e.target.value })} />
+          <datalist id="tags-in-use">
+            {tagSuggestions.map((t) => (
+              <option key={t} value={t} />
+            ))}
+          </datalist>
         </label>
         <label>
           Sort by
@@ -150,6 +173,13 @@ export function WorkflowManager(props: {
               <span className="name">{w.name}</span>
               {w.version && <span className="version">v{w.version}</span>}
               {!w.approved && <span className="needs-approval">needs approval</span>}
+              {w.last_run ? (
+                <span className={`run-badge status-${w.last_run.status}`}>
+                  last run {w.last_run.status} <When at={w.last_run.started_at} />
+                </span>
+              ) : (
+                <span className="run-badge never">never run</span>
+              )}
               <span className="meta">updated {formatDistanceToNow(w.updated_at, { addSuffix: true })}</span>
               {w.tags.length > 0 && (
                 <span className="tags">
@@ -161,24 +191,40 @@ export function WorkflowManager(props: {
                 </span>
               )}
             </button>
-            <span className="row-actions">
-              <button type="button" aria-label={`Edit ${w.name}`} onClick={() => void openEdit(w.id)}>
-                Edit
-              </button>
-              <button type="button" aria-label={`Duplicate ${w.name}`} onClick={() => void duplicate(w)}>
-                Duplicate
-              </button>
+            <span className="row-menu">
               <button
                 type="button"
-                className="danger"
-                aria-label={`Delete ${w.name}`}
-                onClick={() => {
-                  setDeleteError(null);
-                  setDeleting(w);
-                }}
+                aria-label={`Actions for ${w.name}`}
+                aria-haspopup="menu"
+                aria-expanded={menuFor === w.id}
+                onClick={() => setMenuFor(menuFor === w.id ? null : w.id)}
+                onKeyDown={(e) => e.key === "Escape" && setMenuFor(null)}
               >
-                Delete
+                ⋯
               </button>
+              {menuFor === w.id && (
+                <span role="menu" className="menu" aria-label={`Actions for ${w.name}`} onKeyDown={(e) => e.key === "Escape" && setMenuFor(null)}>
+                  <button type="button" role="menuitem" aria-label={`Edit ${w.name}`} onClick={() => (setMenuFor(null), void openEdit(w.id))}>
+                    Edit
+                  </button>
+                  <button type="button" role="menuitem" aria-label={`Duplicate ${w.name}`} onClick={() => (setMenuFor(null), void duplicate(w))}>
+                    Duplicate
+                  </button>
+                  <button
+                    type="button"
+                    role="menuitem"
+                    className="danger"
+                    aria-label={`Delete ${w.name}`}
+                    onClick={() => {
+                      setMenuFor(null);
+                      setDeleteError(null);
+                      setDeleting(w);
+                    }}
+                  >
+                    Delete
+                  </button>
+                </span>
+              )}
             </span>
           </li>
         ))}

@@ -139,6 +139,14 @@ export type ImportedExecution = { workflow_id: string, status: ExecutionStatus, 
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
 
+export type LastRun = { status: ExecutionStatus, started_at: number, };
+
+export type ListTags = { 
+/**
+ * Only tags that start with this.
+ */
+prefix?: string, limit?: number, };
+
 export type ListWorkflows = { 
 /**
  * Matches name or description, case-insensitively.
@@ -248,6 +256,8 @@ rejections: Array<SyncRejection>,
  */
 last_error: SyncError | null, };
 
+export type TagCount = { tag: string, workflows: number, };
+
 export type TrustedSpec = { run: RunSpec | null, retention: RetentionPolicy | null, };
 
 export type UpdateConfig = { workflow_id: string, config: JsonValue, expected_revision?: number, };
@@ -292,7 +302,11 @@ export type WorkflowSummary = { id: string, name: string, description: string, v
 /**
  * Whether this device approved the run spec and retention in effect.
  */
-approved: boolean, };
+approved: boolean, 
+/**
+ * Its newest run, if it ever ran (on any device).
+ */
+last_run: LastRun | null, };
 
 /** Every command: its input and output. */
 export type Commands = {
@@ -301,6 +315,7 @@ export type Commands = {
   delete_workflow: { input: DeleteWorkflow; output: Deleted };
   get_workflow: { input: WorkflowId; output: Workflow };
   list_workflows: { input: ListWorkflows; output: Page<WorkflowSummary> };
+  list_tags: { input: ListTags; output: Array<TagCount> };
   duplicate_workflow: { input: DuplicateWorkflow; output: Workflow };
   approve_workflow: { input: ApproveWorkflow; output: Workflow };
   get_config: { input: GetConfig; output: ConfigOut };
@@ -339,6 +354,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "get_settings",
   "get_workflow",
   "import_executions",
+  "list_tags",
   "list_workflows",
   "prune_executions",
   "set_config_value",

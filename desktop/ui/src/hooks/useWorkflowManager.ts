@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call } from "../api/transport";
-import { isWorkflowChange, subscribe } from "../api/live";
+import { isRunChange, isWorkflowChange, subscribe } from "../api/live";
 import { messageOf } from "../api/errors";
 import type {
   CreateWorkflow,
@@ -75,10 +75,22 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs
   // server pushes (a browser); polled in the desktop window.
   useEffect(() => {
     if (pages !== 1 || refreshMs <= 0) return;
+    // Runs count too (each row shows its last run); a burst of changes is
+    // one refresh.
+    let pending: ReturnType<typeof setTimeout> | null = null;
     const unsubscribe = subscribe((e) => {
-      if (isWorkflowChange(e)) void fetchPage(query, null, false, true);
+      if (!isWorkflowChange(e) && !isRunChange(e)) return;
+      if (pending) return;
+      pending = setTimeout(() => {
+        pending = null;
+        void fetchPage(query, null, false, true);
+      }, 250);
     });
-    if (unsubscribe) return unsubscribe;
+    if (unsubscribe)
+      return () => {
+        unsubscribe();
+        if (pending) clearTimeout(pending);
+      };
     const t = setInterval(() => void fetchPage(query, null, false, true), refreshMs);
     return () => clearInterval(t);
   }, [pages, refreshMs, fetchPage, query]);
