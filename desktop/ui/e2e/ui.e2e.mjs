@@ -478,3 +478,91 @@ test("no edit is lost: odd keys are explained, leaving asks first, a conflict of
     await own.stop();
   }
 });
+
+test("from 360 px to wide, nothing is cut off; with nothing open the overview shows recent runs, failures first", async () => {
+  const own = await startFlowkeep();
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const tab = await context.newPage();
+  try {
+    const wf = await own.api("create_workflow", { name: "Narrow" });
+    const now = Date.now();
+    await own.api("import_executions", {
+      executions: [
+        { workflow_id: wf.id, status: "succeeded", started_at: now - 60_000, completed_at: now - 59_000 },
+        { workflow_id: wf.id, status: "failed", started_at: now - 120_000, completed_at: now - 119_000 },
+      ],
+    });
+    await tab.goto(own.url);
+    const failures = tab.getByRole("table", { name: "Recent failures" });
+    await failures.waitFor();
+    assert.equal(await failures.locator("tbody tr").count(), 1);
+    assert.equal(await tab.getByRole("table", { name: "Recent runs" }).locator("tbody tr").count(), 2);
+    for (const width of [360, 760, 1280]) {
+      await tab.setViewportSize({ width, height: 740 });
+      await tab.getByRole("heading", { name: "Overview" }).waitFor();
+      const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${width} px: the page is ${overflow} px wider than the window`);
+    }
+    await tab.setViewportSize({ width: 360, height: 740 });
+    await failures.getByRole("button", { name: "Narrow" }).click();
+    await poll(async () => assert.equal(await tab.getByRole("tab", { name: "Runs" }).getAttribute("aria-selected"), "true"));
+    await tab.getByRole("tab", { name: "Configuration" }).click();
+    await tab.getByRole("button", { name: "Add field" }).click();
+    for (const width of [360, 760, 1024]) {
+      await tab.setViewportSize({ width, height: 740 });
+      const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${width} px, a workflow open: the page is ${overflow} px wider than the window`);
+      const box = await tab.getByRole("button", { name: "Save configuration" }).boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= width, `Save is inside a ${width} px window: ${JSON.stringify(box)}`);
+    }
+    await tab.setViewportSize({ width: 360, height: 740 });
+    await screenshot(tab, "15-narrow");
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});
+
+test("no serious accessibility violations (axe-core) on the overview, a workflow's tabs and a dialog", async () => {
+  const own = await startFlowkeep();
+  // axe is injected as a script: the page's CSP would refuse it.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+  const tab = await context.newPage();
+  const axeSource = readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), "../node_modules/axe-core/axe.min.js"), "utf8");
+  const serious = async (where) => {
+    await tab.addScriptTag({ content: axeSource });
+    const found = await tab.evaluate(async () => {
+      // eslint-disable-next-line no-undef
+      const r = await axe.run(document, { resultTypes: ["violations"] });
+      return r.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+    });
+    assert.deepEqual(found, [], `${where}: ${found.join("; ")}`);
+  };
+  try {
+    const wf = await own.api("create_workflow", { name: "Accessible", tags: ["ops"], config: { fields: [{ key: "n", type: "number" }], values: { n: 1 } } });
+    const now = Date.now();
+    await own.api("import_executions", {
+      executions: [{ workflow_id: wf.id, status: "failed", started_at: now - 1000, completed_at: now }],
+    });
+    await tab.goto(own.url);
+    await tab.getByRole("table", { name: "Recent failures" }).waitFor();
+    await serious("overview");
+    await tab.locator(".workflow-list .name", { hasText: "Accessible" }).click();
+    await tab.locator("#value-n").waitFor();
+    await serious("configuration");
+    await tab.getByRole("tab", { name: "Runs" }).click();
+    await tab.getByRole("table", { name: "Run list" }).waitFor();
+    await serious("runs");
+    await tab.getByRole("tab", { name: "History" }).click();
+    await tab.locator(".workflow-history .timeline li").first().waitFor();
+    await serious("history");
+    await tab.getByRole("button", { name: "New workflow" }).click();
+    await tab.getByRole("dialog").waitFor();
+    await serious("the new-workflow dialog");
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});

@@ -11,6 +11,7 @@ import { SyncStatus } from "./components/SyncStatus";
 import { ApprovalBanner } from "./components/ApprovalBanner";
 import { ConfirmDialog } from "./components/Dialog";
 import { ErrorBoundary } from "./components/ErrorBoundary";
+import { Overview } from "./components/Overview";
 import { forgetDraft } from "./config/drafts";
 import { desktopHooks } from "./desktop";
 
@@ -223,7 +224,7 @@ export function App() {
               {workflowError}
             </p>
           )}
-          {!workflow && !workflowError && <p className="empty">Select a workflow, or create one.</p>}
+          {!selectedId && <Overview onOpen={(id) => go(id, "runs")} />}
           {workflow && (
             <>
               <div className="workflow-head">

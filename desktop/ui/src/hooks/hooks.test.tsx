@@ -210,6 +210,36 @@ describe("useExecutionHistory", () => {
     await waitFor(() => expect(calls.at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200, limit: 20 }));
   });
 
+  it("an older page's late answer does not replace the page shown", async () => {
+    let releaseFirst: () => void = () => {};
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let first = true;
+    fakeApi({
+      get_executions: async (input) => {
+        const start = input.cursor ? Number(input.cursor) : 0;
+        if (first) {
+          first = false;
+          await firstHeld; // page 1's answer arrives last
+        }
+        return { items: Array.from({ length: 20 }, (_, i) => run(start + i)), next_cursor: String(start + 20) };
+      },
+    });
+    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    // A reload of page 1 is still on its way when page 2 is asked for.
+    await waitFor(() => expect(result.current.loading).toBe(true));
+    act(() => void result.current.reload());
+    await waitFor(() => expect(result.current.items[0]?.id).toBe("e0"));
+    act(() => result.current.next());
+    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
+    await act(async () => {
+      releaseFirst();
+      await firstHeld;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(result.current.items[0]?.id).toBe("e20");
+    expect(result.current.page).toBe(1);
+  });
+
   it("the bulk delete count leaves out runs still going, as the prune does", async () => {
     const calls = fakeApi({
       get_executions: () => ({ items: [], next_cursor: null }),

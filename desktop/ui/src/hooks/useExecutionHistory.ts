@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { call, exportExecutions } from "../api/transport";
 import { messageOf } from "../api/errors";
 import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
@@ -39,8 +39,12 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
 
   const page = cursors.length - 1;
 
+  // An answer for an older page or filter (a live reload that was still on
+  // its way when the user paged on) must not replace a newer one.
+  const generation = useRef(0);
   const load = useCallback(async () => {
     if (!workflowId) return;
+    const gen = ++generation.current;
     setLoading(true);
     try {
       const result = await call("get_executions", {
@@ -48,13 +52,14 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
         limit: pageSize,
         cursor: cursors[cursors.length - 1] ?? undefined,
       });
+      if (gen !== generation.current) return;
       setItems(result.items);
       setNextCursor(result.next_cursor);
       setError(null);
     } catch (e) {
-      setError(messageOf(e));
+      if (gen === generation.current) setError(messageOf(e));
     } finally {
-      setLoading(false);
+      if (gen === generation.current) setLoading(false);
     }
   }, [workflowId, filter, pageSize, cursors]);
 
