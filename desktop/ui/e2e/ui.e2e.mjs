@@ -566,3 +566,62 @@ test("no serious accessibility violations (axe-core) on the overview, a workflow
     await own.stop();
   }
 });
+
+test("every editor: defaults, JSON Schema, the ipv4 format, rules across fields", async () => {
+  const own = await startFlowkeep();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await context.newPage();
+  try {
+    const wf = await own.api("create_workflow", {
+      name: "Editors",
+      config: {
+        fields: [
+          { key: "lo", type: "number" },
+          { key: "hi", type: "number" },
+          { key: "host", type: "text" },
+          { key: "params", type: "json" },
+        ],
+        values: { lo: 1, hi: 2 },
+      },
+    });
+    await tab.goto(own.url);
+    await tab.locator(".workflow-list .name", { hasText: "Editors" }).click();
+    await tab.locator("#value-host").waitFor();
+    const rules = async (key) => tab.locator("summary", { hasText: `Rules of ${key}` }).click();
+
+    await rules("host");
+    await tab.getByLabel("Format of host").selectOption("ipv4");
+    await tab.getByLabel("Default of host").fill("10.0.0.1");
+    await rules("params");
+    await tab.getByLabel("JSON Schema of params").fill('{"type": "object", "required": ["mode"]}');
+    await tab.getByLabel("JSON Schema of params").blur();
+    await tab.getByRole("button", { name: "Add rule" }).click();
+    await tab.getByLabel("Smaller field of rule 1").selectOption("lo");
+    await tab.getByLabel("Larger field of rule 1").selectOption("hi");
+
+    // Every problem on the first save: the format in the browser...
+    await tab.locator("#value-host").fill("300.1.1.1");
+    await tab.locator("#value-params").fill('{"other": 1}');
+    await tab.locator("#value-lo").fill("5");
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await poll(async () => assert.equal(await tab.locator("#error-host").innerText(), "must be an IPv4 address like 192.168.1.10"));
+    // ...then the server's, beside each field, once the browser's pass.
+    await tab.locator("#value-host").fill("10.0.0.2");
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await poll(async () => assert.match(await tab.locator("#error-params").innerText(), /mode/));
+    await poll(async () => assert.equal(await tab.locator("#error-lo").innerText(), "must be less than hi (2), got 5"));
+    await tab.locator("#value-params").fill('{"mode": "fast"}');
+    await tab.locator("#value-lo").fill("1");
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await poll(async () => assert.equal(await tab.locator(".actions .notice").innerText(), "Saved."));
+
+    const cfg = await own.api("get_config", { workflow_id: wf.id });
+    const host = cfg.fields.find((f) => f.key === "host");
+    assert.deepEqual([host.format, host.default], ["ipv4", "10.0.0.1"]);
+    assert.deepEqual(cfg.fields.find((f) => f.key === "params").schema, { type: "object", required: ["mode"] });
+    assert.deepEqual(cfg.rules, [{ rule: "less_than", fields: ["lo", "hi"] }]);
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});

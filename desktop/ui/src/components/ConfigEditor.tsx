@@ -13,9 +13,10 @@ import {
   type FormValues,
 } from "../config/schema";
 import { forgetDraft, rememberDraft } from "../config/drafts";
-import type { FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
+import type { CrossRule, FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
 import { FieldInput } from "./FieldInput";
 import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
+import { CrossRulesEditor } from "./CrossRulesEditor";
 import { parseRunDraft, runDraftOf, RunSettings, type RunDraft } from "./RunSettings";
 import { LoadError } from "./LoadError";
 
@@ -42,6 +43,7 @@ export function ConfigEditor(props: {
   const nextUid = useCallback(() => ++uid.current, []);
   const [draft, setDraft] = useState<DraftField[]>([]);
   const [runDraft, setRunDraft] = useState<RunDraft>(runDraftOf(null, null));
+  const [rulesDraft, setRulesDraft] = useState<CrossRule[]>([]);
   const [serverErrors, setServerErrors] = useState<FieldError[]>([]);
   const [status, setStatus] = useState<{ text: string; error: boolean; conflict?: boolean } | null>(null);
   const draftRef = useRef<FieldDef[]>([]);
@@ -60,6 +62,7 @@ export function ConfigEditor(props: {
     (c: NonNullable<typeof config>) => {
       setDraft(c.fields.map((def) => ({ uid: nextUid(), def })));
       setRunDraft(runDraftOf(c.run, c.retention));
+      setRulesDraft(c.rules ?? []);
       reset(formValuesOf(c));
       setServerErrors([]);
     },
@@ -73,7 +76,8 @@ export function ConfigEditor(props: {
   // Changed elsewhere: load it, unless that would throw away edits here.
   const definitionsEdited = config !== null && JSON.stringify(draft.map((d) => d.def)) !== JSON.stringify(config.fields);
   const runEdited = config !== null && JSON.stringify(runDraft) !== JSON.stringify(runDraftOf(config.run, config.retention));
-  const edited = formState.isDirty || definitionsEdited || runEdited;
+  const rulesEdited = config !== null && JSON.stringify(rulesDraft) !== JSON.stringify(config.rules ?? []);
+  const edited = formState.isDirty || definitionsEdited || runEdited || rulesEdited;
   const { onEditedChange } = props;
   useEffect(() => {
     onEditedChange?.(edited);
@@ -88,8 +92,9 @@ export function ConfigEditor(props: {
       fields: draft.map((d) => d.def),
       values: toConfigValues(watched as Record<string, JsonValue | undefined>),
       run: runDraft,
+      rules: rulesDraft,
     });
-  }, [edited, props.workflowId, draft, watched, runDraft]);
+  }, [edited, props.workflowId, draft, watched, runDraft, rulesDraft]);
   const keyProblems = useMemo(() => {
     const keys = draft.map((d) => d.def.key);
     const out: Record<number, string> = {};
@@ -134,7 +139,7 @@ export function ConfigEditor(props: {
         return;
       }
       const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
-      const result = await editor.save(draftRef.current, values, runParsed.value);
+      const result = await editor.save(draftRef.current, values, runParsed.value, rulesDraft);
       if (result.ok) {
         setServerErrors([]);
         forgetDraft(props.workflowId);
@@ -164,7 +169,15 @@ export function ConfigEditor(props: {
     () => ({ ...fieldErrorsUnder(serverErrors, "run."), ...fieldErrorsUnder(serverErrors, "retention."), ...runParsed.errors }),
     [serverErrors, runParsed.errors],
   );
-  const placed = ["values.", "fields.", "run.", "retention."];
+  const ruleErrors = useMemo(() => {
+    const out: Record<string, string> = {};
+    for (const e of serverErrors) {
+      const m = /^rules\[(\d+)\]/.exec(e.field);
+      if (m) out[m[1]] = out[m[1]] ? `${out[m[1]]}; ${e.message}` : e.message;
+    }
+    return out;
+  }, [serverErrors]);
+  const placed = ["values.", "fields.", "run.", "retention.", "rules["];
   const otherErrors = serverErrors.filter((e) => !placed.some((p) => e.field.startsWith(p)));
   const conflictOf = (key: string) => props.conflicts.find((c) => c.field === `config.values.${key}`);
   const otherConflicts = props.conflicts.filter((c) => !c.field.startsWith("config.values."));
@@ -251,6 +264,7 @@ export function ConfigEditor(props: {
         })}
       </fieldset>
       <RunSettings draft={runDraft} errors={runErrors} onChange={setRunDraft} />
+      <CrossRulesEditor rules={rulesDraft} fields={draft.map((d) => d.def)} errors={ruleErrors} onChange={setRulesDraft} />
       <FieldDefinitionsEditor
         fields={draft}
         errors={definitionErrors}

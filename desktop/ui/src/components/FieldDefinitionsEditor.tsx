@@ -1,4 +1,5 @@
-import type { ConfigType, FieldDef } from "../generated/bindings";
+import { useState } from "react";
+import type { ConfigType, FieldDef, JsonValue } from "../generated/bindings";
 
 /** A field definition being edited, with a stable id for React. */
 export interface DraftField {
@@ -7,7 +8,7 @@ export interface DraftField {
 }
 
 const TYPES: ConfigType[] = ["text", "number", "boolean", "select", "json", "file"];
-const FORMATS = ["", "email", "url", "uuid", "date", "datetime", "semver", "hostname", "path"];
+const FORMATS = ["", "email", "url", "uuid", "date", "datetime", "semver", "hostname", "ipv4", "path"];
 const RULES = ["", "cron", "port", "duration", "semver"];
 
 /** Add, remove, reorder config fields and change their rules. */
@@ -119,6 +120,7 @@ function Rules(props: { def: FieldDef; name: string; set: (d: FieldDef) => void 
         Description
         <input value={def.description ?? ""} aria-label={`Description of ${name}`} onChange={(e) => set({ ...def, description: e.target.value || undefined })} />
       </label>
+      <DefaultInput def={def} name={name} set={set} />
       {def.type === "number" && (
         <>
           <label>
@@ -194,6 +196,7 @@ function Rules(props: { def: FieldDef; name: string; set: (d: FieldDef) => void 
           />
         </label>
       )}
+      {def.type === "json" && <JsonText label="JSON Schema" what={`JSON Schema of ${name}`} value={def.schema} onValue={(schema) => set({ ...def, schema })} />}
       {def.type === "file" && (
         <>
           <label>
@@ -220,4 +223,82 @@ function Rules(props: { def: FieldDef; name: string; set: (d: FieldDef) => void 
 /** A new type keeps only the rules that still mean something. */
 function retype(def: FieldDef, type: ConfigType): FieldDef {
   return { key: def.key, type, label: def.label, description: def.description, required: def.required };
+}
+
+/**
+ * The value a field takes when none is given, typed as the field is: a
+ * checkbox for booleans, JSON for json, a number for numbers.
+ */
+function DefaultInput(props: { def: FieldDef; name: string; set: (d: FieldDef) => void }) {
+  const { def, name, set } = props;
+  const label = `Default of ${name}`;
+  if (def.type === "boolean") {
+    return (
+      <label className="inline">
+        <input type="checkbox" checked={def.default === true} aria-label={label} onChange={(e) => set({ ...def, default: e.target.checked || undefined })} />
+        On by default
+      </label>
+    );
+  }
+  if (def.type === "json") {
+    return <JsonText label="Default" what={label} value={def.default} onValue={(v) => set({ ...def, default: v })} />;
+  }
+  const shown = def.default === undefined || def.default === null ? "" : String(def.default);
+  return (
+    <label>
+      Default
+      <input
+        value={shown}
+        aria-label={label}
+        inputMode={def.type === "number" ? "decimal" : undefined}
+        onChange={(e) => {
+          const raw = e.target.value;
+          if (raw.trim() === "") return set({ ...def, default: undefined });
+          if (def.type === "number") {
+            const n = Number(raw);
+            // A number that does not parse yet stays text; the server says why.
+            return set({ ...def, default: Number.isFinite(n) ? n : raw });
+          }
+          set({ ...def, default: raw });
+        }}
+      />
+    </label>
+  );
+}
+
+/** JSON typed as text, taken on blur once it parses; says so when it does not. */
+function JsonText(props: { label: string; what: string; value: unknown; onValue: (v: JsonValue | undefined) => void }) {
+  const [text, setText] = useState(() => (props.value === undefined || props.value === null ? "" : JSON.stringify(props.value, null, 2)));
+  const [problem, setProblem] = useState<string | null>(null);
+  return (
+    <label className="json-text">
+      {props.label}
+      <textarea
+        className="code"
+        rows={3}
+        spellCheck={false}
+        value={text}
+        aria-label={props.what}
+        aria-invalid={!!problem}
+        onChange={(e) => setText(e.target.value)}
+        onBlur={() => {
+          if (text.trim() === "") {
+            setProblem(null);
+            return props.onValue(undefined);
+          }
+          try {
+            props.onValue(JSON.parse(text) as JsonValue);
+            setProblem(null);
+          } catch (e) {
+            setProblem(`not valid JSON: ${(e as Error).message}`);
+          }
+        }}
+      />
+      {problem && (
+        <span className="field-error" role="alert">
+          {props.what}: {problem}
+        </span>
+      )}
+    </label>
+  );
 }

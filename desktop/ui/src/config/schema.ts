@@ -172,6 +172,11 @@ export function formatProblem(format: string, s: string): string | null {
       return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s) ? null : "must be a UUID like 0190a5c2-7b5e-7cc1-8f3a-2d1e4b6a9c00";
     case "date":
       return /^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(Date.parse(s)) ? null : "must be a date like 2026-11-26";
+    case "ipv4": {
+      const parts = s.split(".");
+      const ok = parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+      return ok ? null : "must be an IPv4 address like 192.168.1.10";
+    }
     case "semver":
       return /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(s) ? null : "must be a semantic version like 1.2.3";
     default:

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { call } from "../api/transport";
 import { ApiError, messageOf } from "../api/errors";
-import type { ConfigOut, FieldDef, FieldError, JsonValue, RetentionPolicy, RunSpec } from "../generated/bindings";
+import type { ConfigOut, CrossRule, FieldDef, FieldError, JsonValue, RetentionPolicy, RunSpec } from "../generated/bindings";
 
 export type SaveResult =
   | { ok: true; config: ConfigOut }
@@ -46,6 +46,7 @@ export function useConfigEditor(workflowId: string | null) {
       values: Record<string, JsonValue>,
       // Absent: kept as loaded.
       runSettings?: { run?: RunSpec; retention?: RetentionPolicy },
+      rules?: CrossRule[],
     ): Promise<SaveResult> => {
       if (!config || !workflowId) return { ok: false, errors: [], message: "nothing loaded", conflict: false };
       setSaving(true);
@@ -53,7 +54,7 @@ export function useConfigEditor(workflowId: string | null) {
         const { run, retention } = runSettings ?? { run: config.run ?? undefined, retention: config.retention ?? undefined };
         const document = {
           fields,
-          rules: config.rules ?? [],
+          rules: rules ?? config.rules ?? [],
           values,
           ...(run ? { run } : {}),
           ...(retention ? { retention } : {}),
