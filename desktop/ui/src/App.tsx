@@ -117,7 +117,7 @@ export function App() {
       setTab("runs");
       setChangeCount((n) => n + 1);
     } catch (e) {
-      setRunNotice({ text: `Cannot run: ${messageOf(e)}`, error: true });
+      setRunNotice({ text: `Cannot run: ${runRefusal(e)}`, error: true });
     }
   };
 
@@ -296,4 +296,20 @@ export function App() {
       </div>
     </div>
   );
+}
+
+/** Why a run was refused, in the UI's words (the server's are for every front end). */
+export function runRefusal(e: unknown): string {
+  const err = ApiError.from(e);
+  if (err.fields.some((f) => f.field === "run" && f.code === "required")) {
+    return "this workflow has no command yet. Set one under Run in Configuration, then save.";
+  }
+  if (err.code === "not_approved") {
+    return "it will not run on this device: its command was changed on another device. Review the change in the banner above and approve it to run it here.";
+  }
+  if (err.code === "validation_failed") {
+    const where = err.fields.map((f) => f.field.replace(/^values\./, "")).join(", ");
+    return `its configuration breaks its rules (${where}). Fix it in Configuration, then save.`;
+  }
+  return err.message;
 }

@@ -97,8 +97,8 @@ export function ExecutionHistory(props: {
           Delete old runs…
         </button>
       </form>
-      <p className="notice" role="status" aria-live="polite">
-        {notice ?? ""}
+      <p className={notice?.error ? "notice error" : "notice"} role="status" aria-live="polite">
+        {notice?.text ?? ""}
       </p>
       {h.error && (
         <LoadError what="runs" error={h.error} onRetry={() => void h.reload()} />
@@ -172,9 +172,11 @@ export function ExecutionHistory(props: {
               onClick={async () => {
                 try {
                   await cancelRun(selected.id);
-                  setNotice("Cancelling the run…");
+                  // Answered once the run stopped and was recorded.
+                  setNotice("Run cancelled.");
+                  setSelected(await h.details(selected.id));
                 } catch (e) {
-                  setNotice(messageOf(e));
+                  setNotice(messageOf(e), true);
                 }
               }}
             >

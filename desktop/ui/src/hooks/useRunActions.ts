@@ -26,7 +26,8 @@ export function useRunActions(
   const [bulk, setBulk] = useState<{ before: string; count: number | null } | null>(null);
   const [busy, setBusy] = useState(false);
   const [dialogError, setDialogError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNoticeState] = useState<{ text: string; error: boolean } | null>(null);
+  const setNotice = (text: string | null, error = false) => setNoticeState(text === null ? null : { text, error });
 
   // New runs (from here, `flowkeep run`, other devices) appear on the first
   // page; while a run is going, its row follows it closely.
@@ -78,7 +79,7 @@ export function useRunActions(
     try {
       setSelected(await h.details(id));
     } catch (e) {
-      setNotice(messageOf(e));
+      setNotice(messageOf(e), true);
     }
   };
 
@@ -130,7 +131,7 @@ export function useRunActions(
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
       setNotice(`Exported as ${name}.`);
     } catch (e) {
-      setNotice(`Export failed: ${messageOf(e)}`);
+      setNotice(`Export failed: ${messageOf(e)}`, true);
     }
   };
 
