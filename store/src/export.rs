@@ -179,8 +179,8 @@ impl<'a> Sink<'a> {
                     e.id.as_str(),
                     &e.workflow_id,
                     e.status.as_str(),
-                    &e.started_at.to_string(),
-                    &opt(e.completed_at),
+                    &iso8601(e.started_at),
+                    &e.completed_at.map(iso8601).unwrap_or_default(),
                     &opt(e.duration_ms),
                     &opt(e.exit_code),
                     e.error.as_deref().unwrap_or(""),
@@ -205,6 +205,14 @@ impl<'a> Sink<'a> {
         }
         Ok(())
     }
+}
+
+/// A time as a spreadsheet and a person read it (UTC, milliseconds kept);
+/// JSON and NDJSON keep Unix milliseconds, which `exec import` takes back.
+fn iso8601(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn csv_err(e: csv::Error) -> crate::Error {

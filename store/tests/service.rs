@@ -766,6 +766,16 @@ fn export_streams_each_format_with_csv_quoting() {
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(&rows[0][7], tricky, "error column survives quoting");
+    // Times in CSV are ISO 8601 (UTC), as a spreadsheet reads them.
+    let started = chrono::DateTime::parse_from_rfc3339(&rows[0][3]).expect("ISO 8601");
+    let json_started = parsed
+        .iter()
+        .find(|r| r["id"].as_str() == Some(&rows[0][0]))
+        .unwrap()["started_at"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(started.timestamp_millis(), json_started);
+    assert!(rows[0][3].ends_with('Z'), "{}", &rows[0][3]);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&rows[0][10]).unwrap()["note"],
         json!(tricky)

@@ -226,6 +226,7 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
   await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
   await page.getByRole("tab", { name: "Runs" }).click();
   await eventually(async () => assert.equal(await rowsOf("Run list").count(), 20));
+  await eventually(async () => assert.equal(await text(".count"), "45 runs · page 1 of 3"));
   await page.getByRole("button", { name: "Next page" }).click();
   await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
   await page.getByRole("button", { name: "Next page" }).click();

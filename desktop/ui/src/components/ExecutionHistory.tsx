@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
+import { When } from "./When";
 import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
 import { useRunActions } from "../hooks/useRunActions";
 import { messageOf } from "../api/errors";
@@ -126,7 +127,9 @@ export function ExecutionHistory(props: {
                 <td>
                   <span className={`status status-${x.status}`}>{x.status}</span>
                 </td>
-                <td title={new Date(x.started_at).toISOString()}>{format(x.started_at, "yyyy-MM-dd HH:mm:ss")}</td>
+                <td>
+                  <When at={x.started_at} />
+                </td>
                 <td>{x.duration_ms != null ? formatDuration(x.duration_ms) : "—"}</td>
                 <td>{x.exit_code ?? "—"}</td>
                 <td>
@@ -152,6 +155,12 @@ export function ExecutionHistory(props: {
             ))}
           </tbody>
         </table>
+      )}
+      {h.total !== null && h.total > 0 && (
+        <p className="count" aria-live="polite">
+          {h.total === 1 ? "1 run" : `${h.total.toLocaleString()} runs`}
+          {h.total > h.items.length && ` · page ${h.page + 1} of ${Math.ceil(h.total / 20)}`}
+        </p>
       )}
       <nav className="pager" aria-label="Run pages">
         <button type="button" onClick={h.previous} disabled={!h.hasPrevious}>

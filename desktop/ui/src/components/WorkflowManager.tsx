@@ -1,5 +1,4 @@
 import { useEffect, useRef, useState } from "react";
-import { formatDistanceToNow } from "date-fns";
 import { When } from "./When";
 import { useWorkflowManager } from "../hooks/useWorkflowManager";
 import { call } from "../api/transport";
@@ -180,7 +179,9 @@ export function WorkflowManager(props: {
               ) : (
                 <span className="run-badge never">never run</span>
               )}
-              <span className="meta">updated {formatDistanceToNow(w.updated_at, { addSuffix: true })}</span>
+              <span className="meta">
+                updated <When at={w.updated_at} />
+              </span>
               {w.tags.length > 0 && (
                 <span className="tags">
                   {w.tags.map((t) => (

@@ -24,6 +24,7 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [items, setItems] = useState<Execution[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [total, setTotal] = useState<number | null>(null);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -47,12 +48,18 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     const gen = ++generation.current;
     setLoading(true);
     try {
-      const result = await call("get_executions", {
-        ...filter(),
-        limit: pageSize,
-        cursor: cursors[cursors.length - 1] ?? undefined,
-      });
+      // The page and how many runs the filter matches in all.
+      const [result, counted] = await Promise.all([
+        call("get_executions", {
+          ...filter(),
+          limit: pageSize,
+          cursor: cursors[cursors.length - 1] ?? undefined,
+        }),
+        // A count that fails only leaves the total out.
+        call("count_executions", filter()).catch(() => null),
+      ]);
       if (gen !== generation.current) return;
+      setTotal(counted?.count ?? null);
       setItems(result.items);
       setNextCursor(result.next_cursor);
       setError(null);
@@ -129,6 +136,7 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     filters,
     applyFilters,
     items,
+    total,
     page,
     hasNext: nextCursor !== null,
     hasPrevious: page > 0,
