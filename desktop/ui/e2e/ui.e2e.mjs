@@ -399,6 +399,20 @@ test("each workflow and tab has a URL; an open tab survives a restart of flowkee
     await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}`));
     await tab.getByRole("tab", { name: "Runs" }).click();
     await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs`));
+    // A run's details have their own address too.
+    const now = Date.now();
+    await own.api("import_executions", {
+      executions: [{ workflow_id: wf.id, status: "succeeded", started_at: now - 5000, completed_at: now - 4000, output: { result: { rows: 7 } } }],
+    });
+    const run = (await own.api("get_executions", { workflow_id: wf.id })).items[0];
+    await tab.getByRole("table", { name: "Run list" }).getByRole("button", { name: /^Details/ }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs/${run.id}`));
+    await tab.getByRole("dialog", { name: "Run details" }).getByRole("button", { name: "Close" }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs`));
+    await tab.goBack();
+    await tab.getByRole("dialog", { name: "Run details" }).getByText("rows").waitFor();
+    await tab.goBack();
+    await poll(async () => assert.equal(await tab.getByRole("dialog", { name: "Run details" }).count(), 0));
     await tab.goBack();
     await poll(async () => assert.equal(await tab.getByRole("tab", { name: "Configuration" }).getAttribute("aria-selected"), "true"));
 
@@ -406,6 +420,8 @@ test("each workflow and tab has a URL; an open tab survives a restart of flowkee
     const linked = await context.newPage();
     await linked.goto(`http://127.0.0.1:${own.port}/workflows/${wf.id}/runs`);
     await poll(async () => assert.equal(await linked.getByRole("tab", { name: "Runs" }).getAttribute("aria-selected"), "true"));
+    await linked.goto(`http://127.0.0.1:${own.port}/workflows/${wf.id}/runs/${run.id}`);
+    await linked.getByRole("dialog", { name: "Run details" }).getByText("rows").waitFor();
     await linked.close();
 
     // flowkeep ui restarts on the same data dir and port: the open tab keeps

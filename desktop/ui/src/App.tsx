@@ -23,16 +23,24 @@ const TABS: { id: Tab; label: string }[] = [
   { id: "history", label: "History" },
 ];
 
-/** The workflow and tab a browser URL names: `/workflows/<ID>[/runs|/history]`. */
-export function routeOf(path: string): { id: string | null; tab: Tab } {
-  const m = /^\/workflows\/([^/]+)(?:\/(config|runs|history))?\/?$/.exec(path);
-  if (!m) return { id: null, tab: "config" };
-  return { id: decodeURIComponent(m[1]), tab: (m[2] as Tab | undefined) ?? "config" };
+/**
+ * The workflow, tab and run a browser URL names:
+ * `/workflows/<ID>[/runs[/<RUN_ID>]|/history]`.
+ */
+export function routeOf(path: string): { id: string | null; tab: Tab; run: string | null } {
+  const m = /^\/workflows\/([^/]+)(?:\/(config|runs|history)(?:\/([^/]+))?)?\/?$/.exec(path);
+  if (!m || (m[3] && m[2] !== "runs")) return { id: null, tab: "config", run: null };
+  return {
+    id: decodeURIComponent(m[1]),
+    tab: (m[2] as Tab | undefined) ?? "config",
+    run: m[3] ? decodeURIComponent(m[3]) : null,
+  };
 }
 
-export function pathOf(id: string | null, tab: Tab): string {
+export function pathOf(id: string | null, tab: Tab, run: string | null = null): string {
   if (!id) return "/";
-  return `/workflows/${encodeURIComponent(id)}${tab === "config" ? "" : `/${tab}`}`;
+  const base = `/workflows/${encodeURIComponent(id)}${tab === "config" ? "" : `/${tab}`}`;
+  return tab === "runs" && run ? `${base}/${encodeURIComponent(run)}` : base;
 }
 
 // In a browser each workflow and tab has its own URL (back and forward
@@ -40,13 +48,14 @@ export function pathOf(id: string | null, tab: Tab): string {
 const routed = !inDesktopWindow();
 
 export function App() {
-  const initial = routed ? routeOf(window.location.pathname) : { id: null, tab: "config" as Tab };
+  const initial = routed ? routeOf(window.location.pathname) : { id: null, tab: "config" as Tab, run: null };
   const [selectedId, setSelectedId] = useState<string | null>(initial.id);
   const selectedIdRef = useRef(selectedId);
   selectedIdRef.current = selectedId;
   const [workflow, setWorkflow] = useState<Workflow | null>(null);
   const [workflowError, setWorkflowError] = useState<string | null>(null);
   const [tab, setTab] = useState<Tab>(initial.tab);
+  const [openRun, setOpenRun] = useState<string | null>(initial.run);
   // A tab opened from a link (or kept open across a restart) has no launch
   // token but may have the session cookie: ask the server once.
   const [access, setAccess] = useState<"ok" | "checking" | "refused">(() =>
@@ -62,9 +71,9 @@ export function App() {
 
   useEffect(() => {
     if (!routed) return;
-    const path = pathOf(selectedId, tab);
+    const path = pathOf(selectedId, tab, openRun);
     if (window.location.pathname !== path) window.history.pushState(null, "", path + window.location.hash);
-  }, [selectedId, tab]);
+  }, [selectedId, tab, openRun]);
   // Unsaved configuration edits: leaving the form (another workflow,
   // another tab, back, closing the page) asks first.
   const [configEdited, setConfigEdited] = useState(false);
@@ -78,6 +87,7 @@ export function App() {
     }
     setSelectedId(id);
     setTab(next);
+    setOpenRun(null);
   };
   useEffect(() => {
     if (!configEdited) return;
@@ -101,6 +111,7 @@ export function App() {
       }
       setSelectedId(r.id);
       setTab(r.tab);
+      setOpenRun(r.run);
     };
     window.addEventListener("popstate", back);
     return () => window.removeEventListener("popstate", back);
@@ -215,6 +226,7 @@ export function App() {
               if (to) {
                 setSelectedId(to.id);
                 setTab(to.tab);
+                setOpenRun(null);
               }
             }}
           />
@@ -285,6 +297,8 @@ export function App() {
                     workflowName={workflow.name}
                     changeCount={changeCount}
                     exportRuns={desktopHooks.exportRuns}
+                    openRunId={openRun}
+                    onOpenRun={setOpenRun}
                   />
                 )}
                 {tab === "history" && <WorkflowHistory key={workflow.id} workflowId={workflow.id} changeCount={changeCount} />}

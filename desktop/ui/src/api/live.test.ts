@@ -25,13 +25,16 @@ describe("live changes", () => {
 
 describe("URLs", () => {
   it("name a workflow and its tab, and read back", () => {
-    expect(routeOf("/")).toEqual({ id: null, tab: "config" });
-    expect(routeOf("/workflows/abc")).toEqual({ id: "abc", tab: "config" });
-    expect(routeOf("/workflows/abc/runs")).toEqual({ id: "abc", tab: "runs" });
-    expect(routeOf("/workflows/abc/nope")).toEqual({ id: null, tab: "config" });
-    for (const [id, tab] of [["0190-x", "history"], ["a b", "config"]] as const) {
-      expect(routeOf(pathOf(id, tab))).toEqual({ id, tab });
+    expect(routeOf("/")).toEqual({ id: null, tab: "config", run: null });
+    expect(routeOf("/workflows/abc")).toEqual({ id: "abc", tab: "config", run: null });
+    expect(routeOf("/workflows/abc/runs")).toEqual({ id: "abc", tab: "runs", run: null });
+    expect(routeOf("/workflows/abc/runs/r1")).toEqual({ id: "abc", tab: "runs", run: "r1" });
+    expect(routeOf("/workflows/abc/history/r1")).toEqual({ id: null, tab: "config", run: null });
+    expect(routeOf("/workflows/abc/nope")).toEqual({ id: null, tab: "config", run: null });
+    for (const [id, tab, run] of [["0190-x", "history", null], ["a b", "config", null], ["w", "runs", "r 2"]] as const) {
+      expect(routeOf(pathOf(id, tab, run))).toEqual({ id, tab, run });
     }
     expect(pathOf(null, "runs")).toBe("/");
+    expect(pathOf("w", "config", "r1")).toBe("/workflows/w");
   });
 });

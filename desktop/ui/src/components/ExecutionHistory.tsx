@@ -19,6 +19,10 @@ export function ExecutionHistory(props: {
   changeCount: number;
   /** Desktop window: a native save dialog writes the file (the path, or null if closed). */
   exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
+  /** The run whose details the address names, if any. */
+  openRunId?: string | null;
+  /** Told which run's details are open (null when none), for the address. */
+  onOpenRun?: (id: string | null) => void;
 }) {
   const h = useExecutionHistory(props.workflowId);
   const [status, setStatus] = useState<ExecutionStatus | "">("");

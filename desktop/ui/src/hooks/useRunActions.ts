@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { parse, startOfDay } from "date-fns";
 import { messageOf } from "../api/errors";
 import { isRunChange, subscribe } from "../api/live";
@@ -18,6 +18,8 @@ export function useRunActions(
     workflowName: string;
     changeCount: number;
     exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
+    openRunId?: string | null;
+    onOpenRun?: (id: string | null) => void;
   },
   exportFormat: ExportFormat,
 ) {
@@ -82,6 +84,36 @@ export function useRunActions(
       setNotice(messageOf(e), true);
     }
   };
+
+  // A run's own address opens its details; open details are in the address.
+  const { openRunId, onOpenRun } = props;
+  const { details: detailsOf } = h;
+  useEffect(() => {
+    if (!openRunId) {
+      setSelected(null);
+      return;
+    }
+    let live = true;
+    detailsOf(openRunId).then(
+      (run) => live && setSelected(run),
+      (e) => live && setNotice(`That run is not here: ${messageOf(e)}`, true),
+    );
+    return () => {
+      live = false;
+    };
+  }, [openRunId, detailsOf]);
+  const selectedRunId = selected?.id ?? null;
+  // Only changes are told: on mount the address's run is still loading.
+  const told = useRef<string | null | undefined>(undefined);
+  useEffect(() => {
+    if (told.current === undefined) {
+      told.current = selectedRunId;
+      return;
+    }
+    if (told.current === selectedRunId) return;
+    told.current = selectedRunId;
+    onOpenRun?.(selectedRunId);
+  }, [selectedRunId, onOpenRun]);
 
   const confirmDelete = async () => {
     if (!deleting) return;
