@@ -181,6 +181,30 @@ impl Input for ListWorkflows {
     }
 }
 
+/// How many live workflows a search and tag match (the list's filters).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CountWorkflows {
+    #[serde(default)]
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+impl Input for CountWorkflows {
+    fn normalize(&mut self) {
+        if matches!(&self.search, Some(s) if s.trim().is_empty()) {
+            self.search = None;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WorkflowCount {
+    pub count: u64,
+}
+
 /// The tags in use, for a filter that suggests them as you type.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]

@@ -96,6 +96,7 @@ command_table! {
     GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
     ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => list_workflows;
     ListTagsCmd = "list_tags" (ListTags) -> Vec<TagCount> => list_tags;
+    CountWorkflowsCmd = "count_workflows" (CountWorkflows) -> WorkflowCount => count_workflows;
     DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
     ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => approve_workflow;
     GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;

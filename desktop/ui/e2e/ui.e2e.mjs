@@ -178,8 +178,10 @@ test("edit, duplicate, search, and delete with confirmation", async () => {
   await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL", "Nightly ETL (copy)"]));
   await page.getByRole("heading", { name: "Nightly ETL (copy)" }).waitFor();
 
+  await eventually(async () => assert.equal(await text(".workflow-manager .count"), "2 workflows"));
   await page.getByLabel("Search").fill("copy");
   await eventually(async () => assert.deepEqual(await workflowNames(), ["Nightly ETL (copy)"]));
+  await eventually(async () => assert.equal(await text(".workflow-manager .count"), "1 workflow match"));
   await page.getByLabel("Search").fill("");
   await page.getByLabel("Tag").fill("ni");
   // Tags in use are suggested as the filter is typed.
@@ -226,7 +228,7 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
   await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
   await page.getByRole("tab", { name: "Runs" }).click();
   await eventually(async () => assert.equal(await rowsOf("Run list").count(), 20));
-  await eventually(async () => assert.equal(await text(".count"), "45 runs · page 1 of 3"));
+  await eventually(async () => assert.equal(await text("#panel-runs .count"), "45 runs · page 1 of 3"));
   await page.getByRole("button", { name: "Next page" }).click();
   await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
   await page.getByRole("button", { name: "Next page" }).click();

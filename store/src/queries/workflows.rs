@@ -2,7 +2,7 @@
 //! keyset pagination.
 
 use flowkeep_core::commands::{
-    ListTags, ListWorkflows, Page, TagCount, WorkflowSort, DEFAULT_PAGE,
+    CountWorkflows, ListTags, ListWorkflows, Page, TagCount, WorkflowSort, DEFAULT_PAGE,
 };
 use flowkeep_core::execution::ExecutionStatus;
 use flowkeep_core::workflow::{Approval, LastRun, Workflow, WorkflowSpec, WorkflowSummary};
@@ -112,6 +112,37 @@ pub(crate) fn tags(conn: &Connection, q: &ListTags) -> Result<Vec<TagCount>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// `WHERE` (live workflows) and its arguments for a search and a tag, as a
+/// list and its count share them.
+fn filter_sql(search: Option<&str>, tag: Option<&str>) -> (String, Vec<Sql>) {
+    let mut sql = String::from("WHERE w.deleted = 0");
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(search) = search {
+        args.push(Sql::Text(format!("%{}%", escape_like(search))));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (w.name LIKE ?{n} ESCAPE '\\' OR w.description LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(tag) = tag {
+        args.push(Sql::Text(tag.trim().to_owned()));
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM workflow_tags t WHERE t.tag = ?{} AND t.workflow_id = w.id)",
+            args.len()
+        ));
+    }
+    (sql, args)
+}
+
+/// How many live workflows a search and tag match.
+pub(crate) fn count(conn: &Connection, q: &CountWorkflows) -> Result<u64> {
+    let (where_sql, args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
+    let n: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM workflows w {where_sql}"))?
+        .query_row(params_from_iter(args), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
 pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary>> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE) as usize;
     let (sort_name, sort_col) = match q.sort {
@@ -119,22 +150,8 @@ pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<Workflow
         WorkflowSort::Created => ("created", "w.created_at"),
         WorkflowSort::Updated => ("updated", "w.updated_at"),
     };
-    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM workflows w WHERE w.deleted = 0");
-    let mut args: Vec<Sql> = Vec::new();
-    if let Some(search) = &q.search {
-        args.push(Sql::Text(format!("%{}%", escape_like(search))));
-        let n = args.len();
-        sql.push_str(&format!(
-            " AND (w.name LIKE ?{n} ESCAPE '\\' OR w.description LIKE ?{n} ESCAPE '\\')"
-        ));
-    }
-    if let Some(tag) = &q.tag {
-        args.push(Sql::Text(tag.trim().to_owned()));
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM workflow_tags t WHERE t.tag = ?{} AND t.workflow_id = w.id)",
-            args.len()
-        ));
-    }
+    let (where_sql, mut args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM workflows w {where_sql}");
     let op = if q.desc { "<" } else { ">" };
     if let Some(c) = &q.cursor {
         let (key, id) = cursor::decode(c, sort_name)?;

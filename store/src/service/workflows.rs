@@ -1,6 +1,6 @@
 use flowkeep_core::commands::{
-    CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListTags, ListWorkflows,
-    Page, TagCount, UpdateWorkflow, WorkflowId,
+    CountWorkflows, CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListTags,
+    ListWorkflows, Page, TagCount, UpdateWorkflow, WorkflowCount, WorkflowId,
 };
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, WorkflowSummary, DEFAULT_VERSION};
@@ -102,6 +102,13 @@ impl Service {
         self.read(|c| queries::workflows::list(c, &input))
     }
 
+    /// How many live workflows the list's search and tag match.
+    pub fn count_workflows(&self, mut input: CountWorkflows) -> Result<WorkflowCount> {
+        input.check()?;
+        let count = self.read(|c| queries::workflows::count(c, &input))?;
+        Ok(WorkflowCount { count })
+    }
+
     /// The tags in use, to suggest in a filter.
     pub fn list_tags(&self, mut input: ListTags) -> Result<Vec<TagCount>> {
         input.check()?;
@@ -198,6 +205,18 @@ mod list_tests {
             expected_revision: None,
         })
         .unwrap();
+        let count = |search: Option<&str>, tag: Option<&str>| {
+            svc.count_workflows(CountWorkflows {
+                search: search.map(str::to_owned),
+                tag: tag.map(str::to_owned),
+            })
+            .unwrap()
+            .count
+        };
+        assert_eq!(count(None, None), 2, "the deleted one is not counted");
+        assert_eq!(count(None, Some("etl")), 2);
+        assert_eq!(count(Some("a"), Some("etl")), 1);
+        assert_eq!(count(Some("  "), None), 2, "a blank search is no search");
         let all = svc.list_tags(ListTags::default()).unwrap();
         let names: Vec<(&str, u64)> = all.iter().map(|t| (t.tag.as_str(), t.workflows)).collect();
         assert_eq!(names, [("etl", 2), ("nightly", 1), ("ops", 1)]);

@@ -156,6 +156,12 @@ export function WorkflowManager(props: {
           Descending
         </label>
       </div>
+      {wm.total !== null && (
+        <p className="count">
+          {wm.total === 1 ? "1 workflow" : `${wm.total.toLocaleString()} workflows`}
+          {(q.search || q.tag) && " match"}
+        </p>
+      )}
       <p className="notice" role="status" aria-live="polite">
         {notice ?? ""}
       </p>

@@ -32,6 +32,8 @@ retention?: RetentionPolicy | null, };
 
 export type ConfigType = "text" | "number" | "boolean" | "select" | "json" | "file";
 
+export type CountWorkflows = { search?: string, tag?: string, };
+
 export type CreateWorkflow = { name: string, description?: string, version?: string, tags?: Array<string>, 
 /**
  * The config document; `{"fields": [], "values": {}}` when absent.
@@ -292,6 +294,8 @@ validation_errors?: Array<FieldError>,
  */
 approval: Approval, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
 
+export type WorkflowCount = { count: number, };
+
 export type WorkflowHistory = { workflow_id: string, };
 
 export type WorkflowId = { id: string, };
@@ -316,6 +320,7 @@ export type Commands = {
   get_workflow: { input: WorkflowId; output: Workflow };
   list_workflows: { input: ListWorkflows; output: Page<WorkflowSummary> };
   list_tags: { input: ListTags; output: Array<TagCount> };
+  count_workflows: { input: CountWorkflows; output: WorkflowCount };
   duplicate_workflow: { input: DuplicateWorkflow; output: Workflow };
   approve_workflow: { input: ApproveWorkflow; output: Workflow };
   get_config: { input: GetConfig; output: ConfigOut };
@@ -343,6 +348,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "apply_retention",
   "approve_workflow",
   "count_executions",
+  "count_workflows",
   "create_workflow",
   "delete_execution",
   "delete_workflow",

@@ -83,13 +83,15 @@ describe("transport", () => {
 
 describe("useWorkflowManager", () => {
   it("loads one page, appends the next with its cursor, and resets on a new query", async () => {
-    const calls = fakeApi({ list_workflows: pagedWorkflows(120) });
+    const calls = fakeApi({ list_workflows: pagedWorkflows(120), count_workflows: () => ({ count: 120 }) });
+    const lists = () => calls.filter((c) => c.name === "list_workflows");
     const { result } = renderHook(() => useWorkflowManager(50, 0));
     await waitFor(() => expect(result.current.items.length).toBe(50));
+    await waitFor(() => expect(result.current.total).toBe(120));
     expect(result.current.hasMore).toBe(true);
     await act(() => result.current.loadMore());
     expect(result.current.items.length).toBe(100);
-    expect(calls.at(-1)!.input.cursor).toBe("50");
+    expect(lists().at(-1)!.input.cursor).toBe("50");
     await act(() => result.current.loadMore());
     expect(result.current.items.length).toBe(120);
     expect(result.current.hasMore).toBe(false);
@@ -97,8 +99,10 @@ describe("useWorkflowManager", () => {
 
     act(() => result.current.setQuery({ ...result.current.query, search: "wf 01" }));
     await waitFor(() => expect(result.current.items.length).toBe(10));
-    expect(calls.at(-1)!.input).toMatchObject({ search: "wf 01", sort: "name", desc: false });
-    expect(calls.at(-1)!.input.cursor).toBeUndefined();
+    expect(lists().at(-1)!.input).toMatchObject({ search: "wf 01", sort: "name", desc: false });
+    expect(lists().at(-1)!.input.cursor).toBeUndefined();
+    // The count is asked with the same search.
+    await waitFor(() => expect(calls.filter((c) => c.name === "count_workflows").at(-1)!.input).toEqual({ search: "wf 01" }));
   });
 
   it("an older, slower answer does not overwrite a newer one", async () => {

@@ -34,6 +34,7 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs
   const generation = useRef(0);
 
   const [pages, setPages] = useState(0);
+  const [total, setTotal] = useState<number | null>(null);
 
   const fetchPage = useCallback(
     async (q: WorkflowQuery, after: string | null, append: boolean, quiet = false) => {
@@ -49,6 +50,13 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs
           cursor: after ?? undefined,
         });
         if (gen !== generation.current) return;
+        if (!append) {
+          // How many match in all; a count that fails only leaves it out.
+          call("count_workflows", { search: q.search.trim() || undefined, tag: q.tag.trim() || undefined }).then(
+            (c) => gen === generation.current && setTotal(c.count),
+            () => gen === generation.current && setTotal(null),
+          );
+        }
         setItems((prev) => (append ? [...prev, ...page.items] : page.items));
         setPages((n) => (append ? n + 1 : 1));
         setCursor(page.next_cursor);
@@ -139,6 +147,7 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 200, refreshMs
     query,
     setQuery,
     items,
+    total,
     hasMore: cursor !== null,
     loading,
     error,
