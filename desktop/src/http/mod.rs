@@ -180,14 +180,9 @@ async fn events(
         return refused;
     }
     let svc = api.svc.clone();
-    match tokio::task::spawn_blocking(move || svc.latest_seq()).await {
-        Ok(Ok(seq)) => api.live.stream(seq),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "the request panicked",
-        ),
+    match blocking(move || svc.latest_seq()).await {
+        Ok(seq) => api.live.stream(seq),
+        Err(refused) => refused,
     }
 }
 
@@ -368,17 +363,19 @@ fn store_error(e: flowkeep_store::Error) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn reply<T: serde::Serialize>(
-    result: Result<Result<T, flowkeep_store::Error>, tokio::task::JoinError>,
-) -> Response {
-    match result {
-        Ok(Ok(value)) => axum::Json(value).into_response(),
-        Ok(Err(e)) => store_error(e),
-        Err(_) => error(
+/// Runs a service call off the async threads; its failure (or a panic) is
+/// already the response to send.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, flowkeep_store::Error> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(store_error(e)),
+        Err(_) => Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             "the request panicked",
-        ),
+        )),
     }
 }
 
@@ -416,7 +413,8 @@ async fn command(
     };
     let svc = api.svc.clone();
     let runs = api.runs.clone();
-    reply(
-        tokio::task::spawn_blocking(move || crate::ui_runs::call(&svc, &runs, &name, input)).await,
-    )
+    match blocking(move || crate::ui_runs::call(&svc, &runs, &name, input)).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(refused) => refused,
+    }
 }
