@@ -224,7 +224,7 @@ fn forge(
                     max_retries: Some(3),
                     ..BackoffConfig::default()
                 },
-                Arc::new(flowkeep_store::TokenDialer {
+                Arc::new(flowkeep_app::TokenDialer {
                     url: url::Url::parse(&server.url()).unwrap(),
                     token: token.to_owned(),
                     tls: None,

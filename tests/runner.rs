@@ -378,7 +378,7 @@ fn retention_after_each_run_and_by_prune() {
 
 /// Imports runs through the library on the same database, as another process would.
 fn import(fk: &Flowkeep, runs: &Value) {
-    let svc = flowkeep_store::Service::open(&fk.db(), Default::default()).unwrap();
+    let svc = flowkeep_app::Service::open(&fk.db(), Default::default()).unwrap();
     let input: flowkeep_core::commands::ImportExecutions =
         serde_json::from_value(runs.clone()).unwrap();
     svc.import_executions(input).unwrap();
@@ -439,7 +439,7 @@ fn export_of_100000_executions_in_each_format() {
     let fk = Flowkeep::new();
     let wf = job(&fk, SCRIPT, 30);
     let tricky = "comma, \"quote\"\nnewline";
-    let svc = flowkeep_store::Service::open(&fk.db(), Default::default()).unwrap();
+    let svc = flowkeep_app::Service::open(&fk.db(), Default::default()).unwrap();
     for batch in 0..10 {
         let executions = (0..10_000)
             .map(|i| {

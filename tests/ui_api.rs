@@ -387,8 +387,8 @@ fn every_command_of_the_table_is_reachable_from_http_and_the_cli() {
                 .as_str()
                 .is_some_and(|m| m.contains(&format!("command {name} not found")))
     };
-    assert!(!flowkeep_store::COMMANDS.is_empty());
-    for c in flowkeep_store::COMMANDS {
+    assert!(!flowkeep_app::COMMANDS.is_empty());
+    for c in flowkeep_app::COMMANDS {
         let (status, body) = ui.call(c.name, json!({}));
         assert!(!unknown(&body, c.name), "HTTP {status}: {body}");
         let cli = fk.json(&["call", c.name, "{}"]);

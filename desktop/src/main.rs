@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flowkeep_store::{Service, StoreOptions};
+use flowkeep_app::{Service, StoreOptions};
 
 use cli::{render, Cli, Failure, Rendered};
 
 /// Flowkeep's libraries log through `tracing`: their warnings reach stderr
-/// (`RUST_LOG` changes what is shown, e.g. `RUST_LOG=flowkeep_store=debug`).
+/// (`RUST_LOG` changes what is shown, e.g. `RUST_LOG=flowkeep_app=debug`).
 /// Other crates' logs stay off unless asked for: what goes wrong there
 /// reaches the user as Flowkeep's own error. With `--json`, stderr carries
 /// only the JSON error, so logs are off unless `RUST_LOG` is set.
@@ -29,7 +29,7 @@ fn logging(json: bool) {
     let default = if json {
         "off"
     } else {
-        "off,flowkeep_store=warn,flowkeep_core=warn,flowkeep=warn"
+        "off,flowkeep_app=warn,flowkeep_store=warn,flowkeep_core=warn,flowkeep=warn"
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use flowkeep_app::{Error, RunRequest, Service};
 use flowkeep_core::commands::{ExecutionId, Input, RunCancelled, RunWorkflow};
 use flowkeep_core::execution::Execution;
-use flowkeep_store::{Error, RunRequest, Service};
 use serde_json::Value;
 
 /// A command from the UI by name: `run` and `cancel_run` here, the rest
@@ -20,7 +20,7 @@ pub fn call(svc: &Service, runs: &UiRuns, name: &str, input: Value) -> Result<Va
     match name {
         "run" => runs.start(parse(input)?).map(to_json),
         "cancel_run" => runs.cancel(parse(input)?).map(to_json),
-        _ => flowkeep_store::dispatch(svc, name, input),
+        _ => flowkeep_app::dispatch(svc, name, input),
     }
 }
 
@@ -161,7 +161,7 @@ mod tests {
                 })
             )
         };
-        for c in flowkeep_store::COMMANDS {
+        for c in flowkeep_app::COMMANDS {
             let r = call(&svc, &runs, c.name, serde_json::json!({}));
             assert!(!unknown(&r), "{} is not reachable: {r:?}", c.name);
         }

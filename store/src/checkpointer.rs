@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// Pages of WAL at which a commit checkpoints by itself (about 64 MiB).
-pub(crate) const BACKSTOP_PAGES: i64 = 16_384;
+pub const BACKSTOP_PAGES: i64 = 16_384;
 const DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
@@ -21,13 +21,13 @@ struct State {
     stop: bool,
 }
 
-pub(crate) struct Checkpointer {
+pub struct Checkpointer {
     shared: Arc<(Mutex<State>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    pub(crate) fn start(path: &Path) -> Checkpointer {
+    pub fn start(path: &Path) -> Checkpointer {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let path: PathBuf = path.to_owned();
         let worker = shared.clone();
@@ -39,7 +39,7 @@ impl Checkpointer {
     }
 
     /// Called after each commit.
-    pub(crate) fn notify(&self) {
+    pub fn notify(&self) {
         let (lock, cv) = &*self.shared;
         let mut s = lock.lock().unwrap_or_else(|p| p.into_inner());
         if !s.dirty {

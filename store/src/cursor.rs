@@ -7,7 +7,7 @@ use flowkeep_core::FieldError;
 
 use crate::{Error, Result};
 
-pub(crate) fn encode(sort: &str, key: Value, id: &str) -> String {
+pub fn encode(sort: &str, key: Value, id: &str) -> String {
     let raw = serde_json::to_vec(&serde_json::json!([sort, key, id])).expect("json");
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -45,7 +45,7 @@ fn bytes(cursor: &str) -> Option<Vec<u8>> {
 /// Returns the sort key and id, or an "invalid cursor" error naming
 /// `cursor` if the cursor is damaged or belongs to another sort order. Any
 /// text is safe here: a cursor is user input (a URL, an argument).
-pub(crate) fn decode(cursor: &str, sort: &str) -> Result<(Value, String)> {
+pub fn decode(cursor: &str, sort: &str) -> Result<(Value, String)> {
     let bytes = bytes(cursor).ok_or_else(invalid)?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     match v.as_array().map(Vec::as_slice) {

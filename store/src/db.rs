@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::checkpointer::{Checkpointer, BACKSTOP_PAGES};
-use crate::{migrate, private, Result};
+use crate::{migrate, private, Error, Result};
 
 /// How hard a commit tries to survive power loss. `Normal` (WAL +
 /// synchronous=NORMAL) never loses a committed change to a process crash;
@@ -40,7 +40,7 @@ impl Default for StoreOptions {
     }
 }
 
-pub(crate) struct Db {
+pub struct Db {
     writer: Mutex<Connection>,
     /// `None` for an in-memory database, whose readers use the writer.
     readers: Option<Readers>,
@@ -56,7 +56,7 @@ struct Readers {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Db {
-    pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<Db> {
+    pub fn open(path: &Path, opts: &StoreOptions) -> Result<Db> {
         make_private(path)?;
         let mut writer = Connection::open(path)?;
         configure_writer(&writer, opts.durability)?;
@@ -73,7 +73,7 @@ impl Db {
         })
     }
 
-    pub(crate) fn open_in_memory() -> Result<Db> {
+    pub fn open_in_memory() -> Result<Db> {
         let mut writer = Connection::open_in_memory()?;
         configure_writer(&writer, Durability::Normal)?;
         migrate::migrate(&mut writer)?;
@@ -86,11 +86,16 @@ impl Db {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: all of it commits, or
     /// (on any error) none of it.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn write<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
         let out = f(&tx)?;
-        tx.commit()?;
+        tx.commit().map_err(Error::from)?;
         drop(conn);
         if let Some(c) = &self.checkpointer {
             c.notify();
@@ -98,7 +103,10 @@ impl Db {
         Ok(out)
     }
 
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let Some(readers) = &self.readers else {
             let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             return f(&conn);

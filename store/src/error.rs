@@ -1,8 +1,10 @@
-use flowkeep_core::{ErrorBody, ErrorCode, FieldError};
+use flowkeep_core::FieldError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Errors of the store and service. Each maps to one `ErrorCode`.
+/// What can go wrong reading or writing the database. The application's
+/// error (`flowkeep_app::Error`) takes each variant over as it is and adds
+/// its own (sync, approval, a stop on request).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{entity} {id} not found")]
@@ -13,11 +15,6 @@ pub enum Error {
     Conflict(String),
     #[error("validation failed: {}", summarize(.0))]
     Invalid(Vec<FieldError>),
-    /// The run spec or retention policy in effect was changed on another
-    /// device and this device has not approved it; the message says who,
-    /// where, when and what changed.
-    #[error("{0}")]
-    NotApproved(String),
     /// The input could not be read at all (malformed JSON, wrong shape).
     #[error("invalid input: {}", summarize(.0))]
     InvalidInput(Vec<FieldError>),
@@ -25,57 +22,24 @@ pub enum Error {
     Database(#[from] rusqlite::Error),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
-    /// The sync server cannot be reached, or refused us.
-    #[error("sync failed: {0}")]
-    Unavailable(String),
     /// A stored row or event that cannot be read back: a bug or a damaged file.
     #[error("corrupt data: {0}")]
     Corrupt(String),
-    /// Long work stopped on request (Ctrl-C) before it finished; the message
-    /// says what was kept.
-    #[error("stopped: {0}")]
-    Stopped(String),
 }
 
 impl Error {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Error::NotFound { .. } => ErrorCode::NotFound,
-            Error::Conflict(_) => ErrorCode::Conflict,
-            Error::NotApproved(_) => ErrorCode::NotApproved,
-            Error::Invalid(_) => ErrorCode::ValidationFailed,
-            Error::InvalidInput(_) => ErrorCode::InvalidInput,
-            Error::Database(_)
-            | Error::Io(_)
-            | Error::Corrupt(_)
-            | Error::Unavailable(_)
-            | Error::Stopped(_) => ErrorCode::Internal,
-        }
-    }
-
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-            fields: match self {
-                Error::Invalid(f) | Error::InvalidInput(f) => f.clone(),
-                _ => vec![],
-            },
-        }
-    }
-
-    pub(crate) fn invalid(field: &str, code: &str, message: impl Into<String>) -> Error {
+    pub fn invalid(field: &str, code: &str, message: impl Into<String>) -> Error {
         Error::Invalid(vec![FieldError::new(field, code, message)])
     }
 
-    pub(crate) fn workflow_not_found(id: &str) -> Error {
+    pub fn workflow_not_found(id: &str) -> Error {
         Error::NotFound {
             entity: "workflow",
             id: id.to_owned(),
         }
     }
 
-    pub(crate) fn execution_not_found(id: &str) -> Error {
+    pub fn execution_not_found(id: &str) -> Error {
         Error::NotFound {
             entity: "execution",
             id: id.to_owned(),
@@ -103,7 +67,8 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-fn summarize(errors: &[FieldError]) -> String {
+/// The first three problems and how many more: an error's one-line message.
+pub fn summarize(errors: &[FieldError]) -> String {
     let mut parts: Vec<String> = errors.iter().take(3).map(|e| e.to_string()).collect();
     if errors.len() > 3 {
         parts.push(format!("and {} more", errors.len() - 3));

@@ -21,7 +21,7 @@ pub struct StoredEvent {
 
 /// What the writer expects a stream's version to be before appending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expected {
+pub enum Expected {
     /// The stream must not exist yet.
     NoStream,
     /// The stream must be at exactly this version (optimistic concurrency).
@@ -30,7 +30,7 @@ pub(crate) enum Expected {
     Any,
 }
 
-pub(crate) struct NewEvent<'a> {
+pub struct NewEvent<'a> {
     pub stream_id: &'a str,
     pub expected: Expected,
     pub event: Event,
@@ -41,7 +41,7 @@ pub(crate) struct NewEvent<'a> {
     pub origin: &'a str,
 }
 
-pub(crate) fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64> {
+pub fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64> {
     // Not `max(stream_version)`: that form made SQLite re-prepare the
     // statement on every call (seen in profiles of bulk imports).
     let v: Option<i64> = conn
@@ -53,7 +53,7 @@ pub(crate) fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64> 
     Ok(v.unwrap_or(0) as u64)
 }
 
-pub(crate) fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent> {
+pub fn append(conn: &Connection, new: NewEvent<'_>) -> Result<StoredEvent> {
     // A new stream needs no lookup: version 1 is inserted and
     // UNIQUE(stream_id, stream_version) rejects it if the stream exists.
     let current = match new.expected {
@@ -136,7 +136,7 @@ fn from_row(r: &Row<'_>) -> Result<StoredEvent> {
     })
 }
 
-pub(crate) fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<StoredEvent>> {
+pub fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"
     ))?;
@@ -149,10 +149,7 @@ pub(crate) fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<Stor
 }
 
 /// Calls `f` on every event in log order, without loading the log into memory.
-pub(crate) fn for_each(
-    conn: &Connection,
-    mut f: impl FnMut(StoredEvent) -> Result<()>,
-) -> Result<u64> {
+pub fn for_each(conn: &Connection, mut f: impl FnMut(StoredEvent) -> Result<()>) -> Result<u64> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
     let mut n = 0;
@@ -163,7 +160,7 @@ pub(crate) fn for_each(
     Ok(n)
 }
 
-pub(crate) fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)

@@ -12,7 +12,7 @@ use crate::Result;
 
 /// `migrations/NNNN_name.sql`, in order. Add a line for each new file;
 /// never edit a file once it has landed.
-pub(crate) static MIGRATIONS: &[(&str, &str)] = &[
+pub static MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_init.sql",
         include_str!("../../migrations/0001_init.sql"),
@@ -32,7 +32,7 @@ pub(crate) static MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<usize> {
+pub fn migrate(conn: &mut Connection) -> Result<usize> {
     let current: usize =
         conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {

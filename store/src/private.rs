@@ -11,12 +11,12 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-pub(crate) const DIR_MODE: u32 = 0o700;
-pub(crate) const FILE_MODE: u32 = 0o600;
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (0700) and whatever parents it lacks (those as the umask
 /// says: they are not ours), or tightens it if it exists.
-pub(crate) fn create_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
@@ -32,7 +32,7 @@ pub(crate) fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// A new file (0600) at `path`. Fails if anything exists there, a symlink
 /// included (`O_EXCL`): nothing that was already there is followed or
 /// replaced.
-pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
+pub fn create_new(path: &Path) -> std::io::Result<File> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -45,7 +45,7 @@ pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
 /// Takes away group and other permissions of `path`, if it exists. A file
 /// that belongs to someone else (EPERM) is left as it is: it is not ours to
 /// change, and refusing to open would help nobody.
-pub(crate) fn tighten(path: &Path) -> std::io::Result<()> {
+pub fn tighten(path: &Path) -> std::io::Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

@@ -19,7 +19,7 @@ pub const READ_TABLES: [&str; 5] = [
     "settings",
 ];
 
-pub(crate) fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
+pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
     match &e.event {
         Event::WorkflowCreated(p) => {
             // Written on this device: what it runs is approved here.
@@ -354,7 +354,7 @@ const QUERY_ONLY_INDEXES: [&str; 6] = [
 
 /// Empties the read tables and replays the whole log into them, in the
 /// caller's transaction.
-pub(crate) fn rebuild(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<u64> {
+pub fn rebuild(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<u64> {
     for t in READ_TABLES {
         conn.execute(&format!("DELETE FROM {t}"), [])?;
     }

@@ -52,7 +52,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "rust-tests",
-        help: "only the Rust tests; e.g. `cargo xtask rust-tests -p flowkeep-store --lib cursor`",
+        help: "only the Rust tests; e.g. `cargo xtask rust-tests -p flowkeep-app --lib cursor`",
         run: |extra| {
             let all: &[&str] = if extra.is_empty() {
                 &["--workspace"]
@@ -105,7 +105,7 @@ const TASKS: &[Task] = &[
                 env: vec![("FLOWKEEP_UPDATE_BINDINGS", "1")],
                 ..step(
                     "cargo",
-                    &["test", "-p", "flowkeep-store", "--lib", "bindings"],
+                    &["test", "-p", "flowkeep-app", "--lib", "bindings"],
                 )
             }]
         },
@@ -115,7 +115,7 @@ const TASKS: &[Task] = &[
         help: "the benchmarks (release); prints the tables the README quotes",
         run: |extra| {
             vec![with_extra(
-                step("cargo", &["bench", "-p", "flowkeep-store"]),
+                step("cargo", &["bench", "-p", "flowkeep-app"]),
                 extra,
             )]
         },

@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use flowkeep_app::Service;
 use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
 use flowkeep_core::{ErrorBody, ErrorCode};
-use flowkeep_store::Service;
 use serde_json::Value;
 use tauri::Manager;
 use tauri_plugin_dialog::DialogExt;
@@ -101,7 +101,7 @@ async fn export_executions(
         };
         let path = path
             .into_path()
-            .map_err(|e| flowkeep_store::Error::Io(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| flowkeep_app::Error::Io(std::io::Error::other(e.to_string())))?;
         // `<path>.partial`, created new (0600) and renamed: as the CLI exports.
         let never = std::sync::atomic::AtomicBool::new(false);
         svc.export_executions_to_file(&filter, format, &path, &never, &mut |_| {})?;
@@ -111,7 +111,7 @@ async fn export_executions(
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, flowkeep_store::Error> + Send + 'static,
+    f: impl FnOnce() -> Result<T, flowkeep_app::Error> + Send + 'static,
 ) -> Result<T, ErrorBody> {
     match tauri::async_runtime::spawn_blocking(f).await {
         Ok(result) => result.map_err(|e| e.body()),

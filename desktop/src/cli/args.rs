@@ -369,7 +369,7 @@ fn parse_status(s: &str) -> Result<flowkeep_core::execution::ExecutionStatus, St
 // the right kind that break a rule are the store's to report (exit 3).
 
 fn parse_cursor(s: &str) -> Result<String, String> {
-    flowkeep_store::check_cursor(s)
+    flowkeep_app::check_cursor(s)
         .map(|()| s.to_owned())
         .map_err(|_| "invalid cursor: not a cursor from a previous page of this listing".to_owned())
 }

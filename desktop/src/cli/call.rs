@@ -2,7 +2,7 @@
 //! same JSON input and output as `POST /api/NAME` and the window's IPC. A
 //! command added to the table is reachable here without CLI code.
 
-use flowkeep_store::{dispatch, Service, COMMANDS};
+use flowkeep_app::{dispatch, Service, COMMANDS};
 use serde_json::Value;
 
 use super::{done, json_arg, Out};

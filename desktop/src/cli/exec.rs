@@ -2,9 +2,9 @@
 
 use std::io::{BufWriter, IsTerminal, Write};
 
+use flowkeep_app::commands::*;
+use flowkeep_app::{call, Service};
 use flowkeep_core::commands::*;
-use flowkeep_store::commands::*;
-use flowkeep_store::{call, Service};
 
 use super::args::{ExecCmd, ExecFilterArgs, FormatArg};
 use serde_json::Value;

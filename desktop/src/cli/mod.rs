@@ -17,9 +17,9 @@ mod workflow;
 pub use args::{Cli, Command};
 pub use output::{Failure, Rendered};
 
+use flowkeep_app::commands::*;
+use flowkeep_app::{call, Service};
 use flowkeep_core::commands::*;
-use flowkeep_store::commands::*;
-use flowkeep_store::{call, Service};
 use serde::Serialize;
 use serde_json::Value;
 

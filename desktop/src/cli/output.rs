@@ -6,14 +6,14 @@ use flowkeep_core::{ErrorBody, ErrorCode, FieldError};
 /// What went wrong, in the DESIGN.md error shape.
 #[derive(Debug)]
 pub enum Failure {
-    Store(flowkeep_store::Error),
+    Store(flowkeep_app::Error),
     /// Input the CLI could not read (malformed JSON, bad date, ...).
     Input(Vec<FieldError>),
     Other(anyhow::Error),
 }
 
-impl From<flowkeep_store::Error> for Failure {
-    fn from(e: flowkeep_store::Error) -> Self {
+impl From<flowkeep_app::Error> for Failure {
+    fn from(e: flowkeep_app::Error) -> Self {
         Failure::Store(e)
     }
 }

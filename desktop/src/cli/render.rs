@@ -338,7 +338,7 @@ pub fn history(entries: &[HistoryEntry]) -> String {
 /// `sync status`: where this device syncs, what waits to go, and what other
 /// devices sent that was not merged. The token is never shown, only its
 /// fingerprint.
-pub fn sync_status(s: &flowkeep_store::SyncStatus) -> String {
+pub fn sync_status(s: &flowkeep_app::SyncStatus) -> String {
     if !s.configured {
         return "This device does not sync. Start: flowkeep sync init --server ws://HOST:PORT/sync --token TOKEN\n".to_owned();
     }
@@ -413,7 +413,7 @@ fn tail(id: &str) -> String {
 }
 
 /// `sync devices`: one line per device, this one marked.
-pub fn sync_devices(d: &flowkeep_store::SyncDevices) -> String {
+pub fn sync_devices(d: &flowkeep_app::SyncDevices) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

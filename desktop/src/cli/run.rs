@@ -5,8 +5,8 @@ use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use flowkeep_app::{OutputStream, RunRequest, Service};
 use flowkeep_core::execution::ExecutionStatus;
-use flowkeep_store::{OutputStream, RunRequest, Service};
 
 use super::{render, Failure, Rendered};
 

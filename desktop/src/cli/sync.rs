@@ -1,6 +1,6 @@
 //! `flowkeep sync …`.
 
-use flowkeep_store::{Service, SyncOptions};
+use flowkeep_app::{Service, SyncOptions};
 
 use super::args::{ConnectArgs, SyncCmd};
 use super::{done, render, time_arg, Failure, Out};
@@ -22,7 +22,7 @@ pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
 }
 
 fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
-    let summary = |r: &flowkeep_store::SyncReport| {
+    let summary = |r: &flowkeep_app::SyncReport| {
         let mut text = format!(
             "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",
             r.server, r.pushed, r.merged, r.documents

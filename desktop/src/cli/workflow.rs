@@ -1,8 +1,8 @@
 //! `flowkeep workflow …` and `flowkeep config …`.
 
+use flowkeep_app::commands::*;
+use flowkeep_app::{call, Service};
 use flowkeep_core::commands::*;
-use flowkeep_store::commands::*;
-use flowkeep_store::{call, Service};
 
 use super::args::{ConfigCmd, SortArg, WorkflowCmd};
 use serde_json::Value;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use flowkeep_store::{Change, Service};
+use flowkeep_app::{Change, Service};
 use tokio::sync::{broadcast, watch};
 
 /// How often the log is looked at: a change shows within this (plus the

@@ -15,8 +15,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use flowkeep_app::Service;
 use flowkeep_core::{ErrorBody, ErrorCode};
-use flowkeep_store::Service;
 
 use crate::ui_runs::UiRuns;
 
@@ -348,7 +348,7 @@ fn invalid(field: &str, code: &str, message: String) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
 }
 
-fn store_error(e: flowkeep_store::Error) -> Response {
+fn store_error(e: flowkeep_app::Error) -> Response {
     let body = e.body();
     let status = match body.code {
         ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -366,7 +366,7 @@ fn store_error(e: flowkeep_store::Error) -> Response {
 /// Runs a service call off the async threads; its failure (or a panic) is
 /// already the response to send.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, flowkeep_store::Error> + Send + 'static,
+    f: impl FnOnce() -> Result<T, flowkeep_app::Error> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
@@ -390,7 +390,7 @@ async fn command(
         return refused;
     }
     if name == "commands" {
-        return axum::Json(flowkeep_store::COMMANDS).into_response();
+        return axum::Json(flowkeep_app::COMMANDS).into_response();
     }
     let input: serde_json::Value = if body.is_empty() {
         serde_json::json!({})

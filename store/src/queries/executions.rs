@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use crate::{cursor, Error, Result};
 
-pub(crate) const COLUMNS: &str =
+pub const COLUMNS: &str =
     "id, workflow_id, status, output, started_at, completed_at, duration_ms, exit_code, error, trigger, device_id";
 
-pub(crate) fn from_row(r: &Row<'_>) -> Result<Execution> {
+pub fn from_row(r: &Row<'_>) -> Result<Execution> {
     let status: String = r.get(2)?;
     let output: Option<String> = r.get(3)?;
     Ok(Execution {
@@ -31,7 +31,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> Result<Execution> {
     })
 }
 
-pub(crate) fn get(conn: &Connection, id: &str) -> Result<Execution> {
+pub fn get(conn: &Connection, id: &str) -> Result<Execution> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"))?;
     match stmt.query_row([id], |r| Ok(from_row(r))).optional()? {
@@ -41,7 +41,7 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Execution> {
 }
 
 /// `WHERE` clause (starting with `WHERE 1`) and its arguments for a filter.
-pub(crate) fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
+pub fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
     let mut sql = String::from("WHERE 1");
     let mut args = Vec::new();
     if let Some(w) = &f.workflow_id {
@@ -63,7 +63,7 @@ pub(crate) fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
     (sql, args)
 }
 
-pub(crate) fn list(
+pub fn list(
     conn: &Connection,
     f: &ExecutionFilter,
     limit: Option<u32>,
@@ -109,7 +109,7 @@ pub(crate) fn list(
     Ok(Page { items, next_cursor })
 }
 
-pub(crate) fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
+pub fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
     let (where_sql, args) = filter_sql(f);
     let n: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
@@ -119,7 +119,7 @@ pub(crate) fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
 
 /// The rows a prune deletes: the finished runs a filter matches (running
 /// and queued runs are never pruned).
-pub(crate) fn prune_filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
+pub fn prune_filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
     let (mut sql, args) = filter_sql(f);
     sql.push_str(" AND status IN ('succeeded', 'failed', 'cancelled')");
     (sql, args)

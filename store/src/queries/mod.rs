@@ -1,4 +1,4 @@
 //! Read-side queries over the projected tables.
 
-pub(crate) mod executions;
-pub(crate) mod workflows;
+pub mod executions;
+pub mod workflows;

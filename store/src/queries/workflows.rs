@@ -14,7 +14,7 @@ use crate::{cursor, Error, Result};
 
 const COLUMNS: &str = "w.id, w.name, w.description, w.version, w.config, w.tags, w.created_at, w.updated_at, w.revision, w.deleted, w.conflicts, w.validation_errors, w.approved_spec, w.approved";
 
-pub(crate) struct Loaded {
+pub struct Loaded {
     pub workflow: Workflow,
     pub deleted: bool,
 }
@@ -47,7 +47,7 @@ fn from_row(r: &Row<'_>) -> Result<Loaded> {
 }
 
 /// The workflow row, deleted or not.
-pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<Loaded>> {
+pub fn load(conn: &Connection, id: &str) -> Result<Option<Loaded>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM workflows w WHERE w.id = ?1"
     ))?;
@@ -56,7 +56,7 @@ pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<Loaded>> {
 }
 
 /// A live (not deleted) workflow, or `NotFound`.
-pub(crate) fn get(conn: &Connection, id: &str) -> Result<Workflow> {
+pub fn get(conn: &Connection, id: &str) -> Result<Workflow> {
     match load(conn, id)? {
         Some(l) if !l.deleted => Ok(l.workflow),
         _ => Err(Error::workflow_not_found(id)),
@@ -95,7 +95,7 @@ fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
 }
 
 /// Tags of live workflows, by name, with how many carry each.
-pub(crate) fn tags(conn: &Connection, q: &ListTags) -> Result<Vec<TagCount>> {
+pub fn tags(conn: &Connection, q: &ListTags) -> Result<Vec<TagCount>> {
     let prefix = format!("{}%", escape_like(q.prefix.as_deref().unwrap_or("").trim()));
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     let mut stmt = conn.prepare_cached(
@@ -135,7 +135,7 @@ fn filter_sql(search: Option<&str>, tag: Option<&str>) -> (String, Vec<Sql>) {
 }
 
 /// How many live workflows a search and tag match.
-pub(crate) fn count(conn: &Connection, q: &CountWorkflows) -> Result<u64> {
+pub fn count(conn: &Connection, q: &CountWorkflows) -> Result<u64> {
     let (where_sql, args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
     let n: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM workflows w {where_sql}"))?
@@ -143,7 +143,7 @@ pub(crate) fn count(conn: &Connection, q: &CountWorkflows) -> Result<u64> {
     Ok(n as u64)
 }
 
-pub(crate) fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary>> {
+pub fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary>> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE) as usize;
     let (sort_name, sort_col) = match q.sort {
         WorkflowSort::Name => ("name", "w.name COLLATE NOCASE"),

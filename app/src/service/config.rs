@@ -1,0 +1,90 @@
+use flowkeep_core::commands::{
+    ConfigOut, GetConfig, Input, SetConfigValue, UpdateConfig, ValidateConfig, ValidationReport,
+};
+use flowkeep_core::workflow::Workflow;
+use flowkeep_core::FieldError;
+use serde_json::Value;
+
+use super::{parse_config, validation_context, ChangeKind, Service};
+use crate::{Error, Result};
+use flowkeep_store::queries;
+
+impl Service {
+    pub fn get_config(&self, mut input: GetConfig) -> Result<ConfigOut> {
+        input.check()?;
+        let wf = self.read(|c| Ok(queries::workflows::get(c, &input.workflow_id)?))?;
+        Ok(config_out(wf))
+    }
+
+    pub fn update_config(&self, mut input: UpdateConfig) -> Result<ConfigOut> {
+        input.check()?;
+        let doc = parse_config(&input.config)?;
+        let wf = self.change_workflow(
+            &input.workflow_id,
+            input.expected_revision,
+            ChangeKind::Config,
+            |spec| {
+                spec.config = doc.clone();
+                Ok(())
+            },
+        )?;
+        Ok(config_out(wf))
+    }
+
+    /// Sets one value; a string is first converted to the field's type.
+    pub fn set_config_value(&self, mut input: SetConfigValue) -> Result<ConfigOut> {
+        input.check()?;
+        let key = input.key;
+        let value = input.value;
+        let wf = self.change_workflow(
+            &input.workflow_id,
+            input.expected_revision,
+            ChangeKind::Config,
+            |spec| {
+                let Some(field) = spec.config.field(&key) else {
+                    let known: Vec<&str> =
+                        spec.config.fields.iter().map(|f| f.key.as_str()).collect();
+                    return Err(Error::invalid(
+                        &format!("values.{key}"),
+                        "undeclared",
+                        format!(
+                            "no field named \"{key}\"; the fields are: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                let value = match &value {
+                    Value::String(s) => field.coerce_text(s),
+                    other => other.clone(),
+                };
+                spec.config.values.insert(key.clone(), value);
+                Ok(())
+            },
+        )?;
+        Ok(config_out(wf))
+    }
+
+    /// Validates the stored config, or a proposed one, without changing anything.
+    pub fn validate_config(&self, mut input: ValidateConfig) -> Result<ValidationReport> {
+        input.check()?;
+        let wf = self.read(|c| Ok(queries::workflows::get(c, &input.workflow_id)?))?;
+        let errors: Vec<FieldError> = match &input.config {
+            Some(v) => flowkeep_core::config::ConfigDocument::from_json(v, &validation_context())
+                .err()
+                .unwrap_or_default(),
+            None => wf.spec.config.validate(&validation_context()),
+        };
+        Ok(ValidationReport {
+            valid: errors.is_empty(),
+            errors,
+        })
+    }
+}
+
+fn config_out(wf: Workflow) -> ConfigOut {
+    ConfigOut {
+        workflow_id: wf.id,
+        revision: wf.revision,
+        config: wf.spec.config,
+    }
+}

@@ -1,0 +1,284 @@
+//! Local changes onto this device's documents (three-way: projection vs.
+//! the document it last reflected), and this device's runs into its logs.
+
+use super::*;
+
+impl Service {
+    /// Steps 0 and 1: pending merges first, then local changes onto this
+    /// device's documents. Returns how many workflows had changes to send.
+    pub(super) async fn push_local(&self, repo: &Repo) -> Result<usize> {
+        // Workflows whose document could not take local edits (it did not
+        // read) are pushed again, even if step 0 now merges it.
+        let pending = self.push_pending()?;
+        self.merge_unmerged(repo).await?;
+        self.push_changed(repo, &pending).await
+    }
+
+    /// Step 0, over every document this device syncs: merges what a
+    /// session received but stopped before merging.
+    pub(super) async fn merge_unmerged(&self, repo: &Repo) -> Result<()> {
+        // 0. Documents that hold changes the projection does not reflect (a
+        //    session that stopped between receiving and merging): merge them
+        //    first, or step 1 would take the projection's older values for
+        //    local edits and write them back over the remote ones.
+        for known in self.known_docs()? {
+            let Some(handle) = find(repo, &known.doc_id).await? else {
+                continue;
+            };
+            self.consider_workflow(&known.key, &handle, Some(&known))?;
+        }
+        Ok(())
+    }
+
+    /// Step 1, over the workflows with local changes (and `pending`, those
+    /// a document could not take before) only: local changes onto this
+    /// device's documents, and its runs into its logs.
+    pub(super) async fn push_changed(&self, repo: &Repo, pending: &[String]) -> Result<usize> {
+        // 1. Local changes onto this device's documents, before any remote
+        //    change can arrive.
+        let mut docs = self.known_docs()?;
+        let mut pushed = 0;
+        let workflows = self.workflows_to_push(pending)?;
+        for (wf, deleted) in &workflows {
+            let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
+                Some(known) => match find(repo, &known.doc_id).await? {
+                    Some(h) => (h, parse_heads(&known.heads)),
+                    None => continue,
+                },
+                None => {
+                    let h = self.create_doc(repo, wf, *deleted).await?;
+                    let heads = heads_of(&h);
+                    self.save_doc(&wf.id, h.document_id(), &heads)?;
+                    docs.push(KnownDoc {
+                        key: wf.id.clone(),
+                        doc_id: h.document_id().clone(),
+                        heads,
+                    });
+                    pushed += 1;
+                    continue;
+                }
+            };
+            match self.push_into(&handle, &since, wf, *deleted)? {
+                Push::Sent(heads) => {
+                    pushed += 1;
+                    if let Some(heads) = heads {
+                        self.save_doc(&wf.id, handle.document_id(), &heads)?;
+                    }
+                    if pending.contains(&wf.id) {
+                        self.set_push_pending(&wf.id, false)?;
+                    }
+                }
+                Push::Nothing if pending.contains(&wf.id) => {
+                    self.set_push_pending(&wf.id, false)?
+                }
+                Push::Nothing => {}
+                Push::Unreadable if !pending.contains(&wf.id) => {
+                    self.set_push_pending(&wf.id, true)?
+                }
+                Push::Unreadable => {}
+            }
+        }
+
+        // 1b. Runs recorded here since the last sync, into this device's
+        //     execution-log documents.
+        let mut logs = self.known_logs()?;
+        for (key, runs) in self.local_runs_to_send()? {
+            let handle = match logs.iter().find(|l| l.key == key) {
+                Some(known) => match find(repo, &known.doc_id).await? {
+                    Some(h) => h,
+                    None => continue,
+                },
+                None => {
+                    let mut d = Automerge::new();
+                    d.transact::<_, _, String>(|tx| execlog::init(tx, &key))
+                        .map_err(|f| Error::Corrupt(f.error))?;
+                    let h = repo
+                        .create(d)
+                        .await
+                        .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+                    self.save_log(&key, h.document_id(), &[])?;
+                    logs.push(KnownDoc {
+                        key: key.clone(),
+                        doc_id: h.document_id().clone(),
+                        heads: vec![],
+                    });
+                    h
+                }
+            };
+            handle.with_document(|d| {
+                d.transact::<_, _, String>(|tx| {
+                    for run in &runs {
+                        execlog::put(tx, run)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|f| Error::Corrupt(f.error))
+            })?;
+        }
+
+        Ok(pushed)
+    }
+
+    /// Writes what the projection changed since the document state it last
+    /// reflected (`since`) over the document as it is now (which may
+    /// already hold changes from elsewhere).
+    pub(super) fn push_into(
+        &self,
+        handle: &DocHandle,
+        since: &[ChangeHash],
+        wf: &flowkeep_core::workflow::Workflow,
+        deleted: bool,
+    ) -> Result<Push> {
+        let message = self.commit_message();
+        handle.with_document(|d| {
+            // A document another client broke takes no local changes until
+            // it reads again; they stay pending here.
+            let Ok(now) = doc::read(d) else {
+                return Ok(Push::Unreadable);
+            };
+            let base = base_at(d, since).unwrap_or_else(|| now.clone());
+            let mut changes = workflow::unsent(&base.spec, &wf.spec, &now.spec);
+            if base.deleted != deleted && now.deleted != deleted {
+                changes.push(FieldChange {
+                    field: "deleted".into(),
+                    old: now.deleted.into(),
+                    new: deleted.into(),
+                });
+            }
+            if changes.is_empty() {
+                return Ok(Push::Nothing);
+            }
+            // The heads may move only if the document held nothing unmerged
+            // before this push (checked under the document's lock): then
+            // projection and document agree again, and the device never
+            // merges its own push back over a newer local edit.
+            let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
+            let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+            let opts = CommitOptions::default()
+                .with_message(format!("{message} {}", fields.join(",")))
+                .with_time(chrono::Utc::now().timestamp());
+            d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
+                .map_err(|f| Error::Corrupt(f.error))?;
+            Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
+        })
+    }
+
+    /// Workflows with local changes since the last sync, workflows that
+    /// have no document yet, and `also`.
+    pub(super) fn workflows_to_push(
+        &self,
+        also: &[String],
+    ) -> Result<Vec<(flowkeep_core::workflow::Workflow, bool)>> {
+        let synced: i64 = self
+            .meta(META_SEQ)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare(
+                    "SELECT id FROM workflows WHERE id NOT IN (SELECT workflow_id FROM sync_docs)
+                     UNION
+                     SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
+                     AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
+                )?
+                .query_map([synced], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let ids: std::collections::BTreeSet<String> =
+                ids.into_iter().chain(also.iter().cloned()).collect();
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(l) = queries::workflows::load(c, &id)? {
+                    out.push((l.workflow, l.deleted));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Workflows with local edits their document could not take yet.
+    pub(super) fn push_pending(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let keys: Vec<String> = c
+                .prepare("SELECT key FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
+                .query_map([META_PUSH_PENDING], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(keys
+                .into_iter()
+                .map(|k| k[META_PUSH_PENDING.len()..].to_owned())
+                .collect())
+        })
+    }
+
+    pub(super) fn set_push_pending(&self, workflow_id: &str, pending: bool) -> Result<()> {
+        let key = format!("{META_PUSH_PENDING}{workflow_id}");
+        self.write(|w| {
+            if pending {
+                w.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+                    [&key],
+                )?;
+            } else {
+                w.conn.execute("DELETE FROM meta WHERE key = ?1", [&key])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) async fn create_doc(
+        &self,
+        repo: &Repo,
+        wf: &flowkeep_core::workflow::Workflow,
+        deleted: bool,
+    ) -> Result<DocHandle> {
+        let mut d = Automerge::new();
+        let opts = CommitOptions::default()
+            .with_message(format!("{} created", self.commit_message()))
+            .with_time(chrono::Utc::now().timestamp());
+        d.transact_with::<_, _, String, _>(
+            |_| opts,
+            |tx| doc::init(tx, &wf.id, wf.created_at, deleted, &wf.spec),
+        )
+        .map_err(|f| Error::Corrupt(f.error))?;
+        repo.create(d)
+            .await
+            .map_err(|_| Error::Unavailable("the sync engine stopped".into()))
+    }
+
+    pub(super) fn commit_message(&self) -> String {
+        format!("flowkeep:{}:{}:", self.device_id(), self.actor())
+    }
+
+    /// This device's runs touched since the last sync, grouped by log key.
+    pub(super) fn local_runs_to_send(
+        &self,
+    ) -> Result<Vec<(String, Vec<flowkeep_core::execution::Execution>)>> {
+        let synced: i64 = self
+            .meta(META_SEQ)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let own = self.device_id().to_owned();
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare(
+                    "SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
+                     AND kind IN ('execution.started', 'execution.finished', 'execution.recorded')",
+                )?
+                .query_map([synced], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+            for id in ids {
+                match queries::executions::get(c, &id) {
+                    Ok(e) if e.device_id == own => {
+                        groups
+                            .entry(execlog::log_key(&e.workflow_id, &own, e.started_at))
+                            .or_default()
+                            .push(e);
+                    }
+                    Ok(_) | Err(flowkeep_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(groups.into_iter().collect())
+        })
+    }
+}

@@ -1,0 +1,310 @@
+//! A sync session: connect, sync the root and every document it lists,
+//! merge; `sync now` runs one (`watch.rs` repeats them over one connection).
+
+use futures::StreamExt;
+
+use super::*;
+
+impl Service {
+    /// Sends local changes, receives the other devices', merges; returns when
+    /// every document is in sync with the server.
+    pub fn sync_now(&self) -> Result<SyncReport> {
+        match self.settings()? {
+            Some(s) if s.root.is_some() => self.session(s),
+            _ => Err(not_configured()),
+        }
+    }
+
+    pub(super) fn session(&self, settings: Settings) -> Result<SyncReport> {
+        let Some(db_path) = self.db_path().map(|p| p.to_owned()) else {
+            return Err(Error::invalid(
+                "sync",
+                "unavailable",
+                "sync needs a database on disk",
+            ));
+        };
+        // Local events up to here are what this session sends; anything
+        // written meanwhile (another process) goes with the next one.
+        let seq = self.max_seq()?;
+        let rt = runtime()?;
+        let report = rt.block_on(async {
+            let settings = self.enrolled(settings).await?;
+            let repo = self.open_repo(&db_path).await?;
+            let result = self.session_with(&repo, &settings).await;
+            repo.stop().await;
+            result.map(|r| (r, settings))
+        });
+        rt.shutdown_timeout(Duration::from_secs(2));
+        let (report, settings) = report.inspect_err(|e| self.note_sync_error(e))?;
+        self.mark_synced(&settings, &report.join, seq)?;
+        Ok(report)
+    }
+
+    pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<Repo> {
+        // samod's documents in this device's file (`sync_kv`), on a
+        // connection of its own.
+        let conn = rusqlite::Connection::open(db_path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // As the store's own writer: no committed change is lost to a
+        // process crash, and a first sync of 10,000 documents is not 20,000
+        // fsyncs (it timed out connecting).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let storage = flowkeep_samod_sqlite::SqliteStorage::new(
+            Arc::new(std::sync::Mutex::new(conn)),
+            "sync_kv",
+            "",
+        );
+        Ok(Repo::build_tokio()
+            .with_storage(storage)
+            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
+            .load()
+            .await)
+    }
+
+    pub(super) async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
+        let pushed = self.push_local(repo).await?;
+        let backoff = BackoffConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retries: Some(3),
+        };
+        let (_dialer, conn) = self.connect(repo, s, backoff).await?;
+        let root = self.open_root(repo, s).await?;
+        let x = self.exchange(repo, &root, conn).await?;
+        Ok(SyncReport {
+            server: s.server.clone(),
+            join: join_string(&s.server, &root.url().to_string()),
+            pushed,
+            merged: x.merged,
+            documents: x.workflows,
+            unconfirmed: x.unconfirmed,
+        })
+    }
+
+    /// Dials the server; fails fast on a refused token, and after a few
+    /// tries if it cannot be reached.
+    pub(super) async fn connect(
+        &self,
+        repo: &Repo,
+        s: &Settings,
+        backoff: BackoffConfig,
+    ) -> Result<(samod::DialerHandle<dialer::Refused>, samod::ConnectionId)> {
+        // 2. Connect.
+        let dialer = dial(repo, s, backoff)?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
+                return Err(Error::Unavailable(e.to_string()))
+            }
+            Ok(Err(_)) | Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "cannot reach the sync server at {}",
+                    s.server
+                )));
+            }
+        }
+        let conn = dialer
+            .connection_id()
+            .ok_or_else(|| Error::Unavailable("the connection dropped".into()))?;
+
+        Ok((dialer, conn))
+    }
+
+    /// The workspace root document: found on the server, or created by `init`.
+    pub(super) async fn open_root(&self, repo: &Repo, s: &Settings) -> Result<DocHandle> {
+        // 3. The root document and every workflow document it lists.
+        let root = match &s.root {
+            Some(r) => {
+                let url = AutomergeUrl::from_str(r)
+                    .map_err(|_| Error::invalid("join", "format", "bad root URL"))?;
+                let found =
+                    tokio::time::timeout(DOC_TIMEOUT, repo.find(url.document_id().clone())).await;
+                match found {
+                    Ok(Ok(Some(h))) => h,
+                    _ => return Err(Error::Unavailable(format!("the workspace document {r} is not on the server: check the join string and token"))),
+                }
+            }
+            None => {
+                let mut d = Automerge::new();
+                d.transact::<_, _, String>(|tx| root::init(tx))
+                    .map_err(|f| Error::Corrupt(f.error))?;
+                repo.create(d)
+                    .await
+                    .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?
+            }
+        };
+        Ok(root)
+    }
+
+    /// Lists this device's documents in the root, settles every listed
+    /// document with the server, and merges what changed elsewhere.
+    pub(super) async fn exchange(
+        &self,
+        repo: &Repo,
+        root: &DocHandle,
+        conn: samod::ConnectionId,
+    ) -> Result<Exchanged> {
+        let docs = self.known_docs()?;
+        let logs = self.known_logs()?;
+        list_missing(root, root::List::Workflows, &docs)?;
+        list_missing(root, root::List::Logs, &logs)?;
+        let mut unconfirmed = usize::from(!settle(root, conn).await);
+        // Only entries that pass the checks are opened: no document is
+        // looked up, and no key used, that another client made up.
+        let listed = self.check_root(root, &docs, &logs)?;
+        let opening = (listed.workflows.len() + listed.logs.len()) as u64;
+        let mut opened = 0;
+        // Documents this device does not hold yet come from the server, one
+        // round trip each: many are asked for at once.
+        let mut found = futures::stream::iter(
+            listed
+                .workflows
+                .iter()
+                .map(|(id, doc)| (Some(id), None, doc))
+                .chain(listed.logs.iter().map(|(key, doc)| (None, Some(key), doc))),
+        )
+        .map(|(wf, log, doc)| async move { find(repo, doc).await.map(|h| (wf, log, h)) })
+        .buffered(FIND_AT_ONCE);
+        let mut handles: Vec<(String, DocHandle)> = Vec::new();
+        let mut log_handles: Vec<(LogKey, DocHandle)> = Vec::new();
+        let mut missing = 0;
+        while let Some(next) = found.next().await {
+            match next? {
+                (Some(wf_id), _, Some(h)) => handles.push((wf_id.clone(), h)),
+                (_, Some(key), Some(h)) => log_handles.push((key.clone(), h)),
+                _ => missing += 1,
+            }
+            opened += 1;
+            self.sync_progress("opening documents", opened, opening);
+        }
+        drop(found);
+        unconfirmed += futures::future::join_all(
+            handles
+                .iter()
+                .map(|(_, h)| h)
+                .chain(log_handles.iter().map(|(_, h)| h))
+                .map(|h| settle(h, conn)),
+        )
+        .await
+        .into_iter()
+        .filter(|settled| !settled)
+        .count();
+
+        // 4. Merge what changed elsewhere.
+        let mut merged = 0;
+        for (i, (wf_id, handle)) in handles.iter().enumerate() {
+            let known = docs.iter().find(|k| &k.key == wf_id);
+            if self.consider_workflow(wf_id, handle, known)? {
+                merged += 1;
+            }
+            self.sync_progress("merging", i as u64 + 1, handles.len() as u64);
+        }
+        // 4b. Local edits a document could not take before it arrived
+        //     readable this round: sent now rather than a round later.
+        let pending = self.push_pending()?;
+        if !pending.is_empty() {
+            let docs = self.known_docs()?;
+            for (wf_id, handle) in handles.iter().filter(|(id, _)| pending.contains(id)) {
+                let Some(known) = docs.iter().find(|k| &k.key == wf_id) else {
+                    continue;
+                };
+                let Some(l) = self.read(|c| Ok(queries::workflows::load(c, wf_id)?))? else {
+                    continue;
+                };
+                match self.push_into(handle, &parse_heads(&known.heads), &l.workflow, l.deleted)? {
+                    Push::Unreadable => {}
+                    Push::Nothing => self.set_push_pending(wf_id, false)?,
+                    Push::Sent(heads) => {
+                        if let Some(heads) = heads {
+                            self.save_doc(wf_id, handle.document_id(), &heads)?;
+                        }
+                        self.set_push_pending(wf_id, false)?;
+                        settle(handle, conn).await;
+                    }
+                }
+            }
+        }
+        // 5. Runs other devices recorded, changed since last merged.
+        let own = self.device_id().to_owned();
+        let listed_ids: HashSet<&str> =
+            listed.workflows.iter().map(|(id, _)| id.as_str()).collect();
+        for (key, handle) in &log_handles {
+            if key.device_id == own {
+                continue;
+            }
+            let known = logs.iter().find(|k| k.key == key.to_string());
+            self.consider_log(key, handle, known, &listed_ids)?;
+        }
+        Ok(Exchanged {
+            merged,
+            unconfirmed,
+            missing,
+            workflows: handles.len(),
+            handles: handles
+                .into_iter()
+                .map(|(_, h)| h)
+                .chain(log_handles.into_iter().map(|(_, h)| h))
+                .collect(),
+        })
+    }
+}
+
+/// Documents asked of the server at once when a device opens what it does
+/// not hold yet (a join): enough to hide the round trips, few enough not to
+/// flood the server.
+const FIND_AT_ONCE: usize = 64;
+
+/// What one exchange did: workflows merged, and every document it synced
+/// (the workflows' and the run logs').
+pub(super) struct Exchanged {
+    pub merged: usize,
+    /// Documents the server did not confirm in time.
+    pub unconfirmed: usize,
+    /// Listed documents the server did not have (yet): their device may
+    /// still be sending them.
+    pub missing: usize,
+    pub workflows: usize,
+    pub handles: Vec<DocHandle>,
+}
+
+/// A dialer to the server that sends this device's credential.
+pub(super) fn dial(
+    repo: &Repo,
+    s: &Settings,
+    backoff: BackoffConfig,
+) -> Result<samod::DialerHandle<dialer::Refused>> {
+    let url = check_server(&s.server)?;
+    check_transport(&url, s.allow_insecure)?;
+    repo.dial(
+        backoff,
+        Arc::new(dialer::TokenDialer {
+            url,
+            token: s.token.clone(),
+            tls: s.tls()?,
+        }),
+    )
+    .map_err(|_| Error::Unavailable("the sync engine stopped".into()))
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+pub(super) async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandle>> {
+    match tokio::time::timeout(DOC_TIMEOUT, repo.find(id.clone())).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(_)) => Err(Error::Unavailable("the sync engine stopped".into())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Waits until the server has our changes and we have its, for one
+/// document; false when that did not happen in time (what is not confirmed
+/// is kept here and sent again next session).
+pub(super) async fn settle(h: &DocHandle, conn: samod::ConnectionId) -> bool {
+    let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
+    tokio::time::timeout(DOC_TIMEOUT, both).await.is_ok()
+}
