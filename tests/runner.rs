@@ -381,7 +381,7 @@ fn import(fk: &Flowkeep, runs: &Value) {
     let svc = flowkeep_app::Service::open(&fk.db(), Default::default()).unwrap();
     let input: flowkeep_core::commands::ImportExecutions =
         serde_json::from_value(runs.clone()).unwrap();
-    svc.import_executions(input).unwrap();
+    svc.runs().import(input).unwrap();
 }
 
 #[test]
@@ -412,7 +412,7 @@ fn bulk_delete_shows_the_count_and_needs_confirmation() {
         r.error()["message"]
             .as_str()
             .unwrap()
-            .contains("5 execution(s) match"),
+            .contains("5 run(s) match"),
         "{}",
         r.stderr
     );
@@ -420,7 +420,7 @@ fn bulk_delete_shows_the_count_and_needs_confirmation() {
     let human = fk
         .run(&["exec", "delete", "--status", "failed", "--yes"])
         .ok();
-    assert_eq!(human.stdout, "Deleted 5 execution(s).\n");
+    assert_eq!(human.stdout, "Deleted 5 run(s).\n");
     assert_eq!(executions(&fk, &wf).len(), 5);
     let none = fk
         .json(&["exec", "delete", "--status", "failed", "--yes"])
@@ -452,7 +452,8 @@ fn export_of_100000_executions_in_each_format() {
                 .unwrap()
             })
             .collect();
-        svc.import_executions(flowkeep_core::commands::ImportExecutions { executions })
+        svc.runs()
+            .import(flowkeep_core::commands::ImportExecutions { executions })
             .unwrap();
     }
     drop(svc);

@@ -191,7 +191,8 @@ fn main() {
     let t = Instant::now();
     let create = time("create_workflow", n_workflows, |i| {
         let wf = svc
-            .create_workflow(CreateWorkflow {
+            .workflows()
+            .create(CreateWorkflow {
                 name: format!("workflow {i:05}"),
                 description: Some(format!("loads table {} into the warehouse", i % 97)),
                 tags: vec![format!("team{}", i % 20)],
@@ -234,7 +235,8 @@ fn main() {
             })
             .collect();
         done += svc
-            .import_executions(ImportExecutions { executions })
+            .runs()
+            .import(ImportExecutions { executions })
             .unwrap()
             .imported as usize;
     }
@@ -245,123 +247,137 @@ fn main() {
     let n = 2000;
     let pick = |i: usize| ids[(i * 7919) % ids.len()].clone();
     rows.push(time("get_workflow", n, |i| {
-        svc.get_workflow(WorkflowId { id: pick(i) }).unwrap()
+        svc.workflows().get(WorkflowId { id: pick(i) }).unwrap()
     }));
     rows.push(time("list_workflows (page 50, by name)", n, |_| {
-        svc.list_workflows(ListWorkflows::default()).unwrap()
+        svc.workflows().list(ListWorkflows::default()).unwrap()
     }));
     let cursor = svc
-        .list_workflows(ListWorkflows {
+        .workflows()
+        .list(ListWorkflows {
             limit: Some(50),
             ..Default::default()
         })
         .unwrap()
         .next_cursor;
     rows.push(time("list_workflows (next page)", n, |_| {
-        svc.list_workflows(ListWorkflows {
-            cursor: cursor.clone(),
-            ..Default::default()
-        })
-        .unwrap()
+        svc.workflows()
+            .list(ListWorkflows {
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .unwrap()
     }));
     rows.push(time("list_workflows (updated desc)", n, |_| {
-        svc.list_workflows(ListWorkflows {
-            sort: WorkflowSort::Updated,
-            desc: true,
-            ..Default::default()
-        })
-        .unwrap()
+        svc.workflows()
+            .list(ListWorkflows {
+                sort: WorkflowSort::Updated,
+                desc: true,
+                ..Default::default()
+            })
+            .unwrap()
     }));
     rows.push(time("list_workflows (tag filter)", n, |i| {
-        svc.list_workflows(ListWorkflows {
-            tag: Some(format!("team{}", i % 20)),
-            ..Default::default()
-        })
-        .unwrap()
+        svc.workflows()
+            .list(ListWorkflows {
+                tag: Some(format!("team{}", i % 20)),
+                ..Default::default()
+            })
+            .unwrap()
     }));
     rows.push(time("list_workflows (search)", 500, |i| {
-        svc.list_workflows(ListWorkflows {
-            search: Some(format!("table {} ", i % 97)),
-            ..Default::default()
-        })
-        .unwrap()
+        svc.workflows()
+            .list(ListWorkflows {
+                search: Some(format!("table {} ", i % 97)),
+                ..Default::default()
+            })
+            .unwrap()
     }));
     rows.push(time("update_workflow (rename)", n, |i| {
-        svc.update_workflow(UpdateWorkflow {
-            id: pick(i),
-            name: Some(format!("renamed {i}")),
-            ..Default::default()
-        })
-        .unwrap()
+        svc.workflows()
+            .update(UpdateWorkflow {
+                id: pick(i),
+                name: Some(format!("renamed {i}")),
+                ..Default::default()
+            })
+            .unwrap()
     }));
     rows.push(time("set_config_value", n, |i| {
-        svc.set_config_value(SetConfigValue {
-            workflow_id: pick(i),
-            key: "retries".into(),
-            value: json!(i % 10),
-            expected_revision: None,
-        })
-        .unwrap()
+        svc.configs()
+            .set_value(SetConfigValue {
+                workflow_id: pick(i),
+                key: "retries".into(),
+                value: json!(i % 10),
+                expected_revision: None,
+            })
+            .unwrap()
     }));
     rows.push(time("get_config", n, |i| {
-        svc.get_config(GetConfig {
-            workflow_id: pick(i),
-        })
-        .unwrap()
+        svc.configs()
+            .get(GetConfig {
+                workflow_id: pick(i),
+            })
+            .unwrap()
     }));
     rows.push(time("validate_config", n, |i| {
-        svc.validate_config(ValidateConfig {
-            workflow_id: pick(i),
-            config: None,
-        })
-        .unwrap()
+        svc.configs()
+            .validate(ValidateConfig {
+                workflow_id: pick(i),
+                config: None,
+            })
+            .unwrap()
     }));
     rows.push(time("workflow_history", n, |i| {
-        svc.workflow_history(WorkflowHistory {
-            workflow_id: pick(i),
-        })
-        .unwrap()
+        svc.workflows()
+            .history(WorkflowHistory {
+                workflow_id: pick(i),
+            })
+            .unwrap()
     }));
     let mut started = Vec::new();
     let t = Instant::now();
     rows.push(time("start_execution", n, |i| {
         started.push(
-            svc.start_execution(StartExecution {
-                workflow_id: pick(i),
-                ..Default::default()
-            })
-            .unwrap()
-            .id,
+            svc.runs()
+                .start(StartExecution {
+                    workflow_id: pick(i),
+                    ..Default::default()
+                })
+                .unwrap()
+                .id,
         )
     }));
     let start_rate = n as f64 / t.elapsed().as_secs_f64();
     rows.push(time("finish_execution", n, |i| {
-        svc.finish_execution(FinishExecution {
-            id: started[i].clone(),
-            status: ExecutionStatus::Succeeded,
-            exit_code: Some(0),
-            output: None,
-            error: None,
-        })
-        .unwrap()
+        svc.runs()
+            .finish(FinishExecution {
+                id: started[i].clone(),
+                status: ExecutionStatus::Succeeded,
+                exit_code: Some(0),
+                output: None,
+                error: None,
+            })
+            .unwrap()
     }));
     rows.push(time("get_execution", n, |i| {
-        svc.get_execution(ExecutionId {
-            id: started[i].clone(),
-        })
-        .unwrap()
+        svc.runs()
+            .get(ExecutionId {
+                id: started[i].clone(),
+            })
+            .unwrap()
     }));
     rows.push(time("get_executions (workflow, page 50)", n, |i| {
         let filter = ExecutionFilter {
             workflow_id: Some(pick(i)),
             ..Default::default()
         };
-        svc.get_executions(GetExecutions {
-            filter,
-            limit: Some(50),
-            cursor: None,
-        })
-        .unwrap()
+        svc.runs()
+            .list(GetExecutions {
+                filter,
+                limit: Some(50),
+                cursor: None,
+            })
+            .unwrap()
     }));
     let month = |i: usize| T0 + ((i % 300) as i64) * DAY_MS;
     let status_range = |i: usize| ExecutionFilter {
@@ -378,56 +394,62 @@ fn main() {
         "get_executions (status + date range, page 50)",
         n,
         |i| {
-            svc.get_executions(GetExecutions {
-                filter: status_range(i),
-                limit: Some(50),
-                cursor: None,
-            })
-            .unwrap()
+            svc.runs()
+                .list(GetExecutions {
+                    filter: status_range(i),
+                    limit: Some(50),
+                    cursor: None,
+                })
+                .unwrap()
         },
     ));
     let cursors: Vec<Option<String>> = (0..n)
         .map(|i| {
-            svc.get_executions(GetExecutions {
-                filter: status_range(i),
-                limit: Some(50),
-                cursor: None,
-            })
-            .unwrap()
-            .next_cursor
+            svc.runs()
+                .list(GetExecutions {
+                    filter: status_range(i),
+                    limit: Some(50),
+                    cursor: None,
+                })
+                .unwrap()
+                .next_cursor
         })
         .collect();
     rows.push(time(
         "get_executions (status + date range, next page)",
         n,
         |i| {
-            svc.get_executions(GetExecutions {
-                filter: status_range(i),
-                limit: Some(50),
-                cursor: cursors[i].clone(),
-            })
-            .unwrap()
+            svc.runs()
+                .list(GetExecutions {
+                    filter: status_range(i),
+                    limit: Some(50),
+                    cursor: cursors[i].clone(),
+                })
+                .unwrap()
         },
     ));
     rows.push(time("delete_execution", n, |i| {
-        svc.delete_execution(ExecutionId {
-            id: started[i].clone(),
-        })
-        .unwrap()
+        svc.runs()
+            .delete(ExecutionId {
+                id: started[i].clone(),
+            })
+            .unwrap()
     }));
     rows.push(time("duplicate_workflow", 500, |i| {
-        svc.duplicate_workflow(DuplicateWorkflow {
-            id: pick(i),
-            name: None,
-        })
-        .unwrap()
+        svc.workflows()
+            .duplicate(DuplicateWorkflow {
+                id: pick(i),
+                name: None,
+            })
+            .unwrap()
     }));
     rows.push(time("delete_workflow", 500, |i| {
-        svc.delete_workflow(DeleteWorkflow {
-            id: ids[i].clone(),
-            expected_revision: None,
-        })
-        .unwrap()
+        svc.workflows()
+            .delete(DeleteWorkflow {
+                id: ids[i].clone(),
+                expected_revision: None,
+            })
+            .unwrap()
     }));
 
     // A recorded run is a start and a finish: pairs per second, one commit each.
@@ -437,19 +459,21 @@ fn main() {
     let t = Instant::now();
     for i in 0..pairs {
         let e = svc
-            .start_execution(StartExecution {
+            .runs()
+            .start(StartExecution {
                 workflow_id: live(i),
                 ..Default::default()
             })
             .unwrap();
-        svc.finish_execution(FinishExecution {
-            id: e.id,
-            status: ExecutionStatus::Succeeded,
-            exit_code: Some(0),
-            output: Some(json!({"result": {"rows": i}})),
-            error: None,
-        })
-        .unwrap();
+        svc.runs()
+            .finish(FinishExecution {
+                id: e.id,
+                status: ExecutionStatus::Succeeded,
+                exit_code: Some(0),
+                output: Some(json!({"result": {"rows": i}})),
+                error: None,
+            })
+            .unwrap();
     }
     let pair_rate = pairs as f64 / t.elapsed().as_secs_f64();
 
@@ -464,12 +488,13 @@ fn main() {
         let mut i = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let t = Instant::now();
-            svc.update_workflow(UpdateWorkflow {
-                id: live(i),
-                description: Some(format!("edited beside a prune {i}")),
-                ..Default::default()
-            })
-            .unwrap();
+            svc.workflows()
+                .update(UpdateWorkflow {
+                    id: live(i),
+                    description: Some(format!("edited beside a prune {i}")),
+                    ..Default::default()
+                })
+                .unwrap();
             waits.push(t.elapsed().as_secs_f64() * 1000.0);
             i += 1;
             std::thread::sleep(Duration::from_millis(2));
@@ -491,7 +516,8 @@ fn main() {
     let (pruned, beside) = std::thread::scope(|s| {
         let h = s.spawn(|| writer(&beside_stop));
         let pruned = svc
-            .prune_executions_with(
+            .runs()
+            .prune_with(
                 ExecutionFilter {
                     workflow_id: None,
                     status: None,
@@ -533,12 +559,13 @@ fn main() {
         "get_executions (status + date range, page 50) after pruning half",
         n,
         |i| {
-            svc.get_executions(GetExecutions {
-                filter: late_range(i),
-                limit: Some(50),
-                cursor: None,
-            })
-            .unwrap()
+            svc.runs()
+                .list(GetExecutions {
+                    filter: late_range(i),
+                    limit: Some(50),
+                    cursor: None,
+                })
+                .unwrap()
         },
     );
     let after_prune_workflow = time(
@@ -549,12 +576,13 @@ fn main() {
                 workflow_id: Some(live(i)),
                 ..Default::default()
             };
-            svc.get_executions(GetExecutions {
-                filter,
-                limit: Some(50),
-                cursor: None,
-            })
-            .unwrap()
+            svc.runs()
+                .list(GetExecutions {
+                    filter,
+                    limit: Some(50),
+                    cursor: None,
+                })
+                .unwrap()
         },
     );
     rows.push(after_prune);

@@ -38,66 +38,72 @@ fn main() {
         .map(|i| json!({"key": format!("k{i}"), "type": "number"}))
         .collect();
     let wf = a
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "bench".into(),
             config: Some(json!({"fields": fields, "values": {}})),
             ..Default::default()
         })
         .unwrap();
-    let join = a.sync_init(&server.url, &server.token).unwrap().join;
-    b.sync_join(&join, &server.token).unwrap();
+    let join = a.sync().init(&server.url, &server.token).unwrap().join;
+    b.sync().join(&join, &server.token).unwrap();
 
     // 1,000 offline edits on each device, then sync until both agree.
     for i in 0..1000 {
         for (d, svc) in [(0, &a), (1, &b)] {
-            svc.set_config_value(SetConfigValue {
-                workflow_id: wf.id.clone(),
-                key: format!("k{}", (i * 7 + d * 3) % 20),
-                value: json!(i * 10 + d),
-                expected_revision: None,
-            })
-            .unwrap();
+            svc.configs()
+                .set_value(SetConfigValue {
+                    workflow_id: wf.id.clone(),
+                    key: format!("k{}", (i * 7 + d * 3) % 20),
+                    value: json!(i * 10 + d),
+                    expected_revision: None,
+                })
+                .unwrap();
         }
     }
     let t = Instant::now();
-    a.sync_now().unwrap();
-    b.sync_now().unwrap();
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
+    b.sync().now().unwrap();
+    a.sync().now().unwrap();
     let converge = t.elapsed();
     let same = a
-        .get_config(GetConfig {
+        .configs()
+        .get(GetConfig {
             workflow_id: wf.id.clone(),
         })
         .unwrap()
         .config
-        == b.get_config(GetConfig {
-            workflow_id: wf.id.clone(),
-        })
-        .unwrap()
-        .config;
+        == b.configs()
+            .get(GetConfig {
+                workflow_id: wf.id.clone(),
+            })
+            .unwrap()
+            .config;
     assert!(same, "the devices did not converge");
 
     // One edit, device → device.
     let mut lat = Vec::new();
     for i in 0..50 {
         let t = Instant::now();
-        a.set_config_value(SetConfigValue {
-            workflow_id: wf.id.clone(),
-            key: "k0".into(),
-            value: json!(100_000 + i),
-            expected_revision: None,
-        })
-        .unwrap();
-        a.sync_now().unwrap();
-        b.sync_now().unwrap();
+        a.configs()
+            .set_value(SetConfigValue {
+                workflow_id: wf.id.clone(),
+                key: "k0".into(),
+                value: json!(100_000 + i),
+                expected_revision: None,
+            })
+            .unwrap();
+        a.sync().now().unwrap();
+        b.sync().now().unwrap();
         lat.push(t.elapsed());
         assert_eq!(
-            b.get_config(GetConfig {
-                workflow_id: wf.id.clone()
-            })
-            .unwrap()
-            .config
-            .values["k0"],
+            b.configs()
+                .get(GetConfig {
+                    workflow_id: wf.id.clone()
+                })
+                .unwrap()
+                .config
+                .values["k0"],
             json!(100_000 + i)
         );
     }
@@ -109,23 +115,25 @@ fn main() {
         .into_iter()
         .map(|svc| {
             let stop = stop.clone();
-            std::thread::spawn(move || svc.sync_watch(&stop, Duration::from_millis(10), |_| {}))
+            std::thread::spawn(move || svc.sync().watch(&stop, Duration::from_millis(10), |_| {}))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(1));
     let mut live = Vec::new();
     for i in 0..100 {
         let t = Instant::now();
-        a.set_config_value(SetConfigValue {
-            workflow_id: wf.id.clone(),
-            key: "k1".into(),
-            value: json!(200_000 + i),
-            expected_revision: None,
-        })
-        .unwrap();
+        a.configs()
+            .set_value(SetConfigValue {
+                workflow_id: wf.id.clone(),
+                key: "k1".into(),
+                value: json!(200_000 + i),
+                expected_revision: None,
+            })
+            .unwrap();
         loop {
             let v = b
-                .get_config(GetConfig {
+                .configs()
+                .get(GetConfig {
                     workflow_id: wf.id.clone(),
                 })
                 .unwrap()

@@ -63,12 +63,13 @@ fn ms(d: Duration) -> String {
 }
 
 fn plain_create(svc: &Service, name: String) {
-    svc.create_workflow(CreateWorkflow {
-        name,
-        config: Some(json!({"fields": [], "values": {}})),
-        ..Default::default()
-    })
-    .unwrap();
+    svc.workflows()
+        .create(CreateWorkflow {
+            name,
+            config: Some(json!({"fields": [], "values": {}})),
+            ..Default::default()
+        })
+        .unwrap();
 }
 
 fn main() {
@@ -91,7 +92,8 @@ fn main() {
     let w120 = vec![r"\w{120}".to_owned()];
     let t = Instant::now();
     let id = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "patterns".into(),
             config: Some(patterned(&w120, 'a')),
             ..Default::default()
@@ -105,24 +107,26 @@ fn main() {
     rows.push((
         format!("set_config_value, {FIELDS} × \\w{{120}}"),
         time(n, |i| {
-            svc.set_config_value(SetConfigValue {
-                workflow_id: id.clone(),
-                key: format!("p{}", i % FIELDS),
-                value: json!(if i % 2 == 0 { "b" } else { "c" }.repeat(120)),
-                expected_revision: None,
-            })
-            .unwrap();
+            svc.configs()
+                .set_value(SetConfigValue {
+                    workflow_id: id.clone(),
+                    key: format!("p{}", i % FIELDS),
+                    value: json!(if i % 2 == 0 { "b" } else { "c" }.repeat(120)),
+                    expected_revision: None,
+                })
+                .unwrap();
         }),
     ));
     rows.push((
         format!("update_config, {FIELDS} × \\w{{120}}"),
         time(n, |i| {
-            svc.update_config(UpdateConfig {
-                workflow_id: id.clone(),
-                config: patterned(&w120, if i % 2 == 0 { 'd' } else { 'e' }),
-                expected_revision: None,
-            })
-            .unwrap();
+            svc.configs()
+                .update(UpdateConfig {
+                    workflow_id: id.clone(),
+                    config: patterned(&w120, if i % 2 == 0 { 'd' } else { 'e' }),
+                    expected_revision: None,
+                })
+                .unwrap();
         }),
     ));
     let warm_compiles = patterns::cache_stats().builds - before;
@@ -147,12 +151,13 @@ fn main() {
             let (svc, id, done) = (svc.clone(), id.clone(), done.clone());
             std::thread::spawn(move || {
                 let t = Instant::now();
-                svc.update_config(UpdateConfig {
-                    workflow_id: id,
-                    config: patterned(&fresh, 'f'),
-                    expected_revision: None,
-                })
-                .unwrap();
+                svc.configs()
+                    .update(UpdateConfig {
+                        workflow_id: id,
+                        config: patterned(&fresh, 'f'),
+                        expected_revision: None,
+                    })
+                    .unwrap();
                 let took = t.elapsed();
                 done.store(true, Ordering::SeqCst);
                 took

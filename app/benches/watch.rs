@@ -56,7 +56,7 @@ fn main() {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let wf = a
-            .create_workflow(CreateWorkflow {
+            .workflows().create(CreateWorkflow {
                 name: format!("w{i}"),
                 config: Some(serde_json::json!({"fields": [{"key": "k", "type": "number"}], "values": {"k": i}})),
                 ..Default::default()
@@ -65,10 +65,10 @@ fn main() {
         ids.push(wf.id);
     }
     let t = Instant::now();
-    let join = a.sync_init(&server.url, &server.token).unwrap().join;
+    let join = a.sync().init(&server.url, &server.token).unwrap().join;
     let init = t.elapsed();
     let t = Instant::now();
-    b.sync_join(&join, &server.token).unwrap();
+    b.sync().join(&join, &server.token).unwrap();
     let joined = t.elapsed();
     drop((a, b));
 
@@ -81,7 +81,7 @@ fn main() {
             let (stop, path) = (stop.clone(), dir.path().join("flowkeep.db"));
             std::thread::spawn(move || {
                 let svc = flowkeep_app::Service::open(&path, Default::default()).unwrap();
-                svc.sync_watch(&stop, interval, |_| {})
+                svc.sync().watch(&stop, interval, |_| {})
             })
         })
         .collect();
@@ -110,14 +110,15 @@ fn main() {
         let id = &ids[(i * 7919) % n];
         let text = format!("edit {i}");
         let t = Instant::now();
-        a.update_workflow(UpdateWorkflow {
-            id: id.clone(),
-            description: Some(text.clone()),
-            ..Default::default()
-        })
-        .unwrap();
+        a.workflows()
+            .update(UpdateWorkflow {
+                id: id.clone(),
+                description: Some(text.clone()),
+                ..Default::default()
+            })
+            .unwrap();
         loop {
-            let got = b.get_workflow(WorkflowId { id: id.clone() }).unwrap();
+            let got = b.workflows().get(WorkflowId { id: id.clone() }).unwrap();
             if got.spec.description == text {
                 break;
             }

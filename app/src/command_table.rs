@@ -1,5 +1,6 @@
 //! The one command table. Each entry names a command, its input and output
-//! types and the service method that handles it. The CLI calls commands
+//! types and the method that handles it (`workflows.create`: the `create` of
+//! `svc.workflows()`). The CLI calls commands
 //! through `call`, the local HTTP API and Tauri through `dispatch` (by name,
 //! with JSON in and out); `COMMANDS` lists them for generated bindings.
 
@@ -45,7 +46,7 @@ fn call_json<C: Command>(svc: &Service, input: Value) -> Result<Value> {
 }
 
 macro_rules! command_table {
-    ($( $ty:ident = $name:literal ($input:ty) -> $output:ty => $method:ident; )*) => {
+    ($( $ty:ident = $name:literal ($input:ty) -> $output:ty => $service:ident . $method:ident; )*) => {
         pub mod commands {
             use super::*;
             $(
@@ -56,7 +57,7 @@ macro_rules! command_table {
                     type Input = $input;
                     type Output = $output;
                     fn run(svc: &Service, input: $input) -> Result<$output> {
-                        svc.$method(input)
+                        svc.$service().$method(input)
                     }
                 }
             )*
@@ -90,32 +91,32 @@ macro_rules! command_table {
 }
 
 command_table! {
-    CreateWorkflowCmd = "create_workflow" (CreateWorkflow) -> Workflow => create_workflow;
-    UpdateWorkflowCmd = "update_workflow" (UpdateWorkflow) -> Workflow => update_workflow;
-    DeleteWorkflowCmd = "delete_workflow" (DeleteWorkflow) -> Deleted => delete_workflow;
-    GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => get_workflow;
-    ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => list_workflows;
-    ListTagsCmd = "list_tags" (ListTags) -> Vec<TagCount> => list_tags;
-    CountWorkflowsCmd = "count_workflows" (CountWorkflows) -> WorkflowCount => count_workflows;
-    DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => duplicate_workflow;
-    ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => approve_workflow;
-    GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => get_config;
-    UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => update_config;
-    SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => set_config_value;
-    ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => validate_config;
-    GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => get_executions;
-    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => count_executions;
-    GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => get_execution;
-    DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => delete_execution;
-    StartExecutionCmd = "start_execution" (StartExecution) -> Execution => start_execution;
-    FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => finish_execution;
-    ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => import_executions;
-    PruneExecutionsCmd = "prune_executions" (ExecutionFilter) -> PruneReport => prune_executions;
-    GetSettingsCmd = "get_settings" (GetSettings) -> Settings => get_settings;
-    SetRetentionCmd = "set_retention" (SetRetention) -> Settings => set_retention;
-    ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => apply_retention;
-    WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflow_history;
-    SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => sync_status;
+    CreateWorkflowCmd = "create_workflow" (CreateWorkflow) -> Workflow => workflows.create;
+    UpdateWorkflowCmd = "update_workflow" (UpdateWorkflow) -> Workflow => workflows.update;
+    DeleteWorkflowCmd = "delete_workflow" (DeleteWorkflow) -> Deleted => workflows.delete;
+    GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => workflows.get;
+    ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => workflows.list;
+    ListTagsCmd = "list_tags" (ListTags) -> Vec<TagCount> => workflows.tags;
+    CountWorkflowsCmd = "count_workflows" (CountWorkflows) -> WorkflowCount => workflows.count;
+    DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => workflows.duplicate;
+    ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => workflows.approve;
+    GetConfigCmd = "get_config" (GetConfig) -> ConfigOut => configs.get;
+    UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => configs.update;
+    SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => configs.set_value;
+    ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => configs.validate;
+    GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => runs.list;
+    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => runs.count;
+    GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => runs.get;
+    DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => runs.delete;
+    StartExecutionCmd = "start_execution" (StartExecution) -> Execution => runs.start;
+    FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => runs.finish;
+    ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => runs.import;
+    PruneExecutionsCmd = "prune_executions" (ExecutionFilter) -> PruneReport => runs.prune;
+    GetSettingsCmd = "get_settings" (GetSettings) -> Settings => settings.get;
+    SetRetentionCmd = "set_retention" (SetRetention) -> Settings => settings.set_retention;
+    ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => settings.apply_retention;
+    WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflows.history;
+    SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => sync.status;
 }
 
 #[cfg(test)]

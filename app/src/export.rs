@@ -10,7 +10,7 @@ use flowkeep_core::execution::Execution;
 use flowkeep_core::FieldError;
 use rusqlite::params_from_iter;
 
-use crate::{Error, Result, Service};
+use crate::{Error, Result, RunService};
 use flowkeep_store::queries::executions::{filter_sql, from_row, COLUMNS};
 
 /// CSV columns, in order.
@@ -28,11 +28,11 @@ pub const CSV_HEADER: [&str; 11] = [
     "output",
 ];
 
-impl Service {
+impl RunService<'_> {
     /// Writes every execution matching `filter`, newest first, and returns
     /// how many were written. `progress` is called with the running count;
     /// an error it returns ends the export with that error.
-    pub fn export_executions(
+    pub fn export(
         &self,
         filter: &ExecutionFilter,
         format: ExportFormat,
@@ -61,7 +61,7 @@ impl Service {
     }
 }
 
-impl Service {
+impl RunService<'_> {
     /// `export_executions` into the file `path`, safely: the rows go to
     /// `<path>.partial` (the whole name plus `.partial`, so `report.csv`
     /// never touches an unrelated `report.partial`), created new with mode
@@ -70,7 +70,7 @@ impl Service {
     /// never followed or replaced: the export fails and names it instead.
     /// A failed export, or one stopped by setting `stop` (checked every
     /// 1,024 rows), removes its partial file and leaves `path` alone.
-    pub fn export_executions_to_file(
+    pub fn export_to_file(
         &self,
         filter: &ExecutionFilter,
         format: ExportFormat,
@@ -94,7 +94,8 @@ impl Service {
         let mut out = BufWriter::new(file);
         let mut stopped = false;
         let written = self
-            .export_executions(filter, format, &mut out, &mut |n| {
+            .runs()
+            .export(filter, format, &mut out, &mut |n| {
                 progress(n);
                 stopped = stop.load(Ordering::Relaxed);
                 if stopped {
@@ -229,21 +230,24 @@ mod tests {
     use flowkeep_core::commands::{CreateWorkflow, StartExecution};
 
     use super::*;
+    use crate::Service;
 
     fn service_with_a_run() -> Service {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let wf = svc
-            .create_workflow(CreateWorkflow {
+            .workflows()
+            .create(CreateWorkflow {
                 name: "w".to_owned(),
                 ..Default::default()
             })
             .unwrap();
-        svc.start_execution(StartExecution {
-            workflow_id: wf.id,
-            status: None,
-            trigger: None,
-        })
-        .unwrap();
+        svc.runs()
+            .start(StartExecution {
+                workflow_id: wf.id,
+                status: None,
+                trigger: None,
+            })
+            .unwrap();
         svc
     }
 
@@ -254,7 +258,8 @@ mod tests {
         let target = dir.path().join("report.csv");
         std::fs::write(&target, "yesterday's report").unwrap();
         let err = svc
-            .export_executions_to_file(
+            .runs()
+            .export_to_file(
                 &ExecutionFilter::default(),
                 ExportFormat::Csv,
                 &target,
@@ -295,7 +300,8 @@ mod tests {
         std::fs::write(&unrelated, "unrelated").unwrap();
         let target = dir.path().join("report.csv");
         let n = svc
-            .export_executions_to_file(
+            .runs()
+            .export_to_file(
                 &ExecutionFilter::default(),
                 ExportFormat::Csv,
                 &target,
@@ -315,7 +321,8 @@ mod tests {
         std::fs::write(&victim, "original").unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join("r2.csv.partial")).unwrap();
         let err = svc
-            .export_executions_to_file(
+            .runs()
+            .export_to_file(
                 &ExecutionFilter::default(),
                 ExportFormat::Csv,
                 &dir.path().join("r2.csv"),

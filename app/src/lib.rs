@@ -18,7 +18,10 @@ pub use command_table::{call, dispatch, typescript_bindings, Command, CommandInf
 pub use error::{Error, Result};
 pub use flowkeep_store::{check_cursor, Durability, StoreOptions, StoredEvent};
 pub use runner::{OutputSink, OutputStream, RunRequest};
-pub use service::{Change, Service, SyncProgress, PRUNE_BATCH, PRUNE_BATCH_MAX};
+pub use service::{
+    Change, ConfigService, RunService, Service, SettingsService, SyncProgress, SyncService,
+    WorkflowService, PRUNE_BATCH, PRUNE_BATCH_MAX,
+};
 pub use sync::dialer::TokenDialer;
 pub use sync::{SyncDevice, SyncDevices, SyncError, SyncOptions, SyncReport, SyncStatus};
 

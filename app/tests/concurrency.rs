@@ -14,7 +14,8 @@ fn two_threads_one_success_one_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "race".into(),
             config: Some(etl_config()),
             ..Default::default()
@@ -23,7 +24,8 @@ fn two_threads_one_success_one_conflict() {
     let svc = Arc::new(svc);
     for round in 0..20 {
         let revision = svc
-            .get_workflow(WorkflowId { id: wf.id.clone() })
+            .workflows()
+            .get(WorkflowId { id: wf.id.clone() })
             .unwrap()
             .revision;
         let barrier = Arc::new(Barrier::new(2));
@@ -32,7 +34,7 @@ fn two_threads_one_success_one_conflict() {
                 let (svc, barrier, id) = (svc.clone(), barrier.clone(), wf.id.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    svc.update_workflow(UpdateWorkflow {
+                    svc.workflows().update(UpdateWorkflow {
                         id,
                         expected_revision: Some(revision),
                         name: Some(format!("round {round} thread {t}")),
@@ -53,7 +55,10 @@ fn two_threads_one_success_one_conflict() {
             (1, 1),
             "round {round}: {results:?}"
         );
-        let now = svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap();
+        let now = svc
+            .workflows()
+            .get(WorkflowId { id: wf.id.clone() })
+            .unwrap();
         assert_eq!(now.revision, revision + 1);
         // Not torn: name and description come from the same writer.
         let t = now.spec.name.chars().last().unwrap();
@@ -72,14 +77,16 @@ fn two_connections_like_two_processes_one_success_one_conflict() {
     let a = Arc::new(Service::open(&path, StoreOptions::default()).unwrap());
     let b = Arc::new(Service::open(&path, StoreOptions::default()).unwrap());
     let wf = a
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "race".into(),
             ..Default::default()
         })
         .unwrap();
     for round in 0..10 {
         let revision = a
-            .get_workflow(WorkflowId { id: wf.id.clone() })
+            .workflows()
+            .get(WorkflowId { id: wf.id.clone() })
             .unwrap()
             .revision;
         let barrier = Arc::new(Barrier::new(2));
@@ -90,7 +97,7 @@ fn two_connections_like_two_processes_one_success_one_conflict() {
                 let (barrier, id) = (barrier.clone(), wf.id.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    svc.update_workflow(UpdateWorkflow {
+                    svc.workflows().update(UpdateWorkflow {
                         id,
                         expected_revision: Some(revision),
                         name: Some(format!("round {round} p{i}")),

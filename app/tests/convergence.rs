@@ -34,7 +34,8 @@ const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"n
 /// What must agree across devices: every live workflow's spec and conflicts.
 fn view(svc: &Service) -> BTreeMap<String, Value> {
     let page = svc
-        .list_workflows(ListWorkflows {
+        .workflows()
+        .list(ListWorkflows {
             limit: Some(500),
             ..Default::default()
         })
@@ -42,7 +43,7 @@ fn view(svc: &Service) -> BTreeMap<String, Value> {
     page.items
         .iter()
         .map(|s| {
-            let wf = svc.get_workflow(WorkflowId { id: s.id.clone() }).unwrap();
+            let wf = svc.workflows().get(WorkflowId { id: s.id.clone() }).unwrap();
             let v = json!({"spec": wf.spec, "created_at": wf.created_at, "conflicts": wf.conflicts, "invalid": wf.validation_errors});
             (wf.id, v)
         })
@@ -72,13 +73,14 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
         })
         .collect();
     let first = svcs[0]
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "w0".into(),
             config: Some(serde_json::from_str(CFG).unwrap()),
             ..Default::default()
         })
         .unwrap();
-    let join = svcs[0].sync_init(&server.url, &token).unwrap().join;
+    let join = svcs[0].sync().init(&server.url, &token).unwrap().join;
     for s in &svcs[1..] {
         // A joining device is told how far the first sync is.
         let steps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -86,7 +88,7 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
         s.on_sync_progress(Box::new(move |step, done, total| {
             seen.lock().unwrap().push((step.to_owned(), done, total))
         }));
-        s.sync_join(&join, &token).unwrap();
+        s.sync().join(&join, &token).unwrap();
         let steps = steps.lock().unwrap();
         assert!(
             steps.contains(&("merging".to_owned(), 1, 1)),
@@ -108,7 +110,7 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
                 let wf = &visible[rng.below(visible.len() as u64) as usize];
                 let key = ["a", "b", "c"][rng.below(3) as usize];
                 let raw = format!("{}", rng.below(50));
-                let r = svc.set_config_value(SetConfigValue {
+                let r = svc.configs().set_value(SetConfigValue {
                     workflow_id: wf.clone(),
                     key: key.into(),
                     value: json!(raw),
@@ -128,7 +130,7 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
             }
             4 if !visible.is_empty() => {
                 let wf = &visible[rng.below(visible.len() as u64) as usize];
-                let _ = svc.update_workflow(UpdateWorkflow {
+                let _ = svc.workflows().update(UpdateWorkflow {
                     id: wf.clone(),
                     name: Some(format!("renamed {step} on {d}")),
                     ..Default::default()
@@ -136,7 +138,8 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
             }
             5 => {
                 let wf = svc
-                    .create_workflow(CreateWorkflow {
+                    .workflows()
+                    .create(CreateWorkflow {
                         name: format!("new {step} on {d}"),
                         config: Some(serde_json::from_str(CFG).unwrap()),
                         ..Default::default()
@@ -148,7 +151,8 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
             6 if visible.len() > 1 && rng.below(3) == 0 => {
                 let wf = &visible[rng.below(visible.len() as u64) as usize];
                 if svc
-                    .delete_workflow(DeleteWorkflow {
+                    .workflows()
+                    .delete(DeleteWorkflow {
                         id: wf.clone(),
                         expected_revision: None,
                     })
@@ -162,13 +166,15 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
                 // offline both stay.
                 let wf = &visible[rng.below(visible.len() as u64) as usize];
                 let mut tags = svc
-                    .get_workflow(WorkflowId { id: wf.clone() })
+                    .workflows()
+                    .get(WorkflowId { id: wf.clone() })
                     .map(|w| w.spec.tags)
                     .unwrap_or_default();
                 let tag = format!("t{step}-d{d}");
                 tags.push(tag.clone());
                 if svc
-                    .update_workflow(UpdateWorkflow {
+                    .workflows()
+                    .update(UpdateWorkflow {
                         id: wf.clone(),
                         tags: Some(tags),
                         ..Default::default()
@@ -179,7 +185,8 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
                 }
             }
             _ => {
-                svc.sync_now()
+                svc.sync()
+                    .now()
                     .unwrap_or_else(|e| panic!("seed {seed} step {step}: sync on device {d}: {e}"));
                 known[d] = view(svc).keys().cloned().collect();
             }
@@ -187,12 +194,13 @@ fn run_schedule(server: &TestServer, seed: u64, devices: usize, steps: usize) {
     }
     for _round in 0..2 {
         for s in &svcs {
-            s.sync_now()
+            s.sync()
+                .now()
                 .unwrap_or_else(|e| panic!("seed {seed}: final sync: {e}"));
         }
     }
     for (i, s) in svcs.iter().enumerate() {
-        let status = s.sync_status(Default::default()).unwrap();
+        let status = s.sync().status(Default::default()).unwrap();
         assert_eq!(
             status.rejected, 0,
             "seed {seed}: device {i} rejected what a device wrote: {:?}",
@@ -261,20 +269,21 @@ fn live_edits_while_both_devices_watch_all_arrive() {
     };
     let (a, b) = (open(&da, "a"), open(&db, "b"));
     let wf = a
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "live".into(),
             config: Some(serde_json::from_str(CFG).unwrap()),
             ..Default::default()
         })
         .unwrap();
-    let join = a.sync_init(&server.url, &token).unwrap().join;
-    b.sync_join(&join, &token).unwrap();
+    let join = a.sync().init(&server.url, &token).unwrap().join;
+    b.sync().join(&join, &token).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let watchers: Vec<_> = [a.clone(), b.clone()]
         .into_iter()
         .map(|svc| {
             let stop = stop.clone();
-            std::thread::spawn(move || svc.sync_watch(&stop, Duration::from_millis(10), |_| {}))
+            std::thread::spawn(move || svc.sync().watch(&stop, Duration::from_millis(10), |_| {}))
         })
         .collect();
     // Each edit lands while the sender's watcher may be mid-round; none may
@@ -282,17 +291,19 @@ fn live_edits_while_both_devices_watch_all_arrive() {
     // That race depends on timing: this test hit it in about one run in
     // three before the fix (debug build); the sync bench hit it every time.
     for i in 0..30 {
-        a.set_config_value(SetConfigValue {
-            workflow_id: wf.id.clone(),
-            key: "a".into(),
-            value: json!(1000 + i),
-            expected_revision: None,
-        })
-        .unwrap();
+        a.configs()
+            .set_value(SetConfigValue {
+                workflow_id: wf.id.clone(),
+                key: "a".into(),
+                value: json!(1000 + i),
+                expected_revision: None,
+            })
+            .unwrap();
         let start = Instant::now();
         loop {
             let on_b = b
-                .get_config(GetConfig {
+                .configs()
+                .get(GetConfig {
                     workflow_id: wf.id.clone(),
                 })
                 .unwrap()
@@ -309,7 +320,8 @@ fn live_edits_while_both_devices_watch_all_arrive() {
             std::thread::sleep(Duration::from_millis(2));
         }
         let on_a = a
-            .get_config(GetConfig {
+            .configs()
+            .get(GetConfig {
                 workflow_id: wf.id.clone(),
             })
             .unwrap()

@@ -13,12 +13,13 @@ fn the_background_checkpointer_copies_committed_pages_back() {
     let (svc, _) = open(&dir);
     let db = dir.path().join("flowkeep.db");
     for i in 0..200 {
-        svc.create_workflow(CreateWorkflow {
-            name: format!("w{i}"),
-            config: Some(etl_config()),
-            ..Default::default()
-        })
-        .unwrap();
+        svc.workflows()
+            .create(CreateWorkflow {
+                name: format!("w{i}"),
+                config: Some(etl_config()),
+                ..Default::default()
+            })
+            .unwrap();
     }
     // The main file grows only when a checkpoint copies pages into it.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -101,12 +101,13 @@ fn rebuild_leaves_the_schema_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.db");
     let svc = Service::open(&path, StoreOptions::default()).unwrap();
-    svc.create_workflow(CreateWorkflow {
-        name: "a".into(),
-        tags: vec!["t".into()],
-        ..Default::default()
-    })
-    .unwrap();
+    svc.workflows()
+        .create(CreateWorkflow {
+            name: "a".into(),
+            tags: vec!["t".into()],
+            ..Default::default()
+        })
+        .unwrap();
     let before = schema_sql(&path);
     svc.rebuild_projections().unwrap();
     assert_eq!(

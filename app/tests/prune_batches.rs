@@ -14,7 +14,8 @@ use flowkeep_core::execution::ExecutionStatus;
 fn with_runs(n: u64) -> (Service, String) {
     let svc = Service::open_in_memory(StoreOptions::default()).unwrap();
     let wf = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "w".into(),
             ..Default::default()
         })
@@ -33,15 +34,12 @@ fn with_runs(n: u64) -> (Service, String) {
             trigger: None,
         })
         .collect();
-    svc.import_executions(ImportExecutions { executions })
-        .unwrap();
+    svc.runs().import(ImportExecutions { executions }).unwrap();
     (svc, wf)
 }
 
 fn remaining(svc: &Service) -> u64 {
-    svc.count_executions(ExecutionFilter::default())
-        .unwrap()
-        .count
+    svc.runs().count(ExecutionFilter::default()).unwrap().count
 }
 
 /// Events beyond the creation and one `execution.recorded` per imported run.
@@ -54,7 +52,8 @@ fn a_large_prune_is_several_bounded_batches_that_replay_to_the_same_tables() {
     let (svc, wf) = with_runs(5_000);
     let mut seen = Vec::new();
     let report = svc
-        .prune_executions_with(
+        .runs()
+        .prune_with(
             ExecutionFilter {
                 workflow_id: Some(wf),
                 status: None,
@@ -91,7 +90,8 @@ fn a_stopped_prune_keeps_the_batches_it_committed() {
     let (svc, wf) = with_runs(5_000);
     let stop = AtomicBool::new(true); // stop after the first batch
     let report = svc
-        .prune_executions_with(
+        .runs()
+        .prune_with(
             ExecutionFilter {
                 workflow_id: Some(wf),
                 status: None,
@@ -111,7 +111,8 @@ fn a_small_prune_is_one_event() {
     let (svc, wf) = with_runs(10);
     let before = svc.event_count().unwrap();
     let report = svc
-        .prune_executions(ExecutionFilter {
+        .runs()
+        .prune(ExecutionFilter {
             workflow_id: Some(wf),
             status: None,
             since: None,
@@ -129,7 +130,7 @@ fn a_prune_takes_the_filter_a_list_takes_and_must_say_until_when() {
         workflow_id: Some(wf),
         ..Default::default()
     };
-    let err = svc.prune_executions(filter.clone()).unwrap_err();
+    let err = svc.runs().prune(filter.clone()).unwrap_err();
     let body = err.body();
     assert_eq!(body.fields[0].field, "until", "{body:?}");
     assert_eq!(body.fields[0].code, "required");
@@ -140,7 +141,7 @@ fn a_prune_takes_the_filter_a_list_takes_and_must_say_until_when() {
         until: Some(1_000_000 + 2), // runs 0..6
         ..filter
     };
-    let counted = svc.count_executions(cut.clone()).unwrap().count;
+    let counted = svc.runs().count(cut.clone()).unwrap().count;
     assert_eq!(counted, 6);
-    assert_eq!(svc.prune_executions(cut).unwrap().deleted, counted);
+    assert_eq!(svc.runs().prune(cut).unwrap().deleted, counted);
 }

@@ -134,7 +134,8 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 tags: t,
                 config,
             } => svc
-                .create_workflow(CreateWorkflow {
+                .workflows()
+                .create(CreateWorkflow {
                     name: format!("wf {name}"),
                     tags: tags(t),
                     config: config.then(etl_config),
@@ -142,28 +143,32 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 })
                 .map(|w| wfs.push(w.id)),
             Op::Rename { wf, name } => svc
-                .update_workflow(UpdateWorkflow {
+                .workflows()
+                .update(UpdateWorkflow {
                     id: pick(&wfs, wf),
                     name: Some(format!("name {name}")),
                     ..Default::default()
                 })
                 .map(drop),
             Op::Describe { wf, text } => svc
-                .update_workflow(UpdateWorkflow {
+                .workflows()
+                .update(UpdateWorkflow {
                     id: pick(&wfs, wf),
                     description: Some("d".repeat(text as usize)),
                     ..Default::default()
                 })
                 .map(drop),
             Op::Tag { wf, tags: t } => svc
-                .update_workflow(UpdateWorkflow {
+                .workflows()
+                .update(UpdateWorkflow {
                     id: pick(&wfs, wf),
                     tags: Some(tags(t)),
                     ..Default::default()
                 })
                 .map(drop),
             Op::SetRetries { wf, value } => svc
-                .set_config_value(SetConfigValue {
+                .configs()
+                .set_value(SetConfigValue {
                     workflow_id: pick(&wfs, wf),
                     key: "retries".into(),
                     value: json!(value),
@@ -171,7 +176,8 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 })
                 .map(drop),
             Op::SetMode { wf, safe } => svc
-                .set_config_value(SetConfigValue {
+                .configs()
+                .set_value(SetConfigValue {
                     workflow_id: pick(&wfs, wf),
                     key: "mode".into(),
                     value: json!(if safe { "safe" } else { "fast" }),
@@ -180,43 +186,49 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 .map(drop),
             Op::AddField { wf, key } => {
                 let id = pick(&wfs, wf);
-                svc.get_config(GetConfig {
-                    workflow_id: id.clone(),
-                })
-                .and_then(|c| {
-                    let mut doc = serde_json::to_value(&c.config).unwrap();
-                    doc["fields"].as_array_mut().unwrap().push(
+                svc.configs()
+                    .get(GetConfig {
+                        workflow_id: id.clone(),
+                    })
+                    .and_then(|c| {
+                        let mut doc = serde_json::to_value(&c.config).unwrap();
+                        doc["fields"].as_array_mut().unwrap().push(
                         json!({"key": format!("k{}", key % 8), "type": "number", "default": key}),
                     );
-                    svc.update_config(UpdateConfig {
-                        workflow_id: id,
-                        config: doc,
-                        expected_revision: Some(c.revision),
+                        svc.configs()
+                            .update(UpdateConfig {
+                                workflow_id: id,
+                                config: doc,
+                                expected_revision: Some(c.revision),
+                            })
+                            .map(drop)
                     })
-                    .map(drop)
-                })
             }
             Op::DropFields { wf } => svc
-                .update_config(UpdateConfig {
+                .configs()
+                .update(UpdateConfig {
                     workflow_id: pick(&wfs, wf),
                     config: json!({"fields": [], "values": {}}),
                     expected_revision: None,
                 })
                 .map(drop),
             Op::Delete { wf } => svc
-                .delete_workflow(DeleteWorkflow {
+                .workflows()
+                .delete(DeleteWorkflow {
                     id: pick(&wfs, wf),
                     expected_revision: None,
                 })
                 .map(drop),
             Op::Duplicate { wf } => svc
-                .duplicate_workflow(DuplicateWorkflow {
+                .workflows()
+                .duplicate(DuplicateWorkflow {
                     id: pick(&wfs, wf),
                     name: None,
                 })
                 .map(|w| wfs.push(w.id)),
             Op::Start { wf } => svc
-                .start_execution(StartExecution {
+                .runs()
+                .start(StartExecution {
                     workflow_id: pick(&wfs, wf),
                     ..Default::default()
                 })
@@ -228,17 +240,19 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                     ExecutionStatus::Cancelled,
                     ExecutionStatus::Running,
                 ][status as usize % 4];
-                svc.finish_execution(FinishExecution {
-                    id: pick(&execs, exec),
-                    status,
-                    exit_code: Some(1),
-                    output: Some(json!({"n": exec})),
-                    error: None,
-                })
-                .map(drop)
+                svc.runs()
+                    .finish(FinishExecution {
+                        id: pick(&execs, exec),
+                        status,
+                        exit_code: Some(1),
+                        output: Some(json!({"n": exec})),
+                        error: None,
+                    })
+                    .map(drop)
             }
             Op::DeleteExec { exec } => svc
-                .delete_execution(ExecutionId {
+                .runs()
+                .delete(ExecutionId {
                     id: pick(&execs, exec),
                 })
                 .map(drop),
@@ -246,7 +260,8 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 back_ms,
                 per_workflow,
             } => svc
-                .prune_executions(ExecutionFilter {
+                .runs()
+                .prune(ExecutionFilter {
                     workflow_id: per_workflow.map(|w| pick(&wfs, w)),
                     status: None,
                     since: None,
@@ -254,7 +269,8 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 })
                 .map(drop),
             Op::Import { wf, n } => svc
-                .import_executions(ImportExecutions {
+                .runs()
+                .import(ImportExecutions {
                     executions: (0..n as i64)
                         .map(|k| ImportedExecution {
                             workflow_id: pick(&wfs, wf.wrapping_add(k as u8)),
@@ -275,12 +291,16 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                     max_age: (age_s > 0).then(|| format!("{age_s}s")),
                     max_count: (count > 0).then_some(count as u64),
                 };
-                svc.set_retention(SetRetention {
-                    workflow_id: workflow_id.clone(),
-                    policy,
-                })
-                .and_then(|_| svc.apply_retention(ApplyRetention { workflow_id }))
-                .map(drop)
+                svc.settings()
+                    .set_retention(SetRetention {
+                        workflow_id: workflow_id.clone(),
+                        policy,
+                    })
+                    .and_then(|_| {
+                        svc.settings()
+                            .apply_retention(ApplyRetention { workflow_id })
+                    })
+                    .map(drop)
             }
             Op::Tick { ms } => {
                 now += ms as i64;

@@ -150,17 +150,18 @@ fn doc_heads(dir: &tempfile::TempDir, wf: &str) -> String {
 }
 
 fn get(svc: &Service, id: &str) -> flowkeep_core::workflow::Workflow {
-    svc.get_workflow(WorkflowId { id: id.into() }).unwrap()
+    svc.workflows().get(WorkflowId { id: id.into() }).unwrap()
 }
 
 fn set(svc: &Service, id: &str, key: &str, v: i64) {
-    svc.set_config_value(SetConfigValue {
-        workflow_id: id.into(),
-        key: key.into(),
-        value: json!(v),
-        expected_revision: None,
-    })
-    .unwrap();
+    svc.configs()
+        .set_value(SetConfigValue {
+            workflow_id: id.into(),
+            key: key.into(),
+            value: json!(v),
+            expected_revision: None,
+        })
+        .unwrap();
 }
 
 const CFG: &str = r#"{"fields":[{"key":"a","type":"number"},{"key":"b","type":"number","max":10}],"values":{"a":1,"b":1}}"#;
@@ -179,15 +180,16 @@ fn workspace() -> (
     let a = open(&dirs[0], "alice");
     let b = open(&dirs[1], "bob");
     let wf = a
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "w".into(),
             config: Some(serde_json::from_str(CFG).unwrap()),
             ..Default::default()
         })
         .unwrap()
         .id;
-    let join = a.sync_init(&server.url, &server.token).unwrap().join;
-    b.sync_join(&join, &server.token).unwrap();
+    let join = a.sync().init(&server.url, &server.token).unwrap().join;
+    b.sync().join(&join, &server.token).unwrap();
     let peer = Peer::connect(&server, &join);
     (server, dirs, a, b, wf, peer)
 }
@@ -199,10 +201,10 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
     peer.edit(&doc, |tx| tx.put(ROOT, "name", "n".repeat(201)).unwrap());
     let heads = doc_heads(&dirs[0], &wf);
 
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
     assert_eq!(get(&a, &wf).spec.name, "w", "not merged");
     assert_eq!(doc_heads(&dirs[0], &wf), heads, "the merged heads stay");
-    let status = a.sync_status(Default::default()).unwrap();
+    let status = a.sync().status(Default::default()).unwrap();
     assert_eq!(status.rejected, 1);
     let r = &status.rejections[0];
     assert_eq!(
@@ -210,46 +212,47 @@ fn a_broken_document_keeps_its_merged_heads_and_later_valid_changes_arrive() {
         ("workflow", Some(wf.as_str()))
     );
     assert!(r.reason.contains("name: must be 1 to 200"), "{}", r.reason);
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
     assert_eq!(
-        a.sync_status(Default::default()).unwrap().rejected,
+        a.sync().status(Default::default()).unwrap().rejected,
         1,
         "reported once"
     );
 
     // Valid edits on top of the broken document (B cannot merge it either,
     // but its own edits still go out)...
-    b.sync_now().unwrap();
+    b.sync().now().unwrap();
     set(&b, &wf, "a", 5);
-    b.sync_now().unwrap();
-    a.sync_now().unwrap();
+    b.sync().now().unwrap();
+    a.sync().now().unwrap();
     assert_eq!(get(&a, &wf).spec.config.values["a"], 1, "still not merged");
     assert_eq!(
-        a.sync_status(Default::default()).unwrap().rejected,
+        a.sync().status(Default::default()).unwrap().rejected,
         1,
         "same problem, not news"
     );
 
     // ...arrive with the change that makes the document valid again.
-    b.update_workflow(UpdateWorkflow {
-        id: wf.clone(),
-        name: Some("fixed".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    b.sync_now().unwrap();
-    a.sync_now().unwrap();
+    b.workflows()
+        .update(UpdateWorkflow {
+            id: wf.clone(),
+            name: Some("fixed".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    b.sync().now().unwrap();
+    a.sync().now().unwrap();
     let now = get(&a, &wf);
     assert_eq!(now.spec.name, "fixed");
     assert_eq!(now.spec.config.values["a"], 5, "the edit made meanwhile");
     assert_ne!(doc_heads(&dirs[0], &wf), heads);
-    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
+    assert_eq!(a.sync().status(Default::default()).unwrap().rejected, 1);
 
     // Broken again after a good merge: that is news again.
     let doc = peer.workflow(&wf);
     peer.edit(&doc, |tx| tx.put(ROOT, "version", "not semver").unwrap());
-    a.sync_now().unwrap();
-    let status = a.sync_status(Default::default()).unwrap();
+    a.sync().now().unwrap();
+    let status = a.sync().status(Default::default()).unwrap();
     assert_eq!(status.rejected, 2);
     assert!(status.rejections[0].reason.contains("version"));
     assert_eq!(get(&a, &wf).spec.version, "1.0.0");
@@ -266,13 +269,13 @@ fn a_document_that_does_not_read_takes_local_edits_once_it_reads_again() {
     // Put back below as JSON text, as the first document layout held it.
     let saved = serde_json::to_string(&get(&a, &wf).spec.config.fields).unwrap();
     peer.edit(&doc, |tx| tx.put(ROOT, "config", "gone").unwrap());
-    a.sync_now().unwrap();
-    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
+    a.sync().now().unwrap();
+    assert_eq!(a.sync().status(Default::default()).unwrap().rejected, 1);
 
     // A local edit while the document cannot take it: kept pending.
     set(&a, &wf, "b", 7);
-    a.sync_now().unwrap();
-    assert_eq!(a.sync_status(Default::default()).unwrap().rejected, 1);
+    a.sync().now().unwrap();
+    assert_eq!(a.sync().status(Default::default()).unwrap().rejected, 1);
     let heads = doc_heads(&dirs[0], &wf);
 
     // The document reads again: A's edit goes out and reaches B.
@@ -284,13 +287,13 @@ fn a_document_that_does_not_read_takes_local_edits_once_it_reads_again() {
         tx.put(&values, "a", "1").unwrap();
         tx.put(&values, "b", "1").unwrap();
     });
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
     assert_ne!(doc_heads(&dirs[0], &wf), heads);
     assert_eq!(get(&a, &wf).spec.config.values["b"], 7);
-    b.sync_now().unwrap();
+    b.sync().now().unwrap();
     assert_eq!(get(&b, &wf).spec.config.values["b"], 7);
     assert_eq!(
-        b.sync_status(Default::default()).unwrap().rejected,
+        b.sync().status(Default::default()).unwrap().rejected,
         0,
         "B only ever looked at the document once it read again"
     );
@@ -322,29 +325,30 @@ fn a_root_entry_pointed_elsewhere_is_refused_and_put_back() {
         .unwrap();
     });
     set(&b, &wf, "a", 3);
-    b.sync_now().unwrap();
-    a.sync_now().unwrap();
+    b.sync().now().unwrap();
+    a.sync().now().unwrap();
     let on_a = get(&a, &wf);
     assert_eq!(on_a.spec.name, "w", "the rogue document is not used");
     assert_eq!(on_a.spec.config.values["a"], 3, "the real one still syncs");
-    let status = a.sync_status(Default::default()).unwrap();
+    let status = a.sync().status(Default::default()).unwrap();
     assert_eq!(status.rejected, 1, "{:?}", status.rejections);
     assert_eq!(status.rejections[0].what, "root");
     assert!(status.rejections[0].reason.contains("which is kept"));
     // The next session puts the entry back, for devices that join later.
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
     assert_eq!(
-        a.sync_status(Default::default()).unwrap().rejected,
+        a.sync().status(Default::default()).unwrap().rejected,
         1,
         "reported once"
     );
     let c_dir = tempfile::tempdir().unwrap();
     let c = open(&c_dir, "carol");
-    c.sync_join(
-        &a.sync_status(Default::default()).unwrap().join.unwrap(),
-        &_server.token,
-    )
-    .unwrap();
+    c.sync()
+        .join(
+            &a.sync().status(Default::default()).unwrap().join.unwrap(),
+            &_server.token,
+        )
+        .unwrap();
     assert_eq!(get(&c, &wf).spec.config.values["a"], 3);
-    assert_eq!(c.sync_status(Default::default()).unwrap().rejected, 0);
+    assert_eq!(c.sync().status(Default::default()).unwrap().rejected, 0);
 }

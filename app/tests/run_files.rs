@@ -33,13 +33,14 @@ fn sidecar(db: &Path, suffix: &str) -> std::path::PathBuf {
 }
 
 fn workflow(svc: &Service, config: serde_json::Value) -> String {
-    svc.create_workflow(CreateWorkflow {
-        name: "w".into(),
-        config: Some(serde_json::from_value(config).unwrap()),
-        ..Default::default()
-    })
-    .unwrap()
-    .id
+    svc.workflows()
+        .create(CreateWorkflow {
+            name: "w".into(),
+            config: Some(serde_json::from_value(config).unwrap()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id
 }
 
 #[test]
@@ -61,7 +62,8 @@ fn the_database_and_run_files_are_private_and_an_old_install_is_tightened() {
     );
 
     let e = svc
-        .run_workflow(
+        .runs()
+        .run(
             RunRequest {
                 workflow_id: wf,
                 overrides: vec![],
@@ -134,7 +136,7 @@ fn recovery_never_builds_a_path_from_an_id_that_is_not_a_uuid() {
         victim.join("lock").exists(),
         "nothing outside runs/ touched"
     );
-    assert_eq!(svc.recover_interrupted().unwrap(), 0);
+    assert_eq!(svc.runs().recover_interrupted().unwrap(), 0);
     assert!(victim.join("lock").exists());
 }
 
@@ -149,9 +151,9 @@ fn inherit_env_travels_with_the_run_spec_through_sync() {
     let b = open(&dbb.path().join("flowkeep.db"));
     let run = json!({"command": ["job"], "inherit_env": ["AWS_PROFILE", "HTTPS_PROXY"]});
     let wf = workflow(&a, json!({"run": run, "fields": [], "values": {}}));
-    let join = a.sync_init(&url, &token).unwrap().join;
-    b.sync_join(&join, &token).unwrap();
-    let got = b.get_workflow(WorkflowId { id: wf.clone() }).unwrap();
+    let join = a.sync().init(&url, &token).unwrap().join;
+    b.sync().join(&join, &token).unwrap();
+    let got = b.workflows().get(WorkflowId { id: wf.clone() }).unwrap();
     let spec = got.spec.config.run.expect("the run spec arrived");
     assert_eq!(spec.inherit_env, ["AWS_PROFILE", "HTTPS_PROXY"]);
 }

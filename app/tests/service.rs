@@ -9,22 +9,24 @@ use flowkeep_core::execution::ExecutionStatus;
 use serde_json::json;
 
 fn create(svc: &Service, name: &str) -> flowkeep_core::workflow::Workflow {
-    svc.create_workflow(CreateWorkflow {
-        name: name.into(),
-        config: Some(etl_config()),
-        ..Default::default()
-    })
-    .unwrap()
+    svc.workflows()
+        .create(CreateWorkflow {
+            name: name.into(),
+            config: Some(etl_config()),
+            ..Default::default()
+        })
+        .unwrap()
 }
 
 fn kinds(svc: &Service, stream: &str) -> Vec<String> {
-    svc.workflow_history(WorkflowHistory {
-        workflow_id: stream.into(),
-    })
-    .unwrap()
-    .into_iter()
-    .map(|h| h.kind)
-    .collect()
+    svc.workflows()
+        .history(WorkflowHistory {
+            workflow_id: stream.into(),
+        })
+        .unwrap()
+        .into_iter()
+        .map(|h| h.kind)
+        .collect()
 }
 
 /// Asserts that `f` fails and leaves the event log and read tables as they were.
@@ -62,7 +64,8 @@ fn create_appends_one_event_and_projects_all_tables() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "  Nightly ETL ".into(),
             description: Some("loads the warehouse".into()),
             tags: vec!["etl".into(), "nightly".into()],
@@ -91,7 +94,9 @@ fn create_appends_one_event_and_projects_all_tables() {
         "workflow_tags holds the tags: {dump}"
     );
     assert_eq!(
-        svc.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap(),
+        svc.workflows()
+            .get(WorkflowId { id: wf.id.clone() })
+            .unwrap(),
         wf
     );
 }
@@ -102,7 +107,8 @@ fn update_records_field_level_old_and_new_values() {
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
     let updated = svc
-        .update_workflow(UpdateWorkflow {
+        .workflows()
+        .update(UpdateWorkflow {
             id: wf.id.clone(),
             name: Some("b".into()),
             version: Some("1.1.0".into()),
@@ -111,15 +117,17 @@ fn update_records_field_level_old_and_new_values() {
         .unwrap();
     assert_eq!(updated.revision, 2);
     assert!(updated.updated_at > wf.updated_at);
-    svc.set_config_value(SetConfigValue {
-        workflow_id: wf.id.clone(),
-        key: "retries".into(),
-        value: json!("5"),
-        expected_revision: None,
-    })
-    .unwrap();
+    svc.configs()
+        .set_value(SetConfigValue {
+            workflow_id: wf.id.clone(),
+            key: "retries".into(),
+            value: json!("5"),
+            expected_revision: None,
+        })
+        .unwrap();
     let history = svc
-        .workflow_history(WorkflowHistory {
+        .workflows()
+        .history(WorkflowHistory {
             workflow_id: wf.id.clone(),
         })
         .unwrap();
@@ -165,7 +173,8 @@ fn an_update_that_changes_nothing_appends_nothing() {
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
     let same = svc
-        .update_workflow(UpdateWorkflow {
+        .workflows()
+        .update(UpdateWorkflow {
             id: wf.id.clone(),
             name: Some("a".into()),
             ..Default::default()
@@ -183,7 +192,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     let id = wf.id.clone();
 
     let err = assert_unchanged(&svc, || {
-        svc.create_workflow(CreateWorkflow {
+        svc.workflows().create(CreateWorkflow {
             name: " ".into(),
             ..Default::default()
         })
@@ -191,7 +200,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     assert_eq!(invalid_fields(err), [("name".into(), "length".into())]);
 
     let err = assert_unchanged(&svc, || {
-        svc.create_workflow(CreateWorkflow {
+        svc.workflows().create(CreateWorkflow {
             name: "x".repeat(201),
             ..Default::default()
         })
@@ -199,7 +208,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     assert_eq!(invalid_fields(err), [("name".into(), "length".into())]);
 
     let err = assert_unchanged(&svc, || {
-        svc.create_workflow(CreateWorkflow {
+        svc.workflows().create(CreateWorkflow {
             name: "t".into(),
             config: Some(json!({"fields": [{"key": "f", "type": "colour"}]})),
             ..Default::default()
@@ -211,7 +220,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.create_workflow(CreateWorkflow {
+        svc.workflows().create(CreateWorkflow {
             name: "t".into(),
             config: Some(json!({"fields": [{"key": "f", "type": "text", "pattern": "(["}]})),
             ..Default::default()
@@ -223,7 +232,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue {
+        svc.configs().set_value(SetConfigValue {
             workflow_id: id.clone(),
             key: "retries".into(),
             value: json!("many"),
@@ -236,7 +245,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue {
+        svc.configs().set_value(SetConfigValue {
             workflow_id: id.clone(),
             key: "retries".into(),
             value: json!(11),
@@ -249,7 +258,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.set_config_value(SetConfigValue {
+        svc.configs().set_value(SetConfigValue {
             workflow_id: id.clone(),
             key: "nope".into(),
             value: json!(1),
@@ -264,7 +273,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     let mut bad = etl_config();
     bad["values"] = json!({"retries": 11, "mode": "slow", "endpoint": "not a url"});
     let err = assert_unchanged(&svc, || {
-        svc.update_config(UpdateConfig {
+        svc.configs().update(UpdateConfig {
             workflow_id: id.clone(),
             config: bad,
             expected_revision: None,
@@ -282,7 +291,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.update_workflow(UpdateWorkflow {
+        svc.workflows().update(UpdateWorkflow {
             id: "missing".into(),
             name: Some("x".into()),
             ..Default::default()
@@ -300,7 +309,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
     );
 
     let err = assert_unchanged(&svc, || {
-        svc.update_workflow(UpdateWorkflow {
+        svc.workflows().update(UpdateWorkflow {
             id: id.clone(),
             expected_revision: Some(7),
             name: Some("x".into()),
@@ -328,17 +337,19 @@ fn delete_tombstones_and_keeps_history() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
-    svc.delete_workflow(DeleteWorkflow {
-        id: wf.id.clone(),
-        expected_revision: Some(1),
-    })
-    .unwrap();
+    svc.workflows()
+        .delete(DeleteWorkflow {
+            id: wf.id.clone(),
+            expected_revision: Some(1),
+        })
+        .unwrap();
     assert!(matches!(
-        svc.get_workflow(WorkflowId { id: wf.id.clone() }),
+        svc.workflows().get(WorkflowId { id: wf.id.clone() }),
         Err(Error::NotFound { .. })
     ));
     assert!(svc
-        .list_workflows(ListWorkflows::default())
+        .workflows()
+        .list(ListWorkflows::default())
         .unwrap()
         .items
         .is_empty());
@@ -348,7 +359,7 @@ fn delete_tombstones_and_keeps_history() {
     );
     // Deleting again is not found, and appends nothing.
     assert_unchanged(&svc, || {
-        svc.delete_workflow(DeleteWorkflow {
+        svc.workflows().delete(DeleteWorkflow {
             id: wf.id.clone(),
             expected_revision: None,
         })
@@ -367,7 +378,8 @@ fn duplicate_copies_the_spec_under_a_new_id() {
     let (svc, _) = open(&dir);
     let wf = create(&svc, "Nightly");
     let copy = svc
-        .duplicate_workflow(DuplicateWorkflow {
+        .workflows()
+        .duplicate(DuplicateWorkflow {
             id: wf.id.clone(),
             name: None,
         })
@@ -376,14 +388,16 @@ fn duplicate_copies_the_spec_under_a_new_id() {
     assert_eq!(copy.spec.name, "Nightly (copy)");
     assert_eq!(copy.spec.config, wf.spec.config);
     let history = svc
-        .workflow_history(WorkflowHistory {
+        .workflows()
+        .history(WorkflowHistory {
             workflow_id: copy.id.clone(),
         })
         .unwrap();
     assert_eq!(history[0].changes[0].field, "duplicated_from");
     assert_eq!(history[0].changes[0].new, json!(wf.id));
     let named = svc
-        .duplicate_workflow(DuplicateWorkflow {
+        .workflows()
+        .duplicate(DuplicateWorkflow {
             id: wf.id.clone(),
             name: Some("Other".into()),
         })
@@ -399,20 +413,22 @@ fn list_searches_filters_sorts_and_pages() {
         .iter()
         .enumerate()
     {
-        svc.create_workflow(CreateWorkflow {
-            name: name.to_string(),
-            description: Some(if i % 2 == 0 {
-                "loads the warehouse".into()
-            } else {
-                "sends 100% of mail_x".into()
-            }),
-            tags: if i < 2 { vec!["hot".into()] } else { vec![] },
-            ..Default::default()
-        })
-        .unwrap();
+        svc.workflows()
+            .create(CreateWorkflow {
+                name: name.to_string(),
+                description: Some(if i % 2 == 0 {
+                    "loads the warehouse".into()
+                } else {
+                    "sends 100% of mail_x".into()
+                }),
+                tags: if i < 2 { vec!["hot".into()] } else { vec![] },
+                ..Default::default()
+            })
+            .unwrap();
     }
     let names = |q: ListWorkflows| -> Vec<String> {
-        svc.list_workflows(q)
+        svc.workflows()
+            .list(q)
             .unwrap()
             .items
             .into_iter()
@@ -497,7 +513,8 @@ fn list_searches_filters_sorts_and_pages() {
             let mut cursor = None;
             loop {
                 let page = svc
-                    .list_workflows(ListWorkflows {
+                    .workflows()
+                    .list(ListWorkflows {
                         sort,
                         desc,
                         limit: Some(2),
@@ -516,13 +533,15 @@ fn list_searches_filters_sorts_and_pages() {
         }
     }
     let page = svc
-        .list_workflows(ListWorkflows {
+        .workflows()
+        .list(ListWorkflows {
             limit: Some(2),
             ..Default::default()
         })
         .unwrap();
     let err = svc
-        .list_workflows(ListWorkflows {
+        .workflows()
+        .list(ListWorkflows {
             sort: WorkflowSort::Created,
             cursor: page.next_cursor,
             ..Default::default()
@@ -540,7 +559,8 @@ fn executions_move_forward_and_list_with_filters() {
     for i in 0..7 {
         clock.set(T0 + i * 1000);
         let e = svc
-            .start_execution(StartExecution {
+            .runs()
+            .start(StartExecution {
                 workflow_id: wf.id.clone(),
                 trigger: Some("cli".into()),
                 ..Default::default()
@@ -554,7 +574,8 @@ fn executions_move_forward_and_list_with_filters() {
         };
         clock.set(T0 + i * 1000 + 250);
         let done = svc
-            .finish_execution(FinishExecution {
+            .runs()
+            .finish(FinishExecution {
                 id: e.id.clone(),
                 status,
                 exit_code: Some(i),
@@ -568,7 +589,7 @@ fn executions_move_forward_and_list_with_filters() {
     }
     // Finishing twice is a conflict and changes nothing.
     let err = assert_unchanged(&svc, || {
-        svc.finish_execution(FinishExecution {
+        svc.runs().finish(FinishExecution {
             id: ids[0].clone(),
             status: ExecutionStatus::Succeeded,
             exit_code: None,
@@ -579,12 +600,13 @@ fn executions_move_forward_and_list_with_filters() {
     assert!(err.to_string().contains("already failed"), "{err}");
 
     let list = |filter: ExecutionFilter, limit| {
-        svc.get_executions(GetExecutions {
-            filter,
-            limit,
-            cursor: None,
-        })
-        .unwrap()
+        svc.runs()
+            .list(GetExecutions {
+                filter,
+                limit,
+                cursor: None,
+            })
+            .unwrap()
     };
     let all = list(
         ExecutionFilter {
@@ -624,7 +646,8 @@ fn executions_move_forward_and_list_with_filters() {
     let mut cursor = None;
     loop {
         let page = svc
-            .get_executions(GetExecutions {
+            .runs()
+            .list(GetExecutions {
                 filter: Default::default(),
                 limit: Some(3),
                 cursor,
@@ -640,14 +663,15 @@ fn executions_move_forward_and_list_with_filters() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    svc.delete_execution(ExecutionId { id: ids[1].clone() })
+    svc.runs()
+        .delete(ExecutionId { id: ids[1].clone() })
         .unwrap();
     assert!(matches!(
-        svc.get_execution(ExecutionId { id: ids[1].clone() }),
+        svc.runs().get(ExecutionId { id: ids[1].clone() }),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        svc.get_executions(GetExecutions {
+        svc.runs().list(GetExecutions {
             filter: ExecutionFilter {
                 workflow_id: Some("nope".into()),
                 ..Default::default()
@@ -657,7 +681,7 @@ fn executions_move_forward_and_list_with_filters() {
         Err(Error::NotFound { .. })
     ));
     let err = assert_unchanged(&svc, || {
-        svc.start_execution(StartExecution {
+        svc.runs().start(StartExecution {
             workflow_id: "nope".into(),
             ..Default::default()
         })
@@ -673,20 +697,22 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
     for i in 0..10 {
         clock.set(T0 + i * 1000);
         let e = svc
-            .start_execution(StartExecution {
+            .runs()
+            .start(StartExecution {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
         if i != 2 {
-            svc.finish_execution(FinishExecution {
-                id: e.id,
-                status: ExecutionStatus::Succeeded,
-                exit_code: Some(0),
-                output: None,
-                error: None,
-            })
-            .unwrap();
+            svc.runs()
+                .finish(FinishExecution {
+                    id: e.id,
+                    status: ExecutionStatus::Succeeded,
+                    exit_code: Some(0),
+                    output: None,
+                    error: None,
+                })
+                .unwrap();
         }
     }
     let prune = ExecutionFilter {
@@ -696,20 +722,18 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
         until: Some(T0 + 5000),
     };
     assert_eq!(
-        svc.prune_preview(&prune).unwrap(),
+        svc.runs().prune_preview(&prune).unwrap(),
         4,
         "runs 0,1,3,4; the running one (2) is kept"
     );
     let before = svc.event_count().unwrap();
-    assert_eq!(svc.prune_executions(prune.clone()).unwrap().deleted, 4);
+    assert_eq!(svc.runs().prune(prune.clone()).unwrap().deleted, 4);
     assert_eq!(svc.event_count().unwrap(), before + 1);
     assert_eq!(
-        svc.count_executions(ExecutionFilter::default())
-            .unwrap()
-            .count,
+        svc.runs().count(ExecutionFilter::default()).unwrap().count,
         6
     );
-    assert_eq!(svc.prune_executions(prune).unwrap().deleted, 0);
+    assert_eq!(svc.runs().prune(prune).unwrap().deleted, 0);
     assert_eq!(
         svc.event_count().unwrap(),
         before + 1,
@@ -725,25 +749,28 @@ fn export_streams_each_format_with_csv_quoting() {
     let tricky = "comma, \"quote\"\nnewline";
     for i in 0..3 {
         let e = svc
-            .start_execution(StartExecution {
+            .runs()
+            .start(StartExecution {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
-        svc.finish_execution(FinishExecution {
-            id: e.id,
-            status: ExecutionStatus::Failed,
-            exit_code: Some(i),
-            output: Some(json!({"note": tricky})),
-            error: Some(tricky.into()),
-        })
-        .unwrap();
+        svc.runs()
+            .finish(FinishExecution {
+                id: e.id,
+                status: ExecutionStatus::Failed,
+                exit_code: Some(i),
+                output: Some(json!({"note": tricky})),
+                error: Some(tricky.into()),
+            })
+            .unwrap();
     }
     let export = |format| {
         let mut buf = Vec::new();
         let mut calls = 0;
         let n = svc
-            .export_executions(&ExecutionFilter::default(), format, &mut buf, &mut |_| {
+            .runs()
+            .export(&ExecutionFilter::default(), format, &mut buf, &mut |_| {
                 calls += 1;
                 Ok(())
             })
@@ -786,7 +813,8 @@ fn export_streams_each_format_with_csv_quoting() {
         status: Some(ExecutionStatus::Cancelled),
         ..Default::default()
     };
-    svc.export_executions(&filter, ExportFormat::Json, &mut buf, &mut |_| Ok(()))
+    svc.runs()
+        .export(&filter, ExportFormat::Json, &mut buf, &mut |_| Ok(()))
         .unwrap();
     assert_eq!(
         serde_json::from_slice::<Vec<serde_json::Value>>(&buf)
@@ -809,7 +837,8 @@ fn reopening_keeps_data_device_and_schema() {
     assert_eq!(again.dump_read_tables().unwrap(), dump);
     assert_eq!(
         again
-            .get_workflow(WorkflowId { id: wf.id })
+            .workflows()
+            .get(WorkflowId { id: wf.id })
             .unwrap()
             .spec
             .name,
@@ -865,7 +894,8 @@ fn validate_config_reports_without_writing() {
     let (svc, _) = open(&dir);
     let wf = create(&svc, "a");
     let ok = svc
-        .validate_config(ValidateConfig {
+        .configs()
+        .validate(ValidateConfig {
             workflow_id: wf.id.clone(),
             config: None,
         })
@@ -875,7 +905,8 @@ fn validate_config_reports_without_writing() {
     bad["values"]["retries"] = json!(99);
     let events = svc.event_count().unwrap();
     let report = svc
-        .validate_config(ValidateConfig {
+        .configs()
+        .validate(ValidateConfig {
             workflow_id: wf.id.clone(),
             config: Some(bad),
         })
@@ -902,7 +933,8 @@ fn import_records_finished_runs_all_or_nothing() {
         trigger: None,
     };
     let report = svc
-        .import_executions(ImportExecutions {
+        .runs()
+        .import(ImportExecutions {
             executions: vec![
                 run(&a.id, 1_000, ExecutionStatus::Succeeded),
                 run(&a.id, 2_000, ExecutionStatus::Failed),
@@ -912,7 +944,8 @@ fn import_records_finished_runs_all_or_nothing() {
         .unwrap();
     assert_eq!(report.imported, 3);
     let page = svc
-        .get_executions(GetExecutions {
+        .runs()
+        .list(GetExecutions {
             filter: ExecutionFilter {
                 workflow_id: Some(a.id.clone()),
                 ..Default::default()
@@ -932,7 +965,7 @@ fn import_records_finished_runs_all_or_nothing() {
 
     // One bad entry (unknown workflow) rejects all of them.
     let err = assert_unchanged(&svc, || {
-        svc.import_executions(ImportExecutions {
+        svc.runs().import(ImportExecutions {
             executions: vec![
                 run(&a.id, 5_000, ExecutionStatus::Succeeded),
                 run("ghost", 6_000, ExecutionStatus::Succeeded),
@@ -943,7 +976,7 @@ fn import_records_finished_runs_all_or_nothing() {
     let mut backwards = run(&a.id, 9_000, ExecutionStatus::Running);
     backwards.completed_at = 1;
     let err = assert_unchanged(&svc, || {
-        svc.import_executions(ImportExecutions {
+        svc.runs().import(ImportExecutions {
             executions: vec![backwards],
         })
     });
@@ -980,31 +1013,36 @@ fn retention_by_age_and_count_global_and_per_workflow() {
             })
             .collect::<Vec<_>>()
     };
-    svc.import_executions(ImportExecutions {
-        executions: runs(&a.id),
-    })
-    .unwrap();
-    svc.import_executions(ImportExecutions {
-        executions: runs(&b.id),
-    })
-    .unwrap();
+    svc.runs()
+        .import(ImportExecutions {
+            executions: runs(&a.id),
+        })
+        .unwrap();
+    svc.runs()
+        .import(ImportExecutions {
+            executions: runs(&b.id),
+        })
+        .unwrap();
     clock.set(T0 + 10 * day);
-    svc.start_execution(StartExecution {
-        workflow_id: a.id.clone(),
-        ..Default::default()
-    })
-    .unwrap();
-    let count = |wf: &str| {
-        svc.count_executions(ExecutionFilter {
-            workflow_id: Some(wf.to_owned()),
+    svc.runs()
+        .start(StartExecution {
+            workflow_id: a.id.clone(),
             ..Default::default()
         })
-        .unwrap()
-        .count
+        .unwrap();
+    let count = |wf: &str| {
+        svc.runs()
+            .count(ExecutionFilter {
+                workflow_id: Some(wf.to_owned()),
+                ..Default::default()
+            })
+            .unwrap()
+            .count
     };
 
     // Global: keep 3 days. Runs started on days 0..=6 are older than that.
     let settings = svc
+        .settings()
         .set_retention(SetRetention {
             workflow_id: None,
             policy: flowkeep_core::config::RetentionPolicy {
@@ -1015,16 +1053,18 @@ fn retention_by_age_and_count_global_and_per_workflow() {
         .unwrap();
     assert_eq!(settings.retention.max_age.as_deref(), Some("3d"));
     // b has its own policy: keep the newest 5, whatever their age.
-    svc.set_retention(SetRetention {
-        workflow_id: Some(b.id.clone()),
-        policy: flowkeep_core::config::RetentionPolicy {
-            max_age: None,
-            max_count: Some(5),
-        },
-    })
-    .unwrap();
+    svc.settings()
+        .set_retention(SetRetention {
+            workflow_id: Some(b.id.clone()),
+            policy: flowkeep_core::config::RetentionPolicy {
+                max_age: None,
+                max_count: Some(5),
+            },
+        })
+        .unwrap();
     clock.set(T0 + 10 * day - 3_600_000); // an hour before day 7 turns 3 days old
     let report = svc
+        .settings()
         .apply_retention(ApplyRetention { workflow_id: None })
         .unwrap();
     assert_eq!(count(&a.id), 4, "days 7, 8, 9 and the running one");
@@ -1033,7 +1073,8 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     // Pruning again deletes nothing and records nothing.
     let events = svc.event_count().unwrap();
     assert_eq!(
-        svc.apply_retention(ApplyRetention { workflow_id: None })
+        svc.settings()
+            .apply_retention(ApplyRetention { workflow_id: None })
             .unwrap()
             .deleted,
         0
@@ -1041,15 +1082,17 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     assert_eq!(svc.event_count().unwrap(), events);
     // The running run is never pruned, even past every limit.
     clock.set(T0 + 100 * day);
-    svc.apply_retention(ApplyRetention {
-        workflow_id: Some(a.id.clone()),
-    })
-    .unwrap();
+    svc.settings()
+        .apply_retention(ApplyRetention {
+            workflow_id: Some(a.id.clone()),
+        })
+        .unwrap();
     assert_eq!(count(&a.id), 1);
 
     // Settings and policies are in the audit trail and survive a rebuild.
     let history = svc
-        .workflow_history(WorkflowHistory {
+        .workflows()
+        .history(WorkflowHistory {
             workflow_id: b.id.clone(),
         })
         .unwrap();
@@ -1060,7 +1103,8 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     svc.rebuild_projections().unwrap();
     assert_eq!(svc.dump_read_tables().unwrap(), live);
     assert_eq!(
-        svc.get_settings(GetSettings {})
+        svc.settings()
+            .get(GetSettings {})
             .unwrap()
             .retention
             .max_age
@@ -1069,20 +1113,22 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     );
 
     // Removing the global policy: an empty policy.
-    svc.set_retention(SetRetention {
-        workflow_id: None,
-        policy: Default::default(),
-    })
-    .unwrap();
+    svc.settings()
+        .set_retention(SetRetention {
+            workflow_id: None,
+            policy: Default::default(),
+        })
+        .unwrap();
     assert!(svc
-        .get_settings(GetSettings {})
+        .settings()
+        .get(GetSettings {})
         .unwrap()
         .retention
         .is_empty());
 
     // Bad policies name their field and change nothing.
     let err = assert_unchanged(&svc, || {
-        svc.set_retention(SetRetention {
+        svc.settings().set_retention(SetRetention {
             workflow_id: None,
             policy: flowkeep_core::config::RetentionPolicy {
                 max_age: Some("forever".into()),

@@ -24,12 +24,13 @@ fn device(dir: &std::path::Path, actor: &str) -> Service {
 }
 
 fn describe(svc: &Service, id: &str, text: &str) {
-    svc.update_workflow(UpdateWorkflow {
-        id: id.to_owned(),
-        description: Some(text.to_owned()),
-        ..Default::default()
-    })
-    .unwrap();
+    svc.workflows()
+        .update(UpdateWorkflow {
+            id: id.to_owned(),
+            description: Some(text.to_owned()),
+            ..Default::default()
+        })
+        .unwrap();
 }
 
 #[test]
@@ -40,17 +41,18 @@ fn a_local_edit_written_between_push_and_merge_is_never_lost() {
     let a = device(dir_a.path(), "alice");
     let b = device(dir_b.path(), "bob");
     let wf = a
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "shared".into(),
             ..Default::default()
         })
         .unwrap();
-    let join = a.sync_init(&server.url, &token).unwrap().join;
-    b.sync_join(&join, &token).unwrap();
+    let join = a.sync().init(&server.url, &token).unwrap().join;
+    b.sync().join(&join, &token).unwrap();
 
     // Bob changes the description and syncs: the server has it.
     describe(&b, &wf.id, "bob's");
-    b.sync_now().unwrap();
+    b.sync().now().unwrap();
 
     // Alice syncs; after her push, while documents are being opened (before
     // Bob's change is merged), another process on her machine edits the same
@@ -63,7 +65,7 @@ fn a_local_edit_written_between_push_and_merge_is_never_lost() {
             describe(&other_process, &id, "alice's");
         }
     }));
-    a.sync_now().unwrap();
+    a.sync().now().unwrap();
     assert!(
         edited.load(Ordering::SeqCst),
         "the edit went in mid-session"
@@ -71,10 +73,10 @@ fn a_local_edit_written_between_push_and_merge_is_never_lost() {
 
     // Everyone syncs until quiet.
     for _ in 0..2 {
-        a.sync_now().unwrap();
-        b.sync_now().unwrap();
+        a.sync().now().unwrap();
+        b.sync().now().unwrap();
     }
-    let get = |s: &Service| s.get_workflow(WorkflowId { id: wf.id.clone() }).unwrap();
+    let get = |s: &Service| s.workflows().get(WorkflowId { id: wf.id.clone() }).unwrap();
     let (wa, wb) = (get(&a), get(&b));
     assert_eq!(wa.spec, wb.spec, "the devices converge");
     let winner = wa.spec.description.clone();

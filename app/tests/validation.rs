@@ -24,14 +24,16 @@ fn fifty_unicode_word_patterns_are_accepted_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "rx".into(),
             config: Some(fifty(r"\w{120}", "a")),
             ..Default::default()
         })
         .unwrap();
     let out = svc
-        .set_config_value(SetConfigValue {
+        .configs()
+        .set_value(SetConfigValue {
             workflow_id: wf.id.clone(),
             key: "p1".into(),
             value: json!("é".repeat(120)),
@@ -40,7 +42,8 @@ fn fifty_unicode_word_patterns_are_accepted_and_checked() {
         .unwrap();
     assert_eq!(out.revision, wf.revision + 1);
     let err = svc
-        .set_config_value(SetConfigValue {
+        .configs()
+        .set_value(SetConfigValue {
             workflow_id: wf.id.clone(),
             key: "p2".into(),
             value: json!("too short"),
@@ -61,7 +64,8 @@ fn a_pattern_too_large_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _) = open(&dir);
     let wf = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "rx".into(),
             config: Some(fifty("^[a-z]+$", "a")),
             ..Default::default()
@@ -71,7 +75,8 @@ fn a_pattern_too_large_is_refused_and_changes_nothing() {
     let dump = svc.dump_read_tables().unwrap();
     for config in [fifty(r"\w{1000}", "a"), fifty(r"(\w{100}){100}", "a")] {
         let err = svc
-            .update_config(UpdateConfig {
+            .configs()
+            .update(UpdateConfig {
                 workflow_id: wf.id.clone(),
                 config,
                 expected_revision: None,
@@ -94,7 +99,8 @@ fn a_pattern_too_large_is_refused_and_changes_nothing() {
         );
     }
     let err = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "rx2".into(),
             config: Some(fifty(r"\w{1000}", "a")),
             ..Default::default()

@@ -28,13 +28,17 @@ pub fn call(svc: &Service, runs: &UiRuns, name: &str, input: Value) -> Result<Va
 /// `stop` is set.
 pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
     let syncing = svc
-        .sync_status(Default::default())
+        .sync()
+        .status(Default::default())
         .map(|s| s.configured)
         .unwrap_or(false);
     syncing.then(|| {
         let (svc, stop) = (svc.clone(), stop.clone());
         std::thread::spawn(move || {
-            if let Err(e) = svc.sync_watch(&stop, std::time::Duration::from_millis(100), |_| {}) {
+            if let Err(e) = svc
+                .sync()
+                .watch(&stop, std::time::Duration::from_millis(100), |_| {})
+            {
                 tracing::warn!("background sync stopped: {e}");
             }
         })
@@ -93,7 +97,7 @@ impl UiRuns {
                 })),
             };
             // The output is in the run's log file and tails; nobody watches it live here.
-            let result = svc.run_workflow(req, &cancel, Arc::new(|_, _: &[u8]| {}));
+            let result = svc.runs().run(req, &cancel, Arc::new(|_, _: &[u8]| {}));
             match result {
                 Ok(e) => {
                     active.lock().unwrap().remove(&e.id);

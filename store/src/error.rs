@@ -41,7 +41,7 @@ impl Error {
 
     pub fn execution_not_found(id: &str) -> Error {
         Error::NotFound {
-            entity: "execution",
+            entity: "run",
             id: id.to_owned(),
         }
     }

@@ -19,7 +19,7 @@ use flowkeep_core::execution::{Execution, ExecutionStatus};
 use flowkeep_core::FieldError;
 use serde_json::{json, Value};
 
-use crate::{Error, Result, Service};
+use crate::{Error, Result, RunService};
 use flowkeep_store::queries;
 
 /// Which of the child's output streams a chunk came from.
@@ -45,18 +45,13 @@ pub struct RunRequest {
     pub on_start: Option<OnStart>,
 }
 
-impl Service {
+impl RunService<'_> {
     /// Validates the config with the overrides, records `execution.started`,
     /// runs the command (config values as JSON on stdin and in the file
     /// named by `FLOWKEEP_CONFIG`), passes output to `sink` as it arrives,
     /// and records `execution.finished`. An invalid config refuses to run
     /// and records nothing. Setting `cancel` stops the run (`cancelled`).
-    pub fn run_workflow(
-        &self,
-        req: RunRequest,
-        cancel: &AtomicBool,
-        sink: OutputSink,
-    ) -> Result<Execution> {
+    pub fn run(&self, req: RunRequest, cancel: &AtomicBool, sink: OutputSink) -> Result<Execution> {
         let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
             return Err(Error::invalid(
                 "run",
@@ -100,7 +95,7 @@ impl Service {
         }
         let values = Value::Object(config.effective_values());
 
-        let execution = self.start_execution(StartExecution {
+        let execution = self.runs().start(StartExecution {
             workflow_id: wf.id.clone(),
             status: None,
             trigger: Some(req.trigger),
@@ -183,7 +178,7 @@ impl Service {
             "truncated": finished.stdout.truncated() || finished.stderr.truncated(),
             "log": log.display().to_string(),
         });
-        let done = self.finish_execution(FinishExecution {
+        let done = self.runs().finish(FinishExecution {
             id: execution.id.clone(),
             status,
             exit_code,
@@ -193,14 +188,14 @@ impl Service {
         dir.release();
         // Retention runs after the run is safely recorded; a failure here
         // must not turn a recorded run into an error.
-        let _ = self.apply_retention(ApplyRetention {
+        let _ = self.settings().apply_retention(ApplyRetention {
             workflow_id: Some(wf.id.clone()),
         });
         Ok(done)
     }
 
     fn fail(&self, id: &str, error: String, output: Value) -> Result<Execution> {
-        self.finish_execution(FinishExecution {
+        self.runs().finish(FinishExecution {
             id: id.to_owned(),
             status: ExecutionStatus::Failed,
             exit_code: None,
@@ -237,7 +232,7 @@ impl Service {
                 continue;
             }
             let log = dir.join("output.log");
-            let finished = self.finish_execution(FinishExecution {
+            let finished = self.runs().finish(FinishExecution {
                 id: id.clone(),
                 status: ExecutionStatus::Failed,
                 exit_code: None,

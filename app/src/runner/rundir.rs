@@ -28,7 +28,7 @@ fn not_a_uuid(execution_id: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
         format!(
-            "execution id {:?} is not a UUID",
+            "run id {:?} is not a UUID",
             execution_id.chars().take(64).collect::<String>()
         ),
     )

@@ -9,15 +9,15 @@ use flowkeep_core::events::{Event, WorkflowApprovedV1};
 use flowkeep_core::workflow::{FieldChange, Workflow};
 use rusqlite::Connection;
 
-use super::{check_revision, Service};
+use super::{check_revision, WorkflowService};
 use crate::{Error, Result};
 use flowkeep_store::event_log::{self, Expected};
 use flowkeep_store::queries;
 
-impl Service {
+impl WorkflowService<'_> {
     /// Approves the run spec and retention policy the workflow has now.
     /// Approving what is already approved appends nothing.
-    pub fn approve_workflow(&self, mut input: ApproveWorkflow) -> Result<Workflow> {
+    pub fn approve(&self, mut input: ApproveWorkflow) -> Result<Workflow> {
         input.check()?;
         self.write(|w| {
             let wf = queries::workflows::get(w.conn, &input.id)?;

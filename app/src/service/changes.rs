@@ -79,25 +79,28 @@ mod tests {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let start = svc.latest_seq().unwrap();
         let wf = svc
-            .create_workflow(CreateWorkflow {
+            .workflows()
+            .create(CreateWorkflow {
                 name: "w".into(),
                 ..Default::default()
             })
             .unwrap();
         let run = svc
-            .start_execution(StartExecution {
+            .runs()
+            .start(StartExecution {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
-        svc.finish_execution(FinishExecution {
-            id: run.id.clone(),
-            status: ExecutionStatus::Succeeded,
-            exit_code: Some(0),
-            output: None,
-            error: None,
-        })
-        .unwrap();
+        svc.runs()
+            .finish(FinishExecution {
+                id: run.id.clone(),
+                status: ExecutionStatus::Succeeded,
+                exit_code: Some(0),
+                output: None,
+                error: None,
+            })
+            .unwrap();
         let changes = svc.changes_since(start, 10).unwrap();
         let seen: Vec<(&str, Option<&str>, Option<&str>)> = changes
             .iter()

@@ -5,18 +5,18 @@ use flowkeep_core::workflow::Workflow;
 use flowkeep_core::FieldError;
 use serde_json::Value;
 
-use super::{parse_config, validation_context, ChangeKind, Service};
+use super::{parse_config, validation_context, ChangeKind, ConfigService};
 use crate::{Error, Result};
 use flowkeep_store::queries;
 
-impl Service {
-    pub fn get_config(&self, mut input: GetConfig) -> Result<ConfigOut> {
+impl ConfigService<'_> {
+    pub fn get(&self, mut input: GetConfig) -> Result<ConfigOut> {
         input.check()?;
         let wf = self.read(|c| Ok(queries::workflows::get(c, &input.workflow_id)?))?;
         Ok(config_out(wf))
     }
 
-    pub fn update_config(&self, mut input: UpdateConfig) -> Result<ConfigOut> {
+    pub fn update(&self, mut input: UpdateConfig) -> Result<ConfigOut> {
         input.check()?;
         let doc = parse_config(&input.config)?;
         let wf = self.change_workflow(
@@ -32,7 +32,7 @@ impl Service {
     }
 
     /// Sets one value; a string is first converted to the field's type.
-    pub fn set_config_value(&self, mut input: SetConfigValue) -> Result<ConfigOut> {
+    pub fn set_value(&self, mut input: SetConfigValue) -> Result<ConfigOut> {
         input.check()?;
         let key = input.key;
         let value = input.value;
@@ -65,7 +65,7 @@ impl Service {
     }
 
     /// Validates the stored config, or a proposed one, without changing anything.
-    pub fn validate_config(&self, mut input: ValidateConfig) -> Result<ValidationReport> {
+    pub fn validate(&self, mut input: ValidateConfig) -> Result<ValidationReport> {
         input.check()?;
         let wf = self.read(|c| Ok(queries::workflows::get(c, &input.workflow_id)?))?;
         let errors: Vec<FieldError> = match &input.config {

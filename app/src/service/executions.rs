@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params_from_iter, Connection};
 
-use super::{Service, Writer};
+use super::{RunService, Writer};
 use crate::{Error, Result};
 use flowkeep_store::event_log::Expected;
 use flowkeep_store::queries;
 
-impl Service {
+impl RunService<'_> {
     /// Records the start of a run (`running`, or `queued`).
-    pub fn start_execution(&self, mut input: StartExecution) -> Result<Execution> {
+    pub fn start(&self, mut input: StartExecution) -> Result<Execution> {
         input.check()?;
         let status = input.status.unwrap_or(ExecutionStatus::Running);
         if status.is_terminal() {
@@ -48,7 +48,7 @@ impl Service {
 
     /// Records how a run ended. Status only moves forward: finishing a run
     /// twice is a conflict.
-    pub fn finish_execution(&self, mut input: FinishExecution) -> Result<Execution> {
+    pub fn finish(&self, mut input: FinishExecution) -> Result<Execution> {
         input.check()?;
         if !input.status.is_terminal() {
             return Err(Error::invalid(
@@ -61,7 +61,7 @@ impl Service {
             let current = queries::executions::get(w.conn, &input.id)?;
             if !current.status.can_move_to(input.status) {
                 return Err(Error::Conflict(format!(
-                    "execution {} is already {}; status only moves forward",
+                    "run {} is already {}; status only moves forward",
                     current.id, current.status
                 )));
             }
@@ -79,7 +79,7 @@ impl Service {
 
     /// Records finished runs in bulk, in one transaction, each as one
     /// `execution.recorded` event. Any invalid entry rejects the whole import.
-    pub fn import_executions(&self, mut input: ImportExecutions) -> Result<ImportReport> {
+    pub fn import(&self, mut input: ImportExecutions) -> Result<ImportReport> {
         input.check()?;
         let mut problems = Vec::new();
         for (i, e) in input.executions.iter().enumerate() {
@@ -140,12 +140,12 @@ impl Service {
         })
     }
 
-    pub fn get_execution(&self, mut input: ExecutionId) -> Result<Execution> {
+    pub fn get(&self, mut input: ExecutionId) -> Result<Execution> {
         input.check()?;
         self.read(|c| Ok(queries::executions::get(c, &input.id)?))
     }
 
-    pub fn get_executions(&self, mut input: GetExecutions) -> Result<Page<Execution>> {
+    pub fn list(&self, mut input: GetExecutions) -> Result<Page<Execution>> {
         input.check()?;
         self.read(|c| {
             if let Some(w) = &input.filter.workflow_id {
@@ -164,13 +164,13 @@ impl Service {
     }
 
     /// How many runs the filter matches (`count_executions`).
-    pub fn count_executions(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
+    pub fn count(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
         input.check()?;
         let count = self.read(|c| Ok(queries::executions::count(c, &input)?))?;
         Ok(ExecutionCount { count })
     }
 
-    pub fn delete_execution(&self, mut input: ExecutionId) -> Result<Deleted> {
+    pub fn delete(&self, mut input: ExecutionId) -> Result<Deleted> {
         input.check()?;
         let deleted = self.write(|w| {
             let current = queries::executions::get(w.conn, &input.id)?;
@@ -197,8 +197,9 @@ impl Service {
 
     /// Deletes the finished runs a filter matches (`until` required), in
     /// batches.
-    pub fn prune_executions(&self, input: ExecutionFilter) -> Result<PruneReport> {
-        self.prune_executions_with(input, &AtomicBool::new(false), &mut |_| {})
+    pub fn prune(&self, input: ExecutionFilter) -> Result<PruneReport> {
+        self.runs()
+            .prune_with(input, &AtomicBool::new(false), &mut |_| {})
     }
 
     /// `prune_executions` in bounded batches, each its own transaction and
@@ -206,7 +207,7 @@ impl Service {
     /// other writer waits for more than one batch; the first deletes about
     /// `PRUNE_BATCH` runs, the next ones as many as take about 40 ms here. `on_batch` gets the runs deleted so far; setting `stop`
     /// ends it after the current batch, keeping what was committed.
-    pub fn prune_executions_with(
+    pub fn prune_with(
         &self,
         mut input: ExecutionFilter,
         stop: &AtomicBool,

@@ -3,15 +3,15 @@ use flowkeep_core::events::Event;
 use flowkeep_core::workflow::{self, FieldChange, WorkflowSpec};
 use serde_json::Value;
 
-use super::Service;
+use super::WorkflowService;
 use crate::{Error, Result};
 use flowkeep_store::{event_log, queries};
 
-impl Service {
+impl WorkflowService<'_> {
     /// The audit trail of one workflow, oldest first: every event with who,
     /// when, which device, and each changed field's old and new value.
     /// Works for deleted workflows too.
-    pub fn workflow_history(&self, mut input: WorkflowHistory) -> Result<Vec<HistoryEntry>> {
+    pub fn history(&self, mut input: WorkflowHistory) -> Result<Vec<HistoryEntry>> {
         input.check()?;
         self.read(|c| {
             if queries::workflows::load(c, &input.workflow_id)?.is_none() {

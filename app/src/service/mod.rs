@@ -6,6 +6,7 @@ mod approval;
 mod changes;
 mod config;
 mod executions;
+mod facets;
 mod history;
 mod settings;
 mod workflows;
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 pub(crate) use approval::ensure_approved;
 pub use changes::Change;
 pub use executions::{PRUNE_BATCH, PRUNE_BATCH_MAX};
+pub use facets::{ConfigService, RunService, SettingsService, SyncService, WorkflowService};
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
@@ -115,7 +117,7 @@ impl Service {
         let runs = path.parent().unwrap_or(Path::new(".")).join("runs");
         let mut svc = Service::new(Db::open(path, &opts)?, opts, Some(runs))?;
         svc.db_path = Some(path.to_owned());
-        svc.recover_interrupted()?;
+        svc.runs().recover_interrupted()?;
         Ok(svc)
     }
 

@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{ChangeKind, Service};
+use super::{ChangeKind, SettingsService};
 use crate::{Error, Result};
 use flowkeep_store::event_log::Expected;
 use flowkeep_store::queries;
 
 const SETTINGS_STREAM: &str = "settings";
 
-impl Service {
-    pub fn get_settings(&self, mut input: GetSettings) -> Result<Settings> {
+impl SettingsService<'_> {
+    pub fn get(&self, mut input: GetSettings) -> Result<Settings> {
         input.check()?;
         self.read(load_settings)
     }
@@ -114,8 +114,9 @@ impl Service {
         let mut deleted = 0;
         for cut in cuts {
             let before = deleted;
-            deleted +=
-                self.prune_batched(&cut, "retention", stop, &mut |n| on_batch(before + n))?;
+            deleted += self
+                .runs()
+                .prune_batched(&cut, "retention", stop, &mut |n| on_batch(before + n))?;
             if stop.load(Ordering::Relaxed) {
                 break;
             }

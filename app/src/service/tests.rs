@@ -56,16 +56,17 @@ fn open(dir: &tempfile::TempDir) -> Arc<Service> {
 }
 
 fn create(svc: &Service, name: &str) -> String {
-    svc.create_workflow(CreateWorkflow {
-        name: name.into(),
-        config: Some(json!({
-            "fields": [{"key": "a", "type": "number"}, {"key": "b", "type": "number"}],
-            "values": {"a": 1, "b": 1}
-        })),
-        ..Default::default()
-    })
-    .unwrap()
-    .id
+    svc.workflows()
+        .create(CreateWorkflow {
+            name: name.into(),
+            config: Some(json!({
+                "fields": [{"key": "a", "type": "number"}, {"key": "b", "type": "number"}],
+                "values": {"a": 1, "b": 1}
+            })),
+            ..Default::default()
+        })
+        .unwrap()
+        .id
 }
 
 fn set(id: &str, key: &str, value: i64, expected_revision: Option<u64>) -> SetConfigValue {
@@ -78,7 +79,10 @@ fn set(id: &str, key: &str, value: i64, expected_revision: Option<u64>) -> SetCo
 }
 
 fn values(svc: &Service, id: &str) -> (u64, Value, Value) {
-    let wf = svc.get_workflow(WorkflowId { id: id.to_owned() }).unwrap();
+    let wf = svc
+        .workflows()
+        .get(WorkflowId { id: id.to_owned() })
+        .unwrap();
     let v = &wf.spec.config.values;
     (wf.revision, v["a"].clone(), v["b"].clone())
 }
@@ -108,7 +112,7 @@ fn a_create_commits_while_another_change_is_being_validated() {
                 // Validation "takes" until the main thread says go (or gives up).
                 let _ = go_rx.recv();
             });
-            svc.set_config_value(set(&slow, "a", 2, None))
+            svc.configs().set_value(set(&slow, "a", 2, None))
         })
     };
     validating
@@ -142,10 +146,10 @@ fn a_revision_that_moved_during_validation_is_a_conflict_when_one_was_expected()
         let (svc, id) = (svc.clone(), id.clone());
         // While the change is validated, someone else's change commits.
         set_hook(move || {
-            svc.set_config_value(set(&id, "b", 9, None)).unwrap();
+            svc.configs().set_value(set(&id, "b", 9, None)).unwrap();
         });
     }
-    let got = svc.set_config_value(set(&id, "a", 2, Some(revision)));
+    let got = svc.configs().set_value(set(&id, "a", 2, Some(revision)));
     clear_hook();
     match got {
         Err(Error::Conflict(m)) => assert!(m.contains("expected revision"), "{m}"),
@@ -166,11 +170,11 @@ fn a_revision_that_moved_during_validation_is_edited_and_validated_again() {
         set_hook(move || {
             let n = validations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if n == 0 {
-                svc.set_config_value(set(&id, "b", 9, None)).unwrap();
+                svc.configs().set_value(set(&id, "b", 9, None)).unwrap();
             }
         });
     }
-    let got = svc.set_config_value(set(&id, "a", 2, None));
+    let got = svc.configs().set_value(set(&id, "a", 2, None));
     clear_hook();
     let got = got.unwrap();
     assert_eq!(got.revision, revision + 2);
@@ -191,7 +195,8 @@ fn an_edit_made_again_is_validated_again() {
         json!({"fields": [field], "values": {"a": "xx"}})
     };
     let id = svc
-        .create_workflow(CreateWorkflow {
+        .workflows()
+        .create(CreateWorkflow {
             name: "w".into(),
             config: Some(text(None)),
             ..Default::default()
@@ -203,15 +208,16 @@ fn an_edit_made_again_is_validated_again() {
         // "yy" is valid where the change was first made; meanwhile "a" gets
         // a pattern that refuses it. Only the second validation can know.
         set_hook(move || {
-            svc.update_config(flowkeep_core::commands::UpdateConfig {
-                workflow_id: id.clone(),
-                config: text(Some("^x+$")),
-                expected_revision: None,
-            })
-            .unwrap();
+            svc.configs()
+                .update(flowkeep_core::commands::UpdateConfig {
+                    workflow_id: id.clone(),
+                    config: text(Some("^x+$")),
+                    expected_revision: None,
+                })
+                .unwrap();
         });
     }
-    let got = svc.set_config_value(SetConfigValue {
+    let got = svc.configs().set_value(SetConfigValue {
         workflow_id: id.clone(),
         key: "a".into(),
         value: json!("yy"),
@@ -225,7 +231,7 @@ fn an_edit_made_again_is_validated_again() {
         ),
         other => panic!("want the new pattern to refuse the value, got {other:?}"),
     }
-    let wf = svc.get_workflow(WorkflowId { id }).unwrap();
+    let wf = svc.workflows().get(WorkflowId { id }).unwrap();
     assert_eq!(wf.spec.config.values["a"], json!("xx"));
     assert_eq!(wf.spec.config.fields[0].pattern.as_deref(), Some("^x+$"));
 }
@@ -241,10 +247,12 @@ fn a_workflow_that_never_stops_changing_ends_in_a_conflict() {
         let mut n = 0;
         set_hook(move || {
             n += 1;
-            svc.set_config_value(set(&id, "b", 100 + n, None)).unwrap();
+            svc.configs()
+                .set_value(set(&id, "b", 100 + n, None))
+                .unwrap();
         });
     }
-    let got = svc.set_config_value(set(&id, "a", 2, None));
+    let got = svc.configs().set_value(set(&id, "a", 2, None));
     clear_hook();
     assert!(matches!(got, Err(Error::Conflict(_))), "{got:?}");
     let attempts = super::CHANGE_ATTEMPTS as u64;

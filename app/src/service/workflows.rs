@@ -5,15 +5,15 @@ use flowkeep_core::commands::{
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, WorkflowSummary, DEFAULT_VERSION};
 
-use super::{check_revision, parse_config, validate_config, ChangeKind, Service};
+use super::{check_revision, parse_config, validate_config, ChangeKind, WorkflowService};
 use crate::Result;
 use flowkeep_store::event_log::Expected;
 use flowkeep_store::queries;
 
 const MAX_NAME: usize = 200;
 
-impl Service {
-    pub fn create_workflow(&self, mut input: CreateWorkflow) -> Result<Workflow> {
+impl WorkflowService<'_> {
+    pub fn create(&self, mut input: CreateWorkflow) -> Result<Workflow> {
         input.check()?;
         let config = match &input.config {
             Some(v) => parse_config(v)?,
@@ -49,7 +49,7 @@ impl Service {
         })
     }
 
-    pub fn update_workflow(&self, mut input: UpdateWorkflow) -> Result<Workflow> {
+    pub fn update(&self, mut input: UpdateWorkflow) -> Result<Workflow> {
         input.check()?;
         let config = input.config.as_ref().map(parse_config).transpose()?;
         self.change_workflow(
@@ -77,7 +77,7 @@ impl Service {
         )
     }
 
-    pub fn delete_workflow(&self, mut input: DeleteWorkflow) -> Result<Deleted> {
+    pub fn delete(&self, mut input: DeleteWorkflow) -> Result<Deleted> {
         input.check()?;
         self.write(|w| {
             let current = queries::workflows::get(w.conn, &input.id)?;
@@ -93,32 +93,32 @@ impl Service {
         })
     }
 
-    pub fn get_workflow(&self, mut input: WorkflowId) -> Result<Workflow> {
+    pub fn get(&self, mut input: WorkflowId) -> Result<Workflow> {
         input.check()?;
         self.read(|c| Ok(queries::workflows::get(c, &input.id)?))
     }
 
-    pub fn list_workflows(&self, mut input: ListWorkflows) -> Result<Page<WorkflowSummary>> {
+    pub fn list(&self, mut input: ListWorkflows) -> Result<Page<WorkflowSummary>> {
         input.check()?;
         self.read(|c| Ok(queries::workflows::list(c, &input)?))
     }
 
     /// How many live workflows the list's search and tag match.
-    pub fn count_workflows(&self, mut input: CountWorkflows) -> Result<WorkflowCount> {
+    pub fn count(&self, mut input: CountWorkflows) -> Result<WorkflowCount> {
         input.check()?;
         let count = self.read(|c| Ok(queries::workflows::count(c, &input)?))?;
         Ok(WorkflowCount { count })
     }
 
     /// The tags in use, to suggest in a filter.
-    pub fn list_tags(&self, mut input: ListTags) -> Result<Vec<TagCount>> {
+    pub fn tags(&self, mut input: ListTags) -> Result<Vec<TagCount>> {
         input.check()?;
         self.read(|c| Ok(queries::workflows::tags(c, &input)?))
     }
 
     /// A new workflow with the source's spec and a new id; its history starts
     /// with a `workflow.created` event that names the source.
-    pub fn duplicate_workflow(&self, mut input: DuplicateWorkflow) -> Result<Workflow> {
+    pub fn duplicate(&self, mut input: DuplicateWorkflow) -> Result<Workflow> {
         input.check()?;
         let source = self.read(|c| Ok(queries::workflows::get(c, &input.id)?))?;
         let mut spec = source.spec.clone();
@@ -143,13 +143,14 @@ mod list_tests {
     use crate::Service;
 
     fn wf(svc: &Service, name: &str, tags: &[&str]) -> String {
-        svc.create_workflow(CreateWorkflow {
-            name: name.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            ..Default::default()
-        })
-        .unwrap()
-        .id
+        svc.workflows()
+            .create(CreateWorkflow {
+                name: name.into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..Default::default()
+            })
+            .unwrap()
+            .id
     }
 
     #[test]
@@ -161,21 +162,22 @@ mod list_tests {
             (10, ExecutionStatus::Succeeded),
             (20, ExecutionStatus::Failed),
         ] {
-            svc.import_executions(ImportExecutions {
-                executions: vec![ImportedExecution {
-                    workflow_id: ran.clone(),
-                    status,
-                    started_at,
-                    completed_at: started_at + 1,
-                    exit_code: None,
-                    output: None,
-                    error: None,
-                    trigger: None,
-                }],
-            })
-            .unwrap();
+            svc.runs()
+                .import(ImportExecutions {
+                    executions: vec![ImportedExecution {
+                        workflow_id: ran.clone(),
+                        status,
+                        started_at,
+                        completed_at: started_at + 1,
+                        exit_code: None,
+                        output: None,
+                        error: None,
+                        trigger: None,
+                    }],
+                })
+                .unwrap();
         }
-        let page = svc.list_workflows(ListWorkflows::default()).unwrap();
+        let page = svc.workflows().list(ListWorkflows::default()).unwrap();
         let last: Vec<(&str, Option<(ExecutionStatus, i64)>)> = page
             .items
             .iter()
@@ -201,35 +203,39 @@ mod list_tests {
         wf(&svc, "a", &["etl", "nightly"]);
         wf(&svc, "b", &["etl", "ops"]);
         let gone = wf(&svc, "c", &["edge"]);
-        svc.delete_workflow(DeleteWorkflow {
-            id: gone,
-            expected_revision: None,
-        })
-        .unwrap();
-        let count = |search: Option<&str>, tag: Option<&str>| {
-            svc.count_workflows(CountWorkflows {
-                search: search.map(str::to_owned),
-                tag: tag.map(str::to_owned),
+        svc.workflows()
+            .delete(DeleteWorkflow {
+                id: gone,
+                expected_revision: None,
             })
-            .unwrap()
-            .count
+            .unwrap();
+        let count = |search: Option<&str>, tag: Option<&str>| {
+            svc.workflows()
+                .count(CountWorkflows {
+                    search: search.map(str::to_owned),
+                    tag: tag.map(str::to_owned),
+                })
+                .unwrap()
+                .count
         };
         assert_eq!(count(None, None), 2, "the deleted one is not counted");
         assert_eq!(count(None, Some("etl")), 2);
         assert_eq!(count(Some("a"), Some("etl")), 1);
         assert_eq!(count(Some("  "), None), 2, "a blank search is no search");
-        let all = svc.list_tags(ListTags::default()).unwrap();
+        let all = svc.workflows().tags(ListTags::default()).unwrap();
         let names: Vec<(&str, u64)> = all.iter().map(|t| (t.tag.as_str(), t.workflows)).collect();
         assert_eq!(names, [("etl", 2), ("nightly", 1), ("ops", 1)]);
         let e = svc
-            .list_tags(ListTags {
+            .workflows()
+            .tags(ListTags {
                 prefix: Some("e".into()),
                 limit: None,
             })
             .unwrap();
         assert_eq!(e.len(), 1, "the deleted workflow's tag is not in use");
         let none = svc
-            .list_tags(ListTags {
+            .workflows()
+            .tags(ListTags {
                 prefix: Some("%".into()),
                 limit: None,
             })

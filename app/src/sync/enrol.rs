@@ -31,7 +31,7 @@ pub struct SyncDevices {
     pub devices: Vec<SyncDevice>,
 }
 
-impl Service {
+impl SyncService<'_> {
     /// `settings` holding a device credential: when it still holds the
     /// workspace token (a first sync, or a device set up before
     /// credentials), enrols this device and keeps only the credential.
@@ -59,8 +59,8 @@ impl Service {
     }
 
     /// The workspace's devices, as the server lists them.
-    pub fn sync_devices(&self) -> Result<SyncDevices> {
-        let Some(s) = self.settings()? else {
+    pub fn devices(&self) -> Result<SyncDevices> {
+        let Some(s) = self.sync_settings()? else {
             return Err(not_configured());
         };
         let rt = runtime()?;

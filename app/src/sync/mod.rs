@@ -73,7 +73,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::service::Writer;
-use crate::{Error, Result, Service};
+use crate::{Error, Result, Service, SyncService};
 use flowkeep_store::event_log::Expected;
 use flowkeep_store::{event_log, queries};
 

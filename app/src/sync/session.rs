@@ -5,11 +5,11 @@ use futures::StreamExt;
 
 use super::*;
 
-impl Service {
+impl SyncService<'_> {
     /// Sends local changes, receives the other devices', merges; returns when
     /// every document is in sync with the server.
-    pub fn sync_now(&self) -> Result<SyncReport> {
-        match self.settings()? {
+    pub fn now(&self) -> Result<SyncReport> {
+        match self.sync_settings()? {
             Some(s) if s.root.is_some() => self.session(s),
             _ => Err(not_configured()),
         }

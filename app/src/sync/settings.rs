@@ -20,7 +20,7 @@ impl Service {
         })
     }
 
-    pub(super) fn settings(&self) -> Result<Option<Settings>> {
+    pub(super) fn sync_settings(&self) -> Result<Option<Settings>> {
         let (Some(server), Some(token)) = (self.meta(META_SERVER)?, self.meta(META_TOKEN)?) else {
             return Ok(None);
         };
@@ -33,22 +33,61 @@ impl Service {
         }))
     }
 
+    /// Remembers why a sync could not reach or was refused by the server,
+    /// for `sync status` and the app's header; other errors are the
+    /// caller's to show.
+    pub(super) fn note_sync_error(&self, e: &Error) {
+        if let Error::Unavailable(message) = e {
+            let error = SyncError {
+                at: chrono::Utc::now().timestamp_millis(),
+                message: message.clone(),
+            };
+            let json = serde_json::to_string(&error).unwrap_or_default();
+            if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
+                tracing::warn!(error = %e, "could not record the sync error");
+            }
+        }
+    }
+
+    /// Records a successful sync: settings, time, and the local events sent.
+    pub(super) fn mark_synced(&self, settings: &Settings, join: &str, seq: i64) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let root = join.rsplit('#').next().unwrap_or_default().to_owned();
+        self.set_meta(&[
+            (META_SERVER, &settings.server),
+            (META_TOKEN, &settings.token),
+            (META_ROOT, &root),
+            (META_LAST, &now),
+            (META_SEQ, &seq.to_string()),
+            (
+                META_INSECURE,
+                if settings.allow_insecure { "1" } else { "0" },
+            ),
+            (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
+            (META_ERROR, ""),
+        ])
+    }
+
+    pub(super) fn max_seq(&self) -> Result<i64> {
+        self.read(
+            |c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?),
+        )
+    }
+}
+
+impl SyncService<'_> {
     /// Starts a workspace on the server from this device's workflows.
-    pub fn sync_init(&self, server: &str, token: &str) -> Result<SyncReport> {
-        self.sync_init_with(server, token, &SyncOptions::default())
+    pub fn init(&self, server: &str, token: &str) -> Result<SyncReport> {
+        self.sync()
+            .init_with(server, token, &SyncOptions::default())
     }
 
     /// `sync_init` with how to connect (`--allow-insecure`, `--ca-file`).
-    pub fn sync_init_with(
-        &self,
-        server: &str,
-        token: &str,
-        opts: &SyncOptions,
-    ) -> Result<SyncReport> {
+    pub fn init_with(&self, server: &str, token: &str, opts: &SyncOptions) -> Result<SyncReport> {
         check_transport(&check_server(server)?, opts.allow_insecure)?;
         check_options(opts)?;
         let token = check_token(token)?;
-        if let Some(s) = self.settings()? {
+        if let Some(s) = self.sync_settings()? {
             if s.root.is_some() {
                 return Err(Error::Conflict(format!(
                     "this device already syncs with {}; its join string is in `flowkeep sync status`",
@@ -67,17 +106,12 @@ impl Service {
     }
 
     /// Joins a workspace another device started, and receives everything.
-    pub fn sync_join(&self, join: &str, token: &str) -> Result<SyncReport> {
-        self.sync_join_with(join, token, &SyncOptions::default())
+    pub fn join(&self, join: &str, token: &str) -> Result<SyncReport> {
+        self.sync().join_with(join, token, &SyncOptions::default())
     }
 
     /// `sync_join` with how to connect (`--allow-insecure`, `--ca-file`).
-    pub fn sync_join_with(
-        &self,
-        join: &str,
-        token: &str,
-        opts: &SyncOptions,
-    ) -> Result<SyncReport> {
+    pub fn join_with(&self, join: &str, token: &str, opts: &SyncOptions) -> Result<SyncReport> {
         check_options(opts)?;
         let bad = || {
             Error::invalid(
@@ -91,7 +125,7 @@ impl Service {
         check_transport(&check_server(server)?, opts.allow_insecure)?;
         AutomergeUrl::from_str(root).map_err(|_| bad())?;
         let token = check_token(token)?;
-        if let Some(s) = self.settings()? {
+        if let Some(s) = self.sync_settings()? {
             if s.root.as_deref().is_some_and(|r| r != root) {
                 return Err(Error::Conflict(format!(
                     "this device already syncs another workspace with {}",
@@ -110,12 +144,9 @@ impl Service {
     }
 
     /// Server, last sync, pending local changes, rejections (`sync_status`).
-    pub fn sync_status(
-        &self,
-        mut input: flowkeep_core::commands::GetSyncStatus,
-    ) -> Result<SyncStatus> {
+    pub fn status(&self, mut input: flowkeep_core::commands::GetSyncStatus) -> Result<SyncStatus> {
         input.check()?;
-        let s = self.settings()?;
+        let s = self.sync_settings()?;
         let synced: i64 = self
             .meta(META_SEQ)?
             .and_then(|v| v.parse().ok())
@@ -181,52 +212,11 @@ impl Service {
         })
     }
 
-    /// Remembers why a sync could not reach or was refused by the server,
-    /// for `sync status` and the app's header; other errors are the
-    /// caller's to show.
-    pub(super) fn note_sync_error(&self, e: &Error) {
-        if let Error::Unavailable(message) = e {
-            let error = SyncError {
-                at: chrono::Utc::now().timestamp_millis(),
-                message: message.clone(),
-            };
-            let json = serde_json::to_string(&error).unwrap_or_default();
-            if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
-                tracing::warn!(error = %e, "could not record the sync error");
-            }
-        }
-    }
-
-    /// Records a successful sync: settings, time, and the local events sent.
-    pub(super) fn mark_synced(&self, settings: &Settings, join: &str, seq: i64) -> Result<()> {
-        let now = chrono::Utc::now().timestamp_millis().to_string();
-        let root = join.rsplit('#').next().unwrap_or_default().to_owned();
-        self.set_meta(&[
-            (META_SERVER, &settings.server),
-            (META_TOKEN, &settings.token),
-            (META_ROOT, &root),
-            (META_LAST, &now),
-            (META_SEQ, &seq.to_string()),
-            (
-                META_INSECURE,
-                if settings.allow_insecure { "1" } else { "0" },
-            ),
-            (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
-            (META_ERROR, ""),
-        ])
-    }
-
     /// Trusts a private CA (PEM) for this device's `wss://` server from now
     /// on (`sync now --ca-file`).
-    pub fn set_sync_ca(&self, ca_pem: &str) -> Result<()> {
+    pub fn set_ca(&self, ca_pem: &str) -> Result<()> {
         tls::check_ca_pem(ca_pem)?;
         self.set_meta(&[(META_CA, ca_pem)])
-    }
-
-    pub(super) fn max_seq(&self) -> Result<i64> {
-        self.read(
-            |c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?),
-        )
     }
 }
 

@@ -70,7 +70,7 @@ impl Subscriptions {
     }
 }
 
-impl Service {
+impl SyncService<'_> {
     /// Keeps this device in sync until `stop` is set: sends local changes and
     /// merges other devices' as they happen (local writes are looked for
     /// every `interval`; remote ones wake it at once), over one connection
@@ -78,15 +78,15 @@ impl Service {
     /// refused credential (a revoked device) or an untrusted certificate
     /// ends it with an error, also mid-watch. `on_round` sees rounds that
     /// moved data.
-    pub fn sync_watch(
+    pub fn watch(
         &self,
         stop: &AtomicBool,
         interval: Duration,
         mut on_round: impl FnMut(&SyncReport),
     ) -> Result<()> {
-        let settings = match self.settings()? {
+        let settings = match self.sync_settings()? {
             Some(s) if s.root.is_some() => s,
-            _ => return self.sync_now().map(drop),
+            _ => return self.sync().now().map(drop),
         };
         let Some(db_path) = self.db_path().map(|p| p.to_owned()) else {
             return Err(Error::invalid(

@@ -104,7 +104,8 @@ async fn export_executions(
             .map_err(|e| flowkeep_app::Error::Io(std::io::Error::other(e.to_string())))?;
         // `<path>.partial`, created new (0600) and renamed: as the CLI exports.
         let never = std::sync::atomic::AtomicBool::new(false);
-        svc.export_executions_to_file(&filter, format, &path, &never, &mut |_| {})?;
+        svc.runs()
+            .export_to_file(&filter, format, &path, &never, &mut |_| {})?;
         Ok(Some(path.display().to_string()))
     })
     .await

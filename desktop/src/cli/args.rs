@@ -31,12 +31,12 @@ pub enum Command {
     /// Read, change and validate a workflow's typed configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// The execution history: list, inspect, record, delete, prune, export.
+    /// Runs of workflows: list, inspect, record, delete, prune, export.
     #[command(subcommand)]
     Exec(ExecCmd),
     /// The audit trail of one workflow: who changed what, when, where.
     History { workflow: String },
-    /// Run the workflow's command with its config and record the execution.
+    /// Run the workflow's command with its config and record the run.
     /// Exit code: 0 succeeded, 1 failed or timed out, 130 cancelled, 3 invalid config.
     Run {
         workflow: String,

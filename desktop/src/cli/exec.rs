@@ -1,4 +1,4 @@
-//! `flowkeep exec …`: the execution history.
+//! `flowkeep exec …`: the history of runs.
 
 use std::io::{BufWriter, IsTerminal, Write};
 
@@ -69,11 +69,11 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
                 return Err(input_error(
                     "id",
                     "conflict",
-                    "give an execution ID or filters (--workflow, --status, --since, --until), not both",
+                    "give a run ID or filters (--workflow, --status, --since, --until), not both",
                 ));
             }
             let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
-            done(&d, format!("Deleted execution {}.\n", d.id))
+            done(&d, format!("Deleted run {}.\n", d.id))
         }
         ExecCmd::Delete {
             id: None,
@@ -98,7 +98,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             )?;
             done(
                 &e,
-                format!("Started execution {}\n{}", e.id, render::execution(&e)),
+                format!("Started run {}\n{}", e.id, render::execution(&e)),
             )
         }
         ExecCmd::Finish {
@@ -181,7 +181,7 @@ fn delete_matching(
         return Err(input_error(
             "id",
             "required",
-            "give an execution ID, or at least one of --workflow, --status, --since, --until",
+            "give a run ID, or at least one of --workflow, --status, --since, --until",
         ));
     }
     let now = now_ms();
@@ -205,10 +205,10 @@ fn prune_before(
         until: Some(before),
         ..Default::default()
     };
-    let expected = svc.prune_preview(&input)?;
+    let expected = svc.runs().prune_preview(&input)?;
     let r = prune_in_batches(svc, input, expected, json)?;
     let text = format!(
-        "Deleted {} finished execution(s) that started before {}.\n",
+        "Deleted {} finished run(s) that started before {}.\n",
         r.deleted,
         time_arg::show(before)
     );
@@ -219,7 +219,7 @@ fn prune_before(
 fn apply_retention(svc: &Service, workflow: Option<String>, json: bool) -> Out {
     let stop = super::progress::stop_on_signal()?;
     let bar = super::progress::Progress::new(json, 0, "retention: deleting runs");
-    let r = svc.apply_retention_with(
+    let r = svc.settings().apply_retention_with(
         ApplyRetention {
             workflow_id: workflow,
         },
@@ -229,7 +229,7 @@ fn apply_retention(svc: &Service, workflow: Option<String>, json: bool) -> Out {
     bar.finish();
     let r = r?;
     let settings = call::<GetSettingsCmd>(svc, GetSettings {})?;
-    let mut text = format!("Retention deleted {} finished execution(s).\n", r.deleted);
+    let mut text = format!("Retention deleted {} finished run(s).\n", r.deleted);
     if r.deleted == 0 && settings.retention.is_empty() {
         text.push_str("No global retention policy is set: `flowkeep exec retention --max-age 90d` sets one.\n");
     }
@@ -246,34 +246,36 @@ fn export(
     let Some(path) = out else {
         let stdout = std::io::stdout();
         let mut w = BufWriter::new(stdout.lock());
-        svc.export_executions(filter, format, &mut w, &mut |_| Ok(()))?;
+        svc.runs().export(filter, format, &mut w, &mut |_| Ok(()))?;
         w.flush()?;
         return Ok(None);
     };
     let total = if json || !std::io::stderr().is_terminal() {
         0
     } else {
-        svc.count_executions(filter.clone())?.count
+        svc.runs().count(filter.clone())?.count
     };
     let bar = super::progress::Progress::new(json, total, "exporting runs");
     // Written to `<out>.partial` and renamed at the end, see the store.
     let stop = super::progress::stop_on_signal()?;
-    let result = svc.export_executions_to_file(filter, format, &path, &stop, &mut |n| bar.set(n));
+    let result = svc
+        .runs()
+        .export_to_file(filter, format, &path, &stop, &mut |n| bar.set(n));
     bar.finish();
     let n = result?;
     done(
         &serde_json::json!({"exported": n, "out": path}),
-        format!("Exported {n} execution(s) to {}.\n", path.display()),
+        format!("Exported {n} run(s) to {}.\n", path.display()),
     )
 }
 
 /// Shows what a filtered delete will remove, asks (unless `--yes`), deletes.
 fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> Out {
-    let n = svc.prune_preview(&prune)?;
+    let n = svc.runs().prune_preview(&prune)?;
     if n == 0 {
         return done(
             &PruneReport { deleted: 0 },
-            "No finished executions match; nothing deleted.\n".to_owned(),
+            "No finished runs match; nothing deleted.\n".to_owned(),
         );
     }
     if !yes {
@@ -283,10 +285,10 @@ fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> 
             return Err(input_error(
                 "yes",
                 "required",
-                &format!("{n} execution(s) match; pass --yes to delete them without a prompt"),
+                &format!("{n} run(s) match; pass --yes to delete them without a prompt"),
             ));
         }
-        eprint!("{n} finished execution(s) will be deleted. Delete them? [y/N] ");
+        eprint!("{n} finished run(s) will be deleted. Delete them? [y/N] ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -299,7 +301,7 @@ fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> 
         }
     }
     let r = prune_in_batches(svc, prune, n, json)?;
-    done(&r, format!("Deleted {} execution(s).\n", r.deleted))
+    done(&r, format!("Deleted {} run(s).\n", r.deleted))
 }
 
 /// A prune in bounded batches with a progress bar; Ctrl-C stops it after
@@ -312,7 +314,7 @@ fn prune_in_batches(
 ) -> Result<PruneReport, Failure> {
     let stop = super::progress::stop_on_signal()?;
     let bar = super::progress::Progress::new(json, expected, "deleting runs");
-    let r = svc.prune_executions_with(prune, &stop, &mut |n| bar.set(n));
+    let r = svc.runs().prune_with(prune, &stop, &mut |n| bar.set(n));
     bar.finish();
     Ok(r?)
 }

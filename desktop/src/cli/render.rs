@@ -206,7 +206,7 @@ fn duration(ms: Option<i64>) -> String {
 pub fn execution_list(page: &Page<Execution>) -> String {
     let mut s = String::new();
     if page.items.is_empty() {
-        s.push_str("No executions.\n");
+        s.push_str("No runs.\n");
         return s;
     }
     let _ = writeln!(
@@ -238,7 +238,7 @@ pub fn execution_list(page: &Page<Execution>) -> String {
 
 pub fn execution(e: &Execution) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "execution {}", e.id);
+    let _ = writeln!(s, "run {}", e.id);
     let _ = writeln!(s, "  workflow  {}", e.workflow_id);
     let _ = writeln!(s, "  status    {}", e.status);
     let _ = writeln!(s, "  started   {}", show(e.started_at));

@@ -1,5 +1,5 @@
 //! `flowkeep run WF [--set KEY=VALUE]...`: run the workflow's command,
-//! stream its output live, record the execution.
+//! stream its output live, record the run.
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -55,7 +55,7 @@ pub fn run(
         trigger: "cli".to_owned(),
         on_start: None,
     };
-    let execution = svc.run_workflow(req, &cancel, sink)?;
+    let execution = svc.runs().run(req, &cancel, sink)?;
     let exit = match execution.status {
         ExecutionStatus::Succeeded => 0,
         ExecutionStatus::Cancelled => 130,

@@ -42,7 +42,7 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             token,
             connect,
         } => {
-            let r = svc.sync_init_with(&server, &token, &options(connect)?)?;
+            let r = svc.sync().init_with(&server, &token, &options(connect)?)?;
             let text = format!(
                 "{}On your other devices, with the same token:\n  flowkeep sync join JOIN --token TOKEN\nJoin string:\n{}\n",
                 summary(&r),
@@ -55,18 +55,18 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             token,
             connect,
         } => {
-            let r = svc.sync_join_with(&join, &token, &options(connect)?)?;
+            let r = svc.sync().join_with(&join, &token, &options(connect)?)?;
             done(&r, summary(&r))
         }
         SyncCmd::Now { ca_file } => {
             if let Some(pem) = read_ca(ca_file)? {
-                svc.set_sync_ca(&pem)?;
+                svc.sync().set_ca(&pem)?;
             }
-            let r = svc.sync_now()?;
+            let r = svc.sync().now()?;
             done(&r, summary(&r))
         }
         SyncCmd::Devices => {
-            let d = svc.sync_devices()?;
+            let d = svc.sync().devices()?;
             done(&d, render::sync_devices(&d))
         }
         SyncCmd::Watch { interval_ms } => {
@@ -76,7 +76,7 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
                     .map_err(|e| Failure::Other(e.into()))?;
             }
             eprintln!("flowkeep: syncing until Ctrl-C");
-            svc.sync_watch(
+            svc.sync().watch(
                 &stop,
                 std::time::Duration::from_millis(interval_ms.max(20)),
                 |r| {
@@ -96,7 +96,7 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             Ok(None)
         }
         SyncCmd::Status => {
-            let s = svc.sync_status(Default::default())?;
+            let s = svc.sync().status(Default::default())?;
             done(&s, render::sync_status(&s))
         }
     }

@@ -307,7 +307,8 @@ async fn export(
     // measured (about 30 MB of CSV); the CLI streams to a file for more.
     let result = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        svc.export_executions(&filter, format, &mut out, &mut |_| Ok(()))
+        svc.runs()
+            .export(&filter, format, &mut out, &mut |_| Ok(()))
             .map(|_| out)
     })
     .await;

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { When } from "./When";
 import { useWorkflowManager } from "../hooks/useWorkflowManager";
+import { useTagSuggestions } from "../hooks/useTagSuggestions";
 import { call } from "../api/transport";
 import { messageOf } from "../api/errors";
 import type { Workflow, WorkflowSort, WorkflowSummary } from "../generated/bindings";
@@ -30,21 +31,7 @@ export function WorkflowManager(props: {
   const { refresh, loadMore } = wm;
   const [menuFor, setMenuFor] = useState<string | null>(null);
   // Tags in use, suggested as the filter is typed (any prefix).
-  const [tagSuggestions, setTagSuggestions] = useState<string[]>([]);
-  const tagPrefix = wm.query.tag;
-  useEffect(() => {
-    let live = true;
-    const t = setTimeout(() => {
-      call("list_tags", { prefix: tagPrefix.trim() || undefined, limit: 20 }).then(
-        (tags) => live && setTagSuggestions(tags.map((t) => t.tag)),
-        () => live && setTagSuggestions([]),
-      );
-    }, 150);
-    return () => {
-      live = false;
-      clearTimeout(t);
-    };
-  }, [tagPrefix, props.changeCount]);
+  const tagSuggestions = useTagSuggestions(wm.query.tag, props.changeCount);
 
   useEffect(() => {
     if (props.changeCount > 0) void refresh();
