@@ -21,7 +21,7 @@ use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value as AmValue, ROOT
 use samod::{AutomergeUrl, BackoffConfig, DocHandle, Repo};
 use serde_json::{json, Value};
 use server_support::{add_device, create_workspace, server_bin_beside, Server};
-use support::{Flowkeep, Run};
+use support::{Flowkeep, Outcome};
 
 /// A device whose data dir sits in a folder of the test's own, so a path
 /// that escapes the data dir (`runs/../../victim`) lands where the test
@@ -34,7 +34,7 @@ impl Victim {
     fn data(&self) -> PathBuf {
         self.top.path().join("data")
     }
-    fn run(&self, args: &[&str]) -> Run {
+    fn run(&self, args: &[&str]) -> Outcome {
         let out = Command::new(Flowkeep::bin())
             .arg("--data-dir")
             .arg(self.data())
@@ -42,13 +42,13 @@ impl Victim {
             .env("FLOWKEEP_ACTOR", "victim")
             .output()
             .unwrap();
-        Run {
+        Outcome {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
-    fn json(&self, args: &[&str]) -> Run {
+    fn json(&self, args: &[&str]) -> Outcome {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         self.run(&all)

@@ -362,6 +362,7 @@ fn retention_after_each_run_and_by_prune() {
         .ok()
         .json();
     assert_eq!(shown["global"]["max_age"], "1h");
+    // `executions`: the field's name before runs were called runs, still read.
     let old = json!({"executions": [{"workflow_id": wf, "status": "failed", "started_at": 1_000, "completed_at": 2_000}]});
     import(&fk, &old);
     assert_eq!(executions(&fk, &wf).len(), 3);
@@ -379,8 +380,7 @@ fn retention_after_each_run_and_by_prune() {
 /// Imports runs through the library on the same database, as another process would.
 fn import(fk: &Flowkeep, runs: &Value) {
     let svc = flowkeep_app::Service::open(&fk.db(), Default::default()).unwrap();
-    let input: flowkeep_core::commands::ImportExecutions =
-        serde_json::from_value(runs.clone()).unwrap();
+    let input: flowkeep_core::commands::ImportRuns = serde_json::from_value(runs.clone()).unwrap();
     svc.runs().import(input).unwrap();
 }
 
@@ -394,7 +394,7 @@ fn bulk_delete_shows_the_count_and_needs_confirmation() {
                    "started_at": 1_700_000_000_000i64 + i * 1000, "completed_at": 1_700_000_000_000i64 + i * 1000 + 5})
         })
         .collect();
-    import(&fk, &json!({"executions": runs}));
+    import(&fk, &json!({"runs": runs}));
     let before = fk.snapshot();
     // Not a terminal and no --yes: refused, with the count, nothing deleted.
     let r = fk.json(&[
@@ -453,7 +453,7 @@ fn export_of_100000_executions_in_each_format() {
             })
             .collect();
         svc.runs()
-            .import(flowkeep_core::commands::ImportExecutions { executions })
+            .import(flowkeep_core::commands::ImportRuns { runs: executions })
             .unwrap();
     }
     drop(svc);
@@ -504,7 +504,7 @@ fn export_of_100000_executions_in_each_format() {
 
 /// `flowkeep --data-dir DIR ARGS` with a shell's `umask 022` and extra
 /// variables in flowkeep's own environment.
-fn flowkeep_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> support::Run {
+fn flowkeep_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> support::Outcome {
     let out = Command::new("sh")
         .arg("-c")
         .arg("umask 022; exec \"$0\" \"$@\"")
@@ -516,7 +516,7 @@ fn flowkeep_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> su
         .env("FLOWKEEP_ACTOR", "cli-test")
         .output()
         .unwrap();
-    support::Run {
+    support::Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -837,7 +837,7 @@ fn overflowing_limits_and_junk_cursors_exit_2_and_delete_nothing() {
     let runs: Vec<Value> = (1..=3)
         .map(|h| json!({"workflow_id": wf, "status": "succeeded", "started_at": now - h * 3_600_000, "completed_at": now - h * 3_600_000 + 1000}))
         .collect();
-    import(&fk, &json!({"executions": runs}));
+    import(&fk, &json!({"runs": runs}));
     let before = fk.snapshot();
     for args in [
         &[
@@ -909,7 +909,7 @@ fn overflowing_limits_and_junk_cursors_exit_2_and_delete_nothing() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     // A valid cursor still pages.
-    import(&fk, &json!({"executions": [runs[0].clone()]}));
+    import(&fk, &json!({"runs": [runs[0].clone()]}));
     let page = fk.json(&["exec", "list", &wf, "--limit", "2"]).ok().json();
     let next = page["next_cursor"].as_str().unwrap();
     let rest = fk
@@ -925,7 +925,7 @@ fn exports_go_beside_the_target_and_never_follow_a_symlink() {
     let wf = create(&fk, &json!({"fields": [], "values": {}}));
     import(
         &fk,
-        &json!({"executions": [{"workflow_id": wf, "status": "succeeded", "started_at": 1_000, "completed_at": 2_000}]}),
+        &json!({"runs": [{"workflow_id": wf, "status": "succeeded", "started_at": 1_000, "completed_at": 2_000}]}),
     );
     let dir = fk.data_dir();
     std::fs::write(dir.join("report.partial"), "unrelated file").unwrap();
@@ -991,7 +991,7 @@ fn imported_times_that_are_not_dates_are_refused() {
     let before = fk.snapshot();
     let r = fk.json(&["exec", "import", file.to_str().unwrap()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert_eq!(r.error()["fields"][0]["field"], "executions[0].started_at");
+    assert_eq!(r.error()["fields"][0]["field"], "runs[0].started_at");
     assert_eq!(fk.snapshot(), before);
     fk.json(&["exec", "list"]).ok();
 }

@@ -226,7 +226,7 @@ fn the_api_runs_commands_for_its_own_page_only() {
     );
 
     // Export: the token is required, and the file has the runs.
-    let (status, run) = ui.call("start_execution", json!({"workflow_id": id}));
+    let (status, run) = ui.call("start_run", json!({"workflow_id": id}));
     assert_eq!(status, 200, "{run}");
     let export = format!("/api/export?format=csv&workflow_id={id}");
     assert_eq!(request(ui.port, "GET", &export, &[ui.host()], "").0, 401);
@@ -271,7 +271,7 @@ fn python_job(fk: &Flowkeep, ui: &Ui, script: &str) -> String {
 fn wait_for_status(ui: &Ui, id: &str, want: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let (_, run) = ui.call("get_execution", json!({"id": id}));
+        let (_, run) = ui.call("get_run", json!({"id": id}));
         if run["status"] == want {
             return run;
         }
@@ -340,7 +340,7 @@ fn junk_cursors_and_overflowing_limits_are_bad_requests() {
     let fk = Flowkeep::new();
     let ui = start(&fk);
     for cursor in ["ünïcodé", "aüb", "\u{fffd}\u{fffd}", "zz"] {
-        for command in ["list_workflows", "get_executions"] {
+        for command in ["list_workflows", "list_runs"] {
             let (status, err) = ui.call(command, json!({"cursor": cursor}));
             assert_eq!(
                 (status, err["fields"][0]["field"].as_str()),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use flowkeep_app::{Service, StoreOptions};
 use flowkeep_core::commands::*;
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::run::RunStatus;
 use serde_json::json;
 
 const DAY_MS: i64 = 86_400_000;
@@ -107,7 +107,7 @@ fn raw_rates(dir: &std::path::Path) -> (f64, f64) {
     (single, batched)
 }
 
-/// Raw SQLite doing exactly the row writes of one `start_execution` (an
+/// Raw SQLite doing exactly the row writes of one `start_run` (an
 /// event row and an execution row, with the real schema and indexes): the
 /// floor for that command, single and 1,000 per commit.
 fn raw_same_rows(dir: &std::path::Path) -> (f64, f64) {
@@ -214,20 +214,16 @@ fn main() {
         let executions = (done..(done + batch).min(n_executions))
             .map(|i| {
                 let status = match i % 20 {
-                    0..=15 => ExecutionStatus::Succeeded,
-                    16..=18 => ExecutionStatus::Failed,
-                    _ => ExecutionStatus::Cancelled,
+                    0..=15 => RunStatus::Succeeded,
+                    16..=18 => RunStatus::Failed,
+                    _ => RunStatus::Cancelled,
                 };
-                ImportedExecution {
+                ImportedRun {
                     workflow_id: ids[i % ids.len()].clone(),
                     status,
                     started_at: T0 + i as i64 * step,
                     completed_at: T0 + i as i64 * step + 1500,
-                    exit_code: Some(if status == ExecutionStatus::Succeeded {
-                        0
-                    } else {
-                        1
-                    }),
+                    exit_code: Some(if status == RunStatus::Succeeded { 0 } else { 1 }),
                     output: Some(json!({"rows": i % 1000})),
                     error: None,
                     trigger: None,
@@ -236,7 +232,7 @@ fn main() {
             .collect();
         done += svc
             .runs()
-            .import(ImportExecutions { executions })
+            .import(ImportRuns { runs: executions })
             .unwrap()
             .imported as usize;
     }
@@ -336,10 +332,10 @@ fn main() {
     }));
     let mut started = Vec::new();
     let t = Instant::now();
-    rows.push(time("start_execution", n, |i| {
+    rows.push(time("start_run", n, |i| {
         started.push(
             svc.runs()
-                .start(StartExecution {
+                .start(StartRun {
                     workflow_id: pick(i),
                     ..Default::default()
                 })
@@ -348,31 +344,31 @@ fn main() {
         )
     }));
     let start_rate = n as f64 / t.elapsed().as_secs_f64();
-    rows.push(time("finish_execution", n, |i| {
+    rows.push(time("finish_run", n, |i| {
         svc.runs()
-            .finish(FinishExecution {
+            .finish(FinishRun {
                 id: started[i].clone(),
-                status: ExecutionStatus::Succeeded,
+                status: RunStatus::Succeeded,
                 exit_code: Some(0),
                 output: None,
                 error: None,
             })
             .unwrap()
     }));
-    rows.push(time("get_execution", n, |i| {
+    rows.push(time("get_run", n, |i| {
         svc.runs()
-            .get(ExecutionId {
+            .get(RunId {
                 id: started[i].clone(),
             })
             .unwrap()
     }));
-    rows.push(time("get_executions (workflow, page 50)", n, |i| {
-        let filter = ExecutionFilter {
+    rows.push(time("list_runs (workflow, page 50)", n, |i| {
+        let filter = RunFilter {
             workflow_id: Some(pick(i)),
             ..Default::default()
         };
         svc.runs()
-            .list(GetExecutions {
+            .list(ListRuns {
                 filter,
                 limit: Some(50),
                 cursor: None,
@@ -380,33 +376,29 @@ fn main() {
             .unwrap()
     }));
     let month = |i: usize| T0 + ((i % 300) as i64) * DAY_MS;
-    let status_range = |i: usize| ExecutionFilter {
+    let status_range = |i: usize| RunFilter {
         workflow_id: None,
         status: Some(if i.is_multiple_of(2) {
-            ExecutionStatus::Failed
+            RunStatus::Failed
         } else {
-            ExecutionStatus::Succeeded
+            RunStatus::Succeeded
         }),
         since: Some(month(i)),
         until: Some(month(i) + 30 * DAY_MS),
     };
-    rows.push(time(
-        "get_executions (status + date range, page 50)",
-        n,
-        |i| {
-            svc.runs()
-                .list(GetExecutions {
-                    filter: status_range(i),
-                    limit: Some(50),
-                    cursor: None,
-                })
-                .unwrap()
-        },
-    ));
+    rows.push(time("list_runs (status + date range, page 50)", n, |i| {
+        svc.runs()
+            .list(ListRuns {
+                filter: status_range(i),
+                limit: Some(50),
+                cursor: None,
+            })
+            .unwrap()
+    }));
     let cursors: Vec<Option<String>> = (0..n)
         .map(|i| {
             svc.runs()
-                .list(GetExecutions {
+                .list(ListRuns {
                     filter: status_range(i),
                     limit: Some(50),
                     cursor: None,
@@ -415,22 +407,18 @@ fn main() {
                 .next_cursor
         })
         .collect();
-    rows.push(time(
-        "get_executions (status + date range, next page)",
-        n,
-        |i| {
-            svc.runs()
-                .list(GetExecutions {
-                    filter: status_range(i),
-                    limit: Some(50),
-                    cursor: cursors[i].clone(),
-                })
-                .unwrap()
-        },
-    ));
-    rows.push(time("delete_execution", n, |i| {
+    rows.push(time("list_runs (status + date range, next page)", n, |i| {
         svc.runs()
-            .delete(ExecutionId {
+            .list(ListRuns {
+                filter: status_range(i),
+                limit: Some(50),
+                cursor: cursors[i].clone(),
+            })
+            .unwrap()
+    }));
+    rows.push(time("delete_run", n, |i| {
+        svc.runs()
+            .delete(RunId {
                 id: started[i].clone(),
             })
             .unwrap()
@@ -460,15 +448,15 @@ fn main() {
     for i in 0..pairs {
         let e = svc
             .runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: live(i),
                 ..Default::default()
             })
             .unwrap();
         svc.runs()
-            .finish(FinishExecution {
+            .finish(FinishRun {
                 id: e.id,
-                status: ExecutionStatus::Succeeded,
+                status: RunStatus::Succeeded,
                 exit_code: Some(0),
                 output: Some(json!({"result": {"rows": i}})),
                 error: None,
@@ -518,7 +506,7 @@ fn main() {
         let pruned = svc
             .runs()
             .prune_with(
-                ExecutionFilter {
+                RunFilter {
                     workflow_id: None,
                     status: None,
                     since: None,
@@ -545,22 +533,22 @@ fn main() {
     let batch_p50 = batches.get(batches.len() / 2).copied().unwrap_or(0.0);
     let batch_max = batches.last().copied().unwrap_or(0.0);
     let late = |i: usize| T0 + 183 * DAY_MS + ((i % 150) as i64) * DAY_MS;
-    let late_range = |i: usize| ExecutionFilter {
+    let late_range = |i: usize| RunFilter {
         workflow_id: None,
         status: Some(if i.is_multiple_of(2) {
-            ExecutionStatus::Failed
+            RunStatus::Failed
         } else {
-            ExecutionStatus::Succeeded
+            RunStatus::Succeeded
         }),
         since: Some(late(i)),
         until: Some(late(i) + 30 * DAY_MS),
     };
     let after_prune = time(
-        "get_executions (status + date range, page 50) after pruning half",
+        "list_runs (status + date range, page 50) after pruning half",
         n,
         |i| {
             svc.runs()
-                .list(GetExecutions {
+                .list(ListRuns {
                     filter: late_range(i),
                     limit: Some(50),
                     cursor: None,
@@ -568,23 +556,19 @@ fn main() {
                 .unwrap()
         },
     );
-    let after_prune_workflow = time(
-        "get_executions (workflow, page 50) after pruning half",
-        n,
-        |i| {
-            let filter = ExecutionFilter {
-                workflow_id: Some(live(i)),
-                ..Default::default()
-            };
-            svc.runs()
-                .list(GetExecutions {
-                    filter,
-                    limit: Some(50),
-                    cursor: None,
-                })
-                .unwrap()
-        },
-    );
+    let after_prune_workflow = time("list_runs (workflow, page 50) after pruning half", n, |i| {
+        let filter = RunFilter {
+            workflow_id: Some(live(i)),
+            ..Default::default()
+        };
+        svc.runs()
+            .list(ListRuns {
+                filter,
+                limit: Some(50),
+                cursor: None,
+            })
+            .unwrap()
+    });
     rows.push(after_prune);
     rows.push(after_prune_workflow);
 
@@ -603,19 +587,25 @@ fn main() {
         create_rate / raw_single
     );
     println!(
-        "| start_execution (one event per commit) | {start_rate:.0} | {:.2} |",
+        "| start_run (one event per commit) | {start_rate:.0} | {:.2} |",
         start_rate / raw_single
     );
     println!("| raw SQLite batched inserts (1,000/commit) | {raw_batched:.0} | 1.00 |");
-    println!("| import_executions (1,000 runs = 1,000 events/commit) | {import_events_rate:.0} | {:.2} |", import_events_rate / raw_batched);
+    println!(
+        "| import_runs (1,000 runs = 1,000 events/commit) | {import_events_rate:.0} | {:.2} |",
+        import_events_rate / raw_batched
+    );
     println!();
     println!("| same rows as the command, raw SQLite, real schema | per second | command vs this floor |");
     println!("|---|---:|---:|");
     println!(
-        "| event + execution row, one per commit | {raw_exec_single:.0} | start_execution {:.2} |",
+        "| event + execution row, one per commit | {raw_exec_single:.0} | start_run {:.2} |",
         start_rate / raw_exec_single
     );
-    println!("| event + execution row, 1,000 per commit | {raw_exec_batched:.0} | import_executions {:.2} |", import_events_rate / raw_exec_batched);
+    println!(
+        "| event + execution row, 1,000 per commit | {raw_exec_batched:.0} | import_runs {:.2} |",
+        import_events_rate / raw_exec_batched
+    );
 
     println!();
     println!("| runs | result |");

@@ -5,7 +5,7 @@
 //! with JSON in and out); `COMMANDS` lists them for generated bindings.
 
 use flowkeep_core::commands::*;
-use flowkeep_core::execution::Execution;
+use flowkeep_core::run::Run;
 use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -45,6 +45,20 @@ fn call_json<C: Command>(svc: &Service, input: Value) -> Result<Value> {
     Ok(serde_json::to_value(out)?)
 }
 
+/// Commands renamed when "execution" became "run" everywhere a person reads
+/// it: (former name, name). Scripts that call the HTTP API or `flowkeep call`
+/// with a former name keep working; the bindings list only the new names.
+pub const FORMER_NAMES: &[(&str, &str)] = &[
+    ("get_executions", "list_runs"),
+    ("count_executions", "count_runs"),
+    ("get_execution", "get_run"),
+    ("delete_execution", "delete_run"),
+    ("start_execution", "start_run"),
+    ("finish_execution", "finish_run"),
+    ("import_executions", "import_runs"),
+    ("prune_executions", "prune_runs"),
+];
+
 macro_rules! command_table {
     ($( $ty:ident = $name:literal ($input:ty) -> $output:ty => $service:ident . $method:ident; )*) => {
         pub mod commands {
@@ -81,7 +95,12 @@ macro_rules! command_table {
         }
 
         /// Runs a command by name with a JSON input, for the HTTP API and Tauri.
+        /// A name from before runs were called runs still reaches its command.
         pub fn dispatch(svc: &Service, name: &str, input: Value) -> Result<Value> {
+            let name = FORMER_NAMES
+                .iter()
+                .find(|(old, _)| *old == name)
+                .map_or(name, |(_, new)| *new);
             match name {
                 $( $name => call_json::<commands::$ty>(svc, input), )*
                 _ => Err(Error::NotFound { entity: "command", id: name.to_owned() }),
@@ -104,14 +123,14 @@ command_table! {
     UpdateConfigCmd = "update_config" (UpdateConfig) -> ConfigOut => configs.update;
     SetConfigValueCmd = "set_config_value" (SetConfigValue) -> ConfigOut => configs.set_value;
     ValidateConfigCmd = "validate_config" (ValidateConfig) -> ValidationReport => configs.validate;
-    GetExecutionsCmd = "get_executions" (GetExecutions) -> Page<Execution> => runs.list;
-    CountExecutionsCmd = "count_executions" (ExecutionFilter) -> ExecutionCount => runs.count;
-    GetExecutionCmd = "get_execution" (ExecutionId) -> Execution => runs.get;
-    DeleteExecutionCmd = "delete_execution" (ExecutionId) -> Deleted => runs.delete;
-    StartExecutionCmd = "start_execution" (StartExecution) -> Execution => runs.start;
-    FinishExecutionCmd = "finish_execution" (FinishExecution) -> Execution => runs.finish;
-    ImportExecutionsCmd = "import_executions" (ImportExecutions) -> ImportReport => runs.import;
-    PruneExecutionsCmd = "prune_executions" (ExecutionFilter) -> PruneReport => runs.prune;
+    ListRunsCmd = "list_runs" (ListRuns) -> Page<Run> => runs.list;
+    CountRunsCmd = "count_runs" (RunFilter) -> RunCount => runs.count;
+    GetRunCmd = "get_run" (RunId) -> Run => runs.get;
+    DeleteRunCmd = "delete_run" (RunId) -> Deleted => runs.delete;
+    StartRunCmd = "start_run" (StartRun) -> Run => runs.start;
+    FinishRunCmd = "finish_run" (FinishRun) -> Run => runs.finish;
+    ImportRunsCmd = "import_runs" (ImportRuns) -> ImportReport => runs.import;
+    PruneRunsCmd = "prune_runs" (RunFilter) -> PruneReport => runs.prune;
     GetSettingsCmd = "get_settings" (GetSettings) -> Settings => settings.get;
     SetRetentionCmd = "set_retention" (SetRetention) -> Settings => settings.set_retention;
     ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => settings.apply_retention;
@@ -143,8 +162,24 @@ mod tests {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "{} is out of date: run FLOWKEEP_UPDATE_BINDINGS=1 cargo test -p flowkeep-store --lib bindings",
+            "{} is out of date: run FLOWKEEP_UPDATE_BINDINGS=1 cargo test -p flowkeep-app --lib bindings",
             path.display()
         );
+    }
+
+    /// Every former name leads to a command of the table, and none is still
+    /// a name of its own.
+    #[test]
+    fn former_names_reach_their_renamed_command() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        for (old, new) in FORMER_NAMES {
+            assert!(COMMANDS.iter().any(|c| c.name == *new), "{new}");
+            assert!(!COMMANDS.iter().any(|c| c.name == *old), "{old}");
+        }
+        let by_old = dispatch(&svc, "count_executions", serde_json::json!({})).unwrap();
+        let by_new = dispatch(&svc, "count_runs", serde_json::json!({})).unwrap();
+        assert_eq!(by_old, by_new);
+        let err = dispatch(&svc, "no_such_command", serde_json::json!({})).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }));
     }
 }

@@ -5,13 +5,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
-use flowkeep_core::execution::Execution;
+use flowkeep_core::commands::{ExportFormat, RunFilter};
+use flowkeep_core::run::Run;
 use flowkeep_core::FieldError;
 use rusqlite::params_from_iter;
 
 use crate::{Error, Result, RunService};
-use flowkeep_store::queries::executions::{filter_sql, from_row, COLUMNS};
+use flowkeep_store::queries::runs::{filter_sql, from_row, COLUMNS};
 
 /// CSV columns, in order.
 pub const CSV_HEADER: [&str; 11] = [
@@ -34,7 +34,7 @@ impl RunService<'_> {
     /// an error it returns ends the export with that error.
     pub fn export(
         &self,
-        filter: &ExecutionFilter,
+        filter: &RunFilter,
         format: ExportFormat,
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64) -> Result<()>,
@@ -62,7 +62,7 @@ impl RunService<'_> {
 }
 
 impl RunService<'_> {
-    /// `export_executions` into the file `path`, safely: the rows go to
+    /// `export_runs` into the file `path`, safely: the rows go to
     /// `<path>.partial` (the whole name plus `.partial`, so `report.csv`
     /// never touches an unrelated `report.partial`), created new with mode
     /// 0600, and renamed onto `path` once complete. The partial file is
@@ -72,7 +72,7 @@ impl RunService<'_> {
     /// 1,024 rows), removes its partial file and leaves `path` alone.
     pub fn export_to_file(
         &self,
-        filter: &ExecutionFilter,
+        filter: &RunFilter,
         format: ExportFormat,
         path: &Path,
         stop: &AtomicBool,
@@ -163,7 +163,7 @@ impl<'a> Sink<'a> {
         })
     }
 
-    fn row(&mut self, e: &Execution) -> Result<()> {
+    fn row(&mut self, e: &Run) -> Result<()> {
         match self {
             Sink::Json { out, first } => {
                 out.write_all(if *first { b"\n" } else { b",\n" })?;
@@ -227,7 +227,7 @@ fn csv_err(e: csv::Error) -> crate::Error {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use flowkeep_core::commands::{CreateWorkflow, StartExecution};
+    use flowkeep_core::commands::{CreateWorkflow, StartRun};
 
     use super::*;
     use crate::Service;
@@ -242,7 +242,7 @@ mod tests {
             })
             .unwrap();
         svc.runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: wf.id,
                 status: None,
                 trigger: None,
@@ -260,7 +260,7 @@ mod tests {
         let err = svc
             .runs()
             .export_to_file(
-                &ExecutionFilter::default(),
+                &RunFilter::default(),
                 ExportFormat::Csv,
                 &target,
                 &AtomicBool::new(true),
@@ -302,7 +302,7 @@ mod tests {
         let n = svc
             .runs()
             .export_to_file(
-                &ExecutionFilter::default(),
+                &RunFilter::default(),
                 ExportFormat::Csv,
                 &target,
                 &AtomicBool::new(false),
@@ -323,7 +323,7 @@ mod tests {
         let err = svc
             .runs()
             .export_to_file(
-                &ExecutionFilter::default(),
+                &RunFilter::default(),
                 ExportFormat::Csv,
                 &dir.path().join("r2.csv"),
                 &AtomicBool::new(false),

@@ -6,10 +6,8 @@
 use std::sync::atomic::AtomicBool;
 
 use flowkeep_app::{Service, StoreOptions, PRUNE_BATCH, PRUNE_BATCH_MAX};
-use flowkeep_core::commands::{
-    CreateWorkflow, ExecutionFilter, ImportExecutions, ImportedExecution,
-};
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::commands::{CreateWorkflow, ImportRuns, ImportedRun, RunFilter};
+use flowkeep_core::run::RunStatus;
 
 fn with_runs(n: u64) -> (Service, String) {
     let svc = Service::open_in_memory(StoreOptions::default()).unwrap();
@@ -23,9 +21,9 @@ fn with_runs(n: u64) -> (Service, String) {
         .id;
     // Several runs share each start instant, so batch bounds meet ties.
     let executions = (0..n)
-        .map(|i| ImportedExecution {
+        .map(|i| ImportedRun {
             workflow_id: wf.clone(),
-            status: ExecutionStatus::Succeeded,
+            status: RunStatus::Succeeded,
             started_at: 1_000_000 + (i / 3) as i64,
             completed_at: 1_000_000 + (i / 3) as i64 + 5,
             exit_code: Some(0),
@@ -34,12 +32,12 @@ fn with_runs(n: u64) -> (Service, String) {
             trigger: None,
         })
         .collect();
-    svc.runs().import(ImportExecutions { executions }).unwrap();
+    svc.runs().import(ImportRuns { runs: executions }).unwrap();
     (svc, wf)
 }
 
 fn remaining(svc: &Service) -> u64 {
-    svc.runs().count(ExecutionFilter::default()).unwrap().count
+    svc.runs().count(RunFilter::default()).unwrap().count
 }
 
 /// Events beyond the creation and one `execution.recorded` per imported run.
@@ -54,7 +52,7 @@ fn a_large_prune_is_several_bounded_batches_that_replay_to_the_same_tables() {
     let report = svc
         .runs()
         .prune_with(
-            ExecutionFilter {
+            RunFilter {
                 workflow_id: Some(wf),
                 status: None,
                 since: None,
@@ -92,7 +90,7 @@ fn a_stopped_prune_keeps_the_batches_it_committed() {
     let report = svc
         .runs()
         .prune_with(
-            ExecutionFilter {
+            RunFilter {
                 workflow_id: Some(wf),
                 status: None,
                 since: None,
@@ -112,7 +110,7 @@ fn a_small_prune_is_one_event() {
     let before = svc.event_count().unwrap();
     let report = svc
         .runs()
-        .prune(ExecutionFilter {
+        .prune(RunFilter {
             workflow_id: Some(wf),
             status: None,
             since: None,
@@ -126,7 +124,7 @@ fn a_small_prune_is_one_event() {
 #[test]
 fn a_prune_takes_the_filter_a_list_takes_and_must_say_until_when() {
     let (svc, wf) = with_runs(10);
-    let filter = ExecutionFilter {
+    let filter = RunFilter {
         workflow_id: Some(wf),
         ..Default::default()
     };
@@ -137,7 +135,7 @@ fn a_prune_takes_the_filter_a_list_takes_and_must_say_until_when() {
     assert_eq!(remaining(&svc), 10, "nothing deleted");
 
     // The filter that counts what a list shows deletes exactly that.
-    let cut = ExecutionFilter {
+    let cut = RunFilter {
         until: Some(1_000_000 + 2), // runs 0..6
         ..filter
     };

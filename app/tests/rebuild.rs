@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use flowkeep_app::Service;
 use flowkeep_core::commands::*;
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::run::RunStatus;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -228,20 +228,20 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 .map(|w| wfs.push(w.id)),
             Op::Start { wf } => svc
                 .runs()
-                .start(StartExecution {
+                .start(StartRun {
                     workflow_id: pick(&wfs, wf),
                     ..Default::default()
                 })
                 .map(|e| execs.push(e.id)),
             Op::Finish { exec, status } => {
                 let status = [
-                    ExecutionStatus::Succeeded,
-                    ExecutionStatus::Failed,
-                    ExecutionStatus::Cancelled,
-                    ExecutionStatus::Running,
+                    RunStatus::Succeeded,
+                    RunStatus::Failed,
+                    RunStatus::Cancelled,
+                    RunStatus::Running,
                 ][status as usize % 4];
                 svc.runs()
-                    .finish(FinishExecution {
+                    .finish(FinishRun {
                         id: pick(&execs, exec),
                         status,
                         exit_code: Some(1),
@@ -252,7 +252,7 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
             }
             Op::DeleteExec { exec } => svc
                 .runs()
-                .delete(ExecutionId {
+                .delete(RunId {
                     id: pick(&execs, exec),
                 })
                 .map(drop),
@@ -261,7 +261,7 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 per_workflow,
             } => svc
                 .runs()
-                .prune(ExecutionFilter {
+                .prune(RunFilter {
                     workflow_id: per_workflow.map(|w| pick(&wfs, w)),
                     status: None,
                     since: None,
@@ -270,11 +270,11 @@ fn run(svc: &Service, clock: &TestClock, ops: &[Op]) -> (usize, usize) {
                 .map(drop),
             Op::Import { wf, n } => svc
                 .runs()
-                .import(ImportExecutions {
-                    executions: (0..n as i64)
-                        .map(|k| ImportedExecution {
+                .import(ImportRuns {
+                    runs: (0..n as i64)
+                        .map(|k| ImportedRun {
                             workflow_id: pick(&wfs, wf.wrapping_add(k as u8)),
-                            status: ExecutionStatus::Failed,
+                            status: RunStatus::Failed,
                             started_at: now - 5_000 + k,
                             completed_at: now - 4_000,
                             exit_code: Some(2),

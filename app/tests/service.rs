@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use flowkeep_app::{Error, Service};
 use flowkeep_core::commands::*;
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::run::RunStatus;
 use serde_json::json;
 
 fn create(svc: &Service, name: &str) -> flowkeep_core::workflow::Workflow {
@@ -560,22 +560,22 @@ fn executions_move_forward_and_list_with_filters() {
         clock.set(T0 + i * 1000);
         let e = svc
             .runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: wf.id.clone(),
                 trigger: Some("cli".into()),
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(e.status, ExecutionStatus::Running);
+        assert_eq!(e.status, RunStatus::Running);
         let status = if i % 3 == 0 {
-            ExecutionStatus::Failed
+            RunStatus::Failed
         } else {
-            ExecutionStatus::Succeeded
+            RunStatus::Succeeded
         };
         clock.set(T0 + i * 1000 + 250);
         let done = svc
             .runs()
-            .finish(FinishExecution {
+            .finish(FinishRun {
                 id: e.id.clone(),
                 status,
                 exit_code: Some(i),
@@ -589,9 +589,9 @@ fn executions_move_forward_and_list_with_filters() {
     }
     // Finishing twice is a conflict and changes nothing.
     let err = assert_unchanged(&svc, || {
-        svc.runs().finish(FinishExecution {
+        svc.runs().finish(FinishRun {
             id: ids[0].clone(),
-            status: ExecutionStatus::Succeeded,
+            status: RunStatus::Succeeded,
             exit_code: None,
             output: None,
             error: None,
@@ -599,9 +599,9 @@ fn executions_move_forward_and_list_with_filters() {
     });
     assert!(err.to_string().contains("already failed"), "{err}");
 
-    let list = |filter: ExecutionFilter, limit| {
+    let list = |filter: RunFilter, limit| {
         svc.runs()
-            .list(GetExecutions {
+            .list(ListRuns {
                 filter,
                 limit,
                 cursor: None,
@@ -609,7 +609,7 @@ fn executions_move_forward_and_list_with_filters() {
             .unwrap()
     };
     let all = list(
-        ExecutionFilter {
+        RunFilter {
             workflow_id: Some(wf.id.clone()),
             ..Default::default()
         },
@@ -618,8 +618,8 @@ fn executions_move_forward_and_list_with_filters() {
     assert_eq!(all.items.len(), 7);
     assert_eq!(all.items[0].id, ids[6], "newest first");
     let failed = list(
-        ExecutionFilter {
-            status: Some(ExecutionStatus::Failed),
+        RunFilter {
+            status: Some(RunStatus::Failed),
             ..Default::default()
         },
         None,
@@ -633,7 +633,7 @@ fn executions_move_forward_and_list_with_filters() {
         [ids[6].clone(), ids[3].clone(), ids[0].clone()]
     );
     let ranged = list(
-        ExecutionFilter {
+        RunFilter {
             since: Some(T0 + 2000),
             until: Some(T0 + 5000),
             ..Default::default()
@@ -647,7 +647,7 @@ fn executions_move_forward_and_list_with_filters() {
     loop {
         let page = svc
             .runs()
-            .list(GetExecutions {
+            .list(ListRuns {
                 filter: Default::default(),
                 limit: Some(3),
                 cursor,
@@ -663,16 +663,14 @@ fn executions_move_forward_and_list_with_filters() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    svc.runs()
-        .delete(ExecutionId { id: ids[1].clone() })
-        .unwrap();
+    svc.runs().delete(RunId { id: ids[1].clone() }).unwrap();
     assert!(matches!(
-        svc.runs().get(ExecutionId { id: ids[1].clone() }),
+        svc.runs().get(RunId { id: ids[1].clone() }),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        svc.runs().list(GetExecutions {
-            filter: ExecutionFilter {
+        svc.runs().list(ListRuns {
+            filter: RunFilter {
                 workflow_id: Some("nope".into()),
                 ..Default::default()
             },
@@ -681,7 +679,7 @@ fn executions_move_forward_and_list_with_filters() {
         Err(Error::NotFound { .. })
     ));
     let err = assert_unchanged(&svc, || {
-        svc.runs().start(StartExecution {
+        svc.runs().start(StartRun {
             workflow_id: "nope".into(),
             ..Default::default()
         })
@@ -698,16 +696,16 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
         clock.set(T0 + i * 1000);
         let e = svc
             .runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
         if i != 2 {
             svc.runs()
-                .finish(FinishExecution {
+                .finish(FinishRun {
                     id: e.id,
-                    status: ExecutionStatus::Succeeded,
+                    status: RunStatus::Succeeded,
                     exit_code: Some(0),
                     output: None,
                     error: None,
@@ -715,7 +713,7 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
                 .unwrap();
         }
     }
-    let prune = ExecutionFilter {
+    let prune = RunFilter {
         workflow_id: Some(wf.id.clone()),
         status: None,
         since: None,
@@ -729,10 +727,7 @@ fn prune_deletes_finished_runs_before_a_date_as_one_event() {
     let before = svc.event_count().unwrap();
     assert_eq!(svc.runs().prune(prune.clone()).unwrap().deleted, 4);
     assert_eq!(svc.event_count().unwrap(), before + 1);
-    assert_eq!(
-        svc.runs().count(ExecutionFilter::default()).unwrap().count,
-        6
-    );
+    assert_eq!(svc.runs().count(RunFilter::default()).unwrap().count, 6);
     assert_eq!(svc.runs().prune(prune).unwrap().deleted, 0);
     assert_eq!(
         svc.event_count().unwrap(),
@@ -750,15 +745,15 @@ fn export_streams_each_format_with_csv_quoting() {
     for i in 0..3 {
         let e = svc
             .runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
         svc.runs()
-            .finish(FinishExecution {
+            .finish(FinishRun {
                 id: e.id,
-                status: ExecutionStatus::Failed,
+                status: RunStatus::Failed,
                 exit_code: Some(i),
                 output: Some(json!({"note": tricky})),
                 error: Some(tricky.into()),
@@ -770,7 +765,7 @@ fn export_streams_each_format_with_csv_quoting() {
         let mut calls = 0;
         let n = svc
             .runs()
-            .export(&ExecutionFilter::default(), format, &mut buf, &mut |_| {
+            .export(&RunFilter::default(), format, &mut buf, &mut |_| {
                 calls += 1;
                 Ok(())
             })
@@ -809,8 +804,8 @@ fn export_streams_each_format_with_csv_quoting() {
     );
     // An empty export is still valid JSON.
     let mut buf = Vec::new();
-    let filter = ExecutionFilter {
-        status: Some(ExecutionStatus::Cancelled),
+    let filter = RunFilter {
+        status: Some(RunStatus::Cancelled),
         ..Default::default()
     };
     svc.runs()
@@ -877,9 +872,9 @@ fn the_command_table_dispatches_by_name() {
         "get_config",
         "update_config",
         "validate_config",
-        "get_executions",
-        "get_execution",
-        "delete_execution",
+        "list_runs",
+        "get_run",
+        "delete_run",
     ] {
         assert!(
             names.contains(&seed),
@@ -922,7 +917,7 @@ fn import_records_finished_runs_all_or_nothing() {
     let (svc, _) = open(&dir);
     let a = create(&svc, "a");
     let b = create(&svc, "b");
-    let run = |wf: &str, at: i64, status| ImportedExecution {
+    let run = |wf: &str, at: i64, status| ImportedRun {
         workflow_id: wf.to_owned(),
         status,
         started_at: at,
@@ -934,19 +929,19 @@ fn import_records_finished_runs_all_or_nothing() {
     };
     let report = svc
         .runs()
-        .import(ImportExecutions {
-            executions: vec![
-                run(&a.id, 1_000, ExecutionStatus::Succeeded),
-                run(&a.id, 2_000, ExecutionStatus::Failed),
-                run(&b.id, 3_000, ExecutionStatus::Cancelled),
+        .import(ImportRuns {
+            runs: vec![
+                run(&a.id, 1_000, RunStatus::Succeeded),
+                run(&a.id, 2_000, RunStatus::Failed),
+                run(&b.id, 3_000, RunStatus::Cancelled),
             ],
         })
         .unwrap();
     assert_eq!(report.imported, 3);
     let page = svc
         .runs()
-        .list(GetExecutions {
-            filter: ExecutionFilter {
+        .list(ListRuns {
+            filter: RunFilter {
                 workflow_id: Some(a.id.clone()),
                 ..Default::default()
             },
@@ -965,19 +960,19 @@ fn import_records_finished_runs_all_or_nothing() {
 
     // One bad entry (unknown workflow) rejects all of them.
     let err = assert_unchanged(&svc, || {
-        svc.runs().import(ImportExecutions {
-            executions: vec![
-                run(&a.id, 5_000, ExecutionStatus::Succeeded),
-                run("ghost", 6_000, ExecutionStatus::Succeeded),
+        svc.runs().import(ImportRuns {
+            runs: vec![
+                run(&a.id, 5_000, RunStatus::Succeeded),
+                run("ghost", 6_000, RunStatus::Succeeded),
             ],
         })
     });
     assert!(matches!(err, Error::NotFound { .. }));
-    let mut backwards = run(&a.id, 9_000, ExecutionStatus::Running);
+    let mut backwards = run(&a.id, 9_000, RunStatus::Running);
     backwards.completed_at = 1;
     let err = assert_unchanged(&svc, || {
-        svc.runs().import(ImportExecutions {
-            executions: vec![backwards],
+        svc.runs().import(ImportRuns {
+            runs: vec![backwards],
         })
     });
     let mut got = invalid_fields(err);
@@ -985,8 +980,8 @@ fn import_records_finished_runs_all_or_nothing() {
     assert_eq!(
         got,
         [
-            ("executions[0].completed_at".into(), "range".into()),
-            ("executions[0].status".into(), "options".into())
+            ("runs[0].completed_at".into(), "range".into()),
+            ("runs[0].status".into(), "options".into())
         ]
     );
 }
@@ -1001,9 +996,9 @@ fn retention_by_age_and_count_global_and_per_workflow() {
     // Ten finished runs a day apart for each workflow, plus one still running.
     let runs = |wf: &str| {
         (0..10)
-            .map(|k| ImportedExecution {
+            .map(|k| ImportedRun {
                 workflow_id: wf.to_owned(),
-                status: ExecutionStatus::Succeeded,
+                status: RunStatus::Succeeded,
                 started_at: T0 + k * day,
                 completed_at: T0 + k * day + 10,
                 exit_code: Some(0),
@@ -1013,26 +1008,18 @@ fn retention_by_age_and_count_global_and_per_workflow() {
             })
             .collect::<Vec<_>>()
     };
-    svc.runs()
-        .import(ImportExecutions {
-            executions: runs(&a.id),
-        })
-        .unwrap();
-    svc.runs()
-        .import(ImportExecutions {
-            executions: runs(&b.id),
-        })
-        .unwrap();
+    svc.runs().import(ImportRuns { runs: runs(&a.id) }).unwrap();
+    svc.runs().import(ImportRuns { runs: runs(&b.id) }).unwrap();
     clock.set(T0 + 10 * day);
     svc.runs()
-        .start(StartExecution {
+        .start(StartRun {
             workflow_id: a.id.clone(),
             ..Default::default()
         })
         .unwrap();
     let count = |wf: &str| {
         svc.runs()
-            .count(ExecutionFilter {
+            .count(RunFilter {
                 workflow_id: Some(wf.to_owned()),
                 ..Default::default()
             })

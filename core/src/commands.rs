@@ -7,7 +7,7 @@ use serde_json::Value;
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{Error, FieldError};
-use crate::execution::{Execution, ExecutionStatus};
+use crate::run::{Run, RunStatus};
 use crate::workflow::FieldChange;
 
 /// A command input: normalize (trim), then validate its shape.
@@ -292,11 +292,11 @@ pub struct ValidationReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct ExecutionFilter {
+pub struct RunFilter {
     #[serde(default)]
     pub workflow_id: Option<String>,
     #[serde(default)]
-    pub status: Option<ExecutionStatus>,
+    pub status: Option<RunStatus>,
     /// Started at or after (Unix ms).
     #[serde(default)]
     pub since: Option<i64>,
@@ -305,9 +305,9 @@ pub struct ExecutionFilter {
     pub until: Option<i64>,
 }
 
-impl Input for ExecutionFilter {}
+impl Input for RunFilter {}
 
-impl ExecutionFilter {
+impl RunFilter {
     /// The time a prune cuts at: a prune takes the filter a list takes, and
     /// must say up to when (`until`), so it never deletes every run by a
     /// missing argument.
@@ -324,24 +324,24 @@ impl ExecutionFilter {
 
 /// How many runs a filter matches (shown before a bulk delete).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-pub struct ExecutionCount {
+pub struct RunCount {
     pub count: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct GetExecutions {
+pub struct ListRuns {
     #[serde(flatten)]
     #[validate(nested)]
-    pub filter: ExecutionFilter,
+    pub filter: RunFilter,
     #[serde(default)]
     #[validate(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
-impl Input for GetExecutions {}
+impl Input for ListRuns {}
 
 /// Runs a workflow's command from the UI; answers once the run has started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
@@ -366,34 +366,34 @@ pub struct RunCancelled {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct ExecutionId {
+pub struct RunId {
     #[validate(length(min = 1))]
     pub id: String,
 }
-impl Input for ExecutionId {}
+impl Input for RunId {}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct StartExecution {
+pub struct StartRun {
     #[validate(length(min = 1))]
     pub workflow_id: String,
     /// `running` (default) or `queued`.
     #[serde(default)]
-    pub status: Option<ExecutionStatus>,
+    pub status: Option<RunStatus>,
     #[serde(default)]
     #[validate(length(min = 1, max = 50))]
     pub trigger: Option<String>,
 }
-impl Input for StartExecution {}
+impl Input for StartRun {}
 
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct FinishExecution {
+pub struct FinishRun {
     #[validate(length(min = 1))]
     pub id: String,
-    pub status: ExecutionStatus,
+    pub status: RunStatus,
     #[serde(default)]
     pub exit_code: Option<i64>,
     #[serde(default)]
@@ -402,16 +402,16 @@ pub struct FinishExecution {
     #[validate(length(max = 10000))]
     pub error: Option<String>,
 }
-impl Input for FinishExecution {}
+impl Input for FinishRun {}
 
 /// A finished run recorded after the fact (imported from elsewhere).
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct ImportedExecution {
+pub struct ImportedRun {
     #[validate(length(min = 1))]
     pub workflow_id: String,
-    pub status: ExecutionStatus,
+    pub status: RunStatus,
     pub started_at: i64,
     pub completed_at: i64,
     #[serde(default)]
@@ -430,11 +430,13 @@ pub struct ImportedExecution {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
-pub struct ImportExecutions {
+pub struct ImportRuns {
+    /// `executions` is read too: the name before runs were called runs.
+    #[serde(alias = "executions")]
     #[validate(length(min = 1, max = 100000), nested)]
-    pub executions: Vec<ImportedExecution>,
+    pub runs: Vec<ImportedRun>,
 }
-impl Input for ImportExecutions {}
+impl Input for ImportRuns {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ImportReport {
@@ -542,8 +544,8 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
-/// The output of `start_execution` and `finish_execution`.
-pub type ExecutionOut = Execution;
+/// The output of `start_run` and `finish_run`.
+pub type RunOut = Run;
 
 fn normalize_tags(tags: &mut Vec<String>) {
     for t in tags.iter_mut() {
@@ -708,7 +710,7 @@ mod tests {
         };
         assert_eq!(errs[0].field, "limit");
         assert_eq!(errs[0].message, "must be between 1 and 500");
-        let mut g = GetExecutions {
+        let mut g = ListRuns {
             limit: Some(501),
             ..Default::default()
         };

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::execution::ExecutionStatus;
+use crate::run::RunStatus;
 pub use crate::workflow::FieldConflict;
 use crate::workflow::{FieldChange, WorkflowSpec};
 
@@ -28,16 +28,16 @@ pub struct WorkflowDeletedV1 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionStartedV1 {
+pub struct RunStartedV1 {
     pub workflow_id: String,
-    pub status: ExecutionStatus,
+    pub status: RunStatus,
     pub started_at: i64,
     pub trigger: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionFinishedV1 {
-    pub status: ExecutionStatus,
+pub struct RunFinishedV1 {
+    pub status: RunStatus,
     pub completed_at: i64,
     #[serde(default)]
     pub exit_code: Option<i64>,
@@ -50,9 +50,9 @@ pub struct ExecutionFinishedV1 {
 /// A run that had already finished when it was recorded (an import): one
 /// event instead of a start and a finish that never happened live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionRecordedV1 {
+pub struct RunRecordedV1 {
     pub workflow_id: String,
-    pub status: ExecutionStatus,
+    pub status: RunStatus,
     pub started_at: i64,
     pub completed_at: i64,
     pub trigger: String,
@@ -65,18 +65,18 @@ pub struct ExecutionRecordedV1 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionDeletedV1 {
+pub struct RunDeletedV1 {
     pub workflow_id: String,
 }
 
 /// A bulk delete of finished runs, recorded as its filter: replaying it in
 /// log order deletes exactly the rows it deleted live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionsPrunedV1 {
+pub struct RunsPrunedV1 {
     #[serde(default)]
     pub workflow_id: Option<String>,
     #[serde(default)]
-    pub status: Option<ExecutionStatus>,
+    pub status: Option<RunStatus>,
     /// Runs that started at or after this time (Unix ms), if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<i64>,
@@ -160,11 +160,11 @@ pub enum Event {
     WorkflowUpdated(WorkflowChangedV1),
     ConfigUpdated(WorkflowChangedV1),
     WorkflowDeleted(WorkflowDeletedV1),
-    ExecutionStarted(ExecutionStartedV1),
-    ExecutionFinished(ExecutionFinishedV1),
-    ExecutionRecorded(ExecutionRecordedV1),
-    ExecutionDeleted(ExecutionDeletedV1),
-    ExecutionsPruned(ExecutionsPrunedV1),
+    RunStarted(RunStartedV1),
+    RunFinished(RunFinishedV1),
+    RunRecorded(RunRecordedV1),
+    RunDeleted(RunDeletedV1),
+    RunsPruned(RunsPrunedV1),
     SettingsUpdated(SettingsUpdatedV1),
     RemoteMerged(RemoteMergedV1),
     WorkflowApproved(WorkflowApprovedV1),
@@ -186,11 +186,11 @@ impl Event {
             Event::WorkflowUpdated(_) => "workflow.updated",
             Event::ConfigUpdated(_) => "config.updated",
             Event::WorkflowDeleted(_) => "workflow.deleted",
-            Event::ExecutionStarted(_) => "execution.started",
-            Event::ExecutionFinished(_) => "execution.finished",
-            Event::ExecutionRecorded(_) => "execution.recorded",
-            Event::ExecutionDeleted(_) => "execution.deleted",
-            Event::ExecutionsPruned(_) => "executions.pruned",
+            Event::RunStarted(_) => "execution.started",
+            Event::RunFinished(_) => "execution.finished",
+            Event::RunRecorded(_) => "execution.recorded",
+            Event::RunDeleted(_) => "execution.deleted",
+            Event::RunsPruned(_) => "executions.pruned",
             Event::SettingsUpdated(_) => "settings.updated",
             Event::RemoteMerged(_) => "remote.merged",
             Event::WorkflowApproved(_) => "workflow.approved",
@@ -208,11 +208,11 @@ impl Event {
             Event::WorkflowCreated(p) => serde_json::to_string(p),
             Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => serde_json::to_string(p),
             Event::WorkflowDeleted(p) => serde_json::to_string(p),
-            Event::ExecutionStarted(p) => serde_json::to_string(p),
-            Event::ExecutionFinished(p) => serde_json::to_string(p),
-            Event::ExecutionRecorded(p) => serde_json::to_string(p),
-            Event::ExecutionDeleted(p) => serde_json::to_string(p),
-            Event::ExecutionsPruned(p) => serde_json::to_string(p),
+            Event::RunStarted(p) => serde_json::to_string(p),
+            Event::RunFinished(p) => serde_json::to_string(p),
+            Event::RunRecorded(p) => serde_json::to_string(p),
+            Event::RunDeleted(p) => serde_json::to_string(p),
+            Event::RunsPruned(p) => serde_json::to_string(p),
             Event::SettingsUpdated(p) => serde_json::to_string(p),
             Event::RemoteMerged(p) => serde_json::to_string(p),
             Event::WorkflowApproved(p) => serde_json::to_string(p),
@@ -235,11 +235,11 @@ impl Event {
             ("workflow.updated", 1) => Event::WorkflowUpdated(p(payload).map_err(err)?),
             ("config.updated", 1) => Event::ConfigUpdated(p(payload).map_err(err)?),
             ("workflow.deleted", 1) => Event::WorkflowDeleted(p(payload).map_err(err)?),
-            ("execution.started", 1) => Event::ExecutionStarted(p(payload).map_err(err)?),
-            ("execution.finished", 1) => Event::ExecutionFinished(p(payload).map_err(err)?),
-            ("execution.recorded", 1) => Event::ExecutionRecorded(p(payload).map_err(err)?),
-            ("execution.deleted", 1) => Event::ExecutionDeleted(p(payload).map_err(err)?),
-            ("executions.pruned", 1) => Event::ExecutionsPruned(p(payload).map_err(err)?),
+            ("execution.started", 1) => Event::RunStarted(p(payload).map_err(err)?),
+            ("execution.finished", 1) => Event::RunFinished(p(payload).map_err(err)?),
+            ("execution.recorded", 1) => Event::RunRecorded(p(payload).map_err(err)?),
+            ("execution.deleted", 1) => Event::RunDeleted(p(payload).map_err(err)?),
+            ("executions.pruned", 1) => Event::RunsPruned(p(payload).map_err(err)?),
             ("settings.updated", 1) => Event::SettingsUpdated(p(payload).map_err(err)?),
             ("remote.merged", 1) => Event::RemoteMerged(p(payload).map_err(err)?),
             ("workflow.approved", 1) => Event::WorkflowApproved(p(payload).map_err(err)?),

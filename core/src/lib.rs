@@ -7,8 +7,8 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod events;
-pub mod execution;
 pub mod remote;
+pub mod run;
 pub mod validation;
 pub mod workflow;
 

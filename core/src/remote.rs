@@ -15,10 +15,10 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::commands::{CreateWorkflow, FinishExecution, Input, StartExecution};
+use crate::commands::{CreateWorkflow, FinishRun, Input, StartRun};
 use crate::config::{ConfigDocument, CrossRule, FieldDef, RetentionPolicy, RunSpec};
 use crate::error::{Error, FieldError};
-use crate::execution::Execution;
+use crate::run::Run;
 use crate::validation::ValidationContext;
 use crate::workflow::{FieldConflict, WorkflowSpec};
 
@@ -34,9 +34,9 @@ pub const MAX_JSON_DEPTH: usize = 64;
 pub const MAX_SYNCED_OUTPUT_BYTES: usize = 4096;
 /// A run record as JSON text, checked before it is parsed.
 pub const MAX_RUN_RECORD_BYTES: usize = 64 * 1024;
-/// `error` of a finished run (as `finish_execution` allows).
+/// `error` of a finished run (as `finish_run` allows).
 pub const MAX_ERROR_CHARS: usize = 10_000;
-/// `trigger` of a run (as `start_execution` allows).
+/// `trigger` of a run (as `start_run` allows).
 pub const MAX_TRIGGER_CHARS: usize = 50;
 /// An author name taken from a commit message.
 pub const MAX_ACTOR_CHARS: usize = 100;
@@ -432,7 +432,7 @@ pub struct RunOrigin<'a> {
 /// A run record (JSON text) from another device's execution log: its shape,
 /// its sizes, and that it belongs where it was found. Returns the run, or
 /// every problem.
-pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Execution, Vec<FieldError>> {
+pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Run, Vec<FieldError>> {
     let one = |field: &str, code: &str, m: String| Err(vec![FieldError::new(field, code, m)]);
     let value = match parse_json_text(text, MAX_RUN_RECORD_BYTES) {
         Ok(v) => v,
@@ -481,7 +481,7 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Execution, Vec<Fie
         }
     }
     if let Some(s) = obj.get("status").and_then(Value::as_str) {
-        if crate::execution::ExecutionStatus::parse(s).is_none() {
+        if crate::run::RunStatus::parse(s).is_none() {
             errors.push(FieldError::new(
                 "status",
                 "one_of",
@@ -492,7 +492,7 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Execution, Vec<Fie
     if !errors.is_empty() {
         return Err(errors);
     }
-    let run: Execution = match serde_json::from_value(value) {
+    let run: Run = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => return one("run", "type", clip(&e.to_string(), 200)),
     };
@@ -573,12 +573,12 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Execution, Vec<Fie
     if let Some(out) = &run.output {
         errors.extend(sized("output", out, MAX_SYNCED_OUTPUT_BYTES));
     }
-    let start = StartExecution {
+    let start = StartRun {
         workflow_id: run.workflow_id.clone(),
         status: None,
         trigger: Some(run.trigger.clone()),
     };
-    let finish = FinishExecution {
+    let finish = FinishRun {
         id: run.id.clone(),
         status: run.status,
         exit_code: run.exit_code,
@@ -838,7 +838,7 @@ mod tests {
         v.to_string()
     }
 
-    fn check(text: &str) -> Result<Execution, Vec<FieldError>> {
+    fn check(text: &str) -> Result<Run, Vec<FieldError>> {
         let log = LogKey::new(WF, DEV, JULY);
         check_run(
             text,

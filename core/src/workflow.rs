@@ -157,7 +157,7 @@ pub struct WorkflowSummary {
 /// A workflow's newest run, as a list row shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct LastRun {
-    pub status: crate::execution::ExecutionStatus,
+    pub status: crate::run::RunStatus,
     pub started_at: i64,
 }
 

@@ -10,8 +10,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use flowkeep_app::{Error, RunRequest, Service};
-use flowkeep_core::commands::{ExecutionId, Input, RunCancelled, RunWorkflow};
-use flowkeep_core::execution::Execution;
+use flowkeep_core::commands::{Input, RunCancelled, RunId, RunWorkflow};
+use flowkeep_core::run::Run;
 use serde_json::Value;
 
 /// A command from the UI by name: `run` and `cancel_run` here, the rest
@@ -75,9 +75,9 @@ impl UiRuns {
     }
 
     /// Starts a run; blocks until it is recorded as started or refused.
-    pub fn start(&self, mut input: RunWorkflow) -> Result<Execution, Error> {
+    pub fn start(&self, mut input: RunWorkflow) -> Result<Run, Error> {
         input.check()?;
-        let (tx, rx) = mpsc::channel::<Result<Execution, Error>>();
+        let (tx, rx) = mpsc::channel::<Result<Run, Error>>();
         let cancel = Arc::new(AtomicBool::new(false));
         let (svc, active) = (self.svc.clone(), self.active.clone());
         let started_tx = tx.clone();
@@ -88,7 +88,7 @@ impl UiRuns {
                 workflow_id: input.workflow_id,
                 overrides: input.set.into_iter().collect(),
                 trigger: "ui".to_owned(),
-                on_start: Some(Box::new(move |e: &Execution| {
+                on_start: Some(Box::new(move |e: &Run| {
                     started_active
                         .lock()
                         .unwrap()
@@ -120,7 +120,7 @@ impl UiRuns {
     }
 
     /// Stops a run this UI started.
-    pub fn cancel(&self, mut input: ExecutionId) -> Result<RunCancelled, Error> {
+    pub fn cancel(&self, mut input: RunId) -> Result<RunCancelled, Error> {
         input.check()?;
         match self.active.lock().unwrap().get(&input.id) {
             Some(flag) => {

@@ -39,7 +39,7 @@ impl Error {
         }
     }
 
-    pub fn execution_not_found(id: &str) -> Error {
+    pub fn run_not_found(id: &str) -> Error {
         Error::NotFound {
             entity: "run",
             id: id.to_owned(),

@@ -169,7 +169,7 @@ pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowkeep_core::events::{Event, ExecutionDeletedV1};
+    use flowkeep_core::events::{Event, RunDeletedV1};
 
     fn conn() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
@@ -181,7 +181,7 @@ mod tests {
         NewEvent {
             stream_id: stream,
             expected,
-            event: Event::ExecutionDeleted(ExecutionDeletedV1 {
+            event: Event::RunDeleted(RunDeletedV1 {
                 workflow_id: "w".into(),
             }),
             actor: "a",

@@ -87,14 +87,14 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             conn.prepare_cached("DELETE FROM configs WHERE workflow_id = ?1")?
                 .execute([&e.stream_id])?;
         }
-        Event::ExecutionStarted(p) => {
+        Event::RunStarted(p) => {
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
                  exit_code, error, trigger, device_id) VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6)",
             )?
             .execute(params![e.stream_id, p.workflow_id, p.status.as_str(), p.started_at, p.trigger, e.device_id])?;
         }
-        Event::ExecutionFinished(p) => {
+        Event::RunFinished(p) => {
             let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
             let n = conn
                 .prepare_cached(
@@ -104,7 +104,7 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 .execute(params![e.stream_id, p.status.as_str(), p.completed_at, p.exit_code, output, p.error])?;
             expect_one(n, e)?;
         }
-        Event::ExecutionRecorded(p) => {
+        Event::RunRecorded(p) => {
             let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
@@ -136,15 +136,15 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 }
             }
         }
-        Event::ExecutionDeleted(_) => {
+        Event::RunDeleted(_) => {
             let n = conn
                 .prepare_cached("DELETE FROM executions WHERE id = ?1")?
                 .execute([&e.stream_id])?;
             expect_one(n, e)?;
         }
-        Event::ExecutionsPruned(p) => {
+        Event::RunsPruned(p) => {
             let (where_sql, args) =
-                queries::executions::prune_filter_sql(&flowkeep_core::commands::ExecutionFilter {
+                queries::runs::prune_filter_sql(&flowkeep_core::commands::RunFilter {
                     workflow_id: p.workflow_id.clone(),
                     status: p.status,
                     since: p.since,

@@ -10,13 +10,13 @@ pub struct Flowkeep {
     pub dir: tempfile::TempDir,
 }
 
-pub struct Run {
+pub struct Outcome {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
-impl Run {
+impl Outcome {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
@@ -25,7 +25,7 @@ impl Run {
         serde_json::from_str(self.stderr.trim())
             .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", self.stderr))
     }
-    pub fn ok(self) -> Run {
+    pub fn ok(self) -> Outcome {
         assert_eq!(
             self.code, 0,
             "expected success, got {}: {}{}",
@@ -55,7 +55,7 @@ impl Flowkeep {
     }
 
     /// Runs `flowkeep --data-dir <tmp> <args>` (human output).
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub fn run(&self, args: &[&str]) -> Outcome {
         let out = Command::new(Self::bin())
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -67,7 +67,7 @@ impl Flowkeep {
     }
 
     /// Runs with `--json`.
-    pub fn json(&self, args: &[&str]) -> Run {
+    pub fn json(&self, args: &[&str]) -> Outcome {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         self.run(&all)
@@ -117,8 +117,8 @@ pub fn dump_tables(db: &Path, tables: &[&str]) -> String {
     dump
 }
 
-fn to_run(out: Output) -> Run {
-    Run {
+fn to_run(out: Output) -> Outcome {
+    Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

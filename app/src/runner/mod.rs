@@ -14,8 +14,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowkeep_core::commands::{ApplyRetention, FinishExecution, StartExecution};
-use flowkeep_core::execution::{Execution, ExecutionStatus};
+use flowkeep_core::commands::{ApplyRetention, FinishRun, StartRun};
+use flowkeep_core::run::{Run, RunStatus};
 use flowkeep_core::FieldError;
 use serde_json::{json, Value};
 
@@ -33,7 +33,7 @@ pub enum OutputStream {
 pub type OutputSink = Arc<dyn Fn(OutputStream, &[u8]) + Send + Sync>;
 
 /// See `RunRequest::on_start`.
-pub type OnStart = Box<dyn FnOnce(&Execution) + Send>;
+pub type OnStart = Box<dyn FnOnce(&Run) + Send>;
 
 pub struct RunRequest {
     pub workflow_id: String,
@@ -51,7 +51,7 @@ impl RunService<'_> {
     /// named by `FLOWKEEP_CONFIG`), passes output to `sink` as it arrives,
     /// and records `execution.finished`. An invalid config refuses to run
     /// and records nothing. Setting `cancel` stops the run (`cancelled`).
-    pub fn run(&self, req: RunRequest, cancel: &AtomicBool, sink: OutputSink) -> Result<Execution> {
+    pub fn run(&self, req: RunRequest, cancel: &AtomicBool, sink: OutputSink) -> Result<Run> {
         let Some(runs) = self.runs_dir().map(|p| p.to_owned()) else {
             return Err(Error::invalid(
                 "run",
@@ -95,7 +95,7 @@ impl RunService<'_> {
         }
         let values = Value::Object(config.effective_values());
 
-        let execution = self.runs().start(StartExecution {
+        let execution = self.runs().start(StartRun {
             workflow_id: wf.id.clone(),
             status: None,
             trigger: Some(req.trigger),
@@ -145,29 +145,25 @@ impl RunService<'_> {
         };
         let (status, exit_code, error) = match finished.ending {
             child::Ending::Exited(s) => match (s.code(), s.signal()) {
-                (Some(0), _) => (ExecutionStatus::Succeeded, Some(0), None),
+                (Some(0), _) => (RunStatus::Succeeded, Some(0), None),
                 (Some(c), _) => (
-                    ExecutionStatus::Failed,
+                    RunStatus::Failed,
                     Some(c as i64),
                     Some(format!("exit code {c}")),
                 ),
                 (None, Some(sig)) => (
-                    ExecutionStatus::Failed,
+                    RunStatus::Failed,
                     None,
                     Some(format!("killed by signal {sig}")),
                 ),
                 (None, None) => (
-                    ExecutionStatus::Failed,
+                    RunStatus::Failed,
                     None,
                     Some("ended without an exit code".to_owned()),
                 ),
             },
-            child::Ending::TimedOut => (ExecutionStatus::Failed, None, Some("timeout".to_owned())),
-            child::Ending::Cancelled => (
-                ExecutionStatus::Cancelled,
-                None,
-                Some("cancelled".to_owned()),
-            ),
+            child::Ending::TimedOut => (RunStatus::Failed, None, Some("timeout".to_owned())),
+            child::Ending::Cancelled => (RunStatus::Cancelled, None, Some("cancelled".to_owned())),
         };
         let output = json!({
             "result": finished.stdout.json_result(),
@@ -178,7 +174,7 @@ impl RunService<'_> {
             "truncated": finished.stdout.truncated() || finished.stderr.truncated(),
             "log": log.display().to_string(),
         });
-        let done = self.runs().finish(FinishExecution {
+        let done = self.runs().finish(FinishRun {
             id: execution.id.clone(),
             status,
             exit_code,
@@ -194,10 +190,10 @@ impl RunService<'_> {
         Ok(done)
     }
 
-    fn fail(&self, id: &str, error: String, output: Value) -> Result<Execution> {
-        self.runs().finish(FinishExecution {
+    fn fail(&self, id: &str, error: String, output: Value) -> Result<Run> {
+        self.runs().finish(FinishRun {
             id: id.to_owned(),
-            status: ExecutionStatus::Failed,
+            status: RunStatus::Failed,
             exit_code: None,
             output: Some(output),
             error: Some(error),
@@ -232,9 +228,9 @@ impl RunService<'_> {
                 continue;
             }
             let log = dir.join("output.log");
-            let finished = self.runs().finish(FinishExecution {
+            let finished = self.runs().finish(FinishRun {
                 id: id.clone(),
-                status: ExecutionStatus::Failed,
+                status: RunStatus::Failed,
                 exit_code: None,
                 output: Some(json!({"log": log.display().to_string()})),
                 error: Some("interrupted".to_owned()),

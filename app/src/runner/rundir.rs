@@ -19,17 +19,17 @@ pub(crate) struct RunDir {
 /// `runs/<id>` for an execution id that is a UUID, else `None`. Ids can come
 /// from another device; a path is never built from one that is not a
 /// parsed UUID, so `../x` or `/etc` can never name a directory here.
-pub(crate) fn path_of(runs: &Path, execution_id: &str) -> Option<PathBuf> {
-    let id = uuid::Uuid::parse_str(execution_id).ok()?;
+pub(crate) fn path_of(runs: &Path, run_id: &str) -> Option<PathBuf> {
+    let id = uuid::Uuid::parse_str(run_id).ok()?;
     Some(runs.join(id.hyphenated().to_string()))
 }
 
-fn not_a_uuid(execution_id: &str) -> std::io::Error {
+fn not_a_uuid(run_id: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
         format!(
             "run id {:?} is not a UUID",
-            execution_id.chars().take(64).collect::<String>()
+            run_id.chars().take(64).collect::<String>()
         ),
     )
 }
@@ -40,10 +40,10 @@ impl RunDir {
     /// directory without a held lock.
     pub(crate) fn create(
         runs: &Path,
-        execution_id: &str,
+        run_id: &str,
         config: &serde_json::Value,
     ) -> std::io::Result<RunDir> {
-        let path = path_of(runs, execution_id).ok_or_else(|| not_a_uuid(execution_id))?;
+        let path = path_of(runs, run_id).ok_or_else(|| not_a_uuid(run_id))?;
         private::create_dir(runs)?;
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
@@ -83,8 +83,8 @@ impl RunDir {
 /// file nobody holds. A run without a directory was not started by the
 /// runner (`exec start`) and is not ours to judge; nor is an id that is not
 /// a UUID.
-pub(crate) fn is_abandoned(runs: &Path, execution_id: &str) -> bool {
-    let Some(dir) = path_of(runs, execution_id) else {
+pub(crate) fn is_abandoned(runs: &Path, run_id: &str) -> bool {
+    let Some(dir) = path_of(runs, run_id) else {
         return false;
     };
     if !dir.is_dir() {
@@ -111,8 +111,8 @@ fn is_locked(dir: &Path) -> bool {
 }
 
 /// Removes the lock file of an abandoned run.
-pub(crate) fn remove_lock(runs: &Path, execution_id: &str) {
-    if let Some(dir) = path_of(runs, execution_id) {
+pub(crate) fn remove_lock(runs: &Path, run_id: &str) {
+    if let Some(dir) = path_of(runs, run_id) {
         let _ = fs::remove_file(dir.join("lock"));
     }
 }
@@ -120,8 +120,8 @@ pub(crate) fn remove_lock(runs: &Path, execution_id: &str) {
 /// Removes the directory of a deleted run, unless a live process still
 /// supervises it (its lock is held): that one removes nothing of a run it is
 /// writing to, and the directory stays. Ids that are not UUIDs are skipped.
-pub(crate) fn remove(runs: &Path, execution_id: &str) -> std::io::Result<()> {
-    let Some(dir) = path_of(runs, execution_id) else {
+pub(crate) fn remove(runs: &Path, run_id: &str) -> std::io::Result<()> {
+    let Some(dir) = path_of(runs, run_id) else {
         return Ok(());
     };
     // `symlink_metadata`: a symlink planted in runs/ is removed, never followed.

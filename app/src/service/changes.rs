@@ -17,7 +17,7 @@ pub struct Change {
     /// The workflow it concerns, when it concerns one.
     pub workflow_id: Option<String>,
     /// The run it concerns, for `execution.*` events.
-    pub execution_id: Option<String>,
+    pub run_id: Option<String>,
 }
 
 impl Service {
@@ -59,7 +59,7 @@ impl Service {
                     seq: r.get(0)?,
                     kind,
                     workflow_id,
-                    execution_id: run.then_some(stream),
+                    run_id: run.then_some(stream),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -70,7 +70,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use flowkeep_core::commands::*;
-    use flowkeep_core::execution::ExecutionStatus;
+    use flowkeep_core::run::RunStatus;
 
     use crate::Service;
 
@@ -87,15 +87,15 @@ mod tests {
             .unwrap();
         let run = svc
             .runs()
-            .start(StartExecution {
+            .start(StartRun {
                 workflow_id: wf.id.clone(),
                 ..Default::default()
             })
             .unwrap();
         svc.runs()
-            .finish(FinishExecution {
+            .finish(FinishRun {
                 id: run.id.clone(),
-                status: ExecutionStatus::Succeeded,
+                status: RunStatus::Succeeded,
                 exit_code: Some(0),
                 output: None,
                 error: None,
@@ -108,7 +108,7 @@ mod tests {
                 (
                     c.kind.as_str(),
                     c.workflow_id.as_deref(),
-                    c.execution_id.as_deref(),
+                    c.run_id.as_deref(),
                 )
             })
             .collect();

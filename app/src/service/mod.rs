@@ -5,9 +5,9 @@
 mod approval;
 mod changes;
 mod config;
-mod executions;
 mod facets;
 mod history;
+mod runs;
 mod settings;
 mod workflows;
 
@@ -21,8 +21,8 @@ use rusqlite::Connection;
 
 pub(crate) use approval::ensure_approved;
 pub use changes::Change;
-pub use executions::{PRUNE_BATCH, PRUNE_BATCH_MAX};
 pub use facets::{ConfigService, RunService, SettingsService, SyncService, WorkflowService};
+pub use runs::{PRUNE_BATCH, PRUNE_BATCH_MAX};
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};

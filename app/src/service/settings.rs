@@ -2,7 +2,7 @@
 //! setting; a workflow's own policy lives in its config document.
 
 use flowkeep_core::commands::{
-    ApplyRetention, ExecutionFilter, GetSettings, Input, PruneReport, SetRetention, Settings,
+    ApplyRetention, GetSettings, Input, PruneReport, RunFilter, SetRetention, Settings,
 };
 use flowkeep_core::config::RetentionPolicy;
 use flowkeep_core::events::{Event, SettingsUpdatedV1};
@@ -85,7 +85,7 @@ impl SettingsService<'_> {
         let now = self.clock.now_ms();
         // Where each policy cuts, read first; a run recorded meanwhile only
         // makes a count limit keep one more.
-        let cuts: Vec<ExecutionFilter> = self.read(|c| {
+        let cuts: Vec<RunFilter> = self.read(|c| {
             let global = load_settings(c)?.retention;
             let ids: Vec<String> = match &input.workflow_id {
                 Some(id) => {
@@ -102,7 +102,7 @@ impl SettingsService<'_> {
                     .and_then(|l| l.workflow.approval.approved_spec.retention);
                 let policy = own.unwrap_or_else(|| global.clone());
                 if let Some(until) = policy_cut(c, &id, &policy, now)? {
-                    cuts.push(ExecutionFilter {
+                    cuts.push(RunFilter {
                         workflow_id: Some(id),
                         until: Some(until),
                         ..Default::default()

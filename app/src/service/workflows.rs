@@ -138,7 +138,7 @@ fn copy_name(name: &str) -> String {
 #[cfg(test)]
 mod list_tests {
     use flowkeep_core::commands::*;
-    use flowkeep_core::execution::ExecutionStatus;
+    use flowkeep_core::run::RunStatus;
 
     use crate::Service;
 
@@ -158,13 +158,10 @@ mod list_tests {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let ran = wf(&svc, "ran", &[]);
         wf(&svc, "never ran", &[]);
-        for (started_at, status) in [
-            (10, ExecutionStatus::Succeeded),
-            (20, ExecutionStatus::Failed),
-        ] {
+        for (started_at, status) in [(10, RunStatus::Succeeded), (20, RunStatus::Failed)] {
             svc.runs()
-                .import(ImportExecutions {
-                    executions: vec![ImportedExecution {
+                .import(ImportRuns {
+                    runs: vec![ImportedRun {
                         workflow_id: ran.clone(),
                         status,
                         started_at,
@@ -178,7 +175,7 @@ mod list_tests {
                 .unwrap();
         }
         let page = svc.workflows().list(ListWorkflows::default()).unwrap();
-        let last: Vec<(&str, Option<(ExecutionStatus, i64)>)> = page
+        let last: Vec<(&str, Option<(RunStatus, i64)>)> = page
             .items
             .iter()
             .map(|w| {
@@ -190,10 +187,7 @@ mod list_tests {
             .collect();
         assert_eq!(
             last,
-            [
-                ("never ran", None),
-                ("ran", Some((ExecutionStatus::Failed, 20)))
-            ]
+            [("never ran", None), ("ran", Some((RunStatus::Failed, 20)))]
         );
     }
 

@@ -1,4 +1,4 @@
-//! Execution-log documents: the runs one device recorded for one workflow in
+//! Run-log documents: the runs one device recorded for one workflow in
 //! one month (bounded documents). Each run is a key of `runs` holding the
 //! run as JSON text; a device only ever writes its own logs, so runs are
 //! append-only records that never conflict. Large output is cut down in the
@@ -6,8 +6,8 @@
 
 use automerge::transaction::Transactable;
 use automerge::{ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
-use flowkeep_core::execution::Execution;
 use flowkeep_core::remote::{self, LogKey};
+use flowkeep_core::run::Run;
 use serde_json::{json, Value as Json};
 
 pub(crate) const KIND: &str = "flowkeep.execution-log";
@@ -36,7 +36,7 @@ fn runs(doc: &impl ReadDoc) -> Option<ObjId> {
 }
 
 /// The synced form of a run: its output cut down if large.
-pub(crate) fn record(e: &Execution) -> Json {
+pub(crate) fn record(e: &Run) -> Json {
     let mut v = serde_json::to_value(e).expect("an execution serializes");
     if let Some(out) = &e.output {
         if out.to_string().len() > MAX_SYNCED_OUTPUT {
@@ -50,7 +50,7 @@ pub(crate) fn record(e: &Execution) -> Json {
     v
 }
 
-pub(crate) fn put(tx: &mut impl Transactable, e: &Execution) -> Result<(), String> {
+pub(crate) fn put(tx: &mut impl Transactable, e: &Run) -> Result<(), String> {
     let obj = runs(tx).ok_or("the log document has no runs map")?;
     tx.put(&obj, e.id.as_str(), record(e).to_string())
         .map_err(|err| err.to_string())

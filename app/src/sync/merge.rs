@@ -495,11 +495,11 @@ impl Service {
 /// `Err` (nothing written) when the id is already another run's here.
 pub(super) fn merge_run_in(
     w: &Writer<'_>,
-    run: &flowkeep_core::execution::Execution,
+    run: &flowkeep_core::run::Run,
 ) -> Result<std::result::Result<(), String>> {
-    use flowkeep_core::events::{ExecutionFinishedV1, ExecutionStartedV1};
-    use flowkeep_core::execution::ExecutionStatus;
-    let local = match queries::executions::get(w.conn, &run.id) {
+    use flowkeep_core::events::{RunFinishedV1, RunStartedV1};
+    use flowkeep_core::run::RunStatus;
+    let local = match queries::runs::get(w.conn, &run.id) {
         Ok(e) => Some(e),
         Err(flowkeep_store::Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
@@ -514,11 +514,11 @@ pub(super) fn merge_run_in(
         Some(e) => e.status,
         None => {
             let started = if run.status.is_terminal() {
-                ExecutionStatus::Running
+                RunStatus::Running
             } else {
                 run.status
             };
-            let event = Event::ExecutionStarted(ExecutionStartedV1 {
+            let event = Event::RunStarted(RunStartedV1 {
                 workflow_id: run.workflow_id.clone(),
                 status: started,
                 started_at: run.started_at,
@@ -529,7 +529,7 @@ pub(super) fn merge_run_in(
         }
     };
     if run.status.is_terminal() && status_here.can_move_to(run.status) {
-        let event = Event::ExecutionFinished(ExecutionFinishedV1 {
+        let event = Event::RunFinished(RunFinishedV1 {
             status: run.status,
             completed_at: run.completed_at.unwrap_or(run.started_at),
             exit_code: run.exit_code,

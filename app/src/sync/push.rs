@@ -249,9 +249,7 @@ impl Service {
     }
 
     /// This device's runs touched since the last sync, grouped by log key.
-    pub(super) fn local_runs_to_send(
-        &self,
-    ) -> Result<Vec<(String, Vec<flowkeep_core::execution::Execution>)>> {
+    pub(super) fn local_runs_to_send(&self) -> Result<Vec<(String, Vec<flowkeep_core::run::Run>)>> {
         let synced: i64 = self
             .meta(META_SEQ)?
             .and_then(|v| v.parse().ok())
@@ -267,7 +265,7 @@ impl Service {
                 .collect::<rusqlite::Result<_>>()?;
             let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
             for id in ids {
-                match queries::executions::get(c, &id) {
+                match queries::runs::get(c, &id) {
                     Ok(e) if e.device_id == own => {
                         groups
                             .entry(execlog::log_key(&e.workflow_id, &own, e.started_at))

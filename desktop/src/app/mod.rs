@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use flowkeep_app::Service;
-use flowkeep_core::commands::{ExecutionFilter, ExportFormat};
+use flowkeep_core::commands::{ExportFormat, RunFilter};
 use flowkeep_core::{ErrorBody, ErrorCode};
 use serde_json::Value;
 use tauri::Manager;
@@ -34,7 +34,7 @@ pub fn run_app(svc: Service) -> anyhow::Result<()> {
             svc,
             runs: runs.clone(),
         })
-        .invoke_handler(tauri::generate_handler![command, export_executions])
+        .invoke_handler(tauri::generate_handler![command, export_runs])
         .build(tauri::generate_context!())?;
     // Ctrl-C or SIGTERM close the window the normal way, so the window's size
     // and position are saved and runs are recorded as cancelled.
@@ -78,9 +78,9 @@ async fn command(
 /// Asks where to save (the native save dialog), then writes the runs the
 /// filter matches there. `None`: the user closed the dialog.
 #[tauri::command]
-async fn export_executions(
+async fn export_runs(
     app: tauri::AppHandle,
-    filter: ExecutionFilter,
+    filter: RunFilter,
     format: ExportFormat,
 ) -> Result<Option<String>, ErrorBody> {
     let ext = match format {

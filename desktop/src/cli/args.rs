@@ -247,7 +247,7 @@ pub enum ConfigCmd {
 #[derive(Args, Debug, Clone)]
 pub struct ExecFilterArgs {
     #[arg(long, value_parser = parse_status)]
-    pub status: Option<flowkeep_core::execution::ExecutionStatus>,
+    pub status: Option<flowkeep_core::run::RunStatus>,
     /// Started at or after: 2026-11-01, 2026-11-01T08:00:00Z, or 7d (ago).
     #[arg(long, value_name = "DATE", value_parser = super::time_arg::in_range)]
     pub since: Option<String>,
@@ -311,7 +311,7 @@ pub enum ExecCmd {
     Finish {
         id: String,
         #[arg(long, value_parser = parse_status)]
-        status: flowkeep_core::execution::ExecutionStatus,
+        status: flowkeep_core::run::RunStatus,
         #[arg(long)]
         exit_code: Option<i64>,
         /// JSON the run produced.
@@ -334,7 +334,7 @@ pub enum ExecCmd {
         #[arg(long)]
         workflow: Option<String>,
         #[arg(long, value_parser = parse_status, requires = "before")]
-        status: Option<flowkeep_core::execution::ExecutionStatus>,
+        status: Option<flowkeep_core::run::RunStatus>,
         /// Delete finished runs that started before this date instead of applying the policies.
         #[arg(long, visible_alias = "until", value_name = "DATE", value_parser = super::time_arg::in_range)]
         before: Option<String>,
@@ -359,8 +359,8 @@ pub enum FormatArg {
     Csv,
 }
 
-fn parse_status(s: &str) -> Result<flowkeep_core::execution::ExecutionStatus, String> {
-    flowkeep_core::execution::ExecutionStatus::parse(s)
+fn parse_status(s: &str) -> Result<flowkeep_core::run::RunStatus, String> {
+    flowkeep_core::run::RunStatus::parse(s)
         .ok_or_else(|| "expected one of queued, running, succeeded, failed, cancelled".to_owned())
 }
 

@@ -15,8 +15,8 @@ fn filter(
     svc_now: i64,
     workflow_id: Option<String>,
     f: ExecFilterArgs,
-) -> Result<ExecutionFilter, Failure> {
-    Ok(ExecutionFilter {
+) -> Result<RunFilter, Failure> {
+    Ok(RunFilter {
         workflow_id,
         status: f.status,
         since: f
@@ -45,19 +45,19 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             cursor,
         } => {
             let filter = filter(now_ms(), workflow, f)?;
-            let page = call::<GetExecutionsCmd>(
+            let page = call::<ListRunsCmd>(
                 svc,
-                GetExecutions {
+                ListRuns {
                     filter,
                     limit: Some(limit),
                     cursor,
                 },
             )?;
-            done(&page, render::execution_list(&page))
+            done(&page, render::run_list(&page))
         }
         ExecCmd::Get { id } => {
-            let e = call::<GetExecutionCmd>(svc, ExecutionId { id })?;
-            done(&e, render::execution(&e))
+            let e = call::<GetRunCmd>(svc, RunId { id })?;
+            done(&e, render::run(&e))
         }
         ExecCmd::Delete {
             id: Some(id),
@@ -72,7 +72,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
                     "give a run ID or filters (--workflow, --status, --since, --until), not both",
                 ));
             }
-            let d = call::<DeleteExecutionCmd>(svc, ExecutionId { id })?;
+            let d = call::<DeleteRunCmd>(svc, RunId { id })?;
             done(&d, format!("Deleted run {}.\n", d.id))
         }
         ExecCmd::Delete {
@@ -86,20 +86,17 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             trigger,
             queued,
         } => {
-            let status = queued.then_some(flowkeep_core::execution::ExecutionStatus::Queued);
+            let status = queued.then_some(flowkeep_core::run::RunStatus::Queued);
             let trigger = Some(trigger.unwrap_or_else(|| "cli".to_owned()));
-            let e = call::<StartExecutionCmd>(
+            let e = call::<StartRunCmd>(
                 svc,
-                StartExecution {
+                StartRun {
                     workflow_id: workflow,
                     status,
                     trigger,
                 },
             )?;
-            done(
-                &e,
-                format!("Started run {}\n{}", e.id, render::execution(&e)),
-            )
+            done(&e, format!("Started run {}\n{}", e.id, render::run(&e)))
         }
         ExecCmd::Finish {
             id,
@@ -112,9 +109,9 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
                 .as_deref()
                 .map(|o| json_arg("output", o))
                 .transpose()?;
-            let e = call::<FinishExecutionCmd>(
+            let e = call::<FinishRunCmd>(
                 svc,
-                FinishExecution {
+                FinishRun {
                     id,
                     status,
                     exit_code,
@@ -122,14 +119,14 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
                     error,
                 },
             )?;
-            done(&e, render::execution(&e))
+            done(&e, render::run(&e))
         }
         ExecCmd::Import { file } => {
             let executions = read_runs(&file)?;
             // One transaction: all of the file or nothing, also on Ctrl-C.
             let what = format!("recording {} run(s)", executions.len());
             let bar = super::progress::Progress::working(json, &what);
-            let report = call::<ImportExecutionsCmd>(svc, ImportExecutions { executions });
+            let report = call::<ImportRunsCmd>(svc, ImportRuns { runs: executions });
             bar.finish();
             let report = report?;
             let text = format!("imported {} run(s)\n", report.imported);
@@ -194,12 +191,12 @@ fn delete_matching(
 fn prune_before(
     svc: &Service,
     workflow: Option<String>,
-    status: Option<flowkeep_core::execution::ExecutionStatus>,
+    status: Option<flowkeep_core::run::RunStatus>,
     before: &str,
     json: bool,
 ) -> Out {
     let before = time_arg::parse("before", before, now_ms())?;
-    let input = ExecutionFilter {
+    let input = RunFilter {
         workflow_id: workflow,
         status,
         until: Some(before),
@@ -238,7 +235,7 @@ fn apply_retention(svc: &Service, workflow: Option<String>, json: bool) -> Out {
 
 fn export(
     svc: &Service,
-    filter: &ExecutionFilter,
+    filter: &RunFilter,
     format: ExportFormat,
     out: Option<std::path::PathBuf>,
     json: bool,
@@ -270,7 +267,7 @@ fn export(
 }
 
 /// Shows what a filtered delete will remove, asks (unless `--yes`), deletes.
-fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> Out {
+fn bulk_delete(svc: &Service, prune: RunFilter, yes: bool, json: bool) -> Out {
     let n = svc.runs().prune_preview(&prune)?;
     if n == 0 {
         return done(
@@ -308,7 +305,7 @@ fn bulk_delete(svc: &Service, prune: ExecutionFilter, yes: bool, json: bool) -> 
 /// the current batch, keeping what was deleted.
 fn prune_in_batches(
     svc: &Service,
-    prune: ExecutionFilter,
+    prune: RunFilter,
     expected: u64,
     json: bool,
 ) -> Result<PruneReport, Failure> {
@@ -369,8 +366,8 @@ fn retention(
 }
 
 /// Runs to import from a JSON array or NDJSON file (`-`: stdin). A run that
-/// cannot be read is named by its position (`executions[3]`, `line 4`).
-fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedExecution>, Failure> {
+/// cannot be read is named by its position (`runs[3]`, `line 4`).
+fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedRun>, Failure> {
     let text = if path == std::path::Path::new("-") {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -396,7 +393,7 @@ fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedExecution>, Failure> 
         items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| serde_json::from_value(v).map_err(|e| bad(format!("executions[{i}]"), e)))
+            .map(|(i, v)| serde_json::from_value(v).map_err(|e| bad(format!("runs[{i}]"), e)))
             .collect()
     } else {
         text.lines()

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport};
 use flowkeep_core::config::{ConfigDocument, FieldDef};
-use flowkeep_core::execution::Execution;
+use flowkeep_core::run::Run;
 use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use flowkeep_core::ErrorBody;
 use serde_json::Value;
@@ -203,7 +203,7 @@ fn duration(ms: Option<i64>) -> String {
     }
 }
 
-pub fn execution_list(page: &Page<Execution>) -> String {
+pub fn run_list(page: &Page<Run>) -> String {
     let mut s = String::new();
     if page.items.is_empty() {
         s.push_str("No runs.\n");
@@ -236,7 +236,7 @@ pub fn execution_list(page: &Page<Execution>) -> String {
     s
 }
 
-pub fn execution(e: &Execution) -> String {
+pub fn run(e: &Run) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "run {}", e.id);
     let _ = writeln!(s, "  workflow  {}", e.workflow_id);
@@ -282,9 +282,9 @@ pub fn execution(e: &Execution) -> String {
 }
 
 /// The line printed on stderr after `flowkeep run`.
-pub fn run_summary(e: &Execution) -> String {
+pub fn run_summary(e: &Run) -> String {
     let how = match (&e.status, &e.error) {
-        (flowkeep_core::execution::ExecutionStatus::Succeeded, _) => "succeeded".to_owned(),
+        (flowkeep_core::run::RunStatus::Succeeded, _) => "succeeded".to_owned(),
         (status, Some(err)) => format!("{status}: {err}"),
         (status, None) => status.to_string(),
     };

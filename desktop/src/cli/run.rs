@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use flowkeep_app::{OutputStream, RunRequest, Service};
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::run::RunStatus;
 
 use super::{render, Failure, Rendered};
 
@@ -57,8 +57,8 @@ pub fn run(
     };
     let execution = svc.runs().run(req, &cancel, sink)?;
     let exit = match execution.status {
-        ExecutionStatus::Succeeded => 0,
-        ExecutionStatus::Cancelled => 130,
+        RunStatus::Succeeded => 0,
+        RunStatus::Cancelled => 130,
         _ => 1,
     };
     if !json {

@@ -5,7 +5,7 @@
 //!
 //! Events: `ready` (on connect, with the log's position: a page that
 //! reconnects reads everything again, it may have missed changes), `change`
-//! (one per logged event: `{"seq", "kind", "workflow_id", "execution_id"}`)
+//! (one per logged event: `{"seq", "kind", "workflow_id", "run_id"}`)
 //! and `reload` (this page fell behind; read everything again).
 
 use std::convert::Infallible;

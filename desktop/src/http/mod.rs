@@ -285,7 +285,7 @@ async fn export(
             };
         }
     }
-    let filter: flowkeep_core::commands::ExecutionFilter =
+    let filter: flowkeep_core::commands::RunFilter =
         match serde_json::from_value(serde_json::Value::Object(input)) {
             Ok(f) => f,
             Err(e) => return invalid("query", "invalid_input", e.to_string()),

@@ -223,7 +223,7 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
       output: { stdout_tail: `run ${i} done\n`, result: { rows: i } },
     });
   }
-  await fk.api("import_executions", { executions });
+  await fk.api("import_runs", { runs: executions });
 
   await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
   await page.getByRole("tab", { name: "Runs" }).click();
@@ -260,7 +260,7 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
   await rowsOf("Run list").first().getByRole("button", { name: /^Delete the run/ }).click();
   await page.getByRole("dialog", { name: "Delete run" }).getByRole("button", { name: "Delete run" }).click();
   await eventually(async () => assert.equal(await rowsOf("Run list").count(), 1));
-  assert.equal((await fk.api("count_executions", { workflow_id: id })).count, 44);
+  assert.equal((await fk.api("count_runs", { workflow_id: id })).count, 44);
 
   // Export what the filter shows (failed, last 10 days): one run.
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
@@ -279,7 +279,7 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
   await screenshot(page, "07-delete-old-runs");
   await bulk.getByRole("button", { name: `Delete ${expected} runs` }).click();
   await page.getByText(`Deleted ${expected} runs.`).waitFor();
-  assert.equal((await fk.api("count_executions", { workflow_id: id })).count, 44 - expected);
+  assert.equal((await fk.api("count_runs", { workflow_id: id })).count, 44 - expected);
 });
 
 test("run now: set the command, run, watch it finish, see its result; a refused run says why", async () => {
@@ -322,7 +322,7 @@ test("run now: set the command, run, watch it finish, see its result; a refused 
   await page.getByRole("heading", { name: "No command yet" }).waitFor();
   await page.getByRole("button", { name: "Run now" }).click();
   await eventually(async () => assert.match(await text(".workflow-head .error"), /^Cannot run: .*has no command/));
-  assert.equal((await fk.api("count_executions", { workflow_id: bare.id })).count, 0);
+  assert.equal((await fk.api("count_runs", { workflow_id: bare.id })).count, 0);
   await fk.api("delete_workflow", { id: bare.id });
   await page.reload();
   await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
@@ -403,10 +403,10 @@ test("each workflow and tab has a URL; an open tab survives a restart of flowkee
     await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs`));
     // A run's details have their own address too.
     const now = Date.now();
-    await own.api("import_executions", {
-      executions: [{ workflow_id: wf.id, status: "succeeded", started_at: now - 5000, completed_at: now - 4000, output: { result: { rows: 7 } } }],
+    await own.api("import_runs", {
+      runs: [{ workflow_id: wf.id, status: "succeeded", started_at: now - 5000, completed_at: now - 4000, output: { result: { rows: 7 } } }],
     });
-    const run = (await own.api("get_executions", { workflow_id: wf.id })).items[0];
+    const run = (await own.api("list_runs", { workflow_id: wf.id })).items[0];
     await tab.getByRole("table", { name: "Run list" }).getByRole("button", { name: /^Details/ }).click();
     await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${wf.id}/runs/${run.id}`));
     await tab.getByRole("dialog", { name: "Run details" }).getByRole("button", { name: "Close" }).click();
@@ -505,8 +505,8 @@ test("from 360 px to wide, nothing is cut off; with nothing open the overview sh
   try {
     const wf = await own.api("create_workflow", { name: "Narrow" });
     const now = Date.now();
-    await own.api("import_executions", {
-      executions: [
+    await own.api("import_runs", {
+      runs: [
         { workflow_id: wf.id, status: "succeeded", started_at: now - 60_000, completed_at: now - 59_000 },
         { workflow_id: wf.id, status: "failed", started_at: now - 120_000, completed_at: now - 119_000 },
       ],
@@ -562,8 +562,8 @@ test("no serious accessibility violations (axe-core) on the overview, a workflow
   try {
     const wf = await own.api("create_workflow", { name: "Accessible", tags: ["ops"], config: { fields: [{ key: "n", type: "number" }], values: { n: 1 } } });
     const now = Date.now();
-    await own.api("import_executions", {
-      executions: [{ workflow_id: wf.id, status: "failed", started_at: now - 1000, completed_at: now }],
+    await own.api("import_runs", {
+      runs: [{ workflow_id: wf.id, status: "failed", started_at: now - 1000, completed_at: now }],
     });
     await tab.goto(own.url);
     await tab.getByRole("table", { name: "Recent failures" }).waitFor();

@@ -5,7 +5,7 @@ import { isWorkflowChange, subscribe } from "./api/live";
 import type { Workflow } from "./generated/bindings";
 import { WorkflowManager } from "./components/WorkflowManager";
 import { ConfigEditor } from "./components/ConfigEditor";
-import { ExecutionHistory } from "./components/ExecutionHistory";
+import { RunHistory } from "./components/RunHistory";
 import { WorkflowHistory } from "./components/WorkflowHistory";
 import { SyncStatus } from "./components/SyncStatus";
 import { ApprovalBanner } from "./components/ApprovalBanner";
@@ -291,7 +291,7 @@ export function App() {
                   />
                 )}
                 {tab === "runs" && (
-                  <ExecutionHistory
+                  <RunHistory
                     key={workflow.id}
                     workflowId={workflow.id}
                     workflowName={workflow.name}

@@ -3,13 +3,13 @@
 // they are absent and the components fall back (a typed path with its
 // extension checked; a download).
 
-import type { ExecutionFilter, ExportFormat, FieldDef } from "./generated/bindings";
+import type { RunFilter, ExportFormat, FieldDef } from "./generated/bindings";
 import { desktopInvoke, inDesktopWindow } from "./api/transport";
 
 export interface DesktopHooks {
   pickFile?: (field: FieldDef) => Promise<string | null>;
   /** Writes the export where the user chooses; the path, or null if they closed the dialog. */
-  exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
+  exportRuns?: (filter: RunFilter, format: ExportFormat) => Promise<string | null>;
 }
 
 export const desktopHooks: DesktopHooks = inDesktopWindow()
@@ -26,6 +26,6 @@ export const desktopHooks: DesktopHooks = inDesktopWindow()
         });
         return typeof picked === "string" ? picked : null;
       },
-      exportRuns: async (filter, format) => (await desktopInvoke("export_executions", { filter, format })) as string | null,
+      exportRuns: async (filter, format) => (await desktopInvoke("export_runs", { filter, format })) as string | null,
     }
   : {};

@@ -1,4 +1,4 @@
 //! Read-side queries over the projected tables.
 
-pub mod executions;
+pub mod runs;
 pub mod workflows;

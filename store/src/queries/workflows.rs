@@ -4,7 +4,7 @@
 use flowkeep_core::commands::{
     CountWorkflows, ListTags, ListWorkflows, Page, TagCount, WorkflowSort, DEFAULT_PAGE,
 };
-use flowkeep_core::execution::ExecutionStatus;
+use flowkeep_core::run::RunStatus;
 use flowkeep_core::workflow::{Approval, LastRun, Workflow, WorkflowSpec, WorkflowSummary};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
@@ -84,7 +84,7 @@ fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
         approved: r.get::<_, i64>(8)? != 0,
         last_run: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(10)?) {
             (Some(status), Some(started_at)) => Some(LastRun {
-                status: ExecutionStatus::parse(&status).ok_or_else(|| {
+                status: RunStatus::parse(&status).ok_or_else(|| {
                     Error::Corrupt(format!("execution status {status:?} in the read table"))
                 })?,
                 started_at,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isRunChange, isWorkflowChange, liveAvailable, subscribe, type Change } from "./live";
 import { pathOf, routeOf } from "../App";
 
-const change = (kind: string, workflow_id: string | null): Change => ({ seq: 1, kind, workflow_id, execution_id: null });
+const change = (kind: string, workflow_id: string | null): Change => ({ seq: 1, kind, workflow_id, run_id: null });
 
 describe("live changes", () => {
   it("tell workflow changes from run changes, per workflow", () => {

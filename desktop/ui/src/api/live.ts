@@ -11,7 +11,7 @@ export interface Change {
   seq: number;
   kind: string;
   workflow_id: string | null;
-  execution_id: string | null;
+  run_id: string | null;
 }
 
 /** A change, or "reload": the page may have missed changes (it reconnected

@@ -6,8 +6,8 @@ import type {
   CommandName,
   Commands,
   ErrorBody,
-  Execution,
-  ExecutionFilter,
+  Run,
+  RunFilter,
   ExportFormat,
   RunCancelled,
   RunWorkflow,
@@ -107,8 +107,8 @@ async function request(name: string, input: unknown): Promise<unknown> {
 }
 
 /** Starts a workflow's command; resolves with the started run (it keeps going). */
-export async function startRun(input: RunWorkflow): Promise<Execution> {
-  return (await request("run", input)) as Execution;
+export async function startRun(input: RunWorkflow): Promise<Run> {
+  return (await request("run", input)) as Run;
 }
 
 /** Stops a run this app started; it is recorded as cancelled. */
@@ -117,7 +117,7 @@ export async function cancelRun(id: string): Promise<RunCancelled> {
 }
 
 /** Exported runs as a file body (json, ndjson or csv), from the HTTP API. */
-export async function exportExecutions(filter: ExecutionFilter, format: ExportFormat): Promise<Blob> {
+export async function exportRuns(filter: RunFilter, format: ExportFormat): Promise<Blob> {
   const params = new URLSearchParams({ format });
   for (const [k, v] of Object.entries(filter)) {
     if (v !== undefined && v !== null && v !== "") params.set(k, String(v));

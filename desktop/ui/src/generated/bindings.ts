@@ -56,36 +56,6 @@ export type ErrorBody = { code: ErrorCode, message: string, fields: Array<FieldE
 
 export type ErrorCode = "validation_failed" | "not_found" | "conflict" | "invalid_input" | "not_approved" | "internal";
 
-export type Execution = { id: string, workflow_id: string, status: ExecutionStatus, 
-/**
- * Free-form JSON the run produced (result, output tails, ...).
- */
-output: JsonValue | null, started_at: number, completed_at: number | null, duration_ms: number | null, exit_code: number | null, error: string | null, 
-/**
- * What started it: `cli`, `manual`, `api`, `schedule`, ...
- */
-trigger: string, 
-/**
- * The device that recorded the run.
- */
-device_id: string, };
-
-export type ExecutionCount = { count: number, };
-
-export type ExecutionFilter = { workflow_id?: string, status?: ExecutionStatus, 
-/**
- * Started at or after (Unix ms).
- */
-since?: number, 
-/**
- * Started before (Unix ms).
- */
-until?: number, };
-
-export type ExecutionId = { id: string, };
-
-export type ExecutionStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-
 export type ExportFormat = "json" | "ndjson" | "csv";
 
 export type FieldChange = { field: string, old: JsonValue, new: JsonValue, };
@@ -108,19 +78,9 @@ field: string,
  */
 code: string, message: string, };
 
-export type FinishExecution = { id: string, status: ExecutionStatus, exit_code?: number, output?: JsonValue, error?: string, };
+export type FinishRun = { id: string, status: RunStatus, exit_code?: number, output?: JsonValue, error?: string, };
 
 export type GetConfig = { workflow_id: string, };
-
-export type GetExecutions = { limit?: number, cursor?: string, workflow_id?: string, status?: ExecutionStatus, 
-/**
- * Started at or after (Unix ms).
- */
-since?: number, 
-/**
- * Started before (Unix ms).
- */
-until?: number, };
 
 export type GetSettings = Record<string, never>;
 
@@ -133,15 +93,29 @@ export type HistoryEntry = { seq: number, event_id: string, kind: string, revisi
  */
 conflicts?: Array<FieldConflict>, };
 
-export type ImportExecutions = { executions: Array<ImportedExecution>, };
-
 export type ImportReport = { imported: number, };
 
-export type ImportedExecution = { workflow_id: string, status: ExecutionStatus, started_at: number, completed_at: number, exit_code?: number, output?: JsonValue, error?: string, trigger?: string, };
+export type ImportRuns = { 
+/**
+ * `executions` is read too: the name before runs were called runs.
+ */
+runs: Array<ImportedRun>, };
+
+export type ImportedRun = { workflow_id: string, status: RunStatus, started_at: number, completed_at: number, exit_code?: number, output?: JsonValue, error?: string, trigger?: string, };
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
 
-export type LastRun = { status: ExecutionStatus, started_at: number, };
+export type LastRun = { status: RunStatus, started_at: number, };
+
+export type ListRuns = { limit?: number, cursor?: string, workflow_id?: string, status?: RunStatus, 
+/**
+ * Started at or after (Unix ms).
+ */
+since?: number, 
+/**
+ * Started before (Unix ms).
+ */
+until?: number, };
 
 export type ListTags = { 
 /**
@@ -169,7 +143,35 @@ export type PruneReport = { deleted: number, };
 
 export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
 
+export type Run = { id: string, workflow_id: string, status: RunStatus, 
+/**
+ * Free-form JSON the run produced (result, output tails, ...).
+ */
+output: JsonValue | null, started_at: number, completed_at: number | null, duration_ms: number | null, exit_code: number | null, error: string | null, 
+/**
+ * What started it: `cli`, `manual`, `api`, `schedule`, ...
+ */
+trigger: string, 
+/**
+ * The device that recorded the run.
+ */
+device_id: string, };
+
 export type RunCancelled = { id: string, };
+
+export type RunCount = { count: number, };
+
+export type RunFilter = { workflow_id?: string, status?: RunStatus, 
+/**
+ * Started at or after (Unix ms).
+ */
+since?: number, 
+/**
+ * Started before (Unix ms).
+ */
+until?: number, };
+
+export type RunId = { id: string, };
 
 export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, 
 /**
@@ -178,6 +180,8 @@ export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [ke
  * from a small fixed base (`PATH`, `HOME`, locale, ...).
  */
 inherit_env?: Array<string>, };
+
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
 export type RunWorkflow = { workflow_id: string, 
 /**
@@ -195,11 +199,11 @@ export type Settings = {
  */
 retention: RetentionPolicy, };
 
-export type StartExecution = { workflow_id: string, 
+export type StartRun = { workflow_id: string, 
 /**
  * `running` (default) or `queued`.
  */
-status?: ExecutionStatus, trigger?: string, };
+status?: RunStatus, trigger?: string, };
 
 export type SyncError = { 
 /**
@@ -327,14 +331,14 @@ export type Commands = {
   update_config: { input: UpdateConfig; output: ConfigOut };
   set_config_value: { input: SetConfigValue; output: ConfigOut };
   validate_config: { input: ValidateConfig; output: ValidationReport };
-  get_executions: { input: GetExecutions; output: Page<Execution> };
-  count_executions: { input: ExecutionFilter; output: ExecutionCount };
-  get_execution: { input: ExecutionId; output: Execution };
-  delete_execution: { input: ExecutionId; output: Deleted };
-  start_execution: { input: StartExecution; output: Execution };
-  finish_execution: { input: FinishExecution; output: Execution };
-  import_executions: { input: ImportExecutions; output: ImportReport };
-  prune_executions: { input: ExecutionFilter; output: PruneReport };
+  list_runs: { input: ListRuns; output: Page<Run> };
+  count_runs: { input: RunFilter; output: RunCount };
+  get_run: { input: RunId; output: Run };
+  delete_run: { input: RunId; output: Deleted };
+  start_run: { input: StartRun; output: Run };
+  finish_run: { input: FinishRun; output: Run };
+  import_runs: { input: ImportRuns; output: ImportReport };
+  prune_runs: { input: RunFilter; output: PruneReport };
   get_settings: { input: GetSettings; output: Settings };
   set_retention: { input: SetRetention; output: Settings };
   apply_retention: { input: ApplyRetention; output: PruneReport };
@@ -347,25 +351,25 @@ export type CommandName = keyof Commands;
 export const COMMAND_NAMES: CommandName[] = [
   "apply_retention",
   "approve_workflow",
-  "count_executions",
+  "count_runs",
   "count_workflows",
   "create_workflow",
-  "delete_execution",
+  "delete_run",
   "delete_workflow",
   "duplicate_workflow",
-  "finish_execution",
+  "finish_run",
   "get_config",
-  "get_execution",
-  "get_executions",
+  "get_run",
   "get_settings",
   "get_workflow",
-  "import_executions",
+  "import_runs",
+  "list_runs",
   "list_tags",
   "list_workflows",
-  "prune_executions",
+  "prune_runs",
   "set_config_value",
   "set_retention",
-  "start_execution",
+  "start_run",
   "sync_status",
   "update_config",
   "update_workflow",

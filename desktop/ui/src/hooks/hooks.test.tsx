@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { act, renderHook, waitFor } from "@testing-library/react";
 import { useWorkflowManager } from "./useWorkflowManager";
 import { useConfigEditor } from "./useConfigEditor";
-import { useExecutionHistory } from "./useExecutionHistory";
+import { useRunHistory } from "./useRunHistory";
 import { call } from "../api/transport";
 import { ApiError } from "../api/errors";
 
@@ -187,18 +187,18 @@ describe("useConfigEditor", () => {
   });
 });
 
-describe("useExecutionHistory", () => {
+describe("useRunHistory", () => {
   const run = (i: number) => ({ id: `e${i}`, workflow_id: "w1", status: "succeeded", output: null, started_at: 1000 - i, completed_at: null, duration_ms: null, exit_code: null, error: null, trigger: "cli", device_id: "d" });
 
   it("pages forward and back with keyset cursors; filters start again at page one", async () => {
     const calls = fakeApi({
-      get_executions: (input) => {
+      list_runs: (input) => {
         const start = input.cursor ? Number(input.cursor) : 0;
         const items = Array.from({ length: 20 }, (_, i) => run(start + i)).filter((r) => Number(r.id.slice(1)) < 45);
         return { items, next_cursor: start + 20 < 45 ? String(start + 20) : null };
       },
     });
-    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    const { result } = renderHook(() => useRunHistory("w1", 20));
     await waitFor(() => expect(result.current.items.length).toBe(20));
     act(() => result.current.next());
     await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
@@ -211,11 +211,11 @@ describe("useExecutionHistory", () => {
 
     act(() => result.current.applyFilters({ status: "failed", since: 100, until: 200 }));
     await waitFor(() => expect(result.current.page).toBe(0));
-    const pages = () => calls.filter((c) => c.name === "get_executions");
+    const pages = () => calls.filter((c) => c.name === "list_runs");
     await waitFor(() => expect(pages().at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200, limit: 20 }));
     // The total the filter matches is asked with the same filter.
     await waitFor(() =>
-      expect(calls.filter((c) => c.name === "count_executions").at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200 }),
+      expect(calls.filter((c) => c.name === "count_runs").at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200 }),
     );
   });
 
@@ -224,7 +224,7 @@ describe("useExecutionHistory", () => {
     const firstHeld = new Promise<void>((r) => (releaseFirst = r));
     let first = true;
     fakeApi({
-      get_executions: async (input) => {
+      list_runs: async (input) => {
         const start = input.cursor ? Number(input.cursor) : 0;
         if (first) {
           first = false;
@@ -233,7 +233,7 @@ describe("useExecutionHistory", () => {
         return { items: Array.from({ length: 20 }, (_, i) => run(start + i)), next_cursor: String(start + 20) };
       },
     });
-    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    const { result } = renderHook(() => useRunHistory("w1", 20));
     // A reload of page 1 is still on its way when page 2 is asked for.
     await waitFor(() => expect(result.current.loading).toBe(true));
     act(() => void result.current.reload());
@@ -251,17 +251,17 @@ describe("useExecutionHistory", () => {
 
   it("the bulk delete count leaves out runs still going, as the prune does", async () => {
     const calls = fakeApi({
-      get_executions: () => ({ items: [], next_cursor: null }),
-      count_executions: (input) => ({ count: input.status === "running" ? 2 : input.status === "queued" ? 1 : 10 }),
+      list_runs: () => ({ items: [], next_cursor: null }),
+      count_runs: (input) => ({ count: input.status === "running" ? 2 : input.status === "queued" ? 1 : 10 }),
     });
-    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    const { result } = renderHook(() => useRunHistory("w1", 20));
     let count = 0;
     await act(async () => {
       count = await result.current.countOlderThan(5000);
     });
     expect(count).toBe(7);
     // (The list's own count has no `until`.)
-    const bulkCounts = calls.filter((c) => c.name === "count_executions" && c.input.until !== undefined);
+    const bulkCounts = calls.filter((c) => c.name === "count_runs" && c.input.until !== undefined);
     expect(bulkCounts.map((c) => c.input.status ?? "any").sort()).toEqual(["any", "queued", "running"]);
     act(() => result.current.applyFilters({ status: "running", since: null, until: null }));
     await waitFor(() => expect(result.current.filters.status).toBe("running"));
@@ -273,11 +273,11 @@ describe("useExecutionHistory", () => {
 
   it("bulk delete counts, then prunes, with the same filter", async () => {
     const calls = fakeApi({
-      get_executions: () => ({ items: [], next_cursor: null }),
-      count_executions: () => ({ count: 7 }),
-      prune_executions: () => ({ deleted: 7 }),
+      list_runs: () => ({ items: [], next_cursor: null }),
+      count_runs: () => ({ count: 7 }),
+      prune_runs: () => ({ deleted: 7 }),
     });
-    const { result } = renderHook(() => useExecutionHistory("w1", 20));
+    const { result } = renderHook(() => useRunHistory("w1", 20));
     act(() => result.current.applyFilters({ status: "failed", since: 5, until: null }));
     await waitFor(() => expect(result.current.filters.status).toBe("failed"));
     let count = 0;
@@ -285,11 +285,11 @@ describe("useExecutionHistory", () => {
       count = await result.current.countOlderThan(5000);
     });
     expect(count).toBe(7);
-    expect(calls.find((c) => c.name === "count_executions" && c.input.until !== undefined)!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
+    expect(calls.find((c) => c.name === "count_runs" && c.input.until !== undefined)!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
     await act(async () => {
       await result.current.deleteOlderThan(5000);
     });
     // The very filter it counted with.
-    expect(calls.find((c) => c.name === "prune_executions")!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
+    expect(calls.find((c) => c.name === "prune_runs")!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
   });
 });

@@ -2,10 +2,10 @@ import { useCallback, useEffect, useState } from "react";
 import { call } from "../api/transport";
 import { messageOf } from "../api/errors";
 import { isRunChange, subscribe } from "../api/live";
-import type { Execution } from "../generated/bindings";
+import type { Run } from "../generated/bindings";
 
 export interface RecentRun {
-  run: Execution;
+  run: Run;
   workflowName: string | null;
 }
 
@@ -22,8 +22,8 @@ export function useOverview(limit = 10) {
   const load = useCallback(async () => {
     try {
       const [f, r] = await Promise.all([
-        call("get_executions", { status: "failed", limit }),
-        call("get_executions", { limit }),
+        call("list_runs", { status: "failed", limit }),
+        call("list_runs", { limit }),
       ]);
       const ids = [...new Set([...f.items, ...r.items].map((e) => e.workflow_id))];
       const names = new Map<string, string | null>();
@@ -36,7 +36,7 @@ export function useOverview(limit = 10) {
           }
         }),
       );
-      const named = (runs: Execution[]) => runs.map((run) => ({ run, workflowName: names.get(run.workflow_id) ?? null }));
+      const named = (runs: Run[]) => runs.map((run) => ({ run, workflowName: names.get(run.workflow_id) ?? null }));
       setFailed(named(f.items));
       setRecent(named(r.items));
       setError(null);

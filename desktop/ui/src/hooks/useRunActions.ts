@@ -2,10 +2,10 @@ import { useEffect, useRef, useState } from "react";
 import { parse, startOfDay } from "date-fns";
 import { messageOf } from "../api/errors";
 import { isRunChange, subscribe } from "../api/live";
-import type { Execution, ExecutionFilter, ExportFormat } from "../generated/bindings";
-import type { useExecutionHistory } from "./useExecutionHistory";
+import type { Run, RunFilter, ExportFormat } from "../generated/bindings";
+import type { useRunHistory } from "./useRunHistory";
 
-type History = ReturnType<typeof useExecutionHistory>;
+type History = ReturnType<typeof useRunHistory>;
 
 /**
  * What the Runs view does besides listing: keep the first page and an open
@@ -17,14 +17,14 @@ export function useRunActions(
   props: {
     workflowName: string;
     changeCount: number;
-    exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
+    exportRuns?: (filter: RunFilter, format: ExportFormat) => Promise<string | null>;
     openRunId?: string | null;
     onOpenRun?: (id: string | null) => void;
   },
   exportFormat: ExportFormat,
 ) {
-  const [selected, setSelected] = useState<Execution | null>(null);
-  const [deleting, setDeleting] = useState<Execution | null>(null);
+  const [selected, setSelected] = useState<Run | null>(null);
+  const [deleting, setDeleting] = useState<Run | null>(null);
   const [bulk, setBulk] = useState<{ before: string; count: number | null } | null>(null);
   const [busy, setBusy] = useState(false);
   const [dialogError, setDialogError] = useState<string | null>(null);

@@ -1,10 +1,10 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { call, exportExecutions } from "../api/transport";
+import { call, exportRuns } from "../api/transport";
 import { messageOf } from "../api/errors";
-import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
+import type { Run, RunFilter, RunStatus, ExportFormat } from "../generated/bindings";
 
 export interface RunFilters {
-  status: ExecutionStatus | "";
+  status: RunStatus | "";
   /** Started at or after (Unix ms). */
   since: number | null;
   /** Started before (Unix ms). */
@@ -18,18 +18,18 @@ export const NO_FILTERS: RunFilters = { status: "", since: null, until: null };
  * time with next/previous (the cursors of earlier pages are kept), plus
  * details, delete, bulk delete of old runs (count first) and export.
  */
-export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
+export function useRunHistory(workflowId: string | null, pageSize = 20) {
   const [filters, setFilters] = useState<RunFilters>(NO_FILTERS);
   // cursors[i] is the cursor that loads page i (null for the first).
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const [items, setItems] = useState<Execution[]>([]);
+  const [items, setItems] = useState<Run[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
   const filter = useCallback(
-    (f: RunFilters = filters): ExecutionFilter => ({
+    (f: RunFilters = filters): RunFilter => ({
       workflow_id: workflowId ?? undefined,
       status: f.status || undefined,
       since: f.since ?? undefined,
@@ -50,13 +50,13 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     try {
       // The page and how many runs the filter matches in all.
       const [result, counted] = await Promise.all([
-        call("get_executions", {
+        call("list_runs", {
           ...filter(),
           limit: pageSize,
           cursor: cursors[cursors.length - 1] ?? undefined,
         }),
         // A count that fails only leaves the total out.
-        call("count_executions", filter()).catch(() => null),
+        call("count_runs", filter()).catch(() => null),
       ]);
       if (gen !== generation.current) return;
       setTotal(counted?.count ?? null);
@@ -87,11 +87,11 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     setCursors((c) => (c.length > 1 ? c.slice(0, -1) : c));
   }, []);
 
-  const details = useCallback((id: string) => call("get_execution", { id }), []);
+  const details = useCallback((id: string) => call("get_run", { id }), []);
 
   const remove = useCallback(
     async (id: string) => {
-      await call("delete_execution", { id });
+      await call("delete_run", { id });
       await load();
     },
     [load],
@@ -108,10 +108,10 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     async (before: number) => {
       const f = olderThan(before);
       if (f.status === "running" || f.status === "queued") return 0;
-      const all = (await call("count_executions", f)).count;
+      const all = (await call("count_runs", f)).count;
       if (f.status) return all;
       const going = await Promise.all(
-        (["running", "queued"] as const).map((status) => call("count_executions", { ...f, status })),
+        (["running", "queued"] as const).map((status) => call("count_runs", { ...f, status })),
       );
       return all - going.reduce((n, r) => n + r.count, 0);
     },
@@ -121,7 +121,7 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
   /** Deletes what `countOlderThan` counted: a prune takes the list's filter. */
   const deleteOlderThan = useCallback(
     async (before: number) => {
-      const report = await call("prune_executions", olderThan(before));
+      const report = await call("prune_runs", olderThan(before));
       setCursors([null]);
       await load();
       return report.deleted;
@@ -129,7 +129,7 @@ export function useExecutionHistory(workflowId: string | null, pageSize = 20) {
     [olderThan, load],
   );
 
-  const exportAs = useCallback((format: ExportFormat) => exportExecutions(filter(), format), [filter]);
+  const exportAs = useCallback((format: ExportFormat) => exportRuns(filter(), format), [filter]);
 
   return {
     workflowId,

@@ -1,12 +1,11 @@
 use flowkeep_core::commands::{
-    Deleted, ExecutionCount, ExecutionFilter, ExecutionId, FinishExecution, GetExecutions,
-    ImportExecutions, ImportReport, Input, Page, PruneReport, StartExecution,
+    Deleted, FinishRun, ImportReport, ImportRuns, Input, ListRuns, Page, PruneReport, RunCount,
+    RunFilter, RunId, StartRun,
 };
 use flowkeep_core::events::{
-    Event, ExecutionDeletedV1, ExecutionFinishedV1, ExecutionRecordedV1, ExecutionStartedV1,
-    ExecutionsPrunedV1,
+    Event, RunDeletedV1, RunFinishedV1, RunRecordedV1, RunStartedV1, RunsPrunedV1,
 };
-use flowkeep_core::execution::{Execution, ExecutionStatus};
+use flowkeep_core::run::{Run, RunStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,9 +18,9 @@ use flowkeep_store::queries;
 
 impl RunService<'_> {
     /// Records the start of a run (`running`, or `queued`).
-    pub fn start(&self, mut input: StartExecution) -> Result<Execution> {
+    pub fn start(&self, mut input: StartRun) -> Result<Run> {
         input.check()?;
-        let status = input.status.unwrap_or(ExecutionStatus::Running);
+        let status = input.status.unwrap_or(RunStatus::Running);
         if status.is_terminal() {
             return Err(Error::invalid(
                 "status",
@@ -35,20 +34,20 @@ impl RunService<'_> {
             // front end and runner starts runs here.
             let wf = queries::workflows::get(w.conn, &input.workflow_id)?;
             super::ensure_approved(w.conn, &wf)?;
-            let event = Event::ExecutionStarted(ExecutionStartedV1 {
+            let event = Event::RunStarted(RunStartedV1 {
                 workflow_id: input.workflow_id.clone(),
                 status,
                 started_at: w.now,
                 trigger: input.trigger.clone().unwrap_or_else(|| "manual".to_owned()),
             });
             w.append(&id, Expected::NoStream, event)?;
-            Ok(queries::executions::get(w.conn, &id)?)
+            Ok(queries::runs::get(w.conn, &id)?)
         })
     }
 
     /// Records how a run ended. Status only moves forward: finishing a run
     /// twice is a conflict.
-    pub fn finish(&self, mut input: FinishExecution) -> Result<Execution> {
+    pub fn finish(&self, mut input: FinishRun) -> Result<Run> {
         input.check()?;
         if !input.status.is_terminal() {
             return Err(Error::invalid(
@@ -58,14 +57,14 @@ impl RunService<'_> {
             ));
         }
         self.write(|w| {
-            let current = queries::executions::get(w.conn, &input.id)?;
+            let current = queries::runs::get(w.conn, &input.id)?;
             if !current.status.can_move_to(input.status) {
                 return Err(Error::Conflict(format!(
                     "run {} is already {}; status only moves forward",
                     current.id, current.status
                 )));
             }
-            let event = Event::ExecutionFinished(ExecutionFinishedV1 {
+            let event = Event::RunFinished(RunFinishedV1 {
                 status: input.status,
                 completed_at: w.now.max(current.started_at),
                 exit_code: input.exit_code,
@@ -73,19 +72,19 @@ impl RunService<'_> {
                 error: input.error.clone(),
             });
             w.append(&input.id, Expected::Any, event)?;
-            Ok(queries::executions::get(w.conn, &input.id)?)
+            Ok(queries::runs::get(w.conn, &input.id)?)
         })
     }
 
     /// Records finished runs in bulk, in one transaction, each as one
     /// `execution.recorded` event. Any invalid entry rejects the whole import.
-    pub fn import(&self, mut input: ImportExecutions) -> Result<ImportReport> {
+    pub fn import(&self, mut input: ImportRuns) -> Result<ImportReport> {
         input.check()?;
         let mut problems = Vec::new();
-        for (i, e) in input.executions.iter().enumerate() {
+        for (i, e) in input.runs.iter().enumerate() {
             if !e.status.is_terminal() {
                 problems.push(flowkeep_core::FieldError::new(
-                    format!("executions[{i}].status"),
+                    format!("runs[{i}].status"),
                     "options",
                     "an imported run is succeeded, failed or cancelled",
                 ));
@@ -98,7 +97,7 @@ impl RunService<'_> {
             ] {
                 if chrono::DateTime::from_timestamp_millis(t).is_none() {
                     problems.push(flowkeep_core::FieldError::new(
-                        format!("executions[{i}].{name}"),
+                        format!("runs[{i}].{name}"),
                         "range",
                         "not a date: Unix milliseconds within about 262,000 years of 1970",
                     ));
@@ -106,7 +105,7 @@ impl RunService<'_> {
             }
             if e.completed_at < e.started_at {
                 problems.push(flowkeep_core::FieldError::new(
-                    format!("executions[{i}].completed_at"),
+                    format!("runs[{i}].completed_at"),
                     "range",
                     "must not be before started_at",
                 ));
@@ -115,16 +114,16 @@ impl RunService<'_> {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
-        let count = input.executions.len() as u64;
+        let count = input.runs.len() as u64;
         self.write(|w| {
             let mut known = std::collections::HashSet::new();
-            for e in input.executions {
+            for e in input.runs {
                 if !known.contains(&e.workflow_id) {
                     queries::workflows::get(w.conn, &e.workflow_id)?;
                     known.insert(e.workflow_id.clone());
                 }
                 let id = uuid::Uuid::now_v7().to_string();
-                let recorded = Event::ExecutionRecorded(ExecutionRecordedV1 {
+                let recorded = Event::RunRecorded(RunRecordedV1 {
                     workflow_id: e.workflow_id,
                     status: e.status,
                     started_at: e.started_at,
@@ -140,12 +139,12 @@ impl RunService<'_> {
         })
     }
 
-    pub fn get(&self, mut input: ExecutionId) -> Result<Execution> {
+    pub fn get(&self, mut input: RunId) -> Result<Run> {
         input.check()?;
-        self.read(|c| Ok(queries::executions::get(c, &input.id)?))
+        self.read(|c| Ok(queries::runs::get(c, &input.id)?))
     }
 
-    pub fn list(&self, mut input: GetExecutions) -> Result<Page<Execution>> {
+    pub fn list(&self, mut input: ListRuns) -> Result<Page<Run>> {
         input.check()?;
         self.read(|c| {
             if let Some(w) = &input.filter.workflow_id {
@@ -154,7 +153,7 @@ impl RunService<'_> {
                     return Err(Error::workflow_not_found(w));
                 }
             }
-            Ok(queries::executions::list(
+            Ok(queries::runs::list(
                 c,
                 &input.filter,
                 input.limit,
@@ -163,21 +162,21 @@ impl RunService<'_> {
         })
     }
 
-    /// How many runs the filter matches (`count_executions`).
-    pub fn count(&self, mut input: ExecutionFilter) -> Result<ExecutionCount> {
+    /// How many runs the filter matches (`count_runs`).
+    pub fn count(&self, mut input: RunFilter) -> Result<RunCount> {
         input.check()?;
-        let count = self.read(|c| Ok(queries::executions::count(c, &input)?))?;
-        Ok(ExecutionCount { count })
+        let count = self.read(|c| Ok(queries::runs::count(c, &input)?))?;
+        Ok(RunCount { count })
     }
 
-    pub fn delete(&self, mut input: ExecutionId) -> Result<Deleted> {
+    pub fn delete(&self, mut input: RunId) -> Result<Deleted> {
         input.check()?;
         let deleted = self.write(|w| {
-            let current = queries::executions::get(w.conn, &input.id)?;
+            let current = queries::runs::get(w.conn, &input.id)?;
             w.append(
                 &input.id,
                 Expected::Any,
-                Event::ExecutionDeleted(ExecutionDeletedV1 {
+                Event::RunDeleted(RunDeletedV1 {
                     workflow_id: current.workflow_id,
                 }),
             )?;
@@ -191,25 +190,25 @@ impl RunService<'_> {
     }
 
     /// How many finished runs a prune with this filter would delete.
-    pub fn prune_preview(&self, input: &ExecutionFilter) -> Result<u64> {
+    pub fn prune_preview(&self, input: &RunFilter) -> Result<u64> {
         self.read(|c| count_prunable(c, input))
     }
 
     /// Deletes the finished runs a filter matches (`until` required), in
     /// batches.
-    pub fn prune(&self, input: ExecutionFilter) -> Result<PruneReport> {
+    pub fn prune(&self, input: RunFilter) -> Result<PruneReport> {
         self.runs()
             .prune_with(input, &AtomicBool::new(false), &mut |_| {})
     }
 
-    /// `prune_executions` in bounded batches, each its own transaction and
+    /// `prune_runs` in bounded batches, each its own transaction and
     /// `executions.pruned` event (its filter with the batch's bound), so no
     /// other writer waits for more than one batch; the first deletes about
     /// `PRUNE_BATCH` runs, the next ones as many as take about 40 ms here. `on_batch` gets the runs deleted so far; setting `stop`
     /// ends it after the current batch, keeping what was committed.
     pub fn prune_with(
         &self,
-        mut input: ExecutionFilter,
+        mut input: RunFilter,
         stop: &AtomicBool,
         on_batch: &mut dyn FnMut(u64),
     ) -> Result<PruneReport> {
@@ -227,11 +226,11 @@ impl RunService<'_> {
         Ok(PruneReport { deleted })
     }
 
-    /// Deletes what `input` matches in batches (see `prune_executions_with`);
+    /// Deletes what `input` matches in batches (see `prune_with`);
     /// returns how many. `on_batch` gets the count so far.
     pub(crate) fn prune_batched(
         &self,
-        input: &ExecutionFilter,
+        input: &RunFilter,
         reason: &str,
         stop: &AtomicBool,
         on_batch: &mut dyn FnMut(u64),
@@ -240,7 +239,7 @@ impl RunService<'_> {
         let mut size = PRUNE_BATCH;
         loop {
             let bound = self.read(|c| batch_bound(c, input, size))?;
-            let batch = ExecutionFilter {
+            let batch = RunFilter {
                 until: bound.or(input.until),
                 ..input.clone()
             };
@@ -313,8 +312,8 @@ mod batch_tests {
 /// The `until` bound that deletes the oldest `batch` runs the prune would
 /// delete (more when several started at the same instant), or `None` when
 /// no more than `batch` are left.
-fn batch_bound(c: &Connection, input: &ExecutionFilter, batch: u64) -> Result<Option<i64>> {
-    let (where_sql, args) = queries::executions::prune_filter_sql(input);
+fn batch_bound(c: &Connection, input: &RunFilter, batch: u64) -> Result<Option<i64>> {
+    let (where_sql, args) = queries::runs::prune_filter_sql(input);
     let nth: Option<i64> = c
         .prepare_cached(&format!(
             "SELECT started_at FROM executions {where_sql} ORDER BY started_at, id LIMIT 1 OFFSET {}",
@@ -341,9 +340,9 @@ pub(crate) struct Pruned {
 /// Appends one `executions.pruned` event for the matching finished runs, if
 /// there are any, inside the caller's transaction. The caller removes the
 /// run directories once the transaction committed (`Service::pruned`).
-pub(crate) fn prune_in(w: &Writer<'_>, input: &ExecutionFilter, reason: &str) -> Result<Pruned> {
+pub(crate) fn prune_in(w: &Writer<'_>, input: &RunFilter, reason: &str) -> Result<Pruned> {
     let until = input.prune_until()?;
-    let (where_sql, args) = queries::executions::prune_filter_sql(input);
+    let (where_sql, args) = queries::runs::prune_filter_sql(input);
     let mut pruned = Pruned::default();
     {
         let mut stmt = w
@@ -359,7 +358,7 @@ pub(crate) fn prune_in(w: &Writer<'_>, input: &ExecutionFilter, reason: &str) ->
     }
     let deleted = pruned.deleted;
     if deleted > 0 {
-        let event = Event::ExecutionsPruned(ExecutionsPrunedV1 {
+        let event = Event::RunsPruned(RunsPrunedV1 {
             workflow_id: input.workflow_id.clone(),
             status: input.status,
             since: input.since,
@@ -376,8 +375,8 @@ pub(crate) fn prune_in(w: &Writer<'_>, input: &ExecutionFilter, reason: &str) ->
     Ok(pruned)
 }
 
-fn count_prunable(c: &rusqlite::Connection, input: &ExecutionFilter) -> Result<u64> {
-    let (where_sql, args) = queries::executions::prune_filter_sql(input);
+fn count_prunable(c: &rusqlite::Connection, input: &RunFilter) -> Result<u64> {
+    let (where_sql, args) = queries::runs::prune_filter_sql(input);
     let n: i64 = c
         .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
         .query_row(params_from_iter(args), |r| r.get(0))?;

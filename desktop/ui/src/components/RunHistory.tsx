@@ -1,31 +1,31 @@
 import { useState } from "react";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
 import { When } from "./When";
-import { useExecutionHistory, type RunFilters } from "../hooks/useExecutionHistory";
+import { useRunHistory, type RunFilters } from "../hooks/useRunHistory";
 import { useRunActions } from "../hooks/useRunActions";
 import { messageOf } from "../api/errors";
 import { cancelRun } from "../api/transport";
-import type { Execution, ExecutionFilter, ExecutionStatus, ExportFormat } from "../generated/bindings";
+import type { Run, RunFilter, RunStatus, ExportFormat } from "../generated/bindings";
 import { ConfirmDialog, Dialog } from "./Dialog";
 import { LoadError } from "./LoadError";
 
-const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /** A workflow's runs: filter, page, details, delete, bulk delete, export. */
-export function ExecutionHistory(props: {
+export function RunHistory(props: {
   workflowId: string;
   workflowName: string;
   /** Bumped when something happened here that may add runs (Run now). */
   changeCount: number;
   /** Desktop window: a native save dialog writes the file (the path, or null if closed). */
-  exportRuns?: (filter: ExecutionFilter, format: ExportFormat) => Promise<string | null>;
+  exportRuns?: (filter: RunFilter, format: ExportFormat) => Promise<string | null>;
   /** The run whose details the address names, if any. */
   openRunId?: string | null;
   /** Told which run's details are open (null when none), for the address. */
   onOpenRun?: (id: string | null) => void;
 }) {
-  const h = useExecutionHistory(props.workflowId);
-  const [status, setStatus] = useState<ExecutionStatus | "">("");
+  const h = useRunHistory(props.workflowId);
+  const [status, setStatus] = useState<RunStatus | "">("");
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
   const [exportFormat, setExportFormat] = useState<ExportFormat>("csv");
@@ -59,11 +59,11 @@ export function ExecutionHistory(props: {
   } = useRunActions(h, props, exportFormat);
 
   return (
-    <section className="execution-history" aria-label="Runs">
+    <section className="run-history" aria-label="Runs">
       <form className="filters" onSubmit={apply} aria-label="Run filters">
         <label>
           Status
-          <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
+          <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value as RunStatus | "")}>
             <option value="">any</option>
             {STATUSES.map((s) => (
               <option key={s}>{s}</option>
@@ -176,7 +176,7 @@ export function ExecutionHistory(props: {
         </button>
       </nav>
       <Dialog title="Run details" open={selected !== null} onClose={() => setSelected(null)}>
-        {selected && <ExecutionDetails execution={selected} />}
+        {selected && <RunDetails run={selected} />}
         <div className="actions">
           {selected?.status === "running" && (
             <button
@@ -240,7 +240,7 @@ export function ExecutionHistory(props: {
   );
 }
 
-function ExecutionDetails({ execution: x }: { execution: Execution }) {
+function RunDetails({ run: x }: { run: Run }) {
   const out = (x.output ?? {}) as Record<string, unknown>;
   const text = (k: string) => (typeof out[k] === "string" && out[k] !== "" ? (out[k] as string) : null);
   return (

@@ -1,8 +1,8 @@
-//! Execution reads: by id, and filtered lists newest first with keyset
+//! Run reads: by id, and filtered lists newest first with keyset
 //! pagination. The filter's SQL is shared with prune, count and export.
 
-use flowkeep_core::commands::{ExecutionFilter, Page, DEFAULT_PAGE};
-use flowkeep_core::execution::{Execution, ExecutionStatus};
+use flowkeep_core::commands::{Page, RunFilter, DEFAULT_PAGE};
+use flowkeep_core::run::{Run, RunStatus};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
@@ -12,13 +12,13 @@ use crate::{cursor, Error, Result};
 pub const COLUMNS: &str =
     "id, workflow_id, status, output, started_at, completed_at, duration_ms, exit_code, error, trigger, device_id";
 
-pub fn from_row(r: &Row<'_>) -> Result<Execution> {
+pub fn from_row(r: &Row<'_>) -> Result<Run> {
     let status: String = r.get(2)?;
     let output: Option<String> = r.get(3)?;
-    Ok(Execution {
+    Ok(Run {
         id: r.get(0)?,
         workflow_id: r.get(1)?,
-        status: ExecutionStatus::parse(&status)
+        status: RunStatus::parse(&status)
             .ok_or_else(|| Error::Corrupt(format!("execution status {status}")))?,
         output: output.map(|o| serde_json::from_str(&o)).transpose()?,
         started_at: r.get(4)?,
@@ -31,17 +31,17 @@ pub fn from_row(r: &Row<'_>) -> Result<Execution> {
     })
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Execution> {
+pub fn get(conn: &Connection, id: &str) -> Result<Run> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM executions WHERE id = ?1"))?;
     match stmt.query_row([id], |r| Ok(from_row(r))).optional()? {
         Some(e) => e,
-        None => Err(Error::execution_not_found(id)),
+        None => Err(Error::run_not_found(id)),
     }
 }
 
 /// `WHERE` clause (starting with `WHERE 1`) and its arguments for a filter.
-pub fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
+pub fn filter_sql(f: &RunFilter) -> (String, Vec<Sql>) {
     let mut sql = String::from("WHERE 1");
     let mut args = Vec::new();
     if let Some(w) = &f.workflow_id {
@@ -65,10 +65,10 @@ pub fn filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
 
 pub fn list(
     conn: &Connection,
-    f: &ExecutionFilter,
+    f: &RunFilter,
     limit: Option<u32>,
     cursor: Option<&str>,
-) -> Result<Page<Execution>> {
+) -> Result<Page<Run>> {
     let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
     let (mut where_sql, mut args) = filter_sql(f);
     if let Some(c) = cursor {
@@ -109,7 +109,7 @@ pub fn list(
     Ok(Page { items, next_cursor })
 }
 
-pub fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
+pub fn count(conn: &Connection, f: &RunFilter) -> Result<u64> {
     let (where_sql, args) = filter_sql(f);
     let n: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM executions {where_sql}"))?
@@ -119,7 +119,7 @@ pub fn count(conn: &Connection, f: &ExecutionFilter) -> Result<u64> {
 
 /// The rows a prune deletes: the finished runs a filter matches (running
 /// and queued runs are never pruned).
-pub fn prune_filter_sql(f: &ExecutionFilter) -> (String, Vec<Sql>) {
+pub fn prune_filter_sql(f: &RunFilter) -> (String, Vec<Sql>) {
     let (mut sql, args) = filter_sql(f);
     sql.push_str(" AND status IN ('succeeded', 'failed', 'cancelled')");
     (sql, args)

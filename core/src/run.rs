@@ -1,11 +1,12 @@
-//! Executions: one run of a workflow and what happened.
+//! Runs: one run of a workflow and what happened (stored as `execution.*`
+//! events in the `executions` table; those stored names never change).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
-pub enum ExecutionStatus {
+pub enum RunStatus {
     Queued,
     Running,
     Succeeded,
@@ -13,61 +14,61 @@ pub enum ExecutionStatus {
     Cancelled,
 }
 
-impl ExecutionStatus {
-    pub const ALL: [ExecutionStatus; 5] = [
-        ExecutionStatus::Queued,
-        ExecutionStatus::Running,
-        ExecutionStatus::Succeeded,
-        ExecutionStatus::Failed,
-        ExecutionStatus::Cancelled,
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ExecutionStatus::Queued => "queued",
-            ExecutionStatus::Running => "running",
-            ExecutionStatus::Succeeded => "succeeded",
-            ExecutionStatus::Failed => "failed",
-            ExecutionStatus::Cancelled => "cancelled",
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
-    pub fn parse(s: &str) -> Option<ExecutionStatus> {
-        ExecutionStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
         )
     }
 
     fn rank(self) -> u8 {
         match self {
-            ExecutionStatus::Queued => 0,
-            ExecutionStatus::Running => 1,
+            RunStatus::Queued => 0,
+            RunStatus::Running => 1,
             _ => 2,
         }
     }
 
     /// Status only moves forward: queued → running → a terminal status.
-    pub fn can_move_to(self, next: ExecutionStatus) -> bool {
+    pub fn can_move_to(self, next: RunStatus) -> bool {
         next.rank() > self.rank()
     }
 }
 
-impl std::fmt::Display for ExecutionStatus {
+impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-pub struct Execution {
+pub struct Run {
     pub id: String,
     pub workflow_id: String,
-    pub status: ExecutionStatus,
+    pub status: RunStatus,
     /// Free-form JSON the run produced (result, output tails, ...).
     pub output: Option<Value>,
     pub started_at: i64,
@@ -83,7 +84,7 @@ pub struct Execution {
 
 #[cfg(test)]
 mod tests {
-    use super::ExecutionStatus::*;
+    use super::RunStatus::*;
 
     #[test]
     fn status_only_moves_forward() {
