@@ -254,6 +254,9 @@ impl RunService<'_> {
             }
             // A writer waiting for the lock gets it before the next batch
             // (the lock is not fair), and the disk catches up with the WAL.
+            // (Checkpointing the WAL here, holding no lock, before the next
+            // batch was measured too: writers beside the prune waited longer,
+            // p99 220 ms against 136 ms.)
             std::thread::sleep(took.min(PRUNE_BATCH_TIME));
         }
     }

@@ -644,3 +644,63 @@ test("every editor: defaults, JSON Schema, the ipv4 format, rules across fields"
     await own.stop();
   }
 });
+
+test("all runs: every workflow's runs in one list, filtered, with an address; a row opens its workflow", async () => {
+  const own = await startFlowkeep();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const tab = await context.newPage();
+  try {
+    const a = await own.api("create_workflow", { name: "Alpha" });
+    const b = await own.api("create_workflow", { name: "Beta" });
+    const now = Date.now();
+    const run = (wf, status, ago) => ({ workflow_id: wf.id, status, started_at: now - ago, completed_at: now - ago + 1000 });
+    await own.api("import_runs", {
+      runs: [run(a, "succeeded", 60_000), run(b, "failed", 120_000), run(b, "succeeded", 180_000)],
+    });
+    await tab.goto(own.url);
+    await tab.getByRole("navigation", { name: "Views" }).getByRole("button", { name: "All runs" }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, "/runs"));
+    const rows = tab.getByRole("table", { name: "Run list" }).locator("tbody tr");
+    await poll(async () => assert.equal(await rows.count(), 3));
+    // Newest first, each with its workflow's name.
+    assert.deepEqual(
+      await rows.locator("td:first-child").allTextContents(),
+      ["Alpha", "Beta", "Beta"],
+    );
+    await poll(async () => assert.match(await tab.locator(".run-history .count").innerText(), /^3 runs/));
+    // The same filters as a workflow's runs.
+    await tab.getByLabel("Status", { exact: true }).selectOption("failed");
+    await tab.getByRole("button", { name: "Apply filters" }).click();
+    await poll(async () => assert.equal(await rows.count(), 1));
+    assert.equal(await rows.locator("td:first-child").innerText(), "Beta");
+    // A run's details have an address under /runs; a link opens them.
+    await rows.getByRole("button", { name: /^Details/ }).click();
+    await tab.getByRole("dialog", { name: "Run details" }).waitFor();
+    const runPath = new URL(tab.url()).pathname;
+    assert.match(runPath, /^\/runs\/[0-9a-f-]{36}$/);
+    const other = await context.newPage();
+    await other.goto(`http://127.0.0.1:${own.port}${runPath}`);
+    await other.getByRole("dialog", { name: "Run details" }).waitFor();
+    assert.match(await other.getByRole("dialog", { name: "Run details" }).innerText(), /failed/);
+    await other.close();
+    await tab.getByRole("dialog", { name: "Run details" }).getByRole("button", { name: "Close" }).click();
+    // A new run of any workflow appears by itself (pushed).
+    await tab.getByLabel("Status", { exact: true }).selectOption("");
+    await tab.getByRole("button", { name: "Apply filters" }).click();
+    await poll(async () => assert.equal(await rows.count(), 3));
+    await own.api("import_runs", { runs: [run(a, "failed", 1_000)] });
+    await poll(async () => assert.equal(await rows.count(), 4));
+    await screenshot(tab, "17-all-runs");
+    // The workflow name opens that workflow's runs.
+    await rows.first().getByRole("button", { name: "Alpha" }).click();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, `/workflows/${a.id}/runs`));
+    await tab.getByRole("heading", { name: "Alpha" }).waitFor();
+    // Back returns to all runs.
+    await tab.goBack();
+    await poll(async () => assert.equal(new URL(tab.url()).pathname, "/runs"));
+    await tab.getByRole("heading", { name: "All runs" }).waitFor();
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});

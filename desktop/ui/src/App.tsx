@@ -25,9 +25,12 @@ const TABS: { id: Tab; label: string }[] = [
 
 /**
  * The workflow, tab and run a browser URL names:
- * `/workflows/<ID>[/runs[/<RUN_ID>]|/history]`.
+ * `/workflows/<ID>[/runs[/<RUN_ID>]|/history]`, or `/runs[/<RUN_ID>]` for
+ * the runs of every workflow (no workflow, tab `runs`).
  */
 export function routeOf(path: string): { id: string | null; tab: Tab; run: string | null } {
+  const all = /^\/runs(?:\/([^/]+))?\/?$/.exec(path);
+  if (all) return { id: null, tab: "runs", run: all[1] ? decodeURIComponent(all[1]) : null };
   const m = /^\/workflows\/([^/]+)(?:\/(config|runs|history)(?:\/([^/]+))?)?\/?$/.exec(path);
   if (!m || (m[3] && m[2] !== "runs")) return { id: null, tab: "config", run: null };
   return {
@@ -38,7 +41,7 @@ export function routeOf(path: string): { id: string | null; tab: Tab; run: strin
 }
 
 export function pathOf(id: string | null, tab: Tab, run: string | null = null): string {
-  if (!id) return "/";
+  if (!id) return tab === "runs" ? `/runs${run ? `/${encodeURIComponent(run)}` : ""}` : "/";
   const base = `/workflows/${encodeURIComponent(id)}${tab === "config" ? "" : `/${tab}`}`;
   return tab === "runs" && run ? `${base}/${encodeURIComponent(run)}` : base;
 }
@@ -176,7 +179,7 @@ export function App() {
   }, [selectedId, revision]);
 
   const select = (id: string | null) => {
-    go(id, tab);
+    go(id, id ? tab : "config");
     // Reselecting the same workflow still shows its latest state.
     if (id === selectedId) void loadWorkflow(id);
     setRunNotice(null);
@@ -204,6 +207,24 @@ export function App() {
     <div className="app">
       <header>
         <h1>Flowkeep</h1>
+        <nav className="views" aria-label="Views">
+          <button
+            type="button"
+            className="link"
+            aria-current={!selectedId && tab !== "runs" ? "page" : undefined}
+            onClick={() => go(null, "config")}
+          >
+            Overview
+          </button>
+          <button
+            type="button"
+            className="link"
+            aria-current={!selectedId && tab === "runs" ? "page" : undefined}
+            onClick={() => go(null, "runs")}
+          >
+            All runs
+          </button>
+        </nav>
         <SyncStatus />
       </header>
       <div className="layout">
@@ -236,7 +257,19 @@ export function App() {
               {workflowError}
             </p>
           )}
-          {!selectedId && <Overview onOpen={(id) => go(id, "runs")} />}
+          {!selectedId && tab !== "runs" && <Overview onOpen={(id) => go(id, "runs")} />}
+          {!selectedId && tab === "runs" && (
+            <RunHistory
+              key="all"
+              workflowId={null}
+              workflowName={null}
+              onOpenWorkflow={(id) => go(id, "runs")}
+              changeCount={changeCount}
+              exportRuns={desktopHooks.exportRuns}
+              openRunId={openRun}
+              onOpenRun={setOpenRun}
+            />
+          )}
           {workflow && (
             <>
               <div className="workflow-head">

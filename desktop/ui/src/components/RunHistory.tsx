@@ -11,10 +11,16 @@ import { LoadError } from "./LoadError";
 
 const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
-/** A workflow's runs: filter, page, details, delete, bulk delete, export. */
+/**
+ * A workflow's runs, or with `workflowId` null the runs of every workflow
+ * (with a Workflow column): filter, page, details, delete, bulk delete,
+ * export.
+ */
 export function RunHistory(props: {
-  workflowId: string;
-  workflowName: string;
+  workflowId: string | null;
+  workflowName: string | null;
+  /** Opens a workflow (the Workflow column of the view across workflows). */
+  onOpenWorkflow?: (id: string) => void;
   /** Bumped when something happened here that may add runs (Run now). */
   changeCount: number;
   /** Desktop window: a native save dialog writes the file (the path, or null if closed). */
@@ -25,6 +31,7 @@ export function RunHistory(props: {
   onOpenRun?: (id: string | null) => void;
 }) {
   const h = useRunHistory(props.workflowId);
+  const all = props.workflowId === null;
   const [status, setStatus] = useState<RunStatus | "">("");
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
@@ -59,7 +66,8 @@ export function RunHistory(props: {
   } = useRunActions(h, props, exportFormat);
 
   return (
-    <section className="run-history" aria-label="Runs">
+    <section className="run-history" aria-label={all ? "All runs" : "Runs"}>
+      {all && <h2>All runs</h2>}
       <form className="filters" onSubmit={apply} aria-label="Run filters">
         <label>
           Status
@@ -109,12 +117,13 @@ export function RunHistory(props: {
         <LoadError what="runs" error={h.error} onRetry={() => void h.reload()} />
       )}
       {!h.loading && !h.error && h.items.length === 0 && (
-        <p className="empty">{h.page > 0 ? "No more runs." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>
+        <p className="empty">{h.page > 0 ? "No more runs." : all ? "No runs match." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>
       )}
       {h.items.length > 0 && (
         <table aria-label="Run list" aria-busy={h.loading}>
           <thead>
             <tr>
+              {all && <th scope="col">Workflow</th>}
               <th scope="col">Status</th>
               <th scope="col">Started</th>
               <th scope="col">Duration</th>
@@ -128,6 +137,11 @@ export function RunHistory(props: {
           <tbody>
             {h.items.map((x) => (
               <tr key={x.id}>
+                {all && (
+                  <td>
+                    <WorkflowLink id={x.workflow_id} name={h.names.get(x.workflow_id)} onOpen={props.onOpenWorkflow} />
+                  </td>
+                )}
                 <td>
                   <span className={`status status-${x.status}`}>{x.status}</span>
                 </td>
@@ -220,6 +234,7 @@ export function RunHistory(props: {
           {bulk?.count == null
             ? "Counting…"
             : `${bulk.count} run${bulk.count === 1 ? "" : "s"}${h.filters.status ? ` with status ${h.filters.status}` : ""} will be deleted.`}
+          {bulk?.count != null && all && " Runs of every workflow are counted."}
           {bulk?.count != null && !h.filters.status && " Runs still going are kept."}
         </p>
         {dialogError && (
@@ -237,6 +252,18 @@ export function RunHistory(props: {
         </div>
       </Dialog>
     </section>
+  );
+}
+
+/** A run's workflow by name, opening it; a deleted one says so. */
+function WorkflowLink(props: { id: string; name: string | null | undefined; onOpen?: (id: string) => void }) {
+  if (props.name === null) return <span className="muted">deleted workflow</span>;
+  const label = props.name ?? props.id.slice(0, 8);
+  if (!props.onOpen) return <>{label}</>;
+  return (
+    <button type="button" className="link" onClick={() => props.onOpen?.(props.id)}>
+      {label}
+    </button>
   );
 }
 

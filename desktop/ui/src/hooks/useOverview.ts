@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { call } from "../api/transport";
+import { workflowNames } from "./workflowNames";
 import { messageOf } from "../api/errors";
 import { isRunChange, subscribe } from "../api/live";
 import type { Run } from "../generated/bindings";
@@ -19,31 +20,25 @@ export function useOverview(limit = 10) {
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
 
+  // A burst of run changes asks several times; only the newest answer counts.
+  const generation = useRef(0);
   const load = useCallback(async () => {
+    const gen = ++generation.current;
     try {
       const [f, r] = await Promise.all([
         call("list_runs", { status: "failed", limit }),
         call("list_runs", { limit }),
       ]);
-      const ids = [...new Set([...f.items, ...r.items].map((e) => e.workflow_id))];
-      const names = new Map<string, string | null>();
-      await Promise.all(
-        ids.map(async (id) => {
-          try {
-            names.set(id, (await call("get_workflow", { id })).name);
-          } catch {
-            names.set(id, null); // deleted since
-          }
-        }),
-      );
+      const names = await workflowNames([...f.items, ...r.items].map((e) => e.workflow_id));
+      if (gen !== generation.current) return;
       const named = (runs: Run[]) => runs.map((run) => ({ run, workflowName: names.get(run.workflow_id) ?? null }));
       setFailed(named(f.items));
       setRecent(named(r.items));
       setError(null);
     } catch (e) {
-      setError(messageOf(e));
+      if (gen === generation.current) setError(messageOf(e));
     } finally {
-      setLoading(false);
+      if (gen === generation.current) setLoading(false);
     }
   }, [limit]);
 

@@ -15,7 +15,8 @@ type History = ReturnType<typeof useRunHistory>;
 export function useRunActions(
   h: History,
   props: {
-    workflowName: string;
+    /** Names the exported file; null: the runs of every workflow. */
+    workflowName: string | null;
     changeCount: number;
     exportRuns?: (filter: RunFilter, format: ExportFormat) => Promise<string | null>;
     openRunId?: string | null;
@@ -152,7 +153,7 @@ export function useRunActions(
         return;
       }
       const blob = await h.exportAs(exportFormat);
-      const name = `${props.workflowName.replace(/[^\w.-]+/g, "_")}-runs.${exportFormat}`;
+      const name = `${(props.workflowName ?? "all-workflows").replace(/[^\w.-]+/g, "_")}-runs.${exportFormat}`;
       const url = URL.createObjectURL(blob);
       const a = document.createElement("a");
       a.href = url;

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call, exportRuns } from "../api/transport";
 import { messageOf } from "../api/errors";
+import { workflowNames } from "./workflowNames";
 import type { Run, RunFilter, RunStatus, ExportFormat } from "../generated/bindings";
 
 export interface RunFilters {
@@ -14,7 +15,8 @@ export interface RunFilters {
 export const NO_FILTERS: RunFilters = { status: "", since: null, until: null };
 
 /**
- * A workflow's runs: filtered by status and date range, one keyset page at a
+ * A workflow's runs (or, with `workflowId` null, the runs of every workflow,
+ * each with its workflow's name): filtered by status and date range, one keyset page at a
  * time with next/previous (the cursors of earlier pages are kept), plus
  * details, delete, bulk delete of old runs (count first) and export.
  */
@@ -27,6 +29,8 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
   const [total, setTotal] = useState<number | null>(null);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // Across all workflows: each run's workflow name (null: deleted since).
+  const [names, setNames] = useState<Map<string, string | null>>(new Map());
 
   const filter = useCallback(
     (f: RunFilters = filters): RunFilter => ({
@@ -44,7 +48,6 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
   // its way when the user paged on) must not replace a newer one.
   const generation = useRef(0);
   const load = useCallback(async () => {
-    if (!workflowId) return;
     const gen = ++generation.current;
     setLoading(true);
     try {
@@ -58,7 +61,9 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
         // A count that fails only leaves the total out.
         call("count_runs", filter()).catch(() => null),
       ]);
+      const named = workflowId ? null : await workflowNames(result.items.map((r) => r.workflow_id));
       if (gen !== generation.current) return;
+      if (named) setNames(named);
       setTotal(counted?.count ?? null);
       setItems(result.items);
       setNextCursor(result.next_cursor);
@@ -133,6 +138,7 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
 
   return {
     workflowId,
+    names,
     filters,
     applyFilters,
     items,
