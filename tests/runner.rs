@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -994,4 +995,65 @@ fn imported_times_that_are_not_dates_are_refused() {
     assert_eq!(r.error()["fields"][0]["field"], "runs[0].started_at");
     assert_eq!(fk.snapshot(), before);
     fk.json(&["exec", "list"]).ok();
+}
+
+#[test]
+fn exec_logs_prints_a_runs_output_and_follows_it_while_it_runs() {
+    let fk = Flowkeep::new();
+    let go = fk.data_dir().join("go");
+    let wf = create(
+        &fk,
+        &json!({"run": {"command": ["sh", "-c", format!(
+            "echo 'line one'; while [ ! -e '{}' ]; do sleep 0.05; done; echo 'line two'",
+            go.display()
+        )]}, "fields": [], "values": {}}),
+    );
+    // A run going on in another process.
+    let mut running = Command::new(Flowkeep::bin())
+        .args(["--data-dir", fk.data_dir().to_str().unwrap(), "run", &wf])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let runs = fk.json(&["exec", "list", &wf]).ok().json();
+        if let Some(id) = runs["items"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Following: the first line while the run goes on, the rest once it is
+    // written, and the command ends with the run.
+    let mut follow = Command::new(Flowkeep::bin())
+        .args([
+            "--data-dir",
+            fk.data_dir().to_str().unwrap(),
+            "exec",
+            "logs",
+            "-f",
+            &id,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "line one");
+    // Without --follow: what is there now, and done.
+    assert_eq!(fk.run(&["exec", "logs", &id]).ok().stdout, "line one\n");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "line two");
+    assert!(lines.next().is_none(), "follow ends when the run ends");
+    assert!(follow.wait().unwrap().success());
+    assert!(running.wait().unwrap().success());
+    let all = fk.json(&["exec", "logs", &id]).ok().json();
+    assert_eq!(all["text"], "line one\nline two\n");
+    assert_eq!(all["finished"], true);
+    // An unknown run: not found (exit 4).
+    let missing = fk.json(&["exec", "logs", "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"]);
+    assert_eq!(missing.code, 4, "{}", missing.stderr);
 }

@@ -531,3 +531,87 @@ fn a_change_made_by_another_process_is_pushed_to_open_pages() {
     let (status, _) = request(ui.port, "GET", "/api/events", &[ui.host()], "");
     assert_eq!(status, 401);
 }
+
+/// Reads an SSE stream until `until` is in it (or it ends); what was read.
+fn read_stream_until(reader: &mut BufReader<TcpStream>, until: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(until) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    seen
+}
+
+#[test]
+fn a_runs_output_streams_to_the_page_as_it_is_written() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let go = fk.data_dir().join("go");
+    let wf = python_job(
+        &fk,
+        &ui,
+        &format!(
+            "import os, time\nprint('first line', flush=True)\nwhile not os.path.exists({:?}):\n    time.sleep(0.05)\nprint('last line', flush=True)\n",
+            go.display().to_string()
+        ),
+    );
+    let (_, run) = ui.call("run", json!({"workflow_id": wf}));
+    let id = run["id"].as_str().unwrap().to_owned();
+    let mut s = TcpStream::connect(("127.0.0.1", ui.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/runs/{id}/output HTTP/1.1\r\n{}\r\n{}\r\nAccept: text/event-stream\r\n\r\n",
+        ui.host(),
+        ui.auth()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    // The first line arrives while the run is still going.
+    let seen = read_stream_until(&mut reader, "first line");
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(seen.contains("event: output"), "{seen}");
+    let (_, now) = ui.call("get_run", json!({"id": id}));
+    assert_eq!(now["status"], "running", "{now}");
+    // The rest, then the end.
+    std::fs::write(&go, "").unwrap();
+    let rest = read_stream_until(&mut reader, "event: end");
+    assert!(rest.contains("last line"), "{rest}");
+    assert!(rest.contains("event: end"), "{rest}");
+    assert!(
+        !rest.contains("first line"),
+        "nothing is sent twice: {rest}"
+    );
+
+    // From an offset: only what follows it.
+    let from = "first line\n".len();
+    let mut s = TcpStream::connect(("127.0.0.1", ui.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/runs/{id}/output?from={from} HTTP/1.1\r\n{}\r\n{}\r\n\r\n",
+        ui.host(),
+        ui.auth()
+    )
+    .unwrap();
+    let again = read_stream_until(&mut BufReader::new(s), "event: end");
+    assert!(
+        again.contains("last line") && !again.contains("first line"),
+        "{again}"
+    );
+
+    // An unknown run, a bad offset, no token: refused, not streamed.
+    let unknown = "/api/runs/0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b/output";
+    let (status, body) = request(ui.port, "GET", unknown, &[ui.host(), ui.auth()], "");
+    assert_eq!(status, 404, "{body}");
+    let bad = format!("/api/runs/{id}/output?from=-1");
+    let (status, body) = request(ui.port, "GET", &bad, &[ui.host(), ui.auth()], "");
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = request(ui.port, "GET", unknown, &[ui.host()], "");
+    assert_eq!(status, 401);
+}

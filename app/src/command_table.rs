@@ -127,6 +127,7 @@ command_table! {
     CountRunsCmd = "count_runs" (RunFilter) -> RunCount => runs.count;
     GetRunCmd = "get_run" (RunId) -> Run => runs.get;
     DeleteRunCmd = "delete_run" (RunId) -> Deleted => runs.delete;
+    GetRunOutputCmd = "get_run_output" (GetRunOutput) -> RunOutput => runs.output;
     StartRunCmd = "start_run" (StartRun) -> Run => runs.start;
     FinishRunCmd = "finish_run" (FinishRun) -> Run => runs.finish;
     ImportRunsCmd = "import_runs" (ImportRuns) -> ImportReport => runs.import;

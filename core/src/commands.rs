@@ -372,6 +372,42 @@ pub struct RunId {
 }
 impl Input for RunId {}
 
+/// A piece of a run's output log, from byte `from` (`get_run_output`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct GetRunOutput {
+    #[validate(length(min = 1))]
+    pub id: String,
+    /// Where to start (bytes into the log; 0 when left out).
+    #[serde(default)]
+    pub from: Option<u64>,
+    /// At most this many bytes (64 KiB when left out).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 1048576))]
+    pub limit: Option<u32>,
+}
+impl Input for GetRunOutput {}
+
+/// What `get_run_output` read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct RunOutput {
+    /// The text read (invalid UTF-8 replaced; a character split by the end
+    /// of the piece is left for the next one).
+    pub text: String,
+    /// Where `text` starts: `from`, or earlier when the log was cut.
+    pub from: u64,
+    /// Where the next piece starts.
+    pub next: u64,
+    /// The log's size when read.
+    pub size: u64,
+    /// The output grew past what the log keeps: its middle was cut, and the
+    /// log goes on from `from` (the rest of it comes when the run ends).
+    pub cut: bool,
+    /// The run has ended and nothing follows `next`.
+    pub finished: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]

@@ -4,6 +4,7 @@
 
 mod child;
 mod launch;
+mod output;
 mod rundir;
 mod tail;
 

@@ -1,4 +1,4 @@
-//! Each run gets `runs/<execution-id>/` in the data dir: `config.json` (what
+//! Each run gets `runs/<run-id>/` in the data dir: `config.json` (what
 //! the child reads from FLOWKEEP_CONFIG), `output.log` (stdout and stderr as
 //! they arrived) and, while the run is alive, `lock`, held with an OS file
 //! lock by the process supervising the run. The kernel drops the lock when

@@ -271,6 +271,13 @@ pub enum ExecCmd {
     Get {
         id: String,
     },
+    /// Print a run's output log (on the device that ran it).
+    Logs {
+        id: String,
+        /// Keep printing what the run writes until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Delete one run by ID, or every finished run matching the filters
     /// (the count is shown and confirmed first).
     Delete {

@@ -59,6 +59,7 @@ pub(super) fn exec(svc: &Service, c: ExecCmd, json: bool) -> Out {
             let e = call::<GetRunCmd>(svc, RunId { id })?;
             done(&e, render::run(&e))
         }
+        ExecCmd::Logs { id, follow } => logs(svc, id, follow, json),
         ExecCmd::Delete {
             id: Some(id),
             workflow,
@@ -401,5 +402,45 @@ fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedRun>, Failure> {
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| serde_json::from_str(l).map_err(|e| bad(format!("line {}", i + 1), e)))
             .collect()
+    }
+}
+
+/// `exec logs`: the log as it is now (or, with `--follow`, as it is written
+/// until the run ends) on stdout. With `--json`, the log as it is now, in
+/// one `get_run_output` answer.
+fn logs(svc: &Service, id: String, follow: bool, json: bool) -> Out {
+    let read = |from: u64, limit: Option<u32>| {
+        call::<GetRunOutputCmd>(
+            svc,
+            GetRunOutput {
+                id: id.clone(),
+                from: Some(from),
+                limit,
+            },
+        )
+    };
+    if json {
+        let all = read(0, Some(1_048_576))?;
+        return done(&all, String::new());
+    }
+    let mut out = std::io::stdout().lock();
+    let mut from = 0;
+    loop {
+        let piece = read(from, None)?;
+        if piece.cut {
+            eprintln!(
+                "[the output grew too long: its middle is cut; the end follows when the run ends]"
+            );
+        }
+        out.write_all(piece.text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::Other(e.into()))?;
+        from = piece.next;
+        if piece.finished || (!follow && piece.next >= piece.size) {
+            return Ok(None);
+        }
+        if piece.text.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }

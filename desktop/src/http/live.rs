@@ -66,6 +66,11 @@ impl Live {
         Live { changes, stopped }
     }
 
+    /// Turns true when the server stops: long streams end with it.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stopped.clone()
+    }
+
     /// The stream one page gets; it ends when the server stops, so a page
     /// left open never holds a shutdown up.
     pub fn stream(&self, seq: i64) -> Response {

@@ -22,6 +22,7 @@ use crate::ui_runs::UiRuns;
 
 mod assets;
 mod live;
+mod output;
 mod session;
 
 #[derive(Clone)]
@@ -98,6 +99,7 @@ pub fn serve(
             .route("/runs", get(page))
             .route("/runs/{*path}", get(page))
             .route("/api/events", get(events))
+            .route("/api/runs/{id}/output", get(run_output))
             .route("/api/export", get(export))
             .route("/api/{command}", post(command))
             .with_state(api);
@@ -183,6 +185,33 @@ async fn events(
     match blocking(move || svc.latest_seq()).await {
         Ok(seq) => api.live.stream(seq),
         Err(refused) => refused,
+    }
+}
+
+/// A run's output as it is written (`output.rs`).
+async fn run_output(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = guard(&api, &headers, &query) {
+        return refused;
+    }
+    let from = match query.get("from").map(|f| f.parse::<u64>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidInput,
+                "from: must be a byte offset (a whole number, 0 or more)",
+            )
+        }
+    };
+    match output::read(&api.svc, &id, from).await {
+        Ok(first) => output::stream(api.svc.clone(), id, first, api.live.stopped()),
+        Err(e) => store_error(e),
     }
 }
 

@@ -305,9 +305,10 @@ test("run now: set the command, run, watch it finish, see its result; a refused 
   await rowsOf("Run list").first().getByRole("button", { name: /^Details/ }).click();
   const details = page.getByRole("dialog", { name: "Run details" });
   await details.getByRole("button", { name: "Cancel run" }).waitFor();
-  await details.getByText("working on safe").waitFor({ timeout: 10_000 });
-  assert.match(await details.locator("dl").textContent(), /Statussucceeded/);
-  assert.match(await details.locator("pre").first().textContent(), /"retries_seen": 3/);
+  // The output shows as it is written, then the run's end and its result.
+  await eventually(async () => assert.match(await details.getByLabel("Output log").innerText(), /working on safe/), 10_000);
+  await eventually(async () => assert.match(await details.locator("dl").textContent(), /Statussucceeded/), 10_000);
+  await eventually(async () => assert.match(await details.locator("pre").first().textContent(), /"retries_seen": 3/));
   await screenshot(page, "10-run-finished");
   await details.getByRole("button", { name: "Close" }).click();
   // The list row says how its last run went, without opening it.
@@ -699,6 +700,39 @@ test("all runs: every workflow's runs in one list, filtered, with an address; a 
     await tab.goBack();
     await poll(async () => assert.equal(new URL(tab.url()).pathname, "/runs"));
     await tab.getByRole("heading", { name: "All runs" }).waitFor();
+  } finally {
+    await context.close();
+    await own.stop();
+  }
+});
+
+test("a run's output streams into its details while it runs", async () => {
+  const own = await startFlowkeep();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const tab = await context.newPage();
+  try {
+    const go = path.join(own.dataDir, "go");
+    const wf = await own.api("create_workflow", {
+      name: "Talker",
+      config: {
+        run: { command: ["sh", "-c", `echo 'step one done'; while [ ! -e '${go}' ]; do sleep 0.05; done; echo 'step two done'`] },
+        fields: [],
+        values: {},
+      },
+    });
+    const run = await own.api("run", { workflow_id: wf.id });
+    await tab.goto(own.url);
+    await tab.goto(`http://127.0.0.1:${own.port}/workflows/${wf.id}/runs/${run.id}`);
+    const details = tab.getByRole("dialog", { name: "Run details" });
+    const log = details.getByLabel("Output log");
+    await poll(async () => assert.match(await log.innerText(), /step one done/));
+    assert.doesNotMatch(await log.innerText(), /step two done/);
+    await details.getByText("Following the output as it is written").waitFor();
+    await screenshot(tab, "18-output-streaming");
+    writeFileSync(go, "");
+    await poll(async () => assert.match(await log.innerText(), /step one done\nstep two done/));
+    await poll(async () => assert.equal(await log.getAttribute("aria-busy"), "false"));
+    assert.equal((await log.innerText()).match(/step one done/g).length, 1, "nothing shown twice");
   } finally {
     await context.close();
     await own.stop();

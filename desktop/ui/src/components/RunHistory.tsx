@@ -1,4 +1,5 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
+import { useRunOutput, type RunOutputState } from "../hooks/useRunOutput";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
 import { When } from "./When";
 import { useRunHistory, type RunFilters } from "../hooks/useRunHistory";
@@ -270,6 +271,10 @@ function WorkflowLink(props: { id: string; name: string | null | undefined; onOp
 function RunDetails({ run: x }: { run: Run }) {
   const out = (x.output ?? {}) as Record<string, unknown>;
   const text = (k: string) => (typeof out[k] === "string" && out[k] !== "" ? (out[k] as string) : null);
+  // The whole log, live while the run goes on, where this device ran it;
+  // the tails the record carries otherwise (another device's run).
+  const log = useRunOutput(x.id);
+  const showLog = log.error === null;
   return (
     <div className="details">
       <dl>
@@ -314,13 +319,14 @@ function RunDetails({ run: x }: { run: Run }) {
           <pre>{JSON.stringify(out.result, null, 2)}</pre>
         </>
       )}
-      {text("stdout_tail") !== null && (
+      {showLog && <OutputLog log={log} running={x.status === "running" || x.status === "queued"} />}
+      {!showLog && text("stdout_tail") !== null && (
         <>
           <h3>Output (last lines)</h3>
           <pre aria-label="Output tail">{text("stdout_tail")}</pre>
         </>
       )}
-      {text("stderr_tail") !== null && (
+      {!showLog && text("stderr_tail") !== null && (
         <>
           <h3>Errors (last lines)</h3>
           <pre aria-label="Error output tail">{text("stderr_tail")}</pre>
@@ -333,6 +339,36 @@ function RunDetails({ run: x }: { run: Run }) {
         </>
       )}
     </div>
+  );
+}
+
+/** The output log, kept scrolled to its end while it grows (unless the
+ * reader scrolled up). */
+function OutputLog(props: { log: RunOutputState; running: boolean }) {
+  const ref = useRef<HTMLPreElement>(null);
+  const follow = useRef(true);
+  useEffect(() => {
+    const el = ref.current;
+    if (el && follow.current) el.scrollTop = el.scrollHeight;
+  }, [props.log.text]);
+  return (
+    <>
+      <h3>Output</h3>
+      {props.log.trimmed && <p className="muted">Only the last part is shown here; the whole log is in the log file.</p>}
+      <pre
+        ref={ref}
+        className="output-log"
+        aria-label="Output log"
+        aria-busy={!props.log.ended}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+        }}
+      >
+        {props.log.text || (props.log.ended ? "(no output)" : "")}
+      </pre>
+      {!props.log.ended && props.running && <p className="muted" role="status">Following the output as it is written…</p>}
+    </>
   );
 }
 

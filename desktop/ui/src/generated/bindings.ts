@@ -82,6 +82,16 @@ export type FinishRun = { id: string, status: RunStatus, exit_code?: number, out
 
 export type GetConfig = { workflow_id: string, };
 
+export type GetRunOutput = { id: string, 
+/**
+ * Where to start (bytes into the log; 0 when left out).
+ */
+from?: number, 
+/**
+ * At most this many bytes (64 KiB when left out).
+ */
+limit?: number, };
+
 export type GetSettings = Record<string, never>;
 
 export type GetSyncStatus = Record<string, never>;
@@ -172,6 +182,34 @@ since?: number,
 until?: number, };
 
 export type RunId = { id: string, };
+
+export type RunOutput = { 
+/**
+ * The text read (invalid UTF-8 replaced; a character split by the end
+ * of the piece is left for the next one).
+ */
+text: string, 
+/**
+ * Where `text` starts: `from`, or earlier when the log was cut.
+ */
+from: number, 
+/**
+ * Where the next piece starts.
+ */
+next: number, 
+/**
+ * The log's size when read.
+ */
+size: number, 
+/**
+ * The output grew past what the log keeps: its middle was cut, and the
+ * log goes on from `from` (the rest of it comes when the run ends).
+ */
+cut: boolean, 
+/**
+ * The run has ended and nothing follows `next`.
+ */
+finished: boolean, };
 
 export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [key in string]?: string }, timeout_s?: number | null, 
 /**
@@ -335,6 +373,7 @@ export type Commands = {
   count_runs: { input: RunFilter; output: RunCount };
   get_run: { input: RunId; output: Run };
   delete_run: { input: RunId; output: Deleted };
+  get_run_output: { input: GetRunOutput; output: RunOutput };
   start_run: { input: StartRun; output: Run };
   finish_run: { input: FinishRun; output: Run };
   import_runs: { input: ImportRuns; output: ImportReport };
@@ -360,6 +399,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "finish_run",
   "get_config",
   "get_run",
+  "get_run_output",
   "get_settings",
   "get_workflow",
   "import_runs",

@@ -3,6 +3,7 @@ import { act, renderHook, waitFor } from "@testing-library/react";
 import { useWorkflowManager } from "./useWorkflowManager";
 import { useConfigEditor } from "./useConfigEditor";
 import { useRunHistory } from "./useRunHistory";
+import { useRunOutput } from "./useRunOutput";
 import { call } from "../api/transport";
 import { ApiError } from "../api/errors";
 
@@ -291,5 +292,44 @@ describe("useRunHistory", () => {
     });
     // The very filter it counted with.
     expect(calls.find((c) => c.name === "prune_runs")!.input).toEqual({ workflow_id: "w1", status: "failed", until: 5000 });
+  });
+});
+
+describe("useRunOutput (read piece by piece, as in the desktop window)", () => {
+  beforeEach(() => {
+    window.history.replaceState(null, "", "/?token=t");
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("appends the pieces in order from where it left off and stops at the end", async () => {
+    const pieces = [
+      { text: "first\n", from: 0, next: 6, size: 6, cut: false, finished: false },
+      { text: "", from: 6, next: 6, size: 6, cut: false, finished: false },
+      { text: "last\n", from: 6, next: 11, size: 11, cut: false, finished: true },
+    ];
+    const calls = fakeApi({
+      get_run_output: (input) => {
+        const p = pieces.shift();
+        if (!p) throw new Error("read after the end");
+        expect(input.from).toBe(p.from);
+        return p;
+      },
+    });
+    const { result } = renderHook(() => useRunOutput("r1"));
+    await waitFor(() => expect(result.current.ended).toBe(true), { timeout: 3000 });
+    expect(result.current.text).toBe("first\nlast\n");
+    expect(result.current.error).toBeNull();
+    expect(calls.filter((c) => c.name === "get_run_output")).toHaveLength(3);
+  });
+
+  it("says why when there is no output here", async () => {
+    fakeApi({
+      get_run_output: () => {
+        throw { body: { code: "not_found", message: "output of run r2 (its output is kept on the device that ran it) not found", fields: [] } };
+      },
+    });
+    const { result } = renderHook(() => useRunOutput("r2"));
+    await waitFor(() => expect(result.current.error).toMatch(/kept on the device that ran it/));
+    expect(result.current.text).toBe("");
   });
 });

@@ -1,0 +1,110 @@
+import { useEffect, useState } from "react";
+import { call } from "../api/transport";
+import { liveAvailable } from "../api/live";
+import { messageOf } from "../api/errors";
+
+/** The most of a log kept on the page; beyond it the start is dropped. */
+const MAX_CHARS = 2_000_000;
+const POLL_MS = 500;
+
+export interface RunOutputState {
+  text: string;
+  /** The start of the text shown was dropped (the page keeps the last 2 MB). */
+  trimmed: boolean;
+  /** The log outgrew what is kept on disk: its middle is cut. */
+  cut: boolean;
+  /** The run ended and all of its output is here. */
+  ended: boolean;
+  /** Why there is no output (another device's run, a deleted run). */
+  error: string | null;
+}
+
+const EMPTY: RunOutputState = { text: "", trimmed: false, cut: false, ended: false, error: null };
+
+function append(s: RunOutputState, text: string, cut: boolean): RunOutputState {
+  let all = s.text + (cut ? "\n[the output grew too long: its middle is cut; the end follows when the run ends]\n" : "") + text;
+  let trimmed = s.trimmed;
+  if (all.length > MAX_CHARS) {
+    all = all.slice(all.length - MAX_CHARS);
+    trimmed = true;
+  }
+  return { ...s, text: all, trimmed, cut: s.cut || cut };
+}
+
+/**
+ * A run's output log, as it is written: streamed from the server in a
+ * browser (`GET /api/runs/<ID>/output`, picking up where it left off after a
+ * dropped connection), read piece by piece in the desktop window.
+ */
+export function useRunOutput(runId: string | null): RunOutputState {
+  const [state, setState] = useState<RunOutputState>(EMPTY);
+  useEffect(() => {
+    setState(EMPTY);
+    if (!runId) return;
+    let closed = false;
+    let ended = false;
+    let next = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let source: EventSource | null = null;
+
+    // Why the stream could not start (EventSource does not say): ask once.
+    const explain = async () => {
+      try {
+        await call("get_run_output", { id: runId, from: next, limit: 1 });
+        return null;
+      } catch (e) {
+        return messageOf(e);
+      }
+    };
+
+    const poll = async () => {
+      try {
+        const p = await call("get_run_output", { id: runId, from: next });
+        if (closed) return;
+        next = p.next;
+        setState((s) => ({ ...append(s, p.text, p.cut), ended: p.finished }));
+        if (!p.finished) timer = setTimeout(() => void poll(), p.text ? 0 : POLL_MS);
+      } catch (e) {
+        if (!closed) setState((s) => ({ ...s, error: messageOf(e) }));
+      }
+    };
+
+    const stream = () => {
+      source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/output?from=${next}`);
+      source.addEventListener("output", (m) => {
+        const p = JSON.parse((m as MessageEvent<string>).data) as { text: string; next: number; cut: boolean };
+        next = p.next;
+        setState((s) => append(s, p.text, p.cut));
+      });
+      source.addEventListener("end", () => {
+        ended = true;
+        source?.close();
+        setState((s) => ({ ...s, ended: true }));
+      });
+      source.addEventListener("failed", (m) => {
+        source?.close();
+        setState((s) => ({ ...s, error: (m as MessageEvent<string>).data }));
+      });
+      source.onerror = () => {
+        // Refused (not found, another device's run) or the connection
+        // dropped: find out which; go on from where it was if it dropped.
+        source?.close();
+        if (ended) return;
+        void explain().then((error) => {
+          if (closed) return;
+          if (error) setState((s) => ({ ...s, error }));
+          else timer = setTimeout(stream, 1000);
+        });
+      };
+    };
+
+    if (liveAvailable()) stream();
+    else void poll();
+    return () => {
+      closed = true;
+      source?.close();
+      if (timer) clearTimeout(timer);
+    };
+  }, [runId]);
+  return state;
+}
