@@ -165,7 +165,7 @@ fn main() {
         .prefix("flowkeep-bench")
         .tempdir_in(std::env::temp_dir())
         .unwrap();
-    println!("# flowkeep-app bench: {n_workflows} workflows, {n_executions} executions");
+    println!("# flowkeep-app bench: {n_workflows} workflows, {n_executions} runs");
     println!(
         "machine: {} cores, {}",
         std::thread::available_parallelism()

@@ -63,11 +63,15 @@ pub fn get(conn: &Connection, id: &str) -> Result<Workflow> {
     }
 }
 
-/// The newest run comes from the (workflow_id, started_at, id) index: two
-/// index probes a row.
-const SUMMARY_COLUMNS: &str =
-    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision, w.approved,
-     (SELECT e.status FROM executions e WHERE e.workflow_id = w.id ORDER BY e.started_at DESC, e.id DESC LIMIT 1),
+/// A list row's own columns.
+const PAGE_COLUMNS: &str =
+    "w.id, w.name, w.description, w.version, w.tags, w.created_at, w.updated_at, w.revision, w.approved";
+/// Its newest run, from the (workflow_id, started_at, id) index: two index
+/// probes a row. Read for the rows of the page only: in the same SELECT as
+/// a sort that has no index (a search), SQLite would read it for every
+/// matching row before sorting.
+const LAST_RUN_COLUMNS: &str =
+    "(SELECT e.status FROM executions e WHERE e.workflow_id = w.id ORDER BY e.started_at DESC, e.id DESC LIMIT 1),
      (SELECT e.started_at FROM executions e WHERE e.workflow_id = w.id ORDER BY e.started_at DESC, e.id DESC LIMIT 1)";
 
 fn summary_from_row(r: &Row<'_>) -> Result<WorkflowSummary> {
@@ -151,7 +155,7 @@ pub fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary
         WorkflowSort::Updated => ("updated", "w.updated_at"),
     };
     let (where_sql, mut args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
-    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM workflows w {where_sql}");
+    let mut sql = format!("SELECT {PAGE_COLUMNS} FROM workflows w {where_sql}");
     let op = if q.desc { "<" } else { ">" };
     if let Some(c) = &q.cursor {
         let (key, id) = cursor::decode(c, sort_name)?;
@@ -172,10 +176,12 @@ pub fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary
         sql.push_str(&format!(" AND ({sort_col}, w.id) {op} (?{}, ?{n})", n - 1));
     }
     let dir = if q.desc { "DESC" } else { "ASC" };
-    sql.push_str(&format!(
-        " ORDER BY {sort_col} {dir}, w.id {dir} LIMIT {}",
+    let order = format!("ORDER BY {sort_col} {dir}, w.id {dir}");
+    let sql = format!(
+        "WITH page AS MATERIALIZED ({sql} {order} LIMIT {})
+         SELECT {PAGE_COLUMNS}, {LAST_RUN_COLUMNS} FROM page w {order}",
         limit + 1
-    ));
+    );
 
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
