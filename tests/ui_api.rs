@@ -615,3 +615,39 @@ fn a_runs_output_streams_to_the_page_as_it_is_written() {
     let (status, _) = request(ui.port, "GET", unknown, &[ui.host()], "");
     assert_eq!(status, 401);
 }
+
+#[test]
+fn thousands_of_changes_at_once_reach_open_pages_as_one_reload() {
+    let fk = Flowkeep::new();
+    let ui = start(&fk);
+    let (_, wf) = ui.call("create_workflow", json!({"name": "w"}));
+    let mut s = TcpStream::connect(("127.0.0.1", ui.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\n{}\r\n{}\r\n\r\n",
+        ui.host(),
+        ui.auth()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    read_stream_until(&mut reader, "event: ready");
+    // 2,000 runs in one import: 2,000 events in the log.
+    let runs: Vec<Value> = (0..2000)
+        .map(|i| json!({"workflow_id": wf["id"], "status": "succeeded", "started_at": 1_000 + i, "completed_at": 2_000 + i}))
+        .collect();
+    let (status, _) = ui.call("import_runs", json!({ "runs": runs }));
+    assert_eq!(status, 200);
+    let seen = read_stream_until(&mut reader, "event: reload");
+    assert!(seen.contains("event: reload"), "{seen}");
+    assert!(
+        seen.matches("event: change").count() < 500,
+        "a burst is one reload, not one event per change: {} changes",
+        seen.matches("event: change").count()
+    );
+    // And the stream goes on with single changes afterwards.
+    let (_, other) = ui.call("create_workflow", json!({"name": "after the burst"}));
+    let after = read_stream_until(&mut reader, other["id"].as_str().unwrap());
+    assert!(after.contains("event: change"), "{after}");
+}

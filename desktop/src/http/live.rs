@@ -6,7 +6,9 @@
 //! Events: `ready` (on connect, with the log's position: a page that
 //! reconnects reads everything again, it may have missed changes), `change`
 //! (one per logged event: `{"seq", "kind", "workflow_id", "run_id"}`)
-//! and `reload` (this page fell behind; read everything again).
+//! and `reload` (this page fell behind, or the log grew by more than a
+//! page should hear about one by one, like an import of thousands of runs:
+//! read everything again).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,9 +26,17 @@ const POLL: Duration = Duration::from_millis(200);
 /// Changes read at once; more than this and pages catch up next poll.
 const BATCH: u32 = 500;
 
+/// What the follower tells pages.
+#[derive(Clone, Debug)]
+enum News {
+    Change(Change),
+    /// More changed at once than `BATCH`: one reload instead of each.
+    Burst,
+}
+
 #[derive(Clone)]
 pub struct Live {
-    changes: broadcast::Sender<Change>,
+    changes: broadcast::Sender<News>,
     stopped: watch::Receiver<bool>,
 }
 
@@ -44,15 +54,27 @@ impl Live {
             let mut seen = latest.ok().and_then(Result::ok).unwrap_or(0);
             while !stop.load(Ordering::SeqCst) {
                 tokio::time::sleep(POLL).await;
-                let svc = svc.clone();
+                let reader = svc.clone();
                 let read =
-                    tokio::task::spawn_blocking(move || svc.changes_since(seen, BATCH)).await;
+                    tokio::task::spawn_blocking(move || reader.changes_since(seen, BATCH)).await;
                 match read {
+                    // A burst (an import, a first sync): skip to the end of
+                    // the log and tell pages once, so a page does not
+                    // reload once per change and the follower keeps up.
+                    Ok(Ok(changes)) if changes.len() >= BATCH as usize => {
+                        let svc = svc.clone();
+                        if let Ok(Ok(latest)) =
+                            tokio::task::spawn_blocking(move || svc.latest_seq()).await
+                        {
+                            seen = latest;
+                        }
+                        let _ = tx.send(News::Burst);
+                    }
                     Ok(Ok(changes)) => {
                         for c in changes {
                             seen = c.seq;
                             // No page open: nobody to tell.
-                            let _ = tx.send(c);
+                            let _ = tx.send(News::Change(c));
                         }
                     }
                     Ok(Err(e)) => {
@@ -87,9 +109,12 @@ impl Live {
             }
             let event = tokio::select! {
                 got = rx.recv() => match got {
-                    Ok(c) => Event::default()
+                    Ok(News::Change(c)) => Event::default()
                         .event("change")
                         .data(serde_json::to_string(&c).unwrap_or_default()),
+                    Ok(News::Burst) => Event::default()
+                        .event("reload")
+                        .data("many changes at once"),
                     Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
                         .event("reload")
                         .data(format!("{n} changes missed")),

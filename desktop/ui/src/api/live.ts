@@ -78,3 +78,29 @@ export function isRunChange(e: LiveEvent, workflowId?: string | null): boolean {
   if (!e.kind.startsWith("execution") && e.kind !== "remote.merged") return false;
   return !workflowId || e.workflow_id === workflowId || e.workflow_id === null;
 }
+
+/**
+ * `subscribe` for views that read again on news: `reread` is called once
+ * `ms` after the first matching event of a burst, however many follow in
+ * that time (an import of thousands of runs is one read, not thousands).
+ * Returns null where live events are not available.
+ */
+export function subscribeCoalesced(
+  matches: (e: LiveEvent) => boolean,
+  reread: () => void,
+  ms = 250,
+): (() => void) | null {
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  const unsubscribe = subscribe((e) => {
+    if (!matches(e) || pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      reread();
+    }, ms);
+  });
+  if (!unsubscribe) return null;
+  return () => {
+    unsubscribe();
+    if (pending) clearTimeout(pending);
+  };
+}

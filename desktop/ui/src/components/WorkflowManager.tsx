@@ -33,6 +33,14 @@ export function WorkflowManager(props: {
   // Tags in use, suggested as the filter is typed (any prefix).
   const tagSuggestions = useTagSuggestions(wm.query.tag, props.changeCount);
 
+  // When the first rows were shown, for the browser benchmark (and anyone
+  // looking at the page's performance timeline).
+  const hasRows = wm.items.length > 0;
+  useEffect(() => {
+    if (hasRows && typeof performance.mark === "function" && performance.getEntriesByName("flowkeep:first-rows").length === 0)
+      performance.mark("flowkeep:first-rows");
+  }, [hasRows]);
+
   useEffect(() => {
     if (props.changeCount > 0) void refresh();
   }, [props.changeCount, refresh]);

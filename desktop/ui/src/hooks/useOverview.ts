@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { call } from "../api/transport";
 import { workflowNames } from "./workflowNames";
 import { messageOf } from "../api/errors";
-import { isRunChange, subscribe } from "../api/live";
+import { isRunChange, subscribeCoalesced } from "../api/live";
 import type { Run } from "../generated/bindings";
 
 export interface RecentRun {
@@ -44,9 +44,10 @@ export function useOverview(limit = 10) {
 
   useEffect(() => {
     void load();
-    const unsubscribe = subscribe((e) => {
-      if (isRunChange(e)) void load();
-    });
+    const unsubscribe = subscribeCoalesced(
+      (e) => isRunChange(e),
+      () => void load(),
+    );
     if (unsubscribe) return unsubscribe;
     const t = setInterval(() => void load(), 5000);
     return () => clearInterval(t);

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { parse, startOfDay } from "date-fns";
 import { messageOf } from "../api/errors";
-import { isRunChange, subscribe } from "../api/live";
+import { isRunChange, subscribeCoalesced } from "../api/live";
 import type { Run, RunFilter, ExportFormat } from "../generated/bindings";
 import type { useRunHistory } from "./useRunHistory";
 
@@ -39,9 +39,10 @@ export function useRunActions(
   useEffect(() => {
     if (page !== 0 && !running) return;
     // Pushed where the server pushes (a browser); polled in the window.
-    const unsubscribe = subscribe((e) => {
-      if (isRunChange(e, workflowId)) void reload();
-    });
+    const unsubscribe = subscribeCoalesced(
+      (e) => isRunChange(e, workflowId),
+      () => void reload(),
+    );
     if (unsubscribe) return unsubscribe;
     const t = setInterval(() => void reload(), running ? 700 : 5000);
     return () => clearInterval(t);
