@@ -1,12 +1,9 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from "react";
 import { call, inDesktopWindow, sessionToken, startRun } from "./api/transport";
 import { ApiError, messageOf } from "./api/errors";
 import { isWorkflowChange, subscribe } from "./api/live";
 import type { Workflow } from "./generated/bindings";
 import { WorkflowManager } from "./components/WorkflowManager";
-import { ConfigEditor } from "./components/ConfigEditor";
-import { RunHistory } from "./components/RunHistory";
-import { WorkflowHistory } from "./components/WorkflowHistory";
 import { SyncStatus } from "./components/SyncStatus";
 import { ApprovalBanner } from "./components/ApprovalBanner";
 import { ConfirmDialog } from "./components/Dialog";
@@ -14,6 +11,14 @@ import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Overview } from "./components/Overview";
 import { forgetDraft } from "./config/drafts";
 import { desktopHooks } from "./desktop";
+
+// The views of an open workflow load when first shown, so the script the app
+// opens with (the list and the overview) is smaller: it shows its first rows
+// sooner. The form, schema and validation code come with the editor.
+const ConfigEditor = lazy(() => import("./components/ConfigEditor").then((m) => ({ default: m.ConfigEditor })));
+const RunHistory = lazy(() => import("./components/RunHistory").then((m) => ({ default: m.RunHistory })));
+const WorkflowHistory = lazy(() => import("./components/WorkflowHistory").then((m) => ({ default: m.WorkflowHistory })));
+const loadingView = <p aria-busy="true">Loading…</p>;
 
 type Tab = "config" | "runs" | "history";
 const REFRESH_MS = 3000;
@@ -259,6 +264,7 @@ export function App() {
           )}
           {!selectedId && tab !== "runs" && <Overview onOpen={(id) => go(id, "runs")} />}
           {!selectedId && tab === "runs" && (
+            <Suspense fallback={loadingView}>
             <RunHistory
               key="all"
               workflowId={null}
@@ -269,6 +275,7 @@ export function App() {
               openRunId={openRun}
               onOpenRun={setOpenRun}
             />
+            </Suspense>
           )}
           {workflow && (
             <>
@@ -311,6 +318,7 @@ export function App() {
                 ))}
               </div>
               <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="panel">
+                <Suspense fallback={loadingView}>
                 {tab === "config" && (
                   <ConfigEditor
                     key={workflow.id}
@@ -335,6 +343,7 @@ export function App() {
                   />
                 )}
                 {tab === "history" && <WorkflowHistory key={workflow.id} workflowId={workflow.id} changeCount={changeCount} />}
+                </Suspense>
               </div>
             </>
           )}

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { When } from "./When";
 import { useWorkflowManager } from "../hooks/useWorkflowManager";
 import { useTagSuggestions } from "../hooks/useTagSuggestions";
@@ -6,8 +6,12 @@ import { call } from "../api/transport";
 import { messageOf } from "../api/errors";
 import type { Workflow, WorkflowSort, WorkflowSummary } from "../generated/bindings";
 import { ConfirmDialog } from "./Dialog";
-import { WorkflowDialog, type WorkflowDraft } from "./WorkflowDialog";
+import type { WorkflowDraft } from "./WorkflowDialog";
 import { LoadError } from "./LoadError";
+
+// The dialog and its form validation load when first opened: the list opens
+// without them.
+const WorkflowDialog = lazy(() => import("./WorkflowDialog").then((m) => ({ default: m.WorkflowDialog })));
 
 type Editing = { mode: "create" } | { mode: "edit"; workflow: Workflow } | null;
 
@@ -238,12 +242,16 @@ export function WorkflowManager(props: {
           ) : null}
         </li>
       </ul>
-      <WorkflowDialog
-        open={editing !== null}
-        workflow={editing?.mode === "edit" ? editing.workflow : null}
-        onClose={() => setEditing(null)}
-        onSubmit={submit}
-      />
+      {editing !== null && (
+        <Suspense fallback={null}>
+          <WorkflowDialog
+            open
+            workflow={editing.mode === "edit" ? editing.workflow : null}
+            onClose={() => setEditing(null)}
+            onSubmit={submit}
+          />
+        </Suspense>
+      )}
       <ConfirmDialog
         title="Delete workflow"
         open={deleting !== null}
