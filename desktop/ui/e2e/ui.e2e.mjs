@@ -96,6 +96,10 @@ test("typed config fields: client and server errors beside the field, save, relo
   // Client-side checks, from the zod schema built from these definitions.
   await page.locator("#value-retries").fill("9");
   await page.locator("#value-payload").fill("{bad");
+  // A JSON value is edited in a code editor that marks a syntax error where
+  // it is, as it is typed.
+  await page.locator(".json-editor .cm-lint-marker-error").first().waitFor();
+  assert.equal(await page.getByRole("textbox", { name: "payload (json)" }).getAttribute("contenteditable"), "true");
   await page.locator("#value-input").fill("/data/in.txt");
   await page.getByRole("button", { name: "Save configuration" }).click();
   await eventually(async () => assert.equal(await text("#error-retries"), "must be between 0 and 5, got 9"));
@@ -131,7 +135,7 @@ test("typed config fields: client and server errors beside the field, save, relo
   await eventually(async () => assert.equal(await page.locator("#value-retries").inputValue(), "3"));
   assert.equal(await page.locator("#value-mode").inputValue(), "safe");
   assert.equal(await page.locator("#value-enabled").isChecked(), true);
-  assert.equal(JSON.parse(await page.locator("#value-payload").inputValue()).batch, 100);
+  assert.equal(JSON.parse(await page.locator("#value-payload").innerText()).batch, 100);
   const id = (await fk.api("list_workflows", {})).items[0].id;
   const stored = await fk.api("get_config", { workflow_id: id });
   assert.deepEqual(stored.values, { retries: 3, mode: "safe", payload: { batch: 100 }, input: "/data/in.csv", enabled: true, port: 8080 });

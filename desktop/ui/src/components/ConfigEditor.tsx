@@ -236,6 +236,7 @@ export function ConfigEditor(props: {
                 key={def.type}
                 field={def}
                 register={register}
+                control={form.control}
                 invalid={!!(clientError || serverError)}
                 describedBy={describedBy}
                 onBrowse={

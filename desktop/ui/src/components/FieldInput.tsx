@@ -1,11 +1,14 @@
-import type { UseFormRegister } from "react-hook-form";
+import { useController, type Control, type UseFormRegister } from "react-hook-form";
 import type { FieldDef } from "../generated/bindings";
 import { formName, type FormValues } from "../config/schema";
+import { JsonEditor } from "./JsonEditor";
 
 /** The input for one config field, chosen by its type. */
 export function FieldInput(props: {
   field: FieldDef;
   register: UseFormRegister<FormValues>;
+  /** For inputs the form does not own (the JSON code editor). */
+  control: Control<FormValues>;
   invalid: boolean;
   describedBy: string;
   onBrowse?: () => void;
@@ -42,7 +45,7 @@ export function FieldInput(props: {
         </select>
       );
     case "json":
-      return <textarea className="code" rows={5} spellCheck={false} {...common} {...register(formName(f.key))} />;
+      return <JsonField field={f} control={props.control} invalid={invalid} describedBy={describedBy} />;
     case "file":
       return (
         <span className="file-input">
@@ -62,6 +65,22 @@ export function FieldInput(props: {
     default:
       return <input type="text" {...common} placeholder={f.format ?? undefined} {...register(formName(f.key))} />;
   }
+}
+
+/** A JSON value: the code editor, wired to the form like an input. */
+function JsonField(props: { field: FieldDef; control: Control<FormValues>; invalid: boolean; describedBy: string }) {
+  const { field } = useController({ name: formName(props.field.key), control: props.control });
+  return (
+    <JsonEditor
+      id={`value-${props.field.key}`}
+      value={typeof field.value === "string" ? field.value : ""}
+      onChange={field.onChange}
+      onBlur={field.onBlur}
+      invalid={props.invalid}
+      describedBy={props.describedBy}
+      required={props.field.required ?? false}
+    />
+  );
 }
 
 function rangeHint(f: FieldDef): string | undefined {
