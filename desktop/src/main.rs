@@ -7,6 +7,7 @@
 #[cfg(feature = "native")]
 mod app;
 mod cli;
+mod follow;
 mod http;
 mod ui_runs;
 

@@ -10,7 +10,7 @@ use flowkeep_app::Service;
 use flowkeep_core::commands::{ExportFormat, RunFilter};
 use flowkeep_core::{ErrorBody, ErrorCode};
 use serde_json::Value;
-use tauri::Manager;
+use tauri::{Emitter, Manager};
 use tauri_plugin_dialog::DialogExt;
 
 use crate::ui_runs::UiRuns;
@@ -42,6 +42,20 @@ pub fn run_app(svc: Service) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, signalled.clone())?;
     }
+    // The same news a browser gets as Server-Sent Events, as Tauri events:
+    // the window's views read again when told, never on a timer.
+    let live = app.handle().clone();
+    let follower = crate::follow::spawn(
+        app.state::<Native>().svc.clone(),
+        stop.clone(),
+        move |news| {
+            let (event, data) = news.wire();
+            let _ = live.emit(
+                LIVE_EVENT,
+                serde_json::json!({ "event": event, "data": data }),
+            );
+        },
+    )?;
     let handle = app.handle().clone();
     let watcher_stop = stop.clone();
     std::thread::spawn(move || {
@@ -60,8 +74,13 @@ pub fn run_app(svc: Service) -> anyhow::Result<()> {
     if let Some(t) = sync_thread {
         let _ = t.join();
     }
+    let _ = follower.join();
     Ok(())
 }
+
+/// The Tauri event the window's UI listens to (`ui/src/api/live.ts`):
+/// `{"event": "change" | "sync" | "reload", "data": <JSON text>}`.
+const LIVE_EVENT: &str = "flowkeep:live";
 
 /// Every command of the table by name (plus `run` and `cancel_run`, which
 /// answer once a run has started), with the same JSON as `POST /api/<name>`.

@@ -1,38 +1,26 @@
 //! `GET /api/events`: what changed, pushed to the page as Server-Sent
 //! Events, so a change made by the CLI, a job or a sync merge shows without
-//! a reload. One task follows the event log (whichever process wrote it)
-//! and fans each change out to every open page.
+//! a reload. The follower (`follow.rs`) tells each change once; this fans
+//! it out to every open page.
 //!
 //! Events: `ready` (on connect, with the log's position: a page that
 //! reconnects reads everything again, it may have missed changes), `change`
-//! (one per logged event: `{"seq", "kind", "workflow_id", "run_id"}`)
-//! and `reload` (this page fell behind, or the log grew by more than a
-//! page should hear about one by one, like an import of thousands of runs:
-//! read everything again).
+//! (one per logged event: `{"seq", "kind", "workflow_id", "run_id"}`),
+//! `sync` (this device's sync state, as `sync_status` answers, when it
+//! changed) and `reload` (this page fell behind, or the log grew by more
+//! than a page should hear about one by one, like an import of thousands
+//! of runs: read everything again).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use flowkeep_app::{Change, Service};
+use flowkeep_app::Service;
 use tokio::sync::{broadcast, watch};
 
-/// How often the log is looked at: a change shows within this (plus the
-/// page's own read).
-const POLL: Duration = Duration::from_millis(200);
-/// Changes read at once; more than this and pages catch up next poll.
-const BATCH: u32 = 500;
-
-/// What the follower tells pages.
-#[derive(Clone, Debug)]
-enum News {
-    Change(Change),
-    /// More changed at once than `BATCH`: one reload instead of each.
-    Burst,
-}
+use crate::follow::{self, News};
 
 #[derive(Clone)]
 pub struct Live {
@@ -41,51 +29,22 @@ pub struct Live {
 }
 
 impl Live {
-    /// Follows the log until `stop` is set. Call inside the runtime.
-    pub fn start(svc: Arc<Service>, stop: Arc<AtomicBool>) -> Live {
+    /// Follows the log until `stop` is set.
+    pub fn start(svc: Arc<Service>, stop: Arc<AtomicBool>) -> std::io::Result<Live> {
         let (changes, _) = broadcast::channel(1024);
         let (stopped_tx, stopped) = watch::channel(false);
         let tx = changes.clone();
-        tokio::spawn(async move {
-            let latest = {
-                let svc = svc.clone();
-                tokio::task::spawn_blocking(move || svc.latest_seq()).await
-            };
-            let mut seen = latest.ok().and_then(Result::ok).unwrap_or(0);
-            while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(POLL).await;
-                let reader = svc.clone();
-                let read =
-                    tokio::task::spawn_blocking(move || reader.changes_since(seen, BATCH)).await;
-                match read {
-                    // A burst (an import, a first sync): skip to the end of
-                    // the log and tell pages once, so a page does not
-                    // reload once per change and the follower keeps up.
-                    Ok(Ok(changes)) if changes.len() >= BATCH as usize => {
-                        let svc = svc.clone();
-                        if let Ok(Ok(latest)) =
-                            tokio::task::spawn_blocking(move || svc.latest_seq()).await
-                        {
-                            seen = latest;
-                        }
-                        let _ = tx.send(News::Burst);
-                    }
-                    Ok(Ok(changes)) => {
-                        for c in changes {
-                            seen = c.seq;
-                            // No page open: nobody to tell.
-                            let _ = tx.send(News::Change(c));
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "live changes: reading the log failed")
-                    }
-                    Err(_) => tracing::warn!("live changes: the read panicked"),
-                }
-            }
+        let follower = follow::spawn(svc, stop, move |news| {
+            // No page open: nobody to tell.
+            let _ = tx.send(news);
+        })?;
+        // Long streams end when the follower does, so a page left open
+        // never holds a shutdown up.
+        std::thread::spawn(move || {
+            let _ = follower.join();
             let _ = stopped_tx.send(true);
         });
-        Live { changes, stopped }
+        Ok(Live { changes, stopped })
     }
 
     /// Turns true when the server stops: long streams end with it.
@@ -93,8 +52,7 @@ impl Live {
         self.stopped.clone()
     }
 
-    /// The stream one page gets; it ends when the server stops, so a page
-    /// left open never holds a shutdown up.
+    /// The stream one page gets; it ends when the server stops.
     pub fn stream(&self, seq: i64) -> Response {
         let first = Event::default()
             .event("ready")
@@ -109,15 +67,13 @@ impl Live {
             }
             let event = tokio::select! {
                 got = rx.recv() => match got {
-                    Ok(News::Change(c)) => Event::default()
-                        .event("change")
-                        .data(serde_json::to_string(&c).unwrap_or_default()),
-                    Ok(News::Burst) => Event::default()
-                        .event("reload")
-                        .data("many changes at once"),
+                    Ok(news) => {
+                        let (name, data) = news.wire();
+                        Event::default().event(name).data(data)
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
                         .event("reload")
-                        .data(format!("{n} changes missed")),
+                        .data(format!("\"{n} changes missed\"")),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = stopped.changed() => return None,

@@ -83,7 +83,7 @@ pub fn serve(
         let auth = session::Auth::new(data_dir, token, port)
             .map_err(|e| anyhow::anyhow!("cannot keep the UI session secret in {}: {e}", data_dir.display()))?;
         let api = Api {
-            live: live::Live::start(svc.clone(), stop.clone()),
+            live: live::Live::start(svc.clone(), stop.clone())?,
             svc,
             runs: runs.clone(),
             auth: Arc::new(auth),

@@ -168,3 +168,16 @@ test("create, validate, save in the window; close, reopen, still there", async (
   assert.deepEqual([rect.width, rect.height], [1100, 720], "the window comes back at the size it was closed at");
   await again.stop();
 });
+
+test("a change made in a terminal shows in the open window by itself (pushed, not polled)", async () => {
+  const w = new Window();
+  await w.start();
+  await w.css("ul[aria-label='Workflow list']");
+  // The window's views never read on a timer: this appears because the app
+  // tells the window (a Tauri event), as `flowkeep ui` tells a browser.
+  const made = spawnSync(app, ["--data-dir", dataDir, "workflow", "create", "--name", "From the terminal"], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  await w.find("xpath", "//ul[@aria-label='Workflow list']//button[contains(., 'From the terminal')]");
+  await w.screenshot("desktop-04-pushed");
+  await w.stop();
+});

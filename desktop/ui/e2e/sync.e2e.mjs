@@ -11,6 +11,7 @@ import { flowkeepBin, freePort, launchBrowser, screenshot, startFlowkeep, tempDi
 
 const serverBin = process.env.FLOWKEEP_SYNC_SERVER_BIN ?? path.join(path.dirname(flowkeepBin()), "flowkeep-sync-server");
 let server;
+let serverArgs;
 let fk;
 let browser;
 let pwned;
@@ -39,7 +40,8 @@ before(async () => {
   const created = execFileSync(serverBin, ["--data-dir", serverDir, "workspace", "create", "team"], { encoding: "utf8" });
   const token = created.trim().split("\n").at(-1).split(" ").at(-1);
   const port = await freePort();
-  server = spawn(serverBin, ["--data-dir", serverDir, "--listen", `127.0.0.1:${port}`], { stdio: "ignore" });
+  serverArgs = { args: ["--data-dir", serverDir, "--listen", `127.0.0.1:${port}`], port };
+  server = spawn(serverBin, serverArgs.args, { stdio: "ignore" });
   await healthy(port);
 
   const a = tempDir();
@@ -129,4 +131,26 @@ test("a command written on another device runs here only after Approve", async (
   await page.getByRole("button", { name: "Run now" }).click();
   for (let i = 0; i < 100 && !fs.existsSync(pwned); i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(fs.existsSync(pwned), true, "the approved command ran");
+});
+
+test("the sync badge follows the sync state by itself: a change waiting while the server is away, sent when it is back", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(fk.url);
+  const badge = page.getByRole("status", { name: "Sync status" });
+  await badge.getByText(/^Sync on: synced/).waitFor();
+  const asked = [];
+  page.on("request", (r) => r.url().includes("/api/sync_status") && asked.push(r.url()));
+
+  const gone = new Promise((r) => server.once("exit", r));
+  server.kill("SIGTERM");
+  await gone;
+  await fk.api("create_workflow", { name: "Made while the server is away" });
+  // Pushed by the app (the page does not ask again).
+  await badge.getByText(/1 change to send$/).waitFor({ timeout: 15_000 });
+
+  server = spawn(serverBin, serverArgs.args, { stdio: "ignore" });
+  await healthy(serverArgs.port);
+  // The app's background sync reconnects (backoff up to 10 s) and sends it.
+  await badge.getByText(/^Sync on: synced [^,]*$/).waitFor({ timeout: 30_000 });
+  assert.deepEqual(asked, [], "the badge did not ask for the sync state again");
 });

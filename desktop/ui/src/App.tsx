@@ -21,7 +21,6 @@ const WorkflowHistory = lazy(() => import("./components/WorkflowHistory").then((
 const loadingView = <p aria-busy="true">Loading…</p>;
 
 type Tab = "config" | "runs" | "history";
-const REFRESH_MS = 3000;
 const TABS: { id: Tab; label: string }[] = [
   { id: "config", label: "Configuration" },
   { id: "runs", label: "Runs" },
@@ -159,8 +158,7 @@ export function App() {
   }, [selectedId, loadWorkflow]);
 
   // Another device (through sync) or another process (the CLI) may change
-  // the workflow while it is open: show the news (pushed in a browser,
-  // looked for every few seconds in the desktop window).
+  // the workflow while it is open: show the news when it is pushed.
   const revision = workflow?.revision;
   useEffect(() => {
     if (!selectedId || revision === undefined) return;
@@ -178,9 +176,7 @@ export function App() {
     const unsubscribe = subscribe((e) => {
       if (e === "reload" || (isWorkflowChange(e) && e.workflow_id === selectedId)) void look();
     });
-    if (unsubscribe) return unsubscribe;
-    const t = setInterval(() => void look(), REFRESH_MS);
-    return () => clearInterval(t);
+    return unsubscribe ?? undefined;
   }, [selectedId, revision]);
 
   const select = (id: string | null) => {

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { isRunChange, isWorkflowChange, liveAvailable, subscribe, subscribeCoalesced, type Change } from "./live";
+import { isRunChange, isWorkflowChange, liveAvailable, subscribe, subscribeCoalesced, subscribeSync, type Change } from "./live";
+import type { SyncStatus } from "../generated/bindings";
+import { FakeSource } from "./fakeEventSource";
 
 const change = (kind: string, workflow_id: string | null): Change => ({ seq: 1, kind, workflow_id, run_id: null });
 
@@ -16,27 +18,11 @@ describe("live changes", () => {
     expect(isRunChange("reload", "w1")).toBe(true);
   });
 
-  it("are not offered where there is no EventSource (views poll instead)", () => {
+  it("are not offered where there is neither EventSource nor the desktop window's events", () => {
     expect(liveAvailable()).toBe(typeof EventSource !== "undefined");
     if (!liveAvailable()) expect(subscribe(() => {})).toBeNull();
   });
 });
-
-/** A stand-in for the browser's EventSource: the test sends the events. */
-class FakeSource {
-  static last: FakeSource | null = null;
-  listeners = new Map<string, ((m: MessageEvent<string>) => void)[]>();
-  constructor(public url: string) {
-    FakeSource.last = this;
-  }
-  addEventListener(name: string, fn: (m: MessageEvent<string>) => void) {
-    this.listeners.set(name, [...(this.listeners.get(name) ?? []), fn]);
-  }
-  close() {}
-  send(name: string, data: unknown) {
-    for (const fn of this.listeners.get(name) ?? []) fn({ data: JSON.stringify(data) } as MessageEvent<string>);
-  }
-}
 
 describe("subscribeCoalesced", () => {
   beforeEach(() => {
@@ -69,5 +55,49 @@ describe("subscribeCoalesced", () => {
     source.send("change", change("execution.finished", "w1"));
     vi.advanceTimersByTime(250);
     expect(reread).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("sync state", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const status = { configured: true, pending_local_changes: 2 } as SyncStatus;
+
+  it("arrives pushed in a browser", () => {
+    vi.stubGlobal("EventSource", FakeSource);
+    const heard: SyncStatus[] = [];
+    const stop = subscribeSync((s) => heard.push(s));
+    FakeSource.last!.send("sync", status);
+    expect(heard).toEqual([status]);
+    stop!();
+  });
+
+  it("and changes arrive as Tauri events in the desktop window, through the same listeners", async () => {
+    let handler: ((e: { payload: unknown }) => void) | null = null;
+    let unlistened = false;
+    vi.stubGlobal("__TAURI__", {
+      core: { invoke: async () => null },
+      event: {
+        listen: async (name: string, h: (e: { payload: unknown }) => void) => {
+          expect(name).toBe("flowkeep:live");
+          handler = h;
+          return () => (unlistened = true);
+        },
+      },
+    });
+    expect(liveAvailable()).toBe(true);
+    const changes: unknown[] = [];
+    const syncs: SyncStatus[] = [];
+    const stopChanges = subscribe((e) => changes.push(e));
+    const stopSync = subscribeSync((s) => syncs.push(s));
+    await Promise.resolve();
+    handler!({ payload: { event: "change", data: JSON.stringify(change("workflow.created", "w1")) } });
+    handler!({ payload: { event: "sync", data: JSON.stringify(status) } });
+    handler!({ payload: { event: "reload", data: "\"many changes at once\"" } });
+    expect(changes).toEqual([change("workflow.created", "w1"), "reload"]);
+    expect(syncs).toEqual([status]);
+    stopChanges!();
+    expect(unlistened).toBe(false);
+    stopSync!();
+    expect(unlistened).toBe(true);
   });
 });

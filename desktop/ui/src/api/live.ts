@@ -1,9 +1,10 @@
-// Live changes pushed by `flowkeep ui` (`GET /api/events`, Server-Sent
-// Events): a change made anywhere (this page, the CLI, a job, another
-// device through sync) reaches every open page within a fraction of a
-// second, without polling. Inside the desktop window there is no HTTP
-// server: `liveAvailable()` is false there and views keep polling.
+// Live changes: a change made anywhere (this page, the CLI, a job, another
+// device through sync) reaches every open view within a fraction of a
+// second, without polling. In a browser they come from `flowkeep ui` as
+// Server-Sent Events (`GET /api/events`); in the desktop window as Tauri
+// events (`flowkeep:live`) with the same names and data.
 
+import type { SyncStatus } from "../generated/bindings";
 import { inDesktopWindow } from "./transport";
 
 /** One event of the log, as the server describes it. */
@@ -19,36 +20,87 @@ export interface Change {
 export type LiveEvent = Change | "reload";
 
 type Listener = (e: LiveEvent) => void;
+type SyncListener = (s: SyncStatus) => void;
 
 const listeners = new Set<Listener>();
-let source: EventSource | null = null;
-let connectedOnce = false;
+const syncListeners = new Set<SyncListener>();
+let source: { close: () => void } | null = null;
+
+interface TauriEvents {
+  listen: (event: string, handler: (e: { payload: unknown }) => void) => Promise<() => void>;
+}
+
+function tauriEvents(): TauriEvents | undefined {
+  return (globalThis as unknown as { __TAURI__?: { event?: TauriEvents } }).__TAURI__?.event;
+}
 
 export function liveAvailable(): boolean {
-  return typeof EventSource !== "undefined" && !inDesktopWindow();
+  return inDesktopWindow() ? tauriEvents() !== undefined : typeof EventSource !== "undefined";
 }
 
 function emit(e: LiveEvent) {
   for (const l of listeners) l(e);
 }
 
-function open() {
+/** One event as both sources name it: `change`, `sync`, `reload`. */
+function heard(name: string, data: string) {
+  if (name === "reload") return emit("reload");
+  try {
+    const parsed: unknown = JSON.parse(data);
+    if (name === "change") emit(parsed as Change);
+    else if (name === "sync") for (const l of syncListeners) l(parsed as SyncStatus);
+  } catch {
+    emit("reload");
+  }
+}
+
+function openEventSource() {
   // Same origin: the session cookie goes along.
-  source = new EventSource("/api/events");
-  source.addEventListener("ready", () => {
+  const es = new EventSource("/api/events");
+  let connectedOnce = false;
+  es.addEventListener("ready", () => {
     // A reconnect (the server restarted, the laptop slept) may have missed
     // changes.
     if (connectedOnce) emit("reload");
     connectedOnce = true;
   });
-  source.addEventListener("reload", () => emit("reload"));
-  source.addEventListener("change", (m) => {
-    try {
-      emit(JSON.parse((m as MessageEvent<string>).data) as Change);
-    } catch {
-      emit("reload");
-    }
-  });
+  for (const name of ["change", "sync", "reload"]) {
+    es.addEventListener(name, (m) => heard(name, (m as MessageEvent<string>).data));
+  }
+  return es;
+}
+
+function openWindowEvents(events: TauriEvents) {
+  let closed = false;
+  let unlisten: (() => void) | null = null;
+  void events
+    .listen("flowkeep:live", (e) => {
+      const { event, data } = e.payload as { event: string; data: string };
+      heard(event, data);
+    })
+    .then((stop) => {
+      if (closed) stop();
+      else unlisten = stop;
+    });
+  return {
+    close: () => {
+      closed = true;
+      unlisten?.();
+    },
+  };
+}
+
+function ensureOpen() {
+  if (source) return;
+  const events = inDesktopWindow() ? tauriEvents() : undefined;
+  source = events ? openWindowEvents(events) : openEventSource();
+}
+
+function closeWhenUnused() {
+  if (listeners.size === 0 && syncListeners.size === 0 && source) {
+    source.close();
+    source = null;
+  }
 }
 
 /** Calls `listener` for every live event until the returned function is
@@ -56,14 +108,23 @@ function open() {
 export function subscribe(listener: Listener): (() => void) | null {
   if (!liveAvailable()) return null;
   listeners.add(listener);
-  if (!source) open();
+  ensureOpen();
   return () => {
     listeners.delete(listener);
-    if (listeners.size === 0 && source) {
-      source.close();
-      source = null;
-      connectedOnce = false;
-    }
+    closeWhenUnused();
+  };
+}
+
+/** Calls `listener` with this device's sync state whenever it changes
+ * (what `sync_status` answers). Returns null where live events are not
+ * available. */
+export function subscribeSync(listener: SyncListener): (() => void) | null {
+  if (!liveAvailable()) return null;
+  syncListeners.add(listener);
+  ensureOpen();
+  return () => {
+    syncListeners.delete(listener);
+    closeWhenUnused();
   };
 }
 

@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import { SyncStatus } from "./SyncStatus";
 import type { SyncStatus as Status } from "../generated/bindings";
+import { FakeSource } from "../api/fakeEventSource";
+import { act } from "react";
 
 const base: Status = {
   configured: true,
@@ -33,7 +35,7 @@ afterEach(() => {
 describe("SyncStatus", () => {
   it("says nothing about rejections when there are none, and shows the token's fingerprint only", async () => {
     answer(base);
-    render(<SyncStatus refreshMs={60_000} />);
+    render(<SyncStatus />);
     const s = await screen.findByRole("status", { name: "Sync status" });
     await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced/));
     expect(s.getAttribute("title")).toBe("ws://127.0.0.1:1/sync · credential 1a2b3c4d");
@@ -43,7 +45,7 @@ describe("SyncStatus", () => {
   it("says why the last sync failed, in the error style, until one succeeds", async () => {
     const message = "the sync server refused this device (HTTP 403): this device (0190) was revoked in workspace team";
     answer({ ...base, last_error: { at: Date.now() - 5_000, message } });
-    render(<SyncStatus refreshMs={60_000} />);
+    render(<SyncStatus />);
     const s = await screen.findByRole("status", { name: "Sync status" });
     await waitFor(() => expect(s.textContent).toMatch(/^Sync failed .*ago: the sync server refused this device/));
     expect(s.textContent).toContain("was revoked in workspace team");
@@ -59,11 +61,25 @@ describe("SyncStatus", () => {
         { at: Date.now(), what: "workflow", document: "docid", subject: "w1", device_id: null, reason: "name: must be 1 to 200 characters long" },
       ],
     });
-    render(<SyncStatus refreshMs={60_000} />);
+    render(<SyncStatus />);
     expect(await screen.findByText("3 rejected")).toBeTruthy();
     const list = screen.getByRole("region", { name: "Rejected sync data" });
     expect(list.textContent).toContain('run w/d/2026-01 from device 0000beef: run "../../victim": id: not a UUID');
     expect(list.textContent).toContain("workflow w1: name: must be 1 to 200 characters long");
     expect(list.textContent).toContain("and 1 older");
+  });
+
+  it("follows the state the app pushes, without asking again", async () => {
+    answer(base);
+    vi.stubGlobal("EventSource", FakeSource);
+    render(<SyncStatus />);
+    const s = await screen.findByRole("status", { name: "Sync status" });
+    await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced/));
+    const asked = (fetch as unknown as { mock: { calls: unknown[] } }).mock.calls.length;
+    act(() => FakeSource.last!.send("sync", { ...base, pending_local_changes: 3 }));
+    expect(s.textContent).toMatch(/3 changes to send$/);
+    act(() => FakeSource.last!.send("sync", { ...base, last_error: { at: Date.now(), message: "the server is not reachable" } }));
+    expect(s.textContent).toMatch(/^Sync failed .*: the server is not reachable$/);
+    expect((fetch as unknown as { mock: { calls: unknown[] } }).mock.calls.length).toBe(asked);
   });
 });

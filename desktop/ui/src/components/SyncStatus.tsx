@@ -1,18 +1,21 @@
 import { useEffect, useState } from "react";
 import { formatDistanceToNow } from "date-fns";
 import { call } from "../api/transport";
+import { subscribe, subscribeSync } from "../api/live";
 import type { SyncRejection, SyncStatus as Status } from "../generated/bindings";
 
 /**
  * Whether this device syncs, when it last did, what is waiting to go, and
- * what other devices sent that failed the checks and was not merged.
+ * what other devices sent that failed the checks and was not merged. Read
+ * once, then kept current by what the app pushes (`subscribeSync`); read
+ * again after a reconnect.
  */
-export function SyncStatus(props: { refreshMs?: number }) {
+export function SyncStatus() {
   const [status, setStatus] = useState<Status | null>(null);
   const [error, setError] = useState(false);
   useEffect(() => {
     let live = true;
-    const poll = () =>
+    const read = () =>
       call("sync_status", {}).then(
         (s) => {
           if (!live) return;
@@ -21,13 +24,27 @@ export function SyncStatus(props: { refreshMs?: number }) {
         },
         () => live && setError(true),
       );
-    void poll();
-    const t = setInterval(poll, props.refreshMs ?? 5000);
+    void read();
+    const stopSync = subscribeSync((s) => {
+      setStatus(s);
+      setError(false);
+    });
+    const stopChanges = subscribe((e) => {
+      if (e === "reload") void read();
+    });
     return () => {
       live = false;
-      clearInterval(t);
+      stopSync?.();
+      stopChanges?.();
     };
-  }, [props.refreshMs]);
+  }, []);
+  // "synced 2 minutes ago" ages without news: shown again every 15 s (no
+  // request, only the text).
+  const [, setNow] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 15_000);
+    return () => clearInterval(t);
+  }, []);
 
   let text: string;
   const failed = status?.last_error ?? null;

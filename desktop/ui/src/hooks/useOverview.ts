@@ -48,9 +48,7 @@ export function useOverview(limit = 10) {
       (e) => isRunChange(e),
       () => void load(),
     );
-    if (unsubscribe) return unsubscribe;
-    const t = setInterval(() => void load(), 5000);
-    return () => clearInterval(t);
+    return unsubscribe ?? undefined;
   }, [load]);
 
   return { failed, recent, error, loading, reload: load };

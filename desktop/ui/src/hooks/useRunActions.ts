@@ -33,19 +33,16 @@ export function useRunActions(
   const setNotice = (text: string | null, error = false) => setNoticeState(text === null ? null : { text, error });
 
   // New runs (from here, `flowkeep run`, other devices) appear on the first
-  // page; while a run is going, its row follows it closely.
+  // page; a run going on any page follows its news.
   const { page, reload, items, details, workflowId } = h;
   const running = items.some((x) => x.status === "running" || x.status === "queued");
   useEffect(() => {
     if (page !== 0 && !running) return;
-    // Pushed where the server pushes (a browser); polled in the window.
     const unsubscribe = subscribeCoalesced(
       (e) => isRunChange(e, workflowId),
       () => void reload(),
     );
-    if (unsubscribe) return unsubscribe;
-    const t = setInterval(() => void reload(), running ? 700 : 5000);
-    return () => clearInterval(t);
+    return unsubscribe ?? undefined;
   }, [page, reload, running, workflowId]);
   useEffect(() => {
     if (props.changeCount > 0) void reload();
@@ -55,14 +52,18 @@ export function useRunActions(
   const selectedRunning = selected?.status === "running";
   useEffect(() => {
     if (!selectedId || !selectedRunning) return;
-    const t = setInterval(async () => {
-      try {
-        setSelected(await details(selectedId));
-      } catch {
-        // deleted meanwhile: the list says so
-      }
-    }, 700);
-    return () => clearInterval(t);
+    const unsubscribe = subscribeCoalesced(
+      (e) => e === "reload" || e.run_id === selectedId,
+      async () => {
+        try {
+          setSelected(await details(selectedId));
+        } catch {
+          // deleted meanwhile: the list says so
+        }
+      },
+      50,
+    );
+    return unsubscribe ?? undefined;
   }, [selectedId, selectedRunning, details]);
 
   const bulkBefore = bulk ? startOfDay(parse(bulk.before, "yyyy-MM-dd", new Date())).getTime() : null;

@@ -45,7 +45,7 @@ function takeEarly(q: WorkflowQuery, pageSize: number): Promise<Page<WorkflowSum
  * A search is asked at once, on every keystroke (the server answers in about
  * a millisecond at 10,000 workflows); an answer to an older one is dropped.
  */
-export function useWorkflowManager(pageSize = 50, searchDelayMs = 0, refreshMs = 5000) {
+export function useWorkflowManager(pageSize = 50, searchDelayMs = 0) {
   const [query, setQuery] = useState<WorkflowQuery>(DEFAULT_QUERY);
   const [items, setItems] = useState<WorkflowSummary[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -103,20 +103,17 @@ export function useWorkflowManager(pageSize = 50, searchDelayMs = 0, refreshMs =
 
   // Workflows created, renamed or deleted elsewhere (the CLI, other devices)
   // show up on their own while only the first page is loaded; past it, a
-  // refresh would throw away the pages scrolled through. Pushed where the
-  // server pushes (a browser); polled in the desktop window.
+  // refresh would throw away the pages scrolled through.
   useEffect(() => {
-    if (pages !== 1 || refreshMs <= 0) return;
+    if (pages !== 1) return;
     // Runs count too (each row shows its last run); a burst of changes is
     // one refresh.
     const unsubscribe = subscribeCoalesced(
       (e) => isWorkflowChange(e) || isRunChange(e),
       () => void fetchPage(query, null, false, true),
     );
-    if (unsubscribe) return unsubscribe;
-    const t = setInterval(() => void fetchPage(query, null, false, true), refreshMs);
-    return () => clearInterval(t);
-  }, [pages, refreshMs, fetchPage, query]);
+    return unsubscribe ?? undefined;
+  }, [pages, fetchPage, query]);
 
   const loadMore = useCallback(() => {
     if (cursor && !loading) return fetchPage(query, cursor, true);
