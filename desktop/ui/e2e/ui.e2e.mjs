@@ -450,7 +450,7 @@ test("each workflow and tab has a URL; an open tab survives a restart of flowkee
   }
 });
 
-test("no edit is lost: odd keys are explained, leaving asks first, a conflict offers Reload", async () => {
+test("no edit is lost: odd keys are explained, leaving asks first, a conflict offers Keep mine / Take theirs / Reload", async () => {
   const own = await startFlowkeep();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const tab = await context.newPage();
@@ -485,13 +485,41 @@ test("no edit is lost: odd keys are explained, leaving asks first, a conflict of
     await ask.getByRole("button", { name: "Cancel" }).click();
     assert.equal(await key.inputValue(), "db_host");
 
-    // Changed elsewhere meanwhile: the save says so in words and offers Reload.
+    // Changed elsewhere meanwhile, but not what was edited here: the save
+    // says so in words; Keep mine saves on top of the other change.
     await own.api("update_workflow", { id: guarded.id, description: "edited elsewhere" });
     await tab.getByRole("button", { name: "Save configuration" }).click();
     await tab.locator(".actions .notice.error", { hasText: "changed elsewhere" }).waitFor();
     assert.doesNotMatch(await tab.locator(".actions .notice").innerText(), /revision|[0-9a-f]{8}-[0-9a-f]{4}/);
+    await tab.getByRole("button", { name: "Keep mine" }).click();
+    await tab.locator(".actions .notice", { hasText: "Saved." }).waitFor();
+    let stored = await own.api("get_config", { workflow_id: guarded.id });
+    assert.deepEqual(stored.fields.map((f) => f.key), ["db_host"]);
+    assert.equal((await own.api("get_workflow", { id: guarded.id })).description, "edited elsewhere");
+
+    // The same value edited here and elsewhere: both are shown; Take theirs
+    // shows theirs.
+    await tab.locator("#value-db_host").fill("mine.example");
+    await own.api("update_config", {
+      workflow_id: guarded.id,
+      config: { fields: stored.fields, values: { db_host: "theirs.example" } },
+      expected_revision: stored.revision,
+    });
+    await tab.getByRole("button", { name: "Save configuration" }).click();
+    const clashes = tab.getByRole("list", { name: "Edited here and elsewhere" });
+    await clashes.getByText(/yours mine\.example, theirs theirs\.example/).waitFor();
+    await tab.getByRole("button", { name: "Take theirs" }).click();
+    await poll(async () => assert.equal(await tab.locator("#value-db_host").inputValue(), "theirs.example"));
+    assert.equal(await clashes.count(), 0);
+
+    // Reload drops the edits made here and shows the latest.
+    await tab.locator("#value-db_host").fill("dropped.example");
+    await own.api("update_workflow", { id: guarded.id, description: "again" });
+    await tab.getByRole("button", { name: "Save configuration" }).click();
     await tab.getByRole("button", { name: "Reload" }).click();
-    await poll(async () => assert.equal(await tab.locator(".definition input[aria-label='Key of field 1']").count(), 0));
+    await poll(async () => assert.equal(await tab.locator("#value-db_host").inputValue(), "theirs.example"));
+    stored = await own.api("get_config", { workflow_id: guarded.id });
+    assert.equal(stored.values.db_host, "theirs.example");
 
     // Nothing unsaved: leaving does not ask.
     await tab.locator(".workflow-list .name", { hasText: "Other" }).click();

@@ -13,7 +13,8 @@ import {
   type FormValues,
 } from "../config/schema";
 import { forgetDraft, rememberDraft } from "../config/drafts";
-import type { CrossRule, FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
+import { threeWay, type ConfigDoc, type ThreeWay } from "../config/threeWay";
+import type { ConfigOut, CrossRule, FieldConflict, FieldDef, FieldError, JsonValue } from "../generated/bindings";
 import { FieldInput } from "./FieldInput";
 import { FieldDefinitionsEditor, type DraftField } from "./FieldDefinitionsEditor";
 import { CrossRulesEditor } from "./CrossRulesEditor";
@@ -46,6 +47,11 @@ export function ConfigEditor(props: {
   const [rulesDraft, setRulesDraft] = useState<CrossRule[]>([]);
   const [serverErrors, setServerErrors] = useState<FieldError[]>([]);
   const [status, setStatus] = useState<{ text: string; error: boolean; conflict?: boolean } | null>(null);
+  // A save refused because the configuration changed elsewhere: the latest
+  // version and the edits made here laid over it.
+  const [clash, setClash] = useState<{ latest: ConfigOut; merge: ThreeWay } | null>(null);
+  // Edits to lay over the next loaded version ("Take theirs").
+  const pendingEdits = useRef<ConfigDoc | null>(null);
   const draftRef = useRef<FieldDef[]>([]);
   draftRef.current = draft.map((d) => d.def);
 
@@ -70,8 +76,18 @@ export function ConfigEditor(props: {
   );
 
   useEffect(() => {
-    if (config) startFrom(config);
-  }, [config, startFrom]);
+    if (!config) return;
+    startFrom(config);
+    const edits = pendingEdits.current;
+    if (!edits) return;
+    pendingEdits.current = null;
+    setDraft(edits.fields.map((def) => ({ uid: nextUid(), def })));
+    setRunDraft(runDraftOf(edits.run, edits.retention));
+    setRulesDraft(edits.rules);
+    for (const def of edits.fields) {
+      setValue(formName(def.key), toFormValue(def, edits.values[def.key] ?? null), { shouldDirty: true });
+    }
+  }, [config, startFrom, nextUid, setValue]);
 
   // Changed elsewhere: load it, unless that would throw away edits here.
   const definitionsEdited = config !== null && JSON.stringify(draft.map((d) => d.def)) !== JSON.stringify(config.fields);
@@ -140,25 +156,85 @@ export function ConfigEditor(props: {
       }
       const values = toConfigValues(parsed as Record<string, JsonValue | undefined>);
       const result = await editor.save(draftRef.current, values, runParsed.value, rulesDraft);
-      if (result.ok) {
-        setServerErrors([]);
-        forgetDraft(props.workflowId);
-        setStatus({ text: "Saved.", error: false });
-        props.onSaved();
-      } else if (result.conflict) {
-        setStatus({
-          text: "Not saved: this configuration was changed elsewhere (another device or window) since you opened it. Reload shows the latest; your edits here are then dropped.",
-          error: true,
-          conflict: true,
-        });
-      } else {
-        setServerErrors(result.errors);
-        setStatus({ text: `Not saved: ${result.message}`, error: true });
-      }
+      if (result.ok) saved();
+      else if (result.conflict && config) {
+        const mine: ConfigDoc = {
+          fields: draftRef.current,
+          values,
+          rules: rulesDraft,
+          run: runParsed.value.run ?? null,
+          retention: runParsed.value.retention ?? null,
+        };
+        await offerChoice(docOf(config), mine);
+      } else refused(result);
     },
     // Every problem shows on the first save, not only the ones typed into.
     () => setStatus({ text: "Not saved: fix the values marked below.", error: true }),
   );
+
+  const saved = () => {
+    setServerErrors([]);
+    setClash(null);
+    forgetDraft(props.workflowId);
+    setStatus({ text: "Saved.", error: false });
+    props.onSaved();
+  };
+  const refused = (result: { errors: FieldError[]; message: string }) => {
+    setServerErrors(result.errors);
+    setStatus({ text: `Not saved: ${result.message}`, error: true });
+  };
+  // Changed elsewhere since `base` was loaded: read the latest and offer
+  // Keep mine / Take theirs / Reload, with what both sides changed.
+  const offerChoice = async (base: ConfigDoc, mine: ConfigDoc) => {
+    let latest: ConfigOut;
+    try {
+      latest = await editor.latest();
+    } catch {
+      setStatus({ text: "Not saved: this configuration was changed elsewhere, and the latest version could not be read.", error: true, conflict: true });
+      return;
+    }
+    const merge = threeWay(base, mine, docOf(latest));
+    setClash({ latest, merge });
+    setStatus({
+      text:
+        merge.clashes.length === 0
+          ? "Not saved: this configuration was changed elsewhere (another device or window) since you opened it, but not in what you edited. Keep mine saves your edits on top of the latest version."
+          : "Not saved: this configuration was changed elsewhere (another device or window) since you opened it, and some of what you edited was changed there too:",
+      error: true,
+      conflict: true,
+    });
+  };
+  const keepMine = async () => {
+    if (!clash) return;
+    const base = docOf(clash.latest);
+    const result = await editor.saveDocument(clash.merge.keepMine, clash.latest.revision);
+    if (result.ok) saved();
+    else if (result.conflict) await offerChoice(base, clash.merge.keepMine);
+    else {
+      setClash(null);
+      refused(result);
+    }
+  };
+  const takeTheirs = () => {
+    if (!clash) return;
+    const keptMine = clash.merge.mineKeptBesideTheirs;
+    pendingEdits.current = keptMine ? clash.merge.takeTheirs : null;
+    setClash(null);
+    setServerErrors([]);
+    editor.adopt(clash.latest);
+    setStatus({
+      text: keptMine
+        ? "Showing the latest version with your other edits laid over it; they are not saved yet."
+        : "Showing the latest version.",
+      error: false,
+    });
+  };
+  const reloadLatest = () => {
+    setStatus(null);
+    setClash(null);
+    forgetDraft(props.workflowId);
+    void load();
+  };
 
   const valueErrors = useMemo(
     () => fieldErrorsUnder([...serverErrors, ...props.mergeErrors], "values."),
@@ -194,8 +270,8 @@ export function ConfigEditor(props: {
     <form className="config-editor" onSubmit={onSubmit} noValidate aria-label="Configuration">
       {stale && edited && (
         <div role="alert" className="warning">
-          This configuration changed elsewhere (another device or process) while you were editing. Saving will be refused
-          as a conflict; <em>Cancel</em> loads the latest.
+          This configuration changed elsewhere (another device or process) while you were editing. Saving will show
+          what changed on both sides and let you keep yours or take theirs; <em>Cancel</em> loads the latest.
         </div>
       )}
       {props.mergeErrors.length > 0 && (
@@ -283,19 +359,31 @@ export function ConfigEditor(props: {
           ))}
         </ul>
       )}
+      {clash && clash.merge.clashes.length > 0 && (
+        <ul className="clashes" aria-label="Edited here and elsewhere">
+          {clash.merge.clashes.map((c) => (
+            <li key={c.part}>
+              <strong>{c.label}</strong>: yours <code>{shown(c.mine)}</code>, theirs <code>{shown(c.theirs)}</code>
+            </li>
+          ))}
+        </ul>
+      )}
       <div className="actions sticky">
         <span role="status" aria-live="polite" className={status?.error ? "notice error" : "notice"}>
           {status?.text ?? ""}
         </span>
+        {status?.conflict && clash && (
+          <>
+            <button type="button" onClick={() => void keepMine()} disabled={editor.saving}>
+              Keep mine
+            </button>
+            <button type="button" onClick={takeTheirs} disabled={editor.saving}>
+              Take theirs
+            </button>
+          </>
+        )}
         {status?.conflict && (
-          <button
-            type="button"
-            onClick={() => {
-              setStatus(null);
-              forgetDraft(props.workflowId);
-              void load();
-            }}
-          >
+          <button type="button" onClick={reloadLatest} title="Show the latest version and drop your edits">
             Reload
           </button>
         )}
@@ -308,4 +396,22 @@ export function ConfigEditor(props: {
       </div>
     </form>
   );
+}
+
+/** The parts of a loaded configuration the editor saves. */
+function docOf(c: ConfigOut): ConfigDoc {
+  return {
+    fields: c.fields,
+    values: Object.fromEntries(Object.entries(c.values).filter(([, v]) => v !== undefined)) as Record<string, JsonValue>,
+    rules: c.rules ?? [],
+    run: c.run ?? null,
+    retention: c.retention ?? null,
+  };
+}
+
+/** A value as a person reads it: short, "(removed)" when gone. */
+function shown(v: JsonValue | undefined): string {
+  if (v === undefined) return "(removed)";
+  const s = typeof v === "string" ? v : JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 79)}…` : s;
 }

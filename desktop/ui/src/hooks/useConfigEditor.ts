@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { call } from "../api/transport";
 import { ApiError, messageOf } from "../api/errors";
+import type { ConfigDoc } from "../config/threeWay";
 import type { ConfigOut, CrossRule, FieldDef, FieldError, JsonValue, RetentionPolicy, RunSpec } from "../generated/bindings";
 
 export type SaveResult =
@@ -40,29 +41,17 @@ export function useConfigEditor(workflowId: string | null) {
     void load();
   }, [load]);
 
-  const save = useCallback(
-    async (
-      fields: FieldDef[],
-      values: Record<string, JsonValue>,
-      // Absent: kept as loaded.
-      runSettings?: { run?: RunSpec; retention?: RetentionPolicy },
-      rules?: CrossRule[],
-    ): Promise<SaveResult> => {
-      if (!config || !workflowId) return { ok: false, errors: [], message: "nothing loaded", conflict: false };
+  /** Saves `document` as the next version after `revision`. */
+  const saveDocument = useCallback(
+    async (document: ConfigDoc, revision: number): Promise<SaveResult> => {
+      if (!workflowId) return { ok: false, errors: [], message: "nothing loaded", conflict: false };
       setSaving(true);
       try {
-        const { run, retention } = runSettings ?? { run: config.run ?? undefined, retention: config.retention ?? undefined };
-        const document = {
-          fields,
-          rules: rules ?? config.rules ?? [],
-          values,
-          ...(run ? { run } : {}),
-          ...(retention ? { retention } : {}),
-        };
+        const { run, retention, ...rest } = document;
         const saved = await call("update_config", {
           workflow_id: workflowId,
-          config: document as unknown as JsonValue,
-          expected_revision: config.revision,
+          config: { ...rest, ...(run ? { run } : {}), ...(retention ? { retention } : {}) } as unknown as JsonValue,
+          expected_revision: revision,
         });
         setConfig(saved);
         return { ok: true, config: saved };
@@ -73,8 +62,29 @@ export function useConfigEditor(workflowId: string | null) {
         setSaving(false);
       }
     },
-    [config, workflowId],
+    [workflowId],
   );
 
-  return { config, loading, error, saving, load, save };
+  const save = useCallback(
+    async (
+      fields: FieldDef[],
+      values: Record<string, JsonValue>,
+      // Absent: kept as loaded.
+      runSettings?: { run?: RunSpec; retention?: RetentionPolicy },
+      rules?: CrossRule[],
+    ): Promise<SaveResult> => {
+      if (!config) return { ok: false, errors: [], message: "nothing loaded", conflict: false };
+      const { run, retention } = runSettings ?? { run: config.run ?? undefined, retention: config.retention ?? undefined };
+      return saveDocument({ fields, rules: rules ?? config.rules ?? [], values, run, retention }, config.revision);
+    },
+    [config, saveDocument],
+  );
+
+  /** The latest version, without showing it yet. */
+  const latest = useCallback(async () => {
+    if (!workflowId) throw new Error("nothing loaded");
+    return await call("get_config", { workflow_id: workflowId });
+  }, [workflowId]);
+
+  return { config, loading, error, saving, load, save, saveDocument, latest, adopt: setConfig };
 }
