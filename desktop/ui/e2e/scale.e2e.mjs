@@ -70,10 +70,13 @@ after(async () => {
 test("10,000 workflows: first page, scrolling pages, search, sort", async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const names = page.locator(".workflow-list .name");
+  // How many rows the list holds (loaded), whether or not they are in the
+  // document: only the rows in view are (a virtualized list).
+  const loaded = (n) => page.locator(`.workflow-list[data-rows="${n}"] .name`).first().waitFor();
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
     await page.goto(fk.url);
-    await names.nth(49).waitFor();
+    await loaded(50);
     record("open the app until 50 rows show (test's clock)", performance.now() - t);
     // The page's clock: from the start of the navigation until the list
     // first had rows (the app marks it once, `flowkeep:first-rows`).
@@ -90,19 +93,23 @@ test("10,000 workflows: first page, scrolling pages, search, sort", async () => 
     record("  of which: list_workflows answered at", parts.answered);
     record("open the app until 50 rows show (in the page)", inPage);
   }
-  assert.equal(await names.count(), 50, "only the first page is in the page");
+  assert.ok((await names.count()) < 50, "only the rows in view are in the document");
   assert.equal(await names.first().textContent(), "wf-00000");
 
   // Scrolling to the end of the list loads the next page each time.
   for (let p = 2; p <= 20; p++) {
     const t = performance.now();
-    await page.locator(".workflow-list .sentinel").scrollIntoViewIfNeeded();
-    await names.nth(p * 50 - 1).waitFor();
+    await page.locator(".workflow-manager .sentinel").scrollIntoViewIfNeeded();
+    await loaded(p * 50);
     record("scroll to the end until the next 50 rows show", performance.now() - t);
   }
-  assert.equal(await names.count(), 1000);
-  const shown = await names.allTextContents();
-  assert.deepEqual(shown, Array.from({ length: 1000 }, (_, i) => `wf-${String(i).padStart(5, "0")}`));
+  // 1,000 rows loaded, a few dozen in the document: the ones in view, in order.
+  const inDocument = await names.count();
+  assert.ok(inDocument < 60, `${inDocument} rows in the document`);
+  const shown = (await names.allTextContents()).map((n) => Number(n.slice(3)));
+  assert.ok(shown[0] > 900, `the rows in view are near the end: ${shown}`);
+  assert.deepEqual(shown, Array.from({ length: inDocument }, (_, i) => shown[0] + i), "consecutive, in order");
+  record("rows in the document with 1,000 loaded (a count, not ms)", inDocument);
 
   for (const term of ["wf-07777", "wf-0123", "hundredth", "wf-0999", "wf-05"]) {
     const expected = { "wf-07777": 1, "wf-0123": 10, hundredth: 50, "wf-0999": 10, "wf-05": 50 }[term];
@@ -115,8 +122,9 @@ test("10,000 workflows: first page, scrolling pages, search, sort", async () => 
         new Promise((resolve) => {
           const input = document.querySelector('.filters input[type="search"]');
           const done = () => {
-            const rows = [...document.querySelectorAll(".workflow-list .name")];
-            return rows.length === n && rows[0].textContent.startsWith(first);
+            const list = document.querySelector(".workflow-list");
+            const row = list.querySelector(".name");
+            return Number(list.dataset.rows) === n && row?.textContent.startsWith(first);
           };
           const t0 = performance.now();
           const mo = new MutationObserver(() => {
@@ -125,7 +133,7 @@ test("10,000 workflows: first page, scrolling pages, search, sort", async () => 
               resolve(performance.now() - t0);
             }
           });
-          mo.observe(document.querySelector(".workflow-list"), { childList: true, subtree: true, characterData: true });
+          mo.observe(document.querySelector(".workflow-list"), { childList: true, subtree: true, characterData: true, attributes: true });
           const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
           set.call(input, term);
           input.dispatchEvent(new Event("input", { bubbles: true }));

@@ -1,5 +1,6 @@
-import { lazy, Suspense, useEffect, useRef, useState } from "react";
-import { When } from "./When";
+import { lazy, Suspense, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { WorkflowRow } from "./WorkflowRow";
 import { useWorkflowManager } from "../hooks/useWorkflowManager";
 import { useTagSuggestions } from "../hooks/useTagSuggestions";
 import { call } from "../api/transport";
@@ -12,6 +13,9 @@ import { LoadError } from "./LoadError";
 // The dialog and its form validation load when first opened: the list opens
 // without them.
 const WorkflowDialog = lazy(() => import("./WorkflowDialog").then((m) => ({ default: m.WorkflowDialog })));
+
+/** A row's height before it is measured (one line of tags). */
+const ROW_ESTIMATE = 78;
 
 type Editing = { mode: "create" } | { mode: "edit"; workflow: Workflow } | null;
 
@@ -31,7 +35,8 @@ export function WorkflowManager(props: {
   const [deleteError, setDeleteError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
-  const sentinel = useRef<HTMLLIElement>(null);
+  const sentinel = useRef<HTMLDivElement>(null);
+  const listRef = useRef<HTMLUListElement>(null);
   const { refresh, loadMore } = wm;
   const [menuFor, setMenuFor] = useState<string | null>(null);
   // Tags in use, suggested as the filter is typed (any prefix).
@@ -48,6 +53,29 @@ export function WorkflowManager(props: {
   useEffect(() => {
     if (props.changeCount > 0) void refresh();
   }, [props.changeCount, refresh]);
+
+  // Only the rows in view (and a few around them) are in the document, so
+  // a list scrolled through thousands of workflows stays as quick as the
+  // first page. The list scrolls with the sidebar around it.
+  const scroller = () => listRef.current?.closest<HTMLElement>("aside, .workflows-pane") ?? null;
+  const [scrollMargin, setScrollMargin] = useState(0);
+  useLayoutEffect(() => {
+    const list = listRef.current;
+    const box = scroller();
+    if (!list || !box) return;
+    const at = list.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+    if (Math.abs(at - scrollMargin) > 1) setScrollMargin(at);
+  });
+  const virtualizer = useVirtualizer({
+    count: wm.items.length,
+    getScrollElement: scroller,
+    estimateSize: () => ROW_ESTIMATE,
+    overscan: 8,
+    scrollMargin,
+    getItemKey: (i) => wm.items[i].id,
+    // Rows on the first paint, before the sidebar was measured.
+    initialRect: { width: 400, height: typeof window === "undefined" ? 800 : window.innerHeight },
+  });
 
   // Next page when the end of the list scrolls into view.
   useEffect(() => {
@@ -170,78 +198,45 @@ export function WorkflowManager(props: {
       {!wm.loading && !wm.error && wm.items.length === 0 && (
         <p className="empty">{q.search || q.tag ? "No workflow matches." : "No workflows yet. Create the first one."}</p>
       )}
-      <ul className="workflow-list" aria-label="Workflow list" aria-busy={wm.loading}>
-        {wm.items.map((w) => (
-          <li key={w.id} className={w.id === props.selectedId ? "selected" : undefined}>
-            <button type="button" className="select" aria-current={w.id === props.selectedId} onClick={() => props.onSelect(w.id)}>
-              <span className="name">{w.name}</span>
-              {w.version && <span className="version">v{w.version}</span>}
-              {!w.approved && <span className="needs-approval">needs approval</span>}
-              {w.last_run ? (
-                <span className={`run-badge status-${w.last_run.status}`}>
-                  last run {w.last_run.status} <When at={w.last_run.started_at} />
-                </span>
-              ) : (
-                <span className="run-badge never">never run</span>
-              )}
-              <span className="meta">
-                updated <When at={w.updated_at} />
-              </span>
-              {w.tags.length > 0 && (
-                <span className="tags">
-                  {w.tags.map((t) => (
-                    <span key={t} className="tag">
-                      {t}
-                    </span>
-                  ))}
-                </span>
-              )}
-            </button>
-            <span className="row-menu">
-              <button
-                type="button"
-                aria-label={`Actions for ${w.name}`}
-                aria-haspopup="menu"
-                aria-expanded={menuFor === w.id}
-                onClick={() => setMenuFor(menuFor === w.id ? null : w.id)}
-                onKeyDown={(e) => e.key === "Escape" && setMenuFor(null)}
-              >
-                ⋯
-              </button>
-              {menuFor === w.id && (
-                <span role="menu" className="menu" aria-label={`Actions for ${w.name}`} onKeyDown={(e) => e.key === "Escape" && setMenuFor(null)}>
-                  <button type="button" role="menuitem" aria-label={`Edit ${w.name}`} onClick={() => (setMenuFor(null), void openEdit(w.id))}>
-                    Edit
-                  </button>
-                  <button type="button" role="menuitem" aria-label={`Duplicate ${w.name}`} onClick={() => (setMenuFor(null), void duplicate(w))}>
-                    Duplicate
-                  </button>
-                  <button
-                    type="button"
-                    role="menuitem"
-                    className="danger"
-                    aria-label={`Delete ${w.name}`}
-                    onClick={() => {
-                      setMenuFor(null);
-                      setDeleteError(null);
-                      setDeleting(w);
-                    }}
-                  >
-                    Delete
-                  </button>
-                </span>
-              )}
-            </span>
-          </li>
-        ))}
-        <li ref={sentinel} className="sentinel" aria-hidden={!wm.hasMore}>
-          {wm.loading ? "Loading…" : wm.hasMore ? (
-            <button type="button" onClick={() => void wm.loadMore()}>
-              Load more
-            </button>
-          ) : null}
-        </li>
+      <ul
+        ref={listRef}
+        className="workflow-list"
+        aria-label="Workflow list"
+        aria-busy={wm.loading}
+        data-rows={wm.items.length}
+        style={{ height: virtualizer.getTotalSize(), position: "relative" }}
+      >
+        {virtualizer.getVirtualItems().map((v) => {
+          const w = wm.items[v.index];
+          return (
+            <WorkflowRow
+              key={w.id}
+              ref={virtualizer.measureElement}
+              index={v.index}
+              setSize={wm.total ?? wm.items.length}
+              top={v.start - virtualizer.options.scrollMargin}
+              workflow={w}
+              selected={w.id === props.selectedId}
+              menuOpen={menuFor === w.id}
+              onSelect={() => props.onSelect(w.id)}
+              onMenu={(open) => setMenuFor(open ? w.id : null)}
+              onEdit={() => void openEdit(w.id)}
+              onDuplicate={() => void duplicate(w)}
+              onDelete={() => {
+                setDeleteError(null);
+                setDeleting(w);
+              }}
+            />
+          );
+        })}
       </ul>
+      <div ref={sentinel} className="sentinel" aria-hidden={!wm.hasMore}>
+        {wm.loading ? "Loading…" : wm.hasMore ? (
+          <button type="button" onClick={() => void wm.loadMore()}>
+            Load more
+          </button>
+        ) : null}
+      </div>
       {editing !== null && (
         <Suspense fallback={null}>
           <WorkflowDialog
