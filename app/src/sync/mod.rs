@@ -131,7 +131,8 @@ pub struct SyncStatus {
     pub server: Option<String>,
     pub join: Option<String>,
     pub last_sync: Option<i64>,
-    /// Local changes to workflows since the last sync.
+    /// Local changes to workflows since the last sync (0 when this device
+    /// does not sync).
     pub pending_local_changes: u64,
     /// First 8 hex digits of the SHA-256 of this device's credential (or of
     /// the workspace token before it enrolled): tells them apart without

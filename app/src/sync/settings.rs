@@ -151,14 +151,21 @@ impl SyncService<'_> {
             .meta(META_SEQ)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let pending: i64 = self.read(|c| {
+        let configured = s.as_ref().is_some_and(|s| s.root.is_some());
+        // Nothing waits to be sent where nothing is sent; counting would
+        // read the whole log (the open UI asks every second).
+        let pending: i64 = if !configured {
+            0
+        } else {
+            self.read(|c| {
             Ok(c.query_row(
                 "SELECT count(*) FROM events WHERE seq > ?1 AND origin = 'local'
                  AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
                 [synced],
                 |r| r.get(0),
             )?)
-        })?;
+            })?
+        };
         let (rejected, rejections) = self.read(|c| {
             // The stream's own index answers both: no scan of the log.
             let n: i64 = c.query_row(
@@ -195,7 +202,7 @@ impl SyncService<'_> {
             Ok((n as u64, latest))
         })?;
         Ok(SyncStatus {
-            configured: s.as_ref().is_some_and(|s| s.root.is_some()),
+            configured,
             device_id: self.device_id().to_owned(),
             join: s
                 .as_ref()
