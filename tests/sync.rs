@@ -673,7 +673,7 @@ fn watch(fk: &Flowkeep) -> Watch {
 }
 
 #[test]
-fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
+fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconnect() {
     use std::time::Duration;
     let ws = Workspace::new();
     let server = ws.start();
@@ -710,12 +710,28 @@ fn watchers_keep_devices_in_sync_and_reconnect_after_a_server_restart() {
     let port = server.port;
     drop(server);
     a.json(&["config", "set", &wf, "b", "7"]).ok();
-    std::thread::sleep(Duration::from_millis(500));
+    // Out of reach for a few seconds: `sync status` (and the app's header)
+    // says so while the watcher keeps trying.
+    let away = |fk: &Flowkeep| {
+        fk.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot reach the sync server at ws://127.0.0.1:"))
+    };
+    eventually(
+        "A saying the server is out of reach",
+        Duration::from_secs(20),
+        || away(&a),
+    );
     let _server = ws.restart(port);
     eventually(
         "the edit made while the server was down",
         Duration::from_secs(40),
         || b.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 7,
+    );
+    eventually(
+        "A's notice cleared once it synced again",
+        Duration::from_secs(20),
+        || a.json(&["sync", "status"]).ok().json()["last_error"].is_null(),
     );
 
     // SIGTERM stops a watcher cleanly.

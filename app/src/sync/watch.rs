@@ -70,6 +70,10 @@ impl Subscriptions {
     }
 }
 
+/// How long the server may be out of reach before `sync status` says so
+/// (a restart of the server, a laptop waking up, are shorter).
+const AWAY_NOTICE: Duration = Duration::from_secs(5);
+
 impl SyncService<'_> {
     /// Keeps this device in sync until `stop` is set: sends local changes and
     /// merges other devices' as they happen (local writes are looked for
@@ -135,6 +139,10 @@ impl SyncService<'_> {
         // sequence number the last round started from.
         let mut full_on: Option<samod::ConnectionId> = None;
         let mut seen_seq: Option<i64> = None;
+        // Since when the server has been out of reach, and whether that
+        // was said (`sync status`, the app's header) yet.
+        let mut away_since: Option<std::time::Instant> = None;
+        let mut said_away = false;
         while !stop.load(Ordering::SeqCst) {
             // Revoked (or the certificate changed) while watching: the
             // reconnect was refused for good.
@@ -142,6 +150,23 @@ impl SyncService<'_> {
                 futures::FutureExt::now_or_never(dialer.established())
             {
                 return Err(Error::Unavailable(e.to_string()));
+            }
+            match dialer.connection_id() {
+                None => {
+                    let since = *away_since.get_or_insert_with(std::time::Instant::now);
+                    if !said_away && since.elapsed() >= AWAY_NOTICE {
+                        said_away = true;
+                        // Cleared by the next round that syncs.
+                        self.note_sync_error(&Error::Unavailable(format!(
+                            "cannot reach the sync server at {}; trying again",
+                            settings.server
+                        )));
+                    }
+                }
+                Some(_) => {
+                    away_since = None;
+                    said_away = false;
+                }
             }
             if let Some(conn) = dialer.connection_id() {
                 let seq = self.max_seq()?;

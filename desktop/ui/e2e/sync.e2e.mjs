@@ -133,7 +133,7 @@ test("a command written on another device runs here only after Approve", async (
   assert.equal(fs.existsSync(pwned), true, "the approved command ran");
 });
 
-test("the sync badge follows the sync state by itself: a change waiting while the server is away, sent when it is back", async () => {
+test("the sync badge follows the sync state by itself: a change waiting while the server is away, the server out of reach, all sent when it is back", async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(fk.url);
   const badge = page.getByRole("status", { name: "Sync status" });
@@ -145,8 +145,11 @@ test("the sync badge follows the sync state by itself: a change waiting while th
   server.kill("SIGTERM");
   await gone;
   await fk.api("create_workflow", { name: "Made while the server is away" });
-  // Pushed by the app (the page does not ask again).
+  // Pushed by the app (the page does not ask again): the change waiting,
+  // then, a few seconds on, that the server cannot be reached.
   await badge.getByText(/1 change to send$/).waitFor({ timeout: 15_000 });
+  await badge.getByText(/^Sync failed .*cannot reach the sync server at ws:\/\/127\.0\.0\.1:\d+\/sync; trying again, 1 change to send$/).waitFor({ timeout: 20_000 });
+  assert.match(await badge.getAttribute("class"), /error/);
 
   server = spawn(serverBin, serverArgs.args, { stdio: "ignore" });
   await healthy(serverArgs.port);

@@ -51,11 +51,13 @@ export function SyncStatus() {
   if (error) text = "Flowkeep is not reachable";
   else if (!status) text = "…";
   else if (!status.configured) text = "Sync off (this device only)";
-  else if (failed) text = `Sync failed ${formatDistanceToNow(failed.at, { addSuffix: true })}: ${failed.message}`;
   else {
-    const last = status.last_sync ? `synced ${formatDistanceToNow(status.last_sync, { addSuffix: true })}` : "not synced yet";
     const pending = status.pending_local_changes ? `, ${status.pending_local_changes} change${status.pending_local_changes === 1 ? "" : "s"} to send` : "";
-    text = `Sync on: ${last}${pending}`;
+    if (failed) text = `Sync failed ${formatDistanceToNow(failed.at, { addSuffix: true })}: ${failed.message}${pending}`;
+    else {
+      const last = status.last_sync ? `synced ${formatDistanceToNow(status.last_sync, { addSuffix: true })}` : "not synced yet";
+      text = `Sync on: ${last}${pending}`;
+    }
   }
   // The token itself never reaches the UI; its fingerprint tells tokens apart.
   const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · credential ${status.token_fingerprint}` : ""}` : undefined;
