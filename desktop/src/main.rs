@@ -8,6 +8,7 @@
 mod app;
 mod cli;
 mod follow;
+mod follow_output;
 mod http;
 mod ui_runs;
 

@@ -3,13 +3,15 @@
 //! The IPC side stays thin: state in, one table call, JSON (or the one error
 //! shape) out.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flowkeep_app::Service;
 use flowkeep_core::commands::{ExportFormat, RunFilter};
 use flowkeep_core::{ErrorBody, ErrorCode};
 use serde_json::Value;
+use tauri::ipc::Channel;
 use tauri::{Emitter, Manager};
 use tauri_plugin_dialog::DialogExt;
 
@@ -18,6 +20,12 @@ use crate::ui_runs::UiRuns;
 struct Native {
     svc: Arc<Service>,
     runs: Arc<UiRuns>,
+    /// Set when the window closes: followers of run output end with it.
+    stop: Arc<AtomicBool>,
+    /// Run output being followed, by the id `follow_run_output` answered:
+    /// set to stop one (`stop_run_output`, when its view closes).
+    following: Mutex<HashMap<u64, Arc<AtomicBool>>>,
+    next_follow: AtomicU64,
 }
 
 /// Opens the window and returns when it is closed.
@@ -33,8 +41,16 @@ pub fn run_app(svc: Service) -> anyhow::Result<()> {
         .manage(Native {
             svc,
             runs: runs.clone(),
+            stop: stop.clone(),
+            following: Mutex::new(HashMap::new()),
+            next_follow: AtomicU64::new(1),
         })
-        .invoke_handler(tauri::generate_handler![command, export_runs])
+        .invoke_handler(tauri::generate_handler![
+            command,
+            export_runs,
+            follow_run_output,
+            stop_run_output
+        ])
         .build(tauri::generate_context!())?;
     // Ctrl-C or SIGTERM close the window the normal way, so the window's size
     // and position are saved and runs are recorded as cancelled.
@@ -92,6 +108,59 @@ async fn command(
 ) -> Result<Value, ErrorBody> {
     let (svc, runs) = (state.svc.clone(), state.runs.clone());
     blocking(move || crate::ui_runs::call(&svc, &runs, &name, input)).await
+}
+
+/// A run's output as it is written, sent on `on_output` as
+/// `{"event": "output" | "end" | "failed", "data": <JSON text>}` (what a
+/// browser gets from `GET /api/runs/<ID>/output`). Answers an id for
+/// `stop_run_output` once the first piece was read, or the error that kept
+/// it from being read (an unknown run, another device's).
+#[tauri::command]
+async fn follow_run_output(
+    state: tauri::State<'_, Native>,
+    id: String,
+    from: u64,
+    on_output: Channel<Value>,
+) -> Result<u64, ErrorBody> {
+    let svc = state.svc.clone();
+    let first = {
+        let (svc, id) = (svc.clone(), id.clone());
+        blocking(move || crate::follow_output::read(&svc, &id, from)).await?
+    };
+    let follow = state.next_follow.fetch_add(1, Ordering::SeqCst);
+    let done = Arc::new(AtomicBool::new(false));
+    state
+        .following
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(follow, done.clone());
+    let window_closed = state.stop.clone();
+    std::thread::Builder::new()
+        .name("flowkeep-output".into())
+        .spawn(move || {
+            let stopped = || done.load(Ordering::SeqCst) || window_closed.load(Ordering::SeqCst);
+            crate::follow_output::follow(&svc, &id, first, stopped, |news| {
+                let (event, data) = news.wire();
+                on_output
+                    .send(serde_json::json!({ "event": event, "data": data }))
+                    .is_ok()
+            });
+        })
+        .map_err(|e| flowkeep_app::Error::Io(e).body())?;
+    Ok(follow)
+}
+
+/// Stops following a run's output (its view closed).
+#[tauri::command]
+fn stop_run_output(state: tauri::State<'_, Native>, follow: u64) {
+    if let Some(done) = state
+        .following
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&follow)
+    {
+        done.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Asks where to save (the native save dialog), then writes the runs the

@@ -47,11 +47,6 @@ impl Live {
         Ok(Live { changes, stopped })
     }
 
-    /// Turns true when the server stops: long streams end with it.
-    pub fn stopped(&self) -> watch::Receiver<bool> {
-        self.stopped.clone()
-    }
-
     /// The stream one page gets; it ends when the server stops.
     pub fn stream(&self, seq: i64) -> Response {
         let first = Event::default()

@@ -31,6 +31,8 @@ struct Api {
     runs: Arc<UiRuns>,
     auth: Arc<session::Auth>,
     live: live::Live,
+    /// Set when the server stops: long streams end with it.
+    stop: Arc<AtomicBool>,
 }
 
 fn random_token() -> String {
@@ -84,6 +86,7 @@ pub fn serve(
             .map_err(|e| anyhow::anyhow!("cannot keep the UI session secret in {}: {e}", data_dir.display()))?;
         let api = Api {
             live: live::Live::start(svc.clone(), stop.clone())?,
+            stop: stop.clone(),
             svc,
             runs: runs.clone(),
             auth: Arc::new(auth),
@@ -210,7 +213,7 @@ async fn run_output(
         }
     };
     match output::read(&api.svc, &id, from).await {
-        Ok(first) => output::stream(api.svc.clone(), id, first, api.live.stopped()),
+        Ok(first) => output::stream(api.svc.clone(), id, first, api.stop.clone()),
         Err(e) => store_error(e),
     }
 }

@@ -1,40 +1,29 @@
 //! `GET /api/runs/<RUN_ID>/output?from=N`: a run's output as it is written,
 //! as Server-Sent Events: `output` (`{"text", "from", "next", "cut"}`, the
-//! pieces in order) and one `end` once the run has ended and all of its
-//! output was sent. The log is read through `get_run_output` every 250 ms
-//! while the run goes on; the stream ends when the server stops.
+//! pieces in order), one `end` once the run has ended and all of its output
+//! was sent, or `failed` (why). The log is followed by `follow_output.rs`
+//! on a thread of its own; the stream ends when the server stops.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flowkeep_app::Service;
-use flowkeep_core::commands::{GetRunOutput, RunOutput};
-use tokio::sync::watch;
+use flowkeep_core::commands::RunOutput;
+use tokio::sync::mpsc;
 
-const POLL: Duration = Duration::from_millis(250);
-/// The most one event carries.
-const PIECE: u32 = 256 * 1024;
+use crate::follow_output::{self, OutputNews};
 
-/// Reads one piece off the async threads. The handler reads the first one
-/// before answering, so an unknown run, or one whose output is on another
-/// device, is an error response rather than a stream.
+/// Reads the first piece off the async threads (see `follow_output::read`).
 pub async fn read(
     svc: &Arc<Service>,
     id: &str,
     from: u64,
 ) -> Result<RunOutput, flowkeep_app::Error> {
-    let (svc, input) = (
-        svc.clone(),
-        GetRunOutput {
-            id: id.to_owned(),
-            from: Some(from),
-            limit: Some(PIECE),
-        },
-    );
-    match tokio::task::spawn_blocking(move || svc.runs().output(input)).await {
+    let (svc, id) = (svc.clone(), id.to_owned());
+    match tokio::task::spawn_blocking(move || follow_output::read(&svc, &id, from)).await {
         Ok(r) => r,
         Err(_) => Err(flowkeep_app::Error::Corrupt(
             "reading the output panicked".into(),
@@ -42,80 +31,28 @@ pub async fn read(
     }
 }
 
-fn output_event(p: &RunOutput) -> Event {
-    Event::default().event("output").data(
-        serde_json::json!({ "text": p.text, "from": p.from, "next": p.next, "cut": p.cut })
-            .to_string(),
-    )
-}
-
-struct State {
-    svc: Arc<Service>,
-    id: String,
-    next: u64,
-    /// The first piece, not sent yet.
-    pending: Option<RunOutput>,
-    ended: bool,
-    stopped: watch::Receiver<bool>,
-}
-
-/// The stream, starting with `first`.
-pub fn stream(
-    svc: Arc<Service>,
-    id: String,
-    first: RunOutput,
-    stopped: watch::Receiver<bool>,
-) -> Response {
-    let state = State {
-        svc,
-        id,
-        next: first.next,
-        pending: Some(first),
-        ended: false,
-        stopped,
-    };
-    let events = futures::stream::unfold(state, |mut s| async move {
-        if s.ended || *s.stopped.borrow() {
-            return None;
-        }
-        loop {
-            let piece = match s.pending.take() {
-                Some(p) => p,
-                None => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(POLL) => {}
-                        _ = s.stopped.changed() => return None,
-                    }
-                    match read(&s.svc, &s.id, s.next).await {
-                        Ok(p) => p,
-                        Err(e) => {
-                            // Deleted meanwhile, or the disk failed: say so and end.
-                            s.ended = true;
-                            let event = Event::default().event("failed").data(e.to_string());
-                            return Some((Ok::<_, Infallible>(event), s));
-                        }
-                    }
-                }
-            };
-            s.next = piece.next;
-            if piece.finished && piece.text.is_empty() {
-                s.ended = true;
-                // Data it must have: an event without data is never dispatched.
-                return Some((Ok(Event::default().event("end").data("{}")), s));
-            }
-            if !piece.text.is_empty() || piece.cut {
-                // A last piece is followed by `end` on the next turn.
-                if piece.finished {
-                    s.pending = Some(RunOutput {
-                        text: String::new(),
-                        from: piece.next,
-                        cut: false,
-                        ..piece.clone()
-                    });
-                }
-                return Some((Ok(output_event(&piece)), s));
-            }
-        }
+/// The stream, starting with `first`; it ends with the run, when the page
+/// goes away, or when `stop` is set.
+pub fn stream(svc: Arc<Service>, id: String, first: RunOutput, stop: Arc<AtomicBool>) -> Response {
+    let (tx, mut rx) = mpsc::channel::<OutputNews>(16);
+    let follower = std::thread::Builder::new()
+        .name("flowkeep-output".into())
+        .spawn(move || {
+            let stopped = || stop.load(Ordering::SeqCst) || tx.is_closed();
+            follow_output::follow(&svc, &id, first, stopped, |news| {
+                tx.blocking_send(news).is_ok()
+            });
+        });
+    if let Err(e) = follower {
+        tracing::warn!(error = %e, "could not start following a run's output");
+    }
+    let events = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|news| {
+            news.map(|n| {
+                let (name, data) = n.wire();
+                Ok::<_, Infallible>(Event::default().event(name).data(data))
+            })
+        })
     });
     Sse::new(events)
         .keep_alive(KeepAlive::default())

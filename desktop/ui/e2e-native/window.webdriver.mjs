@@ -181,3 +181,43 @@ test("a change made in a terminal shows in the open window by itself (pushed, no
   await w.screenshot("desktop-04-pushed");
   await w.stop();
 });
+
+test("a run's output streams into its details in the window while it runs", async () => {
+  const cli = (...args) => {
+    const r = spawnSync(app, ["--data-dir", dataDir, "--json", ...args], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const go = path.join(dataDir, "go");
+  const config = {
+    fields: [],
+    values: {},
+    run: { command: ["sh", "-c", `echo 'step one done'; while [ ! -e '${go}' ]; do sleep 0.05; done; echo 'step two done'`] },
+  };
+  const wf = cli("workflow", "create", "--name", "Talker", "--config", JSON.stringify(config));
+  // A run started in a terminal on this device: its output is here.
+  const running = spawn(app, ["--data-dir", dataDir, "run", wf.id], { stdio: "ignore" });
+  let run;
+  await eventually(async () => {
+    run = cli("exec", "list", wf.id).items?.[0];
+    assert.equal(run?.status, "running");
+  });
+  const w = new Window();
+  await w.start();
+  await w.css("ul[aria-label='Workflow list']");
+  // The window has no address bar: open the run the way a person does.
+  await w.click(await w.find("xpath", "//ul[@aria-label='Workflow list']//button[contains(., 'Talker')]"));
+  await w.click(await w.find("xpath", "//button[@role='tab' and normalize-space()='Runs']"));
+  await w.click(await w.button("Details"));
+  const log = () => w.exec("return document.querySelector('[aria-label=\"Output log\"]')?.innerText ?? ''");
+  await eventually(async () => assert.match(await log(), /step one done/));
+  assert.doesNotMatch(await log(), /step two done/);
+  writeFileSync(go, "");
+  await eventually(async () => assert.match(await log(), /step one done\nstep two done/));
+  await eventually(async () =>
+    assert.equal(await w.exec("return document.querySelector('[aria-label=\"Output log\"]')?.getAttribute('aria-busy')"), "false"),
+  );
+  await w.screenshot("desktop-05-output");
+  await new Promise((r) => (running.exitCode !== null ? r() : running.once("exit", r)));
+  await w.stop();
+});

@@ -16,8 +16,12 @@ import { ApiError } from "./errors";
 
 type TauriInvoke = (cmd: string, args?: Record<string, unknown>) => Promise<unknown>;
 
+interface TauriChannel {
+  onmessage: (message: unknown) => void;
+}
+
 interface TauriGlobal {
-  core?: { invoke?: TauriInvoke };
+  core?: { invoke?: TauriInvoke; Channel?: new () => TauriChannel };
 }
 
 function tauriInvoke(): TauriInvoke | undefined {
@@ -34,6 +38,28 @@ export async function desktopInvoke(cmd: string, args: Record<string, unknown>):
   } catch (e) {
     throw ApiError.from(e);
   }
+}
+
+/**
+ * Follows a run's output in the desktop window: `onEvent` hears the same
+ * events a browser gets from `GET /api/runs/<ID>/output` (`output`, `end`,
+ * `failed`, with their JSON text). Rejects when the output cannot be read
+ * (an unknown run, another device's); resolves to the function that stops.
+ */
+export async function desktopFollowOutput(
+  runId: string,
+  from: number,
+  onEvent: (name: string, data: string) => void,
+): Promise<() => void> {
+  const Channel = (globalThis as unknown as { __TAURI__?: TauriGlobal }).__TAURI__?.core?.Channel;
+  if (!Channel) throw new ApiError({ code: "internal", message: "not in the desktop window", fields: [] });
+  const channel = new Channel();
+  channel.onmessage = (m) => {
+    const { event, data } = m as { event: string; data: string };
+    onEvent(event, data);
+  };
+  const follow = (await desktopInvoke("follow_run_output", { id: runId, from, onOutput: channel })) as number;
+  return () => void desktopInvoke("stop_run_output", { follow }).catch(() => {});
 }
 
 /** True inside the desktop (Tauri) window. */

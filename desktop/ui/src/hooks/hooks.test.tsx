@@ -4,6 +4,7 @@ import { useWorkflowManager } from "./useWorkflowManager";
 import { useConfigEditor } from "./useConfigEditor";
 import { useRunHistory } from "./useRunHistory";
 import { useRunOutput } from "./useRunOutput";
+import { FakeSource } from "../api/fakeEventSource";
 import { call } from "../api/transport";
 import { ApiError } from "../api/errors";
 
@@ -295,41 +296,64 @@ describe("useRunHistory", () => {
   });
 });
 
-describe("useRunOutput (read piece by piece, as in the desktop window)", () => {
-  beforeEach(() => {
-    window.history.replaceState(null, "", "/?token=t");
-  });
+describe("useRunOutput", () => {
   afterEach(() => vi.unstubAllGlobals());
 
-  it("appends the pieces in order from where it left off and stops at the end", async () => {
-    const pieces = [
-      { text: "first\n", from: 0, next: 6, size: 6, cut: false, finished: false },
-      { text: "", from: 6, next: 6, size: 6, cut: false, finished: false },
-      { text: "last\n", from: 6, next: 11, size: 11, cut: false, finished: true },
-    ];
-    const calls = fakeApi({
-      get_run_output: (input) => {
-        const p = pieces.shift();
-        if (!p) throw new Error("read after the end");
-        expect(input.from).toBe(p.from);
-        return p;
+  /** The desktop window's IPC: `follow_run_output` hands its channel to the test. */
+  function fakeWindow(follow: (input: Record<string, unknown>) => number) {
+    const invoked: { cmd: string; args: Record<string, unknown> }[] = [];
+    let channel: { onmessage: (m: unknown) => void } | null = null;
+    class Channel {
+      onmessage: (m: unknown) => void = () => {};
+      constructor() {
+        channel = this;
+      }
+    }
+    vi.stubGlobal("__TAURI__", {
+      core: {
+        Channel,
+        invoke: async (cmd: string, args: Record<string, unknown>) => {
+          invoked.push({ cmd, args });
+          if (cmd === "follow_run_output") return follow(args);
+          return null;
+        },
       },
     });
-    const { result } = renderHook(() => useRunOutput("r1"));
-    await waitFor(() => expect(result.current.ended).toBe(true), { timeout: 3000 });
+    const send = (event: string, data: unknown) =>
+      act(() => channel!.onmessage({ event, data: typeof data === "string" ? data : JSON.stringify(data) }));
+    return { invoked, send };
+  }
+
+  it("in the window, appends what the app sends in order, ends, and stops following when closed", async () => {
+    const w = fakeWindow(() => 7);
+    const { result, unmount } = renderHook(() => useRunOutput("r1"));
+    await waitFor(() => expect(w.invoked.map((c) => c.cmd)).toEqual(["follow_run_output"]));
+    expect(w.invoked[0].args).toMatchObject({ id: "r1", from: 0 });
+    w.send("output", { text: "first\n", from: 0, next: 6, cut: false });
+    w.send("output", { text: "last\n", from: 6, next: 11, cut: false });
+    expect(result.current.ended).toBe(false);
+    w.send("end", {});
+    expect(result.current.ended).toBe(true);
     expect(result.current.text).toBe("first\nlast\n");
-    expect(result.current.error).toBeNull();
-    expect(calls.filter((c) => c.name === "get_run_output")).toHaveLength(3);
+    unmount();
+    await waitFor(() => expect(w.invoked.at(-1)).toEqual({ cmd: "stop_run_output", args: { follow: 7 } }));
   });
 
-  it("says why when there is no output here", async () => {
-    fakeApi({
-      get_run_output: () => {
-        throw { body: { code: "not_found", message: "output of run r2 (its output is kept on the device that ran it) not found", fields: [] } };
-      },
+  it("in the window, says why when there is no output here", async () => {
+    fakeWindow(() => {
+      throw { code: "not_found", message: "output of run r2 (its output is kept on the device that ran it) not found", fields: [] };
     });
     const { result } = renderHook(() => useRunOutput("r2"));
     await waitFor(() => expect(result.current.error).toMatch(/kept on the device that ran it/));
     expect(result.current.text).toBe("");
+  });
+
+  it("in a browser, reads the server's stream", () => {
+    vi.stubGlobal("EventSource", FakeSource);
+    const { result } = renderHook(() => useRunOutput("r3"));
+    expect(FakeSource.last!.url).toBe("/api/runs/r3/output?from=0");
+    act(() => FakeSource.last!.send("output", { text: "hello\n", from: 0, next: 6, cut: false }));
+    act(() => FakeSource.last!.send("end", {}));
+    expect(result.current).toMatchObject({ text: "hello\n", ended: true, error: null });
   });
 });

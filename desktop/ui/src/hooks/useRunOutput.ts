@@ -1,11 +1,9 @@
 import { useEffect, useState } from "react";
-import { call } from "../api/transport";
-import { liveAvailable } from "../api/live";
+import { call, desktopFollowOutput, inDesktopWindow } from "../api/transport";
 import { messageOf } from "../api/errors";
 
 /** The most of a log kept on the page; beyond it the start is dropped. */
 const MAX_CHARS = 2_000_000;
-const POLL_MS = 500;
 
 export interface RunOutputState {
   text: string;
@@ -32,9 +30,10 @@ function append(s: RunOutputState, text: string, cut: boolean): RunOutputState {
 }
 
 /**
- * A run's output log, as it is written: streamed from the server in a
- * browser (`GET /api/runs/<ID>/output`, picking up where it left off after a
- * dropped connection), read piece by piece in the desktop window.
+ * A run's output log, as it is written: streamed by the app, from the
+ * server in a browser (`GET /api/runs/<ID>/output`, picking up where it left
+ * off after a dropped connection), through a Tauri channel in the desktop
+ * window. Both send the same events: `output`, `end`, `failed`.
  */
 export function useRunOutput(runId: string | null): RunOutputState {
   const [state, setState] = useState<RunOutputState>(EMPTY);
@@ -46,6 +45,23 @@ export function useRunOutput(runId: string | null): RunOutputState {
     let next = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let source: EventSource | null = null;
+    let stopWindow: (() => void) | null = null;
+
+    const heard = (name: string, data: string) => {
+      if (closed) return;
+      if (name === "output") {
+        const p = JSON.parse(data) as { text: string; next: number; cut: boolean };
+        next = p.next;
+        setState((s) => append(s, p.text, p.cut));
+      } else if (name === "end") {
+        ended = true;
+        source?.close();
+        setState((s) => ({ ...s, ended: true }));
+      } else if (name === "failed") {
+        source?.close();
+        setState((s) => ({ ...s, error: data }));
+      }
+    };
 
     // Why the stream could not start (EventSource does not say): ask once.
     const explain = async () => {
@@ -57,34 +73,11 @@ export function useRunOutput(runId: string | null): RunOutputState {
       }
     };
 
-    const poll = async () => {
-      try {
-        const p = await call("get_run_output", { id: runId, from: next });
-        if (closed) return;
-        next = p.next;
-        setState((s) => ({ ...append(s, p.text, p.cut), ended: p.finished }));
-        if (!p.finished) timer = setTimeout(() => void poll(), p.text ? 0 : POLL_MS);
-      } catch (e) {
-        if (!closed) setState((s) => ({ ...s, error: messageOf(e) }));
-      }
-    };
-
     const stream = () => {
       source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/output?from=${next}`);
-      source.addEventListener("output", (m) => {
-        const p = JSON.parse((m as MessageEvent<string>).data) as { text: string; next: number; cut: boolean };
-        next = p.next;
-        setState((s) => append(s, p.text, p.cut));
-      });
-      source.addEventListener("end", () => {
-        ended = true;
-        source?.close();
-        setState((s) => ({ ...s, ended: true }));
-      });
-      source.addEventListener("failed", (m) => {
-        source?.close();
-        setState((s) => ({ ...s, error: (m as MessageEvent<string>).data }));
-      });
+      for (const name of ["output", "end", "failed"]) {
+        source.addEventListener(name, (m) => heard(name, (m as MessageEvent<string>).data));
+      }
       source.onerror = () => {
         // Refused (not found, another device's run) or the connection
         // dropped: find out which; go on from where it was if it dropped.
@@ -98,11 +91,19 @@ export function useRunOutput(runId: string | null): RunOutputState {
       };
     };
 
-    if (liveAvailable()) stream();
-    else void poll();
+    if (inDesktopWindow()) {
+      desktopFollowOutput(runId, 0, heard).then(
+        (stop) => {
+          if (closed) stop();
+          else stopWindow = stop;
+        },
+        (e) => !closed && setState((s) => ({ ...s, error: messageOf(e) })),
+      );
+    } else stream();
     return () => {
       closed = true;
       source?.close();
+      stopWindow?.();
       if (timer) clearTimeout(timer);
     };
   }, [runId]);
