@@ -277,7 +277,8 @@ export type SyncStatus = { configured: boolean,
  */
 device_id: string, server: string | null, join: string | null, last_sync: number | null, 
 /**
- * Local changes to workflows since the last sync.
+ * Local changes to workflows since the last sync (0 when this device
+ * does not sync).
  */
 pending_local_changes: number, 
 /**
