@@ -497,15 +497,16 @@ test("no edit is lost: odd keys are explained, leaving asks first, a conflict of
     assert.deepEqual(stored.fields.map((f) => f.key), ["db_host"]);
     assert.equal((await own.api("get_workflow", { id: guarded.id })).description, "edited elsewhere");
 
-    // The same value edited here and elsewhere: both are shown; Take theirs
-    // shows theirs.
+    // The same value edited here and elsewhere: as soon as the other change
+    // arrives (no save needed), both values are shown; Take theirs shows
+    // theirs.
     await tab.locator("#value-db_host").fill("mine.example");
     await own.api("update_config", {
       workflow_id: guarded.id,
       config: { fields: stored.fields, values: { db_host: "theirs.example" } },
       expected_revision: stored.revision,
     });
-    await tab.getByRole("button", { name: "Save configuration" }).click();
+    await tab.locator(".actions .notice.error", { hasText: "just changed elsewhere" }).waitFor();
     const clashes = tab.getByRole("list", { name: "Edited here and elsewhere" });
     await clashes.getByText(/yours mine\.example, theirs theirs\.example/).waitFor();
     await tab.getByRole("button", { name: "Take theirs" }).click();

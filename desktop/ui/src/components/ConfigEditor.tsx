@@ -185,7 +185,20 @@ export function ConfigEditor(props: {
   };
   // Changed elsewhere since `base` was loaded: read the latest and offer
   // Keep mine / Take theirs / Reload, with what both sides changed.
-  const offerChoice = async (base: ConfigDoc, mine: ConfigDoc) => {
+  // What this form would save now, or null while it holds an error (the
+  // save says what).
+  const draftDoc = (): ConfigDoc | null => {
+    const parsed = valuesSchema(draftRef.current).safeParse(getValues());
+    if (!parsed.success || Object.keys(keyProblems).length > 0 || Object.keys(runParsed.errors).length > 0) return null;
+    return {
+      fields: draftRef.current,
+      values: toConfigValues(parsed.data as Record<string, JsonValue | undefined>),
+      rules: rulesDraft,
+      run: runParsed.value.run ?? null,
+      retention: runParsed.value.retention ?? null,
+    };
+  };
+  const offerChoice = async (base: ConfigDoc, mine: ConfigDoc, asSaved = true) => {
     let latest: ConfigOut;
     try {
       latest = await editor.latest();
@@ -195,15 +208,26 @@ export function ConfigEditor(props: {
     }
     const merge = threeWay(base, mine, docOf(latest));
     setClash({ latest, merge });
+    const said = asSaved ? "Not saved: this configuration was changed elsewhere (another device or window) since you opened it" : "This configuration was just changed elsewhere (another device or window) while you were editing it";
     setStatus({
       text:
         merge.clashes.length === 0
-          ? "Not saved: this configuration was changed elsewhere (another device or window) since you opened it, but not in what you edited. Keep mine saves your edits on top of the latest version."
-          : "Not saved: this configuration was changed elsewhere (another device or window) since you opened it, and some of what you edited was changed there too:",
+          ? `${said}, but not in what you edited. Keep mine saves your edits on top of the latest version.`
+          : `${said}, and some of what you edited was changed there too:`,
       error: true,
       conflict: true,
     });
   };
+  // A change from elsewhere while editing: offer the choice at once, not
+  // only when saving.
+  const offered = useRef<number | null>(null);
+  useEffect(() => {
+    if (!stale || !edited || !config || clash || offered.current === props.revision) return;
+    const mine = draftDoc();
+    if (!mine) return;
+    offered.current = props.revision;
+    void offerChoice(docOf(config), mine, false);
+  });
   const keepMine = async () => {
     if (!clash) return;
     const base = docOf(clash.latest);
@@ -268,7 +292,7 @@ export function ConfigEditor(props: {
 
   return (
     <form className="config-editor" onSubmit={onSubmit} noValidate aria-label="Configuration">
-      {stale && edited && (
+      {stale && edited && !clash && (
         <div role="alert" className="warning">
           This configuration changed elsewhere (another device or process) while you were editing. Saving will show
           what changed on both sides and let you keep yours or take theirs; <em>Cancel</em> loads the latest.
