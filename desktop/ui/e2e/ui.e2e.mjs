@@ -710,8 +710,9 @@ test("all runs: every workflow's runs in one list, filtered, with an address; a 
     // A run's details have an address under /runs; a link opens them.
     await rows.getByRole("button", { name: /^Details/ }).click();
     await tab.getByRole("dialog", { name: "Run details" }).waitFor();
+    // The address follows once the details are open.
+    await poll(async () => assert.match(new URL(tab.url()).pathname, /^\/runs\/[0-9a-f-]{36}$/));
     const runPath = new URL(tab.url()).pathname;
-    assert.match(runPath, /^\/runs\/[0-9a-f-]{36}$/);
     const other = await context.newPage();
     await other.goto(`http://127.0.0.1:${own.port}${runPath}`);
     await other.getByRole("dialog", { name: "Run details" }).waitFor();

@@ -292,10 +292,10 @@ export function ConfigEditor(props: {
 
   return (
     <form className="config-editor" onSubmit={onSubmit} noValidate aria-label="Configuration">
-      {stale && edited && !clash && (
+      {stale && edited && (
         <div role="alert" className="warning">
-          This configuration changed elsewhere (another device or process) while you were editing. Saving will show
-          what changed on both sides and let you keep yours or take theirs; <em>Cancel</em> loads the latest.
+          This configuration changed elsewhere (another device or process) while you were editing. Your edits here
+          are kept until you choose below; <em>Cancel</em> loads the latest.
         </div>
       )}
       {props.mergeErrors.length > 0 && (
@@ -411,7 +411,16 @@ export function ConfigEditor(props: {
             Reload
           </button>
         )}
-        <button type="button" onClick={() => (stale ? void load() : config && startFrom(config))} disabled={editor.saving}>
+        <button
+          type="button"
+          onClick={() => {
+            setClash(null);
+            setStatus(null);
+            if (stale) void load();
+            else if (config) startFrom(config);
+          }}
+          disabled={editor.saving}
+        >
           Cancel
         </button>
         <button type="submit" className="primary" disabled={editor.saving}>
