@@ -103,6 +103,28 @@ impl Db {
         Ok(out)
     }
 
+    /// Copies the WAL back into the database file now, so that the next
+    /// write starts it again from its beginning; returns when done (at once
+    /// in memory). A long run of large writes (a prune) calls this between
+    /// its transactions: the checkpoint's sync of the database file then
+    /// never overlaps one of its commits, and the WAL never grows to the
+    /// backstop, where a commit checkpoints it (hundreds of ms, holding the
+    /// write lock).
+    pub fn checkpoint_now(&self) {
+        let Some(c) = &self.checkpointer else {
+            return;
+        };
+        // The bulk of it, holding no lock: other writers go on appending.
+        c.checkpoint_now();
+        // What they appended meanwhile (little: quick to copy and sync),
+        // holding the write lock so that nothing is appended after it. The
+        // WAL starts again only when a write begins with every frame copied
+        // back; with writes every few milliseconds that moment rarely comes
+        // by itself. Busy (a checkpoint running elsewhere) is harmless.
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
+
     pub fn read<T, E: From<Error>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,

@@ -197,6 +197,11 @@ impl Service {
         })
     }
 
+    /// See `Db::checkpoint_now`.
+    pub(crate) fn checkpoint_now(&self) {
+        self.db.checkpoint_now();
+    }
+
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.db.read(f)
     }

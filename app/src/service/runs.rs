@@ -252,14 +252,15 @@ impl RunService<'_> {
             if bound.is_none() || stop.load(Ordering::Relaxed) {
                 return Ok(deleted);
             }
+            // The batch's pages go back into the database file now, so the
+            // WAL starts again before the next batch. Left to the background
+            // checkpointer, with other writes every few ms the WAL never
+            // started again; it grew to the backstop, and a batch's commit
+            // then checkpointed it holding the write lock (150-580 ms
+            // instead of 25; README, "Performance").
+            self.checkpoint_now();
             // A writer waiting for the lock gets it before the next batch
-            // (the lock is not fair), and the disk catches up with the WAL.
-            // (Measured and dropped: checkpointing the WAL here, holding no
-            // lock, made writers beside the prune wait longer, p99 220 ms
-            // against 136 ms; batches aimed at 20 ms instead of 40, p99
-            // 163 ms. A batch deletes the oldest runs of every workflow,
-            // one index page per run per index, so its pages are scattered
-            // whatever its size.)
+            // (the lock is not fair).
             std::thread::sleep(took.min(PRUNE_BATCH_TIME));
         }
     }
