@@ -116,6 +116,7 @@ command_table! {
     GetWorkflowCmd = "get_workflow" (WorkflowId) -> Workflow => workflows.get;
     ListWorkflowsCmd = "list_workflows" (ListWorkflows) -> Page<WorkflowSummary> => workflows.list;
     ListTagsCmd = "list_tags" (ListTags) -> Vec<TagCount> => workflows.tags;
+    WorkflowNamesCmd = "workflow_names" (WorkflowNamesInput) -> Vec<WorkflowName> => workflows.names;
     CountWorkflowsCmd = "count_workflows" (CountWorkflows) -> WorkflowCount => workflows.count;
     DuplicateWorkflowCmd = "duplicate_workflow" (DuplicateWorkflow) -> Workflow => workflows.duplicate;
     ApproveWorkflowCmd = "approve_workflow" (ApproveWorkflow) -> Workflow => workflows.approve;

@@ -1133,3 +1133,49 @@ fn retention_by_age_and_count_global_and_per_workflow() {
         ]
     );
 }
+
+#[test]
+fn workflow_names_answers_many_ids_in_order_with_none_for_deleted_or_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, _) = open(&dir);
+    let a = create(&svc, "alpha");
+    let b = create(&svc, "beta");
+    svc.workflows()
+        .delete(DeleteWorkflow {
+            id: b.id.clone(),
+            expected_revision: Some(1),
+        })
+        .unwrap();
+    let names = svc
+        .workflows()
+        .names(WorkflowNamesInput {
+            ids: vec![b.id.clone(), "nope".into(), a.id.clone()],
+        })
+        .unwrap();
+    assert_eq!(
+        names,
+        vec![
+            WorkflowName {
+                id: b.id,
+                name: None
+            },
+            WorkflowName {
+                id: "nope".into(),
+                name: None
+            },
+            WorkflowName {
+                id: a.id,
+                name: Some("alpha".into())
+            },
+        ]
+    );
+
+    let too_many = WorkflowNamesInput {
+        ids: (0..501).map(|i| i.to_string()).collect(),
+    };
+    let err = svc.workflows().names(too_many).unwrap_err();
+    assert_eq!(
+        invalid_fields(err),
+        [("ids".to_owned(), "length".to_owned())]
+    );
+}

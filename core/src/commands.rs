@@ -220,6 +220,24 @@ pub struct ListTags {
 }
 impl Input for ListTags {}
 
+/// The names of many workflows at once, for views that list runs of many
+/// workflows (a run carries only its workflow's id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowNamesInput {
+    #[validate(length(max = 500))]
+    pub ids: Vec<String>,
+}
+impl Input for WorkflowNamesInput {}
+
+/// A workflow's name; `None` for one that is deleted or unknown here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WorkflowName {
+    pub id: String,
+    pub name: Option<String>,
+}
+
 /// A tag and how many live workflows carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct TagCount {

@@ -1,6 +1,7 @@
 use flowkeep_core::commands::{
     CountWorkflows, CreateWorkflow, DeleteWorkflow, Deleted, DuplicateWorkflow, Input, ListTags,
-    ListWorkflows, Page, TagCount, UpdateWorkflow, WorkflowCount, WorkflowId,
+    ListWorkflows, Page, TagCount, UpdateWorkflow, WorkflowCount, WorkflowId, WorkflowName,
+    WorkflowNamesInput,
 };
 use flowkeep_core::events::{Event, WorkflowCreatedV1, WorkflowDeletedV1};
 use flowkeep_core::workflow::{self, Workflow, WorkflowSpec, WorkflowSummary, DEFAULT_VERSION};
@@ -96,6 +97,12 @@ impl WorkflowService<'_> {
     pub fn get(&self, mut input: WorkflowId) -> Result<Workflow> {
         input.check()?;
         self.read(|c| Ok(queries::workflows::get(c, &input.id)?))
+    }
+
+    /// Each id's name, in the order asked (`None`: deleted or unknown).
+    pub fn names(&self, mut input: WorkflowNamesInput) -> Result<Vec<WorkflowName>> {
+        input.check()?;
+        self.read(|c| Ok(queries::workflows::names(c, &input.ids)?))
     }
 
     pub fn list(&self, mut input: ListWorkflows) -> Result<Page<WorkflowSummary>> {

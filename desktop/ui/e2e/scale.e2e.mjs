@@ -86,11 +86,20 @@ test("10,000 workflows: first page, scrolling pages, search, sort", async () => 
     const parts = await page.evaluate(() => {
       const nav = performance.getEntriesByType("navigation")[0];
       const list = performance.getEntriesByType("resource").find((r) => r.name.includes("/api/list_workflows"));
-      return { loaded: nav.domContentLoadedEventEnd, asked: list?.startTime ?? NaN, answered: list?.responseEnd ?? NaN };
+      const at = (name) => performance.getEntriesByName(name)[0]?.startTime ?? NaN;
+      return {
+        loaded: nav.domContentLoadedEventEnd,
+        asked: list?.startTime ?? NaN,
+        answered: list?.responseEnd ?? NaN,
+        parsed: at("flowkeep:first-page-parsed"),
+        mounted: at("flowkeep:app-mounted"),
+      };
     });
     record("  of which: the page and its script loaded (DOMContentLoaded)", parts.loaded);
     record("  of which: list_workflows asked at", parts.asked);
     record("  of which: list_workflows answered at", parts.answered);
+    record("  of which: its answer parsed at", parts.parsed);
+    record("  of which: the app's first render done at", parts.mounted);
     record("open the app until 50 rows show (in the page)", inPage);
   }
   assert.ok((await names.count()) < 50, "only the rows in view are in the document");
@@ -149,4 +158,33 @@ test("10,000 workflows: first page, scrolling pages, search, sort", async () => 
   const t = performance.now();
   await page.waitForFunction(() => document.querySelector(".workflow-list .name")?.textContent === "wf-09999");
   record("tag filter + sort descending until the first row is right", performance.now() - t);
+});
+
+test(`all ${RUNS} runs in one list: it opens, loads the next page as it scrolls, keeps only the rows in view in the document`, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // Opened by its address (the page keeps the session from the first visit).
+  await page.goto(fk.url);
+  const base = new URL(fk.url).origin;
+  const table = page.getByRole("table", { name: "Run list" });
+  const loaded = (n) => page.locator(`table[aria-label="Run list"][data-rows="${n}"]`).waitFor();
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    await page.goto(`${base}/runs`);
+    await loaded(50);
+    record("open All runs until 50 rows show (test's clock)", performance.now() - t);
+  }
+  const box = page.locator(".run-history .run-scroll");
+  for (let p = 2; p <= 10; p++) {
+    const t = performance.now();
+    await box.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await loaded(p * 50);
+    record("All runs: scroll to the end until the next 50 rows show", performance.now() - t);
+  }
+  const indexes = await table.locator("tbody tr:not(.spacer)").evaluateAll((rows) => rows.map((r) => Number(r.getAttribute("aria-rowindex"))));
+  assert.ok(indexes.length < 60, `${indexes.length} rows in the document`);
+  assert.ok(indexes[0] > 400, `the rows in view are near the end: ${indexes}`);
+  assert.deepEqual(indexes, Array.from({ length: indexes.length }, (_, i) => indexes[0] + i), "consecutive, in order");
+  assert.equal(await table.getAttribute("aria-rowcount"), String(RUNS + 1), "the whole count is told");
+  record("All runs: rows in the document with 500 loaded (a count, not ms)", indexes.length);
+  await page.close();
 });

@@ -32,7 +32,8 @@ const eventually = (fn, ms = 5000) =>
   });
 
 const text = async (selector) => ((await page.locator(selector).textContent()) ?? "").trim();
-const rowsOf = (label) => page.getByRole("table", { name: label }).locator("tbody tr");
+// A virtualized table's spacer rows (above and below the rows in view) are not runs.
+const rowsOf = (label) => page.getByRole("table", { name: label }).locator("tbody tr:not(.spacer)");
 const workflowNames = async () => page.locator(".workflow-list .name").allTextContents();
 /** A row's action, from its compact menu. */
 const rowAction = async (action, name) => {
@@ -211,7 +212,7 @@ test("edit, duplicate, search, and delete with confirmation", async () => {
   assert.equal((await fk.api("list_workflows", {})).items.length, 1);
 });
 
-test("runs: filter, paginate, details, delete, delete old runs, export", async () => {
+test("runs: filter, scroll, details, delete, delete old runs, export", async () => {
   const id = (await fk.api("list_workflows", {})).items[0].id;
   const day = 86_400_000;
   const now = Date.now();
@@ -231,15 +232,17 @@ test("runs: filter, paginate, details, delete, delete old runs, export", async (
 
   await page.locator(".workflow-list .select", { hasText: "Nightly ETL" }).click();
   await page.getByRole("tab", { name: "Runs" }).click();
-  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 20));
-  await eventually(async () => assert.equal(await text("#panel-runs .count"), "45 runs · page 1 of 3"));
-  await page.getByRole("button", { name: "Next page" }).click();
-  await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
-  await page.getByRole("button", { name: "Next page" }).click();
-  await eventually(async () => assert.equal(await rowsOf("Run list").count(), 5));
-  assert.equal(await page.getByRole("button", { name: "Next page" }).isDisabled(), true);
-  await page.getByRole("button", { name: "Previous page" }).click();
-  await eventually(async () => assert.equal(await text(".pager span"), "Page 2"));
+  // All 45 are loaded (a page is 50); only the rows in view are in the document.
+  await eventually(async () => assert.equal(await text("#panel-runs .count"), "45 runs"));
+  const table = page.getByRole("table", { name: "Run list" });
+  assert.equal(await table.getAttribute("data-rows"), "45");
+  const inView = await rowsOf("Run list").count();
+  assert.ok(inView > 5 && inView < 45, `${inView} of 45 rows in the document`);
+  // Scrolled to its end, the list shows the oldest run last.
+  await page.locator("#panel-runs .run-scroll").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await eventually(async () => assert.equal(await rowsOf("Run list").last().getAttribute("aria-rowindex"), "46"));
+  await page.locator("#panel-runs .run-scroll").evaluate((el) => (el.scrollTop = 0));
+  await eventually(async () => assert.equal(await rowsOf("Run list").first().getAttribute("aria-rowindex"), "2"));
 
   await page.getByLabel("Status", { exact: true }).selectOption("failed");
   await page.getByRole("button", { name: "Apply filters" }).click();
@@ -694,7 +697,7 @@ test("all runs: every workflow's runs in one list, filtered, with an address; a 
     await tab.goto(own.url);
     await tab.getByRole("navigation", { name: "Views" }).getByRole("button", { name: "All runs" }).click();
     await poll(async () => assert.equal(new URL(tab.url()).pathname, "/runs"));
-    const rows = tab.getByRole("table", { name: "Run list" }).locator("tbody tr");
+    const rows = tab.getByRole("table", { name: "Run list" }).locator("tbody tr:not(.spacer)");
     await poll(async () => assert.equal(await rows.count(), 3));
     // Newest first, each with its workflow's name.
     assert.deepEqual(
@@ -771,4 +774,35 @@ test("a run's output streams into its details while it runs", async () => {
     await context.close();
     await own.stop();
   }
+});
+
+test("a long runs list loads the next page as it scrolls, keeping only the rows in view in the document", async () => {
+  const wf = await fk.api("create_workflow", { name: "Busy job" });
+  const now = Date.now();
+  const runs = Array.from({ length: 130 }, (_, i) => ({
+    workflow_id: wf.id,
+    status: "succeeded",
+    started_at: now - (i + 1) * 60_000,
+    completed_at: now - (i + 1) * 60_000 + 1000,
+    exit_code: i,
+  }));
+  await fk.api("import_runs", { runs });
+  await page.goto(`http://127.0.0.1:${fk.port}/workflows/${wf.id}/runs`);
+  const table = page.getByRole("table", { name: "Run list" });
+  await eventually(async () => assert.equal(await table.getAttribute("data-rows"), "50"));
+  await eventually(async () => assert.equal(await text("#panel-runs .count"), "130 runs · 50 loaded, more as you scroll"));
+  const box = page.locator("#panel-runs .run-scroll");
+  for (const loaded of ["100", "130"]) {
+    await box.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await eventually(async () => assert.equal(await table.getAttribute("data-rows"), loaded));
+  }
+  await eventually(async () => assert.equal(await text("#panel-runs .count"), "130 runs"));
+  await box.evaluate((el) => (el.scrollTop = el.scrollHeight));
+  // The oldest run is the last row (its exit code is 129), and the rows in
+  // the document are consecutive: a few dozen of 130.
+  await eventually(async () => assert.equal(await rowsOf("Run list").last().locator("td").nth(3).innerText(), "129"));
+  const indexes = (await rowsOf("Run list").evaluateAll((rows) => rows.map((r) => Number(r.getAttribute("aria-rowindex")))));
+  assert.ok(indexes.length < 50, `${indexes.length} rows in the document`);
+  assert.deepEqual(indexes, Array.from({ length: indexes.length }, (_, i) => indexes[0] + i));
+  assert.equal(await page.getByRole("button", { name: "Load more runs" }).count(), 0, "nothing more to load");
 });

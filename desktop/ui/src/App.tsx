@@ -11,6 +11,7 @@ import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Overview } from "./components/Overview";
 import { forgetDraft } from "./config/drafts";
 import { desktopHooks } from "./desktop";
+import { mark } from "./hooks/useWorkflowManager";
 
 // The views of an open workflow load when first shown, so the script the app
 // opens with (the list and the overview) is smaller: it shows its first rows
@@ -68,6 +69,7 @@ export function App() {
   const [access, setAccess] = useState<"ok" | "checking" | "refused">(() =>
     inDesktopWindow() || sessionToken() ? "ok" : "checking",
   );
+  useEffect(() => mark("flowkeep:app-mounted"), []);
   useEffect(() => {
     if (access !== "checking") return;
     call("get_settings", {}).then(

@@ -2,7 +2,8 @@
 //! keyset pagination.
 
 use flowkeep_core::commands::{
-    CountWorkflows, ListTags, ListWorkflows, Page, TagCount, WorkflowSort, DEFAULT_PAGE,
+    CountWorkflows, ListTags, ListWorkflows, Page, TagCount, WorkflowName, WorkflowSort,
+    DEFAULT_PAGE,
 };
 use flowkeep_core::run::RunStatus;
 use flowkeep_core::workflow::{Approval, LastRun, Workflow, WorkflowSpec, WorkflowSummary};
@@ -61,6 +62,21 @@ pub fn get(conn: &Connection, id: &str) -> Result<Workflow> {
         Some(l) if !l.deleted => Ok(l.workflow),
         _ => Err(Error::workflow_not_found(id)),
     }
+}
+
+/// Each id's name, in the order given; `None` for a deleted or unknown one.
+pub fn names(conn: &Connection, ids: &[String]) -> Result<Vec<WorkflowName>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name FROM workflows WHERE id = ?1 AND deleted = 0")?;
+    ids.iter()
+        .map(|id| {
+            let name = stmt.query_row([id], |r| r.get(0)).optional()?;
+            Ok(WorkflowName {
+                id: id.clone(),
+                name,
+            })
+        })
+        .collect()
 }
 
 /// A list row's own columns.

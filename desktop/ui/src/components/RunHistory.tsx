@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
 import { useRunOutput, type RunOutputState } from "../hooks/useRunOutput";
 import { addDays, format, formatDistanceToNow, parse, startOfDay, subDays } from "date-fns";
 import { When } from "./When";
@@ -14,8 +15,8 @@ const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "canc
 
 /**
  * A workflow's runs, or with `workflowId` null the runs of every workflow
- * (with a Workflow column): filter, page, details, delete, bulk delete,
- * export.
+ * (with a Workflow column): filter, scroll through (loaded page by page),
+ * details, delete, bulk delete, export.
  */
 export function RunHistory(props: {
   workflowId: string | null;
@@ -118,78 +119,38 @@ export function RunHistory(props: {
         <LoadError what="runs" error={h.error} onRetry={() => void h.reload()} />
       )}
       {!h.loading && !h.error && h.items.length === 0 && (
-        <p className="empty">{h.page > 0 ? "No more runs." : all ? "No runs match." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>
+        <p className="empty">{all ? "No runs match." : "No runs match. Start one with Run now (or `flowkeep run` in a terminal)."}</p>
       )}
       {h.items.length > 0 && (
-        <table aria-label="Run list" aria-busy={h.loading}>
-          <thead>
-            <tr>
-              {all && <th scope="col">Workflow</th>}
-              <th scope="col">Status</th>
-              <th scope="col">Started</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Exit</th>
-              <th scope="col">Device</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {h.items.map((x) => (
-              <tr key={x.id}>
-                {all && (
-                  <td>
-                    <WorkflowLink id={x.workflow_id} name={h.names.get(x.workflow_id)} onOpen={props.onOpenWorkflow} />
-                  </td>
-                )}
-                <td>
-                  <span className={`status status-${x.status}`}>{x.status}</span>
-                </td>
-                <td>
-                  <When at={x.started_at} />
-                </td>
-                <td>{x.duration_ms != null ? formatDuration(x.duration_ms) : "—"}</td>
-                <td>{x.exit_code ?? "—"}</td>
-                <td>
-                  <code>{x.device_id.slice(0, 8)}</code>
-                </td>
-                <td className="row-actions">
-                  <button type="button" aria-label={`Details of the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`} onClick={() => void showDetails(x.id)}>
-                    Details
-                  </button>
-                  <button
-                    type="button"
-                    className="danger"
-                    aria-label={`Delete the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`}
-                    onClick={() => {
-                      setDialogError(null);
-                      setDeleting(x);
-                    }}
-                  >
-                    Delete
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <RunTable
+          runs={h.items}
+          total={h.total}
+          all={all}
+          names={h.names}
+          loading={h.loading}
+          hasMore={h.hasMore}
+          onMore={() => void h.loadMore()}
+          onOpenWorkflow={props.onOpenWorkflow}
+          onDetails={(id) => void showDetails(id)}
+          onDelete={(x) => {
+            setDialogError(null);
+            setDeleting(x);
+          }}
+        />
       )}
       {h.total !== null && h.total > 0 && (
         <p className="count" aria-live="polite">
           {h.total === 1 ? "1 run" : `${h.total.toLocaleString()} runs`}
-          {h.total > h.items.length && ` · page ${h.page + 1} of ${Math.ceil(h.total / 20)}`}
+          {h.total > h.items.length && ` · ${h.items.length.toLocaleString()} loaded, more as you scroll`}
         </p>
       )}
-      <nav className="pager" aria-label="Run pages">
-        <button type="button" onClick={h.previous} disabled={!h.hasPrevious}>
-          Previous page
-        </button>
-        <span>Page {h.page + 1}</span>
-        <button type="button" onClick={h.next} disabled={!h.hasNext}>
-          Next page
-        </button>
-      </nav>
+      {h.hasMore && (
+        <p className="pager">
+          <button type="button" onClick={() => void h.loadMore()} disabled={h.loading}>
+            Load more runs
+          </button>
+        </p>
+      )}
       <Dialog title="Run details" open={selected !== null} onClose={() => setSelected(null)}>
         {selected && <RunDetails run={selected} />}
         <div className="actions">
@@ -253,6 +214,113 @@ export function RunHistory(props: {
         </div>
       </Dialog>
     </section>
+  );
+}
+
+/** Rows in the table's scroll box before it was measured (first paint). */
+const ROW_ESTIMATE = 37;
+
+/**
+ * The runs loaded so far, in a box that scrolls: only the rows in view (and
+ * a few around them) are in the document, between two spacer rows that keep
+ * the scroll height; the next page is asked for as the end comes into view.
+ */
+function RunTable(props: {
+  runs: Run[];
+  total: number | null;
+  all: boolean;
+  names: Map<string, string | null>;
+  loading: boolean;
+  hasMore: boolean;
+  onMore: () => void;
+  onOpenWorkflow?: (id: string) => void;
+  onDetails: (id: string) => void;
+  onDelete: (run: Run) => void;
+}) {
+  const box = useRef<HTMLDivElement>(null);
+  const virtualizer = useVirtualizer({
+    count: props.runs.length,
+    getScrollElement: () => box.current,
+    estimateSize: () => ROW_ESTIMATE,
+    overscan: 8,
+    getItemKey: (i) => props.runs[i].id,
+    initialRect: { width: 800, height: 480 },
+  });
+  const rows = virtualizer.getVirtualItems();
+  const last = rows.at(-1)?.index ?? -1;
+  const { hasMore, loading, onMore } = props;
+  useEffect(() => {
+    if (hasMore && !loading && last >= props.runs.length - 10) onMore();
+  }, [last, hasMore, loading, onMore, props.runs.length]);
+  const before = rows[0]?.start ?? 0;
+  const after = virtualizer.getTotalSize() - (rows.at(-1)?.end ?? 0);
+  const columns = props.all ? 7 : 6;
+  return (
+    <div className="run-scroll" ref={box}>
+      <table aria-label="Run list" aria-busy={props.loading} aria-rowcount={(props.total ?? props.runs.length) + 1} data-rows={props.runs.length}>
+        <thead>
+          <tr aria-rowindex={1}>
+            {props.all && <th scope="col">Workflow</th>}
+            <th scope="col">Status</th>
+            <th scope="col">Started</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Exit</th>
+            <th scope="col">Device</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {before > 0 && (
+            <tr className="spacer" aria-hidden="true">
+              <td colSpan={columns} style={{ height: before }} />
+            </tr>
+          )}
+          {rows.map((v) => {
+            const x = props.runs[v.index];
+            return (
+              <tr key={x.id} data-index={v.index} aria-rowindex={v.index + 2} ref={virtualizer.measureElement}>
+                {props.all && (
+                  <td>
+                    <WorkflowLink id={x.workflow_id} name={props.names.get(x.workflow_id)} onOpen={props.onOpenWorkflow} />
+                  </td>
+                )}
+                <td>
+                  <span className={`status status-${x.status}`}>{x.status}</span>
+                </td>
+                <td>
+                  <When at={x.started_at} />
+                </td>
+                <td>{x.duration_ms != null ? formatDuration(x.duration_ms) : "—"}</td>
+                <td>{x.exit_code ?? "—"}</td>
+                <td>
+                  <code>{x.device_id.slice(0, 8)}</code>
+                </td>
+                <td className="row-actions">
+                  <button type="button" aria-label={`Details of the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`} onClick={() => props.onDetails(x.id)}>
+                    Details
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    aria-label={`Delete the run started ${format(x.started_at, "yyyy-MM-dd HH:mm:ss")}`}
+                    onClick={() => props.onDelete(x)}
+                  >
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            );
+          })}
+          {after > 0 && (
+            <tr className="spacer" aria-hidden="true">
+              <td colSpan={columns} style={{ height: after }} />
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </div>
   );
 }
 

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { WorkflowRow } from "./WorkflowRow";
-import { useWorkflowManager } from "../hooks/useWorkflowManager";
+import { mark, useWorkflowManager } from "../hooks/useWorkflowManager";
 import { useTagSuggestions } from "../hooks/useTagSuggestions";
 import { call } from "../api/transport";
 import { messageOf } from "../api/errors";
@@ -46,8 +46,7 @@ export function WorkflowManager(props: {
   // looking at the page's performance timeline).
   const hasRows = wm.items.length > 0;
   useEffect(() => {
-    if (hasRows && typeof performance.mark === "function" && performance.getEntriesByName("flowkeep:first-rows").length === 0)
-      performance.mark("flowkeep:first-rows");
+    if (hasRows) mark("flowkeep:first-rows");
   }, [hasRows]);
 
   useEffect(() => {

@@ -343,6 +343,10 @@ export type WorkflowHistory = { workflow_id: string, };
 
 export type WorkflowId = { id: string, };
 
+export type WorkflowName = { id: string, name: string | null, };
+
+export type WorkflowNamesInput = { ids: Array<string>, };
+
 export type WorkflowSort = "name" | "created" | "updated";
 
 export type WorkflowSummary = { id: string, name: string, description: string, version: string, tags: Array<string>, created_at: number, updated_at: number, revision: number, 
@@ -363,6 +367,7 @@ export type Commands = {
   get_workflow: { input: WorkflowId; output: Workflow };
   list_workflows: { input: ListWorkflows; output: Page<WorkflowSummary> };
   list_tags: { input: ListTags; output: Array<TagCount> };
+  workflow_names: { input: WorkflowNamesInput; output: Array<WorkflowName> };
   count_workflows: { input: CountWorkflows; output: WorkflowCount };
   duplicate_workflow: { input: DuplicateWorkflow; output: Workflow };
   approve_workflow: { input: ApproveWorkflow; output: Workflow };
@@ -416,4 +421,5 @@ export const COMMAND_NAMES: CommandName[] = [
   "update_workflow",
   "validate_config",
   "workflow_history",
+  "workflow_names",
 ];

@@ -3,6 +3,7 @@ import { act, renderHook, waitFor } from "@testing-library/react";
 import { useWorkflowManager } from "./useWorkflowManager";
 import { useConfigEditor } from "./useConfigEditor";
 import { useRunHistory } from "./useRunHistory";
+import { workflowNames } from "./workflowNames";
 import { useRunOutput } from "./useRunOutput";
 import { FakeSource } from "../api/fakeEventSource";
 import { call } from "../api/transport";
@@ -189,66 +190,84 @@ describe("useConfigEditor", () => {
   });
 });
 
+describe("workflowNames", () => {
+  it("asks the names it does not know in one request; a deleted workflow is null", async () => {
+    const calls = fakeApi({
+      workflow_names: (input) => (input.ids as string[]).map((id) => ({ id, name: id === "gone" ? null : `name of ${id}` })),
+    });
+    const names = await workflowNames(["a", "b", "a", "gone", "c"], new Map([["c", "C"]]));
+    expect(calls.map((c) => c.name)).toEqual(["workflow_names"]);
+    expect(calls[0].input).toEqual({ ids: ["a", "b", "gone"] });
+    expect(Object.fromEntries(names)).toEqual({ a: "name of a", b: "name of b", gone: null, c: "C" });
+  });
+});
+
 describe("useRunHistory", () => {
   const run = (i: number) => ({ id: `e${i}`, workflow_id: "w1", status: "succeeded", output: null, started_at: 1000 - i, completed_at: null, duration_ms: null, exit_code: null, error: null, trigger: "cli", device_id: "d" });
 
-  it("pages forward and back with keyset cursors; filters start again at page one", async () => {
+  it("appends keyset pages as the list scrolls; filters start again with one page", async () => {
     const calls = fakeApi({
       list_runs: (input) => {
         const start = input.cursor ? Number(input.cursor) : 0;
-        const items = Array.from({ length: 20 }, (_, i) => run(start + i)).filter((r) => Number(r.id.slice(1)) < 45);
-        return { items, next_cursor: start + 20 < 45 ? String(start + 20) : null };
+        const end = Math.min(start + Number(input.limit), 45);
+        const items = Array.from({ length: Math.max(end - start, 0) }, (_, i) => run(start + i));
+        return { items, next_cursor: end < 45 ? String(end) : null };
       },
+      count_runs: () => ({ count: 45 }),
     });
     const { result } = renderHook(() => useRunHistory("w1", 20));
     await waitFor(() => expect(result.current.items.length).toBe(20));
-    act(() => result.current.next());
-    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
-    act(() => result.current.next());
-    await waitFor(() => expect(result.current.items.length).toBe(5));
-    expect(result.current.hasNext).toBe(false);
-    expect(result.current.page).toBe(2);
-    act(() => result.current.previous());
-    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
+    await waitFor(() => expect(result.current.total).toBe(45));
+    await act(() => result.current.loadMore());
+    expect(result.current.items.map((r) => r.id).slice(18, 22)).toEqual(["e18", "e19", "e20", "e21"]);
+    await act(() => result.current.loadMore());
+    expect(result.current.items.length).toBe(45);
+    expect(result.current.hasMore).toBe(false);
+    // Nothing more to ask for.
+    const pages = () => calls.filter((c) => c.name === "list_runs");
+    const asked = pages().length;
+    await act(() => result.current.loadMore());
+    expect(pages().length).toBe(asked);
+
+    // A live reload reads again the rows loaded so far, from the top.
+    await act(() => result.current.reload());
+    expect(pages().at(-1)!.input).toEqual({ workflow_id: "w1", limit: 45 });
+    expect(result.current.items.length).toBe(45);
 
     act(() => result.current.applyFilters({ status: "failed", since: 100, until: 200 }));
-    await waitFor(() => expect(result.current.page).toBe(0));
-    const pages = () => calls.filter((c) => c.name === "list_runs");
     await waitFor(() => expect(pages().at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200, limit: 20 }));
+    await waitFor(() => expect(result.current.items.length).toBe(20));
     // The total the filter matches is asked with the same filter.
     await waitFor(() =>
       expect(calls.filter((c) => c.name === "count_runs").at(-1)!.input).toEqual({ workflow_id: "w1", status: "failed", since: 100, until: 200 }),
     );
   });
 
-  it("an older page's late answer does not replace the page shown", async () => {
-    let releaseFirst: () => void = () => {};
-    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
-    let first = true;
+  it("a page asked for before a reload is not appended to the reload's answer", async () => {
+    let releaseSecond: () => void = () => {};
+    const secondHeld = new Promise<void>((r) => (releaseSecond = r));
     fakeApi({
       list_runs: async (input) => {
         const start = input.cursor ? Number(input.cursor) : 0;
-        if (first) {
-          first = false;
-          await firstHeld; // page 1's answer arrives last
-        }
-        return { items: Array.from({ length: 20 }, (_, i) => run(start + i)), next_cursor: String(start + 20) };
+        if (start === 20) await secondHeld; // page 2's answer arrives last
+        return { items: Array.from({ length: Number(input.limit) }, (_, i) => run(start + i)), next_cursor: String(start + Number(input.limit)) };
       },
     });
     const { result } = renderHook(() => useRunHistory("w1", 20));
-    // A reload of page 1 is still on its way when page 2 is asked for.
-    await waitFor(() => expect(result.current.loading).toBe(true));
-    act(() => void result.current.reload());
-    await waitFor(() => expect(result.current.items[0]?.id).toBe("e0"));
-    act(() => result.current.next());
-    await waitFor(() => expect(result.current.items[0]?.id).toBe("e20"));
-    await act(async () => {
-      releaseFirst();
-      await firstHeld;
+    await waitFor(() => expect(result.current.items.length).toBe(20));
+    // Page 2 is on its way when a live update reloads the list.
+    let more: Promise<void> = Promise.resolve();
+    act(() => {
+      more = result.current.loadMore();
     });
-    await new Promise((r) => setTimeout(r, 20));
-    expect(result.current.items[0]?.id).toBe("e20");
-    expect(result.current.page).toBe(1);
+    await act(() => result.current.reload());
+    expect(result.current.items.length).toBe(20);
+    await act(async () => {
+      releaseSecond();
+      await more;
+    });
+    expect(result.current.items.length).toBe(20);
+    expect(result.current.loading).toBe(false);
   });
 
   it("the bulk delete count leaves out runs still going, as the prune does", async () => {

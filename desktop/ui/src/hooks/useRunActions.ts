@@ -8,7 +8,7 @@ import type { useRunHistory } from "./useRunHistory";
 type History = ReturnType<typeof useRunHistory>;
 
 /**
- * What the Runs view does besides listing: keep the first page and an open
+ * What the Runs view does besides listing: keep the loaded rows and an open
  * run's details current, show details, delete one run or the runs older
  * than a date (with the count first), export. The component only renders.
  */
@@ -32,18 +32,17 @@ export function useRunActions(
   const [notice, setNoticeState] = useState<{ text: string; error: boolean } | null>(null);
   const setNotice = (text: string | null, error = false) => setNoticeState(text === null ? null : { text, error });
 
-  // New runs (from here, `flowkeep run`, other devices) appear on the first
-  // page; a run going on any page follows its news.
-  const { page, reload, items, details, workflowId } = h;
-  const running = items.some((x) => x.status === "running" || x.status === "queued");
+  // New runs (from here, `flowkeep run`, other devices) appear at the top
+  // and runs going on follow their news: the rows loaded so far are read
+  // again (the scroll position stays).
+  const { reload, details, workflowId } = h;
   useEffect(() => {
-    if (page !== 0 && !running) return;
     const unsubscribe = subscribeCoalesced(
       (e) => isRunChange(e, workflowId),
       () => void reload(),
     );
     return unsubscribe ?? undefined;
-  }, [page, reload, running, workflowId]);
+  }, [reload, workflowId]);
   useEffect(() => {
     if (props.changeCount > 0) void reload();
   }, [props.changeCount, reload]);

@@ -14,16 +14,18 @@ export interface RunFilters {
 
 export const NO_FILTERS: RunFilters = { status: "", since: null, until: null };
 
+/** Most rows one live reload asks for: the rows scrolled through so far,
+ * up to this (past it, the rows further down are kept until asked again). */
+const RELOAD_MAX = 500;
+
 /**
  * A workflow's runs (or, with `workflowId` null, the runs of every workflow,
- * each with its workflow's name): filtered by status and date range, one keyset page at a
- * time with next/previous (the cursors of earlier pages are kept), plus
- * details, delete, bulk delete of old runs (count first) and export.
+ * each with its workflow's name): filtered by status and date range, loaded
+ * one keyset page at a time and appended as the list scrolls (`loadMore`),
+ * plus details, delete, bulk delete of old runs (count first) and export.
  */
-export function useRunHistory(workflowId: string | null, pageSize = 20) {
+export function useRunHistory(workflowId: string | null, pageSize = 50) {
   const [filters, setFilters] = useState<RunFilters>(NO_FILTERS);
-  // cursors[i] is the cursor that loads page i (null for the first).
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [items, setItems] = useState<Run[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [total, setTotal] = useState<number | null>(null);
@@ -42,55 +44,74 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
     [filters, workflowId],
   );
 
-  const page = cursors.length - 1;
+  // The names known so far, not asked again for the next page.
+  const namesRef = useRef(names);
+  namesRef.current = names;
+  // How many rows are loaded, read by a reload without making it change.
+  const loaded = useRef(0);
+  loaded.current = items.length;
+  const cursorRef = useRef<string | null>(null);
+  cursorRef.current = nextCursor;
 
-  // An answer for an older page or filter (a live reload that was still on
-  // its way when the user paged on) must not replace a newer one.
+  // An answer for an older filter, or a page asked for before a reload,
+  // must not replace (or be appended to) a newer answer.
   const generation = useRef(0);
-  const load = useCallback(async () => {
-    const gen = ++generation.current;
-    setLoading(true);
-    try {
-      // The page and how many runs the filter matches in all.
-      const [result, counted] = await Promise.all([
-        call("list_runs", {
-          ...filter(),
-          limit: pageSize,
-          cursor: cursors[cursors.length - 1] ?? undefined,
-        }),
-        // A count that fails only leaves the total out.
-        call("count_runs", filter()).catch(() => null),
-      ]);
-      const named = workflowId ? null : await workflowNames(result.items.map((r) => r.workflow_id));
-      if (gen !== generation.current) return;
-      if (named) setNames(named);
-      setTotal(counted?.count ?? null);
-      setItems(result.items);
-      setNextCursor(result.next_cursor);
-      setError(null);
-    } catch (e) {
-      if (gen === generation.current) setError(messageOf(e));
-    } finally {
-      if (gen === generation.current) setLoading(false);
-    }
-  }, [workflowId, filter, pageSize, cursors]);
+  const fetchRuns = useCallback(
+    async (cursor: string | null, limit: number, append: boolean) => {
+      const gen = append ? generation.current : ++generation.current;
+      setLoading(true);
+      try {
+        // How many runs the filter matches in all, shown when it comes (the
+        // rows do not wait for it); a count that fails only leaves it out.
+        if (!append)
+          call("count_runs", filter()).then(
+            (c) => gen === generation.current && setTotal(c.count),
+            () => gen === generation.current && setTotal(null),
+          );
+        const result = await call("list_runs", { ...filter(), limit, cursor: cursor ?? undefined });
+        const named = workflowId
+          ? null
+          : await workflowNames(
+              result.items.map((r) => r.workflow_id),
+              // A reload asks again (a workflow may have been renamed).
+              append ? namesRef.current : undefined,
+            );
+        if (gen !== generation.current) return;
+        if (named) setNames((old) => (append ? new Map([...old, ...named]) : named));
+        setItems((old) => (append ? [...old, ...result.items] : result.items));
+        setNextCursor(result.next_cursor);
+        setError(null);
+      } catch (e) {
+        if (gen === generation.current) setError(messageOf(e));
+      } finally {
+        if (gen === generation.current) setLoading(false);
+      }
+    },
+    [workflowId, filter],
+  );
 
+  /** The rows loaded so far, again (a live update), from the top. */
+  const load = useCallback(
+    () => fetchRuns(null, Math.min(Math.max(loaded.current, pageSize), Math.max(RELOAD_MAX, pageSize)), false),
+    [fetchRuns, pageSize],
+  );
+
+  // A new filter (or workflow) starts again with one page.
   useEffect(() => {
-    void load();
-  }, [load]);
+    void fetchRuns(null, pageSize, false);
+  }, [fetchRuns, pageSize]);
 
-  const applyFilters = useCallback((f: RunFilters) => {
-    setFilters(f);
-    setCursors([null]);
-  }, []);
+  const applyFilters = useCallback((f: RunFilters) => setFilters(f), []);
 
-  const next = useCallback(() => {
-    if (nextCursor) setCursors((c) => [...c, nextCursor]);
-  }, [nextCursor]);
-
-  const previous = useCallback(() => {
-    setCursors((c) => (c.length > 1 ? c.slice(0, -1) : c));
-  }, []);
+  const loadingRef = useRef(false);
+  loadingRef.current = loading;
+  /** The next page, appended (nothing when all are loaded or a load is on its way). */
+  const loadMore = useCallback(() => {
+    const cursor = cursorRef.current;
+    if (!cursor || loadingRef.current) return Promise.resolve();
+    loadingRef.current = true;
+    return fetchRuns(cursor, pageSize, true);
+  }, [fetchRuns, pageSize]);
 
   const details = useCallback((id: string) => call("get_run", { id }), []);
 
@@ -127,11 +148,10 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
   const deleteOlderThan = useCallback(
     async (before: number) => {
       const report = await call("prune_runs", olderThan(before));
-      setCursors([null]);
-      await load();
+      await fetchRuns(null, pageSize, false);
       return report.deleted;
     },
-    [olderThan, load],
+    [olderThan, fetchRuns, pageSize],
   );
 
   const exportAs = useCallback((format: ExportFormat) => exportRuns(filter(), format), [filter]);
@@ -143,11 +163,8 @@ export function useRunHistory(workflowId: string | null, pageSize = 20) {
     applyFilters,
     items,
     total,
-    page,
-    hasNext: nextCursor !== null,
-    hasPrevious: page > 0,
-    next,
-    previous,
+    hasMore: nextCursor !== null,
+    loadMore,
     loading,
     error,
     reload: load,
