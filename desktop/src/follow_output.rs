@@ -68,16 +68,10 @@ pub fn follow(
     loop {
         let next = piece.next;
         let finished = piece.finished;
-        if !piece.text.is_empty() || piece.cut {
-            if !tell(OutputNews::Piece(piece)) {
-                return;
-            }
-        } else if finished {
-            tell(OutputNews::End);
+        if (!piece.text.is_empty() || piece.cut) && !tell(OutputNews::Piece(piece)) {
             return;
         }
         if finished {
-            // A last piece with text: the end follows at once.
             tell(OutputNews::End);
             return;
         }

@@ -103,29 +103,29 @@ function closeWhenUnused() {
   }
 }
 
+/** Adds `listener` to `set` (opening the stream) until the returned
+ * function is called; null where live events are not available. */
+function listen<L>(set: Set<L>, listener: L): (() => void) | null {
+  if (!liveAvailable()) return null;
+  set.add(listener);
+  ensureOpen();
+  return () => {
+    set.delete(listener);
+    closeWhenUnused();
+  };
+}
+
 /** Calls `listener` for every live event until the returned function is
  * called. Returns null where live events are not available. */
 export function subscribe(listener: Listener): (() => void) | null {
-  if (!liveAvailable()) return null;
-  listeners.add(listener);
-  ensureOpen();
-  return () => {
-    listeners.delete(listener);
-    closeWhenUnused();
-  };
+  return listen(listeners, listener);
 }
 
 /** Calls `listener` with this device's sync state whenever it changes
  * (what `sync_status` answers). Returns null where live events are not
  * available. */
 export function subscribeSync(listener: SyncListener): (() => void) | null {
-  if (!liveAvailable()) return null;
-  syncListeners.add(listener);
-  ensureOpen();
-  return () => {
-    syncListeners.delete(listener);
-    closeWhenUnused();
-  };
+  return listen(syncListeners, listener);
 }
 
 /** Whether a change concerns workflow definitions (names, config, tags). */
