@@ -749,6 +749,69 @@ fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconne
     );
 }
 
+#[test]
+fn at_the_servers_connection_limit_a_device_is_told_why_and_a_watcher_waits_for_a_place() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = Server::start(
+        &ws.bin,
+        ws._data.path(),
+        &["--max-connections-per-workspace", "1"],
+    );
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let wf = a
+        .json(&["workflow", "create", "--name", "w", "--config", CFG])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = ws.init(&a, &server);
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let wa = watch(&a);
+
+    // A's watcher holds the workspace's one place: B's one-off sync is
+    // refused at once, with the server's reason.
+    let mut why = String::new();
+    eventually("B refused at the limit", Duration::from_secs(20), || {
+        let r = b.json(&["sync", "now"]);
+        if r.code == 0 {
+            return false; // A's watcher is not connected yet
+        }
+        why = r.error()["message"].as_str().unwrap_or_default().to_owned();
+        why.contains("--max-connections-per-workspace 1")
+    });
+    assert!(
+        why.contains("workspace team already has 1 devices connected"),
+        "{why}"
+    );
+
+    // B's watcher waits for a place and says why meanwhile.
+    let _wb = watch(&b);
+    eventually(
+        "B's status saying the server is at its limit",
+        Duration::from_secs(20),
+        || {
+            b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+                .as_str()
+                .is_some_and(|m| {
+                    m.contains("already has 1 devices connected") && m.contains("asks again")
+                })
+        },
+    );
+    a.json(&["config", "set", &wf, "a", "5"]).ok();
+    eventually("A's edit pushed", Duration::from_secs(20), || {
+        a.json(&["sync", "status"]).ok().json()["pending_local_changes"] == 0
+    });
+    // A leaves; B's watcher gets the place and the edit.
+    drop(wa);
+    eventually(
+        "A's edit on B once a place was free",
+        Duration::from_secs(30),
+        || b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 5,
+    );
+}
+
 /// A private CA and a server certificate for IP 127.0.0.1 signed by it,
 /// as PEM files in `dir`: (ca.pem, cert.pem, key.pem).
 fn test_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {

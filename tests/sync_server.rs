@@ -482,3 +482,225 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
     repo_a.stop().await;
     server.terminate();
 }
+
+/// A plain HTTP/1.1 GET; returns the whole response (status line, headers, body).
+fn http_get_text(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    response
+}
+
+/// A device's WebSocket upgrade to `/sync`: `Ok` once in (the socket is
+/// kept open while the value lives), or the refusal's status and body.
+async fn upgrade(
+    server: &Server,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    (u16, String),
+> {
+    let mut req = server.url().as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(r)) => Err((
+            r.status().as_u16(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("upgrade failed: {e}"),
+    }
+}
+
+/// The value of an unlabelled sample in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_refuse_the_next_device_with_why_and_metrics_count_what_is_open() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    create_workspace(data.path(), "other");
+    let a = add_device(data.path(), "team", "a");
+    let b = add_device(data.path(), "team", "b");
+    let c = add_device(data.path(), "other", "c");
+    let server = Server::start(
+        data.path(),
+        &[
+            "--max-connections-per-workspace",
+            "1",
+            "--max-connections",
+            "2",
+        ],
+    );
+
+    let first = upgrade(&server, &a)
+        .await
+        .expect("the first device of team gets in");
+    let (status, why) = upgrade(&server, &b)
+        .await
+        .expect_err("a second device of team is refused");
+    assert_eq!(status, 429);
+    assert!(
+        why.contains("workspace team already has 1 devices connected")
+            && why.contains("--max-connections-per-workspace 1"),
+        "{why}"
+    );
+    // Another workspace has its own place, up to the server's total.
+    let _other = upgrade(&server, &c)
+        .await
+        .expect("a device of another workspace gets in");
+
+    let metrics = http_get_text(server.port, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics
+            .to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "flowkeep_sync_connections"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "flowkeep_sync_connections_refused_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "flowkeep_sync_workspaces_loaded"),
+        Some(2.0),
+        "{metrics}"
+    );
+    // Credentials, workspace names and device ids never appear there.
+    for secret in ["team", "other", a.as_str()] {
+        assert!(!metrics.contains(secret), "/metrics shows {secret}");
+    }
+
+    // The first device leaves: its place is free again.
+    drop(first);
+    let start = Instant::now();
+    let again = loop {
+        match upgrade(&server, &b).await {
+            Ok(ws) => break ws,
+            Err((429, _)) if start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(other) => panic!("still refused after the first device left: {other:?}"),
+        }
+    };
+    drop(again);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "a");
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // As an operator runs it: no RUST_LOG. Killed however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let start = Instant::now();
+    let port: u16 = loop {
+        if let Some(addr) = read_log().split("addr=").nth(1) {
+            let addr = addr.split_whitespace().next().unwrap().to_owned();
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no address logged: {}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let server_url = url::Url::parse(&format!("ws://127.0.0.1:{port}/sync")).unwrap();
+    let before = read_log().lines().count();
+
+    // One device connects, writes 50 documents, and leaves.
+    let repo = Repo::build_tokio().load().await;
+    let dialer = repo
+        .dial(
+            BackoffConfig::default(),
+            Arc::new(TokenDialer {
+                url: server_url,
+                token: token.clone(),
+            }),
+        )
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dialer.established())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(create_doc(&repo, &format!("doc {i}")).await);
+    }
+    // Every document reached the server (its storage holds 50 more).
+    let db = data.path().join("sync.db");
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let docs: i64 = conn
+            .query_row(
+                // ws/<16 hex workspace id>/<document id>/…
+                "SELECT count(DISTINCT substr(key, 21, instr(substr(key, 21), '/') - 1)) \
+                 FROM kv WHERE key LIKE 'ws/%/%/%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if docs >= 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the server stored only {docs} documents"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    repo.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let text = read_log();
+    let new: Vec<&str> = text.lines().skip(before).collect();
+    assert!(
+        new.iter().any(|l| l.contains("device connected")),
+        "{new:#?}"
+    );
+    assert!(
+        new.len() <= 4,
+        "50 documents wrote {} log lines: {new:#?}",
+        new.len()
+    );
+}

@@ -1,6 +1,7 @@
 //! HTTP: `/sync` (a device credential checked before the WebSocket
 //! upgrade), `/enrol` (the workspace token traded for a device credential),
-//! `/devices` (the workspace's devices, for a device), `/healthz`, `/readyz`.
+//! `/devices` (the workspace's devices, for a device), `/healthz`, `/readyz`,
+//! `/metrics` (totals only, see `metrics.rs`).
 //!
 //! `/enrol` and `/devices` answer with one JSON text message over a
 //! WebSocket, so every call a device makes rides the same connection path
@@ -19,8 +20,10 @@ use axum::Router;
 
 use futures::{SinkExt, StreamExt};
 
+use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
+use crate::metrics::Metrics;
 use crate::{token, Db, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +34,9 @@ pub struct Limits {
     /// Most bytes queued for one slow connection before writes fail and it
     /// is closed.
     pub max_write_buffer_bytes: usize,
+    /// Most sync connections open at once, in total and to one workspace.
+    pub max_connections: usize,
+    pub max_connections_per_workspace: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +44,8 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 16 << 20,
             max_write_buffer_bytes: 64 << 20,
+            max_connections: 10_000,
+            max_connections_per_workspace: 1_000,
         }
     }
 }
@@ -51,16 +59,26 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Open connections by device, to end them when it is revoked.
     pub connected: Arc<Connected>,
+    /// The connection limits' count of open connections.
+    pub admission: Arc<Admission>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(db: Arc<Db>, workspaces: Arc<Workspaces>, limits: Limits) -> AppState {
+        let metrics = workspaces.metrics().clone();
         AppState {
             db,
             workspaces,
             limits,
             ready: Arc::new(AtomicBool::new(false)),
             connected: Connected::new(),
+            admission: Admission::new(
+                limits.max_connections,
+                limits.max_connections_per_workspace,
+                metrics.clone(),
+            ),
+            metrics,
         }
     }
 }
@@ -72,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/devices", get(devices))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -120,6 +139,22 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let loaded = state.workspaces.loaded().await;
+    state
+        .metrics
+        .workspaces_loaded
+        .set(i64::try_from(loaded).unwrap_or(i64::MAX));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// The token from `Authorization: Bearer <t>`, else from `?token=<t>`
@@ -239,6 +274,16 @@ async fn sync(
     if !state.ready.load(Ordering::SeqCst) {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    // Held by the connection's inbound stream: its place is freed when
+    // the connection ends.
+    let permit = match state.admission.admit(
+        &device.workspace.id,
+        &device.workspace.name,
+        &device.device_id,
+    ) {
+        Ok(p) => p,
+        Err(why) => return refuse(StatusCode::TOO_MANY_REQUESTS, why),
+    };
     let Some(acceptor) = state.workspaces.acceptor(&device.workspace.id).await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable");
     };
@@ -254,6 +299,7 @@ async fn sync(
         .connected
         .register(&device.workspace.id, &device.device_id);
     let limits = state.limits;
+    let (received, sent) = (state.metrics.clone(), state.metrics.clone());
     ws.max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .max_write_buffer_size(limits.max_write_buffer_bytes)
@@ -266,27 +312,31 @@ async fn sync(
             };
             let stream = stream
                 .take_until(Box::pin(until_revoked))
-                .filter_map(|m| async move {
-                    match m {
-                        Ok(axum::extract::ws::Message::Binary(b)) => Some(Ok(b.to_vec())),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
+                .filter_map(move |m| {
+                    let _open = &permit;
+                    let metrics = received.clone();
+                    async move {
+                        match m {
+                            Ok(axum::extract::ws::Message::Binary(b)) => {
+                                metrics.messages_received.inc();
+                                metrics.bytes_received.inc_by(b.len() as u64);
+                                Some(Ok(b.to_vec()))
+                            }
+                            Ok(_) => None,
+                            Err(e) => Some(Err(e)),
+                        }
                     }
                 });
-            let sink = sink.with(|b: Vec<u8>| async move {
-                Ok::<_, axum::Error>(axum::extract::ws::Message::Binary(b.into()))
+            let sink = sink.with(move |b: Vec<u8>| {
+                sent.messages_sent.inc();
+                sent.bytes_sent.inc_by(b.len() as u64);
+                async move { Ok::<_, axum::Error>(axum::extract::ws::Message::Binary(b.into())) }
             });
             let transport = samod::Transport::new(Box::pin(stream), Box::pin(sink));
             let ws_id = device.workspace.id.as_str();
-            match acceptor.accept(transport) {
-                Ok(_conn) => {
-                    tracing::debug!(
-                        workspace = ws_id,
-                        device = device.device_id.as_str(),
-                        "device connected"
-                    )
-                }
-                Err(_) => tracing::warn!(workspace = ws_id, "repo stopped; connection dropped"),
+            // "device connected" / "device disconnected" are the permit's.
+            if acceptor.accept(transport).is_err() {
+                tracing::warn!(workspace = ws_id, "repo stopped; connection dropped");
             }
         })
 }

@@ -6,9 +6,11 @@
 //! handed to its workspace's repo only after its token was checked. A
 //! document of another workspace does not exist for it.
 
+pub mod admission;
 pub mod db;
 pub mod devices;
 pub mod http;
+pub mod metrics;
 pub mod tls;
 pub mod token;
 pub mod workspaces;

@@ -33,6 +33,22 @@ struct Cli {
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     max_message_bytes: usize,
+    /// Most devices connected at once, over all workspaces.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    max_connections: usize,
+    /// Most devices connected to one workspace at once.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_MAX_CONNECTIONS_PER_WORKSPACE",
+        default_value_t = 1_000
+    )]
+    max_connections_per_workspace: usize,
     /// Stop a workspace's repo after this many seconds without devices.
     #[arg(long, global = true, default_value_t = 60)]
     idle_seconds: u64,
@@ -241,7 +257,11 @@ fn device(db: &Db, dir: &std::path::Path, cmd: DeviceCmd) -> anyhow::Result<()> 
 fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // samod logs each document's sync at info: an operator wants one
+            // line per connection (ours), so samod's own come at warn unless
+            // RUST_LOG asks for them.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,samod=warn,samod_core=warn".into()),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for people: logs collected from a pipe stay plain.
@@ -255,6 +275,8 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             max_message_bytes: cli.max_message_bytes,
+            max_connections: cli.max_connections,
+            max_connections_per_workspace: cli.max_connections_per_workspace,
             ..Limits::default()
         };
         let state = AppState {

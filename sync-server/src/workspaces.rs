@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use samod::{AcceptorHandle, PeerId, Repo};
 use tokio::sync::Mutex;
 
+use crate::metrics::{Metrics, Timed};
 use crate::Db;
 
 pub struct Workspaces {
     db: Arc<Db>,
+    metrics: Arc<Metrics>,
     live: Mutex<HashMap<String, Live>>,
 }
 
@@ -27,6 +29,7 @@ impl Workspaces {
     pub fn new(db: Arc<Db>) -> Arc<Workspaces> {
         Arc::new(Workspaces {
             db,
+            metrics: Metrics::new(),
             live: Mutex::new(HashMap::new()),
         })
     }
@@ -39,7 +42,10 @@ impl Workspaces {
             return Some(l.acceptor.clone());
         }
         let repo = Repo::build_tokio()
-            .with_storage(self.db.storage(workspace_id))
+            .with_storage(Timed::new(
+                self.db.storage(workspace_id),
+                self.metrics.clone(),
+            ))
             .with_peer_id(PeerId::from(format!("flowkeep-sync-server/{workspace_id}")))
             .load()
             .await;
@@ -80,6 +86,11 @@ impl Workspaces {
             repo.stop().await;
             tracing::info!(workspace = id.as_str(), "idle workspace repo stopped");
         }
+    }
+
+    /// What `/metrics` shows (storage timings are taken here).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub async fn loaded(&self) -> usize {

@@ -1,7 +1,8 @@
 //! Connects to the sync server with this device's credential in the
 //! `Authorization` header, over TLS for `wss://`. A refusal (401/403, a
-//! certificate that is not trusted) is a permanent failure, so it fails fast
-//! with a clear message instead of retrying forever.
+//! connection limit (429), a certificate that is not trusted) is a permanent
+//! failure of that dial, so it fails fast with the server's sentence instead
+//! of retrying forever (`sync watch` dials again after a 429).
 
 use std::sync::Arc;
 
@@ -29,6 +30,14 @@ pub enum Refused {
     Server { status: u16, reason: String },
     #[error("{0}")]
     Certificate(String),
+}
+
+impl Refused {
+    /// The server is at a connection limit: a place may free up, so a
+    /// watch waits and tries again; a one-off sync says why and stops.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Refused::Server { status: 429, .. })
+    }
 }
 
 impl Dialer for TokenDialer {
@@ -89,7 +98,7 @@ pub(crate) async fn open(
     };
     match tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await {
         Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403) => {
+        Err(tungstenite::Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403 | 429) => {
             let reason = r
                 .body()
                 .as_deref()

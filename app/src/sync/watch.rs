@@ -73,6 +73,8 @@ impl Subscriptions {
 /// How long the server may be out of reach before `sync status` says so
 /// (a restart of the server, a laptop waking up, are shorter).
 const AWAY_NOTICE: Duration = Duration::from_secs(5);
+/// How often a watch refused by a server at its connection limit asks again.
+const BUSY_RETRY: Duration = Duration::from_secs(3);
 
 impl SyncService<'_> {
     /// Keeps this device in sync until `stop` is set: sends local changes and
@@ -126,13 +128,11 @@ impl SyncService<'_> {
             max_delay: Duration::from_secs(10),
             max_retries: None,
         };
-        let dialer = dial(repo, settings, backoff)?;
-        // A refused credential is final; an unreachable server is waited for.
-        if let Ok(Err(samod::DialerFailed::PermanentFailure(e))) =
-            tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await
-        {
-            return Err(Error::Unavailable(e.to_string()));
-        }
+        // A refused credential is final; an unreachable server, or one at
+        // its connection limit, is waited for.
+        let Some(mut dialer) = self.dial_admitted(repo, settings, &backoff, stop).await? else {
+            return Ok(());
+        };
         let mut subs = Subscriptions::new();
         let mut root: Option<DocHandle> = None;
         // The connection the last full round completed on, and the log's
@@ -149,7 +149,15 @@ impl SyncService<'_> {
             if let Some(Err(samod::DialerFailed::PermanentFailure(e))) =
                 futures::FutureExt::now_or_never(dialer.established())
             {
-                return Err(Error::Unavailable(e.to_string()));
+                if !e.is_busy() {
+                    return Err(Error::Unavailable(e.to_string()));
+                }
+                // Reconnecting found the server at its limit: wait for a place.
+                match self.dial_admitted(repo, settings, &backoff, stop).await? {
+                    Some(d) => dialer = d,
+                    None => break,
+                }
+                full_on = None;
             }
             match dialer.connection_id() {
                 None => {
@@ -245,6 +253,40 @@ impl SyncService<'_> {
             let _ = tokio::time::timeout(interval, subs.wake.notified()).await;
         }
         Ok(())
+    }
+
+    /// A dialer that got in: a server at its connection limit (429) is
+    /// told in `sync status` and asked again every `BUSY_RETRY`; `None` if
+    /// `stop` was set meanwhile. Any other refusal is final.
+    async fn dial_admitted(
+        &self,
+        repo: &Repo,
+        settings: &Settings,
+        backoff: &BackoffConfig,
+        stop: &AtomicBool,
+    ) -> Result<Option<samod::DialerHandle<dialer::Refused>>> {
+        loop {
+            let dialer = dial(repo, settings, backoff.clone())?;
+            match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
+                Ok(Err(samod::DialerFailed::PermanentFailure(e))) if e.is_busy() => {
+                    self.note_sync_error(&Error::Unavailable(format!(
+                        "{e}; this device asks again every {} s",
+                        BUSY_RETRY.as_secs()
+                    )));
+                    let until = std::time::Instant::now() + BUSY_RETRY;
+                    while std::time::Instant::now() < until {
+                        if stop.load(Ordering::SeqCst) {
+                            return Ok(None);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
+                    return Err(Error::Unavailable(e.to_string()))
+                }
+                _ => return Ok(Some(dialer)),
+            }
+        }
     }
 
     /// A round after a full one: local changes pushed for their workflows
