@@ -694,13 +694,15 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
 
     let text = read_log();
     let new: Vec<&str> = text.lines().skip(before).collect();
+    // Connected, repo loaded, disconnected, and samod's own lines on how
+    // the connection ended (a reset when the client just goes): a handful,
+    // whatever the number of documents (54 lines at samod's info level).
     assert!(
-        new.iter().any(|l| l.contains("device connected")),
-        "{new:#?}"
-    );
-    assert!(
-        new.len() <= 4,
+        new.len() <= 8,
         "50 documents wrote {} log lines: {new:#?}",
         new.len()
     );
+    let count = |what: &str| new.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("device connected"), 1, "{new:#?}");
+    assert_eq!(count("device disconnected"), 1, "{new:#?}");
 }

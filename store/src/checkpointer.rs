@@ -84,12 +84,23 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Marks the checkpointer stopped when its thread ends, however it ends
+/// (a panic included), so that no `checkpoint_now` waits for it forever.
+struct StopOnExit<'a>(&'a (Mutex<State>, Condvar));
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        let (lock, cv) = self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        cv.notify_all();
+    }
+}
+
 fn run(path: &Path, shared: &(Mutex<State>, Condvar)) {
+    let _stop_on_exit = StopOnExit(shared);
     let (lock, cv) = shared;
     let Ok(conn) = Connection::open(path) else {
         // Nothing to wait for: `checkpoint_now` returns at once from here on.
-        lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
-        cv.notify_all();
         return;
     };
     let _ = conn.busy_timeout(BUSY_WAIT);
@@ -107,7 +118,6 @@ fn run(path: &Path, shared: &(Mutex<State>, Condvar)) {
                 .wait_timeout_while(s, DELAY, |s| !s.stop && s.asked == s.done)
                 .unwrap_or_else(|p| p.into_inner());
             if s.stop {
-                cv.notify_all();
                 return;
             }
             s.dirty = false;

@@ -62,9 +62,12 @@ impl Admission {
                 self.max_per_workspace
             ))
         } else if open.total >= self.max_total {
+            // Not how many are open: that would tell a device of one
+            // workspace about the others.
             Some(format!(
-                "the sync server is full: {} connections open, its limit (--max-connections {}); try again later",
-                open.total, self.max_total
+                "the sync server is full: it has reached its limit of connections (--max-connections {}); \
+                 try again later",
+                self.max_total
             ))
         } else {
             None

@@ -73,8 +73,17 @@ impl Subscriptions {
 /// How long the server may be out of reach before `sync status` says so
 /// (a restart of the server, a laptop waking up, are shorter).
 const AWAY_NOTICE: Duration = Duration::from_secs(5);
-/// How often a watch refused by a server at its connection limit asks again.
+/// How soon a watch refused by a server at its connection limit asks
+/// again, at first and at most.
 const BUSY_RETRY: Duration = Duration::from_secs(3);
+const BUSY_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// `d` plus up to a quarter more, at random.
+fn jittered(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map_or(0, |_| u16::from_le_bytes(b));
+    d + d / 4 * u32::from(r) / u32::from(u16::MAX)
+}
 
 impl SyncService<'_> {
     /// Keeps this device in sync until `stop` is set: sends local changes and
@@ -153,6 +162,7 @@ impl SyncService<'_> {
                     return Err(Error::Unavailable(e.to_string()));
                 }
                 // Reconnecting found the server at its limit: wait for a place.
+                dialer.close();
                 match self.dial_admitted(repo, settings, &backoff, stop).await? {
                     Some(d) => dialer = d,
                     None => break,
@@ -256,8 +266,10 @@ impl SyncService<'_> {
     }
 
     /// A dialer that got in: a server at its connection limit (429) is
-    /// told in `sync status` and asked again every `BUSY_RETRY`; `None` if
-    /// `stop` was set meanwhile. Any other refusal is final.
+    /// told in `sync status` and asked again after `BUSY_RETRY`, then less
+    /// and less often (up to `BUSY_RETRY_MAX`, with jitter, so that many
+    /// refused devices do not all ask at once); `None` if `stop` was set
+    /// meanwhile. Any other refusal is final.
     async fn dial_admitted(
         &self,
         repo: &Repo,
@@ -265,15 +277,19 @@ impl SyncService<'_> {
         backoff: &BackoffConfig,
         stop: &AtomicBool,
     ) -> Result<Option<samod::DialerHandle<dialer::Refused>>> {
+        let mut pause = BUSY_RETRY;
         loop {
             let dialer = dial(repo, settings, backoff.clone())?;
             match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
                 Ok(Err(samod::DialerFailed::PermanentFailure(e))) if e.is_busy() => {
+                    // A refused dialer stays in the repo until closed.
+                    dialer.close();
                     self.note_sync_error(&Error::Unavailable(format!(
-                        "{e}; this device asks again every {} s",
-                        BUSY_RETRY.as_secs()
+                        "{e}; this device asks again in {} s",
+                        pause.as_secs()
                     )));
-                    let until = std::time::Instant::now() + BUSY_RETRY;
+                    let until = std::time::Instant::now() + jittered(pause);
+                    pause = (pause * 2).min(BUSY_RETRY_MAX);
                     while std::time::Instant::now() < until {
                         if stop.load(Ordering::SeqCst) {
                             return Ok(None);

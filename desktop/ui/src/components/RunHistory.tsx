@@ -128,6 +128,7 @@ export function RunHistory(props: {
           all={all}
           names={h.names}
           loading={h.loading}
+          failed={h.error !== null}
           hasMore={h.hasMore}
           onMore={() => void h.loadMore()}
           onOpenWorkflow={props.onOpenWorkflow}
@@ -231,6 +232,9 @@ function RunTable(props: {
   all: boolean;
   names: Map<string, string | null>;
   loading: boolean;
+  /** The last load failed: no more pages are asked for by scrolling (the
+   * error offers Retry, and "Load more runs" still asks). */
+  failed: boolean;
   hasMore: boolean;
   onMore: () => void;
   onOpenWorkflow?: (id: string) => void;
@@ -248,10 +252,10 @@ function RunTable(props: {
   });
   const rows = virtualizer.getVirtualItems();
   const last = rows.at(-1)?.index ?? -1;
-  const { hasMore, loading, onMore } = props;
+  const { hasMore, loading, failed, onMore } = props;
   useEffect(() => {
-    if (hasMore && !loading && last >= props.runs.length - 10) onMore();
-  }, [last, hasMore, loading, onMore, props.runs.length]);
+    if (hasMore && !loading && !failed && last >= props.runs.length - 10) onMore();
+  }, [last, hasMore, loading, failed, onMore, props.runs.length]);
   const before = rows[0]?.start ?? 0;
   const after = virtualizer.getTotalSize() - (rows.at(-1)?.end ?? 0);
   const columns = props.all ? 7 : 6;

@@ -243,6 +243,38 @@ describe("useRunHistory", () => {
     );
   });
 
+  it("a live reload with more than 500 rows loaded reads the first 500 again and keeps the rest in place", async () => {
+    // Runs e0 (newest) … e649; `fresh` new ones arrive on top later.
+    let fresh = 0;
+    const all = () => [...Array.from({ length: fresh }, (_, i) => ({ ...run(0), id: `n${i}` })), ...Array.from({ length: 650 }, (_, i) => run(i))];
+    const calls = fakeApi({
+      list_runs: (input) => {
+        const start = input.cursor ? Number(input.cursor) : 0;
+        const end = Math.min(start + Number(input.limit), all().length);
+        return { items: all().slice(start, end), next_cursor: end < all().length ? String(end) : null };
+      },
+      count_runs: () => ({ count: all().length }),
+    });
+    const { result } = renderHook(() => useRunHistory("w1", 200));
+    await waitFor(() => expect(result.current.items.length).toBe(200));
+    await act(() => result.current.loadMore());
+    await act(() => result.current.loadMore());
+    expect(result.current.items.length).toBe(600);
+
+    fresh = 1;
+    await act(() => result.current.reload());
+    expect(calls.filter((c) => c.name === "list_runs").at(-1)!.input).toEqual({ workflow_id: "w1", limit: 500 });
+    const ids = result.current.items.map((r) => r.id);
+    expect(ids.length).toBe(601);
+    expect(new Set(ids).size).toBe(601);
+    expect(ids.slice(0, 2)).toEqual(["n0", "e0"]);
+    expect(ids.at(-1)).toBe("e599");
+    // The next page still follows the last row shown.
+    expect(result.current.hasMore).toBe(true);
+    await act(() => result.current.loadMore());
+    expect(result.current.items.at(-1)?.id).toBe("e649");
+  });
+
   it("a page asked for before a reload is not appended to the reload's answer", async () => {
     let releaseSecond: () => void = () => {};
     const secondHeld = new Promise<void>((r) => (releaseSecond = r));

@@ -43,8 +43,13 @@ export function useRunActions(
     );
     return unsubscribe ?? undefined;
   }, [reload, workflowId]);
+  // Once per change here (Run now), not again when a new filter gives
+  // `reload` a new identity (the filter loads its own first page).
+  const handledChange = useRef(props.changeCount);
   useEffect(() => {
-    if (props.changeCount > 0) void reload();
+    if (props.changeCount === handledChange.current) return;
+    handledChange.current = props.changeCount;
+    void reload();
   }, [props.changeCount, reload]);
   // An open details view follows its run too.
   const selectedId = selected?.id;

@@ -15,7 +15,7 @@ export interface RunFilters {
 export const NO_FILTERS: RunFilters = { status: "", since: null, until: null };
 
 /** Most rows one live reload asks for: the rows scrolled through so far,
- * up to this (past it, the rows further down are kept until asked again). */
+ * up to this (past it, the rows further down are kept as they are). */
 const RELOAD_MAX = 500;
 
 /**
@@ -56,8 +56,16 @@ export function useRunHistory(workflowId: string | null, pageSize = 50) {
   // An answer for an older filter, or a page asked for before a reload,
   // must not replace (or be appended to) a newer answer.
   const generation = useRef(0);
+  // "first": one page, replacing what is loaded (a new filter); "more": the
+  // next page, appended; "refresh": the loaded rows again from the top (a
+  // live update; past RELOAD_MAX, the rows further down are kept as they
+  // are, after the answer's last row).
   const fetchRuns = useCallback(
-    async (cursor: string | null, limit: number, append: boolean) => {
+    async (mode: "first" | "more" | "refresh") => {
+      const append = mode === "more";
+      const cursor = append ? cursorRef.current : null;
+      const limit = mode === "refresh" ? Math.min(Math.max(loaded.current, pageSize), Math.max(RELOAD_MAX, pageSize)) : pageSize;
+      const keepTail = mode === "refresh" && loaded.current > limit;
       const gen = append ? generation.current : ++generation.current;
       setLoading(true);
       try {
@@ -77,9 +85,18 @@ export function useRunHistory(workflowId: string | null, pageSize = 50) {
               append ? namesRef.current : undefined,
             );
         if (gen !== generation.current) return;
-        if (named) setNames((old) => (append ? new Map([...old, ...named]) : named));
-        setItems((old) => (append ? [...old, ...result.items] : result.items));
-        setNextCursor(result.next_cursor);
+        if (named) setNames((old) => (append || keepTail ? new Map([...old, ...named]) : named));
+        setItems((old) => {
+          if (append) return [...old, ...result.items];
+          if (!keepTail) return result.items;
+          const last = result.items.at(-1)?.id;
+          const at = last === undefined ? -1 : old.findIndex((r) => r.id === last);
+          const shown = new Set(result.items.map((r) => r.id));
+          const tail = (at >= 0 ? old.slice(at + 1) : old.slice(limit)).filter((r) => !shown.has(r.id));
+          return [...result.items, ...tail];
+        });
+        // With the tail kept, the next page still follows the tail.
+        if (!keepTail) setNextCursor(result.next_cursor);
         setError(null);
       } catch (e) {
         if (gen === generation.current) setError(messageOf(e));
@@ -87,19 +104,16 @@ export function useRunHistory(workflowId: string | null, pageSize = 50) {
         if (gen === generation.current) setLoading(false);
       }
     },
-    [workflowId, filter],
+    [workflowId, filter, pageSize],
   );
 
   /** The rows loaded so far, again (a live update), from the top. */
-  const load = useCallback(
-    () => fetchRuns(null, Math.min(Math.max(loaded.current, pageSize), Math.max(RELOAD_MAX, pageSize)), false),
-    [fetchRuns, pageSize],
-  );
+  const load = useCallback(() => fetchRuns("refresh"), [fetchRuns]);
 
   // A new filter (or workflow) starts again with one page.
   useEffect(() => {
-    void fetchRuns(null, pageSize, false);
-  }, [fetchRuns, pageSize]);
+    void fetchRuns("first");
+  }, [fetchRuns]);
 
   const applyFilters = useCallback((f: RunFilters) => setFilters(f), []);
 
@@ -110,8 +124,8 @@ export function useRunHistory(workflowId: string | null, pageSize = 50) {
     const cursor = cursorRef.current;
     if (!cursor || loadingRef.current) return Promise.resolve();
     loadingRef.current = true;
-    return fetchRuns(cursor, pageSize, true);
-  }, [fetchRuns, pageSize]);
+    return fetchRuns("more");
+  }, [fetchRuns]);
 
   const details = useCallback((id: string) => call("get_run", { id }), []);
 
@@ -148,10 +162,10 @@ export function useRunHistory(workflowId: string | null, pageSize = 50) {
   const deleteOlderThan = useCallback(
     async (before: number) => {
       const report = await call("prune_runs", olderThan(before));
-      await fetchRuns(null, pageSize, false);
+      await fetchRuns("first");
       return report.deleted;
     },
-    [olderThan, fetchRuns, pageSize],
+    [olderThan, fetchRuns],
   );
 
   const exportAs = useCallback((format: ExportFormat) => exportRuns(filter(), format), [filter]);
