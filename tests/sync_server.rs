@@ -62,8 +62,9 @@ impl std::ops::Deref for Server {
     }
 }
 
-/// A plain HTTP/1.1 GET; returns the status code.
-fn http_get(port: u16, path_and_headers: &str) -> u16 {
+/// A plain HTTP/1.1 GET (`path_and_headers`: the request line's target and
+/// version, then any headers); returns the whole response.
+fn http_get_response(port: u16, path_and_headers: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
@@ -74,6 +75,11 @@ fn http_get(port: u16, path_and_headers: &str) -> u16 {
     let mut response = String::new();
     let _ = s.read_to_string(&mut response);
     response
+}
+
+/// A plain HTTP/1.1 GET; returns the status code.
+fn http_get(port: u16, path_and_headers: &str) -> u16 {
+    http_get_response(port, path_and_headers)
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -483,20 +489,6 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
     server.terminate();
 }
 
-/// A plain HTTP/1.1 GET; returns the whole response (status line, headers, body).
-fn http_get_text(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = s.read_to_string(&mut response);
-    response
-}
-
 /// A device's WebSocket upgrade to `/sync`: `Ok` once in (the socket is
 /// kept open while the value lives), or the refusal's status and body.
 async fn upgrade(
@@ -560,7 +552,7 @@ async fn connection_limits_refuse_the_next_device_with_why_and_metrics_count_wha
         .await
         .expect("a device of another workspace gets in");
 
-    let metrics = http_get_text(server.port, "/metrics");
+    let metrics = http_get_response(server.port, "/metrics HTTP/1.1");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
         metrics
