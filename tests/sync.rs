@@ -56,6 +56,22 @@ impl Workspace {
     }
 }
 
+/// Two devices of the workspace: A with a workflow "w" (`CFG`), set up to
+/// sync through `server`, and B joined. Returns (A, B, the workflow's id).
+fn two_devices(ws: &Workspace, server: &Server) -> (Flowkeep, Flowkeep, String) {
+    let (a, b) = (Flowkeep::new(), Flowkeep::new());
+    let wf = a
+        .json(&["workflow", "create", "--name", "w", "--config", CFG])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = ws.init(&a, server);
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    (a, b, wf)
+}
+
 /// What must be equal on every device: each workflow as `workflow get`
 /// shows it, without the per-device bookkeeping (revision, updated_at).
 fn view(fk: &Flowkeep) -> Value {
@@ -492,16 +508,7 @@ fn the_js_automerge_repo_client_reads_a_workflow_flowkeep_wrote() {
 fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
     let ws = Workspace::new();
     let server = ws.start();
-    let (a, b) = (Flowkeep::new(), Flowkeep::new());
-    let wf = a
-        .json(&["workflow", "create", "--name", "w", "--config", CFG])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let join = ws.init(&a, &server);
-    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let (a, b, wf) = two_devices(&ws, &server);
     a.json(&["config", "set", &wf, "a", "7"]).ok();
     a.json(&["sync", "now"]).ok();
     b.json(&["sync", "now"]).ok();
@@ -677,16 +684,7 @@ fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconne
     use std::time::Duration;
     let ws = Workspace::new();
     let server = ws.start();
-    let (a, b) = (Flowkeep::new(), Flowkeep::new());
-    let wf = a
-        .json(&["workflow", "create", "--name", "w", "--config", CFG])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let join = ws.init(&a, &server);
-    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let (a, b, wf) = two_devices(&ws, &server);
     let (mut wa, mut wb) = (watch(&a), watch(&b));
 
     // Edits made with the CLI while the watchers run reach the other device.
@@ -758,16 +756,7 @@ fn at_the_servers_connection_limit_a_device_is_told_why_and_a_watcher_waits_for_
         ws._data.path(),
         &["--max-connections-per-workspace", "1"],
     );
-    let (a, b) = (Flowkeep::new(), Flowkeep::new());
-    let wf = a
-        .json(&["workflow", "create", "--name", "w", "--config", CFG])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let join = ws.init(&a, &server);
-    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let (a, b, wf) = two_devices(&ws, &server);
     let wa = watch(&a);
 
     // A's watcher holds the workspace's one place: B's one-off sync is

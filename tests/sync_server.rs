@@ -162,6 +162,24 @@ async fn client(server: &Server, token: &str) -> (Repo, Result<(), String>) {
     (repo, result)
 }
 
+/// Dials the server from `repo` with `token` and waits (10 s at most)
+/// until the connection is up.
+async fn dial_connected(repo: &Repo, url: url::Url, token: &str, backoff: BackoffConfig) {
+    let dialer = repo
+        .dial(
+            backoff,
+            Arc::new(TokenDialer {
+                url,
+                token: token.to_owned(),
+            }),
+        )
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dialer.established())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 async fn create_doc(repo: &Repo, name: &str) -> DocumentId {
     let mut doc = Automerge::new();
     let mut tx = doc.transaction();
@@ -334,19 +352,7 @@ async fn auth_isolation_limits_shutdown_and_persistence() {
         max_delay: Duration::from_millis(200),
         max_retries: None,
     };
-    let dialer = repo
-        .dial(
-            keep_trying,
-            Arc::new(TokenDialer {
-                url: server.url(),
-                token: token_a.clone(),
-            }),
-        )
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), dialer.established())
-        .await
-        .unwrap()
-        .unwrap();
+    dial_connected(&repo, server.url(), &token_a, keep_trying).await;
     let second = create_doc(&repo, "written before a crash").await;
     wait_visible(&server, &token_a, &second, "written before a crash").await;
     drop(server); // SIGKILL
@@ -641,19 +647,7 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
 
     // One device connects, writes 50 documents, and leaves.
     let repo = Repo::build_tokio().load().await;
-    let dialer = repo
-        .dial(
-            BackoffConfig::default(),
-            Arc::new(TokenDialer {
-                url: server_url,
-                token: token.clone(),
-            }),
-        )
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), dialer.established())
-        .await
-        .unwrap()
-        .unwrap();
+    dial_connected(&repo, server_url, &token, BackoffConfig::default()).await;
     let mut ids = Vec::new();
     for i in 0..50 {
         ids.push(create_doc(&repo, &format!("doc {i}")).await);
