@@ -1,18 +1,24 @@
-//! The server's SQLite file: workspaces (with hashed tokens), devices
-//! (with hashed credentials) and the key/value blobs samod stores for every
-//! workspace (`kv`, through `flowkeep-samod-sqlite`).
+//! The server's data: workspaces (with hashed tokens), devices (with hashed
+//! credentials), the key/value blobs samod stores for every workspace and,
+//! when several nodes share it, who serves which workspace. In a SQLite file
+//! in the data dir (the embedded default, `sqlite.rs`) or in PostgreSQL
+//! (`--storage postgres://…`, `pg.rs`), with the same meaning in both.
+
+mod pg;
+mod sqlite;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use flowkeep_samod_sqlite::SqliteStorage;
+pub use pg::{Lease, PgStorage};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::storage::WorkspaceStorage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("a workspace named \"{0}\" already exists")]
     Conflict(String),
     #[error("invalid workspace name \"{0}\": use 1 to 64 letters, digits, - or _")]
@@ -26,11 +32,8 @@ pub enum Error {
     NoWorkspace(String),
     #[error("no device {device} in workspace {workspace}")]
     NoDevice { workspace: String, device: String },
-}
-
-pub struct Db {
-    /// Shared with the workspaces' document storage.
-    conn: Arc<Mutex<Connection>>,
+    #[error("--storage {0}")]
+    BadStorage(String),
 }
 
 /// A device enrolled in a workspace, as `device list` shows it.
@@ -58,109 +61,62 @@ pub struct Workspace {
     pub created_at: i64,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS workspaces (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL
-);
--- One credential per device: the workspace token only enrols. A revoked
--- device keeps its row (revoked_at) so its id cannot enrol again.
-CREATE TABLE IF NOT EXISTS devices (
-    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
-    device_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    credential_hash TEXT NOT NULL UNIQUE,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    revoked_at INTEGER,
-    PRIMARY KEY (workspace_id, device_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS devices_revoked ON devices (revoked_at) WHERE revoked_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    data BLOB NOT NULL
-) WITHOUT ROWID;
-";
-
-/// The directory 0700, the database file created 0600 before SQLite opens
-/// it (SQLite gives `-wal` and `-shm` the database file's mode), and
-/// existing ones stripped of group and other permissions. A file owned by
-/// someone else (EPERM) is left alone.
-fn make_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Some(up) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(up)?;
-        }
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        }
-        tighten(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        // `mode` is filtered by the umask; set it exactly.
-        Ok(f) => f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?,
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        Err(_) => {}
-    }
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        tighten(Path::new(&p))?;
-    }
-    Ok(())
+pub struct Db {
+    backend: Backend,
 }
 
-fn tighten(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(pg::Pg),
+}
+
+/// Calls the same method on whichever backend holds the data.
+macro_rules! both {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*),
+            Backend::Postgres(b) => b.$method($($arg),*),
+        }
     };
-    let mode = meta.permissions().mode() & 0o7777;
-    let want = if meta.is_dir() {
-        (mode & 0o7700) | 0o700
-    } else {
-        mode & 0o7700
-    };
-    if mode == want {
-        return Ok(());
-    }
-    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
-        other => other,
-    }
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path`. Its directory is
-    /// made 0700 and the file (with `-wal` and `-shm`) 0600, whatever the
-    /// umask; existing ones are tightened. It holds every workspace's
-    /// documents.
+    /// Opens (creating if needed) the SQLite database at `path`. Its
+    /// directory is made 0700 and the file (with `-wal` and `-shm`) 0600,
+    /// whatever the umask; existing ones are tightened.
     pub fn open(path: &Path) -> Result<Db, Error> {
-        make_private(path)?;
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // A committed put survives a crash of the server process.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Sqlite(sqlite::Sqlite::open(path)?),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db`) and
+    /// creates the tables if they are missing.
+    pub fn open_postgres(url: &str) -> Result<Db, Error> {
+        Ok(Db {
+            backend: Backend::Postgres(pg::Pg::open(url)?),
+        })
+    }
+
+    /// `--storage`: nothing for SQLite in `data_dir`, or a `postgres://`
+    /// URL.
+    pub fn open_storage(storage: Option<&str>, data_dir: &Path) -> Result<Db, Error> {
+        match storage {
+            None | Some("") | Some("sqlite") => Db::open(&data_dir.join("sync.db")),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Db::open_postgres(url)
+            }
+            Some(_) => Err(Error::BadStorage(
+                "must be `sqlite` (the default, a file in the data dir) or a postgres:// URL"
+                    .into(),
+            )),
+        }
+    }
+
+    /// True when several server processes may share this data (PostgreSQL):
+    /// each workspace is then served by the node holding its lease.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     pub fn create_workspace(
@@ -178,79 +134,24 @@ impl Db {
             return Err(Error::Invalid(name.to_owned()));
         }
         let id = crate::token::random_hex(8);
-        let conn = self.conn();
-        match conn.execute(
-            "INSERT INTO workspaces (id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, name, token_hash, now],
-        ) {
-            Ok(_) => Ok(Workspace {
-                id,
-                name: name.to_owned(),
-                created_at: now,
-            }),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(Error::Conflict(name.to_owned()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        both!(self.create_workspace(&id, name, token_hash, now))
     }
 
     pub fn workspace_by_token_hash(&self, token_hash: &str) -> Result<Option<Workspace>, Error> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT id, name, created_at FROM workspaces WHERE token_hash = ?1",
-                [token_hash],
-                |r| {
-                    Ok(Workspace {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        both!(self.workspace_by_token_hash(token_hash))
     }
 
     pub fn workspaces(&self) -> Result<Vec<Workspace>, Error> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, name, created_at FROM workspaces ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Workspace {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        both!(self.workspaces())
     }
 
     /// Replaces a workspace's token (the old one stops working).
     pub fn rotate_token(&self, name: &str, token_hash: &str) -> Result<bool, Error> {
-        let n = self.conn().execute(
-            "UPDATE workspaces SET token_hash = ?2 WHERE name = ?1",
-            params![name, token_hash],
-        )?;
-        Ok(n == 1)
+        both!(self.rotate_token(name, token_hash))
     }
 
     pub fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>, Error> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT id, name, created_at FROM workspaces WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(Workspace {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        both!(self.workspace_by_name(name))
     }
 
     /// Enrols `device_id` in a workspace with a new credential (given
@@ -265,169 +166,92 @@ impl Db {
         credential_hash: &str,
         now: i64,
     ) -> Result<(), Error> {
-        let conn = self.conn();
-        let revoked: Option<Option<i64>> = conn
-            .query_row(
-                "SELECT revoked_at FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
-                params![workspace_id, device_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(Some(_)) = revoked {
-            return Err(Error::Revoked(device_id.to_owned()));
-        }
-        conn.execute(
-            "INSERT INTO devices (workspace_id, device_id, name, credential_hash, first_seen, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (workspace_id, device_id) DO UPDATE
-             SET name = excluded.name, credential_hash = excluded.credential_hash, last_seen = excluded.last_seen",
-            params![workspace_id, device_id, name, credential_hash, now],
-        )?;
-        Ok(())
+        both!(self.enrol(workspace_id, device_id, name, credential_hash, now))
     }
 
     pub fn credential(&self, credential_hash: &str) -> Result<Option<Credential>, Error> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT w.id, w.name, w.created_at, d.device_id, d.revoked_at
-                 FROM devices d JOIN workspaces w ON w.id = d.workspace_id
-                 WHERE d.credential_hash = ?1",
-                [credential_hash],
-                |r| {
-                    Ok(Credential {
-                        workspace: Workspace {
-                            id: r.get(0)?,
-                            name: r.get(1)?,
-                            created_at: r.get(2)?,
-                        },
-                        device_id: r.get(3)?,
-                        revoked_at: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
+        both!(self.credential(credential_hash))
     }
 
     /// Records that a device connected now.
     pub fn seen(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<(), Error> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE devices SET last_seen = max(last_seen, ?3) WHERE workspace_id = ?1 AND device_id = ?2",
-            )?
-            .execute(params![workspace_id, device_id, now])?;
-        Ok(())
+        both!(self.seen(workspace_id, device_id, now))
     }
 
     /// A workspace's devices, oldest first.
     pub fn devices(&self, workspace_id: &str) -> Result<Vec<Device>, Error> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT device_id, name, first_seen, last_seen, revoked_at FROM devices
-             WHERE workspace_id = ?1 ORDER BY first_seen, device_id",
-        )?;
-        let rows = stmt.query_map([workspace_id], |r| {
-            Ok(Device {
-                device_id: r.get(0)?,
-                name: r.get(1)?,
-                first_seen: r.get(2)?,
-                last_seen: r.get(3)?,
-                revoked_at: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        both!(self.devices(workspace_id))
     }
 
     /// Revokes a device (its credential stops working); false when it was
     /// already revoked.
     pub fn revoke(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<bool, Error> {
-        let conn = self.conn();
-        let n = conn.execute(
-            "UPDATE devices SET revoked_at = ?3 WHERE workspace_id = ?1 AND device_id = ?2 AND revoked_at IS NULL",
-            params![workspace_id, device_id, now],
-        )?;
-        if n == 1 {
-            return Ok(true);
-        }
-        let exists: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
-            params![workspace_id, device_id],
-            |r| r.get(0),
-        )?;
-        if exists {
-            Ok(false)
-        } else {
-            Err(Error::NoDevice {
-                workspace: workspace_id.to_owned(),
-                device: device_id.to_owned(),
-            })
-        }
+        both!(self.revoke(workspace_id, device_id, now))
     }
 
     /// Every revoked device, as `(workspace id, device id)`.
     pub fn revoked(&self) -> Result<Vec<(String, String)>, Error> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT workspace_id, device_id FROM devices WHERE revoked_at IS NOT NULL",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        both!(self.revoked())
     }
 
-    /// SQLite's `data_version`: changes when another connection (another
-    /// process, such as `device revoke`) committed to the file.
+    /// A number that changes when another process may have revoked a device
+    /// (SQLite's `data_version`; in PostgreSQL the count of revoked devices,
+    /// as a revocation is never undone), so the revoked list is read only
+    /// then.
     pub fn data_version(&self) -> Result<i64, Error> {
-        Ok(self
-            .conn()
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        both!(self.data_version())
     }
 
-    /// samod's storage for one workspace: the `kv` table under
-    /// `ws/<workspace-id>`, so no workspace reads another's documents.
-    pub fn storage(&self, workspace_id: &str) -> SqliteStorage {
-        SqliteStorage::new(self.conn.clone(), "kv", &format!("ws/{workspace_id}"))
+    /// samod's storage for one workspace: keys under `ws/<workspace-id>`,
+    /// so no workspace reads another's documents.
+    pub fn storage(&self, workspace_id: &str) -> WorkspaceStorage {
+        match &self.backend {
+            Backend::Sqlite(b) => WorkspaceStorage::Sqlite(b.storage(workspace_id)),
+            Backend::Postgres(b) => WorkspaceStorage::Postgres(b.storage(workspace_id)),
+        }
     }
 
     pub fn ping(&self) -> bool {
-        self.conn()
-            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-            .is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        both!(self.ping())
     }
 
-    #[test]
-    fn the_data_is_private_and_an_existing_install_is_tightened() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("server").join("data");
-        let path = dir.join("sync.db");
-        let db = Db::open(&path).unwrap();
-        db.create_workspace("team", "hash", 1).unwrap();
-        let wal = dir.join("sync.db-wal");
-        let shm = dir.join("sync.db-shm");
-        assert!(wal.exists() && shm.exists());
-        assert_eq!(
-            (mode(&dir), mode(&path), mode(&wal), mode(&shm)),
-            (0o700, 0o600, 0o600, 0o600)
-        );
-        // Loosened while the server has it open (as an older version left it).
-        for (p, m) in [(&dir, 0o755), (&path, 0o644), (&wal, 0o644), (&shm, 0o644)] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    /// Takes or renews this node's lease on a workspace (PostgreSQL only;
+    /// with SQLite this process is the only node): `Lease::Mine`, or who
+    /// holds it.
+    pub fn acquire_lease(
+        &self,
+        workspace_id: &str,
+        node: &crate::cluster::Node,
+    ) -> Result<Lease, Error> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Lease::Mine),
+            Backend::Postgres(b) => b.acquire_lease(workspace_id, node),
         }
-        let _again = Db::open(&path).unwrap();
-        drop(db);
-        assert_eq!(
-            (mode(&dir), mode(&path), mode(&wal), mode(&shm)),
-            (0o700, 0o600, 0o600, 0o600)
-        );
+    }
+
+    /// Renews this node's leases on `workspace_ids`; returns those it still
+    /// holds (one that expired and was taken by another node is missing).
+    pub fn renew_leases(
+        &self,
+        node: &crate::cluster::Node,
+        workspace_ids: &[String],
+    ) -> Result<Vec<String>, Error> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(workspace_ids.to_vec()),
+            Backend::Postgres(b) => b.renew_leases(node, workspace_ids),
+        }
+    }
+
+    /// Gives up this node's lease on a workspace (its repo stopped), so the
+    /// next device's node takes it at once.
+    pub fn release_lease(
+        &self,
+        workspace_id: &str,
+        node: &crate::cluster::Node,
+    ) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(b) => b.release_lease(workspace_id, node),
+        }
     }
 }

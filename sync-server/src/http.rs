@@ -24,7 +24,7 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{token, Db, Workspaces};
+use crate::{proxy, token, Db, Serve, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -284,8 +284,12 @@ async fn sync(
         Ok(p) => p,
         Err(why) => return refuse(StatusCode::TOO_MANY_REQUESTS, why),
     };
-    let Some(acceptor) = state.workspaces.acceptor(&device.workspace.id).await else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable");
+    let acceptor = match state.workspaces.serve(&device.workspace.id).await {
+        Some(Serve::Here(acceptor)) => acceptor,
+        Some(Serve::Elsewhere { url }) => {
+            return proxy_to_owner(&state, &device, &headers, &query, ws, permit, &url).await
+        }
+        None => return refuse(StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable"),
     };
     let (db, ws_id, dev) = (
         state.db.clone(),
@@ -338,6 +342,75 @@ async fn sync(
             if acceptor.accept(transport).is_err() {
                 tracing::warn!(workspace = ws_id, "repo stopped; connection dropped");
             }
+        })
+}
+
+/// Hands a device's connection to the node that serves its workspace.
+async fn proxy_to_owner(
+    state: &AppState,
+    device: &Credential,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    ws: WebSocketUpgrade,
+    permit: crate::admission::Permit,
+    owner_url: &str,
+) -> Response {
+    let moving = || {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "workspace {} is moving between sync server nodes; try again in a few seconds",
+                device.workspace.name
+            ),
+        )
+    };
+    // Proxied already, or no owner to name: never a second hop.
+    if headers.contains_key(proxy::PROXIED_BY) || owner_url.is_empty() {
+        return moving();
+    }
+    let credential = presented_token(headers, query).unwrap_or_default();
+    let node = state.workspaces.node();
+    let owner = match proxy::dial(
+        owner_url,
+        &credential,
+        &node.id,
+        state.limits.max_message_bytes,
+    )
+    .await
+    {
+        Ok(owner) => owner,
+        Err(proxy::DialFailure::Refused { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return refuse(status, body);
+        }
+        Err(proxy::DialFailure::Unreachable(why)) => {
+            tracing::warn!(
+                workspace = device.workspace.id.as_str(),
+                owner = owner_url,
+                error = why.as_str(),
+                "the node serving this workspace does not answer"
+            );
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the sync server node serving workspace {} does not answer; another node takes it over \
+                     within {} s: try again then",
+                    device.workspace.name,
+                    node.lease.as_secs()
+                ),
+            );
+        }
+    };
+    let metrics = state.metrics.clone();
+    let limits = state.limits;
+    ws.max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .max_write_buffer_size(limits.max_write_buffer_bytes)
+        .on_upgrade(move |socket| async move {
+            metrics.connections_proxied.inc();
+            proxy::pipe(socket, owner).await;
+            metrics.connections_proxied.dec();
+            drop(permit);
         })
 }
 

@@ -5,16 +5,23 @@
 //! whose storage keys live under `ws/<workspace-id>/`, and a connection is
 //! handed to its workspace's repo only after its token was checked. A
 //! document of another workspace does not exist for it.
+//!
+//! On PostgreSQL several server processes share the data; each workspace is
+//! served by one of them at a time and the others proxy to it (`cluster.rs`,
+//! `proxy.rs`).
 
 pub mod admission;
+pub mod cluster;
 pub mod db;
 pub mod devices;
 pub mod http;
 pub mod metrics;
+pub mod proxy;
+pub mod storage;
 pub mod tls;
 pub mod token;
 pub mod workspaces;
 
 pub use db::{Db, Error};
 pub use http::{router, serve, serve_tls, AppState, Limits};
-pub use workspaces::Workspaces;
+pub use workspaces::{Serve, Workspaces};

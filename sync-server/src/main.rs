@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flowkeep_sync_server::{
-    devices, serve, serve_tls, tls, token, AppState, Db, Limits, Workspaces,
+    cluster, devices, serve, serve_tls, tls, token, AppState, Db, Limits, Workspaces,
 };
 
 #[derive(Parser)]
@@ -22,6 +22,20 @@ struct Cli {
     /// Where the server keeps its database (default: the platform data dir).
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where workspaces, devices and documents are kept: `sqlite` (the
+    /// default: a file in the data dir) or a `postgres://user@host/db` URL
+    /// that several server processes can share.
+    #[arg(long, global = true, env = "FLOWKEEP_SYNC_STORAGE")]
+    storage: Option<String>,
+    /// With shared storage: the URL the other nodes reach this one at
+    /// (`ws://host:port`; default: the --listen address).
+    #[arg(long, global = true, env = "FLOWKEEP_SYNC_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// With shared storage: seconds a node's hold on a workspace lasts
+    /// unrenewed, so how long a dead node's workspaces wait for another.
+    #[arg(long, global = true, env = "FLOWKEEP_SYNC_LEASE_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(3..=3600))]
+    lease_seconds: u64,
     /// Address to listen on. Only loopback unless you choose otherwise.
     #[arg(
         long,
@@ -133,9 +147,15 @@ fn main() -> anyhow::Result<()> {
             .context("no data dir on this system; pass --data-dir")?
             .join("flowkeep-sync"),
     };
-    let db = Arc::new(
-        Db::open(&dir.join("sync.db")).with_context(|| format!("opening {}", dir.display()))?,
-    );
+    let db = Arc::new(match cli.storage.as_deref() {
+        Some(url) if !url.is_empty() && url != "sqlite" => {
+            // Not the URL in the message: it may hold a password.
+            Db::open_storage(Some(url), &dir).context("opening the --storage database")?
+        }
+        _ => {
+            Db::open(&dir.join("sync.db")).with_context(|| format!("opening {}", dir.display()))?
+        }
+    });
     match cli.command {
         Some(Command::Workspace(WorkspaceCmd::Create { name })) => {
             let token = token::generate();
@@ -270,8 +290,23 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let tls_wanted = cli.tls_cert.is_some();
+    let node_url = match (
+        &cli.advertise_url,
+        cluster::default_url(cli.listen, tls_wanted),
+    ) {
+        (Some(u), _) => u.clone(),
+        (None, Some(u)) => u,
+        (None, None) if db.is_shared() => anyhow::bail!(
+            "--advertise-url is needed with shared --storage when listening on {}: \
+             the other nodes must know where to reach this one (e.g. ws://10.0.0.5:7780)",
+            cli.listen
+        ),
+        (None, None) => format!("ws://localhost:{}", cli.listen.port()),
+    };
+    let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
     rt.block_on(async move {
-        let workspaces = Workspaces::new(db.clone());
+        let workspaces = Workspaces::new(db.clone(), node.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             max_message_bytes: cli.max_message_bytes,
@@ -293,8 +328,13 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         tracing::info!(
             addr = %listener.local_addr()?,
             tls = tls.is_some(),
+            storage = if db.is_shared() { "postgres" } else { "sqlite" },
             "listening"
         );
+        if db.is_shared() {
+            tracing::info!(node = node.id.as_str(), url = node.url.as_str(), "serving as one node of several");
+        }
+        let leases = tokio::spawn(workspaces.clone().keep_leases());
         if tls.is_none() && !cli.listen.ip().is_loopback() {
             tracing::warn!(
                 "serving plain ws:// on a non-loopback address: tokens and data cross the network in clear \
@@ -340,6 +380,7 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             None => serve(listener, state, shutdown).await?,
         }
         reaper.abort();
+        leases.abort();
         revocations.abort();
         admin.abort();
         let _ = std::fs::remove_file(dir.join(devices::ADMIN_SOCKET));

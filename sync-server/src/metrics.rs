@@ -18,6 +18,8 @@ pub struct Metrics {
     registry: Registry,
     /// Sync connections open now.
     pub connections: Gauge,
+    /// Of those, passed on to the node serving their workspace.
+    pub connections_proxied: Gauge,
     /// Workspaces whose repo is loaded (set when scraped).
     pub workspaces_loaded: Gauge,
     pub messages_received: Counter,
@@ -35,6 +37,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("flowkeep_sync");
         let m = Metrics {
             connections: Gauge::default(),
+            connections_proxied: Gauge::default(),
             workspaces_loaded: Gauge::default(),
             messages_received: Counter::default(),
             messages_sent: Counter::default(),
@@ -49,6 +52,11 @@ impl Metrics {
             "connections",
             "Sync connections open now",
             m.connections.clone(),
+        );
+        registry.register(
+            "connections_proxied",
+            "Sync connections passed on to the node serving their workspace",
+            m.connections_proxied.clone(),
         );
         registry.register(
             "workspaces_loaded",

@@ -7,6 +7,10 @@
 //! loaded and stopped only while that lock is held, so a workspace never has
 //! two repos (a connect during a stop waits for it, then loads afresh), and
 //! loading one workspace (storage reads) holds up no other workspace.
+//!
+//! On shared storage (PostgreSQL) a repo is loaded only while this node
+//! holds the workspace's lease (see `cluster.rs`); otherwise `serve` names
+//! the node that does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,27 +20,40 @@ use std::time::{Duration, Instant};
 use samod::{AcceptorHandle, PeerId, Repo};
 use tokio::sync::Mutex;
 
+use crate::cluster::Node;
+use crate::db::Lease;
 use crate::metrics::{Metrics, Timed};
 use crate::Db;
 
 pub struct Workspaces {
     db: Arc<Db>,
+    node: Node,
     metrics: Arc<Metrics>,
     slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Live>>>>>,
     /// Repos loaded now.
     loaded: AtomicUsize,
 }
 
+/// Where a device of a workspace is served.
+pub enum Serve {
+    /// By this node's repo.
+    Here(AcceptorHandle),
+    /// By another node (shared storage), reachable at `url`.
+    Elsewhere { url: String },
+}
+
 struct Live {
     repo: Repo,
     acceptor: AcceptorHandle,
     idle_since: Option<Instant>,
+    loaded_at: Instant,
 }
 
 impl Workspaces {
-    pub fn new(db: Arc<Db>) -> Arc<Workspaces> {
+    pub fn new(db: Arc<Db>, node: Node) -> Arc<Workspaces> {
         Arc::new(Workspaces {
             db,
+            node,
             metrics: Metrics::new(),
             slots: std::sync::Mutex::new(HashMap::new()),
             loaded: AtomicUsize::new(0),
@@ -61,13 +78,27 @@ impl Workspaces {
             .collect()
     }
 
-    /// The acceptor of a workspace's repo, loading the repo if needed.
-    pub async fn acceptor(&self, workspace_id: &str) -> Option<AcceptorHandle> {
+    /// Where a device of this workspace is served: here (loading the repo
+    /// if needed), or on the node holding its lease. `None` when the
+    /// database cannot say.
+    pub async fn serve(&self, workspace_id: &str) -> Option<Serve> {
         let slot = self.slot(workspace_id);
         let mut live = slot.lock().await;
         if let Some(l) = live.as_mut() {
             l.idle_since = None;
-            return Some(l.acceptor.clone());
+            return Some(Serve::Here(l.acceptor.clone()));
+        }
+        if self.db.is_shared() {
+            let (db, node, id) = (self.db.clone(), self.node.clone(), workspace_id.to_owned());
+            match tokio::task::spawn_blocking(move || db.acquire_lease(&id, &node)).await {
+                Ok(Ok(Lease::Mine)) => {}
+                Ok(Ok(Lease::Held { url, .. })) => return Some(Serve::Elsewhere { url }),
+                Ok(Err(e)) => {
+                    tracing::warn!(workspace = workspace_id, error = %e, "cannot take the workspace's lease");
+                    return None;
+                }
+                Err(_) => return None,
+            }
         }
         let repo = Repo::build_tokio()
             .with_storage(Timed::new(
@@ -80,6 +111,7 @@ impl Workspaces {
         let url = url::Url::parse(&format!("flowkeep-sync://workspace/{workspace_id}")).ok();
         let Some(acceptor) = url.and_then(|u| repo.make_acceptor(u).ok()) else {
             repo.stop().await;
+            self.release(workspace_id).await;
             return None;
         };
         self.loaded.fetch_add(1, Ordering::SeqCst);
@@ -88,8 +120,95 @@ impl Workspaces {
             repo,
             acceptor: acceptor.clone(),
             idle_since: None,
+            loaded_at: Instant::now(),
         });
-        Some(acceptor)
+        Some(Serve::Here(acceptor))
+    }
+
+    /// This node's repo of a workspace, loading it if needed; `None` when
+    /// another node serves it.
+    pub async fn acceptor(&self, workspace_id: &str) -> Option<AcceptorHandle> {
+        match self.serve(workspace_id).await? {
+            Serve::Here(a) => Some(a),
+            Serve::Elsewhere { .. } => None,
+        }
+    }
+
+    async fn release(&self, workspace_id: &str) {
+        if !self.db.is_shared() {
+            return;
+        }
+        let (db, node, id) = (self.db.clone(), self.node.clone(), workspace_id.to_owned());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.release_lease(&id, &node)).await
+        {
+            // It runs out by itself.
+            tracing::warn!(workspace = workspace_id, error = %e, "cannot release the workspace's lease");
+        }
+    }
+
+    /// Renews the leases of the workspaces this node serves, every third of
+    /// a lease, until the task is aborted. A workspace whose lease was lost
+    /// (this node paused past it and another took over), or could not be
+    /// renewed for a whole lease (the database unreachable), is stopped
+    /// here: its devices reconnect and reach the new owner.
+    pub async fn keep_leases(self: Arc<Self>) {
+        if !self.db.is_shared() {
+            return;
+        }
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.node.renew_every()).await;
+            let asked = Instant::now();
+            // A slot locked right now is loading (its lease is fresh) or
+            // stopping; the next round sees it.
+            let serving: Vec<String> = self
+                .all_slots()
+                .into_iter()
+                .filter(|(_, s)| s.try_lock().is_ok_and(|l| l.is_some()))
+                .map(|(id, _)| id)
+                .collect();
+            if serving.is_empty() {
+                renewed = asked;
+                continue;
+            }
+            let (db, node, ids) = (self.db.clone(), self.node.clone(), serving.clone());
+            let held = match tokio::task::spawn_blocking(move || db.renew_leases(&node, &ids)).await
+            {
+                Ok(Ok(held)) => {
+                    renewed = asked;
+                    Some(held)
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot renew workspace leases");
+                    None
+                }
+                Err(_) => None,
+            };
+            let expired = held.is_none() && renewed.elapsed() >= self.node.lease;
+            for id in serving {
+                let lost = match &held {
+                    Some(held) => !held.contains(&id),
+                    None => expired,
+                };
+                if !lost {
+                    continue;
+                }
+                let slot = self.slot(&id);
+                let mut live = slot.lock().await;
+                // Loaded again since we asked (released, then taken anew):
+                // that lease is fresh.
+                if live.as_ref().is_some_and(|l| l.loaded_at < asked) {
+                    if let Some(l) = live.take() {
+                        l.repo.stop().await;
+                        self.loaded.fetch_sub(1, Ordering::SeqCst);
+                        tracing::warn!(
+                            workspace = id.as_str(),
+                            "workspace lease lost; repo stopped"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Stops the repos of workspaces without connections for `idle`. A
@@ -115,9 +234,15 @@ impl Workspaces {
                 // Still holding the slot: a connect waits for the stop.
                 l.repo.stop().await;
                 self.loaded.fetch_sub(1, Ordering::SeqCst);
+                self.release(&id).await;
                 tracing::info!(workspace = id.as_str(), "idle workspace repo stopped");
             }
         }
+    }
+
+    /// This process, as other nodes see it.
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
     /// What `/metrics` shows (storage timings are taken here).
@@ -129,12 +254,14 @@ impl Workspaces {
         self.loaded.load(Ordering::SeqCst)
     }
 
-    /// Stops every repo (after their pending storage writes), for shutdown.
+    /// Stops every repo (after their pending storage writes), for shutdown,
+    /// and gives up their leases so other nodes take over at once.
     pub async fn stop_all(&self) {
-        for (_, slot) in self.all_slots() {
+        for (id, slot) in self.all_slots() {
             if let Some(l) = slot.lock().await.take() {
                 l.repo.stop().await;
                 self.loaded.fetch_sub(1, Ordering::SeqCst);
+                self.release(&id).await;
             }
         }
     }
@@ -151,7 +278,7 @@ mod tests {
     async fn connects_and_idle_stops_in_any_order_keep_one_repo_per_workspace() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Db::open(&dir.path().join("sync.db")).unwrap());
-        let w = Workspaces::new(db);
+        let w = Workspaces::new(db, Node::new("ws://127.0.0.1:1", Duration::from_secs(15)));
         let mut tasks = tokio::task::JoinSet::new();
         for t in 0..16 {
             let w = w.clone();

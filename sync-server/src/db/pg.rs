@@ -1,0 +1,530 @@
+//! The server's data in PostgreSQL, for several nodes sharing one database:
+//! the same tables as the SQLite file plus `leases` (which node serves which
+//! workspace). Calls are blocking (the `postgres` crate) and run on tokio's
+//! blocking pool, like SQLite's; connections are pooled.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use samod::storage::StorageKey;
+
+use super::{Credential, Device, Error, Workspace};
+use crate::cluster::Node;
+
+/// Idle connections kept for the next call.
+const POOL_IDLE: usize = 16;
+
+// `COLLATE "C"`: keys compare byte by byte, so a key range is a prefix.
+// Timestamps are Unix milliseconds, as in SQLite; lease expiry uses the
+// database's clock, so nodes' clocks need not agree.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    credential_hash TEXT NOT NULL UNIQUE,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    revoked_at BIGINT,
+    PRIMARY KEY (workspace_id, device_id)
+);
+CREATE INDEX IF NOT EXISTS devices_revoked ON devices (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+-- One row per workspace served right now: the node serving it, where the
+-- other nodes reach it, and until when (renewed while it serves).
+CREATE TABLE IF NOT EXISTS leases (
+    workspace_id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    node_url TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// Who serves a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This node: it loads the workspace and serves its devices.
+    Mine,
+    /// Another live node, reachable at `url`.
+    Held { node_id: String, url: String },
+}
+
+#[derive(Clone)]
+pub struct Pg {
+    inner: Arc<Pool>,
+}
+
+struct Pool {
+    config: postgres::Config,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Each blocking client owns a small runtime, which must not be
+        // dropped on an async worker thread.
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
+fn workspace(r: &postgres::Row) -> Workspace {
+    Workspace {
+        id: r.get(0),
+        name: r.get(1),
+        created_at: r.get(2),
+    }
+}
+
+fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+impl Pg {
+    pub fn open(url: &str) -> Result<Pg, Error> {
+        // The URL may hold a password: never repeat it in an error.
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            Error::BadStorage(
+                "is not a valid postgres:// URL (postgres://user[:password]@host[:port]/database)"
+                    .into(),
+            )
+        })?;
+        config.connect_timeout(Duration::from_secs(5));
+        if config.get_application_name().is_none() {
+            config.application_name("flowkeep-sync-server");
+        }
+        let pg = Pg {
+            inner: Arc::new(Pool {
+                config,
+                idle: Mutex::new(Vec::new()),
+            }),
+        };
+        pg.with(|c| {
+            let mut tx = c.transaction()?;
+            // Two nodes starting at once must not both create the tables.
+            tx.execute("SELECT pg_advisory_xact_lock(77800001)", &[])?;
+            tx.batch_execute(SCHEMA)?;
+            tx.commit()
+        })?;
+        Ok(pg)
+    }
+
+    fn checkout(&self) -> Result<Client, Error> {
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => Ok(self.inner.config.connect(NoTls)?),
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A connection that broke (the
+    /// database restarted) is dropped and `f` runs once more on a new one.
+    fn with<T>(
+        &self,
+        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
+        let mut client = self.checkout()?;
+        let mut result = f(&mut client);
+        if result.is_err() && client.is_closed() {
+            client = self.inner.config.connect(NoTls)?;
+            result = f(&mut client);
+        }
+        if !client.is_closed() {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < POOL_IDLE {
+                idle.push(client);
+            }
+        }
+        Ok(result?)
+    }
+
+    pub fn create_workspace(
+        &self,
+        id: &str,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Workspace, Error> {
+        let r = self.with(|c| {
+            c.execute(
+                "INSERT INTO workspaces (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+                &[&id, &name, &token_hash, &now],
+            )
+        });
+        match r {
+            Ok(_) => Ok(Workspace {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                created_at: now,
+            }),
+            Err(Error::Postgres(e)) if is_unique_violation(&e) => {
+                Err(Error::Conflict(name.to_owned()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn workspace_by_token_hash(&self, token_hash: &str) -> Result<Option<Workspace>, Error> {
+        let row = self.with(|c| {
+            c.query_opt(
+                "SELECT id, name, created_at FROM workspaces WHERE token_hash = $1",
+                &[&token_hash],
+            )
+        })?;
+        Ok(row.as_ref().map(workspace))
+    }
+
+    pub fn workspaces(&self) -> Result<Vec<Workspace>, Error> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT id, name, created_at FROM workspaces ORDER BY name",
+                &[],
+            )
+        })?;
+        Ok(rows.iter().map(workspace).collect())
+    }
+
+    pub fn rotate_token(&self, name: &str, token_hash: &str) -> Result<bool, Error> {
+        let n = self.with(|c| {
+            c.execute(
+                "UPDATE workspaces SET token_hash = $2 WHERE name = $1",
+                &[&name, &token_hash],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    pub fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>, Error> {
+        let row = self.with(|c| {
+            c.query_opt(
+                "SELECT id, name, created_at FROM workspaces WHERE name = $1",
+                &[&name],
+            )
+        })?;
+        Ok(row.as_ref().map(workspace))
+    }
+
+    pub fn enrol(
+        &self,
+        workspace_id: &str,
+        device_id: &str,
+        name: &str,
+        credential_hash: &str,
+        now: i64,
+    ) -> Result<(), Error> {
+        // The WHERE keeps a revoked device revoked even when two enrolments
+        // race: then no row is written, and it is refused below.
+        let n = self.with(|c| {
+            c.execute(
+                "INSERT INTO devices (workspace_id, device_id, name, credential_hash, first_seen, last_seen)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (workspace_id, device_id) DO UPDATE
+                 SET name = EXCLUDED.name, credential_hash = EXCLUDED.credential_hash, last_seen = EXCLUDED.last_seen
+                 WHERE devices.revoked_at IS NULL",
+                &[&workspace_id, &device_id, &name, &credential_hash, &now],
+            )
+        })?;
+        if n == 0 {
+            return Err(Error::Revoked(device_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub fn credential(&self, credential_hash: &str) -> Result<Option<Credential>, Error> {
+        let row = self.with(|c| {
+            c.query_opt(
+                "SELECT w.id, w.name, w.created_at, d.device_id, d.revoked_at
+                 FROM devices d JOIN workspaces w ON w.id = d.workspace_id
+                 WHERE d.credential_hash = $1",
+                &[&credential_hash],
+            )
+        })?;
+        Ok(row.map(|r| Credential {
+            workspace: workspace(&r),
+            device_id: r.get(3),
+            revoked_at: r.get(4),
+        }))
+    }
+
+    pub fn seen(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE devices SET last_seen = GREATEST(last_seen, $3) WHERE workspace_id = $1 AND device_id = $2",
+                &[&workspace_id, &device_id, &now],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn devices(&self, workspace_id: &str) -> Result<Vec<Device>, Error> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT device_id, name, first_seen, last_seen, revoked_at FROM devices
+                 WHERE workspace_id = $1 ORDER BY first_seen, device_id",
+                &[&workspace_id],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| Device {
+                device_id: r.get(0),
+                name: r.get(1),
+                first_seen: r.get(2),
+                last_seen: r.get(3),
+                revoked_at: r.get(4),
+            })
+            .collect())
+    }
+
+    pub fn revoke(&self, workspace_id: &str, device_id: &str, now: i64) -> Result<bool, Error> {
+        let (changed, exists) = self.with(|c| {
+            let n = c.execute(
+                "UPDATE devices SET revoked_at = $3 WHERE workspace_id = $1 AND device_id = $2 AND revoked_at IS NULL",
+                &[&workspace_id, &device_id, &now],
+            )?;
+            let exists = n == 1
+                || c.query_opt(
+                    "SELECT 1 FROM devices WHERE workspace_id = $1 AND device_id = $2",
+                    &[&workspace_id, &device_id],
+                )?
+                .is_some();
+            Ok((n == 1, exists))
+        })?;
+        if !exists {
+            return Err(Error::NoDevice {
+                workspace: workspace_id.to_owned(),
+                device: device_id.to_owned(),
+            });
+        }
+        Ok(changed)
+    }
+
+    pub fn revoked(&self) -> Result<Vec<(String, String)>, Error> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT workspace_id, device_id FROM devices WHERE revoked_at IS NOT NULL",
+                &[],
+            )
+        })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub fn data_version(&self) -> Result<i64, Error> {
+        let row = self.with(|c| {
+            c.query_one(
+                "SELECT count(*) FROM devices WHERE revoked_at IS NOT NULL",
+                &[],
+            )
+        })?;
+        Ok(row.get(0))
+    }
+
+    pub fn storage(&self, workspace_id: &str) -> PgStorage {
+        PgStorage {
+            pg: self.clone(),
+            prefix: format!("ws/{workspace_id}"),
+        }
+    }
+
+    pub fn ping(&self) -> bool {
+        self.with(|c| c.query_one("SELECT 1", &[])).is_ok()
+    }
+
+    pub fn acquire_lease(&self, workspace_id: &str, node: &Node) -> Result<Lease, Error> {
+        let secs = node.lease.as_secs_f64();
+        self.with(|c| loop {
+            // Ours already, expired, or left by an earlier process at our own
+            // address (it died: we are bound to that address now).
+            let taken = c.query_opt(
+                "INSERT INTO leases (workspace_id, node_id, node_url, expires_at)
+                 VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4))
+                 ON CONFLICT (workspace_id) DO UPDATE
+                 SET node_id = EXCLUDED.node_id, node_url = EXCLUDED.node_url, expires_at = EXCLUDED.expires_at
+                 WHERE leases.node_id = EXCLUDED.node_id OR leases.node_url = EXCLUDED.node_url
+                    OR leases.expires_at < clock_timestamp()
+                 RETURNING node_id",
+                &[&workspace_id, &node.id, &node.url, &secs],
+            )?;
+            if taken.is_some() {
+                return Ok(Lease::Mine);
+            }
+            let holder = c.query_opt(
+                "SELECT node_id, node_url FROM leases WHERE workspace_id = $1",
+                &[&workspace_id],
+            )?;
+            // None: released between the two statements; take it now.
+            if let Some(r) = holder {
+                return Ok(Lease::Held {
+                    node_id: r.get(0),
+                    url: r.get(1),
+                });
+            }
+        })
+    }
+
+    pub fn renew_leases(
+        &self,
+        node: &Node,
+        workspace_ids: &[String],
+    ) -> Result<Vec<String>, Error> {
+        let secs = node.lease.as_secs_f64();
+        let ids = workspace_ids.to_vec();
+        let rows = self.with(|c| {
+            c.query(
+                "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $2)
+                 WHERE node_id = $1 AND workspace_id = ANY($3) RETURNING workspace_id",
+                &[&node.id, &secs, &ids],
+            )
+        })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn release_lease(&self, workspace_id: &str, node: &Node) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM leases WHERE workspace_id = $1 AND node_id = $2",
+                &[&workspace_id, &node.id],
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// samod's storage for one workspace in the `kv` table, keys under
+/// `ws/<workspace-id>`. A failed write is tried again for a few seconds
+/// (the database restarting) before it is logged and given up, as
+/// samod's storage has no way to report it.
+#[derive(Clone)]
+pub struct PgStorage {
+    pg: Pg,
+    prefix: String,
+}
+
+impl PgStorage {
+    fn full(&self, key: &StorageKey) -> String {
+        let parts: Vec<&str> = key.into_iter().map(|s| s.as_str()).collect();
+        format!("{}/{}", self.prefix, parts.join("/"))
+    }
+
+    fn strip(&self, full: &str) -> Option<StorageKey> {
+        let rest = full.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        StorageKey::from_parts(rest.split('/')).ok()
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        tries: u32,
+        f: impl FnMut(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> impl Future<Output = Option<T>> + Send {
+        let pg = self.pg.clone();
+        async move {
+            let r = tokio::task::spawn_blocking(move || {
+                let mut f = f;
+                let mut wait = Duration::from_millis(100);
+                let mut n = 1;
+                loop {
+                    match pg.with(&mut f) {
+                        Ok(v) => return Ok(v),
+                        Err(e) if n >= tries => return Err(e),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sync storage {what} failed; trying again");
+                            std::thread::sleep(wait);
+                            wait = (wait * 2).min(Duration::from_secs(2));
+                            n += 1;
+                        }
+                    }
+                }
+            })
+            .await;
+            match r {
+                Ok(Ok(v)) => Some(v),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "sync storage {what} failed");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+    }
+}
+
+impl samod::storage::Storage for PgStorage {
+    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        let k = self.full(&key);
+        let fut = self.run("load", 3, move |c| {
+            Ok(c.query_opt("SELECT data FROM kv WHERE key = $1", &[&k])?
+                .map(|r| r.get::<_, Vec<u8>>(0)))
+        });
+        async move { fut.await.flatten() }
+    }
+
+    fn load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+        let p = self.full(&prefix).trim_end_matches('/').to_owned();
+        let this = self.clone();
+        let fut = self.run("load_range", 3, move |c| {
+            // Every key equal to `p` or below `p/` ('0' sorts right after '/').
+            let rows = c.query(
+                "SELECT key, data FROM kv WHERE key = $1 OR (key >= $2 AND key < $3)",
+                &[&p, &format!("{p}/"), &format!("{p}0")],
+            )?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
+                .collect::<Vec<_>>())
+        });
+        async move {
+            fut.await
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| Some((this.strip(&k)?, v)))
+                .collect()
+        }
+    }
+
+    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let k = self.full(&key);
+        let fut = self.run("put", 6, move |c| {
+            c.execute(
+                "INSERT INTO kv (key, data) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
+                &[&k, &data],
+            )
+        });
+        async move {
+            fut.await;
+        }
+    }
+
+    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+        let k = self.full(&key);
+        let fut = self.run("delete", 6, move |c| {
+            c.execute("DELETE FROM kv WHERE key = $1", &[&k])
+        });
+        async move {
+            fut.await;
+        }
+    }
+}

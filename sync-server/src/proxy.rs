@@ -1,0 +1,132 @@
+//! A device that reaches a node which does not serve its workspace is
+//! proxied to the node that does: this node opens a WebSocket to the owner's
+//! `/sync` with the device's own credential (the owner checks it again and
+//! counts the connection against its limits), then passes binary messages
+//! both ways until either side ends. Only the owner's answer decides: a
+//! refusal there (revoked, full) reaches the device as it was given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as AxumMessage, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+/// Marks a proxied request, so that a node which is not the owner either
+/// (ownership moved meanwhile) refuses it instead of proxying again.
+pub const PROXIED_BY: &str = "x-flowkeep-proxied-by";
+
+/// How long the owner gets to answer.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type Upstream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Why the owner could not be reached through this node.
+pub enum DialFailure {
+    /// The owner answered with a refusal: pass it on.
+    Refused { status: u16, body: String },
+    /// The owner did not answer (it died, or is unreachable from here).
+    Unreachable(String),
+}
+
+fn tls_connector() -> Option<Connector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Some(Connector::Rustls(Arc::new(config)))
+}
+
+/// Opens the owner's `/sync` (at `owner_url`, `ws://host:port`) for the
+/// device whose credential is `credential`.
+pub async fn dial(
+    owner_url: &str,
+    credential: &str,
+    this_node: &str,
+    max_message_bytes: usize,
+) -> Result<Upstream, DialFailure> {
+    let url = format!("{}/sync", owner_url.trim_end_matches('/'));
+    let unreachable = |e: &dyn std::fmt::Display| DialFailure::Unreachable(e.to_string());
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| unreachable(&e))?;
+    let bearer = tungstenite::http::HeaderValue::from_str(&format!("Bearer {credential}"))
+        .map_err(|e| unreachable(&e))?;
+    req.headers_mut().insert("Authorization", bearer);
+    if let Ok(v) = tungstenite::http::HeaderValue::from_str(this_node) {
+        req.headers_mut().insert(PROXIED_BY, v);
+    }
+    let connector = if url.starts_with("wss://") {
+        tls_connector()
+    } else {
+        None
+    };
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes));
+    let dialing =
+        tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector);
+    match tokio::time::timeout(DIAL_TIMEOUT, dialing).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(r))) => Err(DialFailure::Refused {
+            status: r.status().as_u16(),
+            body: r
+                .body()
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                .unwrap_or_default(),
+        }),
+        Ok(Err(e)) => Err(unreachable(&e)),
+        Err(_) => Err(DialFailure::Unreachable(format!(
+            "no answer within {} s",
+            DIAL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Passes binary messages between the device and the owner until either
+/// side closes or fails, then closes the other.
+pub async fn pipe(device: WebSocket, owner: Upstream) {
+    let (mut to_device, mut from_device) = device.split();
+    let (mut to_owner, mut from_owner) = owner.split();
+    let up = async {
+        while let Some(Ok(m)) = from_device.next().await {
+            match m {
+                AxumMessage::Binary(b) => {
+                    if to_owner.send(Message::Binary(b)).await.is_err() {
+                        break;
+                    }
+                }
+                AxumMessage::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    let down = async {
+        while let Some(Ok(m)) = from_owner.next().await {
+            match m {
+                Message::Binary(b) => {
+                    if to_device.send(AxumMessage::Binary(b)).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+    let _ = to_owner.close().await;
+    let _ = to_device.close().await;
+}
