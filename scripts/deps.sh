@@ -7,11 +7,12 @@
 #                       parts of the suite that cannot run and why.
 
 # Debian/Ubuntu packages: tools the tests and acceptance scripts call, the
-# browser for the browser tests, WebKitGTK to build the desktop window,
-# Xvfb and WebKitWebDriver to drive it.
+# browser for the browser tests, PostgreSQL for the sync server's shared
+# storage (the tests start their own throwaway clusters), WebKitGTK to
+# build the desktop window, Xvfb and WebKitWebDriver to drive it.
 TEST_APT_PACKAGES=(
   sqlite3 python3 curl openssl nodejs npm pkg-config
-  chromium
+  chromium postgresql
   libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev librsvg2-dev
   xvfb webkit2gtk-driver
 )
@@ -31,6 +32,7 @@ _present() {
     sqlite3|python3|curl|openssl|npm|pkg-config) command -v "$1" >/dev/null ;;
     nodejs) command -v node >/dev/null ;;
     chromium) [ -x "${CHROMIUM:-/usr/bin/chromium}" ] ;;
+    postgresql) postgres_bin >/dev/null ;;
     xvfb) command -v xvfb-run >/dev/null ;;
     webkit2gtk-driver) command -v WebKitWebDriver >/dev/null ;;
     *) dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" ;;
@@ -71,10 +73,24 @@ install_test_deps() {
   # What still cannot run, and why: said in the summary, never a silent pass.
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] ||
     SKIPPED+=("browser tests (no Chromium at ${CHROMIUM:-/usr/bin/chromium}: apt-get install chromium)")
+  if ! postgres_bin >/dev/null; then
+    SKIPPED+=("sync server tests on PostgreSQL (no initdb/pg_ctl: apt-get install postgresql)")
+    # The tests then say "skipped" instead of failing on what is missing.
+    export FLOWKEEP_SKIP_POSTGRES_TESTS=1
+  fi
   local window
   window="$(window_test_missing)"
   [ -z "$window" ] || SKIPPED+=("desktop window tests (missing: $window)")
   return 0
+}
+
+# Where PostgreSQL's initdb and pg_ctl are (Debian keeps them off PATH).
+postgres_bin() {
+  local d
+  for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /none/x)")" $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }
+  done
+  return 1
 }
 
 # What the desktop window test lacks on this machine (empty: nothing).

@@ -2,25 +2,22 @@
 //! driven by samod clients over WebSockets: auth before any document moves,
 //! workspace isolation, frame limits, graceful shutdown, persistence.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use automerge::transaction::Transactable;
-use automerge::{Automerge, ReadDoc, ROOT};
-use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
-use samod::{BackoffConfig, DialError, Dialer, DocumentId, Repo, Transport};
+use samod::{BackoffConfig, DocumentId, Repo};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowkeep-sync-server");
 
+#[path = "samod_client/mod.rs"]
+mod samod_client;
 #[path = "server_support/mod.rs"]
 mod server_support;
+use samod_client::{create_doc, dial_connected, read_name};
 use server_support::Server as RealServer;
 
 fn create_workspace(data: &Path, name: &str) -> String {
@@ -62,19 +59,8 @@ impl std::ops::Deref for Server {
     }
 }
 
-/// A plain HTTP/1.1 GET (`path_and_headers`: the request line's target and
-/// version, then any headers); returns the whole response.
 fn http_get_response(port: u16, path_and_headers: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path_and_headers}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = s.read_to_string(&mut response);
-    response
+    server_support::http_get_response(port, path_and_headers)
 }
 
 /// A plain HTTP/1.1 GET; returns the status code.
@@ -86,120 +72,8 @@ fn http_get(port: u16, path_and_headers: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// Dials with `Authorization: Bearer`, giving up at once on 401.
-struct TokenDialer {
-    url: url::Url,
-    token: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the server refused the token")]
-struct Refused;
-
-impl Dialer for TokenDialer {
-    type Error = Refused;
-    fn url(&self) -> url::Url {
-        self.url.clone()
-    }
-    fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
-        let (url, token) = (self.url.clone(), self.token.clone());
-        Box::pin(async move {
-            let mut req = url
-                .as_str()
-                .into_client_request()
-                .map_err(DialError::transient)?;
-            req.headers_mut()
-                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-            match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, _)) => Ok(transport(ws)),
-                Err(tungstenite::Error::Http(r)) if r.status() == 401 => {
-                    Err(DialError::PermanentFailure(Refused))
-                }
-                Err(e) => Err(DialError::transient(e)),
-            }
-        })
-    }
-}
-
-fn transport<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> Transport
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sink, stream) = ws.split();
-    let stream = stream.filter_map(|m| async move {
-        match m {
-            Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
-    });
-    let sink = sink
-        .with(|b: Vec<u8>| async move { Ok::<_, tungstenite::Error>(Message::Binary(b.into())) });
-    Transport::new(Box::pin(stream), Box::pin(sink))
-}
-
 async fn client(server: &Server, token: &str) -> (Repo, Result<(), String>) {
-    let repo = Repo::build_tokio().load().await;
-    let backoff = BackoffConfig {
-        max_retries: Some(2),
-        ..BackoffConfig::default()
-    };
-    let dialer = repo
-        .dial(
-            backoff,
-            Arc::new(TokenDialer {
-                url: server.url(),
-                token: token.to_owned(),
-            }),
-        )
-        .unwrap();
-    let established = tokio::time::timeout(Duration::from_secs(10), dialer.established()).await;
-    let result = match established {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".into()),
-    };
-    (repo, result)
-}
-
-/// Dials the server from `repo` with `token` and waits (10 s at most)
-/// until the connection is up.
-async fn dial_connected(repo: &Repo, url: url::Url, token: &str, backoff: BackoffConfig) {
-    let dialer = repo
-        .dial(
-            backoff,
-            Arc::new(TokenDialer {
-                url,
-                token: token.to_owned(),
-            }),
-        )
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), dialer.established())
-        .await
-        .unwrap()
-        .unwrap();
-}
-
-async fn create_doc(repo: &Repo, name: &str) -> DocumentId {
-    let mut doc = Automerge::new();
-    let mut tx = doc.transaction();
-    tx.put(ROOT, "name", name).unwrap();
-    tx.commit();
-    let handle = repo.create(doc).await.unwrap();
-    handle.document_id().clone()
-}
-
-async fn read_name(repo: &Repo, id: &DocumentId) -> Option<String> {
-    let found = tokio::time::timeout(Duration::from_secs(10), repo.find(id.clone()))
-        .await
-        .ok()?
-        .ok()??;
-    found.with_document(|d| {
-        d.get(ROOT, "name")
-            .ok()
-            .flatten()
-            .map(|(v, _)| v.as_str().unwrap_or_default().to_owned())
-    })
+    samod_client::connect(server.url(), token).await
 }
 
 /// Waits until another client of the workspace can read the document.

@@ -290,22 +290,29 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let tls_wanted = cli.tls_cert.is_some();
-    let node_url = match (
-        &cli.advertise_url,
-        cluster::default_url(cli.listen, tls_wanted),
-    ) {
-        (Some(u), _) => u.clone(),
-        (None, Some(u)) => u,
-        (None, None) if db.is_shared() => anyhow::bail!(
-            "--advertise-url is needed with shared --storage when listening on {}: \
-             the other nodes must know where to reach this one (e.g. ws://10.0.0.5:7780)",
-            cli.listen
-        ),
-        (None, None) => format!("ws://localhost:{}", cli.listen.port()),
-    };
-    let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
     rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cli.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        // The port the OS chose for `:0`, not 0: other nodes dial it.
+        let bound = listener.local_addr()?;
+        let node_url = match (
+            &cli.advertise_url,
+            cluster::default_url(bound, cli.tls_cert.is_some()),
+        ) {
+            (Some(u), _) if u.starts_with("ws://") || u.starts_with("wss://") => u.clone(),
+            (Some(u), _) => anyhow::bail!(
+                "--advertise-url {u} must be a ws:// or wss:// URL (host and port, no path)"
+            ),
+            (None, Some(u)) => u,
+            (None, None) if db.is_shared() => anyhow::bail!(
+                "--advertise-url is needed with shared --storage when listening on {}: \
+                 the other nodes must know where to reach this one (e.g. ws://10.0.0.5:7780)",
+                bound
+            ),
+            (None, None) => format!("ws://localhost:{}", bound.port()),
+        };
+        let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
         let workspaces = Workspaces::new(db.clone(), node.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
@@ -322,9 +329,6 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             _ => None,
         };
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", cli.listen))?;
         tracing::info!(
             addr = %listener.local_addr()?,
             tls = tls.is_some(),

@@ -99,27 +99,25 @@ pub async fn pipe(device: WebSocket, owner: Upstream) {
     let (mut to_owner, mut from_owner) = owner.split();
     let up = async {
         while let Some(Ok(m)) = from_device.next().await {
-            match m {
-                AxumMessage::Binary(b) => {
-                    if to_owner.send(Message::Binary(b)).await.is_err() {
-                        break;
-                    }
-                }
+            let b = match m {
+                AxumMessage::Binary(b) => b,
                 AxumMessage::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if to_owner.send(Message::Binary(b)).await.is_err() {
+                break;
             }
         }
     };
     let down = async {
         while let Some(Ok(m)) = from_owner.next().await {
-            match m {
-                Message::Binary(b) => {
-                    if to_device.send(AxumMessage::Binary(b)).await.is_err() {
-                        break;
-                    }
-                }
+            let b = match m {
+                Message::Binary(b) => b,
                 Message::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if to_device.send(AxumMessage::Binary(b)).await.is_err() {
+                break;
             }
         }
     };

@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use flowkeep_sync_server::cluster::Node;
 use flowkeep_sync_server::{serve, token, AppState, Db, Limits, Workspaces};
 
 pub struct TestServer {
@@ -28,7 +29,17 @@ impl TestServer {
         std_listener.set_nonblocking(true).unwrap();
         let state = AppState {
             ready: Arc::new(AtomicBool::new(true)),
-            ..AppState::new(db.clone(), Workspaces::new(db.clone()), Limits::default())
+            ..AppState::new(
+                db.clone(),
+                Workspaces::new(
+                    db.clone(),
+                    Node::new(
+                        &format!("ws://127.0.0.1:{port}"),
+                        std::time::Duration::from_secs(15),
+                    ),
+                ),
+                Limits::default(),
+            )
         };
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();

@@ -1,0 +1,382 @@
+//! The sync server on PostgreSQL, as several nodes: leases give each
+//! workspace one node at a time; a device reaching another node is proxied
+//! to the owner; when the owner is killed another node takes over from the
+//! shared storage and devices converge. Each test starts its own PostgreSQL
+//! (`pg_support`) and real server processes on 127.0.0.1.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transactable;
+use automerge::ROOT;
+use flowkeep_sync_server::cluster::Node;
+use flowkeep_sync_server::db::Lease;
+use flowkeep_sync_server::Db;
+use samod::storage::{Storage, StorageKey};
+use samod::{BackoffConfig, DocumentId, Repo};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flowkeep-sync-server");
+
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+#[path = "samod_client/mod.rs"]
+mod samod_client;
+#[path = "server_support/mod.rs"]
+mod server_support;
+
+use pg_support::Postgres;
+use samod_client::{connect, create_doc, dial_connected, read_name};
+use server_support::{http_get_response, Server};
+
+fn key(parts: &[&str]) -> StorageKey {
+    StorageKey::from_parts(parts.iter().copied()).unwrap()
+}
+
+#[test]
+fn leases_give_each_workspace_one_node_and_pass_on_when_released_or_expired() {
+    let Some(pg) = Postgres::start() else { return };
+    // Two nodes start at once: the tables are created once, without error.
+    let (a, b) = std::thread::scope(|s| {
+        let one = s.spawn(|| Db::open_postgres(&pg.url()));
+        let two = s.spawn(|| Db::open_postgres(&pg.url()));
+        (one.join().unwrap().unwrap(), two.join().unwrap().unwrap())
+    });
+    assert!(a.is_shared());
+    let minute = Duration::from_secs(60);
+    let n1 = Node::new("ws://127.0.0.1:1001", minute);
+    let n2 = Node::new("ws://127.0.0.1:1002", minute);
+
+    assert_eq!(a.acquire_lease("w1", &n1).unwrap(), Lease::Mine);
+    assert_eq!(
+        a.acquire_lease("w1", &n1).unwrap(),
+        Lease::Mine,
+        "held again"
+    );
+    assert_eq!(
+        b.acquire_lease("w1", &n2).unwrap(),
+        Lease::Held {
+            node_id: n1.id.clone(),
+            url: n1.url.clone()
+        },
+        "another node is told who serves it"
+    );
+    assert_eq!(b.acquire_lease("w2", &n2).unwrap(), Lease::Mine);
+    assert_eq!(
+        a.renew_leases(&n1, &["w1".into(), "w2".into()]).unwrap(),
+        vec!["w1".to_owned()],
+        "a node renews only what it holds"
+    );
+
+    // Released (idle stop, shutdown): the next node takes it at once.
+    a.release_lease("w1", &n1).unwrap();
+    assert_eq!(b.acquire_lease("w1", &n2).unwrap(), Lease::Mine);
+    assert!(matches!(
+        a.acquire_lease("w1", &n1).unwrap(),
+        Lease::Held { .. }
+    ));
+
+    // Expired (the holder died): taken over, and the old holder learns it.
+    let short = Node::new("ws://127.0.0.1:1003", Duration::from_millis(300));
+    assert_eq!(a.acquire_lease("w3", &short).unwrap(), Lease::Mine);
+    assert!(matches!(
+        b.acquire_lease("w3", &n2).unwrap(),
+        Lease::Held { .. }
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.acquire_lease("w3", &n2).unwrap(), Lease::Mine);
+    assert!(a.renew_leases(&short, &["w3".into()]).unwrap().is_empty());
+
+    // A node restarted at the same address takes its predecessor's leases
+    // at once: the predecessor is dead, as the address is taken.
+    assert_eq!(a.acquire_lease("w4", &n1).unwrap(), Lease::Mine);
+    let n1_again = Node::new("ws://127.0.0.1:1001", minute);
+    assert_eq!(b.acquire_lease("w4", &n1_again).unwrap(), Lease::Mine);
+}
+
+#[test]
+fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
+    let Some(pg) = Postgres::start() else { return };
+    let db = Db::open_postgres(&pg.url()).unwrap();
+    let w = db.create_workspace("team", "tokenhash", 1).unwrap();
+    assert!(matches!(
+        db.create_workspace("team", "other", 2),
+        Err(flowkeep_sync_server::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        db.create_workspace("no spaces", "x", 2),
+        Err(flowkeep_sync_server::Error::Invalid(_))
+    ));
+    assert_eq!(
+        db.workspace_by_token_hash("tokenhash").unwrap(),
+        Some(w.clone())
+    );
+    assert_eq!(db.workspace_by_name("team").unwrap(), Some(w.clone()));
+    db.enrol(&w.id, "dev-1", "laptop", "cred1", 10).unwrap();
+    db.enrol(&w.id, "dev-1", "laptop", "cred2", 11).unwrap();
+    assert_eq!(
+        db.credential("cred1").unwrap(),
+        None,
+        "re-enrolment replaces the credential"
+    );
+    assert_eq!(db.credential("cred2").unwrap().unwrap().device_id, "dev-1");
+    db.seen(&w.id, "dev-1", 50).unwrap();
+    db.seen(&w.id, "dev-1", 40).unwrap();
+    assert_eq!(
+        db.devices(&w.id).unwrap()[0].last_seen,
+        50,
+        "never goes back"
+    );
+    let before = db.data_version().unwrap();
+    assert!(db.revoke(&w.id, "dev-1", 60).unwrap());
+    assert!(!db.revoke(&w.id, "dev-1", 61).unwrap(), "already revoked");
+    assert!(db.revoke(&w.id, "nobody", 61).is_err());
+    assert_ne!(
+        db.data_version().unwrap(),
+        before,
+        "a revocation is noticed"
+    );
+    assert_eq!(db.revoked().unwrap(), vec![(w.id.clone(), "dev-1".into())]);
+    assert!(matches!(
+        db.enrol(&w.id, "dev-1", "laptop", "cred3", 70),
+        Err(flowkeep_sync_server::Error::Revoked(_))
+    ));
+    assert!(db.ping());
+
+    // Documents: each workspace under its own prefix; a range is a prefix
+    // (doc10 is not under doc1).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (one, two) = (db.storage("one"), db.storage("two"));
+    rt.block_on(async {
+        one.put(key(&["doc1", "snapshot", "x"]), vec![1]).await;
+        one.put(key(&["doc1", "incremental", "y"]), vec![2]).await;
+        one.put(key(&["doc10", "snapshot", "z"]), vec![3]).await;
+        two.put(key(&["doc1", "snapshot", "x"]), vec![9]).await;
+        one.put(key(&["doc1", "snapshot", "x"]), vec![4]).await;
+        assert_eq!(
+            one.load(key(&["doc1", "snapshot", "x"])).await,
+            Some(vec![4])
+        );
+        assert_eq!(
+            two.load(key(&["doc1", "snapshot", "x"])).await,
+            Some(vec![9])
+        );
+        let range = one.load_range(key(&["doc1"])).await;
+        assert_eq!(range.len(), 2, "{range:?}");
+        assert_eq!(range[&key(&["doc1", "incremental", "y"])], vec![2]);
+        one.delete(key(&["doc1", "snapshot", "x"])).await;
+        assert_eq!(one.load(key(&["doc1", "snapshot", "x"])).await, None);
+        assert_eq!(
+            two.load(key(&["doc1", "snapshot", "x"])).await,
+            Some(vec![9])
+        );
+    });
+}
+
+fn create_workspace(pg: &Postgres, data: &Path) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--storage", &pg.url(), "workspace", "create", "team"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--storage",
+            &pg.url(),
+            "device",
+            "add",
+            "--workspace",
+            "team",
+            "--name",
+            "d",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
+fn node(pg: &Postgres, data: &Path) -> Server {
+    Server::start(
+        Path::new(BIN),
+        data,
+        &["--storage", &pg.url(), "--lease-seconds", "3"],
+    )
+}
+
+fn sync_url(server: &Server) -> url::Url {
+    url::Url::parse(&server.url()).unwrap()
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = http_get_response(server.port, "/metrics HTTP/1.1");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+async fn set_name(repo: &Repo, id: &DocumentId, name: &str) {
+    let handle = repo.find(id.clone()).await.unwrap().unwrap();
+    handle.with_document(|d| {
+        let mut tx = d.transaction();
+        tx.put(ROOT, "name", name).unwrap();
+        tx.commit();
+    });
+}
+
+/// Waits until a new device connected at `url` reads `name` in the
+/// document; returns how long that took.
+async fn until_read(
+    url: &url::Url,
+    token: &str,
+    id: &DocumentId,
+    name: &str,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (repo, ok) = connect(url.clone(), token).await;
+        let got = match ok {
+            Ok(()) => read_name(&repo, id).await,
+            Err(_) => None,
+        };
+        repo.stop().await;
+        if got.as_deref() == Some(name) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "a device at {url} did not read {name:?} within {within:?} (last: {got:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_one_workspace_and_a_killed_owner_is_taken_over_without_loss() {
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let token = create_workspace(&pg, &dirs.path().join("admin"));
+    let n1 = node(&pg, &dirs.path().join("n1"));
+    let n2 = node(&pg, &dirs.path().join("n2"));
+
+    // A device on node 1 writes; node 1 now serves the workspace.
+    let (a, ok) = connect(sync_url(&n1), &token).await;
+    ok.unwrap();
+    let doc = create_doc(&a, "first").await;
+    until_read(
+        &sync_url(&n1),
+        &token,
+        &doc,
+        "first",
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // A device on node 2 is proxied to node 1 and sees its writes live. It
+    // keeps redialling node 2 when a connection ends, as a device's watch
+    // does.
+    let b = Repo::build_tokio().load().await;
+    let forever = BackoffConfig {
+        initial_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(1),
+        max_retries: None,
+    };
+    dial_connected(&b, sync_url(&n2), &token, forever).await;
+    assert_eq!(read_name(&b, &doc).await.as_deref(), Some("first"));
+    assert_eq!(metric(&n2, "flowkeep_sync_connections_proxied"), 1.0);
+    assert_eq!(metric(&n1, "flowkeep_sync_workspaces_loaded"), 1.0);
+    assert_eq!(
+        metric(&n2, "flowkeep_sync_workspaces_loaded"),
+        0.0,
+        "one node serves it"
+    );
+    set_name(&a, &doc, "edited on node 1").await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if read_name(&b, &doc).await.as_deref() == Some("edited on node 1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        seen.is_ok(),
+        "node 1's edit did not reach the device on node 2"
+    );
+    a.stop().await;
+
+    // Node 1 dies without a word: node 2 takes the workspace over once the
+    // lease runs out (3 s), with every change node 1 had.
+    let mut n1 = n1;
+    n1.child.kill().unwrap();
+    n1.child.wait().unwrap();
+    let took = until_read(
+        &sync_url(&n2),
+        &token,
+        &doc,
+        "edited on node 1",
+        Duration::from_secs(30),
+    )
+    .await;
+    eprintln!("node 2 served the workspace {took:?} after node 1's kill -9");
+    assert_eq!(metric(&n2, "flowkeep_sync_workspaces_loaded"), 1.0);
+
+    // The device that was proxied reconnects by itself and keeps writing.
+    set_name(&b, &doc, "edited on node 2").await;
+    until_read(
+        &sync_url(&n2),
+        &token,
+        &doc,
+        "edited on node 2",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // A node started later is proxied to node 2: every device converges.
+    let n3 = node(&pg, &dirs.path().join("n3"));
+    until_read(
+        &sync_url(&n3),
+        &token,
+        &doc,
+        "edited on node 2",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.stop().await;
+
+    // A node that stops cleanly gives its workspaces up at once (its lease
+    // had 2 to 3 s left).
+    assert!(n2.terminate().success());
+    let stopped_at = Instant::now();
+    let (c, ok) = connect(sync_url(&n3), &token).await;
+    ok.unwrap();
+    assert_eq!(
+        read_name(&c, &doc).await.as_deref(),
+        Some("edited on node 2")
+    );
+    assert!(
+        stopped_at.elapsed() < Duration::from_millis(1500),
+        "node 3 waited for the lease instead of taking a released one: {:?}",
+        stopped_at.elapsed()
+    );
+    assert_eq!(metric(&n3, "flowkeep_sync_workspaces_loaded"), 1.0);
+    c.stop().await;
+}
