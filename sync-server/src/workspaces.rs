@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use samod::{AcceptorHandle, PeerId, Repo};
+use samod::{AcceptorHandle, PeerId, Repo, ShareConfig};
 use tokio::sync::Mutex;
 
 use crate::cluster::Node;
@@ -106,6 +106,13 @@ impl Workspaces {
                 self.metrics.clone(),
             ))
             .with_peer_id(PeerId::from(format!("flowkeep-sync-server/{workspace_id}")))
+            // Devices ask for the documents they use (the workspace root
+            // lists them); announcing every loaded document to every new
+            // device made each join cost the whole workspace. On demand:
+            // a device's connection is attached to a document only once it
+            // asks about it (our samod patch, vendor/README.md).
+            .with_share_policy(ShareConfig::read_write().with_announce(false))
+            .with_documents_on_demand(true)
             .load()
             .await;
         let url = url::Url::parse(&format!("flowkeep-sync://workspace/{workspace_id}")).ok();
