@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::{ConnectionId, DocumentId, PeerId, UnixTimestamp};
 
@@ -8,8 +9,11 @@ pub struct ConnectionInfo {
     pub id: ConnectionId,
     pub last_received: Option<UnixTimestamp>,
     pub last_sent: Option<UnixTimestamp>,
-    /// The state of each document we are synchronizing with this peer
-    pub docs: HashMap<DocumentId, PeerDocState>,
+    /// The state of each document we are synchronizing with this peer.
+    /// Shared with the connection (copied only when it changes while this
+    /// info is still held), so an info is cheap to emit for a connection
+    /// that syncs many documents.
+    pub docs: Arc<HashMap<DocumentId, PeerDocState>>,
     /// Whether we are handshaking or connected with this peer
     pub state: ConnectionState,
 }

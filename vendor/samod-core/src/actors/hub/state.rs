@@ -201,13 +201,13 @@ impl State {
                 let (doc_connections, state) =
                     if let Some(established) = conn.established_connection() {
                         (
-                            established.document_subscriptions().clone(),
+                            established.shared_document_subscriptions(),
                             ConnectionState::Connected {
                                 their_peer_id: established.remote_peer_id().clone(),
                             },
                         )
                     } else {
-                        (HashMap::new(), ConnectionState::Handshaking)
+                        (Default::default(), ConnectionState::Handshaking)
                     };
                 ConnectionInfo {
                     id: *conn_id,
@@ -265,6 +265,7 @@ impl State {
         let handle = ActorInfo::new_with_id(actor_id, document_id.clone());
         self.actors.insert(actor_id, handle);
         self.document_to_actor.insert(document_id, actor_id);
+        self.searches.mark(actor_id);
     }
 
     pub(crate) fn find_actor_for_document(&self, document_id: &DocumentId) -> Option<&ActorInfo> {
@@ -298,6 +299,7 @@ impl State {
         };
         actor_info.search_phase = new_phase.clone();
         let doc_id = actor_info.document_id.clone();
+        self.searches.mark(actor_id);
         if new_phase == DocSearchPhase::Ready {
             self.pending_commands
                 .resolve_pending_create(actor_id, &doc_id);

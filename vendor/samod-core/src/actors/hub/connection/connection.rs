@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 
 use crate::{
     ConnectionId, DocumentId, PeerId, UnixTimestamp,
@@ -164,7 +163,7 @@ impl Connection {
                         remote_metadata: metadata.map(PeerMetadata::from_wire),
                         protocol_version: "1".to_string(),
                         established_at: now,
-                        document_subscriptions: HashMap::new(),
+                        document_subscriptions: Default::default(),
                     });
                     vec![ReceiveEvent::HandshakeComplete {
                         remote_peer_id: sender_id,
@@ -218,7 +217,7 @@ impl Connection {
                         remote_metadata: metadata.map(PeerMetadata::from_wire),
                         protocol_version: selected_protocol_version,
                         established_at: now,
-                        document_subscriptions: HashMap::new(),
+                        document_subscriptions: Default::default(),
                     });
                     vec![ReceiveEvent::HandshakeComplete {
                         remote_peer_id: sender_id,
@@ -360,8 +359,7 @@ impl Connection {
         let ConnectionPhase::Established(established) = &mut self.phase else {
             panic!("Cannot add document subscription in non-established phase");
         };
-        established
-            .document_subscriptions
+        std::sync::Arc::make_mut(&mut established.document_subscriptions)
             .insert(document_id.clone(), PeerDocState::empty());
     }
 
@@ -370,7 +368,9 @@ impl Connection {
             tracing::warn!("attmpeted to update document for non-established connection");
             return;
         };
-        if let Some(doc_state) = established.document_subscriptions.get_mut(document_id) {
+        if let Some(doc_state) =
+            std::sync::Arc::make_mut(&mut established.document_subscriptions).get_mut(document_id)
+        {
             self.dirty = true;
             *doc_state = state;
         } else {
@@ -473,12 +473,12 @@ impl Connection {
     pub(crate) fn info(&self) -> ConnectionInfo {
         let (doc_connections, state) = match &self.phase {
             ConnectionPhase::Established(established) => (
-                established.document_subscriptions().clone(),
+                established.shared_document_subscriptions(),
                 ConnectionState::Connected {
                     their_peer_id: established.remote_peer_id().clone(),
                 },
             ),
-            _ => (HashMap::new(), ConnectionState::Handshaking),
+            _ => (Default::default(), ConnectionState::Handshaking),
         };
         ConnectionInfo {
             id: self.id,

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::{
     DocumentId, PeerId, UnixTimestamp,
@@ -20,7 +21,7 @@ pub(crate) struct EstablishedConnection {
     #[allow(dead_code)]
     pub(super) established_at: UnixTimestamp,
     /// Documents this connection is actively syncing
-    pub(super) document_subscriptions: HashMap<DocumentId, PeerDocState>,
+    pub(super) document_subscriptions: Arc<HashMap<DocumentId, PeerDocState>>,
 }
 
 impl EstablishedConnection {
@@ -33,8 +34,12 @@ impl EstablishedConnection {
         &self.document_subscriptions
     }
 
+    pub(crate) fn shared_document_subscriptions(&self) -> Arc<HashMap<DocumentId, PeerDocState>> {
+        self.document_subscriptions.clone()
+    }
+
     pub fn add_document_subscription(&mut self, document_id: DocumentId) {
-        self.document_subscriptions
+        Arc::make_mut(&mut self.document_subscriptions)
             .insert(document_id, PeerDocState::empty());
     }
 }

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::{
     DialerId, DocSearchPhase, DocumentActorId,
@@ -11,6 +11,10 @@ use crate::{
 pub(super) struct Searches {
     pub(super) phases: HashMap<DocumentActorId, DocSearchPhase>,
     pub(super) last_dialers: HashMap<DialerId, DialerStatus>,
+    /// Actors added or whose search phase was set since the last
+    /// `pop_state_updates`: only these can have changed unless the dialers
+    /// did, so a hub event does not cost every loaded document.
+    dirty: HashSet<DocumentActorId>,
 }
 
 impl Searches {
@@ -18,7 +22,13 @@ impl Searches {
         Self {
             phases: HashMap::new(),
             last_dialers: HashMap::new(),
+            dirty: HashSet::new(),
         }
+    }
+
+    /// Notes that an actor was added or its search phase set.
+    pub(super) fn mark(&mut self, actor: DocumentActorId) {
+        self.dirty.insert(actor);
     }
 
     pub(super) fn add_search(&mut self, actor: DocumentActorId, phase: DocSearchPhase) {
@@ -38,12 +48,24 @@ impl Searches {
         self.last_dialers = new_dialer_state;
 
         let mut result = HashMap::new();
-        for (actor_id, actor) in actors {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut visit = |actor_id: &DocumentActorId, actor: &ActorInfo| {
             let last_phase = self.phases.get(actor_id);
             if last_phase != Some(&actor.search_phase) || dialers_changed {
                 result.insert(*actor_id, actor.search_phase.clone());
+                self.phases.insert(*actor_id, actor.search_phase.clone());
             }
-            self.phases.insert(*actor_id, actor.search_phase.clone());
+        };
+        if dialers_changed {
+            for (actor_id, actor) in actors {
+                visit(actor_id, actor);
+            }
+        } else {
+            for actor_id in &dirty {
+                if let Some(actor) = actors.get(actor_id) {
+                    visit(actor_id, actor);
+                }
+            }
         }
         result
     }
