@@ -228,6 +228,7 @@ fn forge(
                     url: url::Url::parse(&server.url()).unwrap(),
                     token: token.to_owned(),
                     tls: None,
+                    limit: Default::default(),
                 }),
             )
             .unwrap();

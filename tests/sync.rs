@@ -1035,3 +1035,26 @@ fn a_revoked_device_is_shut_out_at_once_keeps_its_local_changes_and_the_others_s
     a.json(&["sync", "now"]).ok();
     assert!(a.json(&["sync", "status"]).ok().json()["last_error"].is_null());
 }
+
+#[test]
+fn at_the_workspaces_document_limit_sync_now_says_what_the_server_no_longer_takes() {
+    let ws = Workspace::new();
+    // The workspace root and one workflow.
+    let server = Server::start(&ws.bin, ws._data.path(), &["--max-docs-per-workspace", "2"]);
+    let a = Flowkeep::new();
+    a.json(&["workflow", "create", "--name", "w", "--config", CFG])
+        .ok();
+    ws.init(&a, &server);
+    let r = a.json(&["sync", "now"]).ok().json();
+    let why = r["server_limit"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why.contains("workspace team holds 2 documents")
+            && why.contains("--max-docs-per-workspace 2"),
+        "{r}"
+    );
+    let text = a.run(&["sync", "now"]).ok().stdout;
+    assert!(
+        text.contains("The sync server says: workspace team holds 2 documents"),
+        "{text}"
+    );
+}

@@ -566,3 +566,185 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     assert_eq!(count("device connected"), 1, "{new:#?}");
     assert_eq!(count("device disconnected"), 1, "{new:#?}");
 }
+
+/// The server announces nothing: a device that joins a workspace holding
+/// many documents is sent only the ones it asks for, and a document one
+/// device changes reaches the devices that use it. (What keeps a join cheap
+/// however many documents the workspace holds; the load generator
+/// `cargo bench -p flowkeep-sync-server --bench fanout` measures it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_device_is_sent_only_the_documents_it_asks_for() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "writer");
+    let server = Server::start(data.path(), &[]);
+    let (writer, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(create_doc(&writer, &format!("doc {i}")).await);
+    }
+    // Every document is on the server before the second device joins.
+    wait_visible(&server, &token, &ids[29], "doc 29").await;
+
+    // The joining device keeps what it receives in a database we can count.
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE kv (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        .unwrap();
+    let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
+    let stored_docs = |conn: &std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>| -> i64 {
+        conn.lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(DISTINCT substr(key, 1, instr(key, '/') - 1)) FROM kv WHERE key LIKE '%/%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let reader = Repo::build_tokio()
+        .with_storage(flowkeep_samod_sqlite::SqliteStorage::new(
+            conn.clone(),
+            "kv",
+            "",
+        ))
+        .load()
+        .await;
+    dial_connected(&reader, server.url(), &token, BackoffConfig::default()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stored_docs(&conn),
+        0,
+        "the server announced documents nobody asked for"
+    );
+
+    assert_eq!(read_name(&reader, &ids[7]).await.as_deref(), Some("doc 7"));
+    let handle = writer.find(ids[7].clone()).await.unwrap().unwrap();
+    handle.with_document(|d| {
+        use automerge::transaction::Transactable;
+        let mut tx = d.transaction();
+        tx.put(automerge::ROOT, "name", "doc 7, edited").unwrap();
+        tx.commit();
+    });
+    let until = Instant::now() + Duration::from_secs(10);
+    while read_name(&reader, &ids[7]).await.as_deref() != Some("doc 7, edited") {
+        assert!(
+            Instant::now() < until,
+            "an edit did not reach the device using the document"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reader.stop().await;
+    assert_eq!(stored_docs(&conn), 1, "only the document it asked for");
+    writer.stop().await;
+}
+
+/// The upgrade response's `x-flowkeep-limit` sentence for a device.
+async fn limit_said(server: &Server, token: &str) -> Option<String> {
+    let mut req = server.url().as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (_ws, response) = tokio_tungstenite::connect_async(req).await.unwrap();
+    response
+        .headers()
+        .get("x-flowkeep-limit")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Whether a new device reads `name` in the document within a few seconds.
+async fn reads_within(server: &Server, token: &str, id: &DocumentId, name: &str) -> bool {
+    let until = Instant::now() + Duration::from_secs(4);
+    loop {
+        let (repo, ok) = client(server, token).await;
+        ok.unwrap();
+        let got = read_name(&repo, id).await;
+        repo.stop().await;
+        if got.as_deref() == Some(name) {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn rename(repo: &Repo, id: &DocumentId, name: &str) {
+    let handle = repo.find(id.clone()).await.unwrap().unwrap();
+    handle.with_document(|d| {
+        use automerge::transaction::Transactable;
+        let mut tx = d.transaction();
+        tx.put(automerge::ROOT, "name", name).unwrap();
+        tx.commit();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_at_its_document_limit_takes_no_new_document_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
+    assert_eq!(
+        limit_said(&server, &token).await,
+        None,
+        "room: nothing said"
+    );
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(create_doc(&a, &format!("doc {i}")).await);
+        wait_visible(&server, &token, &ids[i], &format!("doc {i}")).await;
+    }
+    let fourth = create_doc(&a, "doc 3").await;
+    assert!(
+        !reads_within(&server, &token, &fourth, "doc 3").await,
+        "a fourth document was taken past --max-docs-per-workspace 3"
+    );
+    let why = limit_said(&server, &token).await.expect("a device is told");
+    assert!(
+        why.contains("workspace team holds 3 documents")
+            && why.contains("--max-docs-per-workspace 3"),
+        "{why}"
+    );
+    // The documents it holds still take changes.
+    rename(&a, &ids[1], "doc 1, edited").await;
+    assert!(reads_within(&server, &token, &ids[1], "doc 1, edited").await);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_at_its_byte_limit_takes_no_change_but_still_serves_what_it_has() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &["--max-bytes-per-workspace", "4000"]);
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let small = create_doc(&a, "small").await;
+    wait_visible(&server, &token, &small, "small").await;
+    // Incompressible, so that it stores more than the limit.
+    let mut big = String::new();
+    let mut x: u64 = 7;
+    while big.len() < 6000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        big.push_str(&format!("{x:016x}"));
+    }
+    let large = create_doc(&a, &big).await;
+    wait_visible(&server, &token, &large, &big).await;
+    let why = limit_said(&server, &token).await.expect("a device is told");
+    assert!(why.contains("--max-bytes-per-workspace 4000"), "{why}");
+    rename(&a, &small, "small, edited").await;
+    assert!(
+        !reads_within(&server, &token, &small, "small, edited").await,
+        "a change was taken past --max-bytes-per-workspace"
+    );
+    assert!(
+        reads_within(&server, &token, &small, "small").await,
+        "what it has is still served"
+    );
+    a.stop().await;
+}

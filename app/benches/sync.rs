@@ -192,6 +192,7 @@ fn main() {
                             url: url::Url::parse(&url).unwrap(),
                             token,
                             tls: None,
+                            limit: Default::default(),
                         }),
                     )
                     .unwrap();

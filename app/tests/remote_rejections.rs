@@ -63,6 +63,7 @@ impl Peer {
                         url: url::Url::parse(&server.url).unwrap(),
                         token: server.peer_credential.clone(),
                         tls: None,
+                        limit: Default::default(),
                     }),
                 )
                 .unwrap();

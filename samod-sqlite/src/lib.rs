@@ -70,6 +70,45 @@ impl SqliteStorage {
     }
 }
 
+impl SqliteStorage {
+    /// Every key under the prefix (relative to it) with the size of its
+    /// data, without reading the data.
+    pub fn sizes(&self) -> impl Future<Output = Vec<(String, u64)>> + Send {
+        let p = self.prefix.clone();
+        let sql = if p.is_empty() {
+            format!("SELECT key, length(data) FROM {}", self.table)
+        } else {
+            format!(
+                "SELECT key, length(data) FROM {} WHERE key >= ?1 AND key < ?2",
+                self.table
+            )
+        };
+        let fut = self.run("sizes", move |c| {
+            let mut stmt = c.prepare(&sql)?;
+            let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?));
+            let rows = if p.is_empty() {
+                stmt.query_map([], map)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            } else {
+                stmt.query_map(params![format!("{p}/"), format!("{p}0")], map)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            Ok(rows
+                .into_iter()
+                .map(|(k, n)| {
+                    let k = if p.is_empty() {
+                        k
+                    } else {
+                        k[p.len() + 1..].to_owned()
+                    };
+                    (k, n.max(0) as u64)
+                })
+                .collect())
+        });
+        async move { fut.await.unwrap_or_default() }
+    }
+}
+
 impl samod::storage::Storage for SqliteStorage {
     fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
         let (k, sql) = (
@@ -171,6 +210,16 @@ mod tests {
         assert_eq!(
             plain.load(key(&["ws", "b", "doc1", "snapshot", "x"])).await,
             Some(vec![9])
+        );
+        let mut sizes = a.sizes().await;
+        sizes.sort();
+        assert_eq!(
+            sizes,
+            vec![
+                ("doc1/incremental/y".to_owned(), 1),
+                ("doc1/snapshot/x".to_owned(), 1),
+                ("doc10/snapshot/z".to_owned(), 1)
+            ]
         );
         a.delete(key(&["doc1", "snapshot", "x"])).await;
         assert_eq!(a.load(key(&["doc1", "snapshot", "x"])).await, None);

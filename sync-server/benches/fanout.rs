@@ -110,8 +110,8 @@ impl Server {
 
     /// CPU seconds (user + system) the process has used.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name, which is in parentheses.
         let rest = stat.rsplit(')').next().unwrap_or_default();
         let f: Vec<&str> = rest.split_whitespace().collect();
@@ -142,7 +142,11 @@ fn printed_secret(data: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()
@@ -182,7 +186,12 @@ fn start_ours(workspaces: usize) -> Server {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--listen", "127.0.0.1:0", "--max-connections-per-workspace", "10000"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections-per-workspace",
+            "10000",
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -284,7 +293,12 @@ async fn open(repo: &Repo, id: &DocumentId, within: Duration) -> Option<DocHandl
 }
 
 /// Waits until `h` says `want`; how long after `since` that was.
-async fn until_value(h: DocHandle, want: String, since: Instant, within: Duration) -> Option<Duration> {
+async fn until_value(
+    h: DocHandle,
+    want: String,
+    since: Instant,
+    within: Duration,
+) -> Option<Duration> {
     let mut changes = h.changes();
     let deadline = tokio::time::sleep(within);
     tokio::pin!(deadline);
@@ -357,9 +371,13 @@ async fn fanout(server: &Server, clients: usize, docs: usize) -> Row {
     }
     // The server has them all once another device can open the last one.
     let check = device(server, 0).await;
-    let last_id = last.map(|h| h.document_id().clone()).unwrap_or(hot.document_id().clone());
+    let last_id = last
+        .map(|h| h.document_id().clone())
+        .unwrap_or(hot.document_id().clone());
     assert!(
-        open(&check, &last_id, Duration::from_secs(120)).await.is_some(),
+        open(&check, &last_id, Duration::from_secs(120))
+            .await
+            .is_some(),
         "{}: the seeded documents never reached the server",
         server.name
     );
@@ -381,7 +399,10 @@ async fn fanout(server: &Server, clients: usize, docs: usize) -> Row {
                         max_delay: Duration::from_secs(5),
                         max_retries: None,
                     },
-                    Arc::new(TokenDialer { url: s.0, token: s.1 }),
+                    Arc::new(TokenDialer {
+                        url: s.0,
+                        token: s.1,
+                    }),
                 )
                 .unwrap();
             let _ = tokio::time::timeout(Duration::from_secs(60), dialer.established()).await;
@@ -411,7 +432,12 @@ async fn fanout(server: &Server, clients: usize, docs: usize) -> Row {
     set(&hot, &marker);
     let mut waits = tokio::task::JoinSet::new();
     for (_, h) in &joined {
-        waits.spawn(until_value(h.clone(), marker.clone(), since, Duration::from_secs(60)));
+        waits.spawn(until_value(
+            h.clone(),
+            marker.clone(),
+            since,
+            Duration::from_secs(60),
+        ));
     }
     let mut edit = Vec::new();
     while let Some(r) = waits.join_next().await {
@@ -441,7 +467,12 @@ async fn fanout(server: &Server, clients: usize, docs: usize) -> Row {
 /// Devices spread over workspaces (`hot` of them on workspace 0); each
 /// workspace's first device writes one document the others open. Returns
 /// the devices' handles grouped by workspace, writer first.
-async fn spread_setup(server: &Server, devices: usize, workspaces: usize, hot: usize) -> Vec<Vec<(Repo, DocHandle)>> {
+async fn spread_setup(
+    server: &Server,
+    devices: usize,
+    workspaces: usize,
+    hot: usize,
+) -> Vec<Vec<(Repo, DocHandle)>> {
     let mut groups: Vec<Vec<(Repo, DocHandle)>> = Vec::new();
     for w in 0..workspaces {
         let writer = device(server, w).await;
@@ -451,14 +482,21 @@ async fn spread_setup(server: &Server, devices: usize, workspaces: usize, hot: u
     let rest = devices.saturating_sub(workspaces);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..rest {
-        let w = if i < hot.saturating_sub(1) { 0 } else { 1 + i % (workspaces - 1).max(1) };
+        let w = if i < hot.saturating_sub(1) {
+            0
+        } else {
+            1 + i % (workspaces - 1).max(1)
+        };
         let w = w.min(workspaces - 1);
         let id = groups[w][0].1.document_id().clone();
         let (url, token) = (server.url(), server.credential(w));
         tasks.spawn(async move {
             let repo = Repo::build_tokio().load().await;
             let dialer = repo
-                .dial(BackoffConfig::default(), Arc::new(TokenDialer { url, token }))
+                .dial(
+                    BackoffConfig::default(),
+                    Arc::new(TokenDialer { url, token }),
+                )
                 .unwrap();
             let _ = tokio::time::timeout(Duration::from_secs(120), dialer.established()).await;
             let h = open(&repo, &id, Duration::from_secs(120)).await;
@@ -488,7 +526,12 @@ async fn spread_round(groups: &[Vec<(Repo, DocHandle)>], round: usize) -> Vec<Du
         let since = Instant::now();
         set(&g[0].1, &marker);
         for (_, h) in &g[1..] {
-            waits.spawn(until_value(h.clone(), marker.clone(), since, Duration::from_secs(30)));
+            waits.spawn(until_value(
+                h.clone(),
+                marker.clone(),
+                since,
+                Duration::from_secs(30),
+            ));
         }
     }
     let mut out = Vec::new();
@@ -598,9 +641,9 @@ fn main() {
                         rows.push(fanout(&reference, a.clients, a.docs).await);
                     }
                     Some(_) => {}
-                    None => println!(
-                        "(no JS reference: needs node and `npm ci` in tests/js-interop)"
-                    ),
+                    None => {
+                        println!("(no JS reference: needs node and `npm ci` in tests/js-interop)")
+                    }
                 }
                 print_rows(
                     &format!(

@@ -24,7 +24,7 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{proxy, token, Db, Serve, Workspaces};
+use crate::{proxy, quota, token, Db, Serve, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -284,8 +284,12 @@ async fn sync(
         Ok(p) => p,
         Err(why) => return refuse(StatusCode::TOO_MANY_REQUESTS, why),
     };
-    let acceptor = match state.workspaces.serve(&device.workspace.id).await {
-        Some(Serve::Here(acceptor)) => acceptor,
+    let (acceptor, usage) = match state
+        .workspaces
+        .serve(&device.workspace.id, &device.workspace.name)
+        .await
+    {
+        Some(Serve::Here { acceptor, usage }) => (acceptor, usage),
         Some(Serve::Elsewhere { url }) => {
             return proxy_to_owner(&state, &device, &headers, &query, ws, permit, &url).await
         }
@@ -304,7 +308,9 @@ async fn sync(
         .register(&device.workspace.id, &device.device_id);
     let limits = state.limits;
     let (received, sent) = (state.metrics.clone(), state.metrics.clone());
-    ws.max_message_size(limits.max_message_bytes)
+    let full = usage.refusal();
+    let mut response = ws
+        .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .on_upgrade(move |socket| async move {
@@ -342,7 +348,13 @@ async fn sync(
             if acceptor.accept(transport).is_err() {
                 tracing::warn!(workspace = ws_id, "repo stopped; connection dropped");
             }
-        })
+        });
+    // The device still syncs what the workspace has room for; it is told
+    // what not, in one sentence.
+    if let Some(why) = full.and_then(|w| axum::http::HeaderValue::from_str(&w).ok()) {
+        response.headers_mut().insert(quota::LIMIT_HEADER, why);
+    }
+    response
 }
 
 /// Hands a device's connection to the node that serves its workspace.

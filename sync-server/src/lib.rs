@@ -17,6 +17,7 @@ pub mod devices;
 pub mod http;
 pub mod metrics;
 pub mod proxy;
+pub mod quota;
 pub mod storage;
 pub mod tls;
 pub mod token;

@@ -63,6 +63,24 @@ struct Cli {
         default_value_t = 1_000
     )]
     max_connections_per_workspace: usize,
+    /// Most documents (workflows, run logs) one workspace may hold; past
+    /// it the server takes no new ones.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_MAX_DOCS_PER_WORKSPACE",
+        default_value_t = 100_000
+    )]
+    max_docs_per_workspace: u64,
+    /// Most bytes one workspace may store; past it the server takes no
+    /// more changes (devices still receive).
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_MAX_BYTES_PER_WORKSPACE",
+        default_value_t = 1 << 30
+    )]
+    max_bytes_per_workspace: u64,
     /// Stop a workspace's repo after this many seconds without devices.
     #[arg(long, global = true, default_value_t = 60)]
     idle_seconds: u64,
@@ -313,7 +331,11 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             (None, None) => format!("ws://localhost:{}", bound.port()),
         };
         let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
-        let workspaces = Workspaces::new(db.clone(), node.clone());
+        let quota = flowkeep_sync_server::quota::Quota {
+            max_docs: cli.max_docs_per_workspace,
+            max_bytes: cli.max_bytes_per_workspace,
+        };
+        let workspaces = Workspaces::with_quota(db.clone(), node.clone(), quota);
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             max_message_bytes: cli.max_message_bytes,

@@ -15,6 +15,16 @@ pub enum WorkspaceStorage {
     Postgres(PgStorage),
 }
 
+impl WorkspaceStorage {
+    /// Every key (relative to the workspace) with the size of its data.
+    pub async fn sizes(&self) -> Vec<(String, u64)> {
+        match self {
+            WorkspaceStorage::Sqlite(s) => s.sizes().await,
+            WorkspaceStorage::Postgres(s) => s.sizes().await,
+        }
+    }
+}
+
 impl Storage for WorkspaceStorage {
     fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
         let this = self.clone();

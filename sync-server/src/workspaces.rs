@@ -17,17 +17,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use samod::{AcceptorHandle, PeerId, Repo, ShareConfig};
+use samod::{AcceptorHandle, PeerId, Repo};
 use tokio::sync::Mutex;
 
 use crate::cluster::Node;
 use crate::db::Lease;
 use crate::metrics::{Metrics, Timed};
+use crate::quota::{Counted, Quota, Usage};
 use crate::Db;
 
 pub struct Workspaces {
     db: Arc<Db>,
     node: Node,
+    quota: Quota,
     metrics: Arc<Metrics>,
     slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Live>>>>>,
     /// Repos loaded now.
@@ -36,8 +38,11 @@ pub struct Workspaces {
 
 /// Where a device of a workspace is served.
 pub enum Serve {
-    /// By this node's repo.
-    Here(AcceptorHandle),
+    /// By this node's repo; `usage` says whether the workspace is full.
+    Here {
+        acceptor: AcceptorHandle,
+        usage: Arc<Usage>,
+    },
     /// By another node (shared storage), reachable at `url`.
     Elsewhere { url: String },
 }
@@ -45,15 +50,21 @@ pub enum Serve {
 struct Live {
     repo: Repo,
     acceptor: AcceptorHandle,
+    usage: Arc<Usage>,
     idle_since: Option<Instant>,
     loaded_at: Instant,
 }
 
 impl Workspaces {
     pub fn new(db: Arc<Db>, node: Node) -> Arc<Workspaces> {
+        Workspaces::with_quota(db, node, Quota::default())
+    }
+
+    pub fn with_quota(db: Arc<Db>, node: Node, quota: Quota) -> Arc<Workspaces> {
         Arc::new(Workspaces {
             db,
             node,
+            quota,
             metrics: Metrics::new(),
             slots: std::sync::Mutex::new(HashMap::new()),
             loaded: AtomicUsize::new(0),
@@ -81,12 +92,16 @@ impl Workspaces {
     /// Where a device of this workspace is served: here (loading the repo
     /// if needed), or on the node holding its lease. `None` when the
     /// database cannot say.
-    pub async fn serve(&self, workspace_id: &str) -> Option<Serve> {
+    /// `name` is the workspace's, for the sentences its limits give.
+    pub async fn serve(&self, workspace_id: &str, name: &str) -> Option<Serve> {
         let slot = self.slot(workspace_id);
         let mut live = slot.lock().await;
         if let Some(l) = live.as_mut() {
             l.idle_since = None;
-            return Some(Serve::Here(l.acceptor.clone()));
+            return Some(Serve::Here {
+                acceptor: l.acceptor.clone(),
+                usage: l.usage.clone(),
+            });
         }
         if self.db.is_shared() {
             let (db, node, id) = (self.db.clone(), self.node.clone(), workspace_id.to_owned());
@@ -100,18 +115,22 @@ impl Workspaces {
                 Err(_) => return None,
             }
         }
+        let storage = self.db.storage(workspace_id);
+        let usage = Usage::new(name, self.quota, storage.sizes().await);
         let repo = Repo::build_tokio()
             .with_storage(Timed::new(
-                self.db.storage(workspace_id),
+                Counted::new(storage, usage.clone()),
                 self.metrics.clone(),
             ))
             .with_peer_id(PeerId::from(format!("flowkeep-sync-server/{workspace_id}")))
             // Devices ask for the documents they use (the workspace root
             // lists them); announcing every loaded document to every new
-            // device made each join cost the whole workspace. On demand:
-            // a device's connection is attached to a document only once it
+            // device made each join cost the whole workspace. The policy
+            // never announces, and makes devices read-only peers for what
+            // the workspace's quota refuses (`quota.rs`). On demand: a
+            // device's connection is attached to a document only once it
             // asks about it (our samod patch, vendor/README.md).
-            .with_share_policy(ShareConfig::read_write().with_announce(false))
+            .with_share_policy(usage.share_policy())
             .with_documents_on_demand(true)
             .load()
             .await;
@@ -126,17 +145,18 @@ impl Workspaces {
         *live = Some(Live {
             repo,
             acceptor: acceptor.clone(),
+            usage: usage.clone(),
             idle_since: None,
             loaded_at: Instant::now(),
         });
-        Some(Serve::Here(acceptor))
+        Some(Serve::Here { acceptor, usage })
     }
 
     /// This node's repo of a workspace, loading it if needed; `None` when
     /// another node serves it.
     pub async fn acceptor(&self, workspace_id: &str) -> Option<AcceptorHandle> {
-        match self.serve(workspace_id).await? {
-            Serve::Here(a) => Some(a),
+        match self.serve(workspace_id, workspace_id).await? {
+            Serve::Here { acceptor, .. } => Some(acceptor),
             Serve::Elsewhere { .. } => None,
         }
     }

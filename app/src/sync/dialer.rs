@@ -20,7 +20,18 @@ pub struct TokenDialer {
     pub token: String,
     /// Trust for `wss://`; `None` uses the system's roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// What the server said about this workspace's limits when it last
+    /// accepted this dialer (`x-flowkeep-limit`): that it takes no new
+    /// documents, or no changes at all. One sentence for the user.
+    pub limit: Limit,
 }
+
+/// Where a dialer keeps the server's sentence about the workspace's limits.
+pub type Limit = Arc<std::sync::Mutex<Option<String>>>;
+
+/// The header a sync server sets on an accepted connection to a workspace
+/// that is at one of its limits.
+const LIMIT_HEADER: &str = "x-flowkeep-limit";
 
 /// Why the server (or its certificate) was not accepted; never retried.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +60,16 @@ impl Dialer for TokenDialer {
 
     fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
         let (url, token, tls) = (self.url.clone(), self.token.clone(), self.tls.clone());
+        let limit = self.limit.clone();
         Box::pin(async move {
-            match open(&url, &token, tls).await {
-                Ok(ws) => {
+            match open_with_response(&url, &token, tls).await {
+                Ok((ws, response)) => {
+                    let said = response
+                        .headers()
+                        .get(LIMIT_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    *limit.lock().unwrap_or_else(|p| p.into_inner()) = said;
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(|m| async move {
                         match m {
@@ -85,6 +103,15 @@ pub(crate) async fn open(
     token: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Socket, Failure> {
+    Ok(open_with_response(url, token, tls).await?.0)
+}
+
+/// `open`, with the server's answer to the upgrade.
+async fn open_with_response(
+    url: &url::Url,
+    token: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(Socket, tungstenite::handshake::client::Response), Failure> {
     let mut req = url
         .as_str()
         .into_client_request()
@@ -97,7 +124,7 @@ pub(crate) async fn open(
         _ => None,
     };
     match tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await {
-        Ok((ws, _)) => Ok(ws),
+        Ok(both) => Ok(both),
         Err(tungstenite::Error::Http(r)) if matches!(r.status().as_u16(), 401 | 403 | 429) => {
             let reason = r
                 .body()

@@ -121,6 +121,9 @@ pub struct SyncReport {
     /// Documents the server did not confirm within 20 s (it was busy, or
     /// the connection dropped): kept here and sent again next session.
     pub unconfirmed: usize,
+    /// The server's sentence when the workspace is at one of its limits
+    /// (documents or stored bytes): what it no longer takes.
+    pub server_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]

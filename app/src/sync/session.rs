@@ -68,9 +68,11 @@ impl SyncService<'_> {
             max_delay: Duration::from_secs(1),
             max_retries: Some(3),
         };
-        let (_dialer, conn) = self.connect(repo, s, backoff).await?;
+        let limit = dialer::Limit::default();
+        let (_dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
         let root = self.open_root(repo, s).await?;
         let x = self.exchange(repo, &root, conn).await?;
+        let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Ok(SyncReport {
             server: s.server.clone(),
             join: join_string(&s.server, &root.url().to_string()),
@@ -78,19 +80,22 @@ impl SyncService<'_> {
             merged: x.merged,
             documents: x.workflows,
             unconfirmed: x.unconfirmed,
+            server_limit,
         })
     }
 
     /// Dials the server; fails fast on a refused token, and after a few
-    /// tries if it cannot be reached.
+    /// tries if it cannot be reached. What the server says about the
+    /// workspace's limits is kept in `limit`.
     pub(super) async fn connect(
         &self,
         repo: &Repo,
         s: &Settings,
         backoff: BackoffConfig,
+        limit: &dialer::Limit,
     ) -> Result<(samod::DialerHandle<dialer::Refused>, samod::ConnectionId)> {
         // 2. Connect.
-        let dialer = dial(repo, s, backoff)?;
+        let dialer = dial_noting(repo, s, backoff, limit.clone())?;
         match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
             Ok(Ok(_)) => {}
             Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
@@ -273,6 +278,17 @@ pub(super) fn dial(
     s: &Settings,
     backoff: BackoffConfig,
 ) -> Result<samod::DialerHandle<dialer::Refused>> {
+    dial_noting(repo, s, backoff, dialer::Limit::default())
+}
+
+/// `dial`, keeping what the server says about the workspace's limits in
+/// `limit`.
+fn dial_noting(
+    repo: &Repo,
+    s: &Settings,
+    backoff: BackoffConfig,
+    limit: dialer::Limit,
+) -> Result<samod::DialerHandle<dialer::Refused>> {
     let url = check_server(&s.server)?;
     check_transport(&url, s.allow_insecure)?;
     repo.dial(
@@ -281,6 +297,7 @@ pub(super) fn dial(
             url,
             token: s.token.clone(),
             tls: s.tls()?,
+            limit,
         }),
     )
     .map_err(|_| Error::Unavailable("the sync engine stopped".into()))

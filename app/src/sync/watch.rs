@@ -227,6 +227,8 @@ impl SyncService<'_> {
                                 merged,
                                 documents,
                                 unconfirmed,
+                                // Said when `sync now` connects.
+                                server_limit: None,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
                             if pushed + merged > 0 {

@@ -27,6 +27,9 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",
             r.server, r.pushed, r.merged, r.documents
         );
+        if let Some(why) = &r.server_limit {
+            text.push_str(&format!("The sync server says: {why}.\n"));
+        }
         if r.unconfirmed > 0 {
             text.push_str(&format!(
                 "{} document(s) not yet confirmed by the server (it is busy, or the connection dropped); \

@@ -468,6 +468,29 @@ impl PgStorage {
     }
 }
 
+impl PgStorage {
+    /// Every key of the workspace (relative to it) with the size of its
+    /// data, without reading the data.
+    pub fn sizes(&self) -> impl Future<Output = Vec<(String, u64)>> + Send {
+        let p = self.prefix.clone();
+        let fut = self.run("sizes", 3, move |c| {
+            let rows = c.query(
+                "SELECT key, octet_length(data)::BIGINT FROM kv WHERE key >= $1 AND key < $2",
+                &[&format!("{p}/"), &format!("{p}0")],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let k: String = r.get(0);
+                    let n: i64 = r.get(1);
+                    (k[p.len() + 1..].to_owned(), n.max(0) as u64)
+                })
+                .collect::<Vec<_>>())
+        });
+        async move { fut.await.unwrap_or_default() }
+    }
+}
+
 impl samod::storage::Storage for PgStorage {
     fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
         let k = self.full(&key);

@@ -1,0 +1,369 @@
+//! Per-workspace storage limits: how many documents a workspace may hold
+//! and how many bytes it may store. What a workspace stores is counted as
+//! samod writes and deletes it (`Counted`, a storage wrapper), starting from
+//! what storage holds when the workspace loads.
+//!
+//! A full workspace keeps syncing what it has: devices still receive every
+//! change, and a workspace at its document limit still takes changes to its
+//! documents. What it refuses is growth: a new document past
+//! `--max-docs-per-workspace`, any change once `--max-bytes-per-workspace`
+//! is reached (the share policy then makes devices read-only peers, so the
+//! server ignores what they send). A device is told why when it connects
+//! (the `x-flowkeep-limit` header on the upgrade), in one sentence.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use samod::storage::{Storage, StorageKey};
+use samod::{DocumentId, PeerId, ShareConfig};
+use tokio::sync::watch;
+
+/// Response header that carries `Usage::refusal` to a connecting device.
+pub const LIMIT_HEADER: &str = "x-flowkeep-limit";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub max_docs: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for Quota {
+    /// 100,000 documents (workflows and run logs), 1 GiB.
+    fn default() -> Self {
+        Quota {
+            max_docs: 100_000,
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Where a workspace stands against its quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Room {
+    Free,
+    /// No new document; changes to existing ones are taken.
+    NoNewDocuments(String),
+    /// No change at all.
+    Full(String),
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Bytes stored under each key (relative to the workspace).
+    keys: HashMap<String, u64>,
+    /// Keys stored per document.
+    docs: HashMap<String, u32>,
+    bytes: u64,
+}
+
+/// What one workspace stores, and whether it may store more.
+pub struct Usage {
+    workspace: String,
+    quota: Quota,
+    counts: Mutex<Counts>,
+    room: watch::Sender<Room>,
+}
+
+/// The document a storage key belongs to (`<doc id>/…`); `None` for the
+/// repo's own keys.
+fn doc_of(key: &str) -> Option<&str> {
+    key.split_once('/').map(|(doc, _)| doc)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+impl Usage {
+    /// Usage of `workspace` (its name, for the sentences) from the sizes of
+    /// the keys its storage holds now.
+    pub fn new(
+        workspace: &str,
+        quota: Quota,
+        sizes: impl IntoIterator<Item = (String, u64)>,
+    ) -> Arc<Usage> {
+        let mut counts = Counts::default();
+        for (key, size) in sizes {
+            if let Some(doc) = doc_of(&key) {
+                *counts.docs.entry(doc.to_owned()).or_default() += 1;
+            }
+            counts.bytes += size;
+            counts.keys.insert(key, size);
+        }
+        let usage = Usage {
+            workspace: workspace.to_owned(),
+            quota,
+            counts: Mutex::new(Counts::default()),
+            room: watch::channel(Room::Free).0,
+        };
+        let room = usage.room_for(&counts);
+        *usage.counts.lock().unwrap_or_else(|p| p.into_inner()) = counts;
+        usage.room.send_replace(room);
+        Arc::new(usage)
+    }
+
+    fn room_for(&self, c: &Counts) -> Room {
+        if c.bytes >= self.quota.max_bytes {
+            Room::Full(format!(
+                "workspace {} stores {}, this server's limit (--max-bytes-per-workspace {}): the server takes no \
+                 more changes from any device; your changes stay on this device until the operator raises the limit",
+                self.workspace,
+                mib(c.bytes),
+                self.quota.max_bytes
+            ))
+        } else if c.docs.len() as u64 >= self.quota.max_docs {
+            Room::NoNewDocuments(format!(
+                "workspace {} holds {} documents, this server's limit (--max-docs-per-workspace {}): the server \
+                 takes no new workflows or run logs; new ones stay on this device until the operator raises the limit",
+                self.workspace,
+                c.docs.len(),
+                self.quota.max_docs
+            ))
+        } else {
+            Room::Free
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Counts)) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c);
+        let room = self.room_for(&c);
+        drop(c);
+        self.room.send_if_modified(|r| {
+            let changed = *r != room;
+            *r = room;
+            changed
+        });
+    }
+
+    fn put(&self, key: &str, size: u64) {
+        self.update(|c| {
+            match c.keys.insert(key.to_owned(), size) {
+                Some(old) => c.bytes = c.bytes.saturating_sub(old),
+                None => {
+                    if let Some(doc) = doc_of(key) {
+                        *c.docs.entry(doc.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            c.bytes += size;
+        });
+    }
+
+    fn delete(&self, key: &str) {
+        self.update(|c| {
+            let Some(old) = c.keys.remove(key) else {
+                return;
+            };
+            c.bytes = c.bytes.saturating_sub(old);
+            if let Some(doc) = doc_of(key) {
+                if let Some(n) = c.docs.get_mut(doc) {
+                    *n -= 1;
+                    if *n == 0 {
+                        c.docs.remove(doc);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Why the workspace refuses something now, for a connecting device.
+    pub fn refusal(&self) -> Option<String> {
+        match &*self.room.borrow() {
+            Room::Free => None,
+            Room::NoNewDocuments(why) | Room::Full(why) => Some(why.clone()),
+        }
+    }
+
+    /// What a peer may do with a document now.
+    fn share(&self, doc: &str) -> ShareConfig {
+        let known = || {
+            self.counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .docs
+                .contains_key(doc)
+        };
+        // Devices ask for what they use; the server announces nothing.
+        let config = match &*self.room.borrow() {
+            Room::Full(_) => ShareConfig::read_only(),
+            Room::NoNewDocuments(_) if !known() => ShareConfig::read_only(),
+            _ => ShareConfig::read_write(),
+        };
+        config.with_announce(false)
+    }
+
+    /// The repo's share policy: read-write while there is room, read-only
+    /// for what the quota refuses, updated when the room changes.
+    pub fn share_policy(
+        self: &Arc<Self>,
+    ) -> impl Fn(DocumentId, PeerId) -> futures::stream::BoxStream<'static, ShareConfig>
+           + Clone
+           + Send
+           + 'static {
+        let usage = self.clone();
+        move |doc_id: DocumentId, _peer: PeerId| {
+            let usage = usage.clone();
+            let doc = doc_id.to_string();
+            let rx = usage.room.subscribe();
+            Box::pin(futures::stream::unfold(
+                (rx, usage, doc, true),
+                |(mut rx, usage, doc, first)| async move {
+                    if !first {
+                        rx.changed().await.ok()?;
+                    }
+                    let config = usage.share(&doc);
+                    Some((config, (rx, usage, doc, false)))
+                },
+            ))
+        }
+    }
+}
+
+/// A storage that keeps a workspace's `Usage` up to date.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    usage: Arc<Usage>,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, usage: Arc<Usage>) -> Counted<S> {
+        Counted { inner, usage }
+    }
+}
+
+fn joined(key: &StorageKey) -> String {
+    key.into_iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl<S: Storage> Storage for Counted<S> {
+    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        self.inner.load(key)
+    }
+
+    fn load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+        self.inner.load_range(prefix)
+    }
+
+    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let (name, size) = (joined(&key), data.len() as u64);
+        let (put, usage) = (self.inner.put(key, data), self.usage.clone());
+        async move {
+            put.await;
+            usage.put(&name, size);
+        }
+    }
+
+    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+        let name = joined(&key);
+        let (delete, usage) = (self.inner.delete(key), self.usage.clone());
+        async move {
+            delete.await;
+            usage.delete(&name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use samod::ShareAccess;
+
+    fn writes(c: ShareConfig) -> bool {
+        c.access == ShareAccess::ReadWrite
+    }
+
+    fn reads(c: ShareConfig) -> bool {
+        c.access != ShareAccess::None
+    }
+
+    fn usage(max_docs: u64, max_bytes: u64, sizes: &[(&str, u64)]) -> Arc<Usage> {
+        Usage::new(
+            "team",
+            Quota {
+                max_docs,
+                max_bytes,
+            },
+            sizes.iter().map(|(k, s)| (k.to_string(), *s)),
+        )
+    }
+
+    #[test]
+    fn documents_and_bytes_are_counted_from_storage_and_from_writes() {
+        let u = usage(
+            10,
+            1000,
+            &[
+                ("storage-adapter-id", 10),
+                ("a/snapshot/1", 100),
+                ("a/incremental/2", 50),
+                ("b/snapshot/1", 40),
+            ],
+        );
+        let docs = |u: &Usage| u.counts.lock().unwrap().docs.len();
+        let bytes = |u: &Usage| u.counts.lock().unwrap().bytes;
+        assert_eq!((docs(&u), bytes(&u)), (2, 200));
+        u.put("c/incremental/1", 30);
+        u.put("a/snapshot/1", 120); // rewritten: counted once
+        assert_eq!((docs(&u), bytes(&u)), (3, 250));
+        u.delete("a/snapshot/1");
+        u.delete("a/incremental/2");
+        u.delete("a/incremental/2"); // twice: no effect
+        assert_eq!(
+            (docs(&u), bytes(&u)),
+            (2, 80),
+            "a is gone with its last key"
+        );
+        assert_eq!(u.refusal(), None);
+    }
+
+    #[test]
+    fn at_the_document_limit_only_new_documents_are_refused() {
+        let u = usage(2, 1000, &[("a/snapshot/1", 10)]);
+        assert_eq!(u.share("b"), ShareConfig::read_write().with_announce(false));
+        u.put("b/snapshot/1", 10);
+        let why = u.refusal().expect("full of documents");
+        assert!(
+            why.contains("--max-docs-per-workspace 2") && why.contains("team"),
+            "{why}"
+        );
+        assert!(
+            writes(u.share("a")),
+            "an existing document still takes changes"
+        );
+        assert!(!writes(u.share("c")), "a new one is refused");
+        assert!(reads(u.share("c")), "and still read");
+        u.delete("b/snapshot/1");
+        assert!(writes(u.share("c")), "room again once one is gone");
+    }
+
+    #[test]
+    fn at_the_byte_limit_no_change_is_taken_and_peers_are_told_at_once() {
+        let u = usage(100, 100, &[("a/snapshot/1", 60)]);
+        let policy = u.share_policy();
+        let doc = DocumentId::try_from(vec![7u8; 16]).unwrap();
+        let mut decisions = policy(doc, PeerId::from("device"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use futures::StreamExt;
+            assert!(writes(decisions.next().await.unwrap()));
+            u.put("a/incremental/2", 40);
+            let next = decisions.next().await.unwrap();
+            assert!(!writes(next) && reads(next), "read-only once full");
+        });
+        let why = u.refusal().unwrap();
+        assert!(why.contains("--max-bytes-per-workspace 100"), "{why}");
+        assert!(!writes(u.share("a")));
+    }
+}
