@@ -32,18 +32,34 @@ pub struct Limits {
     /// connection only.
     pub max_message_bytes: usize,
     /// Most bytes queued for one slow connection before writes fail and it
-    /// is closed.
+    /// is closed: one largest message and a little more (`for_messages`).
     pub max_write_buffer_bytes: usize,
     /// Most sync connections open at once, in total and to one workspace.
     pub max_connections: usize,
     pub max_connections_per_workspace: usize,
 }
 
+/// Room beyond one largest message in a connection's write buffer (the
+/// buffer must hold a whole message, plus what is being flushed).
+const WRITE_SLACK: usize = 1 << 20;
+
+impl Limits {
+    /// Limits for messages up to `max_message_bytes`, the write buffer
+    /// bounded to match.
+    pub fn for_messages(max_message_bytes: usize) -> Limits {
+        Limits {
+            max_message_bytes,
+            max_write_buffer_bytes: max_message_bytes + WRITE_SLACK,
+            ..Limits::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 16 << 20,
-            max_write_buffer_bytes: 64 << 20,
+            max_write_buffer_bytes: (16 << 20) + WRITE_SLACK,
             max_connections: 10_000,
             max_connections_per_workspace: 1_000,
         }

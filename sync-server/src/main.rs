@@ -338,10 +338,9 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         let workspaces = Workspaces::with_quota(db.clone(), node.clone(), quota);
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
-            max_message_bytes: cli.max_message_bytes,
             max_connections: cli.max_connections,
             max_connections_per_workspace: cli.max_connections_per_workspace,
-            ..Limits::default()
+            ..Limits::for_messages(cli.max_message_bytes)
         };
         let state = AppState {
             ready: ready.clone(),
