@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// What `push_changed` did.
+#[derive(Default)]
+pub(super) struct Pushed {
+    /// Workflows whose local changes were written into their documents.
+    pub workflows: usize,
+    /// Documents created for workflows and run logs new here: to be listed
+    /// in the workspace root.
+    pub new_docs: Vec<KnownDoc>,
+    pub new_logs: Vec<KnownDoc>,
+}
+
 impl Service {
     /// Steps 0 and 1: pending merges first, then local changes onto this
     /// device's documents. Returns how many workflows had changes to send.
@@ -11,7 +22,7 @@ impl Service {
         // read) are pushed again, even if step 0 now merges it.
         let pending = self.push_pending()?;
         self.merge_unmerged(repo).await?;
-        self.push_changed(repo, &pending).await
+        Ok(self.push_changed(repo, &pending).await?.workflows)
     }
 
     /// Step 0, over every document this device syncs: merges what a
@@ -33,14 +44,14 @@ impl Service {
     /// Step 1, over the workflows with local changes (and `pending`, those
     /// a document could not take before) only: local changes onto this
     /// device's documents, and its runs into its logs.
-    pub(super) async fn push_changed(&self, repo: &Repo, pending: &[String]) -> Result<usize> {
+    pub(super) async fn push_changed(&self, repo: &Repo, pending: &[String]) -> Result<Pushed> {
         // 1. Local changes onto this device's documents, before any remote
-        //    change can arrive.
-        let mut docs = self.known_docs()?;
-        let mut pushed = 0;
+        //    change can arrive. Only the changed workflows' documents are
+        //    looked up: a watch round costs what changed, not every workflow.
+        let mut out = Pushed::default();
         let workflows = self.workflows_to_push(pending)?;
         for (wf, deleted) in &workflows {
-            let (handle, since) = match docs.iter().find(|d| d.key == wf.id) {
+            let (handle, since) = match self.known_doc(&wf.id)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
                     Some(h) => (h, parse_heads(&known.heads)),
                     None => continue,
@@ -49,18 +60,18 @@ impl Service {
                     let h = self.create_doc(repo, wf, *deleted).await?;
                     let heads = heads_of(&h);
                     self.save_doc(&wf.id, h.document_id(), &heads)?;
-                    docs.push(KnownDoc {
+                    out.new_docs.push(KnownDoc {
                         key: wf.id.clone(),
                         doc_id: h.document_id().clone(),
                         heads,
                     });
-                    pushed += 1;
+                    out.workflows += 1;
                     continue;
                 }
             };
             match self.push_into(&handle, &since, wf, *deleted)? {
                 Push::Sent(heads) => {
-                    pushed += 1;
+                    out.workflows += 1;
                     if let Some(heads) = heads {
                         self.save_doc(&wf.id, handle.document_id(), &heads)?;
                     }
@@ -81,9 +92,8 @@ impl Service {
 
         // 1b. Runs recorded here since the last sync, into this device's
         //     execution-log documents.
-        let mut logs = self.known_logs()?;
         for (key, runs) in self.local_runs_to_send()? {
-            let handle = match logs.iter().find(|l| l.key == key) {
+            let handle = match self.known_log(&key)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
                     Some(h) => h,
                     None => continue,
@@ -97,7 +107,7 @@ impl Service {
                         .await
                         .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
                     self.save_log(&key, h.document_id(), &[])?;
-                    logs.push(KnownDoc {
+                    out.new_logs.push(KnownDoc {
                         key: key.clone(),
                         doc_id: h.document_id().clone(),
                         heads: vec![],
@@ -116,7 +126,7 @@ impl Service {
             })?;
         }
 
-        Ok(pushed)
+        Ok(out)
     }
 
     /// Writes what the projection changed since the document state it last

@@ -12,11 +12,71 @@ impl Service {
         self.tracked("SELECT log_key, doc_id, heads FROM sync_logs")
     }
 
+    /// The tracked document of one workflow.
+    pub(super) fn known_doc(&self, workflow_id: &str) -> Result<Option<KnownDoc>> {
+        Ok(self
+            .tracked_where(
+                "SELECT workflow_id, doc_id, heads FROM sync_docs WHERE workflow_id = ?1",
+                [workflow_id],
+            )?
+            .pop())
+    }
+
+    /// The tracked document of one run log.
+    pub(super) fn known_log(&self, key: &str) -> Result<Option<KnownDoc>> {
+        Ok(self
+            .tracked_where(
+                "SELECT log_key, doc_id, heads FROM sync_logs WHERE log_key = ?1",
+                [key],
+            )?
+            .pop())
+    }
+
+    /// The workflow (`Ok(Some((doc, true)))`) or run log (`false`) a document
+    /// id is tracked for: what changed, without reading every tracked
+    /// document (a watch round with 10,000 workflows).
+    pub(super) fn known_by_doc(&self, doc_id: &DocumentId) -> Result<Option<(KnownDoc, bool)>> {
+        let id = doc_id.to_string();
+        if let Some(d) = self
+            .tracked_where(
+                "SELECT workflow_id, doc_id, heads FROM sync_docs WHERE doc_id = ?1",
+                [&id],
+            )?
+            .pop()
+        {
+            return Ok(Some((d, true)));
+        }
+        Ok(self
+            .tracked_where(
+                "SELECT log_key, doc_id, heads FROM sync_logs WHERE doc_id = ?1",
+                [&id],
+            )?
+            .pop()
+            .map(|d| (d, false)))
+    }
+
+    /// The ids of every workflow with a tracked document.
+    pub(super) fn known_workflow_ids(&self) -> Result<HashSet<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT workflow_id FROM sync_docs")?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            Ok(ids)
+        })
+    }
+
     /// Tracked documents from a `(key, doc_id, heads)` query.
     pub(super) fn tracked(&self, sql: &str) -> Result<Vec<KnownDoc>> {
+        self.tracked_where(sql, ())
+    }
+
+    /// Tracked documents from a `(key, doc_id, heads)` query with
+    /// parameters.
+    fn tracked_where(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<KnownDoc>> {
         self.read(|c| {
-            let mut stmt = c.prepare(sql)?;
-            let rows = stmt.query_map([], |r| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,

@@ -317,48 +317,50 @@ impl SyncService<'_> {
         changed: &HashSet<DocumentId>,
     ) -> Result<(usize, usize)> {
         let pending = self.push_pending()?;
-        let before = (self.known_docs()?, self.known_logs()?);
         let pushed = self.push_changed(repo, &pending).await?;
-        let docs = self.known_docs()?;
-        let logs = self.known_logs()?;
         // A workflow or run log created here since: listed in the root, so
         // the other devices find it.
-        for (list, old, now) in [
-            (root::List::Workflows, &before.0, &docs),
-            (root::List::Logs, &before.1, &logs),
+        for (list, new) in [
+            (root::List::Workflows, &pushed.new_docs),
+            (root::List::Logs, &pushed.new_logs),
         ] {
-            if now.len() != old.len() {
-                let known: HashSet<&str> = old.iter().map(|k| k.key.as_str()).collect();
-                let new: Vec<KnownDoc> = now
-                    .iter()
-                    .filter(|k| !known.contains(k.key.as_str()))
-                    .cloned()
-                    .collect();
-                list_missing(root, list, &new)?;
+            if !new.is_empty() {
+                list_missing(root, list, new)?;
             }
         }
+        let pushed = pushed.workflows;
         if changed.is_empty() {
             return Ok((pushed, 0));
         }
-        let workflows: HashSet<&str> = docs.iter().map(|d| d.key.as_str()).collect();
+        // Read only when a run log changed: the workflows it may name.
+        let mut workflows: Option<HashSet<String>> = None;
         let mut merged = 0;
         for id in changed {
-            if let Some(known) = docs.iter().find(|d| &d.doc_id == id) {
-                if let Some(handle) = find(repo, id).await? {
-                    if self.consider_workflow(&known.key, &handle, Some(known))? {
-                        merged += 1;
+            match self.known_by_doc(id)? {
+                Some((known, true)) => {
+                    if let Some(handle) = find(repo, id).await? {
+                        if self.consider_workflow(&known.key, &handle, Some(&known))? {
+                            merged += 1;
+                        }
                     }
                 }
-            } else if let Some(known) = logs.iter().find(|l| &l.doc_id == id) {
-                let Ok(key) = LogKey::parse(&known.key) else {
-                    continue;
-                };
-                if key.device_id == self.device_id() {
-                    continue;
+                Some((known, false)) => {
+                    let Ok(key) = LogKey::parse(&known.key) else {
+                        continue;
+                    };
+                    if key.device_id == self.device_id() {
+                        continue;
+                    }
+                    if let Some(handle) = find(repo, id).await? {
+                        let ids = match &mut workflows {
+                            Some(ids) => ids,
+                            None => workflows.insert(self.known_workflow_ids()?),
+                        };
+                        let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                        self.consider_log(&key, &handle, Some(&known), &listed)?;
+                    }
                 }
-                if let Some(handle) = find(repo, id).await? {
-                    self.consider_log(&key, &handle, Some(known), &workflows)?;
-                }
+                None => {}
             }
         }
         Ok((pushed, merged))
