@@ -1052,6 +1052,12 @@ fn at_the_workspaces_document_limit_sync_now_says_what_the_server_no_longer_take
             && why.contains("--max-docs-per-workspace 2"),
         "{r}"
     );
+    let status = a.json(&["sync", "status"]).ok().json();
+    assert_eq!(
+        status["server_limit"].as_str(),
+        Some(why.as_str()),
+        "{status}"
+    );
     let text = a.run(&["sync", "now"]).ok().stdout;
     assert!(
         text.contains("The sync server says: workspace team holds 2 documents"),

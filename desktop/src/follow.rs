@@ -152,6 +152,7 @@ mod tests {
             rejected: 0,
             rejections: vec![],
             last_error: None,
+            server_limit: None,
         }
     }
 

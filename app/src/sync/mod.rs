@@ -87,6 +87,8 @@ const META_INSECURE: &str = "sync.allow_insecure";
 const META_CA: &str = "sync.ca_pem";
 /// Why the last sync failed (`SyncError` as JSON), until one succeeds.
 const META_ERROR: &str = "sync.last_error";
+/// What the server last said about the workspace's limits (empty: nothing).
+const META_SERVER_LIMIT: &str = "sync.server_limit";
 const JOIN_PREFIX: &str = "flowkeep-join:";
 /// Stream of the `remote.rejected` events: not a workflow's, whose stream
 /// version is its revision.
@@ -148,6 +150,10 @@ pub struct SyncStatus {
     /// Why the last sync failed (server unreachable, this device revoked,
     /// an untrusted certificate), until one succeeds.
     pub last_error: Option<SyncError>,
+    /// What the server said when this device last connected, if the
+    /// workspace is at one of its limits (documents or stored bytes): what
+    /// it no longer takes. Syncing goes on for the rest.
+    pub server_limit: Option<String>,
 }
 
 /// A sync that failed, as the user sees it.

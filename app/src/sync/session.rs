@@ -73,6 +73,7 @@ impl SyncService<'_> {
         let root = self.open_root(repo, s).await?;
         let x = self.exchange(repo, &root, conn).await?;
         let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.note_server_limit(server_limit.as_deref());
         Ok(SyncReport {
             server: s.server.clone(),
             join: join_string(&s.server, &root.url().to_string()),
@@ -95,7 +96,7 @@ impl SyncService<'_> {
         limit: &dialer::Limit,
     ) -> Result<(samod::DialerHandle<dialer::Refused>, samod::ConnectionId)> {
         // 2. Connect.
-        let dialer = dial_noting(repo, s, backoff, limit.clone())?;
+        let dialer = dial(repo, s, backoff, limit.clone())?;
         match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
             Ok(Ok(_)) => {}
             Ok(Err(samod::DialerFailed::PermanentFailure(e))) => {
@@ -272,18 +273,9 @@ pub(super) struct Exchanged {
     pub handles: Vec<DocHandle>,
 }
 
-/// A dialer to the server that sends this device's credential.
+/// A dialer to the server that sends this device's credential, keeping
+/// what the server says about the workspace's limits in `limit`.
 pub(super) fn dial(
-    repo: &Repo,
-    s: &Settings,
-    backoff: BackoffConfig,
-) -> Result<samod::DialerHandle<dialer::Refused>> {
-    dial_noting(repo, s, backoff, dialer::Limit::default())
-}
-
-/// `dial`, keeping what the server says about the workspace's limits in
-/// `limit`.
-fn dial_noting(
     repo: &Repo,
     s: &Settings,
     backoff: BackoffConfig,

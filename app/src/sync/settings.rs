@@ -216,7 +216,16 @@ impl SyncService<'_> {
             last_error: self
                 .meta(META_ERROR)?
                 .and_then(|e| serde_json::from_str(&e).ok()),
+            server_limit: self.meta(META_SERVER_LIMIT)?.filter(|l| !l.is_empty()),
         })
+    }
+
+    /// Keeps what the server said about the workspace's limits on its last
+    /// connection, for `sync status` and the app's header.
+    pub(super) fn note_server_limit(&self, said: Option<&str>) {
+        if let Err(e) = self.set_meta(&[(META_SERVER_LIMIT, said.unwrap_or_default())]) {
+            tracing::warn!(error = %e, "could not record the server's limit");
+        }
     }
 
     /// Trusts a private CA (PEM) for this device's `wss://` server from now

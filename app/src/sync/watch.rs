@@ -139,7 +139,14 @@ impl SyncService<'_> {
         };
         // A refused credential is final; an unreachable server, or one at
         // its connection limit, is waited for.
-        let Some(mut dialer) = self.dial_admitted(repo, settings, &backoff, stop).await? else {
+        // What the server says about the workspace's limits on each
+        // connection; kept for `sync status` when it changes.
+        let limit = dialer::Limit::default();
+        let mut limit_noted: Option<Option<String>> = None;
+        let Some(mut dialer) = self
+            .dial_admitted(repo, settings, &backoff, stop, &limit)
+            .await?
+        else {
             return Ok(());
         };
         let mut subs = Subscriptions::new();
@@ -163,7 +170,10 @@ impl SyncService<'_> {
                 }
                 // Reconnecting found the server at its limit: wait for a place.
                 dialer.close();
-                match self.dial_admitted(repo, settings, &backoff, stop).await? {
+                match self
+                    .dial_admitted(repo, settings, &backoff, stop, &limit)
+                    .await?
+                {
                     Some(d) => dialer = d,
                     None => break,
                 }
@@ -231,6 +241,11 @@ impl SyncService<'_> {
                                 server_limit: None,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
+                            let said = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                            if limit_noted.as_ref() != Some(&said) {
+                                self.note_server_limit(said.as_deref());
+                                limit_noted = Some(said);
+                            }
                             if pushed + merged > 0 {
                                 on_round(&report);
                             }
@@ -278,10 +293,11 @@ impl SyncService<'_> {
         settings: &Settings,
         backoff: &BackoffConfig,
         stop: &AtomicBool,
+        limit: &dialer::Limit,
     ) -> Result<Option<samod::DialerHandle<dialer::Refused>>> {
         let mut pause = BUSY_RETRY;
         loop {
-            let dialer = dial(repo, settings, backoff.clone())?;
+            let dialer = dial(repo, settings, backoff.clone(), limit.clone())?;
             match tokio::time::timeout(CONNECT_TIMEOUT, dialer.established()).await {
                 Ok(Err(samod::DialerFailed::PermanentFailure(e))) if e.is_busy() => {
                     // A refused dialer stays in the repo until closed.

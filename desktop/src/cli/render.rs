@@ -356,6 +356,9 @@ pub fn sync_status(s: &flowkeep_app::SyncStatus) -> String {
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "last error      {} {}", show(e.at), e.message);
     }
+    if let Some(limit) = &s.server_limit {
+        let _ = writeln!(out, "server limit    {limit}");
+    }
     let _ = writeln!(out, "pending changes {}", s.pending_local_changes);
     let _ = writeln!(out, "this device     {}", s.device_id);
     let _ = writeln!(

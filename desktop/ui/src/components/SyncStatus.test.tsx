@@ -16,6 +16,7 @@ const base: Status = {
   rejected: 0,
   rejections: [],
   last_error: null,
+  server_limit: null,
 };
 
 function answer(status: Status) {
@@ -50,6 +51,22 @@ describe("SyncStatus", () => {
     await waitFor(() => expect(s.textContent).toMatch(/^Sync failed .*ago: the sync server refused this device/));
     expect(s.textContent).toContain("was revoked in workspace team");
     expect(s.className).toContain("error");
+  });
+
+  it("says what the server no longer takes when the workspace is at a limit, and nothing otherwise", async () => {
+    const limit =
+      "workspace team holds 100000 documents, this server's limit (--max-docs-per-workspace 100000): the server takes no new workflows or run logs; new ones stay on this device until the operator raises the limit";
+    answer({ ...base, server_limit: limit });
+    render(<SyncStatus />);
+    const note = await screen.findByRole("note", { name: "Sync server limit" });
+    expect(note.textContent).toBe(`The sync server says: ${limit}`);
+    const s = screen.getByRole("status", { name: "Sync status" });
+    expect(s.textContent).toMatch(/^Sync on: synced/);
+    cleanup();
+    answer(base);
+    render(<SyncStatus />);
+    await screen.findByRole("status", { name: "Sync status" });
+    expect(screen.queryByRole("note", { name: "Sync server limit" })).toBeNull();
   });
 
   it("shows how many were rejected and why", async () => {

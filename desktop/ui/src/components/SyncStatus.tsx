@@ -59,6 +59,9 @@ export function SyncStatus() {
       text = `Sync on: ${last}${pending}`;
     }
   }
+  // The workspace is at a server limit: syncing goes on, but something
+  // stays on this device; said beside the status, in the warning style.
+  const limit = status?.configured ? status.server_limit : null;
   // The token itself never reaches the UI; its fingerprint tells tokens apart.
   const title = status?.server ? `${status.server}${status.token_fingerprint ? ` · credential ${status.token_fingerprint}` : ""}` : undefined;
   return (
@@ -66,6 +69,11 @@ export function SyncStatus() {
       <span className={`sync-status${error || failed ? " error" : ""}`} role="status" aria-label="Sync status" title={title}>
         {text}
       </span>
+      {limit && (
+        <span className="sync-limit" role="note" aria-label="Sync server limit">
+          The sync server says: {limit}
+        </span>
+      )}
       {status && status.rejected > 0 && <Rejections status={status} />}
     </span>
   );

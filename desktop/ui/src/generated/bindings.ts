@@ -299,7 +299,13 @@ rejections: Array<SyncRejection>,
  * Why the last sync failed (server unreachable, this device revoked,
  * an untrusted certificate), until one succeeds.
  */
-last_error: SyncError | null, };
+last_error: SyncError | null, 
+/**
+ * What the server said when this device last connected, if the
+ * workspace is at one of its limits (documents or stored bytes): what
+ * it no longer takes. Syncing goes on for the rest.
+ */
+server_limit: string | null, };
 
 export type TagCount = { tag: string, workflows: number, };
 
