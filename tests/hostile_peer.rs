@@ -545,3 +545,141 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
     assert!(!marker.exists());
     assert_eq!(tree(a.top.path(), &a.data()), outside);
 }
+
+/// A device of the workspace writes a change whose message claims another
+/// device. The device that merges it records both: the claimed device and
+/// the one the server authenticated as sending it; an honest change is
+/// confirmed by the server.
+#[test]
+fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
+    let server_bin = server_bin_beside(&Flowkeep::bin());
+    let server_data = tempfile::tempdir().unwrap();
+    let token = create_workspace(&server_bin, server_data.path(), "team");
+    let server = Server::start(&server_bin, server_data.path(), &[]);
+
+    let a = Flowkeep::new();
+    let wf = a.json(&["workflow", "create", "--name", "job"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = a
+        .json(&["sync", "init", "--server", &server.url(), "--token", &token])
+        .ok()
+        .json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Flowkeep::new();
+    b.json(&["sync", "join", &join, "--token", &token]).ok();
+    let a_dev = device_id(&a.db());
+
+    // A's own change, as B merged it: the server confirms A sent it.
+    let history = b.json(&["history", &wf]).ok().json();
+    let created = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(created["device_id"], a_dev.as_str(), "{history:#}");
+    assert_eq!(created["uploaded_by"], a_dev.as_str(), "{history:#}");
+
+    // A third client with its own credential renames the workflow in a
+    // change that claims to come from A.
+    let credential = add_device(&server_bin, server_data.path(), "team", "mallory");
+    let devices = b.json(&["sync", "devices"]).ok().json();
+    let mallory = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "mallory")
+        .unwrap_or_else(|| panic!("no mallory in {devices:#}"))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root_url = join.rsplit('#').next().unwrap().to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let repo = Repo::build_tokio().load().await;
+        let dialer = repo
+            .dial(
+                BackoffConfig {
+                    max_retries: Some(3),
+                    ..BackoffConfig::default()
+                },
+                Arc::new(flowkeep_app::TokenDialer {
+                    url: url::Url::parse(&server.url()).unwrap(),
+                    token: credential.clone(),
+                    tls: None,
+                    limit: Default::default(),
+                }),
+            )
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), dialer.established())
+            .await
+            .expect("connects in time")
+            .expect("the credential is valid");
+        let conn = dialer.connection_id().unwrap();
+        let find = |url: &str| {
+            let id = AutomergeUrl::from_str(url).unwrap().document_id().clone();
+            let repo = repo.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), repo.find(id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .expect("the document is on the server")
+            }
+        };
+        let root = find(&root_url).await;
+        let (_, wf_url) = listed(&root, "workflows", &wf);
+        let doc = find(&wf_url).await;
+        doc.with_document(|d| {
+            d.transact_with::<_, _, automerge::AutomergeError, _>(
+                |_| {
+                    automerge::transaction::CommitOptions::default()
+                        .with_message(format!("flowkeep:{a_dev}:alice: name"))
+                },
+                |tx| tx.put(ROOT, "name", "renamed by mallory"),
+            )
+            .unwrap();
+        });
+        tokio::time::timeout(Duration::from_secs(10), doc.they_have_our_changes(conn))
+            .await
+            .expect("the server has the change");
+    });
+    drop(rt);
+
+    let synced = b.json(&["sync", "now"]).ok().json();
+    assert_eq!(synced["merged"], 1, "{synced}");
+    assert_eq!(
+        b.json(&["workflow", "get", &wf]).ok().json()["name"],
+        "renamed by mallory"
+    );
+    let history = b.json(&["history", &wf]).ok().json();
+    let renamed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["new"] == "renamed by mallory")
+        })
+        .unwrap_or_else(|| panic!("no rename in {history:#}"))
+        .clone();
+    assert_eq!(renamed["actor"], "alice", "the claim is kept as written");
+    assert_eq!(renamed["device_id"], a_dev.as_str());
+    assert_eq!(
+        renamed["uploaded_by"],
+        mallory.as_str(),
+        "the server saw mallory send it"
+    );
+    let human = b.run(&["history", &wf]).ok().stdout;
+    assert!(
+        human.contains(&format!("sent by device {}", &mallory[mallory.len() - 8..])),
+        "{human}"
+    );
+    assert!(human.contains("confirmed by the sync server"), "{human}");
+}

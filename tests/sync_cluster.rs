@@ -142,6 +142,28 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
     ));
     assert!(db.ping());
 
+    // Who uploaded each change: the first device to send it, per workspace.
+    let (h1, h2) = ("a".repeat(64), "b".repeat(64));
+    let sent = |h: &str| vec![("doc1".to_owned(), h.to_owned())];
+    db.record_uploads(&w.id, "dev-1", &sent(&h1), 80).unwrap();
+    db.record_uploads(
+        &w.id,
+        "dev-2",
+        &[sent(&h1), sent(&h2), sent(&h2)].concat(),
+        81,
+    )
+    .unwrap();
+    db.record_uploads("other", "dev-9", &sent(&h2), 82).unwrap();
+    let mut found = db
+        .uploaders(&w.id, &[h1.clone(), h2.clone(), "c".repeat(64)])
+        .unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![(h1.clone(), "dev-1".into()), (h2.clone(), "dev-2".into())]
+    );
+    assert_eq!(db.uploaders("other", &[h1]).unwrap(), vec![]);
+
     // Documents: each workspace under its own prefix; a range is a prefix
     // (doc10 is not under doc1).
     let rt = tokio::runtime::Runtime::new().unwrap();

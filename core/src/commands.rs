@@ -572,7 +572,14 @@ pub struct HistoryEntry {
     pub kind: String,
     pub revision: u64,
     pub actor: String,
+    /// The device that made the change; for a change from another device,
+    /// the one its message claims.
     pub device_id: String,
+    /// For a change from another device: the device the sync server
+    /// authenticated when it received it, when the server said. The same
+    /// as `device_id` unless the change was relayed or its claim is false.
+    #[serde(default)]
+    pub uploaded_by: Option<String>,
     pub origin: String,
     pub recorded_at: i64,
     pub changes: Vec<FieldChange>,

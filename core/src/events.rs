@@ -92,7 +92,13 @@ pub struct RunsPrunedV1 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteAuthor {
     pub actor: String,
+    /// The device the change's message claims.
     pub device_id: String,
+    /// The device whose authenticated connection brought the change to the
+    /// sync server, when the server said (absent in merges recorded before
+    /// servers kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_by: Option<String>,
 }
 
 /// Changes to a workflow that arrived through sync, merged by Automerge,

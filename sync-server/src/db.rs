@@ -1,6 +1,7 @@
 //! The server's data: workspaces (with hashed tokens), devices (with hashed
-//! credentials), the key/value blobs samod stores for every workspace and,
-//! when several nodes share it, who serves which workspace. In a SQLite file
+//! credentials), the key/value blobs samod stores for every workspace, which
+//! device uploaded each change (`uploads.rs`) and, when several nodes share
+//! it, who serves which workspace. In a SQLite file
 //! in the data dir (the embedded default, `sqlite.rs`) or in PostgreSQL
 //! (`--storage postgres://…`, `pg.rs`), with the same meaning in both.
 
@@ -200,6 +201,31 @@ impl Db {
     /// then.
     pub fn data_version(&self) -> Result<i64, Error> {
         both!(self.data_version())
+    }
+
+    /// Records that `device_id` uploaded these changes (`(document id,
+    /// change hash)`); a change already recorded keeps its first uploader.
+    pub fn record_uploads(
+        &self,
+        workspace_id: &str,
+        device_id: &str,
+        changes: &[(String, String)],
+        now: i64,
+    ) -> Result<(), Error> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        both!(self.record_uploads(workspace_id, device_id, changes, now))
+    }
+
+    /// The device that uploaded each of `hashes` in this workspace, for
+    /// those the server recorded: `(change hash, device id)`.
+    pub fn uploaders(
+        &self,
+        workspace_id: &str,
+        hashes: &[String],
+    ) -> Result<Vec<(String, String)>, Error> {
+        both!(self.uploaders(workspace_id, hashes))
     }
 
     /// samod's storage for one workspace: keys under `ws/<workspace-id>`,

@@ -1,9 +1,10 @@
 //! HTTP: `/sync` (a device credential checked before the WebSocket
 //! upgrade), `/enrol` (the workspace token traded for a device credential),
-//! `/devices` (the workspace's devices, for a device), `/healthz`, `/readyz`,
-//! `/metrics` (totals only, see `metrics.rs`).
+//! `/devices` (the workspace's devices, for a device), `/uploads` (which
+//! device brought each of some changes, see `uploads.rs`), `/healthz`,
+//! `/readyz`, `/metrics` (totals only, see `metrics.rs`).
 //!
-//! `/enrol` and `/devices` answer with one JSON text message over a
+//! `/enrol`, `/devices` and `/uploads` answer with one JSON text message over a
 //! WebSocket, so every call a device makes rides the same connection path
 //! (TLS, proxies) as sync itself and needs no second HTTP client.
 
@@ -24,7 +25,7 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{proxy, quota, token, Db, Serve, Workspaces};
+use crate::{proxy, quota, token, uploads as uploaded, Db, Serve, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -38,6 +39,10 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_connections_per_workspace: usize,
 }
+
+/// Messages up to this size are read for their changes on the connection's
+/// task; larger ones (a whole document) on a blocking thread.
+const INLINE_DECODE_BYTES: usize = 64 << 10;
 
 /// Room beyond one largest message in a connection's write buffer (the
 /// buffer must hold a whole message, plus what is being flushed).
@@ -104,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sync", get(sync))
         .route("/enrol", get(enrol))
         .route("/devices", get(devices))
+        .route("/uploads", get(uploads))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -324,6 +330,11 @@ async fn sync(
         .register(&device.workspace.id, &device.device_id);
     let limits = state.limits;
     let (received, sent) = (state.metrics.clone(), state.metrics.clone());
+    let (db, ws_id, dev) = (
+        state.db.clone(),
+        device.workspace.id.clone(),
+        device.device_id.clone(),
+    );
     let full = usage.refusal();
     let mut response = ws
         .max_message_size(limits.max_message_bytes)
@@ -341,12 +352,36 @@ async fn sync(
                 .filter_map(move |m| {
                     let _open = &permit;
                     let metrics = received.clone();
+                    let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
                                 metrics.messages_received.inc();
                                 metrics.bytes_received.inc_by(b.len() as u64);
-                                Some(Ok(b.to_vec()))
+                                // Recorded before samod applies the message,
+                                // so any device that receives a change can
+                                // ask who brought it. Most messages carry no
+                                // change and cost a look at their header.
+                                let frame = b.to_vec();
+                                let changes = if frame.len() <= INLINE_DECODE_BYTES {
+                                    uploaded::changes_in(&frame)
+                                } else {
+                                    let big = frame.clone();
+                                    tokio::task::spawn_blocking(move || uploaded::changes_in(&big))
+                                        .await
+                                        .unwrap_or_default()
+                                };
+                                if !changes.is_empty() {
+                                    let recorded = tokio::task::spawn_blocking(move || {
+                                        db.record_uploads(&ws_id, &dev, &changes, now_ms())
+                                            .map_err(|e| (ws_id, e))
+                                    })
+                                    .await;
+                                    if let Ok(Err((ws_id, e))) = recorded {
+                                        tracing::warn!(workspace = ws_id.as_str(), error = %e, "cannot record who uploaded changes");
+                                    }
+                                }
+                                Some(Ok(frame))
                             }
                             Ok(_) => None,
                             Err(e) => Some(Err(e)),
@@ -551,6 +586,77 @@ async fn devices(
         ws,
         serde_json::json!({"workspace": device.workspace.name, "devices": list}),
     )
+}
+
+/// Which device uploaded each of the changes a device asks about (one text
+/// message `{"changes": [hash, …]}`), in its own workspace only:
+/// `{"uploads": {hash: device id}}`, changes the server never recorded left
+/// out.
+async fn uploads(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let (device, ws) = match authenticated_upgrade(&state, &headers, &query, ws).await {
+        Ok(both) => both,
+        Err(refusal) => return refusal,
+    };
+    let db = state.db.clone();
+    ws.max_message_size(state.limits.max_message_bytes)
+        .on_upgrade(move |mut socket| async move {
+            let asked = tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await;
+            let body = match asked {
+                Ok(Some(Ok(axum::extract::ws::Message::Text(t)))) => {
+                    match asked_hashes(t.as_str()) {
+                        Ok(hashes) => {
+                            let ws_id = device.workspace.id.clone();
+                            match tokio::task::spawn_blocking(move || db.uploaders(&ws_id, &hashes))
+                                .await
+                            {
+                                Ok(Ok(found)) => serde_json::json!({
+                                    "uploads": found
+                                        .into_iter()
+                                        .map(|(h, d)| (h, serde_json::Value::String(d)))
+                                        .collect::<serde_json::Map<_, _>>()
+                                }),
+                                _ => serde_json::json!({"error": "storage unavailable"}),
+                            }
+                        }
+                        Err(why) => serde_json::json!({ "error": why }),
+                    }
+                }
+                _ => serde_json::json!({"error": "send one text message: {\"changes\": [change hash, …]}"}),
+            };
+            let _ = socket
+                .send(axum::extract::ws::Message::Text(body.to_string().into()))
+                .await;
+            let _ = socket.close().await;
+        })
+}
+
+/// The change hashes in an `/uploads` request, or why it is refused.
+fn asked_hashes(text: &str) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Asked {
+        changes: Vec<String>,
+    }
+    let asked: Asked = serde_json::from_str(text)
+        .map_err(|e| format!("changes: expected {{\"changes\": [change hash, …]}} ({e})"))?;
+    if asked.changes.len() > uploaded::MAX_ASKED {
+        return Err(format!(
+            "changes: at most {} a request, got {}",
+            uploaded::MAX_ASKED,
+            asked.changes.len()
+        ));
+    }
+    if let Some(bad) = asked.changes.iter().find(|h| !uploaded::is_change_hash(h)) {
+        return Err(format!(
+            "changes: \"{}\" is not a change hash (64 lowercase hex digits)",
+            bad.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(asked.changes)
 }
 
 /// Upgrades, sends `body` as one text message, closes.

@@ -21,6 +21,7 @@ pub mod quota;
 pub mod storage;
 pub mod tls;
 pub mod token;
+pub mod uploads;
 pub mod workspaces;
 
 pub use db::{Db, Error};

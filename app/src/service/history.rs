@@ -26,6 +26,13 @@ impl WorkflowService<'_> {
                         Event::RemoteMerged(p) => p.conflicts.clone(),
                         _ => vec![],
                     },
+                    // The event's device is its first author's claim.
+                    uploaded_by: match &e.event {
+                        Event::RemoteMerged(p) => {
+                            p.authors.first().and_then(|a| a.uploaded_by.clone())
+                        }
+                        _ => None,
+                    },
                     seq: e.seq,
                     event_id: e.id,
                     kind: e.event.kind().to_owned(),

@@ -1,9 +1,10 @@
 //! A device's credential: the workspace token is only an enrolment secret,
 //! traded once at `/enrol` for a credential of this device id, which is all
 //! this device keeps. The server can then list devices and revoke one
-//! without touching the others. `/devices` lists them for a device.
+//! without touching the others. `/devices` lists them for a device; `ask`
+//! calls any such endpoint (`/uploads` too) with the credential.
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::dialer::{self, Failure};
@@ -43,7 +44,7 @@ impl SyncService<'_> {
         url.query_pairs_mut()
             .append_pair("device", self.device_id())
             .append_pair("name", &device_name());
-        let reply = one_message(&url, &s.token, &s).await?;
+        let reply = exchange(&url, &s.token, &s, None).await?;
         let credential = reply
             .get("credential")
             .and_then(|c| c.as_str())
@@ -66,8 +67,7 @@ impl SyncService<'_> {
         let rt = runtime()?;
         let result = rt.block_on(async {
             let s = self.enrolled(s).await?;
-            let url = endpoint(&s.server, "devices")?;
-            let reply = one_message(&url, &s.token, &s).await?;
+            let reply = ask(&s, "devices", None).await?;
             let workspace = reply["workspace"].as_str().unwrap_or_default().to_owned();
             let devices: Vec<SyncDevice> = serde_json::from_value(reply["devices"].clone())
                 .map_err(|e| {
@@ -114,8 +114,22 @@ fn device_name() -> String {
         .unwrap_or_else(|| "flowkeep device".to_owned())
 }
 
-/// Connects, reads the one JSON message the server answers with.
-async fn one_message(url: &url::Url, token: &str, s: &Settings) -> Result<Value> {
+/// Asks the server's endpoint `name` (beside the sync URL) with this
+/// device's credential: `request` sent as one text message, if any, and the
+/// one JSON message it answers with.
+pub(super) async fn ask(s: &Settings, name: &str, request: Option<String>) -> Result<Value> {
+    let url = endpoint(&s.server, name)?;
+    exchange(&url, &s.token, s, request).await
+}
+
+/// Connects, sends `request` if any, reads the one JSON message the server
+/// answers with.
+async fn exchange(
+    url: &url::Url,
+    token: &str,
+    s: &Settings,
+    request: Option<String>,
+) -> Result<Value> {
     check_transport(url, s.allow_insecure)?;
     let tls = s.tls()?;
     let call = async {
@@ -129,6 +143,11 @@ async fn one_message(url: &url::Url, token: &str, s: &Settings) -> Result<Value>
                 )))
             }
         };
+        if let Some(request) = request {
+            ws.send(Message::Text(request.into()))
+                .await
+                .map_err(|e| Error::Unavailable(format!("the sync server went away: {e}")))?;
+        }
         while let Some(m) = ws.next().await {
             match m {
                 Ok(Message::Text(t)) => {

@@ -40,11 +40,13 @@ pub(super) fn parse_heads(heads: &[String]) -> Vec<ChangeHash> {
 /// Authors of the changes after `since`, from the commit messages
 /// flowkeep writes (`flowkeep:<device>:<actor>: ...`), this device excluded.
 /// A message is a claim anyone with the token can write: a device id that
-/// is not a UUID is recorded as `unknown`, long names are cut.
+/// is not a UUID is recorded as `unknown`, long names are cut. Beside it,
+/// the device the server saw upload the change, from `uploads`.
 pub(super) fn authors_since(
     d: &Automerge,
     since: &[ChangeHash],
     own_device: &str,
+    uploads: &Uploads,
 ) -> Vec<RemoteAuthor> {
     let mut out: Vec<RemoteAuthor> = Vec::new();
     for change in d.get_changes(since) {
@@ -57,12 +59,14 @@ pub(super) fn authors_since(
                 RemoteAuthor {
                     actor,
                     device_id: device_id.unwrap_or_else(|| "unknown".into()),
+                    uploaded_by: uploads.of(&change.hash()).map(str::to_owned),
                 }
             }
             // A change made by another automerge-repo client.
             None => RemoteAuthor {
                 actor: format!("automerge:{}", change.actor_id()),
                 device_id: "external".into(),
+                uploaded_by: uploads.of(&change.hash()).map(str::to_owned),
             },
         };
         if author.device_id != own_device && !out.contains(&author) {

@@ -170,6 +170,7 @@ impl Service {
         wf_id: &str,
         handle: &DocHandle,
         known: Option<&KnownDoc>,
+        uploads: &Uploads,
     ) -> Result<bool> {
         if known.is_some_and(|k| k.heads == heads_of(handle)) {
             return Ok(false);
@@ -201,7 +202,7 @@ impl Service {
                 heads,
                 state,
                 base_at(d, &since),
-                authors_since(d, &since, &own),
+                authors_since(d, &since, &own, uploads),
             ))
         });
         let Some((mut heads, mut state, mut base, mut authors)) = checked else {
@@ -214,7 +215,7 @@ impl Service {
                         sorted_heads(d),
                         doc::checked(d, wf_id),
                         base_at(d, &since),
-                        authors_since(d, &since, &own),
+                        authors_since(d, &since, &own, uploads),
                     )
                 });
             }

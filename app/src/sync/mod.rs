@@ -28,7 +28,8 @@
 //! woken by changes rather than polling every document), `push.rs`
 //! (local changes onto documents), `merge.rs` (checks and merges of what
 //! others wrote, rejections), `tracking.rs` (documents and logs this device
-//! syncs, with their SQL), `heads.rs` (heads and authors), and beside them
+//! syncs, with their SQL), `heads.rs` (heads and authors), `uploads.rs`
+//! (which device the server saw bring each change), and beside them
 //! `doc.rs` / `execlog.rs` / `root.rs` (the document shapes), `dialer.rs`
 //! (the authenticated dialer). samod's storage is the `sync_kv` table, through
 //! `flowkeep-samod-sqlite` (the server's storage too).
@@ -46,6 +47,7 @@ mod push;
 mod session;
 mod settings;
 mod tracking;
+mod uploads;
 mod watch;
 
 use enrol::not_configured;
@@ -54,6 +56,7 @@ use heads::*;
 use session::*;
 use settings::*;
 use tracking::*;
+use uploads::Uploads;
 
 use std::collections::HashSet;
 use std::str::FromStr;

@@ -36,7 +36,9 @@ impl Service {
             let Some(handle) = find(repo, &known.doc_id).await? else {
                 continue;
             };
-            self.consider_workflow(&known.key, &handle, Some(&known))?;
+            // Offline, before connecting: the server is not asked who
+            // brought these changes.
+            self.consider_workflow(&known.key, &handle, Some(&known), &Uploads::default())?;
         }
         Ok(())
     }

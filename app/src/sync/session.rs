@@ -71,7 +71,7 @@ impl SyncService<'_> {
         let limit = dialer::Limit::default();
         let (_dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
         let root = self.open_root(repo, s).await?;
-        let x = self.exchange(repo, &root, conn).await?;
+        let x = self.exchange(repo, s, &root, conn).await?;
         let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.note_server_limit(server_limit.as_deref());
         Ok(SyncReport {
@@ -147,6 +147,7 @@ impl SyncService<'_> {
     pub(super) async fn exchange(
         &self,
         repo: &Repo,
+        s: &Settings,
         root: &DocHandle,
         conn: samod::ConnectionId,
     ) -> Result<Exchanged> {
@@ -196,11 +197,20 @@ impl SyncService<'_> {
         .filter(|settled| !settled)
         .count();
 
-        // 4. Merge what changed elsewhere.
+        // 4. Merge what changed elsewhere, with who the server saw bring
+        //    each change (asked once for all of them).
+        let since: Vec<(&DocHandle, Vec<ChangeHash>)> = handles
+            .iter()
+            .map(|(wf_id, h)| {
+                let known = docs.iter().find(|k| &k.key == wf_id);
+                (h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default())
+            })
+            .collect();
+        let uploads = self.uploads_since(s, &since).await;
         let mut merged = 0;
         for (i, (wf_id, handle)) in handles.iter().enumerate() {
             let known = docs.iter().find(|k| &k.key == wf_id);
-            if self.consider_workflow(wf_id, handle, known)? {
+            if self.consider_workflow(wf_id, handle, known, &uploads)? {
                 merged += 1;
             }
             self.sync_progress("merging", i as u64 + 1, handles.len() as u64);

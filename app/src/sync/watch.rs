@@ -211,7 +211,7 @@ impl SyncService<'_> {
                                 root = Some(self.open_root(repo, settings).await?);
                             }
                             let root = root.as_ref().expect("opened above");
-                            let x = self.exchange(repo, root, conn).await?;
+                            let x = self.exchange(repo, settings, root, conn).await?;
                             subs.add(std::iter::once(root).chain(&x.handles));
                             Ok::<_, Error>((
                                 pushed,
@@ -222,8 +222,9 @@ impl SyncService<'_> {
                             ))
                         } else {
                             let root = root.as_ref().expect("a full round opened it");
-                            let (pushed, merged) =
-                                self.incremental_round(repo, root, &changed).await?;
+                            let (pushed, merged) = self
+                                .incremental_round(repo, settings, root, &changed)
+                                .await?;
                             Ok((pushed, merged, 0, 0, 0))
                         }
                     };
@@ -329,6 +330,7 @@ impl SyncService<'_> {
     async fn incremental_round(
         &self,
         repo: &Repo,
+        settings: &Settings,
         root: &DocHandle,
         changed: &HashSet<DocumentId>,
     ) -> Result<(usize, usize)> {
@@ -350,33 +352,46 @@ impl SyncService<'_> {
         }
         // Read only when a run log changed: the workflows it may name.
         let mut workflows: Option<HashSet<String>> = None;
-        let mut merged = 0;
+        // The changed workflows' documents first, to ask the server once
+        // who brought their changes.
+        let mut workflow_docs = Vec::new();
+        let mut logs = Vec::new();
         for id in changed {
             match self.known_by_doc(id)? {
                 Some((known, true)) => {
                     if let Some(handle) = find(repo, id).await? {
-                        if self.consider_workflow(&known.key, &handle, Some(&known))? {
-                            merged += 1;
-                        }
+                        workflow_docs.push((known, handle));
                     }
                 }
-                Some((known, false)) => {
-                    let Ok(key) = LogKey::parse(&known.key) else {
-                        continue;
-                    };
-                    if key.device_id == self.device_id() {
-                        continue;
-                    }
-                    if let Some(handle) = find(repo, id).await? {
-                        let ids = match &mut workflows {
-                            Some(ids) => ids,
-                            None => workflows.insert(self.known_workflow_ids()?),
-                        };
-                        let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                        self.consider_log(&key, &handle, Some(&known), &listed)?;
-                    }
-                }
+                Some((known, false)) => logs.push((id, known)),
                 None => {}
+            }
+        }
+        let since: Vec<(&DocHandle, Vec<ChangeHash>)> = workflow_docs
+            .iter()
+            .map(|(known, h)| (h, parse_heads(&known.heads)))
+            .collect();
+        let uploads = self.uploads_since(settings, &since).await;
+        let mut merged = 0;
+        for (known, handle) in &workflow_docs {
+            if self.consider_workflow(&known.key, handle, Some(known), &uploads)? {
+                merged += 1;
+            }
+        }
+        for (id, known) in logs {
+            let Ok(key) = LogKey::parse(&known.key) else {
+                continue;
+            };
+            if key.device_id == self.device_id() {
+                continue;
+            }
+            if let Some(handle) = find(repo, id).await? {
+                let ids = match &mut workflows {
+                    Some(ids) => ids,
+                    None => workflows.insert(self.known_workflow_ids()?),
+                };
+                let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                self.consider_log(&key, &handle, Some(&known), &listed)?;
             }
         }
         Ok((pushed, merged))

@@ -298,25 +298,26 @@ pub fn run_summary(e: &Run) -> String {
 
 pub fn history(entries: &[HistoryEntry]) -> String {
     let mut s = String::new();
+    // UUIDv7 starts with the time; the random tail tells devices apart.
+    let tail = |id: &str| -> String {
+        let chars: Vec<char> = id.chars().collect();
+        chars[chars.len().saturating_sub(8)..].iter().collect()
+    };
     for h in entries {
-        // UUIDv7 starts with the time; the random tail tells devices apart.
-        let device: String = h
-            .device_id
-            .chars()
-            .rev()
-            .take(8)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        // What the server saw beside what the change claims.
+        let sent = match &h.uploaded_by {
+            Some(by) if *by == h.device_id => ", confirmed by the sync server".to_owned(),
+            Some(by) => format!(", sent by device {}", tail(by)),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{}  {}  rev {}  by {} on device {} ({})",
+            "{}  {}  rev {}  by {} on device {} ({}{sent})",
             show(h.recorded_at),
             h.kind,
             h.revision,
             h.actor,
-            device,
+            tail(&h.device_id),
             h.origin
         );
         for c in &h.changes {

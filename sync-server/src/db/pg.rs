@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT COLLATE "C" PRIMARY KEY,
     data BYTEA NOT NULL
 );
+-- The device whose authenticated connection first brought each change.
+CREATE TABLE IF NOT EXISTS uploads (
+    workspace_id TEXT NOT NULL,
+    change_hash TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, change_hash)
+);
 -- One row per workspace served right now: the node serving it, where the
 -- other nodes reach it, and until when (renewed while it serves).
 CREATE TABLE IF NOT EXISTS leases (
@@ -316,6 +325,43 @@ impl Pg {
             });
         }
         Ok(changed)
+    }
+
+    pub fn record_uploads(
+        &self,
+        workspace_id: &str,
+        device_id: &str,
+        changes: &[(String, String)],
+        now: i64,
+    ) -> Result<(), Error> {
+        let (documents, hashes): (Vec<&str>, Vec<&str>) = changes
+            .iter()
+            .map(|(d, h)| (d.as_str(), h.as_str()))
+            .unzip();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO uploads (workspace_id, change_hash, document_id, device_id, received_at)
+                 SELECT $1, h, d, $4, $5 FROM unnest($2::text[], $3::text[]) AS t(h, d)
+                 ON CONFLICT (workspace_id, change_hash) DO NOTHING",
+                &[&workspace_id, &hashes, &documents, &device_id, &now],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn uploaders(
+        &self,
+        workspace_id: &str,
+        hashes: &[String],
+    ) -> Result<Vec<(String, String)>, Error> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT change_hash, device_id FROM uploads
+                 WHERE workspace_id = $1 AND change_hash = ANY($2)",
+                &[&workspace_id, &hashes],
+            )
+        })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub fn revoked(&self) -> Result<Vec<(String, String)>, Error> {

@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     data BLOB NOT NULL
 ) WITHOUT ROWID;
+-- The device whose authenticated connection first brought each change.
+CREATE TABLE IF NOT EXISTS uploads (
+    workspace_id TEXT NOT NULL,
+    change_hash TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, change_hash)
+) WITHOUT ROWID;
 ";
 
 /// The directory 0700, the database file created 0600 before SQLite opens
@@ -268,6 +277,49 @@ impl Sqlite {
         Ok(())
     }
 
+    pub fn record_uploads(
+        &self,
+        workspace_id: &str,
+        device_id: &str,
+        changes: &[(String, String)],
+        now: i64,
+    ) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO uploads (workspace_id, change_hash, document_id, device_id, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (document, hash) in changes {
+                stmt.execute(params![workspace_id, hash, document, device_id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn uploaders(
+        &self,
+        workspace_id: &str,
+        hashes: &[String],
+    ) -> Result<Vec<(String, String)>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT device_id FROM uploads WHERE workspace_id = ?1 AND change_hash = ?2",
+        )?;
+        let mut out = Vec::new();
+        for h in hashes {
+            if let Some(device) = stmt
+                .query_row(params![workspace_id, h], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.push((h.clone(), device));
+            }
+        }
+        Ok(out)
+    }
+
     /// A workspace's devices, oldest first.
     pub fn devices(&self, workspace_id: &str) -> Result<Vec<Device>, Error> {
         let conn = self.conn();
@@ -352,6 +404,27 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_first_device_to_upload_a_change_is_kept_per_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("sync.db")).unwrap();
+        let (h1, h2) = ("a".repeat(64), "b".repeat(64));
+        let sent = |h: &str| vec![("doc1".to_owned(), h.to_owned())];
+        db.record_uploads("w", "dev-1", &sent(&h1), 1).unwrap();
+        db.record_uploads("w", "dev-2", &[sent(&h1), sent(&h2), sent(&h2)].concat(), 2)
+            .unwrap();
+        db.record_uploads("other", "dev-9", &sent(&h2), 3).unwrap();
+        let mut found = db
+            .uploaders("w", &[h1.clone(), h2.clone(), "c".repeat(64)])
+            .unwrap();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![(h1.clone(), "dev-1".into()), (h2.clone(), "dev-2".into())]
+        );
+        assert_eq!(db.uploaders("other", &[h1]).unwrap(), vec![]);
     }
 
     #[test]

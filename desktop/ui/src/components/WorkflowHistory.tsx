@@ -37,7 +37,8 @@ export function WorkflowHistory(props: { workflowId: string; changeCount: number
               <span className="meta">
                 {" "}
                 by <span className="actor">{e.actor}</span> on device <code title={e.device_id}>{e.device_id.slice(0, 8)}</code>
-                {e.origin !== "local" && <> ({e.origin})</>} at <time dateTime={new Date(e.recorded_at).toISOString()}>{format(e.recorded_at, "yyyy-MM-dd HH:mm:ss")}</time>
+                {e.origin !== "local" && <> ({e.origin})</>}
+                <SentBy claimed={e.device_id} uploadedBy={e.uploaded_by} /> at <time dateTime={new Date(e.recorded_at).toISOString()}>{format(e.recorded_at, "yyyy-MM-dd HH:mm:ss")}</time>
               </span>
             </div>
             {e.changes.length > 0 && (
@@ -107,4 +108,32 @@ function useReload(changeCount: number, reload: () => Promise<void>) {
     }
     void reload();
   }, [changeCount, reload]);
+}
+
+/**
+ * For a change from another device: what the sync server saw beside what
+ * the change claims. The claim is written by the sending device; the
+ * uploader is the device the server authenticated.
+ */
+export function SentBy(props: { claimed: string; uploadedBy: string | null }) {
+  const { claimed, uploadedBy } = props;
+  if (!uploadedBy) return null;
+  if (uploadedBy === claimed) {
+    return (
+      <span className="sent-by confirmed" title="The sync server received this change from the device it names.">
+        {" "}
+        · confirmed by the sync server
+      </span>
+    );
+  }
+  return (
+    <span
+      className="sent-by differs"
+      role="note"
+      title="The change names one device, but the sync server received it from another (it relayed the change, or its claim is false)."
+    >
+      {" "}
+      · sent by device <code title={uploadedBy}>{uploadedBy.length === 36 ? uploadedBy.slice(0, 8) : uploadedBy}</code>
+    </span>
+  );
 }

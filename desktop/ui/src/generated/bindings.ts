@@ -96,7 +96,18 @@ export type GetSettings = Record<string, never>;
 
 export type GetSyncStatus = Record<string, never>;
 
-export type HistoryEntry = { seq: number, event_id: string, kind: string, revision: number, actor: string, device_id: string, origin: string, recorded_at: number, changes: Array<FieldChange>, 
+export type HistoryEntry = { seq: number, event_id: string, kind: string, revision: number, actor: string, 
+/**
+ * The device that made the change; for a change from another device,
+ * the one its message claims.
+ */
+device_id: string, 
+/**
+ * For a change from another device: the device the sync server
+ * authenticated when it received it, when the server said. The same
+ * as `device_id` unless the change was relayed or its claim is false.
+ */
+uploaded_by: string | null, origin: string, recorded_at: number, changes: Array<FieldChange>, 
 /**
  * For merges: fields edited concurrently elsewhere, every value (the
  * one in effect first), so both edits show even where one lost.
