@@ -1064,3 +1064,73 @@ fn at_the_workspaces_document_limit_sync_now_says_what_the_server_no_longer_take
         "{text}"
     );
 }
+
+#[test]
+fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
+    let ws = Workspace::new();
+    let server = Server::start(
+        &ws.bin,
+        ws._data.path(),
+        &["--max-message-bytes", "262144"],
+    );
+    let a = Flowkeep::new();
+    a.json(&["workflow", "create", "--name", "small", "--config", CFG])
+        .ok();
+    ws.init(&a, &server);
+    // A value of 600 kB in one change: its sync message is over 256 KiB.
+    // Letters no compressor can shrink much (xorshift).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let big: String = (0..600_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let cfg = serde_json::json!({
+        "fields": [{"key": "blob", "type": "text"}],
+        "values": {"blob": big}
+    })
+    .to_string();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), cfg).unwrap();
+    let from_file = format!("@{}", file.path().display());
+    let id = a
+        .json(&["workflow", "create", "--name", "big", "--config", &from_file])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = a.json(&["sync", "now"]).ok().json();
+    let why = r["server_limit"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why.contains("larger than this server accepts") && why.contains("--max-message-bytes"),
+        "{r}"
+    );
+    assert!(r["unconfirmed"].as_u64().unwrap_or(0) >= 1, "{r}");
+    let text = a.run(&["sync", "status"]).ok().stdout;
+    assert!(
+        text.contains("the sync server closed the connection: a change is larger than this server accepts (0.2 MiB, --max-message-bytes)"),
+        "{text}"
+    );
+    // Nothing is lost here, and what fits still syncs.
+    assert_eq!(
+        a.json(&["workflow", "get", &id]).ok().json()["name"],
+        "big"
+    );
+    let b = Flowkeep::new();
+    let join = a.json(&["sync", "status"]).ok().json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let names: Vec<String> = b.json(&["workflow", "list"]).ok().json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"small".to_owned()), "{names:?}");
+}

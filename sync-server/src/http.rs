@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
+use axum::extract::ws::{
+    rejection::WebSocketUpgradeRejection, Message as WsMessage, WebSocketUpgrade,
+};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,6 +344,13 @@ async fn sync(
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
+            // samod and the refusal of a too large message both write to the
+            // socket: through a channel, forwarded by one task (which ends,
+            // closing the socket, once both are gone).
+            let (out, outgoing) = futures::channel::mpsc::channel::<WsMessage>(0);
+            tokio::spawn(outgoing.map(Ok).forward(sink));
+            let refuse_too_big = out.clone();
+            let max_message_bytes = limits.max_message_bytes;
             // The inbound side ends when the device is revoked; samod then
             // drops the connection and the socket closes.
             let until_revoked = async move {
@@ -353,6 +362,7 @@ async fn sync(
                     let _open = &permit;
                     let metrics = received.clone();
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
+                    let mut refuse_too_big = refuse_too_big.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -384,14 +394,21 @@ async fn sync(
                                 Some(Ok(frame))
                             }
                             Ok(_) => None,
-                            Err(e) => Some(Err(e)),
+                            Err(e) => {
+                                if let Some(close) = too_big(&e, max_message_bytes) {
+                                    let _ = refuse_too_big.send(close).await;
+                                }
+                                Some(Err(e))
+                            }
                         }
                     }
                 });
-            let sink = sink.with(move |b: Vec<u8>| {
+            let sink = out.with(move |b: Vec<u8>| {
                 sent.messages_sent.inc();
                 sent.bytes_sent.inc_by(b.len() as u64);
-                async move { Ok::<_, axum::Error>(axum::extract::ws::Message::Binary(b.into())) }
+                async move {
+                    Ok::<_, futures::channel::mpsc::SendError>(WsMessage::Binary(b.into()))
+                }
             });
             let transport = samod::Transport::new(Box::pin(stream), Box::pin(sink));
             let ws_id = device.workspace.id.as_str();
@@ -406,6 +423,25 @@ async fn sync(
         response.headers_mut().insert(quota::LIMIT_HEADER, why);
     }
     response
+}
+
+/// The close frame that tells a device its message was over the limit, if
+/// `e` is that (tungstenite's capacity error, known by its text: axum hides
+/// the type).
+fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMessage> {
+    let text = e.to_string();
+    if !text.contains("Message too long") {
+        return None;
+    }
+    // A close reason has room for 123 bytes.
+    let reason = format!(
+        "a change is larger than this server accepts ({}, --max-message-bytes)",
+        quota::mib(max_message_bytes as u64)
+    );
+    Some(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1009,
+        reason: reason.into(),
+    })))
 }
 
 /// Hands a device's connection to the node that serves its workspace.

@@ -71,7 +71,7 @@ fn doc_of(key: &str) -> Option<&str> {
     key.split_once('/').map(|(doc, _)| doc)
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 

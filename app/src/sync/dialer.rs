@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use samod::{DialError, Dialer, Transport};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
@@ -69,13 +70,30 @@ impl Dialer for TokenDialer {
                         .get(LIMIT_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    *limit.lock().unwrap_or_else(|p| p.into_inner()) = said;
+                    {
+                        let mut slot = limit.lock().unwrap_or_else(|p| p.into_inner());
+                        // A refused message is sent again on every
+                        // connection: its sentence outlives a reconnect.
+                        if said.is_some() || !slot.as_deref().is_some_and(is_too_big) {
+                            *slot = said;
+                        }
+                    }
                     let (sink, stream) = ws.split();
-                    let stream = stream.filter_map(|m| async move {
-                        match m {
-                            Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-                            Ok(_) => None,
-                            Err(e) => Some(Err(e)),
+                    let stream = stream.filter_map(move |m| {
+                        let limit = limit.clone();
+                        async move {
+                            match m {
+                                Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+                                Ok(Message::Close(Some(frame)))
+                                    if frame.code == CloseCode::Size =>
+                                {
+                                    *limit.lock().unwrap_or_else(|p| p.into_inner()) =
+                                        Some(too_big_sentence(&frame.reason));
+                                    None
+                                }
+                                Ok(_) => None,
+                                Err(e) => Some(Err(e)),
+                            }
                         }
                     });
                     let sink = sink.with(|b: Vec<u8>| async move {
@@ -88,6 +106,29 @@ impl Dialer for TokenDialer {
             }
         })
     }
+}
+
+const TOO_BIG: &str = "the sync server closed the connection: ";
+
+/// The server's reason for closing on a message over its size limit, as
+/// the user reads it (cut, and without control characters: it is the
+/// server's text).
+fn too_big_sentence(reason: &str) -> String {
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let reason = if reason.trim().is_empty() {
+        "a message was larger than it accepts"
+    } else {
+        reason.trim()
+    };
+    format!("{TOO_BIG}{reason}")
+}
+
+fn is_too_big(sentence: &str) -> bool {
+    sentence.starts_with(TOO_BIG)
 }
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
