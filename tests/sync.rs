@@ -1068,11 +1068,7 @@ fn at_the_workspaces_document_limit_sync_now_says_what_the_server_no_longer_take
 #[test]
 fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
     let ws = Workspace::new();
-    let server = Server::start(
-        &ws.bin,
-        ws._data.path(),
-        &["--max-message-bytes", "262144"],
-    );
+    let server = Server::start(&ws.bin, ws._data.path(), &["--max-message-bytes", "262144"]);
     let a = Flowkeep::new();
     a.json(&["workflow", "create", "--name", "small", "--config", CFG])
         .ok();
@@ -1097,7 +1093,9 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
     std::fs::write(file.path(), cfg).unwrap();
     let from_file = format!("@{}", file.path().display());
     let id = a
-        .json(&["workflow", "create", "--name", "big", "--config", &from_file])
+        .json(&[
+            "workflow", "create", "--name", "big", "--config", &from_file,
+        ])
         .ok()
         .json()["id"]
         .as_str()
@@ -1116,10 +1114,7 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
         "{text}"
     );
     // Nothing is lost here, and what fits still syncs.
-    assert_eq!(
-        a.json(&["workflow", "get", &id]).ok().json()["name"],
-        "big"
-    );
+    assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["name"], "big");
     let b = Flowkeep::new();
     let join = a.json(&["sync", "status"]).ok().json()["join"]
         .as_str()
