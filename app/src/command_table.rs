@@ -6,6 +6,7 @@
 
 use flowkeep_core::commands::*;
 use flowkeep_core::run::Run;
+use flowkeep_core::versions::WorkflowVersion;
 use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -137,6 +138,10 @@ command_table! {
     SetRetentionCmd = "set_retention" (SetRetention) -> Settings => settings.set_retention;
     ApplyRetentionCmd = "apply_retention" (ApplyRetention) -> PruneReport => settings.apply_retention;
     WorkflowHistoryCmd = "workflow_history" (WorkflowHistory) -> Vec<HistoryEntry> => workflows.history;
+    WorkflowAtCmd = "workflow_at" (WorkflowAt) -> WorkflowVersion => workflows.get_at;
+    DiffWorkflowCmd = "diff_workflow" (DiffWorkflow) -> WorkflowDiff => workflows.diff;
+    RestoreWorkflowCmd = "restore_workflow" (RestoreWorkflow) -> Workflow => workflows.restore;
+    UndeleteWorkflowCmd = "undelete_workflow" (UndeleteWorkflow) -> Workflow => workflows.undelete;
     SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => sync.status;
 }
 

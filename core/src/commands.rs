@@ -108,6 +108,78 @@ pub struct DeleteWorkflow {
 }
 impl Input for DeleteWorkflow {}
 
+/// A workflow as it was at `at`: a revision (`12`), an instant (RFC 3339,
+/// `2026-12-03T10:00:00Z`) or the version a run used (`run:<RUN_ID>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowAt {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[validate(length(min = 1, max = 100))]
+    pub at: String,
+}
+impl Input for WorkflowAt {}
+
+/// What differs between two versions of a workflow (`from`, `to` as in
+/// `WorkflowAt::at`; `to` defaults to now).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct DiffWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[validate(length(min = 1, max = 100))]
+    pub from: String,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 100))]
+    pub to: Option<String>,
+}
+impl Input for DiffWorkflow {}
+
+/// One end of a diff: the revision it resolved to and when that was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct VersionRef {
+    pub revision: u64,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WorkflowDiff {
+    pub id: String,
+    pub from: VersionRef,
+    pub to: VersionRef,
+    /// Field by field, old (at `from`) → new (at `to`).
+    pub changes: Vec<FieldChange>,
+}
+
+/// Sets a workflow back to what it was at `to` (as in `WorkflowAt::at`), as
+/// one new `workflow.restored` event; a deleted workflow comes back too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[validate(length(min = 1, max = 100))]
+    pub to: String,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for RestoreWorkflow {}
+
+/// Brings a deleted workflow back as it was before it was deleted, with its
+/// history and runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct UndeleteWorkflow {
+    #[validate(length(min = 1))]
+    pub id: String,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for UndeleteWorkflow {}
+
 /// Approves, on this device, the run spec and retention policy a workflow
 /// has now. With `expected_revision`, approves only if nothing changed
 /// since the caller showed it to the user.
@@ -172,6 +244,10 @@ pub struct ListWorkflows {
     /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// List deleted workflows instead of live ones (to undelete one).
+    #[serde(default)]
+    #[ts(as = "Option<bool>", optional)]
+    pub deleted: bool,
 }
 impl Input for ListWorkflows {
     fn normalize(&mut self) {

@@ -33,6 +33,13 @@ pub struct RunStartedV1 {
     pub status: RunStatus,
     pub started_at: i64,
     pub trigger: String,
+    /// The workflow's revision the run started from (absent in runs
+    /// recorded before runs knew it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_revision: Option<u64>,
+    /// A hash of the effective config it ran with (`run::config_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +69,12 @@ pub struct RunRecordedV1 {
     pub output: Option<serde_json::Value>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The workflow's revision the run started from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_revision: Option<u64>,
+    /// `run::config_hash` of the config it ran with, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +136,19 @@ pub struct RemoteMergedV1 {
     pub conflicts: Vec<FieldConflict>,
 }
 
+/// A workflow set back to what it was at an earlier revision (and brought
+/// back if it was deleted): an ordinary change, audited and synced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRestoredV1 {
+    /// The revision whose version it restores.
+    pub from_revision: u64,
+    /// What it changed, old → new.
+    pub changes: Vec<FieldChange>,
+    /// It was deleted and is not any more.
+    #[serde(default)]
+    pub undeleted: bool,
+}
+
 /// Workspace settings changed (the global retention policy, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingsUpdatedV1 {
@@ -175,6 +201,7 @@ pub enum Event {
     RemoteMerged(RemoteMergedV1),
     WorkflowApproved(WorkflowApprovedV1),
     RemoteRejected(RemoteRejectedV1),
+    WorkflowRestored(WorkflowRestoredV1),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +228,7 @@ impl Event {
             Event::RemoteMerged(_) => "remote.merged",
             Event::WorkflowApproved(_) => "workflow.approved",
             Event::RemoteRejected(_) => "remote.rejected",
+            Event::WorkflowRestored(_) => "workflow.restored",
         }
     }
 
@@ -223,6 +251,7 @@ impl Event {
             Event::RemoteMerged(p) => serde_json::to_string(p),
             Event::WorkflowApproved(p) => serde_json::to_string(p),
             Event::RemoteRejected(p) => serde_json::to_string(p),
+            Event::WorkflowRestored(p) => serde_json::to_string(p),
         };
         r.expect("event payloads serialize")
     }
@@ -250,6 +279,7 @@ impl Event {
             ("remote.merged", 1) => Event::RemoteMerged(p(payload).map_err(err)?),
             ("workflow.approved", 1) => Event::WorkflowApproved(p(payload).map_err(err)?),
             ("remote.rejected", 1) => Event::RemoteRejected(p(payload).map_err(err)?),
+            ("workflow.restored", 1) => Event::WorkflowRestored(p(payload).map_err(err)?),
             _ => return Err(err("unknown kind or version".into())),
         };
         Ok(event)
@@ -292,6 +322,10 @@ mod tests {
                 r#"{"workflow_id":"w","status":"succeeded","started_at":1,"completed_at":3,"trigger":"import","exit_code":0,"output":{"rows":2},"error":null}"#,
             ),
             ("execution.deleted", r#"{"workflow_id":"w"}"#),
+            (
+                "workflow.restored",
+                r#"{"from_revision":2,"changes":[{"field":"name","old":"b","new":"a"}],"undeleted":true}"#,
+            ),
             (
                 "executions.pruned",
                 r#"{"workflow_id":null,"status":null,"before":5,"deleted":2}"#,

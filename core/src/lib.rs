@@ -10,6 +10,7 @@ pub mod events;
 pub mod remote;
 pub mod run;
 pub mod validation;
+pub mod versions;
 pub mod workflow;
 
 pub use error::{Error, ErrorBody, ErrorCode, FieldError};

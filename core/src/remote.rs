@@ -452,7 +452,7 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Run, Vec<FieldErro
     let is_int = |v: &Value| v.as_i64().is_some();
     let int_or_null = |v: &Value| v.is_null() || v.as_i64().is_some();
     let str_or_null = |v: &Value| v.is_null() || v.is_string();
-    let shape: [FieldShape; 11] = [
+    let shape: [FieldShape; 13] = [
         ("id", true, Value::is_string, "a string"),
         ("workflow_id", true, Value::is_string, "a string"),
         ("device_id", true, Value::is_string, "a string"),
@@ -464,6 +464,23 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Run, Vec<FieldErro
         ("exit_code", false, int_or_null, "an integer or null"),
         ("error", false, str_or_null, "a string or null"),
         ("output", false, |_| true, "JSON"),
+        (
+            "workflow_revision",
+            false,
+            |v| v.is_null() || v.as_u64().is_some(),
+            "a whole number or null",
+        ),
+        (
+            "config_hash",
+            false,
+            |v| {
+                v.is_null()
+                    || v.as_str().is_some_and(|h| {
+                        (1..=64).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+            },
+            "up to 64 hex digits or null",
+        ),
     ];
     for (field, required, ok, expected) in shape {
         match obj.get(field) {

@@ -80,11 +80,43 @@ pub struct Run {
     pub trigger: String,
     /// The device that recorded the run.
     pub device_id: String,
+    /// The workflow's revision the run started from (unknown for runs
+    /// recorded before runs kept it).
+    pub workflow_revision: Option<u64>,
+    /// `config_hash` of the effective config it ran with.
+    pub config_hash: Option<String>,
+}
+
+/// A short, stable name for an effective config (every field's value, the
+/// default where none is set): SHA-256 of its JSON with sorted keys, the
+/// first 16 hex digits. Two runs with the same hash got the same config.
+pub fn config_hash(values: &serde_json::Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let sorted: std::collections::BTreeMap<&String, &Value> = values.iter().collect();
+    let text = serde_json::to_string(&sorted).expect("JSON values serialize");
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::RunStatus::*;
+
+    #[test]
+    fn the_config_hash_follows_the_values_not_their_order() {
+        let a: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"a": 1, "b": "x"}"#).unwrap();
+        let b: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"b": "x", "a": 1}"#).unwrap();
+        let c: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"a": 2, "b": "x"}"#).unwrap();
+        assert_eq!(super::config_hash(&a), super::config_hash(&b));
+        assert_ne!(super::config_hash(&a), super::config_hash(&c));
+        assert_eq!(super::config_hash(&a).len(), 16);
+    }
 
     #[test]
     fn status_only_moves_forward() {

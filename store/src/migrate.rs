@@ -29,6 +29,10 @@ pub static MIGRATIONS: &[(&str, &str)] = &[
         "0004_approval.sql",
         include_str!("../../migrations/0004_approval.sql"),
     ),
+    (
+        "0005_run_version.sql",
+        include_str!("../../migrations/0005_run_version.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

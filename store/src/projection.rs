@@ -64,6 +64,37 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             }
         }
         Event::RemoteMerged(p) => apply_remote(conn, e, p)?,
+        Event::WorkflowRestored(p) => {
+            let Some(l) = queries::workflows::load(conn, &e.stream_id)? else {
+                return Err(Error::Corrupt(format!(
+                    "event {} restores a workflow that does not exist",
+                    e.id
+                )));
+            };
+            let mut wf = l.workflow;
+            workflow::apply(&mut wf.spec, &p.changes)
+                .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
+            wf.updated_at = e.recorded_at;
+            wf.revision = e.stream_version;
+            // A restore is an edit made here: what it sets back, this
+            // device approves, like any local change.
+            let approved = wf
+                .approval
+                .approved_spec
+                .after_local_change(&wf.spec, &p.changes);
+            wf.approval = approval(approved, &wf.spec);
+            wf.conflicts
+                .retain(|c| !p.changes.iter().any(|ch| ch.field == c.field));
+            wf.validation_errors.clear();
+            write_workflow_row(conn, UPDATE_WORKFLOW, &wf)?;
+            let deleted = l.deleted && !p.undeleted;
+            if !deleted {
+                conn.prepare_cached("UPDATE workflows SET deleted = 0 WHERE id = ?1")?
+                    .execute([&wf.id])?;
+                write_tags(conn, &wf)?;
+                write_configs(conn, &wf)?;
+            }
+        }
         Event::WorkflowApproved(p) => {
             let mut wf = live_workflow(conn, e)?;
             wf.revision = e.stream_version;
@@ -90,9 +121,19 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
         Event::RunStarted(p) => {
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
-                 exit_code, error, trigger, device_id) VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6)",
+                 exit_code, error, trigger, device_id, workflow_revision, config_hash)
+                 VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![e.stream_id, p.workflow_id, p.status.as_str(), p.started_at, p.trigger, e.device_id])?;
+            .execute(params![
+                e.stream_id,
+                p.workflow_id,
+                p.status.as_str(),
+                p.started_at,
+                p.trigger,
+                e.device_id,
+                p.workflow_revision.map(|v| v as i64),
+                p.config_hash
+            ])?;
         }
         Event::RunFinished(p) => {
             let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
@@ -108,7 +149,8 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
             let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
-                 exit_code, error, trigger, device_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(0, ?6 - ?5), ?7, ?8, ?9, ?10)",
+                 exit_code, error, trigger, device_id, workflow_revision, config_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(0, ?6 - ?5), ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 e.stream_id,
@@ -120,7 +162,9 @@ pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 p.exit_code,
                 p.error,
                 p.trigger,
-                e.device_id
+                e.device_id,
+                p.workflow_revision.map(|v| v as i64),
+                p.config_hash
             ])?;
         }
         Event::SettingsUpdated(p) => {

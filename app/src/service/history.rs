@@ -90,6 +90,17 @@ fn changes_of(event: &Event) -> Vec<FieldChange> {
                 new: true.into(),
             }]
         }
+        Event::WorkflowRestored(p) => {
+            let mut changes = p.changes.clone();
+            if p.undeleted {
+                changes.push(FieldChange {
+                    field: "deleted".into(),
+                    old: true.into(),
+                    new: false.into(),
+                });
+            }
+            changes
+        }
         _ => vec![],
     }
 }

@@ -9,6 +9,7 @@ mod facets;
 mod history;
 mod runs;
 mod settings;
+mod versions;
 mod workflows;
 
 use std::path::{Path, PathBuf};

@@ -39,6 +39,10 @@ impl RunService<'_> {
                 status,
                 started_at: w.now,
                 trigger: input.trigger.clone().unwrap_or_else(|| "manual".to_owned()),
+                workflow_revision: Some(wf.revision),
+                config_hash: Some(flowkeep_core::run::config_hash(
+                    &wf.spec.config.effective_values(),
+                )),
             });
             w.append(&id, Expected::NoStream, event)?;
             Ok(queries::runs::get(w.conn, &id)?)
@@ -132,6 +136,9 @@ impl RunService<'_> {
                     exit_code: e.exit_code,
                     output: e.output,
                     error: e.error,
+                    // What an imported run ran is not known.
+                    workflow_revision: None,
+                    config_hash: None,
                 });
                 w.append(&id, Expected::NoStream, recorded)?;
             }

@@ -524,6 +524,10 @@ pub(super) fn merge_run_in(
                 status: started,
                 started_at: run.started_at,
                 trigger: run.trigger.clone(),
+                // Revisions are numbered per device: the other device's
+                // number means nothing here. The config hash does.
+                workflow_revision: None,
+                config_hash: run.config_hash.clone(),
             });
             w.append_remote(&run.id, event, "sync", &run.device_id)?;
             started

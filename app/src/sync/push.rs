@@ -191,7 +191,7 @@ impl Service {
                     "SELECT id FROM workflows WHERE id NOT IN (SELECT workflow_id FROM sync_docs)
                      UNION
                      SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
-                     AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
+                     AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted', 'workflow.restored')",
                 )?
                 .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;

@@ -160,7 +160,7 @@ impl SyncService<'_> {
             self.read(|c| {
             Ok(c.query_row(
                 "SELECT count(*) FROM events WHERE seq > ?1 AND origin = 'local'
-                 AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted')",
+                 AND kind IN ('workflow.created', 'workflow.updated', 'config.updated', 'workflow.deleted', 'workflow.restored')",
                 [synced],
                 |r| r.get(0),
             )?)

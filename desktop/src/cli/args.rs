@@ -170,6 +170,36 @@ pub enum WorkflowCmd {
     },
     Get {
         id: String,
+        /// The workflow as it was at a revision (12), a time
+        /// (2026-12-03T10:00:00Z) or the version a run used (run:RUN_ID).
+        #[arg(long, value_name = "REV|TIME|run:RUN_ID")]
+        at: Option<String>,
+    },
+    /// What changed between two versions, field by field, old → new.
+    Diff {
+        id: String,
+        /// A revision, a time (RFC 3339) or run:RUN_ID.
+        #[arg(value_name = "FROM")]
+        from: String,
+        /// The same forms; default: the workflow as it is now.
+        #[arg(value_name = "TO")]
+        to: Option<String>,
+    },
+    /// Set the workflow back to an earlier version, as one new change.
+    Restore {
+        id: String,
+        /// A revision, a time (RFC 3339) or run:RUN_ID.
+        #[arg(long, value_name = "REV|TIME|run:RUN_ID")]
+        to: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
+    /// Bring back a deleted workflow, with its history and runs.
+    Undelete {
+        id: String,
+        #[arg(long)]
+        expected_revision: Option<u64>,
     },
     Delete {
         id: String,
@@ -205,6 +235,9 @@ pub enum WorkflowCmd {
         /// Continue after the page that printed this cursor.
         #[arg(long, value_parser = parse_cursor)]
         cursor: Option<String>,
+        /// List deleted workflows (to undelete one).
+        #[arg(long)]
+        deleted: bool,
     },
 }
 

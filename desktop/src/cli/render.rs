@@ -2,9 +2,10 @@
 
 use std::fmt::Write;
 
-use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport};
+use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport, WorkflowDiff};
 use flowkeep_core::config::{ConfigDocument, FieldDef};
 use flowkeep_core::run::Run;
+use flowkeep_core::versions::WorkflowVersion;
 use flowkeep_core::workflow::{Workflow, WorkflowSummary};
 use flowkeep_core::ErrorBody;
 use serde_json::Value;
@@ -58,6 +59,50 @@ pub fn workflow(wf: &Workflow) -> String {
         }
     }
     s.push_str(&config_doc(&wf.spec.config));
+    s
+}
+
+/// A past version: what `workflow get --at` shows.
+pub fn workflow_version(v: &WorkflowVersion) -> String {
+    let mut s = String::new();
+    let deleted = if v.deleted { "  (deleted)" } else { "" };
+    let _ = writeln!(s, "{}  [{}]{deleted}", v.spec.name, v.id);
+    let tags = if v.spec.tags.is_empty() {
+        "-".to_owned()
+    } else {
+        v.spec.tags.join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "  version {}  at revision {} ({})  tags {}",
+        v.spec.version,
+        v.revision,
+        show(v.updated_at),
+        tags
+    );
+    if !v.spec.description.is_empty() {
+        let _ = writeln!(s, "  {}", v.spec.description);
+    }
+    s.push_str(&config_doc(&v.spec.config));
+    s
+}
+
+/// `workflow diff`: field by field, old → new.
+pub fn workflow_diff(d: &WorkflowDiff) -> String {
+    let mut s = format!(
+        "workflow {}: revision {} ({}) → revision {} ({})\n",
+        d.id,
+        d.from.revision,
+        show(d.from.recorded_at),
+        d.to.revision,
+        show(d.to.recorded_at)
+    );
+    if d.changes.is_empty() {
+        s.push_str("  no differences\n");
+    }
+    for c in &d.changes {
+        let _ = writeln!(s, "  {}: {} → {}", c.field, short(&c.old), short(&c.new));
+    }
     s
 }
 
@@ -252,6 +297,12 @@ pub fn run(e: &Run) -> String {
         let _ = writeln!(s, "  error     {err}");
     }
     let _ = writeln!(s, "  trigger   {}  device {}", e.trigger, e.device_id);
+    if let Some(r) = e.workflow_revision {
+        let _ = writeln!(s, "  ran       revision {r} of the workflow");
+    }
+    if let Some(h) = &e.config_hash {
+        let _ = writeln!(s, "  config    hash {h}");
+    }
     match &e.output {
         Some(Value::Object(o)) if o.contains_key("log") => {
             let _ = writeln!(s, "  log       {}", o["log"].as_str().unwrap_or(""));

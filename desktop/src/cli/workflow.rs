@@ -70,9 +70,65 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
             let wf = call::<UpdateWorkflowCmd>(svc, input)?;
             done(&wf, render::workflow(&wf))
         }
-        WorkflowCmd::Get { id } => {
+        WorkflowCmd::Get { id, at: None } => {
             let wf = call::<GetWorkflowCmd>(svc, WorkflowId { id })?;
             done(&wf, render::workflow(&wf))
+        }
+        WorkflowCmd::Get { id, at: Some(at) } => {
+            let v = call::<WorkflowAtCmd>(svc, WorkflowAt { id, at })?;
+            done(&v, render::workflow_version(&v))
+        }
+        WorkflowCmd::Diff { id, from, to } => {
+            let d = call::<DiffWorkflowCmd>(svc, DiffWorkflow { id, from, to })?;
+            done(&d, render::workflow_diff(&d))
+        }
+        WorkflowCmd::Restore {
+            id,
+            to,
+            expected_revision,
+        } => {
+            let before = call::<GetWorkflowCmd>(svc, WorkflowId { id: id.clone() }).ok();
+            let wf = call::<RestoreWorkflowCmd>(
+                svc,
+                RestoreWorkflow {
+                    id,
+                    to: to.clone(),
+                    expected_revision,
+                },
+            )?;
+            let said = if before.is_some_and(|b| b.revision == wf.revision) {
+                format!(
+                    "Workflow {} already is the version at {to}; nothing restored.\n",
+                    wf.id
+                )
+            } else {
+                format!(
+                    "Restored workflow {} to the version at {to} (now revision {}).\n",
+                    wf.id, wf.revision
+                )
+            };
+            done(&wf, format!("{said}{}", render::workflow(&wf)))
+        }
+        WorkflowCmd::Undelete {
+            id,
+            expected_revision,
+        } => {
+            let wf = call::<UndeleteWorkflowCmd>(
+                svc,
+                UndeleteWorkflow {
+                    id,
+                    expected_revision,
+                },
+            )?;
+            done(
+                &wf,
+                format!(
+                    "Brought back workflow {} (revision {}), with its history and runs.\n{}",
+                    wf.id,
+                    wf.revision,
+                    render::workflow(&wf)
+                ),
+            )
         }
         WorkflowCmd::Delete {
             id,
@@ -127,6 +183,7 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
             desc,
             limit,
             cursor,
+            deleted,
         } => {
             let sort = match sort {
                 SortArg::Name => WorkflowSort::Name,
@@ -142,6 +199,7 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
                     desc,
                     limit: Some(limit),
                     cursor,
+                    deleted,
                 },
             )?;
             done(&page, render::workflow_list(&page))

@@ -806,3 +806,56 @@ test("a long runs list loads the next page as it scrolls, keeping only the rows 
   assert.deepEqual(indexes, Array.from({ length: indexes.length }, (_, i) => indexes[0] + i));
   assert.equal(await page.getByRole("button", { name: "Load more runs" }).count(), 0, "nothing more to load");
 });
+
+test("time travel: two revisions compared side by side, an earlier one restored after showing what changes", async () => {
+  const wf = await fk.api("create_workflow", { name: "Versioned v1" });
+  await fk.api("update_workflow", { id: wf.id, name: "Versioned v2" });
+  await fk.api("update_workflow", { id: wf.id, name: "Versioned v3", description: "third" });
+  await page.goto(`http://127.0.0.1:${fk.port}/workflows/${wf.id}/history`);
+  const timeline = page.getByRole("region", { name: "History" });
+  await timeline.getByText("Created").first().waitFor();
+  await timeline.getByRole("checkbox", { name: "Compare revision 1" }).check();
+  await timeline.getByRole("checkbox", { name: "Compare revision 3" }).check();
+  const compared = page.getByRole("table", { name: "Changes from revision 1 to revision 3" });
+  await compared.waitFor();
+  const name = compared.locator("tr", { hasText: "name" }).first();
+  assert.equal(await name.locator(".old").innerText(), "Versioned v1");
+  assert.equal(await name.locator(".new").innerText(), "Versioned v3");
+  await screenshot(page, "14-compare-revisions");
+
+  // The latest revision has nothing to restore; an earlier one shows what
+  // the restore changes before anything is written.
+  assert.equal(await timeline.getByRole("button", { name: "Restore revision 3" }).count(), 0);
+  await timeline.getByRole("button", { name: "Restore revision 1" }).click();
+  const dialog = page.getByRole("dialog", { name: "Restore revision 1" });
+  const preview = dialog.getByRole("table", { name: "What the restore changes" });
+  await preview.waitFor();
+  assert.equal(await preview.locator("tr", { hasText: "description" }).locator(".new").innerText(), "(empty)");
+  assert.equal((await fk.api("get_workflow", { id: wf.id })).revision, 3, "nothing written before confirming");
+  await dialog.getByRole("button", { name: "Restore" }).click();
+  await timeline.getByText("Restored").first().waitFor();
+  const now = await fk.api("get_workflow", { id: wf.id });
+  assert.equal(now.name, "Versioned v1");
+  assert.equal(now.revision, 4);
+  await page.getByRole("heading", { name: "Versioned v1" }).waitFor();
+});
+
+test("a deleted workflow is listed under Deleted and comes back with its history", async () => {
+  const wf = await fk.api("create_workflow", { name: "Gone for now" });
+  await fk.api("update_workflow", { id: wf.id, description: "kept" });
+  await fk.api("delete_workflow", { id: wf.id });
+  await page.goto(`http://127.0.0.1:${fk.port}/`);
+  await page.getByRole("checkbox", { name: "Deleted" }).check();
+  const deleted = page.getByRole("region", { name: "Deleted workflows" });
+  await deleted.getByText("Gone for now").waitFor();
+  await deleted.getByRole("button", { name: "Undelete Gone for now" }).click();
+  await page.getByRole("heading", { name: "Gone for now" }).waitFor();
+  assert.equal(await page.getByRole("region", { name: "Deleted workflows" }).count(), 0);
+  const back = await fk.api("get_workflow", { id: wf.id });
+  assert.equal(back.description, "kept");
+  const history = await fk.api("workflow_history", { workflow_id: wf.id });
+  assert.deepEqual(
+    history.map((e) => e.kind),
+    ["workflow.created", "workflow.updated", "workflow.deleted", "workflow.restored"],
+  );
+});

@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::{cursor, Error, Result};
 
 pub const COLUMNS: &str =
-    "id, workflow_id, status, output, started_at, completed_at, duration_ms, exit_code, error, trigger, device_id";
+    "id, workflow_id, status, output, started_at, completed_at, duration_ms, exit_code, error, trigger, device_id,
+     workflow_revision, config_hash";
 
 pub fn from_row(r: &Row<'_>) -> Result<Run> {
     let status: String = r.get(2)?;
@@ -28,6 +29,8 @@ pub fn from_row(r: &Row<'_>) -> Result<Run> {
         error: r.get(8)?,
         trigger: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
         device_id: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        workflow_revision: r.get::<_, Option<i64>>(11)?.map(|v| v.max(0) as u64),
+        config_hash: r.get(12)?,
     })
 }
 

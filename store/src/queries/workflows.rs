@@ -132,10 +132,10 @@ pub fn tags(conn: &Connection, q: &ListTags) -> Result<Vec<TagCount>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// `WHERE` (live workflows) and its arguments for a search and a tag, as a
-/// list and its count share them.
-fn filter_sql(search: Option<&str>, tag: Option<&str>) -> (String, Vec<Sql>) {
-    let mut sql = String::from("WHERE w.deleted = 0");
+/// `WHERE` (live workflows, or only deleted ones) and its arguments for a
+/// search and a tag, as a list and its count share them.
+fn filter_sql(search: Option<&str>, tag: Option<&str>, deleted: bool) -> (String, Vec<Sql>) {
+    let mut sql = format!("WHERE w.deleted = {}", i64::from(deleted));
     let mut args: Vec<Sql> = Vec::new();
     if let Some(search) = search {
         args.push(Sql::Text(format!("%{}%", escape_like(search))));
@@ -156,7 +156,7 @@ fn filter_sql(search: Option<&str>, tag: Option<&str>) -> (String, Vec<Sql>) {
 
 /// How many live workflows a search and tag match.
 pub fn count(conn: &Connection, q: &CountWorkflows) -> Result<u64> {
-    let (where_sql, args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
+    let (where_sql, args) = filter_sql(q.search.as_deref(), q.tag.as_deref(), false);
     let n: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM workflows w {where_sql}"))?
         .query_row(params_from_iter(args), |r| r.get(0))?;
@@ -170,7 +170,7 @@ pub fn list(conn: &Connection, q: &ListWorkflows) -> Result<Page<WorkflowSummary
         WorkflowSort::Created => ("created", "w.created_at"),
         WorkflowSort::Updated => ("updated", "w.updated_at"),
     };
-    let (where_sql, mut args) = filter_sql(q.search.as_deref(), q.tag.as_deref());
+    let (where_sql, mut args) = filter_sql(q.search.as_deref(), q.tag.as_deref(), q.deleted);
     let mut sql = format!("SELECT {PAGE_COLUMNS} FROM workflows w {where_sql}");
     let op = if q.desc { "<" } else { ">" };
     if let Some(c) = &q.cursor {

@@ -9,6 +9,7 @@ import { messageOf } from "../api/errors";
 import { cancelRun } from "../api/transport";
 import type { Run, RunFilter, RunStatus, ExportFormat } from "../generated/bindings";
 import { ConfirmDialog, Dialog } from "./Dialog";
+import { ChangesSinceRun } from "./Versions";
 import { LoadError } from "./LoadError";
 
 const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -370,6 +371,20 @@ function RunDetails({ run: x }: { run: Run }) {
         <dd>
           <code>{x.device_id}</code>
         </dd>
+        {x.workflow_revision != null && (
+          <>
+            <dt>Version it ran</dt>
+            <dd>
+              <a href={`/workflows/${x.workflow_id}/history`}>revision {x.workflow_revision}</a>
+              {x.config_hash && (
+                <>
+                  {" "}
+                  · config <code title="A hash of the configuration the run got">{x.config_hash}</code>
+                </>
+              )}
+            </dd>
+          </>
+        )}
         {x.error && (
           <>
             <dt>Error</dt>
@@ -385,6 +400,7 @@ function RunDetails({ run: x }: { run: Run }) {
           </>
         )}
       </dl>
+      <ChangesSinceRun workflowId={x.workflow_id} runId={x.id} />
       {out.result != null && (
         <>
           <h3>Result</h3>

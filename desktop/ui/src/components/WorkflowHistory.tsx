@@ -1,13 +1,15 @@
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { format } from "date-fns";
 import { useWorkflowHistory } from "../hooks/useWorkflowHistory";
 import type { JsonValue } from "../generated/bindings";
 import { describeDefinitionsChange } from "../config/definitionsDiff";
+import { RestoreButton, RevisionCompare } from "./Versions";
 
 const KINDS: Record<string, string> = {
   "workflow.created": "Created",
   "workflow.updated": "Edited",
   "workflow.deleted": "Deleted",
+  "workflow.restored": "Restored",
   "config.updated": "Configuration changed",
   "remote.merged": "Merged from another device",
 };
@@ -16,6 +18,8 @@ const KINDS: Record<string, string> = {
 export function WorkflowHistory(props: { workflowId: string; changeCount: number }) {
   const h = useWorkflowHistory(props.workflowId);
   const { reload } = h;
+  // Up to two revisions picked to compare.
+  const [picked, setPicked] = useState<number[]>([]);
   // Refresh when the workflow changed in this window.
   useReload(props.changeCount, reload);
 
@@ -27,13 +31,31 @@ export function WorkflowHistory(props: { workflowId: string; changeCount: number
     );
   }
   if (h.loading && h.entries.length === 0) return <p>Loading history…</p>;
+  const current = h.entries.length > 0 ? Math.max(...h.entries.map((e) => e.revision)) : 0;
+  const pick = (revision: number, on: boolean) =>
+    setPicked((p) => (on ? [...p.filter((r) => r !== revision), revision].slice(-2) : p.filter((r) => r !== revision)));
   return (
     <section className="workflow-history" aria-label="History">
+      <RevisionCompare workflowId={props.workflowId} revisions={picked} />
       <ol className="timeline">
         {h.entries.map((e) => (
           <li key={e.event_id}>
             <div className="entry-head">
+              <label className="pick">
+                <input
+                  type="checkbox"
+                  checked={picked.includes(e.revision)}
+                  onChange={(ev) => pick(e.revision, ev.target.checked)}
+                  aria-label={`Compare revision ${e.revision}`}
+                />
+              </label>{" "}
               <strong>{KINDS[e.kind] ?? e.kind}</strong> <span className="meta">revision {e.revision}</span>
+              {e.revision < current && e.kind !== "workflow.deleted" && (
+                <>
+                  {" "}
+                  <RestoreButton workflowId={props.workflowId} revision={e.revision} current={current} onRestored={() => void reload()} />
+                </>
+              )}
               <span className="meta">
                 {" "}
                 by <span className="actor">{e.actor}</span> on device <code title={e.device_id}>{e.device_id.slice(0, 8)}</code>

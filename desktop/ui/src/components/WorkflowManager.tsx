@@ -9,6 +9,7 @@ import type { Workflow, WorkflowSort, WorkflowSummary } from "../generated/bindi
 import { ConfirmDialog } from "./Dialog";
 import type { WorkflowDraft } from "./WorkflowDialog";
 import { LoadError } from "./LoadError";
+import { DeletedWorkflows } from "./DeletedWorkflows";
 
 // The dialog and its form validation load when first opened: the list opens
 // without them.
@@ -35,6 +36,8 @@ export function WorkflowManager(props: {
   const [deleteError, setDeleteError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
+  // The deleted workflows (to undelete one) shown above the list.
+  const [showDeleted, setShowDeleted] = useState(false);
   const sentinel = useRef<HTMLDivElement>(null);
   const listRef = useRef<HTMLUListElement>(null);
   const { refresh, loadMore } = wm;
@@ -181,7 +184,21 @@ export function WorkflowManager(props: {
           <input type="checkbox" checked={q.desc} onChange={(e) => wm.setQuery({ ...q, desc: e.target.checked })} />
           Descending
         </label>
+        <label className="inline">
+          <input type="checkbox" checked={showDeleted} onChange={(e) => setShowDeleted(e.target.checked)} />
+          Deleted
+        </label>
       </div>
+      {showDeleted && (
+        <DeletedWorkflows
+          changeCount={props.changeCount}
+          onUndeleted={(id) => {
+            setShowDeleted(false);
+            void wm.refresh();
+            props.onSelect(id);
+          }}
+        />
+      )}
       {wm.total !== null && (
         <p className="count">
           {wm.total === 1 ? "1 workflow" : `${wm.total.toLocaleString()} workflows`}

@@ -46,6 +46,8 @@ export type DeleteWorkflow = { id: string, expected_revision?: number, };
 
 export type Deleted = { id: string, deleted: boolean, };
 
+export type DiffWorkflow = { id: string, from: string, to?: string, };
+
 export type DuplicateWorkflow = { id: string, 
 /**
  * Name of the copy; "<name> (copy)" when absent.
@@ -152,7 +154,11 @@ search?: string, tag?: string, sort?: WorkflowSort, desc?: boolean, limit?: numb
 /**
  * `next_cursor` of the previous page.
  */
-cursor?: string, };
+cursor?: string, 
+/**
+ * List deleted workflows instead of live ones (to undelete one).
+ */
+deleted?: boolean, };
 
 export type Page<T> = { items: Array<T>, 
 /**
@@ -161,6 +167,8 @@ export type Page<T> = { items: Array<T>,
 next_cursor: string | null, };
 
 export type PruneReport = { deleted: number, };
+
+export type RestoreWorkflow = { id: string, to: string, expected_revision?: number, };
 
 export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
 
@@ -176,7 +184,16 @@ trigger: string,
 /**
  * The device that recorded the run.
  */
-device_id: string, };
+device_id: string, 
+/**
+ * The workflow's revision the run started from (unknown for runs
+ * recorded before runs kept it).
+ */
+workflow_revision: number | null, 
+/**
+ * `config_hash` of the effective config it ran with.
+ */
+config_hash: string | null, };
 
 export type RunCancelled = { id: string, };
 
@@ -322,6 +339,8 @@ export type TagCount = { tag: string, workflows: number, };
 
 export type TrustedSpec = { run: RunSpec | null, retention: RetentionPolicy | null, };
 
+export type UndeleteWorkflow = { id: string, expected_revision?: number, };
+
 export type UpdateConfig = { workflow_id: string, config: JsonValue, expected_revision?: number, };
 
 export type UpdateWorkflow = { id: string, 
@@ -333,6 +352,8 @@ expected_revision?: number, name?: string, description?: string, version?: strin
 export type ValidateConfig = { workflow_id: string, config?: JsonValue, };
 
 export type ValidationReport = { valid: boolean, errors: Array<FieldError>, };
+
+export type VersionRef = { revision: number, recorded_at: number, };
 
 export type Workflow = { id: string, created_at: number, updated_at: number, 
 /**
@@ -354,7 +375,15 @@ validation_errors?: Array<FieldError>,
  */
 approval: Approval, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
 
+export type WorkflowAt = { id: string, at: string, };
+
 export type WorkflowCount = { count: number, };
+
+export type WorkflowDiff = { id: string, from: VersionRef, to: VersionRef, 
+/**
+ * Field by field, old (at `from`) → new (at `to`).
+ */
+changes: Array<FieldChange>, };
 
 export type WorkflowHistory = { workflow_id: string, };
 
@@ -375,6 +404,20 @@ approved: boolean,
  * Its newest run, if it ever ran (on any device).
  */
 last_run: LastRun | null, };
+
+export type WorkflowVersion = { id: string, 
+/**
+ * The revision this version is (the stream version of its last event).
+ */
+revision: number, created_at: number, 
+/**
+ * When its last event was recorded.
+ */
+updated_at: number, 
+/**
+ * Deleted at this revision.
+ */
+deleted: boolean, conflicts?: Array<FieldConflict>, name: string, description: string, version: string, tags: Array<string>, config: ConfigDocument, };
 
 /** Every command: its input and output. */
 export type Commands = {
@@ -405,6 +448,10 @@ export type Commands = {
   set_retention: { input: SetRetention; output: Settings };
   apply_retention: { input: ApplyRetention; output: PruneReport };
   workflow_history: { input: WorkflowHistory; output: Array<HistoryEntry> };
+  workflow_at: { input: WorkflowAt; output: WorkflowVersion };
+  diff_workflow: { input: DiffWorkflow; output: WorkflowDiff };
+  restore_workflow: { input: RestoreWorkflow; output: Workflow };
+  undelete_workflow: { input: UndeleteWorkflow; output: Workflow };
   sync_status: { input: GetSyncStatus; output: SyncStatus };
 };
 
@@ -418,6 +465,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "create_workflow",
   "delete_run",
   "delete_workflow",
+  "diff_workflow",
   "duplicate_workflow",
   "finish_run",
   "get_config",
@@ -430,13 +478,16 @@ export const COMMAND_NAMES: CommandName[] = [
   "list_tags",
   "list_workflows",
   "prune_runs",
+  "restore_workflow",
   "set_config_value",
   "set_retention",
   "start_run",
   "sync_status",
+  "undelete_workflow",
   "update_config",
   "update_workflow",
   "validate_config",
+  "workflow_at",
   "workflow_history",
   "workflow_names",
 ];
