@@ -6,12 +6,15 @@
 //! Scale down for a quick look: FLOWKEEP_BENCH_WORKFLOWS=1000
 //! FLOWKEEP_BENCH_EXECUTIONS=100000 cargo bench -p flowkeep-app
 
+mod timing;
+
 use std::time::{Duration, Instant};
 
 use flowkeep_app::{Service, StoreOptions};
 use flowkeep_core::commands::*;
 use flowkeep_core::run::RunStatus;
 use serde_json::json;
+use timing::{time, us, Stats};
 
 const DAY_MS: i64 = 86_400_000;
 const T0: i64 = 1_735_689_600_000; // 2025-01-01
@@ -21,33 +24,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Stats {
-    name: String,
-    n: usize,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn time<T>(name: &str, n: usize, mut f: impl FnMut(usize) -> T) -> Stats {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        std::hint::black_box(f(i));
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    Stats {
-        name: name.to_owned(),
-        n,
-        p50: samples[n / 2],
-        p99: samples[(n * 99 / 100).min(n - 1)],
-    }
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
 fn config() -> serde_json::Value {

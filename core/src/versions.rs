@@ -91,6 +91,11 @@ impl Replay {
         Replay::default()
     }
 
+    /// A replay that goes on from `version` (a snapshot of it).
+    pub fn from(version: Option<WorkflowVersion>) -> Replay {
+        Replay { current: version }
+    }
+
     /// The version after the events applied so far (`None` before the
     /// workflow existed).
     pub fn version(&self) -> Option<&WorkflowVersion> {

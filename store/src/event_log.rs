@@ -148,6 +148,26 @@ pub fn read_stream(conn: &Connection, stream_id: &str) -> Result<Vec<StoredEvent
     Ok(out)
 }
 
+/// Calls `f` on the events of one stream after version `after`, in order,
+/// until it returns `false`: only what is read is decoded.
+pub fn for_each_in_stream(
+    conn: &Connection,
+    stream_id: &str,
+    after: u64,
+    mut f: impl FnMut(StoredEvent) -> Result<bool>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![stream_id, after as i64])?;
+    while let Some(r) = rows.next()? {
+        if !f(from_row(r)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Calls `f` on every event in log order, without loading the log into memory.
 pub fn for_each(conn: &Connection, mut f: impl FnMut(StoredEvent) -> Result<()>) -> Result<u64> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY seq"))?;

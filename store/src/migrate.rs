@@ -33,6 +33,10 @@ pub static MIGRATIONS: &[(&str, &str)] = &[
         "0005_run_version.sql",
         include_str!("../../migrations/0005_run_version.sql"),
     ),
+    (
+        "0006_version_snapshots.sql",
+        include_str!("../../migrations/0006_version_snapshots.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

@@ -11,7 +11,8 @@ use crate::queries;
 use crate::{Error, Result};
 
 /// The read tables, in the order they can be emptied under foreign keys.
-pub const READ_TABLES: [&str; 5] = [
+pub const READ_TABLES: [&str; 6] = [
+    "version_snapshots",
     "configs",
     "workflow_tags",
     "executions",
@@ -20,6 +21,49 @@ pub const READ_TABLES: [&str; 5] = [
 ];
 
 pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
+    apply_event(conn, e)?;
+    if e.stream_version
+        .is_multiple_of(queries::versions::SNAPSHOT_EVERY)
+        && is_workflow_event(&e.event)
+    {
+        snapshot(conn, e)?;
+    }
+    Ok(())
+}
+
+fn is_workflow_event(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::WorkflowCreated(_)
+            | Event::WorkflowUpdated(_)
+            | Event::ConfigUpdated(_)
+            | Event::WorkflowDeleted(_)
+            | Event::RemoteMerged(_)
+            | Event::WorkflowApproved(_)
+            | Event::WorkflowRestored(_)
+    )
+}
+
+/// The workflow as the read tables hold it after `e`: what time travel
+/// would replay to at this revision, kept so it need not.
+fn snapshot(conn: &Connection, e: &StoredEvent) -> Result<()> {
+    let Some(l) = queries::workflows::load(conn, &e.stream_id)? else {
+        return Ok(());
+    };
+    let w = l.workflow;
+    let version = flowkeep_core::versions::WorkflowVersion {
+        id: w.id,
+        spec: w.spec,
+        revision: w.revision,
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+        deleted: l.deleted,
+        conflicts: w.conflicts,
+    };
+    queries::versions::save(conn, &version, e.recorded_at)
+}
+
+fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
     match &e.event {
         Event::WorkflowCreated(p) => {
             // Written on this device: what it runs is approved here.

@@ -239,6 +239,7 @@ impl Service {
                 let key = match table {
                     "workflow_tags" => "tag, workflow_id",
                     "settings" => "key",
+                    "version_snapshots" => "workflow_id, revision",
                     _ => "id",
                 };
                 let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;

@@ -15,6 +15,7 @@ use super::{check_revision, validate_config, WorkflowService};
 use crate::{Error, Result};
 use flowkeep_store::event_log::{self, Expected};
 use flowkeep_store::queries;
+use flowkeep_store::queries::versions::Before;
 
 impl WorkflowService<'_> {
     /// The workflow as it was at `at`.
@@ -37,7 +38,10 @@ impl WorkflowService<'_> {
             let from = version_at(c, &input.id, &from)?;
             let to = match &to {
                 Some(p) => version_at(c, &input.id, p)?,
-                None => version_at(c, &input.id, &Point::Revision(u64::MAX))?,
+                None => {
+                    let latest = event_log::stream_version(c, &input.id)?;
+                    version_at(c, &input.id, &Point::Revision(latest.max(1)))?
+                }
             };
             Ok(WorkflowDiff {
                 id: input.id.clone(),
@@ -95,8 +99,7 @@ impl WorkflowService<'_> {
                 ));
             }
             check_revision(&now.workflow, input.expected_revision)?;
-            let last_live = replay(w.conn, &input.id, |_| false)?
-                .last_live
+            let last_live = last_live(w.conn, &input.id)?
                 .ok_or_else(|| Error::workflow_not_found(&input.id))?;
             restore_in(w, &now.workflow, true, &last_live)
         })
@@ -132,24 +135,50 @@ fn restore_in(
 
 /// The version at `point`: `NotFound` when the workflow, the revision or
 /// the run does not exist, or the workflow did not exist yet at that time.
+/// Replays from the newest snapshot at or before the point (the projection
+/// keeps one every `SNAPSHOT_EVERY` revisions), reading only the events
+/// between it and the point.
 pub(crate) fn version_at(c: &Connection, id: &str, point: &Point) -> Result<WorkflowVersion> {
     let point = match point {
         Point::Run(run_id) => run_point(c, id, run_id)?,
         p => p.clone(),
     };
-    let Replayed { last, at, .. } = replay(c, id, |(revision, recorded_at)| {
-        versions::is_after(&point, revision, recorded_at)
-    })?;
-    let Some(last) = last else {
+    let latest = event_log::stream_version(c, id)?;
+    if latest == 0 {
         return Err(Error::workflow_not_found(id));
+    }
+    let before = match point {
+        Point::Revision(n) if n > latest => {
+            return Err(Error::NotFound {
+                entity: "revision",
+                id: format!("{n} of workflow {id} (it is at revision {latest})"),
+            })
+        }
+        Point::Revision(n) => Before::Revision(n),
+        Point::Time(t) => Before::Time(t),
+        Point::Run(_) => unreachable!("resolved above"),
     };
-    match (&point, at) {
-        (Point::Revision(n), _) if *n > last.revision && *n != u64::MAX => Err(Error::NotFound {
-            entity: "revision",
-            id: format!("{n} of workflow {id} (it is at revision {})", last.revision),
-        }),
-        (_, Some(v)) => Ok(v),
-        (Point::Time(t), None) => Err(Error::NotFound {
+    let snapshot = queries::versions::latest(c, id, &before)?;
+    let from = snapshot.as_ref().map_or(0, |s| s.revision);
+    let mut r = Replay::from(snapshot);
+    event_log::for_each_in_stream(c, id, from, |e| {
+        if versions::is_after(&point, e.stream_version, e.recorded_at) {
+            return Ok(false);
+        }
+        r.apply(
+            id,
+            Step {
+                event: &e.event,
+                revision: e.stream_version,
+                recorded_at: e.recorded_at,
+            },
+        )
+        .map_err(|m| flowkeep_store::Error::Corrupt(format!("workflow {id}: {m}")))?;
+        Ok(true)
+    })?;
+    match (r.version(), &point) {
+        (Some(v), _) => Ok(v.clone()),
+        (None, Point::Time(t)) => Err(Error::NotFound {
             entity: "version",
             id: format!(
                 "of workflow {id} at {}: it was created later",
@@ -158,7 +187,7 @@ pub(crate) fn version_at(c: &Connection, id: &str, point: &Point) -> Result<Work
                     .unwrap_or_else(|| t.to_string())
             ),
         }),
-        _ => Err(Error::workflow_not_found(id)),
+        (None, _) => Err(Error::workflow_not_found(id)),
     }
 }
 
@@ -184,28 +213,12 @@ fn run_point(c: &Connection, workflow_id: &str, run_id: &str) -> Result<Point> {
     }
 }
 
-/// What a replay of a workflow's events found.
-struct Replayed {
-    /// The latest version (`None`: the workflow has no events).
-    last: Option<WorkflowVersion>,
-    /// The version before the first event `stop` said lies beyond the
-    /// point (the latest if none did; `None` if the first did).
-    at: Option<WorkflowVersion>,
-    /// The latest version that was not deleted.
-    last_live: Option<WorkflowVersion>,
-}
-
-/// Replays every event of the workflow, noting the version where `stop`
-/// (given an event's revision and time) first says the point lies before it.
-fn replay(c: &Connection, id: &str, stop: impl Fn((u64, i64)) -> bool) -> Result<Replayed> {
-    let events = event_log::read_stream(c, id)?;
+/// The latest version of the workflow that was not deleted, from a replay
+/// of its whole history (for `undelete`, which is rare).
+fn last_live(c: &Connection, id: &str) -> Result<Option<WorkflowVersion>> {
     let mut r = Replay::new();
-    let mut at: Option<Option<WorkflowVersion>> = None;
-    let mut last_live = None;
-    for e in &events {
-        if at.is_none() && stop((e.stream_version, e.recorded_at)) {
-            at = Some(r.version().cloned());
-        }
+    let mut live = None;
+    event_log::for_each_in_stream(c, id, 0, |e| {
         r.apply(
             id,
             Step {
@@ -214,17 +227,13 @@ fn replay(c: &Connection, id: &str, stop: impl Fn((u64, i64)) -> bool) -> Result
                 recorded_at: e.recorded_at,
             },
         )
-        .map_err(|m| Error::Corrupt(format!("workflow {id}: {m}")))?;
+        .map_err(|m| flowkeep_store::Error::Corrupt(format!("workflow {id}: {m}")))?;
         if let Some(v) = r.version().filter(|v| !v.deleted) {
-            last_live = Some(v.clone());
+            live = Some(v.clone());
         }
-    }
-    let last = r.version().cloned();
-    Ok(Replayed {
-        at: at.unwrap_or_else(|| last.clone()),
-        last,
-        last_live,
-    })
+        Ok(true)
+    })?;
+    Ok(live)
 }
 
 #[cfg(test)]
@@ -393,6 +402,116 @@ mod tests {
             let not_found = matches!(past, Err(crate::Error::NotFound { .. }));
             prop_assert!(not_found, "a revision after the last is not found");
         }
+    }
+
+    /// Snapshots are a cache: a version read through one is the version a
+    /// replay of the whole history gives, at, around and between them.
+    #[test]
+    fn versions_read_through_snapshots_equal_a_full_replay() {
+        use flowkeep_core::versions::{is_after, Point, Replay, Step};
+        use flowkeep_store::queries::versions::SNAPSHOT_EVERY;
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let id = svc
+            .workflows()
+            .create(CreateWorkflow {
+                name: "w".into(),
+                config: Some(json!({"fields": [{"key": "n", "type": "number"}]})),
+                ..Default::default()
+            })
+            .unwrap()
+            .id;
+        let last = 2 * SNAPSHOT_EVERY + 7;
+        for i in 2..=last {
+            if i == SNAPSHOT_EVERY + 3 {
+                svc.workflows()
+                    .delete(DeleteWorkflow {
+                        id: id.clone(),
+                        expected_revision: None,
+                    })
+                    .unwrap();
+            } else if i == SNAPSHOT_EVERY + 4 {
+                svc.workflows()
+                    .undelete(UndeleteWorkflow {
+                        id: id.clone(),
+                        expected_revision: None,
+                    })
+                    .unwrap();
+            } else {
+                svc.configs()
+                    .set_value(SetConfigValue {
+                        workflow_id: id.clone(),
+                        key: "n".into(),
+                        value: json!(i),
+                        expected_revision: None,
+                    })
+                    .unwrap();
+            }
+        }
+        let snapshots: i64 = svc
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM version_snapshots", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(snapshots, 2);
+        let full = |point: &Point| -> Option<WorkflowVersion> {
+            svc.read(|c| {
+                let mut r = Replay::new();
+                for e in flowkeep_store::event_log::read_stream(c, &id)? {
+                    if is_after(point, e.stream_version, e.recorded_at) {
+                        break;
+                    }
+                    r.apply(
+                        &id,
+                        Step {
+                            event: &e.event,
+                            revision: e.stream_version,
+                            recorded_at: e.recorded_at,
+                        },
+                    )
+                    .unwrap();
+                }
+                Ok(r.version().cloned())
+            })
+            .unwrap()
+        };
+        let s = SNAPSHOT_EVERY;
+        for rev in [
+            1,
+            s - 1,
+            s,
+            s + 1,
+            s + 3,
+            s + 4,
+            2 * s - 1,
+            2 * s,
+            2 * s + 1,
+            last,
+        ] {
+            let got = svc
+                .workflows()
+                .get_at(WorkflowAt {
+                    id: id.clone(),
+                    at: rev.to_string(),
+                })
+                .unwrap();
+            assert_eq!(Some(got), full(&Point::Revision(rev)), "revision {rev}");
+        }
+        // By time too: the instant of revision 2s + 1.
+        let t = svc
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT recorded_at FROM events WHERE stream_id = ?1 AND stream_version = ?2",
+                    rusqlite::params![id, (2 * s + 1) as i64],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .unwrap();
+        let at = chrono::DateTime::from_timestamp_millis(t)
+            .unwrap()
+            .to_rfc3339();
+        let got = svc
+            .workflows()
+            .get_at(WorkflowAt { id: id.clone(), at })
+            .unwrap();
+        assert_eq!(Some(got), full(&Point::Time(t)));
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Read-side queries over the projected tables.
 
 pub mod runs;
+pub mod versions;
 pub mod workflows;
