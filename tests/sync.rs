@@ -1129,3 +1129,48 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
         .collect();
     assert!(names.contains(&"small".to_owned()), "{names:?}");
 }
+
+#[test]
+fn a_restore_and_an_undelete_sync_like_any_change() {
+    let ws = Workspace::new();
+    let server = Server::start(&ws.bin, ws._data.path(), &[]);
+    let a = Flowkeep::new();
+    let id = a.json(&["workflow", "create", "--name", "v1"]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.json(&["workflow", "update", &id, "--name", "v2"]).ok();
+    let join = ws.init(&a, &server);
+    let b = Flowkeep::new();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let name_on_b = || b.json(&["workflow", "get", &id]).ok().json()["name"].clone();
+    assert_eq!(name_on_b(), "v2");
+
+    a.json(&["workflow", "restore", &id, "--to", "1"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    assert_eq!(name_on_b(), "v1");
+
+    a.json(&["workflow", "delete", &id]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    assert_eq!(b.run(&["workflow", "get", &id]).code, 4, "deleted on B too");
+    a.json(&["workflow", "undelete", &id]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    assert_eq!(name_on_b(), "v1");
+    // On B both arrived as merges from A, in its history.
+    let kinds: Vec<String> = b
+        .json(&["history", &id])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.iter().filter(|k| *k == "remote.merged").count() >= 3,
+        "{kinds:?}"
+    );
+}
