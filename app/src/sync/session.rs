@@ -153,8 +153,20 @@ impl SyncService<'_> {
     ) -> Result<Exchanged> {
         let docs = self.known_docs()?;
         let logs = self.known_logs()?;
-        list_missing(root, root::List::Workflows, &docs)?;
-        list_missing(root, root::List::Logs, &logs)?;
+        // An entry pointed elsewhere is put back once reported (`check_root`
+        // below reports it this session; the next one puts it back).
+        let reported = |list: &str, key: &str| {
+            self.remembered(&format!("root:{list}:{}", short_hash(key)))
+                .ok()
+                .flatten()
+                .is_some()
+        };
+        list_missing(root, root::List::Workflows, &docs, |k| {
+            reported("workflows", k)
+        })?;
+        list_missing(root, root::List::Logs, &logs, |k| {
+            reported("execution_logs", k)
+        })?;
         let mut unconfirmed = usize::from(!settle(root, conn).await);
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.

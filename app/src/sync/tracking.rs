@@ -147,15 +147,26 @@ pub(super) fn save_doc_in(
 }
 
 /// Adds the tracked documents a root list does not mention yet.
-pub(super) fn list_missing(root: &DocHandle, list: root::List, tracked: &[KnownDoc]) -> Result<()> {
-    let listed: HashSet<(String, String)> = root
+pub(super) fn list_missing(
+    root: &DocHandle,
+    list: root::List,
+    tracked: &[KnownDoc],
+    reported: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let listed: std::collections::HashMap<String, String> = root
         .with_document(|d| root::entries(d, list))
         .into_iter()
         .collect();
-    // Entries another client removed or pointed elsewhere are put back.
+    // Entries another client removed are put back; one it pointed
+    // elsewhere only once this device reported it (`reported`, given the
+    // entry's key), so tampering is always on record before it is repaired,
+    // whenever its change arrived.
     let missing: Vec<&KnownDoc> = tracked
         .iter()
-        .filter(|k| !listed.contains(&(k.key.clone(), AutomergeUrl::from(&k.doc_id).to_string())))
+        .filter(|k| match listed.get(&k.key) {
+            None => true,
+            Some(url) => *url != AutomergeUrl::from(&k.doc_id).to_string() && reported(&k.key),
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());

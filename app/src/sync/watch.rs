@@ -343,7 +343,8 @@ impl SyncService<'_> {
             (root::List::Logs, &pushed.new_logs),
         ] {
             if !new.is_empty() {
-                list_missing(root, list, new)?;
+                // New here: nothing to put back.
+                list_missing(root, list, new, |_| false)?;
             }
         }
         let pushed = pushed.workflows;

@@ -12,6 +12,20 @@ pub fn get(path: &str) -> Option<(&'static [u8], &'static str)> {
         .map(|(p, bytes)| (*bytes, content_type(p)))
 }
 
+/// `html` with a JSON data block (`<script type="application/json"
+/// id=…>`) before `</head>`. `json` must hold no `<` (escape it as
+/// `\u003c`). A data block is never run, so the page's script policy
+/// stands.
+pub fn with_data_block(html: &[u8], id: &str, json: &str) -> Vec<u8> {
+    debug_assert!(!json.contains('<'));
+    let block = format!("<script type=\"application/json\" id=\"{id}\">{json}</script>");
+    let text = String::from_utf8_lossy(html);
+    match text.find("</head>") {
+        Some(at) => format!("{}{block}{}", &text[..at], &text[at..]).into_bytes(),
+        None => html.to_vec(),
+    }
+}
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
@@ -41,5 +55,19 @@ mod tests {
             assert!(super::get(src).is_some(), "{src} is missing");
         }
         assert!(html.contains("/assets/"));
+    }
+
+    #[test]
+    fn a_data_block_goes_in_the_head_as_given() {
+        let html = b"<html><head><title>x</title></head><body></body></html>";
+        let out = super::with_data_block(html, "first", r#"{"a":"\u003c/script>"}"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"<html><head><title>x</title><script type="application/json" id="first">{"a":"\u003c/script>"}</script></head><body></body></html>"#
+        );
+        assert_eq!(
+            super::with_data_block(b"no head", "first", "{}"),
+            b"no head"
+        );
     }
 }

@@ -224,8 +224,41 @@ async fn page(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    respond_with(&api, "/", &headers, &query)
+    let first = first_page(&api, "/", &headers, &query).await;
+    respond_with(&api, "/", &headers, &query, first)
 }
+
+/// The workflow list's first page (the app's default query), for a page
+/// load that may read it: written into the page so that its first render
+/// needs no request. JSON in a data block, with every `<` escaped so
+/// nothing in a name can end the block.
+async fn first_page(
+    api: &Api,
+    path: &str,
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    if path != "/" || !api.auth.same_origin(headers) || !api.auth.allowed(headers, query) {
+        return None;
+    }
+    let svc = api.svc.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        flowkeep_app::call::<flowkeep_app::commands::ListWorkflowsCmd>(
+            &svc,
+            flowkeep_core::commands::ListWorkflows {
+                limit: Some(FIRST_PAGE_ROWS),
+                ..Default::default()
+            },
+        )
+    })
+    .await
+    .ok()?
+    .ok()?;
+    Some(serde_json::to_string(&page).ok()?.replace('<', "\\u003c"))
+}
+
+/// Rows in the app's first page of workflows (`askFirstPageEarly`).
+const FIRST_PAGE_ROWS: u32 = 50;
 
 /// The built UI. Its files hold no data, so they need no token (the page
 /// takes the token from its URL and sends it with every API call); `Host`
@@ -236,7 +269,8 @@ async fn asset(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    respond_with(&api, uri.path(), &headers, &query)
+    let first = first_page(&api, uri.path(), &headers, &query).await;
+    respond_with(&api, uri.path(), &headers, &query, first)
 }
 
 /// A built file. A load with the launch token also gets the session cookie,
@@ -246,6 +280,7 @@ fn respond_with(
     path: &str,
     headers: &HeaderMap,
     query: &std::collections::HashMap<String, String>,
+    first_page: Option<String>,
 ) -> Response {
     if !api.auth.same_origin(headers) {
         return error(
@@ -256,6 +291,10 @@ fn respond_with(
     }
     let Some((bytes, content_type)) = assets::get(path) else {
         return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such file");
+    };
+    let bytes: std::borrow::Cow<'static, [u8]> = match first_page {
+        Some(json) => assets::with_data_block(bytes, "flowkeep-first-page", &json).into(),
+        None => bytes.into(),
     };
     let cache = if path.starts_with("/assets/") {
         // File names carry a content hash.

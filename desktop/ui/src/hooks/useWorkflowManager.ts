@@ -33,6 +33,13 @@ export function mark(name: string) {
 
 /** Asks for the first page now; the promise settles when it is in (or refused). */
 export function askFirstPageEarly(pageSize = 50): Promise<unknown> {
+  // The server wrote it into the page: no request at all.
+  const inline = takeInlineFirstPage();
+  if (inline) {
+    early = { pageSize, page: Promise.resolve(inline), value: inline };
+    mark("flowkeep:first-page-parsed");
+    return Promise.resolve();
+  }
   const page = call("list_workflows", { sort: "name", desc: false, limit: pageSize });
   const e: NonNullable<typeof early> = { pageSize, page };
   early = e;
@@ -41,6 +48,23 @@ export function askFirstPageEarly(pageSize = 50): Promise<unknown> {
     e.value = value;
     mark("flowkeep:first-page-parsed");
   }, () => {});
+}
+
+/**
+ * The first page of the default list, as `flowkeep ui` wrote it into the
+ * page it served (a JSON data block); read once, then removed, so a later
+ * load asks the server.
+ */
+export function takeInlineFirstPage(): Page<WorkflowSummary> | null {
+  const block = typeof document === "undefined" ? null : document.getElementById("flowkeep-first-page");
+  if (!block) return null;
+  block.remove();
+  try {
+    const page = JSON.parse(block.textContent ?? "") as Page<WorkflowSummary>;
+    return Array.isArray(page?.items) ? page : null;
+  } catch {
+    return null;
+  }
 }
 
 function isDefaultQuery(q: WorkflowQuery) {
