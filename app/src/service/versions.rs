@@ -181,7 +181,7 @@ pub(crate) fn version_at(c: &Connection, id: &str, point: &Point) -> Result<Work
         (None, Point::Time(t)) => Err(Error::NotFound {
             entity: "version",
             id: format!(
-                "of workflow {id} at {}: it was created later",
+                "of workflow {id} at {} (it was created later)",
                 chrono::DateTime::from_timestamp_millis(*t)
                     .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                     .unwrap_or_else(|| t.to_string())
@@ -197,14 +197,13 @@ pub(crate) fn version_at(c: &Connection, id: &str, point: &Point) -> Result<Work
 fn run_point(c: &Connection, workflow_id: &str, run_id: &str) -> Result<Point> {
     let run = queries::runs::get(c, run_id)?;
     if run.workflow_id != workflow_id {
-        return Err(Error::invalid(
-            "run",
-            "mismatch",
-            format!(
-                "run {run_id} is a run of workflow {}, not {workflow_id}",
+        return Err(Error::NotFound {
+            entity: "run",
+            id: format!(
+                "{run_id} of workflow {workflow_id} (it is a run of workflow {})",
                 run.workflow_id
             ),
-        ));
+        });
     }
     let here = event_log::meta_get(c, "device_id")?;
     match run.workflow_revision {

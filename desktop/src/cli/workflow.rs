@@ -75,10 +75,13 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
             done(&wf, render::workflow(&wf))
         }
         WorkflowCmd::Get { id, at: Some(at) } => {
+            let at = point_arg("at", &at)?;
             let v = call::<WorkflowAtCmd>(svc, WorkflowAt { id, at })?;
             done(&v, render::workflow_version(&v))
         }
         WorkflowCmd::Diff { id, from, to } => {
+            let from = point_arg("from", &from)?;
+            let to = to.map(|t| point_arg("to", &t)).transpose()?;
             let d = call::<DiffWorkflowCmd>(svc, DiffWorkflow { id, from, to })?;
             done(&d, render::workflow_diff(&d))
         }
@@ -87,6 +90,7 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
             to,
             expected_revision,
         } => {
+            let to = point_arg("to", &to)?;
             let before = call::<GetWorkflowCmd>(svc, WorkflowId { id: id.clone() }).ok();
             let wf = call::<RestoreWorkflowCmd>(
                 svc,
@@ -270,5 +274,39 @@ pub(super) fn config(svc: &Service, c: ConfigCmd) -> Out {
             }
             Ok(Some(out))
         }
+    }
+}
+
+/// A point in a workflow's history as the CLI takes it: a revision (a bare
+/// number), `run:<ID>`, an RFC 3339 time, or the other date forms other
+/// commands take (2026-11-01 at local midnight, `7d` for seven days ago),
+/// passed on as RFC 3339.
+fn point_arg(field: &str, text: &str) -> Result<String, flowkeep_core::FieldError> {
+    let t = text.trim();
+    let is_revision = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if is_revision || t.starts_with("run:") || chrono::DateTime::parse_from_rfc3339(t).is_ok() {
+        return Ok(t.to_owned());
+    }
+    let ms = super::time_arg::parse(field, t, chrono::Utc::now().timestamp_millis())?;
+    Ok(chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| t.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn points_take_the_date_forms_other_commands_take() {
+        assert_eq!(super::point_arg("at", " 12 ").unwrap(), "12");
+        assert_eq!(super::point_arg("at", "run:x").unwrap(), "run:x");
+        let t = "2026-12-03T10:00:00Z";
+        assert_eq!(super::point_arg("at", t).unwrap(), t);
+        let ago = super::point_arg("at", "7d").unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(&ago).is_ok(), "{ago}");
+        assert!(chrono::DateTime::parse_from_rfc3339(
+            &super::point_arg("at", "2026-11-01").unwrap()
+        )
+        .is_ok());
+        assert_eq!(super::point_arg("at", "last week").unwrap_err().field, "at");
     }
 }
