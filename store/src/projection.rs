@@ -83,22 +83,7 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
         }
         Event::WorkflowUpdated(p) | Event::ConfigUpdated(p) => {
             let mut wf = live_workflow(conn, e)?;
-            workflow::apply(&mut wf.spec, &p.changes)
-                .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
-            wf.updated_at = e.recorded_at;
-            wf.revision = e.stream_version;
-            // What this device wrote itself it approves; what it left alone
-            // keeps the approval it had.
-            let approved = wf
-                .approval
-                .approved_spec
-                .after_local_change(&wf.spec, &p.changes);
-            wf.approval = approval(approved, &wf.spec);
-            // A local edit is valid (or it was rejected) and settles the
-            // conflicts on the fields it wrote.
-            wf.conflicts
-                .retain(|c| !p.changes.iter().any(|ch| ch.field == c.field));
-            wf.validation_errors.clear();
+            apply_local_change(&mut wf, e, &p.changes)?;
             write_workflow_row(conn, UPDATE_WORKFLOW, &wf)?;
             if p.changes.iter().any(|c| c.field == "tags") {
                 write_tags(conn, &wf)?;
@@ -116,20 +101,8 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 )));
             };
             let mut wf = l.workflow;
-            workflow::apply(&mut wf.spec, &p.changes)
-                .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
-            wf.updated_at = e.recorded_at;
-            wf.revision = e.stream_version;
-            // A restore is an edit made here: what it sets back, this
-            // device approves, like any local change.
-            let approved = wf
-                .approval
-                .approved_spec
-                .after_local_change(&wf.spec, &p.changes);
-            wf.approval = approval(approved, &wf.spec);
-            wf.conflicts
-                .retain(|c| !p.changes.iter().any(|ch| ch.field == c.field));
-            wf.validation_errors.clear();
+            // A restore is an edit made here, like any local change.
+            apply_local_change(&mut wf, e, &p.changes)?;
             write_workflow_row(conn, UPDATE_WORKFLOW, &wf)?;
             let deleted = l.deleted && !p.undeleted;
             if !deleted {
@@ -251,6 +224,31 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// A change made on this device (an edit, a restore) applied to `wf`.
+fn apply_local_change(
+    wf: &mut Workflow,
+    e: &StoredEvent,
+    changes: &[workflow::FieldChange],
+) -> Result<()> {
+    workflow::apply(&mut wf.spec, changes)
+        .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
+    wf.updated_at = e.recorded_at;
+    wf.revision = e.stream_version;
+    // What this device wrote itself it approves; what it left alone keeps
+    // the approval it had.
+    let approved = wf
+        .approval
+        .approved_spec
+        .after_local_change(&wf.spec, changes);
+    wf.approval = approval(approved, &wf.spec);
+    // A local edit is valid (or it was rejected) and settles the conflicts
+    // on the fields it wrote.
+    wf.conflicts
+        .retain(|c| !changes.iter().any(|ch| ch.field == c.field));
+    wf.validation_errors.clear();
     Ok(())
 }
 

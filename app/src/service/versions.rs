@@ -165,15 +165,7 @@ pub(crate) fn version_at(c: &Connection, id: &str, point: &Point) -> Result<Work
         if versions::is_after(&point, e.stream_version, e.recorded_at) {
             return Ok(false);
         }
-        r.apply(
-            id,
-            Step {
-                event: &e.event,
-                revision: e.stream_version,
-                recorded_at: e.recorded_at,
-            },
-        )
-        .map_err(|m| flowkeep_store::Error::Corrupt(format!("workflow {id}: {m}")))?;
+        replay_one(&mut r, id, &e)?;
         Ok(true)
     })?;
     match (r.version(), &point) {
@@ -212,21 +204,30 @@ fn run_point(c: &Connection, workflow_id: &str, run_id: &str) -> Result<Point> {
     }
 }
 
+/// One stored event of the workflow's stream, replayed.
+fn replay_one(
+    r: &mut Replay,
+    id: &str,
+    e: &event_log::StoredEvent,
+) -> std::result::Result<(), flowkeep_store::Error> {
+    r.apply(
+        id,
+        Step {
+            event: &e.event,
+            revision: e.stream_version,
+            recorded_at: e.recorded_at,
+        },
+    )
+    .map_err(|m| flowkeep_store::Error::Corrupt(format!("workflow {id}: {m}")))
+}
+
 /// The latest version of the workflow that was not deleted, from a replay
 /// of its whole history (for `undelete`, which is rare).
 fn last_live(c: &Connection, id: &str) -> Result<Option<WorkflowVersion>> {
     let mut r = Replay::new();
     let mut live = None;
     event_log::for_each_in_stream(c, id, 0, |e| {
-        r.apply(
-            id,
-            Step {
-                event: &e.event,
-                revision: e.stream_version,
-                recorded_at: e.recorded_at,
-            },
-        )
-        .map_err(|m| flowkeep_store::Error::Corrupt(format!("workflow {id}: {m}")))?;
+        replay_one(&mut r, id, &e)?;
         if let Some(v) = r.version().filter(|v| !v.deleted) {
             live = Some(v.clone());
         }
@@ -407,7 +408,7 @@ mod tests {
     /// replay of the whole history gives, at, around and between them.
     #[test]
     fn versions_read_through_snapshots_equal_a_full_replay() {
-        use flowkeep_core::versions::{is_after, Point, Replay, Step};
+        use flowkeep_core::versions::{is_after, Point, Replay};
         use flowkeep_store::queries::versions::SNAPSHOT_EVERY;
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let id = svc
@@ -457,15 +458,7 @@ mod tests {
                     if is_after(point, e.stream_version, e.recorded_at) {
                         break;
                     }
-                    r.apply(
-                        &id,
-                        Step {
-                            event: &e.event,
-                            revision: e.stream_version,
-                            recorded_at: e.recorded_at,
-                        },
-                    )
-                    .unwrap();
+                    super::replay_one(&mut r, &id, &e).unwrap();
                 }
                 Ok(r.version().cloned())
             })
