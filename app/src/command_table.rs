@@ -143,6 +143,9 @@ command_table! {
     RestoreWorkflowCmd = "restore_workflow" (RestoreWorkflow) -> Workflow => workflows.restore;
     UndeleteWorkflowCmd = "undelete_workflow" (UndeleteWorkflow) -> Workflow => workflows.undelete;
     SyncStatusCmd = "sync_status" (GetSyncStatus) -> crate::SyncStatus => sync.status;
+    ListSchedulesCmd = "list_schedules" (ListSchedules) -> Vec<ScheduleRow> => schedules.list;
+    OwnScheduleCmd = "own_schedule" (OwnSchedule) -> Workflow => schedules.own;
+    PreviewScheduleCmd = "preview_schedule" (PreviewSchedule) -> SchedulePreview => schedules.preview;
 }
 
 #[cfg(test)]

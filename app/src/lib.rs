@@ -3,6 +3,7 @@
 //! runner, exports, and the sync client. Storage and queries live in
 //! `flowkeep-store`; nothing here knows a front end.
 
+pub mod agent;
 mod bindings;
 mod clock;
 mod command_table;
@@ -17,10 +18,10 @@ pub use clock::{Clock, SystemClock};
 pub use command_table::{call, dispatch, typescript_bindings, Command, CommandInfo, COMMANDS};
 pub use error::{Error, Result};
 pub use flowkeep_store::{check_cursor, Durability, StoreOptions, StoredEvent};
-pub use runner::{OutputSink, OutputStream, RunRequest};
+pub use runner::{OnStart, OutputSink, OutputStream, RunRequest};
 pub use service::{
-    Change, ConfigService, RunService, Service, SettingsService, SyncProgress, SyncService,
-    WorkflowService, PRUNE_BATCH, PRUNE_BATCH_MAX,
+    Change, ConfigService, RunService, ScheduleService, Service, SettingsService, SyncProgress,
+    SyncService, WorkflowService, PRUNE_BATCH, PRUNE_BATCH_MAX,
 };
 pub use sync::dialer::TokenDialer;
 pub use sync::{SyncDevice, SyncDevices, SyncError, SyncOptions, SyncReport, SyncStatus};

@@ -65,6 +65,7 @@ fn the_database_and_run_files_are_private_and_an_old_install_is_tightened() {
         .runs()
         .run(
             RunRequest {
+                occurrence: None,
                 workflow_id: wf,
                 overrides: vec![],
                 trigger: "test".into(),

@@ -63,6 +63,7 @@ fn output_is_read_while_the_run_writes_it_and_its_end_is_said_once() {
             svc.runs()
                 .run(
                     RunRequest {
+                        occurrence: None,
                         workflow_id: wf,
                         overrides: vec![],
                         trigger: "test".into(),

@@ -854,3 +854,86 @@ mod tests {
         assert!(g.check().is_err());
     }
 }
+
+/// Lists the schedules of live workflows (`flowkeep schedule list`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ListSchedules {
+    /// Only this workflow's.
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+}
+impl Input for ListSchedules {}
+
+/// A schedule as `schedule list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ScheduleRow {
+    pub workflow_id: String,
+    pub name: String,
+    pub schedule: crate::schedule::Schedule,
+    /// `every 2s`, `cron 0 3 * * * (Europe/Berlin)`.
+    pub describe: String,
+    /// The device that runs it (`None`: no device; nobody runs it).
+    pub owner: Option<String>,
+    /// Whether that is this device.
+    pub owned_here: bool,
+    /// `runs here`, `paused`, `waiting for approval`, `runs on <device>`,
+    /// `no owner`: what happens to it on this device.
+    pub state: String,
+    /// When the next occurrence falls (Unix ms).
+    pub next_run: Option<i64>,
+    /// The latest recorded occurrence (run or skipped) and how it ended.
+    pub last_run: Option<ScheduledRun>,
+    pub missed: crate::schedule::Missed,
+    pub overlap: crate::schedule::Overlap,
+    /// Since when the schedule is in effect as it is (Unix ms).
+    pub since: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ScheduledRun {
+    pub run_id: String,
+    pub occurrence: i64,
+    pub status: crate::run::RunStatus,
+}
+
+/// Makes a device the one that runs a workflow's schedule: this device
+/// unless `device_id` names another. An ordinary, audited config change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct OwnSchedule {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+    #[serde(default)]
+    #[validate(length(min = 1, max = 128))]
+    pub device_id: Option<String>,
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+impl Input for OwnSchedule {}
+
+/// The next occurrences of a schedule as written (for an editor), from
+/// `from` (Unix ms; now when absent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewSchedule {
+    #[ts(type = "unknown")]
+    pub schedule: Value,
+    #[serde(default)]
+    #[validate(range(min = 1, max = 100))]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub from: Option<i64>,
+}
+impl Input for PreviewSchedule {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct SchedulePreview {
+    /// Occurrences as Unix ms, in order.
+    pub times: Vec<i64>,
+    /// `every 2s`, `cron 0 3 * * * (Europe/Berlin)`.
+    pub describe: String,
+}

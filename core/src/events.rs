@@ -40,6 +40,10 @@ pub struct RunStartedV1 {
     /// A hash of the effective config it ran with (`run::config_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// The scheduled instant (Unix ms) of a run a schedule started or
+    /// skipped; absent for other runs and in runs recorded before schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +79,10 @@ pub struct RunRecordedV1 {
     /// `run::config_hash` of the config it ran with, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// The scheduled instant (Unix ms) of a run a schedule started or
+    /// skipped; absent for other runs and in runs recorded before schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod remote;
 pub mod run;
+pub mod schedule;
 pub mod validation;
 pub mod versions;
 pub mod workflow;

@@ -12,15 +12,19 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// A scheduled occurrence that did not run (missed, or overlapping a
+    /// run still going); the record's `error` says why.
+    Skipped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Cancelled,
+        RunStatus::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +34,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Skipped => "skipped",
         }
     }
 
@@ -40,7 +45,7 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Skipped
         )
     }
 
@@ -85,6 +90,11 @@ pub struct Run {
     pub workflow_revision: Option<u64>,
     /// `config_hash` of the effective config it ran with.
     pub config_hash: Option<String>,
+    /// For a run started by a schedule (or an occurrence it skipped): the
+    /// instant it was scheduled for (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub occurrence: Option<i64>,
 }
 
 /// A short, stable name for an effective config (every field's value, the

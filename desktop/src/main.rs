@@ -99,6 +99,7 @@ fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {
             Ok(None)
         }
         cli::Command::App => app(svc),
+        cli::Command::Agent { cmd } => cli::agent::agent(svc, &data_dir, cmd, cli.json),
         command => cli::handle(&svc, command, cli.json),
     }
 }

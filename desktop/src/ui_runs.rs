@@ -85,6 +85,7 @@ impl UiRuns {
         let started_cancel = cancel.clone();
         let handle = std::thread::spawn(move || {
             let req = RunRequest {
+                occurrence: None,
                 workflow_id: input.workflow_id,
                 overrides: input.set.into_iter().collect(),
                 trigger: "ui".to_owned(),

@@ -37,6 +37,10 @@ pub static MIGRATIONS: &[(&str, &str)] = &[
         "0006_version_snapshots.sql",
         include_str!("../../migrations/0006_version_snapshots.sql"),
     ),
+    (
+        "0007_schedules.sql",
+        include_str!("../../migrations/0007_schedules.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

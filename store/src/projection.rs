@@ -11,7 +11,8 @@ use crate::queries;
 use crate::{Error, Result};
 
 /// The read tables, in the order they can be emptied under foreign keys.
-pub const READ_TABLES: [&str; 6] = [
+pub const READ_TABLES: [&str; 7] = [
+    "schedules",
     "version_snapshots",
     "configs",
     "workflow_tags",
@@ -22,11 +23,46 @@ pub const READ_TABLES: [&str; 6] = [
 
 pub fn apply(conn: &Connection, e: &StoredEvent) -> Result<()> {
     apply_event(conn, e)?;
-    if e.stream_version
-        .is_multiple_of(queries::versions::SNAPSHOT_EVERY)
-        && is_workflow_event(&e.event)
-    {
-        snapshot(conn, e)?;
+    if is_workflow_event(&e.event) {
+        track_schedule(conn, e)?;
+        if e.stream_version
+            .is_multiple_of(queries::versions::SNAPSHOT_EVERY)
+        {
+            snapshot(conn, e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps `schedules` in step with the live workflow's `config.run.schedule`:
+/// when it appears or changes, `since` becomes the event's time (a changed,
+/// resumed or handed-over schedule starts afresh from then); when it goes,
+/// or the workflow is deleted, the row goes.
+fn track_schedule(conn: &Connection, e: &StoredEvent) -> Result<()> {
+    let now: Option<String> = conn
+        .prepare_cached(
+            "SELECT json_extract(config, '$.run.schedule') FROM workflows
+             WHERE id = ?1 AND deleted = 0",
+        )?
+        .query_row([&e.stream_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let before: Option<String> = conn
+        .prepare_cached("SELECT schedule FROM schedules WHERE workflow_id = ?1")?
+        .query_row([&e.stream_id], |r| r.get(0))
+        .optional()?;
+    match now {
+        None if before.is_some() => {
+            conn.prepare_cached("DELETE FROM schedules WHERE workflow_id = ?1")?
+                .execute([&e.stream_id])?;
+        }
+        Some(s) if before.as_ref() != Some(&s) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO schedules (workflow_id, schedule, since) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![e.stream_id, s, e.recorded_at])?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -138,8 +174,8 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
         Event::RunStarted(p) => {
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
-                 exit_code, error, trigger, device_id, workflow_revision, config_hash)
-                 VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6, ?7, ?8)",
+                 exit_code, error, trigger, device_id, workflow_revision, config_hash, occurrence)
+                 VALUES (?1, ?2, ?3, NULL, ?4, NULL, NULL, NULL, NULL, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 e.stream_id,
@@ -149,7 +185,8 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 p.trigger,
                 e.device_id,
                 p.workflow_revision.map(|v| v as i64),
-                p.config_hash
+                p.config_hash,
+                p.occurrence
             ])?;
         }
         Event::RunFinished(p) => {
@@ -166,8 +203,8 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
             let output = p.output.as_ref().map(serde_json::to_string).transpose()?;
             conn.prepare_cached(
                 "INSERT INTO executions (id, workflow_id, status, output, started_at, completed_at, duration_ms,
-                 exit_code, error, trigger, device_id, workflow_revision, config_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(0, ?6 - ?5), ?7, ?8, ?9, ?10, ?11, ?12)",
+                 exit_code, error, trigger, device_id, workflow_revision, config_hash, occurrence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(0, ?6 - ?5), ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 e.stream_id,
@@ -181,7 +218,8 @@ fn apply_event(conn: &Connection, e: &StoredEvent) -> Result<()> {
                 p.trigger,
                 e.device_id,
                 p.workflow_revision.map(|v| v as i64),
-                p.config_hash
+                p.config_hash,
+                p.occurrence
             ])?;
         }
         Event::SettingsUpdated(p) => {

@@ -44,6 +44,9 @@ pub struct RunRequest {
     /// Called once the run is recorded as started, before the command runs
     /// (so a caller that does not wait for the end can answer with its id).
     pub on_start: Option<OnStart>,
+    /// The schedule's occurrence this run is for (see
+    /// `RunService::start_occurrence`).
+    pub occurrence: Option<i64>,
 }
 
 impl RunService<'_> {
@@ -96,11 +99,14 @@ impl RunService<'_> {
         }
         let values = Value::Object(config.effective_values());
 
-        let execution = self.runs().start(StartRun {
-            workflow_id: wf.id.clone(),
-            status: None,
-            trigger: Some(req.trigger),
-        })?;
+        let execution = self.runs().start_occurrence(
+            StartRun {
+                workflow_id: wf.id.clone(),
+                status: None,
+                trigger: Some(req.trigger),
+            },
+            req.occurrence,
+        )?;
         if let Some(on_start) = req.on_start {
             on_start(&execution);
         }

@@ -41,6 +41,8 @@ facets! {
     configs -> ConfigService;
     /// Runs: run a workflow, record, list, count, import, export, delete, prune.
     runs -> RunService;
+    /// Schedules: list, hand to a device, preview; what the agent records.
+    schedules -> ScheduleService;
     /// Settings: the global retention policy and applying it.
     settings -> SettingsService;
     /// Sync with other devices: set up, join, status, one session, watch.

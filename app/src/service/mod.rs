@@ -8,6 +8,7 @@ mod config;
 mod facets;
 mod history;
 mod runs;
+mod schedules;
 mod settings;
 mod versions;
 mod workflows;
@@ -22,8 +23,11 @@ use rusqlite::Connection;
 
 pub(crate) use approval::ensure_approved;
 pub use changes::Change;
-pub use facets::{ConfigService, RunService, SettingsService, SyncService, WorkflowService};
+pub use facets::{
+    ConfigService, RunService, ScheduleService, SettingsService, SyncService, WorkflowService,
+};
 pub use runs::{PRUNE_BATCH, PRUNE_BATCH_MAX};
+pub(crate) use schedules::Entry as ScheduleEntry;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
@@ -167,6 +171,11 @@ impl Service {
         self
     }
 
+    /// The time by this service's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// This database's device id, recorded on every event it writes.
     pub fn device_id(&self) -> &str {
         &self.device_id
@@ -240,6 +249,7 @@ impl Service {
                     "workflow_tags" => "tag, workflow_id",
                     "settings" => "key",
                     "version_snapshots" => "workflow_id, revision",
+                    "schedules" => "workflow_id",
                     _ => "id",
                 };
                 let mut stmt = c.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;
@@ -280,6 +290,7 @@ impl Service {
             let mut spec = current.spec.clone();
             edit(&mut spec)?;
             workflow::normalize(&mut spec);
+            flowkeep_core::schedule::settle_owner(&mut spec, Some(&current.spec), self.device_id());
             validate_config(&spec.config)?;
             #[cfg(test)]
             tests::after_validate();

@@ -18,7 +18,18 @@ use flowkeep_store::queries;
 
 impl RunService<'_> {
     /// Records the start of a run (`running`, or `queued`).
-    pub fn start(&self, mut input: StartRun) -> Result<Run> {
+    pub fn start(&self, input: StartRun) -> Result<Run> {
+        self.start_occurrence(input, None)
+    }
+
+    /// `start`, for a schedule's occurrence: refused with a conflict when
+    /// the occurrence is already recorded (by another agent, before a
+    /// restart), checked in the transaction that records the start.
+    pub(crate) fn start_occurrence(
+        &self,
+        mut input: StartRun,
+        occurrence: Option<i64>,
+    ) -> Result<Run> {
         input.check()?;
         let status = input.status.unwrap_or(RunStatus::Running);
         if status.is_terminal() {
@@ -34,6 +45,14 @@ impl RunService<'_> {
             // front end and runner starts runs here.
             let wf = queries::workflows::get(w.conn, &input.workflow_id)?;
             super::ensure_approved(w.conn, &wf)?;
+            if let Some(o) = occurrence {
+                if super::schedules::is_recorded(w.conn, &wf.id, o)? {
+                    return Err(Error::Conflict(format!(
+                        "occurrence {o} of workflow {} is already recorded",
+                        wf.id
+                    )));
+                }
+            }
             let event = Event::RunStarted(RunStartedV1 {
                 workflow_id: input.workflow_id.clone(),
                 status,
@@ -43,6 +62,7 @@ impl RunService<'_> {
                 config_hash: Some(flowkeep_core::run::config_hash(
                     &wf.spec.config.effective_values(),
                 )),
+                occurrence,
             });
             w.append(&id, Expected::NoStream, event)?;
             Ok(queries::runs::get(w.conn, &id)?)
@@ -139,6 +159,7 @@ impl RunService<'_> {
                     // What an imported run ran is not known.
                     workflow_revision: None,
                     config_hash: None,
+                    occurrence: None,
                 });
                 w.append(&id, Expected::NoStream, recorded)?;
             }

@@ -28,6 +28,7 @@ impl WorkflowService<'_> {
             config,
         };
         workflow::normalize(&mut spec);
+        flowkeep_core::schedule::settle_owner(&mut spec, None, self.device_id());
         self.insert_workflow(spec, None)
     }
 

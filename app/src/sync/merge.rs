@@ -528,6 +528,8 @@ pub(super) fn merge_run_in(
                 // number means nothing here. The config hash does.
                 workflow_revision: None,
                 config_hash: run.config_hash.clone(),
+                // The occurrence key is this device's agent's business.
+                occurrence: None,
             });
             w.append_remote(&run.id, event, "sync", &run.device_id)?;
             started

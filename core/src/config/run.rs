@@ -21,6 +21,10 @@ pub struct RunSpec {
     /// from a small fixed base (`PATH`, `HOME`, locale, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherit_env: Vec<String>,
+    /// When it runs on its own (`flowkeep agent`); part of the run spec, so
+    /// a schedule from another device waits for approval here like a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 impl RunSpec {
@@ -230,6 +234,7 @@ mod tests {
             env: Default::default(),
             timeout_s: None,
             inherit_env: names.iter().map(|n| n.to_string()).collect(),
+            schedule: None,
         };
         assert!(spec(&["AWS_PROFILE", "_X", "lower_ok1"])
             .check_inherit_env()

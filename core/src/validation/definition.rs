@@ -260,6 +260,9 @@ fn check_run(run: &RunSpec, errors: &mut Vec<FieldError>) {
         }
     }
     errors.extend(run.check_inherit_env());
+    if let Some(schedule) = &run.schedule {
+        errors.extend(schedule.check("run.schedule"));
+    }
 }
 
 fn one_line(s: &str) -> String {

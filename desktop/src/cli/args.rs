@@ -58,6 +58,15 @@ pub enum Command {
     /// Sync this workspace with other devices through a sync server.
     #[command(subcommand)]
     Sync(SyncCmd),
+    /// Run the schedules this device owns (and sync, when set up) until
+    /// stopped; `agent install` makes it a systemd user service.
+    Agent {
+        #[command(subcommand)]
+        cmd: Option<AgentCmd>,
+    },
+    /// Workflows' schedules: what runs when and where.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// Drop the read tables and rebuild them from the event log.
     RebuildProjections,
     /// Run any command of the command table by name with a JSON input, as
@@ -73,6 +82,53 @@ pub enum Command {
         /// List the commands with their input and output types.
         #[arg(long)]
         list: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Run in the foreground until Ctrl-C or SIGTERM (what `agent` alone does).
+    Run,
+    /// Write a systemd user unit that runs the agent for this data dir, and
+    /// enable and start it (Linux). On macOS see the README for a launchd
+    /// plist.
+    Install {
+        /// Only write the unit; do not enable or start it.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop, disable and remove the systemd user unit.
+    Uninstall,
+    /// Whether an agent runs for this data dir, and the unit if installed.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCmd {
+    /// Schedules with their next run, last run, owner and policies.
+    List {
+        /// Only this workflow's.
+        workflow: Option<String>,
+    },
+    /// Make this device (or --device) the one that runs a workflow's
+    /// schedule. Recorded as a change of the workflow and synced.
+    Own {
+        workflow: String,
+        /// Hand it to this device id instead (see `sync devices`).
+        #[arg(long)]
+        device: Option<String>,
+        /// Refuse if the workflow changed since this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
+    /// The next times a schedule (as JSON) falls, e.g.
+    /// '{"cron": "0 3 * * *", "timezone": "Europe/Berlin"}'.
+    Preview {
+        #[arg(value_name = "JSON|@FILE")]
+        schedule: String,
+        /// How many (default 5).
+        #[arg(long)]
+        count: Option<u32>,
     },
 }
 

@@ -3,6 +3,7 @@
 //! renders the result (`workflow.rs`, `exec.rs`, `sync.rs`, `run.rs`,
 //! `call.rs`), and the human output (`render.rs`).
 
+pub mod agent;
 mod args;
 mod call;
 mod exec;
@@ -10,6 +11,7 @@ mod output;
 mod progress;
 pub mod render;
 mod run;
+mod schedule;
 mod sync;
 mod time_arg;
 mod workflow;
@@ -50,6 +52,8 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
         Command::Run { workflow, set } => run::run(svc, workflow, set, json),
         Command::Ui { .. } | Command::App => unreachable!("main runs `ui` and `app` itself"),
         Command::Sync(c) => sync::sync(svc, c, json),
+        Command::Schedule(c) => schedule::schedule(svc, c),
+        Command::Agent { .. } => unreachable!("main runs `agent` itself"),
         Command::Call {
             command,
             input,

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use flowkeep_core::commands::{ConfigOut, HistoryEntry, Page, ValidationReport, WorkflowDiff};
+use flowkeep_core::commands::{
+    ConfigOut, HistoryEntry, Page, SchedulePreview, ScheduleRow, ValidationReport, WorkflowDiff,
+};
 use flowkeep_core::config::{ConfigDocument, FieldDef};
 use flowkeep_core::run::Run;
 use flowkeep_core::versions::WorkflowVersion;
@@ -297,6 +299,9 @@ pub fn run(e: &Run) -> String {
         let _ = writeln!(s, "  error     {err}");
     }
     let _ = writeln!(s, "  trigger   {}  device {}", e.trigger, e.device_id);
+    if let Some(o) = e.occurrence {
+        let _ = writeln!(s, "  scheduled for {}", show(o));
+    }
     if let Some(r) = e.workflow_revision {
         let _ = writeln!(s, "  ran       revision {r} of the workflow");
     }
@@ -499,4 +504,53 @@ pub fn sync_devices(d: &flowkeep_app::SyncDevices) -> String {
         d.workspace
     );
     out
+}
+
+pub fn schedule_list(rows: &[ScheduleRow], me: &str) -> String {
+    let mut s = String::new();
+    if rows.is_empty() {
+        s.push_str("No schedules. Add one to a workflow's config: \"run\": {\"command\": [...], \"schedule\": {\"interval\": \"1h\"}}\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{:36}  {:20}  {:40}  {:19}  {:28}  STATE",
+        "WORKFLOW", "NAME", "SCHEDULE", "NEXT RUN", "LAST RUN"
+    );
+    for r in rows {
+        let last = r
+            .last_run
+            .as_ref()
+            .map(|l| format!("{} {}", show(l.occurrence), l.status))
+            .unwrap_or_else(|| "-".into());
+        let policy = format!(
+            "{} (missed {}, overlap {})",
+            r.describe,
+            r.missed.as_str(),
+            r.overlap.as_str()
+        );
+        let state = match &r.owner {
+            Some(o) if o == me => r.state.replace(o, "this device"),
+            _ => r.state.clone(),
+        };
+        let _ = writeln!(
+            s,
+            "{:36}  {:20}  {:40}  {:19}  {:28}  {}",
+            r.workflow_id,
+            r.name.chars().take(20).collect::<String>(),
+            policy,
+            r.next_run.map(show).unwrap_or_else(|| "-".into()),
+            last,
+            state
+        );
+    }
+    s
+}
+
+pub fn schedule_preview(p: &SchedulePreview) -> String {
+    let mut s = format!("{}: next runs\n", p.describe);
+    for t in &p.times {
+        let _ = writeln!(s, "  {}", show(*t));
+    }
+    s
 }

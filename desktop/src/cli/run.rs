@@ -50,6 +50,7 @@ pub fn run(
         }
     });
     let req = RunRequest {
+        occurrence: None,
         workflow_id: workflow,
         overrides,
         trigger: "cli".to_owned(),

@@ -11,7 +11,7 @@ use crate::{cursor, Error, Result};
 
 pub const COLUMNS: &str =
     "id, workflow_id, status, output, started_at, completed_at, duration_ms, exit_code, error, trigger, device_id,
-     workflow_revision, config_hash";
+     workflow_revision, config_hash, occurrence";
 
 pub fn from_row(r: &Row<'_>) -> Result<Run> {
     let status: String = r.get(2)?;
@@ -31,6 +31,7 @@ pub fn from_row(r: &Row<'_>) -> Result<Run> {
         device_id: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
         workflow_revision: r.get::<_, Option<i64>>(11)?.map(|v| v.max(0) as u64),
         config_hash: r.get(12)?,
+        occurrence: r.get(13)?,
     })
 }
 
