@@ -140,6 +140,12 @@ since?: number,
  */
 until?: number, };
 
+export type ListSchedules = { 
+/**
+ * Only this workflow's.
+ */
+workflow_id?: string, };
+
 export type ListTags = { 
 /**
  * Only tags that start with this.
@@ -160,11 +166,19 @@ cursor?: string,
  */
 deleted?: boolean, };
 
+export type Missed = "skip" | "run_once" | "run_all";
+
+export type Overlap = "skip" | "queue" | "cancel_previous" | "allow";
+
+export type OwnSchedule = { workflow_id: string, device_id?: string, expected_revision?: number, };
+
 export type Page<T> = { items: Array<T>, 
 /**
  * Pass back as `cursor` for the next page; `null` on the last page.
  */
 next_cursor: string | null, };
+
+export type PreviewSchedule = { schedule: unknown, count?: number, from?: number, };
 
 export type PruneReport = { deleted: number, };
 
@@ -193,7 +207,12 @@ workflow_revision: number | null,
 /**
  * `config_hash` of the effective config it ran with.
  */
-config_hash: string | null, };
+config_hash: string | null, 
+/**
+ * For a run started by a schedule (or an occurrence it skipped): the
+ * instant it was scheduled for (Unix ms).
+ */
+occurrence?: number, };
 
 export type RunCancelled = { id: string, };
 
@@ -245,15 +264,108 @@ export type RunSpec = { command: Array<string>, cwd?: string | null, env?: { [ke
  * set). Everything else of flowkeep's environment is withheld, apart
  * from a small fixed base (`PATH`, `HOME`, locale, ...).
  */
-inherit_env?: Array<string>, };
+inherit_env?: Array<string>, 
+/**
+ * When it runs on its own (`flowkeep agent`); part of the run spec, so
+ * a schedule from another device waits for approval here like a command.
+ */
+schedule?: Schedule | null, };
 
-export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "skipped";
 
 export type RunWorkflow = { workflow_id: string, 
 /**
  * Config values for this run only, as text (converted to each field's type).
  */
 set?: { [key in string]?: string }, };
+
+export type Schedule = { 
+/**
+ * A cron expression (5 fields, or 6 with seconds first), read in
+ * `timezone`.
+ */
+cron?: string | null, 
+/**
+ * IANA time zone of `cron` (`Europe/Berlin`); UTC when absent.
+ */
+timezone?: string | null, 
+/**
+ * A fixed period written like the `duration` rule (`2s`, `15m`, `1h30m`);
+ * occurrences fall on multiples of it since the Unix epoch, so every
+ * device and every restart agrees on them.
+ */
+interval?: string | null, 
+/**
+ * What happens to occurrences that passed while no agent ran.
+ */
+missed?: Missed, 
+/**
+ * How far back `run_once` / `run_all` catch up (a duration; default 1d).
+ * Older missed occurrences are recorded as skipped.
+ */
+catch_up?: string | null, 
+/**
+ * What happens when an occurrence comes while the previous run is going.
+ */
+overlap?: Overlap, 
+/**
+ * Spread starts by up to this long after the occurrence (a duration),
+ * the same on every device for a given occurrence.
+ */
+jitter?: string | null, 
+/**
+ * A paused schedule records nothing; when it is resumed it starts from
+ * that moment (the paused time is not "missed").
+ */
+paused?: boolean, 
+/**
+ * The device that runs it. Filled in with the device that sets a
+ * schedule without one; changed with `flowkeep schedule own`.
+ */
+owner?: string | null, };
+
+export type SchedulePreview = { 
+/**
+ * Occurrences as Unix ms, in order.
+ */
+times: Array<number>, 
+/**
+ * `every 2s`, `cron 0 3 * * * (Europe/Berlin)`.
+ */
+describe: string, };
+
+export type ScheduleRow = { workflow_id: string, name: string, schedule: Schedule, 
+/**
+ * `every 2s`, `cron 0 3 * * * (Europe/Berlin)`.
+ */
+describe: string, 
+/**
+ * The device that runs it (`None`: no device; nobody runs it).
+ */
+owner: string | null, 
+/**
+ * Whether that is this device.
+ */
+owned_here: boolean, 
+/**
+ * `runs here`, `paused`, `waiting for approval`, `runs on <device>`,
+ * `no owner`: what happens to it on this device.
+ */
+state: string, 
+/**
+ * When the next occurrence falls (Unix ms).
+ */
+next_run: number | null, 
+/**
+ * The latest recorded occurrence (run or skipped) and how it ended.
+ */
+last_run: ScheduledRun | null, missed: Missed, overlap: Overlap, 
+/**
+ * Since when the schedule is in effect as it is (Unix ms).
+ */
+since: number, };
+
+export type ScheduledRun = { run_id: string, occurrence: number, status: RunStatus, };
 
 export type SetConfigValue = { workflow_id: string, key: string, value: JsonValue, expected_revision?: number, };
 
@@ -453,6 +565,9 @@ export type Commands = {
   restore_workflow: { input: RestoreWorkflow; output: Workflow };
   undelete_workflow: { input: UndeleteWorkflow; output: Workflow };
   sync_status: { input: GetSyncStatus; output: SyncStatus };
+  list_schedules: { input: ListSchedules; output: Array<ScheduleRow> };
+  own_schedule: { input: OwnSchedule; output: Workflow };
+  preview_schedule: { input: PreviewSchedule; output: SchedulePreview };
 };
 
 export type CommandName = keyof Commands;
@@ -475,8 +590,11 @@ export const COMMAND_NAMES: CommandName[] = [
   "get_workflow",
   "import_runs",
   "list_runs",
+  "list_schedules",
   "list_tags",
   "list_workflows",
+  "own_schedule",
+  "preview_schedule",
   "prune_runs",
   "restore_workflow",
   "set_config_value",
