@@ -125,6 +125,20 @@ impl Agent {
         Ok(())
     }
 
+    /// Waits for the runs this agent started to end (queued ones included).
+    pub fn drain(&mut self) {
+        let jobs: Vec<Job> = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .flat_map(|(_, v)| v)
+            .collect();
+        for j in jobs {
+            let _ = j.handle.join();
+        }
+    }
+
     /// Cancels the runs this agent started and waits for them.
     pub fn shutdown(&mut self) {
         let jobs: Vec<Job> = self
