@@ -187,11 +187,15 @@ impl Agent {
             }
         }
         for (entry, due) in todo {
+            let mut runs = Vec::new();
             for d in due {
                 match d.action {
                     Action::Skip(reason) => self.skip(&entry, d.occurrence, &reason)?,
-                    Action::Run => self.start(&entry, d.occurrence)?,
+                    Action::Run => runs.push(d.occurrence),
                 }
+            }
+            if !runs.is_empty() {
+                self.start(&entry, runs)?;
             }
         }
         self.reap();
@@ -261,7 +265,10 @@ impl Agent {
         Ok(())
     }
 
-    fn start(&mut self, entry: &ScheduleEntry, occurrence: i64) -> Result<()> {
+    /// Starts the runs one pass found due for a workflow. Several (a
+    /// catch-up, or one late and one on time) run one after another in
+    /// order; `overlap` decides about runs already going before them.
+    fn start(&mut self, entry: &ScheduleEntry, occurrences: Vec<i64>) -> Result<()> {
         let going = self.svc.schedules().going(&entry.workflow_id)?;
         let overlap = entry.schedule.overlap;
         let mut queue = None;
@@ -270,7 +277,10 @@ impl Agent {
                 Overlap::Skip => {
                     let reason =
                         format!("run {} was still going (overlap: skip)", going.join(", "));
-                    return self.skip(entry, occurrence, &reason);
+                    for o in occurrences {
+                        self.skip(entry, o, &reason)?;
+                    }
+                    return Ok(());
                 }
                 Overlap::Allow => {}
                 Overlap::CancelPrevious => {
@@ -322,7 +332,13 @@ impl Agent {
                     return;
                 }
             }
-            run_one(&svc, &wf, occurrence, &job_cancel, notes);
+            for occurrence in occurrences {
+                if stop.load(Ordering::Relaxed) || job_cancel.load(Ordering::Relaxed) {
+                    // Not recorded: the next pass or agent finds it missed.
+                    return;
+                }
+                run_one(&svc, &wf, occurrence, &job_cancel, notes.clone());
+            }
         });
         self.jobs
             .lock()

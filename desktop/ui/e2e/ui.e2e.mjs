@@ -4,8 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import path from "node:path";
-import { eventually as poll, launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
+import { eventually as poll, flowkeepBin, launchBrowser, screenshot, startFlowkeep } from "./support.mjs";
 
 let fk;
 let browser;
@@ -858,4 +859,59 @@ test("a deleted workflow is listed under Deleted and comes back with its history
     history.map((e) => e.kind),
     ["workflow.created", "workflow.updated", "workflow.deleted", "workflow.restored"],
   );
+});
+
+test("schedules: edited in the form with the next five runs shown, errors by field, and the runs it made or skipped marked", async () => {
+  const wf = await fk.api("create_workflow", { name: "Ticker", config: { run: { command: ["true"] } } });
+  await page.goto(fk.url);
+  await page.locator(".workflow-list .select", { hasText: "Ticker" }).click();
+  await page.getByRole("heading", { name: "Ticker" }).waitFor();
+  await page.getByRole("tab", { name: "Configuration" }).click();
+  await page.getByLabel("Schedule kind").selectOption("cron");
+  await page.getByLabel("Cron expression").fill("61 25 * * *");
+  await page.getByLabel("Time zone").fill("Mars/Olympus_Mons");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  // Each problem beside its own field; nothing saved.
+  await eventually(async () => {
+    const errors = await page.locator(".schedule-settings .field-error:not(:empty)").allTextContents();
+    assert.equal(errors.length, 2, errors.join(" | "));
+    assert.match(errors[0], /not a cron expression/);
+    assert.match(errors[1], /not an IANA time zone/);
+  });
+  assert.equal((await fk.api("get_config", { workflow_id: wf.id })).run.schedule, undefined);
+
+  await page.getByLabel("Cron expression").fill("0 3 * * *");
+  await page.getByLabel("Time zone").fill("Europe/Berlin");
+  // The next five times, from the app, in this browser's zone.
+  const next = page.getByLabel("Next runs");
+  await eventually(async () => assert.equal(await next.locator("li").count(), 5));
+  await screenshot(page, "13-schedule");
+  await page.getByLabel("Schedule kind").selectOption("interval");
+  await page.getByLabel("Every").fill("1s");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".actions .notice"), "Saved."));
+  const schedule = (await fk.api("get_config", { workflow_id: wf.id })).run.schedule;
+  assert.equal(schedule.interval, "1s");
+  assert.ok(schedule.owner, "the device that set it owns it");
+  await eventually(async () => assert.match(await page.getByLabel("Where it runs").innerText(), /Runs on this device/));
+
+  // An agent that starts late records what it missed as skipped and runs the rest.
+  await new Promise((r) => setTimeout(r, 3_200));
+  const agent = spawn(flowkeepBin(), ["--data-dir", fk.dataDir, "agent"], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 2_000));
+  agent.kill("SIGTERM");
+  await new Promise((r) => (agent.exitCode !== null ? r() : agent.once("exit", r)));
+  await page.getByRole("tab", { name: "Runs" }).click();
+  await eventually(async () => {
+    const statuses = await rowsOf("Run list").locator(".status").allTextContents();
+    assert.ok(statuses.includes("skipped"), statuses.join(","));
+    assert.ok(statuses.includes("succeeded"), statuses.join(","));
+  }, 10_000);
+  assert.ok((await rowsOf("Run list").locator(".trigger-schedule").count()) >= 2);
+  const skipped = rowsOf("Run list").filter({ has: page.locator(".status-skipped") }).first();
+  await skipped.getByRole("button", { name: /^Details/ }).click();
+  const details = page.getByRole("dialog", { name: "Run details" });
+  await eventually(async () => assert.match(await details.locator("dl").textContent(), /Scheduled for.*Why skippedmissed/));
+  await screenshot(page, "14-skipped-run");
+  await details.getByRole("button", { name: "Close" }).click();
 });

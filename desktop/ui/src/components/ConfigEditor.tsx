@@ -266,7 +266,15 @@ export function ConfigEditor(props: {
   );
   const definitionErrors = useMemo(() => fieldErrorsUnder(serverErrors, "fields."), [serverErrors]);
   const runErrors = useMemo(
-    () => ({ ...fieldErrorsUnder(serverErrors, "run."), ...fieldErrorsUnder(serverErrors, "retention."), ...runParsed.errors }),
+    () => ({
+      ...fieldErrorsUnder(serverErrors, "run."),
+      ...fieldErrorsUnder(serverErrors, "retention."),
+      // Schedule problems by their own field (`schedule.cron`).
+      ...Object.fromEntries(
+        Object.entries(fieldErrorsUnder(serverErrors, "run.schedule.")).map(([k, v]) => [`schedule.${k}`, v]),
+      ),
+      ...runParsed.errors,
+    }),
     [serverErrors, runParsed.errors],
   );
   const ruleErrors = useMemo(() => {
@@ -364,7 +372,7 @@ export function ConfigEditor(props: {
           );
         })}
       </fieldset>
-      <RunSettings draft={runDraft} errors={runErrors} onChange={setRunDraft} />
+      <RunSettings workflowId={props.workflowId} draft={runDraft} errors={runErrors} onChange={setRunDraft} />
       <CrossRulesEditor rules={rulesDraft} fields={draft.map((d) => d.def)} errors={ruleErrors} onChange={setRulesDraft} />
       <FieldDefinitionsEditor
         fields={draft}

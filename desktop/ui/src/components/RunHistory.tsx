@@ -12,7 +12,7 @@ import { ConfirmDialog, Dialog } from "./Dialog";
 import { ChangesSinceRun } from "./Versions";
 import { LoadError } from "./LoadError";
 
-const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled", "skipped"];
 
 /**
  * A workflow's runs, or with `workflowId` null the runs of every workflow
@@ -292,7 +292,18 @@ function RunTable(props: {
                   </td>
                 )}
                 <td>
-                  <span className={`status status-${x.status}`}>{x.status}</span>
+                  <span className={`status status-${x.status}`} title={x.status === "skipped" ? (x.error ?? undefined) : undefined}>
+                    {x.status}
+                  </span>
+                  {x.trigger === "schedule" && (
+                    <span
+                      className="trigger-schedule"
+                      title={x.occurrence != null ? `scheduled for ${format(x.occurrence, "yyyy-MM-dd HH:mm:ss")}` : "started by its schedule"}
+                    >
+                      {" "}
+                      ⏱ scheduled
+                    </span>
+                  )}
                 </td>
                 <td>
                   <When at={x.started_at} />
@@ -367,6 +378,18 @@ function RunDetails({ run: x }: { run: Run }) {
         <dd>{x.exit_code ?? "—"}</dd>
         <dt>Trigger</dt>
         <dd>{x.trigger}</dd>
+        {x.occurrence != null && (
+          <>
+            <dt>Scheduled for</dt>
+            <dd>{format(x.occurrence, "yyyy-MM-dd HH:mm:ss")}</dd>
+          </>
+        )}
+        {x.status === "skipped" && x.error && (
+          <>
+            <dt>Why skipped</dt>
+            <dd>{x.error}</dd>
+          </>
+        )}
         <dt>Device</dt>
         <dd>
           <code>{x.device_id}</code>

@@ -1,4 +1,5 @@
 import type { RetentionPolicy, RunSpec } from "../generated/bindings";
+import { parseScheduleDraft, scheduleDraftOf, ScheduleSettings, type ScheduleDraft } from "./ScheduleSettings";
 
 /** The run command and retention as the form edits them (text). */
 export interface RunDraft {
@@ -8,6 +9,9 @@ export interface RunDraft {
   env: string;
   maxAge: string;
   maxCount: string;
+  /** Names of flowkeep's environment variables passed on, one per line. */
+  inheritEnv: string;
+  schedule: ScheduleDraft;
 }
 
 export function runDraftOf(run: RunSpec | null | undefined, retention: RetentionPolicy | null | undefined): RunDraft {
@@ -20,6 +24,8 @@ export function runDraftOf(run: RunSpec | null | undefined, retention: Retention
       .join("\n"),
     maxAge: retention?.max_age ?? "",
     maxCount: retention?.max_count != null ? String(retention.max_count) : "",
+    inheritEnv: (run?.inherit_env ?? []).join("\n"),
+    schedule: scheduleDraftOf(run?.schedule),
   };
 }
 
@@ -44,13 +50,21 @@ export function parseRunDraft(d: RunDraft): Parsed<{ run?: RunSpec; retention?: 
     timeout = Number(d.timeout);
     if (!Number.isInteger(timeout) || timeout < 1) errors.timeout_s = "must be a whole number of seconds, at least 1";
   }
+  const inherit = d.inheritEnv
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  const schedule = parseScheduleDraft(d.schedule);
+  Object.assign(errors, schedule.errors);
   if (command.length > 0) {
     out.run = { command };
     if (d.cwd.trim()) out.run.cwd = d.cwd.trim();
     if (Object.keys(env).length) out.run.env = env;
     if (timeout !== undefined) out.run.timeout_s = timeout;
-  } else if (d.cwd.trim() || Object.keys(env).length || timeout !== undefined) {
-    errors.command = "is required when a working directory, timeout or environment is set";
+    if (inherit.length) out.run.inherit_env = inherit;
+    if (schedule.value) out.run.schedule = schedule.value;
+  } else if (d.cwd.trim() || Object.keys(env).length || timeout !== undefined || inherit.length || schedule.value) {
+    errors.command = "is required when a working directory, timeout, environment or schedule is set";
   }
   let maxCount: number | undefined;
   if (d.maxCount.trim() !== "") {
@@ -66,9 +80,14 @@ export function parseRunDraft(d: RunDraft): Parsed<{ run?: RunSpec; retention?: 
 }
 
 /** What the workflow runs, and how long its runs are kept. */
-export function RunSettings(props: { draft: RunDraft; errors: Record<string, string>; onChange: (d: RunDraft) => void }) {
+export function RunSettings(props: {
+  workflowId?: string;
+  draft: RunDraft;
+  errors: Record<string, string>;
+  onChange: (d: RunDraft) => void;
+}) {
   const { draft: d, errors, onChange } = props;
-  const field = (key: keyof RunDraft, label: string, errorKey: string, multiline: boolean, placeholder?: string) => (
+  const field = (key: Exclude<keyof RunDraft, "schedule">, label: string, errorKey: string, multiline: boolean, placeholder?: string) => (
     <label>
       {label}
       {multiline ? (
@@ -94,7 +113,14 @@ export function RunSettings(props: { draft: RunDraft; errors: Record<string, str
         {field("timeout", "Timeout (seconds)", "timeout_s", false, "none")}
         {field("maxAge", "Keep runs for (e.g. 30d, 12h)", "max_age", false, "the global policy")}
         {field("maxCount", "Keep at most (runs)", "max_count", false, "the global policy")}
+        {field("inheritEnv", "Pass these variables of flowkeep's environment (one per line)", "inherit_env", true, "AWS_PROFILE")}
       </div>
+      <ScheduleSettings
+        workflowId={props.workflowId}
+        draft={d.schedule}
+        errors={errors}
+        onChange={(schedule) => onChange({ ...d, schedule })}
+      />
     </fieldset>
   );
 }
