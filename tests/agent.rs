@@ -177,3 +177,43 @@ fn a_bad_schedule_is_refused_naming_each_field_and_changes_nothing() {
     assert_eq!(times.len(), 3);
     assert!(times.windows(2).all(|w| w[1].as_i64() > w[0].as_i64()));
 }
+
+#[test]
+fn agent_install_writes_a_user_unit_that_runs_this_data_dir() {
+    let fk = Flowkeep::new();
+    let config_home = tempfile::tempdir().unwrap();
+    let out = Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["--json", "agent", "install", "--no-start"])
+        .env("XDG_CONFIG_HOME", config_home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unit = std::path::PathBuf::from(got["unit"].as_str().unwrap());
+    assert!(unit.starts_with(config_home.path().join("systemd/user")));
+    assert_eq!(got["enabled"], false);
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let exec = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(
+        exec.contains(&format!("\"{}\"", fk.data_dir().display())),
+        "{exec}"
+    );
+    assert!(exec.ends_with(" agent"), "{exec}");
+    assert!(text.contains("WantedBy=default.target"));
+
+    let out = Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["agent", "status"])
+        .env("XDG_CONFIG_HOME", config_home.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains(&unit.display().to_string()), "{status}");
+}

@@ -326,3 +326,48 @@ fn a_schedule_runs_only_on_its_owner_and_a_handover_is_an_audited_change() {
         .expect("the handover is in the history");
     assert!(handover.changes[0].old.to_string().contains(a.device_id()));
 }
+
+#[test]
+fn the_schedules_table_is_rebuilt_from_the_log_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at(T0);
+    let svc = open_at(dir.path(), &clock);
+    let a = scheduled(&svc, &["true"], json!({"interval": "1m"}));
+    let b = scheduled(
+        &svc,
+        &["true"],
+        json!({"cron": "0 3 * * *", "timezone": "Asia/Tokyo"}),
+    );
+    clock.set(T0 + 10_000);
+    svc.configs()
+        .update(UpdateConfig {
+            workflow_id: a.clone(),
+            config: json!({"run": {"command": ["true"], "schedule": {"interval": "5m", "paused": true}}}),
+            expected_revision: None,
+        })
+        .unwrap();
+    svc.workflows()
+        .delete(DeleteWorkflow {
+            id: b.clone(),
+            expected_revision: None,
+        })
+        .unwrap();
+    let mut agent = agent(&svc);
+    clock.set(T0 + 20 * 60_000);
+    agent.pass().unwrap();
+    agent.drain();
+    let before = svc.dump_read_tables().unwrap();
+    assert!(
+        before.contains(&a) && !before.contains(&format!("{b}|")),
+        "{before}"
+    );
+    svc.rebuild_projections().unwrap();
+    assert_eq!(svc.dump_read_tables().unwrap(), before);
+    let rows = svc.schedules().list(Default::default()).unwrap();
+    assert_eq!(rows.len(), 1, "a deleted workflow's schedule is gone");
+    assert_eq!(
+        rows[0].since,
+        T0 + 10_000,
+        "since the change that set it as it is"
+    );
+}

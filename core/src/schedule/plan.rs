@@ -320,14 +320,76 @@ mod tests {
             }
             // With `skip`, a run is always reached within the grace period.
             if policy == "skip" {
-                let mut prev = start;
-                for &now in &wakes {
-                    for d in recorded.iter().filter(|d| d.occurrence > prev && d.occurrence <= now && d.action == Action::Run) {
-                        prop_assert!(now - d.occurrence <= grace_ms(&c));
-                    }
-                    prev = now;
-                }
+                check_skip_policy(&c, &recorded, start, &wakes)?;
             }
         }
+
+        /// The same over cron schedules in zones with daylight saving, the
+        /// agent waking around the clock changes.
+        #[test]
+        fn no_cron_occurrence_is_doubled_or_lost_across_clock_changes(
+            zone in 0..4usize,
+            minute in prop_oneof![Just("*/5".to_owned()), Just("*/15".to_owned()), (0u32..60).prop_map(|m| m.to_string())],
+            hour in prop_oneof![Just("*".to_owned()), Just("1-3".to_owned()), Just("2".to_owned())],
+            missed in 0usize..3,
+            transition in 0..5usize,
+            offset_min in -180i64..180,
+            steps in proptest::collection::vec(prop_oneof![
+                4 => 1i64..120_000,
+                1 => 120_000i64..7_200_000,
+            ], 1..80),
+        ) {
+            let zones = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"];
+            // Near a change of the clocks in 2026 (spring or autumn, either hemisphere).
+            // Berlin spring and autumn, New York spring, Lord Howe's half hour back,
+            // Santiago autumn.
+            let changes = [1_774_746_000_000i64, 1_792_890_000_000, 1_772_953_200_000, 1_775_314_800_000, 1_775_358_000_000];
+            let policy = ["skip", "run_once", "run_all"][missed];
+            let (s, c) = schedule(serde_json::json!({
+                "cron": format!("{minute} {hour} * * *"), "timezone": zones[zone],
+                "missed": policy, "catch_up": "6h"
+            }));
+            let start = changes[transition] + offset_min * 60_000;
+            let mut wakes = Vec::new();
+            let mut t = start;
+            for st in steps { t += st; wakes.push(t); }
+            let recorded = simulate(&s, &c, start, &wakes);
+            let occ: Vec<i64> = recorded.iter().map(|d| d.occurrence).collect();
+            let mut sorted = occ.clone();
+            sorted.sort();
+            sorted.dedup();
+            prop_assert_eq!(&sorted, &occ, "an occurrence recorded twice or out of order");
+            let summaries: Vec<i64> = recorded.iter().filter(|d| d.covers > 1).map(|d| d.occurrence).collect();
+            let last = *wakes.last().unwrap();
+            for o in c.after(start).take_while(|o| *o <= last) {
+                prop_assert!(occ.contains(&o) || summaries.iter().any(|f| *f <= o), "occurrence {} lost", o);
+            }
+            if policy == "skip" {
+                check_skip_policy(&c, &recorded, start, &wakes)?;
+            }
+        }
+    }
+
+    fn check_skip_policy(
+        c: &Compiled,
+        recorded: &[Due],
+        start: i64,
+        wakes: &[i64],
+    ) -> Result<(), TestCaseError> {
+        let mut prev = start;
+        for &now in wakes {
+            for d in recorded
+                .iter()
+                .filter(|d| d.occurrence > prev && d.occurrence <= now && d.action == Action::Run)
+            {
+                prop_assert!(
+                    now - d.occurrence <= grace_ms(c),
+                    "ran {} ms late",
+                    now - d.occurrence
+                );
+            }
+            prev = now;
+        }
+        Ok(())
     }
 }
