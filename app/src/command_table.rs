@@ -72,7 +72,10 @@ macro_rules! command_table {
                     type Input = $input;
                     type Output = $output;
                     fn run(svc: &Service, input: $input) -> Result<$output> {
-                        svc.$service().$method(input)
+                        let mut out = svc.$service().$method(input)?;
+                        // Sealed secrets never leave as they are stored.
+                        crate::secrets::Mask::mask(&mut out);
+                        Ok(out)
                     }
                 }
             )*
@@ -146,7 +149,45 @@ command_table! {
     ListSchedulesCmd = "list_schedules" (ListSchedules) -> Vec<ScheduleRow> => schedules.list;
     OwnScheduleCmd = "own_schedule" (OwnSchedule) -> Workflow => schedules.own;
     PreviewScheduleCmd = "preview_schedule" (PreviewSchedule) -> SchedulePreview => schedules.preview;
+    ExportWorkflowsCmd = "export_workflows" (ExportWorkflows) -> ExportedWorkflows => workflows.export_files;
+    ImportWorkflowsCmd = "import_workflows" (ImportWorkflows) -> WorkflowImport => workflows.import_files;
+    RevealConfigCmd = "reveal_config" (RevealConfig) -> RevealedConfig => configs.reveal;
+    RotateSecretsCmd = "rotate_secrets" (RotateSecrets) -> SecretsRotated => configs.rotate_secrets;
+    SecretKeyCmd = "secret_key" (SecretKey) -> SecretKey => configs.secret_key;
 }
+
+// What each output shows of secrets: values of workflows are masked; the
+// rest hold none (a reveal and a key are what they were asked for).
+crate::secrets::masked_through_json!(
+    Workflow,
+    ConfigOut,
+    Vec<HistoryEntry>,
+    WorkflowVersion,
+    WorkflowDiff,
+    WorkflowImport,
+);
+crate::secrets::nothing_to_mask!(
+    Deleted,
+    Page<WorkflowSummary>,
+    Vec<TagCount>,
+    Vec<WorkflowName>,
+    WorkflowCount,
+    ValidationReport,
+    Page<Run>,
+    RunCount,
+    Run,
+    RunOutput,
+    ImportReport,
+    PruneReport,
+    Settings,
+    crate::SyncStatus,
+    Vec<ScheduleRow>,
+    SchedulePreview,
+    ExportedWorkflows,
+    RevealedConfig,
+    SecretsRotated,
+    SecretKey,
+);
 
 #[cfg(test)]
 mod tests {

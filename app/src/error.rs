@@ -37,6 +37,10 @@ pub enum Error {
     /// says what was kept.
     #[error("stopped: {0}")]
     Stopped(String),
+    /// A secret could not be sealed or its key kept (no randomness, an
+    /// unreadable key file).
+    #[error("secrets: {0}")]
+    Secret(String),
 }
 
 impl Error {
@@ -51,7 +55,8 @@ impl Error {
             | Error::Io(_)
             | Error::Corrupt(_)
             | Error::Unavailable(_)
-            | Error::Stopped(_) => ErrorCode::Internal,
+            | Error::Stopped(_)
+            | Error::Secret(_) => ErrorCode::Internal,
         }
     }
 

@@ -9,7 +9,9 @@ mod clock;
 mod command_table;
 mod error;
 mod export;
+pub mod files;
 mod runner;
+pub mod secrets;
 mod service;
 pub mod sync;
 

@@ -937,3 +937,151 @@ pub struct SchedulePreview {
     /// `every 2s`, `cron 0 3 * * * (Europe/Berlin)`.
     pub describe: String,
 }
+
+/// Writes workflows as files, one `<slug>.flowkeep.yaml` each, into `dir`
+/// (created if missing). Without filters, every live workflow.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ExportWorkflows {
+    #[validate(length(min = 1, max = 4096))]
+    pub dir: String,
+    /// Only workflows whose name or description contains this.
+    #[serde(default)]
+    #[validate(length(max = 200))]
+    pub search: Option<String>,
+    /// Only workflows with this tag.
+    #[serde(default)]
+    #[validate(length(max = 50))]
+    pub tag: Option<String>,
+    /// Only these workflows.
+    #[serde(default)]
+    #[validate(length(max = 100000))]
+    pub ids: Vec<String>,
+}
+impl Input for ExportWorkflows {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ExportedWorkflows {
+    pub dir: String,
+    /// One per workflow, in the order written.
+    pub files: Vec<ExportedFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ExportedFile {
+    pub workflow_id: String,
+    pub file: String,
+}
+
+/// How an import finds the workflow a file stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchBy {
+    /// By the file's `id` (a file without one creates a new workflow).
+    #[default]
+    Id,
+    /// By the workflow's exact name.
+    Name,
+}
+
+/// Creates or updates workflows from files: every `*.flowkeep.yaml` in
+/// `dir`, or the given `files`. Everything is read and validated first; an
+/// invalid file changes nothing at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ImportWorkflows {
+    #[serde(default)]
+    #[validate(length(min = 1, max = 4096))]
+    pub dir: Option<String>,
+    #[serde(default)]
+    #[validate(length(max = 100000))]
+    pub files: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub match_by: MatchBy,
+    /// Who wins a field changed both in the file and here since the last
+    /// export or import; without it such a field stops that workflow.
+    #[serde(default)]
+    pub prefer: Option<crate::files::Prefer>,
+    /// Only say what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+impl Input for ImportWorkflows {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportAction {
+    Create,
+    Update,
+    Unchanged,
+    /// Changed on both sides: not imported.
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ImportItem {
+    pub file: String,
+    pub workflow_id: String,
+    pub name: String,
+    pub action: ImportAction,
+    /// What the import writes (or would), field by field: old → new.
+    pub changes: Vec<FieldChange>,
+    pub conflicts: Vec<crate::files::MergeConflict>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WorkflowImport {
+    pub items: Vec<ImportItem>,
+    /// False for a dry run.
+    pub applied: bool,
+}
+
+/// A workflow's config values with its secrets opened (the one answer that
+/// is not masked).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct RevealConfig {
+    #[validate(length(min = 1))]
+    pub workflow_id: String,
+}
+impl Input for RevealConfig {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct RevealedConfig {
+    pub workflow_id: String,
+    pub revision: u64,
+    #[ts(type = "Record<string, unknown>")]
+    pub values: serde_json::Map<String, Value>,
+    /// Secrets this device cannot open (their value is null above), and why.
+    pub unavailable: Vec<FieldError>,
+}
+
+/// Seals every secret again under a new key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecrets {}
+impl Input for RotateSecrets {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct SecretsRotated {
+    pub key_id: String,
+    pub previous_key_id: Option<String>,
+    pub workflows: u64,
+    pub values: u64,
+}
+
+/// Without `key`: this workspace's key, to give a new device. With `key`:
+/// adds that key (from the device that made it) and seals with it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
+#[ts(optional_fields)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 100))]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+impl Input for SecretKey {}

@@ -41,6 +41,10 @@ pub static MIGRATIONS: &[(&str, &str)] = &[
         "0007_schedules.sql",
         include_str!("../../migrations/0007_schedules.sql"),
     ),
+    (
+        "0008_file_bases.sql",
+        include_str!("../../migrations/0008_file_bases.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

@@ -48,6 +48,8 @@ pub(crate) struct Spec<'a> {
     pub stdin: Vec<u8>,
     pub timeout: Option<Duration>,
     pub log: &'a Path,
+    /// Clear texts masked wherever the output goes (log, tails, sink).
+    pub secrets: &'a [String],
 }
 
 use super::OutputSink as Sink;
@@ -87,6 +89,7 @@ pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::R
         log.clone(),
         sink.clone(),
         done_tx.clone(),
+        crate::secrets::masker::Masker::new(spec.secrets),
     );
     let err = pump(
         child.stderr.take().expect("piped"),
@@ -94,6 +97,7 @@ pub(crate) fn run(spec: Spec<'_>, cancel: &AtomicBool, sink: Sink) -> std::io::R
         log.clone(),
         sink,
         done_tx,
+        crate::secrets::masker::Masker::new(spec.secrets),
     );
 
     let deadline = spec.timeout.map(|t| Instant::now() + t);
@@ -160,6 +164,7 @@ fn pump(
     log: Arc<Mutex<Log>>,
     sink: Sink,
     done: mpsc::Sender<()>,
+    mut masker: Option<crate::secrets::masker::Masker>,
 ) -> Pumped {
     let tail = Arc::new(Mutex::new(Tail::new(TAIL_BYTES)));
     let kept = tail.clone();
@@ -172,7 +177,15 @@ fn pump(
             match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let chunk = &buf[..n];
+                    // A job's secrets never reach its recorded output.
+                    let masked;
+                    let chunk = match masker.as_mut() {
+                        Some(m) => {
+                            masked = m.feed(&buf[..n]);
+                            &masked[..]
+                        }
+                        None => &buf[..n],
+                    };
                     sink(stream, chunk);
                     kept.lock().unwrap_or_else(|p| p.into_inner()).push(chunk);
                     line.extend_from_slice(chunk);
@@ -188,6 +201,13 @@ fn pump(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
+            }
+        }
+        if let Some(rest) = masker.as_mut().map(|m| m.finish()) {
+            if !rest.is_empty() {
+                sink(stream, &rest);
+                kept.lock().unwrap_or_else(|p| p.into_inner()).push(&rest);
+                line.extend_from_slice(&rest);
             }
         }
         if !line.is_empty() {

@@ -97,7 +97,16 @@ impl RunService<'_> {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
-        let values = Value::Object(config.effective_values());
+        // Secrets opened for the job alone: the record (`config.json`, the
+        // run's output) keeps them masked.
+        let (job_values, secrets) = self.open_for_job(&config)?;
+        let mut values = Value::Object(job_values.clone());
+        if !secrets.is_empty() {
+            let mut shown = config.clone();
+            flowkeep_core::secret::mask_document(&mut shown);
+            values = Value::Object(shown.effective_values());
+        }
+        let job_values = Value::Object(job_values);
 
         let execution = self.runs().start_occurrence(
             StartRun {
@@ -121,6 +130,22 @@ impl RunService<'_> {
             }
         };
         let log = dir.log_path();
+        let job_config = if secrets.is_empty() {
+            dir.config_path()
+        } else {
+            match dir.write_job_config(&job_values) {
+                Ok(p) => p,
+                Err(e) => {
+                    let result = self.fail(
+                        &execution.id,
+                        format!("cannot prepare the run directory: {e}"),
+                        json!({}),
+                    );
+                    dir.release();
+                    return result;
+                }
+            }
+        };
         let spec = child::Spec {
             command: &run.command,
             cwd: run.cwd.as_deref(),
@@ -128,12 +153,13 @@ impl RunService<'_> {
                 std::env::vars_os(),
                 &run,
                 [
-                    ("FLOWKEEP_CONFIG", dir.config_path().into_os_string()),
+                    ("FLOWKEEP_CONFIG", job_config.into_os_string()),
                     ("FLOWKEEP_EXECUTION_ID", execution.id.clone().into()),
                     ("FLOWKEEP_WORKFLOW_ID", wf.id.clone().into()),
                 ],
             ),
-            stdin: serde_json::to_vec(&values)?,
+            stdin: serde_json::to_vec(&job_values)?,
+            secrets: &secrets,
             timeout: run.timeout_s.map(Duration::from_secs),
             log: &log,
         };
@@ -235,6 +261,7 @@ impl RunService<'_> {
                 continue;
             }
             let log = dir.join("output.log");
+            let _ = std::fs::remove_file(dir.join(rundir::JOB_CONFIG));
             let finished = self.runs().finish(FinishRun {
                 id: id.clone(),
                 status: RunStatus::Failed,

@@ -34,6 +34,9 @@ fn not_a_uuid(run_id: &str) -> std::io::Error {
     )
 }
 
+/// The job's config with its secrets in clear, while it runs.
+pub(crate) const JOB_CONFIG: &str = "job-config.json";
+
 impl RunDir {
     /// Creates the directory with its lock already held: it is prepared
     /// under a temporary name and renamed, so nobody ever sees the final
@@ -66,12 +69,25 @@ impl RunDir {
         self.path.join("config.json")
     }
 
+    /// Writes what the job reads when its config holds secrets: the values
+    /// in clear, beside the masked `config.json` kept as the record. It
+    /// lives only while the run does (removed at release, and by recovery
+    /// after a crash).
+    pub(crate) fn write_job_config(&self, config: &serde_json::Value) -> std::io::Result<PathBuf> {
+        let p = self.path.join(JOB_CONFIG);
+        let mut f = private::create_new(&p)?;
+        f.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
+        f.sync_all()?;
+        Ok(p)
+    }
+
     pub(crate) fn log_path(&self) -> PathBuf {
         self.path.join("output.log")
     }
 
     /// The run is recorded as finished: let go of the lock and remove it.
     pub(crate) fn release(mut self) {
+        let _ = fs::remove_file(self.path.join(JOB_CONFIG));
         if let Some(lock) = self.lock.take() {
             let _ = lock.unlock();
         }

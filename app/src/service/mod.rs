@@ -44,6 +44,8 @@ pub struct Service {
     /// `runs/` beside the database file: run logs, configs and locks.
     runs_dir: Option<PathBuf>,
     db_path: Option<PathBuf>,
+    /// The workspace's secret keys (`secrets.keys` beside the database).
+    pub(crate) secrets: crate::secrets::Keys,
     /// Told how a sync session advances (see `on_sync_progress`).
     sync_progress: std::sync::Mutex<Option<SyncProgress>>,
 }
@@ -121,6 +123,9 @@ impl Service {
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Service> {
         let runs = path.parent().unwrap_or(Path::new(".")).join("runs");
         let mut svc = Service::new(Db::open(path, &opts)?, opts, Some(runs))?;
+        svc.secrets = crate::secrets::Keys::new(Some(
+            path.parent().unwrap_or(Path::new(".")).join("secrets.keys"),
+        ));
         svc.db_path = Some(path.to_owned());
         svc.runs().recover_interrupted()?;
         Ok(svc)
@@ -150,6 +155,7 @@ impl Service {
             device_id,
             runs_dir,
             db_path: None,
+            secrets: crate::secrets::Keys::new(None),
             sync_progress: std::sync::Mutex::new(None),
         })
     }
@@ -292,6 +298,8 @@ impl Service {
             workflow::normalize(&mut spec);
             flowkeep_core::schedule::settle_owner(&mut spec, Some(&current.spec), self.device_id());
             validate_config(&spec.config)?;
+            // Checked in clear above; stored sealed from here on.
+            self.seal_secrets(&mut spec, Some(&current.spec))?;
             #[cfg(test)]
             tests::after_validate();
             let changes = workflow::diff(&current.spec, &spec);
@@ -366,6 +374,19 @@ pub(crate) fn validation_context() -> ValidationContext<'static> {
 /// Parses and validates a config document given as JSON.
 pub(crate) fn parse_config(value: &Value) -> Result<ConfigDocument> {
     ConfigDocument::from_json(value, &validation_context()).map_err(Error::Invalid)
+}
+
+/// `parse_config` with the problems as they are (paths relative to the
+/// document), for callers that place them elsewhere (a file's lines).
+pub(crate) fn parse_config_lenient(
+    value: &Value,
+) -> std::result::Result<ConfigDocument, Vec<flowkeep_core::FieldError>> {
+    ConfigDocument::from_json(value, &validation_context())
+}
+
+/// Every problem of a config document (none: valid).
+pub(crate) fn validation_errors(doc: &ConfigDocument) -> Vec<flowkeep_core::FieldError> {
+    doc.validate(&validation_context())
 }
 
 pub(crate) fn validate_config(doc: &ConfigDocument) -> Result<()> {

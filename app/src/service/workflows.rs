@@ -29,6 +29,7 @@ impl WorkflowService<'_> {
         };
         workflow::normalize(&mut spec);
         flowkeep_core::schedule::settle_owner(&mut spec, None, self.device_id());
+        self.seal_secrets(&mut spec, None)?;
         self.insert_workflow(spec, None)
     }
 

@@ -11,16 +11,20 @@ pub enum ConfigType {
     Select,
     Json,
     File,
+    /// Text kept encrypted: stored, synced and exported only sealed, shown
+    /// masked, given in clear to the job alone (`core::secret`).
+    Secret,
 }
 
 impl ConfigType {
-    pub const ALL: [ConfigType; 6] = [
+    pub const ALL: [ConfigType; 7] = [
         ConfigType::Text,
         ConfigType::Number,
         ConfigType::Boolean,
         ConfigType::Select,
         ConfigType::Json,
         ConfigType::File,
+        ConfigType::Secret,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +35,7 @@ impl ConfigType {
             ConfigType::Select => "select",
             ConfigType::Json => "json",
             ConfigType::File => "file",
+            ConfigType::Secret => "secret",
         }
     }
 
@@ -131,7 +136,7 @@ impl FieldDef {
             ConfigType::Json => {
                 serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
             }
-            ConfigType::Text | ConfigType::Select | ConfigType::File => {
+            ConfigType::Text | ConfigType::Select | ConfigType::File | ConfigType::Secret => {
                 Value::String(raw.to_owned())
             }
         }

@@ -88,15 +88,22 @@ fn check_field(f: &FieldDef, path: &str, ctx: &Checker<'_>, errors: &mut Vec<Fie
     not_for("min", f.min.is_some(), &[Number]);
     not_for("max", f.max.is_some(), &[Number]);
     not_for("integer", f.integer, &[Number]);
-    not_for("min_length", f.min_length.is_some(), &[Text]);
-    not_for("max_length", f.max_length.is_some(), &[Text]);
-    not_for("format", f.format.is_some(), &[Text]);
-    not_for("pattern", f.pattern.is_some(), &[Text]);
+    not_for("min_length", f.min_length.is_some(), &[Text, Secret]);
+    not_for("max_length", f.max_length.is_some(), &[Text, Secret]);
+    not_for("format", f.format.is_some(), &[Text, Secret]);
+    not_for("pattern", f.pattern.is_some(), &[Text, Secret]);
     not_for("options", f.options.is_some(), &[Select]);
     not_for("schema", f.schema.is_some(), &[Json]);
     not_for("extensions", f.extensions.is_some(), &[File]);
     not_for("must_exist", f.must_exist, &[File]);
     not_for("rule", f.rule.is_some(), &[Text, Number]);
+    if f.kind == Secret && f.default.is_some() {
+        errors.push(FieldError::new(
+            format!("{path}.default"),
+            "secret_default",
+            "a secret field has no default: the definition is stored and synced in clear",
+        ));
+    }
 
     if let (Some(min), Some(max)) = (f.min.as_ref(), f.max.as_ref()) {
         if min.as_f64() > max.as_f64() {

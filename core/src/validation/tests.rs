@@ -640,7 +640,7 @@ fn the_document_itself_is_validated() {
     let msg = &check(json!({"fields": [{"key": "f", "type": "colour"}]}))[0].message;
     assert_eq!(
         msg,
-        "unknown config type \"colour\"; expected one of text, number, boolean, select, json, file"
+        "unknown config type \"colour\"; expected one of text, number, boolean, select, json, file, secret"
     );
 }
 

@@ -73,6 +73,29 @@ pub(crate) fn check_value(
                 ));
             }
         }
+        ConfigType::Secret => {
+            let Some(s) = value.as_str() else {
+                return errors.push(FieldError::new(
+                    path,
+                    "type",
+                    format!("must be text, got {}", json_type(value)),
+                ));
+            };
+            // Sealed, it can only be checked where it was written (before
+            // sealing) or where the key is: the rules judge the clear text.
+            if !crate::secret::is_sealed(s) {
+                let mut found = Vec::new();
+                check_text(f, s, path, ctx, &mut found);
+                // Never echo a secret: a rule's own message might.
+                errors.extend(found.into_iter().map(|mut e| {
+                    if e.code == "format" {
+                        e.message =
+                            format!("is not a valid {}", f.format.as_deref().unwrap_or("value"));
+                    }
+                    e
+                }));
+            }
+        }
         ConfigType::Json => check_json(f, value, path, ctx, errors),
         ConfigType::File => {
             let Some(s) = value.as_str() else {

@@ -67,6 +67,9 @@ pub enum Command {
     /// Workflows' schedules: what runs when and where.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
+    /// The key that seals `secret` values: rotate it, or move it to a new device.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Drop the read tables and rebuild them from the event log.
     RebuildProjections,
     /// Run any command of the command table by name with a JSON input, as
@@ -82,6 +85,30 @@ pub enum Command {
         /// List the commands with their input and output types.
         #[arg(long)]
         list: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum MatchArg {
+    Id,
+    Name,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PreferArg {
+    File,
+    Local,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Seal every secret again under a new key (one change per workflow).
+    Rotate,
+    /// Print this workspace's key, to give a device that joins (keep it
+    /// private); with --add, take a key printed on another device.
+    Key {
+        #[arg(long, value_name = "KEY")]
+        add: Option<String>,
     },
 }
 
@@ -251,6 +278,42 @@ pub enum WorkflowCmd {
         #[arg(long)]
         expected_revision: Option<u64>,
     },
+    /// Write workflows as files: one canonical <name>.flowkeep.yaml each,
+    /// to keep in git or copy to another machine.
+    Export {
+        /// The folder (created if missing).
+        #[arg(long)]
+        dir: String,
+        /// Only workflows whose name or description contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only workflows with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only these workflows (repeatable).
+        #[arg(long = "id", value_name = "WF")]
+        ids: Vec<String>,
+    },
+    /// Create or update workflows from files (a folder and/or files). All
+    /// files are checked first: one invalid file changes nothing. A field
+    /// changed both in a file and here since the last export or import is a
+    /// conflict (exit 5) unless --prefer says who wins.
+    Import {
+        /// Every *.flowkeep.yaml in this folder.
+        #[arg(long)]
+        dir: Option<String>,
+        /// Files to import (beside or instead of --dir).
+        files: Vec<String>,
+        /// Match files to workflows by id (default) or by name.
+        #[arg(long = "match", value_enum, default_value = "id")]
+        match_by: MatchArg,
+        /// Who wins a field changed on both sides.
+        #[arg(long, value_enum)]
+        prefer: Option<PreferArg>,
+        /// Only print what would be created, updated, or is in conflict.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Bring back a deleted workflow, with its history and runs.
     Undelete {
         id: String,
@@ -308,6 +371,9 @@ pub enum SortArg {
 pub enum ConfigCmd {
     Get {
         workflow: String,
+        /// Show secret values in clear (they show as •••• otherwise).
+        #[arg(long)]
+        reveal: bool,
     },
     /// Set one value; VALUE is converted to the field's type (5, true, {"a":1}).
     Set {

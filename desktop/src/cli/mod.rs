@@ -53,6 +53,41 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
         Command::Ui { .. } | Command::App => unreachable!("main runs `ui` and `app` itself"),
         Command::Sync(c) => sync::sync(svc, c, json),
         Command::Schedule(c) => schedule::schedule(svc, c),
+        Command::Secrets(c) => match c {
+            args::SecretsCmd::Rotate => {
+                let r = call::<RotateSecretsCmd>(svc, RotateSecrets {})?;
+                done(
+                    &r,
+                    format!(
+                        "Secrets sealed again under key {} ({} value(s) in {} workflow(s)). Devices that sync need this key: `flowkeep secrets key` here, `flowkeep secrets key --add KEY` there.\n",
+                        r.key_id, r.values, r.workflows
+                    ),
+                )
+            }
+            args::SecretsCmd::Key { add } => {
+                let adding = add.is_some();
+                let r = call::<SecretKeyCmd>(
+                    svc,
+                    SecretKey {
+                        key: add,
+                        key_id: None,
+                    },
+                )?;
+                let text = if adding {
+                    format!(
+                        "Added key {}; it seals from now on.\n",
+                        r.key_id.clone().unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "{}\nThis is the key that seals secrets (id {}). Keep it private; on a device that joins: flowkeep secrets key --add <KEY>\n",
+                        r.key.clone().unwrap_or_default(),
+                        r.key_id.clone().unwrap_or_default()
+                    )
+                };
+                done(&r, text)
+            }
+        },
         Command::Agent { .. } => unreachable!("main runs `agent` itself"),
         Command::Call {
             command,

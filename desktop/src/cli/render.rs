@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use flowkeep_core::commands::{
-    ConfigOut, HistoryEntry, Page, SchedulePreview, ScheduleRow, ValidationReport, WorkflowDiff,
+    ConfigOut, ExportedWorkflows, HistoryEntry, ImportAction, Page, SchedulePreview, ScheduleRow,
+    ValidationReport, WorkflowDiff, WorkflowImport,
 };
 use flowkeep_core::config::{ConfigDocument, FieldDef};
 use flowkeep_core::run::Run;
@@ -551,6 +552,79 @@ pub fn schedule_preview(p: &SchedulePreview) -> String {
     let mut s = format!("{}: next runs\n", p.describe);
     for t in &p.times {
         let _ = writeln!(s, "  {}", show(*t));
+    }
+    s
+}
+
+pub fn exported(out: &ExportedWorkflows) -> String {
+    let mut s = format!(
+        "Wrote {} workflow file(s) to {}:\n",
+        out.files.len(),
+        out.dir
+    );
+    for f in &out.files {
+        let _ = writeln!(s, "  {}  {}", f.file, f.workflow_id);
+    }
+    s
+}
+
+fn short_json(v: &Value) -> String {
+    let t = v.to_string();
+    if t.chars().count() > 120 {
+        format!("{}…", t.chars().take(120).collect::<String>())
+    } else {
+        t
+    }
+}
+
+pub fn imported(r: &WorkflowImport) -> String {
+    let mut s = String::new();
+    let count = |a: ImportAction| r.items.iter().filter(|i| i.action == a).count();
+    for i in &r.items {
+        let what = match i.action {
+            ImportAction::Create => "create",
+            ImportAction::Update => "update",
+            ImportAction::Unchanged => "unchanged",
+            ImportAction::Conflict => "CONFLICT",
+        };
+        let _ = writeln!(s, "{what:9}  {}  {} ({})", i.file, i.name, i.workflow_id);
+        if i.action == ImportAction::Update {
+            for c in &i.changes {
+                let _ = writeln!(
+                    s,
+                    "             {}: {} → {}",
+                    c.field,
+                    short_json(&c.old),
+                    short_json(&c.new)
+                );
+            }
+        }
+        for c in &i.conflicts {
+            let _ = writeln!(
+                s,
+                "             {} changed on both sides: here {}, in the file {} (was {})",
+                c.field,
+                short_json(&c.local),
+                short_json(&c.file),
+                short_json(&c.base)
+            );
+        }
+    }
+    let verb = if r.applied {
+        "Imported"
+    } else {
+        "Dry run, nothing written"
+    };
+    let _ = writeln!(
+        s,
+        "{verb}: {} to create, {} to update, {} unchanged, {} in conflict.",
+        count(ImportAction::Create),
+        count(ImportAction::Update),
+        count(ImportAction::Unchanged),
+        count(ImportAction::Conflict)
+    );
+    if count(ImportAction::Conflict) > 0 {
+        s.push_str("Workflows in conflict were not imported: settle them, or choose with --prefer file|local.\n");
     }
     s
 }

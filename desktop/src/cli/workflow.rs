@@ -4,7 +4,7 @@ use flowkeep_app::commands::*;
 use flowkeep_app::{call, Service};
 use flowkeep_core::commands::*;
 
-use super::args::{ConfigCmd, SortArg, WorkflowCmd};
+use super::args::{ConfigCmd, MatchArg, PreferArg, SortArg, WorkflowCmd};
 use serde_json::Value;
 
 use super::{done, json_arg, render, Out, Rendered};
@@ -113,6 +113,60 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
             };
             done(&wf, format!("{said}{}", render::workflow(&wf)))
         }
+        WorkflowCmd::Export {
+            dir,
+            search,
+            tag,
+            ids,
+        } => {
+            let out = call::<ExportWorkflowsCmd>(
+                svc,
+                ExportWorkflows {
+                    dir,
+                    search,
+                    tag,
+                    ids,
+                },
+            )?;
+            done(&out, render::exported(&out))
+        }
+        WorkflowCmd::Import {
+            dir,
+            files,
+            match_by,
+            prefer,
+            dry_run,
+        } => {
+            let report = call::<ImportWorkflowsCmd>(
+                svc,
+                ImportWorkflows {
+                    dir,
+                    files,
+                    match_by: match match_by {
+                        MatchArg::Id => MatchBy::Id,
+                        MatchArg::Name => MatchBy::Name,
+                    },
+                    prefer: prefer.map(|p| match p {
+                        PreferArg::File => flowkeep_core::files::Prefer::File,
+                        PreferArg::Local => flowkeep_core::files::Prefer::Local,
+                    }),
+                    dry_run,
+                },
+            )?;
+            let conflicted = report
+                .items
+                .iter()
+                .any(|i| i.action == ImportAction::Conflict);
+            let out = done(&report, render::imported(&report))?;
+            // Conflicts stop those workflows: say so in the exit code.
+            Ok(out.map(|r| {
+                if conflicted {
+                    Rendered { exit: 5, ..r }
+                } else {
+                    r
+                }
+            }))
+        }
         WorkflowCmd::Undelete {
             id,
             expected_revision,
@@ -213,14 +267,29 @@ pub(super) fn workflow(svc: &Service, c: WorkflowCmd) -> Out {
 
 pub(super) fn config(svc: &Service, c: ConfigCmd) -> Out {
     match c {
-        ConfigCmd::Get { workflow } => {
+        ConfigCmd::Get { workflow, reveal } => {
             let c = call::<GetConfigCmd>(
                 svc,
                 GetConfig {
+                    workflow_id: workflow.clone(),
+                },
+            )?;
+            if !reveal {
+                return done(&c, render::config(&c));
+            }
+            let r = call::<RevealConfigCmd>(
+                svc,
+                RevealConfig {
                     workflow_id: workflow,
                 },
             )?;
-            done(&c, render::config(&c))
+            let mut shown = c.clone();
+            shown.config.values = r.values.clone();
+            let mut text = render::config(&shown);
+            for e in &r.unavailable {
+                text.push_str(&format!("{}: {}\n", e.field, e.message));
+            }
+            done(&r, text)
         }
         ConfigCmd::Set {
             workflow,

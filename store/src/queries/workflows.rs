@@ -230,3 +230,26 @@ fn escape_like(s: &str) -> String {
     }
     out
 }
+
+/// Ids of live workflows matching a search and tag (as `list` filters), by
+/// name then id: every one, no paging (an export).
+pub fn ids(conn: &Connection, search: Option<&str>, tag: Option<&str>) -> Result<Vec<String>> {
+    let (where_sql, args) = filter_sql(search, tag, false);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT w.id FROM workflows w {where_sql} ORDER BY w.name COLLATE NOCASE, w.id"
+    ))?;
+    let ids = stmt
+        .query_map(params_from_iter(args), |r| r.get(0))?
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+/// Ids of live workflows with exactly this name.
+pub fn ids_named(conn: &Connection, name: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM workflows WHERE deleted = 0 AND name = ?1 ORDER BY id")?;
+    let ids = stmt
+        .query_map([name], |r| r.get(0))?
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    Ok(ids)
+}

@@ -3,6 +3,7 @@ import { useForm, type Resolver } from "react-hook-form";
 import { zodResolver } from "@hookform/resolvers/zod";
 import { useConfigEditor } from "../hooks/useConfigEditor";
 import { fieldErrorsUnder } from "../api/errors";
+import { call } from "../api/transport";
 import {
   formName,
   formValuesOf,
@@ -347,6 +348,15 @@ export function ConfigEditor(props: {
                 control={form.control}
                 invalid={!!(clientError || serverError)}
                 describedBy={describedBy}
+                onReveal={
+                  def.type === "secret"
+                    ? async () => {
+                        const r = await call("reveal_config", { workflow_id: props.workflowId });
+                        const v = r.values[def.key];
+                        return typeof v === "string" ? v : null;
+                      }
+                    : undefined
+                }
                 onBrowse={
                   props.onBrowse && def.type === "file"
                     ? async () => {

@@ -7,7 +7,7 @@ export interface DraftField {
   def: FieldDef;
 }
 
-const TYPES: ConfigType[] = ["text", "number", "boolean", "select", "json", "file"];
+const TYPES: ConfigType[] = ["text", "number", "boolean", "select", "json", "file", "secret"];
 const FORMATS = ["", "email", "url", "uuid", "date", "datetime", "semver", "hostname", "ipv4", "path"];
 const RULES = ["", "cron", "port", "duration", "semver"];
 
@@ -137,7 +137,7 @@ function Rules(props: { def: FieldDef; name: string; set: (d: FieldDef) => void 
           </label>
         </>
       )}
-      {(def.type === "text" || def.type === "file") && (
+      {(def.type === "text" || def.type === "file" || def.type === "secret") && (
         <>
           <label>
             Min length

@@ -1,3 +1,4 @@
+import { useState } from "react";
 import { useController, type Control, type UseFormRegister } from "react-hook-form";
 import type { FieldDef } from "../generated/bindings";
 import { formName, type FormValues } from "../config/schema";
@@ -12,6 +13,8 @@ export function FieldInput(props: {
   invalid: boolean;
   describedBy: string;
   onBrowse?: () => void;
+  /** For a secret: its value in clear, asked of the app (null: not available here). */
+  onReveal?: () => Promise<string | null>;
 }) {
   const { field: f, register, invalid, describedBy } = props;
   const common = {
@@ -46,6 +49,8 @@ export function FieldInput(props: {
       );
     case "json":
       return <JsonField field={f} control={props.control} invalid={invalid} describedBy={describedBy} />;
+    case "secret":
+      return <SecretField field={f} control={props.control} common={common} onReveal={props.onReveal} />;
     case "file":
       return (
         <span className="file-input">
@@ -88,4 +93,49 @@ function rangeHint(f: FieldDef): string | undefined {
   if (f.min != null) return `≥ ${f.min}`;
   if (f.max != null) return `≤ ${f.max}`;
   return undefined;
+}
+
+/** A secret: shown as •••• (which, saved, keeps the value it has); typing
+ * replaces it; Reveal asks the app for the value in clear. */
+function SecretField(props: {
+  field: FieldDef;
+  control: Control<FormValues>;
+  common: Record<string, unknown>;
+  onReveal?: () => Promise<string | null>;
+}) {
+  const { field } = useController({ name: formName(props.field.key), control: props.control });
+  const [shown, setShown] = useState(false);
+  const [note, setNote] = useState<string | null>(null);
+  const name = props.field.label ?? props.field.key;
+  return (
+    <span className="secret-input">
+      <input
+        type={shown ? "text" : "password"}
+        autoComplete="new-password"
+        {...props.common}
+        value={typeof field.value === "string" ? field.value : ""}
+        onChange={field.onChange}
+        onBlur={field.onBlur}
+      />
+      {props.onReveal && !shown && (
+        <button
+          type="button"
+          aria-label={`Reveal ${name}`}
+          onClick={async () => {
+            const clear = await props.onReveal?.();
+            if (clear == null) {
+              setNote("secret not available on this device");
+              return;
+            }
+            if (field.value === "••••") field.onChange(clear);
+            setShown(true);
+            setNote(null);
+          }}
+        >
+          Reveal
+        </button>
+      )}
+      {note && <span className="muted"> {note}</span>}
+    </span>
+  );
 }

@@ -10,6 +10,7 @@ import { ConfirmDialog } from "./Dialog";
 import type { WorkflowDraft } from "./WorkflowDialog";
 import { LoadError } from "./LoadError";
 import { DeletedWorkflows } from "./DeletedWorkflows";
+import { WorkflowFiles } from "./WorkflowFiles";
 
 // The dialog and its form validation load when first opened: the list opens
 // without them.
@@ -154,9 +155,12 @@ export function WorkflowManager(props: {
     <section className="workflow-manager" aria-label="Workflows">
       <div className="toolbar">
         <h2>Workflows</h2>
-        <button type="button" className="primary" onClick={() => setEditing({ mode: "create" })}>
-          New workflow
-        </button>
+        <div className="toolbar-actions">
+          <WorkflowFiles onImported={() => void wm.refresh()} />
+          <button type="button" className="primary" onClick={() => setEditing({ mode: "create" })}>
+            New workflow
+          </button>
+        </div>
       </div>
       <div className="filters">
         <label>

@@ -94,6 +94,9 @@ export function fieldSchema(f: FieldDef): z.ZodType<JsonValue | undefined, FormV
         return text;
       case "file":
         return checkText(f, text, fail, true);
+      case "secret":
+        // •••• keeps the value the secret has; the app checks a new one.
+        return text === "••••" ? text : checkText(f, text, fail, false);
       default:
         return checkText(f, text, fail, false);
     }

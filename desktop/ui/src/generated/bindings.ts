@@ -30,7 +30,7 @@ export type ConfigOut = { workflow_id: string, revision: number, fields: Array<F
  */
 retention?: RetentionPolicy | null, };
 
-export type ConfigType = "text" | "number" | "boolean" | "select" | "json" | "file";
+export type ConfigType = "text" | "number" | "boolean" | "select" | "json" | "file" | "secret";
 
 export type CountWorkflows = { search?: string, tag?: string, };
 
@@ -59,6 +59,28 @@ export type ErrorBody = { code: ErrorCode, message: string, fields: Array<FieldE
 export type ErrorCode = "validation_failed" | "not_found" | "conflict" | "invalid_input" | "not_approved" | "internal";
 
 export type ExportFormat = "json" | "ndjson" | "csv";
+
+export type ExportWorkflows = { dir: string, 
+/**
+ * Only workflows whose name or description contains this.
+ */
+search?: string, 
+/**
+ * Only workflows with this tag.
+ */
+tag?: string, 
+/**
+ * Only these workflows.
+ */
+ids: Array<string>, };
+
+export type ExportedFile = { workflow_id: string, file: string, };
+
+export type ExportedWorkflows = { dir: string, 
+/**
+ * One per workflow, in the order written.
+ */
+files: Array<ExportedFile>, };
 
 export type FieldChange = { field: string, old: JsonValue, new: JsonValue, };
 
@@ -116,6 +138,14 @@ uploaded_by: string | null, origin: string, recorded_at: number, changes: Array<
  */
 conflicts?: Array<FieldConflict>, };
 
+export type ImportAction = "create" | "update" | "unchanged" | "conflict";
+
+export type ImportItem = { file: string, workflow_id: string, name: string, action: ImportAction, 
+/**
+ * What the import writes (or would), field by field: old → new.
+ */
+changes: Array<FieldChange>, conflicts: Array<MergeConflict>, };
+
 export type ImportReport = { imported: number, };
 
 export type ImportRuns = { 
@@ -123,6 +153,17 @@ export type ImportRuns = {
  * `executions` is read too: the name before runs were called runs.
  */
 runs: Array<ImportedRun>, };
+
+export type ImportWorkflows = { dir?: string, files: Array<string>, match: MatchBy, 
+/**
+ * Who wins a field changed both in the file and here since the last
+ * export or import; without it such a field stops that workflow.
+ */
+prefer?: Prefer, 
+/**
+ * Only say what would happen.
+ */
+dry_run: boolean, };
 
 export type ImportedRun = { workflow_id: string, status: RunStatus, started_at: number, completed_at: number, exit_code?: number, output?: JsonValue, error?: string, trigger?: string, };
 
@@ -166,6 +207,22 @@ cursor?: string,
  */
 deleted?: boolean, };
 
+export type MatchBy = "id" | "name";
+
+export type MergeConflict = { 
+/**
+ * `config.values.greeting`, `name`, `config.run`, ...
+ */
+field: string, base: unknown, 
+/**
+ * The value the workflow has here.
+ */
+local: unknown, 
+/**
+ * The value the file has.
+ */
+file: unknown, };
+
 export type Missed = "skip" | "run_once" | "run_all";
 
 export type Overlap = "skip" | "queue" | "cancel_previous" | "allow";
@@ -178,6 +235,8 @@ export type Page<T> = { items: Array<T>,
  */
 next_cursor: string | null, };
 
+export type Prefer = "file" | "local";
+
 export type PreviewSchedule = { schedule: unknown, count?: number, from?: number, };
 
 export type PruneReport = { deleted: number, };
@@ -185,6 +244,16 @@ export type PruneReport = { deleted: number, };
 export type RestoreWorkflow = { id: string, to: string, expected_revision?: number, };
 
 export type RetentionPolicy = { max_age?: string | null, max_count?: number | null, };
+
+export type RevealConfig = { workflow_id: string, };
+
+export type RevealedConfig = { workflow_id: string, revision: number, values: Record<string, unknown>, 
+/**
+ * Secrets this device cannot open (their value is null above), and why.
+ */
+unavailable: Array<FieldError>, };
+
+export type RotateSecrets = Record<string, never>;
 
 export type Run = { id: string, workflow_id: string, status: RunStatus, 
 /**
@@ -367,6 +436,10 @@ since: number, };
 
 export type ScheduledRun = { run_id: string, occurrence: number, status: RunStatus, };
 
+export type SecretKey = { key?: string, key_id?: string, };
+
+export type SecretsRotated = { key_id: string, previous_key_id: string | null, workflows: number, values: number, };
+
 export type SetConfigValue = { workflow_id: string, key: string, value: JsonValue, expected_revision?: number, };
 
 export type SetRetention = { workflow_id?: string, policy?: RetentionPolicy, };
@@ -501,6 +574,12 @@ export type WorkflowHistory = { workflow_id: string, };
 
 export type WorkflowId = { id: string, };
 
+export type WorkflowImport = { items: Array<ImportItem>, 
+/**
+ * False for a dry run.
+ */
+applied: boolean, };
+
 export type WorkflowName = { id: string, name: string | null, };
 
 export type WorkflowNamesInput = { ids: Array<string>, };
@@ -568,6 +647,11 @@ export type Commands = {
   list_schedules: { input: ListSchedules; output: Array<ScheduleRow> };
   own_schedule: { input: OwnSchedule; output: Workflow };
   preview_schedule: { input: PreviewSchedule; output: SchedulePreview };
+  export_workflows: { input: ExportWorkflows; output: ExportedWorkflows };
+  import_workflows: { input: ImportWorkflows; output: WorkflowImport };
+  reveal_config: { input: RevealConfig; output: RevealedConfig };
+  rotate_secrets: { input: RotateSecrets; output: SecretsRotated };
+  secret_key: { input: SecretKey; output: SecretKey };
 };
 
 export type CommandName = keyof Commands;
@@ -582,6 +666,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "delete_workflow",
   "diff_workflow",
   "duplicate_workflow",
+  "export_workflows",
   "finish_run",
   "get_config",
   "get_run",
@@ -589,6 +674,7 @@ export const COMMAND_NAMES: CommandName[] = [
   "get_settings",
   "get_workflow",
   "import_runs",
+  "import_workflows",
   "list_runs",
   "list_schedules",
   "list_tags",
@@ -597,6 +683,9 @@ export const COMMAND_NAMES: CommandName[] = [
   "preview_schedule",
   "prune_runs",
   "restore_workflow",
+  "reveal_config",
+  "rotate_secrets",
+  "secret_key",
   "set_config_value",
   "set_retention",
   "start_run",

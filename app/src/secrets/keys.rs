@@ -1,0 +1,270 @@
+//! The workspace's secret keys: `secrets.keys` in the data dir (0600), one
+//! key per line as `<key id> <base64>`, the first the one new values are
+//! sealed with; older keys stay so values sealed before a rotation (or
+//! synced from a device that has not caught up) still open. The OS keychain
+//! is not used yet: the file is private to the user, like the database.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use flowkeep_core::secret::{parts, PREFIX};
+
+use crate::{Error, Result};
+
+pub type Key = [u8; 32];
+
+/// A key and its id (the first 8 hex digits of its SHA-256).
+#[derive(Clone)]
+pub struct Keyed {
+    pub id: String,
+    pub key: Key,
+}
+
+pub struct Keys {
+    /// `None`: kept in memory only (an in-memory database).
+    path: Option<PathBuf>,
+    loaded: Mutex<Option<Vec<Keyed>>>,
+}
+
+pub fn key_id(key: &Key) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key)
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// A new random key.
+pub fn generate() -> Result<Key> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| Error::Secret(format!("no randomness for a key: {e}")))?;
+    Ok(key)
+}
+
+/// A key written as text (for `secrets key` / `sync join --secrets-key`).
+pub fn encode(key: &Key) -> String {
+    b64().encode(key)
+}
+
+pub fn decode(text: &str) -> Option<Key> {
+    b64().decode(text.trim()).ok()?.try_into().ok()
+}
+
+impl Keys {
+    pub fn new(path: Option<PathBuf>) -> Keys {
+        Keys {
+            path,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<Keyed>) -> Result<T>) -> Result<T> {
+        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.read()?);
+        }
+        f(guard.as_mut().expect("loaded"))
+    }
+
+    fn read(&self) -> Result<Vec<Keyed>> {
+        let Some(path) = &self.path else {
+            return Ok(vec![]);
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let key = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(decode)
+                .ok_or_else(|| {
+                    Error::Secret(format!("{} holds a line that is not a key", path.display()))
+                })?;
+            out.push(Keyed {
+                id: key_id(&key),
+                key,
+            });
+        }
+        Ok(out)
+    }
+
+    fn write(&self, keys: &[Keyed]) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut text = String::from(
+            "# Flowkeep secret keys: the first seals new values. Keep this file private.\n",
+        );
+        for k in keys {
+            text.push_str(&format!("{} {}\n", k.id, encode(&k.key)));
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::io::Write;
+            let mut f = flowkeep_store::private::create_new(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// The key new values are sealed with, made on first use.
+    pub fn current(&self) -> Result<Keyed> {
+        self.with(|keys| {
+            if keys.is_empty() {
+                let key = generate()?;
+                keys.push(Keyed {
+                    id: key_id(&key),
+                    key,
+                });
+                self.write(keys)?;
+                if let Some(p) = &self.path {
+                    tracing::warn!(
+                        file = %p.display(),
+                        "made this workspace's secret key; it is kept in a private file (no OS keychain is used)"
+                    );
+                }
+            }
+            Ok(keys[0].clone())
+        })
+    }
+
+    /// The current key, if there is one yet (without making it).
+    pub fn current_if_any(&self) -> Result<Option<Keyed>> {
+        self.with(|keys| Ok(keys.first().cloned()))
+    }
+
+    /// Adds a key; `current` makes it the one that seals from now on.
+    pub fn add(&self, key: Key, current: bool) -> Result<Keyed> {
+        self.with(|keys| {
+            let k = Keyed {
+                id: key_id(&key),
+                key,
+            };
+            keys.retain(|x| x.id != k.id);
+            if current {
+                keys.insert(0, k.clone());
+            } else {
+                keys.push(k.clone());
+            }
+            self.write(keys)?;
+            Ok(k)
+        })
+    }
+
+    fn find(&self, id: &str) -> Result<Option<Keyed>> {
+        self.with(|keys| Ok(keys.iter().find(|k| k.id == id).cloned()))
+    }
+
+    /// Seals clear text under the current key (a fresh nonce each time).
+    pub fn seal(&self, plain: &str) -> Result<String> {
+        let k = self.current()?;
+        seal_with(&k, plain)
+    }
+
+    /// Opens a sealed value; `Unavailable` when this device lacks its key.
+    pub fn open(&self, sealed: &str) -> std::result::Result<String, Unavailable> {
+        let Some((kid, payload)) = parts(sealed) else {
+            return Err(Unavailable::Damaged);
+        };
+        let Ok(Some(k)) = self.find(kid) else {
+            return Err(Unavailable::NoKey(kid.to_owned()));
+        };
+        let bytes = b64().decode(payload).map_err(|_| Unavailable::Damaged)?;
+        if bytes.len() < 24 {
+            return Err(Unavailable::Damaged);
+        }
+        let (nonce, ct) = bytes.split_at(24);
+        let cipher = XChaCha20Poly1305::new((&k.key).into());
+        let plain = cipher
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| Unavailable::Damaged)?;
+        String::from_utf8(plain).map_err(|_| Unavailable::Damaged)
+    }
+}
+
+pub fn seal_with(k: &Keyed, plain: &str) -> Result<String> {
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| Error::Secret(format!("no randomness for a nonce: {e}")))?;
+    let cipher = XChaCha20Poly1305::new((&k.key).into());
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), plain.as_bytes())
+        .map_err(|_| Error::Secret("sealing a secret failed".into()))?;
+    let mut bytes = nonce.to_vec();
+    bytes.extend(ct);
+    Ok(format!("{PREFIX}{}:{}", k.id, b64().encode(bytes)))
+}
+
+/// Why a sealed value does not open here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Sealed with a key this device does not have.
+    NoKey(String),
+    /// Not a value this version seals, or altered.
+    Damaged,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::NoKey(kid) => write!(
+                f,
+                "secret not available on this device (sealed with key {kid}; add it with `flowkeep secrets key --add`)"
+            ),
+            Unavailable::Damaged => write!(f, "secret not available: the sealed value is damaged"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_only_and_never_seals_the_same_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::new(Some(dir.path().join("secrets.keys")));
+        let a = keys.seal("hunter2").unwrap();
+        let b = keys.seal("hunter2").unwrap();
+        assert_ne!(a, b, "a fresh nonce per write");
+        assert!(!a.contains("hunter2"));
+        assert_eq!(keys.open(&a).unwrap(), "hunter2");
+        // Read back from the file by another instance.
+        let again = Keys::new(Some(dir.path().join("secrets.keys")));
+        assert_eq!(again.open(&b).unwrap(), "hunter2");
+        // Another workspace's key cannot open it.
+        let other = Keys::new(None);
+        assert!(matches!(other.open(&a), Err(Unavailable::NoKey(_))));
+        // Tampering is caught.
+        let mut bad = a.clone();
+        bad.replace_range(bad.len() - 6..bad.len() - 4, "AA");
+        assert_eq!(keys.open(&bad), Err(Unavailable::Damaged));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("secrets.keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
