@@ -55,6 +55,11 @@ impl TestServer {
         }
     }
 
+    /// Where the server keeps its data.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// A new workspace named `name`; its token.
     pub fn workspace(&self, name: &str) -> String {
         let token = token::generate();

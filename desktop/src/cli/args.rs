@@ -191,6 +191,11 @@ pub enum SyncCmd {
         join: String,
         #[arg(long, env = "FLOWKEEP_SYNC_TOKEN", hide_env_values = true)]
         token: String,
+        /// The workspace's secret key (`flowkeep secrets key` on a device
+        /// that has it), so this device can open `secret` values. It never
+        /// goes through the server.
+        #[arg(long, env = "FLOWKEEP_SECRETS_KEY", hide_env_values = true)]
+        secrets_key: Option<String>,
         #[command(flatten)]
         connect: ConnectArgs,
     },

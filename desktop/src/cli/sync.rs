@@ -56,8 +56,18 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
         SyncCmd::Join {
             join,
             token,
+            secrets_key,
             connect,
         } => {
+            if let Some(key) = secrets_key {
+                flowkeep_app::call::<flowkeep_app::commands::SecretKeyCmd>(
+                    svc,
+                    flowkeep_core::commands::SecretKey {
+                        key: Some(key),
+                        key_id: None,
+                    },
+                )?;
+            }
             let r = svc.sync().join_with(&join, &token, &options(connect)?)?;
             done(&r, summary(&r))
         }
