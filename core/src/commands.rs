@@ -957,6 +957,7 @@ pub struct ExportWorkflows {
     /// Only these workflows.
     #[serde(default)]
     #[validate(length(max = 100000))]
+    #[ts(as = "Option<Vec<String>>", optional)]
     pub ids: Vec<String>,
 }
 impl Input for ExportWorkflows {}
@@ -997,8 +998,10 @@ pub struct ImportWorkflows {
     pub dir: Option<String>,
     #[serde(default)]
     #[validate(length(max = 100000))]
+    #[ts(as = "Option<Vec<String>>", optional)]
     pub files: Vec<String>,
     #[serde(default, rename = "match")]
+    #[ts(as = "Option<MatchBy>", optional)]
     pub match_by: MatchBy,
     /// Who wins a field changed both in the file and here since the last
     /// export or import; without it such a field stops that workflow.
@@ -1006,6 +1009,7 @@ pub struct ImportWorkflows {
     pub prefer: Option<crate::files::Prefer>,
     /// Only say what would happen.
     #[serde(default)]
+    #[ts(as = "Option<bool>", optional)]
     pub dry_run: bool,
 }
 impl Input for ImportWorkflows {}

@@ -915,3 +915,54 @@ test("schedules: edited in the form with the next five runs shown, errors by fie
   await screenshot(page, "14-skipped-run");
   await details.getByRole("button", { name: "Close" }).click();
 });
+
+test("workflows as files: export to a folder, change a file, the import plan shows the change before it is written", async () => {
+  const folder = path.join(fk.dataDir, "exported");
+  await page.goto(fk.url);
+  await page.getByRole("button", { name: "Export…" }).click();
+  const exp = page.getByRole("dialog", { name: "Export workflows" });
+  await exp.getByLabel("Folder on this machine").fill(folder);
+  await exp.getByRole("button", { name: "Export", exact: true }).click();
+  await eventually(async () => assert.match(await exp.getByRole("status").innerText(), /^Wrote \d+ workflow file\(s\)/));
+  await exp.getByRole("button", { name: "Close" }).click();
+  const file = path.join(folder, "ticker.flowkeep.yaml");
+  writeFileSync(file, readFileSync(file, "utf8").replace("name: Ticker", "name: Ticker from git"));
+
+  const before = (await fk.api("list_workflows", {})).items.length;
+  await page.getByRole("button", { name: "Import…" }).click();
+  const imp = page.getByRole("dialog", { name: "Import workflows" });
+  assert.equal(await imp.getByLabel("Folder on this machine").inputValue(), folder, "the last folder is offered");
+  await imp.getByRole("button", { name: "Check" }).click();
+  const plan = imp.getByRole("table", { name: "Import plan" });
+  await eventually(async () => assert.match(await plan.innerText(), /ticker\.flowkeep\.yaml\s+Ticker\s+update\s+name: "Ticker" → "Ticker from git"/));
+  assert.equal((await fk.api("list_workflows", { search: "from git" })).items.length, 0, "checking writes nothing");
+  await screenshot(page, "15-import-plan");
+  await imp.getByRole("button", { name: "Import", exact: true }).click();
+  await eventually(async () => assert.match(await imp.getByRole("status").innerText(), /^Imported: 0 to create, 1 to update/));
+  await imp.getByRole("button", { name: "Close" }).click();
+  assert.equal((await fk.api("list_workflows", { search: "from git" })).items.length, 1);
+  assert.equal((await fk.api("list_workflows", {})).items.length, before);
+});
+
+test("a secret field shows •••• and keeps its value on save; Reveal shows it", async () => {
+  const wf = await fk.api("create_workflow", {
+    name: "Vault",
+    config: { fields: [{ key: "api_key", type: "secret" }, { key: "region", type: "text" }], values: { api_key: "s3cr3t-value-e2e", region: "eu" } },
+  });
+  await page.goto(fk.url);
+  await page.locator(".workflow-list .select", { hasText: "Vault" }).click();
+  await page.getByRole("tab", { name: "Configuration" }).click();
+  const input = page.locator("#value-api_key");
+  await eventually(async () => assert.equal(await input.inputValue(), "••••"));
+  assert.equal(await input.getAttribute("type"), "password");
+  assert.ok(!(await page.content()).includes("s3cr3t-value-e2e"), "the page never holds it until revealed");
+  await page.locator("#value-region").fill("us");
+  await page.getByRole("button", { name: "Save configuration" }).click();
+  await eventually(async () => assert.equal(await text(".actions .notice"), "Saved."));
+  const revealed = await fk.api("reveal_config", { workflow_id: wf.id });
+  assert.equal(revealed.values.api_key, "s3cr3t-value-e2e", "saving •••• kept the secret");
+  assert.equal(revealed.values.region, "us");
+  await page.getByRole("button", { name: "Reveal api_key" }).click();
+  await eventually(async () => assert.equal(await input.inputValue(), "s3cr3t-value-e2e"));
+  assert.equal(await input.getAttribute("type"), "text");
+});

@@ -72,7 +72,7 @@ tag?: string,
 /**
  * Only these workflows.
  */
-ids: Array<string>, };
+ids?: Array<string>, };
 
 export type ExportedFile = { workflow_id: string, file: string, };
 
@@ -154,7 +154,7 @@ export type ImportRuns = {
  */
 runs: Array<ImportedRun>, };
 
-export type ImportWorkflows = { dir?: string, files: Array<string>, match: MatchBy, 
+export type ImportWorkflows = { dir?: string, files?: Array<string>, match?: MatchBy, 
 /**
  * Who wins a field changed both in the file and here since the last
  * export or import; without it such a field stops that workflow.
@@ -163,7 +163,7 @@ prefer?: Prefer,
 /**
  * Only say what would happen.
  */
-dry_run: boolean, };
+dry_run?: boolean, };
 
 export type ImportedRun = { workflow_id: string, status: RunStatus, started_at: number, completed_at: number, exit_code?: number, output?: JsonValue, error?: string, trigger?: string, };
 
