@@ -15,6 +15,7 @@ TEST_APT_PACKAGES=(
   chromium postgresql
   libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev librsvg2-dev
   xvfb webkit2gtk-driver
+  dbus gnome-keyring
 )
 SKIPPED=()
 
@@ -35,6 +36,8 @@ _present() {
     postgresql) postgres_bin >/dev/null ;;
     xvfb) command -v xvfb-run >/dev/null ;;
     webkit2gtk-driver) command -v WebKitWebDriver >/dev/null ;;
+    dbus) command -v dbus-run-session >/dev/null ;;
+    gnome-keyring) command -v gnome-keyring-daemon >/dev/null ;;
     *) dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" ;;
   esac
 }
@@ -77,6 +80,10 @@ install_test_deps() {
     SKIPPED+=("sync server tests on PostgreSQL (no initdb/pg_ctl: apt-get install postgresql)")
     # The tests then say "skipped" instead of failing on what is missing.
     export FLOWKEEP_SKIP_POSTGRES_TESTS=1
+  fi
+  if ! command -v gnome-keyring-daemon >/dev/null || ! command -v dbus-run-session >/dev/null; then
+    SKIPPED+=("the OS keychain test (no gnome-keyring or dbus-run-session: apt-get install dbus gnome-keyring)")
+    export FLOWKEEP_SKIP_KEYCHAIN_TEST=1
   fi
   local window
   window="$(window_test_missing)"

@@ -748,3 +748,50 @@ async fn a_workspace_at_its_byte_limit_takes_no_change_but_still_serves_what_it_
     );
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_goes_silent_is_dropped_and_its_place_freed_while_one_that_answers_pings_stays(
+) {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let a = add_device(data.path(), "team", "a");
+    let b = add_device(data.path(), "team", "b");
+    let server = Server::start(
+        data.path(),
+        &["--max-connections-per-workspace", "1", "--ping-secs", "1"],
+    );
+    // A vanished device: connected, then never reads (so never answers a
+    // ping) and never writes, like a laptop whose lid closed.
+    let silent = upgrade(&server, &a).await.expect("a gets in");
+    assert!(
+        matches!(upgrade(&server, &b).await, Err((429, _))),
+        "the place is taken"
+    );
+    let start = Instant::now();
+    let mut answering = loop {
+        match upgrade(&server, &b).await {
+            Ok(ws) => break ws,
+            Err((429, _)) if start.elapsed() < Duration::from_secs(15) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    let freed_after = start.elapsed();
+    assert!(
+        freed_after >= Duration::from_secs(2) && freed_after < Duration::from_secs(10),
+        "freed after {freed_after:?} (three silent pings of 1 s)"
+    );
+    drop(silent);
+    // One that reads (and so answers pings) is kept well past that.
+    let kept = tokio::time::timeout(Duration::from_secs(6), async {
+        while let Some(m) = answering.next().await {
+            if m.is_err() || matches!(m, Ok(tungstenite::Message::Close(_))) {
+                return false;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(kept.is_err(), "an answering device was dropped");
+}

@@ -267,7 +267,7 @@ fn a_device_without_the_key_syncs_and_says_so_then_opens_it_once_given_the_key()
         &b,
         SecretKey {
             key: Some(key),
-            key_id: None,
+            ..Default::default()
         },
     )
     .unwrap();

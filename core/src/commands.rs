@@ -1087,5 +1087,8 @@ pub struct SecretKey {
     pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Where this device keeps its keys: "the OS keychain" or a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_in: Option<String>,
 }
 impl Input for SecretKey {}

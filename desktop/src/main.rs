@@ -146,6 +146,15 @@ fn open(data_dir: &std::path::Path) -> Result<Service, Failure> {
             ..Default::default()
         },
     )
+    .map(|svc| {
+        // FLOWKEEP_KEYCHAIN=off keeps the secrets key in its file (a
+        // server without a desktop session, tests).
+        if std::env::var("FLOWKEEP_KEYCHAIN").is_ok_and(|v| v == "off") {
+            svc
+        } else {
+            svc.with_keychain(data_dir)
+        }
+    })
     .map_err(|e| {
         Failure::Other(anyhow::anyhow!(
             "cannot open the database at {}: {e}",

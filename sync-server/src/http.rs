@@ -9,7 +9,7 @@
 //! (TLS, proxies) as sync itself and needs no second HTTP client.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::{
@@ -40,6 +40,10 @@ pub struct Limits {
     /// Most sync connections open at once, in total and to one workspace.
     pub max_connections: usize,
     pub max_connections_per_workspace: usize,
+    /// How often the server pings a connection; one that has sent nothing
+    /// (not even a pong) for three of these is closed, so a device that
+    /// vanished (suspended laptop, dropped network) frees its place.
+    pub ping_interval: std::time::Duration,
 }
 
 /// Messages up to this size are read for their changes on the connection's
@@ -69,6 +73,7 @@ impl Default for Limits {
             max_write_buffer_bytes: (16 << 20) + WRITE_SLACK,
             max_connections: 10_000,
             max_connections_per_workspace: 1_000,
+            ping_interval: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -351,15 +356,22 @@ async fn sync(
             tokio::spawn(outgoing.map(Ok).forward(sink));
             let refuse_too_big = out.clone();
             let max_message_bytes = limits.max_message_bytes;
-            // The inbound side ends when the device is revoked; samod then
-            // drops the connection and the socket closes.
+            // Anything the device sends (a pong too) says it is there.
+            let heard = Arc::new(AtomicI64::new(now_ms()));
+            let silent = pinger(out.clone(), heard.clone(), limits.ping_interval);
+            // The inbound side ends when the device is revoked or has gone
+            // silent; samod then drops the connection and the socket closes.
             let until_revoked = async move {
                 let _ = revoked.wait_for(|r| *r).await;
             };
+            let ended = futures::future::select(Box::pin(until_revoked), Box::pin(silent));
             let stream = stream
-                .take_until(Box::pin(until_revoked))
+                .take_until(ended)
                 .filter_map(move |m| {
                     let _open = &permit;
+                    if m.is_ok() {
+                        heard.store(now_ms(), Ordering::Relaxed);
+                    }
                     let metrics = received.clone();
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     let mut refuse_too_big = refuse_too_big.clone();
@@ -423,6 +435,30 @@ async fn sync(
         response.headers_mut().insert(quota::LIMIT_HEADER, why);
     }
     response
+}
+
+/// Pings the connection every `every`; resolves when the device has sent
+/// nothing for three intervals (or the socket's writer is gone).
+async fn pinger(
+    mut out: futures::channel::mpsc::Sender<WsMessage>,
+    heard: Arc<AtomicI64>,
+    every: std::time::Duration,
+) {
+    let silence = 3 * every.as_millis() as i64;
+    loop {
+        tokio::time::sleep(every).await;
+        let quiet = now_ms() - heard.load(Ordering::Relaxed);
+        if quiet > silence {
+            tracing::info!(
+                silent_ms = quiet,
+                "device silent for three pings; connection closed"
+            );
+            return;
+        }
+        if out.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The close frame that tells a device its message was over the limit, if

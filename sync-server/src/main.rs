@@ -63,6 +63,10 @@ struct Cli {
         default_value_t = 1_000
     )]
     max_connections_per_workspace: usize,
+    /// Seconds between pings to each connection; one silent for three is
+    /// closed (a device that vanished frees its place).
+    #[arg(long, env = "FLOWKEEP_SYNC_PING_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ping_secs: u64,
     /// Most documents (workflows, run logs) one workspace may hold; past
     /// it the server takes no new ones.
     #[arg(
@@ -340,6 +344,7 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         let limits = Limits {
             max_connections: cli.max_connections,
             max_connections_per_workspace: cli.max_connections_per_workspace,
+            ping_interval: std::time::Duration::from_secs(cli.ping_secs),
             ..Limits::for_messages(cli.max_message_bytes)
         };
         let state = AppState {

@@ -1,8 +1,13 @@
-//! The workspace's secret keys: `secrets.keys` in the data dir (0600), one
-//! key per line as `<key id> <base64>`, the first the one new values are
-//! sealed with; older keys stay so values sealed before a rotation (or
-//! synced from a device that has not caught up) still open. The OS keychain
-//! is not used yet: the file is private to the user, like the database.
+//! The workspace's secret keys, as text: one key per line as `<key id>
+//! <base64>`, the first the one new values are sealed with; older keys stay
+//! so values sealed before a rotation (or synced from a device that has not
+//! caught up) still open.
+//!
+//! Kept in the OS keychain when one answers (the Secret Service on Linux,
+//! through `keyring`; Keychain on macOS), under the service `flowkeep` and
+//! the data dir's path; otherwise in `secrets.keys` in the data dir (0600),
+//! with a warning. A file left from before is moved into the keychain once
+//! one answers.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -26,7 +31,60 @@ pub struct Keyed {
 pub struct Keys {
     /// `None`: kept in memory only (an in-memory database).
     path: Option<PathBuf>,
+    /// The keychain entry's user name (the data dir), when the keychain is
+    /// to be tried.
+    keychain: Option<String>,
     loaded: Mutex<Option<Vec<Keyed>>>,
+    /// Where the keys are kept, once known.
+    kept_in: Mutex<Option<String>>,
+}
+
+/// The keychain entry's service name.
+const SERVICE: &str = "flowkeep";
+
+/// Runs a keychain call on a thread of its own: the Secret Service client
+/// blocks on its own executor, which must not run inside a caller's async
+/// runtime (the local HTTP API).
+fn keychain<T: Send + 'static>(
+    user: &str,
+    f: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+) -> keyring::Result<T> {
+    let user = user.to_owned();
+    std::thread::spawn(move || f(&keyring::Entry::new(SERVICE, &user)?))
+        .join()
+        .unwrap_or_else(|_| {
+            Err(keyring::Error::PlatformFailure(
+                "the keychain call panicked".into(),
+            ))
+        })
+}
+
+fn parse(text: &str, from: &str) -> Result<Vec<Keyed>> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let key = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(decode)
+            .ok_or_else(|| Error::Secret(format!("{from} holds a line that is not a key")))?;
+        out.push(Keyed {
+            id: key_id(&key),
+            key,
+        });
+    }
+    Ok(out)
+}
+
+fn render(keys: &[Keyed]) -> String {
+    let mut text =
+        String::from("# Flowkeep secret keys: the first seals new values. Keep this private.\n");
+    for k in keys {
+        text.push_str(&format!("{} {}\n", k.id, encode(&k.key)));
+    }
+    text
 }
 
 pub fn key_id(key: &Key) -> String {
@@ -63,8 +121,28 @@ impl Keys {
     pub fn new(path: Option<PathBuf>) -> Keys {
         Keys {
             path,
+            keychain: None,
             loaded: Mutex::new(None),
+            kept_in: Mutex::new(None),
         }
+    }
+
+    /// Tries the OS keychain first (entry user name: `user`, the data dir).
+    pub fn with_keychain(mut self, user: String) -> Keys {
+        self.keychain = Some(user);
+        self
+    }
+
+    /// Where the keys are kept: "the OS keychain" or the file's path.
+    pub fn kept_in(&self) -> Option<String> {
+        self.kept_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_kept_in(&self, s: String) {
+        *self.kept_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Vec<Keyed>) -> Result<T>) -> Result<T> {
@@ -76,6 +154,16 @@ impl Keys {
     }
 
     fn read(&self) -> Result<Vec<Keyed>> {
+        if let Some(user) = &self.keychain {
+            match keychain(user, |e| e.get_password()) {
+                Ok(text) => {
+                    self.set_kept_in("the OS keychain".into());
+                    return parse(&text, "the keychain entry");
+                }
+                Err(keyring::Error::NoEntry) => {}
+                Err(e) => tracing::debug!("no OS keychain: {e}"),
+            }
+        }
         let Some(path) = &self.path else {
             return Ok(vec![]);
         };
@@ -84,36 +172,40 @@ impl Keys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(e.into()),
         };
-        let mut out = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        {
-            let key = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(decode)
-                .ok_or_else(|| {
-                    Error::Secret(format!("{} holds a line that is not a key", path.display()))
-                })?;
-            out.push(Keyed {
-                id: key_id(&key),
-                key,
-            });
+        self.set_kept_in(path.display().to_string());
+        let keys = parse(&text, &path.display().to_string())?;
+        // Into the keychain, if one answers now.
+        if self.keychain.is_some() && !keys.is_empty() {
+            self.write(&keys)?;
         }
-        Ok(out)
+        Ok(keys)
     }
 
     fn write(&self, keys: &[Keyed]) -> Result<()> {
+        let text = render(keys);
+        if let Some(user) = &self.keychain {
+            let t = text.clone();
+            match keychain(user, move |e| e.set_password(&t)) {
+                Ok(()) => {
+                    if let Some(p) = &self.path {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    self.set_kept_in("the OS keychain".into());
+                    return Ok(());
+                }
+                Err(e) => {
+                    if let Some(p) = &self.path {
+                        tracing::warn!(
+                            file = %p.display(),
+                            "no OS keychain answered ({e}); the secret key is kept in a private file instead"
+                        );
+                    }
+                }
+            }
+        }
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let mut text = String::from(
-            "# Flowkeep secret keys: the first seals new values. Keep this file private.\n",
-        );
-        for k in keys {
-            text.push_str(&format!("{} {}\n", k.id, encode(&k.key)));
-        }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
@@ -125,6 +217,7 @@ impl Keys {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
+        self.set_kept_in(path.display().to_string());
         Ok(())
     }
 
@@ -138,12 +231,10 @@ impl Keys {
                     key,
                 });
                 self.write(keys)?;
-                if let Some(p) = &self.path {
-                    tracing::warn!(
-                        file = %p.display(),
-                        "made this workspace's secret key; it is kept in a private file (no OS keychain is used)"
-                    );
-                }
+                tracing::info!(
+                    kept_in = %self.kept_in().unwrap_or_else(|| "memory".into()),
+                    "made this workspace's secret key"
+                );
             }
             Ok(keys[0].clone())
         })

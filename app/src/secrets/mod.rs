@@ -118,6 +118,34 @@ impl Service {
     }
 }
 
+impl Service {
+    /// The secrets this device cannot open, as `(workflow id, field, why)`:
+    /// after a join, what is missing (a key) is said at once.
+    pub fn unopened_secrets(&self) -> Result<Vec<(String, String, String)>> {
+        let ids: Vec<String> = self.read(|c| Ok(queries::workflows::ids(c, None, None)?))?;
+        let mut out = Vec::new();
+        for id in ids {
+            let wf = self.read(|c| Ok(queries::workflows::get(c, &id)?))?;
+            for f in wf
+                .spec
+                .config
+                .fields
+                .iter()
+                .filter(|f| f.kind == ConfigType::Secret)
+            {
+                if let Some(Value::String(v)) = wf.spec.config.values.get(&f.key) {
+                    if is_sealed(v) {
+                        if let Err(why) = self.secrets.open(v) {
+                            out.push((wf.id.clone(), f.key.clone(), why.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl ConfigService<'_> {
     /// The values with secrets opened (`config get --reveal`, the app's
     /// Reveal): the one command whose answer is not masked.
@@ -240,12 +268,14 @@ impl ConfigService<'_> {
             return Ok(SecretKey {
                 key: None,
                 key_id: Some(k.id),
+                kept_in: self.secrets.kept_in(),
             });
         }
         let k = self.secrets.current()?;
         Ok(SecretKey {
             key: Some(keys::encode(&k.key)),
             key_id: Some(k.id),
+            kept_in: self.secrets.kept_in(),
         })
     }
 }

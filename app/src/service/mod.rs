@@ -172,6 +172,18 @@ impl Service {
         }
     }
 
+    /// Keeps the secrets key in the OS keychain when one answers (the
+    /// entry named after `data_dir`), the file otherwise.
+    pub fn with_keychain(mut self, data_dir: &Path) -> Service {
+        let path = data_dir.join("secrets.keys");
+        let user = std::path::absolute(data_dir)
+            .unwrap_or_else(|_| data_dir.to_owned())
+            .display()
+            .to_string();
+        self.secrets = crate::secrets::Keys::new(Some(path)).with_keychain(user);
+        self
+    }
+
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Service {
         self.clock = Box::new(clock);
         self

@@ -70,17 +70,18 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
                     svc,
                     SecretKey {
                         key: add,
-                        key_id: None,
+                        ..Default::default()
                     },
                 )?;
+                let kept = r.kept_in.clone().unwrap_or_else(|| "memory".into());
                 let text = if adding {
                     format!(
-                        "Added key {}; it seals from now on.\n",
+                        "Added key {}; it seals from now on (kept in {kept}).\n",
                         r.key_id.clone().unwrap_or_default()
                     )
                 } else {
                     format!(
-                        "{}\nThis is the key that seals secrets (id {}). Keep it private; on a device that joins: flowkeep secrets key --add <KEY>\n",
+                        "{}\nThis is the key that seals secrets (id {}, kept in {kept}). Keep it private; on a device that joins: flowkeep sync join ... --secrets-key <KEY>, or flowkeep secrets key --add <KEY>\n",
                         r.key.clone().unwrap_or_default(),
                         r.key_id.clone().unwrap_or_default()
                     )

@@ -59,17 +59,36 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             secrets_key,
             connect,
         } => {
+            let given = secrets_key.is_some();
             if let Some(key) = secrets_key {
-                flowkeep_app::call::<flowkeep_app::commands::SecretKeyCmd>(
-                    svc,
-                    flowkeep_core::commands::SecretKey {
-                        key: Some(key),
-                        key_id: None,
-                    },
-                )?;
+                add_key(svc, key)?;
             }
             let r = svc.sync().join_with(&join, &token, &options(connect)?)?;
-            done(&r, summary(&r))
+            let mut text = summary(&r);
+            let missing = svc.unopened_secrets()?;
+            if !missing.is_empty() && !given {
+                // The key never comes through the server: ask for it here,
+                // or say how to add it later.
+                use std::io::IsTerminal;
+                if !json && std::io::stdin().is_terminal() {
+                    eprint!(
+                        "{} secret value(s) in this workspace are sealed with a key this device does not have.\nPaste the key (`flowkeep secrets key` on a device that has it), or press Enter to skip: ",
+                        missing.len()
+                    );
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    if !line.trim().is_empty() {
+                        add_key(svc, line.trim().to_owned())?;
+                    }
+                }
+                let still = svc.unopened_secrets()?.len();
+                if still > 0 {
+                    text.push_str(&format!(
+                        "{still} secret value(s) are not available on this device: add the workspace's key with `flowkeep secrets key --add KEY`.\n"
+                    ));
+                }
+            }
+            done(&r, text)
         }
         SyncCmd::Now { ca_file } => {
             if let Some(pem) = read_ca(ca_file)? {
@@ -133,4 +152,16 @@ fn read_ca(path: Option<std::path::PathBuf>) -> Result<Option<String>, Failure> 
             &format!("cannot read {}: {e}", path.display()),
         )),
     }
+}
+
+/// Adds the workspace's secret key given on this device.
+fn add_key(svc: &Service, key: String) -> Result<(), Failure> {
+    flowkeep_app::call::<flowkeep_app::commands::SecretKeyCmd>(
+        svc,
+        flowkeep_core::commands::SecretKey {
+            key: Some(key),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
 }

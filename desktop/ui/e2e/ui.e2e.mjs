@@ -271,7 +271,7 @@ test("runs: filter, scroll, details, delete, delete old runs, export", async () 
   assert.equal((await fk.api("count_runs", { workflow_id: id })).count, 44);
 
   // Export what the filter shows (failed, last 10 days): one run.
-  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export", exact: true }).click()]);
   const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
   assert.equal(csv.length, 2, csv.join("\n"));
   assert.match(download.suggestedFilename(), /\.csv$/);
@@ -919,7 +919,7 @@ test("schedules: edited in the form with the next five runs shown, errors by fie
 test("workflows as files: export to a folder, change a file, the import plan shows the change before it is written", async () => {
   const folder = path.join(fk.dataDir, "exported");
   await page.goto(fk.url);
-  await page.getByRole("button", { name: "Export…" }).click();
+  await page.getByRole("button", { name: "Export workflows…" }).click();
   const exp = page.getByRole("dialog", { name: "Export workflows" });
   await exp.getByLabel("Folder on this machine").fill(folder);
   await exp.getByRole("button", { name: "Export", exact: true }).click();
@@ -929,7 +929,7 @@ test("workflows as files: export to a folder, change a file, the import plan sho
   writeFileSync(file, readFileSync(file, "utf8").replace("name: Ticker", "name: Ticker from git"));
 
   const before = (await fk.api("list_workflows", {})).items.length;
-  await page.getByRole("button", { name: "Import…" }).click();
+  await page.getByRole("button", { name: "Import workflows…" }).click();
   const imp = page.getByRole("dialog", { name: "Import workflows" });
   assert.equal(await imp.getByLabel("Folder on this machine").inputValue(), folder, "the last folder is offered");
   await imp.getByRole("button", { name: "Check" }).click();

@@ -1,5 +1,6 @@
 // Native touches that exist only inside the desktop window: the native open
-// dialog for file fields and a native save dialog for exports. In a browser
+// dialog for file fields and for folders (workflows as files) and a native
+// save dialog for exports. In a browser
 // they are absent and the components fall back (a typed path with its
 // extension checked; a download).
 
@@ -8,6 +9,8 @@ import { desktopInvoke, inDesktopWindow } from "./api/transport";
 
 export interface DesktopHooks {
   pickFile?: (field: FieldDef) => Promise<string | null>;
+  /** The native folder dialog (workflow export and import). */
+  pickFolder?: (title: string) => Promise<string | null>;
   /** Writes the export where the user chooses; the path, or null if they closed the dialog. */
   exportRuns?: (filter: RunFilter, format: ExportFormat) => Promise<string | null>;
 }
@@ -23,6 +26,12 @@ export const desktopHooks: DesktopHooks = inDesktopWindow()
             directory: false,
             filters: extensions.length ? [{ name: extensions.join(", "), extensions }] : [],
           },
+        });
+        return typeof picked === "string" ? picked : null;
+      },
+      pickFolder: async (title) => {
+        const picked = await desktopInvoke("plugin:dialog|open", {
+          options: { title, multiple: false, directory: true },
         });
         return typeof picked === "string" ? picked : null;
       },

@@ -3,6 +3,7 @@ import { call } from "../api/transport";
 import { ApiError, messageOf } from "../api/errors";
 import type { FieldError, WorkflowImport, ImportItem } from "../generated/bindings";
 import { Dialog } from "./Dialog";
+import { desktopHooks } from "../desktop";
 
 const FOLDER_KEY = "flowkeep.files.folder";
 
@@ -147,19 +148,33 @@ export function WorkflowFiles(props: { onImported: () => void }) {
       setBusy(false);
     }
   };
+  const { pickFolder } = desktopHooks;
   const folder = (
     <label>
       Folder on this machine
-      <input value={dir} placeholder="/home/you/flowkeep-workflows" onChange={(e) => setDir(e.target.value)} />
+      <span className="file-input">
+        <input value={dir} placeholder="/home/you/flowkeep-workflows" onChange={(e) => setDir(e.target.value)} />
+        {pickFolder && (
+          <button
+            type="button"
+            onClick={async () => {
+              const picked = await pickFolder(mode === "export" ? "Export workflows to" : "Import workflows from");
+              if (picked) setDir(picked);
+            }}
+          >
+            Choose…
+          </button>
+        )}
+      </span>
     </label>
   );
   return (
     <>
       <button type="button" onClick={() => open("export")}>
-        Export…
+        Export workflows…
       </button>
       <button type="button" onClick={() => open("import")}>
-        Import…
+        Import workflows…
       </button>
       <Dialog title="Export workflows" open={mode === "export"} onClose={() => setMode(null)}>
         <p className="help">One file per workflow (name.flowkeep.yaml), the same bytes for the same workflow: keep them in git.</p>
