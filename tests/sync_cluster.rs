@@ -402,3 +402,62 @@ async fn two_nodes_serve_one_workspace_and_a_killed_owner_is_taken_over_without_
     assert_eq!(metric(&n3, "flowkeep_sync_workspaces_loaded"), 1.0);
     c.stop().await;
 }
+
+/// A private CA and a certificate for 127.0.0.1 signed by it: (ca, cert,
+/// key) as PEM.
+fn tls_material() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn postgres_over_tls_is_verified_and_a_remote_database_is_never_reached_in_clear_unless_asked() {
+    // Refused before any connection: a database on another machine
+    // without sslmode=require (or an explicit sslmode=disable).
+    let err = Db::open_postgres("postgres://sync@db.example.invalid/flowkeep")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("sslmode=require"), "{err}");
+
+    let (ca, cert, key) = tls_material();
+    let Some(pg) = Postgres::start_tls(&cert, &key) else {
+        return;
+    };
+    let tls_url = format!("{}?sslmode=require", pg.url());
+    // The private CA is not among the system's roots: refused.
+    let untrusted = Db::open_postgres_with(&tls_url, None)
+        .err()
+        .expect("an untrusted certificate is refused")
+        .to_string();
+    assert!(
+        untrusted.to_lowercase().contains("certificate") || untrusted.contains("tls"),
+        "{untrusted}"
+    );
+    // Trusted: it works, and the connection is encrypted.
+    let db = Db::open_postgres_with(&tls_url, Some(&ca)).unwrap();
+    db.create_workspace("team", "tokenhash", 1).unwrap();
+    let mut check =
+        postgres::Client::connect(&format!("{}?sslmode=disable", pg.url()), postgres::NoTls)
+            .unwrap();
+    let encrypted: i64 = check
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = 'flowkeep-sync-server' AND s.ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1, "the server's connections are not encrypted");
+    drop(check);
+    // On this machine, the default (no sslmode) stays plain as before.
+    Db::open_postgres(&pg.url()).unwrap();
+}

@@ -182,6 +182,17 @@ fn a_secret_is_sealed_at_rest_masked_in_answers_and_opened_for_the_job_only() {
         Vec::<String>::new(),
         "nothing in the data dir holds it in clear"
     );
+    // Nor does a workflow export: the file holds it sealed.
+    let exported = tempfile::tempdir().unwrap();
+    svc.workflows()
+        .export_files(ExportWorkflows {
+            dir: exported.path().join("wf").display().to_string(),
+            ..Default::default()
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(exported.path().join("wf/vault.flowkeep.yaml")).unwrap();
+    assert!(text.contains("api_key: fkenc:v1:"), "{text}");
+    assert!(holding(exported.path(), SECRET).is_empty());
 }
 
 #[test]

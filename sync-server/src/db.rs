@@ -94,18 +94,33 @@ impl Db {
     /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db`) and
     /// creates the tables if they are missing.
     pub fn open_postgres(url: &str) -> Result<Db, Error> {
+        Db::open_postgres_with(url, None)
+    }
+
+    /// PostgreSQL, trusting `ca_pem` beside the system's roots for TLS
+    /// (`sslmode=require`).
+    pub fn open_postgres_with(url: &str, ca_pem: Option<&str>) -> Result<Db, Error> {
         Ok(Db {
-            backend: Backend::Postgres(pg::Pg::open(url)?),
+            backend: Backend::Postgres(pg::Pg::open_with(url, ca_pem)?),
         })
     }
 
     /// `--storage`: nothing for SQLite in `data_dir`, or a `postgres://`
     /// URL.
     pub fn open_storage(storage: Option<&str>, data_dir: &Path) -> Result<Db, Error> {
+        Db::open_storage_with(storage, data_dir, None)
+    }
+
+    /// `open_storage` with a CA (PEM) to trust for PostgreSQL over TLS.
+    pub fn open_storage_with(
+        storage: Option<&str>,
+        data_dir: &Path,
+        ca_pem: Option<&str>,
+    ) -> Result<Db, Error> {
         match storage {
             None | Some("") | Some("sqlite") => Db::open(&data_dir.join("sync.db")),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Db::open_postgres(url)
+                Db::open_postgres_with(url, ca_pem)
             }
             Some(_) => Err(Error::BadStorage(
                 "must be `sqlite` (the default, a file in the data dir) or a postgres:// URL"

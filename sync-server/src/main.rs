@@ -27,6 +27,15 @@ struct Cli {
     /// that several server processes can share.
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_STORAGE")]
     storage: Option<String>,
+    /// A CA certificate (PEM) to trust for PostgreSQL over TLS
+    /// (`sslmode=require` in the URL), beside the system's roots.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_STORAGE_CA_FILE",
+        value_name = "PEM"
+    )]
+    storage_ca_file: Option<PathBuf>,
     /// With shared storage: the URL the other nodes reach this one at
     /// (`ws://host:port`; default: the --listen address).
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_ADVERTISE_URL")]
@@ -172,7 +181,15 @@ fn main() -> anyhow::Result<()> {
     let db = Arc::new(match cli.storage.as_deref() {
         Some(url) if !url.is_empty() && url != "sqlite" => {
             // Not the URL in the message: it may hold a password.
-            Db::open_storage(Some(url), &dir).context("opening the --storage database")?
+            let ca = match &cli.storage_ca_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading --storage-ca-file {}", p.display()))?,
+                ),
+                None => None,
+            };
+            Db::open_storage_with(Some(url), &dir, ca.as_deref())
+                .context("opening the --storage database")?
         }
         _ => {
             Db::open(&dir.join("sync.db")).with_context(|| format!("opening {}", dir.display()))?

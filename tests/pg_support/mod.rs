@@ -49,6 +49,15 @@ impl Postgres {
     /// not installed and `FLOWKEEP_SKIP_POSTGRES_TESTS=1` says that is
     /// known; without that a missing PostgreSQL fails the test.
     pub fn start() -> Option<Postgres> {
+        Postgres::start_with(None)
+    }
+
+    /// Like `start`, serving TLS with this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Postgres> {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
             if std::env::var("FLOWKEEP_SKIP_POSTGRES_TESTS").as_deref() == Ok("1") {
                 eprintln!("skipped: PostgreSQL is not installed (initdb, pg_ctl)");
@@ -88,11 +97,36 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
             pg.port,
             pg.dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (c, k) = (
+                pg.dir.path().join("server.crt"),
+                pg.dir.path().join("server.key"),
+            );
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            // PostgreSQL refuses a key others can read.
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if as_postgres {
+                let status = Command::new("chown")
+                    .arg("postgres:")
+                    .arg(&c)
+                    .arg(&k)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "chown of the TLS files failed");
+            }
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            ));
+        }
         let log = pg.dir.path().join("pg.log");
         pg.run(
             "pg_ctl",

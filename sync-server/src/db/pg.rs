@@ -77,7 +77,69 @@ pub struct Pg {
 
 struct Pool {
     config: postgres::Config,
+    /// TLS when the URL says `sslmode=require`.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     idle: Mutex<Vec<Client>>,
+}
+
+impl Pool {
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+    }
+}
+
+/// Whether every host of the URL is this machine (a Unix socket, localhost
+/// or a loopback address).
+fn on_this_machine(config: &postgres::Config) -> bool {
+    config.get_hosts().iter().all(|h| match h {
+        postgres::config::Host::Unix(_) => true,
+        postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    })
+}
+
+/// rustls (ring) trusting the system's roots and `ca_pem`.
+fn tls_connector(ca_pem: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = ca_pem {
+        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Error::BadStorage(format!(
+                    "--storage-ca-file is not a PEM certificate file: {e}"
+                ))
+            })?;
+        if certs.is_empty() {
+            return Err(Error::BadStorage(
+                "--storage-ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                Error::BadStorage(format!("--storage-ca-file: cannot trust it: {e}"))
+            })?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::BadStorage(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 impl Drop for Pool {
@@ -104,7 +166,11 @@ fn is_unique_violation(e: &postgres::Error) -> bool {
 }
 
 impl Pg {
-    pub fn open(url: &str) -> Result<Pg, Error> {
+    /// Opens the shared storage. Data crosses the network in clear only when
+    /// asked: a database that is not on this machine needs `sslmode=require`
+    /// (TLS, the certificate verified against the system's roots and
+    /// `ca_pem`) or an explicit `sslmode=disable`.
+    pub fn open_with(url: &str, ca_pem: Option<&str>) -> Result<Pg, Error> {
         // The URL may hold a password: never repeat it in an error.
         let mut config: postgres::Config = url.parse().map_err(|_| {
             Error::BadStorage(
@@ -116,18 +182,52 @@ impl Pg {
         if config.get_application_name().is_none() {
             config.application_name("flowkeep-sync-server");
         }
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Require => Some(tls_connector(ca_pem)?),
+            postgres::config::SslMode::Disable => None,
+            _ if on_this_machine(&config) => None,
+            _ => {
+                return Err(Error::BadStorage(
+                    "names a database on another machine: add sslmode=require to the URL for TLS                      (verified against the system's roots and --storage-ca-file), or sslmode=disable                      to send workspaces and documents in clear"
+                        .into(),
+                ))
+            }
+        };
+        if ca_pem.is_some() && tls.is_none() {
+            return Err(Error::BadStorage(
+                "--storage-ca-file is for TLS: add sslmode=require to the URL".into(),
+            ));
+        }
         let pg = Pg {
             inner: Arc::new(Pool {
                 config,
+                tls,
                 idle: Mutex::new(Vec::new()),
             }),
         };
+        let with_tls = pg.inner.tls.is_some();
         pg.with(|c| {
             let mut tx = c.transaction()?;
             // Two nodes starting at once must not both create the tables.
             tx.execute("SELECT pg_advisory_xact_lock(77800001)", &[])?;
             tx.batch_execute(SCHEMA)?;
             tx.commit()
+        })
+        .map_err(|e| match e {
+            // The handshake's reason (an unknown issuer, a wrong name) is
+            // in the error's sources: say it.
+            Error::Postgres(pe) if with_tls && pe.as_db_error().is_none() => {
+                let mut why = pe.to_string();
+                let mut source = std::error::Error::source(&pe);
+                while let Some(s) = source {
+                    why.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                Error::BadStorage(format!(
+                    "cannot connect with TLS ({why}); is the database's CA among the system's roots or in --storage-ca-file?"
+                ))
+            }
+            other => other,
         })?;
         Ok(pg)
     }
@@ -141,7 +241,7 @@ impl Pg {
             .pop();
         match pooled {
             Some(c) if !c.is_closed() => Ok(c),
-            _ => Ok(self.inner.config.connect(NoTls)?),
+            _ => Ok(self.inner.connect()?),
         }
     }
 
@@ -154,7 +254,7 @@ impl Pg {
         let mut client = self.checkout()?;
         let mut result = f(&mut client);
         if result.is_err() && client.is_closed() {
-            client = self.inner.config.connect(NoTls)?;
+            client = self.inner.connect()?;
             result = f(&mut client);
         }
         if !client.is_closed() {

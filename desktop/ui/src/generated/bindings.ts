@@ -436,7 +436,11 @@ since: number, };
 
 export type ScheduledRun = { run_id: string, occurrence: number, status: RunStatus, };
 
-export type SecretKey = { key?: string, key_id?: string, };
+export type SecretKey = { key?: string, key_id?: string, 
+/**
+ * Where this device keeps its keys: "the OS keychain" or a file.
+ */
+kept_in?: string, };
 
 export type SecretsRotated = { key_id: string, previous_key_id: string | null, workflows: number, values: number, };
 
