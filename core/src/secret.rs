@@ -45,6 +45,18 @@ pub fn secret_keys(doc: &ConfigDocument) -> Vec<&str> {
         .collect()
 }
 
+/// The secret fields' sealed values, as `(key, sealed value)`.
+pub fn sealed_values(doc: &ConfigDocument) -> Vec<(&str, &str)> {
+    doc.fields
+        .iter()
+        .filter(|f| f.kind == ConfigType::Secret)
+        .filter_map(|f| match doc.values.get(&f.key) {
+            Some(Value::String(v)) if is_sealed(v) => Some((f.key.as_str(), v.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The document as people see it: every secret field's value (sealed or
 /// not) replaced by `MASK`.
 pub fn mask_document(doc: &mut ConfigDocument) {

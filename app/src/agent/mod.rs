@@ -127,33 +127,29 @@ impl Agent {
 
     /// Waits for the runs this agent started to end (queued ones included).
     pub fn drain(&mut self) {
-        let jobs: Vec<Job> = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .flat_map(|(_, v)| v)
-            .collect();
-        for j in jobs {
+        for j in self.take_jobs() {
             let _ = j.handle.join();
         }
     }
 
     /// Cancels the runs this agent started and waits for them.
     pub fn shutdown(&mut self) {
-        let jobs: Vec<Job> = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .flat_map(|(_, v)| v)
-            .collect();
+        let jobs = self.take_jobs();
         for j in &jobs {
             j.cancel.store(true, Ordering::Relaxed);
         }
         for j in jobs {
             let _ = j.handle.join();
         }
+    }
+
+    fn take_jobs(&self) -> Vec<Job> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .flat_map(|(_, v)| v)
+            .collect()
     }
 
     /// One pass at the service clock's now. Returns how long to sleep.

@@ -13,7 +13,8 @@ use flowkeep_core::commands::{
     Input, RevealConfig, RevealedConfig, RotateSecrets, SecretKey, SecretsRotated,
 };
 use flowkeep_core::config::{ConfigDocument, ConfigType};
-use flowkeep_core::secret::{is_sealed, MASK};
+use flowkeep_core::secret::{is_sealed, sealed_values, MASK};
+use flowkeep_core::workflow::Workflow;
 use flowkeep_core::workflow::WorkflowSpec;
 use flowkeep_core::FieldError;
 use serde_json::{Map, Value};
@@ -122,27 +123,24 @@ impl Service {
     /// The secrets this device cannot open, as `(workflow id, field, why)`:
     /// after a join, what is missing (a key) is said at once.
     pub fn unopened_secrets(&self) -> Result<Vec<(String, String, String)>> {
-        let ids: Vec<String> = self.read(|c| Ok(queries::workflows::ids(c, None, None)?))?;
         let mut out = Vec::new();
-        for id in ids {
-            let wf = self.read(|c| Ok(queries::workflows::get(c, &id)?))?;
-            for f in wf
-                .spec
-                .config
-                .fields
-                .iter()
-                .filter(|f| f.kind == ConfigType::Secret)
-            {
-                if let Some(Value::String(v)) = wf.spec.config.values.get(&f.key) {
-                    if is_sealed(v) {
-                        if let Err(why) = self.secrets.open(v) {
-                            out.push((wf.id.clone(), f.key.clone(), why.to_string()));
-                        }
-                    }
+        for wf in self.live_workflows()? {
+            for (key, sealed) in sealed_values(&wf.spec.config) {
+                if let Err(why) = self.secrets.open(sealed) {
+                    out.push((wf.id.clone(), key.to_owned(), why.to_string()));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Every live workflow, read one by one (rotation and the join's check
+    /// walk them all, rarely).
+    fn live_workflows(&self) -> Result<Vec<Workflow>> {
+        let ids: Vec<String> = self.read(|c| Ok(queries::workflows::ids(c, None, None)?))?;
+        ids.iter()
+            .map(|id| self.read(|c| Ok(queries::workflows::get(c, id)?)))
+            .collect()
     }
 }
 
@@ -154,28 +152,18 @@ impl ConfigService<'_> {
         let wf = self.read(|c| Ok(queries::workflows::get(c, &input.workflow_id)?))?;
         let mut values = wf.spec.config.values.clone();
         let mut unavailable = Vec::new();
-        for f in wf
-            .spec
-            .config
-            .fields
-            .iter()
-            .filter(|f| f.kind == ConfigType::Secret)
-        {
-            if let Some(Value::String(v)) = values.get(&f.key).cloned() {
-                if is_sealed(&v) {
-                    match self.secrets.open(&v) {
-                        Ok(plain) => {
-                            values.insert(f.key.clone(), Value::String(plain));
-                        }
-                        Err(why) => {
-                            values.insert(f.key.clone(), Value::Null);
-                            unavailable.push(FieldError::new(
-                                format!("values.{}", f.key),
-                                "secret",
-                                why.to_string(),
-                            ));
-                        }
-                    }
+        for (key, sealed) in sealed_values(&wf.spec.config) {
+            match self.secrets.open(sealed) {
+                Ok(plain) => {
+                    values.insert(key.to_owned(), Value::String(plain));
+                }
+                Err(why) => {
+                    values.insert(key.to_owned(), Value::Null);
+                    unavailable.push(FieldError::new(
+                        format!("values.{key}"),
+                        "secret",
+                        why.to_string(),
+                    ));
                 }
             }
         }
@@ -194,31 +182,19 @@ impl ConfigService<'_> {
     pub fn rotate_secrets(&self, mut input: RotateSecrets) -> Result<SecretsRotated> {
         input.check()?;
         let old = self.secrets.current_if_any()?;
-        let ids: Vec<String> = self.read(|c| Ok(queries::workflows::ids(c, None, None)?))?;
         // Every value must open before anything changes.
         let mut todo = Vec::new();
         let mut errors = Vec::new();
-        for id in ids {
-            let wf = self.read(|c| Ok(queries::workflows::get(c, &id)?))?;
+        for wf in self.live_workflows()? {
             let mut opened = Vec::new();
-            for f in wf
-                .spec
-                .config
-                .fields
-                .iter()
-                .filter(|f| f.kind == ConfigType::Secret)
-            {
-                if let Some(Value::String(v)) = wf.spec.config.values.get(&f.key) {
-                    if is_sealed(v) {
-                        match self.secrets.open(v) {
-                            Ok(p) => opened.push((f.key.clone(), p)),
-                            Err(why) => errors.push(FieldError::new(
-                                format!("{}: values.{}", wf.id, f.key),
-                                "secret",
-                                why.to_string(),
-                            )),
-                        }
-                    }
+            for (key, sealed) in sealed_values(&wf.spec.config) {
+                match self.secrets.open(sealed) {
+                    Ok(p) => opened.push((key.to_owned(), p)),
+                    Err(why) => errors.push(FieldError::new(
+                        format!("{}: values.{key}", wf.id),
+                        "secret",
+                        why.to_string(),
+                    )),
                 }
             }
             if !opened.is_empty() {

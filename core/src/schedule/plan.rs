@@ -299,29 +299,7 @@ mod tests {
             let (s, c) = schedule(serde_json::json!({
                 "interval": format!("{interval_s}s"), "missed": policy, "catch_up": "1h"
             }));
-            let start = 1_000_000_000_000i64;
-            let mut wakes = Vec::new();
-            let mut t = start;
-            for st in steps { t += st; wakes.push(t); }
-            let recorded = simulate(&s, &c, start, &wakes);
-            let occ: Vec<i64> = recorded.iter().map(|d| d.occurrence).collect();
-            let mut sorted = occ.clone();
-            sorted.sort();
-            sorted.dedup();
-            prop_assert_eq!(sorted.len(), occ.len(), "an occurrence recorded twice");
-            prop_assert_eq!(&sorted, &occ, "records out of order");
-            // Every occurrence up to the last wake is recorded, except those
-            // a summary record stands for (older than the window).
-            let summaries: Vec<i64> = recorded.iter().filter(|d| d.covers > 1).map(|d| d.occurrence).collect();
-            let last = *wakes.last().unwrap();
-            for o in c.after(start).take_while(|o| *o <= last) {
-                let covered = occ.contains(&o) || summaries.iter().any(|f| *f <= o);
-                prop_assert!(covered, "occurrence {} lost", o);
-            }
-            // With `skip`, a run is always reached within the grace period.
-            if policy == "skip" {
-                check_skip_policy(&c, &recorded, start, &wakes)?;
-            }
+            check_recorded(&s, &c, 1_000_000_000_000, &steps, policy)?;
         }
 
         /// The same over cron schedules in zones with daylight saving, the
@@ -349,25 +327,54 @@ mod tests {
                 "cron": format!("{minute} {hour} * * *"), "timezone": zones[zone],
                 "missed": policy, "catch_up": "6h"
             }));
-            let start = changes[transition] + offset_min * 60_000;
-            let mut wakes = Vec::new();
-            let mut t = start;
-            for st in steps { t += st; wakes.push(t); }
-            let recorded = simulate(&s, &c, start, &wakes);
-            let occ: Vec<i64> = recorded.iter().map(|d| d.occurrence).collect();
-            let mut sorted = occ.clone();
-            sorted.sort();
-            sorted.dedup();
-            prop_assert_eq!(&sorted, &occ, "an occurrence recorded twice or out of order");
-            let summaries: Vec<i64> = recorded.iter().filter(|d| d.covers > 1).map(|d| d.occurrence).collect();
-            let last = *wakes.last().unwrap();
-            for o in c.after(start).take_while(|o| *o <= last) {
-                prop_assert!(occ.contains(&o) || summaries.iter().any(|f| *f <= o), "occurrence {} lost", o);
-            }
-            if policy == "skip" {
-                check_skip_policy(&c, &recorded, start, &wakes)?;
-            }
+            check_recorded(&s, &c, changes[transition] + offset_min * 60_000, &steps, policy)?;
         }
+    }
+
+    /// Simulates the wake-ups `steps` apart from `start` and checks the
+    /// records: none twice or out of order; every occurrence up to the
+    /// last wake recorded, or stood for by a summary (older than the
+    /// window); with `skip`, runs only within the grace period.
+    fn check_recorded(
+        s: &Schedule,
+        c: &Compiled,
+        start: i64,
+        steps: &[i64],
+        policy: &str,
+    ) -> Result<(), TestCaseError> {
+        let mut wakes = Vec::new();
+        let mut t = start;
+        for st in steps {
+            t += st;
+            wakes.push(t);
+        }
+        let recorded = simulate(s, c, start, &wakes);
+        let occ: Vec<i64> = recorded.iter().map(|d| d.occurrence).collect();
+        let mut sorted = occ.clone();
+        sorted.sort();
+        sorted.dedup();
+        prop_assert_eq!(
+            &sorted,
+            &occ,
+            "an occurrence recorded twice or out of order"
+        );
+        let summaries: Vec<i64> = recorded
+            .iter()
+            .filter(|d| d.covers > 1)
+            .map(|d| d.occurrence)
+            .collect();
+        let last = *wakes.last().unwrap();
+        for o in c.after(start).take_while(|o| *o <= last) {
+            prop_assert!(
+                occ.contains(&o) || summaries.iter().any(|f| *f <= o),
+                "occurrence {} lost",
+                o
+            );
+        }
+        if policy == "skip" {
+            check_skip_policy(c, &recorded, start, &wakes)?;
+        }
+        Ok(())
     }
 
     fn check_skip_policy(

@@ -19,8 +19,8 @@ type Out = Result<Option<Rendered>, Failure>;
 pub fn agent(svc: Service, data_dir: &Path, cmd: Option<AgentCmd>, json: bool) -> Out {
     match cmd.unwrap_or(AgentCmd::Run) {
         AgentCmd::Run => run(svc, data_dir, json),
-        AgentCmd::Install { no_start } => install(data_dir, no_start),
-        AgentCmd::Uninstall => uninstall(data_dir),
+        AgentCmd::Install { no_start } => systemd_only().and_then(|_| install(data_dir, no_start)),
+        AgentCmd::Uninstall => systemd_only().and_then(|_| uninstall(data_dir)),
         AgentCmd::Status => status(data_dir),
     }
 }
@@ -112,6 +112,17 @@ fn run(svc: Service, data_dir: &Path, json: bool) -> Out {
     }
     say("agent stopped".to_owned());
     Ok(None)
+}
+
+/// `agent install` writes a systemd unit; elsewhere it says so instead of
+/// writing a file nothing reads.
+fn systemd_only() -> Result<(), Failure> {
+    if cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    Err(Failure::Other(anyhow::anyhow!(
+        "agent install writes a systemd user unit, which this system does not have; run `flowkeep agent` from a launchd agent instead (README, Schedules: macOS)"
+    )))
 }
 
 /// The unit's name: one per data dir, so two data dirs get two agents.
