@@ -461,3 +461,66 @@ fn postgres_over_tls_is_verified_and_a_remote_database_is_never_reached_in_clear
     // On this machine, the default (no sslmode) stays plain as before.
     Db::open_postgres(&pg.url()).unwrap();
 }
+
+/// A node proxies to the owner over `wss://` verified against the CA given
+/// with `--node-ca-file`: through a verified connection the owner answers
+/// (a good credential is let in, a wrong one refused by the owner itself);
+/// with the system's roots only, the owner's private certificate is not
+/// trusted and the owner counts as unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_proxied_to_over_tls_only_with_the_ca_it_was_given() {
+    use flowkeep_sync_server::proxy::{dial, DialFailure};
+    use std::sync::Arc;
+    let (ca, cert, key) = tls_material();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let data = dir.path().join("owner");
+    let bin = Path::new(BIN);
+    server_support::create_workspace(bin, &data, "team");
+    let credential = server_support::add_device(bin, &data, "team", "d");
+    let owner = Server::start(
+        bin,
+        &data,
+        &[
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let url = format!("wss://127.0.0.1:{}", owner.port);
+    let trusted = Arc::new(flowkeep_sync_server::tls::client_config(Some(&ca)).unwrap());
+
+    let let_in = dial(&url, &credential, "node-a", Some(trusted.clone()), 1 << 20).await;
+    assert!(let_in.is_ok(), "a verified dial with a good credential");
+    match dial(&url, "fkd_wrong", "node-a", Some(trusted), 1 << 20).await {
+        Err(DialFailure::Refused { status, .. }) => assert_eq!(status, 401),
+        _ => panic!("the owner's refusal should come back as it was given"),
+    }
+    match dial(&url, &credential, "node-a", None, 1 << 20).await {
+        Err(DialFailure::Unreachable(why)) => {
+            assert!(why.to_lowercase().contains("certificate"), "{why}")
+        }
+        _ => panic!("a certificate from a CA the node was not given is trusted"),
+    }
+
+    // A file that is no certificate stops the node at start, naming the flag.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path().join("n2"))
+        .args(["--listen", "127.0.0.1:0", "--node-ca-file"])
+        .arg(&junk)
+        .arg("serve")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--node-ca-file") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@
 //! hashes; a compaction deletes only what its snapshot holds), so a lease
 //! that is briefly held twice (a paused node) costs latency, not data.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// This process, as the other nodes see it.
@@ -25,6 +26,9 @@ pub struct Node {
     /// How long a lease lasts without renewal: how long a dead node's
     /// workspaces wait before another node takes them.
     pub lease: Duration,
+    /// How this node verifies another's `wss://` certificate: the system's
+    /// roots and `--node-ca-file` (None: the system's roots only).
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Node {
@@ -33,6 +37,15 @@ impl Node {
             id: format!("node-{}", crate::token::random_hex(8)),
             url: url.trim_end_matches('/').to_owned(),
             lease,
+            peer_tls: None,
+        }
+    }
+
+    /// Trusts `config`'s roots when dialling other nodes over `wss://`.
+    pub fn with_peer_tls(self, config: rustls::ClientConfig) -> Node {
+        Node {
+            peer_tls: Some(Arc::new(config)),
+            ..self
         }
     }
 

@@ -509,6 +509,7 @@ async fn proxy_to_owner(
         owner_url,
         &credential,
         &node.id,
+        node.peer_tls.clone(),
         state.limits.max_message_bytes,
     )
     .await

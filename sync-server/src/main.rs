@@ -40,6 +40,15 @@ struct Cli {
     /// (`ws://host:port`; default: the --listen address).
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_ADVERTISE_URL")]
     advertise_url: Option<String>,
+    /// With shared storage: a CA certificate (PEM) to trust, beside the
+    /// system's roots, when proxying to another node at a wss:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWKEEP_SYNC_NODE_CA_FILE",
+        value_name = "PEM"
+    )]
+    node_ca_file: Option<PathBuf>,
     /// With shared storage: seconds a node's hold on a workspace lasts
     /// unrenewed, so how long a dead node's workspaces wait for another.
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_LEASE_SECONDS", default_value_t = 15,
@@ -351,7 +360,14 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             ),
             (None, None) => format!("ws://localhost:{}", bound.port()),
         };
-        let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
+        let mut node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
+        if let Some(p) = &cli.node_ca_file {
+            let pem = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --node-ca-file {}", p.display()))?;
+            let config = tls::client_config(Some(&pem))
+                .with_context(|| format!("--node-ca-file {}", p.display()))?;
+            node = node.with_peer_tls(config);
+        }
         let quota = flowkeep_sync_server::quota::Quota {
             max_docs: cli.max_docs_per_workspace,
             max_bytes: cli.max_bytes_per_workspace,

@@ -30,26 +30,14 @@ pub enum DialFailure {
     Unreachable(String),
 }
 
-fn tls_connector() -> Option<Connector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Some(Connector::Rustls(Arc::new(config)))
-}
-
-/// Opens the owner's `/sync` (at `owner_url`, `ws://host:port`) for the
+/// Opens the owner's `/sync` (at `owner_url`, `ws://host:port` or
+/// `wss://…`, verified with `tls`, or the system's roots when None) for the
 /// device whose credential is `credential`.
 pub async fn dial(
     owner_url: &str,
     credential: &str,
     this_node: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
     max_message_bytes: usize,
 ) -> Result<Upstream, DialFailure> {
     let url = format!("{}/sync", owner_url.trim_end_matches('/'));
@@ -65,7 +53,11 @@ pub async fn dial(
         req.headers_mut().insert(PROXIED_BY, v);
     }
     let connector = if url.starts_with("wss://") {
-        tls_connector()
+        let config = match tls {
+            Some(c) => c,
+            None => Arc::new(crate::tls::client_config(None).map_err(|e| unreachable(&e))?),
+        };
+        Some(Connector::Rustls(config))
     } else {
         None
     };

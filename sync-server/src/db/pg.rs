@@ -108,37 +108,8 @@ fn on_this_machine(config: &postgres::Config) -> bool {
 
 /// rustls (ring) trusting the system's roots and `ca_pem`.
 fn tls_connector(ca_pem: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = ca_pem {
-        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Error::BadStorage(format!(
-                    "--storage-ca-file is not a PEM certificate file: {e}"
-                ))
-            })?;
-        if certs.is_empty() {
-            return Err(Error::BadStorage(
-                "--storage-ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
-            ));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                Error::BadStorage(format!("--storage-ca-file: cannot trust it: {e}"))
-            })?;
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::BadStorage(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls::client_config(ca_pem)
+        .map_err(|e| Error::BadStorage(format!("--storage-ca-file: {e}")))?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
