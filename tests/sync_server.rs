@@ -714,6 +714,36 @@ async fn a_workspace_at_its_document_limit_takes_no_new_document_and_says_why() 
     a.stop().await;
 }
 
+/// Text of `len` bytes that does not compress.
+fn incompressible(len: usize) -> String {
+    let mut text = String::new();
+    let mut x: u64 = 7;
+    while text.len() < len {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.push_str(&format!("{x:016x}"));
+    }
+    text
+}
+
+/// A connection's read buffer is small (8 KiB); a document a hundred
+/// times larger still goes up in one message and comes down to another
+/// device whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_far_larger_than_the_read_buffer_syncs_both_ways() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &[]);
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let large = incompressible(800 << 10);
+    let id = create_doc(&a, &large).await;
+    wait_visible(&server, &token, &id, &large).await;
+    a.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_at_its_byte_limit_takes_no_change_but_still_serves_what_it_has() {
     let data = tempfile::tempdir().unwrap();
@@ -725,14 +755,7 @@ async fn a_workspace_at_its_byte_limit_takes_no_change_but_still_serves_what_it_
     let small = create_doc(&a, "small").await;
     wait_visible(&server, &token, &small, "small").await;
     // Incompressible, so that it stores more than the limit.
-    let mut big = String::new();
-    let mut x: u64 = 7;
-    while big.len() < 6000 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        big.push_str(&format!("{x:016x}"));
-    }
+    let big = incompressible(6000);
     let large = create_doc(&a, &big).await;
     wait_visible(&server, &token, &large, &big).await;
     let why = limit_said(&server, &token).await.expect("a device is told");

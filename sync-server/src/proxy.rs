@@ -62,6 +62,7 @@ pub async fn dial(
         None
     };
     let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(crate::http::READ_BUFFER_BYTES)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes));
     let dialing =
