@@ -360,14 +360,20 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             ),
             (None, None) => format!("ws://localhost:{}", bound.port()),
         };
-        let mut node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds));
-        if let Some(p) = &cli.node_ca_file {
-            let pem = std::fs::read_to_string(p)
-                .with_context(|| format!("reading --node-ca-file {}", p.display()))?;
-            let config = tls::client_config(Some(&pem))
-                .with_context(|| format!("--node-ca-file {}", p.display()))?;
-            node = node.with_peer_tls(config);
-        }
+        // Built once: the system's roots are read from disk.
+        let node_ca = match &cli.node_ca_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --node-ca-file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let peer_tls = tls::client_config(node_ca.as_deref()).with_context(|| match &cli.node_ca_file {
+            Some(p) => format!("--node-ca-file {}", p.display()),
+            None => "TLS to other nodes".to_owned(),
+        })?;
+        let node = cluster::Node::new(&node_url, Duration::from_secs(cli.lease_seconds))
+            .with_peer_tls(peer_tls);
         let quota = flowkeep_sync_server::quota::Quota {
             max_docs: cli.max_docs_per_workspace,
             max_bytes: cli.max_bytes_per_workspace,
