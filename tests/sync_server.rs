@@ -455,6 +455,13 @@ async fn connection_limits_refuse_the_next_device_with_why_and_metrics_count_wha
         Some(2.0),
         "{metrics}"
     );
+    // The allocator's view: what live objects hold, within what it keeps.
+    let allocated = sample(&metrics, "flowkeep_sync_heap_allocated_bytes").unwrap_or(0.0);
+    let resident = sample(&metrics, "flowkeep_sync_heap_resident_bytes").unwrap_or(0.0);
+    assert!(
+        allocated > 64.0 * 1024.0 && allocated <= resident,
+        "heap allocated {allocated}, resident {resident}\n{metrics}"
+    );
     // Credentials, workspace names and device ids never appear there.
     for secret in ["team", "other", a.as_str()] {
         assert!(!metrics.contains(secret), "/metrics shows {secret}");

@@ -14,8 +14,15 @@
 //!   (200) of them on one workspace; a writer per workspace edits; edit
 //!   latency over all devices. Our server only (the reference has no
 //!   workspaces).
-//! - `soak`: `spread` kept editing for `--seconds` (600); the server's RSS
-//!   every minute and its growth after the first.
+//! - `soak`: `spread` kept editing for `--seconds` (600) while `--churn` (2)
+//!   devices leave per round and as many new ones join; the server's RSS and
+//!   live heap every minute and the RSS's growth after the first. Ours, then
+//!   the JS reference in the same way (its devices use one document each,
+//!   all on its one repo).
+//!
+//! `--ours` runs only our server, `--reference` (soak) only the reference.
+//! `FLOWKEEP_BENCH_SERVER_WRAP` runs our server under a profiler (see
+//! `start_ours`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,7 +48,9 @@ struct Args {
     workspaces: usize,
     hot: usize,
     seconds: u64,
+    churn: usize,
     only_ours: bool,
+    only_reference: bool,
 }
 
 fn args() -> Args {
@@ -53,7 +62,9 @@ fn args() -> Args {
         workspaces: 300,
         hot: 200,
         seconds: 600,
+        churn: 2,
         only_ours: false,
+        only_reference: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,7 +85,9 @@ fn args() -> Args {
                 num(&mut s);
                 a.seconds = s as u64;
             }
+            "--churn" => num(&mut a.churn),
             "--ours" => a.only_ours = true,
+            "--reference" => a.only_reference = true,
             _ => {} // `--bench` from cargo
         }
     }
@@ -122,16 +135,40 @@ impl Server {
 
     /// Resident memory now and at its peak, in MiB.
     fn rss_mib(&self) -> (f64, f64) {
+        (self.status_mib("VmRSS:"), self.status_mib("VmHWM:"))
+    }
+
+    /// The live heap our server reports at /metrics, in MiB.
+    fn heap_mib(&self) -> Option<f64> {
+        use std::io::{Read, Write};
+        if self.name != "ours" {
+            return None;
+        }
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).ok()?;
+        let bytes: f64 = text.lines().find_map(|l| {
+            l.strip_prefix("flowkeep_sync_heap_allocated_bytes ")?
+                .trim()
+                .parse()
+                .ok()
+        })?;
+        Some(bytes / 1024.0 / 1024.0)
+    }
+
+    /// A memory figure from /proc/PID/status, in MiB.
+    fn status_mib(&self, key: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
     }
 }
 
@@ -183,7 +220,19 @@ fn start_ours(workspaces: usize) -> Server {
             &["device", "add", "--workspace", &name, "--name", "load"],
         ));
     }
-    let mut child = Command::new(BIN)
+    // FLOWKEEP_BENCH_SERVER_WRAP="heaptrack -o /tmp/server" runs the server
+    // under a profiler (the CPU and RSS columns then measure the wrapper).
+    let wrap = std::env::var("FLOWKEEP_BENCH_SERVER_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut child = match wrap.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(wrap).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = child
         .arg("--data-dir")
         .arg(dir.path())
         .args([
@@ -491,15 +540,7 @@ async fn spread_setup(
         let id = groups[w][0].1.document_id().clone();
         let (url, token) = (server.url(), server.credential(w));
         tasks.spawn(async move {
-            let repo = Repo::build_tokio().load().await;
-            let dialer = repo
-                .dial(
-                    BackoffConfig::default(),
-                    Arc::new(TokenDialer { url, token }),
-                )
-                .unwrap();
-            let _ = tokio::time::timeout(Duration::from_secs(120), dialer.established()).await;
-            let h = open(&repo, &id, Duration::from_secs(120)).await;
+            let (repo, h) = join(url, token, id).await;
             (w, repo, h)
         });
         // Not all at once: devices of a team do not start in the same ms.
@@ -515,6 +556,20 @@ async fn spread_setup(
         }
     }
     groups
+}
+
+/// A new device that joins a workspace and opens its document.
+async fn join(url: url::Url, token: String, id: DocumentId) -> (Repo, Option<DocHandle>) {
+    let repo = Repo::build_tokio().load().await;
+    let dialer = repo
+        .dial(
+            BackoffConfig::default(),
+            Arc::new(TokenDialer { url, token }),
+        )
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(120), dialer.established()).await;
+    let h = open(&repo, &id, Duration::from_secs(120)).await;
+    (repo, h)
 }
 
 /// One edit by each workspace's writer; how long until each other device
@@ -579,22 +634,57 @@ async fn spread(a: &Args) {
 }
 
 async fn soak(a: &Args) {
-    let server = start_ours(a.workspaces);
-    let groups = spread_setup(&server, a.devices, a.workspaces, a.hot).await;
+    if !a.only_reference {
+        soak_on(a, &start_ours(a.workspaces)).await;
+    }
+    match reference_dir() {
+        Some(dir) if !a.only_ours => soak_on(a, &start_reference(&dir)).await,
+        _ => {}
+    }
+}
+
+async fn soak_on(a: &Args, server: &Server) {
+    let mut groups = spread_setup(server, a.devices, a.workspaces, a.hot).await;
     let joined: usize = groups.iter().map(Vec::len).sum();
     println!(
-        "\nsoak: {joined} devices across {} workspaces, one edit per workspace every 2 s, {} s",
-        a.workspaces, a.seconds
+        "\nsoak, {}: {joined} devices across {} workspaces, one edit per workspace every 2 s, \
+         {} devices leave and {} join per round, {} s",
+        server.name, a.workspaces, a.churn, a.churn, a.seconds
     );
-    println!("| minute | edits seen | edit p50 / p99 | server RSS | vs minute 1 |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| minute | edits seen | edit p50 / p99 | devices replaced | server RSS | live heap | RSS vs minute 1 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    // Every device but the writers, in turn, is the next to leave.
+    let seats: Vec<(usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(w, g)| (1..g.len()).map(move |i| (w, i)))
+        .collect();
     let started = Instant::now();
-    let mut round = 0;
+    let (mut round, mut minute, mut replaced) = (0, 1, 0);
     let mut first_rss = None;
-    let mut minute = 1;
     let mut window = Vec::new();
     while started.elapsed() < Duration::from_secs(a.seconds) {
+        let mut arriving = Vec::new();
+        for k in 0..a.churn.min(seats.len()) {
+            let (w, i) = seats[(round * a.churn + k) % seats.len()];
+            let id = groups[w][0].1.document_id().clone();
+            let (url, token) = (server.url(), server.credential(w));
+            arriving.push((w, i, tokio::spawn(join(url, token, id))));
+        }
         window.extend(spread_round(&groups, round).await);
+        for (w, i, arrival) in arriving {
+            match arrival.await {
+                Ok((repo, Some(h))) => {
+                    let (left, _) = std::mem::replace(&mut groups[w][i], (repo, h));
+                    left.stop().await;
+                    replaced += 1;
+                }
+                Ok((repo, None)) => repo.stop().await,
+                Err(_) => {}
+            }
+        }
         round += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
         if started.elapsed() >= Duration::from_secs(60 * minute) {
@@ -602,11 +692,14 @@ async fn soak(a: &Args) {
             let base = *first_rss.get_or_insert(rss);
             window.sort();
             println!(
-                "| {minute} | {} | {} / {} | {:.0} MiB | {:+.1}% |",
+                "| {minute} | {} | {} / {} | {replaced} | {:.0} MiB | {} | {:+.1}% |",
                 window.len(),
                 pct(&window, 0.5),
                 pct(&window, 0.99),
                 rss,
+                server
+                    .heap_mib()
+                    .map_or("-".into(), |h| format!("{h:.0} MiB")),
                 (rss / base - 1.0) * 100.0
             );
             window.clear();

@@ -182,6 +182,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .metrics
         .workspaces_loaded
         .set(i64::try_from(loaded).unwrap_or(i64::MAX));
+    if let Some(heap) = crate::memory::heap() {
+        let m = &state.metrics;
+        m.heap_allocated
+            .set(i64::try_from(heap.allocated).unwrap_or(i64::MAX));
+        m.heap_resident
+            .set(i64::try_from(heap.resident).unwrap_or(i64::MAX));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

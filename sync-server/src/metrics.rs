@@ -30,6 +30,10 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Seconds a storage call (load, load_range, put, delete) took.
     pub storage_seconds: Histogram,
+    /// Bytes held by live objects (set when scraped, see `memory.rs`).
+    pub heap_allocated: Gauge,
+    /// Bytes the allocator keeps resident (set when scraped).
+    pub heap_resident: Gauge,
 }
 
 impl Metrics {
@@ -46,6 +50,8 @@ impl Metrics {
             connections_refused: Counter::default(),
             // 50 µs … about 13 s.
             storage_seconds: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
+            heap_allocated: Gauge::default(),
+            heap_resident: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +98,16 @@ impl Metrics {
             "storage_seconds",
             "How long a storage call (load, load_range, put, delete) took",
             m.storage_seconds.clone(),
+        );
+        registry.register(
+            "heap_allocated_bytes",
+            "Bytes of memory held by the server's live objects (documents, connections, buffers)",
+            m.heap_allocated.clone(),
+        );
+        registry.register(
+            "heap_resident_bytes",
+            "Bytes of memory the allocator keeps resident, including freed memory not yet returned",
+            m.heap_resident.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }
