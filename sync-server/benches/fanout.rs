@@ -159,6 +159,13 @@ impl Server {
         Some(bytes / 1024.0 / 1024.0)
     }
 
+    /// Threads the process has now.
+    fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// A memory figure from /proc/PID/status, in MiB.
     fn status_mib(&self, key: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -652,9 +659,9 @@ async fn soak_on(a: &Args, server: &Server) {
         server.name, a.workspaces, a.churn, a.churn, a.seconds
     );
     println!(
-        "| minute | edits seen | edit p50 / p99 | devices replaced | server RSS | live heap | RSS vs minute 1 |"
+        "| minute | edits seen | edit p50 / p99 | devices replaced | server threads | server RSS | live heap | RSS vs minute 1 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // Every device but the writers, in turn, is the next to leave.
     let seats: Vec<(usize, usize)> = groups
         .iter()
@@ -692,10 +699,11 @@ async fn soak_on(a: &Args, server: &Server) {
             let base = *first_rss.get_or_insert(rss);
             window.sort();
             println!(
-                "| {minute} | {} | {} / {} | {replaced} | {:.0} MiB | {} | {:+.1}% |",
+                "| {minute} | {} | {} / {} | {replaced} | {} | {:.0} MiB | {} | {:+.1}% |",
                 window.len(),
                 pct(&window, 0.5),
                 pct(&window, 0.99),
+                server.threads(),
                 rss,
                 server
                     .heap_mib()
