@@ -1,8 +1,8 @@
 //! What an operator scrapes at `GET /metrics` (Prometheus / OpenMetrics
 //! text): connections, workspaces loaded, messages and bytes each way,
-//! refusals by a limit, and how long storage calls take. Totals only: no
-//! workspace or device appears in a label, so the page reveals nothing about
-//! who syncs what.
+//! refusals by a limit, how long storage calls take, and memory
+//! (`memory.rs`). Totals only: no workspace or device appears in a label, so
+//! the page reveals nothing about who syncs what.
 
 use std::sync::Arc;
 use std::time::Instant;
