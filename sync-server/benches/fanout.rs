@@ -290,19 +290,20 @@ fn start_reference(dir: &Path) -> Server {
 }
 
 async fn device(server: &Server, workspace: usize) -> Repo {
+    let backoff = BackoffConfig {
+        initial_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(5),
+        max_retries: None,
+    };
+    connected(server.url(), server.credential(workspace), backoff).await
+}
+
+/// A new device connected to `url` with `token` (waiting up to two minutes
+/// for the connection).
+async fn connected(url: url::Url, token: String, backoff: BackoffConfig) -> Repo {
     let repo = Repo::build_tokio().load().await;
     let dialer = repo
-        .dial(
-            BackoffConfig {
-                initial_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(5),
-                max_retries: None,
-            },
-            Arc::new(TokenDialer {
-                url: server.url(),
-                token: server.credential(workspace),
-            }),
-        )
+        .dial(backoff, Arc::new(TokenDialer { url, token }))
         .unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(120), dialer.established()).await;
     repo
@@ -567,14 +568,7 @@ async fn spread_setup(
 
 /// A new device that joins a workspace and opens its document.
 async fn join(url: url::Url, token: String, id: DocumentId) -> (Repo, Option<DocHandle>) {
-    let repo = Repo::build_tokio().load().await;
-    let dialer = repo
-        .dial(
-            BackoffConfig::default(),
-            Arc::new(TokenDialer { url, token }),
-        )
-        .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(120), dialer.established()).await;
+    let repo = connected(url, token, BackoffConfig::default()).await;
     let h = open(&repo, &id, Duration::from_secs(120)).await;
     (repo, h)
 }
