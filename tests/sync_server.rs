@@ -825,3 +825,76 @@ async fn a_device_that_goes_silent_is_dropped_and_its_place_freed_while_one_that
     .await;
     assert!(kept.is_err(), "an answering device was dropped");
 }
+
+/// The server's count of documents in memory, from `/metrics`.
+fn documents_loaded(server: &Server) -> Option<f64> {
+    let metrics = http_get_response(server.port, "/metrics HTTP/1.1");
+    sample(&metrics, "flowkeep_sync_documents_loaded")
+}
+
+async fn until_documents_loaded(server: &Server, want: f64, what: &str) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while documents_loaded(server) != Some(want) {
+        assert!(
+            Instant::now() < until,
+            "{what}: documents loaded {:?}, wanted {want}",
+            documents_loaded(server)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn until_name(repo: &Repo, id: &DocumentId, name: &str, what: &str) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while read_name(repo, id).await.as_deref() != Some(name) {
+        assert!(Instant::now() < until, "{what}: never saw {name:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A document no device has synced for `--doc-idle-seconds` leaves the
+/// server's memory while its devices stay connected; the next change loads
+/// it again and still reaches every device that used it, either way, and
+/// edits that land just as it is being unloaded are neither lost nor stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_document_leaves_memory_and_the_next_edit_still_reaches_every_device_using_it() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let (ta, tb) = (
+        add_device(data.path(), "team", "laptop"),
+        add_device(data.path(), "team", "desktop"),
+    );
+    let server = Server::start(data.path(), &["--doc-idle-seconds", "1"]);
+    let (a, ok) = client(&server, &ta).await;
+    ok.unwrap();
+    let (b, ok) = client(&server, &tb).await;
+    ok.unwrap();
+    let id = create_doc(&a, "first").await;
+    until_name(&b, &id, "first", "the second device opens it").await;
+
+    until_documents_loaded(&server, 0.0, "idle with both devices connected").await;
+    rename(&a, &id, "after a rest").await;
+    until_name(&b, &id, "after a rest", "an edit to an unloaded document").await;
+    until_documents_loaded(&server, 0.0, "idle again").await;
+    rename(&b, &id, "and back").await;
+    until_name(&a, &id, "and back", "the other way").await;
+
+    // Edits from both sides around the moment the document goes idle.
+    let mut last = String::new();
+    for i in 0..8u64 {
+        let (from, name) = (if i % 2 == 0 { &a } else { &b }, format!("edit {i}"));
+        rename(from, &id, &name).await;
+        last = name;
+        tokio::time::sleep(Duration::from_millis(800 + 70 * i)).await;
+    }
+    until_name(&a, &id, &last, "the laptop converges").await;
+    until_name(&b, &id, &last, "the desktop converges").await;
+    a.stop().await;
+    b.stop().await;
+
+    // What was acknowledged while loading and unloading is on disk.
+    assert!(server.terminate().success());
+    let server = Server::start(data.path(), &[]);
+    wait_visible(&server, &ta, &id, &last).await;
+    assert!(server.terminate().success());
+}

@@ -20,6 +20,13 @@
 //!   the JS reference in the same way (its devices use one document each,
 //!   all on its one repo).
 //!
+//! - `idle`: a writer puts `--docs` documents (1,000) of `--edits` changes
+//!   (50) each into one workspace and a second device opens them all; both
+//!   stay connected while the documents go idle (`--doc-idle` seconds, 20,
+//!   passed to the server's `--doc-idle-seconds`): documents in memory, live
+//!   heap and RSS in use, idle, and after one more edit to each (which
+//!   loads it again; its latency against an edit to a loaded document).
+//!
 //! `--ours` runs only our server, `--reference` (soak) only the reference.
 //! `FLOWKEEP_BENCH_SERVER_WRAP` runs our server under a profiler (see
 //! `start_ours`).
@@ -33,6 +40,9 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ReadDoc, ROOT};
 use futures::StreamExt;
 use samod::{BackoffConfig, DocHandle, DocumentId, Repo};
+
+#[path = "fanout/idle.rs"]
+mod idle;
 
 #[path = "../../tests/samod_client/mod.rs"]
 mod samod_client;
@@ -49,6 +59,8 @@ struct Args {
     hot: usize,
     seconds: u64,
     churn: usize,
+    edits: usize,
+    doc_idle: u64,
     only_ours: bool,
     only_reference: bool,
 }
@@ -63,6 +75,8 @@ fn args() -> Args {
         hot: 200,
         seconds: 600,
         churn: 2,
+        edits: 50,
+        doc_idle: 20,
         only_ours: false,
         only_reference: false,
     };
@@ -74,7 +88,7 @@ fn args() -> Args {
             }
         };
         match arg.as_str() {
-            "fanout" | "spread" | "soak" => a.mode = arg,
+            "fanout" | "spread" | "soak" | "idle" => a.mode = arg,
             "--clients" => num(&mut a.clients),
             "--docs" => num(&mut a.docs),
             "--devices" => num(&mut a.devices),
@@ -86,6 +100,12 @@ fn args() -> Args {
                 a.seconds = s as u64;
             }
             "--churn" => num(&mut a.churn),
+            "--edits" => num(&mut a.edits),
+            "--doc-idle" => {
+                let mut s = a.doc_idle as usize;
+                num(&mut s);
+                a.doc_idle = s as u64;
+            }
             "--ours" => a.only_ours = true,
             "--reference" => a.only_reference = true,
             _ => {} // `--bench` from cargo
@@ -140,6 +160,11 @@ impl Server {
 
     /// The live heap our server reports at /metrics, in MiB.
     fn heap_mib(&self) -> Option<f64> {
+        Some(self.metric("flowkeep_sync_heap_allocated_bytes")? / 1024.0 / 1024.0)
+    }
+
+    /// A figure our server reports at /metrics.
+    fn metric(&self, name: &str) -> Option<f64> {
         use std::io::{Read, Write};
         if self.name != "ours" {
             return None;
@@ -150,13 +175,8 @@ impl Server {
             .ok()?;
         let mut text = String::new();
         tcp.read_to_string(&mut text).ok()?;
-        let bytes: f64 = text.lines().find_map(|l| {
-            l.strip_prefix("flowkeep_sync_heap_allocated_bytes ")?
-                .trim()
-                .parse()
-                .ok()
-        })?;
-        Some(bytes / 1024.0 / 1024.0)
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Threads the process has now.
@@ -216,7 +236,7 @@ fn wait_for_line(child: &mut Child, prefix: &str) -> String {
     }
 }
 
-fn start_ours(workspaces: usize) -> Server {
+fn start_ours(workspaces: usize, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut credentials = Vec::new();
     for w in 0..workspaces {
@@ -248,12 +268,14 @@ fn start_ours(workspaces: usize) -> Server {
             "--max-connections-per-workspace",
             "10000",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let addr = wait_for_line(&mut child, "addr=");
+
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
     Server {
         child,
@@ -600,7 +622,7 @@ async fn spread_round(groups: &[Vec<(Repo, DocHandle)>], round: usize) -> Vec<Du
 }
 
 async fn spread(a: &Args) {
-    let server = start_ours(a.workspaces);
+    let server = start_ours(a.workspaces, &[]);
     let wall = Instant::now();
     let groups = spread_setup(&server, a.devices, a.workspaces, a.hot).await;
     let joined: usize = groups.iter().map(Vec::len).sum();
@@ -636,7 +658,7 @@ async fn spread(a: &Args) {
 
 async fn soak(a: &Args) {
     if !a.only_reference {
-        soak_on(a, &start_ours(a.workspaces)).await;
+        soak_on(a, &start_ours(a.workspaces, &[])).await;
     }
     match reference_dir() {
         Some(dir) if !a.only_ours => soak_on(a, &start_reference(&dir)).await,
@@ -725,9 +747,10 @@ fn main() {
         match a.mode.as_str() {
             "spread" => spread(&a).await,
             "soak" => soak(&a).await,
+            "idle" => idle::idle(&a).await,
             _ => {
                 let mut rows = Vec::new();
-                let ours = start_ours(1);
+                let ours = start_ours(1, &[]);
                 rows.push(fanout(&ours, a.clients, a.docs).await);
                 drop(ours);
                 match reference_dir() {

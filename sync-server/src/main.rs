@@ -112,6 +112,13 @@ struct Cli {
     /// Stop a workspace's repo after this many seconds without devices.
     #[arg(long, global = true, default_value_t = 60)]
     idle_seconds: u64,
+    /// Unload a document from memory after this many seconds without a
+    /// sync message about it (its devices stay connected; the next change
+    /// loads it again). 0 keeps every document a device used in memory
+    /// until its workspace has no devices.
+    #[arg(long, global = true, env = "FLOWKEEP_SYNC_DOC_IDLE_SECONDS",
+          default_value_t = flowkeep_sync_server::workspaces::DOC_IDLE.as_secs())]
+    doc_idle_seconds: u64,
     /// Serve TLS (wss://, https://) with this certificate chain (PEM).
     #[arg(
         long,
@@ -347,6 +354,9 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         // Colour codes only for people: logs collected from a pipe stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Err(e) = flowkeep_sync_server::memory::return_freed_pages_sooner() {
+        tracing::warn!(error = %e, "memory freed by the server may stay resident for a while");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
@@ -391,7 +401,8 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             max_docs: cli.max_docs_per_workspace,
             max_bytes: cli.max_bytes_per_workspace,
         };
-        let workspaces = Workspaces::with_quota(db.clone(), node.clone(), quota);
+        let doc_idle = (cli.doc_idle_seconds > 0).then(|| Duration::from_secs(cli.doc_idle_seconds));
+        let workspaces = Workspaces::with_limits(db.clone(), node.clone(), quota, doc_idle);
         let ready = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             max_connections: cli.max_connections,

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub connections_proxied: Gauge,
     /// Workspaces whose repo is loaded (set when scraped).
     pub workspaces_loaded: Gauge,
+    /// Documents in memory now, over all workspaces (`DocumentsLoaded`).
+    pub documents_loaded: Gauge,
     pub messages_received: Counter,
     pub messages_sent: Counter,
     pub bytes_received: Counter,
@@ -43,6 +45,7 @@ impl Metrics {
             connections: Gauge::default(),
             connections_proxied: Gauge::default(),
             workspaces_loaded: Gauge::default(),
+            documents_loaded: Gauge::default(),
             messages_received: Counter::default(),
             messages_sent: Counter::default(),
             bytes_received: Counter::default(),
@@ -68,6 +71,11 @@ impl Metrics {
             "workspaces_loaded",
             "Workspaces whose repo is loaded",
             m.workspaces_loaded.clone(),
+        );
+        registry.register(
+            "documents_loaded",
+            "Documents held in memory (loaded for a device, not yet unloaded as idle)",
+            m.documents_loaded.clone(),
         );
         registry.register(
             "messages_received",
@@ -118,6 +126,23 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Counts the documents a repo loads and unloads into `documents_loaded`.
+pub struct DocumentsLoaded(pub Arc<Metrics>);
+
+impl samod::RepoObserver for DocumentsLoaded {
+    fn observe(&self, event: &samod::RepoEvent) {
+        match event {
+            samod::RepoEvent::DocumentOpened { .. } => {
+                self.0.documents_loaded.inc();
+            }
+            samod::RepoEvent::DocumentClosed { .. } => {
+                self.0.documents_loaded.dec();
+            }
+            _ => {}
+        }
     }
 }
 

@@ -22,14 +22,21 @@ use tokio::sync::Mutex;
 
 use crate::cluster::Node;
 use crate::db::Lease;
-use crate::metrics::{Metrics, Timed};
+use crate::metrics::{DocumentsLoaded, Metrics, Timed};
 use crate::quota::{Counted, Quota, Usage};
 use crate::Db;
+
+/// How long a document stays in memory without a sync message about it,
+/// unless configured (`--doc-idle-seconds`).
+pub const DOC_IDLE: Duration = Duration::from_secs(300);
 
 pub struct Workspaces {
     db: Arc<Db>,
     node: Node,
     quota: Quota,
+    /// Unload a document after this long without a sync message about it
+    /// (samod patch, vendor/README.md); `None` keeps it until the repo stops.
+    doc_idle: Option<Duration>,
     metrics: Arc<Metrics>,
     slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Live>>>>>,
     /// Repos loaded now.
@@ -57,14 +64,20 @@ struct Live {
 
 impl Workspaces {
     pub fn new(db: Arc<Db>, node: Node) -> Arc<Workspaces> {
-        Workspaces::with_quota(db, node, Quota::default())
+        Workspaces::with_limits(db, node, Quota::default(), Some(DOC_IDLE))
     }
 
-    pub fn with_quota(db: Arc<Db>, node: Node, quota: Quota) -> Arc<Workspaces> {
+    pub fn with_limits(
+        db: Arc<Db>,
+        node: Node,
+        quota: Quota,
+        doc_idle: Option<Duration>,
+    ) -> Arc<Workspaces> {
         Arc::new(Workspaces {
             db,
             node,
             quota,
+            doc_idle,
             metrics: Metrics::new(),
             slots: std::sync::Mutex::new(HashMap::new()),
             loaded: AtomicUsize::new(0),
@@ -117,7 +130,7 @@ impl Workspaces {
         }
         let storage = self.db.storage(workspace_id);
         let usage = Usage::new(name, self.quota, storage.sizes().await);
-        let repo = Repo::build_tokio()
+        let builder = Repo::build_tokio()
             .with_storage(Timed::new(
                 Counted::new(storage, usage.clone()),
                 self.metrics.clone(),
@@ -132,8 +145,15 @@ impl Workspaces {
             // asks about it (our samod patch, vendor/README.md).
             .with_share_policy(usage.share_policy())
             .with_documents_on_demand(true)
-            .load()
-            .await;
+            .with_observer(DocumentsLoaded(self.metrics.clone()));
+        // A device that stays connected would otherwise keep every document
+        // it ever used in memory, with its whole history, until it leaves.
+        let repo = match self.doc_idle {
+            Some(after) => builder.with_unload_idle_documents(after),
+            None => builder,
+        }
+        .load()
+        .await;
         let url = url::Url::parse(&format!("flowkeep-sync://workspace/{workspace_id}")).ok();
         let Some(acceptor) = url.and_then(|u| repo.make_acceptor(u).ok()) else {
             repo.stop().await;

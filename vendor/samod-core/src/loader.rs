@@ -41,6 +41,7 @@ pub struct SamodLoader {
     local_peer_id: PeerId,
     state: State,
     documents_on_demand: bool,
+    unload_idle_documents: Option<std::time::Duration>,
 }
 
 /// The current state of the loader.
@@ -78,6 +79,7 @@ impl SamodLoader {
             local_peer_id,
             state: State::Starting,
             documents_on_demand: false,
+            unload_idle_documents: None,
         }
     }
 
@@ -85,6 +87,13 @@ impl SamodLoader {
     /// `HubState::documents_on_demand`).
     pub fn with_documents_on_demand(mut self, on_demand: bool) -> Self {
         self.documents_on_demand = on_demand;
+        self
+    }
+
+    /// Unload documents idle this long (see `HubState::unloads`); only with
+    /// documents on demand.
+    pub fn with_unload_idle_documents(mut self, after: Option<std::time::Duration>) -> Self {
+        self.unload_idle_documents = after;
         self
     }
 
@@ -122,7 +131,8 @@ impl SamodLoader {
                                 self.local_peer_id.clone(),
                                 EphemeralSession::new(rng),
                             )
-                            .with_documents_on_demand(self.documents_on_demand);
+                            .with_documents_on_demand(self.documents_on_demand)
+                            .with_unload_idle_documents(self.unload_idle_documents);
                             return LoaderState::Loaded(Box::new(Hub::new(state)));
                         }
                         Err(_e) => {
@@ -147,7 +157,8 @@ impl SamodLoader {
                     self.local_peer_id.clone(),
                     EphemeralSession::new(rng),
                 )
-                .with_documents_on_demand(self.documents_on_demand);
+                .with_documents_on_demand(self.documents_on_demand)
+                .with_unload_idle_documents(self.unload_idle_documents);
                 LoaderState::Loaded(Box::new(Hub::new(state)))
             }
         }

@@ -44,6 +44,7 @@ pub struct RepoBuilder<S, R, A> {
     pub(crate) concurrency: ConcurrencyConfig,
     pub(crate) observer: Option<Arc<dyn RepoObserver>>,
     pub(crate) documents_on_demand: bool,
+    pub(crate) unload_idle_documents: Option<std::time::Duration>,
 }
 
 impl<S, R, A> RepoBuilder<S, R, A> {
@@ -56,6 +57,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             concurrency: self.concurrency,
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
+            unload_idle_documents: self.unload_idle_documents,
         }
     }
 
@@ -68,6 +70,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             concurrency: self.concurrency,
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
+            unload_idle_documents: self.unload_idle_documents,
         }
     }
 
@@ -87,6 +90,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             concurrency: self.concurrency,
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
+            unload_idle_documents: self.unload_idle_documents,
         }
     }
 
@@ -113,6 +117,19 @@ impl<S, R, A> RepoBuilder<S, R, A> {
         self
     }
 
+    /// With [`with_documents_on_demand`](Self::with_documents_on_demand):
+    /// unload a document that no sync message has been about for `after`,
+    /// once its changes are on disk, and load it again when one is. Its
+    /// connections stay attached: the next change to it is sent to each of
+    /// them. Documents found or created through this repo (which a
+    /// [`DocHandle`](crate::DocHandle) may hold) are never unloaded. Memory
+    /// then follows the documents in use, not every document used since
+    /// the repo started.
+    pub fn with_unload_idle_documents(mut self, after: std::time::Duration) -> Self {
+        self.unload_idle_documents = Some(after);
+        self
+    }
+
     /// Set an observer for receiving structured observability events.
     pub fn with_observer(mut self, observer: impl RepoObserver) -> Self {
         self.observer = Some(Arc::new(observer));
@@ -130,6 +147,7 @@ impl<R> RepoBuilder<InMemoryStorage, R, ShareConfig> {
             concurrency: ConcurrencyConfig::AsyncRuntime,
             observer: None,
             documents_on_demand: false,
+            unload_idle_documents: None,
         }
     }
 }

@@ -525,6 +525,7 @@ impl Repo {
             concurrency,
             observer,
             documents_on_demand,
+            unload_idle_documents,
         } = builder;
         let task_setup = TaskSetup::new(
             storage.clone(),
@@ -532,6 +533,7 @@ impl Repo {
             concurrency,
             observer,
             documents_on_demand,
+            unload_idle_documents,
         )
         .await;
         let inner = task_setup.inner.clone();
@@ -555,6 +557,7 @@ impl Repo {
             concurrency,
             observer,
             documents_on_demand,
+            unload_idle_documents,
         } = builder;
         let task_setup = TaskSetup::new(
             storage.clone(),
@@ -562,6 +565,7 @@ impl Repo {
             concurrency,
             observer,
             documents_on_demand,
+            unload_idle_documents,
         )
         .await;
         let inner = task_setup.inner.clone();
@@ -1035,6 +1039,7 @@ impl Inner {
             connections_count,
             documents_count,
             search_state_updates,
+            stopped_actors,
         } = self.hub.handle_event(&mut self.rng, now, event);
 
         for spawn_args in spawn_actors {
@@ -1089,6 +1094,19 @@ impl Inner {
 
         for (actor_id, actor_msg) in actor_messages {
             self.dispatch_task(actor_id, ActorTask::HandleMessage(actor_msg));
+        }
+
+        // An idle document's actor stopped (or the repo is stopping): its
+        // document's memory goes with the last reference to it.
+        for actor_id in stopped_actors {
+            self.actors.remove(&actor_id);
+            match &mut self.doc_runner {
+                DocRunner::Async { task_senders, .. } => {
+                    task_senders.remove(&actor_id);
+                }
+                #[cfg(feature = "threadpool")]
+                DocRunner::Threadpool(_) => {}
+            }
         }
 
         if !connection_events.is_empty() && !self.conn_listeners.is_empty() {
@@ -1419,10 +1437,13 @@ impl TaskSetup {
         concurrency: ConcurrencyConfig,
         observer: Option<Arc<dyn observer::RepoObserver>>,
         documents_on_demand: bool,
+        unload_idle_documents: Option<std::time::Duration>,
     ) -> TaskSetup {
         let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
         let peer_id = peer_id.unwrap_or_else(|| PeerId::new_with_rng(&mut rng));
-        let loader = Hub::load(peer_id.clone()).with_documents_on_demand(documents_on_demand);
+        let loader = Hub::load(peer_id.clone())
+            .with_documents_on_demand(documents_on_demand)
+            .with_unload_idle_documents(unload_idle_documents);
         let hub = load_hub(storage.clone(), loader).await;
 
         let (tx_storage, rx_storage) = unbounded::channel();

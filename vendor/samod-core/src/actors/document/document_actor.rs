@@ -74,6 +74,7 @@ impl DocumentActor {
             document_id,
             initial_content,
             initial_connections,
+            resumed_connections,
         }: SpawnArgs,
     ) -> (Self, DocActorResult) {
         let mut out = DocActorResult::default();
@@ -105,6 +106,11 @@ impl DocumentActor {
         tracing::trace!(?initial_connections, "applying initial connections");
         for (conn_id, (peer_id, msg)) in initial_connections {
             actor.add_connection(conn_id, peer_id);
+            if resumed_connections.contains(&conn_id)
+                && let Some(conn) = actor.peer_connections.get_mut(&conn_id)
+            {
+                conn.mark_requested();
+            }
             if let Some(msg) = msg {
                 actor.handle_input(
                     now,

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::{ConnectionId, DocumentActorId, PeerId, actors::messages::DocMessage};
 
@@ -9,6 +9,9 @@ pub struct SpawnArgs {
     pub(crate) document_id: crate::DocumentId,
     pub(crate) initial_content: Option<automerge::Automerge>,
     pub(crate) initial_connections: HashMap<ConnectionId, (PeerId, Option<DocMessage>)>,
+    /// Initial connections whose peers used this document with an earlier
+    /// actor, unloaded while idle: they are synced as if they had asked.
+    pub(crate) resumed_connections: HashSet<ConnectionId>,
 }
 
 impl std::fmt::Debug for SpawnArgs {
@@ -22,6 +25,7 @@ impl std::fmt::Debug for SpawnArgs {
                 &self.initial_content.as_ref().map(|_| "<Automerge>"),
             )
             .field("initial_connections", &self.initial_connections)
+            .field("resumed_connections", &self.resumed_connections)
             .finish()
     }
 }

@@ -64,6 +64,10 @@ pub struct HubResults {
     /// Each entry contains the document ID and the DocSearch that should be
     /// forwarded to any search stream subscribers.
     pub search_state_updates: Vec<(DocumentId, DocSearch)>,
+
+    /// Document actors that stopped: the caller can drop what it keeps for
+    /// them (an idle document's actor stops while the repo runs).
+    pub stopped_actors: Vec<DocumentActorId>,
 }
 
 impl HubResults {

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use crate::{
     ConnectionId, DialerId, DocSearch, DocumentActorId, DocumentId, ListenerId, PeerId, StorageId,
@@ -32,6 +33,9 @@ mod pending_commands;
 
 mod searches;
 use searches::Searches;
+
+mod unload;
+use unload::Unloads;
 
 pub(crate) struct State {
     /// The storage ID that identifies this peer's storage layer.
@@ -69,6 +73,10 @@ pub(crate) struct State {
     /// that never announce (a sync server), so that a new peer costs work
     /// for the documents it uses, not for every document loaded.
     documents_on_demand: bool,
+
+    /// Documents unloaded when idle, and those being unloaded now
+    /// (`unload.rs`); only with `documents_on_demand`.
+    unloads: Unloads,
 }
 
 impl State {
@@ -90,11 +98,19 @@ impl State {
             listeners: HashMap::new(),
             searches: Searches::new(),
             documents_on_demand: false,
+            unloads: Unloads::new(None),
         }
     }
 
     pub(crate) fn with_documents_on_demand(mut self, on_demand: bool) -> Self {
         self.documents_on_demand = on_demand;
+        self
+    }
+
+    /// Unload a document after it has seen no sync message for `after`
+    /// (`unload.rs`); has no effect without `documents_on_demand`.
+    pub(crate) fn with_unload_idle_documents(mut self, after: Option<Duration>) -> Self {
+        self.unloads = Unloads::new(after);
         self
     }
 
@@ -315,7 +331,8 @@ impl State {
         for (conn_id, conn) in &mut self.connections {
             if let Some(established) = conn.established_connection_mut() {
                 // Subscriptions are only ever added, each for a key of
-                // `document_to_actor` (which only grows): a connection with
+                // `document_to_actor` (which only grows: documents are
+                // unloaded only on demand, which returned above): a connection with
                 // as many as there are documents has them all. Without this
                 // check every hub event costs connections x documents.
                 if established.document_subscriptions().len() >= self.document_to_actor.len() {
@@ -472,6 +489,7 @@ impl State {
                             connection_id,
                             message,
                         } => {
+                            self.touch(actor_id, now);
                             let sender_id = self.peer_id.clone();
                             if let Some((conn, target_id)) =
                                 self.established_connection(connection_id)
@@ -510,6 +528,11 @@ impl State {
                         DocToHubMsgPayload::Terminated => {
                             tracing::debug!(?actor_id, "document actor terminated");
                             self.actors.remove(&actor_id);
+                            self.searches.forget(actor_id);
+                            results.stopped_actors.push(actor_id);
+                            if let Some((document_id, queued)) = self.unloads.finished(actor_id) {
+                                self.resume(results, document_id, queued);
+                            }
                         }
                     },
                     HubInput::ConnectionLost { connection_id } => {
@@ -775,9 +798,15 @@ impl State {
             return;
         }
 
+        // Its old actor is still saving what it has: wait for it to stop.
+        let Some(msg) = self.unloads.hold(&doc_id, connection_id, msg, now) else {
+            return;
+        };
+
         // Ensure there's a document actor for this document
         if let Some(existing_actor) = self.find_actor_for_document(&doc_id) {
             let actor_id = existing_actor.actor_id;
+            self.touch(actor_id, now);
             if self.documents_on_demand {
                 self.attach_on_demand(out, actor_id, connection_id, &doc_id);
             }
@@ -791,7 +820,94 @@ impl State {
                 },
             );
         } else {
-            self.spawn_actor(out, doc_id, None, Some((connection_id, msg)));
+            let actor_id = self.spawn_actor(out, doc_id, None, Some((connection_id, msg)));
+            self.touch(actor_id, now);
+        }
+    }
+
+    fn touch(&mut self, actor_id: DocumentActorId, now: UnixTimestamp) {
+        if let Some(info) = self.actors.get_mut(&actor_id) {
+            info.last_active = Some(now);
+        }
+    }
+
+    /// Starts unloading the documents idle for long enough (`unload.rs`).
+    fn unload_idle(&mut self, now: UnixTimestamp, out: &mut HubResults) {
+        if !self.documents_on_demand || self.run_state != RunState::Running {
+            return;
+        }
+        let Some(after) = self.unloads.scan_due(now) else {
+            return;
+        };
+        let mut idle = Vec::new();
+        for info in self.actors.values_mut() {
+            if self.document_to_actor.get(&info.document_id) != Some(&info.actor_id) {
+                continue; // already terminating
+            }
+            let since = *info.last_active.get_or_insert(now);
+            if !info.pinned
+                && info.search_phase == DocSearchPhase::Ready
+                && unload::elapsed(now, since) >= after
+            {
+                idle.push((info.document_id.clone(), info.actor_id));
+            }
+        }
+        for (document_id, actor_id) in idle {
+            tracing::debug!(%document_id, ?actor_id, "unloading idle document");
+            self.document_to_actor.remove(&document_id);
+            self.unloads.begin(document_id, actor_id);
+            out.send_to_doc_actor(actor_id, HubToDocMsgPayload::Terminate);
+        }
+    }
+
+    /// Loads an unloaded document again for the messages that arrived while
+    /// its old actor stopped; without any, it stays unloaded until the next.
+    fn resume(
+        &mut self,
+        out: &mut HubResults,
+        document_id: DocumentId,
+        queued: Vec<unload::Queued>,
+    ) {
+        if self.run_state != RunState::Running {
+            return;
+        }
+        let mut queued = queued.into_iter().filter(|q| {
+            self.connections
+                .get(&q.connection_id)
+                .is_some_and(|c| c.remote_peer_id().is_some())
+        });
+        let Some(first) = queued.next() else {
+            return;
+        };
+        let rest: Vec<_> = queued.collect();
+        let actor_id = self.spawn_actor(
+            out,
+            document_id.clone(),
+            None,
+            Some((first.connection_id, first.msg)),
+        );
+        self.touch(actor_id, first.received_at);
+        self.deliver(out, actor_id, &document_id, rest);
+    }
+
+    /// Hands held messages to a document's new actor.
+    fn deliver(
+        &mut self,
+        out: &mut HubResults,
+        actor_id: DocumentActorId,
+        document_id: &DocumentId,
+        queued: Vec<unload::Queued>,
+    ) {
+        for q in queued {
+            self.attach_on_demand(out, actor_id, q.connection_id, document_id);
+            out.send_to_doc_actor(
+                actor_id,
+                HubToDocMsgPayload::HandleDocMessage {
+                    connection_id: q.connection_id,
+                    message: q.msg,
+                    received_at: q.received_at,
+                },
+            );
         }
     }
 
@@ -809,6 +925,7 @@ impl State {
         tracing::debug!(%document_id, "creating new document");
 
         let actor_id = self.spawn_actor(out, document_id, Some(init_doc), None);
+        self.pin(actor_id);
         self.searches.add_search(actor_id, DocSearchPhase::Ready);
 
         // Queue command for completion when actor reports ready
@@ -830,8 +947,14 @@ impl State {
             existing.actor_id
         } else {
             tracing::trace!("no existing actor found for document, spawning new actor");
-            self.spawn_actor(out, document_id, None, None)
+            let actor_id = self.spawn_actor(out, document_id.clone(), None, None);
+            // Its old actor may still be saving (unloaded while idle): the
+            // caller cannot wait, so what arrived for it goes to this one.
+            let queued = self.unloads.cancel(&document_id);
+            self.deliver(out, actor_id, &document_id, queued);
+            actor_id
         };
+        self.pin(actor_id);
 
         // Return a synchronous snapshot of the current search state. Subsequent
         // state changes are delivered through `HubResults::search_state_updates`.
@@ -849,6 +972,12 @@ impl State {
             actor_id,
             search_state,
         })
+    }
+
+    fn pin(&mut self, actor_id: DocumentActorId) {
+        if let Some(info) = self.actors.get_mut(&actor_id) {
+            info.pinned = true;
+        }
     }
 
     /// Tells a document's actor about a connection the first time the
@@ -942,13 +1071,30 @@ impl State {
         // Create the actor and initialize it
         self.add_document_actor(actor_id, document_id.clone());
 
+        // On demand: the connections that used the document before it was
+        // unloaded (they still subscribe to it), synced as if they asked.
+        let resumed_connections: std::collections::HashSet<ConnectionId> =
+            if self.documents_on_demand {
+                self.connections
+                    .iter()
+                    .filter(|(_, conn)| {
+                        conn.established_connection()
+                            .is_some_and(|e| e.document_subscriptions().contains_key(&document_id))
+                    })
+                    .map(|(c, _)| *c)
+                    .collect()
+            } else {
+                Default::default()
+            };
         let mut initial_connections: HashMap<ConnectionId, (PeerId, Option<DocMessage>)> = self
             .established_peers()
             .iter()
             .filter(|(c, _)| {
-                // On demand: only the connection whose message spawned it.
+                // On demand: the connection whose message spawned it and
+                // those that used it before.
                 !self.documents_on_demand
                     || from_sync_msg.as_ref().is_some_and(|(from, _)| from == c)
+                    || resumed_connections.contains(c)
             })
             .map(|(c, p)| (*c, (p.clone(), None)))
             .collect();
@@ -969,6 +1115,7 @@ impl State {
             document_id,
             initial_content: initial_doc,
             initial_connections,
+            resumed_connections,
         });
 
         actor_id
@@ -1331,6 +1478,8 @@ impl State {
         now: UnixTimestamp,
         results: &mut HubResults,
     ) {
+        self.unload_idle(now, results);
+
         // Check all dialers for expired retry timers
         let mut need_dial = Vec::new();
         for (dialer_id, dialer) in &mut self.dialers {

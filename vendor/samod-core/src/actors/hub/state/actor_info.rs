@@ -1,10 +1,16 @@
-use crate::{DocumentActorId, DocumentId, doc_search::DocSearchPhase};
+use crate::{DocumentActorId, DocumentId, UnixTimestamp, doc_search::DocSearchPhase};
 
 #[derive(Debug, Clone)]
 pub(crate) struct ActorInfo {
     pub(crate) actor_id: DocumentActorId,
     pub(crate) document_id: DocumentId,
     pub(crate) search_phase: DocSearchPhase,
+    /// When a sync message for the document last passed through the hub
+    /// (`None` until the first idle scan sees the actor).
+    pub(crate) last_active: Option<UnixTimestamp>,
+    /// Found or created by a local caller, who may hold a `DocHandle` to
+    /// this actor: never unloaded while idle.
+    pub(crate) pinned: bool,
 }
 
 impl ActorInfo {
@@ -13,6 +19,8 @@ impl ActorInfo {
             actor_id,
             document_id,
             search_phase: DocSearchPhase::Loading,
+            last_active: None,
+            pinned: false,
         }
     }
 }

@@ -31,6 +31,12 @@ impl Searches {
         self.dirty.insert(actor);
     }
 
+    /// Drops what is kept for an actor that stopped.
+    pub(super) fn forget(&mut self, actor: DocumentActorId) {
+        self.phases.remove(&actor);
+        self.dirty.remove(&actor);
+    }
+
     pub(super) fn add_search(&mut self, actor: DocumentActorId, phase: DocSearchPhase) {
         self.phases.insert(actor, phase);
     }
