@@ -880,10 +880,14 @@ async fn an_idle_document_leaves_memory_and_the_next_edit_still_reaches_every_de
     until_name(&a, &id, "and back", "the other way").await;
 
     // Edits from both sides around the moment the document goes idle.
+    // Each waits for the other device to see it, so that none is concurrent
+    // with the next (which would leave either as the name).
     let mut last = String::new();
     for i in 0..8u64 {
-        let (from, name) = (if i % 2 == 0 { &a } else { &b }, format!("edit {i}"));
+        let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let name = format!("edit {i}");
         rename(from, &id, &name).await;
+        until_name(to, &id, &name, "an edit around the idle moment").await;
         last = name;
         tokio::time::sleep(Duration::from_millis(800 + 70 * i)).await;
     }

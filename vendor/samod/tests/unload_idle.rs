@@ -1,8 +1,8 @@
 //! A relay repo (documents on demand, never announcing) that unloads idle
-//! documents: with no idle time at all it unloads a document whenever it
-//! has nothing in flight, so edits keep arriving while the document's old
-//! actor stops and its new one loads. Every edit still reaches the other
-//! peer and the relay's storage.
+//! documents: with no idle time at all it asks the document's actor to
+//! unload on every tick, so edits keep arriving while an actor is asked,
+//! refuses, stops or loads again. Every edit still reaches the other peer
+//! and the relay's storage.
 #![cfg(feature = "tokio")]
 
 use std::sync::Arc;
@@ -27,46 +27,76 @@ impl RepoObserver for Closed {
     }
 }
 
-fn value(h: &DocHandle) -> Option<String> {
+fn value(h: &DocHandle, key: &str) -> Option<String> {
     h.with_document(|d| {
-        d.get(ROOT, "n")
+        d.get(ROOT, key)
             .ok()
             .flatten()
             .and_then(|(v, _)| v.into_string().ok())
     })
 }
 
-fn set(h: &DocHandle, v: &str) {
+fn set(h: &DocHandle, key: &str, v: &str) {
     h.with_document(|d| {
         let mut tx = d.transaction();
-        tx.put(ROOT, "n", v).unwrap();
+        tx.put(ROOT, key, v).unwrap();
         tx.commit();
     });
 }
 
-async fn until_value(h: &DocHandle, want: &str) {
+async fn until_value(h: &DocHandle, key: &str, want: &str) {
     tokio::time::timeout(Duration::from_secs(20), async {
-        while value(h).as_deref() != Some(want) {
+        while value(h, key).as_deref() != Some(want) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("never saw {want:?}, last {:?}", value(h)));
+    .unwrap_or_else(|_| panic!("never saw {key} = {want:?}, saw {:?}", value(h, key)));
+}
+
+/// The relay's share policy: instant, or one that answers after 40 ms, so
+/// that a newly loaded actor is often asked to unload while its check runs
+/// (and refuses).
+async fn relay(storage: InMemoryStorage, closed: Closed, slow_policy: bool) -> Repo {
+    let policy = ShareConfig::read_write().with_announce(false);
+    let builder = Repo::build_tokio()
+        .with_peer_id(PeerId::from("relay"))
+        .with_storage(storage)
+        .with_documents_on_demand(true)
+        .with_unload_idle_documents(Duration::ZERO)
+        .with_observer(closed);
+    if slow_policy {
+        builder
+            .with_share_policy(move |_, _| {
+                futures::stream::once(async move {
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                    policy
+                })
+            })
+            .load()
+            .await
+    } else {
+        builder.with_share_policy(policy).load().await
+    }
 }
 
 #[tokio::test]
 async fn edits_cross_a_relay_that_keeps_unloading_the_document() {
+    edits_cross_a_relay(false).await;
+}
+
+#[tokio::test]
+async fn edits_cross_a_relay_that_keeps_unloading_the_document_with_a_slow_policy() {
+    edits_cross_a_relay(true).await;
+}
+
+async fn edits_cross_a_relay(slow_policy: bool) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let closed = Closed::default();
     let relay_storage = InMemoryStorage::new();
-    let relay = Repo::build_tokio()
-        .with_peer_id(PeerId::from("relay"))
-        .with_storage(relay_storage.clone())
-        .with_share_policy(ShareConfig::read_write().with_announce(false))
-        .with_documents_on_demand(true)
-        .with_unload_idle_documents(Duration::ZERO)
-        .with_observer(closed.clone())
-        .load()
-        .await;
+    let relay = relay(relay_storage.clone(), closed.clone(), slow_policy).await;
     let alice = Repo::build_tokio()
         .with_peer_id(PeerId::from("alice"))
         .load()
@@ -94,26 +124,43 @@ async fn edits_cross_a_relay_that_keeps_unloading_the_document() {
     })
     .await
     .expect("bob finds the document through the relay");
-    until_value(&b, "0").await;
+    until_value(&b, "n", "0").await;
 
     // Each side edits in turn, sometimes at once, at intervals around the
-    // relay's 100 ms scan for idle documents.
+    // relay's 100 ms scan for idle documents; each edit its own key, so that
+    // none hides another.
+    let edit = |i: u64| format!("e{i}");
     for i in 1..=40u64 {
         let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-        set(from, &i.to_string());
+        set(from, &edit(i), "x");
         if i % 5 == 0 {
-            until_value(to, &i.to_string()).await;
+            until_value(to, &edit(i), "x").await;
         } else {
             tokio::time::sleep(Duration::from_millis(37 * (i % 7))).await;
         }
     }
-    until_value(&a, "40").await;
-    until_value(&b, "40").await;
+    for i in 1..=40u64 {
+        until_value(&a, &edit(i), "x").await;
+        until_value(&b, &edit(i), "x").await;
+    }
     let unloads = closed.0.load(Ordering::SeqCst);
     assert!(
         unloads >= 5,
         "the relay unloaded the document {unloads} times"
     );
+
+    // A local find while the relay keeps unloading gets a live handle (one
+    // that is not stopping): an edit through it reaches both peers.
+    let mut found = None;
+    for _ in 0..20 {
+        let h = relay.find(id.clone()).await.unwrap().expect("on the relay");
+        assert_eq!(value(&h, "e40").as_deref(), Some("x"));
+        found = Some(h);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    set(&found.unwrap(), "relay", "yes");
+    until_value(&a, "relay", "yes").await;
+    until_value(&b, "relay", "yes").await;
 
     // The relay's storage holds the last edit: a new peer reads it from there.
     alice.stop().await;
@@ -125,6 +172,9 @@ async fn edits_cross_a_relay_that_keeps_unloading_the_document() {
         .load()
         .await;
     let h = relay.find(id).await.unwrap().expect("stored on the relay");
-    assert_eq!(value(&h).as_deref(), Some("40"));
+    assert_eq!(value(&h, "relay").as_deref(), Some("yes"));
+    for i in 1..=40u64 {
+        assert_eq!(value(&h, &edit(i)).as_deref(), Some("x"), "{}", edit(i));
+    }
     relay.stop().await;
 }

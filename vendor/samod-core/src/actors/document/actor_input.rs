@@ -14,6 +14,7 @@ use crate::{
 #[derive(Debug)]
 pub(crate) enum ActorInput {
     Terminate,
+    Unload,
     UpdateSharePolicy {
         peer_id: crate::PeerId,
         config: crate::ShareConfig,
@@ -40,6 +41,7 @@ impl From<HubToDocMsgPayload> for ActorInput {
     fn from(message: HubToDocMsgPayload) -> Self {
         match message {
             HubToDocMsgPayload::Terminate => ActorInput::Terminate,
+            HubToDocMsgPayload::Unload => ActorInput::Unload,
             HubToDocMsgPayload::UpdateSharePolicy { peer_id, config } => {
                 ActorInput::UpdateSharePolicy { peer_id, config }
             }

@@ -336,6 +336,19 @@ impl DocumentActor {
                     self.run_state = RunState::Stopping;
                 }
             }
+            ActorInput::Unload => {
+                // The hub holds new messages for this document from now on,
+                // so with nothing in hand nothing can change it any more; it
+                // stops once what it applied is on disk.
+                if self.run_state == RunState::Running {
+                    if self.has_nothing_in_hand() {
+                        self.run_state = RunState::Stopping;
+                    } else {
+                        out.outgoing_messages
+                            .push(DocToHubMsg(DocToHubMsgPayload::UnloadRefused));
+                    }
+                }
+            }
             ActorInput::HandleDocMessage {
                 connection_id,
                 message,
@@ -699,6 +712,18 @@ impl DocumentActor {
         {
             request.add_connection(conn);
         }
+    }
+
+    /// Loaded, with no share-policy check running and no message waiting
+    /// for one: stopping now drops nothing a peer sent.
+    fn has_nothing_in_hand(&self) -> bool {
+        self.is_document_ready()
+            && self.load_state.is_idle()
+            && self.check_policy_tasks.is_empty()
+            && self
+                .peer_connections
+                .values()
+                .all(|c| c.pending_sync_messages.is_empty())
     }
 
     fn remove_connection(&mut self, conn_id: ConnectionId) {

@@ -50,6 +50,11 @@ impl Load {
         }
     }
 
+    /// Not loading (never begun, or its result taken).
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.state, LoadState::Idle)
+    }
+
     pub(crate) fn has_task(&self, task_id: IoTaskId) -> bool {
         let LoadState::WaitingForResults {
             snapshot_task_id,

@@ -530,8 +530,18 @@ impl State {
                             self.actors.remove(&actor_id);
                             self.searches.forget(actor_id);
                             results.stopped_actors.push(actor_id);
-                            if let Some((document_id, queued)) = self.unloads.finished(actor_id) {
-                                self.resume(results, document_id, queued);
+                            if let Some((document_id, held)) = self.unloads.answered(actor_id) {
+                                self.resume(now, results, document_id, held);
+                            }
+                        }
+                        DocToHubMsgPayload::UnloadRefused => {
+                            tracing::debug!(?actor_id, "document actor busy, not unloaded");
+                            if let Some((document_id, held)) = self.unloads.answered(actor_id) {
+                                self.document_to_actor.insert(document_id.clone(), actor_id);
+                                self.touch(actor_id, now);
+                                if self.run_state == RunState::Running {
+                                    self.serve_held(results, actor_id, &document_id, held);
+                                }
                             }
                         }
                     },
@@ -800,6 +810,7 @@ impl State {
 
         // Its old actor is still saving what it has: wait for it to stop.
         let Some(msg) = self.unloads.hold(&doc_id, connection_id, msg, now) else {
+            tracing::debug!(%doc_id, ?connection_id, "message held while the document unloads");
             return;
         };
 
@@ -856,49 +867,53 @@ impl State {
             tracing::debug!(%document_id, ?actor_id, "unloading idle document");
             self.document_to_actor.remove(&document_id);
             self.unloads.begin(document_id, actor_id);
-            out.send_to_doc_actor(actor_id, HubToDocMsgPayload::Terminate);
+            out.send_to_doc_actor(actor_id, HubToDocMsgPayload::Unload);
         }
     }
 
-    /// Loads an unloaded document again for the messages that arrived while
-    /// its old actor stopped; without any, it stays unloaded until the next.
+    /// Loads an unloaded document again for what arrived while its old
+    /// actor stopped; with nothing, it stays unloaded until the next message.
     fn resume(
         &mut self,
+        now: UnixTimestamp,
         out: &mut HubResults,
         document_id: DocumentId,
-        queued: Vec<unload::Queued>,
+        mut held: unload::Held,
     ) {
         if self.run_state != RunState::Running {
             return;
         }
-        let mut queued = queued.into_iter().filter(|q| {
+        // A message from a connection that closed meanwhile has nobody to
+        // answer: like any message of a closed connection, it is dropped (the
+        // device sends its changes again when it reconnects).
+        held.messages.retain(|q| {
             self.connections
                 .get(&q.connection_id)
                 .is_some_and(|c| c.remote_peer_id().is_some())
         });
-        let Some(first) = queued.next() else {
+        if held.messages.is_empty() && held.searches.is_empty() {
             return;
-        };
-        let rest: Vec<_> = queued.collect();
+        }
+        let first = (!held.messages.is_empty()).then(|| held.messages.remove(0));
         let actor_id = self.spawn_actor(
             out,
             document_id.clone(),
             None,
-            Some((first.connection_id, first.msg)),
+            first.map(|q| (q.connection_id, q.msg)),
         );
-        self.touch(actor_id, first.received_at);
-        self.deliver(out, actor_id, &document_id, rest);
+        self.touch(actor_id, now);
+        self.serve_held(out, actor_id, &document_id, held);
     }
 
-    /// Hands held messages to a document's new actor.
-    fn deliver(
+    /// Hands what was held for a document to the actor that serves it now.
+    fn serve_held(
         &mut self,
         out: &mut HubResults,
         actor_id: DocumentActorId,
         document_id: &DocumentId,
-        queued: Vec<unload::Queued>,
+        held: unload::Held,
     ) {
-        for q in queued {
+        for q in held.messages {
             self.attach_on_demand(out, actor_id, q.connection_id, document_id);
             out.send_to_doc_actor(
                 actor_id,
@@ -906,6 +921,27 @@ impl State {
                     connection_id: q.connection_id,
                     message: q.msg,
                     received_at: q.received_at,
+                },
+            );
+        }
+        if held.searches.is_empty() {
+            return;
+        }
+        self.pin(actor_id);
+        let phase = self
+            .actors
+            .get(&actor_id)
+            .map(|info| info.search_phase.clone())
+            .unwrap_or(DocSearchPhase::Loading);
+        for command_id in held.searches {
+            out.completed_commands.insert(
+                command_id,
+                CommandResult::SearchForDoc {
+                    actor_id,
+                    search_state: DocSearch {
+                        phase: phase.clone(),
+                        pending_connections: self.pending_dialer_urls(),
+                    },
                 },
             );
         }
@@ -942,17 +978,18 @@ impl State {
     ) -> Option<CommandResult> {
         tracing::debug!("search document command received");
 
+        // Its actor is being asked to unload: answered with the actor that
+        // serves it next (`serve_held`), so a handle never holds one that stops.
+        if self.unloads.hold_search(&document_id, command_id) {
+            return None;
+        }
+
         let actor_id = if let Some(existing) = self.find_actor_for_document(&document_id) {
             tracing::trace!(actor_id=%existing.actor_id, status=?existing.search_phase, "found existing actor for document");
             existing.actor_id
         } else {
             tracing::trace!("no existing actor found for document, spawning new actor");
-            let actor_id = self.spawn_actor(out, document_id.clone(), None, None);
-            // Its old actor may still be saving (unloaded while idle): the
-            // caller cannot wait, so what arrived for it goes to this one.
-            let queued = self.unloads.cancel(&document_id);
-            self.deliver(out, actor_id, &document_id, queued);
-            actor_id
+            self.spawn_actor(out, document_id, None, None)
         };
         self.pin(actor_id);
 

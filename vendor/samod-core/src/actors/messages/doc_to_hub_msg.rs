@@ -35,6 +35,10 @@ pub(crate) enum DocToHubMsgPayload {
     },
 
     Terminated,
+
+    /// The actor did not stop for an `Unload`: it still had work in hand
+    /// (a share-policy check, messages waiting for one, a load).
+    UnloadRefused,
 }
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,10 @@ pub(crate) enum HubToDocMsgPayload {
     /// Request the actor to terminate gracefully.
     Terminate,
 
+    /// Ask an idle document's actor to stop (unloading, `hub/state/unload.rs`):
+    /// it does if it has nothing in hand, and answers `UnloadRefused` if not.
+    Unload,
+
     UpdateSharePolicy {
         peer_id: crate::PeerId,
         config: crate::ShareConfig,

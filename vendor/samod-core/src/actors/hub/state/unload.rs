@@ -3,22 +3,27 @@
 //! repo whose peers stay connected would otherwise hold every document any
 //! of them ever used until the repo stops.
 //!
-//! A document whose actor saw no sync message for `after` is unloaded: its
-//! actor is told to terminate, which it does once its changes are on disk.
-//! The connections that used it stay subscribed to it (the connection
-//! remembers the document), so when a message about it arrives the new
-//! actor is spawned with all of them and syncs each as if it had asked.
-//! Messages that arrive while the old actor is still terminating wait here
-//! and go to the new actor once the old one has stopped, so that the new
-//! actor loads everything the old one saved.
+//! A document whose actor saw no message (sync or ephemeral) either way for
+//! `after` is unloaded: the hub takes it out of `document_to_actor` and asks
+//! its actor to `Unload`. The actor stops once what it applied is on disk,
+//! unless it has work in hand (a share-policy check, messages waiting for
+//! one), in which case it refuses and the hub puts it back. Messages and
+//! local searches for the document that arrive meanwhile wait here and go
+//! to the actor that serves it next: the same one after a refusal, or a new
+//! one, spawned once the old one has stopped, which loads everything the old
+//! one saved. So one document never has two actors. The connections that
+//! used it keep their entry for it, so the new actor is spawned with all of
+//! them and syncs each as if it had asked.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::actors::hub::CommandId;
 use crate::actors::messages::DocMessage;
 use crate::{ConnectionId, DocumentActorId, DocumentId, UnixTimestamp};
 
-/// How often idle documents are looked for, at most.
+/// How often idle documents are looked for, at most (on every tick when
+/// `after` is shorter).
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct Unloads {
@@ -29,7 +34,15 @@ pub(super) struct Unloads {
 
 struct Terminating {
     actor: DocumentActorId,
-    queued: Vec<Queued>,
+    held: Held,
+}
+
+/// What waits for a document while its actor is asked to unload.
+#[derive(Default)]
+pub(super) struct Held {
+    pub(super) messages: Vec<Queued>,
+    /// Local searches (`find`), answered with the actor that serves it next.
+    pub(super) searches: Vec<CommandId>,
 }
 
 /// A message about a document that arrived while its actor terminated.
@@ -67,7 +80,7 @@ impl Unloads {
             document_id,
             Terminating {
                 actor,
-                queued: Vec::new(),
+                held: Held::default(),
             },
         );
     }
@@ -84,7 +97,7 @@ impl Unloads {
         let Some(terminating) = self.terminating.get_mut(document_id) else {
             return Some(msg);
         };
-        terminating.queued.push(Queued {
+        terminating.held.messages.push(Queued {
             connection_id,
             msg,
             received_at,
@@ -92,25 +105,26 @@ impl Unloads {
         None
     }
 
-    /// The document an actor that just stopped was unloading, with the
-    /// messages that arrived for it meanwhile.
-    pub(super) fn finished(&mut self, actor: DocumentActorId) -> Option<(DocumentId, Vec<Queued>)> {
+    /// Keeps a local search for a document whose actor is being asked to
+    /// unload; false when it is not.
+    pub(super) fn hold_search(&mut self, document_id: &DocumentId, command: CommandId) -> bool {
+        let Some(terminating) = self.terminating.get_mut(document_id) else {
+            return false;
+        };
+        terminating.held.searches.push(command);
+        true
+    }
+
+    /// The document an actor was asked to unload, with what arrived for it
+    /// meanwhile, once the actor has stopped or refused.
+    pub(super) fn answered(&mut self, actor: DocumentActorId) -> Option<(DocumentId, Held)> {
         let document_id = self
             .terminating
             .iter()
             .find(|(_, t)| t.actor == actor)
             .map(|(d, _)| d.clone())?;
         let terminating = self.terminating.remove(&document_id)?;
-        Some((document_id, terminating.queued))
-    }
-
-    /// Stops waiting for a document's old actor (a local caller wants the
-    /// document now), giving back what was held for it.
-    pub(super) fn cancel(&mut self, document_id: &DocumentId) -> Vec<Queued> {
-        self.terminating
-            .remove(document_id)
-            .map(|t| t.queued)
-            .unwrap_or_default()
+        Some((document_id, terminating.held))
     }
 }
 
@@ -151,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn holds_messages_only_while_the_old_actor_terminates_and_hands_them_on() {
+    fn holds_messages_and_searches_only_while_the_actor_is_asked_to_unload() {
         let mut u = Unloads::new(Some(Duration::from_secs(1)));
         let (d, other) = (doc(), doc());
         let actor = DocumentActorId::new();
@@ -160,10 +174,12 @@ mod tests {
         u.begin(d.clone(), actor);
         assert!(u.hold(&d, conn, msg(), now).is_none(), "held");
         assert!(u.hold(&other, conn, msg(), now).is_some(), "not unloading");
-        assert!(u.finished(DocumentActorId::new()).is_none());
-        let (done, queued) = u.finished(actor).expect("the unloading actor");
+        assert!(u.hold_search(&d, CommandId::new()));
+        assert!(!u.hold_search(&other, CommandId::new()));
+        assert!(u.answered(DocumentActorId::new()).is_none());
+        let (done, held) = u.answered(actor).expect("the unloading actor");
         assert_eq!(done, d);
-        assert_eq!(queued.len(), 1);
+        assert_eq!((held.messages.len(), held.searches.len()), (1, 1));
         assert!(
             u.hold(&d, conn, msg(), now).is_some(),
             "no longer unloading"
