@@ -902,3 +902,37 @@ async fn an_idle_document_leaves_memory_and_the_next_edit_still_reaches_every_de
     wait_visible(&server, &ta, &id, &last).await;
     assert!(server.terminate().success());
 }
+
+/// A device that asks for a document the server does not have (a typo, a
+/// stranger's id) does not leave it in the server's memory either, and when
+/// another device later brings that document, the one that asked gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_nobody_has_does_not_stay_in_memory_and_reaches_who_asked_once_it_exists() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let (ta, tb) = (
+        add_device(data.path(), "team", "laptop"),
+        add_device(data.path(), "team", "desktop"),
+    );
+    let server = Server::start(data.path(), &["--doc-idle-seconds", "1"]);
+    // A document made offline: the server has never seen its id.
+    let offline = Repo::build_tokio().load().await;
+    let id = create_doc(&offline, "made offline").await;
+
+    let (a, ok) = client(&server, &ta).await;
+    ok.unwrap();
+    assert_eq!(read_name(&a, &id).await, None, "nobody has it yet");
+    until_documents_loaded(&server, 0.0, "a document found nowhere").await;
+
+    // The device that made it connects and sends it; the one that asked,
+    // still connected, is sent it.
+    dial_connected(&offline, server.url(), &tb, BackoffConfig::default()).await;
+    let until = Instant::now() + Duration::from_secs(15);
+    while read_name(&a, &id).await.as_deref() != Some("made offline") {
+        assert!(Instant::now() < until, "the device that asked never got it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    offline.stop().await;
+    a.stop().await;
+    assert!(server.terminate().success());
+}

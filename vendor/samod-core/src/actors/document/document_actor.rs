@@ -714,10 +714,17 @@ impl DocumentActor {
         }
     }
 
-    /// Loaded, with no share-policy check running and no message waiting
-    /// for one: stopping now drops nothing a peer sent.
+    /// Loaded (or known to be nowhere: a document no peer had, which would
+    /// otherwise stay until the repo stops), with no share-policy check
+    /// running and no message waiting for one: stopping now drops nothing a
+    /// peer sent.
     fn has_nothing_in_hand(&self) -> bool {
-        self.is_document_ready()
+        let settled = match &self.phase {
+            Phase::Ready(_) => true,
+            Phase::Requesting(request) => request.outcome(&self.doc) == RequestOutcome::Exhausted,
+            Phase::Loading(_) => false,
+        };
+        settled
             && self.load_state.is_idle()
             && self.check_policy_tasks.is_empty()
             && self

@@ -856,8 +856,10 @@ impl State {
                 continue; // already terminating
             }
             let since = *info.last_active.get_or_insert(now);
+            // Not while loading; a document being searched for is the
+            // actor's to judge (it stops only once nobody has it).
             if !info.pinned
-                && info.search_phase == DocSearchPhase::Ready
+                && !matches!(info.search_phase, DocSearchPhase::Loading)
                 && unload::elapsed(now, since) >= after
             {
                 idle.push((info.document_id.clone(), info.actor_id));
