@@ -660,6 +660,18 @@ impl Repo {
                 actor_id,
                 search_state,
             })) => (actor_id, search_state),
+            // The document's actor is being unloaded (idle documents,
+            // samod-core's `hub/state/unload.rs`): the hub answers once the
+            // actor that serves it next is known, and its search states
+            // come on the stream like any other.
+            Ok(None) if !inner.hub.is_stopped() && !inner.stopping => {
+                inner
+                    .search_state_streams
+                    .entry(doc_id)
+                    .or_default()
+                    .push(tx_stream);
+                return Ok((SearchState::Loading, rx_stream));
+            }
             Ok(None) => return Err(Stopped), // Hub is stopped; event was ignored.
             Ok(Some(other)) => panic!("unexpected command result {:?} for search_for_doc", other),
             Err(_) => return Err(Stopped),

@@ -36,6 +36,8 @@ use searches::Searches;
 
 mod unload;
 use unload::Unloads;
+#[cfg(test)]
+mod unload_tests;
 
 pub(crate) struct State {
     /// The storage ID that identifies this peer's storage layer.
@@ -930,6 +932,9 @@ impl State {
             return;
         }
         self.pin(actor_id);
+        // Searches through `Repo::search` follow the state updates: the
+        // document's phase is reported to them even if it did not change.
+        self.searches.announce(actor_id);
         let phase = self
             .actors
             .get(&actor_id)
@@ -981,7 +986,8 @@ impl State {
         tracing::debug!("search document command received");
 
         // Its actor is being asked to unload: answered with the actor that
-        // serves it next (`serve_held`), so a handle never holds one that stops.
+        // serves it next (`serve_held`), so a handle never holds one that
+        // stops (samod then reports `Loading` and follows the state updates).
         if self.unloads.hold_search(&document_id, command_id) {
             return None;
         }

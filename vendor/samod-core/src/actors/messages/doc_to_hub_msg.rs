@@ -37,7 +37,8 @@ pub(crate) enum DocToHubMsgPayload {
     Terminated,
 
     /// The actor did not stop for an `Unload`: it still had work in hand
-    /// (a share-policy check, messages waiting for one, a load).
+    /// (a load, a search peers have not all answered, a share-policy check,
+    /// messages waiting for one).
     UnloadRefused,
 }
 

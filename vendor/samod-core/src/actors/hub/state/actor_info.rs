@@ -5,8 +5,9 @@ pub(crate) struct ActorInfo {
     pub(crate) actor_id: DocumentActorId,
     pub(crate) document_id: DocumentId,
     pub(crate) search_phase: DocSearchPhase,
-    /// When a sync message for the document last passed through the hub
-    /// (`None` until the first idle scan sees the actor).
+    /// When a message about the document last passed through the hub, or
+    /// its actor was spawned or kept after refusing to unload (`None` until
+    /// the first idle scan sees the actor).
     pub(crate) last_active: Option<UnixTimestamp>,
     /// Found or created by a local caller, who may hold a `DocHandle` to
     /// this actor: never unloaded while idle.

@@ -31,6 +31,13 @@ impl Searches {
         self.dirty.insert(actor);
     }
 
+    /// Has the next update report the actor's phase even if unchanged (to a
+    /// search that waited while the actor was asked to unload).
+    pub(super) fn announce(&mut self, actor: DocumentActorId) {
+        self.phases.remove(&actor);
+        self.dirty.insert(actor);
+    }
+
     /// Drops what is kept for an actor that stopped.
     pub(super) fn forget(&mut self, actor: DocumentActorId) {
         self.phases.remove(&actor);

@@ -1,0 +1,205 @@
+//! The unload protocol through the hub alone, with the actors played by
+//! the test: what is asked, held, handed on and spawned.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rand::{SeedableRng, rngs::StdRng};
+
+use crate::actors::hub::{Hub, HubEvent, HubResults};
+use crate::actors::messages::{DocToHubMsg, DocToHubMsgPayload, HubToDocMsgPayload};
+use crate::io::{IoResult, StorageResult, StorageTask};
+use crate::network::{ListenerConfig, wire_protocol::WireMessage};
+use crate::{
+    CommandResult, ConnectionId, DocSearchPhase, DocumentActorId, DocumentId, LoaderState, PeerId,
+    SamodLoader, UnixTimestamp,
+};
+
+const AFTER: Duration = Duration::from_secs(60);
+
+/// A relay repo (documents on demand, unloading after `AFTER`) with one
+/// connected device.
+struct Relay {
+    hub: Hub,
+    rng: StdRng,
+    now: UnixTimestamp,
+    conn: ConnectionId,
+}
+
+impl Relay {
+    fn new() -> Self {
+        let now = UnixTimestamp::from_millis(1_000_000);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut loader = SamodLoader::new(PeerId::from("relay"))
+            .with_documents_on_demand(true)
+            .with_unload_idle_documents(Some(AFTER));
+        let mut hub = loop {
+            match loader.step(&mut rng, now) {
+                LoaderState::Loaded(hub) => break *hub,
+                LoaderState::NeedIo(tasks) => {
+                    for task in tasks {
+                        let payload = match task.action {
+                            StorageTask::Load { .. } => StorageResult::Load { value: None },
+                            StorageTask::LoadRange { .. } => StorageResult::LoadRange {
+                                values: HashMap::new(),
+                            },
+                            StorageTask::Put { .. } => StorageResult::Put,
+                            StorageTask::Delete { .. } => StorageResult::Delete,
+                        };
+                        loader.provide_io_result(IoResult {
+                            task_id: task.task_id,
+                            payload,
+                        });
+                    }
+                }
+            }
+        };
+        let url = "ws://relay".parse().unwrap();
+        let listen = HubEvent::add_listener(ListenerConfig { url });
+        let mut r = hub.handle_event(&mut rng, now, listen.event);
+        let Some(CommandResult::AddListener { listener_id }) =
+            r.completed_commands.remove(&listen.command_id)
+        else {
+            panic!("no listener");
+        };
+        let create = HubEvent::create_listener_connection(listener_id, None);
+        let mut r = hub.handle_event(&mut rng, now, create.event);
+        let Some(CommandResult::CreateConnection { connection_id }) =
+            r.completed_commands.remove(&create.command_id)
+        else {
+            panic!("no connection");
+        };
+        let mut relay = Relay {
+            hub,
+            rng,
+            now,
+            conn: connection_id,
+        };
+        relay.receive(WireMessage::Join {
+            sender_id: "device".into(),
+            supported_protocol_versions: vec!["1".into()],
+            metadata: None,
+        });
+        relay
+    }
+
+    fn event(&mut self, event: HubEvent) -> HubResults {
+        self.hub.handle_event(&mut self.rng, self.now, event)
+    }
+
+    fn receive(&mut self, msg: WireMessage) -> HubResults {
+        self.event(HubEvent::receive(self.conn, msg.encode()).event)
+    }
+
+    /// The device sends a sync message about `doc`.
+    fn sync(&mut self, doc: &DocumentId) -> HubResults {
+        self.receive(WireMessage::Sync {
+            document_id: doc.clone(),
+            sender_id: "device".into(),
+            target_id: "relay".into(),
+            data: vec![1, 2, 3],
+        })
+    }
+
+    fn actor_says(&mut self, actor: DocumentActorId, msg: DocToHubMsgPayload) -> HubResults {
+        self.event(HubEvent::actor_message(actor, DocToHubMsg(msg)))
+    }
+
+    /// Time passes beyond `AFTER` and the hub ticks.
+    fn idle(&mut self) -> HubResults {
+        self.now += AFTER + Duration::from_secs(1);
+        self.event(HubEvent::tick())
+    }
+
+    /// A document the device used, loaded and now idle: its actor is asked
+    /// to unload.
+    fn asked_to_unload(&mut self, doc: &DocumentId) -> DocumentActorId {
+        let spawned = self.sync(doc).spawn_actors;
+        assert_eq!(spawned.len(), 1);
+        let actor = spawned[0].actor_id();
+        self.actor_says(
+            actor,
+            DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Ready),
+        );
+        let asked = self.idle().actor_messages;
+        assert!(
+            asked
+                .iter()
+                .any(|(a, m)| *a == actor && matches!(m.0, HubToDocMsgPayload::Unload)),
+            "{asked:?}"
+        );
+        actor
+    }
+}
+
+fn handed(r: &HubResults, actor: DocumentActorId) -> usize {
+    r.actor_messages
+        .iter()
+        .filter(|(a, m)| *a == actor && matches!(m.0, HubToDocMsgPayload::HandleDocMessage { .. }))
+        .count()
+}
+
+#[test]
+fn what_arrives_while_an_actor_unloads_waits_and_goes_to_the_next_actor() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let old = relay.asked_to_unload(&doc);
+
+    let r = relay.sync(&doc);
+    assert!(
+        r.spawn_actors.is_empty() && r.actor_messages.is_empty(),
+        "held"
+    );
+    let search = HubEvent::search_for_doc(doc.clone());
+    let r = relay.event(search.event);
+    assert!(
+        !r.completed_commands.contains_key(&search.command_id),
+        "held"
+    );
+
+    let mut r = relay.actor_says(old, DocToHubMsgPayload::Terminated);
+    assert_eq!(r.stopped_actors, vec![old]);
+    assert_eq!(r.spawn_actors.len(), 1, "one new actor");
+    let next = &r.spawn_actors[0];
+    assert_eq!(next.document_id(), &doc);
+    let (_, held) = &next.initial_connections[&relay.conn];
+    assert!(held.is_some(), "the held message goes to it");
+    assert!(next.resumed_connections.contains(&relay.conn));
+    let Some(CommandResult::SearchForDoc { actor_id, .. }) =
+        r.completed_commands.remove(&search.command_id)
+    else {
+        panic!("the search is answered");
+    };
+    assert_eq!(actor_id, next.actor_id());
+}
+
+#[test]
+fn an_actor_that_refuses_keeps_its_document_and_gets_what_arrived() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let actor = relay.asked_to_unload(&doc);
+    assert_eq!(handed(&relay.sync(&doc), actor), 0, "held");
+
+    let r = relay.actor_says(actor, DocToHubMsgPayload::UnloadRefused);
+    assert!(r.spawn_actors.is_empty() && r.stopped_actors.is_empty());
+    assert_eq!(handed(&r, actor), 1, "the held message");
+    assert_eq!(handed(&relay.sync(&doc), actor), 1, "and the next");
+}
+
+#[test]
+fn a_document_found_here_is_never_unloaded() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let r = relay.event(HubEvent::search_for_doc(doc.clone()).event);
+    let actor = r.spawn_actors[0].actor_id();
+    relay.actor_says(
+        actor,
+        DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Ready),
+    );
+    let r = relay.idle();
+    assert!(
+        !r.actor_messages
+            .iter()
+            .any(|(_, m)| matches!(m.0, HubToDocMsgPayload::Unload))
+    );
+}
