@@ -852,6 +852,17 @@ async fn until_name(repo: &Repo, id: &DocumentId, name: &str, what: &str) {
     }
 }
 
+/// A server that unloads documents idle for a second, and the credentials
+/// of two devices of its workspace.
+fn unloading_after_a_second(data: &Path) -> (Server, String, String) {
+    create_workspace(data, "team");
+    let (ta, tb) = (
+        add_device(data, "team", "laptop"),
+        add_device(data, "team", "desktop"),
+    );
+    (Server::start(data, &["--doc-idle-seconds", "1"]), ta, tb)
+}
+
 /// A document no device has synced for `--doc-idle-seconds` leaves the
 /// server's memory while its devices stay connected; the next change loads
 /// it again and still reaches every device that used it, either way, and
@@ -859,12 +870,7 @@ async fn until_name(repo: &Repo, id: &DocumentId, name: &str, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_document_leaves_memory_and_the_next_edit_still_reaches_every_device_using_it() {
     let data = tempfile::tempdir().unwrap();
-    create_workspace(data.path(), "team");
-    let (ta, tb) = (
-        add_device(data.path(), "team", "laptop"),
-        add_device(data.path(), "team", "desktop"),
-    );
-    let server = Server::start(data.path(), &["--doc-idle-seconds", "1"]);
+    let (server, ta, tb) = unloading_after_a_second(data.path());
     let (a, ok) = client(&server, &ta).await;
     ok.unwrap();
     let (b, ok) = client(&server, &tb).await;
@@ -909,12 +915,7 @@ async fn an_idle_document_leaves_memory_and_the_next_edit_still_reaches_every_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_nobody_has_does_not_stay_in_memory_and_reaches_who_asked_once_it_exists() {
     let data = tempfile::tempdir().unwrap();
-    create_workspace(data.path(), "team");
-    let (ta, tb) = (
-        add_device(data.path(), "team", "laptop"),
-        add_device(data.path(), "team", "desktop"),
-    );
-    let server = Server::start(data.path(), &["--doc-idle-seconds", "1"]);
+    let (server, ta, tb) = unloading_after_a_second(data.path());
     // A document made offline: the server has never seen its id.
     let offline = Repo::build_tokio().load().await;
     let id = create_doc(&offline, "made offline").await;

@@ -113,8 +113,8 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 60)]
     idle_seconds: u64,
     /// Unload a document from memory after this many seconds without a
-    /// sync message about it (its devices stay connected; the next change
-    /// loads it again). 0 keeps every document a device used in memory
+    /// message about it (sync or presence; its devices stay connected, and
+    /// the next change loads it again). 0 keeps every document a device used in memory
     /// until its workspace has no devices.
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_DOC_IDLE_SECONDS",
           default_value_t = flowkeep_sync_server::workspaces::DOC_IDLE.as_secs())]

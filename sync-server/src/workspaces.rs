@@ -26,16 +26,16 @@ use crate::metrics::{DocumentsLoaded, Metrics, Timed};
 use crate::quota::{Counted, Quota, Usage};
 use crate::Db;
 
-/// How long a document stays in memory without a sync message about it,
-/// unless configured (`--doc-idle-seconds`).
+/// How long a document stays in memory without a message about it, unless
+/// configured (`--doc-idle-seconds`).
 pub const DOC_IDLE: Duration = Duration::from_secs(300);
 
 pub struct Workspaces {
     db: Arc<Db>,
     node: Node,
     quota: Quota,
-    /// Unload a document after this long without a sync message about it
-    /// (samod patch, vendor/README.md); `None` keeps it until the repo stops.
+    /// Unload a document after this long without a message about it (samod
+    /// patch, vendor/README.md); `None` keeps it until the repo stops.
     doc_idle: Option<Duration>,
     metrics: Arc<Metrics>,
     slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Live>>>>>,
