@@ -118,7 +118,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
     }
 
     /// With [`with_documents_on_demand`](Self::with_documents_on_demand):
-    /// unload a document that no sync message has been about for `after`,
+    /// unload a document that no message has been about for `after`,
     /// once its changes are on disk, and load it again when one is. Its
     /// connections stay attached: the next change to it is sent to each of
     /// them. Documents found or created through this repo (which a

@@ -109,7 +109,7 @@ impl State {
         self
     }
 
-    /// Unload a document after it has seen no sync message for `after`
+    /// Unload a document after it has seen no message for `after`
     /// (`unload.rs`); has no effect without `documents_on_demand`.
     pub(crate) fn with_unload_idle_documents(mut self, after: Option<Duration>) -> Self {
         self.unloads = Unloads::new(after);
@@ -810,7 +810,7 @@ impl State {
             return;
         }
 
-        // Its old actor is still saving what it has: wait for it to stop.
+        // Its actor is being asked to unload: wait for its answer.
         let Some(msg) = self.unloads.hold(&doc_id, connection_id, msg, now) else {
             tracing::debug!(%doc_id, ?connection_id, "message held while the document unloads");
             return;

@@ -29,10 +29,10 @@ const SCAN_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct Unloads {
     after: Option<Duration>,
     last_scan: Option<UnixTimestamp>,
-    terminating: HashMap<DocumentId, Terminating>,
+    unloading: HashMap<DocumentId, Unloading>,
 }
 
-struct Terminating {
+struct Unloading {
     actor: DocumentActorId,
     held: Held,
 }
@@ -45,7 +45,8 @@ pub(super) struct Held {
     pub(super) searches: Vec<CommandId>,
 }
 
-/// A message about a document that arrived while its actor terminated.
+/// A message about a document that arrived while its actor was asked to
+/// unload.
 pub(super) struct Queued {
     pub(super) connection_id: ConnectionId,
     pub(super) msg: DocMessage,
@@ -57,7 +58,7 @@ impl Unloads {
         Self {
             after,
             last_scan: None,
-            terminating: HashMap::new(),
+            unloading: HashMap::new(),
         }
     }
 
@@ -76,17 +77,17 @@ impl Unloads {
     }
 
     pub(super) fn begin(&mut self, document_id: DocumentId, actor: DocumentActorId) {
-        self.terminating.insert(
+        self.unloading.insert(
             document_id,
-            Terminating {
+            Unloading {
                 actor,
                 held: Held::default(),
             },
         );
     }
 
-    /// Keeps a message for a document whose actor is terminating; gives it
-    /// back when the document is not being unloaded.
+    /// Keeps a message for a document whose actor is being asked to unload;
+    /// gives it back when it is not.
     pub(super) fn hold(
         &mut self,
         document_id: &DocumentId,
@@ -94,10 +95,10 @@ impl Unloads {
         msg: DocMessage,
         received_at: UnixTimestamp,
     ) -> Option<DocMessage> {
-        let Some(terminating) = self.terminating.get_mut(document_id) else {
+        let Some(unloading) = self.unloading.get_mut(document_id) else {
             return Some(msg);
         };
-        terminating.held.messages.push(Queued {
+        unloading.held.messages.push(Queued {
             connection_id,
             msg,
             received_at,
@@ -108,10 +109,10 @@ impl Unloads {
     /// Keeps a local search for a document whose actor is being asked to
     /// unload; false when it is not.
     pub(super) fn hold_search(&mut self, document_id: &DocumentId, command: CommandId) -> bool {
-        let Some(terminating) = self.terminating.get_mut(document_id) else {
+        let Some(unloading) = self.unloading.get_mut(document_id) else {
             return false;
         };
-        terminating.held.searches.push(command);
+        unloading.held.searches.push(command);
         true
     }
 
@@ -119,12 +120,12 @@ impl Unloads {
     /// meanwhile, once the actor has stopped or refused.
     pub(super) fn answered(&mut self, actor: DocumentActorId) -> Option<(DocumentId, Held)> {
         let document_id = self
-            .terminating
+            .unloading
             .iter()
             .find(|(_, t)| t.actor == actor)
             .map(|(d, _)| d.clone())?;
-        let terminating = self.terminating.remove(&document_id)?;
-        Some((document_id, terminating.held))
+        let unloading = self.unloading.remove(&document_id)?;
+        Some((document_id, unloading.held))
     }
 }
 
