@@ -5,13 +5,14 @@
 //! and the relay's storage.
 #![cfg(feature = "tokio")]
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
-use samod::storage::InMemoryStorage;
+use samod::storage::{InMemoryStorage, Storage, StorageKey};
 use samod::{DocHandle, PeerId, Repo, RepoEvent, RepoObserver, ShareConfig};
 
 mod tincans;
@@ -176,5 +177,100 @@ async fn edits_cross_a_relay(slow_policy: bool) {
     for i in 1..=40u64 {
         assert_eq!(value(&h, &edit(i)).as_deref(), Some("x"), "{}", edit(i));
     }
+    relay.stop().await;
+}
+
+/// Storage that remembers the keys put into it.
+#[derive(Clone, Default)]
+struct Recording {
+    inner: InMemoryStorage,
+    puts: Arc<Mutex<Vec<StorageKey>>>,
+}
+
+impl Storage for Recording {
+    async fn load(&self, key: StorageKey) -> Option<Vec<u8>> {
+        self.inner.load(key).await
+    }
+
+    async fn load_range(&self, prefix: StorageKey) -> HashMap<StorageKey, Vec<u8>> {
+        self.inner.load_range(prefix).await
+    }
+
+    async fn put(&self, key: StorageKey, data: Vec<u8>) {
+        self.puts.lock().unwrap().push(key.clone());
+        self.inner.put(key, data).await
+    }
+
+    async fn delete(&self, key: StorageKey) {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_document_loaded_again_saves_only_what_is_new() {
+    let closed = Closed::default();
+    let storage = Recording::default();
+    let relay = Repo::build_tokio()
+        .with_peer_id(PeerId::from("relay"))
+        .with_storage(storage.clone())
+        .with_documents_on_demand(true)
+        .with_unload_idle_documents(Duration::from_millis(100))
+        .with_share_policy(ShareConfig::read_write().with_announce(false))
+        .with_observer(closed.clone())
+        .load()
+        .await;
+    let alice = Repo::build_tokio()
+        .with_peer_id(PeerId::from("alice"))
+        .load()
+        .await;
+    let _a = tincans::connect_repos(&alice, &relay).await;
+
+    // Enough changes that saving them all at once writes a snapshot.
+    let mut doc = Automerge::new();
+    for i in 0..20 {
+        let mut tx = doc.transaction();
+        tx.put(ROOT, format!("k{i}"), "x").unwrap();
+        tx.commit();
+    }
+    let a = alice.create(doc).await.unwrap();
+    let id = a.document_id().clone();
+    let incrementals = StorageKey::incremental_prefix(&id);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while storage.puts.lock().unwrap().is_empty() || closed.0.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the relay saves the document and unloads it");
+
+    // One more change loads it on the relay again: that change is saved on
+    // its own, and what was loaded is not written again.
+    let before = storage.puts.lock().unwrap().len();
+    set(&a, "after", "reload");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while storage.puts.lock().unwrap().len() == before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the relay saves the new change");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after: Vec<StorageKey> = storage.puts.lock().unwrap()[before..].to_vec();
+    assert_eq!(after.len(), 1, "puts after the reload: {after:?}");
+    assert!(
+        incrementals.is_prefix_of(&after[0]),
+        "puts after the reload: {after:?}"
+    );
+
+    alice.stop().await;
+    relay.stop().await;
+    let relay = Repo::build_tokio()
+        .with_peer_id(PeerId::from("relay"))
+        .with_storage(storage.inner)
+        .load()
+        .await;
+    let h = relay.find(id).await.unwrap().expect("stored on the relay");
+    assert_eq!(value(&h, "after").as_deref(), Some("reload"));
+    assert_eq!(value(&h, "k19").as_deref(), Some("x"));
     relay.stop().await;
 }

@@ -607,6 +607,7 @@ impl DocumentActor {
         incrementals: &HashMap<StorageKey, Vec<u8>>,
     ) {
         tracing::trace!("handling load");
+        let nothing_before = self.doc.get_heads().is_empty();
         for (key, snapshot) in snapshots {
             if let Err(e) = self.doc.load_incremental(snapshot) {
                 tracing::warn!(err=?e, %key, "error loading snapshot chunk");
@@ -616,6 +617,12 @@ impl DocumentActor {
             if let Err(e) = self.doc.load_incremental(incremental) {
                 tracing::warn!(err=?e, %key, "error loading incremental chunk");
             }
+        }
+        if nothing_before {
+            // What was just loaded is on disk already: without this the first
+            // save after a load wrote the whole document again as a snapshot,
+            // on every load of a document unloaded while idle.
+            self.on_disk_state.loaded(&self.doc);
         }
 
         if let Phase::Loading(loading) = &mut self.phase {

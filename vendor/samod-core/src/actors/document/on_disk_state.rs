@@ -44,6 +44,12 @@ impl OnDiskState {
         self.on_disk.extend(contents);
     }
 
+    /// `doc` holds exactly what was loaded from disk: its changes need no
+    /// saving.
+    pub(super) fn loaded(&mut self, doc: &Automerge) {
+        self.last_saved_heads = Some(doc.get_heads());
+    }
+
     pub(super) fn save_new_changes(
         &mut self,
         out: &mut DocActorResult,
