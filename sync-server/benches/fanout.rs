@@ -14,11 +14,11 @@
 //!   (200) of them on one workspace; a writer per workspace edits; edit
 //!   latency over all devices. Our server only (the reference has no
 //!   workspaces).
-//! - `soak`: `spread` kept editing for `--seconds` (600) while `--churn` (2)
-//!   devices leave per round and as many new ones join; the server's RSS and
-//!   live heap every minute and the RSS's growth after the first. Ours, then
-//!   the JS reference in the same way (its devices use one document each,
-//!   all on its one repo).
+//! - `soak`: `spread` kept editing for `--seconds` (600), rounds `--pause`
+//!   (2) seconds apart, while `--churn` (2) devices leave per round and
+//!   as many new ones join; the server's RSS and live heap every minute and
+//!   the RSS's growth after the first. Ours, then the JS reference in the
+//!   same way (its devices use one document each, all on its one repo).
 //!
 //! - `idle`: a writer puts `--docs` documents (1,000) of `--edits` changes
 //!   (50) each into one workspace and a second device opens them all; both
@@ -61,6 +61,7 @@ struct Args {
     churn: usize,
     edits: usize,
     doc_idle: u64,
+    pause: u64,
     only_ours: bool,
     only_reference: bool,
 }
@@ -77,6 +78,7 @@ fn args() -> Args {
         churn: 2,
         edits: 50,
         doc_idle: 20,
+        pause: 2,
         only_ours: false,
         only_reference: false,
     };
@@ -105,6 +107,11 @@ fn args() -> Args {
                 let mut s = a.doc_idle as usize;
                 num(&mut s);
                 a.doc_idle = s as u64;
+            }
+            "--pause" => {
+                let mut s = a.pause as usize;
+                num(&mut s);
+                a.pause = s as u64;
             }
             "--ours" => a.only_ours = true,
             "--reference" => a.only_reference = true,
@@ -161,6 +168,13 @@ impl Server {
     /// The live heap our server reports at /metrics, in MiB.
     fn heap_mib(&self) -> Option<f64> {
         Some(self.metric("flowkeep_sync_heap_allocated_bytes")? / 1024.0 / 1024.0)
+    }
+
+    /// What the allocator keeps resident for our server (/metrics), in MiB:
+    /// the live heap plus partly used pages, freed pages not yet returned and
+    /// its own metadata.
+    fn allocator_resident_mib(&self) -> Option<f64> {
+        Some(self.metric("flowkeep_sync_heap_resident_bytes")? / 1024.0 / 1024.0)
     }
 
     /// A figure our server reports at /metrics.
@@ -369,6 +383,11 @@ async fn open(repo: &Repo, id: &DocumentId, within: Duration) -> Option<DocHandl
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     None
+}
+
+/// A table cell for a figure in MiB that only our server reports.
+fn mib_cell(mib: Option<f64>) -> String {
+    mib.map_or("-".into(), |m| format!("{m:.0} MiB"))
 }
 
 /// Waits until `h` says `want`; how long after `since` that was.
@@ -670,14 +689,14 @@ async fn soak_on(a: &Args, server: &Server) {
     let mut groups = spread_setup(server, a.devices, a.workspaces, a.hot).await;
     let joined: usize = groups.iter().map(Vec::len).sum();
     println!(
-        "\nsoak, {}: {joined} devices across {} workspaces, one edit per workspace every 2 s, \
+        "\nsoak, {}: {joined} devices across {} workspaces, one edit per workspace every {} s, \
          {} devices leave and {} join per round, {} s",
-        server.name, a.workspaces, a.churn, a.churn, a.seconds
+        server.name, a.workspaces, a.pause, a.churn, a.churn, a.seconds
     );
     println!(
-        "| minute | edits seen | edit p50 / p99 | devices replaced | server threads | server RSS | live heap | RSS vs minute 1 |"
+        "| minute | edits seen | edit p50 / p99 | devices replaced | server threads | server RSS | live heap | allocator resident | RSS vs minute 1 |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // Every device but the writers, in turn, is the next to leave.
     let seats: Vec<(usize, usize)> = groups
         .iter()
@@ -709,21 +728,20 @@ async fn soak_on(a: &Args, server: &Server) {
             }
         }
         round += 1;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(a.pause)).await;
         if started.elapsed() >= Duration::from_secs(60 * minute) {
             let rss = server.rss_mib().0;
             let base = *first_rss.get_or_insert(rss);
             window.sort();
             println!(
-                "| {minute} | {} | {} / {} | {replaced} | {} | {:.0} MiB | {} | {:+.1}% |",
+                "| {minute} | {} | {} / {} | {replaced} | {} | {:.0} MiB | {} | {} | {:+.1}% |",
                 window.len(),
                 pct(&window, 0.5),
                 pct(&window, 0.99),
                 server.threads(),
                 rss,
-                server
-                    .heap_mib()
-                    .map_or("-".into(), |h| format!("{h:.0} MiB")),
+                mib_cell(server.heap_mib()),
+                mib_cell(server.allocator_resident_mib()),
                 (rss / base - 1.0) * 100.0
             );
             window.clear();

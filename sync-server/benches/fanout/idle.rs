@@ -51,12 +51,8 @@ pub(super) async fn idle(a: &Args) {
             server
                 .metric("flowkeep_sync_documents_loaded")
                 .map_or("-".into(), |d| format!("{d:.0}")),
-            server
-                .heap_mib()
-                .map_or("-".into(), |h| format!("{h:.0} MiB")),
-            server
-                .metric("flowkeep_sync_heap_resident_bytes")
-                .map_or("-".into(), |b| format!("{:.0} MiB", b / 1048576.0)),
+            mib_cell(server.heap_mib()),
+            mib_cell(server.allocator_resident_mib()),
             server.rss_mib().0,
             if edits.is_empty() {
                 "-".into()
