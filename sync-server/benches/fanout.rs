@@ -16,9 +16,10 @@
 //!   workspaces).
 //! - `soak`: `spread` kept editing for `--seconds` (600), rounds `--pause`
 //!   (2) seconds apart, while `--churn` (2) devices leave per round and
-//!   as many new ones join; the server's RSS and live heap every minute and
-//!   the RSS's growth after the first. Ours, then the JS reference in the
-//!   same way (its devices use one document each, all on its one repo).
+//!   as many new ones join; the server's RSS, live heap and allocator
+//!   resident memory every minute and the RSS's growth after the first.
+//!   Ours, then the JS reference in the same way (its devices use one
+//!   document each, all on its one repo).
 //!
 //! - `idle`: a writer puts `--docs` documents (1,000) of `--edits` changes
 //!   (50) each into one workspace and a second device opens them all; both
