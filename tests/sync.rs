@@ -1066,6 +1066,44 @@ fn at_the_workspaces_document_limit_sync_now_says_what_the_server_no_longer_take
 }
 
 #[test]
+fn a_sync_that_fills_the_workspace_says_why_in_that_same_sync() {
+    let ws = Workspace::new();
+    // The workspace root and two workflows; the device brings four.
+    let server = Server::start(&ws.bin, ws._data.path(), &["--max-docs-per-workspace", "3"]);
+    let a = Flowkeep::new();
+    ws.init(&a, &server);
+    for i in 0..4 {
+        a.json(&[
+            "workflow",
+            "create",
+            "--name",
+            &format!("w{i}"),
+            "--config",
+            CFG,
+        ])
+        .ok();
+    }
+    // The workspace had room when the device connected: the server says
+    // so once it is full, on the connection of this sync.
+    let r = a.json(&["sync", "now"]).ok().json();
+    assert!(r["unconfirmed"].as_u64().unwrap_or(0) >= 1, "{r}");
+    let why = r["server_limit"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("workspace team holds 3 documents")
+            && why.contains("--max-docs-per-workspace 3"),
+        "not one past the limit, although the four came at once: {r}"
+    );
+    let status = a.json(&["sync", "status"]).ok().json();
+    assert_eq!(status["server_limit"].as_str(), Some(why), "{status}");
+    let text = a.run(&["sync", "now"]).ok().stdout;
+    assert!(
+        text.contains("The sync server says: workspace team holds")
+            && text.contains("not yet confirmed by the server (see what it says above)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
     let ws = Workspace::new();
     let server = Server::start(&ws.bin, ws._data.path(), &["--max-message-bytes", "262144"]);

@@ -235,11 +235,52 @@ fn create_workspace(pg: &Postgres, data: &Path) -> String {
 }
 
 fn node(pg: &Postgres, data: &Path) -> Server {
-    Server::start(
-        Path::new(BIN),
-        data,
-        &["--storage", &pg.url(), "--lease-seconds", "3"],
-    )
+    node_with(pg, data, &[])
+}
+
+fn node_with(pg: &Postgres, data: &Path, extra: &[&str]) -> Server {
+    let url = pg.url();
+    let mut args = vec!["--storage", &url, "--lease-seconds", "3"];
+    args.extend_from_slice(extra);
+    Server::start(Path::new(BIN), data, &args)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A connection that asks for limit notices, as Flowkeep devices do, and
+/// what its upgrade said about the workspace's limits.
+async fn listen(url: &url::Url, token: &str) -> (Socket, Option<String>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.as_str().into_client_request().unwrap();
+    let headers = req.headers_mut();
+    headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert("x-flowkeep-limit-notices", "1".parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let said = response
+        .headers()
+        .get("x-flowkeep-limit")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (ws, said)
+}
+
+/// The next text message on `ws` (pings are answered on the way).
+async fn next_text(ws: &mut Socket) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let text = async {
+        while let Some(m) = ws.next().await {
+            match m.expect("the connection failed") {
+                Message::Text(t) => return t.to_string(),
+                Message::Close(c) => panic!("closed before a notice: {c:?}"),
+                _ => {}
+            }
+        }
+        panic!("ended before a notice")
+    };
+    tokio::time::timeout(Duration::from_secs(10), text)
+        .await
+        .expect("a notice within 10 s")
 }
 
 fn sync_url(server: &Server) -> url::Url {
@@ -493,13 +534,21 @@ async fn a_node_is_proxied_to_over_tls_only_with_the_ca_it_was_given() {
     let url = format!("wss://127.0.0.1:{}", owner.port);
     let trusted = Arc::new(flowkeep_sync_server::tls::client_config(Some(&ca)).unwrap());
 
-    let let_in = dial(&url, &credential, "node-a", Some(trusted.clone()), 1 << 20).await;
+    let let_in = dial(
+        &url,
+        &credential,
+        "node-a",
+        Some(trusted.clone()),
+        1 << 20,
+        false,
+    )
+    .await;
     assert!(let_in.is_ok(), "a verified dial with a good credential");
-    match dial(&url, "fkd_wrong", "node-a", Some(trusted), 1 << 20).await {
+    match dial(&url, "fkd_wrong", "node-a", Some(trusted), 1 << 20, false).await {
         Err(DialFailure::Refused { status, .. }) => assert_eq!(status, 401),
         _ => panic!("the owner's refusal should come back as it was given"),
     }
-    match dial(&url, &credential, "node-a", None, 1 << 20).await {
+    match dial(&url, &credential, "node-a", None, 1 << 20, false).await {
         Err(DialFailure::Unreachable(why)) => {
             assert!(why.to_lowercase().contains("certificate"), "{why}")
         }
@@ -523,4 +572,44 @@ async fn a_node_is_proxied_to_over_tls_only_with_the_ca_it_was_given() {
         err.contains("--node-ca-file") && err.contains("no PEM certificate"),
         "{err}"
     );
+}
+
+/// A workspace that reaches a limit says so to the devices connected to it,
+/// whichever node they reached: at once, in a text message to those that
+/// asked for notices (a node that proxies passes the owner's on), and on
+/// the upgrade of those that connect later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_reached_is_told_to_devices_on_every_node() {
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let token = create_workspace(&pg, &dirs.path().join("admin"));
+    let limited = ["--max-docs-per-workspace", "1"];
+    let n1 = node_with(&pg, &dirs.path().join("n1"), &limited);
+    let n2 = node_with(&pg, &dirs.path().join("n2"), &limited);
+    // Node 1 serves the workspace: a device connected there first.
+    let (a, ok) = connect(sync_url(&n1), &token).await;
+    ok.unwrap();
+    let (mut on_owner, said) = listen(&sync_url(&n1), &token).await;
+    assert_eq!(said, None, "room: nothing said");
+    let (mut through_n2, said) = listen(&sync_url(&n2), &token).await;
+    assert_eq!(said, None);
+    assert_eq!(metric(&n2, "flowkeep_sync_connections_proxied"), 1.0);
+
+    create_doc(&a, "the one").await;
+    for ws in [&mut on_owner, &mut through_n2] {
+        let notice = next_text(ws).await;
+        let notice: serde_json::Value = serde_json::from_str(&notice).unwrap();
+        let why = notice["limit"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("workspace team holds 1 documents")
+                && why.contains("--max-docs-per-workspace 1"),
+            "{notice}"
+        );
+    }
+    let (_, said) = listen(&sync_url(&n2), &token).await;
+    assert!(
+        said.is_some_and(|s| s.contains("--max-docs-per-workspace 1")),
+        "a device connecting through node 2 is told on its upgrade"
+    );
+    a.stop().await;
 }

@@ -355,7 +355,11 @@ async fn sync(
         device.workspace.id.clone(),
         device.device_id.clone(),
     );
-    let full = usage.refusal();
+    // The connection is told where the workspace stands now (a header) and,
+    // if the device asked, whenever that changes while it is connected.
+    let room = usage.watch();
+    let full = room.borrow().sentence().map(str::to_owned);
+    let room = headers.contains_key(quota::NOTICES_HEADER).then_some(room);
     let mut response = ws
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
@@ -373,6 +377,10 @@ async fn sync(
             // Anything the device sends (a pong too) says it is there.
             let heard = Arc::new(AtomicI64::new(now_ms()));
             let silent = pinger(out.clone(), heard.clone(), limits.ping_interval);
+            let silent = futures::future::select(
+                Box::pin(silent),
+                Box::pin(tell_limits(out.clone(), room)),
+            );
             // The inbound side ends when the device is revoked or has gone
             // silent; samod then drops the connection and the socket closes.
             let until_revoked = async move {
@@ -451,6 +459,28 @@ async fn sync(
     response
 }
 
+/// Tells a device that asked for notices (`quota::NOTICES_HEADER`) when its
+/// workspace reaches a limit, or has room again, while it is connected: the
+/// header on its upgrade said only how things stood then, and a first sync
+/// that fills the workspace would otherwise end with documents the server
+/// did not take and no word why. Ends only once the device cannot be told.
+async fn tell_limits(
+    mut out: futures::channel::mpsc::Sender<WsMessage>,
+    room: Option<tokio::sync::watch::Receiver<quota::Room>>,
+) {
+    if let Some(mut room) = room {
+        while room.changed().await.is_ok() {
+            let text = quota::notice(&room.borrow_and_update());
+            if out.send(WsMessage::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    // No notices asked for, or the workspace's repo stopped (its connections
+    // end with it).
+    std::future::pending().await
+}
+
 /// Pings the connection every `every`; resolves when the device has sent
 /// nothing for three intervals (or the socket's writer is gone).
 async fn pinger(
@@ -525,10 +555,11 @@ async fn proxy_to_owner(
         &node.id,
         node.peer_tls.clone(),
         state.limits.max_message_bytes,
+        headers.contains_key(quota::NOTICES_HEADER),
     )
     .await
     {
-        Ok(owner) => owner,
+        Ok(dialed) => dialed,
         Err(proxy::DialFailure::Refused { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             return refuse(status, body);
@@ -553,7 +584,9 @@ async fn proxy_to_owner(
     };
     let metrics = state.metrics.clone();
     let limits = state.limits;
-    ws.max_message_size(limits.max_message_bytes)
+    let proxy::Dialed { owner, limit } = owner;
+    let mut response = ws
+        .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -562,7 +595,11 @@ async fn proxy_to_owner(
             proxy::pipe(socket, owner).await;
             metrics.connections_proxied.dec();
             drop(permit);
-        })
+        });
+    if let Some(why) = limit {
+        response.headers_mut().insert(quota::LIMIT_HEADER, why);
+    }
+    response
 }
 
 /// A device id or name as a client sends it: printable, bounded; else why not.

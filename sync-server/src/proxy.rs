@@ -2,8 +2,10 @@
 //! proxied to the node that does: this node opens a WebSocket to the owner's
 //! `/sync` with the device's own credential (the owner checks it again and
 //! counts the connection against its limits), then passes binary messages
-//! both ways until either side ends. Only the owner's answer decides: a
-//! refusal there (revoked, full) reaches the device as it was given.
+//! both ways, and the owner's limit notices down, until either side ends.
+//! Only the owner's answer decides: a refusal there (revoked, full) reaches
+//! the device as it was given, and so does what it says about the
+//! workspace's limits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,16 +32,25 @@ pub enum DialFailure {
     Unreachable(String),
 }
 
+/// The owner's connection, and its sentence about the workspace's limits
+/// (`quota::LIMIT_HEADER`) for the device.
+pub struct Dialed {
+    pub owner: Upstream,
+    pub limit: Option<tungstenite::http::HeaderValue>,
+}
+
 /// Opens the owner's `/sync` (at `owner_url`, `ws://host:port` or
 /// `wss://…`, verified with `tls`, or the system's roots when None) for the
-/// device whose credential is `credential`.
+/// device whose credential is `credential`, asking for limit notices if
+/// the device did.
 pub async fn dial(
     owner_url: &str,
     credential: &str,
     this_node: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
     max_message_bytes: usize,
-) -> Result<Upstream, DialFailure> {
+    notices: bool,
+) -> Result<Dialed, DialFailure> {
     let url = format!("{}/sync", owner_url.trim_end_matches('/'));
     let unreachable = |e: &dyn std::fmt::Display| DialFailure::Unreachable(e.to_string());
     let mut req = url
@@ -51,6 +62,12 @@ pub async fn dial(
     req.headers_mut().insert("Authorization", bearer);
     if let Ok(v) = tungstenite::http::HeaderValue::from_str(this_node) {
         req.headers_mut().insert(PROXIED_BY, v);
+    }
+    if notices {
+        req.headers_mut().insert(
+            crate::quota::NOTICES_HEADER,
+            tungstenite::http::HeaderValue::from_static("1"),
+        );
     }
     let connector = if url.starts_with("wss://") {
         let config = match tls {
@@ -68,7 +85,10 @@ pub async fn dial(
     let dialing =
         tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector);
     match tokio::time::timeout(DIAL_TIMEOUT, dialing).await {
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok((owner, response))) => Ok(Dialed {
+            owner,
+            limit: response.headers().get(crate::quota::LIMIT_HEADER).cloned(),
+        }),
         Ok(Err(tungstenite::Error::Http(r))) => Err(DialFailure::Refused {
             status: r.status().as_u16(),
             body: r
@@ -85,8 +105,9 @@ pub async fn dial(
     }
 }
 
-/// Passes binary messages between the device and the owner until either
-/// side closes or fails, then closes the other.
+/// Passes binary messages between the device and the owner, and the
+/// owner's text messages (limit notices) down, until either side closes or
+/// fails, then closes the other.
 pub async fn pipe(device: WebSocket, owner: Upstream) {
     let (mut to_device, mut from_device) = device.split();
     let (mut to_owner, mut from_owner) = owner.split();
@@ -104,12 +125,13 @@ pub async fn pipe(device: WebSocket, owner: Upstream) {
     };
     let down = async {
         while let Some(Ok(m)) = from_owner.next().await {
-            let b = match m {
-                Message::Binary(b) => b,
+            let m = match m {
+                Message::Binary(b) => AxumMessage::Binary(b),
+                Message::Text(t) => AxumMessage::Text(t.as_str().into()),
                 Message::Close(_) => break,
                 _ => continue,
             };
-            if to_device.send(AxumMessage::Binary(b)).await.is_err() {
+            if to_device.send(m).await.is_err() {
                 break;
             }
         }

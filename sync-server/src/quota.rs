@@ -8,12 +8,15 @@
 //! documents. What it refuses is growth: a new document past
 //! `--max-docs-per-workspace`, any change once `--max-bytes-per-workspace`
 //! is reached (the share policy then makes devices read-only peers, so the
-//! server ignores what they send). A device is told why when it connects
-//! (the `x-flowkeep-limit` header on the upgrade), in one sentence.
+//! server ignores what they send). A device is told why in one sentence:
+//! when it connects (the `x-flowkeep-limit` header on the upgrade), and,
+//! if it asked for notices (`x-flowkeep-limit-notices`), in a text message
+//! as soon as the workspace reaches a limit while it is connected (`Notice`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use samod::storage::{Storage, StorageKey};
 use samod::{DocumentId, PeerId, ShareConfig};
@@ -21,6 +24,18 @@ use tokio::sync::watch;
 
 /// Response header that carries `Usage::refusal` to a connecting device.
 pub const LIMIT_HEADER: &str = "x-flowkeep-limit";
+
+/// Request header of a device that understands limit notices: text
+/// messages `{"limit": sentence}` (or `{"limit": null}` once there is room
+/// again) among samod's binary ones. Other clients (automerge-repo's) take
+/// every message for a sync message, so they are sent none.
+pub const NOTICES_HEADER: &str = "x-flowkeep-limit-notices";
+
+/// The text message that tells a connected device where its workspace
+/// stands now.
+pub fn notice(room: &Room) -> String {
+    serde_json::json!({ "limit": room.sentence() }).to_string()
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Quota {
@@ -48,6 +63,16 @@ pub enum Room {
     Full(String),
 }
 
+impl Room {
+    /// What a device is told: why the workspace refuses something, if it does.
+    pub fn sentence(&self) -> Option<&str> {
+        match self {
+            Room::Free => None,
+            Room::NoNewDocuments(why) | Room::Full(why) => Some(why),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     /// Bytes stored under each key (relative to the workspace).
@@ -55,6 +80,32 @@ struct Counts {
     /// Keys stored per document.
     docs: HashMap<String, u32>,
     bytes: u64,
+    /// New documents let in while there was room and not stored yet (a
+    /// device is sending them), with when. They count against the document
+    /// limit: the share policy decides on a document before any of it is
+    /// stored, so without them a first sync that brings many new documents
+    /// at once got every one of them past the limit.
+    admitted: HashMap<String, Instant>,
+}
+
+/// How long a document let in but never stored (a device asked for one
+/// nobody has, or left before sending it) counts against the limit.
+const ADMITTED_FOR: Duration = Duration::from_secs(300);
+
+impl Counts {
+    /// Documents stored, or let in and on their way.
+    fn documents(&self) -> usize {
+        self.docs.len() + self.admitted.len()
+    }
+
+    fn knows(&self, doc: &str) -> bool {
+        self.docs.contains_key(doc) || self.admitted.contains_key(doc)
+    }
+
+    fn forget_admitted_before(&mut self, now: Instant) {
+        self.admitted
+            .retain(|_, at| now.saturating_duration_since(*at) < ADMITTED_FOR);
+    }
 }
 
 /// What one workspace stores, and whether it may store more.
@@ -112,12 +163,12 @@ impl Usage {
                 mib(c.bytes),
                 self.quota.max_bytes
             ))
-        } else if c.docs.len() as u64 >= self.quota.max_docs {
+        } else if c.documents() as u64 >= self.quota.max_docs {
             Room::NoNewDocuments(format!(
                 "workspace {} holds {} documents, this server's limit (--max-docs-per-workspace {}): the server \
                  takes no new workflows or run logs; new ones stay on this device until the operator raises the limit",
                 self.workspace,
-                c.docs.len(),
+                c.documents(),
                 self.quota.max_docs
             ))
         } else {
@@ -144,6 +195,7 @@ impl Usage {
                 None => {
                     if let Some(doc) = doc_of(key) {
                         *c.docs.entry(doc.to_owned()).or_default() += 1;
+                        c.admitted.remove(doc);
                     }
                 }
             }
@@ -170,26 +222,45 @@ impl Usage {
 
     /// Why the workspace refuses something now, for a connecting device.
     pub fn refusal(&self) -> Option<String> {
-        match &*self.room.borrow() {
-            Room::Free => None,
-            Room::NoNewDocuments(why) | Room::Full(why) => Some(why.clone()),
-        }
+        self.room.borrow().sentence().map(str::to_owned)
+    }
+
+    /// Where the workspace stands, marked as seen, and each change from
+    /// now on.
+    pub fn watch(&self) -> watch::Receiver<Room> {
+        let mut rx = self.room.subscribe();
+        rx.borrow_and_update();
+        rx
     }
 
     /// What a peer may do with a document now.
     fn share(&self, doc: &str) -> ShareConfig {
-        let known = || {
-            self.counts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .docs
-                .contains_key(doc)
-        };
+        self.share_at(doc, Instant::now())
+    }
+
+    /// `share` at `now`. A new document is let in while there is room, and
+    /// counts from then on: the next decision sees it.
+    fn share_at(&self, doc: &str, now: Instant) -> ShareConfig {
+        let full = matches!(*self.room.borrow(), Room::Full(_));
+        let mut writes = false;
+        if !full {
+            self.update(|c| {
+                if c.knows(doc) {
+                    writes = true;
+                    return;
+                }
+                c.forget_admitted_before(now);
+                if (c.documents() as u64) < self.quota.max_docs {
+                    c.admitted.insert(doc.to_owned(), now);
+                    writes = true;
+                }
+            });
+        }
         // Devices ask for what they use; the server announces nothing.
-        let config = match &*self.room.borrow() {
-            Room::Full(_) => ShareConfig::read_only(),
-            Room::NoNewDocuments(_) if !known() => ShareConfig::read_only(),
-            _ => ShareConfig::read_write(),
+        let config = if writes {
+            ShareConfig::read_write()
+        } else {
+            ShareConfig::read_only()
         };
         config.with_announce(false)
     }
@@ -343,6 +414,43 @@ mod tests {
         assert!(reads(u.share("c")), "and still read");
         u.delete("b/snapshot/1");
         assert!(writes(u.share("c")), "room again once one is gone");
+    }
+
+    #[test]
+    fn new_documents_count_from_when_they_are_let_in_not_when_stored() {
+        let u = usage(3, 1000, &[("root/snapshot/1", 10)]);
+        // A first sync brings many at once: the policy decides on each
+        // before any is stored.
+        assert!(writes(u.share("a")));
+        assert!(writes(u.share("b")));
+        assert!(
+            !writes(u.share("c")),
+            "the third new one would pass the limit"
+        );
+        assert!(!writes(u.share("d")));
+        let why = u.refusal().expect("at the limit");
+        assert!(why.contains("holds 3 documents"), "{why}");
+        assert!(
+            writes(u.share("a")) && writes(u.share("b")),
+            "those let in keep going while they are stored"
+        );
+        u.put("a/incremental/1", 10);
+        u.put("b/incremental/1", 10);
+        assert!(!writes(u.share("c")));
+        assert_eq!(u.counts.lock().unwrap().documents(), 3);
+    }
+
+    #[test]
+    fn a_document_let_in_but_never_stored_stops_counting() {
+        let u = usage(2, 1000, &[("root/snapshot/1", 10)]);
+        let t0 = Instant::now();
+        assert!(writes(u.share_at("asked-for", t0)));
+        assert!(!writes(u.share_at("next", t0 + Duration::from_secs(1))));
+        assert!(
+            writes(u.share_at("next", t0 + ADMITTED_FOR)),
+            "after {ADMITTED_FOR:?} it no longer holds a place"
+        );
+        assert!(u.refusal().is_some(), "and the new one holds it");
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub type Limit = Arc<std::sync::Mutex<Option<String>>>;
 /// that is at one of its limits.
 const LIMIT_HEADER: &str = "x-flowkeep-limit";
 
+/// Asks the server to say, in a text message, when the workspace reaches a
+/// limit while this device is connected (`{"limit": sentence}`, or
+/// `{"limit": null}` once there is room again): a first sync that fills it
+/// learns why the server did not take everything in that same sync.
+const NOTICES_HEADER: &str = "x-flowkeep-limit-notices";
+
 /// Why the server (or its certificate) was not accepted; never retried.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
@@ -70,14 +76,7 @@ impl Dialer for TokenDialer {
                         .get(LIMIT_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    {
-                        let mut slot = limit.lock().unwrap_or_else(|p| p.into_inner());
-                        // A refused message is sent again on every
-                        // connection: its sentence outlives a reconnect.
-                        if said.is_some() || !slot.as_deref().is_some_and(is_too_big) {
-                            *slot = said;
-                        }
-                    }
+                    note(&limit, said);
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(move |m| {
                         let limit = limit.clone();
@@ -89,6 +88,12 @@ impl Dialer for TokenDialer {
                                 {
                                     *limit.lock().unwrap_or_else(|p| p.into_inner()) =
                                         Some(too_big_sentence(&frame.reason));
+                                    None
+                                }
+                                Ok(Message::Text(text)) => {
+                                    if let Some(said) = limit_notice(&text) {
+                                        note(&limit, said);
+                                    }
                                     None
                                 }
                                 Ok(_) => None,
@@ -108,21 +113,50 @@ impl Dialer for TokenDialer {
     }
 }
 
+/// Keeps what the server says now about the workspace's limits.
+fn note(limit: &Limit, said: Option<String>) {
+    let mut slot = limit.lock().unwrap_or_else(|p| p.into_inner());
+    // A refused message is sent again on every connection: its sentence
+    // outlives a reconnect, and a workspace with room again.
+    if said.is_some() || !slot.as_deref().is_some_and(is_too_big) {
+        *slot = said;
+    }
+}
+
+/// The server's limit notice in a text message: `Some(Some(sentence))` at
+/// a limit, `Some(None)` with room again, `None` for any other text (which
+/// is ignored). The sentence is the server's text: shown cut and without
+/// control characters.
+fn limit_notice(text: &str) -> Option<Option<String>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    match v.as_object()?.get("limit")? {
+        serde_json::Value::Null => Some(None),
+        serde_json::Value::String(s) => Some(Some(printable(s)).filter(|s| !s.is_empty())),
+        _ => None,
+    }
+}
+
+/// At most 300 characters of `s`, control characters left out.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 const TOO_BIG: &str = "the sync server closed the connection: ";
 
 /// The server's reason for closing on a message over its size limit, as
 /// the user reads it (cut, and without control characters: it is the
 /// server's text).
 fn too_big_sentence(reason: &str) -> String {
-    let reason: String = reason
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let reason = if reason.trim().is_empty() {
+    let reason = printable(reason);
+    let reason = if reason.is_empty() {
         "a message was larger than it accepts"
     } else {
-        reason.trim()
+        &reason
     };
     format!("{TOO_BIG}{reason}")
 }
@@ -160,6 +194,10 @@ async fn open_with_response(
     let value = tungstenite::http::HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|e| Failure::Transient(tungstenite::Error::HttpFormat(e.into())))?;
     req.headers_mut().insert("Authorization", value);
+    req.headers_mut().insert(
+        NOTICES_HEADER,
+        tungstenite::http::HeaderValue::from_static("1"),
+    );
     let connector = match (url.scheme(), tls) {
         ("wss", Some(cfg)) => Some(Connector::Rustls(cfg)),
         _ => None,
@@ -212,4 +250,48 @@ fn certificate_problem(e: &tungstenite::Error, url: &url::Url) -> Option<String>
         other => format!("TLS with {host} failed: {other}"),
     };
     Some(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_notice_is_kept_as_the_servers_sentence_and_cleared_with_room_again() {
+        let limit = Limit::default();
+        let said = limit_notice(
+            r#"{"limit":"workspace team holds 3 documents\u0007, this server's limit"}"#,
+        );
+        assert_eq!(
+            said,
+            Some(Some(
+                "workspace team holds 3 documents, this server's limit".to_owned()
+            )),
+            "control characters are dropped"
+        );
+        note(&limit, said.unwrap());
+        assert!(limit.lock().unwrap().is_some());
+        note(&limit, limit_notice(r#"{"limit":null}"#).unwrap());
+        assert_eq!(*limit.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn other_text_is_not_a_notice_and_a_long_sentence_is_cut() {
+        assert_eq!(limit_notice("hello"), None);
+        assert_eq!(limit_notice(r#"{"other":1}"#), None);
+        assert_eq!(limit_notice(r#"{"limit":"   "}"#), Some(None));
+        let long = format!(r#"{{"limit":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(limit_notice(&long).unwrap().unwrap().len(), 300);
+    }
+
+    #[test]
+    fn room_again_does_not_clear_a_refused_message() {
+        let limit = Limit::default();
+        note(
+            &limit,
+            Some(too_big_sentence("message over --max-message-bytes")),
+        );
+        note(&limit, None);
+        assert!(limit.lock().unwrap().as_deref().is_some_and(is_too_big));
+    }
 }

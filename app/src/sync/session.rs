@@ -71,7 +71,7 @@ impl SyncService<'_> {
         let limit = dialer::Limit::default();
         let (_dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
         let root = self.open_root(repo, s).await?;
-        let x = self.exchange(repo, s, &root, conn).await?;
+        let x = self.exchange(repo, s, &root, conn, &limit).await?;
         let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.note_server_limit(server_limit.as_deref());
         Ok(SyncReport {
@@ -150,7 +150,10 @@ impl SyncService<'_> {
         s: &Settings,
         root: &DocHandle,
         conn: samod::ConnectionId,
+        limit: &dialer::Limit,
     ) -> Result<Exchanged> {
+        let at_limit = at_limit(limit);
+        let settle = |h| settle(h, conn, at_limit.clone());
         let docs = self.known_docs()?;
         let logs = self.known_logs()?;
         // An entry pointed elsewhere is put back once reported (`check_root`
@@ -167,7 +170,7 @@ impl SyncService<'_> {
         list_missing(root, root::List::Logs, &logs, |k| {
             reported("execution_logs", k)
         })?;
-        let mut unconfirmed = usize::from(!settle(root, conn).await);
+        let mut unconfirmed = usize::from(!settle(root).await);
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.
         let listed = self.check_root(root, &docs, &logs)?;
@@ -202,7 +205,7 @@ impl SyncService<'_> {
                 .iter()
                 .map(|(_, h)| h)
                 .chain(log_handles.iter().map(|(_, h)| h))
-                .map(|h| settle(h, conn)),
+                .map(settle),
         )
         .await
         .into_iter()
@@ -247,7 +250,7 @@ impl SyncService<'_> {
                             self.save_doc(wf_id, handle.document_id(), &heads)?;
                         }
                         self.set_push_pending(wf_id, false)?;
-                        settle(handle, conn).await;
+                        settle(handle).await;
                     }
                 }
             }
@@ -333,9 +336,44 @@ pub(super) async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandl
 }
 
 /// Waits until the server has our changes and we have its, for one
-/// document; false when that did not happen in time (what is not confirmed
-/// is kept here and sent again next session).
-pub(super) async fn settle(h: &DocHandle, conn: samod::ConnectionId) -> bool {
+/// document; false when that did not happen in time, or soon after the
+/// server said the workspace is at a limit (`at_limit`): what it refuses
+/// never settles. What is not confirmed is kept here and sent again next
+/// session.
+pub(super) async fn settle(
+    h: &DocHandle,
+    conn: samod::ConnectionId,
+    at_limit: impl std::future::Future<Output = ()>,
+) -> bool {
     let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
-    tokio::time::timeout(DOC_TIMEOUT, both).await.is_ok()
+    let refused = async {
+        at_limit.await;
+        tokio::time::sleep(AT_LIMIT_GRACE).await;
+    };
+    tokio::select! {
+        biased;
+        settled = tokio::time::timeout(DOC_TIMEOUT, both) => settled.is_ok(),
+        () = refused => false,
+    }
+}
+
+/// How long a document still gets to settle once the server said the
+/// workspace is at a limit: those it takes do within moments.
+const AT_LIMIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves once the server said the workspace is at a limit (at once if
+/// it said so when this device connected); one for all of a session's
+/// documents.
+fn at_limit(
+    limit: &dialer::Limit,
+) -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
+    use futures::FutureExt;
+    let limit = limit.clone();
+    async move {
+        while limit.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    .boxed()
+    .shared()
 }

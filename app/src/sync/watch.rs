@@ -211,7 +211,7 @@ impl SyncService<'_> {
                                 root = Some(self.open_root(repo, settings).await?);
                             }
                             let root = root.as_ref().expect("opened above");
-                            let x = self.exchange(repo, settings, root, conn).await?;
+                            let x = self.exchange(repo, settings, root, conn, &limit).await?;
                             subs.add(std::iter::once(root).chain(&x.handles));
                             Ok::<_, Error>((
                                 pushed,

@@ -31,8 +31,13 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             text.push_str(&format!("The sync server says: {why}.\n"));
         }
         if r.unconfirmed > 0 {
+            let why = if r.server_limit.is_some() {
+                "see what it says above"
+            } else {
+                "it is busy, or the connection dropped"
+            };
             text.push_str(&format!(
-                "{} document(s) not yet confirmed by the server (it is busy, or the connection dropped); \
+                "{} document(s) not yet confirmed by the server ({why}); \
                  they are kept here and sent again by the next `flowkeep sync now`.\n",
                 r.unconfirmed
             ));
