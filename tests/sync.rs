@@ -1095,6 +1095,11 @@ fn a_sync_that_fills_the_workspace_says_why_in_that_same_sync() {
     );
     let status = a.json(&["sync", "status"]).ok().json();
     assert_eq!(status["server_limit"].as_str(), Some(why), "{status}");
+    assert_eq!(status["unconfirmed"], r["unconfirmed"], "{status}");
+    assert!(a.run(&["sync", "status"]).ok().stdout.contains(&format!(
+        "not confirmed   {} document(s) the server had not taken",
+        r["unconfirmed"]
+    )));
     let text = a.run(&["sync", "now"]).ok().stdout;
     assert!(
         text.contains("The sync server says: workspace team holds")
@@ -1148,7 +1153,7 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
     assert!(r["unconfirmed"].as_u64().unwrap_or(0) >= 1, "{r}");
     let text = a.run(&["sync", "status"]).ok().stdout;
     assert!(
-        text.contains("the sync server closed the connection: a change is larger than this server accepts (0.2 MiB, --max-message-bytes)"),
+        text.contains("the sync server closed the connection: a change is larger than this server accepts (256.0 KiB, --max-message-bytes)"),
         "{text}"
     );
     // Nothing is lost here, and what fits still syncs.

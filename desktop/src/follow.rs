@@ -153,6 +153,7 @@ mod tests {
             rejections: vec![],
             last_error: None,
             server_limit: None,
+            unconfirmed: 0,
         }
     }
 

@@ -516,7 +516,7 @@ fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMessage> {
     // A close reason has room for 123 bytes.
     let reason = format!(
         "a change is larger than this server accepts ({}, --max-message-bytes)",
-        quota::mib(max_message_bytes as u64)
+        quota::size(max_message_bytes as u64)
     );
     Some(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
         code: 1009,

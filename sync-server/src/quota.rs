@@ -122,8 +122,13 @@ fn doc_of(key: &str) -> Option<&str> {
     key.split_once('/').map(|(doc, _)| doc)
 }
 
-pub(crate) fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+/// A size as a person reads it in a sentence: bytes, KiB or MiB.
+pub(crate) fn size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)),
+    }
 }
 
 impl Usage {
@@ -160,7 +165,7 @@ impl Usage {
                 "workspace {} stores {}, this server's limit (--max-bytes-per-workspace {}): the server takes no \
                  more changes from any device; your changes stay on this device until the operator raises the limit",
                 self.workspace,
-                mib(c.bytes),
+                size(c.bytes),
                 self.quota.max_bytes
             ))
         } else if c.documents() as u64 >= self.quota.max_docs {
@@ -414,6 +419,13 @@ mod tests {
         assert!(reads(u.share("c")), "and still read");
         u.delete("b/snapshot/1");
         assert!(writes(u.share("c")), "room again once one is gone");
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_writes_them() {
+        assert_eq!(size(900), "900 bytes");
+        assert_eq!(size(20_000), "19.5 KiB");
+        assert_eq!(size(16 << 20), "16.0 MiB");
     }
 
     #[test]

@@ -92,6 +92,7 @@ const META_CA: &str = "sync.ca_pem";
 const META_ERROR: &str = "sync.last_error";
 /// What the server last said about the workspace's limits (empty: nothing).
 const META_SERVER_LIMIT: &str = "sync.server_limit";
+const META_UNCONFIRMED: &str = "sync.unconfirmed";
 const JOIN_PREFIX: &str = "flowkeep-join:";
 /// Stream of the `remote.rejected` events: not a workflow's, whose stream
 /// version is its revision.
@@ -157,6 +158,11 @@ pub struct SyncStatus {
     /// workspace is at one of its limits (documents or stored bytes): what
     /// it no longer takes. Syncing goes on for the rest.
     pub server_limit: Option<String>,
+    /// Documents the server had not confirmed when the last sync ended (a
+    /// limit, a busy server, a dropped connection): kept here and sent
+    /// again by the next sync. Local changes counted in
+    /// `pending_local_changes` are not among them.
+    pub unconfirmed: u64,
 }
 
 /// A sync that failed, as the user sees it.

@@ -74,6 +74,7 @@ impl SyncService<'_> {
         let x = self.exchange(repo, s, &root, conn, &limit).await?;
         let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.note_server_limit(server_limit.as_deref());
+        self.note_unconfirmed(x.unconfirmed);
         Ok(SyncReport {
             server: s.server.clone(),
             join: join_string(&s.server, &root.url().to_string()),

@@ -217,6 +217,10 @@ impl SyncService<'_> {
                 .meta(META_ERROR)?
                 .and_then(|e| serde_json::from_str(&e).ok()),
             server_limit: self.meta(META_SERVER_LIMIT)?.filter(|l| !l.is_empty()),
+            unconfirmed: self
+                .meta(META_UNCONFIRMED)?
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         })
     }
 
@@ -225,6 +229,14 @@ impl SyncService<'_> {
     pub(super) fn note_server_limit(&self, said: Option<&str>) {
         if let Err(e) = self.set_meta(&[(META_SERVER_LIMIT, said.unwrap_or_default())]) {
             tracing::warn!(error = %e, "could not record the server's limit");
+        }
+    }
+
+    /// Keeps how many documents the server had not confirmed when a sync
+    /// ended, for `sync status` and the app's header.
+    pub(super) fn note_unconfirmed(&self, n: usize) {
+        if let Err(e) = self.set_meta(&[(META_UNCONFIRMED, &n.to_string())]) {
+            tracing::warn!(error = %e, "could not record the documents not confirmed");
         }
     }
 

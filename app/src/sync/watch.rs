@@ -242,6 +242,10 @@ impl SyncService<'_> {
                                 server_limit: None,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
+                            // Only a full round settles every document.
+                            if full {
+                                self.note_unconfirmed(unconfirmed);
+                            }
                             let said = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
                             if limit_noted.as_ref() != Some(&said) {
                                 self.note_server_limit(said.as_deref());

@@ -418,6 +418,13 @@ pub fn sync_status(s: &flowkeep_app::SyncStatus) -> String {
         let _ = writeln!(out, "server limit    {limit}");
     }
     let _ = writeln!(out, "pending changes {}", s.pending_local_changes);
+    if s.unconfirmed > 0 {
+        let _ = writeln!(
+            out,
+            "not confirmed   {} document(s) the server had not taken when the last sync ended; sent again by the next",
+            s.unconfirmed
+        );
+    }
     let _ = writeln!(out, "this device     {}", s.device_id);
     let _ = writeln!(
         out,

@@ -17,6 +17,7 @@ const base: Status = {
   rejections: [],
   last_error: null,
   server_limit: null,
+  unconfirmed: 0,
 };
 
 function answer(status: Status) {
@@ -67,6 +68,13 @@ describe("SyncStatus", () => {
     render(<SyncStatus />);
     await screen.findByRole("status", { name: "Sync status" });
     expect(screen.queryByRole("note", { name: "Sync server limit" })).toBeNull();
+  });
+
+  it("says how many documents the server had not taken when the last sync ended", async () => {
+    answer({ ...base, pending_local_changes: 1, unconfirmed: 2 });
+    render(<SyncStatus />);
+    const s = await screen.findByRole("status", { name: "Sync status" });
+    await waitFor(() => expect(s.textContent).toMatch(/^Sync on: synced .*, 1 change to send, 2 documents not on the server yet$/));
   });
 
   it("shows how many were rejected and why", async () => {

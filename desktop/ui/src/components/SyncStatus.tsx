@@ -52,7 +52,11 @@ export function SyncStatus() {
   else if (!status) text = "…";
   else if (!status.configured) text = "Sync off (this device only)";
   else {
-    const pending = status.pending_local_changes ? `, ${status.pending_local_changes} change${status.pending_local_changes === 1 ? "" : "s"} to send` : "";
+    const changes = status.pending_local_changes ? `, ${status.pending_local_changes} change${status.pending_local_changes === 1 ? "" : "s"} to send` : "";
+    // Documents the server had not taken when the last sync ended (a limit,
+    // a dropped connection): they are still here, and go with the next.
+    const unconfirmed = status.unconfirmed ? `, ${status.unconfirmed} document${status.unconfirmed === 1 ? "" : "s"} not on the server yet` : "";
+    const pending = changes + unconfirmed;
     if (failed) text = `Sync failed ${formatDistanceToNow(failed.at, { addSuffix: true })}: ${failed.message}${pending}`;
     else {
       const last = status.last_sync ? `synced ${formatDistanceToNow(status.last_sync, { addSuffix: true })}` : "not synced yet";

@@ -522,7 +522,14 @@ last_error: SyncError | null,
  * workspace is at one of its limits (documents or stored bytes): what
  * it no longer takes. Syncing goes on for the rest.
  */
-server_limit: string | null, };
+server_limit: string | null, 
+/**
+ * Documents the server had not confirmed when the last sync ended (a
+ * limit, a busy server, a dropped connection): kept here and sent
+ * again by the next sync. Local changes counted in
+ * `pending_local_changes` are not among them.
+ */
+unconfirmed: number, };
 
 export type TagCount = { tag: string, workflows: number, };
 
