@@ -2,8 +2,11 @@
 //! PRIMARY KEY, data BLOB`), under a key prefix: the device keeps its
 //! documents in `sync_kv` with no prefix, the server keeps every
 //! workspace's in `kv` under `ws/<workspace-id>`. Calls run on tokio's
-//! blocking pool; an error is logged and reads as "nothing stored", which
+//! blocking pool; writes waiting at the same time are committed together
+//! (`writes.rs`). An error is logged and reads as "nothing stored", which
 //! samod treats as a document it does not have yet.
+
+mod writes;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,9 +15,14 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use samod::storage::StorageKey;
 
+use writes::{Write, Writes};
+
 #[derive(Clone)]
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
+    /// Shared by every storage made from this one with `with_prefix`, so
+    /// that their writes are committed together.
+    writes: Arc<Writes>,
     table: &'static str,
     /// Empty, or a path prefix without a trailing `/`.
     prefix: String,
@@ -25,9 +33,19 @@ impl SqliteStorage {
     /// table must exist with columns `key TEXT PRIMARY KEY, data BLOB`.
     pub fn new(conn: Arc<Mutex<Connection>>, table: &'static str, prefix: &str) -> SqliteStorage {
         SqliteStorage {
+            writes: Writes::new(conn.clone()),
             conn,
             table,
             prefix: prefix.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The same table and connection under another prefix, writing with
+    /// this storage's writes (a server's workspaces share one connection).
+    pub fn with_prefix(&self, prefix: &str) -> SqliteStorage {
+        SqliteStorage {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            ..self.clone()
         }
     }
 
@@ -151,30 +169,13 @@ impl samod::storage::Storage for SqliteStorage {
     }
 
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        let (k, sql) = (
-            self.full(&key),
-            format!(
-                "INSERT OR REPLACE INTO {} (key, data) VALUES (?1, ?2)",
-                self.table
-            ),
-        );
-        let fut = self.run("put", move |c| {
-            c.prepare_cached(&sql)?.execute(params![k, data])
-        });
-        async move {
-            fut.await;
-        }
+        let (table, key) = (self.table, self.full(&key));
+        self.writes.write(Write::Put { table, key, data })
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        let (k, sql) = (
-            self.full(&key),
-            format!("DELETE FROM {} WHERE key = ?1", self.table),
-        );
-        let fut = self.run("delete", move |c| c.prepare_cached(&sql)?.execute([k]));
-        async move {
-            fut.await;
-        }
+        let (table, key) = (self.table, self.full(&key));
+        self.writes.write(Write::Delete { table, key })
     }
 }
 

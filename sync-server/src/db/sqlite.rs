@@ -13,6 +13,9 @@ use super::{Credential, Device, Error, Workspace};
 
 pub struct Sqlite {
     conn: Arc<Mutex<Connection>>,
+    /// samod's `kv` table; every workspace's storage is this one under its
+    /// prefix, so writes of all workspaces are committed together.
+    kv: SqliteStorage,
 }
 
 const SCHEMA: &str = "
@@ -120,8 +123,10 @@ impl Sqlite {
         // A committed put survives a crash of the server process.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(Sqlite {
-            conn: Arc::new(Mutex::new(conn)),
+            kv: SqliteStorage::new(conn.clone(), "kv", ""),
+            conn,
         })
     }
 
@@ -386,7 +391,7 @@ impl Sqlite {
     /// samod's storage for one workspace: the `kv` table under
     /// `ws/<workspace-id>`, so no workspace reads another's documents.
     pub fn storage(&self, workspace_id: &str) -> SqliteStorage {
-        SqliteStorage::new(self.conn.clone(), "kv", &format!("ws/{workspace_id}"))
+        self.kv.with_prefix(&format!("ws/{workspace_id}"))
     }
 
     pub fn ping(&self) -> bool {
