@@ -469,8 +469,18 @@ async fn tell_limits(
     room: Option<tokio::sync::watch::Receiver<quota::Room>>,
 ) {
     if let Some(mut room) = room {
+        // The sentence changes with every byte stored while the workspace
+        // is full; a device hears only when what it may do changes.
+        let mut told = std::mem::discriminant(&*room.borrow());
         while room.changed().await.is_ok() {
-            let text = quota::notice(&room.borrow_and_update());
+            let (kind, text) = {
+                let now = room.borrow_and_update();
+                (std::mem::discriminant(&*now), quota::notice(&now))
+            };
+            if kind == told {
+                continue;
+            }
+            told = kind;
             if out.send(WsMessage::Text(text.into())).await.is_err() {
                 return;
             }
