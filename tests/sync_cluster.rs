@@ -12,6 +12,7 @@ use automerge::ROOT;
 use flowkeep_sync_server::cluster::Node;
 use flowkeep_sync_server::db::Lease;
 use flowkeep_sync_server::Db;
+use futures::FutureExt;
 use samod::storage::{Storage, StorageKey};
 use samod::{BackoffConfig, DocumentId, Repo};
 
@@ -191,6 +192,54 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
             two.load(key(&["doc1", "snapshot", "x"])).await,
             Some(vec![9])
         );
+    });
+}
+
+#[test]
+fn document_writes_asked_at_once_end_as_if_written_one_by_one_in_order() {
+    let Some(pg) = Postgres::start() else { return };
+    let db = Db::open_postgres(&pg.url()).unwrap();
+    let (one, two) = (db.storage("one"), db.storage("two"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // As a burst of compactions asks: every call in flight at once, so
+        // they are committed in batches; a key written twice, put after a
+        // delete and deleted after a put. Amid them a write the database
+        // refuses (text cannot hold NUL), which must not take the others of
+        // its batch with it.
+        let mut all = Vec::new();
+        for d in 0..300 {
+            let doc = format!("doc{d}");
+            if d == 150 {
+                all.push(one.put(key(&["bad\0key"]), vec![0]).boxed());
+            }
+            all.push(one.put(key(&[&doc, "incremental", "a"]), vec![1]).boxed());
+            all.push(two.put(key(&[&doc, "snapshot", "s"]), vec![2]).boxed());
+            all.push(one.delete(key(&[&doc, "incremental", "a"])).boxed());
+            all.push(one.put(key(&[&doc, "snapshot", "s"]), vec![3]).boxed());
+            all.push(
+                one.put(key(&[&doc, "snapshot", "s"]), vec![d as u8])
+                    .boxed(),
+            );
+        }
+        futures::future::join_all(all).await;
+        for d in [0usize, 150, 299] {
+            let doc = format!("doc{d}");
+            assert_eq!(one.load(key(&[&doc, "incremental", "a"])).await, None);
+            assert_eq!(
+                one.load(key(&[&doc, "snapshot", "s"])).await,
+                Some(vec![d as u8]),
+                "the later put wins"
+            );
+            assert_eq!(two.load(key(&[&doc, "snapshot", "s"])).await, Some(vec![2]));
+        }
+        let all = one.load_range(key(&["doc1"])).await;
+        assert_eq!(all.len(), 1, "only doc1's snapshot: {all:?}");
+        assert_eq!(one.load(key(&["bad\0key"])).await, None);
+        // A delete then a put of the same key, in one batch.
+        let k = key(&["doc7", "incremental", "a"]);
+        futures::future::join(one.delete(k.clone()), one.put(k.clone(), vec![5])).await;
+        assert_eq!(one.load(k).await, Some(vec![5]));
     });
 }
 

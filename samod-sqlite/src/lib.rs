@@ -3,9 +3,10 @@
 //! documents in `sync_kv` with no prefix, the server keeps every
 //! workspace's in `kv` under `ws/<workspace-id>`. Calls run on tokio's
 //! blocking pool; writes waiting at the same time are committed together
-//! (`writes.rs`). An error is logged and reads as "nothing stored", which
+//! (`group_commit.rs`, `writes.rs`). An error is logged and reads as "nothing stored", which
 //! samod treats as a document it does not have yet.
 
+pub mod group_commit;
 mod writes;
 
 use std::collections::HashMap;
@@ -15,14 +16,15 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use samod::storage::StorageKey;
 
-use writes::{Write, Writes};
+use group_commit::GroupCommit;
+use writes::Write;
 
 #[derive(Clone)]
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
     /// Shared by every storage made from this one with `with_prefix`, so
     /// that their writes are committed together.
-    writes: Arc<Writes>,
+    writes: Arc<GroupCommit<Write>>,
     table: &'static str,
     /// Empty, or a path prefix without a trailing `/`.
     prefix: String,
@@ -33,7 +35,7 @@ impl SqliteStorage {
     /// table must exist with columns `key TEXT PRIMARY KEY, data BLOB`.
     pub fn new(conn: Arc<Mutex<Connection>>, table: &'static str, prefix: &str) -> SqliteStorage {
         SqliteStorage {
-            writes: Writes::new(conn.clone()),
+            writes: writes::writes(conn.clone()),
             conn,
             table,
             prefix: prefix.trim_end_matches('/').to_owned(),
@@ -170,12 +172,12 @@ impl samod::storage::Storage for SqliteStorage {
 
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
         let (table, key) = (self.table, self.full(&key));
-        self.writes.write(Write::Put { table, key, data })
+        self.writes.submit(Write::Put { table, key, data })
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
         let (table, key) = (self.table, self.full(&key));
-        self.writes.write(Write::Delete { table, key })
+        self.writes.submit(Write::Delete { table, key })
     }
 }
 

@@ -1,18 +1,11 @@
-//! Group commit: the puts and deletes waiting for one connection go to
-//! SQLite together, in one transaction, in the order they were asked for.
-//!
-//! samod writes one key per call. Alone, each call was its own transaction
-//! and its own trip to the blocking pool; a document compacting writes its
-//! snapshot and deletes a dozen chunks, and a server whose documents
-//! compact in the same moment made thousands of calls queue behind each
-//! other on its one connection. A call's future still resolves only once
-//! its transaction committed, so what samod is told is stored is stored.
+//! SQLite's side of group commit (`group_commit.rs`): a batch of puts and
+//! deletes in one transaction on the storage's connection.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection};
-use tokio::sync::oneshot;
+
+use crate::group_commit::GroupCommit;
 
 /// One key written, with the table it lives in.
 pub(crate) enum Write {
@@ -53,89 +46,17 @@ impl Write {
 /// runs, and the server's other queries share it.
 const MAX_BATCH: usize = 512;
 
-/// The writes waiting for one connection.
-pub(crate) struct Writes {
-    conn: Arc<Mutex<Connection>>,
-    waiting: Mutex<Waiting>,
-    #[cfg(test)]
-    transactions: std::sync::atomic::AtomicUsize,
-}
-
-#[derive(Default)]
-struct Waiting {
-    writes: Vec<(Write, oneshot::Sender<()>)>,
-    /// A task on the blocking pool is writing; it takes what arrives
-    /// meanwhile before it stops.
-    writing: bool,
-}
-
-impl Writes {
-    pub(crate) fn new(conn: Arc<Mutex<Connection>>) -> Arc<Writes> {
-        Arc::new(Writes {
-            conn,
-            waiting: Mutex::default(),
-            #[cfg(test)]
-            transactions: Default::default(),
-        })
-    }
-
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues `w` now, behind every write asked for before it; the future
-    /// resolves once it is committed (or failed, which is logged: samod's
-    /// storage has no way to report it).
-    pub(crate) fn write(self: &Arc<Self>, w: Write) -> impl Future<Output = ()> + Send + 'static {
-        let (done, committed) = oneshot::channel();
-        let start = {
-            let mut waiting = self.waiting();
-            waiting.writes.push((w, done));
-            !std::mem::replace(&mut waiting.writing, true)
-        };
-        if start {
-            let mut writer = Writer {
-                writes: self.clone(),
-                ran: false,
-            };
-            drop(tokio::task::spawn_blocking(move || {
-                writer.ran = true;
-                writer.writes.write_all();
-            }));
-        }
-        async move {
-            let _ = committed.await;
-        }
-    }
-
-    /// Writes batches until none is waiting.
-    fn write_all(&self) {
-        loop {
-            let batch: Vec<_> = {
-                let mut waiting = self.waiting();
-                if waiting.writes.is_empty() {
-                    waiting.writing = false;
-                    return;
-                }
-                let n = waiting.writes.len().min(MAX_BATCH);
-                waiting.writes.drain(..n).collect()
-            };
-            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-            commit(&mut conn, &batch);
-            drop(conn);
-            #[cfg(test)]
-            self.transactions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            for (_, done) in batch {
-                let _ = done.send(());
-            }
-        }
-    }
+/// The writes waiting for `conn`, committed together.
+pub(crate) fn writes(conn: Arc<Mutex<Connection>>) -> Arc<GroupCommit<Write>> {
+    GroupCommit::new(MAX_BATCH, move |batch: &[Write]| {
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        commit(&mut conn, batch);
+    })
 }
 
 /// One transaction for the batch; a write that fails is logged and the
 /// others still go in, as when each was alone.
-fn commit(conn: &mut Connection, batch: &[(Write, oneshot::Sender<()>)]) {
+fn commit(conn: &mut Connection, batch: &[Write]) {
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -143,7 +64,7 @@ fn commit(conn: &mut Connection, batch: &[(Write, oneshot::Sender<()>)]) {
             return;
         }
     };
-    for (w, _) in batch {
+    for w in batch {
         if let Err(e) = w.apply(&tx) {
             tracing::error!(error = %e, "sync storage {} failed", w.what());
         }
@@ -153,36 +74,17 @@ fn commit(conn: &mut Connection, batch: &[(Write, oneshot::Sender<()>)]) {
     }
 }
 
-/// The task on the blocking pool that writes. If it never runs (the
-/// runtime is shutting down) or fails midway, the writes it would have
-/// taken are dropped, their callers return, and the next write starts a
-/// writer again.
-struct Writer {
-    writes: Arc<Writes>,
-    ran: bool,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if !self.ran || std::thread::panicking() {
-            let mut waiting = self.writes.waiting();
-            waiting.writes.clear();
-            waiting.writing = false;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
+    use std::future::Future;
 
     use super::*;
 
-    fn writes() -> Arc<Writes> {
+    fn db() -> Arc<Mutex<Connection>> {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE kv (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
             .unwrap();
-        Writes::new(Arc::new(Mutex::new(conn)))
+        Arc::new(Mutex::new(conn))
     }
 
     fn put(key: &str, data: &[u8]) -> Write {
@@ -194,10 +96,10 @@ mod tests {
     }
 
     /// Keeps the connection locked, as another query would, until told.
-    fn busy(w: &Writes) -> std::sync::mpsc::Sender<()> {
+    fn busy(conn: &Arc<Mutex<Connection>>) -> std::sync::mpsc::Sender<()> {
         let (locked, is_locked) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let conn = w.conn.clone();
+        let conn = conn.clone();
         std::thread::spawn(move || {
             let _held = conn.lock().unwrap();
             locked.send(()).unwrap();
@@ -207,8 +109,8 @@ mod tests {
         release
     }
 
-    fn stored(w: &Writes) -> Vec<(String, Vec<u8>)> {
-        let c = w.conn.lock().unwrap();
+    fn stored(conn: &Arc<Mutex<Connection>>) -> Vec<(String, Vec<u8>)> {
+        let c = conn.lock().unwrap();
         let mut stmt = c.prepare("SELECT key, data FROM kv ORDER BY key").unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
@@ -218,18 +120,19 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_waiting_together_are_one_transaction_in_the_order_asked() {
-        let w = writes();
+        let conn = db();
+        let w = writes(conn.clone());
         // The connection is busy (another query): writes pile up.
-        let release = busy(&w);
+        let release = busy(&conn);
         let mut all = Vec::new();
         for i in 0..200 {
-            all.push(w.write(put(&format!("k{i:03}"), b"1")));
+            all.push(w.submit(put(&format!("k{i:03}"), b"1")));
         }
-        all.push(w.write(Write::Delete {
+        all.push(w.submit(Write::Delete {
             table: "kv",
             key: "k007".into(),
         }));
-        all.push(w.write(put("k000", b"2")));
+        all.push(w.submit(put("k000", b"2")));
         let all = tokio::spawn(all_of(all));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(
@@ -238,7 +141,7 @@ mod tests {
         );
         release.send(()).unwrap();
         all.await.unwrap();
-        let rows = stored(&w);
+        let rows = stored(&conn);
         assert_eq!(rows.len(), 199, "k007 deleted after it was put");
         assert_eq!(
             rows[0],
@@ -246,34 +149,35 @@ mod tests {
             "the later put wins"
         );
         assert!(
-            w.transactions.load(Ordering::Relaxed) <= 3,
+            w.batches() <= 3,
             "{} transactions for 202 writes",
-            w.transactions.load(Ordering::Relaxed)
+            w.batches()
         );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_fails_leaves_the_others_of_its_batch_in() {
-        let w = writes();
-        let release = busy(&w);
+        let conn = db();
+        let w = writes(conn.clone());
+        let release = busy(&conn);
         let all = vec![
-            w.write(put("a", b"1")),
-            w.write(Write::Put {
+            w.submit(put("a", b"1")),
+            w.submit(Write::Put {
                 table: "no_such_table",
                 key: "b".into(),
                 data: vec![],
             }),
-            w.write(put("c", b"3")),
+            w.submit(put("c", b"3")),
         ];
         let all = tokio::spawn(all_of(all));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         release.send(()).unwrap();
         all.await.unwrap();
-        let keys: Vec<_> = stored(&w).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = stored(&conn).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "c"]);
         // And the next write still gets a writer.
-        w.write(put("d", b"4")).await;
-        assert_eq!(stored(&w).len(), 3);
+        w.submit(put("d", b"4")).await;
+        assert_eq!(stored(&conn).len(), 3);
     }
 
     async fn all_of(all: Vec<impl Future<Output = ()>>) {

@@ -6,6 +6,7 @@
 //! (`--storage postgres://…`, `pg.rs`), with the same meaning in both.
 
 mod pg;
+mod pg_writes;
 mod sqlite;
 
 use std::path::Path;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use flowkeep_samod_sqlite::SqliteStorage;
+use futures::future::Either;
 use samod::storage::{Storage, StorageKey};
 
 use crate::db::PgStorage;
@@ -49,23 +50,19 @@ impl Storage for WorkspaceStorage {
         }
     }
 
+    // Writes are queued when asked for, not when first polled, so that
+    // they are stored in the order samod asked (`group_commit.rs`).
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        let this = self.clone();
-        async move {
-            match this {
-                WorkspaceStorage::Sqlite(s) => s.put(key, data).await,
-                WorkspaceStorage::Postgres(s) => s.put(key, data).await,
-            }
+        match self {
+            WorkspaceStorage::Sqlite(s) => Either::Left(s.put(key, data)),
+            WorkspaceStorage::Postgres(s) => Either::Right(s.put(key, data)),
         }
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        let this = self.clone();
-        async move {
-            match this {
-                WorkspaceStorage::Sqlite(s) => s.delete(key).await,
-                WorkspaceStorage::Postgres(s) => s.delete(key).await,
-            }
+        match self {
+            WorkspaceStorage::Sqlite(s) => Either::Left(s.delete(key)),
+            WorkspaceStorage::Postgres(s) => Either::Right(s.delete(key)),
         }
     }
 }

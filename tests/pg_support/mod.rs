@@ -49,15 +49,21 @@ impl Postgres {
     /// not installed and `FLOWKEEP_SKIP_POSTGRES_TESTS=1` says that is
     /// known; without that a missing PostgreSQL fails the test.
     pub fn start() -> Option<Postgres> {
-        Postgres::start_with(None)
+        Postgres::start_with(None, false)
     }
 
     /// Like `start`, serving TLS with this certificate and key (PEM).
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Postgres> {
-        Postgres::start_with(Some((cert_pem, key_pem)))
+        Postgres::start_with(Some((cert_pem, key_pem)), false)
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Option<Postgres> {
+    /// Like `start`, with every commit flushed to disk as a real database
+    /// does (tests skip that, for speed): for benches.
+    pub fn start_durable() -> Option<Postgres> {
+        Postgres::start_with(None, true)
+    }
+
+    fn start_with(tls: Option<(&str, &str)>, durable: bool) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
             if std::env::var("FLOWKEEP_SKIP_POSTGRES_TESTS").as_deref() == Ok("1") {
                 eprintln!("skipped: PostgreSQL is not installed (initdb, pg_ctl)");
@@ -98,10 +104,13 @@ impl Postgres {
             ],
         );
         let mut options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {}",
             pg.port,
             pg.dir.path().display()
         );
+        if !durable {
+            options.push_str(" -c fsync=off");
+        }
         if let Some((cert, key)) = tls {
             use std::os::unix::fs::PermissionsExt;
             let (c, k) = (

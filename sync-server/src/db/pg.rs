@@ -11,6 +11,9 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 use samod::storage::StorageKey;
 
+use flowkeep_samod_sqlite::group_commit::GroupCommit;
+
+use super::pg_writes::{self, PgWrite};
 use super::{Credential, Device, Error, Workspace};
 use crate::cluster::Node;
 
@@ -75,11 +78,13 @@ pub struct Pg {
     inner: Arc<Pool>,
 }
 
-struct Pool {
+pub(super) struct Pool {
     config: postgres::Config,
     /// TLS when the URL says `sslmode=require`.
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     idle: Mutex<Vec<Client>>,
+    /// Every workspace's document writes on this node, committed together.
+    writes: Arc<GroupCommit<PgWrite>>,
 }
 
 impl Pool {
@@ -87,6 +92,60 @@ impl Pool {
         match &self.tls {
             Some(tls) => self.config.connect(tls.clone()),
             None => self.config.connect(NoTls),
+        }
+    }
+
+    fn checkout(&self) -> Result<Client, Error> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => Ok(self.connect()?),
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A connection that broke (the
+    /// database restarted) is dropped and `f` runs once more on a new one.
+    fn with<T>(
+        &self,
+        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
+        let mut client = self.checkout()?;
+        let mut result = f(&mut client);
+        if result.is_err() && client.is_closed() {
+            client = self.connect()?;
+            result = f(&mut client);
+        }
+        if !client.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < POOL_IDLE {
+                idle.push(client);
+            }
+        }
+        Ok(result?)
+    }
+
+    /// [`Pool::with`], tried up to `tries` times over a few seconds while
+    /// the database is unreachable or restarting, on the calling thread. A
+    /// call the database refuses (bad data, a constraint) fails at once.
+    pub(super) fn retrying<T>(
+        &self,
+        what: &str,
+        tries: u32,
+        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
+        let mut wait = Duration::from_millis(100);
+        let mut n = 1;
+        loop {
+            match self.with(&mut f) {
+                Ok(v) => return Ok(v),
+                Err(e) if n >= tries || !passing(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sync storage {what} failed; trying again");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                    n += 1;
+                }
+            }
         }
     }
 }
@@ -121,6 +180,20 @@ impl Drop for Pool {
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
+    }
+}
+
+/// Whether `e` may pass if the call is made again: no connection, or the
+/// database shutting down, starting, out of resources or asking for a
+/// retry (SQLSTATE classes 08, 40, 53, 57, 58); not a refusal of the call.
+pub(super) fn passing(e: &Error) -> bool {
+    match e {
+        Error::Postgres(pe) => pe.code().is_none_or(|c| {
+            ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|class| c.code().starts_with(class))
+        }),
+        _ => false,
     }
 }
 
@@ -170,10 +243,11 @@ impl Pg {
             ));
         }
         let pg = Pg {
-            inner: Arc::new(Pool {
+            inner: Arc::new_cyclic(|pool| Pool {
                 config,
                 tls,
                 idle: Mutex::new(Vec::new()),
+                writes: pg_writes::writes(pool.clone()),
             }),
         };
         let with_tls = pg.inner.tls.is_some();
@@ -203,38 +277,12 @@ impl Pg {
         Ok(pg)
     }
 
-    fn checkout(&self) -> Result<Client, Error> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        match pooled {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => Ok(self.inner.connect()?),
-        }
-    }
-
-    /// Runs `f` on a pooled connection. A connection that broke (the
-    /// database restarted) is dropped and `f` runs once more on a new one.
+    /// Runs `f` on a pooled connection (see [`Pool::with`]).
     fn with<T>(
         &self,
-        mut f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, Error> {
-        let mut client = self.checkout()?;
-        let mut result = f(&mut client);
-        if result.is_err() && client.is_closed() {
-            client = self.inner.connect()?;
-            result = f(&mut client);
-        }
-        if !client.is_closed() {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < POOL_IDLE {
-                idle.push(client);
-            }
-        }
-        Ok(result?)
+        self.inner.with(f)
     }
 
     pub fn create_workspace(
@@ -527,9 +575,10 @@ impl Pg {
 }
 
 /// samod's storage for one workspace in the `kv` table, keys under
-/// `ws/<workspace-id>`. A failed write is tried again for a few seconds
-/// (the database restarting) before it is logged and given up, as
-/// samod's storage has no way to report it.
+/// `ws/<workspace-id>`. Writes go through the node's group commit
+/// (`pg_writes.rs`). A failed call is tried again for a few seconds (the
+/// database restarting) before it is logged and given up, as samod's
+/// storage has no way to report it.
 #[derive(Clone)]
 pub struct PgStorage {
     pg: Pg,
@@ -555,24 +604,7 @@ impl PgStorage {
     ) -> impl Future<Output = Option<T>> + Send {
         let pg = self.pg.clone();
         async move {
-            let r = tokio::task::spawn_blocking(move || {
-                let mut f = f;
-                let mut wait = Duration::from_millis(100);
-                let mut n = 1;
-                loop {
-                    match pg.with(&mut f) {
-                        Ok(v) => return Ok(v),
-                        Err(e) if n >= tries => return Err(e),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "sync storage {what} failed; trying again");
-                            std::thread::sleep(wait);
-                            wait = (wait * 2).min(Duration::from_secs(2));
-                            n += 1;
-                        }
-                    }
-                }
-            })
-            .await;
+            let r = tokio::task::spawn_blocking(move || pg.inner.retrying(what, tries, f)).await;
             match r {
                 Ok(Ok(v)) => Some(v),
                 Ok(Err(e)) => {
@@ -645,26 +677,12 @@ impl samod::storage::Storage for PgStorage {
     }
 
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        let k = self.full(&key);
-        let fut = self.run("put", 6, move |c| {
-            c.execute(
-                "INSERT INTO kv (key, data) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
-                &[&k, &data],
-            )
-        });
-        async move {
-            fut.await;
-        }
+        let key = self.full(&key);
+        self.pg.inner.writes.submit(PgWrite::Put { key, data })
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        let k = self.full(&key);
-        let fut = self.run("delete", 6, move |c| {
-            c.execute("DELETE FROM kv WHERE key = $1", &[&k])
-        });
-        async move {
-            fut.await;
-        }
+        let key = self.full(&key);
+        self.pg.inner.writes.submit(PgWrite::Delete { key })
     }
 }

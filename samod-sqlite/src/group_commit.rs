@@ -1,0 +1,199 @@
+//! Group commit: the writes waiting for one database go to it together, in
+//! one transaction, in the order they were asked for.
+//!
+//! samod writes one key per call. Alone, each call was its own transaction
+//! and its own trip to the blocking pool; a document compacting writes its
+//! snapshot and deletes a dozen chunks, and a server whose documents
+//! compact in the same moment made thousands of calls queue behind each
+//! other. A call's future still resolves only once its batch was committed
+//! (or failed, which the backend logs: samod's storage has no way to report
+//! it), so what samod is told is stored is stored.
+//!
+//! The queue knows nothing of the database: SQLite's storage here
+//! (`writes.rs`) and the sync server's PostgreSQL storage each give it the
+//! function that commits a batch.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// Commits one batch, in order, on the calling (blocking) thread.
+type Commit<W> = Box<dyn Fn(&[W]) + Send + Sync>;
+
+/// The writes waiting for one database.
+pub struct GroupCommit<W> {
+    waiting: Mutex<Waiting<W>>,
+    commit: Commit<W>,
+    max_batch: usize,
+    batches: AtomicUsize,
+}
+
+struct Waiting<W> {
+    writes: Vec<(W, oneshot::Sender<()>)>,
+    /// A task on the blocking pool is writing; it takes what arrives
+    /// meanwhile before it stops.
+    writing: bool,
+}
+
+impl<W: Send + 'static> GroupCommit<W> {
+    /// A queue whose batches, of at most `max_batch` writes, `commit`
+    /// writes in one transaction.
+    pub fn new(max_batch: usize, commit: impl Fn(&[W]) + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(GroupCommit {
+            waiting: Mutex::new(Waiting {
+                writes: Vec::new(),
+                writing: false,
+            }),
+            commit: Box::new(commit),
+            max_batch: max_batch.max(1),
+            batches: AtomicUsize::new(0),
+        })
+    }
+
+    /// Batches committed so far.
+    pub fn batches(&self) -> usize {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting<W>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `w` now, behind every write asked for before it; the future
+    /// resolves once its batch was committed or failed.
+    pub fn submit(self: &Arc<Self>, w: W) -> impl Future<Output = ()> + Send + 'static {
+        let (done, committed) = oneshot::channel();
+        let start = {
+            let mut waiting = self.waiting();
+            waiting.writes.push((w, done));
+            !std::mem::replace(&mut waiting.writing, true)
+        };
+        if start {
+            let mut writer = Writer {
+                queue: self.clone(),
+                ran: false,
+            };
+            drop(tokio::task::spawn_blocking(move || {
+                writer.ran = true;
+                writer.queue.write_all();
+            }));
+        }
+        async move {
+            let _ = committed.await;
+        }
+    }
+
+    /// Writes batches until none is waiting.
+    fn write_all(&self) {
+        loop {
+            let (batch, done): (Vec<W>, Vec<_>) = {
+                let mut waiting = self.waiting();
+                if waiting.writes.is_empty() {
+                    waiting.writing = false;
+                    return;
+                }
+                let n = waiting.writes.len().min(self.max_batch);
+                waiting.writes.drain(..n).unzip()
+            };
+            (self.commit)(&batch);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            for d in done {
+                let _ = d.send(());
+            }
+        }
+    }
+}
+
+/// The task on the blocking pool that writes. If it never runs (the
+/// runtime is shutting down) or panics midway, the writes it would have
+/// taken are dropped, their callers return, and the next write starts a
+/// writer again.
+struct Writer<W: Send + 'static> {
+    queue: Arc<GroupCommit<W>>,
+    ran: bool,
+}
+
+impl<W: Send + 'static> Drop for Writer<W> {
+    fn drop(&mut self) {
+        if !self.ran || std::thread::panicking() {
+            let mut waiting = self.queue.waiting();
+            waiting.writes.clear();
+            waiting.writing = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Batches = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A queue whose commits record each batch, and wait while `gate` is
+    /// held, as a database busy with another query would.
+    fn recording(gate: Arc<Mutex<()>>) -> (Arc<GroupCommit<u32>>, Batches) {
+        let batches = Batches::default();
+        let b = batches.clone();
+        let q = GroupCommit::new(4, move |batch: &[u32]| {
+            let _busy = gate.lock().unwrap();
+            b.lock().unwrap().push(batch.to_vec());
+        });
+        (q, batches)
+    }
+
+    /// Holds `gate` from another thread until told.
+    fn hold(gate: &Arc<Mutex<()>>) -> std::sync::mpsc::Sender<()> {
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            let _g = gate.lock().unwrap();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_held.recv().unwrap();
+        release
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_waiting_together_go_in_batches_in_the_order_asked() {
+        let gate = Arc::new(Mutex::new(()));
+        let (q, batches) = recording(gate.clone());
+        let release = hold(&gate);
+        let all: Vec<_> = (0..10).map(|i| q.submit(i)).collect();
+        let all = tokio::spawn(async move {
+            for f in all {
+                f.await;
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !all.is_finished(),
+            "nothing resolves before it is committed"
+        );
+        release.send(()).unwrap();
+        all.await.unwrap();
+        let batches = batches.lock().unwrap().clone();
+        assert_eq!(batches.concat(), (0..10).collect::<Vec<_>>(), "in order");
+        assert!(batches.iter().all(|b| b.len() <= 4), "{batches:?}");
+        // The first write was taken alone, the 9 behind it in 3 batches.
+        assert!(batches.len() <= 4, "{batches:?}");
+        assert_eq!(q.batches(), batches.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_panics_releases_its_callers_and_the_next_write_gets_a_writer() {
+        let q = GroupCommit::new(8, |batch: &[u32]| {
+            if batch.contains(&13) {
+                panic!("the database went away");
+            }
+        });
+        q.submit(13).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), q.submit(1))
+            .await
+            .expect("a new writer takes the next write");
+        assert_eq!(q.batches(), 1);
+    }
+}
