@@ -126,7 +126,7 @@ impl<W: Send + 'static> Drop for Writer<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     type Batches = Arc<Mutex<Vec<Vec<u32>>>>;
@@ -143,13 +143,14 @@ mod tests {
         (q, batches)
     }
 
-    /// Holds `gate` from another thread until told.
-    fn hold(gate: &Arc<Mutex<()>>) -> std::sync::mpsc::Sender<()> {
+    /// Holds `m` from another thread until told, as another query holding
+    /// the database would.
+    pub(crate) fn hold<T: Send + 'static>(m: &Arc<Mutex<T>>) -> std::sync::mpsc::Sender<()> {
         let (held, is_held) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let gate = gate.clone();
+        let m = m.clone();
         std::thread::spawn(move || {
-            let _g = gate.lock().unwrap();
+            let _g = m.lock().unwrap();
             held.send(()).unwrap();
             let _ = released.recv();
         });

@@ -79,6 +79,7 @@ mod tests {
     use std::future::Future;
 
     use super::*;
+    use crate::group_commit::tests::hold;
 
     fn db() -> Arc<Mutex<Connection>> {
         let conn = Connection::open_in_memory().unwrap();
@@ -95,20 +96,6 @@ mod tests {
         }
     }
 
-    /// Keeps the connection locked, as another query would, until told.
-    fn busy(conn: &Arc<Mutex<Connection>>) -> std::sync::mpsc::Sender<()> {
-        let (locked, is_locked) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let conn = conn.clone();
-        std::thread::spawn(move || {
-            let _held = conn.lock().unwrap();
-            locked.send(()).unwrap();
-            let _ = released.recv();
-        });
-        is_locked.recv().unwrap();
-        release
-    }
-
     fn stored(conn: &Arc<Mutex<Connection>>) -> Vec<(String, Vec<u8>)> {
         let c = conn.lock().unwrap();
         let mut stmt = c.prepare("SELECT key, data FROM kv ORDER BY key").unwrap();
@@ -123,7 +110,7 @@ mod tests {
         let conn = db();
         let w = writes(conn.clone());
         // The connection is busy (another query): writes pile up.
-        let release = busy(&conn);
+        let release = hold(&conn);
         let mut all = Vec::new();
         for i in 0..200 {
             all.push(w.submit(put(&format!("k{i:03}"), b"1")));
@@ -159,7 +146,7 @@ mod tests {
     async fn a_write_that_fails_leaves_the_others_of_its_batch_in() {
         let conn = db();
         let w = writes(conn.clone());
-        let release = busy(&conn);
+        let release = hold(&conn);
         let all = vec![
             w.submit(put("a", b"1")),
             w.submit(Write::Put {
