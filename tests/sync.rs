@@ -1108,6 +1108,89 @@ fn a_sync_that_fills_the_workspace_says_why_in_that_same_sync() {
     );
 }
 
+/// The server's SQLite file refusing writes, as a full disk would: an
+/// open connection of this test makes every insert into `kv` fail until it
+/// lets go.
+fn refuse_document_writes(ws: &Workspace) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(ws._data.path().join("sync.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    // In the file, not TEMP: a TEMP trigger binds only this connection.
+    db.execute_batch(
+        "CREATE TRIGGER disk_full BEFORE INSERT ON kv
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+    )
+    .unwrap();
+    db
+}
+
+#[test]
+fn changes_the_server_cannot_store_are_not_confirmed_and_reach_it_once_it_can() {
+    let ws = Workspace::new();
+    let server = Server::start(&ws.bin, ws._data.path(), &[]);
+    let a = Flowkeep::new();
+    a.json(&["workflow", "create", "--name", "before", "--config", CFG])
+        .ok();
+    ws.init(&a, &server);
+    let stored = a.json(&["sync", "now"]).ok().json();
+    assert_eq!(stored["unconfirmed"], 0, "{stored}");
+
+    let db = refuse_document_writes(&ws);
+    a.json(&["workflow", "create", "--name", "during", "--config", CFG])
+        .ok();
+    let r = a.json(&["sync", "now"]).ok().json();
+    assert!(
+        r["unconfirmed"].as_u64().unwrap_or(0) >= 1,
+        "the server held the change in memory only; the device must not count it as confirmed: {r}"
+    );
+    assert_eq!(
+        r["server_limit"].as_str(),
+        Some("the server could not store this workspace's changes; this device keeps them and sends them again"),
+        "{r}"
+    );
+    let text = a.run(&["sync", "status"]).ok().stdout;
+    assert!(
+        text.contains("could not store this workspace's changes"),
+        "{text}"
+    );
+    let metrics = server_support::http_get_response(server.port, "/metrics HTTP/1.1");
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flowkeep_sync_storage_failures_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(failures >= 1, "{metrics}");
+
+    // The disk has room again: the next sync stores the change, and says
+    // nothing more of it.
+    db.execute_batch("DROP TRIGGER disk_full").unwrap();
+    drop(db);
+    let r = a.json(&["sync", "now"]).ok().json();
+    assert_eq!(r["unconfirmed"], 0, "{r}");
+    assert_eq!(r["server_limit"], Value::Null, "{r}");
+
+    // On disk, not only in the server's memory: a device that joins after a
+    // restart gets both.
+    let port = server.port;
+    assert!(server.terminate().success());
+    let _server = ws.restart(port);
+    let b = Flowkeep::new();
+    let join = a.json(&["sync", "status"]).ok().json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    let names: Vec<String> = b.json(&["workflow", "list"]).ok().json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"before".to_owned()) && names.contains(&"during".to_owned()),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
     let ws = Workspace::new();

@@ -208,21 +208,34 @@ fn document_writes_asked_at_once_end_as_if_written_one_by_one_in_order() {
         // refuses (text cannot hold NUL), which must not take the others of
         // its batch with it.
         let mut all = Vec::new();
+        let mut bad = None;
         for d in 0..300 {
             let doc = format!("doc{d}");
             if d == 150 {
-                all.push(one.put(key(&["bad\0key"]), vec![0]).boxed());
+                bad = Some(one.try_put(key(&["bad\0key"]), vec![0]));
             }
-            all.push(one.put(key(&[&doc, "incremental", "a"]), vec![1]).boxed());
-            all.push(two.put(key(&[&doc, "snapshot", "s"]), vec![2]).boxed());
-            all.push(one.delete(key(&[&doc, "incremental", "a"])).boxed());
-            all.push(one.put(key(&[&doc, "snapshot", "s"]), vec![3]).boxed());
             all.push(
-                one.put(key(&[&doc, "snapshot", "s"]), vec![d as u8])
+                one.try_put(key(&[&doc, "incremental", "a"]), vec![1])
+                    .boxed(),
+            );
+            all.push(two.try_put(key(&[&doc, "snapshot", "s"]), vec![2]).boxed());
+            all.push(one.try_delete(key(&[&doc, "incremental", "a"])).boxed());
+            all.push(one.try_put(key(&[&doc, "snapshot", "s"]), vec![3]).boxed());
+            all.push(
+                one.try_put(key(&[&doc, "snapshot", "s"]), vec![d as u8])
                     .boxed(),
             );
         }
-        futures::future::join_all(all).await;
+        let (outcomes, bad) =
+            futures::future::join(futures::future::join_all(all), bad.unwrap()).await;
+        assert!(
+            outcomes.iter().all(Result::is_ok),
+            "each of the others is told it is stored"
+        );
+        let why = bad
+            .expect_err("the refused write's caller is told")
+            .to_string();
+        assert!(why.starts_with("sync storage write failed"), "{why}");
         for d in [0usize, 150, 299] {
             let doc = format!("doc{d}");
             assert_eq!(one.load(key(&[&doc, "incremental", "a"])).await, None);

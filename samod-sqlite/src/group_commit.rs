@@ -5,9 +5,9 @@
 //! and its own trip to the blocking pool; a document compacting writes its
 //! snapshot and deletes a dozen chunks, and a server whose documents
 //! compact in the same moment made thousands of calls queue behind each
-//! other. A call's future still resolves only once its batch was committed
-//! (or failed, which the backend logs: samod's storage has no way to report
-//! it), so what samod is told is stored is stored.
+//! other. A call's future still resolves only once its batch was committed,
+//! or with the reason its write did not go in, so what a caller is told is
+//! stored is stored.
 //!
 //! The queue knows nothing of the database: SQLite's storage here
 //! (`writes.rs`) and the sync server's PostgreSQL storage each give it the
@@ -19,8 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// Commits one batch, in order, on the calling (blocking) thread.
-type Commit<W> = Box<dyn Fn(&[W]) + Send + Sync>;
+use crate::Error;
+
+/// Commits one batch, in order, on the calling (blocking) thread, and says
+/// of each write whether it went in (one outcome per write, in order).
+type Commit<W> = Box<dyn Fn(&[W]) -> Vec<Result<(), Error>> + Send + Sync>;
 
 /// The writes waiting for one database.
 pub struct GroupCommit<W> {
@@ -31,7 +34,7 @@ pub struct GroupCommit<W> {
 }
 
 struct Waiting<W> {
-    writes: Vec<(W, oneshot::Sender<()>)>,
+    writes: Vec<(W, oneshot::Sender<Result<(), Error>>)>,
     /// A task on the blocking pool is writing; it takes what arrives
     /// meanwhile before it stops.
     writing: bool,
@@ -39,8 +42,11 @@ struct Waiting<W> {
 
 impl<W: Send + 'static> GroupCommit<W> {
     /// A queue whose batches, of at most `max_batch` writes, `commit`
-    /// writes in one transaction.
-    pub fn new(max_batch: usize, commit: impl Fn(&[W]) + Send + Sync + 'static) -> Arc<Self> {
+    /// writes in one transaction, returning one outcome per write.
+    pub fn new(
+        max_batch: usize,
+        commit: impl Fn(&[W]) -> Vec<Result<(), Error>> + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(GroupCommit {
             waiting: Mutex::new(Waiting {
                 writes: Vec::new(),
@@ -62,8 +68,11 @@ impl<W: Send + 'static> GroupCommit<W> {
     }
 
     /// Queues `w` now, behind every write asked for before it; the future
-    /// resolves once its batch was committed or failed.
-    pub fn submit(self: &Arc<Self>, w: W) -> impl Future<Output = ()> + Send + 'static {
+    /// resolves once its batch was committed, or with why `w` is not stored.
+    pub fn submit(
+        self: &Arc<Self>,
+        w: W,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let (done, committed) = oneshot::channel();
         let start = {
             let mut waiting = self.waiting();
@@ -80,9 +89,8 @@ impl<W: Send + 'static> GroupCommit<W> {
                 writer.queue.write_all();
             }));
         }
-        async move {
-            let _ = committed.await;
-        }
+        // A writer that never ran or panicked drops the sender.
+        async move { committed.await.unwrap_or(Err(Error::Dropped)) }
     }
 
     /// Writes batches until none is waiting.
@@ -97,10 +105,11 @@ impl<W: Send + 'static> GroupCommit<W> {
                 let n = waiting.writes.len().min(self.max_batch);
                 waiting.writes.drain(..n).unzip()
             };
-            (self.commit)(&batch);
+            let mut outcomes = (self.commit)(&batch).into_iter();
             self.batches.fetch_add(1, Ordering::Relaxed);
             for d in done {
-                let _ = d.send(());
+                // A commit that says nothing of a write did not store it.
+                let _ = d.send(outcomes.next().unwrap_or(Err(Error::Dropped)));
             }
         }
     }
@@ -108,8 +117,8 @@ impl<W: Send + 'static> GroupCommit<W> {
 
 /// The task on the blocking pool that writes. If it never runs (the
 /// runtime is shutting down) or panics midway, the writes it would have
-/// taken are dropped, their callers return, and the next write starts a
-/// writer again.
+/// taken are dropped, their callers are told so, and the next write starts
+/// a writer again.
 struct Writer<W: Send + 'static> {
     queue: Arc<GroupCommit<W>>,
     ran: bool,
@@ -139,6 +148,7 @@ pub(crate) mod tests {
         let q = GroupCommit::new(4, move |batch: &[u32]| {
             let _busy = gate.lock().unwrap();
             b.lock().unwrap().push(batch.to_vec());
+            batch.iter().map(|_| Ok(())).collect()
         });
         (q, batches)
     }
@@ -166,7 +176,7 @@ pub(crate) mod tests {
         let all: Vec<_> = (0..10).map(|i| q.submit(i)).collect();
         let all = tokio::spawn(async move {
             for f in all {
-                f.await;
+                f.await.unwrap();
             }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -190,11 +200,37 @@ pub(crate) mod tests {
             if batch.contains(&13) {
                 panic!("the database went away");
             }
+            batch.iter().map(|_| Ok(())).collect()
         });
-        q.submit(13).await;
+        assert!(
+            matches!(q.submit(13).await, Err(Error::Dropped)),
+            "a write whose commit panicked is not called stored"
+        );
         tokio::time::timeout(std::time::Duration::from_secs(5), q.submit(1))
             .await
-            .expect("a new writer takes the next write");
+            .expect("a new writer takes the next write")
+            .expect("and stores it");
         assert_eq!(q.batches(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_caller_hears_whether_its_own_write_went_in() {
+        let q = GroupCommit::new(8, |batch: &[u32]| {
+            batch
+                .iter()
+                .map(|&w| match w {
+                    13 => Err(Error::Failed {
+                        what: "put",
+                        reason: "disk full".into(),
+                    }),
+                    _ => Ok(()),
+                })
+                .collect()
+        });
+        let (a, b, c) = (q.submit(1), q.submit(13), q.submit(2));
+        assert!(a.await.is_ok());
+        let e = b.await.unwrap_err();
+        assert_eq!(e.to_string(), "sync storage put failed: disk full");
+        assert!(c.await.is_ok());
     }
 }

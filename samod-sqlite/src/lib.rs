@@ -3,8 +3,13 @@
 //! documents in `sync_kv` with no prefix, the server keeps every
 //! workspace's in `kv` under `ws/<workspace-id>`. Calls run on tokio's
 //! blocking pool; writes waiting at the same time are committed together
-//! (`group_commit.rs`, `writes.rs`). An error is logged and reads as "nothing stored", which
-//! samod treats as a document it does not have yet.
+//! (`group_commit.rs`, `writes.rs`).
+//!
+//! samod's `Storage` has no way to report an error: through it, an error is
+//! logged and reads as "nothing stored", which samod treats as a document it
+//! does not have yet. The `try_` methods say what failed, for a caller that
+//! must not carry on as if it had been stored (the sync server stops serving
+//! a workspace whose storage fails).
 
 pub mod group_commit;
 mod writes;
@@ -18,6 +23,28 @@ use samod::storage::StorageKey;
 
 use group_commit::GroupCommit;
 use writes::Write;
+
+/// Why a storage call did not do what it was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The database refused or could not run it (disk full, I/O error, a
+    /// constraint, the database gone).
+    #[error("sync storage {what} failed: {reason}")]
+    Failed { what: &'static str, reason: String },
+    /// It never reached the database: the process is stopping, or the
+    /// task writing it panicked.
+    #[error("sync storage call dropped before it reached the database")]
+    Dropped,
+}
+
+impl Error {
+    pub(crate) fn sqlite(what: &'static str, e: &rusqlite::Error) -> Error {
+        Error::Failed {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct SqliteStorage {
@@ -71,29 +98,31 @@ impl SqliteStorage {
         &self,
         what: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> impl Future<Output = Option<T>> + Send {
+    ) -> impl Future<Output = Result<T, Error>> + Send {
         let conn = self.conn.clone();
         async move {
-            let r = tokio::task::spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 f(&conn.lock().unwrap_or_else(|p| p.into_inner()))
+                    .map_err(|e| Error::sqlite(what, &e))
             })
-            .await;
-            match r {
-                Ok(Ok(v)) => Some(v),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "sync storage {what} failed");
-                    None
-                }
-                Err(_) => None,
-            }
+            .await
+            .unwrap_or(Err(Error::Dropped))
         }
     }
+}
+
+/// `r`'s value, or (logged) the default: what samod's `Storage` can say.
+pub fn logged<T: Default>(r: Result<T, Error>) -> T {
+    r.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "sync storage call failed");
+        T::default()
+    })
 }
 
 impl SqliteStorage {
     /// Every key under the prefix (relative to it) with the size of its
     /// data, without reading the data.
-    pub fn sizes(&self) -> impl Future<Output = Vec<(String, u64)>> + Send {
+    pub fn sizes(&self) -> impl Future<Output = Result<Vec<(String, u64)>, Error>> + Send {
         let p = self.prefix.clone();
         let sql = if p.is_empty() {
             format!("SELECT key, length(data) FROM {}", self.table)
@@ -125,28 +154,30 @@ impl SqliteStorage {
                 })
                 .collect())
         });
-        async move { fut.await.unwrap_or_default() }
+        fut
     }
-}
 
-impl samod::storage::Storage for SqliteStorage {
-    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+    /// The data at `key`, `None` if nothing is stored there.
+    pub fn try_load(
+        &self,
+        key: StorageKey,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, Error>> + Send {
         let (k, sql) = (
             self.full(&key),
             format!("SELECT data FROM {} WHERE key = ?1", self.table),
         );
-        let fut = self.run("load", move |c| {
+        self.run("load", move |c| {
             c.prepare_cached(&sql)?
                 .query_row([k], |r| r.get(0))
                 .optional()
-        });
-        async move { fut.await.flatten() }
+        })
     }
 
-    fn load_range(
+    /// Every key equal to `prefix` or under it, with its data.
+    pub fn try_load_range(
         &self,
         prefix: StorageKey,
-    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+    ) -> impl Future<Output = Result<HashMap<StorageKey, Vec<u8>>, Error>> + Send {
         let p = self.full(&prefix).trim_end_matches('/').to_owned();
         let sql = format!(
             "SELECT key, data FROM {} WHERE key = ?1 OR (key >= ?2 AND key < ?3)",
@@ -162,22 +193,57 @@ impl samod::storage::Storage for SqliteStorage {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         });
         async move {
-            fut.await
-                .unwrap_or_default()
+            Ok(fut
+                .await?
                 .into_iter()
                 .filter_map(|(k, v)| Some((this.strip(&k)?, v)))
-                .collect()
+                .collect())
         }
     }
 
-    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+    /// Stores `data` at `key`; resolves once committed. Queued when called,
+    /// not when first polled, so writes are stored in the order asked.
+    pub fn try_put(
+        &self,
+        key: StorageKey,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let (table, key) = (self.table, self.full(&key));
         self.writes.submit(Write::Put { table, key, data })
     }
 
-    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+    /// Removes `key`; resolves once committed (queued as `try_put`).
+    pub fn try_delete(
+        &self,
+        key: StorageKey,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let (table, key) = (self.table, self.full(&key));
         self.writes.submit(Write::Delete { table, key })
+    }
+}
+
+impl samod::storage::Storage for SqliteStorage {
+    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        let call = self.try_load(key);
+        async move { logged(call.await) }
+    }
+
+    fn load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+        let call = self.try_load_range(prefix);
+        async move { logged(call.await) }
+    }
+
+    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let call = self.try_put(key, data);
+        async move { logged(call.await) }
+    }
+
+    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+        let call = self.try_delete(key);
+        async move { logged(call.await) }
     }
 }
 
@@ -214,7 +280,7 @@ mod tests {
             plain.load(key(&["ws", "b", "doc1", "snapshot", "x"])).await,
             Some(vec![9])
         );
-        let mut sizes = a.sizes().await;
+        let mut sizes = a.sizes().await.unwrap();
         sizes.sort();
         assert_eq!(
             sizes,

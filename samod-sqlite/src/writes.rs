@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection};
 
 use crate::group_commit::GroupCommit;
+use crate::Error;
 
 /// One key written, with the table it lives in.
 pub(crate) enum Write {
@@ -50,27 +51,33 @@ const MAX_BATCH: usize = 512;
 pub(crate) fn writes(conn: Arc<Mutex<Connection>>) -> Arc<GroupCommit<Write>> {
     GroupCommit::new(MAX_BATCH, move |batch: &[Write]| {
         let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        commit(&mut conn, batch);
+        commit(&mut conn, batch)
     })
 }
 
-/// One transaction for the batch; a write that fails is logged and the
-/// others still go in, as when each was alone.
-fn commit(conn: &mut Connection, batch: &[Write]) {
+/// One transaction for the batch; a write that fails is reported to its
+/// caller and the others still go in, as when each was alone. A transaction
+/// that cannot begin or commit fails every write in it.
+fn commit(conn: &mut Connection, batch: &[Write]) -> Vec<Result<(), Error>> {
+    let all_failed = |what, e: &rusqlite::Error| {
+        tracing::warn!(error = %e, writes = batch.len(), "sync storage: {what} failed");
+        batch.iter().map(|_| Err(Error::sqlite(what, e))).collect()
+    };
     let tx = match conn.transaction() {
         Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!(error = %e, writes = batch.len(), "sync storage: cannot begin a transaction");
-            return;
-        }
+        Err(e) => return all_failed("begin", &e),
     };
-    for w in batch {
-        if let Err(e) = w.apply(&tx) {
-            tracing::error!(error = %e, "sync storage {} failed", w.what());
-        }
-    }
-    if let Err(e) = tx.commit() {
-        tracing::error!(error = %e, writes = batch.len(), "sync storage: commit failed");
+    let outcomes = batch
+        .iter()
+        .map(|w| {
+            w.apply(&tx)
+                .map(drop)
+                .map_err(|e| Error::sqlite(w.what(), &e))
+        })
+        .collect();
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => all_failed("commit", &e),
     }
 }
 
@@ -127,7 +134,7 @@ mod tests {
             "nothing resolves before it is committed"
         );
         release.send(()).unwrap();
-        all.await.unwrap();
+        assert!(all.await.unwrap().iter().all(Result::is_ok));
         let rows = stored(&conn);
         assert_eq!(rows.len(), 199, "k007 deleted after it was put");
         assert_eq!(
@@ -159,17 +166,61 @@ mod tests {
         let all = tokio::spawn(all_of(all));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         release.send(()).unwrap();
-        all.await.unwrap();
+        let outcomes = all.await.unwrap();
         let keys: Vec<_> = stored(&conn).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "c"]);
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        let why = outcomes[1].as_ref().unwrap_err().to_string();
+        assert!(
+            why.starts_with("sync storage put failed: no such table"),
+            "its caller is told why: {why}"
+        );
         // And the next write still gets a writer.
-        w.submit(put("d", b"4")).await;
+        w.submit(put("d", b"4")).await.unwrap();
         assert_eq!(stored(&conn).len(), 3);
     }
 
-    async fn all_of(all: Vec<impl Future<Output = ()>>) {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_that_cannot_commit_fails_every_write_in_it() {
+        let conn = db();
+        // A commit SQLite refuses, as on a full disk: a deferred foreign key unmet.
+        conn.lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE parent (id TEXT PRIMARY KEY);
+                 CREATE TABLE child (key TEXT PRIMARY KEY, data BLOB,
+                   FOREIGN KEY (key) REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+                 PRAGMA foreign_keys = ON;",
+            )
+            .unwrap();
+        let w = writes(conn.clone());
+        let release = hold(&conn);
+        let all = vec![
+            w.submit(put("a", b"1")),
+            w.submit(Write::Put {
+                table: "child",
+                key: "orphan".into(),
+                data: vec![],
+            }),
+        ];
+        let all = tokio::spawn(all_of(all));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        release.send(()).unwrap();
+        let outcomes = all.await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Err(Error::Failed { what: "commit", .. }))),
+            "{outcomes:?}"
+        );
+        assert!(stored(&conn).is_empty(), "nothing of the batch went in");
+    }
+
+    async fn all_of(all: Vec<impl Future<Output = Result<(), Error>>>) -> Vec<Result<(), Error>> {
+        let mut outcomes = Vec::new();
         for f in all {
-            f.await;
+            outcomes.push(f.await);
         }
+        outcomes
     }
 }

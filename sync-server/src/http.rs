@@ -27,7 +27,7 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{proxy, quota, token, uploads as uploaded, Db, Serve, Workspaces};
+use crate::{proxy, quota, storage, token, uploads as uploaded, Db, Serve, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -326,16 +326,25 @@ async fn sync(
         Ok(p) => p,
         Err(why) => return refuse(StatusCode::TOO_MANY_REQUESTS, why),
     };
-    let (acceptor, usage) = match state
+    let (acceptor, usage, failure) = match state
         .workspaces
         .serve(&device.workspace.id, &device.workspace.name)
         .await
     {
-        Some(Serve::Here { acceptor, usage }) => (acceptor, usage),
+        Some(Serve::Here {
+            acceptor,
+            usage,
+            failure,
+        }) => (acceptor, usage, failure),
         Some(Serve::Elsewhere { url }) => {
             return proxy_to_owner(&state, &device, &headers, &query, ws, permit, &url).await
         }
-        None => return refuse(StatusCode::SERVICE_UNAVAILABLE, "workspace unavailable"),
+        None => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server cannot reach this workspace's storage (or its lease) right now; try again shortly",
+            )
+        }
     };
     let (db, ws_id, dev) = (
         state.db.clone(),
@@ -381,14 +390,26 @@ async fn sync(
                 Box::pin(silent),
                 Box::pin(tell_limits(out.clone(), room)),
             );
-            // The inbound side ends when the device is revoked or has gone
-            // silent; samod then drops the connection and the socket closes.
-            let until_revoked = async move {
-                let _ = revoked.wait_for(|r| *r).await;
+            // The workspace's storage failed: what the repo holds may not be
+            // stored, so the device is told why and its connection ends
+            // (`storage.rs`); it sends its changes again next time.
+            let mut closing = out.clone();
+            let failed = async move {
+                failure.wait().await;
+                let _ = closing.send(close_with(1011, storage::FAILED_REASON)).await;
             };
-            let ended = futures::future::select(Box::pin(until_revoked), Box::pin(silent));
+            // The inbound side ends when the device is revoked, has gone
+            // silent, or the storage failed; samod then drops the connection
+            // and the socket closes.
+            let ended = async move {
+                tokio::select! {
+                    _ = revoked.wait_for(|r| *r) => {}
+                    _ = silent => {}
+                    _ = failed => {}
+                }
+            };
             let stream = stream
-                .take_until(ended)
+                .take_until(Box::pin(ended))
                 .filter_map(move |m| {
                     let _open = &permit;
                     if m.is_ok() {
@@ -523,15 +544,20 @@ fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMessage> {
     if !text.contains("Message too long") {
         return None;
     }
-    // A close reason has room for 123 bytes.
     let reason = format!(
         "a change is larger than this server accepts ({}, --max-message-bytes)",
         quota::size(max_message_bytes as u64)
     );
-    Some(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
-        code: 1009,
+    Some(close_with(1009, &reason))
+}
+
+/// A close frame with `code` and `reason` (which has room for 123 bytes).
+fn close_with(code: u16, reason: &str) -> WsMessage {
+    debug_assert!(reason.len() <= 123, "close reason too long: {reason}");
+    WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+        code,
         reason: reason.into(),
-    })))
+    }))
 }
 
 /// Hands a device's connection to the node that serves its workspace.

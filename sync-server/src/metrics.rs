@@ -32,6 +32,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Seconds a storage call (load, load_range, put, delete) took.
     pub storage_seconds: Histogram,
+    /// Storage calls that failed (each stops its workspace's repo).
+    pub storage_failures: Counter,
     /// Bytes held by live objects (set when scraped, see `memory.rs`).
     pub heap_allocated: Gauge,
     /// Bytes the allocator keeps resident (set when scraped).
@@ -53,6 +55,7 @@ impl Metrics {
             connections_refused: Counter::default(),
             // 50 µs … about 13 s.
             storage_seconds: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
+            storage_failures: Counter::default(),
             heap_allocated: Gauge::default(),
             heap_resident: Gauge::default(),
             registry: Registry::default(),
@@ -106,6 +109,11 @@ impl Metrics {
             "storage_seconds",
             "How long a storage call (load, load_range, put, delete) took",
             m.storage_seconds.clone(),
+        );
+        registry.register(
+            "storage_failures",
+            "Storage calls that failed; the workspace's connections are closed and it is loaded afresh",
+            m.storage_failures.clone(),
         );
         registry.register(
             "heap_allocated_bytes",

@@ -1,14 +1,28 @@
 //! samod's storage for one workspace, in whichever database the server
-//! uses (see `db.rs`).
+//! uses (see `db.rs`), and what happens when it fails.
+//!
+//! samod's `Storage` cannot report an error: a write that failed looks
+//! stored, and a read that failed looks like a document the server does not
+//! have. Carrying on would tell devices the server holds changes it never
+//! stored (they would count them as confirmed) and serve a workspace with
+//! documents missing. So a loaded workspace's storage is [`Watched`]: its
+//! first failure is a [`Failure`] that closes the workspace's connections
+//! with a reason (`http.rs`) and makes the next connection load the
+//! workspace afresh from what is stored (`workspaces.rs`). Devices keep
+//! their changes and send them again then: nothing that was not stored is
+//! ever acknowledged for long.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
-use flowkeep_samod_sqlite::SqliteStorage;
+use flowkeep_samod_sqlite::{logged, Error as StorageError, SqliteStorage};
 use futures::future::Either;
 use samod::storage::{Storage, StorageKey};
+use tokio::sync::watch;
 
 use crate::db::PgStorage;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub enum WorkspaceStorage {
@@ -18,23 +32,141 @@ pub enum WorkspaceStorage {
 
 impl WorkspaceStorage {
     /// Every key (relative to the workspace) with the size of its data.
-    pub async fn sizes(&self) -> Vec<(String, u64)> {
+    pub async fn sizes(&self) -> Result<Vec<(String, u64)>, StorageError> {
         match self {
             WorkspaceStorage::Sqlite(s) => s.sizes().await,
             WorkspaceStorage::Postgres(s) => s.sizes().await,
         }
     }
+
+    pub async fn try_load(&self, key: StorageKey) -> Result<Option<Vec<u8>>, StorageError> {
+        match self {
+            WorkspaceStorage::Sqlite(s) => s.try_load(key).await,
+            WorkspaceStorage::Postgres(s) => s.try_load(key).await,
+        }
+    }
+
+    pub async fn try_load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> Result<HashMap<StorageKey, Vec<u8>>, StorageError> {
+        match self {
+            WorkspaceStorage::Sqlite(s) => s.try_load_range(prefix).await,
+            WorkspaceStorage::Postgres(s) => s.try_load_range(prefix).await,
+        }
+    }
+
+    // Writes are queued when asked for, not when first polled, so that
+    // they are stored in the order samod asked (`group_commit.rs`).
+    pub fn try_put(
+        &self,
+        key: StorageKey,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        match self {
+            WorkspaceStorage::Sqlite(s) => Either::Left(s.try_put(key, data)),
+            WorkspaceStorage::Postgres(s) => Either::Right(s.try_put(key, data)),
+        }
+    }
+
+    pub fn try_delete(
+        &self,
+        key: StorageKey,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        match self {
+            WorkspaceStorage::Sqlite(s) => Either::Left(s.try_delete(key)),
+            WorkspaceStorage::Postgres(s) => Either::Right(s.try_delete(key)),
+        }
+    }
 }
 
-impl Storage for WorkspaceStorage {
+/// What a device is told when its workspace's storage failed (a WebSocket
+/// close reason: at most 123 bytes). The database's own error is for the
+/// operator's log, not for devices.
+pub const FAILED_REASON: &str =
+    "the server could not store this workspace's changes; this device keeps them and sends them again";
+
+/// Whether a loaded workspace's storage has failed, and since when its
+/// connections must end. One per loaded repo: a repo loaded afresh starts
+/// without one.
+#[derive(Clone)]
+pub struct Failure(Arc<watch::Sender<bool>>);
+
+impl Failure {
+    pub fn new() -> Failure {
+        Failure(Arc::new(watch::channel(false).0))
+    }
+
+    /// Marks the storage failed; `true` the first time.
+    fn report(&self) -> bool {
+        !self.0.send_replace(true)
+    }
+
+    pub fn failed(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the storage has failed (at once if it has).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|f| *f).await;
+        }
+    }
+}
+
+impl Default for Failure {
+    fn default() -> Self {
+        Failure::new()
+    }
+}
+
+/// A loaded workspace's storage, as samod sees it: every failed call is
+/// counted, logged and marks the workspace's [`Failure`].
+#[derive(Clone)]
+pub struct Watched {
+    inner: WorkspaceStorage,
+    failure: Failure,
+    workspace: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl Watched {
+    pub fn new(
+        inner: WorkspaceStorage,
+        failure: Failure,
+        workspace: &str,
+        metrics: Arc<Metrics>,
+    ) -> Watched {
+        Watched {
+            inner,
+            failure,
+            workspace: workspace.into(),
+            metrics,
+        }
+    }
+
+    fn check<T: Default>(&self, r: Result<T, StorageError>) -> T {
+        r.unwrap_or_else(|e| {
+            self.metrics.storage_failures.inc();
+            if self.failure.report() {
+                tracing::error!(
+                    workspace = &*self.workspace,
+                    error = %e,
+                    "workspace storage failed; its connections are closed and it is loaded afresh on the next"
+                );
+            } else {
+                tracing::debug!(workspace = &*self.workspace, error = %e, "workspace storage failed again");
+            }
+            T::default()
+        })
+    }
+}
+
+impl Storage for Watched {
     fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
         let this = self.clone();
-        async move {
-            match this {
-                WorkspaceStorage::Sqlite(s) => s.load(key).await,
-                WorkspaceStorage::Postgres(s) => s.load(key).await,
-            }
-        }
+        async move { this.check(this.inner.try_load(key).await) }
     }
 
     fn load_range(
@@ -42,27 +174,42 @@ impl Storage for WorkspaceStorage {
         prefix: StorageKey,
     ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
         let this = self.clone();
-        async move {
-            match this {
-                WorkspaceStorage::Sqlite(s) => s.load_range(prefix).await,
-                WorkspaceStorage::Postgres(s) => s.load_range(prefix).await,
-            }
-        }
+        async move { this.check(this.inner.try_load_range(prefix).await) }
     }
 
-    // Writes are queued when asked for, not when first polled, so that
-    // they are stored in the order samod asked (`group_commit.rs`).
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        match self {
-            WorkspaceStorage::Sqlite(s) => Either::Left(s.put(key, data)),
-            WorkspaceStorage::Postgres(s) => Either::Right(s.put(key, data)),
-        }
+        let (this, call) = (self.clone(), self.inner.try_put(key, data));
+        async move { this.check(call.await) }
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        match self {
-            WorkspaceStorage::Sqlite(s) => Either::Left(s.delete(key)),
-            WorkspaceStorage::Postgres(s) => Either::Right(s.delete(key)),
-        }
+        let (this, call) = (self.clone(), self.inner.try_delete(key));
+        async move { this.check(call.await) }
+    }
+}
+
+/// Unwatched, for tools and benches that drive the storage directly.
+impl Storage for WorkspaceStorage {
+    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        let this = self.clone();
+        async move { logged(this.try_load(key).await) }
+    }
+
+    fn load_range(
+        &self,
+        prefix: StorageKey,
+    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+        let this = self.clone();
+        async move { logged(this.try_load_range(prefix).await) }
+    }
+
+    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let call = self.try_put(key, data);
+        async move { logged(call.await) }
+    }
+
+    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+        let call = self.try_delete(key);
+        async move { logged(call.await) }
     }
 }

@@ -24,6 +24,7 @@ use crate::cluster::Node;
 use crate::db::Lease;
 use crate::metrics::{DocumentsLoaded, Metrics, Timed};
 use crate::quota::{Counted, Quota, Usage};
+use crate::storage::{Failure, Watched};
 use crate::Db;
 
 /// How long a document stays in memory without a message about it, unless
@@ -45,10 +46,12 @@ pub struct Workspaces {
 
 /// Where a device of a workspace is served.
 pub enum Serve {
-    /// By this node's repo; `usage` says whether the workspace is full.
+    /// By this node's repo; `usage` says whether the workspace is full,
+    /// `failure` when its storage failed (the connection must end).
     Here {
         acceptor: AcceptorHandle,
         usage: Arc<Usage>,
+        failure: Failure,
     },
     /// By another node (shared storage), reachable at `url`.
     Elsewhere { url: String },
@@ -58,6 +61,7 @@ struct Live {
     repo: Repo,
     acceptor: AcceptorHandle,
     usage: Arc<Usage>,
+    failure: Failure,
     idle_since: Option<Instant>,
     loaded_at: Instant,
 }
@@ -110,11 +114,25 @@ impl Workspaces {
         let slot = self.slot(workspace_id);
         let mut live = slot.lock().await;
         if let Some(l) = live.as_mut() {
-            l.idle_since = None;
-            return Some(Serve::Here {
-                acceptor: l.acceptor.clone(),
-                usage: l.usage.clone(),
-            });
+            if !l.failure.failed() {
+                l.idle_since = None;
+                return Some(Serve::Here {
+                    acceptor: l.acceptor.clone(),
+                    usage: l.usage.clone(),
+                    failure: l.failure.clone(),
+                });
+            }
+        }
+        // Its storage failed: what it holds in memory may not be stored, so
+        // the workspace is served afresh from what is (its devices send the
+        // rest again). Its lease, if any, stays ours.
+        if let Some(l) = live.take() {
+            l.repo.stop().await;
+            self.loaded.fetch_sub(1, Ordering::SeqCst);
+            tracing::info!(
+                workspace = workspace_id,
+                "workspace repo stopped after a storage failure; loading it again"
+            );
         }
         if self.db.is_shared() {
             let (db, node, id) = (self.db.clone(), self.node.clone(), workspace_id.to_owned());
@@ -129,7 +147,18 @@ impl Workspaces {
             }
         }
         let storage = self.db.storage(workspace_id);
-        let usage = Usage::new(name, self.quota, storage.sizes().await);
+        let sizes = match storage.sizes().await {
+            Ok(sizes) => sizes,
+            Err(e) => {
+                self.metrics.storage_failures.inc();
+                tracing::error!(workspace = workspace_id, error = %e, "cannot read the workspace's storage");
+                self.release(workspace_id).await;
+                return None;
+            }
+        };
+        let usage = Usage::new(name, self.quota, sizes);
+        let failure = Failure::new();
+        let storage = Watched::new(storage, failure.clone(), workspace_id, self.metrics.clone());
         let builder = Repo::build_tokio()
             .with_storage(Timed::new(
                 Counted::new(storage, usage.clone()),
@@ -166,10 +195,15 @@ impl Workspaces {
             repo,
             acceptor: acceptor.clone(),
             usage: usage.clone(),
+            failure: failure.clone(),
             idle_since: None,
             loaded_at: Instant::now(),
         });
-        Some(Serve::Here { acceptor, usage })
+        Some(Serve::Here {
+            acceptor,
+            usage,
+            failure,
+        })
     }
 
     /// This node's repo of a workspace, loading it if needed; `None` when

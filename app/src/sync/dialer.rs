@@ -90,6 +90,17 @@ impl Dialer for TokenDialer {
                                         Some(too_big_sentence(&frame.reason));
                                     None
                                 }
+                                // The server could not store the workspace's
+                                // changes (or hit another fault): its reason,
+                                // until the next connection says otherwise.
+                                Ok(Message::Close(Some(frame)))
+                                    if frame.code == CloseCode::Error =>
+                                {
+                                    let said =
+                                        Some(printable(&frame.reason)).filter(|r| !r.is_empty());
+                                    note(&limit, said);
+                                    None
+                                }
                                 Ok(Message::Text(text)) => {
                                     if let Some(said) = limit_notice(&text) {
                                         note(&limit, said);

@@ -128,7 +128,8 @@ pub struct SyncReport {
     /// the connection dropped): kept here and sent again next session.
     pub unconfirmed: usize,
     /// The server's sentence when the workspace is at one of its limits
-    /// (documents or stored bytes): what it no longer takes.
+    /// (documents or stored bytes): what it no longer takes; or why it
+    /// closed the connection (its storage failed).
     pub server_limit: Option<String>,
 }
 
@@ -156,7 +157,9 @@ pub struct SyncStatus {
     pub last_error: Option<SyncError>,
     /// What the server said when this device last connected, if the
     /// workspace is at one of its limits (documents or stored bytes): what
-    /// it no longer takes. Syncing goes on for the rest.
+    /// it no longer takes. Syncing goes on for the rest. Also why the server
+    /// closed the connection, when it could not store the workspace's
+    /// changes.
     pub server_limit: Option<String>,
     /// Documents the server had not confirmed when the last sync ended (a
     /// limit, a busy server, a dropped connection): kept here and sent

@@ -12,6 +12,7 @@ use postgres::{Client, NoTls};
 use samod::storage::StorageKey;
 
 use flowkeep_samod_sqlite::group_commit::GroupCommit;
+use flowkeep_samod_sqlite::Error as StorageError;
 
 use super::pg_writes::{self, PgWrite};
 use super::{Credential, Device, Error, Workspace};
@@ -576,9 +577,9 @@ impl Pg {
 
 /// samod's storage for one workspace in the `kv` table, keys under
 /// `ws/<workspace-id>`. Writes go through the node's group commit
-/// (`pg_writes.rs`). A failed call is tried again for a few seconds (the
-/// database restarting) before it is logged and given up, as samod's
-/// storage has no way to report it.
+/// (`pg_writes.rs`). A call is tried again for a few seconds while the
+/// database restarts; then its error is returned (through samod's
+/// `Storage`, which cannot report one, it is logged).
 #[derive(Clone)]
 pub struct PgStorage {
     pg: Pg,
@@ -601,28 +602,27 @@ impl PgStorage {
         what: &'static str,
         tries: u32,
         f: impl FnMut(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
-    ) -> impl Future<Output = Option<T>> + Send {
+    ) -> impl Future<Output = Result<T, StorageError>> + Send {
         let pg = self.pg.clone();
         async move {
-            let r = tokio::task::spawn_blocking(move || pg.inner.retrying(what, tries, f)).await;
-            match r {
-                Ok(Ok(v)) => Some(v),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "sync storage {what} failed");
-                    None
-                }
-                Err(_) => None,
-            }
+            tokio::task::spawn_blocking(move || {
+                pg.inner
+                    .retrying(what, tries, f)
+                    .map_err(|e| StorageError::Failed {
+                        what,
+                        reason: e.to_string(),
+                    })
+            })
+            .await
+            .unwrap_or(Err(StorageError::Dropped))
         }
     }
-}
 
-impl PgStorage {
     /// Every key of the workspace (relative to it) with the size of its
     /// data, without reading the data.
-    pub fn sizes(&self) -> impl Future<Output = Vec<(String, u64)>> + Send {
+    pub fn sizes(&self) -> impl Future<Output = Result<Vec<(String, u64)>, StorageError>> + Send {
         let p = self.prefix.clone();
-        let fut = self.run("sizes", 3, move |c| {
+        self.run("sizes", 3, move |c| {
             let rows = c.query(
                 "SELECT key, octet_length(data)::BIGINT FROM kv WHERE key >= $1 AND key < $2",
                 &[&format!("{p}/"), &format!("{p}0")],
@@ -635,25 +635,26 @@ impl PgStorage {
                     (k[p.len() + 1..].to_owned(), n.max(0) as u64)
                 })
                 .collect::<Vec<_>>())
-        });
-        async move { fut.await.unwrap_or_default() }
+        })
     }
-}
 
-impl samod::storage::Storage for PgStorage {
-    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
+    /// The data at `key`, `None` if nothing is stored there.
+    pub fn try_load(
+        &self,
+        key: StorageKey,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
         let k = self.full(&key);
-        let fut = self.run("load", 3, move |c| {
+        self.run("load", 3, move |c| {
             Ok(c.query_opt("SELECT data FROM kv WHERE key = $1", &[&k])?
                 .map(|r| r.get::<_, Vec<u8>>(0)))
-        });
-        async move { fut.await.flatten() }
+        })
     }
 
-    fn load_range(
+    /// Every key equal to `prefix` or under it, with its data.
+    pub fn try_load_range(
         &self,
         prefix: StorageKey,
-    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
+    ) -> impl Future<Output = Result<HashMap<StorageKey, Vec<u8>>, StorageError>> + Send {
         let p = self.full(&prefix).trim_end_matches('/').to_owned();
         let this = self.clone();
         let fut = self.run("load_range", 3, move |c| {
@@ -668,20 +669,30 @@ impl samod::storage::Storage for PgStorage {
                 .collect::<Vec<_>>())
         });
         async move {
-            fut.await
-                .unwrap_or_default()
+            Ok(fut
+                .await?
                 .into_iter()
                 .filter_map(|(k, v)| Some((this.strip(&k)?, v)))
-                .collect()
+                .collect())
         }
     }
 
-    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
+    /// Stores `data` at `key` through the node's group commit; queued when
+    /// called, so writes are stored in the order asked.
+    pub fn try_put(
+        &self,
+        key: StorageKey,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let key = self.full(&key);
         self.pg.inner.writes.submit(PgWrite::Put { key, data })
     }
 
-    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
+    /// Removes `key` (queued as `try_put`).
+    pub fn try_delete(
+        &self,
+        key: StorageKey,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let key = self.full(&key);
         self.pg.inner.writes.submit(PgWrite::Delete { key })
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use flowkeep_samod_sqlite::group_commit::GroupCommit;
+use flowkeep_samod_sqlite::Error as StorageError;
 
 use super::pg::{passing, Pool};
 
@@ -37,11 +38,16 @@ const TRIES: u32 = 6;
 pub(crate) fn writes(pool: Weak<Pool>) -> Arc<GroupCommit<PgWrite>> {
     GroupCommit::new(MAX_BATCH, move |batch: &[PgWrite]| match pool.upgrade() {
         Some(pool) => commit(&pool, batch),
-        None => tracing::error!(
-            writes = batch.len(),
-            "sync storage: the database was closed before these writes"
-        ),
+        // The database was closed before these writes.
+        None => batch.iter().map(|_| Err(StorageError::Dropped)).collect(),
     })
+}
+
+fn failed(e: &super::Error) -> StorageError {
+    StorageError::Failed {
+        what: "write",
+        reason: e.to_string(),
+    }
 }
 
 /// What the batch leaves once applied in order: the last write to each
@@ -65,7 +71,8 @@ fn net(batch: &[PgWrite]) -> (Vec<(&str, &[u8])>, Vec<&str>) {
     (puts, deletes)
 }
 
-fn commit(pool: &Pool, batch: &[PgWrite]) {
+/// One transaction for the batch; one outcome per write.
+fn commit(pool: &Pool, batch: &[PgWrite]) -> Vec<Result<(), StorageError>> {
     let (puts, deletes) = net(batch);
     let (keys, data): (Vec<&str>, Vec<&[u8]>) = puts.into_iter().unzip();
     let together = pool.retrying("write", TRIES, |c| {
@@ -83,26 +90,33 @@ fn commit(pool: &Pool, batch: &[PgWrite]) {
         tx.commit()
     });
     match together {
-        Ok(()) => {}
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
         // The database refused something in the batch (not a lost
         // connection): each write alone, so the others still go in.
         Err(e) if !passing(&e) && batch.len() > 1 => {
             tracing::warn!(error = %e, writes = batch.len(), "sync storage: a batch was refused; writing each alone");
-            for w in batch {
-                let alone = pool.retrying("write", 1, |c| match w {
-                    PgWrite::Put { key, data } => c.execute(
-                        "INSERT INTO kv (key, data) VALUES ($1, $2)
-                         ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
-                        &[key, data],
-                    ),
-                    PgWrite::Delete { key } => c.execute("DELETE FROM kv WHERE key = $1", &[key]),
-                });
-                if let Err(e) = alone {
-                    tracing::error!(error = %e, "sync storage write failed");
-                }
-            }
+            batch
+                .iter()
+                .map(|w| {
+                    pool.retrying("write", 1, |c| match w {
+                        PgWrite::Put { key, data } => c.execute(
+                            "INSERT INTO kv (key, data) VALUES ($1, $2)
+                             ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
+                            &[key, data],
+                        ),
+                        PgWrite::Delete { key } => {
+                            c.execute("DELETE FROM kv WHERE key = $1", &[key])
+                        }
+                    })
+                    .map(drop)
+                    .map_err(|e| failed(&e))
+                })
+                .collect()
         }
-        Err(e) => tracing::error!(error = %e, writes = batch.len(), "sync storage write failed"),
+        Err(e) => {
+            tracing::warn!(error = %e, writes = batch.len(), "sync storage: a batch failed");
+            batch.iter().map(|_| Err(failed(&e))).collect()
+        }
     }
 }
 

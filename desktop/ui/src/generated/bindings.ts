@@ -520,7 +520,9 @@ last_error: SyncError | null,
 /**
  * What the server said when this device last connected, if the
  * workspace is at one of its limits (documents or stored bytes): what
- * it no longer takes. Syncing goes on for the rest.
+ * it no longer takes. Syncing goes on for the rest. Also why the server
+ * closed the connection, when it could not store the workspace's
+ * changes.
  */
 server_limit: string | null, 
 /**
