@@ -675,3 +675,55 @@ async fn a_limit_reached_is_told_to_devices_on_every_node() {
     );
     a.stop().await;
 }
+
+/// The close frame `ws` gets after sending one message of `bytes` bytes.
+async fn refused_for_size(ws: &mut Socket, bytes: usize) -> (u16, String) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Binary(vec![0u8; bytes].into()))
+        .await
+        .unwrap();
+    let closed = async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+                Ok(Message::Close(None)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        panic!("the connection ended without a close frame")
+    };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("closed within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_passed_through_another_node_hears_why_its_connection_was_closed() {
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let token = create_workspace(&pg, &dirs.path().join("admin"));
+    let small = ["--max-message-bytes", "65536"];
+    let owner = node_with(&pg, &dirs.path().join("n1"), &small);
+    let roomy = node_with(&pg, &dirs.path().join("n2"), &[]);
+    let strict = node_with(&pg, &dirs.path().join("n3"), &small);
+    // Node 1 serves the workspace: a device connected there first.
+    let (_on_owner, _) = listen(&sync_url(&owner), &token).await;
+
+    // Node 2 takes the message and passes it on; the owner refuses it and
+    // its reason reaches the device through node 2.
+    let (mut through_roomy, _) = listen(&sync_url(&roomy), &token).await;
+    assert_eq!(metric(&roomy, "flowkeep_sync_connections_proxied"), 1.0);
+    let (code, why) = refused_for_size(&mut through_roomy, 100_000).await;
+    assert_eq!(code, 1009, "{why}");
+    assert_eq!(
+        why,
+        "a change is larger than this server accepts (64.0 KiB, --max-message-bytes)"
+    );
+
+    // Node 3 refuses it itself, with the same sentence.
+    let (mut through_strict, _) = listen(&sync_url(&strict), &token).await;
+    let (code, why) = refused_for_size(&mut through_strict, 100_000).await;
+    assert_eq!(code, 1009, "{why}");
+    assert!(why.contains("64.0 KiB, --max-message-bytes"), "{why}");
+}

@@ -539,7 +539,7 @@ async fn pinger(
 /// The close frame that tells a device its message was over the limit, if
 /// `e` is that (tungstenite's capacity error, known by its text: axum hides
 /// the type).
-fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMessage> {
+pub(crate) fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMessage> {
     let text = e.to_string();
     if !text.contains("Message too long") {
         return None;
@@ -628,7 +628,7 @@ async fn proxy_to_owner(
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             metrics.connections_proxied.inc();
-            proxy::pipe(socket, owner).await;
+            proxy::pipe(socket, owner, limits.max_message_bytes).await;
             metrics.connections_proxied.dec();
             drop(permit);
         });

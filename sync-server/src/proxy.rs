@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message as AxumMessage, WebSocket};
+use axum::extract::ws::{CloseFrame, Message as AxumMessage, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -107,38 +107,54 @@ pub async fn dial(
 
 /// Passes binary messages between the device and the owner, and the
 /// owner's text messages (limit notices) down, until either side closes or
-/// fails, then closes the other.
-pub async fn pipe(device: WebSocket, owner: Upstream) {
+/// fails, then closes the other. Why a connection ends reaches the device
+/// as if it were connected to the owner: the owner's close frame (a message
+/// over its size limit, its storage failing) is passed on, and a message
+/// over this node's own limit is refused with the same sentence.
+pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize) {
     let (mut to_device, mut from_device) = device.split();
     let (mut to_owner, mut from_owner) = owner.split();
     let up = async {
-        while let Some(Ok(m)) = from_device.next().await {
-            let b = match m {
-                AxumMessage::Binary(b) => b,
-                AxumMessage::Close(_) => break,
-                _ => continue,
-            };
-            if to_owner.send(Message::Binary(b)).await.is_err() {
-                break;
+        loop {
+            match from_device.next().await {
+                Some(Ok(AxumMessage::Binary(b))) => {
+                    if to_owner.send(Message::Binary(b)).await.is_err() {
+                        return None;
+                    }
+                }
+                Some(Ok(AxumMessage::Close(_))) | None => return None,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return crate::http::too_big(&e, max_message_bytes),
             }
         }
     };
     let down = async {
-        while let Some(Ok(m)) = from_owner.next().await {
-            let m = match m {
-                Message::Binary(b) => AxumMessage::Binary(b),
-                Message::Text(t) => AxumMessage::Text(t.as_str().into()),
-                Message::Close(_) => break,
-                _ => continue,
+        loop {
+            let m = match from_owner.next().await {
+                Some(Ok(Message::Binary(b))) => AxumMessage::Binary(b),
+                Some(Ok(Message::Text(t))) => AxumMessage::Text(t.as_str().into()),
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| {
+                        AxumMessage::Close(Some(CloseFrame {
+                            code: f.code.into(),
+                            reason: f.reason.as_str().into(),
+                        }))
+                    })
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
             };
             if to_device.send(m).await.is_err() {
-                break;
+                return None;
             }
         }
     };
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
+    let last_word = tokio::select! {
+        said = up => said,
+        said = down => said,
+    };
+    if let Some(close) = last_word {
+        let _ = to_device.send(close).await;
     }
     let _ = to_owner.close().await;
     let _ = to_device.close().await;
