@@ -678,24 +678,12 @@ async fn a_limit_reached_is_told_to_devices_on_every_node() {
 
 /// The close frame `ws` gets after sending one message of `bytes` bytes.
 async fn refused_for_size(ws: &mut Socket, bytes: usize) -> (u16, String) {
-    use futures::{SinkExt, StreamExt};
+    use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     ws.send(Message::Binary(vec![0u8; bytes].into()))
         .await
         .unwrap();
-    let closed = async {
-        while let Some(m) = ws.next().await {
-            match m {
-                Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
-                Ok(Message::Close(None)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        panic!("the connection ended without a close frame")
-    };
-    tokio::time::timeout(Duration::from_secs(10), closed)
-        .await
-        .expect("closed within 10 s")
+    next_close(ws).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,4 +714,99 @@ async fn a_device_passed_through_another_node_hears_why_its_connection_was_close
     let (code, why) = refused_for_size(&mut through_strict, 100_000).await;
     assert_eq!(code, 1009, "{why}");
     assert!(why.contains("64.0 KiB, --max-message-bytes"), "{why}");
+}
+
+/// Runs `sql` on the test's PostgreSQL (a blocking client, off the runtime)
+/// and returns the first column of the first row, if any, as text.
+fn sql(pg: &Postgres, sql: &str) -> Option<String> {
+    let url = format!("{}?sslmode=disable", pg.url());
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows = c.simple_query(&sql).unwrap();
+        rows.into_iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// The close frame `ws` gets next (messages before it are skipped).
+async fn next_close(ws: &mut Socket) -> (u16, String) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let closed = async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+                Ok(Message::Close(None)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        panic!("the connection ended without a close frame")
+    };
+    tokio::time::timeout(Duration::from_secs(30), closed)
+        .await
+        .expect("closed within 30 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_database_refuses_a_workspaces_writes_its_devices_on_every_node_are_told() {
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let token = create_workspace(&pg, &dirs.path().join("admin"));
+    let n1 = node_with(&pg, &dirs.path().join("n1"), &[]);
+    let n2 = node_with(&pg, &dirs.path().join("n2"), &[]);
+    // Node 1 serves the workspace; another device is passed through node 2.
+    let (a, ok) = connect(sync_url(&n1), &token).await;
+    ok.unwrap();
+    let (mut through_n2, _) = listen(&sync_url(&n2), &token).await;
+
+    // The database refuses every write to the documents' table.
+    sql(
+        &pg,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device (test)'; END $$;
+         CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON kv
+           FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let id = create_doc(&a, "refused at first").await;
+    let (code, why) = next_close(&mut through_n2).await;
+    assert_eq!(code, 1011, "{why}");
+    assert_eq!(
+        why,
+        "the server could not store this workspace's changes; this device keeps them and sends them again"
+    );
+    assert!(metric(&n1, "flowkeep_sync_storage_failures_total") >= 1.0);
+
+    // Room again: the device's next connection stores what it kept, and a
+    // new device reads it.
+    sql(&pg, "DROP TRIGGER disk_full ON kv");
+    dial_connected(&a, sync_url(&n1), &token, BackoffConfig::default()).await;
+    let key_part = id.to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = sql(
+            &pg,
+            &format!("SELECT count(*) FROM kv WHERE key LIKE '%/{key_part}/%'"),
+        );
+        if rows.as_deref().is_some_and(|n| n != "0") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the document never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (b, ok) = connect(sync_url(&n2), &token).await;
+    ok.unwrap();
+    assert_eq!(
+        read_name(&b, &id).await.as_deref(),
+        Some("refused at first")
+    );
+    a.stop().await;
+    b.stop().await;
 }
