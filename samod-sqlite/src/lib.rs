@@ -132,7 +132,7 @@ impl SqliteStorage {
                 self.table
             )
         };
-        let fut = self.run("sizes", move |c| {
+        self.run("sizes", move |c| {
             let mut stmt = c.prepare(&sql)?;
             let map = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?));
             let rows = if p.is_empty() {
@@ -153,8 +153,7 @@ impl SqliteStorage {
                     (k, n.max(0) as u64)
                 })
                 .collect())
-        });
-        fut
+        })
     }
 
     /// The data at `key`, `None` if nothing is stored there.
