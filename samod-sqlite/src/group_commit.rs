@@ -80,17 +80,23 @@ impl<W: Send + 'static> GroupCommit<W> {
             !std::mem::replace(&mut waiting.writing, true)
         };
         if start {
-            let mut writer = Writer {
-                queue: self.clone(),
-                ran: false,
-            };
-            drop(tokio::task::spawn_blocking(move || {
-                writer.ran = true;
-                writer.queue.write_all();
-            }));
+            self.start_writer();
         }
         // A writer that never ran or panicked drops the sender.
         async move { committed.await.unwrap_or(Err(Error::Dropped)) }
+    }
+
+    /// Starts the task on the blocking pool that writes what is waiting
+    /// (`writing` is already set).
+    fn start_writer(self: &Arc<Self>) {
+        let mut writer = Writer {
+            queue: self.clone(),
+            ran: false,
+        };
+        drop(tokio::task::spawn_blocking(move || {
+            writer.ran = true;
+            writer.queue.write_all();
+        }));
     }
 
     /// Writes batches until none is waiting.
@@ -115,10 +121,11 @@ impl<W: Send + 'static> GroupCommit<W> {
     }
 }
 
-/// The task on the blocking pool that writes. If it never runs (the
-/// runtime is shutting down) or panics midway, the writes it would have
-/// taken are dropped, their callers are told so, and the next write starts
-/// a writer again.
+/// The task on the blocking pool that writes. If it panics midway, the
+/// batch it held is dropped (its callers are told) and the writes queued
+/// behind it get a new writer. If it never runs (the runtime is shutting
+/// down), nothing will write what is waiting: it is dropped, its callers
+/// are told, and a later write starts a writer again.
 struct Writer<W: Send + 'static> {
     queue: Arc<GroupCommit<W>>,
     ran: bool,
@@ -126,11 +133,17 @@ struct Writer<W: Send + 'static> {
 
 impl<W: Send + 'static> Drop for Writer<W> {
     fn drop(&mut self) {
-        if !self.ran || std::thread::panicking() {
-            let mut waiting = self.queue.waiting();
-            waiting.writes.clear();
-            waiting.writing = false;
+        if self.ran && !std::thread::panicking() {
+            return;
         }
+        let mut waiting = self.queue.waiting();
+        if self.ran && !waiting.writes.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            drop(waiting);
+            self.queue.start_writer();
+            return;
+        }
+        waiting.writes.clear();
+        waiting.writing = false;
     }
 }
 
@@ -211,6 +224,31 @@ pub(crate) mod tests {
             .expect("a new writer takes the next write")
             .expect("and stores it");
         assert_eq!(q.batches(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_behind_a_commit_that_panics_are_still_written() {
+        let gate = Arc::new(Mutex::new(()));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (g, w) = (gate.clone(), written.clone());
+        let q = GroupCommit::new(1, move |batch: &[u32]| {
+            let _busy = g.lock().unwrap_or_else(|p| p.into_inner());
+            if batch.contains(&13) {
+                panic!("the database went away");
+            }
+            w.lock().unwrap().extend_from_slice(batch);
+            batch.iter().map(|_| Ok(())).collect()
+        });
+        // 13's commit waits (another query) while 1 and 2 queue behind it.
+        let release = hold(&gate);
+        let (bad, one, two) = (q.submit(13), q.submit(1), q.submit(2));
+        release.send(()).unwrap();
+        let wait = std::time::Duration::from_secs(5);
+        assert!(matches!(bad.await, Err(Error::Dropped)));
+        let one = tokio::time::timeout(wait, one).await.expect("a new writer");
+        let two = tokio::time::timeout(wait, two).await.expect("a new writer");
+        assert!(one.is_ok() && two.is_ok(), "{one:?} {two:?}");
+        assert_eq!(*written.lock().unwrap(), [1, 2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
