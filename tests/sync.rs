@@ -1108,6 +1108,23 @@ fn a_sync_that_fills_the_workspace_says_why_in_that_same_sync() {
     );
 }
 
+/// The workflow names a device that joins now, through `a`'s join string,
+/// gets.
+fn names_on_a_new_device(ws: &Workspace, a: &Flowkeep) -> Vec<String> {
+    let b = Flowkeep::new();
+    let join = a.json(&["sync", "status"]).ok().json()["join"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
+    b.json(&["workflow", "list"]).ok().json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The server's SQLite file refusing writes, as a full disk would: an
 /// open connection of this test makes every insert into `kv` fail until it
 /// lets go.
@@ -1173,18 +1190,7 @@ fn changes_the_server_cannot_store_are_not_confirmed_and_reach_it_once_it_can() 
     let port = server.port;
     assert!(server.terminate().success());
     let _server = ws.restart(port);
-    let b = Flowkeep::new();
-    let join = a.json(&["sync", "status"]).ok().json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
-    let names: Vec<String> = b.json(&["workflow", "list"]).ok().json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = names_on_a_new_device(&ws, &a);
     assert!(
         names.contains(&"before".to_owned()) && names.contains(&"during".to_owned()),
         "{names:?}"
@@ -1241,18 +1247,7 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
     );
     // Nothing is lost here, and what fits still syncs.
     assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["name"], "big");
-    let b = Flowkeep::new();
-    let join = a.json(&["sync", "status"]).ok().json()["join"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.json(&["sync", "join", &join, "--token", &ws.token]).ok();
-    let names: Vec<String> = b.json(&["workflow", "list"]).ok().json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = names_on_a_new_device(&ws, &a);
     assert!(names.contains(&"small".to_owned()), "{names:?}");
 }
 

@@ -13,7 +13,7 @@ use flowkeep_sync_server::cluster::Node;
 use flowkeep_sync_server::db::Lease;
 use flowkeep_sync_server::Db;
 use futures::FutureExt;
-use samod::storage::{Storage, StorageKey};
+use samod::storage::StorageKey;
 use samod::{BackoffConfig, DocumentId, Repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowkeep-sync-server");
@@ -170,26 +170,41 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (one, two) = (db.storage("one"), db.storage("two"));
     rt.block_on(async {
-        one.put(key(&["doc1", "snapshot", "x"]), vec![1]).await;
-        one.put(key(&["doc1", "incremental", "y"]), vec![2]).await;
-        one.put(key(&["doc10", "snapshot", "z"]), vec![3]).await;
-        two.put(key(&["doc1", "snapshot", "x"]), vec![9]).await;
-        one.put(key(&["doc1", "snapshot", "x"]), vec![4]).await;
+        one.try_put(key(&["doc1", "snapshot", "x"]), vec![1])
+            .await
+            .unwrap();
+        one.try_put(key(&["doc1", "incremental", "y"]), vec![2])
+            .await
+            .unwrap();
+        one.try_put(key(&["doc10", "snapshot", "z"]), vec![3])
+            .await
+            .unwrap();
+        two.try_put(key(&["doc1", "snapshot", "x"]), vec![9])
+            .await
+            .unwrap();
+        one.try_put(key(&["doc1", "snapshot", "x"]), vec![4])
+            .await
+            .unwrap();
         assert_eq!(
-            one.load(key(&["doc1", "snapshot", "x"])).await,
+            one.try_load(key(&["doc1", "snapshot", "x"])).await.unwrap(),
             Some(vec![4])
         );
         assert_eq!(
-            two.load(key(&["doc1", "snapshot", "x"])).await,
+            two.try_load(key(&["doc1", "snapshot", "x"])).await.unwrap(),
             Some(vec![9])
         );
-        let range = one.load_range(key(&["doc1"])).await;
+        let range = one.try_load_range(key(&["doc1"])).await.unwrap();
         assert_eq!(range.len(), 2, "{range:?}");
         assert_eq!(range[&key(&["doc1", "incremental", "y"])], vec![2]);
-        one.delete(key(&["doc1", "snapshot", "x"])).await;
-        assert_eq!(one.load(key(&["doc1", "snapshot", "x"])).await, None);
+        one.try_delete(key(&["doc1", "snapshot", "x"]))
+            .await
+            .unwrap();
         assert_eq!(
-            two.load(key(&["doc1", "snapshot", "x"])).await,
+            one.try_load(key(&["doc1", "snapshot", "x"])).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            two.try_load(key(&["doc1", "snapshot", "x"])).await.unwrap(),
             Some(vec![9])
         );
     });
@@ -238,21 +253,36 @@ fn document_writes_asked_at_once_end_as_if_written_one_by_one_in_order() {
         assert!(why.starts_with("sync storage write failed"), "{why}");
         for d in [0usize, 150, 299] {
             let doc = format!("doc{d}");
-            assert_eq!(one.load(key(&[&doc, "incremental", "a"])).await, None);
             assert_eq!(
-                one.load(key(&[&doc, "snapshot", "s"])).await,
+                one.try_load(key(&[&doc, "incremental", "a"]))
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                one.try_load(key(&[&doc, "snapshot", "s"])).await.unwrap(),
                 Some(vec![d as u8]),
                 "the later put wins"
             );
-            assert_eq!(two.load(key(&[&doc, "snapshot", "s"])).await, Some(vec![2]));
+            assert_eq!(
+                two.try_load(key(&[&doc, "snapshot", "s"])).await.unwrap(),
+                Some(vec![2])
+            );
         }
-        let all = one.load_range(key(&["doc1"])).await;
+        let all = one.try_load_range(key(&["doc1"])).await.unwrap();
         assert_eq!(all.len(), 1, "only doc1's snapshot: {all:?}");
-        assert_eq!(one.load(key(&["bad\0key"])).await, None);
+        // Not stored (the database cannot even look such a key up).
+        assert!(!matches!(
+            one.try_load(key(&["bad\0key"])).await,
+            Ok(Some(_))
+        ));
         // A delete then a put of the same key, in one batch.
         let k = key(&["doc7", "incremental", "a"]);
-        futures::future::join(one.delete(k.clone()), one.put(k.clone(), vec![5])).await;
-        assert_eq!(one.load(k).await, Some(vec![5]));
+        let (deleted, put) =
+            futures::future::join(one.try_delete(k.clone()), one.try_put(k.clone(), vec![5])).await;
+        deleted.unwrap();
+        put.unwrap();
+        assert_eq!(one.try_load(k).await.unwrap(), Some(vec![5]));
     });
 }
 

@@ -153,20 +153,20 @@ mod tests {
     async fn a_write_that_fails_leaves_the_others_of_its_batch_in() {
         let conn = db();
         let w = writes(conn.clone());
-        let release = hold(&conn);
-        let all = vec![
-            w.submit(put("a", b"1")),
-            w.submit(Write::Put {
-                table: "no_such_table",
-                key: "b".into(),
-                data: vec![],
-            }),
-            w.submit(put("c", b"3")),
-        ];
-        let all = tokio::spawn(all_of(all));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        release.send(()).unwrap();
-        let outcomes = all.await.unwrap();
+        let outcomes = in_one_batch(
+            &conn,
+            &w,
+            vec![
+                put("a", b"1"),
+                Write::Put {
+                    table: "no_such_table",
+                    key: "b".into(),
+                    data: vec![],
+                },
+                put("c", b"3"),
+            ],
+        )
+        .await;
         let keys: Vec<_> = stored(&conn).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "c"]);
         assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
@@ -194,19 +194,19 @@ mod tests {
             )
             .unwrap();
         let w = writes(conn.clone());
-        let release = hold(&conn);
-        let all = vec![
-            w.submit(put("a", b"1")),
-            w.submit(Write::Put {
-                table: "child",
-                key: "orphan".into(),
-                data: vec![],
-            }),
-        ];
-        let all = tokio::spawn(all_of(all));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        release.send(()).unwrap();
-        let outcomes = all.await.unwrap();
+        let outcomes = in_one_batch(
+            &conn,
+            &w,
+            vec![
+                put("a", b"1"),
+                Write::Put {
+                    table: "child",
+                    key: "orphan".into(),
+                    data: vec![],
+                },
+            ],
+        )
+        .await;
         assert!(
             outcomes
                 .iter()
@@ -214,6 +214,21 @@ mod tests {
             "{outcomes:?}"
         );
         assert!(stored(&conn).is_empty(), "nothing of the batch went in");
+    }
+
+    /// `batch` asked for while the connection is busy, so that it is
+    /// committed in one transaction; each write's outcome.
+    async fn in_one_batch(
+        conn: &Arc<Mutex<Connection>>,
+        w: &Arc<GroupCommit<Write>>,
+        batch: Vec<Write>,
+    ) -> Vec<Result<(), Error>> {
+        let release = hold(conn);
+        let all = batch.into_iter().map(|b| w.submit(b)).collect();
+        let all = tokio::spawn(all_of(all));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        release.send(()).unwrap();
+        all.await.unwrap()
     }
 
     async fn all_of(all: Vec<impl Future<Output = Result<(), Error>>>) -> Vec<Result<(), Error>> {

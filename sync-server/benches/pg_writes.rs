@@ -20,7 +20,7 @@ use flowkeep_sync_server::storage::WorkspaceStorage;
 use flowkeep_sync_server::Db;
 use futures::FutureExt;
 use postgres::{Client, NoTls};
-use samod::storage::{Storage, StorageKey};
+use samod::storage::StorageKey;
 
 const CHUNKS: usize = 12;
 
@@ -38,9 +38,11 @@ fn full(k: &StorageKey) -> String {
 async fn seed(s: &WorkspaceStorage, docs: usize, round: usize) {
     let all: Vec<_> = (0..docs)
         .flat_map(|d| (0..CHUNKS).map(move |c| (d, c)))
-        .map(|(d, c)| s.put(key(d, "incremental", round * 100 + c), vec![7; 300]))
+        .map(|(d, c)| s.try_put(key(d, "incremental", round * 100 + c), vec![7; 300]))
         .collect();
-    futures::future::join_all(all).await;
+    for stored in futures::future::join_all(all).await {
+        stored.expect("seeded");
+    }
 }
 
 /// The compaction burst through the server's storage.
@@ -48,13 +50,17 @@ async fn burst(s: &WorkspaceStorage, docs: usize, round: usize) -> Duration {
     let t = Instant::now();
     let mut all = Vec::new();
     for d in 0..docs {
-        all.push(s.put(key(d, "snapshot", round), vec![9; 3000]).boxed());
+        all.push(s.try_put(key(d, "snapshot", round), vec![9; 3000]).boxed());
         for c in 0..CHUNKS {
-            all.push(s.delete(key(d, "incremental", round * 100 + c)).boxed());
+            all.push(s.try_delete(key(d, "incremental", round * 100 + c)).boxed());
         }
     }
-    futures::future::join_all(all).await;
-    t.elapsed()
+    let outcomes = futures::future::join_all(all).await;
+    let took = t.elapsed();
+    for stored in outcomes {
+        stored.expect("written");
+    }
+    took
 }
 
 /// Connections kept between calls, as the server's pool kept 16.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use flowkeep_samod_sqlite::{logged, Error as StorageError, SqliteStorage};
+use flowkeep_samod_sqlite::{Error as StorageError, SqliteStorage};
 use futures::future::Either;
 use samod::storage::{Storage, StorageKey};
 use tokio::sync::watch;
@@ -185,31 +185,5 @@ impl Storage for Watched {
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
         let (this, call) = (self.clone(), self.inner.try_delete(key));
         async move { this.check(call.await) }
-    }
-}
-
-/// Unwatched, for tools and benches that drive the storage directly.
-impl Storage for WorkspaceStorage {
-    fn load(&self, key: StorageKey) -> impl Future<Output = Option<Vec<u8>>> + Send {
-        let this = self.clone();
-        async move { logged(this.try_load(key).await) }
-    }
-
-    fn load_range(
-        &self,
-        prefix: StorageKey,
-    ) -> impl Future<Output = HashMap<StorageKey, Vec<u8>>> + Send {
-        let this = self.clone();
-        async move { logged(this.try_load_range(prefix).await) }
-    }
-
-    fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        let call = self.try_put(key, data);
-        async move { logged(call.await) }
-    }
-
-    fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        let call = self.try_delete(key);
-        async move { logged(call.await) }
     }
 }
