@@ -28,7 +28,63 @@ pub struct TokenDialer {
 }
 
 /// Where a dialer keeps the server's sentence about the workspace's limits.
-pub type Limit = Arc<std::sync::Mutex<Option<String>>>;
+#[derive(Clone, Default)]
+pub struct Limit(Arc<std::sync::Mutex<Said>>);
+
+#[derive(Default)]
+struct Said {
+    /// What the server says now: each connection says it again.
+    now: Option<String>,
+    /// The last sentence it said since the last `take_for_round`. A
+    /// connection the server closed (it could not store a change) is
+    /// dialled again at once and that new connection says nothing yet, so
+    /// `now` alone would lose why a round's documents went unconfirmed.
+    heard: Option<String>,
+}
+
+impl Limit {
+    fn said(&self) -> std::sync::MutexGuard<'_, Said> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the server says now about the workspace's limits.
+    pub fn now(&self) -> Option<String> {
+        self.said().now.clone()
+    }
+
+    /// Whether the server said anything about a limit since the round
+    /// began (or says so now).
+    pub fn heard(&self) -> bool {
+        let said = self.said();
+        said.now.is_some() || said.heard.is_some()
+    }
+
+    /// What a round that left `unconfirmed` documents tells the user: what
+    /// the server says now, or, when documents went unconfirmed, the last
+    /// thing it said during the round. The next round starts afresh.
+    pub fn take_for_round(&self, unconfirmed: usize) -> Option<String> {
+        let mut said = self.said();
+        let heard = said.heard.take();
+        match &said.now {
+            Some(now) => Some(now.clone()),
+            None if unconfirmed > 0 => heard,
+            None => None,
+        }
+    }
+
+    /// Keeps what the server says now.
+    fn note(&self, said: Option<String>) {
+        let mut slot = self.said();
+        // A refused message is sent again on every connection: its sentence
+        // outlives a reconnect, and a workspace with room again.
+        if said.is_some() || !slot.now.as_deref().is_some_and(is_too_big) {
+            slot.now = said;
+        }
+        if slot.now.is_some() {
+            slot.heard = slot.now.clone();
+        }
+    }
+}
 
 /// The header a sync server sets on an accepted connection to a workspace
 /// that is at one of its limits.
@@ -76,7 +132,7 @@ impl Dialer for TokenDialer {
                         .get(LIMIT_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    note(&limit, said);
+                    limit.note(said);
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(move |m| {
                         let limit = limit.clone();
@@ -86,8 +142,7 @@ impl Dialer for TokenDialer {
                                 Ok(Message::Close(Some(frame)))
                                     if frame.code == CloseCode::Size =>
                                 {
-                                    *limit.lock().unwrap_or_else(|p| p.into_inner()) =
-                                        Some(too_big_sentence(&frame.reason));
+                                    limit.note(Some(too_big_sentence(&frame.reason)));
                                     None
                                 }
                                 // The server could not store the workspace's
@@ -98,12 +153,12 @@ impl Dialer for TokenDialer {
                                 {
                                     let said =
                                         Some(printable(&frame.reason)).filter(|r| !r.is_empty());
-                                    note(&limit, said);
+                                    limit.note(said);
                                     None
                                 }
                                 Ok(Message::Text(text)) => {
                                     if let Some(said) = limit_notice(&text) {
-                                        note(&limit, said);
+                                        limit.note(said);
                                     }
                                     None
                                 }
@@ -121,16 +176,6 @@ impl Dialer for TokenDialer {
                 Err(Failure::Transient(e)) => Err(DialError::transient(e)),
             }
         })
-    }
-}
-
-/// Keeps what the server says now about the workspace's limits.
-fn note(limit: &Limit, said: Option<String>) {
-    let mut slot = limit.lock().unwrap_or_else(|p| p.into_inner());
-    // A refused message is sent again on every connection: its sentence
-    // outlives a reconnect, and a workspace with room again.
-    if said.is_some() || !slot.as_deref().is_some_and(is_too_big) {
-        *slot = said;
     }
 }
 
@@ -280,10 +325,10 @@ mod tests {
             )),
             "control characters are dropped"
         );
-        note(&limit, said.unwrap());
-        assert!(limit.lock().unwrap().is_some());
-        note(&limit, limit_notice(r#"{"limit":null}"#).unwrap());
-        assert_eq!(*limit.lock().unwrap(), None);
+        limit.note(said.unwrap());
+        assert!(limit.now().is_some());
+        limit.note(limit_notice(r#"{"limit":null}"#).unwrap());
+        assert_eq!(limit.now(), None);
     }
 
     #[test]
@@ -298,11 +343,28 @@ mod tests {
     #[test]
     fn room_again_does_not_clear_a_refused_message() {
         let limit = Limit::default();
-        note(
-            &limit,
-            Some(too_big_sentence("message over --max-message-bytes")),
-        );
-        note(&limit, None);
-        assert!(limit.lock().unwrap().as_deref().is_some_and(is_too_big));
+        limit.note(Some(too_big_sentence("message over --max-message-bytes")));
+        limit.note(None);
+        assert!(limit.now().as_deref().is_some_and(is_too_big));
+    }
+
+    #[test]
+    fn a_round_left_unconfirmed_keeps_what_the_server_said_before_a_reconnect() {
+        let limit = Limit::default();
+        let stored = "the server could not store this workspace's changes".to_owned();
+        // Closed with the reason, then dialled again: the new connection
+        // says nothing.
+        limit.note(Some(stored.clone()));
+        limit.note(None);
+        assert_eq!(limit.now(), None);
+        assert!(limit.heard());
+        assert_eq!(limit.take_for_round(2), Some(stored.clone()));
+        // The next round starts afresh.
+        assert!(!limit.heard());
+        assert_eq!(limit.take_for_round(2), None);
+        // A round the server confirmed all of says what it says now.
+        limit.note(Some(stored));
+        limit.note(None);
+        assert_eq!(limit.take_for_round(0), None);
     }
 }

@@ -72,7 +72,7 @@ impl SyncService<'_> {
         let (_dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
         let root = self.open_root(repo, s).await?;
         let x = self.exchange(repo, s, &root, conn, &limit).await?;
-        let server_limit = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let server_limit = limit.take_for_round(x.unconfirmed);
         self.note_server_limit(server_limit.as_deref());
         self.note_unconfirmed(x.unconfirmed);
         Ok(SyncReport {
@@ -371,7 +371,7 @@ fn at_limit(
     use futures::FutureExt;
     let limit = limit.clone();
     async move {
-        while limit.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        while !limit.heard() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

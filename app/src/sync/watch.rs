@@ -246,7 +246,7 @@ impl SyncService<'_> {
                             if full {
                                 self.note_unconfirmed(unconfirmed);
                             }
-                            let said = limit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                            let said = limit.take_for_round(unconfirmed);
                             if limit_noted.as_ref() != Some(&said) {
                                 self.note_server_limit(said.as_deref());
                                 limit_noted = Some(said);
