@@ -1197,6 +1197,89 @@ fn changes_the_server_cannot_store_are_not_confirmed_and_reach_it_once_it_can() 
     );
 }
 
+/// Answers every request on `port` with `status`, a `content_type` body
+/// and nothing else, as a server (or a proxy in front of one) that cannot
+/// take a device right now does. Runs until the test binary ends.
+fn turning_away(port: u16, status: &str, content_type: &str, body: &str) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut asked = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !asked.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => asked.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+}
+
+#[test]
+fn a_server_that_cannot_take_this_device_now_is_quoted_not_called_out_of_reach() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let a = Flowkeep::new();
+    let join = ws.init(&a, &server);
+    let port = server.port;
+    assert!(server.terminate().success());
+    // Our server's words when a workspace rests after a storage failure.
+    let sentence =
+        "the server could not store workspace team's changes moments ago and tries again in 2 s; \
+                    this device keeps them and sends them again";
+    turning_away(
+        port,
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        &format!("{sentence}\n"),
+    );
+    let said = format!(
+        "the sync server at ws://127.0.0.1:{port}/sync cannot take this device right now (HTTP 503): {sentence}"
+    );
+
+    let r = a.json(&["sync", "now"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let failed = format!("sync failed: {said}");
+    assert_eq!(r.error()["message"], failed.as_str(), "{}", r.stderr);
+    let status = a.json(&["sync", "status"]).ok().json();
+    assert_eq!(status["last_error"]["message"], said.as_str(), "{status}");
+    // A device joining is told the same.
+    let b = Flowkeep::new();
+    let r = b.json(&["sync", "join", &join, "--token", &ws.token]);
+    assert_ne!(r.code, 0);
+    assert_eq!(r.error()["message"], failed.as_str(), "{}", r.stderr);
+
+    // A proxy's error page is not quoted to the user: only its status.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    drop(other);
+    turning_away(
+        other_port,
+        "502 Bad Gateway",
+        "text/html",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    );
+    let join = join.replace(&format!(":{port}/"), &format!(":{other_port}/"));
+    let r = b.json(&["sync", "join", &join, "--token", &ws.token]);
+    assert_eq!(
+        r.error()["message"],
+        format!(
+            "sync failed: the sync server at ws://127.0.0.1:{other_port}/sync cannot take this device right now \
+             (HTTP 502): Bad Gateway"
+        )
+        .as_str(),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
     let ws = Workspace::new();

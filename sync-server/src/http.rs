@@ -228,6 +228,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a device is told when the server's own records (devices, tokens)
+/// cannot be read or written.
+const STORAGE_UNAVAILABLE: &str =
+    "the server cannot reach its storage right now; try again shortly";
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
 ) -> Result<T, Response> {
@@ -235,15 +240,9 @@ async fn blocking<T: Send + 'static>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "storage error");
-            Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable",
-            ))
+            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE))
         }
-        Err(_) => Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage unavailable",
-        )),
+        Err(_) => Err(refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE)),
     }
 }
 
@@ -331,19 +330,21 @@ async fn sync(
         .serve(&device.workspace.id, &device.workspace.name)
         .await
     {
-        Some(Serve::Here {
+        Ok(Serve::Here {
             acceptor,
             usage,
             failure,
         }) => (acceptor, usage, failure),
-        Some(Serve::Elsewhere { url }) => {
+        Ok(Serve::Elsewhere { url }) => {
             return proxy_to_owner(&state, &device, &headers, &query, ws, permit, &url).await
         }
-        None => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server cannot reach this workspace's storage (or its lease) right now; try again shortly",
-            )
+        Err(not_now) => {
+            let mut refusal = refuse(StatusCode::SERVICE_UNAVAILABLE, not_now.why);
+            let secs = not_now.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            refusal
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+            return refusal;
         }
     };
     let (db, ws_id, dev) = (
@@ -711,7 +712,7 @@ async fn enrol(
                 format!("device {d} was revoked in this workspace and cannot enrol again"),
             )
         }
-        _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+        _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE),
     };
     tracing::info!(
         workspace = workspace.id.as_str(),

@@ -31,6 +31,16 @@ use crate::Db;
 /// configured (`--doc-idle-seconds`).
 pub const DOC_IDLE: Duration = Duration::from_secs(300);
 
+/// How long a workspace whose storage failed is turned away before it is
+/// loaded again: each of its devices reconnects at once and sends again
+/// what could not be stored, so without a pause a full disk has every
+/// device reload the workspace and fail again, over and over. Doubled each
+/// time it fails again soon after (`REST_STREAK`), up to `REST_MAX`.
+const REST: Duration = Duration::from_secs(1);
+const REST_MAX: Duration = Duration::from_secs(30);
+/// A failure this soon after the last rest ended continues its streak.
+const REST_STREAK: Duration = Duration::from_secs(60);
+
 pub struct Workspaces {
     db: Arc<Db>,
     node: Node,
@@ -40,8 +50,35 @@ pub struct Workspaces {
     doc_idle: Option<Duration>,
     metrics: Arc<Metrics>,
     slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Live>>>>>,
+    /// Workspaces whose storage failed lately, and until when they rest.
+    resting: std::sync::Mutex<HashMap<String, Rest>>,
     /// Repos loaded now.
     loaded: AtomicUsize,
+}
+
+#[derive(Clone, Copy)]
+struct Rest {
+    until: Instant,
+    /// Failures in a row, each soon after the rest before it ended.
+    streak: u32,
+}
+
+/// Why a device of a workspace cannot be served right now: a sentence for
+/// the device, and when to try again.
+#[derive(Debug)]
+pub struct NotNow {
+    pub why: String,
+    pub retry_after: Duration,
+}
+
+impl NotNow {
+    fn unreachable() -> NotNow {
+        NotNow {
+            why: "the server cannot reach this workspace's storage (or its lease) right now; try again shortly"
+                .to_owned(),
+            retry_after: REST,
+        }
+    }
 }
 
 /// Where a device of a workspace is served.
@@ -84,6 +121,7 @@ impl Workspaces {
             doc_idle,
             metrics: Metrics::new(),
             slots: std::sync::Mutex::new(HashMap::new()),
+            resting: std::sync::Mutex::new(HashMap::new()),
             loaded: AtomicUsize::new(0),
         })
     }
@@ -107,16 +145,16 @@ impl Workspaces {
     }
 
     /// Where a device of this workspace is served: here (loading the repo
-    /// if needed), or on the node holding its lease. `None` when the
-    /// database cannot say.
+    /// if needed), or on the node holding its lease; why not, when the
+    /// database cannot say or the workspace rests after a storage failure.
     /// `name` is the workspace's, for the sentences its limits give.
-    pub async fn serve(&self, workspace_id: &str, name: &str) -> Option<Serve> {
+    pub async fn serve(&self, workspace_id: &str, name: &str) -> Result<Serve, NotNow> {
         let slot = self.slot(workspace_id);
         let mut live = slot.lock().await;
         if let Some(l) = live.as_mut() {
             if !l.failure.failed() {
                 l.idle_since = None;
-                return Some(Serve::Here {
+                return Ok(Serve::Here {
                     acceptor: l.acceptor.clone(),
                     usage: l.usage.clone(),
                     failure: l.failure.clone(),
@@ -129,21 +167,33 @@ impl Workspaces {
         if let Some(l) = live.take() {
             l.repo.stop().await;
             self.loaded.fetch_sub(1, Ordering::SeqCst);
+            let rest = self.rest_after_failure(workspace_id);
             tracing::info!(
                 workspace = workspace_id,
-                "workspace repo stopped after a storage failure; loading it again"
+                rest_ms = rest.as_millis() as u64,
+                "workspace repo stopped after a storage failure; loading it again after a rest"
             );
+        }
+        if let Some(left) = self.rest_left(workspace_id) {
+            return Err(NotNow {
+                why: format!(
+                    "the server could not store workspace {name}'s changes moments ago and tries again in {} s; \
+                     this device keeps them and sends them again",
+                    left.as_secs_f64().ceil() as u64
+                ),
+                retry_after: left,
+            });
         }
         if self.db.is_shared() {
             let (db, node, id) = (self.db.clone(), self.node.clone(), workspace_id.to_owned());
             match tokio::task::spawn_blocking(move || db.acquire_lease(&id, &node)).await {
                 Ok(Ok(Lease::Mine)) => {}
-                Ok(Ok(Lease::Held { url, .. })) => return Some(Serve::Elsewhere { url }),
+                Ok(Ok(Lease::Held { url, .. })) => return Ok(Serve::Elsewhere { url }),
                 Ok(Err(e)) => {
                     tracing::warn!(workspace = workspace_id, error = %e, "cannot take the workspace's lease");
-                    return None;
+                    return Err(NotNow::unreachable());
                 }
-                Err(_) => return None,
+                Err(_) => return Err(NotNow::unreachable()),
             }
         }
         let storage = self.db.storage(workspace_id);
@@ -153,7 +203,7 @@ impl Workspaces {
                 self.metrics.storage_failures.inc();
                 tracing::error!(workspace = workspace_id, error = %e, "cannot read the workspace's storage");
                 self.release(workspace_id).await;
-                return None;
+                return Err(NotNow::unreachable());
             }
         };
         let usage = Usage::new(name, self.quota, sizes);
@@ -187,7 +237,7 @@ impl Workspaces {
         let Some(acceptor) = url.and_then(|u| repo.make_acceptor(u).ok()) else {
             repo.stop().await;
             self.release(workspace_id).await;
-            return None;
+            return Err(NotNow::unreachable());
         };
         self.loaded.fetch_add(1, Ordering::SeqCst);
         tracing::info!(workspace = workspace_id, "workspace repo loaded");
@@ -199,17 +249,50 @@ impl Workspaces {
             idle_since: None,
             loaded_at: Instant::now(),
         });
-        Some(Serve::Here {
+        Ok(Serve::Here {
             acceptor,
             usage,
             failure,
         })
     }
 
+    /// Starts a rest for a workspace whose storage failed, longer if it
+    /// failed again soon after the last one; returns its length.
+    fn rest_after_failure(&self, workspace_id: &str) -> Duration {
+        let now = Instant::now();
+        let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+        // Those long over say nothing any more.
+        resting.retain(|_, r| now < r.until + REST_STREAK);
+        let streak = resting
+            .get(workspace_id)
+            .map_or(1, |r| r.streak.saturating_add(1));
+        let rest = REST
+            .saturating_mul(2u32.saturating_pow(streak.min(16) - 1))
+            .min(REST_MAX);
+        resting.insert(
+            workspace_id.to_owned(),
+            Rest {
+                until: now + rest,
+                streak,
+            },
+        );
+        rest
+    }
+
+    /// How long the workspace still rests after a storage failure.
+    fn rest_left(&self, workspace_id: &str) -> Option<Duration> {
+        let resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
+        let left = resting
+            .get(workspace_id)?
+            .until
+            .checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
+    }
+
     /// This node's repo of a workspace, loading it if needed; `None` when
     /// another node serves it.
     pub async fn acceptor(&self, workspace_id: &str) -> Option<AcceptorHandle> {
-        match self.serve(workspace_id, workspace_id).await? {
+        match self.serve(workspace_id, workspace_id).await.ok()? {
             Serve::Here { acceptor, .. } => Some(acceptor),
             Serve::Elsewhere { .. } => None,
         }
@@ -386,5 +469,72 @@ mod tests {
         assert_eq!(w.loaded().await, 1);
         w.stop_all().await;
         assert_eq!(w.loaded().await, 0);
+    }
+
+    /// Creates a document in the workspace's loaded repo; whether its
+    /// storage failed within a few seconds.
+    async fn write_fails(w: &Workspaces, workspace_id: &str) -> bool {
+        let slot = w.slot(workspace_id);
+        let (repo, failure) = {
+            let live = slot.lock().await;
+            let l = live.as_ref().expect("loaded");
+            (l.repo.clone(), l.failure.clone())
+        };
+        repo.create(automerge::Automerge::new()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), failure.wait())
+            .await
+            .is_ok()
+    }
+
+    /// A workspace whose storage failed is not loaded again at once (its
+    /// devices would reload it and fail again, over and over) but after a
+    /// rest that doubles while it keeps failing, and ends once it works.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_workspace_whose_storage_failed_rests_longer_while_it_keeps_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync.db");
+        let db = Arc::new(Db::open(&path).unwrap());
+        let w = Workspaces::new(db, Node::new("ws://127.0.0.1:1", Duration::from_secs(15)));
+        assert!(w.serve("a", "team").await.is_ok());
+        assert!(w.serve("b", "other").await.is_ok());
+        let refusing = rusqlite::Connection::open(&path).unwrap();
+        refusing
+            .execute_batch(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON kv
+                 BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+            )
+            .unwrap();
+        assert!(write_fails(&w, "a").await, "the failure was not noticed");
+
+        let first = w.serve("a", "team").await.err().expect("rests");
+        assert_eq!(w.loaded().await, 1, "a's repo stopped; b's runs on");
+        assert!(first.retry_after <= REST, "{first:?}");
+        assert!(
+            first
+                .why
+                .contains("could not store workspace team's changes"),
+            "{}",
+            first.why
+        );
+        tokio::time::sleep(first.retry_after + Duration::from_millis(50)).await;
+        assert!(
+            w.serve("a", "team").await.is_ok(),
+            "loaded again after the rest"
+        );
+
+        // It fails again at once: a longer rest.
+        assert!(write_fails(&w, "a").await);
+        let second = w.serve("a", "team").await.err().expect("rests");
+        assert!(second.retry_after > REST, "{second:?}");
+        assert!(second.retry_after <= REST * 2);
+
+        // The disk has room again: after the rest the workspace is served
+        // and stored as before.
+        refusing.execute_batch("DROP TRIGGER disk_full").unwrap();
+        tokio::time::sleep(second.retry_after + Duration::from_millis(50)).await;
+        assert!(w.serve("a", "team").await.is_ok());
+        assert!(!write_fails(&w, "a").await);
+        assert!(w.serve("a", "team").await.is_ok());
+        w.stop_all().await;
     }
 }

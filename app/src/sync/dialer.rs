@@ -40,6 +40,9 @@ struct Said {
     /// dialled again at once and that new connection says nothing yet, so
     /// `now` alone would lose why a round's documents went unconfirmed.
     heard: Option<String>,
+    /// Why the server last turned a dial away for now (an HTTP 5xx with
+    /// its sentence); cleared by a dial it accepts.
+    unavailable: Option<String>,
 }
 
 impl Limit {
@@ -70,6 +73,18 @@ impl Limit {
             None if unconfirmed > 0 => heard,
             None => None,
         }
+    }
+
+    /// Why the server turned this device's last dial away for now, in its
+    /// words (`cannot take this device right now (HTTP 503): …`, to follow
+    /// "the sync server at <address>"); `None` if it did not answer at all
+    /// (or took the dial).
+    pub fn unavailable(&self) -> Option<String> {
+        self.said().unavailable.clone()
+    }
+
+    fn note_unavailable(&self, why: Option<String>) {
+        self.said().unavailable = why;
     }
 
     /// Keeps what the server says now.
@@ -125,13 +140,14 @@ impl Dialer for TokenDialer {
         let (url, token, tls) = (self.url.clone(), self.token.clone(), self.tls.clone());
         let limit = self.limit.clone();
         Box::pin(async move {
-            match open_with_response(&url, &token, tls).await {
+            match open_patiently(&url, &token, tls).await {
                 Ok((ws, response)) => {
                     let said = response
                         .headers()
                         .get(LIMIT_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    limit.note_unavailable(None);
                     limit.note(said);
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(move |m| {
@@ -173,7 +189,14 @@ impl Dialer for TokenDialer {
                     Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
                 }
                 Err(Failure::Refused(r)) => Err(DialError::PermanentFailure(r)),
-                Err(Failure::Transient(e)) => Err(DialError::transient(e)),
+                Err(Failure::Unavailable(u)) => {
+                    limit.note_unavailable(Some(u.to_string()));
+                    Err(DialError::transient(u))
+                }
+                Err(Failure::Transient(e)) => {
+                    limit.note_unavailable(None);
+                    Err(DialError::transient(e))
+                }
             }
         })
     }
@@ -225,8 +248,28 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) enum Failure {
     Refused(Refused),
+    /// The server answered, but cannot take this device right now.
+    Unavailable(Unavailable),
     Transient(tungstenite::Error),
 }
+
+/// The server turned a dial away for now (HTTP 5xx: shutting down, its
+/// storage out of reach): its sentence, for the user. A later dial may get
+/// in, so it is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot take this device right now (HTTP {status}): {reason}")]
+pub(crate) struct Unavailable {
+    status: u16,
+    reason: String,
+    /// When the server asked to be asked again (`Retry-After`, seconds).
+    retry_after: Option<std::time::Duration>,
+}
+
+/// The longest pause a server may ask for (`Retry-After`) that a dial
+/// waits out rather than failing: a workspace resting after a storage
+/// failure asks for 1–30 s, and a `sync now` had better wait for a short
+/// one than say "try again".
+const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens a WebSocket to `url` with `Authorization: Bearer <token>`.
 pub(crate) async fn open(
@@ -234,7 +277,26 @@ pub(crate) async fn open(
     token: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Socket, Failure> {
-    Ok(open_with_response(url, token, tls).await?.0)
+    Ok(open_patiently(url, token, tls).await?.0)
+}
+
+/// `open_with_response`, tried once more after a short pause the server
+/// asked for (`WAIT_AT_MOST`).
+async fn open_patiently(
+    url: &url::Url,
+    token: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(Socket, tungstenite::handshake::client::Response), Failure> {
+    match open_with_response(url, token, tls.clone()).await {
+        Err(Failure::Unavailable(u)) => match u.retry_after.filter(|w| *w <= WAIT_AT_MOST) {
+            Some(pause) => {
+                tokio::time::sleep(pause).await;
+                open_with_response(url, token, tls).await
+            }
+            None => Err(Failure::Unavailable(u)),
+        },
+        other => other,
+    }
 }
 
 /// `open`, with the server's answer to the upgrade.
@@ -272,11 +334,45 @@ async fn open_with_response(
                 reason,
             }))
         }
+        Err(tungstenite::Error::Http(r)) if r.status().is_server_error() => {
+            Err(Failure::Unavailable(Unavailable {
+                status: r.status().as_u16(),
+                reason: server_sentence(&r),
+                retry_after: r
+                    .headers()
+                    .get(tungstenite::http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok())
+                    .map(std::time::Duration::from_secs),
+            }))
+        }
         Err(e) => match certificate_problem(&e, url) {
             Some(why) => Err(Failure::Refused(Refused::Certificate(why))),
             None => Err(Failure::Transient(e)),
         },
     }
+}
+
+/// What a server error answer says: our server's plain-text sentence, or
+/// (from a proxy's HTML page, say) only the status's name.
+fn server_sentence(r: &tungstenite::http::Response<Option<Vec<u8>>>) -> String {
+    let plain = r
+        .headers()
+        .get(tungstenite::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    let said = r
+        .body()
+        .as_deref()
+        .filter(|_| plain)
+        .map(|b| printable(&String::from_utf8_lossy(b)))
+        .filter(|s| !s.is_empty());
+    said.unwrap_or_else(|| {
+        r.status()
+            .canonical_reason()
+            .unwrap_or("no reason given")
+            .to_owned()
+    })
 }
 
 /// A sentence for a TLS failure that retrying cannot fix.
@@ -346,6 +442,52 @@ mod tests {
         limit.note(Some(too_big_sentence("message over --max-message-bytes")));
         limit.note(None);
         assert!(limit.now().as_deref().is_some_and(is_too_big));
+    }
+
+    /// A server on loopback that refuses its first dial with a 503 asking
+    /// for `retry_after` s, then accepts the WebSocket.
+    async fn resting_then_open(retry_after: u64) -> url::Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url =
+            url::Url::parse(&format!("ws://{}/sync", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = first.read(&mut buf).await;
+            let body = "the workspace rests\n";
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Retry-After: {retry_after}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            first.write_all(answer.as_bytes()).await.unwrap();
+            drop(first);
+            let (second, _) = listener.accept().await.unwrap();
+            let _ws = tokio_tungstenite::accept_async(second).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_short_pause_the_server_asks_for_is_waited_out() {
+        let url = resting_then_open(1).await;
+        let started = std::time::Instant::now();
+        assert!(open(&url, "t", None).await.is_ok());
+        assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_long_pause_is_not_waited_for_and_the_servers_sentence_kept() {
+        let url = resting_then_open(60).await;
+        match open(&url, "t", None).await {
+            Err(Failure::Unavailable(u)) => assert_eq!(
+                u.to_string(),
+                "cannot take this device right now (HTTP 503): the workspace rests"
+            ),
+            _ => panic!("not refused for now"),
+        }
     }
 
     #[test]

@@ -136,6 +136,12 @@ async fn exchange(
         let mut ws = match dialer::open(url, token, tls).await {
             Ok(ws) => ws,
             Err(Failure::Refused(r)) => return Err(Error::Unavailable(r.to_string())),
+            Err(Failure::Unavailable(u)) => {
+                return Err(Error::Unavailable(format!(
+                    "the sync server at {} {u}",
+                    s.server
+                )))
+            }
             Err(Failure::Transient(e)) => {
                 return Err(Error::Unavailable(format!(
                     "cannot reach the sync server at {}: {e}",

@@ -69,9 +69,14 @@ impl SyncService<'_> {
             max_retries: Some(3),
         };
         let limit = dialer::Limit::default();
-        let (_dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
+        let (dialer, conn) = self.connect(repo, s, backoff, &limit).await?;
         let root = self.open_root(repo, s).await?;
-        let x = self.exchange(repo, s, &root, conn, &limit).await?;
+        let x = self.exchange(repo, s, &root, conn, &limit).await;
+        // Done with the server: a reconnect under way (the server closed
+        // the connection, say) would otherwise run, and sync, before the
+        // repo stops.
+        dialer.close();
+        let x = x?;
         let server_limit = limit.take_for_round(x.unconfirmed);
         self.note_server_limit(server_limit.as_deref());
         self.note_unconfirmed(x.unconfirmed);
@@ -104,10 +109,10 @@ impl SyncService<'_> {
                 return Err(Error::Unavailable(e.to_string()))
             }
             Ok(Err(_)) | Err(_) => {
-                return Err(Error::Unavailable(format!(
-                    "cannot reach the sync server at {}",
-                    s.server
-                )));
+                return Err(Error::Unavailable(match limit.unavailable() {
+                    Some(why) => format!("the sync server at {} {why}", s.server),
+                    None => format!("cannot reach the sync server at {}", s.server),
+                }));
             }
         }
         let conn = dialer

@@ -185,10 +185,11 @@ impl SyncService<'_> {
                     if !said_away && since.elapsed() >= AWAY_NOTICE {
                         said_away = true;
                         // Cleared by the next round that syncs.
-                        self.note_sync_error(&Error::Unavailable(format!(
-                            "cannot reach the sync server at {}; trying again",
-                            settings.server
-                        )));
+                        let why = match limit.unavailable() {
+                            Some(why) => format!("the sync server at {} {why}", settings.server),
+                            None => format!("cannot reach the sync server at {}", settings.server),
+                        };
+                        self.note_sync_error(&Error::Unavailable(format!("{why}; trying again")));
                     }
                 }
                 Some(_) => {
