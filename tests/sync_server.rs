@@ -528,7 +528,7 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
 
     // One device connects, writes 50 documents, and leaves.
     let repo = Repo::build_tokio().load().await;
-    dial_connected(&repo, server_url, &token, BackoffConfig::default()).await;
+    dial_connected(&repo, server_url.clone(), &token, BackoffConfig::default()).await;
     let mut ids = Vec::new();
     for i in 0..50 {
         ids.push(create_doc(&repo, &format!("doc {i}")).await);
@@ -572,6 +572,43 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     let count = |what: &str| new.iter().filter(|l| l.contains(what)).count();
     assert_eq!(count("device connected"), 1, "{new:#?}");
     assert_eq!(count("device disconnected"), 1, "{new:#?}");
+
+    // A dial turned away before its WebSocket opens (here: the workspace
+    // rests after its storage failed) is not a device that came and went.
+    let refusing = rusqlite::Connection::open(&db).unwrap();
+    refusing
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON kv
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+        )
+        .unwrap();
+    let before = read_log().lines().count();
+    let repo = Repo::build_tokio().load().await;
+    dial_connected(&repo, server_url.clone(), &token, BackoffConfig::default()).await;
+    create_doc(&repo, "not stored").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while !read_log().contains("workspace storage failed") {
+        assert!(Instant::now() < until, "no storage failure: {}", read_log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    repo.stop().await;
+    let mut req = server_url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status().as_u16(), 503);
+            assert!(r.headers().contains_key("retry-after"), "{r:?}");
+        }
+        _ => panic!("a dial during the rest was let in"),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = read_log();
+    let new: Vec<&str> = text.lines().skip(before).collect();
+    let count = |what: &str| new.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("device connected"), 1, "{new:#?}");
+    assert_eq!(count("device disconnected"), 1, "{new:#?}");
+    assert_eq!(count("workspace storage failed"), 1, "{new:#?}");
 }
 
 /// The server announces nothing: a device that joins a workspace holding

@@ -23,12 +23,15 @@ struct Open {
 }
 
 /// One admitted connection; dropping it (the connection ended) frees its
-/// place and logs how long it was open.
+/// place and, once it was `connected`, logs how long it was open.
 pub struct Permit {
     admission: Arc<Admission>,
     workspace_id: String,
     device_id: String,
-    since: Instant,
+    /// When the WebSocket opened; `None` while the dial may still be turned
+    /// away (the workspace cannot be served now), which an operator should
+    /// not read as a device that came and went.
+    since: Option<Instant>,
 }
 
 impl Admission {
@@ -89,16 +92,11 @@ impl Admission {
             .or_default() += 1;
         drop(open);
         self.metrics.connections.inc();
-        tracing::info!(
-            workspace = workspace_id,
-            device = device_id,
-            "device connected"
-        );
         Ok(Permit {
             admission: self.clone(),
             workspace_id: workspace_id.to_owned(),
             device_id: device_id.to_owned(),
-            since: Instant::now(),
+            since: None,
         })
     }
 
@@ -109,6 +107,18 @@ impl Admission {
             open.total,
             open.per_workspace.get(workspace_id).copied().unwrap_or(0),
         )
+    }
+}
+
+impl Permit {
+    /// The device's WebSocket is open: one log line now, one when it ends.
+    pub fn connected(&mut self) {
+        self.since = Some(Instant::now());
+        tracing::info!(
+            workspace = self.workspace_id.as_str(),
+            device = self.device_id.as_str(),
+            "device connected"
+        );
     }
 }
 
@@ -126,12 +136,14 @@ impl Drop for Permit {
             }
         }
         a.metrics.connections.dec();
-        tracing::info!(
-            workspace = self.workspace_id.as_str(),
-            device = self.device_id.as_str(),
-            seconds = self.since.elapsed().as_secs(),
-            "device disconnected"
-        );
+        if let Some(since) = self.since {
+            tracing::info!(
+                workspace = self.workspace_id.as_str(),
+                device = self.device_id.as_str(),
+                seconds = since.elapsed().as_secs(),
+                "device disconnected"
+            );
+        }
     }
 }
 

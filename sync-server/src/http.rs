@@ -317,7 +317,7 @@ async fn sync(
     }
     // Held by the connection's inbound stream: its place is freed when
     // the connection ends.
-    let permit = match state.admission.admit(
+    let mut permit = match state.admission.admit(
         &device.workspace.id,
         &device.workspace.name,
         &device.device_id,
@@ -376,6 +376,7 @@ async fn sync(
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
+            permit.connected();
             let (sink, stream) = socket.split();
             // samod and the refusal of a too large message both write to the
             // socket: through a channel, forwarded by one task (which ends,
@@ -628,6 +629,8 @@ async fn proxy_to_owner(
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
+            let mut permit = permit;
+            permit.connected();
             metrics.connections_proxied.inc();
             proxy::pipe(socket, owner, limits.max_message_bytes).await;
             metrics.connections_proxied.dec();
