@@ -575,22 +575,30 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
 
     // A dial turned away before its WebSocket opens (here: the workspace
     // rests after its storage failed) is not a device that came and went.
-    let refusing = rusqlite::Connection::open(&db).unwrap();
-    refusing
-        .execute_batch(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON kv
-             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
-        )
-        .unwrap();
+    let _refusing = server_support::refuse_document_writes(&db);
     let before = read_log().lines().count();
     let repo = Repo::build_tokio().load().await;
-    dial_connected(&repo, server_url.clone(), &token, BackoffConfig::default()).await;
+    let dialer = repo
+        .dial(
+            BackoffConfig::default(),
+            std::sync::Arc::new(samod_client::TokenDialer {
+                url: server_url.clone(),
+                token: token.clone(),
+            }),
+        )
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), dialer.established()).await {
+        Ok(Ok(_)) => {}
+        _ => panic!("the device could not connect: {}", read_log()),
+    }
     create_doc(&repo, "not stored").await;
     let until = Instant::now() + Duration::from_secs(10);
     while !read_log().contains("workspace storage failed") {
         assert!(Instant::now() < until, "no storage failure: {}", read_log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Its redials during the rest are turned away too; none after it.
+    dialer.close();
     repo.stop().await;
     let mut req = server_url.as_str().into_client_request().unwrap();
     req.headers_mut()
@@ -600,7 +608,7 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
             assert_eq!(r.status().as_u16(), 503);
             assert!(r.headers().contains_key("retry-after"), "{r:?}");
         }
-        _ => panic!("a dial during the rest was let in"),
+        _ => panic!("a dial during the rest was let in: {}", read_log()),
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = read_log();

@@ -598,9 +598,19 @@ async fn proxy_to_owner(
     .await
     {
         Ok(dialed) => dialed,
-        Err(proxy::DialFailure::Refused { status, body }) => {
+        Err(proxy::DialFailure::Refused {
+            status,
+            body,
+            retry_after,
+        }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            return refuse(status, body);
+            let mut refusal = refuse(status, body);
+            if let Some(after) = retry_after {
+                refusal
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, after);
+            }
+            return refusal;
         }
         Err(proxy::DialFailure::Unreachable(why)) => {
             tracing::warn!(

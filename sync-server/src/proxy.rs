@@ -26,8 +26,13 @@ pub type Upstream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Why the owner could not be reached through this node.
 pub enum DialFailure {
-    /// The owner answered with a refusal: pass it on.
-    Refused { status: u16, body: String },
+    /// The owner answered with a refusal: pass it on (with when to ask
+    /// again, if it said).
+    Refused {
+        status: u16,
+        body: String,
+        retry_after: Option<tungstenite::http::HeaderValue>,
+    },
     /// The owner did not answer (it died, or is unreachable from here).
     Unreachable(String),
 }
@@ -91,6 +96,10 @@ pub async fn dial(
         }),
         Ok(Err(tungstenite::Error::Http(r))) => Err(DialFailure::Refused {
             status: r.status().as_u16(),
+            retry_after: r
+                .headers()
+                .get(tungstenite::http::header::RETRY_AFTER)
+                .cloned(),
             body: r
                 .body()
                 .as_deref()

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use flowkeep_samod_sqlite::{Error as StorageError, SqliteStorage};
 use futures::future::Either;
@@ -86,23 +87,32 @@ impl WorkspaceStorage {
 pub const FAILED_REASON: &str =
     "the server could not store this workspace's changes; this device keeps them and sends them again";
 
-/// Whether a loaded workspace's storage has failed, and since when its
-/// connections must end. One per loaded repo: a repo loaded afresh starts
-/// without one.
+/// Whether (and since when) a loaded workspace's storage has failed, after
+/// which its connections must end. One per loaded repo: a repo loaded
+/// afresh starts without one.
 #[derive(Clone)]
-pub struct Failure(Arc<watch::Sender<bool>>);
+pub struct Failure(Arc<watch::Sender<Option<Instant>>>);
 
 impl Failure {
     pub fn new() -> Failure {
-        Failure(Arc::new(watch::channel(false).0))
+        Failure(Arc::new(watch::channel(None).0))
     }
 
     /// Marks the storage failed; `true` the first time.
     fn report(&self) -> bool {
-        !self.0.send_replace(true)
+        self.0.send_if_modified(|at| {
+            let first = at.is_none();
+            at.get_or_insert_with(Instant::now);
+            first
+        })
     }
 
     pub fn failed(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    /// When the storage first failed.
+    pub fn at(&self) -> Option<Instant> {
         *self.0.borrow()
     }
 
@@ -110,7 +120,7 @@ impl Failure {
     pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.0.subscribe();
         async move {
-            let _ = rx.wait_for(|f| *f).await;
+            let _ = rx.wait_for(|f| f.is_some()).await;
         }
     }
 }

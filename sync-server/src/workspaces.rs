@@ -35,9 +35,11 @@ pub const DOC_IDLE: Duration = Duration::from_secs(300);
 /// loaded again: each of its devices reconnects at once and sends again
 /// what could not be stored, so without a pause a full disk has every
 /// device reload the workspace and fail again, over and over. Doubled each
-/// time it fails again soon after (`REST_STREAK`), up to `REST_MAX`.
+/// time it fails again soon after (`REST_STREAK`), up to `REST_MAX`: at
+/// most one reload every 8 s, and a device's `sync now` still waits out the
+/// longest rest rather than failing (the client waits up to 10 s).
 const REST: Duration = Duration::from_secs(1);
-const REST_MAX: Duration = Duration::from_secs(30);
+pub const REST_MAX: Duration = Duration::from_secs(8);
 /// A failure this soon after the last rest ended continues its streak.
 const REST_STREAK: Duration = Duration::from_secs(60);
 
@@ -163,11 +165,17 @@ impl Workspaces {
         }
         // Its storage failed: what it holds in memory may not be stored, so
         // the workspace is served afresh from what is (its devices send the
-        // rest again). Its lease, if any, stays ours.
+        // rest again), after a rest. Its lease, if any, is not renewed
+        // meanwhile (`keep_leases` renews loaded repos') but outlasts a rest
+        // at the default lease (15 s against at most 8 s); with a shorter
+        // one another node may take the workspace over, as from a node that
+        // stopped. Given up, it would send the devices to another node that
+        // most likely shares the failing database.
         if let Some(l) = live.take() {
             l.repo.stop().await;
             self.loaded.fetch_sub(1, Ordering::SeqCst);
-            let rest = self.rest_after_failure(workspace_id);
+            let failed_at = l.failure.at().unwrap_or_else(Instant::now);
+            let rest = self.rest_after_failure(workspace_id, failed_at);
             tracing::info!(
                 workspace = workspace_id,
                 rest_ms = rest.as_millis() as u64,
@@ -177,8 +185,8 @@ impl Workspaces {
         if let Some(left) = self.rest_left(workspace_id) {
             return Err(NotNow {
                 why: format!(
-                    "the server could not store workspace {name}'s changes moments ago and tries again in {} s; \
-                     this device keeps them and sends them again",
+                    "the server could not store workspace {name}'s changes and takes the workspace back in {} s; \
+                     a device keeps what it has not sent and sends it then",
                     left.as_secs_f64().ceil() as u64
                 ),
                 retry_after: left,
@@ -256,13 +264,13 @@ impl Workspaces {
         })
     }
 
-    /// Starts a rest for a workspace whose storage failed, longer if it
-    /// failed again soon after the last one; returns its length.
-    fn rest_after_failure(&self, workspace_id: &str) -> Duration {
-        let now = Instant::now();
+    /// Starts a rest, from `failed_at`, for a workspace whose storage
+    /// failed, longer if it failed again soon after the last one; returns
+    /// its length.
+    fn rest_after_failure(&self, workspace_id: &str, failed_at: Instant) -> Duration {
         let mut resting = self.resting.lock().unwrap_or_else(|p| p.into_inner());
         // Those long over say nothing any more.
-        resting.retain(|_, r| now < r.until + REST_STREAK);
+        resting.retain(|_, r| failed_at < r.until + REST_STREAK);
         let streak = resting
             .get(workspace_id)
             .map_or(1, |r| r.streak.saturating_add(1));
@@ -272,7 +280,7 @@ impl Workspaces {
         resting.insert(
             workspace_id.to_owned(),
             Rest {
-                until: now + rest,
+                until: failed_at + rest,
                 streak,
             },
         );
@@ -510,9 +518,9 @@ mod tests {
         assert_eq!(w.loaded().await, 1, "a's repo stopped; b's runs on");
         assert!(first.retry_after <= REST, "{first:?}");
         assert!(
-            first
-                .why
-                .contains("could not store workspace team's changes"),
+            first.why.contains(
+                "could not store workspace team's changes and takes the workspace back in 1 s"
+            ),
             "{}",
             first.why
         );

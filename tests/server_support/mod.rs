@@ -137,3 +137,18 @@ pub fn server_bin_beside(flowkeep: &Path) -> PathBuf {
     );
     bin
 }
+
+/// The server's SQLite file (`sync.db` in its data dir) refusing every
+/// write of a document, as a full disk would, until this connection runs
+/// `DROP TRIGGER disk_full`.
+pub fn refuse_document_writes(sync_db: &Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(sync_db).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    // In the file, not TEMP: a TEMP trigger binds only this connection.
+    db.execute_batch(
+        "CREATE TRIGGER disk_full BEFORE INSERT ON kv
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+    )
+    .unwrap();
+    db
+}

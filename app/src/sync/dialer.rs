@@ -43,6 +43,10 @@ struct Said {
     /// Why the server last turned a dial away for now (an HTTP 5xx with
     /// its sentence); cleared by a dial it accepts.
     unavailable: Option<String>,
+    /// The server closed a connection this round because it could not
+    /// store the workspace's changes (close code 1011): what it confirmed
+    /// in the round may have been held in its memory only.
+    unstored: bool,
 }
 
 impl Limit {
@@ -62,12 +66,27 @@ impl Limit {
         said.now.is_some() || said.heard.is_some()
     }
 
+    /// A round begins: what was heard before it (on a connection since
+    /// closed) does not explain this one.
+    pub fn begin_round(&self) {
+        let mut said = self.said();
+        said.heard = said.now.clone();
+        said.unstored = false;
+    }
+
+    /// Whether the server said this round that it could not store the
+    /// workspace's changes.
+    pub fn unstored(&self) -> bool {
+        self.said().unstored
+    }
+
     /// What a round that left `unconfirmed` documents tells the user: what
     /// the server says now, or, when documents went unconfirmed, the last
     /// thing it said during the round. The next round starts afresh.
     pub fn take_for_round(&self, unconfirmed: usize) -> Option<String> {
         let mut said = self.said();
         let heard = said.heard.take();
+        said.unstored = false;
         match &said.now {
             Some(now) => Some(now.clone()),
             None if unconfirmed > 0 => heard,
@@ -170,6 +189,7 @@ impl Dialer for TokenDialer {
                                     let said =
                                         Some(printable(&frame.reason)).filter(|r| !r.is_empty());
                                     limit.note(said);
+                                    limit.said().unstored = true;
                                     None
                                 }
                                 Ok(Message::Text(text)) => {
@@ -267,9 +287,9 @@ pub(crate) struct Unavailable {
 
 /// The longest pause a server may ask for (`Retry-After`) that a dial
 /// waits out rather than failing: a workspace resting after a storage
-/// failure asks for 1–30 s, and a `sync now` had better wait for a short
-/// one than say "try again".
-const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
+/// failure asks for 1–8 s, and a `sync now` had better wait than say "try
+/// again".
+const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens a WebSocket to `url` with `Authorization: Bearer <token>`.
 pub(crate) async fn open(
@@ -375,6 +395,15 @@ fn server_sentence(r: &tungstenite::http::Response<Option<Vec<u8>>>) -> String {
     })
 }
 
+/// Why a dial to `server` did not get in: the server's own sentence when
+/// it turned the dial away (`unavailable`), or that it did not answer.
+pub(crate) fn not_in(server: &str, unavailable: Option<String>) -> String {
+    match unavailable {
+        Some(why) => format!("the sync server at {server} {why}"),
+        None => format!("cannot reach the sync server at {server}"),
+    }
+}
+
 /// A sentence for a TLS failure that retrying cannot fix.
 fn certificate_problem(e: &tungstenite::Error, url: &url::Url) -> Option<String> {
     use rustls::{CertificateError, Error as TlsError};
@@ -453,8 +482,14 @@ mod tests {
             url::Url::parse(&format!("ws://{}/sync", listener.local_addr().unwrap())).unwrap();
         tokio::spawn(async move {
             let (mut first, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = first.read(&mut buf).await;
+            let mut asked = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !asked.windows(4).any(|w| w == b"\r\n\r\n") {
+                match first.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => asked.extend_from_slice(&buf[..n]),
+                }
+            }
             let body = "the workspace rests\n";
             let answer = format!(
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -503,6 +538,7 @@ mod tests {
         assert_eq!(limit.take_for_round(2), Some(stored.clone()));
         // The next round starts afresh.
         assert!(!limit.heard());
+        assert!(!limit.unstored());
         assert_eq!(limit.take_for_round(2), None);
         // A round the server confirmed all of says what it says now.
         limit.note(Some(stored));

@@ -137,9 +137,9 @@ async fn exchange(
             Ok(ws) => ws,
             Err(Failure::Refused(r)) => return Err(Error::Unavailable(r.to_string())),
             Err(Failure::Unavailable(u)) => {
-                return Err(Error::Unavailable(format!(
-                    "the sync server at {} {u}",
-                    s.server
+                return Err(Error::Unavailable(dialer::not_in(
+                    &s.server,
+                    Some(u.to_string()),
                 )))
             }
             Err(Failure::Transient(e)) => {

@@ -109,10 +109,10 @@ impl SyncService<'_> {
                 return Err(Error::Unavailable(e.to_string()))
             }
             Ok(Err(_)) | Err(_) => {
-                return Err(Error::Unavailable(match limit.unavailable() {
-                    Some(why) => format!("the sync server at {} {why}", s.server),
-                    None => format!("cannot reach the sync server at {}", s.server),
-                }));
+                return Err(Error::Unavailable(dialer::not_in(
+                    &s.server,
+                    limit.unavailable(),
+                )));
             }
         }
         let conn = dialer
@@ -271,6 +271,13 @@ impl SyncService<'_> {
             }
             let known = logs.iter().find(|k| k.key == key.to_string());
             self.consider_log(key, handle, known, &listed_ids)?;
+        }
+        // The server could not store the workspace's changes this round:
+        // it answers sync from memory, so what it confirmed may be nowhere
+        // but there. Nothing of the round counts as confirmed; the next
+        // round, against what it did store, sends what it lacks.
+        if limit.unstored() {
+            unconfirmed = 1 + handles.len() + log_handles.len();
         }
         Ok(Exchanged {
             merged,

@@ -143,6 +143,8 @@ impl SyncService<'_> {
         // connection; kept for `sync status` when it changes.
         let limit = dialer::Limit::default();
         let mut limit_noted: Option<Option<String>> = None;
+        // What the server said now at the end of the last round.
+        let mut now_seen: Option<Option<String>> = None;
         let Some(mut dialer) = self
             .dial_admitted(repo, settings, &backoff, stop, &limit)
             .await?
@@ -185,10 +187,7 @@ impl SyncService<'_> {
                     if !said_away && since.elapsed() >= AWAY_NOTICE {
                         said_away = true;
                         // Cleared by the next round that syncs.
-                        let why = match limit.unavailable() {
-                            Some(why) => format!("the sync server at {} {why}", settings.server),
-                            None => format!("cannot reach the sync server at {}", settings.server),
-                        };
+                        let why = dialer::not_in(&settings.server, limit.unavailable());
                         self.note_sync_error(&Error::Unavailable(format!("{why}; trying again")));
                     }
                 }
@@ -207,6 +206,7 @@ impl SyncService<'_> {
                 if full || seen_seq != Some(seq) || !changed.is_empty() {
                     let round = async {
                         if full {
+                            limit.begin_round();
                             let pushed = self.push_local(repo).await?;
                             if root.is_none() {
                                 root = Some(self.open_root(repo, settings).await?);
@@ -247,10 +247,21 @@ impl SyncService<'_> {
                             if full {
                                 self.note_unconfirmed(unconfirmed);
                             }
-                            let said = limit.take_for_round(unconfirmed);
-                            if limit_noted.as_ref() != Some(&said) {
-                                self.note_server_limit(said.as_deref());
-                                limit_noted = Some(said);
+                            // A full round says what it settled against; a
+                            // round after it only what the server says now,
+                            // once that changes.
+                            let now = limit.now();
+                            let said = if full {
+                                Some(limit.take_for_round(unconfirmed))
+                            } else {
+                                (now_seen.as_ref() != Some(&now)).then(|| now.clone())
+                            };
+                            now_seen = Some(now);
+                            if let Some(said) = said {
+                                if limit_noted.as_ref() != Some(&said) {
+                                    self.note_server_limit(said.as_deref());
+                                    limit_noted = Some(said);
+                                }
                             }
                             if pushed + merged > 0 {
                                 on_round(&report);
