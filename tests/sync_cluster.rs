@@ -812,22 +812,11 @@ async fn when_the_database_refuses_a_workspaces_writes_its_devices_on_every_node
     assert!(metric(&n1, "flowkeep_sync_storage_failures_total") >= 1.0);
     // The workspace rests before it is loaded again: a device passed
     // through node 2 is told so, and when to ask again, as on node 1.
-    {
-        use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
-        let mut req = sync_url(&n2).as_str().into_client_request().unwrap();
-        req.headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        match tokio_tungstenite::connect_async(req).await {
-            Err(tungstenite::Error::Http(r)) => {
-                assert_eq!(r.status().as_u16(), 503);
-                assert!(r.headers().contains_key("retry-after"), "{r:?}");
-                let body =
-                    String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned();
-                assert!(body.contains("could not store workspace"), "{body}");
-            }
-            _ => panic!("a device was let in while the workspace rests"),
-        }
-    }
+    let (status, retry_after, why) = samod_client::turned_away(&sync_url(&n2), &token)
+        .await
+        .expect("a device was let in while the workspace rests");
+    assert_eq!((status, retry_after), (503, true), "{why}");
+    assert!(why.contains("could not store workspace"), "{why}");
 
     // Room again: the device's next connection stores what it kept, and a
     // new device reads it.

@@ -600,15 +600,11 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     // Its redials during the rest are turned away too; none after it.
     dialer.close();
     repo.stop().await;
-    let mut req = server_url.as_str().into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tungstenite::Error::Http(r)) => {
-            assert_eq!(r.status().as_u16(), 503);
-            assert!(r.headers().contains_key("retry-after"), "{r:?}");
+    match samod_client::turned_away(&server_url, &token).await {
+        Some((status, retry_after, why)) => {
+            assert_eq!((status, retry_after), (503, true), "{why}")
         }
-        _ => panic!("a dial during the rest was let in: {}", read_log()),
+        None => panic!("a dial during the rest was let in: {}", read_log()),
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = read_log();

@@ -131,3 +131,20 @@ pub async fn read_name(repo: &Repo, id: &DocumentId) -> Option<String> {
             .map(|(v, _)| v.as_str().unwrap_or_default().to_owned())
     })
 }
+
+/// A dial the server turns away: its status, whether it said when to ask
+/// again (`Retry-After`), and its sentence; `None` if it let the dial in.
+pub async fn turned_away(url: &url::Url, token: &str) -> Option<(u16, bool, String)> {
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tungstenite::Error::Http(r)) => Some((
+            r.status().as_u16(),
+            r.headers().contains_key("retry-after"),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("the dial failed: {e}"),
+        Ok(_) => None,
+    }
+}
