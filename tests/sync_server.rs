@@ -615,6 +615,75 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     assert_eq!(count("workspace storage failed"), 1, "{new:#?}");
 }
 
+/// A device counts the changes it sees in the server's heads as stored, so
+/// the server shows a change as its own only once it is: when the write
+/// fails, no reply that carries the change leaves the server (samod's
+/// `with_sync_after_storage`, our patch; upstream replied before writing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_shows_a_device_its_change_only_once_it_is_stored() {
+    use automerge::transaction::Transactable;
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "writer");
+    let server = Server::start(data.path(), &[]);
+    let (repo, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let mut doc = automerge::Automerge::new();
+    doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(automerge::ROOT, "name", "stored"))
+        .unwrap();
+    let handle = repo.create(doc).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        if let Some(conn) = handle.peers().0.keys().next() {
+            break *conn;
+        }
+        assert!(
+            Instant::now() < until,
+            "the document never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::timeout(Duration::from_secs(10), handle.they_have_our_changes(conn))
+        .await
+        .expect("a change the server can store is acknowledged");
+
+    let _refusing = server_support::refuse_document_writes(&data.path().join("sync.db"));
+    let (_, mut updates) = handle.peers();
+    handle.with_document(|d| {
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(automerge::ROOT, "name", "not stored")
+        })
+        .unwrap()
+    });
+    let unstored = handle.with_document(|d| d.get_heads());
+    // Everything the server says until well after the failure (it closes
+    // the connection; the device dials again and is turned away while the
+    // workspace rests).
+    let watch = async {
+        while let Some(states) = updates.next().await {
+            for state in states.values() {
+                let claimed = state
+                    .their_heads
+                    .as_ref()
+                    .is_some_and(|heads| unstored.iter().all(|h| heads.contains(h)));
+                assert!(
+                    !claimed,
+                    "the server showed a change it did not store: {state:?}"
+                );
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), watch).await;
+    let metrics = http_get_response(server.port, "/metrics HTTP/1.1");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flowkeep_sync_storage_failures_total ") && !l.ends_with(" 0")),
+        "the write did not fail: {metrics}"
+    );
+    repo.stop().await;
+}
+
 /// The server announces nothing: a device that joins a workspace holding
 /// many documents is sent only the ones it asks for, and a document one
 /// device changes reaches the devices that use it. (What keeps a join cheap

@@ -396,6 +396,7 @@ async fn sync(
             // stored, so the device is told why and its connection ends
             // (`storage.rs`); it sends its changes again next time.
             let mut closing = out.clone();
+            let stored = failure.clone();
             let failed = async move {
                 failure.wait().await;
                 let _ = closing.send(close_with(1011, storage::FAILED_REASON)).await;
@@ -460,12 +461,18 @@ async fn sync(
                         }
                     }
                 });
-            let sink = out.with(move |b: Vec<u8>| {
-                sent.messages_sent.inc();
-                sent.bytes_sent.inc_by(b.len() as u64);
-                async move {
-                    Ok::<_, futures::channel::mpsc::SendError>(WsMessage::Binary(b.into()))
-                }
+            // samod sends a reply once the writes of what it advertises
+            // have returned, and a failed write returns as if it had
+            // succeeded (`storage.rs`); it is marked failed before it
+            // returns, so from then on nothing more is sent: a device never
+            // sees a change the server did not store among its heads.
+            let sink = out.with_flat_map(move |b: Vec<u8>| {
+                let frame = (!stored.failed()).then(|| {
+                    sent.messages_sent.inc();
+                    sent.bytes_sent.inc_by(b.len() as u64);
+                    WsMessage::Binary(b.into())
+                });
+                futures::stream::iter(frame.map(Ok))
             });
             let transport = samod::Transport::new(Box::pin(stream), Box::pin(sink));
             let ws_id = device.workspace.id.as_str();

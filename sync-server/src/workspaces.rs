@@ -232,6 +232,9 @@ impl Workspaces {
             // asks about it (our samod patch, vendor/README.md).
             .with_share_policy(usage.share_policy())
             .with_documents_on_demand(true)
+            // A device counts the changes it sees in the server's heads as
+            // stored: a reply waits until they are (our samod patch).
+            .with_sync_after_storage(true)
             .with_observer(DocumentsLoaded(self.metrics.clone()));
         // A device that stays connected would otherwise keep every document
         // it ever used in memory, with its whole history, until it leaves.

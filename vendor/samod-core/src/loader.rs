@@ -42,6 +42,7 @@ pub struct SamodLoader {
     state: State,
     documents_on_demand: bool,
     unload_idle_documents: Option<std::time::Duration>,
+    sync_after_storage: bool,
 }
 
 /// The current state of the loader.
@@ -80,6 +81,7 @@ impl SamodLoader {
             state: State::Starting,
             documents_on_demand: false,
             unload_idle_documents: None,
+            sync_after_storage: false,
         }
     }
 
@@ -94,6 +96,13 @@ impl SamodLoader {
     /// documents on demand.
     pub fn with_unload_idle_documents(mut self, after: Option<std::time::Duration>) -> Self {
         self.unload_idle_documents = after;
+        self
+    }
+
+    /// Send sync messages only once what they advertise is on disk (see
+    /// `HubState::sync_after_storage`).
+    pub fn with_sync_after_storage(mut self, after_storage: bool) -> Self {
+        self.sync_after_storage = after_storage;
         self
     }
 
@@ -132,7 +141,8 @@ impl SamodLoader {
                                 EphemeralSession::new(rng),
                             )
                             .with_documents_on_demand(self.documents_on_demand)
-                            .with_unload_idle_documents(self.unload_idle_documents);
+                            .with_unload_idle_documents(self.unload_idle_documents)
+                .with_sync_after_storage(self.sync_after_storage);
                             return LoaderState::Loaded(Box::new(Hub::new(state)));
                         }
                         Err(_e) => {
@@ -158,7 +168,8 @@ impl SamodLoader {
                     EphemeralSession::new(rng),
                 )
                 .with_documents_on_demand(self.documents_on_demand)
-                .with_unload_idle_documents(self.unload_idle_documents);
+                .with_unload_idle_documents(self.unload_idle_documents)
+                .with_sync_after_storage(self.sync_after_storage);
                 LoaderState::Loaded(Box::new(Hub::new(state)))
             }
         }

@@ -45,6 +45,7 @@ pub struct RepoBuilder<S, R, A> {
     pub(crate) observer: Option<Arc<dyn RepoObserver>>,
     pub(crate) documents_on_demand: bool,
     pub(crate) unload_idle_documents: Option<std::time::Duration>,
+    pub(crate) sync_after_storage: bool,
 }
 
 impl<S, R, A> RepoBuilder<S, R, A> {
@@ -58,6 +59,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
             unload_idle_documents: self.unload_idle_documents,
+            sync_after_storage: self.sync_after_storage,
         }
     }
 
@@ -71,6 +73,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
             unload_idle_documents: self.unload_idle_documents,
+            sync_after_storage: self.sync_after_storage,
         }
     }
 
@@ -91,6 +94,7 @@ impl<S, R, A> RepoBuilder<S, R, A> {
             observer: self.observer,
             documents_on_demand: self.documents_on_demand,
             unload_idle_documents: self.unload_idle_documents,
+            sync_after_storage: self.sync_after_storage,
         }
     }
 
@@ -130,6 +134,19 @@ impl<S, R, A> RepoBuilder<S, R, A> {
         self
     }
 
+    /// Send a peer a document's sync message only once the changes it
+    /// advertises are in storage. A peer that sees its changes in this
+    /// repo's heads counts them as stored; without this the repo answers
+    /// as soon as it has applied a change and writes it afterwards, so a
+    /// crash or a failed write in between leaves the peer wrong. Each
+    /// message waits for the writes running when it was generated (a few
+    /// milliseconds on a local disk), not for later ones. For a repo that
+    /// peers rely on to keep their changes, such as a sync server.
+    pub fn with_sync_after_storage(mut self, after_storage: bool) -> Self {
+        self.sync_after_storage = after_storage;
+        self
+    }
+
     /// Set an observer for receiving structured observability events.
     pub fn with_observer(mut self, observer: impl RepoObserver) -> Self {
         self.observer = Some(Arc::new(observer));
@@ -148,6 +165,7 @@ impl<R> RepoBuilder<InMemoryStorage, R, ShareConfig> {
             observer: None,
             documents_on_demand: false,
             unload_idle_documents: None,
+            sync_after_storage: false,
         }
     }
 }

@@ -526,6 +526,7 @@ impl Repo {
             observer,
             documents_on_demand,
             unload_idle_documents,
+            sync_after_storage,
         } = builder;
         let task_setup = TaskSetup::new(
             storage.clone(),
@@ -534,6 +535,7 @@ impl Repo {
             observer,
             documents_on_demand,
             unload_idle_documents,
+            sync_after_storage,
         )
         .await;
         let inner = task_setup.inner.clone();
@@ -558,6 +560,7 @@ impl Repo {
             observer,
             documents_on_demand,
             unload_idle_documents,
+            sync_after_storage,
         } = builder;
         let task_setup = TaskSetup::new(
             storage.clone(),
@@ -566,6 +569,7 @@ impl Repo {
             observer,
             documents_on_demand,
             unload_idle_documents,
+            sync_after_storage,
         )
         .await;
         let inner = task_setup.inner.clone();
@@ -1450,12 +1454,14 @@ impl TaskSetup {
         observer: Option<Arc<dyn observer::RepoObserver>>,
         documents_on_demand: bool,
         unload_idle_documents: Option<std::time::Duration>,
+        sync_after_storage: bool,
     ) -> TaskSetup {
         let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
         let peer_id = peer_id.unwrap_or_else(|| PeerId::new_with_rng(&mut rng));
         let loader = Hub::load(peer_id.clone())
             .with_documents_on_demand(documents_on_demand)
-            .with_unload_idle_documents(unload_idle_documents);
+            .with_unload_idle_documents(unload_idle_documents)
+            .with_sync_after_storage(sync_after_storage);
         let hub = load_hub(storage.clone(), loader).await;
 
         let (tx_storage, rx_storage) = unbounded::channel();

@@ -36,6 +36,7 @@ pub mod errors;
 pub mod io;
 mod load;
 mod on_disk_state;
+mod outbox;
 pub use on_disk_state::CompactionHash;
 mod peer_doc_connection;
 mod phase;

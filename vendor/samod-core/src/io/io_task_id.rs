@@ -2,7 +2,9 @@ use std::sync::atomic::AtomicUsize;
 
 static LAST_IO_TASK_ID: AtomicUsize = AtomicUsize::new(0);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ids increase in the order tasks are created (one counter for the
+/// process), which `Outbox` relies on to know which writes came first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IoTaskId(usize);
 
 impl IoTaskId {

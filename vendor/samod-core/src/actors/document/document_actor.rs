@@ -11,6 +11,7 @@ use super::SpawnArgs;
 use super::io::{DocumentIoResult, DocumentIoTask};
 use crate::actors::document::load::{Load, LoadComplete};
 use crate::actors::document::on_disk_state::OnDiskState;
+use crate::actors::document::outbox::Outbox;
 use crate::actors::document::peer_doc_connection::{PeerDocConnection, SharePolicyState};
 use crate::actors::document::phase::loading::Loading;
 use crate::actors::document::phase::ready::Ready;
@@ -54,6 +55,9 @@ pub struct DocumentActor {
     run_state: RunState,
     doc: Automerge,
     last_status_update: Option<DocSearchPhase>,
+    /// Sync messages waiting for the writes of what they advertise, when
+    /// the repo syncs only what it has stored (`outbox.rs`).
+    outbox: Option<Outbox>,
 }
 
 #[derive(Debug)]
@@ -75,6 +79,7 @@ impl DocumentActor {
             initial_content,
             initial_connections,
             resumed_connections,
+            sync_after_storage,
         }: SpawnArgs,
     ) -> (Self, DocActorResult) {
         let mut out = DocActorResult::default();
@@ -101,6 +106,7 @@ impl DocumentActor {
             run_state: RunState::Running,
             phase,
             last_status_update: None,
+            outbox: sync_after_storage.then(Outbox::default),
         };
 
         tracing::trace!(?initial_connections, "applying initial connections");
@@ -436,6 +442,7 @@ impl DocumentActor {
             return;
         }
         if self.run_state == RunState::Stopping {
+            self.release_stored_messages(out);
             if self.on_disk_state.is_flushed() {
                 self.run_state = RunState::Stopped;
                 out.send_terminated();
@@ -449,9 +456,12 @@ impl DocumentActor {
             self.phase = Phase::Ready(Ready::new());
         }
         self.enqueue_share_policy_checks(out);
-        self.generate_sync_messages(now, out);
+        // Writes first, so that a message generated now knows which writes
+        // hold what it advertises.
         self.on_disk_state
             .save_new_changes(out, &self.document_id, &self.doc);
+        self.generate_sync_messages(now, out);
+        self.release_stored_messages(out);
         out.io_tasks.extend(
             self.load_state
                 .step()
@@ -655,6 +665,7 @@ impl DocumentActor {
             out.pending_sync_messages += loading.pending_msg_count();
             return;
         }
+        let after = self.on_disk_state.last_running_put();
         for (conn_id, peer_conn) in &mut self.peer_connections {
             let generated = match &mut self.phase {
                 Phase::Ready(ready) => ready.generate_sync_messages(now, &mut self.doc, peer_conn),
@@ -677,9 +688,24 @@ impl DocumentActor {
                     });
                 }
                 tracing::debug!(?conn_id, peer_id=?peer_conn.peer_id, ?msg, "sending sync msg");
-                out.send_sync_message(*conn_id, self.document_id.clone(), msg);
+                match &mut self.outbox {
+                    Some(outbox) => outbox.hold(*conn_id, msg, after),
+                    None => out.send_sync_message(*conn_id, self.document_id.clone(), msg),
+                }
             }
         }
+    }
+
+    fn release_stored_messages(&mut self, out: &mut DocActorResult) {
+        if let Some(outbox) = &mut self.outbox {
+            outbox.release(&self.on_disk_state, &self.document_id, out);
+        }
+    }
+
+    /// Sync messages generated and not yet sent because what they advertise
+    /// is still being written.
+    pub fn held_sync_messages(&self) -> usize {
+        self.outbox.as_ref().map_or(0, Outbox::len)
     }
 
     fn doc_status(&self) -> DocSearchPhase {
@@ -742,6 +768,9 @@ impl DocumentActor {
 
     fn remove_connection(&mut self, conn_id: ConnectionId) {
         self.peer_connections.remove(&conn_id);
+        if let Some(outbox) = &mut self.outbox {
+            outbox.forget(conn_id);
+        }
         self.check_policy_tasks.retain(|_, id| *id != conn_id);
         if let Phase::Requesting(request) = &mut self.phase {
             request.remove_connection(conn_id);

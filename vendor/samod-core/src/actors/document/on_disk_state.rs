@@ -95,6 +95,16 @@ impl OnDiskState {
         self.last_saved_heads = Some(doc.get_heads());
     }
 
+    /// The last write issued, while any write is running.
+    pub(super) fn last_running_put(&self) -> Option<IoTaskId> {
+        self.running_puts.keys().max().copied()
+    }
+
+    /// Whether every write issued up to and including `put` has completed.
+    pub(super) fn stored_through(&self, put: IoTaskId) -> bool {
+        self.running_puts.keys().all(|running| *running > put)
+    }
+
     pub(super) fn is_flushed(&self) -> bool {
         self.running_puts.is_empty()
     }

@@ -12,6 +12,9 @@ pub struct SpawnArgs {
     /// Initial connections whose peers used this document with an earlier
     /// actor, unloaded while idle: they are synced as if they had asked.
     pub(crate) resumed_connections: HashSet<ConnectionId>,
+    /// Send a sync message only once the writes of what it advertises have
+    /// completed (`HubState::sync_after_storage`).
+    pub(crate) sync_after_storage: bool,
 }
 
 impl std::fmt::Debug for SpawnArgs {
@@ -26,6 +29,7 @@ impl std::fmt::Debug for SpawnArgs {
             )
             .field("initial_connections", &self.initial_connections)
             .field("resumed_connections", &self.resumed_connections)
+            .field("sync_after_storage", &self.sync_after_storage)
             .finish()
     }
 }

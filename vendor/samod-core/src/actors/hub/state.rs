@@ -76,6 +76,11 @@ pub(crate) struct State {
     /// for the documents it uses, not for every document loaded.
     documents_on_demand: bool,
 
+    /// Send a document's sync messages only once what they advertise is on
+    /// disk (`document/outbox.rs`): for a repo whose peers count what it
+    /// advertises as stored (a sync server).
+    sync_after_storage: bool,
+
     /// Documents unloaded when idle, and those being unloaded now
     /// (`unload.rs`); only with `documents_on_demand`.
     unloads: Unloads,
@@ -100,12 +105,18 @@ impl State {
             listeners: HashMap::new(),
             searches: Searches::new(),
             documents_on_demand: false,
+            sync_after_storage: false,
             unloads: Unloads::new(None),
         }
     }
 
     pub(crate) fn with_documents_on_demand(mut self, on_demand: bool) -> Self {
         self.documents_on_demand = on_demand;
+        self
+    }
+
+    pub(crate) fn with_sync_after_storage(mut self, after_storage: bool) -> Self {
+        self.sync_after_storage = after_storage;
         self
     }
 
@@ -1161,6 +1172,7 @@ impl State {
             initial_content: initial_doc,
             initial_connections,
             resumed_connections,
+            sync_after_storage: self.sync_after_storage,
         });
 
         actor_id

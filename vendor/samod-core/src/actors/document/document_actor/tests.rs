@@ -1,3 +1,4 @@
+mod sync_after_storage;
 mod update_share_policy;
 
 use super::*;
@@ -43,6 +44,7 @@ fn new_actor(
             ("remote".into(), initial.map(DocMessage::Sync)),
         )]),
         resumed_connections: Default::default(),
+        sync_after_storage: false,
     };
     let (actor, result) = DocumentActor::new(UnixTimestamp::now(), args);
     let policy_task = result
