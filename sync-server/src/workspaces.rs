@@ -233,7 +233,8 @@ impl Workspaces {
             .with_share_policy(usage.share_policy())
             .with_documents_on_demand(true)
             // A device counts the changes it sees in the server's heads as
-            // stored: a reply waits until they are (our samod patch).
+            // stored: what it is sent waits until what it sent is written;
+            // the other devices get a change at once (our samod patch).
             .with_sync_after_storage(true)
             .with_observer(DocumentsLoaded(self.metrics.clone()));
         // A device that stays connected would otherwise keep every document

@@ -460,6 +460,9 @@ impl DocumentActor {
         // hold what it advertises.
         self.on_disk_state
             .save_new_changes(out, &self.document_id, &self.doc);
+        if let Some(outbox) = &mut self.outbox {
+            outbox.writes_issued(&self.on_disk_state);
+        }
         self.generate_sync_messages(now, out);
         self.release_stored_messages(out);
         out.io_tasks.extend(
@@ -572,6 +575,7 @@ impl DocumentActor {
             SyncMessage::DocUnavailable => 0,
         };
 
+        let heads_before = self.doc.get_heads();
         let duration = match &mut self.phase {
             Phase::Loading(loading) => {
                 loading.receive_sync_message(connection_id, msg);
@@ -581,7 +585,6 @@ impl DocumentActor {
                 request.receive_message(now, &mut self.doc, peer_conn, msg)
             }
             Phase::Ready(ready) => {
-                let heads_before = self.doc.get_heads();
                 let duration = ready.receive_sync_message(now, &mut self.doc, peer_conn, msg);
                 let heads_after = self.doc.get_heads();
                 if heads_before != heads_after {
@@ -590,6 +593,11 @@ impl DocumentActor {
                 duration
             }
         };
+        if let Some(outbox) = &mut self.outbox
+            && self.doc.get_heads() != heads_before
+        {
+            outbox.applied(&peer_conn.peer_id);
+        }
 
         if let Some(duration) = duration {
             let queue_duration = if now >= received_at {
@@ -665,7 +673,6 @@ impl DocumentActor {
             out.pending_sync_messages += loading.pending_msg_count();
             return;
         }
-        let after = self.on_disk_state.last_running_put();
         for (conn_id, peer_conn) in &mut self.peer_connections {
             let generated = match &mut self.phase {
                 Phase::Ready(ready) => ready.generate_sync_messages(now, &mut self.doc, peer_conn),
@@ -689,7 +696,13 @@ impl DocumentActor {
                 }
                 tracing::debug!(?conn_id, peer_id=?peer_conn.peer_id, ?msg, "sending sync msg");
                 match &mut self.outbox {
-                    Some(outbox) => outbox.hold(*conn_id, msg, after),
+                    Some(outbox) => outbox.send(
+                        &self.on_disk_state,
+                        (*conn_id, &peer_conn.peer_id),
+                        &self.document_id,
+                        msg,
+                        out,
+                    ),
                     None => out.send_sync_message(*conn_id, self.document_id.clone(), msg),
                 }
             }
@@ -740,6 +753,9 @@ impl DocumentActor {
         );
         self.peer_connections
             .insert(conn_id, PeerDocConnection::new(peer_id, conn_id));
+        if let Some(outbox) = &mut self.outbox {
+            outbox.attached(conn_id, &self.on_disk_state);
+        }
         if let Phase::Requesting(request) = &mut self.phase
             && let Some(conn) = self.peer_connections.get(&conn_id)
         {

@@ -1,77 +1,125 @@
-//! Sync messages held until the changes they advertise are on disk, for
-//! repos built with `sync_after_storage`.
+//! Sync messages held until the changes a peer sent are on disk, for repos
+//! built with `sync_after_storage`.
 //!
 //! A sync message carries the sender's heads, and a peer that sees its own
-//! changes among them counts them as stored. Without this, an actor applied
-//! a peer's change, answered at once and wrote the change afterwards: a
-//! crash or a failed write in between left the peer believing in a change
-//! the repo never stored. With it, every message generated while writes
-//! are running waits until those writes (not later ones) have completed, so
-//! a message never outruns the storage of what it advertises and a busy
-//! document is never starved by the writes that follow.
+//! changes among them counts them as stored. Upstream, an actor applied a
+//! peer's change, answered at once and wrote the change afterwards: a crash
+//! or a failed write in between left the peer believing in a change the
+//! repo never stored. With this, a message to a peer waits until the writes
+//! of what that peer sent (and, for a connection attached while writes were
+//! running, those writes: it may be the same peer again) have completed. A
+//! message to any other peer leaves at once, so the rest of a document's
+//! peers get a change without waiting for the disk, and nobody is told a
+//! change of their own is stored before it is. Messages to one connection
+//! keep the order they were generated in; a message never waits for writes
+//! issued after it, so a document that keeps changing starves nobody.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::DocActorResult;
 use super::on_disk_state::OnDiskState;
 use crate::actors::messages::SyncMessage;
 use crate::io::IoTaskId;
-use crate::{ConnectionId, DocumentId};
+use crate::{ConnectionId, DocumentId, PeerId};
 
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
-    held: VecDeque<Held>,
+    held: HashMap<ConnectionId, VecDeque<Held>>,
+    /// Peers whose changes were applied since writes were last issued.
+    applied_from: HashSet<PeerId>,
+    /// The last write holding changes each peer sent.
+    written_for: HashMap<PeerId, IoTaskId>,
+    /// The last write running when each connection was attached.
+    attached_during: HashMap<ConnectionId, IoTaskId>,
 }
 
 #[derive(Debug)]
 struct Held {
-    connection_id: ConnectionId,
     message: SyncMessage,
-    /// The last write running when the message was generated.
-    after: Option<IoTaskId>,
+    after: IoTaskId,
 }
 
 impl Outbox {
-    pub(super) fn hold(
-        &mut self,
-        connection_id: ConnectionId,
-        message: SyncMessage,
-        after: Option<IoTaskId>,
-    ) {
-        self.held.push_back(Held {
-            connection_id,
-            message,
-            after,
-        });
+    /// `peer`'s message changed the document.
+    pub(super) fn applied(&mut self, peer: &PeerId) {
+        self.applied_from.insert(peer.clone());
     }
 
-    /// Sends what is stored now, in the order it was generated. Held
-    /// messages wait for ever later writes, so the first one still waiting
-    /// means every one behind it waits too.
+    /// The actor has issued the writes of everything it applied.
+    pub(super) fn writes_issued(&mut self, on_disk: &OnDiskState) {
+        let last = on_disk.last_running_put();
+        for peer in self.applied_from.drain() {
+            if let Some(last) = last {
+                self.written_for.insert(peer, last);
+            }
+        }
+    }
+
+    pub(super) fn attached(&mut self, connection_id: ConnectionId, on_disk: &OnDiskState) {
+        if let Some(last) = on_disk.last_running_put() {
+            self.attached_during.insert(connection_id, last);
+        }
+    }
+
+    pub(super) fn send(
+        &mut self,
+        on_disk: &OnDiskState,
+        (connection_id, peer): (ConnectionId, &PeerId),
+        document_id: &DocumentId,
+        message: SyncMessage,
+        out: &mut DocActorResult,
+    ) {
+        let own = self
+            .written_for
+            .get(peer)
+            .max(self.attached_during.get(&connection_id))
+            .copied()
+            .filter(|put| !on_disk.stored_through(*put));
+        // Behind what is held for this connection, in order.
+        let behind = self
+            .held
+            .get(&connection_id)
+            .and_then(|queue| queue.back())
+            .map(|held| held.after);
+        match own.max(behind) {
+            None => out.send_sync_message(connection_id, document_id.clone(), message),
+            Some(after) => self
+                .held
+                .entry(connection_id)
+                .or_default()
+                .push_back(Held { message, after }),
+        }
+    }
+
+    /// Sends what waited for writes that have completed now.
     pub(super) fn release(
         &mut self,
         on_disk: &OnDiskState,
         document_id: &DocumentId,
         out: &mut DocActorResult,
     ) {
-        while let Some(first) = self.held.front() {
-            if first.after.is_some_and(|put| !on_disk.stored_through(put)) {
-                break;
+        self.held.retain(|connection_id, queue| {
+            while queue
+                .front()
+                .is_some_and(|first| on_disk.stored_through(first.after))
+            {
+                let Held { message, .. } = queue.pop_front().expect("front exists");
+                out.send_sync_message(*connection_id, document_id.clone(), message);
             }
-            let Held {
-                connection_id,
-                message,
-                ..
-            } = self.held.pop_front().expect("front exists");
-            out.send_sync_message(connection_id, document_id.clone(), message);
-        }
+            !queue.is_empty()
+        });
+        self.written_for
+            .retain(|_, put| !on_disk.stored_through(*put));
+        self.attached_during
+            .retain(|_, put| !on_disk.stored_through(*put));
     }
 
     pub(super) fn forget(&mut self, connection_id: ConnectionId) {
-        self.held.retain(|h| h.connection_id != connection_id);
+        self.held.remove(&connection_id);
+        self.attached_during.remove(&connection_id);
     }
 
     pub(super) fn len(&self) -> usize {
-        self.held.len()
+        self.held.values().map(VecDeque::len).sum()
     }
 }

@@ -1,5 +1,6 @@
-//! With `sync_after_storage`, a sync message goes out only once the writes
-//! of what it advertises have completed (`document/outbox.rs`).
+//! With `sync_after_storage`, a peer is sent the document's heads only once
+//! the changes it sent are written; other peers get them at once
+//! (`document/outbox.rs`).
 
 use super::*;
 use crate::io::{StorageResult, StorageTask};
@@ -136,46 +137,107 @@ fn without_it_the_reply_goes_out_before_the_write_completes() {
 }
 
 #[test]
-fn a_message_waits_for_earlier_writes_only_and_order_is_kept() {
+fn other_peers_get_a_change_before_it_is_written() {
     let (mut actor, conns) = ready_actor(true, 2);
-    let (first, a) = change("a");
-    let (second, b) = change("b");
-
-    let first_write = puts(&receive(&mut actor, conns[0], first))[0];
-    let second_write = puts(&receive(&mut actor, conns[1], second))[0];
-    let held = actor.held_sync_messages();
-    assert!(held >= 2, "replies to both peers wait, {held} held");
-
-    // The later write completing first releases nothing: the first
-    // peer's reply still advertises the change being written.
-    assert!(sent(&stored(&mut actor, second_write)).is_empty());
-
-    let released = sent(&stored(&mut actor, first_write));
-    assert_eq!(actor.held_sync_messages(), 0);
-    assert_eq!(released.len(), held);
-    // Those that advertise only the first change were generated first and
-    // are sent first; the first peer is answered among them.
-    let mut both = vec![a, b];
-    both.sort();
-    let only_a = released.iter().take_while(|(_, h)| *h == vec![a]).count();
-    assert!(released[..only_a].iter().any(|(c, _)| *c == conns[0]));
-    assert!(released[only_a..].iter().all(|(_, h)| *h == both), "{released:?}");
-    assert!(only_a < released.len(), "the second change is advertised too");
+    let (msg, a) = change("a");
+    let applied = receive(&mut actor, conns[0], msg);
+    assert_eq!(puts(&applied).len(), 1);
+    // The fan-out does not wait for the disk; the author's answer does.
+    assert_eq!(sent(&applied), vec![(conns[1], vec![a])]);
+    assert_eq!(actor.held_sync_messages(), 1);
 }
 
 #[test]
-fn a_message_is_not_held_for_writes_issued_after_it() {
+fn a_peers_answers_wait_for_the_writes_up_to_its_own_and_keep_their_order() {
     let (mut actor, conns) = ready_actor(true, 2);
     let (first, a) = change("a");
-    let (second, _) = change("b");
+    let (second, b) = change("b");
+    let mut both = vec![a, b];
+    both.sort();
 
     let first_write = puts(&receive(&mut actor, conns[0], first))[0];
-    let _still_running = puts(&receive(&mut actor, conns[1], second))[0];
+    let after_second = receive(&mut actor, conns[1], second);
+    let second_write = puts(&after_second)[0];
+    // Nothing for either: each waits for its own change's write, and the
+    // first peer's next message queues behind its first.
+    assert!(sent(&after_second).is_empty(), "{:?}", sent(&after_second));
+    assert_eq!(actor.held_sync_messages(), 3);
 
+    // A peer's answer waits for every write issued up to its own: the
+    // second write completing first answers nobody yet.
+    assert!(sent(&stored(&mut actor, second_write)).is_empty());
     let released = sent(&stored(&mut actor, first_write));
-    assert!(released.iter().any(|(c, _)| *c == conns[0]));
-    assert!(released.iter().all(|(_, h)| *h == vec![a]), "{released:?}");
-    assert!(actor.held_sync_messages() > 0, "the second change's replies wait");
+    let to = |conn| {
+        released
+            .iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, heads)| heads.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(to(conns[0]), vec![vec![a], both.clone()], "in order");
+    assert_eq!(to(conns[1]), vec![both]);
+    assert_eq!(actor.held_sync_messages(), 0);
+}
+
+#[test]
+fn a_peers_answers_do_not_wait_for_writes_issued_after_its_own() {
+    let (mut actor, conns) = ready_actor(true, 2);
+    let (first, a) = change("a");
+    let (second, b) = change("b");
+    let mut both = vec![a, b];
+    both.sort();
+    let first_write = puts(&receive(&mut actor, conns[0], first))[0];
+    let second_write = puts(&receive(&mut actor, conns[1], second))[0];
+
+    // The second peer's change is still being written; the first peer is
+    // answered in full, as that change is not its own.
+    assert_eq!(
+        sent(&stored(&mut actor, first_write)),
+        vec![(conns[0], vec![a]), (conns[0], both.clone())]
+    );
+    assert_eq!(
+        sent(&stored(&mut actor, second_write)),
+        vec![(conns[1], both)]
+    );
+}
+
+#[test]
+fn a_connection_attached_while_a_write_runs_waits_for_it() {
+    // The author of a change being written may come back on a new
+    // connection before the write completes.
+    let (mut actor, conns) = ready_actor(true, 1);
+    let (msg, a) = change("a");
+    let write = puts(&receive(&mut actor, conns[0], msg))[0];
+
+    let again = ConnectionId::new();
+    let attached = actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg(HubToDocMsgPayload::NewConnection {
+                connection_id: again,
+                peer_id: "remote-0".into(),
+            }),
+        )
+        .unwrap();
+    for task in attached.io_tasks {
+        if matches!(task.action, DocumentIoTask::CheckSharePolicy { .. }) {
+            complete_policy(&mut actor, task.task_id, ShareConfig::read_write());
+        }
+    }
+    let hello = Automerge::new()
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap();
+    let asked = receive(
+        &mut actor,
+        again,
+        SyncMessage::Sync {
+            data: hello.encode(),
+        },
+    );
+    assert!(sent(&asked).is_empty(), "{:?}", sent(&asked));
+
+    let released = sent(&stored(&mut actor, write));
+    assert!(released.contains(&(again, vec![a])), "{released:?}");
 }
 
 #[test]
