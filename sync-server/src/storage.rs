@@ -187,13 +187,78 @@ impl Storage for Watched {
         async move { this.check(this.inner.try_load_range(prefix).await) }
     }
 
+    // Once a write has failed the repo writes nothing more: samod believes
+    // the failed write stored, and after a snapshot it deletes the chunks
+    // the snapshot replaces, which may hold changes devices were told are
+    // stored. The workspace is loaded afresh from what is stored instead.
     fn put(&self, key: StorageKey, data: Vec<u8>) -> impl Future<Output = ()> + Send {
-        let (this, call) = (self.clone(), self.inner.try_put(key, data));
-        async move { this.check(call.await) }
+        let this = self.clone();
+        let call = (!self.failure.failed()).then(|| self.inner.try_put(key, data));
+        async move {
+            if let Some(call) = call {
+                this.check(call.await)
+            }
+        }
     }
 
     fn delete(&self, key: StorageKey) -> impl Future<Output = ()> + Send {
-        let (this, call) = (self.clone(), self.inner.try_delete(key));
-        async move { this.check(call.await) }
+        let this = self.clone();
+        let call = (!self.failure.failed()).then(|| self.inner.try_delete(key));
+        async move {
+            if let Some(call) = call {
+                this.check(call.await)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// After a write fails, samod goes on as if it had stored it: after a
+    /// snapshot that failed it deletes the chunks the snapshot replaces.
+    /// Those deletes must not happen.
+    #[tokio::test]
+    async fn after_a_failed_write_nothing_more_is_written_or_deleted() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE kv (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+            .unwrap();
+        let conn = Arc::new(Mutex::new(conn));
+        let inner = WorkspaceStorage::Sqlite(SqliteStorage::new(conn.clone(), "kv", "ws/team"));
+        let failure = Failure::new();
+        let storage = Watched::new(inner, failure.clone(), "team", Metrics::new());
+        let key = |k: &str| StorageKey::from_parts([k]).unwrap();
+
+        storage.put(key("chunk"), vec![1]).await;
+        assert!(!failure.failed());
+        conn.lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON kv
+                 BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+            )
+            .unwrap();
+        storage.put(key("snapshot"), vec![1, 2]).await;
+        assert!(failure.failed(), "the failed write is noticed");
+
+        conn.lock()
+            .unwrap()
+            .execute_batch("DROP TRIGGER disk_full")
+            .unwrap();
+        storage.delete(key("chunk")).await;
+        storage.put(key("later"), vec![3]).await;
+        let stored: Vec<String> = conn
+            .lock()
+            .unwrap()
+            .prepare("SELECT key FROM kv ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, vec!["ws/team/chunk".to_owned()]);
     }
 }

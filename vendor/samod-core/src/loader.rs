@@ -99,7 +99,7 @@ impl SamodLoader {
         self
     }
 
-    /// Send sync messages only once what they advertise is on disk (see
+    /// Show a peer a change it has only once the change is on disk (see
     /// `HubState::sync_after_storage`).
     pub fn with_sync_after_storage(mut self, after_storage: bool) -> Self {
         self.sync_after_storage = after_storage;
@@ -142,7 +142,7 @@ impl SamodLoader {
                             )
                             .with_documents_on_demand(self.documents_on_demand)
                             .with_unload_idle_documents(self.unload_idle_documents)
-                .with_sync_after_storage(self.sync_after_storage);
+                            .with_sync_after_storage(self.sync_after_storage);
                             return LoaderState::Loaded(Box::new(Hub::new(state)));
                         }
                         Err(_e) => {

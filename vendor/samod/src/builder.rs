@@ -134,13 +134,15 @@ impl<S, R, A> RepoBuilder<S, R, A> {
         self
     }
 
-    /// Send a peer a document's sync message only once the changes it
-    /// advertises are in storage. A peer that sees its changes in this
-    /// repo's heads counts them as stored; without this the repo answers
-    /// as soon as it has applied a change and writes it afterwards, so a
-    /// crash or a failed write in between leaves the peer wrong. Each
-    /// message waits for the writes running when it was generated (a few
-    /// milliseconds on a local disk), not for later ones. For a repo that
+    /// Tell a peer that this repo has a change of the peer's own (the
+    /// repo's heads in a sync message) only once the change is in storage.
+    /// A peer that sees its changes in this repo's heads counts them as
+    /// stored; without this the repo answers as soon as it has applied a
+    /// change and writes it afterwards, so a crash or a failed write in
+    /// between leaves the peer wrong. A message to a peer waits for the
+    /// writes, up to the last one holding a change that peer sent or says
+    /// it has (a few milliseconds on a local disk), never for later ones;
+    /// the document's other peers get the change at once. For a repo that
     /// peers rely on to keep their changes, such as a sync server.
     pub fn with_sync_after_storage(mut self, after_storage: bool) -> Self {
         self.sync_after_storage = after_storage;

@@ -458,10 +458,11 @@ impl DocumentActor {
         self.enqueue_share_policy_checks(out);
         // Writes first, so that a message generated now knows which writes
         // hold what it advertises.
-        self.on_disk_state
+        let written = self
+            .on_disk_state
             .save_new_changes(out, &self.document_id, &self.doc);
         if let Some(outbox) = &mut self.outbox {
-            outbox.writes_issued(&self.on_disk_state);
+            outbox.writes_issued(&self.on_disk_state, written);
         }
         self.generate_sync_messages(now, out);
         self.release_stored_messages(out);
@@ -509,6 +510,12 @@ impl DocumentActor {
             return;
         };
         let previous = peer_conn.set_share_config(config);
+        if !config.can_read()
+            && let Some(outbox) = &mut self.outbox
+        {
+            // Not even what was generated while it could read.
+            outbox.drop_held(conn_id);
+        }
         let pending = std::mem::take(&mut peer_conn.pending_sync_messages);
         if let Phase::Requesting(request) = &mut self.phase {
             request.share_policy_changed(conn_id, previous, config);
@@ -698,7 +705,15 @@ impl DocumentActor {
                 match &mut self.outbox {
                     Some(outbox) => outbox.send(
                         &self.on_disk_state,
-                        (*conn_id, &peer_conn.peer_id),
+                        (
+                            *conn_id,
+                            &peer_conn.peer_id,
+                            peer_conn
+                                .sync_state
+                                .their_heads
+                                .as_deref()
+                                .unwrap_or_default(),
+                        ),
                         &self.document_id,
                         msg,
                         out,

@@ -50,13 +50,15 @@ impl OnDiskState {
         self.last_saved_heads = Some(doc.get_heads());
     }
 
+    /// Issues the writes of the changes not yet saved; returns their hashes.
     pub(super) fn save_new_changes(
         &mut self,
         out: &mut DocActorResult,
         doc_id: &DocumentId,
         doc: &Automerge,
-    ) {
+    ) -> Vec<automerge::ChangeHash> {
         let new_changes = doc.get_changes(self.last_saved_heads.as_ref().unwrap_or(&Vec::new()));
+        let written = new_changes.iter().map(|c| c.hash()).collect();
 
         let eligible_for_compaction = new_changes.len() > 10 || self.on_disk.len() > 10;
         if self.compaction.is_none() && eligible_for_compaction {
@@ -93,6 +95,7 @@ impl OnDiskState {
         }
 
         self.last_saved_heads = Some(doc.get_heads());
+        written
     }
 
     /// The last write issued, while any write is running.

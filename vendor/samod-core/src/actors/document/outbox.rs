@@ -5,14 +5,17 @@
 //! changes among them counts them as stored. Upstream, an actor applied a
 //! peer's change, answered at once and wrote the change afterwards: a crash
 //! or a failed write in between left the peer believing in a change the
-//! repo never stored. With this, a message to a peer waits until the writes
-//! of what that peer sent (and, for a connection attached while writes were
-//! running, those writes: it may be the same peer again) have completed. A
-//! message to any other peer leaves at once, so the rest of a document's
-//! peers get a change without waiting for the disk, and nobody is told a
-//! change of their own is stored before it is. Messages to one connection
-//! keep the order they were generated in; a message never waits for writes
-//! issued after it, so a document that keeps changing starves nobody.
+//! repo never stored. With this, a message to a peer waits until every
+//! write issued up to the last one holding a change that peer has is
+//! complete: what it sent, what it says it has (its own change delivered
+//! again by another peer after a reload), and, for a connection attached
+//! while writes were running, those writes (it may be the same peer again,
+//! under another id). A message to any other peer leaves at once, so the
+//! rest of a document's peers get a change without waiting for the disk
+//! (and may count it as stored while its author does not, and sends it
+//! again). Messages to one connection keep the order they were generated
+//! in; a message never waits for writes issued after it, so a document that
+//! keeps changing starves nobody.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -21,6 +24,7 @@ use super::on_disk_state::OnDiskState;
 use crate::actors::messages::SyncMessage;
 use crate::io::IoTaskId;
 use crate::{ConnectionId, DocumentId, PeerId};
+use automerge::ChangeHash;
 
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
@@ -31,6 +35,8 @@ pub(super) struct Outbox {
     written_for: HashMap<PeerId, IoTaskId>,
     /// The last write running when each connection was attached.
     attached_during: HashMap<ConnectionId, IoTaskId>,
+    /// Changes being written, and the last write issued with them.
+    unstored: HashMap<ChangeHash, IoTaskId>,
 }
 
 #[derive(Debug)]
@@ -45,13 +51,18 @@ impl Outbox {
         self.applied_from.insert(peer.clone());
     }
 
-    /// The actor has issued the writes of everything it applied.
-    pub(super) fn writes_issued(&mut self, on_disk: &OnDiskState) {
-        let last = on_disk.last_running_put();
+    /// The actor has issued the writes of everything it applied: the
+    /// changes `written`.
+    pub(super) fn writes_issued(&mut self, on_disk: &OnDiskState, written: Vec<ChangeHash>) {
+        let Some(last) = on_disk.last_running_put() else {
+            self.applied_from.clear();
+            return;
+        };
         for peer in self.applied_from.drain() {
-            if let Some(last) = last {
-                self.written_for.insert(peer, last);
-            }
+            self.written_for.insert(peer, last);
+        }
+        for change in written {
+            self.unstored.insert(change, last);
         }
     }
 
@@ -61,18 +72,27 @@ impl Outbox {
         }
     }
 
+    /// Sends `message` to a connection of `peer`, which last said it has
+    /// `their_heads`, or holds it until what that peer has is written.
     pub(super) fn send(
         &mut self,
         on_disk: &OnDiskState,
-        (connection_id, peer): (ConnectionId, &PeerId),
+        (connection_id, peer, their_heads): (ConnectionId, &PeerId, &[ChangeHash]),
         document_id: &DocumentId,
         message: SyncMessage,
         out: &mut DocActorResult,
     ) {
+        // What it has: what it sent, and what it says it has (its own
+        // change, delivered again by another peer after a reload).
+        let has = their_heads
+            .iter()
+            .filter_map(|h| self.unstored.get(h))
+            .max();
         let own = self
             .written_for
             .get(peer)
             .max(self.attached_during.get(&connection_id))
+            .max(has)
             .copied()
             .filter(|put| !on_disk.stored_through(*put));
         // Behind what is held for this connection, in order.
@@ -112,11 +132,17 @@ impl Outbox {
             .retain(|_, put| !on_disk.stored_through(*put));
         self.attached_during
             .retain(|_, put| !on_disk.stored_through(*put));
+        self.unstored.retain(|_, put| !on_disk.stored_through(*put));
     }
 
     pub(super) fn forget(&mut self, connection_id: ConnectionId) {
         self.held.remove(&connection_id);
         self.attached_during.remove(&connection_id);
+    }
+
+    /// What was generated for a connection that may no longer read.
+    pub(super) fn drop_held(&mut self, connection_id: ConnectionId) {
+        self.held.remove(&connection_id);
     }
 
     pub(super) fn len(&self) -> usize {

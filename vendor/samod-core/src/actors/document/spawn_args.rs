@@ -12,8 +12,8 @@ pub struct SpawnArgs {
     /// Initial connections whose peers used this document with an earlier
     /// actor, unloaded while idle: they are synced as if they had asked.
     pub(crate) resumed_connections: HashSet<ConnectionId>,
-    /// Send a sync message only once the writes of what it advertises have
-    /// completed (`HubState::sync_after_storage`).
+    /// Show a peer a change it has only once the change is written
+    /// (`HubState::sync_after_storage`).
     pub(crate) sync_after_storage: bool,
 }
 

@@ -76,9 +76,9 @@ pub(crate) struct State {
     /// for the documents it uses, not for every document loaded.
     documents_on_demand: bool,
 
-    /// Send a document's sync messages only once what they advertise is on
-    /// disk (`document/outbox.rs`): for a repo whose peers count what it
-    /// advertises as stored (a sync server).
+    /// Show a peer a change it has (in a document's heads) only once the
+    /// change is on disk (`document/outbox.rs`): for a repo whose peers
+    /// count what it advertises as stored (a sync server).
     sync_after_storage: bool,
 
     /// Documents unloaded when idle, and those being unloaded now

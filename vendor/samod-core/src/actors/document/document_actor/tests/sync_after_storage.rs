@@ -34,22 +34,40 @@ fn ready_actor(after_storage: bool, peers: usize) -> (DocumentActor, Vec<Connect
 /// A peer's sync message carrying one new change that sets `key`, and the
 /// change's hash.
 fn change(key: &str) -> (SyncMessage, ChangeHash) {
+    let peer = doc_with(key);
+    (carrying(&peer), peer.get_heads()[0])
+}
+
+fn doc_with(key: &str) -> Automerge {
     let mut peer = Automerge::new();
     peer.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, key, true))
         .unwrap();
-    let hash = peer.get_heads()[0];
+    peer
+}
+
+/// `peer`'s first message to a repo that has nothing: its heads, and no
+/// change yet.
+fn announcing(peer: &Automerge) -> SyncMessage {
+    let message = peer.generate_sync_message(&mut sync::State::new()).unwrap();
+    assert!(message.changes.is_empty());
+    SyncMessage::Sync {
+        data: message.encode(),
+    }
+}
+
+/// A message carrying all of `peer`'s changes.
+fn carrying(peer: &Automerge) -> SyncMessage {
     let mut state = sync::State::new();
     let hello = Automerge::new()
         .generate_sync_message(&mut sync::State::new())
         .unwrap();
+    let mut peer = peer.clone();
     peer.receive_sync_message(&mut state, hello).unwrap();
     let message = peer.generate_sync_message(&mut state).unwrap();
-    (
-        SyncMessage::Sync {
-            data: message.encode(),
-        },
-        hash,
-    )
+    assert!(!message.changes.is_empty());
+    SyncMessage::Sync {
+        data: message.encode(),
+    }
 }
 
 fn receive(actor: &mut DocumentActor, conn: ConnectionId, msg: SyncMessage) -> DocActorResult {
@@ -101,10 +119,7 @@ fn sent(result: &DocActorResult) -> Vec<(ConnectionId, Vec<ChangeHash>)> {
                 connection_id,
                 message: SyncMessage::Sync { data },
                 ..
-            } => Some((
-                *connection_id,
-                sync::Message::decode(data).unwrap().heads,
-            )),
+            } => Some((*connection_id, sync::Message::decode(data).unwrap().heads)),
             _ => None,
         })
         .collect()
@@ -204,7 +219,8 @@ fn a_peers_answers_do_not_wait_for_writes_issued_after_its_own() {
 #[test]
 fn a_connection_attached_while_a_write_runs_waits_for_it() {
     // The author of a change being written may come back on a new
-    // connection before the write completes.
+    // connection, under another peer id (a new process), before the write
+    // completes.
     let (mut actor, conns) = ready_actor(true, 1);
     let (msg, a) = change("a");
     let write = puts(&receive(&mut actor, conns[0], msg))[0];
@@ -215,7 +231,7 @@ fn a_connection_attached_while_a_write_runs_waits_for_it() {
             UnixTimestamp::now(),
             HubToDocMsg(HubToDocMsgPayload::NewConnection {
                 connection_id: again,
-                peer_id: "remote-0".into(),
+                peer_id: "remote-0, again".into(),
             }),
         )
         .unwrap();
@@ -251,6 +267,42 @@ fn a_closed_connections_held_messages_are_dropped() {
             HubToDocMsg(HubToDocMsgPayload::ConnectionClosed {
                 connection_id: conns[0],
             }),
+        )
+        .unwrap();
+    assert_eq!(actor.held_sync_messages(), 0);
+    assert!(sent(&stored(&mut actor, write)).is_empty());
+}
+
+#[test]
+fn a_peer_that_has_a_change_being_written_waits_for_it_whoever_delivered_it() {
+    // After a reload: the author says it has its change, another peer
+    // delivers it first.
+    let (mut actor, conns) = ready_actor(true, 2);
+    let author = doc_with("a");
+    let a = author.get_heads()[0];
+    receive(&mut actor, conns[0], announcing(&author));
+
+    let delivered = receive(&mut actor, conns[1], carrying(&author));
+    let write = puts(&delivered)[0];
+    assert!(
+        !sent(&delivered).iter().any(|(c, _)| *c == conns[0]),
+        "the author is not shown its change before it is written: {:?}",
+        sent(&delivered)
+    );
+    let released = sent(&stored(&mut actor, write));
+    assert!(released.contains(&(conns[0], vec![a])), "{released:?}");
+}
+
+#[test]
+fn a_peer_that_may_no_longer_read_is_not_sent_what_was_held_for_it() {
+    let (mut actor, conns) = ready_actor(true, 1);
+    let (msg, _) = change("a");
+    let write = puts(&receive(&mut actor, conns[0], msg))[0];
+    assert_eq!(actor.held_sync_messages(), 1);
+    actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg::update_share_policy("remote-0".into(), ShareConfig::none()),
         )
         .unwrap();
     assert_eq!(actor.held_sync_messages(), 0);
