@@ -705,15 +705,7 @@ impl DocumentActor {
                 match &mut self.outbox {
                     Some(outbox) => outbox.send(
                         &self.on_disk_state,
-                        (
-                            *conn_id,
-                            &peer_conn.peer_id,
-                            peer_conn
-                                .sync_state
-                                .their_heads
-                                .as_deref()
-                                .unwrap_or_default(),
-                        ),
+                        (*conn_id, &peer_conn.peer_id, &peer_conn.sync_state),
                         &self.document_id,
                         msg,
                         out,

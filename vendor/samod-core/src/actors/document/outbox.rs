@@ -7,13 +7,13 @@
 //! or a failed write in between left the peer believing in a change the
 //! repo never stored. With this, a message to a peer waits until every
 //! write issued up to the last one holding a change that peer has is
-//! complete: what it sent, what it says it has (its own change delivered
-//! again by another peer after a reload), and, for a connection attached
-//! while writes were running, those writes (it may be the same peer again,
-//! under another id). A message to any other peer leaves at once, so the
-//! rest of a document's peers get a change without waiting for the disk
-//! (and may count it as stored while its author does not, and sends it
-//! again). Messages to one connection keep the order they were generated
+//! complete: what it sent, what it says it has and did not get from here
+//! (its own change delivered again by another peer after a reload), and,
+//! for a connection attached while writes were running, those writes (it
+//! may be the same peer again, under another id). A message to any other
+//! peer leaves at once, so the rest of a document's peers get a change
+//! without waiting for the disk (and may count it as stored while its
+//! author does not, and sends it again). Messages to one connection keep the order they were generated
 //! in; a message never waits for writes issued after it, so a document that
 //! keeps changing starves nobody.
 
@@ -72,20 +72,26 @@ impl Outbox {
         }
     }
 
-    /// Sends `message` to a connection of `peer`, which last said it has
-    /// `their_heads`, or holds it until what that peer has is written.
+    /// Sends `message` to a connection of `peer`, or holds it until what
+    /// that peer has is written. `sync` is the connection's sync state: the
+    /// heads the peer last said it has, and what this repo sent it.
     pub(super) fn send(
         &mut self,
         on_disk: &OnDiskState,
-        (connection_id, peer, their_heads): (ConnectionId, &PeerId, &[ChangeHash]),
+        (connection_id, peer, sync): (ConnectionId, &PeerId, &automerge::sync::State),
         document_id: &DocumentId,
         message: SyncMessage,
         out: &mut DocActorResult,
     ) {
-        // What it has: what it sent, and what it says it has (its own
-        // change, delivered again by another peer after a reload).
-        let has = their_heads
+        // What it has: what it sent, and what it says it has and did not
+        // get from here (its own change, delivered again by another peer
+        // after a reload). What it got from here is not its own: holding
+        // those would put the disk back on the fan-out.
+        let has = sync
+            .their_heads
             .iter()
+            .flatten()
+            .filter(|h| !sync.sent_hashes.contains(h))
             .filter_map(|h| self.unstored.get(h))
             .max();
         let own = self

@@ -308,3 +308,62 @@ fn a_peer_that_may_no_longer_read_is_not_sent_what_was_held_for_it() {
     assert_eq!(actor.held_sync_messages(), 0);
     assert!(sent(&stored(&mut actor, write)).is_empty());
 }
+
+#[test]
+fn a_peer_that_has_a_change_only_from_here_is_not_held_for_its_write() {
+    // The fan-out stays off the disk: a reader that acknowledged a change
+    // still being written is sent the next one at once.
+    let (mut actor, conns) = ready_actor(true, 2);
+    let (first, a) = change("a");
+    let applied = receive(&mut actor, conns[0], first);
+    let _first_write_still_running = puts(&applied)[0];
+    let mut reader = Automerge::new();
+    let mut state = sync::State::new();
+    let mut result = applied;
+    for _ in 0..5 {
+        for msg in &result.outgoing_messages {
+            if let DocToHubMsgPayload::SendSyncMessage {
+                connection_id,
+                message: SyncMessage::Sync { data },
+                ..
+            } = &msg.0
+                && *connection_id == conns[1]
+            {
+                let msg = sync::Message::decode(data).unwrap();
+                reader.receive_sync_message(&mut state, msg).unwrap();
+            }
+        }
+        let Some(reply) = reader.generate_sync_message(&mut state) else {
+            break;
+        };
+        result = receive(
+            &mut actor,
+            conns[1],
+            SyncMessage::Sync {
+                data: reply.encode(),
+            },
+        );
+    }
+    assert_eq!(
+        reader.get_heads(),
+        vec![a],
+        "the reader got the change at once"
+    );
+    assert_eq!(
+        actor.held_sync_messages(),
+        1,
+        "only the author's answer waits"
+    );
+
+    let (second, b) = change("b");
+    let applied = receive(&mut actor, conns[0], second);
+    let mut both = vec![a, b];
+    both.sort();
+    assert!(
+        sent(&applied)
+            .iter()
+            .any(|(c, h)| *c == conns[1] && *h == both),
+        "{:?}",
+        sent(&applied)
+    );
+}
