@@ -148,7 +148,12 @@ test("the sync badge follows the sync state by itself: a change waiting while th
   // Pushed by the app (the page does not ask again): the change waiting,
   // then, a few seconds on, that the server cannot be reached.
   await badge.getByText(/1 change to send$/).waitFor({ timeout: 15_000 });
-  await badge.getByText(/^Sync failed .*cannot reach the sync server at ws:\/\/127\.0\.0\.1:\d+\/sync; trying again, 1 change to send$/).waitFor({ timeout: 20_000 });
+  await badge
+    .getByText(/^Sync failed .*cannot reach the sync server at ws:\/\/127\.0\.0\.1:\d+\/sync; trying again, 1 change to send$/)
+    .waitFor({ timeout: 20_000 })
+    .catch(async (e) => {
+      throw new Error(`${e.message}\nthe badge said: ${await badge.textContent()}`);
+    });
   assert.match(await badge.getAttribute("class"), /error/);
 
   server = spawn(serverBin, serverArgs.args, { stdio: "ignore" });
