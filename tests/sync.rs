@@ -1187,16 +1187,25 @@ fn changes_the_server_cannot_store_are_not_confirmed_and_reach_it_once_it_can() 
 
 /// Answers every request on `port` with `status`, a `content_type` body
 /// and nothing else, as a server (or a proxy in front of one) that cannot
-/// take a device right now does. Runs until the test binary ends.
-fn turning_away(port: u16, status: &str, content_type: &str, body: &str) {
+/// take a device right now does, until the returned guard is dropped; the
+/// port is closed then.
+fn turning_away(port: u16, status: &str, content_type: &str, body: &str) -> TurningAway {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
     let answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
             let mut asked = Vec::new();
             let mut buf = [0u8; 1024];
             while !asked.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -1208,6 +1217,24 @@ fn turning_away(port: u16, status: &str, content_type: &str, body: &str) {
             let _ = conn.write_all(answer.as_bytes());
         }
     });
+    TurningAway {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+struct TurningAway {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TurningAway {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[test]
@@ -1222,7 +1249,7 @@ fn a_server_that_cannot_take_this_device_now_is_quoted_not_called_out_of_reach()
     let sentence =
         "the server could not store workspace team's changes moments ago and tries again in 2 s; \
                     this device keeps them and sends them again";
-    turning_away(
+    let _away = turning_away(
         port,
         "503 Service Unavailable",
         "text/plain; charset=utf-8",
@@ -1248,7 +1275,7 @@ fn a_server_that_cannot_take_this_device_now_is_quoted_not_called_out_of_reach()
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other_port = other.local_addr().unwrap().port();
     drop(other);
-    turning_away(
+    let _proxy = turning_away(
         other_port,
         "502 Bad Gateway",
         "text/html",
@@ -1266,6 +1293,67 @@ fn a_server_that_cannot_take_this_device_now_is_quoted_not_called_out_of_reach()
         "{}",
         r.stderr
     );
+}
+
+/// The watcher says why the server is away once it has been a while, and
+/// says it again when the reason changes: a dial turned away while the
+/// server shut down, then refused once it is gone (before, the first
+/// sentence stayed, as the browser test of the sync badge once saw).
+#[test]
+fn a_watchers_notice_that_the_server_is_away_follows_the_latest_reason() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let a = Flowkeep::new();
+    ws.init(&a, &server);
+    let port = server.port;
+    let _watch = Watch(
+        std::process::Command::new(Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(a.data_dir())
+            .args(["sync", "watch", "--interval-ms", "100"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let said = |a: &Flowkeep| {
+        a.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let until = |what: &str, wanted: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = said(&a);
+            if wanted(&now) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watcher never said {what}; it says: {now:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    assert!(server.terminate().success());
+    // What our server answers a dial while it stops (`http.rs`).
+    let shutting = "shutting down";
+    let away = turning_away(
+        port,
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        &format!("{shutting}\n"),
+    );
+    until("the server's sentence", &|s| {
+        s.ends_with("cannot take this device right now (HTTP 503): shutting down; trying again")
+    });
+    drop(away);
+    until("that the server cannot be reached", &|s| {
+        s == format!("cannot reach the sync server at ws://127.0.0.1:{port}/sync; trying again")
+    });
 }
 
 #[test]

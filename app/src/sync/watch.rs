@@ -157,10 +157,10 @@ impl SyncService<'_> {
         // sequence number the last round started from.
         let mut full_on: Option<samod::ConnectionId> = None;
         let mut seen_seq: Option<i64> = None;
-        // Since when the server has been out of reach, and whether that
-        // was said (`sync status`, the app's header) yet.
+        // Since when the server has been out of reach, and what was said
+        // of it (`sync status`, the app's header).
         let mut away_since: Option<std::time::Instant> = None;
-        let mut said_away = false;
+        let mut said_away: Option<String> = None;
         while !stop.load(Ordering::SeqCst) {
             // Revoked (or the certificate changed) while watching: the
             // reconnect was refused for good.
@@ -184,16 +184,21 @@ impl SyncService<'_> {
             match dialer.connection_id() {
                 None => {
                     let since = *away_since.get_or_insert_with(std::time::Instant::now);
-                    if !said_away && since.elapsed() >= AWAY_NOTICE {
-                        said_away = true;
-                        // Cleared by the next round that syncs.
+                    if since.elapsed() >= AWAY_NOTICE {
                         let why = dialer::not_in(&settings.server, limit.unavailable());
-                        self.note_sync_error(&Error::Unavailable(format!("{why}; trying again")));
+                        let why = format!("{why}; trying again");
+                        // Said again when the reason changes (a dial turned
+                        // away while the server shut down, then refused once
+                        // it is gone); cleared by the next round that syncs.
+                        if said_away.as_deref() != Some(why.as_str()) {
+                            self.note_sync_error(&Error::Unavailable(why.clone()));
+                            said_away = Some(why);
+                        }
                     }
                 }
                 Some(_) => {
                     away_since = None;
-                    said_away = false;
+                    said_away = None;
                 }
             }
             if let Some(conn) = dialer.connection_id() {
