@@ -1306,16 +1306,7 @@ fn a_watchers_notice_that_the_server_is_away_follows_the_latest_reason() {
     let a = Flowkeep::new();
     ws.init(&a, &server);
     let port = server.port;
-    let _watch = Watch(
-        std::process::Command::new(Flowkeep::bin())
-            .arg("--data-dir")
-            .arg(a.data_dir())
-            .args(["sync", "watch", "--interval-ms", "100"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _watch = watch(&a);
     let said = |a: &Flowkeep| {
         a.json(&["sync", "status"]).ok().json()["last_error"]["message"]
             .as_str()
