@@ -31,6 +31,10 @@ pub(crate) struct DocActorInner {
     actor: DocumentActor,
     /// The set of peers who are connected to this document as of the last [`DocAtorResult`]
     last_observed_peers: HashSet<PeerId>,
+    /// `DocumentActor::peers_version` when `last_observed_peers` was
+    /// collected: collecting them on every result cost the actor a pass
+    /// over all its peers for each message.
+    last_observed_version: Option<u64>,
     observer: Option<Arc<dyn RepoObserver>>,
 }
 
@@ -53,6 +57,7 @@ impl DocActorInner {
             peer_state_change_listeners: Vec::new(),
             actor,
             last_observed_peers: HashSet::new(),
+            last_observed_version: None,
             observer,
         }
     }
@@ -112,7 +117,7 @@ impl DocActorInner {
                 peers: new_peers,
             });
         }
-        let peer_count = self.actor.peers().len();
+        let peer_count = self.actor.peer_count();
         let stats = self.actor.document().stats();
         log_sync_message_stats(
             &self.document_id,
@@ -243,14 +248,15 @@ impl DocActorInner {
 
     /// Returns the set of peers for this document if it is different to self.last_observed_peers
     pub(crate) fn connected_peers_changed(&mut self, stopped: bool) -> Option<HashSet<PeerId>> {
-        let peers = self.actor.peers();
+        let version = (!stopped).then(|| self.actor.peers_version());
+        if version.is_some() && version == self.last_observed_version {
+            return None;
+        }
+        self.last_observed_version = version;
         let peers = if stopped {
             HashSet::new()
         } else {
-            peers
-                .keys()
-                .filter_map(|id| self.actor.conn_peer_id(*id))
-                .collect()
+            self.actor.connected_peer_ids()
         };
         if peers != self.last_observed_peers {
             self.last_observed_peers = peers.clone();

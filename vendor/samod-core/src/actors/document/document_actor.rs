@@ -58,6 +58,18 @@ pub struct DocumentActor {
     /// Sync messages waiting for the writes of what they advertise, when
     /// the repo syncs only what it has stored (`outbox.rs`).
     outbox: Option<Outbox>,
+    /// Advanced whenever the document may have changed (a mutable borrow,
+    /// a load, a received message that carried changes, a phase change),
+    /// so a peer that was sent everything at one epoch is not generated
+    /// for again until the next (`PeerDocConnection::quiet_at`).
+    doc_epoch: u64,
+    /// Advanced whenever a connection is added or removed, so the set of
+    /// connected peers is only collected again when it may have changed.
+    peers_version: u64,
+    /// Tests compare the actor with one that generates for every peer on
+    /// every step, as upstream does.
+    #[cfg(test)]
+    generate_for_quiet_peers: bool,
 }
 
 #[derive(Debug)]
@@ -107,6 +119,10 @@ impl DocumentActor {
             phase,
             last_status_update: None,
             outbox: sync_after_storage.then(Outbox::default),
+            doc_epoch: 0,
+            peers_version: 0,
+            #[cfg(test)]
+            generate_for_quiet_peers: false,
         };
 
         tracing::trace!(?initial_connections, "applying initial connections");
@@ -195,6 +211,7 @@ impl DocumentActor {
     }
 
     fn document_mut(&mut self) -> &mut Automerge {
+        self.doc_epoch += 1;
         &mut self.doc
     }
 
@@ -454,6 +471,7 @@ impl DocumentActor {
             && let RequestOutcome::Found = request.outcome(&self.doc)
         {
             self.phase = Phase::Ready(Ready::new());
+            self.doc_epoch += 1;
         }
         self.enqueue_share_policy_checks(out);
         // Writes first, so that a message generated now knows which writes
@@ -491,6 +509,25 @@ impl DocumentActor {
             .iter()
             .map(|(k, v)| (*k, v.state().clone()))
             .collect()
+    }
+
+    /// How many connections this document has.
+    pub fn peer_count(&self) -> usize {
+        self.peer_connections.len()
+    }
+
+    /// The peers connected to this document.
+    pub fn connected_peer_ids(&self) -> HashSet<PeerId> {
+        self.peer_connections
+            .values()
+            .map(|c| c.peer_id.clone())
+            .collect()
+    }
+
+    /// Changes whenever a connection is added or removed: the peers need
+    /// only be collected again when it did.
+    pub fn peers_version(&self) -> u64 {
+        self.peers_version
     }
 
     pub fn conn_peer_id(&self, conn_id: ConnectionId) -> Option<PeerId> {
@@ -589,10 +626,15 @@ impl DocumentActor {
                 None
             }
             Phase::Requesting(request) => {
+                self.doc_epoch += 1;
                 request.receive_message(now, &mut self.doc, peer_conn, msg)
             }
             Phase::Ready(ready) => {
-                let duration = ready.receive_sync_message(now, &mut self.doc, peer_conn, msg);
+                let (duration, carried_changes) =
+                    ready.receive_sync_message(now, &mut self.doc, peer_conn, msg);
+                if carried_changes {
+                    self.doc_epoch += 1;
+                }
                 let heads_after = self.doc.get_heads();
                 if heads_before != heads_after {
                     out.emit_doc_changed(heads_after);
@@ -633,6 +675,7 @@ impl DocumentActor {
     ) {
         tracing::trace!("handling load");
         let nothing_before = self.doc.get_heads().is_empty();
+        self.doc_epoch += 1;
         for (key, snapshot) in snapshots {
             if let Err(e) = self.doc.load_incremental(snapshot) {
                 tracing::warn!(err=?e, %key, "error loading snapshot chunk");
@@ -682,7 +725,13 @@ impl DocumentActor {
         }
         for (conn_id, peer_conn) in &mut self.peer_connections {
             let generated = match &mut self.phase {
-                Phase::Ready(ready) => ready.generate_sync_messages(now, &mut self.doc, peer_conn),
+                Phase::Ready(ready) => {
+                    #[cfg(test)]
+                    if self.generate_for_quiet_peers {
+                        self.doc_epoch += 1;
+                    }
+                    ready.generate_sync_messages(now, &self.doc, self.doc_epoch, peer_conn)
+                }
                 Phase::Requesting(request) => request.generate_messages(now, &self.doc, peer_conn),
                 Phase::Loading(_) => unreachable!(),
             };
@@ -760,6 +809,7 @@ impl DocumentActor {
         );
         self.peer_connections
             .insert(conn_id, PeerDocConnection::new(peer_id, conn_id));
+        self.peers_version += 1;
         if let Some(outbox) = &mut self.outbox {
             outbox.attached(conn_id, &self.on_disk_state);
         }
@@ -791,6 +841,7 @@ impl DocumentActor {
 
     fn remove_connection(&mut self, conn_id: ConnectionId) {
         self.peer_connections.remove(&conn_id);
+        self.peers_version += 1;
         if let Some(outbox) = &mut self.outbox {
             outbox.forget(conn_id);
         }

@@ -26,6 +26,17 @@ pub(crate) struct PeerDocConnection {
     last_share_config: Option<ShareConfig>,
     // Preserve message ordering while the asynchronous policy lookup is pending.
     pub(super) pending_sync_messages: Vec<(SyncMessage, UnixTimestamp)>,
+    // The document epoch (`DocumentActor::doc_epoch`) at which generating
+    // for this peer last produced nothing, if its sync state has not changed
+    // since. Generating depends only on the document and the sync state, so
+    // it would produce nothing again and is skipped: without this every
+    // message from one peer made the actor generate for every peer, which
+    // is quadratic in the peers of a document for each change.
+    quiet_at: Option<u64>,
+    // How many times a sync message was generated for this peer (what the
+    // quiet-peer tests count).
+    #[cfg(test)]
+    pub(super) generate_calls: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +58,14 @@ impl PeerDocConnection {
             share_policy: SharePolicyState::Unknown,
             last_share_config: None,
             pending_sync_messages: Vec::new(),
+            quiet_at: None,
+            #[cfg(test)]
+            generate_calls: 0,
         }
     }
 
     pub(super) fn reset_sync_state(&mut self) {
+        self.quiet_at = None;
         self.sync_state = if self.can_write() {
             sync::State::new()
         } else {
@@ -64,6 +79,7 @@ impl PeerDocConnection {
         // read-write transition. This resets local bookkeeping and tells the
         // remote to resend changes; replacing the state alone would not do that.
         if self.state.last_sent.is_some() || self.state.last_received.is_some() {
+            self.quiet_at = None;
             self.sync_state.set_read_only(true);
             self.sync_state.set_read_only(false);
             self.state.shared_heads = Some(self.sync_state.shared_heads.clone());
@@ -80,6 +96,8 @@ impl PeerDocConnection {
         }
     }
 
+    /// Applies `msg`; the caller advances the document epoch when the
+    /// message carried changes (`carries_changes`), applied or queued.
     pub(super) fn receive_sync_message(
         &mut self,
         now: UnixTimestamp,
@@ -87,6 +105,7 @@ impl PeerDocConnection {
         msg: sync::Message,
     ) -> Result<Duration, AutomergeError> {
         let start = Instant::now();
+        self.quiet_at = None;
         doc.receive_sync_message(&mut self.sync_state, msg)?;
         let duration = start.elapsed();
         self.dirty = true;
@@ -104,13 +123,42 @@ impl PeerDocConnection {
         now: UnixTimestamp,
         doc: &Automerge,
     ) -> Vec<(sync::Message, Duration)> {
+        self.generate(now, doc, None)
+    }
+
+    /// As `generate_sync_messages`, skipped when this peer was quiet at
+    /// `doc_epoch`, the document's epoch (see `quiet_at`).
+    pub(super) fn generate_unless_quiet(
+        &mut self,
+        now: UnixTimestamp,
+        doc: &Automerge,
+        doc_epoch: u64,
+    ) -> Vec<(sync::Message, Duration)> {
+        if self.quiet_at == Some(doc_epoch) {
+            return Vec::new();
+        }
+        self.generate(now, doc, Some(doc_epoch))
+    }
+
+    fn generate(
+        &mut self,
+        now: UnixTimestamp,
+        doc: &Automerge,
+        doc_epoch: Option<u64>,
+    ) -> Vec<(sync::Message, Duration)> {
         let heads = doc.get_heads();
         let mut messages = Vec::new();
         loop {
             let start = Instant::now();
+            #[cfg(test)]
+            {
+                self.generate_calls += 1;
+            }
             let Some(msg) = doc.generate_sync_message(&mut self.sync_state) else {
+                self.quiet_at = doc_epoch;
                 break;
             };
+            self.quiet_at = None;
             let duration = start.elapsed();
             let follow_up = msg.heads != heads;
             if follow_up {
@@ -204,6 +252,7 @@ impl PeerDocConnection {
     pub(super) fn set_share_config(&mut self, config: ShareConfig) -> Option<ShareConfig> {
         let previous = self.last_share_config.replace(config);
         self.share_policy = SharePolicyState::Ready(config);
+        self.quiet_at = None;
         if self.state.last_sent.is_none() && self.state.last_received.is_none() {
             // Initialize sessions which have not exchanged any sync messages yet.
             self.reset_sync_state();

@@ -1,3 +1,4 @@
+mod quiet_peers;
 mod sync_after_storage;
 mod update_share_policy;
 
