@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod db;
 pub mod devices;
 pub mod http;
+pub mod listener;
 pub mod memory;
 pub mod metrics;
 pub mod proxy;

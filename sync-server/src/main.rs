@@ -362,8 +362,7 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
+        let listener = flowkeep_sync_server::listener::bind(cli.listen)
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
         // The port the OS chose for `:0`, not 0: other nodes dial it.
         let bound = listener.local_addr()?;
