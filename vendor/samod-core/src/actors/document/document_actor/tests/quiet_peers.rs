@@ -234,10 +234,34 @@ fn a_local_change_is_generated_for_every_peer() {
 }
 
 #[test]
-fn a_change_waiting_for_its_dependencies_makes_the_others_generate_again() {
+fn a_peer_made_read_only_is_told_though_it_has_everything() {
+    // Its sync state changes (read-only, so it must not send changes any
+    // more), not the document: the actor must say so to a quiet peer.
+    let (mut actor, peers) = synced(2);
+    let result = actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg::update_share_policy("remote-0".into(), ShareConfig::read_only()),
+        )
+        .unwrap();
+    let to = by_conn(&result);
+    let told = to
+        .get(&peers[0].conn)
+        .expect("the peer made read-only is told");
+    let flags = sync::Message::decode(&told[0]).unwrap().flags.unwrap();
+    assert!(flags.contains(sync::MessageFlags::READ_ONLY));
+    assert!(
+        !to.contains_key(&peers[1].conn),
+        "the other has nothing new"
+    );
+}
+
+#[test]
+fn a_change_waiting_for_its_dependencies_counts_as_a_change() {
     // A change that arrives before its dependency is queued: the heads do
-    // not move, but what the actor needs from a peer may, so the document
-    // counts as changed.
+    // not move, and no quiet peer would be sent anything for it (the queue
+    // only changes what a message asks for), but the actor does not rely on
+    // that and treats every message that carried changes as a change.
     let (mut actor, peers) = synced(2);
     let mut author = peers[0].doc.fork().with_actor(ActorId::from([0x77; 16]));
     put(&mut author, "first", 1);
@@ -367,6 +391,20 @@ fn the_peers_version_moves_only_when_a_connection_comes_or_goes() {
     assert_eq!(actor.peers_version(), version);
     assert_eq!(actor.peer_count(), 2);
 
+    let third = ConnectionId::new();
+    actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg(HubToDocMsgPayload::NewConnection {
+                connection_id: third,
+                peer_id: "remote-2".into(),
+            }),
+        )
+        .unwrap();
+    assert_ne!(actor.peers_version(), version);
+    assert_eq!(actor.peer_count(), 3);
+    let version = actor.peers_version();
+
     actor
         .handle_message(
             UnixTimestamp::now(),
@@ -376,9 +414,9 @@ fn the_peers_version_moves_only_when_a_connection_comes_or_goes() {
         )
         .unwrap();
     assert_ne!(actor.peers_version(), version);
-    assert_eq!(actor.peer_count(), 1);
+    assert_eq!(actor.peer_count(), 2);
     assert_eq!(
         actor.connected_peer_ids(),
-        HashSet::from(["remote-1".into()])
+        HashSet::from(["remote-1".into(), "remote-2".into()])
     );
 }
