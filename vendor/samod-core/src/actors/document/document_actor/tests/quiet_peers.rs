@@ -332,6 +332,17 @@ impl Twins {
         deliver(&sent(&a), &mut self.peers);
     }
 
+    /// A new share policy for peer `i` on both actors.
+    fn policy(&mut self, i: usize, config: ShareConfig) {
+        let update =
+            || HubToDocMsg::update_share_policy(format!("remote-{i}").as_str().into(), config);
+        let now = UnixTimestamp::now();
+        let a = self.skipping.handle_message(now, update()).unwrap();
+        let b = self.upstream.handle_message(now, update()).unwrap();
+        assert_eq!(by_conn(&a), by_conn(&b), "the same messages");
+        deliver(&sent(&a), &mut self.peers);
+    }
+
     fn quiet(&self) -> bool {
         self.peers
             .iter()
@@ -339,8 +350,9 @@ impl Twins {
     }
 }
 
-/// Random traffic: both actors send exactly the same messages, the
-/// skipping one with fewer attempts, and everyone converges.
+/// Random traffic, with peers made read-only and read-write again: both
+/// actors send exactly the same messages, the skipping one with fewer
+/// attempts, and everyone converges.
 #[test]
 fn skipping_quiet_peers_sends_exactly_what_generating_for_all_sends() {
     for seed in 0..16 {
@@ -350,17 +362,22 @@ fn skipping_quiet_peers_sends_exactly_what_generating_for_all_sends() {
             let i = rng.random_range(0..t.peers.len());
             let key = format!("k{}", rng.random_range(0..4));
             let value = rng.random_range(0..100);
-            match rng.random_range(0..4) {
-                0 => {
+            match rng.random_range(0..9) {
+                0 | 1 => {
                     put(&mut t.peers[i].doc, &key, value);
                     t.peers[i].speak();
                 }
-                1 => {
+                2 | 3 => {
                     t.peers[i].hear();
                 }
-                2 => t.to_actors(i),
-                _ => t.local_change(&key, value),
+                4 | 5 => t.to_actors(i),
+                6 | 7 => t.local_change(&key, value),
+                _ if rng.random_bool(0.5) => t.policy(i, ShareConfig::read_only()),
+                _ => t.policy(i, ShareConfig::read_write()),
             }
+        }
+        for i in 0..t.peers.len() {
+            t.policy(i, ShareConfig::read_write());
         }
         // Then every message delivered until nothing moves.
         while !t.quiet() {
