@@ -194,7 +194,7 @@ fn a_message_from_one_peer_is_answered_without_generating_for_the_others() {
         calls_for(&actor, peers[0].conn) > before[0],
         "it is answered"
     );
-    for (i, p) in peers.iter().enumerate().skip(1) {
+    for (i, p) in peers.iter().enumerate().filter(|(i, _)| *i > 0) {
         assert_eq!(
             calls_for(&actor, p.conn),
             before[i],
