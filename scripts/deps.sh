@@ -34,7 +34,7 @@ _present() {
     nodejs) command -v node >/dev/null ;;
     chromium) [ -x "${CHROMIUM:-/usr/bin/chromium}" ] ;;
     postgresql) postgres_bin >/dev/null ;;
-    xvfb) command -v xvfb-run >/dev/null ;;
+    xvfb) command -v Xvfb >/dev/null && command -v xauth >/dev/null ;;
     webkit2gtk-driver) command -v WebKitWebDriver >/dev/null ;;
     dbus) command -v dbus-run-session >/dev/null ;;
     gnome-keyring) command -v gnome-keyring-daemon >/dev/null ;;
@@ -103,7 +103,7 @@ postgres_bin() {
 # What the desktop window test lacks on this machine (empty: nothing).
 window_test_missing() {
   local window=()
-  command -v xvfb-run >/dev/null || window+=("xvfb")
+  { command -v Xvfb >/dev/null && command -v xauth >/dev/null; } || window+=("xvfb")
   command -v WebKitWebDriver >/dev/null || window+=("webkit2gtk-driver")
   command -v tauri-driver >/dev/null || window+=("tauri-driver (cargo install tauri-driver --locked)")
   pkg-config --exists webkit2gtk-4.1 2>/dev/null ||

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The desktop window end to end: builds `flowkeep` with the `native` feature,
-# starts it under Xvfb and drives it with tauri-driver + WebKitWebDriver.
+# starts it under its own Xvfb (scripts/with-xvfb.sh) and drives it with tauri-driver + WebKitWebDriver.
 # Needs what scripts/deps.sh lists for the window (scripts/test.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ native_bin="$target_dir/debug/flowkeep-native"
 cp "$target_dir/debug/flowkeep" "$native_bin"
 log="$(mktemp)"
 (cd desktop/ui && FLOWKEEP_NATIVE_BIN="$native_bin" TAURI_DRIVER="$(command -v tauri-driver)" \
-  xvfb-run -a node --test --test-concurrency=1 e2e-native/window.webdriver.mjs) | tee "$log"
+  bash ../../scripts/with-xvfb.sh node --test --test-concurrency=1 e2e-native/window.webdriver.mjs) | tee "$log"
 pass=$(grep -cE '^ok [0-9]+ ' "$log" || true)
 fail=$(grep -cE '^not ok [0-9]+ ' "$log" || true)
 echo "desktop window tests: $pass passed, $fail failed"

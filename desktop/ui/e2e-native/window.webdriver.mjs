@@ -1,6 +1,6 @@
 // The desktop window end to end: `flowkeep app` (built with the `native`
-// feature) under Xvfb, driven by tauri-driver + WebKitWebDriver with plain
-// W3C WebDriver calls. Run by scripts/test-desktop.sh inside `xvfb-run`.
+// feature) under its own Xvfb, driven by tauri-driver + WebKitWebDriver with plain
+// W3C WebDriver calls. Run by scripts/test-desktop.sh inside scripts/with-xvfb.sh.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,8 +19,11 @@ let driver;
 let base;
 
 async function wd(method, url, body) {
+  // An app that dies while starting leaves the session request unanswered;
+  // fail in two minutes saying so rather than at fetch's five.
   const r = await fetch(`${base}${url}`, {
     method,
+    signal: AbortSignal.timeout(120_000),
     headers: { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
