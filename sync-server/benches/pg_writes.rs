@@ -121,12 +121,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let pg = pg_support::Postgres::start_durable().expect("PostgreSQL is needed for this bench");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(32)
-        .enable_all()
-        .build()
-        .unwrap();
+    // The server's runtime (on this 2-core machine, 2 workers).
+    let rt = flowkeep_sync_server::runtime::build().unwrap();
     let db = Db::open_postgres(&pg.url()).unwrap();
     let s = db.storage("bench");
     let old = Arc::new(OldPool {

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod metrics;
 pub mod proxy;
 pub mod quota;
+pub mod runtime;
 pub mod storage;
 pub mod tls;
 pub mod token;

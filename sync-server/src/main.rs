@@ -335,12 +335,6 @@ fn device(db: &Db, dir: &std::path::Path, cmd: DeviceCmd) -> anyhow::Result<()> 
     }
 }
 
-/// Threads for storage calls. SQLite is one connection behind a lock and
-/// PostgreSQL a small pool, so more threads only wait: tokio's default (512)
-/// let a burst of edits from 1,000 devices start 500 threads, each with its
-/// stack and a share of the allocator's arenas.
-const BLOCKING_THREADS: usize = 32;
-
 fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -357,10 +351,7 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
     if let Err(e) = flowkeep_sync_server::memory::return_freed_pages_sooner() {
         tracing::warn!(error = %e, "memory freed by the server may stay resident for a while");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()?;
+    let rt = flowkeep_sync_server::runtime::build()?;
     rt.block_on(async move {
         let listener = flowkeep_sync_server::listener::bind(cli.listen)
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
