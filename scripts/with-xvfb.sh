@@ -3,8 +3,9 @@
 #
 # Why not `xvfb-run -a`: it looks for a free display number and only then
 # starts Xvfb on it, so two runs started together (a CI run beside a developer's
-# run on the same machine) can pick the same number; one CI run lost its window
-# to "Failed to initialize GTK" that way. Here Xvfb claims a free display itself
+# run on the same machine) can pick the same number. One CI run that shared
+# the machine with another lost its window to "Failed to initialize GTK", most
+# likely that way. Here Xvfb claims a free display itself
 # (-displayfd, which takes the display's lock atomically) and reports the
 # number it got. Access needs a fresh cookie, as with xvfb-run.
 set -euo pipefail
