@@ -562,6 +562,90 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
     }
 }
 
+/// Makes every write to `fk`'s copy of the synced documents fail as a full
+/// disk would, or (`false`) lets them through again.
+fn sync_storage_full(fk: &Flowkeep, full: bool) {
+    let db = rusqlite::Connection::open(fk.db()).unwrap();
+    let sql = if full {
+        "CREATE TRIGGER disk_full BEFORE INSERT ON sync_kv
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;"
+    } else {
+        "DROP TRIGGER disk_full"
+    };
+    db.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn a_sync_this_device_cannot_store_fails_clearly_and_records_nothing_it_could_not_keep() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    a.json(&["config", "set", &wf, "a", "7"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["config", "set", &wf, "b", "8"]).ok();
+    let heads_before = || -> String {
+        let db = rusqlite::Connection::open(b.db()).unwrap();
+        db.query_row(
+            "SELECT heads FROM sync_docs WHERE workflow_id = ?1",
+            [&wf],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let recorded = heads_before();
+
+    // B's disk is full: its local edit cannot be written into its copy of
+    // the document, nor A's edit when it arrives.
+    sync_storage_full(&b, true);
+    let out = b.run(&["sync", "now"]);
+    assert_ne!(out.code, 0, "the sync says it failed");
+    let err = &out.stderr;
+    assert!(
+        err.contains("could not store the synced documents")
+            && err.contains("database or disk is full (test)"),
+        "says what failed: {err}"
+    );
+    assert_eq!(
+        heads_before(),
+        recorded,
+        "no heads recorded for what is not stored"
+    );
+    let v = b.json(&["config", "get", &wf]).ok().json()["values"].clone();
+    assert_eq!(
+        (v["a"].as_i64(), v["b"].as_i64()),
+        (Some(1), Some(8)),
+        "{v}"
+    );
+    let status = b.json(&["sync", "status"]).ok().json();
+    assert!(
+        status
+            .to_string()
+            .contains("could not store the synced documents"),
+        "sync status keeps the reason: {status}"
+    );
+
+    // Space again: the next syncs send and fetch what the failed one could
+    // not keep, and no device ever shows B's edit undone.
+    sync_storage_full(&b, false);
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    for d in [&a, &b] {
+        let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
+        assert_eq!(
+            (v["a"].as_i64(), v["b"].as_i64()),
+            (Some(7), Some(8)),
+            "{v}"
+        );
+        let history = d.json(&["history", &wf]).ok().json();
+        let undone = history.as_array().unwrap().iter().any(|e| {
+            e["changes"].as_array().unwrap().iter().any(|c| {
+                c["field"] == "config.values.b" && c["old"] == json!(8) && c["new"] == json!(1)
+            })
+        });
+        assert!(!undone, "B's edit was never undone: {history}");
+    }
+}
+
 #[test]
 fn offline_additions_of_tags_fields_and_run_parts_on_two_devices_all_survive() {
     let ws = Workspace::new();

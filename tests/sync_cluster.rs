@@ -11,6 +11,7 @@ use automerge::transaction::Transactable;
 use automerge::ROOT;
 use flowkeep_sync_server::cluster::Node;
 use flowkeep_sync_server::db::Lease;
+use flowkeep_sync_server::storage::TryStorage;
 use flowkeep_sync_server::Db;
 use futures::FutureExt;
 use samod::storage::StorageKey;

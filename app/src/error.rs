@@ -41,6 +41,11 @@ pub enum Error {
     /// unreadable key file).
     #[error("secrets: {0}")]
     Secret(String),
+    /// This device's copy of the synced documents could not be written
+    /// (disk full, I/O error): the sync stopped before recording anything
+    /// it could not keep.
+    #[error("sync stopped: this device could not store the synced documents ({0}); nothing unstored was recorded, and the next sync sends and fetches it again")]
+    SyncStorage(String),
 }
 
 impl Error {
@@ -56,7 +61,8 @@ impl Error {
             | Error::Corrupt(_)
             | Error::Unavailable(_)
             | Error::Stopped(_)
-            | Error::Secret(_) => ErrorCode::Internal,
+            | Error::Secret(_)
+            | Error::SyncStorage(_) => ErrorCode::Internal,
         }
     }
 

@@ -8,10 +8,13 @@
 //! samod's `Storage` has no way to report an error: through it, an error is
 //! logged and reads as "nothing stored", which samod treats as a document it
 //! does not have yet. The `try_` methods say what failed, for a caller that
-//! must not carry on as if it had been stored (the sync server stops serving
-//! a workspace whose storage fails).
+//! must not carry on as if it had been stored: `guarded.rs` is samod's
+//! `Storage` over them that reports each failure and then writes nothing
+//! more (the sync server stops serving a workspace whose storage fails; a
+//! device's sync fails before it records anything of that round).
 
 pub mod group_commit;
+pub mod guarded;
 mod writes;
 
 use std::collections::HashMap;

@@ -16,7 +16,7 @@ mod pg_support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flowkeep_sync_server::storage::WorkspaceStorage;
+use flowkeep_sync_server::storage::{TryStorage, WorkspaceStorage};
 use flowkeep_sync_server::Db;
 use futures::FutureExt;
 use postgres::{Client, NoTls};

@@ -24,7 +24,7 @@ use crate::cluster::Node;
 use crate::db::Lease;
 use crate::metrics::{DocumentsLoaded, Metrics, Timed};
 use crate::quota::{Counted, Quota, Usage};
-use crate::storage::{Failure, Watched};
+use crate::storage::{self, Failure};
 use crate::Db;
 
 /// How long a document stays in memory without a message about it, unless
@@ -216,7 +216,8 @@ impl Workspaces {
         };
         let usage = Usage::new(name, self.quota, sizes);
         let failure = Failure::new();
-        let storage = Watched::new(storage, failure.clone(), workspace_id, self.metrics.clone());
+        let storage =
+            storage::watched(storage, failure.clone(), workspace_id, self.metrics.clone());
         let builder = Repo::build_tokio()
             .with_storage(Timed::new(
                 Counted::new(storage, usage.clone()),

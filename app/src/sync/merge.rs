@@ -165,8 +165,9 @@ impl Service {
     /// it, if the document passes the checks; otherwise records why not and
     /// keeps the heads last merged, so the changes are merged once the
     /// document is valid again. Returns whether the workflow changed here.
-    pub(super) fn consider_workflow(
+    pub(super) async fn consider_workflow(
         &self,
+        repo: &SyncRepo,
         wf_id: &str,
         handle: &DocHandle,
         known: Option<&KnownDoc>,
@@ -220,6 +221,9 @@ impl Service {
                 });
             }
         }
+        // The heads recorded below are what this device's copy holds from
+        // now on (`repo.rs`).
+        repo.stored(handle).await?;
         match state {
             Ok(state) => {
                 self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)
@@ -295,8 +299,9 @@ impl Service {
     /// its execution logs since last merged: each record that passes the
     /// checks is merged, each that fails is recorded as rejected, in one
     /// transaction with the log's new heads.
-    pub(super) fn consider_log(
+    pub(super) async fn consider_log(
         &self,
+        repo: &SyncRepo,
         key: &LogKey,
         handle: &DocHandle,
         known: Option<&KnownDoc>,
@@ -346,6 +351,7 @@ impl Service {
         let Some((heads, runs)) = read else {
             return Ok(());
         };
+        repo.stored(handle).await?;
         let runs = match runs {
             Ok(r) => r,
             Err(reason) => {

@@ -32,7 +32,9 @@
 //! (which device the server saw bring each change), and beside them
 //! `doc.rs` / `execlog.rs` / `root.rs` (the document shapes), `dialer.rs`
 //! (the authenticated dialer). samod's storage is the `sync_kv` table, through
-//! `flowkeep-samod-sqlite` (the server's storage too).
+//! `flowkeep-samod-sqlite` (the server's storage too); `repo.rs` opens it
+//! and says when a document is stored there, before anything about it is
+//! recorded.
 
 pub mod dialer;
 mod doc;
@@ -44,6 +46,7 @@ pub mod tls;
 mod heads;
 mod merge;
 mod push;
+mod repo;
 mod session;
 mod settings;
 mod tracking;
@@ -53,6 +56,7 @@ mod watch;
 use enrol::not_configured;
 pub use enrol::{SyncDevice, SyncDevices};
 use heads::*;
+use repo::SyncRepo;
 use session::*;
 use settings::*;
 use tracking::*;

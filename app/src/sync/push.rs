@@ -17,7 +17,7 @@ pub(super) struct Pushed {
 impl Service {
     /// Steps 0 and 1: pending merges first, then local changes onto this
     /// device's documents. Returns how many workflows had changes to send.
-    pub(super) async fn push_local(&self, repo: &Repo) -> Result<usize> {
+    pub(super) async fn push_local(&self, repo: &SyncRepo) -> Result<usize> {
         // Workflows whose document could not take local edits (it did not
         // read) are pushed again, even if step 0 now merges it.
         let pending = self.push_pending()?;
@@ -27,7 +27,7 @@ impl Service {
 
     /// Step 0, over every document this device syncs: merges what a
     /// session received but stopped before merging.
-    pub(super) async fn merge_unmerged(&self, repo: &Repo) -> Result<()> {
+    pub(super) async fn merge_unmerged(&self, repo: &SyncRepo) -> Result<()> {
         // 0. Documents that hold changes the projection does not reflect (a
         //    session that stopped between receiving and merging): merge them
         //    first, or step 1 would take the projection's older values for
@@ -38,20 +38,26 @@ impl Service {
             };
             // Offline, before connecting: the server is not asked who
             // brought these changes.
-            self.consider_workflow(&known.key, &handle, Some(&known), &Uploads::default())?;
+            self.consider_workflow(repo, &known.key, &handle, Some(&known), &Uploads::default())
+                .await?;
         }
         Ok(())
     }
 
     /// Step 1, over the workflows with local changes (and `pending`, those
     /// a document could not take before) only: local changes onto this
-    /// device's documents, and its runs into its logs.
-    pub(super) async fn push_changed(&self, repo: &Repo, pending: &[String]) -> Result<Pushed> {
+    /// device's documents, and its runs into its logs. Returns once what
+    /// it wrote is on this device's disk, and records heads only then.
+    pub(super) async fn push_changed(&self, repo: &SyncRepo, pending: &[String]) -> Result<Pushed> {
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive. Only the changed workflows' documents are
         //    looked up: a watch round costs what changed, not every workflow.
         let mut out = Pushed::default();
         let workflows = self.workflows_to_push(pending)?;
+        // Documents written, with the heads to record once they are stored
+        // and whether the workflow was pending.
+        let mut written: Vec<(&str, DocHandle, Option<Vec<String>>)> = Vec::new();
+        let mut done_pending: Vec<&str> = Vec::new();
         for (wf, deleted) in &workflows {
             let (handle, since) = match self.known_doc(&wf.id)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
@@ -60,6 +66,9 @@ impl Service {
                 },
                 None => {
                     let h = self.create_doc(repo, wf, *deleted).await?;
+                    // Created documents are stored before `create` returns;
+                    // this says whether that write failed.
+                    repo.stored(&h).await?;
                     let heads = heads_of(&h);
                     self.save_doc(&wf.id, h.document_id(), &heads)?;
                     out.new_docs.push(KnownDoc {
@@ -74,16 +83,12 @@ impl Service {
             match self.push_into(&handle, &since, wf, *deleted)? {
                 Push::Sent(heads) => {
                     out.workflows += 1;
-                    if let Some(heads) = heads {
-                        self.save_doc(&wf.id, handle.document_id(), &heads)?;
-                    }
                     if pending.contains(&wf.id) {
-                        self.set_push_pending(&wf.id, false)?;
+                        done_pending.push(&wf.id);
                     }
+                    written.push((&wf.id, handle, heads));
                 }
-                Push::Nothing if pending.contains(&wf.id) => {
-                    self.set_push_pending(&wf.id, false)?
-                }
+                Push::Nothing if pending.contains(&wf.id) => done_pending.push(&wf.id),
                 Push::Nothing => {}
                 Push::Unreadable if !pending.contains(&wf.id) => {
                     self.set_push_pending(&wf.id, true)?
@@ -94,6 +99,7 @@ impl Service {
 
         // 1b. Runs recorded here since the last sync, into this device's
         //     execution-log documents.
+        let mut logs_written: Vec<DocHandle> = Vec::new();
         for (key, runs) in self.local_runs_to_send()? {
             let handle = match self.known_log(&key)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
@@ -108,6 +114,7 @@ impl Service {
                         .create(d)
                         .await
                         .map_err(|_| Error::Unavailable("the sync engine stopped".into()))?;
+                    repo.stored(&h).await?;
                     self.save_log(&key, h.document_id(), &[])?;
                     out.new_logs.push(KnownDoc {
                         key: key.clone(),
@@ -126,8 +133,22 @@ impl Service {
                 })
                 .map_err(|f| Error::Corrupt(f.error))
             })?;
+            logs_written.push(handle);
         }
 
+        // What was written is on disk before anything says it was pushed:
+        // the heads recorded here, and the log's sequence number the caller
+        // marks as synced (a run not stored would never be sent).
+        repo.all_stored(written.iter().map(|(_, h, _)| h).chain(&logs_written))
+            .await?;
+        for (wf_id, handle, heads) in &written {
+            if let Some(heads) = heads {
+                self.save_doc(wf_id, handle.document_id(), heads)?;
+            }
+        }
+        for wf_id in done_pending {
+            self.set_push_pending(wf_id, false)?;
+        }
         Ok(out)
     }
 

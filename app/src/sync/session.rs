@@ -40,28 +40,7 @@ impl SyncService<'_> {
         Ok(report)
     }
 
-    pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<Repo> {
-        // samod's documents in this device's file (`sync_kv`), on a
-        // connection of its own.
-        let conn = rusqlite::Connection::open(db_path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        // As the store's own writer: no committed change is lost to a
-        // process crash, and a first sync of 10,000 documents is not 20,000
-        // fsyncs (it timed out connecting).
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let storage = flowkeep_samod_sqlite::SqliteStorage::new(
-            Arc::new(std::sync::Mutex::new(conn)),
-            "sync_kv",
-            "",
-        );
-        Ok(Repo::build_tokio()
-            .with_storage(storage)
-            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
-            .load()
-            .await)
-    }
-
-    pub(super) async fn session_with(&self, repo: &Repo, s: &Settings) -> Result<SyncReport> {
+    pub(super) async fn session_with(&self, repo: &SyncRepo, s: &Settings) -> Result<SyncReport> {
         let pushed = self.push_local(repo).await?;
         let backoff = BackoffConfig {
             initial_delay: Duration::from_millis(100),
@@ -152,7 +131,7 @@ impl SyncService<'_> {
     /// document with the server, and merges what changed elsewhere.
     pub(super) async fn exchange(
         &self,
-        repo: &Repo,
+        repo: &SyncRepo,
         s: &Settings,
         root: &DocHandle,
         conn: samod::ConnectionId,
@@ -231,7 +210,10 @@ impl SyncService<'_> {
         let mut merged = 0;
         for (i, (wf_id, handle)) in handles.iter().enumerate() {
             let known = docs.iter().find(|k| &k.key == wf_id);
-            if self.consider_workflow(wf_id, handle, known, &uploads)? {
+            if self
+                .consider_workflow(repo, wf_id, handle, known, &uploads)
+                .await?
+            {
                 merged += 1;
             }
             self.sync_progress("merging", i as u64 + 1, handles.len() as u64);
@@ -252,6 +234,7 @@ impl SyncService<'_> {
                     Push::Unreadable => {}
                     Push::Nothing => self.set_push_pending(wf_id, false)?,
                     Push::Sent(heads) => {
+                        repo.stored(handle).await?;
                         if let Some(heads) = heads {
                             self.save_doc(wf_id, handle.document_id(), &heads)?;
                         }
@@ -270,7 +253,8 @@ impl SyncService<'_> {
                 continue;
             }
             let known = logs.iter().find(|k| k.key == key.to_string());
-            self.consider_log(key, handle, known, &listed_ids)?;
+            self.consider_log(repo, key, handle, known, &listed_ids)
+                .await?;
         }
         // The server could not store the workspace's changes this round:
         // it answers sync from memory, so what it confirmed may be nowhere

@@ -34,18 +34,21 @@ impl Service {
     }
 
     /// Remembers why a sync could not reach or was refused by the server,
-    /// for `sync status` and the app's header; other errors are the
-    /// caller's to show.
+    /// or could not store what it synced, for `sync status` and the app's
+    /// header; other errors are the caller's to show.
     pub(super) fn note_sync_error(&self, e: &Error) {
-        if let Error::Unavailable(message) = e {
-            let error = SyncError {
-                at: chrono::Utc::now().timestamp_millis(),
-                message: message.clone(),
-            };
-            let json = serde_json::to_string(&error).unwrap_or_default();
-            if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
-                tracing::warn!(error = %e, "could not record the sync error");
-            }
+        let message = match e {
+            Error::Unavailable(message) => message.clone(),
+            Error::SyncStorage(_) => e.to_string(),
+            _ => return,
+        };
+        let error = SyncError {
+            at: chrono::Utc::now().timestamp_millis(),
+            message,
+        };
+        let json = serde_json::to_string(&error).unwrap_or_default();
+        if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
+            tracing::warn!(error = %e, "could not record the sync error");
         }
     }
 

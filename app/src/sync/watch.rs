@@ -126,7 +126,7 @@ impl SyncService<'_> {
 
     async fn watch_with(
         &self,
-        repo: &Repo,
+        repo: &SyncRepo,
         settings: &Settings,
         stop: &AtomicBool,
         interval: Duration,
@@ -350,7 +350,7 @@ impl SyncService<'_> {
     /// pushed, workflows merged).
     async fn incremental_round(
         &self,
-        repo: &Repo,
+        repo: &SyncRepo,
         settings: &Settings,
         root: &DocHandle,
         changed: &HashSet<DocumentId>,
@@ -396,7 +396,10 @@ impl SyncService<'_> {
         let uploads = self.uploads_since(settings, &since).await;
         let mut merged = 0;
         for (known, handle) in &workflow_docs {
-            if self.consider_workflow(&known.key, handle, Some(known), &uploads)? {
+            if self
+                .consider_workflow(repo, &known.key, handle, Some(known), &uploads)
+                .await?
+            {
                 merged += 1;
             }
         }
@@ -413,7 +416,8 @@ impl SyncService<'_> {
                     None => workflows.insert(self.known_workflow_ids()?),
                 };
                 let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                self.consider_log(&key, &handle, Some(&known), &listed)?;
+                self.consider_log(repo, &key, &handle, Some(&known), &listed)
+                    .await?;
             }
         }
         Ok((pushed, merged))

@@ -2,10 +2,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use automerge::{Automerge, ReadDoc};
-use futures::{Stream, channel::mpsc};
+use futures::{
+    Stream,
+    channel::{mpsc, oneshot},
+};
 use samod_core::{
     ConnectionId, DocumentActorId, DocumentChanged, DocumentId, PeerId, SyncDirection,
     SyncMessageStat, UnixTimestamp,
+    io::IoTaskId,
     actors::{
         DocToHubMsg,
         document::{DocActorResult, DocumentActor, WithDocResult},
@@ -36,6 +40,9 @@ pub(crate) struct DocActorInner {
     /// over all its peers for each message.
     last_observed_version: Option<u64>,
     observer: Option<Arc<dyn RepoObserver>>,
+    /// Callers of `DocHandle::stored`, each waiting for the writes issued
+    /// up to the one named.
+    stored_waiters: Vec<(IoTaskId, oneshot::Sender<()>)>,
 }
 
 impl DocActorInner {
@@ -59,6 +66,30 @@ impl DocActorInner {
             last_observed_peers: HashSet::new(),
             last_observed_version: None,
             observer,
+            stored_waiters: Vec::new(),
+        }
+    }
+
+    /// Resolves once every change the document holds now is stored: `None`
+    /// when it already is. Dropped unresolved if the actor goes away first.
+    pub(crate) fn when_stored(&mut self) -> Option<oneshot::Receiver<()>> {
+        let last = self.actor.last_running_write()?;
+        let (tx, rx) = oneshot::channel();
+        self.stored_waiters.push((last, tx));
+        Some(rx)
+    }
+
+    fn wake_stored_waiters(&mut self) {
+        if self.stored_waiters.is_empty() {
+            return;
+        }
+        let actor = &self.actor;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stored_waiters)
+            .into_iter()
+            .partition(|(write, _)| actor.writes_complete_through(*write));
+        self.stored_waiters = waiting;
+        for (_, tx) in done {
+            let _ = tx.send(());
         }
     }
 
@@ -108,6 +139,7 @@ impl DocActorInner {
             sync_message_stats,
             pending_sync_messages,
         } = results;
+        self.wake_stored_waiters();
 
         if let Some(new_peers) = self.connected_peers_changed(stopped) {
             // Send lifecycle changes before the checks below, including removal

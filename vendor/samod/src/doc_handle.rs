@@ -142,6 +142,24 @@ impl DocHandle {
         }
     }
 
+    /// Resolves once every change the document holds now is in storage
+    /// (the writes this repo issued for them completed), at once if it
+    /// already is; `Err(Stopped)` if the document's actor went away first.
+    /// For a caller that records elsewhere what the document holds, and
+    /// must not record more than a crash would leave on disk.
+    ///
+    /// `Storage` cannot report a failed write: a write that failed counts
+    /// as completed here, so a caller that must know wraps its storage.
+    pub fn stored(&self) -> impl Future<Output = Result<(), Stopped>> + Send + 'static {
+        let waiting = self.inner.lock().unwrap().when_stored();
+        async move {
+            match waiting {
+                Some(rx) => rx.await.map_err(|_| Stopped),
+                None => Ok(()),
+            }
+        }
+    }
+
     /// Listen to ephemeral messages sent by other peers to this document
     pub fn ephemera(&self) -> impl Stream<Item = Vec<u8>> + 'static {
         self.inner.lock().unwrap().create_ephemera_listener()

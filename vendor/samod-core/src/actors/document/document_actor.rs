@@ -504,6 +504,20 @@ impl DocumentActor {
         self.run_state == RunState::Stopped
     }
 
+    /// The last write this actor issued, while any write is running. Each
+    /// step issues the writes of the changes it made, so every change the
+    /// document holds now is in a write issued up to this one: it is on
+    /// disk once [`Self::writes_complete_through`] says so. `None` when
+    /// nothing is being written (everything the document holds is stored).
+    pub fn last_running_write(&self) -> Option<IoTaskId> {
+        self.on_disk_state.last_running_put()
+    }
+
+    /// Whether every write issued up to and including `write` completed.
+    pub fn writes_complete_through(&self, write: IoTaskId) -> bool {
+        self.on_disk_state.stored_through(write)
+    }
+
     pub fn peers(&self) -> HashMap<ConnectionId, PeerDocState> {
         self.peer_connections
             .iter()

@@ -1,0 +1,121 @@
+//! This device's copy of the workspace's documents: samod's repo over the
+//! `sync_kv` table, and what the sync records about a document only once
+//! that copy is on disk.
+//!
+//! What a session records (the heads a workflow was merged at or pushed
+//! to, in `sync_docs` and `sync_logs`) is read against this copy next
+//! time: a document that lacks heads recorded for it reads as another
+//! device having undone them, and its older values would be merged over
+//! the projection as a remote change — a local edit lost, or a merged one
+//! undone. samod writes a document's changes after the step that made
+//! them, and its `Storage` cannot say that a write failed. So nothing is
+//! recorded about a document before its writes completed
+//! ([`SyncRepo::stored`]), and a failed write ends the session with an
+//! error, its repo writing nothing more (`flowkeep_samod_sqlite::guarded`).
+
+use std::ops::Deref;
+use std::sync::Mutex;
+
+use flowkeep_samod_sqlite::guarded::{Failures, Guarded};
+use flowkeep_samod_sqlite::SqliteStorage;
+
+use super::*;
+
+/// How long a document's writes to this device's file may take before the
+/// session gives up (a disk that stopped answering).
+const STORED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// samod's repo, with what its storage reported.
+pub(super) struct SyncRepo {
+    repo: Repo,
+    failures: StorageFailures,
+}
+
+impl Deref for SyncRepo {
+    type Target = Repo;
+
+    fn deref(&self) -> &Repo {
+        &self.repo
+    }
+}
+
+impl SyncRepo {
+    /// Resolves once every change `handle` holds is in this device's file;
+    /// an error if a write to it failed (now or earlier in this repo's
+    /// life) or took too long.
+    pub(super) async fn stored(&self, handle: &DocHandle) -> Result<()> {
+        match tokio::time::timeout(STORED_TIMEOUT, handle.stored()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Unavailable("the sync engine stopped".into())),
+            Err(_) => {
+                return Err(Error::SyncStorage(format!(
+                    "writing document {} took longer than {} s",
+                    handle.document_id(),
+                    STORED_TIMEOUT.as_secs()
+                )))
+            }
+        }
+        self.failures.check()
+    }
+
+    /// [`Self::stored`] for many documents, waited for together (their
+    /// writes are committed together).
+    pub(super) async fn all_stored<'a>(
+        &self,
+        handles: impl IntoIterator<Item = &'a DocHandle>,
+    ) -> Result<()> {
+        futures::future::try_join_all(handles.into_iter().map(|h| self.stored(h))).await?;
+        Ok(())
+    }
+}
+
+/// The first failed call of this device's sync storage.
+#[derive(Clone, Default)]
+struct StorageFailures(Arc<Mutex<Option<String>>>);
+
+impl StorageFailures {
+    fn check(&self) -> Result<()> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(Error::SyncStorage(e.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Failures for StorageFailures {
+    fn failed(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    fn report(&self, error: &flowkeep_samod_sqlite::Error) {
+        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            tracing::error!(%error, "this device's sync storage failed; the sync stops");
+            *first = Some(error.to_string());
+        }
+    }
+}
+
+impl Service {
+    pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<SyncRepo> {
+        // samod's documents in this device's file (`sync_kv`), on a
+        // connection of its own.
+        let conn = rusqlite::Connection::open(db_path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // As the store's own writer: no committed change is lost to a
+        // process crash, and a first sync of 10,000 documents is not 20,000
+        // fsyncs (it timed out connecting).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let failures = StorageFailures::default();
+        let storage = Guarded::new(
+            SqliteStorage::new(Arc::new(Mutex::new(conn)), "sync_kv", ""),
+            failures.clone(),
+        );
+        let repo = Repo::build_tokio()
+            .with_storage(storage)
+            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
+            .load()
+            .await;
+        Ok(SyncRepo { repo, failures })
+    }
+}
