@@ -764,6 +764,42 @@ fn watch(fk: &Flowkeep) -> Watch {
 }
 
 #[test]
+fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let _wa = watch(&a);
+    sync_storage_full(&b, true);
+    let _wb = watch(&b);
+
+    a.json(&["config", "set", &wf, "a", "42"]).ok();
+    eventually("B's watcher saying why", Duration::from_secs(20), || {
+        b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not store the synced documents"))
+    });
+    assert_eq!(
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
+        1,
+        "nothing merged that B could not keep"
+    );
+
+    // Space again: the same watcher takes A's edit and sends B's.
+    sync_storage_full(&b, false);
+    b.json(&["config", "set", &wf, "b", "9"]).ok();
+    eventually("A's edit on B", Duration::from_secs(30), || {
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 42
+    });
+    eventually("B's edit on A", Duration::from_secs(30), || {
+        a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 9
+    });
+    eventually("B's status clear again", Duration::from_secs(10), || {
+        b.json(&["sync", "status"]).ok().json()["last_error"].is_null()
+    });
+}
+
+#[test]
 fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconnect() {
     use std::time::Duration;
     let ws = Workspace::new();

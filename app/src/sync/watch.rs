@@ -77,6 +77,9 @@ const AWAY_NOTICE: Duration = Duration::from_secs(5);
 /// again, at first and at most.
 const BUSY_RETRY: Duration = Duration::from_secs(3);
 const BUSY_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How soon a watch whose writes to this device's copy of the documents
+/// failed tries again.
+const STORAGE_RETRY: Duration = Duration::from_secs(10);
 
 /// `d` plus up to a quarter more, at random.
 fn jittered(d: Duration) -> Duration {
@@ -91,7 +94,9 @@ impl SyncService<'_> {
     /// every `interval`; remote ones wake it at once), over one connection
     /// that is re-established with backoff when the server goes away. A
     /// refused credential (a revoked device) or an untrusted certificate
-    /// ends it with an error, also mid-watch. `on_round` sees rounds that
+    /// ends it with an error, also mid-watch; a failed write to this
+    /// device's copy of the documents is said in `sync status` and tried
+    /// again after `STORAGE_RETRY`. `on_round` sees rounds that
     /// moved data.
     pub fn watch(
         &self,
@@ -113,12 +118,27 @@ impl SyncService<'_> {
         let rt = runtime()?;
         let result = rt.block_on(async {
             let settings = self.enrolled(settings).await?;
-            let repo = self.open_repo(&db_path).await?;
-            let result = self
-                .watch_with(&repo, &settings, stop, interval, &mut on_round)
-                .await;
-            repo.stop().await;
-            result
+            loop {
+                let repo = self.open_repo(&db_path).await?;
+                let result = self
+                    .watch_with(&repo, &settings, stop, interval, &mut on_round)
+                    .await;
+                repo.stop().await;
+                // This device's copy of the documents could not be written
+                // (a full disk): that repo writes nothing more, so a fresh
+                // one, loaded from what is stored, tries again later.
+                let Err(e @ Error::SyncStorage(_)) = result else {
+                    return result;
+                };
+                self.note_sync_error(&e);
+                let until = std::time::Instant::now() + STORAGE_RETRY;
+                while std::time::Instant::now() < until {
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         });
         rt.shutdown_timeout(Duration::from_secs(2));
         result.inspect_err(|e| self.note_sync_error(e))
