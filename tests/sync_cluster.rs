@@ -142,7 +142,7 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
         db.enrol(&w.id, "dev-1", "laptop", "cred3", 70),
         Err(flowkeep_sync_server::Error::Revoked(_))
     ));
-    assert!(db.ping());
+    assert_eq!(db.writable(), Ok(()));
 
     // Who uploaded each change: the first device to send it, per workspace.
     let (h1, h2) = ("a".repeat(64), "b".repeat(64));
@@ -847,4 +847,60 @@ async fn when_the_database_refuses_a_workspaces_writes_its_devices_on_every_node
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// A node is ready (for a load balancer) only while its database takes
+/// writes: a database made read-only, as a standby or a read-only default
+/// is, makes `/readyz` say 503 and why; it is ready again once writable.
+#[test]
+fn a_node_whose_database_takes_no_writes_is_not_ready_and_says_why() {
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    create_workspace(&pg, &dirs.path().join("admin"));
+    let n1 = node(&pg, &dirs.path().join("n1"));
+    let readyz = || http_get_response(n1.port, "/readyz HTTP/1.1");
+    assert!(readyz().starts_with("HTTP/1.1 200"), "{}", readyz());
+
+    // Each statement alone: ALTER SYSTEM runs in no transaction block, and
+    // the second connection says it may write whatever the default.
+    let url = format!(
+        "{}?sslmode=disable&options=-c%20default_transaction_read_only%3Doff",
+        pg.url()
+    );
+    let set = |read_only: bool| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute(if read_only {
+                "ALTER SYSTEM SET default_transaction_read_only = on"
+            } else {
+                "ALTER SYSTEM RESET default_transaction_read_only"
+            })
+            .unwrap();
+            c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        })
+        .join()
+        .unwrap()
+    };
+    let until = |what: &str, f: &dyn Fn(&str) -> bool| {
+        let start = Instant::now();
+        loop {
+            let r = readyz();
+            if f(&r) {
+                return r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{what}: {r}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    set(true);
+    let r = until("not ready once read-only", &|r| {
+        r.starts_with("HTTP/1.1 503")
+    });
+    assert!(
+        r.contains("not ready: the database takes no writes (transaction_read_only is on)"),
+        "{r}"
+    );
+    set(false);
+    until("ready again", &|r| r.starts_with("HTTP/1.1 200"));
 }

@@ -253,8 +253,10 @@ impl Db {
         }
     }
 
-    pub fn ping(&self) -> bool {
-        both!(self.ping())
+    /// Whether the database answers and takes writes; if not, why (for
+    /// `/readyz`: a load balancer sends devices elsewhere).
+    pub fn writable(&self) -> Result<(), String> {
+        both!(self.writable())
     }
 
     /// Takes or renews this node's lease on a workspace (PostgreSQL only;

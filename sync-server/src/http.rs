@@ -164,15 +164,30 @@ pub async fn serve_tls(
     .await
 }
 
+/// 200 while this node can serve devices: not stopping, and its database
+/// answers and takes writes; 503 with the reason otherwise.
 async fn ready(State(state): State<AppState>) -> Response {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting or stopping\n",
+        )
+            .into_response();
+    }
     let db = state.db.clone();
-    let db_ok = tokio::task::spawn_blocking(move || db.ping())
+    let writable = tokio::task::spawn_blocking(move || db.writable())
         .await
-        .unwrap_or(false);
-    if state.ready.load(Ordering::SeqCst) && db_ok {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        .unwrap_or_else(|_| Err("the database check did not finish".into()));
+    match writable {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => {
+            tracing::warn!(%why, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -511,8 +511,26 @@ impl Pg {
         }
     }
 
-    pub fn ping(&self) -> bool {
-        self.with(|c| c.query_one("SELECT 1", &[])).is_ok()
+    pub fn writable(&self) -> Result<(), String> {
+        // A standby (say, after a failover that left this node on the old
+        // primary's replica) or a read-only default answers every read and
+        // refuses every write.
+        let row = self
+            .with(|c| {
+                c.query_one(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
+                    &[],
+                )
+            })
+            .map_err(|e| format!("the database does not answer: {e}"))?;
+        let (in_recovery, read_only): (bool, String) = (row.get(0), row.get(1));
+        if in_recovery {
+            return Err("the database is a standby in recovery: it takes no writes".into());
+        }
+        if read_only == "on" {
+            return Err("the database takes no writes (transaction_read_only is on)".into());
+        }
+        Ok(())
     }
 
     pub fn acquire_lease(&self, workspace_id: &str, node: &Node) -> Result<Lease, Error> {

@@ -394,10 +394,16 @@ impl Sqlite {
         self.kv.with_prefix(&format!("ws/{workspace_id}"))
     }
 
-    pub fn ping(&self) -> bool {
-        self.conn()
-            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-            .is_ok()
+    pub fn writable(&self) -> Result<(), String> {
+        let c = self.conn();
+        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| format!("the database does not answer: {e}"))?;
+        // SQLite opens a file it may not write read-only, without a word.
+        match c.is_readonly(rusqlite::MAIN_DB) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err("the database file is open read-only: it takes no writes".into()),
+            Err(e) => Err(format!("the database does not answer: {e}")),
+        }
     }
 }
 
