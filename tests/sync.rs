@@ -799,6 +799,65 @@ fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
     });
 }
 
+/// `sync watch` killed (SIGKILL) at random moments while both devices edit
+/// loses nothing and undoes nothing: A only ever raises `a`, B only ever
+/// raises `b`, so a change that lowers either on any device would be an
+/// edit undone (say, heads recorded for changes a kill left off disk).
+#[test]
+fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let _wa = watch(&a);
+    let mut seed: u64 = std::env::var("FLOWKEEP_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).unwrap();
+            u64::from_le_bytes(bytes)
+        });
+    eprintln!("FLOWKEEP_TEST_SEED={seed}");
+    let mut next = move |below: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % below
+    };
+    const ROUNDS: i64 = 20;
+    for i in 2..ROUNDS + 2 {
+        let wb = watch(&b);
+        a.json(&["config", "set", &wf, "a", &i.to_string()]).ok();
+        std::thread::sleep(Duration::from_millis(next(300)));
+        b.json(&["config", "set", &wf, "b", &i.to_string()]).ok();
+        std::thread::sleep(Duration::from_millis(next(300)));
+        drop(wb);
+    }
+    let _wb = watch(&b);
+    for d in [&a, &b] {
+        eventually("both edits everywhere", Duration::from_secs(30), || {
+            let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
+            v["a"] == ROUNDS + 1 && v["b"] == ROUNDS + 1
+        });
+        let history = d.json(&["history", &wf]).ok().json();
+        for e in history.as_array().unwrap() {
+            for c in e["changes"].as_array().unwrap() {
+                let field = c["field"].as_str().unwrap();
+                if field == "config.values.a" || field == "config.values.b" {
+                    let (old, new) = (c["old"].as_i64(), c["new"].as_i64());
+                    assert!(
+                        old.is_none() || new >= old,
+                        "{field} lowered by {} on {}: {e}",
+                        e["kind"],
+                        if std::ptr::eq(d, &a) { "A" } else { "B" }
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconnect() {
     use std::time::Duration;

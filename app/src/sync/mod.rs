@@ -202,6 +202,9 @@ enum Push {
     /// document now reflects exactly the projection.
     Sent(Option<Vec<String>>),
     Nothing,
+    /// The document holds changes not merged yet: nothing written; merge
+    /// them first (`push.rs`, `PUSH_TRIES`).
+    Unmerged,
     /// The document does not read: nothing written, try again later.
     Unreadable,
 }

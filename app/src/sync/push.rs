@@ -14,6 +14,10 @@ pub(super) struct Pushed {
     pub new_logs: Vec<KnownDoc>,
 }
 
+/// How many times a push waits for a merge of what arrived meanwhile
+/// before it writes anyway (changes that keep arriving must not starve it).
+const PUSH_TRIES: usize = 3;
+
 impl Service {
     /// Steps 0 and 1: pending merges first, then local changes onto this
     /// device's documents. Returns how many workflows had changes to send.
@@ -59,9 +63,9 @@ impl Service {
         let mut written: Vec<(&str, DocHandle, Option<Vec<String>>)> = Vec::new();
         let mut done_pending: Vec<&str> = Vec::new();
         for (wf, deleted) in &workflows {
-            let (handle, since) = match self.known_doc(&wf.id)? {
+            let (handle, mut known) = match self.known_doc(&wf.id)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
-                    Some(h) => (h, parse_heads(&known.heads)),
+                    Some(h) => (h, known),
                     None => continue,
                 },
                 None => {
@@ -80,7 +84,33 @@ impl Service {
                     continue;
                 }
             };
-            match self.push_into(&handle, &since, wf, *deleted)? {
+            let mut tries = 0;
+            // The projection as read for this push; read again after a merge.
+            let mut now: Option<(flowkeep_core::workflow::Workflow, bool)> = None;
+            let pushed = loop {
+                let since = parse_heads(&known.heads);
+                let wait = tries < PUSH_TRIES;
+                let (wf, deleted) = now.as_ref().map_or((wf, *deleted), |(w, d)| (w, *d));
+                match self.push_into(&handle, &since, wf, deleted, wait)? {
+                    Push::Unmerged => {}
+                    pushed => break pushed,
+                }
+                // Offline (step 0 merged what was there) or mid-watch (a
+                // change arrived since the round's merges): merged here,
+                // without asking the server who brought it.
+                self.consider_workflow(repo, &wf.id, &handle, Some(&known), &Uploads::default())
+                    .await?;
+                tries += 1;
+                match self.known_doc(&wf.id)? {
+                    Some(k) if k.heads != known.heads => known = k,
+                    // Nothing merged (the document was rejected): push as is.
+                    _ => tries = PUSH_TRIES,
+                }
+                now = self
+                    .read(|c| Ok(queries::workflows::load(c, &wf.id)?))?
+                    .map(|l| (l.workflow, l.deleted));
+            };
+            match pushed {
                 Push::Sent(heads) => {
                     out.workflows += 1;
                     if pending.contains(&wf.id) {
@@ -93,7 +123,7 @@ impl Service {
                 Push::Unreadable if !pending.contains(&wf.id) => {
                     self.set_push_pending(&wf.id, true)?
                 }
-                Push::Unreadable => {}
+                Push::Unreadable | Push::Unmerged => {}
             }
         }
 
@@ -161,9 +191,22 @@ impl Service {
         since: &[ChangeHash],
         wf: &flowkeep_core::workflow::Workflow,
         deleted: bool,
+        merged_first: bool,
     ) -> Result<Push> {
         let message = self.commit_message();
         handle.with_document(|d| {
+            // The heads may move only if the document holds nothing
+            // unmerged (checked under the document's lock): then projection
+            // and document agree again, and the device never merges its own
+            // push back over a newer local edit. A push that could not move
+            // them leaves this device's change past the recorded heads,
+            // where the next merge reads it as one from elsewhere (an edit
+            // made here meanwhile would be written concurrently with it, and
+            // could lose to it): unless told to, it waits for a merge.
+            let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
+            if !nothing_unmerged && merged_first {
+                return Ok(Push::Unmerged);
+            }
             // A document another client broke takes no local changes until
             // it reads again; they stay pending here.
             let Ok(now) = doc::read(d) else {
@@ -181,11 +224,6 @@ impl Service {
             if changes.is_empty() {
                 return Ok(Push::Nothing);
             }
-            // The heads may move only if the document held nothing unmerged
-            // before this push (checked under the document's lock): then
-            // projection and document agree again, and the device never
-            // merges its own push back over a newer local edit.
-            let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
             let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
             let opts = CommitOptions::default()
                 .with_message(format!("{message} {}", fields.join(",")))

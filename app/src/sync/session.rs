@@ -230,8 +230,14 @@ impl SyncService<'_> {
                 let Some(l) = self.read(|c| Ok(queries::workflows::load(c, wf_id)?))? else {
                     continue;
                 };
-                match self.push_into(handle, &parse_heads(&known.heads), &l.workflow, l.deleted)? {
-                    Push::Unreadable => {}
+                match self.push_into(
+                    handle,
+                    &parse_heads(&known.heads),
+                    &l.workflow,
+                    l.deleted,
+                    false,
+                )? {
+                    Push::Unreadable | Push::Unmerged => {}
                     Push::Nothing => self.set_push_pending(wf_id, false)?,
                     Push::Sent(heads) => {
                         repo.stored(handle).await?;

@@ -365,9 +365,9 @@ impl SyncService<'_> {
         }
     }
 
-    /// A round after a full one: local changes pushed for their workflows
-    /// only, and only the documents that changed merged. Returns (workflows
-    /// pushed, workflows merged).
+    /// A round after a full one: only the documents that changed merged,
+    /// then local changes pushed for their workflows only. Returns
+    /// (workflows pushed, workflows merged).
     async fn incremental_round(
         &self,
         repo: &SyncRepo,
@@ -375,23 +375,6 @@ impl SyncService<'_> {
         root: &DocHandle,
         changed: &HashSet<DocumentId>,
     ) -> Result<(usize, usize)> {
-        let pending = self.push_pending()?;
-        let pushed = self.push_changed(repo, &pending).await?;
-        // A workflow or run log created here since: listed in the root, so
-        // the other devices find it.
-        for (list, new) in [
-            (root::List::Workflows, &pushed.new_docs),
-            (root::List::Logs, &pushed.new_logs),
-        ] {
-            if !new.is_empty() {
-                // New here: nothing to put back.
-                list_missing(root, list, new, |_| false)?;
-            }
-        }
-        let pushed = pushed.workflows;
-        if changed.is_empty() {
-            return Ok((pushed, 0));
-        }
         // Read only when a run log changed: the workflows it may name.
         let mut workflows: Option<HashSet<String>> = None;
         // The changed workflows' documents first, to ask the server once
@@ -440,6 +423,22 @@ impl SyncService<'_> {
                     .await?;
             }
         }
-        Ok((pushed, merged))
+        // Local changes after the merges: a push onto a document holding
+        // changes not merged yet would merge them itself, without asking
+        // the server who brought them (`push.rs`).
+        let pending = self.push_pending()?;
+        let pushed = self.push_changed(repo, &pending).await?;
+        // A workflow or run log created here since: listed in the root, so
+        // the other devices find it.
+        for (list, new) in [
+            (root::List::Workflows, &pushed.new_docs),
+            (root::List::Logs, &pushed.new_logs),
+        ] {
+            if !new.is_empty() {
+                // New here: nothing to put back.
+                list_missing(root, list, new, |_| false)?;
+            }
+        }
+        Ok((pushed.workflows, merged))
     }
 }
