@@ -647,6 +647,49 @@ fn a_sync_this_device_cannot_store_fails_clearly_and_records_nothing_it_could_no
 }
 
 #[test]
+fn a_push_whose_heads_a_crash_kept_from_being_recorded_is_not_taken_for_another_devices_change() {
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    b.json(&["sync", "now"]).ok();
+    let heads = || -> String {
+        rusqlite::Connection::open(b.db())
+            .unwrap()
+            .query_row(
+                "SELECT heads FROM sync_docs WHERE workflow_id = ?1",
+                [&wf],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before_push = heads();
+    b.json(&["config", "set", &wf, "b", "2"]).ok();
+    b.json(&["sync", "now"]).ok();
+    assert_ne!(heads(), before_push);
+
+    // As if B had stopped after its push reached its disk but before the
+    // push's heads were recorded; then B edits the same field again.
+    rusqlite::Connection::open(b.db())
+        .unwrap()
+        .execute(
+            "UPDATE sync_docs SET heads = ?2 WHERE workflow_id = ?1",
+            rusqlite::params![wf, before_push],
+        )
+        .unwrap();
+    b.json(&["config", "set", &wf, "b", "3"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    for d in [&a, &b] {
+        let got = d.json(&["workflow", "get", &wf]).ok().json();
+        assert_eq!(got["config"]["values"]["b"], 3, "{got}");
+        assert!(
+            got["conflicts"].as_array().is_none_or(|c| c.is_empty()),
+            "B's two edits are one after the other, not a conflict: {got}"
+        );
+    }
+}
+
+#[test]
 fn offline_additions_of_tags_fields_and_run_parts_on_two_devices_all_survive() {
     let ws = Workspace::new();
     let server = ws.start();
