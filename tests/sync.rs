@@ -665,17 +665,25 @@ fn a_push_whose_heads_a_crash_kept_from_being_recorded_is_not_taken_for_another_
     let before_push = heads();
     b.json(&["config", "set", &wf, "b", "2"]).ok();
     b.json(&["sync", "now"]).ok();
+    let pushed: Vec<String> = serde_json::from_str(&heads()).unwrap();
     assert_ne!(heads(), before_push);
+    assert_eq!(pushed.len(), 1, "the push is the one head");
 
     // As if B had stopped after its push reached its disk but before the
-    // push's heads were recorded; then B edits the same field again.
-    rusqlite::Connection::open(b.db())
-        .unwrap()
-        .execute(
-            "UPDATE sync_docs SET heads = ?2 WHERE workflow_id = ?1",
-            rusqlite::params![wf, before_push],
-        )
-        .unwrap();
+    // push's heads were recorded (the push was noted before it was
+    // written); then B edits the same field again.
+    let db = rusqlite::Connection::open(b.db()).unwrap();
+    db.execute(
+        "UPDATE sync_docs SET heads = ?2 WHERE workflow_id = ?1",
+        rusqlite::params![wf, before_push],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO sync_pushed (doc_id, hash) SELECT doc_id, ?2 FROM sync_docs WHERE workflow_id = ?1",
+        rusqlite::params![wf, pushed[0]],
+    )
+    .unwrap();
+    drop(db);
     b.json(&["config", "set", &wf, "b", "3"]).ok();
     b.json(&["sync", "now"]).ok();
     a.json(&["sync", "now"]).ok();

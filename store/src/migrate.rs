@@ -45,6 +45,10 @@ pub static MIGRATIONS: &[(&str, &str)] = &[
         "0008_file_bases.sql",
         include_str!("../../migrations/0008_file_bases.sql"),
     ),
+    (
+        "0009_sync_pushed.sql",
+        include_str!("../../migrations/0009_sync_pushed.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen. Returns how many ran.

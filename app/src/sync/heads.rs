@@ -79,19 +79,19 @@ pub(super) fn authors_since(
     out
 }
 
-/// Whether every change after `since` says it was made by this device: a
-/// push whose heads a crash kept from being recorded (they are recorded
-/// once its writes are on disk). The projection already holds what they
-/// say; merged, they would read as another device's. A change from
-/// elsewhere that claims to be this device's is then not merged, and the
-/// next push writes the projection's values back over it.
-pub(super) fn only_own_since(d: &Automerge, since: &[ChangeHash], own_device: &str) -> bool {
-    let prefix = format!("flowkeep:{own_device}:");
+/// Whether every change after `since` is one this device pushed (noted in
+/// `sync_pushed` before it could reach the disk): a push whose heads a
+/// crash kept from being recorded (they are recorded once its writes are on
+/// disk). The projection already holds what they say; merged, they would
+/// read as another device's. Known by hash, not by the commit message,
+/// which another device could write.
+pub(super) fn only_pushed_since(
+    d: &Automerge,
+    since: &[ChangeHash],
+    pushed: &HashSet<ChangeHash>,
+) -> bool {
     let after = d.get_changes(since);
-    !after.is_empty()
-        && after
-            .iter()
-            .all(|c| c.message().is_some_and(|m| m.starts_with(&prefix)))
+    !after.is_empty() && after.iter().all(|c| pushed.contains(&c.hash()))
 }
 
 /// A short, fixed-size name for remote text used as a key.

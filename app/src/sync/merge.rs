@@ -180,9 +180,10 @@ impl Service {
         let remembered = self.remembered(&scope)?;
         let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
         let own = self.device_id().to_owned();
-        if !since.is_empty() {
-            let own_only =
-                handle.with_document(|d| only_own_since(d, &since, &own).then(|| sorted_heads(d)));
+        let pushed = self.pushed(handle.document_id())?;
+        if !since.is_empty() && !pushed.is_empty() {
+            let own_only = handle
+                .with_document(|d| only_pushed_since(d, &since, &pushed).then(|| sorted_heads(d)));
             if let Some(heads) = own_only {
                 repo.stored(handle).await?;
                 self.save_doc(wf_id, handle.document_id(), &heads)?;

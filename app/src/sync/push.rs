@@ -228,8 +228,15 @@ impl Service {
             let opts = CommitOptions::default()
                 .with_message(format!("{message} {}", fields.join(",")))
                 .with_time(chrono::Utc::now().timestamp());
-            d.transact_with(|_| opts, |tx| doc::apply(tx, &changes))
+            let done = d
+                .transact_with(|_| opts, |tx| doc::apply(tx, &changes))
                 .map_err(|f| Error::Corrupt(f.error))?;
+            // Noted before samod can write it (its write is issued when this
+            // returns): a crash before the heads are recorded leaves a
+            // change the next merge knows as this device's (`merge.rs`).
+            if let Some(hash) = done.hash {
+                self.note_pushed(handle.document_id(), &hash)?;
+            }
             Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
         })
     }

@@ -102,6 +102,30 @@ impl Service {
         self.write(|w| save_log_in(w.conn, key, doc_id, heads))
     }
 
+    /// Remembers a change this device wrote into `doc_id` (`sync_pushed`).
+    pub(super) fn note_pushed(&self, doc_id: &DocumentId, hash: &ChangeHash) -> Result<()> {
+        self.write(|w| {
+            w.conn
+                .prepare_cached("INSERT OR IGNORE INTO sync_pushed (doc_id, hash) VALUES (?1, ?2)")?
+                .execute(params![doc_id.to_string(), hash.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// The changes this device wrote into `doc_id` past its recorded heads.
+    pub(super) fn pushed(&self, doc_id: &DocumentId) -> Result<HashSet<ChangeHash>> {
+        self.read(|c| {
+            let hashes: Vec<String> = c
+                .prepare_cached("SELECT hash FROM sync_pushed WHERE doc_id = ?1")?
+                .query_map([doc_id.to_string()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(hashes
+                .iter()
+                .filter_map(|h| ChangeHash::from_str(h).ok())
+                .collect())
+        })
+    }
+
     pub(super) fn save_doc(
         &self,
         workflow_id: &str,
@@ -143,6 +167,10 @@ pub(super) fn save_doc_in(
         doc_id.to_string(),
         serde_json::to_string(heads)?
     ])?;
+    // What this device pushed is now behind the recorded heads (or, from a
+    // push that could not move them, merged with what came with it).
+    c.prepare_cached("DELETE FROM sync_pushed WHERE doc_id = ?1")?
+        .execute([doc_id.to_string()])?;
     Ok(())
 }
 
