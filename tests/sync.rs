@@ -909,6 +909,53 @@ fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
     }
 }
 
+/// Two processes syncing one data dir would each hold their own copy of
+/// the documents and record heads the other's lacks: one at a time.
+#[test]
+fn one_process_at_a_time_syncs_a_data_dir() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let first = watch(&b);
+    let said = |out: &support::Outcome| {
+        out.code != 0
+            && out
+                .stderr
+                .contains("another flowkeep process is syncing this data dir")
+    };
+    eventually(
+        "`sync now` turned away while B's watch runs",
+        Duration::from_secs(15),
+        || said(&b.run(&["sync", "now"])),
+    );
+
+    // The watch syncs B's edits meanwhile; a second watch waits for the
+    // first and takes over when it stops.
+    b.json(&["config", "set", &wf, "b", "5"]).ok();
+    eventually("B's edit on A", Duration::from_secs(15), || {
+        a.json(&["sync", "now"]).ok();
+        a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 5
+    });
+    let second = watch(&b);
+    drop(first);
+    b.json(&["config", "set", &wf, "b", "6"]).ok();
+    eventually(
+        "B's next edit on A, through the second watch",
+        Duration::from_secs(15),
+        || {
+            a.json(&["sync", "now"]).ok();
+            a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 6
+        },
+    );
+    assert!(
+        said(&b.run(&["sync", "now"])),
+        "the second watch holds it now"
+    );
+    drop(second);
+    b.json(&["sync", "now"]).ok();
+}
+
 #[test]
 fn watchers_keep_devices_in_sync_say_when_the_server_is_out_of_reach_and_reconnect() {
     use std::time::Duration;

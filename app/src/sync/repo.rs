@@ -96,6 +96,44 @@ impl Failures for StorageFailures {
     }
 }
 
+/// Held while this process syncs a data dir: two processes syncing one data
+/// dir at once (the app's background sync and a `sync now` in a terminal)
+/// would each keep their own copy of the documents in memory and record
+/// heads the other's copy lacks, which a merge reads as another device
+/// undoing them. An OS lock on a file beside the database: it goes with
+/// the process, however that ends.
+pub(super) struct SyncLock {
+    _held: std::fs::File,
+}
+
+impl SyncLock {
+    /// The lock for the data dir of `db_path`, or `None` while another
+    /// process holds it.
+    pub(super) fn try_take(db_path: &std::path::Path) -> Result<Option<SyncLock>> {
+        let path = db_path.with_extension("sync-lock");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(flowkeep_store::private::FILE_MODE);
+        }
+        let file = opts.open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SyncLock { _held: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// What a sync that found the lock taken says.
+    pub(super) fn taken() -> Error {
+        Error::Conflict(
+            "another flowkeep process is syncing this data dir (`sync watch` or the app): it sends and merges changes itself; `sync status` says when it last synced".into(),
+        )
+    }
+}
+
 impl Service {
     pub(super) async fn open_repo(&self, db_path: &std::path::Path) -> Result<SyncRepo> {
         // samod's documents in this device's file (`sync_kv`), on a

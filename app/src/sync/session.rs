@@ -23,6 +23,9 @@ impl SyncService<'_> {
                 "sync needs a database on disk",
             ));
         };
+        let Some(_lock) = repo::SyncLock::try_take(&db_path)? else {
+            return Err(repo::SyncLock::taken());
+        };
         // Local events up to here are what this session sends; anything
         // written meanwhile (another process) goes with the next one.
         let seq = self.max_seq()?;

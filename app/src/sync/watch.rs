@@ -117,6 +117,21 @@ impl SyncService<'_> {
         };
         let rt = runtime()?;
         let result = rt.block_on(async {
+            // Another process syncing this data dir: wait for it to stop.
+            let mut said = false;
+            let _lock = loop {
+                if let Some(lock) = repo::SyncLock::try_take(&db_path)? {
+                    break lock;
+                }
+                if !said {
+                    tracing::warn!("another flowkeep process is syncing this data dir; this watch starts when it stops");
+                    said = true;
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
             let settings = self.enrolled(settings).await?;
             loop {
                 let repo = self.open_repo(&db_path).await?;
