@@ -85,13 +85,13 @@ impl Service {
                 }
             };
             let mut tries = 0;
-            // The projection as read for this push; read again after a merge.
-            let mut now: Option<(flowkeep_core::workflow::Workflow, bool)> = None;
+            // The projection, read again after a merge here.
+            let mut reread: Option<(flowkeep_core::workflow::Workflow, bool)> = None;
             let pushed = loop {
                 let since = parse_heads(&known.heads);
-                let wait = tries < PUSH_TRIES;
-                let (wf, deleted) = now.as_ref().map_or((wf, *deleted), |(w, d)| (w, *d));
-                match self.push_into(&handle, &since, wf, deleted, wait)? {
+                let merge_first = tries < PUSH_TRIES;
+                let (wf, deleted) = reread.as_ref().map_or((wf, *deleted), |(w, d)| (w, *d));
+                match self.push_into(&handle, &since, wf, deleted, merge_first)? {
                     Push::Unmerged => {}
                     pushed => break pushed,
                 }
@@ -106,7 +106,7 @@ impl Service {
                     // Nothing merged (the document was rejected): push as is.
                     _ => tries = PUSH_TRIES,
                 }
-                now = self
+                reread = self
                     .read(|c| Ok(queries::workflows::load(c, &wf.id)?))?
                     .map(|l| (l.workflow, l.deleted));
             };
@@ -191,7 +191,7 @@ impl Service {
         since: &[ChangeHash],
         wf: &flowkeep_core::workflow::Workflow,
         deleted: bool,
-        merged_first: bool,
+        merge_first: bool,
     ) -> Result<Push> {
         let message = self.commit_message();
         handle.with_document(|d| {
@@ -204,7 +204,7 @@ impl Service {
             // made here meanwhile would be written concurrently with it, and
             // could lose to it): unless told to, it waits for a merge.
             let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
-            if !nothing_unmerged && merged_first {
+            if !nothing_unmerged && merge_first {
                 return Ok(Push::Unmerged);
             }
             // A document another client broke takes no local changes until
