@@ -910,7 +910,8 @@ fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
 }
 
 /// Two processes syncing one data dir would each hold their own copy of
-/// the documents and record heads the other's lacks: one at a time.
+/// the documents and record heads the other's lacks: one at a time. A
+/// `sync now` while a watch runs waits for the watch to send its changes.
 #[test]
 fn one_process_at_a_time_syncs_a_data_dir() {
     use std::time::Duration;
@@ -918,42 +919,42 @@ fn one_process_at_a_time_syncs_a_data_dir() {
     let server = ws.start();
     let (a, b, wf) = two_devices(&ws, &server);
     let first = watch(&b);
-    let said = |out: &support::Outcome| {
-        out.code != 0
+    let by_watch = |out: &support::Outcome| {
+        out.code == 0
             && out
-                .stderr
-                .contains("another flowkeep process is syncing this data dir")
+                .stdout
+                .contains("by the `sync watch` (or the app) already running")
     };
-    eventually(
-        "`sync now` turned away while B's watch runs",
-        Duration::from_secs(15),
-        || said(&b.run(&["sync", "now"])),
-    );
-
-    // The watch syncs B's edits meanwhile; a second watch waits for the
-    // first and takes over when it stops.
     b.json(&["config", "set", &wf, "b", "5"]).ok();
-    eventually("B's edit on A", Duration::from_secs(15), || {
-        a.json(&["sync", "now"]).ok();
-        a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 5
-    });
+    eventually(
+        "`sync now` answered by B's running watch",
+        Duration::from_secs(15),
+        || by_watch(&b.run(&["sync", "now"])),
+    );
+    let on_a = |want: i64| {
+        eventually(&format!("b = {want} on A"), Duration::from_secs(15), || {
+            a.json(&["sync", "now"]).ok();
+            a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == want
+        })
+    };
+    on_a(5);
+
+    // A second watch waits for the first and takes over when it stops.
     let second = watch(&b);
     drop(first);
     b.json(&["config", "set", &wf, "b", "6"]).ok();
     eventually(
-        "B's next edit on A, through the second watch",
+        "`sync now` answered by the second watch",
         Duration::from_secs(15),
-        || {
-            a.json(&["sync", "now"]).ok();
-            a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 6
-        },
+        || by_watch(&b.run(&["sync", "now"])),
     );
-    assert!(
-        said(&b.run(&["sync", "now"])),
-        "the second watch holds it now"
-    );
+    on_a(6);
     drop(second);
-    b.json(&["sync", "now"]).ok();
+    let out = b.run(&["sync", "now"]);
+    assert!(
+        out.code == 0 && !by_watch(&out),
+        "its own sync once no watch runs"
+    );
 }
 
 #[test]

@@ -135,6 +135,10 @@ pub struct SyncReport {
     /// (documents or stored bytes): what it no longer takes; or why it
     /// closed the connection (its storage failed).
     pub server_limit: Option<String>,
+    /// Another process on this data dir (`sync watch`, the app) syncs it:
+    /// it sent this data dir's changes up to the call; the counts are not
+    /// known here.
+    pub by_running_watch: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]

@@ -126,10 +126,11 @@ impl SyncLock {
         }
     }
 
-    /// What a sync that found the lock taken says.
+    /// What a sync says when the process holding the lock did not send
+    /// this data dir's changes in time.
     pub(super) fn taken() -> Error {
-        Error::Conflict(
-            "another flowkeep process is syncing this data dir (`sync watch` or the app): it sends and merges changes itself; `sync status` says when it last synced".into(),
+        Error::Unavailable(
+            "another flowkeep process is syncing this data dir (`sync watch` or the app) and has not sent its changes within 60 s; `sync status` says when it last synced".into(),
         )
     }
 }

@@ -23,12 +23,13 @@ impl SyncService<'_> {
                 "sync needs a database on disk",
             ));
         };
-        let Some(_lock) = repo::SyncLock::try_take(&db_path)? else {
-            return Err(repo::SyncLock::taken());
-        };
         // Local events up to here are what this session sends; anything
         // written meanwhile (another process) goes with the next one.
         let seq = self.max_seq()?;
+        let _lock = match self.wait_for_running_watch(&db_path, &settings, seq)? {
+            Waited::Ours(lock) => lock,
+            Waited::Sent(report) => return Ok(report),
+        };
         let rt = runtime()?;
         let report = rt.block_on(async {
             let settings = self.enrolled(settings).await?;
@@ -41,6 +42,44 @@ impl SyncService<'_> {
         let (report, settings) = report.inspect_err(|e| self.note_sync_error(e))?;
         self.mark_synced(&settings, &report.join, seq)?;
         Ok(report)
+    }
+
+    /// This data dir's sync lock, or, while another process holds it (a
+    /// `sync watch`, the app), that process's word that it sent the local
+    /// changes up to `seq` (it records the sequence it synced after each
+    /// round, and merges other devices' changes as they arrive).
+    fn wait_for_running_watch(
+        &self,
+        db_path: &std::path::Path,
+        s: &Settings,
+        seq: i64,
+    ) -> Result<Waited> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(lock) = repo::SyncLock::try_take(db_path)? {
+                return Ok(Waited::Ours(lock));
+            }
+            let synced: i64 = self
+                .meta(META_SEQ)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if synced >= seq {
+                return Ok(Waited::Sent(SyncReport {
+                    server: s.server.clone(),
+                    join: join_string(&s.server, s.root.as_deref().unwrap_or_default()),
+                    pushed: 0,
+                    merged: 0,
+                    documents: 0,
+                    unconfirmed: 0,
+                    server_limit: None,
+                    by_running_watch: true,
+                }));
+            }
+            if start.elapsed() >= RUNNING_WATCH_WAIT {
+                return Err(repo::SyncLock::taken());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub(super) async fn session_with(&self, repo: &SyncRepo, s: &Settings) -> Result<SyncReport> {
@@ -70,6 +109,7 @@ impl SyncService<'_> {
             documents: x.workflows,
             unconfirmed: x.unconfirmed,
             server_limit,
+            by_running_watch: false,
         })
     }
 
@@ -285,6 +325,18 @@ impl SyncService<'_> {
         })
     }
 }
+
+/// What waiting for a running watch came to.
+enum Waited {
+    /// The lock: this process syncs.
+    Ours(repo::SyncLock),
+    /// The running watch sent the changes.
+    Sent(SyncReport),
+}
+
+/// How long `sync now` waits for a running watch to send this data dir's
+/// changes.
+const RUNNING_WATCH_WAIT: Duration = Duration::from_secs(60);
 
 /// Documents asked of the server at once when a device opens what it does
 /// not hold yet (a join): enough to hide the round trips, few enough not to

@@ -281,6 +281,7 @@ impl SyncService<'_> {
                                 unconfirmed,
                                 // Said when `sync now` connects.
                                 server_limit: None,
+                                by_running_watch: false,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
                             // Only a full round settles every document.
