@@ -88,6 +88,24 @@ fn view(fk: &Flowkeep) -> Value {
     Value::Object(out)
 }
 
+/// The heads `fk` recorded as merged or pushed for workflow `wf`.
+fn recorded_heads(fk: &Flowkeep, wf: &str) -> String {
+    rusqlite::Connection::open(fk.db())
+        .unwrap()
+        .query_row(
+            "SELECT heads FROM sync_docs WHERE workflow_id = ?1",
+            [wf],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Config values `a` and `b` of workflow `wf` on `fk`.
+fn values_ab(fk: &Flowkeep, wf: &str) -> (Option<i64>, Option<i64>) {
+    let v = fk.json(&["config", "get", wf]).ok().json()["values"].clone();
+    (v["a"].as_i64(), v["b"].as_i64())
+}
+
 fn history_fields(fk: &Flowkeep, id: &str) -> Vec<(String, String, Value)> {
     let h = fk.json(&["history", id]).ok().json();
     h.as_array()
@@ -553,12 +571,7 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
     b.json(&["sync", "now"]).ok();
     a.json(&["sync", "now"]).ok();
     for d in [&a, &b] {
-        let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
-        assert_eq!(
-            (v["a"].as_i64(), v["b"].as_i64()),
-            (Some(7), Some(8)),
-            "{v}"
-        );
+        assert_eq!(values_ab(d, &wf), (Some(7), Some(8)));
     }
 }
 
@@ -583,15 +596,7 @@ fn a_sync_this_device_cannot_store_fails_clearly_and_records_nothing_it_could_no
     a.json(&["config", "set", &wf, "a", "7"]).ok();
     a.json(&["sync", "now"]).ok();
     b.json(&["config", "set", &wf, "b", "8"]).ok();
-    let heads_before = || -> String {
-        let db = rusqlite::Connection::open(b.db()).unwrap();
-        db.query_row(
-            "SELECT heads FROM sync_docs WHERE workflow_id = ?1",
-            [&wf],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
+    let heads_before = || recorded_heads(&b, &wf);
     let recorded = heads_before();
 
     // B's disk is full: its local edit cannot be written into its copy of
@@ -610,12 +615,7 @@ fn a_sync_this_device_cannot_store_fails_clearly_and_records_nothing_it_could_no
         recorded,
         "no heads recorded for what is not stored"
     );
-    let v = b.json(&["config", "get", &wf]).ok().json()["values"].clone();
-    assert_eq!(
-        (v["a"].as_i64(), v["b"].as_i64()),
-        (Some(1), Some(8)),
-        "{v}"
-    );
+    assert_eq!(values_ab(&b, &wf), (Some(1), Some(8)));
     let status = b.json(&["sync", "status"]).ok().json();
     assert!(
         status
@@ -630,12 +630,7 @@ fn a_sync_this_device_cannot_store_fails_clearly_and_records_nothing_it_could_no
     b.json(&["sync", "now"]).ok();
     a.json(&["sync", "now"]).ok();
     for d in [&a, &b] {
-        let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
-        assert_eq!(
-            (v["a"].as_i64(), v["b"].as_i64()),
-            (Some(7), Some(8)),
-            "{v}"
-        );
+        assert_eq!(values_ab(d, &wf), (Some(7), Some(8)));
         let history = d.json(&["history", &wf]).ok().json();
         let undone = history.as_array().unwrap().iter().any(|e| {
             e["changes"].as_array().unwrap().iter().any(|c| {
@@ -652,16 +647,7 @@ fn a_push_whose_heads_a_crash_kept_from_being_recorded_is_not_taken_for_another_
     let server = ws.start();
     let (a, b, wf) = two_devices(&ws, &server);
     b.json(&["sync", "now"]).ok();
-    let heads = || -> String {
-        rusqlite::Connection::open(b.db())
-            .unwrap()
-            .query_row(
-                "SELECT heads FROM sync_docs WHERE workflow_id = ?1",
-                [&wf],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let heads = || recorded_heads(&b, &wf);
     let before_push = heads();
     b.json(&["config", "set", &wf, "b", "2"]).ok();
     b.json(&["sync", "now"]).ok();
