@@ -127,11 +127,12 @@ impl SyncLock {
     }
 
     /// What a sync says when the process holding the lock did not send
-    /// this data dir's changes in time.
-    pub(super) fn taken() -> Error {
-        Error::Unavailable(
-            "another flowkeep process is syncing this data dir (`sync watch` or the app) and has not sent its changes within 60 s; `sync status` says when it last synced".into(),
-        )
+    /// this data dir's changes within `waited`.
+    pub(super) fn taken(waited: Duration) -> Error {
+        Error::Unavailable(format!(
+            "another flowkeep process is syncing this data dir (`sync watch` or the app) and has not sent its changes within {} s; `sync status` says when it last synced",
+            waited.as_secs()
+        ))
     }
 }
 

@@ -76,7 +76,7 @@ impl SyncService<'_> {
                 }));
             }
             if start.elapsed() >= RUNNING_WATCH_WAIT {
-                return Err(repo::SyncLock::taken());
+                return Err(repo::SyncLock::taken(RUNNING_WATCH_WAIT));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
