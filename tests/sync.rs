@@ -836,6 +836,61 @@ fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
     });
 }
 
+/// A change this device sent that its own disk did not keep (a crash, a
+/// full disk) is either on the server, and comes back before the next local
+/// edit is written after it, or it is nowhere, and the next edit goes out
+/// without waiting for it. Either way two edits made here one after the
+/// other never become a conflict with each other.
+#[test]
+fn an_edit_sent_but_not_kept_here_is_not_made_concurrent_with_the_next_one() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let no_conflict = |d: &Flowkeep, want: i64| {
+        let got = d.json(&["workflow", "get", &wf]).ok().json();
+        got["config"]["values"]["b"] == want
+            && got["conflicts"].as_array().is_none_or(|c| c.is_empty())
+    };
+
+    // Written into the document and noted as sent, never stored nor sent:
+    // `sync now` writes before it connects.
+    b.json(&["config", "set", &wf, "b", "5"]).ok();
+    sync_storage_full(&b, true);
+    let out = b.run(&["sync", "now"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    sync_storage_full(&b, false);
+    b.json(&["config", "set", &wf, "b", "6"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    assert!(no_conflict(&a, 6), "B's next edit went out");
+
+    // Sent by a watch (it is connected when it writes), not stored here.
+    sync_storage_full(&b, true);
+    let wb = watch(&b);
+    b.json(&["config", "set", &wf, "b", "7"]).ok();
+    eventually("B's unstored edit on A", Duration::from_secs(20), || {
+        a.json(&["sync", "now"]).ok();
+        a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 7
+    });
+    drop(wb);
+    sync_storage_full(&b, false);
+    b.json(&["config", "set", &wf, "b", "8"]).ok();
+    let _wb = watch(&b);
+    for (name, d) in [("A", &a), ("B", &b)] {
+        eventually(
+            &format!("b = 8 without a conflict on {name}"),
+            Duration::from_secs(20),
+            || {
+                if std::ptr::eq(d, &a) {
+                    a.json(&["sync", "now"]).ok();
+                }
+                no_conflict(d, 8)
+            },
+        );
+    }
+}
+
 /// `sync watch` killed (SIGKILL) at random moments while both devices edit
 /// loses nothing and undoes nothing: A only ever raises `a`, B only ever
 /// raises `b`, so a change that lowers either on any device would be an
@@ -883,9 +938,10 @@ fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
                 let field = c["field"].as_str().unwrap();
                 if field == "config.values.a" || field == "config.values.b" {
                     let (old, new) = (c["old"].as_i64(), c["new"].as_i64());
+                    // The whole history beside the event: how it came to be.
                     assert!(
                         old.is_none() || new >= old,
-                        "{field} lowered by {} on {}: {e}",
+                        "{field} lowered by {} on {}: {e}\nits history:\n{history:#}",
                         e["kind"],
                         if std::ptr::eq(d, &a) { "A" } else { "B" }
                     );

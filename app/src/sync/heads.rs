@@ -79,19 +79,82 @@ pub(super) fn authors_since(
     out
 }
 
-/// Whether every change after `since` is one this device pushed (noted in
-/// `sync_pushed` before it could reach the disk): a push whose heads a
-/// crash kept from being recorded (they are recorded once its writes are on
-/// disk). The projection already holds what they say; merged, they would
-/// read as another device's. Known by hash, not by the commit message,
-/// which another device could write.
-pub(super) fn only_pushed_since(
+/// `since` carried past the changes this device pushed on top of it (noted
+/// in `sync_pushed` before they could reach the disk): a push whose heads a
+/// crash kept from being recorded, or one a crash kept off this disk after
+/// it was sent, now back from the server. The projection already holds what
+/// they say; merged, they would read as another device's. Known by hash,
+/// not by the commit message, which another device could write. Returns the
+/// heads to merge from, and whether nothing but such pushes came after
+/// `since`.
+pub(super) fn past_own_pushes(
     d: &Automerge,
     since: &[ChangeHash],
     pushed: &HashSet<ChangeHash>,
-) -> bool {
+) -> (Vec<ChangeHash>, bool) {
+    if since.is_empty() || pushed.is_empty() {
+        return (since.to_vec(), false);
+    }
     let after = d.get_changes(since);
-    !after.is_empty() && after.iter().all(|c| pushed.contains(&c.hash()))
+    let later: HashSet<ChangeHash> = after.iter().map(|c| c.hash()).collect();
+    // A push counts if all it depends on is at `since` or another such push
+    // (one written over changes not merged yet does not).
+    let mut own: HashSet<ChangeHash> = HashSet::new();
+    loop {
+        let grown = own.len();
+        for c in &after {
+            let on_top = c
+                .deps()
+                .iter()
+                .all(|h| !later.contains(h) || own.contains(h));
+            if pushed.contains(&c.hash()) && on_top {
+                own.insert(c.hash());
+            }
+        }
+        if own.len() == grown {
+            break;
+        }
+    }
+    let covered: HashSet<&ChangeHash> = after
+        .iter()
+        .filter(|c| own.contains(&c.hash()))
+        .flat_map(|c| c.deps())
+        .collect();
+    let heads = since
+        .iter()
+        .chain(&own)
+        .filter(|h| !covered.contains(h))
+        .copied()
+        .collect();
+    (heads, !after.is_empty() && own.len() == after.len())
+}
+
+/// Pushes noted here that this copy of the document lacks: sent by a
+/// process whose write of them a crash (or a full disk) kept off this disk.
+/// The server may have them.
+pub(super) fn missing_pushes(d: &Automerge, pushed: &HashSet<ChangeHash>) -> Vec<ChangeHash> {
+    pushed
+        .iter()
+        .filter(|h| d.get_change_meta_by_hash(h).is_none())
+        .copied()
+        .collect()
+}
+
+/// Pushes noted here that `heads` cover: nothing more to know of them.
+pub(super) fn covered_pushes(
+    d: &Automerge,
+    heads: &[ChangeHash],
+    pushed: &HashSet<ChangeHash>,
+) -> Vec<ChangeHash> {
+    if pushed.is_empty() {
+        return Vec::new();
+    }
+    let later: HashSet<ChangeHash> = d.get_changes(heads).iter().map(|c| c.hash()).collect();
+    pushed
+        .iter()
+        .filter(|h| !later.contains(*h) && d.get_change_meta_by_hash(h).is_some())
+        .copied()
+        .collect()
 }
 
 /// A short, fixed-size name for remote text used as a key.
@@ -99,4 +162,74 @@ pub(super) fn short_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{transaction::Transactable, ROOT};
+
+    fn put(d: &mut Automerge, key: &str, value: i64) -> ChangeHash {
+        let mut tx = d.transaction();
+        tx.put(ROOT, key, value).unwrap();
+        tx.commit().0.unwrap()
+    }
+
+    #[test]
+    fn pushes_on_top_of_the_recorded_heads_are_merged_already_and_what_came_after_them_is_not() {
+        let mut d = Automerge::new();
+        let since = vec![put(&mut d, "b", 1)];
+        let mut other = d.fork();
+        let mine = put(&mut d, "b", 2);
+        let pushed: HashSet<ChangeHash> = [mine].into();
+        assert_eq!(past_own_pushes(&d, &since, &pushed), (vec![mine], true));
+
+        // Another device's change beside it: merged from past the push.
+        let theirs = put(&mut other, "a", 5);
+        d.merge(&mut other).unwrap();
+        assert_eq!(past_own_pushes(&d, &since, &pushed), (vec![mine], false));
+        let base = d.fork_at(&[mine]).unwrap();
+        assert!(base.get_change_meta_by_hash(&theirs).is_none());
+
+        // A push written over that change (not merged yet) is not on top of
+        // the heads: merging from past it would skip the other device's.
+        let over = put(&mut d, "b", 3);
+        let pushed: HashSet<ChangeHash> = [mine, over].into();
+        assert_eq!(past_own_pushes(&d, &since, &pushed), (vec![mine], false));
+    }
+
+    #[test]
+    fn nothing_noted_or_nothing_recorded_leaves_the_heads_as_they_are() {
+        let mut d = Automerge::new();
+        let first = put(&mut d, "b", 1);
+        let second = put(&mut d, "b", 2);
+        assert_eq!(
+            past_own_pushes(&d, &[first], &HashSet::new()),
+            (vec![first], false)
+        );
+        assert_eq!(
+            past_own_pushes(&d, &[], &[first, second].into()),
+            (vec![], false)
+        );
+    }
+
+    #[test]
+    fn a_push_this_copy_lacks_is_missing_and_not_covered_until_it_is_here_and_behind_the_heads() {
+        let mut d = Automerge::new();
+        put(&mut d, "b", 1);
+        let mut sent = d.fork();
+        let lost = put(&mut sent, "b", 2);
+        let pushed: HashSet<ChangeHash> = [lost].into();
+        assert_eq!(missing_pushes(&d, &pushed), vec![lost]);
+        assert!(covered_pushes(&d, &d.get_heads(), &pushed).is_empty());
+
+        let before = d.get_heads();
+        d.merge(&mut sent).unwrap();
+        assert!(missing_pushes(&d, &pushed).is_empty());
+        assert!(
+            covered_pushes(&d, &before, &pushed).is_empty(),
+            "here, past the heads"
+        );
+        assert_eq!(covered_pushes(&d, &d.get_heads(), &pushed), vec![lost]);
+    }
 }

@@ -3,6 +3,25 @@
 
 use super::*;
 
+/// How many times a merge gives way to local edits made while it ran
+/// before it merges anyway (edits that keep coming must not starve it).
+const CONTEST_TRIES: usize = 5;
+
+/// A workflow document's state, to be merged into the projection.
+pub(super) struct Merge<'a> {
+    pub workflow_id: &'a str,
+    pub doc_id: &'a DocumentId,
+    pub state: doc::DocState,
+    /// The document as this device last merged it.
+    pub base: Option<doc::DocState>,
+    pub heads: &'a [String],
+    pub authors: Vec<RemoteAuthor>,
+    /// Pushes of this device's the heads cover, forgotten with them.
+    pub done: &'a [ChangeHash],
+    /// Whether to give way to a local edit this merge would overwrite.
+    pub recheck: bool,
+}
+
 impl Service {
     /// The root's lists, checked entry by entry: keys must be workflow ids
     /// or log keys, values document URLs; a workflow or log this device
@@ -180,15 +199,17 @@ impl Service {
         let remembered = self.remembered(&scope)?;
         let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
         let own = self.device_id().to_owned();
+        // What this device pushed past the recorded heads is merged already
+        // (`past_own_pushes`); only what came after is merged below.
         let pushed = self.pushed(handle.document_id())?;
-        if !since.is_empty() && !pushed.is_empty() {
-            let own_only = handle
-                .with_document(|d| only_pushed_since(d, &since, &pushed).then(|| sorted_heads(d)));
-            if let Some(heads) = own_only {
-                repo.stored(handle).await?;
-                self.save_doc(wf_id, handle.document_id(), &heads)?;
-                return Ok(false);
-            }
+        let (since, own_only) = handle.with_document(|d| {
+            let (since, only) = past_own_pushes(d, &since, &pushed);
+            (since, only.then(|| sorted_heads(d)))
+        });
+        if let Some(heads) = own_only {
+            repo.stored(handle).await?;
+            self.save_doc(wf_id, handle, &heads)?;
+            return Ok(false);
         }
         let message = self.commit_message();
         let checked = handle.with_document(|d| {
@@ -219,40 +240,60 @@ impl Service {
         let Some((mut heads, mut state, mut base, mut authors)) = checked else {
             return Ok(false);
         };
-        if let (Ok(theirs), Some(b)) = (&state, &base) {
-            if self.write_contested(wf_id, handle, &since, b, theirs)? {
-                (heads, state, base, authors) = handle.with_document(|d| {
-                    (
-                        sorted_heads(d),
-                        doc::checked(d, wf_id),
-                        base_at(d, &since),
-                        authors_since(d, &since, &own, uploads),
-                    )
-                });
+        let reread = |d: &mut Automerge| {
+            (
+                sorted_heads(d),
+                doc::checked(d, wf_id),
+                base_at(d, &since),
+                authors_since(d, &since, &own, uploads),
+            )
+        };
+        let mut tries = 0;
+        loop {
+            if let (Ok(theirs), Some(b)) = (&state, &base) {
+                if self.write_contested(wf_id, handle, &since, b, theirs)? {
+                    (heads, state, base, authors) = handle.with_document(reread);
+                }
             }
-        }
-        // The heads recorded below are what this device's copy holds from
-        // now on (`repo.rs`).
-        repo.stored(handle).await?;
-        match state {
-            Ok(state) => {
-                self.merge_remote(wf_id, handle.document_id(), state, base, &heads, authors)
+            // The heads recorded below are what this device's copy holds
+            // from now on (`repo.rs`).
+            repo.stored(handle).await?;
+            let theirs = match state {
+                Ok(theirs) => theirs,
+                Err(reason) => {
+                    let r = Rejection {
+                        document: scope.clone(),
+                        what: "workflow",
+                        subject: remote::parse_id(wf_id).map(|_| wf_id.to_owned()),
+                        device_id: authors
+                            .iter()
+                            .map(|a| a.device_id.clone())
+                            .find(|d| remote::parse_id(d).is_some()),
+                        reason,
+                        heads,
+                    };
+                    self.write(|w| reject_in(w, &scope, r, true))?;
+                    return Ok(false);
+                }
+            };
+            let done = self.covered_pushes(handle, &heads)?;
+            let merge = Merge {
+                workflow_id: wf_id,
+                doc_id: handle.document_id(),
+                state: theirs,
+                base,
+                heads: &heads,
+                authors,
+                done: &done,
+                recheck: tries < CONTEST_TRIES,
+            };
+            match self.merge_remote(merge)? {
+                Some(changed) => return Ok(changed),
+                // A local edit made since `write_contested` looked, which
+                // this merge would overwrite: into the document first.
+                None => tries += 1,
             }
-            Err(reason) => {
-                let r = Rejection {
-                    document: scope.clone(),
-                    what: "workflow",
-                    subject: remote::parse_id(wf_id).map(|_| wf_id.to_owned()),
-                    device_id: authors
-                        .iter()
-                        .map(|a| a.device_id.clone())
-                        .find(|d| remote::parse_id(d).is_some()),
-                    reason,
-                    heads,
-                };
-                self.write(|w| reject_in(w, &scope, r, true))?;
-                Ok(false)
-            }
+            (heads, state, base, authors) = handle.with_document(reread);
         }
     }
 
@@ -437,22 +478,40 @@ impl Service {
     }
 
     /// One `remote.merged` event for what the document says beyond this
-    /// device's projection. Returns whether anything changed.
-    pub(super) fn merge_remote(
-        &self,
-        workflow_id: &str,
-        doc_id: &DocumentId,
-        state: doc::DocState,
-        base: Option<doc::DocState>,
-        heads: &[String],
-        authors: Vec<RemoteAuthor>,
-    ) -> Result<bool> {
+    /// device's projection. Returns whether anything changed; `None`, with
+    /// nothing written, when `recheck` finds a local edit it would
+    /// overwrite.
+    pub(super) fn merge_remote(&self, m: Merge<'_>) -> Result<Option<bool>> {
+        let Merge {
+            workflow_id,
+            doc_id,
+            state,
+            base,
+            heads,
+            authors,
+            done,
+            recheck,
+        } = m;
         // Validated here first, outside the write transaction, so that the
         // projection's validation inside it finds its patterns and schemas
         // compiled (cached).
         let _ = state.spec.config.validate(&Default::default());
         self.write(|w| {
             let existing = queries::workflows::load(w.conn, workflow_id)?;
+            // Looked at again in the transaction that writes: a local edit
+            // made since `write_contested` read the projection is not
+            // overwritten, but sent back to be written in first.
+            if let (true, Some(b), Some(l)) = (recheck, &base, &existing) {
+                let contested = workflow::unsent_conflicts(
+                    &b.spec,
+                    &state.spec,
+                    &l.workflow.spec,
+                    &state.conflicts,
+                );
+                if !contested.is_empty() {
+                    return Ok(None);
+                }
+            }
             let (changes, created_at, deleted, conflicts_changed) = match &existing {
                 None => {
                     let mut changes = workflow::diff(&WorkflowSpec::default(), &state.spec);
@@ -500,9 +559,9 @@ impl Service {
                 });
                 w.append_remote(workflow_id, event, &actor, &device)?;
             }
-            save_doc_in(w.conn, workflow_id, doc_id, heads)?;
+            save_doc_in(w.conn, workflow_id, doc_id, heads, done)?;
             forget_in(w.conn, &doc_id.to_string())?;
-            Ok(changed)
+            Ok(Some(changed))
         })
     }
 }
@@ -619,4 +678,80 @@ pub(super) fn entry_doc(
     AutomergeUrl::from_str(&url)
         .map(|u| u.document_id().clone())
         .map_err(|_| format!("{} is not a document URL", remote::quote(&url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowkeep_core::commands::{CreateWorkflow, UpdateWorkflow, WorkflowId};
+
+    fn state(wf: &flowkeep_core::workflow::Workflow, description: &str) -> doc::DocState {
+        let mut spec = wf.spec.clone();
+        spec.description = description.into();
+        doc::DocState {
+            id: wf.id.clone(),
+            spec,
+            created_at: wf.created_at,
+            deleted: false,
+            conflicts: vec![],
+        }
+    }
+
+    /// Another process's edit can land between the look `write_contested`
+    /// takes at the projection and the merge's write: the merge sees it in
+    /// the transaction that would overwrite it, and writes nothing.
+    #[test]
+    fn a_merge_gives_way_to_a_local_edit_made_since_it_looked_and_writes_nothing() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = svc
+            .workflows()
+            .create(CreateWorkflow {
+                name: "shared".into(),
+                description: Some("base".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let describe = |text: &str| {
+            svc.workflows()
+                .update(UpdateWorkflow {
+                    id: wf.id.clone(),
+                    description: Some(text.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let description = || {
+            let got = svc.workflows().get(WorkflowId { id: wf.id.clone() });
+            got.unwrap().spec.description
+        };
+        let doc_id = DocumentId::try_from(vec![7u8; 16]).unwrap();
+        let heads = vec!["00".repeat(32)];
+        let merge = |recheck| Merge {
+            workflow_id: &wf.id,
+            doc_id: &doc_id,
+            state: state(&wf, "theirs"),
+            base: Some(state(&wf, "base")),
+            heads: &heads,
+            authors: vec![],
+            done: &[],
+            recheck,
+        };
+
+        describe("mine");
+        assert_eq!(svc.merge_remote(merge(true)).unwrap(), None);
+        assert_eq!(description(), "mine");
+        assert!(
+            svc.known_doc(&wf.id).unwrap().is_none(),
+            "no heads recorded"
+        );
+
+        // Edits that kept coming: merged anyway, after `CONTEST_TRIES`.
+        assert_eq!(svc.merge_remote(merge(false)).unwrap(), Some(true));
+        assert_eq!(description(), "theirs");
+
+        // Nothing local to overwrite: merged at once.
+        describe("base");
+        assert_eq!(svc.merge_remote(merge(true)).unwrap(), Some(true));
+        assert_eq!(description(), "theirs");
+    }
 }

@@ -211,6 +211,10 @@ enum Push {
     Unmerged,
     /// The document does not read: nothing written, try again later.
     Unreadable,
+    /// This copy lacks a push of this device's (a crash kept it off this
+    /// disk after it was sent): nothing written until a session with the
+    /// server has given it back or shown the server lacks it too.
+    Behind,
 }
 
 /// What was last rejected in a document or root entry.

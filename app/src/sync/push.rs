@@ -12,6 +12,9 @@ pub(super) struct Pushed {
     /// in the workspace root.
     pub new_docs: Vec<KnownDoc>,
     pub new_logs: Vec<KnownDoc>,
+    /// Workflows waiting for a push of theirs the server may give back
+    /// (`Push::Behind`): a full round settles them.
+    pub behind: usize,
 }
 
 /// How many times a push waits for a merge of what arrived meanwhile
@@ -74,7 +77,7 @@ impl Service {
                     // this says whether that write failed.
                     repo.stored(&h).await?;
                     let heads = heads_of(&h);
-                    self.save_doc(&wf.id, h.document_id(), &heads)?;
+                    self.save_doc(&wf.id, &h, &heads)?;
                     out.new_docs.push(KnownDoc {
                         key: wf.id.clone(),
                         doc_id: h.document_id().clone(),
@@ -110,6 +113,7 @@ impl Service {
                     .read(|c| Ok(queries::workflows::load(c, &wf.id)?))?
                     .map(|l| (l.workflow, l.deleted));
             };
+            out.behind += usize::from(matches!(pushed, Push::Behind));
             match pushed {
                 Push::Sent(heads) => {
                     out.workflows += 1;
@@ -120,10 +124,10 @@ impl Service {
                 }
                 Push::Nothing if pending.contains(&wf.id) => done_pending.push(&wf.id),
                 Push::Nothing => {}
-                Push::Unreadable if !pending.contains(&wf.id) => {
+                Push::Unreadable | Push::Behind if !pending.contains(&wf.id) => {
                     self.set_push_pending(&wf.id, true)?
                 }
-                Push::Unreadable | Push::Unmerged => {}
+                Push::Unreadable | Push::Unmerged | Push::Behind => {}
             }
         }
 
@@ -173,7 +177,7 @@ impl Service {
             .await?;
         for (wf_id, handle, heads) in &written {
             if let Some(heads) = heads {
-                self.save_doc(wf_id, handle.document_id(), heads)?;
+                self.save_doc(wf_id, handle, heads)?;
             }
         }
         for wf_id in done_pending {
@@ -194,7 +198,14 @@ impl Service {
         merge_first: bool,
     ) -> Result<Push> {
         let message = self.commit_message();
+        let noted = self.pushed(handle.document_id())?;
         handle.with_document(|d| {
+            // A push of this device's that this copy lacks may be on the
+            // server: written before it comes back, this edit would be
+            // concurrent with it, not after it (`Push::Behind`).
+            if !missing_pushes(d, &noted).is_empty() {
+                return Ok(Push::Behind);
+            }
             // The heads may move only if the document holds nothing
             // unmerged (checked under the document's lock): then projection
             // and document agree again, and the device never merges its own

@@ -228,17 +228,28 @@ impl SyncService<'_> {
             self.sync_progress("opening documents", opened, opening);
         }
         drop(found);
-        unconfirmed += futures::future::join_all(
+        let settled = futures::future::join_all(
             handles
                 .iter()
                 .map(|(_, h)| h)
                 .chain(log_handles.iter().map(|(_, h)| h))
                 .map(settle),
         )
-        .await
-        .into_iter()
-        .filter(|settled| !settled)
-        .count();
+        .await;
+        unconfirmed += settled.iter().filter(|settled| !**settled).count();
+        // A push of this device's that its copy lacks and that the server,
+        // now settled with, did not give back is nowhere: the edits after
+        // it go out without waiting for it (`Push::Behind`).
+        for ((_, h), _) in handles.iter().zip(&settled).filter(|(_, s)| **s) {
+            let pushed = self.pushed(h.document_id())?;
+            if !pushed.is_empty() {
+                let lost = h.with_document(|d| missing_pushes(d, &pushed));
+                if !lost.is_empty() {
+                    tracing::debug!(document = %h.document_id(), lost = lost.len(), "pushes neither stored here nor on the server");
+                    self.forget_pushes(h.document_id(), &lost)?;
+                }
+            }
+        }
 
         // 4. Merge what changed elsewhere, with who the server saw bring
         //    each change (asked once for all of them).
@@ -280,12 +291,12 @@ impl SyncService<'_> {
                     l.deleted,
                     false,
                 )? {
-                    Push::Unreadable | Push::Unmerged => {}
+                    Push::Unreadable | Push::Unmerged | Push::Behind => {}
                     Push::Nothing => self.set_push_pending(wf_id, false)?,
                     Push::Sent(heads) => {
                         repo.stored(handle).await?;
                         if let Some(heads) = heads {
-                            self.save_doc(wf_id, handle.document_id(), &heads)?;
+                            self.save_doc(wf_id, handle, &heads)?;
                         }
                         self.set_push_pending(wf_id, false)?;
                         settle(handle).await;

@@ -126,13 +126,34 @@ impl Service {
         })
     }
 
+    /// Records `heads` as what this device's projection reflects of the
+    /// document, and forgets the pushes they cover.
     pub(super) fn save_doc(
         &self,
         workflow_id: &str,
-        doc_id: &DocumentId,
+        handle: &DocHandle,
         heads: &[String],
     ) -> Result<()> {
-        self.write(|w| save_doc_in(w.conn, workflow_id, doc_id, heads))
+        let done = self.covered_pushes(handle, heads)?;
+        self.write(|w| save_doc_in(w.conn, workflow_id, handle.document_id(), heads, &done))
+    }
+
+    /// The pushes noted for `handle`'s document that `heads` cover.
+    pub(super) fn covered_pushes(
+        &self,
+        handle: &DocHandle,
+        heads: &[String],
+    ) -> Result<Vec<ChangeHash>> {
+        let pushed = self.pushed(handle.document_id())?;
+        if pushed.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(handle.with_document(|d| covered_pushes(d, &parse_heads(heads), &pushed)))
+    }
+
+    /// Forgets pushes noted for `doc_id`.
+    pub(super) fn forget_pushes(&self, doc_id: &DocumentId, hashes: &[ChangeHash]) -> Result<()> {
+        self.write(|w| forget_pushes_in(w.conn, doc_id, hashes))
     }
 }
 
@@ -158,6 +179,7 @@ pub(super) fn save_doc_in(
     workflow_id: &str,
     doc_id: &DocumentId,
     heads: &[String],
+    done: &[ChangeHash],
 ) -> Result<()> {
     c.prepare_cached(
         "INSERT OR REPLACE INTO sync_docs (workflow_id, doc_id, heads) VALUES (?1, ?2, ?3)",
@@ -167,10 +189,20 @@ pub(super) fn save_doc_in(
         doc_id.to_string(),
         serde_json::to_string(heads)?
     ])?;
-    // What this device pushed is now behind the recorded heads (or, from a
-    // push that could not move them, merged with what came with it).
-    c.prepare_cached("DELETE FROM sync_pushed WHERE doc_id = ?1")?
-        .execute([doc_id.to_string()])?;
+    // A push the heads do not cover stays noted: one this copy lacks may
+    // come back from the server, and must then be known as this device's.
+    forget_pushes_in(c, doc_id, done)
+}
+
+pub(super) fn forget_pushes_in(
+    c: &rusqlite::Connection,
+    doc_id: &DocumentId,
+    hashes: &[ChangeHash],
+) -> Result<()> {
+    let mut stmt = c.prepare_cached("DELETE FROM sync_pushed WHERE doc_id = ?1 AND hash = ?2")?;
+    for h in hashes {
+        stmt.execute(params![doc_id.to_string(), h.to_string()])?;
+    }
     Ok(())
 }
 

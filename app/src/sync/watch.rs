@@ -263,9 +263,14 @@ impl SyncService<'_> {
                             ))
                         } else {
                             let root = root.as_ref().expect("a full round opened it");
-                            let (pushed, merged) = self
+                            let (pushed, merged, behind) = self
                                 .incremental_round(repo, settings, root, &changed)
                                 .await?;
+                            // A push waiting for one of its own the server
+                            // may give back: a full round settles it.
+                            if behind > 0 {
+                                full_on = None;
+                            }
                             Ok((pushed, merged, 0, 0, 0))
                         }
                     };
@@ -383,14 +388,15 @@ impl SyncService<'_> {
 
     /// A round after a full one: only the documents that changed merged,
     /// then local changes pushed for their workflows only. Returns
-    /// (workflows pushed, workflows merged).
+    /// (workflows pushed, workflows merged, workflows whose push waits for
+    /// a full round: `Push::Behind`).
     async fn incremental_round(
         &self,
         repo: &SyncRepo,
         settings: &Settings,
         root: &DocHandle,
         changed: &HashSet<DocumentId>,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<(usize, usize, usize)> {
         // Read only when a run log changed: the workflows it may name.
         let mut workflows: Option<HashSet<String>> = None;
         // The changed workflows' documents first, to ask the server once
@@ -455,6 +461,6 @@ impl SyncService<'_> {
                 list_missing(root, list, new, |_| false)?;
             }
         }
-        Ok((pushed.workflows, merged))
+        Ok((pushed.workflows, merged, pushed.behind))
     }
 }
