@@ -891,6 +891,67 @@ fn an_edit_sent_but_not_kept_here_is_not_made_concurrent_with_the_next_one() {
     }
 }
 
+/// The same for a run's record: sent as running by a watch, not kept here,
+/// then finished. The two records of the one run were written concurrently;
+/// the finished one is written again on top, so no device keeps the run
+/// running whichever record won. (Which wins is a coin toss: three runs
+/// make a missing repair show seven times in eight.)
+#[test]
+fn a_run_sent_as_running_but_not_kept_here_ends_finished_everywhere() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let status =
+        |d: &Flowkeep, run: &str| d.json(&["exec", "get", run]).ok().json()["status"].clone();
+    // The month's log exists on the server: a run's record goes into it.
+    let first = b.json(&["exec", "start", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&[
+        "exec",
+        "finish",
+        &first,
+        "--status",
+        "succeeded",
+        "--exit-code",
+        "0",
+    ])
+    .ok();
+    b.json(&["sync", "now"]).ok();
+    for _ in 0..3 {
+        let run = b.json(&["exec", "start", &wf]).ok().json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        sync_storage_full(&b, true);
+        let wb = watch(&b);
+        eventually("the running run on A", Duration::from_secs(20), || {
+            a.json(&["sync", "now"]).ok();
+            a.run(&["exec", "get", &run]).code == 0 && status(&a, &run) == "running"
+        });
+        drop(wb);
+        sync_storage_full(&b, false);
+        b.json(&[
+            "exec",
+            "finish",
+            &run,
+            "--status",
+            "succeeded",
+            "--exit-code",
+            "0",
+        ])
+        .ok();
+        let _wb = watch(&b);
+        eventually("the run finished on A", Duration::from_secs(20), || {
+            a.json(&["sync", "now"]).ok();
+            status(&a, &run) == "succeeded"
+        });
+        assert_eq!(status(&b, &run), "succeeded");
+    }
+}
+
 /// `sync watch` killed (SIGKILL) at random moments while both devices edit
 /// loses nothing and undoes nothing: A only ever raises `a`, B only ever
 /// raises `b`, so a change that lowers either on any device would be an

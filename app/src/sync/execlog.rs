@@ -1,8 +1,10 @@
 //! Run-log documents: the runs one device recorded for one workflow in
 //! one month (bounded documents). Each run is a key of `runs` holding the
-//! run as JSON text; a device only ever writes its own logs, so runs are
-//! append-only records that never conflict. Large output is cut down in the
-//! synced copy and stays whole on the device that ran it.
+//! run as JSON text; a device only ever writes its own logs, so a record
+//! conflicts only when a change the device sent did not reach its own disk
+//! and the next one was written without it (`push.rs` `mend_own_log`
+//! writes it again on top). Large output is cut down in the synced copy and
+//! stays whole on the device that ran it.
 
 use automerge::transaction::Transactable;
 use automerge::{ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -122,6 +124,14 @@ pub(crate) fn changed_since(
         .collect()
 }
 
+/// Runs whose record holds values written concurrently.
+pub(crate) fn contested(doc: &impl ReadDoc) -> Vec<String> {
+    let Some(obj) = runs(doc) else { return vec![] };
+    doc.keys(&obj)
+        .filter(|k| doc.get_all(&obj, k).is_ok_and(|v| v.len() > 1))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +195,27 @@ mod tests {
             changed_since(&d, &since),
             [("b".to_owned(), Ok("[]".to_owned()))]
         );
+    }
+
+    #[test]
+    fn a_record_written_on_two_copies_at_once_is_contested_until_written_again() {
+        let mut d = log();
+        let mut other = d.fork();
+        for (doc, text) in [(&mut d, "running"), (&mut other, "finished")] {
+            doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+                let runs = runs(tx).unwrap();
+                tx.put(&runs, "r", text)?;
+                tx.put(&runs, text, "{}")
+            })
+            .unwrap();
+        }
+        d.merge(&mut other).unwrap();
+        assert_eq!(contested(&d), ["r"]);
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let runs = runs(tx).unwrap();
+            tx.put(&runs, "r", "finished")
+        })
+        .unwrap();
+        assert!(contested(&d).is_empty());
     }
 }

@@ -133,7 +133,7 @@ impl Service {
 
         // 1b. Runs recorded here since the last sync, into this device's
         //     execution-log documents.
-        let mut logs_written: Vec<DocHandle> = Vec::new();
+        let mut logs_written: Vec<(DocHandle, Option<ChangeHash>)> = Vec::new();
         for (key, runs) in self.local_runs_to_send()? {
             let handle = match self.known_log(&key)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
@@ -158,23 +158,25 @@ impl Service {
                     h
                 }
             };
-            handle.with_document(|d| {
-                d.transact::<_, _, String>(|tx| {
-                    for run in &runs {
-                        execlog::put(tx, run)?;
-                    }
-                    Ok(())
-                })
-                .map_err(|f| Error::Corrupt(f.error))
-            })?;
-            logs_written.push(handle);
+            let hash = self.put_runs(&handle, &runs)?;
+            logs_written.push((handle, hash));
         }
 
         // What was written is on disk before anything says it was pushed:
         // the heads recorded here, and the log's sequence number the caller
         // marks as synced (a run not stored would never be sent).
-        repo.all_stored(written.iter().map(|(_, h, _)| h).chain(&logs_written))
-            .await?;
+        repo.all_stored(
+            written
+                .iter()
+                .map(|(_, h, _)| h)
+                .chain(logs_written.iter().map(|(h, _)| h)),
+        )
+        .await?;
+        for (handle, hash) in &logs_written {
+            if let Some(hash) = hash {
+                self.forget_pushes(handle.document_id(), &[*hash])?;
+            }
+        }
         for (wf_id, handle, heads) in &written {
             if let Some(heads) = heads {
                 self.save_doc(wf_id, handle, heads)?;
@@ -184,6 +186,64 @@ impl Service {
             self.set_push_pending(wf_id, false)?;
         }
         Ok(out)
+    }
+
+    /// Runs into one of this device's logs, the change noted like a
+    /// workflow push (`sync_pushed`) until it is known to be on disk: one
+    /// a crash keeps off this disk after it was sent comes back concurrent
+    /// with what is written next (`mend_own_log`).
+    pub(super) fn put_runs(
+        &self,
+        handle: &DocHandle,
+        runs: &[flowkeep_core::run::Run],
+    ) -> Result<Option<ChangeHash>> {
+        handle.with_document(|d| {
+            let done = d
+                .transact::<_, _, String>(|tx| {
+                    for run in runs {
+                        execlog::put(tx, run)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|f| Error::Corrupt(f.error))?;
+            if let Some(hash) = done.hash {
+                self.note_pushed(handle.document_id(), &hash)?;
+            }
+            Ok(done.hash)
+        })
+    }
+
+    /// One of this device's logs, settled with the server while it held
+    /// changes not known to be on this disk (a crash, a full disk): a run
+    /// whose record came back concurrent with the one written since is
+    /// written again on top, from this device's own record, so every device
+    /// ends with it rather than with whichever won. Then nothing is left to
+    /// come back. Returns whether it wrote.
+    pub(super) async fn mend_own_log(&self, repo: &SyncRepo, handle: &DocHandle) -> Result<bool> {
+        let noted: Vec<ChangeHash> = self.pushed(handle.document_id())?.into_iter().collect();
+        if noted.is_empty() {
+            return Ok(false);
+        }
+        let contested = handle.with_document(|d| execlog::contested(d));
+        let runs = self.read(|c| {
+            let mut out = Vec::new();
+            for id in &contested {
+                match queries::runs::get(c, id) {
+                    Ok(run) if run.device_id == self.device_id() => out.push(run),
+                    Ok(_) | Err(flowkeep_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(out)
+        })?;
+        if !runs.is_empty() {
+            tracing::debug!(document = %handle.document_id(), runs = runs.len(), "run records written again over concurrent ones");
+            let hash = self.put_runs(handle, &runs)?;
+            repo.stored(handle).await?;
+            self.forget_pushes(handle.document_id(), hash.as_slice())?;
+        }
+        self.forget_pushes(handle.document_id(), &noted)?;
+        Ok(!runs.is_empty())
     }
 
     /// Writes what the projection changed since the document state it last

@@ -250,6 +250,13 @@ impl SyncService<'_> {
                 }
             }
         }
+        let own = self.device_id().to_owned();
+        let settled_logs = log_handles.iter().zip(&settled[handles.len()..]);
+        for ((key, h), _) in settled_logs.filter(|(_, s)| **s) {
+            if key.device_id == own && self.mend_own_log(repo, h).await? {
+                settle(h).await;
+            }
+        }
 
         // 4. Merge what changed elsewhere, with who the server saw bring
         //    each change (asked once for all of them).
@@ -305,7 +312,6 @@ impl SyncService<'_> {
             }
         }
         // 5. Runs other devices recorded, changed since last merged.
-        let own = self.device_id().to_owned();
         let listed_ids: HashSet<&str> =
             listed.workflows.iter().map(|(id, _)| id.as_str()).collect();
         for (key, handle) in &log_handles {
