@@ -955,7 +955,8 @@ fn a_run_sent_as_running_but_not_kept_here_ends_finished_everywhere() {
 /// `sync watch` killed (SIGKILL) at random moments while both devices edit
 /// loses nothing and undoes nothing: A only ever raises `a`, B only ever
 /// raises `b`, so a change that lowers either on any device would be an
-/// edit undone (say, heads recorded for changes a kill left off disk).
+/// edit undone (say, heads recorded for changes a kill left off disk); and
+/// every run B started and finished ends finished on A.
 #[test]
 fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
     use std::time::Duration;
@@ -979,15 +980,55 @@ fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
         (seed >> 33) % below
     };
     const ROUNDS: i64 = 20;
+    // B's runs, each started and finished across a kill now and then.
+    let mut runs = Vec::new();
     for i in 2..ROUNDS + 2 {
         let wb = watch(&b);
         a.json(&["config", "set", &wf, "a", &i.to_string()]).ok();
+        let run = b.json(&["exec", "start", &wf]).ok().json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         std::thread::sleep(Duration::from_millis(next(300)));
         b.json(&["config", "set", &wf, "b", &i.to_string()]).ok();
-        std::thread::sleep(Duration::from_millis(next(300)));
-        drop(wb);
+        if next(2) == 0 {
+            drop(wb);
+            let _wb = watch(&b);
+            b.json(&[
+                "exec",
+                "finish",
+                &run,
+                "--status",
+                "succeeded",
+                "--exit-code",
+                "0",
+            ])
+            .ok();
+            std::thread::sleep(Duration::from_millis(next(300)));
+        } else {
+            b.json(&[
+                "exec",
+                "finish",
+                &run,
+                "--status",
+                "succeeded",
+                "--exit-code",
+                "0",
+            ])
+            .ok();
+            std::thread::sleep(Duration::from_millis(next(300)));
+            drop(wb);
+        }
+        runs.push(run);
     }
     let _wb = watch(&b);
+    eventually("B's runs finished on A", Duration::from_secs(30), || {
+        a.json(&["sync", "now"]).ok();
+        runs.iter().all(|r| {
+            let got = a.json(&["exec", "get", r]);
+            got.code == 0 && got.json()["status"] == "succeeded"
+        })
+    });
     for d in [&a, &b] {
         eventually("both edits everywhere", Duration::from_secs(30), || {
             let v = d.json(&["config", "get", &wf]).ok().json()["values"].clone();
