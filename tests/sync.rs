@@ -836,6 +836,21 @@ fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
     });
 }
 
+/// `b`'s watch once it has merged an edit of `a`'s (`a` = `mark`): past
+/// its first round, every document it syncs open and in sync with the
+/// server, so what it writes next is sent at once.
+fn watch_past_first_round(a: &Flowkeep, b: &Flowkeep, wf: &str, mark: i64) -> Watch {
+    let w = watch(b);
+    a.json(&["config", "set", wf, "a", &mark.to_string()]).ok();
+    a.json(&["sync", "now"]).ok();
+    eventually(
+        "B's watch merging A's edit",
+        std::time::Duration::from_secs(20),
+        || b.json(&["config", "get", wf]).ok().json()["values"]["a"] == mark,
+    );
+    w
+}
+
 /// A change this device sent that its own disk did not keep (a crash, a
 /// full disk) is either on the server, and comes back before the next local
 /// edit is written after it, or it is nowhere, and the next edit goes out
@@ -866,8 +881,8 @@ fn an_edit_sent_but_not_kept_here_is_not_made_concurrent_with_the_next_one() {
     assert!(no_conflict(&a, 6), "B's next edit went out");
 
     // Sent by a watch (it is connected when it writes), not stored here.
+    let wb = watch_past_first_round(&a, &b, &wf, 100);
     sync_storage_full(&b, true);
-    let wb = watch(&b);
     b.json(&["config", "set", &wf, "b", "7"]).ok();
     eventually("B's unstored edit on A", Duration::from_secs(20), || {
         a.json(&["sync", "now"]).ok();
@@ -920,13 +935,13 @@ fn a_run_sent_as_running_but_not_kept_here_ends_finished_everywhere() {
     ])
     .ok();
     b.json(&["sync", "now"]).ok();
-    for _ in 0..3 {
+    for round in 0..3 {
+        let wb = watch_past_first_round(&a, &b, &wf, 100 + round);
+        sync_storage_full(&b, true);
         let run = b.json(&["exec", "start", &wf]).ok().json()["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        sync_storage_full(&b, true);
-        let wb = watch(&b);
         eventually("the running run on A", Duration::from_secs(20), || {
             a.json(&["sync", "now"]).ok();
             a.run(&["exec", "get", &run]).code == 0 && status(&a, &run) == "running"

@@ -18,9 +18,13 @@ pub(super) struct Merge<'a> {
     pub authors: Vec<RemoteAuthor>,
     /// Pushes of this device's the heads cover, forgotten with them.
     pub done: &'a [ChangeHash],
-    /// Whether to give way to a local edit this merge would overwrite.
-    pub recheck: bool,
+    /// The projection `write_contested` looked at: if it changed since, the
+    /// merge gives way (an edit made meanwhile is written in first).
+    pub seen: Option<Seen>,
 }
+
+/// A workflow's spec and whether it is deleted, as read at one moment.
+pub(super) type Seen = (WorkflowSpec, bool);
 
 impl Service {
     /// The root's lists, checked entry by entry: keys must be workflow ids
@@ -250,8 +254,11 @@ impl Service {
         };
         let mut tries = 0;
         loop {
+            let mut seen = None;
             if let (Ok(theirs), Some(b)) = (&state, &base) {
-                if self.write_contested(wf_id, handle, &since, b, theirs)? {
+                let wrote;
+                (wrote, seen) = self.write_contested(wf_id, handle, &since, b, theirs)?;
+                if wrote {
                     (heads, state, base, authors) = handle.with_document(reread);
                 }
             }
@@ -285,7 +292,7 @@ impl Service {
                 heads: &heads,
                 authors,
                 done: &done,
-                recheck: tries < CONTEST_TRIES,
+                seen: seen.filter(|_| tries < CONTEST_TRIES),
             };
             match self.merge_remote(merge)? {
                 Some(changed) => return Ok(changed),
@@ -301,8 +308,8 @@ impl Service {
     /// after this round's push; see `workflow::unsent_conflicts`) go into
     /// the document first, as made at `since`, so they are concurrent with
     /// what arrived: the field becomes a conflict with the same winner on
-    /// every device, and a losing local value stays visible. True when the
-    /// document changed.
+    /// every device, and a losing local value stays visible. Returns
+    /// whether the document changed, and the projection it looked at.
     fn write_contested(
         &self,
         wf_id: &str,
@@ -310,10 +317,11 @@ impl Service {
         since: &[ChangeHash],
         base: &doc::DocState,
         theirs: &doc::DocState,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Option<Seen>)> {
         let Some(here) = self.read(|c| Ok(queries::workflows::load(c, wf_id)?))? else {
-            return Ok(false);
+            return Ok((false, None));
         };
+        let seen = Some((here.workflow.spec.clone(), here.deleted));
         let contested = workflow::unsent_conflicts(
             &base.spec,
             &theirs.spec,
@@ -321,10 +329,10 @@ impl Service {
             &theirs.conflicts,
         );
         if contested.is_empty() {
-            return Ok(false);
+            return Ok((false, seen));
         }
         let message = self.commit_message();
-        handle.with_document(|d| {
+        handle.with_document(move |d| {
             let mut at_since = d
                 .fork_at(since)
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -342,7 +350,7 @@ impl Service {
                 ?fields,
                 "local edits written concurrently before a merge"
             );
-            Ok(true)
+            Ok((true, seen))
         })
     }
 
@@ -479,8 +487,7 @@ impl Service {
 
     /// One `remote.merged` event for what the document says beyond this
     /// device's projection. Returns whether anything changed; `None`, with
-    /// nothing written, when `recheck` finds a local edit it would
-    /// overwrite.
+    /// nothing written, when the projection is no longer what `seen` says.
     pub(super) fn merge_remote(&self, m: Merge<'_>) -> Result<Option<bool>> {
         let Merge {
             workflow_id,
@@ -490,7 +497,7 @@ impl Service {
             heads,
             authors,
             done,
-            recheck,
+            seen,
         } = m;
         // Validated here first, outside the write transaction, so that the
         // projection's validation inside it finds its patterns and schemas
@@ -501,14 +508,8 @@ impl Service {
             // Looked at again in the transaction that writes: a local edit
             // made since `write_contested` read the projection is not
             // overwritten, but sent back to be written in first.
-            if let (true, Some(b), Some(l)) = (recheck, &base, &existing) {
-                let contested = workflow::unsent_conflicts(
-                    &b.spec,
-                    &state.spec,
-                    &l.workflow.spec,
-                    &state.conflicts,
-                );
-                if !contested.is_empty() {
+            if let (Some((spec, deleted)), Some(l)) = (&seen, &existing) {
+                if l.workflow.spec != *spec || l.deleted != *deleted {
                     return Ok(None);
                 }
             }
@@ -726,7 +727,7 @@ mod tests {
         };
         let doc_id = DocumentId::try_from(vec![7u8; 16]).unwrap();
         let heads = vec!["00".repeat(32)];
-        let merge = |recheck| Merge {
+        let merge = |seen| Merge {
             workflow_id: &wf.id,
             doc_id: &doc_id,
             state: state(&wf, "theirs"),
@@ -734,24 +735,32 @@ mod tests {
             heads: &heads,
             authors: vec![],
             done: &[],
-            recheck,
+            seen,
+        };
+        let now = || {
+            let got = svc.workflows().get(WorkflowId { id: wf.id.clone() });
+            Some((got.unwrap().spec, false))
         };
 
+        // `write_contested` saw "base"; "mine" was written after.
+        let seen = now();
         describe("mine");
-        assert_eq!(svc.merge_remote(merge(true)).unwrap(), None);
+        assert_eq!(svc.merge_remote(merge(seen)).unwrap(), None);
         assert_eq!(description(), "mine");
         assert!(
             svc.known_doc(&wf.id).unwrap().is_none(),
             "no heads recorded"
         );
 
-        // Edits that kept coming: merged anyway, after `CONTEST_TRIES`.
-        assert_eq!(svc.merge_remote(merge(false)).unwrap(), Some(true));
+        // What it saw is what is there (it wrote "mine" into the document
+        // as contested, say; a part that cannot show as a conflict, like a
+        // tag set, still differs from both sides): merged at once.
+        assert_eq!(svc.merge_remote(merge(now())).unwrap(), Some(true));
         assert_eq!(description(), "theirs");
 
-        // Nothing local to overwrite: merged at once.
-        describe("base");
-        assert_eq!(svc.merge_remote(merge(true)).unwrap(), Some(true));
+        // Edits that kept coming: merged anyway, after `CONTEST_TRIES`.
+        describe("mine again");
+        assert_eq!(svc.merge_remote(merge(None)).unwrap(), Some(true));
         assert_eq!(description(), "theirs");
     }
 }
