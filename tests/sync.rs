@@ -578,14 +578,21 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
 /// Makes every write to `fk`'s copy of the synced documents fail as a full
 /// disk would, or (`false`) lets them through again.
 fn sync_storage_full(fk: &Flowkeep, full: bool) {
+    table_full(fk, "sync_kv", full);
+}
+
+/// Inserts into `table` fail as on a full disk (or work again).
+fn table_full(fk: &Flowkeep, table: &str, full: bool) {
     let db = rusqlite::Connection::open(fk.db()).unwrap();
     let sql = if full {
-        "CREATE TRIGGER disk_full BEFORE INSERT ON sync_kv
-         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;"
+        format!(
+            "CREATE TRIGGER {table}_full BEFORE INSERT ON {table}
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;"
+        )
     } else {
-        "DROP TRIGGER disk_full"
+        format!("DROP TRIGGER {table}_full")
     };
-    db.execute_batch(sql).unwrap();
+    db.execute_batch(&sql).unwrap();
 }
 
 #[test]
@@ -904,6 +911,47 @@ fn an_edit_sent_but_not_kept_here_is_not_made_concurrent_with_the_next_one() {
             },
         );
     }
+}
+
+/// A disk so full that the change's note cannot be written either: the
+/// change is not made at all, so nothing unnoted is sent, and once there is
+/// space the edit goes out once, after nothing of its own.
+#[test]
+fn a_push_that_cannot_be_noted_is_not_sent() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let wb = watch_past_first_round(&a, &b, &wf, 100);
+    sync_storage_full(&b, true);
+    table_full(&b, "sync_pushed", true);
+    b.json(&["config", "set", &wf, "b", "7"]).ok();
+    eventually("B's watch saying why", Duration::from_secs(20), || {
+        b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not store") && m.contains("full"))
+    });
+    drop(wb);
+    a.json(&["sync", "now"]).ok();
+    assert_eq!(
+        a.json(&["config", "get", &wf]).ok().json()["values"]["b"],
+        1,
+        "nothing of B's reached the server"
+    );
+    sync_storage_full(&b, false);
+    table_full(&b, "sync_pushed", false);
+    b.json(&["config", "set", &wf, "b", "8"]).ok();
+    let _wb = watch(&b);
+    eventually(
+        "b = 8 without a conflict on A",
+        Duration::from_secs(20),
+        || {
+            a.json(&["sync", "now"]).ok();
+            let got = a.json(&["workflow", "get", &wf]).ok().json();
+            got["config"]["values"]["b"] == 8
+                && got["conflicts"].as_array().is_none_or(|c| c.is_empty())
+        },
+    );
 }
 
 /// The same for a run's record: sent as running by a watch, not kept here,

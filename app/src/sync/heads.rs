@@ -157,6 +157,32 @@ pub(super) fn covered_pushes(
         .collect()
 }
 
+/// Makes a change on a copy of `d` (same actor), hands its hash to `note`,
+/// and only then brings it into `d`. samod sends and stores what `d` holds
+/// once the caller lets go of it, so every change of this device's there
+/// is one it can know as its own (`past_own_pushes`, `missing_pushes`),
+/// even one a crash keeps off this disk after it was sent; if `note` fails
+/// (a full disk), nothing was made.
+pub(super) fn commit_noted(
+    d: &mut Automerge,
+    opts: CommitOptions,
+    change: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> std::result::Result<(), String>,
+    note: impl FnOnce(&ChangeHash) -> Result<()>,
+) -> Result<Option<ChangeHash>> {
+    let mut copy = d.fork();
+    copy.set_actor(d.get_actor().clone());
+    let done = copy
+        .transact_with(|_| opts, change)
+        .map_err(|f| Error::Corrupt(f.error))?;
+    let Some(hash) = done.hash else {
+        return Ok(None);
+    };
+    note(&hash)?;
+    d.merge(&mut copy)
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Some(hash))
+}
+
 /// A short, fixed-size name for remote text used as a key.
 pub(super) fn short_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};

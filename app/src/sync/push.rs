@@ -197,20 +197,11 @@ impl Service {
         handle: &DocHandle,
         runs: &[flowkeep_core::run::Run],
     ) -> Result<Option<ChangeHash>> {
-        handle.with_document(|d| {
-            let done = d
-                .transact::<_, _, String>(|tx| {
-                    for run in runs {
-                        execlog::put(tx, run)?;
-                    }
-                    Ok(())
-                })
-                .map_err(|f| Error::Corrupt(f.error))?;
-            if let Some(hash) = done.hash {
-                self.note_pushed(handle.document_id(), &hash)?;
-            }
-            Ok(done.hash)
-        })
+        let put = |tx: &mut automerge::transaction::Transaction<'_>| {
+            runs.iter().try_for_each(|run| execlog::put(tx, run))
+        };
+        let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
+        handle.with_document(|d| commit_noted(d, CommitOptions::default(), put, note))
     }
 
     /// One of this device's logs, settled with the server while it held
@@ -299,15 +290,11 @@ impl Service {
             let opts = CommitOptions::default()
                 .with_message(format!("{message} {}", fields.join(",")))
                 .with_time(chrono::Utc::now().timestamp());
-            let done = d
-                .transact_with(|_| opts, |tx| doc::apply(tx, &changes))
-                .map_err(|f| Error::Corrupt(f.error))?;
-            // Noted before samod can write it (its write is issued when this
-            // returns): a crash before the heads are recorded leaves a
-            // change the next merge knows as this device's (`merge.rs`).
-            if let Some(hash) = done.hash {
-                self.note_pushed(handle.document_id(), &hash)?;
-            }
+            // Noted before samod can send or write it: a crash before the
+            // heads are recorded leaves a change the next merge knows as
+            // this device's (`merge.rs`).
+            let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
+            commit_noted(d, opts, |tx| doc::apply(tx, &changes), note)?;
             Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
         })
     }

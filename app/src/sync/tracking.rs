@@ -103,6 +103,8 @@ impl Service {
     }
 
     /// Remembers a change this device wrote into `doc_id` (`sync_pushed`).
+    /// A failure is one to store what sync needs (`Error::SyncStorage`: a
+    /// watch tries again later), and the change is then not made.
     pub(super) fn note_pushed(&self, doc_id: &DocumentId, hash: &ChangeHash) -> Result<()> {
         self.write(|w| {
             w.conn
@@ -110,6 +112,7 @@ impl Service {
                 .execute(params![doc_id.to_string(), hash.to_string()])?;
             Ok(())
         })
+        .map_err(|e| Error::SyncStorage(format!("noting a change to send: {e}")))
     }
 
     /// The changes this device wrote into `doc_id` past its recorded heads.
