@@ -843,6 +843,26 @@ fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
     });
 }
 
+/// A run of `wf` started on `fk` (`exec start`): its id.
+fn start_run(fk: &Flowkeep, wf: &str) -> String {
+    let run = fk.json(&["exec", "start", wf]).ok().json();
+    run["id"].as_str().unwrap().to_owned()
+}
+
+/// `exec finish` with success.
+fn finish_run(fk: &Flowkeep, run: &str) {
+    let args = [
+        "exec",
+        "finish",
+        run,
+        "--status",
+        "succeeded",
+        "--exit-code",
+        "0",
+    ];
+    fk.json(&args).ok();
+}
+
 /// `b`'s watch once it has merged an edit of `a`'s (`a` = `mark`): past
 /// its first round, every document it syncs open and in sync with the
 /// server, so what it writes next is sent at once.
@@ -968,44 +988,20 @@ fn a_run_sent_as_running_but_not_kept_here_ends_finished_everywhere() {
     let status =
         |d: &Flowkeep, run: &str| d.json(&["exec", "get", run]).ok().json()["status"].clone();
     // The month's log exists on the server: a run's record goes into it.
-    let first = b.json(&["exec", "start", &wf]).ok().json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.json(&[
-        "exec",
-        "finish",
-        &first,
-        "--status",
-        "succeeded",
-        "--exit-code",
-        "0",
-    ])
-    .ok();
+    let first = start_run(&b, &wf);
+    finish_run(&b, &first);
     b.json(&["sync", "now"]).ok();
     for round in 0..3 {
         let wb = watch_past_first_round(&a, &b, &wf, 100 + round);
         sync_storage_full(&b, true);
-        let run = b.json(&["exec", "start", &wf]).ok().json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let run = start_run(&b, &wf);
         eventually("the running run on A", Duration::from_secs(20), || {
             a.json(&["sync", "now"]).ok();
             a.run(&["exec", "get", &run]).code == 0 && status(&a, &run) == "running"
         });
         drop(wb);
         sync_storage_full(&b, false);
-        b.json(&[
-            "exec",
-            "finish",
-            &run,
-            "--status",
-            "succeeded",
-            "--exit-code",
-            "0",
-        ])
-        .ok();
+        finish_run(&b, &run);
         let _wb = watch(&b);
         eventually("the run finished on A", Duration::from_secs(20), || {
             a.json(&["sync", "now"]).ok();
@@ -1048,40 +1044,19 @@ fn a_watcher_killed_at_any_moment_loses_and_undoes_no_edit() {
     for i in 2..ROUNDS + 2 {
         let wb = watch(&b);
         a.json(&["config", "set", &wf, "a", &i.to_string()]).ok();
-        let run = b.json(&["exec", "start", &wf]).ok().json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let run = start_run(&b, &wf);
         std::thread::sleep(Duration::from_millis(next(300)));
         b.json(&["config", "set", &wf, "b", &i.to_string()]).ok();
-        if next(2) == 0 {
+        // Finished across a kill one round in two.
+        let wb = if next(2) == 0 {
             drop(wb);
-            let _wb = watch(&b);
-            b.json(&[
-                "exec",
-                "finish",
-                &run,
-                "--status",
-                "succeeded",
-                "--exit-code",
-                "0",
-            ])
-            .ok();
-            std::thread::sleep(Duration::from_millis(next(300)));
+            watch(&b)
         } else {
-            b.json(&[
-                "exec",
-                "finish",
-                &run,
-                "--status",
-                "succeeded",
-                "--exit-code",
-                "0",
-            ])
-            .ok();
-            std::thread::sleep(Duration::from_millis(next(300)));
-            drop(wb);
-        }
+            wb
+        };
+        finish_run(&b, &run);
+        std::thread::sleep(Duration::from_millis(next(300)));
+        drop(wb);
         runs.push(run);
     }
     let _wb = watch(&b);
