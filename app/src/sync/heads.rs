@@ -157,20 +157,35 @@ pub(super) fn covered_pushes(
         .collect()
 }
 
-/// Makes a change on a copy of `d` (same actor), hands its hash to `note`,
-/// and only then brings it into `d`. samod sends and stores what `d` holds
-/// once the caller lets go of it, so every change of this device's there
-/// is one it can know as its own (`past_own_pushes`, `missing_pushes`),
-/// even one a crash keeps off this disk after it was sent; if `note` fails
-/// (a full disk), nothing was made.
+/// Makes a change on a copy of `d` (same actor) as it is, or as it was at
+/// `at` (the change then concurrent with what came after), hands its hash
+/// to `note`, and only then brings it into `d`. samod sends and stores what
+/// `d` holds once the caller lets go of it, so every change of this
+/// device's there is one it can know as its own (`past_own_pushes`,
+/// `missing_pushes`), even one a crash keeps off this disk after it was
+/// sent; if `note` fails (a full disk), nothing was made.
 pub(super) fn commit_noted(
     d: &mut Automerge,
+    at: Option<&[ChangeHash]>,
     opts: CommitOptions,
     change: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> std::result::Result<(), String>,
     note: impl FnOnce(&ChangeHash) -> Result<()>,
 ) -> Result<Option<ChangeHash>> {
-    let mut copy = d.fork();
-    copy.set_actor(d.get_actor().clone());
+    let actor = d.get_actor().clone();
+    let mut copy = match at {
+        None => d.fork(),
+        Some(heads) => d
+            .fork_at(heads)
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
+    };
+    // A copy that lacks a change of this actor's would give the new one a
+    // sequence number already taken, which `d` refuses: it keeps the fresh
+    // actor `fork_at` gave it.
+    let lacks_own =
+        at.is_some_and(|heads| d.get_changes_meta(heads).iter().any(|c| *c.actor == actor));
+    if !lacks_own {
+        copy.set_actor(actor);
+    }
     let done = copy
         .transact_with(|_| opts, change)
         .map_err(|f| Error::Corrupt(f.error))?;
@@ -257,5 +272,52 @@ mod tests {
             "here, past the heads"
         );
         assert_eq!(covered_pushes(&d, &d.get_heads(), &pushed), vec![lost]);
+    }
+
+    fn commit_at(d: &mut Automerge, at: Option<&[ChangeHash]>, value: i64) -> ChangeHash {
+        let mut noted = None;
+        let put = |tx: &mut automerge::transaction::Transaction<'_>| {
+            tx.put(ROOT, "b", value).map_err(|e| e.to_string())
+        };
+        let note = |h: &ChangeHash| {
+            noted = Some(*h);
+            Ok(())
+        };
+        let made = commit_noted(d, at, CommitOptions::default(), put, note).unwrap();
+        assert_eq!(made, noted, "noted before it was made");
+        made.unwrap()
+    }
+
+    #[test]
+    fn a_change_made_at_earlier_heads_is_concurrent_with_what_came_after_and_counted_as_own() {
+        let mut d = Automerge::new();
+        let since = vec![put(&mut d, "b", 1)];
+        let mut other = d.fork();
+        put(&mut other, "a", 5);
+        d.merge(&mut other).unwrap();
+
+        let mine = commit_at(&mut d, Some(&since), 2);
+        let change = d.get_change_meta_by_hash(&mine).unwrap();
+        assert_eq!(change.deps, since, "made where the heads were");
+        assert_eq!(*change.actor, *d.get_actor(), "by this copy's actor");
+        let (heads, only_own) = past_own_pushes(&d, &since, &[mine].into());
+        assert_eq!((heads, only_own), (vec![mine], false));
+    }
+
+    #[test]
+    fn a_change_made_where_this_actor_has_more_takes_another_actor_rather_than_its_number() {
+        let mut d = Automerge::new();
+        let since = vec![put(&mut d, "b", 1)];
+        let later = put(&mut d, "b", 2);
+
+        let mine = commit_at(&mut d, Some(&since), 3);
+        let change = d.get_change_meta_by_hash(&mine).unwrap();
+        assert_ne!(*change.actor, *d.get_actor());
+        assert_eq!(change.deps, since);
+        let mut heads = d.get_heads();
+        heads.sort();
+        let mut both = vec![later, mine];
+        both.sort();
+        assert_eq!(heads, both);
     }
 }

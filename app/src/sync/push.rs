@@ -201,7 +201,7 @@ impl Service {
             runs.iter().try_for_each(|run| execlog::put(tx, run))
         };
         let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
-        handle.with_document(|d| commit_noted(d, CommitOptions::default(), put, note))
+        handle.with_document(|d| commit_noted(d, None, CommitOptions::default(), put, note))
     }
 
     /// One of this device's logs, settled with the server while it held
@@ -250,6 +250,7 @@ impl Service {
     ) -> Result<Push> {
         let message = self.commit_message();
         let noted = self.pushed(handle.document_id())?;
+        let rejected = self.remembered(&handle.document_id().to_string())?;
         handle.with_document(|d| {
             // A push of this device's that this copy lacks may be on the
             // server: written before it comes back, this edit would be
@@ -260,15 +261,25 @@ impl Service {
             // The heads may move only if the document holds nothing
             // unmerged (checked under the document's lock): then projection
             // and document agree again, and the device never merges its own
-            // push back over a newer local edit. A push that could not move
-            // them leaves this device's change past the recorded heads,
-            // where the next merge reads it as one from elsewhere (an edit
-            // made here meanwhile would be written concurrently with it, and
-            // could lose to it): unless told to, it waits for a merge.
-            let nothing_unmerged = sorted_heads(d) == sorted_hex(since);
+            // push back over a newer local edit. Unless told to write
+            // anyway, a push waits for a merge so that they can.
+            let heads = sorted_heads(d);
+            let nothing_unmerged = heads == sorted_hex(since);
             if !nothing_unmerged && merge_first {
                 return Ok(Push::Unmerged);
             }
+            // Written anyway, it is written as made at the recorded heads
+            // (past this device's own pushes): concurrent with what is not
+            // merged yet, where it was made, and on top of the heads, where
+            // the next merge knows it as this device's. Written over the
+            // unmerged changes, it would read as another device's, and the
+            // next local edit, merged against it, could lose to it. Except
+            // over a document rejected as it is (another client broke it,
+            // nothing of it merges): written on top is how an edit here
+            // repairs it.
+            let repairs = rejected.is_some_and(|r| r.heads == heads);
+            let at = (!nothing_unmerged && !repairs && !since.is_empty())
+                .then(|| past_own_pushes(d, since, &noted).0);
             // A document another client broke takes no local changes until
             // it reads again; they stay pending here.
             let Ok(now) = doc::read(d) else {
@@ -294,7 +305,7 @@ impl Service {
             // heads are recorded leaves a change the next merge knows as
             // this device's (`merge.rs`).
             let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
-            commit_noted(d, opts, |tx| doc::apply(tx, &changes), note)?;
+            commit_noted(d, at.as_deref(), opts, |tx| doc::apply(tx, &changes), note)?;
             Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
         })
     }
@@ -414,5 +425,81 @@ impl Service {
             }
             Ok(groups.into_iter().collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowkeep_core::commands::{CreateWorkflow, UpdateWorkflow};
+
+    /// A push written over a change not merged yet (after `PUSH_TRIES`, or
+    /// in a session's step 4b) is still this device's: the edit made after
+    /// it follows it, rather than becoming a conflict it can lose to it.
+    #[tokio::test]
+    async fn an_edit_after_a_push_written_over_unmerged_changes_is_not_lost_to_that_push() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = svc
+            .workflows()
+            .create(CreateWorkflow {
+                name: "shared".into(),
+                description: Some("base".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let repo = SyncRepo::in_memory().await;
+        svc.push_changed(&repo, &[]).await.unwrap();
+        let known = svc.known_doc(&wf.id).unwrap().unwrap();
+        let handle = find(&repo, &known.doc_id).await.unwrap().unwrap();
+
+        // Another device renames it; this device has not merged that yet.
+        handle.with_document(|d| {
+            let rename = FieldChange {
+                field: "name".into(),
+                old: "shared".into(),
+                new: "renamed".into(),
+            };
+            let mut other = d.fork();
+            other
+                .transact_with::<_, _, String, _>(
+                    |_| CommitOptions::default(),
+                    |tx| doc::apply(tx, &[rename]),
+                )
+                .unwrap();
+            d.merge(&mut other).unwrap();
+        });
+
+        let describe = |text: &str| {
+            svc.workflows()
+                .update(UpdateWorkflow {
+                    id: wf.id.clone(),
+                    description: Some(text.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let projection = || {
+            let loaded = svc.read(|c| Ok(queries::workflows::load(c, &wf.id)?));
+            loaded.unwrap().unwrap()
+        };
+
+        // Written anyway, with the rename not merged.
+        describe("one");
+        let l = projection();
+        let since = parse_heads(&known.heads);
+        let forced = svc.push_into(&handle, &since, &l.workflow, l.deleted, false);
+        assert!(matches!(forced.unwrap(), Push::Sent(None)));
+
+        // The next edit goes the usual way: the rename merged, then pushed.
+        describe("two");
+        svc.push_changed(&repo, &[]).await.unwrap();
+        let here = projection().workflow.spec;
+        assert_eq!((&*here.name, &*here.description), ("renamed", "two"));
+        let there = handle.with_document(|d| doc::read(d).unwrap());
+        assert_eq!(
+            (&*there.spec.name, &*there.spec.description),
+            ("renamed", "two")
+        );
+        assert!(there.conflicts.is_empty(), "{:?}", there.conflicts);
     }
 }

@@ -40,6 +40,15 @@ impl Deref for SyncRepo {
 }
 
 impl SyncRepo {
+    /// A repo in memory, for tests of one device's steps without a server.
+    #[cfg(test)]
+    pub(super) async fn in_memory() -> SyncRepo {
+        SyncRepo {
+            repo: Repo::build_tokio().load().await,
+            failures: StorageFailures::default(),
+        }
+    }
+
     /// Resolves once every change `handle` holds is in this device's file;
     /// an error if a write to it failed (now or earlier in this repo's
     /// life) or took too long.
