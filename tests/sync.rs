@@ -843,6 +843,43 @@ fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
     });
 }
 
+/// Not only its copy of the documents: a merge this device's database
+/// cannot write (a full disk; here the heads it would record) pauses the
+/// watch, says why in `sync status`, and the same watch carries on once it
+/// can.
+#[test]
+fn a_watcher_whose_database_cannot_be_written_says_so_and_carries_on_once_it_can() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    let _wa = watch(&a);
+    let mut wb = watch(&b);
+    table_full(&b, "sync_docs", true);
+
+    a.json(&["config", "set", &wf, "a", "42"]).ok();
+    eventually("B's watcher saying why", Duration::from_secs(20), || {
+        b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this device's database failed"))
+    });
+    assert_eq!(
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
+        1,
+        "nothing merged"
+    );
+    assert!(wb.0.try_wait().unwrap().is_none(), "B's watch still runs");
+
+    table_full(&b, "sync_docs", false);
+    eventually("A's edit on B", Duration::from_secs(30), || {
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 42
+    });
+    eventually("B's status clear again", Duration::from_secs(10), || {
+        b.json(&["sync", "status"]).ok().json()["last_error"].is_null()
+    });
+    assert!(wb.0.try_wait().unwrap().is_none(), "the same watch");
+}
+
 /// A run of `wf` started on `fk` (`exec start`): its id.
 fn start_run(fk: &Flowkeep, wf: &str) -> String {
     let run = fk.json(&["exec", "start", wf]).ok().json();

@@ -40,6 +40,7 @@ impl Service {
         let message = match e {
             Error::Unavailable(message) => message.clone(),
             Error::SyncStorage(_) => e.to_string(),
+            Error::Database(inner) => format!("this device's database failed: {inner}"),
             _ => return,
         };
         let error = SyncError {

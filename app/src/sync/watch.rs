@@ -95,8 +95,8 @@ impl SyncService<'_> {
     /// that is re-established with backoff when the server goes away. A
     /// refused credential (a revoked device) or an untrusted certificate
     /// ends it with an error, also mid-watch; a failed write to this
-    /// device's copy of the documents is said in `sync status` and tried
-    /// again after `STORAGE_RETRY`. `on_round` sees rounds that
+    /// device's copy of the documents or to its database is said in `sync
+    /// status` and tried again after `STORAGE_RETRY`. `on_round` sees rounds that
     /// moved data.
     pub fn watch(
         &self,
@@ -139,12 +139,14 @@ impl SyncService<'_> {
                     .watch_with(&repo, &settings, stop, interval, &mut on_round)
                     .await;
                 repo.stop().await;
-                // This device's copy of the documents could not be written
-                // (a full disk): that repo writes nothing more, so a fresh
-                // one, loaded from what is stored, tries again later.
-                let Err(e @ Error::SyncStorage(_)) = result else {
+                // This device's copy of the documents, or its database,
+                // could not be written (a full disk, a lock held too long):
+                // nothing was recorded that it did not keep, and a fresh
+                // repo, loaded from what is stored, tries again later.
+                let Err(e @ (Error::SyncStorage(_) | Error::Database(_))) = result else {
                     return result;
                 };
+                tracing::warn!(error = %e, "sync paused; trying again in {} s", STORAGE_RETRY.as_secs());
                 self.note_sync_error(&e);
                 let until = std::time::Instant::now() + STORAGE_RETRY;
                 while std::time::Instant::now() < until {
