@@ -161,7 +161,7 @@ pub struct SyncStatus {
     /// The latest rejections, newest first.
     pub rejections: Vec<SyncRejection>,
     /// Why the last sync failed (server unreachable, this device revoked,
-    /// an untrusted certificate), until one succeeds.
+    /// an untrusted certificate, this device's disk), until one succeeds.
     pub last_error: Option<SyncError>,
     /// What the server said when this device last connected, if the
     /// workspace is at one of its limits (documents or stored bytes): what

@@ -276,9 +276,13 @@ impl Service {
             // next local edit, merged against it, could lose to it. Except
             // over a document rejected as it is (another client broke it,
             // nothing of it merges): written on top is how an edit here
-            // repairs it.
+            // repairs it. And over a copy that lacks the recorded heads (its
+            // storage lost or restored apart from the database), where
+            // there is nothing to write it at.
             let repairs = rejected.is_some_and(|r| r.heads == heads);
-            let at = (!nothing_unmerged && !repairs && !since.is_empty())
+            let has_since =
+                !since.is_empty() && since.iter().all(|h| d.get_change_meta_by_hash(h).is_some());
+            let at = (!nothing_unmerged && !repairs && has_since)
                 .then(|| past_own_pushes(d, since, &noted).0);
             // A document another client broke takes no local changes until
             // it reads again; they stay pending here.
@@ -433,73 +437,191 @@ mod tests {
     use super::*;
     use flowkeep_core::commands::{CreateWorkflow, UpdateWorkflow};
 
+    /// A workflow whose document is in a repo in memory, heads recorded.
+    struct Synced {
+        svc: Service,
+        wf: String,
+        repo: SyncRepo,
+        handle: DocHandle,
+        since: Vec<ChangeHash>,
+    }
+
+    impl Synced {
+        async fn new() -> Synced {
+            let svc = Service::open_in_memory(Default::default()).unwrap();
+            let wf = svc
+                .workflows()
+                .create(CreateWorkflow {
+                    name: "shared".into(),
+                    description: Some("base".into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .id;
+            let repo = SyncRepo::in_memory().await;
+            svc.push_changed(&repo, &[]).await.unwrap();
+            let known = svc.known_doc(&wf).unwrap().unwrap();
+            let handle = find(&repo, &known.doc_id).await.unwrap().unwrap();
+            let since = parse_heads(&known.heads);
+            Synced {
+                svc,
+                wf,
+                repo,
+                handle,
+                since,
+            }
+        }
+
+        /// Another device's change, in this copy and not merged yet.
+        fn theirs(&self, field: &str, old: &str, new: &str) {
+            let change = FieldChange {
+                field: field.into(),
+                old: old.into(),
+                new: new.into(),
+            };
+            self.handle.with_document(|d| {
+                let mut other = d.fork();
+                other
+                    .transact_with::<_, _, String, _>(
+                        |_| CommitOptions::default(),
+                        |tx| doc::apply(tx, &[change]),
+                    )
+                    .unwrap();
+                d.merge(&mut other).unwrap();
+            });
+        }
+
+        fn describe(&self, text: &str) {
+            let update = UpdateWorkflow {
+                id: self.wf.clone(),
+                description: Some(text.into()),
+                ..Default::default()
+            };
+            self.svc.workflows().update(update).unwrap();
+        }
+
+        fn here(&self) -> WorkflowSpec {
+            let loaded = self
+                .svc
+                .read(|c| Ok(queries::workflows::load(c, &self.wf)?));
+            loaded.unwrap().unwrap().workflow.spec
+        }
+
+        fn there(&self) -> doc::DocState {
+            self.handle.with_document(|d| doc::read(d).unwrap())
+        }
+
+        /// The local edits written anyway (`merge_first` false), as step 4b
+        /// or a push past `PUSH_TRIES` does: the change it made.
+        fn push_anyway(&self) -> ChangeHash {
+            let before = self.svc.pushed(self.handle.document_id()).unwrap();
+            let l = self
+                .svc
+                .read(|c| Ok(queries::workflows::load(c, &self.wf)?))
+                .unwrap()
+                .unwrap();
+            let pushed =
+                self.svc
+                    .push_into(&self.handle, &self.since, &l.workflow, l.deleted, false);
+            assert!(matches!(pushed.unwrap(), Push::Sent(None)));
+            let after = self.svc.pushed(self.handle.document_id()).unwrap();
+            let mut new = after.difference(&before);
+            *new.next().expect("the push is noted")
+        }
+
+        fn deps(&self, change: &ChangeHash) -> Vec<String> {
+            let deps = self
+                .handle
+                .with_document(|d| d.get_change_meta_by_hash(change).unwrap().deps);
+            sorted_hex(&deps)
+        }
+    }
+
     /// A push written over a change not merged yet (after `PUSH_TRIES`, or
     /// in a session's step 4b) is still this device's: the edit made after
     /// it follows it, rather than becoming a conflict it can lose to it.
     #[tokio::test]
     async fn an_edit_after_a_push_written_over_unmerged_changes_is_not_lost_to_that_push() {
-        let svc = Service::open_in_memory(Default::default()).unwrap();
-        let wf = svc
-            .workflows()
-            .create(CreateWorkflow {
-                name: "shared".into(),
-                description: Some("base".into()),
-                ..Default::default()
-            })
-            .unwrap();
-        let repo = SyncRepo::in_memory().await;
-        svc.push_changed(&repo, &[]).await.unwrap();
-        let known = svc.known_doc(&wf.id).unwrap().unwrap();
-        let handle = find(&repo, &known.doc_id).await.unwrap().unwrap();
+        let s = Synced::new().await;
+        s.theirs("name", "shared", "renamed");
 
-        // Another device renames it; this device has not merged that yet.
-        handle.with_document(|d| {
-            let rename = FieldChange {
-                field: "name".into(),
-                old: "shared".into(),
-                new: "renamed".into(),
-            };
-            let mut other = d.fork();
-            other
-                .transact_with::<_, _, String, _>(
-                    |_| CommitOptions::default(),
-                    |tx| doc::apply(tx, &[rename]),
-                )
-                .unwrap();
-            d.merge(&mut other).unwrap();
-        });
-
-        let describe = |text: &str| {
-            svc.workflows()
-                .update(UpdateWorkflow {
-                    id: wf.id.clone(),
-                    description: Some(text.into()),
-                    ..Default::default()
-                })
-                .unwrap()
-        };
-        let projection = || {
-            let loaded = svc.read(|c| Ok(queries::workflows::load(c, &wf.id)?));
-            loaded.unwrap().unwrap()
-        };
-
-        // Written anyway, with the rename not merged.
-        describe("one");
-        let l = projection();
-        let since = parse_heads(&known.heads);
-        let forced = svc.push_into(&handle, &since, &l.workflow, l.deleted, false);
-        assert!(matches!(forced.unwrap(), Push::Sent(None)));
+        s.describe("one");
+        let forced = s.push_anyway();
+        assert_eq!(s.deps(&forced), sorted_hex(&s.since), "made where merged");
 
         // The next edit goes the usual way: the rename merged, then pushed.
-        describe("two");
-        svc.push_changed(&repo, &[]).await.unwrap();
-        let here = projection().workflow.spec;
+        s.describe("two");
+        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        let here = s.here();
         assert_eq!((&*here.name, &*here.description), ("renamed", "two"));
-        let there = handle.with_document(|d| doc::read(d).unwrap());
+        let there = s.there();
         assert_eq!(
             (&*there.spec.name, &*there.spec.description),
             ("renamed", "two")
         );
         assert!(there.conflicts.is_empty(), "{:?}", there.conflicts);
+    }
+
+    /// Written anyway over another device's change to the same field, the
+    /// push is concurrent with it: a conflict with one winner on every
+    /// device, the other value kept, as for edits made offline on both.
+    /// The next edit here settles it.
+    #[tokio::test]
+    async fn a_push_written_anyway_over_the_same_field_is_a_conflict_the_next_edit_settles() {
+        let s = Synced::new().await;
+        s.theirs("description", "base", "theirs");
+
+        s.describe("one");
+        s.push_anyway();
+        let there = s.there();
+        assert_eq!(there.conflicts.len(), 1, "{:?}", there.conflicts);
+        let mut values = there.conflicts[0].values.clone();
+        values.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            (there.conflicts[0].field.as_str(), values),
+            ("description", vec!["one".into(), "theirs".into()])
+        );
+
+        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        assert_eq!(s.here().description, there.spec.description, "the winner");
+        s.describe("two");
+        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        assert_eq!(s.here().description, "two");
+        let there = s.there();
+        assert_eq!(there.spec.description, "two");
+        assert!(there.conflicts.is_empty(), "{:?}", there.conflicts);
+    }
+
+    /// A document rejected as it is (another client broke it) takes the
+    /// push on top: that is how an edit here repairs it.
+    #[tokio::test]
+    async fn a_push_written_anyway_over_a_rejected_document_goes_on_top_to_repair_it() {
+        let s = Synced::new().await;
+        s.theirs("name", "shared", &"n".repeat(201));
+        let rejected = Rejected {
+            heads: s.handle.with_document(|d| sorted_heads(d)),
+            reason: "name: must be 1 to 200 characters".into(),
+        };
+        let key = format!("{META_REJECTED}{}", s.handle.document_id());
+        let json = serde_json::to_string(&rejected).unwrap();
+        s.svc.set_meta(&[(&key, &json)]).unwrap();
+
+        s.describe("one");
+        let repair = s.push_anyway();
+        let after = s.handle.with_document(|d| d.get_heads());
+        assert_eq!(after, vec![repair], "on top of the rejected heads");
+    }
+
+    /// A copy without the recorded heads (its storage lost or restored
+    /// apart from the database) has nothing to write the push at: it goes
+    /// on top rather than failing.
+    #[tokio::test]
+    async fn a_copy_without_the_recorded_heads_takes_a_push_written_anyway_on_top() {
+        let mut s = Synced::new().await;
+        s.since = vec![ChangeHash([7; 32])];
+        s.describe("one");
+        let pushed = s.push_anyway();
+        assert_eq!(s.handle.with_document(|d| d.get_heads()), vec![pushed]);
+        assert_eq!(s.there().spec.description, "one");
     }
 }

@@ -34,8 +34,9 @@ impl Service {
     }
 
     /// Remembers why a sync could not reach or was refused by the server,
-    /// or could not store what it synced, for `sync status` and the app's
-    /// header; other errors are the caller's to show.
+    /// or could not store what it synced (in its copy of the documents or
+    /// in the database), for `sync status` and the app's header; other
+    /// errors are the caller's to show.
     pub(super) fn note_sync_error(&self, e: &Error) {
         let message = match e {
             Error::Unavailable(message) => message.clone(),

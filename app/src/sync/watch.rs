@@ -95,8 +95,9 @@ impl SyncService<'_> {
     /// that is re-established with backoff when the server goes away. A
     /// refused credential (a revoked device) or an untrusted certificate
     /// ends it with an error, also mid-watch; a failed write to this
-    /// device's copy of the documents or to its database is said in `sync
-    /// status` and tried again after `STORAGE_RETRY`. `on_round` sees rounds that
+    /// device's copy of the documents, or one SQLite refused in its
+    /// database, is said in `sync status` (when that can still be written)
+    /// and tried again after `STORAGE_RETRY`. `on_round` sees rounds that
     /// moved data.
     pub fn watch(
         &self,
@@ -134,17 +135,27 @@ impl SyncService<'_> {
             };
             let settings = self.enrolled(settings).await?;
             loop {
-                let repo = self.open_repo(&db_path).await?;
-                let result = self
-                    .watch_with(&repo, &settings, stop, interval, &mut on_round)
-                    .await;
-                repo.stop().await;
+                let result = match self.open_repo(&db_path).await {
+                    Ok(repo) => {
+                        let result = self
+                            .watch_with(&repo, &settings, stop, interval, &mut on_round)
+                            .await;
+                        repo.stop().await;
+                        result
+                    }
+                    Err(e) => Err(e),
+                };
                 // This device's copy of the documents, or its database,
-                // could not be written (a full disk, a lock held too long):
-                // nothing was recorded that it did not keep, and a fresh
-                // repo, loaded from what is stored, tries again later.
-                let Err(e @ (Error::SyncStorage(_) | Error::Database(_))) = result else {
-                    return result;
+                // could not be written (a full disk, a lock held too long,
+                // an I/O error, a read-only file): nothing was recorded
+                // that it did not keep, and a fresh repo, loaded from what
+                // is stored, tries again later. What only a change to this
+                // program mends (a row that does not read as it should)
+                // ends the watch.
+                let e = match result {
+                    Err(e @ Error::SyncStorage(_)) => e,
+                    Err(e @ Error::Database(rusqlite::Error::SqliteFailure(..))) => e,
+                    other => return other,
                 };
                 tracing::warn!(error = %e, "sync paused; trying again in {} s", STORAGE_RETRY.as_secs());
                 self.note_sync_error(&e);

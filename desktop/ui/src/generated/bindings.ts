@@ -514,7 +514,7 @@ rejected: number,
 rejections: Array<SyncRejection>, 
 /**
  * Why the last sync failed (server unreachable, this device revoked,
- * an untrusted certificate), until one succeeds.
+ * an untrusted certificate, this device's disk), until one succeeds.
  */
 last_error: SyncError | null, 
 /**
