@@ -535,14 +535,60 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
         7
     );
 
-    // Make B look as if its last session stopped after storing A's change in
-    // the document but before recording the merge: drop that merge event,
-    // rebuild the tables from the log, and put the old heads back.
-    let db = rusqlite::Connection::open(b.db()).unwrap();
+    unmerge_last(&b, &wf);
+    assert_eq!(
+        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
+        1,
+        "B's tables no longer show A's edit"
+    );
+
+    // B edits another key and syncs: A's edit is merged first, not overwritten.
+    b.json(&["config", "set", &wf, "b", "8"]).ok();
+    b.json(&["sync", "now"]).ok();
+    a.json(&["sync", "now"]).ok();
+    for d in [&a, &b] {
+        assert_eq!(values_ab(d, &wf), (Some(7), Some(8)));
+    }
+}
+
+/// What a stopped session left unmerged, a watch merges in its first round
+/// before it pushes, connected: it asks the server who brought it, as for
+/// every merge it makes (`sync now` merges it offline, on the claim alone).
+#[test]
+fn a_watch_asks_the_server_who_brought_what_a_stopped_session_left_unmerged() {
+    use std::time::Duration;
+    let ws = Workspace::new();
+    let server = ws.start();
+    let (a, b, wf) = two_devices(&ws, &server);
+    a.json(&["config", "set", &wf, "a", "7"]).ok();
+    a.json(&["sync", "now"]).ok();
+    b.json(&["sync", "now"]).ok();
+    unmerge_last(&b, &wf);
+
+    let _wb = watch(&b);
+    eventually(
+        "B's watch merging A's edit",
+        Duration::from_secs(20),
+        || b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 7,
+    );
+    let a_dev = a.json(&["sync", "status"]).ok().json()["device_id"].clone();
+    let history = b.json(&["history", &wf]).ok().json();
+    let merged = history.as_array().unwrap().last().unwrap();
+    assert_eq!(merged["kind"], "remote.merged", "{history:#}");
+    assert_eq!(merged["device_id"], a_dev, "{history:#}");
+    assert_eq!(merged["uploaded_by"], a_dev, "{history:#}");
+}
+
+/// Makes `fk` look as if its last session stopped after storing another
+/// device's change to `wf` in the document but before recording the merge:
+/// that merge event dropped, the tables rebuilt from the log, the heads
+/// merged before put back.
+fn unmerge_last(fk: &Flowkeep, wf: &str) {
+    let db = rusqlite::Connection::open(fk.db()).unwrap();
     let (seq, old_heads): (i64, String) = db
         .query_row(
             "SELECT seq, (SELECT heads FROM sync_docs WHERE workflow_id = ?1) FROM events WHERE stream_id = ?1 AND kind = 'remote.merged' ORDER BY seq DESC LIMIT 1",
-            [&wf],
+            [wf],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
@@ -559,20 +605,7 @@ fn a_session_that_stopped_before_merging_loses_no_remote_edit() {
     )
     .unwrap();
     drop(db);
-    b.json(&["rebuild-projections"]).ok();
-    assert_eq!(
-        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
-        1,
-        "B's tables no longer show A's edit"
-    );
-
-    // B edits another key and syncs: A's edit is merged first, not overwritten.
-    b.json(&["config", "set", &wf, "b", "8"]).ok();
-    b.json(&["sync", "now"]).ok();
-    a.json(&["sync", "now"]).ok();
-    for d in [&a, &b] {
-        assert_eq!(values_ab(d, &wf), (Some(7), Some(8)));
-    }
+    fk.json(&["rebuild-projections"]).ok();
 }
 
 /// Makes every write to `fk`'s copy of the synced documents fail as a full

@@ -24,38 +24,75 @@ const PUSH_TRIES: usize = 3;
 impl Service {
     /// Steps 0 and 1: pending merges first, then local changes onto this
     /// device's documents. Returns how many workflows had changes to send.
-    pub(super) async fn push_local(&self, repo: &SyncRepo) -> Result<usize> {
+    /// `ask`: the server to ask who brought what is merged on the way, when
+    /// connected (a watch); a session does this offline, before it connects.
+    pub(super) async fn push_local(
+        &self,
+        repo: &SyncRepo,
+        ask: Option<&Settings>,
+    ) -> Result<usize> {
         // Workflows whose document could not take local edits (it did not
         // read) are pushed again, even if step 0 now merges it.
         let pending = self.push_pending()?;
-        self.merge_unmerged(repo).await?;
-        Ok(self.push_changed(repo, &pending).await?.workflows)
+        self.merge_unmerged(repo, ask).await?;
+        Ok(self.push_changed(repo, &pending, ask).await?.workflows)
     }
 
     /// Step 0, over every document this device syncs: merges what a
     /// session received but stopped before merging.
-    pub(super) async fn merge_unmerged(&self, repo: &SyncRepo) -> Result<()> {
+    pub(super) async fn merge_unmerged(
+        &self,
+        repo: &SyncRepo,
+        ask: Option<&Settings>,
+    ) -> Result<()> {
         // 0. Documents that hold changes the projection does not reflect (a
         //    session that stopped between receiving and merging): merge them
         //    first, or step 1 would take the projection's older values for
         //    local edits and write them back over the remote ones.
+        let mut unmerged = Vec::new();
         for known in self.known_docs()? {
             let Some(handle) = find(repo, &known.doc_id).await? else {
                 continue;
             };
-            // Offline, before connecting: the server is not asked who
-            // brought these changes.
-            self.consider_workflow(repo, &known.key, &handle, Some(&known), &Uploads::default())
+            if known.heads != heads_of(&handle) {
+                unmerged.push((known, handle));
+            }
+        }
+        let since: Vec<(&DocHandle, Vec<ChangeHash>)> = unmerged
+            .iter()
+            .map(|(known, h)| (h, parse_heads(&known.heads)))
+            .collect();
+        let uploads = self.uploads_if(ask, &since).await;
+        for (known, handle) in &unmerged {
+            self.consider_workflow(repo, &known.key, handle, Some(known), &uploads)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Who brought the changes of `docs` since their heads, when there is
+    /// a server to ask.
+    async fn uploads_if(
+        &self,
+        ask: Option<&Settings>,
+        docs: &[(&DocHandle, Vec<ChangeHash>)],
+    ) -> Uploads {
+        match ask {
+            Some(s) if !docs.is_empty() => self.sync().uploads_since(s, docs).await,
+            _ => Uploads::default(),
+        }
     }
 
     /// Step 1, over the workflows with local changes (and `pending`, those
     /// a document could not take before) only: local changes onto this
     /// device's documents, and its runs into its logs. Returns once what
     /// it wrote is on this device's disk, and records heads only then.
-    pub(super) async fn push_changed(&self, repo: &SyncRepo, pending: &[String]) -> Result<Pushed> {
+    pub(super) async fn push_changed(
+        &self,
+        repo: &SyncRepo,
+        pending: &[String],
+        ask: Option<&Settings>,
+    ) -> Result<Pushed> {
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive. Only the changed workflows' documents are
         //    looked up: a watch round costs what changed, not every workflow.
@@ -99,9 +136,9 @@ impl Service {
                     pushed => break pushed,
                 }
                 // Offline (step 0 merged what was there) or mid-watch (a
-                // change arrived since the round's merges): merged here,
-                // without asking the server who brought it.
-                self.consider_workflow(repo, &wf.id, &handle, Some(&known), &Uploads::default())
+                // change arrived since the round's merges): merged here.
+                let uploads = self.uploads_if(ask, &[(&handle, since)]).await;
+                self.consider_workflow(repo, &wf.id, &handle, Some(&known), &uploads)
                     .await?;
                 tries += 1;
                 match self.known_doc(&wf.id)? {
@@ -459,7 +496,7 @@ mod tests {
                 .unwrap()
                 .id;
             let repo = SyncRepo::in_memory().await;
-            svc.push_changed(&repo, &[]).await.unwrap();
+            svc.push_changed(&repo, &[], None).await.unwrap();
             let known = svc.known_doc(&wf).unwrap().unwrap();
             let handle = find(&repo, &known.doc_id).await.unwrap().unwrap();
             let since = parse_heads(&known.heads);
@@ -551,7 +588,7 @@ mod tests {
 
         // The next edit goes the usual way: the rename merged, then pushed.
         s.describe("two");
-        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        s.svc.push_changed(&s.repo, &[], None).await.unwrap();
         let here = s.here();
         assert_eq!((&*here.name, &*here.description), ("renamed", "two"));
         let there = s.there();
@@ -582,10 +619,10 @@ mod tests {
             ("description", vec!["one".into(), "theirs".into()])
         );
 
-        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        s.svc.push_changed(&s.repo, &[], None).await.unwrap();
         assert_eq!(s.here().description, there.spec.description, "the winner");
         s.describe("two");
-        s.svc.push_changed(&s.repo, &[]).await.unwrap();
+        s.svc.push_changed(&s.repo, &[], None).await.unwrap();
         assert_eq!(s.here().description, "two");
         let there = s.there();
         assert_eq!(there.spec.description, "two");

@@ -83,7 +83,7 @@ impl SyncService<'_> {
     }
 
     pub(super) async fn session_with(&self, repo: &SyncRepo, s: &Settings) -> Result<SyncReport> {
-        let pushed = self.push_local(repo).await?;
+        let pushed = self.push_local(repo, None).await?;
         let backoff = BackoffConfig {
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),

@@ -260,7 +260,7 @@ impl SyncService<'_> {
                     let round = async {
                         if full {
                             limit.begin_round();
-                            let pushed = self.push_local(repo).await?;
+                            let pushed = self.push_local(repo, Some(settings)).await?;
                             if root.is_none() {
                                 root = Some(self.open_root(repo, settings).await?);
                             }
@@ -459,10 +459,10 @@ impl SyncService<'_> {
             }
         }
         // Local changes after the merges: a push onto a document holding
-        // changes not merged yet would merge them itself, without asking
-        // the server who brought them (`push.rs`).
+        // changes not merged yet merges them itself, one at a time
+        // (`push.rs`).
         let pending = self.push_pending()?;
-        let pushed = self.push_changed(repo, &pending).await?;
+        let pushed = self.push_changed(repo, &pending, Some(settings)).await?;
         // A workflow or run log created here since: listed in the root, so
         // the other devices find it.
         for (list, new) in [
