@@ -195,6 +195,9 @@ fn log_doc(key: &str, runs: &[(&str, String)]) -> Automerge {
     d
 }
 
+/// Retitles the terminal, clears it, rings its bell.
+const TERMINAL_ESCAPES: &str = "exit 1\u{1b}]0;owned\u{7}\u{1b}[2J";
+
 struct Forged {
     valid_workflow: String,
     valid_run: String,
@@ -280,7 +283,13 @@ fn forge(
             ),
             (r5.clone(), ScalarValue::Int(5)),
             (r6.clone(), run(&r6, &unknown_wf, b_dev, "succeeded").into()),
-            (valid_run.clone(), run(&valid_run, wf, b_dev, "succeeded").into()),
+            // Valid, with an error text that would drive a terminal.
+            (valid_run.clone(), {
+                let mut r: Value = serde_json::from_str(&run(&valid_run, wf, b_dev, "failed")).unwrap();
+                r["exit_code"] = json!(1);
+                r["error"] = json!(TERMINAL_ESCAPES);
+                r.to_string().into()
+            }),
         ];
         b_log.with_document(|d| {
             d.transact::<_, _, automerge::AutomergeError>(|tx| {
@@ -354,7 +363,9 @@ fn forge(
         let deep = uuid();
         let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
         let valid_workflow = uuid();
+        let escapes = uuid();
         for (id, doc) in [
+            (escapes.clone(), workflow_doc(&escapes, text(TERMINAL_ESCAPES), &[])),
             (garbage.clone(), d),
             (huge.clone(), workflow_doc(&huge, text(&big_name), &[])),
             (
@@ -378,6 +389,7 @@ fn forge(
             ("workflow", Some(garbage), "must be"),
             ("workflow", Some(huge), "name"),
             ("workflow", Some(deep), "nested"),
+            ("workflow", Some(escapes), "control characters"),
         ]);
 
         for h in &touched {
@@ -528,6 +540,24 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
         "{}",
         human.stdout
     );
+
+    // Text from another device reaches this terminal escaped, never as the
+    // escape sequences it holds; JSON keeps it as it is.
+    let shown = a.run(&["exec", "get", &forged.valid_run]).ok();
+    assert!(
+        !shown.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("exit 1\\u{1b}]0;owned\\u{7}\\u{1b}[2J"),
+        "{}",
+        shown.stdout
+    );
+    let got = a.json(&["exec", "get", &forged.valid_run]).ok().json();
+    assert_eq!(got["error"], TERMINAL_ESCAPES);
 
     // Projections equal a rebuild; a re-open (crash recovery) keeps
     // victim/lock; another sync reports nothing again.

@@ -28,10 +28,10 @@ pub const DEFAULT_PAGE: u32 = 50;
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkflow {
-    #[validate(length(min = 1, max = 200))]
+    #[validate(length(min = 1, max = 200), custom(function = "one_line"))]
     pub name: String,
     #[serde(default)]
-    #[validate(length(max = 10000))]
+    #[validate(length(max = 10000), custom(function = "text_block"))]
     pub description: Option<String>,
     #[serde(default)]
     #[validate(custom(function = "semver_version"))]
@@ -62,10 +62,10 @@ pub struct UpdateWorkflow {
     #[serde(default)]
     pub expected_revision: Option<u64>,
     #[serde(default)]
-    #[validate(length(min = 1, max = 200))]
+    #[validate(length(min = 1, max = 200), custom(function = "one_line"))]
     pub name: Option<String>,
     #[serde(default)]
-    #[validate(length(max = 10000))]
+    #[validate(length(max = 10000), custom(function = "text_block"))]
     pub description: Option<String>,
     #[serde(default)]
     #[validate(custom(function = "semver_version"))]
@@ -202,7 +202,7 @@ pub struct DuplicateWorkflow {
     pub id: String,
     /// Name of the copy; "<name> (copy)" when absent.
     #[serde(default)]
-    #[validate(length(min = 1, max = 200))]
+    #[validate(length(min = 1, max = 200), custom(function = "one_line"))]
     pub name: Option<String>,
 }
 impl Input for DuplicateWorkflow {
@@ -700,6 +700,41 @@ fn semver_version(v: &str) -> Result<(), ValidationError> {
     })
 }
 
+/// A name a person reads on one line: no control character (a line break,
+/// a terminal escape sequence). Another device's names pass this too.
+fn one_line(v: &str) -> Result<(), ValidationError> {
+    printable(
+        v,
+        |_| false,
+        "must be one line of text without control characters",
+    )
+}
+
+/// Text a person reads over several lines: line breaks and tabs, and no
+/// other control character.
+fn text_block(v: &str) -> Result<(), ValidationError> {
+    printable(
+        v,
+        |c| matches!(c, '\n' | '\r' | '\t'),
+        "must be text without control characters other than line breaks and tabs",
+    )
+}
+
+fn printable(
+    v: &str,
+    allowed: impl Fn(char) -> bool,
+    rule: &'static str,
+) -> Result<(), ValidationError> {
+    match v.chars().find(|&c| c.is_control() && !allowed(c)) {
+        None => Ok(()),
+        Some(c) => {
+            let mut e = ValidationError::new("format");
+            e.message = Some(format!("{rule} (found {})", c.escape_unicode()).into());
+            Err(e)
+        }
+    }
+}
+
 fn tag_list(tags: &[String]) -> Result<(), ValidationError> {
     for t in tags {
         let ok = !t.is_empty()
@@ -823,6 +858,55 @@ mod tests {
         assert!(errs[2].message.contains("has space"));
         assert_eq!(errs[3].message, "must be a semantic version like 1.2.3");
         assert_eq!(errs[0].message, "must be at most 10000 long");
+    }
+
+    #[test]
+    fn names_are_one_line_and_descriptions_keep_only_line_breaks_and_tabs() {
+        let mut c = CreateWorkflow {
+            name: "nightly\u{1b}[2J".into(),
+            description: Some("first\r\n\tsecond\u{7}".into()),
+            ..Default::default()
+        };
+        let Err(Error::Invalid(errs)) = c.check() else {
+            panic!("accepted")
+        };
+        let got: Vec<(&str, &str, &str)> = errs
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "description",
+                    "format",
+                    "must be text without control characters other than line breaks and tabs (found \\u{7})"
+                ),
+                (
+                    "name",
+                    "format",
+                    "must be one line of text without control characters (found \\u{1b})"
+                )
+            ]
+        );
+
+        let mut c = CreateWorkflow {
+            name: "nightly — ünïcode ✓".into(),
+            description: Some("first\r\n\tsecond".into()),
+            ..Default::default()
+        };
+        c.check().unwrap();
+        let mut u = UpdateWorkflow {
+            id: "w".into(),
+            name: Some("a\nb".into()),
+            ..Default::default()
+        };
+        assert!(u.check().is_err());
+        let mut d = DuplicateWorkflow {
+            id: "w".into(),
+            name: Some("copy\u{9b}".into()),
+        };
+        assert!(d.check().is_err());
     }
 
     #[test]

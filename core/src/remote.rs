@@ -726,6 +726,14 @@ mod tests {
             fields(&check_workflow(WF, WF, &s, &[])),
             [("tags", "format")]
         );
+        // Text that would drive the reader's terminal.
+        s.tags = vec![];
+        s.name = "job\u{1b}]0;owned\u{7}".into();
+        s.description = "two\nlines, then \u{1b}[2J".into();
+        assert_eq!(
+            fields(&check_workflow(WF, WF, &s, &[])),
+            [("description", "format"), ("name", "format")]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use flowkeep_app::{Service, StoreOptions};
 
-use cli::{render, Cli, Failure, Rendered};
+use cli::{printable, render, Cli, Failure, Rendered};
 
 /// Flowkeep's libraries log through `tracing`: their warnings reach stderr
 /// (`RUST_LOG` changes what is shown, e.g. `RUST_LOG=flowkeep_app=debug`).
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             } else if out.text.is_empty() {
                 Ok(())
             } else {
-                write!(stdout, "{}", out.text)
+                write!(stdout, "{}", printable(&out.text))
             };
             // A closed pipe (`| head`) is not an error worth a message.
             let _ = written.and_then(|_| stdout.flush());
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
                     serde_json::to_string(&body).expect("error body serializes")
                 );
             } else {
-                eprint!("{}", render::error(&body));
+                eprint!("{}", printable(&render::error(&body)));
             }
             ExitCode::from(body.code.exit_code() as u8)
         }

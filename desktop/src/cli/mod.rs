@@ -17,7 +17,7 @@ mod time_arg;
 mod workflow;
 
 pub use args::{Cli, Command};
-pub use output::{Failure, Rendered};
+pub use output::{printable, Failure, Rendered};
 
 use flowkeep_app::commands::*;
 use flowkeep_app::{call, Service};

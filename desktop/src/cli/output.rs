@@ -1,6 +1,8 @@
 //! What a CLI command answers: a result rendered for people and as JSON,
 //! or a failure in the one error shape.
 
+use std::borrow::Cow;
+
 use flowkeep_core::{ErrorBody, ErrorCode, FieldError};
 
 /// What went wrong, in the DESIGN.md error shape.
@@ -69,5 +71,48 @@ impl Rendered {
             text,
             exit: 0,
         }
+    }
+}
+
+/// Text as it may reach a terminal: every control character but line
+/// breaks and tabs, and every Unicode control that reorders what is shown,
+/// written escaped (`\u{1b}`) rather than sent. Names, errors and run
+/// output can come from another device; an escape sequence in them must
+/// not drive the terminal of whoever reads them (clear it, retitle it, hide
+/// or fake a line).
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let shown_as_is = |c: char| c == '\n' || c == '\t' || !(c.is_control() || reorders(c));
+    if text.chars().all(shown_as_is) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if shown_as_is(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Bidirectional formatting characters: they reorder the text after them.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_reach_a_terminal_as_text_and_lines_stay_lines() {
+        assert_eq!(printable("plain\tand\nlines"), "plain\tand\nlines");
+        assert_eq!(
+            printable("a\u{1b}[2Jb\u{7}\r\u{9b}c"),
+            "a\\u{1b}[2Jb\\u{7}\\u{d}\\u{9b}c"
+        );
+        assert_eq!(printable("x\u{202e}gnp.exe"), "x\\u{202e}gnp.exe");
+        assert_eq!(printable("ünïcödé ✓"), "ünïcödé ✓");
     }
 }

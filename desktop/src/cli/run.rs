@@ -63,7 +63,7 @@ pub fn run(
         _ => 1,
     };
     if !json {
-        eprint!("{}", render::run_summary(&execution));
+        eprint!("{}", super::printable(&render::run_summary(&execution)));
     }
     Ok(Some(Rendered {
         json: serde_json::to_value(&execution).map_err(|e| Failure::Other(e.into()))?,
