@@ -659,3 +659,45 @@ fn exec_import_records_runs_from_ndjson_or_an_array_all_or_none() {
         3
     );
 }
+
+/// Text that may come from another device (here a run's error) reaches a
+/// terminal escaped, whichever way it is printed; a CSV sent to a pipe
+/// keeps it as it is. A terminal is `script`'s pseudo-terminal.
+#[test]
+fn escape_sequences_in_run_text_are_shown_escaped_on_a_terminal() {
+    let fk = Flowkeep::new();
+    let wf = create(&fk, "w");
+    let run = fk.json(&["exec", "start", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let error = "bad\u{1b}[2Jthing\u{7}";
+    let args = [
+        "exec", "finish", &run, "--status", "failed", "--error", error,
+    ];
+    fk.json(&args).ok();
+
+    let on_a_terminal = |args: &str| {
+        let command = format!(
+            "{} --data-dir {} {args}",
+            Flowkeep::bin().display(),
+            fk.data_dir().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("script (util-linux) runs");
+        assert!(out.status.success(), "{command}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in [format!("exec get {run}"), "exec export --format csv".into()] {
+        let shown = on_a_terminal(&args);
+        assert!(!shown.contains(['\u{1b}', '\u{7}']), "{args}: {shown:?}");
+        assert!(
+            shown.contains("bad\\u{1b}[2Jthing\\u{7}"),
+            "{args}: {shown}"
+        );
+    }
+    let piped = fk.run(&["exec", "export", "--format", "csv"]).ok();
+    assert!(piped.stdout.contains(error), "{}", piped.stdout);
+}

@@ -91,7 +91,7 @@ impl Service {
         &self,
         repo: &SyncRepo,
         pending: &[String],
-        ask: Option<&Settings>,
+        mut ask: Option<&Settings>,
     ) -> Result<Pushed> {
         // 1. Local changes onto this device's documents, before any remote
         //    change can arrive. Only the changed workflows' documents are
@@ -138,6 +138,11 @@ impl Service {
                 // Offline (step 0 merged what was there) or mid-watch (a
                 // change arrived since the round's merges): merged here.
                 let uploads = self.uploads_if(ask, &[(&handle, since)]).await;
+                // A server that did not answer is not asked again (and
+                // waited for) for every other document of this push.
+                if uploads.unanswered() {
+                    ask = None;
+                }
                 self.consider_workflow(repo, &wf.id, &handle, Some(&known), &uploads)
                     .await?;
                 tries += 1;

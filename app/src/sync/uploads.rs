@@ -5,9 +5,11 @@
 //! merge records that device beside the claimed one (`RemoteAuthor::
 //! uploaded_by`).
 //!
-//! Asked once per round for every change about to be merged. When the
-//! server does not answer (an older server, out of reach), the merge goes
-//! on with the claim alone: attestation never holds up sync.
+//! Asked once per round for every change the round's merges take, and by a
+//! watch once per document its push has to merge first (until the server
+//! fails to answer in that push). When the server does not answer (an
+//! older server, out of reach), the merge goes on with the claim alone:
+//! attestation never holds up sync.
 
 use std::collections::HashMap;
 
@@ -21,11 +23,20 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The uploader of each change the server answered for.
 #[derive(Debug, Default)]
-pub(super) struct Uploads(HashMap<ChangeHash, String>);
+pub(super) struct Uploads {
+    found: HashMap<ChangeHash, String>,
+    /// The server did not answer (all or part): not worth asking again at
+    /// once.
+    unanswered: bool,
+}
 
 impl Uploads {
     pub(super) fn of(&self, change: &ChangeHash) -> Option<&str> {
-        self.0.get(change).map(String::as_str)
+        self.found.get(change).map(String::as_str)
+    }
+
+    pub(super) fn unanswered(&self) -> bool {
+        self.unanswered
     }
 
     /// The server's answer: only changes that were asked, only device ids
@@ -42,7 +53,10 @@ impl Uploads {
                 }
             }
         }
-        Uploads(out)
+        Uploads {
+            found: out,
+            unanswered: false,
+        }
     }
 }
 
@@ -74,6 +88,7 @@ impl SyncService<'_> {
         }
         let asked: HashSet<ChangeHash> = changes.into_iter().collect();
         let mut found = HashMap::new();
+        let mut unanswered = false;
         let all: Vec<&ChangeHash> = asked.iter().collect();
         for part in all.chunks(MAX_ASKED) {
             let request = serde_json::json!({
@@ -86,23 +101,26 @@ impl SyncService<'_> {
             .await;
             match reply {
                 Ok(Ok(reply)) if reply.get("error").is_none() => {
-                    found.extend(Uploads::read(&reply, &asked).0);
+                    found.extend(Uploads::read(&reply, &asked).found);
                 }
                 Ok(Ok(reply)) => {
                     tracing::warn!(error = %reply["error"], "the sync server did not say who uploaded changes");
+                    unanswered = true;
                     break;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the sync server did not say who uploaded changes");
+                    unanswered = true;
                     break;
                 }
                 Err(_) => {
                     tracing::warn!("the sync server did not say in time who uploaded changes");
+                    unanswered = true;
                     break;
                 }
             }
         }
-        Uploads(found)
+        Uploads { found, unanswered }
     }
 
     /// `uploads` for the changes of every document in `docs` since its

@@ -35,8 +35,9 @@ fn run(svc: Service, data_dir: &Path, json: bool) -> Out {
             let mut e = std::io::stderr().lock();
             let _ = writeln!(
                 e,
-                "{} {line}",
-                super::time_arg::show(chrono::Utc::now().timestamp_millis())
+                "{} {}",
+                super::time_arg::show(chrono::Utc::now().timestamp_millis()),
+                super::printable(&line)
             );
         }
     };

@@ -243,6 +243,18 @@ fn export(
 ) -> Out {
     let Some(path) = out else {
         let stdout = std::io::stdout();
+        // CSV keeps text as it is (JSON escapes it): on a terminal it is
+        // shown escaped, like every answer.
+        if format == ExportFormat::Csv && stdout.is_terminal() {
+            let mut csv = Vec::new();
+            svc.runs()
+                .export(filter, format, &mut csv, &mut |_| Ok(()))?;
+            let text = String::from_utf8_lossy(&csv);
+            let mut w = stdout.lock();
+            w.write_all(super::printable(&text).as_bytes())?;
+            w.flush()?;
+            return Ok(None);
+        }
         let mut w = BufWriter::new(stdout.lock());
         svc.runs().export(filter, format, &mut w, &mut |_| Ok(()))?;
         w.flush()?;

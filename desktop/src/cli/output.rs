@@ -81,19 +81,27 @@ impl Rendered {
 /// not drive the terminal of whoever reads them (clear it, retitle it, hide
 /// or fake a line).
 pub fn printable(text: &str) -> Cow<'_, str> {
-    let shown_as_is = |c: char| c == '\n' || c == '\t' || !(c.is_control() || reorders(c));
-    if text.chars().all(shown_as_is) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if shown_as_is(c) {
-            out.push(c);
-        } else {
+    let plain = |c: char| c == '\n' || c == '\t' || !(c.is_control() || reorders(c));
+    // A carriage return ends a line written on Windows; alone, it moves
+    // back over the line shown.
+    let mut chars = text.chars().peekable();
+    let shown_as_is = |c: char, next: Option<&char>| plain(c) || (c == '\r' && next == Some(&'\n'));
+    let mut out: Option<String> = None;
+    let mut at = 0;
+    while let Some(c) = chars.next() {
+        if !shown_as_is(c, chars.peek()) {
+            let out = out.get_or_insert_with(|| {
+                let mut s = String::with_capacity(text.len() + 16);
+                s.push_str(&text[..at]);
+                s
+            });
             out.extend(c.escape_unicode());
+        } else if let Some(out) = &mut out {
+            out.push(c);
         }
+        at += c.len_utf8();
     }
-    Cow::Owned(out)
+    out.map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 /// Bidirectional formatting characters: they reorder the text after them.
@@ -114,5 +122,6 @@ mod tests {
         );
         assert_eq!(printable("x\u{202e}gnp.exe"), "x\\u{202e}gnp.exe");
         assert_eq!(printable("ünïcödé ✓"), "ünïcödé ✓");
+        assert_eq!(printable("windows\r\nlines\r"), "windows\r\nlines\\u{d}");
     }
 }
