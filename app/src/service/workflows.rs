@@ -137,11 +137,27 @@ impl WorkflowService<'_> {
     }
 }
 
+/// "<name> (copy)", within the name's limit and its rules: a name kept from
+/// before names refused control characters loses them here.
 fn copy_name(name: &str) -> String {
     const SUFFIX: &str = " (copy)";
     let keep = MAX_NAME - SUFFIX.len();
-    let base: String = name.chars().take(keep).collect();
+    let base: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(keep)
+        .collect();
     format!("{base}{SUFFIX}")
+}
+
+#[cfg(test)]
+#[test]
+fn a_copys_name_keeps_to_the_rules_of_a_name() {
+    assert_eq!(copy_name("nightly"), "nightly (copy)");
+    assert_eq!(copy_name("old\u{1b}[2Jname\n"), "old[2Jname (copy)");
+    let long = copy_name(&"x".repeat(MAX_NAME));
+    assert_eq!(long.chars().count(), MAX_NAME);
+    assert!(long.ends_with(" (copy)"));
 }
 
 #[cfg(test)]
