@@ -842,70 +842,50 @@ fn watch(fk: &Flowkeep) -> Watch {
 
 #[test]
 fn a_watcher_whose_copy_cannot_be_written_says_so_and_carries_on_once_it_can() {
+    watcher_carries_on_once_it_can_write("sync_kv", "could not store the synced documents");
+}
+
+/// Not only its copy of the documents: a merge this device's database
+/// cannot write (a full disk; here the heads it would record) pauses the
+/// watch the same way.
+#[test]
+fn a_watcher_whose_database_cannot_be_written_says_so_and_carries_on_once_it_can() {
+    watcher_carries_on_once_it_can_write("sync_docs", "this device's database failed");
+}
+
+/// B's watch while inserts into `table` fail as on a full disk: it says
+/// `why` in `sync status`, merges nothing it could not keep, keeps running,
+/// and once there is room again takes A's edit and sends B's.
+fn watcher_carries_on_once_it_can_write(table: &str, why: &str) {
     use std::time::Duration;
     let ws = Workspace::new();
     let server = ws.start();
     let (a, b, wf) = two_devices(&ws, &server);
     let _wa = watch(&a);
-    sync_storage_full(&b, true);
-    let _wb = watch(&b);
+    table_full(&b, table, true);
+    let mut wb = watch(&b);
 
     a.json(&["config", "set", &wf, "a", "42"]).ok();
     eventually("B's watcher saying why", Duration::from_secs(20), || {
         b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("could not store the synced documents"))
+            .is_some_and(|m| m.contains(why))
     });
     assert_eq!(
         b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
         1,
         "nothing merged that B could not keep"
     );
+    assert!(wb.0.try_wait().unwrap().is_none(), "B's watch still runs");
 
-    // Space again: the same watcher takes A's edit and sends B's.
-    sync_storage_full(&b, false);
+    // Room again: the same watcher takes A's edit and sends B's.
+    table_full(&b, table, false);
     b.json(&["config", "set", &wf, "b", "9"]).ok();
     eventually("A's edit on B", Duration::from_secs(30), || {
         b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 42
     });
     eventually("B's edit on A", Duration::from_secs(30), || {
         a.json(&["config", "get", &wf]).ok().json()["values"]["b"] == 9
-    });
-    eventually("B's status clear again", Duration::from_secs(10), || {
-        b.json(&["sync", "status"]).ok().json()["last_error"].is_null()
-    });
-}
-
-/// Not only its copy of the documents: a merge this device's database
-/// cannot write (a full disk; here the heads it would record) pauses the
-/// watch, says why in `sync status`, and the same watch carries on once it
-/// can.
-#[test]
-fn a_watcher_whose_database_cannot_be_written_says_so_and_carries_on_once_it_can() {
-    use std::time::Duration;
-    let ws = Workspace::new();
-    let server = ws.start();
-    let (a, b, wf) = two_devices(&ws, &server);
-    let _wa = watch(&a);
-    let mut wb = watch(&b);
-    table_full(&b, "sync_docs", true);
-
-    a.json(&["config", "set", &wf, "a", "42"]).ok();
-    eventually("B's watcher saying why", Duration::from_secs(20), || {
-        b.json(&["sync", "status"]).ok().json()["last_error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("this device's database failed"))
-    });
-    assert_eq!(
-        b.json(&["config", "get", &wf]).ok().json()["values"]["a"],
-        1,
-        "nothing merged"
-    );
-    assert!(wb.0.try_wait().unwrap().is_none(), "B's watch still runs");
-
-    table_full(&b, "sync_docs", false);
-    eventually("A's edit on B", Duration::from_secs(30), || {
-        b.json(&["config", "get", &wf]).ok().json()["values"]["a"] == 42
     });
     eventually("B's status clear again", Duration::from_secs(10), || {
         b.json(&["sync", "status"]).ok().json()["last_error"].is_null()

@@ -684,7 +684,7 @@ pub(super) fn entry_doc(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowkeep_core::commands::{CreateWorkflow, UpdateWorkflow, WorkflowId};
+    use flowkeep_core::commands::{UpdateWorkflow, WorkflowId};
 
     fn state(wf: &flowkeep_core::workflow::Workflow, description: &str) -> doc::DocState {
         let mut spec = wf.spec.clone();
@@ -704,14 +704,7 @@ mod tests {
     #[test]
     fn a_merge_gives_way_to_a_local_edit_made_since_it_looked_and_writes_nothing() {
         let svc = Service::open_in_memory(Default::default()).unwrap();
-        let wf = svc
-            .workflows()
-            .create(CreateWorkflow {
-                name: "shared".into(),
-                description: Some("base".into()),
-                ..Default::default()
-            })
-            .unwrap();
+        let wf = test_workflow(&svc);
         let describe = |text: &str| {
             svc.workflows()
                 .update(UpdateWorkflow {

@@ -281,3 +281,16 @@ struct KnownDoc {
 
 /// Most authors one merge records.
 const MAX_AUTHORS: usize = 20;
+
+/// A workflow named "shared", described "base": what the sync steps' unit
+/// tests edit.
+#[cfg(test)]
+fn test_workflow(svc: &Service) -> flowkeep_core::workflow::Workflow {
+    svc.workflows()
+        .create(flowkeep_core::commands::CreateWorkflow {
+            name: "shared".into(),
+            description: Some("base".into()),
+            ..Default::default()
+        })
+        .unwrap()
+}

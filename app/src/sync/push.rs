@@ -477,7 +477,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowkeep_core::commands::{CreateWorkflow, UpdateWorkflow};
+    use flowkeep_core::commands::UpdateWorkflow;
 
     /// A workflow whose document is in a repo in memory, heads recorded.
     struct Synced {
@@ -491,15 +491,7 @@ mod tests {
     impl Synced {
         async fn new() -> Synced {
             let svc = Service::open_in_memory(Default::default()).unwrap();
-            let wf = svc
-                .workflows()
-                .create(CreateWorkflow {
-                    name: "shared".into(),
-                    description: Some("base".into()),
-                    ..Default::default()
-                })
-                .unwrap()
-                .id;
+            let wf = test_workflow(&svc).id;
             let repo = SyncRepo::in_memory().await;
             svc.push_changed(&repo, &[], None).await.unwrap();
             let known = svc.known_doc(&wf).unwrap().unwrap();
