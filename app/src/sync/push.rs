@@ -292,7 +292,6 @@ impl Service {
     ) -> Result<Push> {
         let message = self.commit_message();
         let noted = self.pushed(handle.document_id())?;
-        let rejected = self.remembered(&handle.document_id().to_string())?;
         handle.with_document(|d| {
             // A push of this device's that this copy lacks may be on the
             // server: written before it comes back, this edit would be
@@ -321,11 +320,17 @@ impl Service {
             // repairs it. And over a copy that lacks the recorded heads (its
             // storage lost or restored apart from the database), where
             // there is nothing to write it at.
-            let repairs = rejected.is_some_and(|r| r.heads == heads);
-            let has_since =
-                !since.is_empty() && since.iter().all(|h| d.get_change_meta_by_hash(h).is_some());
-            let at = (!nothing_unmerged && !repairs && has_since)
-                .then(|| past_own_pushes(d, since, &noted).0);
+            // Looked at only then: a push with nothing unmerged (nearly
+            // every one) reads neither.
+            let at = if nothing_unmerged {
+                None
+            } else {
+                let scope = handle.document_id().to_string();
+                let repairs = self.remembered(&scope)?.is_some_and(|r| r.heads == heads);
+                let has_since = !since.is_empty()
+                    && since.iter().all(|h| d.get_change_meta_by_hash(h).is_some());
+                (!repairs && has_since).then(|| past_own_pushes(d, since, &noted).0)
+            };
             // A document another client broke takes no local changes until
             // it reads again; they stay pending here.
             let Ok(now) = doc::read(d) else {
