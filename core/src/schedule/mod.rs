@@ -258,7 +258,9 @@ impl Schedule {
 
 /// Gives a schedule written without an owner one: the owner it had before
 /// this edit (ownership moves only with `schedule own`), else `device`, the
-/// device that sets it.
+/// device that sets it. A schedule that came without an owner (from another
+/// device) and that this edit leaves as it was keeps none: an edit of
+/// something else does not make this device run it.
 pub fn settle_owner(
     spec: &mut crate::workflow::WorkflowSpec,
     before: Option<&crate::workflow::WorkflowSpec>,
@@ -267,12 +269,18 @@ pub fn settle_owner(
     let Some(schedule) = spec.config.run.as_mut().and_then(|r| r.schedule.as_mut()) else {
         return;
     };
-    if schedule.owner.is_none() {
-        let previous = before
-            .and_then(|b| b.config.run.as_ref())
-            .and_then(|r| r.schedule.as_ref())
-            .and_then(|s| s.owner.clone());
-        schedule.owner = Some(previous.unwrap_or_else(|| device.to_owned()));
+    if schedule.owner.is_some() {
+        return;
+    }
+    let previous = before
+        .and_then(|b| b.config.run.as_ref())
+        .and_then(|r| r.schedule.as_ref());
+    match previous {
+        Some(p) if p == schedule => {}
+        Some(Schedule {
+            owner: Some(owner), ..
+        }) => schedule.owner = Some(owner.clone()),
+        _ => schedule.owner = Some(device.to_owned()),
     }
 }
 
@@ -297,6 +305,63 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn an_owner_is_settled_only_for_a_schedule_the_edit_writes() {
+        let spec_with = |schedule: Option<Schedule>| {
+            let mut s = crate::workflow::WorkflowSpec {
+                name: "n".into(),
+                description: String::new(),
+                version: "1".into(),
+                tags: vec![],
+                config: Default::default(),
+            };
+            s.config.run = Some(crate::config::RunSpec {
+                command: vec!["true".into()],
+                cwd: None,
+                env: Default::default(),
+                timeout_s: None,
+                inherit_env: vec![],
+                schedule,
+            });
+            s
+        };
+        let ownerless = parse(serde_json::json!({"interval": "1m"}));
+        let owned = |o: &str| Schedule {
+            owner: Some(o.into()),
+            ..ownerless.clone()
+        };
+        let owner = |s: &crate::workflow::WorkflowSpec| {
+            s.config.run.as_ref().unwrap().schedule.as_ref().unwrap().owner.clone()
+        };
+
+        // New here: this device owns it.
+        let mut new = spec_with(Some(ownerless.clone()));
+        settle_owner(&mut new, None, "me");
+        assert_eq!(owner(&new).as_deref(), Some("me"));
+
+        // Written again without its owner (a form that leaves it out): the
+        // owner it had stays.
+        let before = spec_with(Some(owned("other")));
+        let mut edit = spec_with(Some(parse(serde_json::json!({"interval": "5m"}))));
+        settle_owner(&mut edit, Some(&before), "me");
+        assert_eq!(owner(&edit).as_deref(), Some("other"));
+
+        // Came without an owner from elsewhere, and this edit changes
+        // something else: it stays without one (it runs nowhere), rather
+        // than becoming this device's to run.
+        let before = spec_with(Some(ownerless.clone()));
+        let mut rename = before.clone();
+        rename.name = "renamed".into();
+        settle_owner(&mut rename, Some(&before), "me");
+        assert_eq!(owner(&rename), None);
+
+        // Came without an owner, and this edit rewrites the schedule: this
+        // device set it, so it owns it.
+        let mut rewrite = spec_with(Some(parse(serde_json::json!({"interval": "5m"}))));
+        settle_owner(&mut rewrite, Some(&before), "me");
+        assert_eq!(owner(&rewrite).as_deref(), Some("me"));
     }
 
     #[test]
