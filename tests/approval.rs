@@ -254,11 +254,18 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     .ok();
     d.b_to_a();
     assert!(!approved(a, &wf));
-    a.json(&["workflow", "update", &wf, "--name", "renamed here"]).ok();
+    a.json(&["workflow", "update", &wf, "--name", "renamed here"])
+        .ok();
     a.json(&["config", "set", &wf, "n", "6"]).ok();
     let rev = a.json(&["workflow", "get", &wf]).ok().json()["revision"].clone();
     let handed = a
-        .json(&["schedule", "own", &wf, "--device", "0193d2c4-0000-7000-8000-000000000c0c"])
+        .json(&[
+            "schedule",
+            "own",
+            &wf,
+            "--device",
+            "0193d2c4-0000-7000-8000-000000000c0c",
+        ])
         .ok()
         .json();
     assert_ne!(handed["revision"], rev, "the hand-over wrote the run spec");
@@ -274,7 +281,11 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     .ok();
     assert!(!approved(a, &wf));
     assert_eq!(a.run(&["run", &wf]).code, 6);
-    assert_eq!(runs_of(&marker).last().unwrap(), "evil", "nothing ran since");
+    assert_eq!(
+        runs_of(&marker).last().unwrap(),
+        "evil",
+        "nothing ran since"
+    );
     // Written back to what is approved here, it is approved again.
     a.json(&[
         "config",

@@ -747,6 +747,54 @@ async fn a_device_passed_through_another_node_hears_why_its_connection_was_close
     assert!(why.contains("64.0 KiB, --max-message-bytes"), "{why}");
 }
 
+/// A device passed through another node that vanishes (a laptop asleep
+/// behind NAT: it neither reads nor writes) frees its place within three
+/// pings, as it would on the owner: the node passing it on pings it, since
+/// the owner's pings reach that node, whose client answers them whether or
+/// not the device is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_passed_through_another_node_that_goes_silent_frees_its_place() {
+    use futures::StreamExt;
+    let Some(pg) = Postgres::start() else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let token = create_workspace(&pg, &dirs.path().join("admin"));
+    let args = ["--ping-secs", "1", "--max-connections-per-workspace", "2"];
+    let owner = node_with(&pg, &dirs.path().join("n1"), &args);
+    let other = node_with(&pg, &dirs.path().join("n2"), &args);
+    // Node 1 serves the workspace: a device connected there first, and it
+    // answers pings throughout.
+    let (mut on_owner, _) = listen(&sync_url(&owner), &token).await;
+    let answering = tokio::spawn(async move { while let Some(Ok(_)) = on_owner.next().await {} });
+    let (silent, _) = listen(&sync_url(&other), &token).await;
+    assert_eq!(metric(&other, "flowkeep_sync_connections_proxied"), 1.0);
+    let refused = samod_client::turned_away(&sync_url(&owner), &token).await;
+    assert_eq!(
+        refused.map(|(status, _, _)| status),
+        Some(429),
+        "both places taken"
+    );
+
+    let start = Instant::now();
+    loop {
+        match samod_client::turned_away(&sync_url(&owner), &token).await {
+            None => break,
+            Some((429, _, _)) if start.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Some(other) => panic!("{other:?} after {:?}", start.elapsed()),
+        }
+    }
+    let freed_after = start.elapsed();
+    assert!(
+        freed_after < Duration::from_secs(10),
+        "freed after {freed_after:?} (three silent pings of 1 s)"
+    );
+    assert_eq!(metric(&other, "flowkeep_sync_connections_proxied"), 0.0);
+    assert!(!answering.is_finished(), "the device that answers stays");
+    answering.abort();
+    drop(silent);
+}
+
 /// Runs `sql` on the test's PostgreSQL (a blocking client, off the runtime)
 /// and returns the first column of the first row, if any, as text.
 fn sql(pg: &Postgres, sql: &str) -> Option<String> {

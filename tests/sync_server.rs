@@ -936,6 +936,90 @@ async fn a_device_that_goes_silent_is_dropped_and_its_place_freed_while_one_that
     assert!(kept.is_err(), "an answering device was dropped");
 }
 
+/// `len` bytes no compression shrinks, different for each `seed`.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Connections open on the server now, from `/metrics`.
+fn connections(server: &Server) -> f64 {
+    let text = http_get_response(server.port, "/metrics HTTP/1.1");
+    sample(&text, "flowkeep_sync_connections").unwrap_or(-1.0)
+}
+
+/// A device that keeps its connection open but reads nothing more (a
+/// process stuck, a peer that stopped draining its socket) while another
+/// device writes to a document it asked for: the server's writes to it
+/// stall, and it is closed within three pings and the time its last
+/// message takes at the slowest link taken, rather than holding its place
+/// (and all the server queues for it) for as long as it keeps the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_reading_is_closed_and_what_was_queued_for_it_dropped() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let w = add_device(data.path(), "team", "writer");
+    let s = add_device(data.path(), "team", "stuck");
+    let server = Server::start(data.path(), &["--ping-secs", "4"]);
+    let (writer, ok) = client(&server, &w).await;
+    ok.unwrap();
+    let id = create_doc(&writer, "start").await;
+    wait_visible(&server, &s, &id, "start").await;
+    let (stuck, stall) = samod_client::connect_stalling(server.url(), &s).await;
+    assert_eq!(read_name(&stuck, &id).await.as_deref(), Some("start"));
+    assert_eq!(connections(&server), 2.0);
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // Far more than its socket takes while it reads nothing (the server's
+    // send buffer grows to 4 MiB here), at once: the writes to it stall
+    // before it has been silent for three pings (after which a connection
+    // whose writes still flow is closed anyway).
+    let handle = writer.find(id.clone()).await.unwrap().unwrap();
+    let start = Instant::now();
+    for i in 0..100 {
+        handle.with_document(|d| {
+            use automerge::transaction::Transactable;
+            let mut tx = d.transaction();
+            tx.put(automerge::ROOT, "blob", random_bytes(64 << 10, i))
+                .unwrap();
+            tx.put(automerge::ROOT, "name", format!("edit {i}"))
+                .unwrap();
+            tx.commit();
+        });
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!("written in {:?}", start.elapsed());
+    let closed_after = loop {
+        if connections(&server) == 1.0 {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the device that reads nothing is still connected after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("closed after {closed_after:?}");
+    // The one left is the writer's.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        writer.connected_peers().0.len(),
+        1,
+        "the writer stays connected"
+    );
+    assert_eq!(connections(&server), 1.0);
+    writer.stop().await;
+    stuck.stop().await;
+}
+
 /// The server's count of documents in memory, from `/metrics`.
 fn documents_loaded(server: &Server) -> Option<f64> {
     let metrics = http_get_response(server.port, "/metrics HTTP/1.1");

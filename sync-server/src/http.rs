@@ -27,7 +27,7 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{proxy, quota, storage, token, uploads as uploaded, Db, Serve, Workspaces};
+use crate::{liveness, proxy, quota, storage, token, uploads as uploaded, Db, Serve, Workspaces};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -236,7 +236,7 @@ fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
     (status, why).into_response()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -397,12 +397,12 @@ async fn sync(
             // socket: through a channel, forwarded by one task (which ends,
             // closing the socket, once both are gone).
             let (out, outgoing) = futures::channel::mpsc::channel::<WsMessage>(0);
-            tokio::spawn(outgoing.map(Ok).forward(sink));
+            tokio::spawn(liveness::write_out(outgoing, sink, limits.ping_interval));
             let refuse_too_big = out.clone();
             let max_message_bytes = limits.max_message_bytes;
             // Anything the device sends (a pong too) says it is there.
             let heard = Arc::new(AtomicI64::new(now_ms()));
-            let silent = pinger(out.clone(), heard.clone(), limits.ping_interval);
+            let silent = liveness::pinger(out.clone(), heard.clone(), limits.ping_interval);
             let silent = futures::future::select(
                 Box::pin(silent),
                 Box::pin(tell_limits(out.clone(), room)),
@@ -536,30 +536,6 @@ async fn tell_limits(
     std::future::pending().await
 }
 
-/// Pings the connection every `every`; resolves when the device has sent
-/// nothing for three intervals (or the socket's writer is gone).
-async fn pinger(
-    mut out: futures::channel::mpsc::Sender<WsMessage>,
-    heard: Arc<AtomicI64>,
-    every: std::time::Duration,
-) {
-    let silence = 3 * every.as_millis() as i64;
-    loop {
-        tokio::time::sleep(every).await;
-        let quiet = now_ms() - heard.load(Ordering::Relaxed);
-        if quiet > silence {
-            tracing::info!(
-                silent_ms = quiet,
-                "device silent for three pings; connection closed"
-            );
-            return;
-        }
-        if out.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// The close frame that tells a device its message was over the limit, if
 /// `e` is that (tungstenite's capacity error, known by its text: axum hides
 /// the type).
@@ -664,7 +640,13 @@ async fn proxy_to_owner(
             let mut permit = permit;
             permit.connected();
             metrics.connections_proxied.inc();
-            proxy::pipe(socket, owner, limits.max_message_bytes).await;
+            proxy::pipe(
+                socket,
+                owner,
+                limits.max_message_bytes,
+                limits.ping_interval,
+            )
+            .await;
             metrics.connections_proxied.dec();
             drop(permit);
         });

@@ -16,6 +16,7 @@ pub mod db;
 pub mod devices;
 pub mod http;
 pub mod listener;
+pub mod liveness;
 pub mod memory;
 pub mod metrics;
 pub mod proxy;

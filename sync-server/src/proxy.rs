@@ -7,6 +7,7 @@
 //! the device as it was given, and so does what it says about the
 //! workspace's limits.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use axum::extract::ws::{CloseFrame, Message as AxumMessage, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::http::now_ms;
+use crate::liveness;
 
 /// Marks a proxied request, so that a node which is not the owner either
 /// (ownership moved meanwhile) refuses it instead of proxying again.
@@ -120,12 +124,25 @@ pub async fn dial(
 /// as if it were connected to the owner: the owner's close frame (a message
 /// over its size limit, its storage failing) is passed on, and a message
 /// over this node's own limit is refused with the same sentence.
-pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize) {
-    let (mut to_device, mut from_device) = device.split();
+///
+/// The device's liveness is judged here, as the owner judges its own
+/// devices (`liveness`): the owner's pings reach this node, whose client
+/// answers them whether or not the device is there, so this node pings the
+/// device every `every`, and ends the pipe when it is silent for three
+/// pings or takes nothing; the owner then sees the connection close.
+pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize, every: Duration) {
+    let (to_device, mut from_device) = device.split();
     let (mut to_owner, mut from_owner) = owner.split();
+    let (out, outgoing) = futures::channel::mpsc::channel::<AxumMessage>(0);
+    let writer = tokio::spawn(liveness::write_out(outgoing, to_device, every));
+    let heard = Arc::new(AtomicI64::new(now_ms()));
     let up = async {
         loop {
-            match from_device.next().await {
+            let m = from_device.next().await;
+            if matches!(m, Some(Ok(_))) {
+                heard.store(now_ms(), Ordering::Relaxed);
+            }
+            match m {
                 Some(Ok(AxumMessage::Binary(b))) => {
                     if to_owner.send(Message::Binary(b)).await.is_err() {
                         return None;
@@ -137,6 +154,7 @@ pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize) 
             }
         }
     };
+    let mut down_out = out.clone();
     let down = async {
         loop {
             let m = match from_owner.next().await {
@@ -153,7 +171,7 @@ pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize) 
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
             };
-            if to_device.send(m).await.is_err() {
+            if down_out.send(m).await.is_err() {
                 return None;
             }
         }
@@ -161,10 +179,16 @@ pub async fn pipe(device: WebSocket, owner: Upstream, max_message_bytes: usize) 
     let last_word = tokio::select! {
         said = up => said,
         said = down => said,
+        _ = liveness::pinger(out.clone(), heard.clone(), every) => None,
     };
+    let mut out = out;
     if let Some(close) = last_word {
-        let _ = to_device.send(close).await;
+        let _ = out.send(close).await;
     }
+    // The writer closes the device's side once every sender is gone (or
+    // has already given up on it).
+    drop(out);
+    drop(down_out);
     let _ = to_owner.close().await;
-    let _ = to_device.close().await;
+    let _ = writer.await;
 }

@@ -3,6 +3,7 @@
 //! reads documents.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,92 @@ where
     let sink = sink
         .with(|b: Vec<u8>| async move { Ok::<_, tungstenite::Error>(Message::Binary(b.into())) });
     Transport::new(Box::pin(stream), Box::pin(sink))
+}
+
+/// A device that stops reading: once `stall` is set, what the server sends
+/// stays in the socket (a receive buffer of 4 KiB), which is never read
+/// again, while the connection stays open and the repo can still write.
+pub async fn connect_stalling(url: url::Url, token: &str) -> (Repo, Arc<AtomicBool>) {
+    let stall = Arc::new(AtomicBool::new(false));
+    let repo = Repo::build_tokio().load().await;
+    let dialer = repo
+        .dial(
+            BackoffConfig {
+                max_retries: Some(2),
+                ..BackoffConfig::default()
+            },
+            Arc::new(StallingDialer {
+                url,
+                token: token.to_owned(),
+                stall: stall.clone(),
+            }),
+        )
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dialer.established())
+        .await
+        .unwrap()
+        .unwrap();
+    (repo, stall)
+}
+
+struct StallingDialer {
+    url: url::Url,
+    token: String,
+    stall: Arc<AtomicBool>,
+}
+
+impl Dialer for StallingDialer {
+    type Error = Refused;
+    fn url(&self) -> url::Url {
+        self.url.clone()
+    }
+    fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
+        let (url, token, stall) = (self.url.clone(), self.token.clone(), self.stall.clone());
+        Box::pin(async move {
+            let mut req = url
+                .as_str()
+                .into_client_request()
+                .map_err(DialError::transient)?;
+            req.headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            let addr = format!(
+                "{}:{}",
+                url.host_str().unwrap_or_default(),
+                url.port().unwrap_or(80)
+            );
+            let addr: std::net::SocketAddr = addr.parse().map_err(DialError::transient)?;
+            let socket = tokio::net::TcpSocket::new_v4().map_err(DialError::transient)?;
+            socket
+                .set_recv_buffer_size(4096)
+                .map_err(DialError::transient)?;
+            let tcp = socket.connect(addr).await.map_err(DialError::transient)?;
+            let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+                .await
+                .map_err(DialError::transient)?;
+            let (sink, stream) = ws.split();
+            let mut stream = stream
+                .filter_map(|m| async move {
+                    match m {
+                        Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    }
+                })
+                .boxed();
+            // Stalled, it answers Pending without asking to be woken: the
+            // socket is not read again.
+            let stream = futures::stream::poll_fn(move |cx| {
+                if stall.load(Ordering::SeqCst) {
+                    return std::task::Poll::Pending;
+                }
+                stream.poll_next_unpin(cx)
+            });
+            let sink = sink.with(|b: Vec<u8>| async move {
+                Ok::<_, tungstenite::Error>(Message::Binary(b.into()))
+            });
+            Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
+        })
+    }
 }
 
 /// A repo dialled to `url` with `token`, once the connection is up (or why

@@ -80,7 +80,15 @@ impl Server {
                 break addr.rsplit(':').next().unwrap().parse().unwrap();
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        // FLOWKEEP_TEST_SERVER_LOG=1 shows the server's log with a test's.
+        let show = std::env::var_os("FLOWKEEP_TEST_SERVER_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if show {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
         Server { child, port }
     }
 

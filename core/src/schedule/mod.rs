@@ -333,7 +333,15 @@ mod tests {
             ..ownerless.clone()
         };
         let owner = |s: &crate::workflow::WorkflowSpec| {
-            s.config.run.as_ref().unwrap().schedule.as_ref().unwrap().owner.clone()
+            s.config
+                .run
+                .as_ref()
+                .unwrap()
+                .schedule
+                .as_ref()
+                .unwrap()
+                .owner
+                .clone()
         };
 
         // New here: this device owns it.
