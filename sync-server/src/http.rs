@@ -384,6 +384,10 @@ async fn sync(
     // if the device asked, whenever that changes while it is connected.
     let room = usage.watch();
     let full = room.borrow().sentence().map(str::to_owned);
+    // At its byte limit the workspace takes no change (samod is told the
+    // device may only read), so none is recorded as uploaded either: the
+    // `uploads` table grows only with what the workspace stores.
+    let takes_changes = usage.watch();
     let room = headers.contains_key(quota::NOTICES_HEADER).then_some(room);
     let mut response = ws
         .max_message_size(limits.max_message_bytes)
@@ -434,6 +438,7 @@ async fn sync(
                         heard.store(now_ms(), Ordering::Relaxed);
                     }
                     let metrics = received.clone();
+                    let stores = !matches!(*takes_changes.borrow(), quota::Room::Full(_));
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     let mut refuse_too_big = refuse_too_big.clone();
                     async move {
@@ -446,7 +451,9 @@ async fn sync(
                                 // ask who brought it. Most messages carry no
                                 // change and cost a look at their header.
                                 let frame = b.to_vec();
-                                let changes = if frame.len() <= INLINE_DECODE_BYTES {
+                                let changes = if !stores {
+                                    Vec::new()
+                                } else if frame.len() <= INLINE_DECODE_BYTES {
                                     uploaded::changes_in(&frame)
                                 } else {
                                     let big = frame.clone();
@@ -814,28 +821,50 @@ async fn uploads(
         })
 }
 
-/// The change hashes in an `/uploads` request, or why it is refused.
+/// The change hashes in an `/uploads` request, or why it is refused. Each
+/// is checked as it is read, so a request of millions of empty or
+/// malformed entries is refused at the first, not held in memory first.
 fn asked_hashes(text: &str) -> Result<Vec<String>, String> {
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+    struct Hashes(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Hashes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_seq(Each)
+        }
+    }
+    struct Each;
+    impl<'de> Visitor<'de> for Each {
+        type Value = Hashes;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of change hashes")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hashes, A::Error> {
+            let mut out = Vec::new();
+            while let Some(h) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+                if !uploaded::is_change_hash(&h) {
+                    return Err(de::Error::custom(format!(
+                        "\"{}\" is not a change hash (64 lowercase hex digits)",
+                        h.chars().take(80).collect::<String>()
+                    )));
+                }
+                if out.len() == uploaded::MAX_ASKED {
+                    return Err(de::Error::custom(format!(
+                        "at most {} a request",
+                        uploaded::MAX_ASKED
+                    )));
+                }
+                out.push(h.into_owned());
+            }
+            Ok(Hashes(out))
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Asked {
-        changes: Vec<String>,
+        changes: Hashes,
     }
-    let asked: Asked = serde_json::from_str(text)
-        .map_err(|e| format!("changes: expected {{\"changes\": [change hash, …]}} ({e})"))?;
-    if asked.changes.len() > uploaded::MAX_ASKED {
-        return Err(format!(
-            "changes: at most {} a request, got {}",
-            uploaded::MAX_ASKED,
-            asked.changes.len()
-        ));
-    }
-    if let Some(bad) = asked.changes.iter().find(|h| !uploaded::is_change_hash(h)) {
-        return Err(format!(
-            "changes: \"{}\" is not a change hash (64 lowercase hex digits)",
-            bad.chars().take(80).collect::<String>()
-        ));
-    }
-    Ok(asked.changes)
+    let asked: Asked = serde_json::from_str(text).map_err(|e| format!("changes: {e}"))?;
+    Ok(asked.changes.0)
 }
 
 /// Upgrades, sends `body` as one text message, closes.
@@ -847,4 +876,35 @@ fn reply_once(ws: WebSocketUpgrade, body: serde_json::Value) -> Response {
             .await;
         let _ = socket.close().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_uploads_request_is_checked_entry_by_entry() {
+        let h = "a1".repeat(32);
+        assert_eq!(
+            asked_hashes(&format!(r#"{{"changes": ["{h}", "{h}"]}}"#)),
+            Ok(vec![h.clone(), h.clone()])
+        );
+        let bad = asked_hashes(r#"{"changes": ["A1"]}"#).unwrap_err();
+        assert!(
+            bad.starts_with("changes: \"A1\" is not a change hash"),
+            "{bad}"
+        );
+        let too_many = format!(
+            r#"{{"changes": [{}]}}"#,
+            vec![format!("\"{h}\""); uploaded::MAX_ASKED + 1].join(",")
+        );
+        let refused = asked_hashes(&too_many).unwrap_err();
+        assert!(refused.contains("at most 100000 a request"), "{refused}");
+        // Millions of empty entries: refused at the first.
+        let empties = format!(r#"{{"changes": [{}]}}"#, vec!["\"\""; 2_000_000].join(","));
+        assert!(asked_hashes(&empties)
+            .unwrap_err()
+            .contains("is not a change hash"));
+        assert!(asked_hashes("[]").unwrap_err().starts_with("changes: "));
+    }
 }

@@ -9,39 +9,58 @@
 //! Decoding never fails a connection: what does not read is passed on to
 //! samod untouched (which decides what to do with it) and not recorded.
 
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
 use automerge::{sync, Automerge, Change};
+
+/// Longest document id read: samod's are 16 bytes and a checksum in
+/// base58 (about 28 characters), the legacy UUID form 36.
+const MAX_DOCUMENT_ID_CHARS: usize = 64;
 
 /// Most change hashes one `/uploads` request may ask about.
 pub const MAX_ASKED: usize = 100_000;
 
 /// The changes one device→server message carries: `(document id, change
-/// hash in hex)`, empty for any message that is not a sync message with
-/// changes (or does not read).
+/// hash in hex)`, each once, empty for any message that is not a sync
+/// message with changes (or does not read, or names no valid document: a
+/// device's message is read here before samod has checked anything, so a
+/// made-up id must not be copied once per change it lists).
 pub fn changes_in(frame: &[u8]) -> Vec<(String, String)> {
     let Some((document, data)) = sync_payload(frame) else {
+        return Vec::new();
+    };
+    // Looked at only when it could be one (decoding base58 takes time
+    // that grows with the square of its length).
+    if document.len() > MAX_DOCUMENT_ID_CHARS {
+        return Vec::new();
+    }
+    let Ok(document) = samod::DocumentId::from_str(&document) else {
         return Vec::new();
     };
     let Ok(message) = sync::Message::decode(&data) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut hashes = BTreeSet::new();
     for chunk in message.changes.iter() {
         match Change::from_bytes(chunk.to_vec()) {
-            Ok(change) => out.push((document.clone(), change.hash().to_string())),
+            Ok(change) => {
+                hashes.insert(change.hash());
+            }
             // A whole document (the newer sync format sends one in a
             // single chunk when the peer has nothing).
             Err(_) => {
                 if let Ok(doc) = Automerge::load(chunk) {
-                    out.extend(
-                        doc.get_changes(&[])
-                            .into_iter()
-                            .map(|c| (document.clone(), c.hash().to_string())),
-                    );
+                    hashes.extend(doc.get_changes(&[]).into_iter().map(|c| c.hash()));
                 }
             }
         }
     }
-    out
+    let document = document.to_string();
+    hashes
+        .into_iter()
+        .map(|h| (document.clone(), h.to_string()))
+        .collect()
 }
 
 /// The document id and the automerge sync message of an automerge-repo
@@ -107,10 +126,17 @@ mod tests {
         doc
     }
 
+    /// A document id as samod writes one.
+    fn doc1() -> String {
+        samod::DocumentId::try_from(vec![7u8; 16])
+            .unwrap()
+            .to_string()
+    }
+
     fn hashes(doc: &Automerge) -> Vec<(String, String)> {
         doc.get_changes(&[])
             .iter()
-            .map(|c| ("doc1".to_owned(), c.hash().to_string()))
+            .map(|c| (doc1(), c.hash().to_string()))
             .collect()
     }
 
@@ -127,7 +153,7 @@ mod tests {
                 doc.receive_sync_message(&mut at_doc, m).unwrap();
             }
             if let Some(m) = doc.generate_sync_message(&mut at_doc) {
-                seen.extend(changes_in(&frame("sync", "doc1", &m.clone().encode())));
+                seen.extend(changes_in(&frame("sync", &doc1(), &m.clone().encode())));
                 peer.receive_sync_message(&mut at_peer, m).unwrap();
             }
         }
@@ -149,7 +175,7 @@ mod tests {
             flags: None,
             version: sync::MessageVersion::V2,
         };
-        let mut seen = changes_in(&frame("request", "doc1", &m.encode()));
+        let mut seen = changes_in(&frame("request", &doc1(), &m.encode()));
         seen.sort();
         let mut want = hashes(&doc);
         want.sort();
@@ -172,10 +198,29 @@ mod tests {
             flags: None,
             version: sync::MessageVersion::V1,
         };
-        assert!(changes_in(&frame("ephemeral", "doc1", &m.clone().encode())).is_empty());
+        assert!(changes_in(&frame("ephemeral", &doc1(), &m.clone().encode())).is_empty());
         assert!(changes_in(b"not cbor at all").is_empty());
-        assert!(changes_in(&frame("sync", "doc1", b"not a sync message")).is_empty());
+        assert!(changes_in(&frame("sync", &doc1(), b"not a sync message")).is_empty());
         assert!(changes_in(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_change_listed_many_times_or_under_a_made_up_document_is_read_once_or_not_at_all() {
+        let doc = doc_with_two_changes();
+        let one = doc.get_changes(&[])[0].raw_bytes().to_vec();
+        let m = sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: vec![one; 10_000].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let data = m.encode();
+        assert_eq!(changes_in(&frame("sync", &doc1(), &data)).len(), 1);
+        for made_up in ["doc1".to_owned(), "x".repeat(1 << 20), String::new()] {
+            assert!(changes_in(&frame("sync", &made_up, &data)).is_empty());
+        }
     }
 
     #[test]
