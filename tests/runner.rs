@@ -768,6 +768,47 @@ fn output_log_keeps_head_and_tail_of_12_mib() {
     );
 }
 
+/// A job's config with its secrets in clear (`job-config.json`) goes as
+/// soon as the job ends, also when its run can no longer be recorded as
+/// finished by the runner (finished by hand, or deleted, while it ran).
+#[test]
+fn the_config_in_clear_goes_when_the_job_ends_even_if_its_run_was_finished_meanwhile() {
+    let fk = Flowkeep::new();
+    let gate = fk.data_dir().join("gate");
+    let wf = create(
+        &fk,
+        &json!({
+            "fields": [{"key": "api_key", "type": "secret"}],
+            "values": {"api_key": "fk-secret-runner-test"},
+            "run": {
+                "command": ["sh", "-c", format!("while [ ! -e '{}' ]; do sleep 0.05; done", gate.display())],
+                "timeout_s": 30
+            }
+        }),
+    );
+    let child = Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["--json", "run", &wf])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the run to start", || running(&fk, &wf).len() == 1);
+    let id = running(&fk, &wf)[0]["id"].as_str().unwrap().to_owned();
+    let job_config = fk.data_dir().join("runs").join(&id).join("job-config.json");
+    wait_for("the job's config", || job_config.exists());
+    fk.json(&["exec", "finish", &id, "--status", "failed"]).ok();
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "the runner could not record it");
+    assert!(
+        !job_config.exists(),
+        "the secrets in clear outlived the job: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn deleting_and_pruning_runs_removes_their_run_dirs() {
     let fk = Flowkeep::new();

@@ -163,7 +163,9 @@ impl RunService<'_> {
             timeout: run.timeout_s.map(Duration::from_secs),
             log: &log,
         };
-        let finished = match child::run(spec, cancel, sink) {
+        let finished = child::run(spec, cancel, sink);
+        dir.discard_job_config();
+        let finished = match finished {
             Ok(f) => f,
             Err(e) => {
                 let out = json!({"log": log.display().to_string()});

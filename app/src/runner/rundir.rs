@@ -85,13 +85,28 @@ impl RunDir {
         self.path.join("output.log")
     }
 
+    /// The job has ended: the config with its secrets in clear goes at
+    /// once, whatever happens to the run's record next (it may fail: the
+    /// run deleted or finished by hand meanwhile).
+    pub(crate) fn discard_job_config(&self) {
+        let _ = fs::remove_file(self.path.join(JOB_CONFIG));
+    }
+
     /// The run is recorded as finished: let go of the lock and remove it.
     pub(crate) fn release(mut self) {
-        let _ = fs::remove_file(self.path.join(JOB_CONFIG));
+        self.discard_job_config();
         if let Some(lock) = self.lock.take() {
             let _ = lock.unlock();
         }
         let _ = fs::remove_file(self.path.join("lock"));
+    }
+}
+
+impl Drop for RunDir {
+    /// However the run's supervision ends (an error on the way, a panic),
+    /// secrets in clear do not outlive it on disk.
+    fn drop(&mut self) {
+        self.discard_job_config();
     }
 }
 
