@@ -701,3 +701,50 @@ fn escape_sequences_in_run_text_are_shown_escaped_on_a_terminal() {
     let piped = fk.run(&["exec", "export", "--format", "csv"]).ok();
     assert!(piped.stdout.contains(error), "{}", piped.stdout);
 }
+
+/// A text field made a secret: its values show in clear nowhere, not even
+/// those from before it became one (history, a diff across the change, the
+/// workflow and its config), in JSON and to a person alike.
+#[test]
+fn a_value_made_a_secret_shows_in_clear_nowhere_in_its_history() {
+    let fk = Flowkeep::new();
+    let wf = fk
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "keys",
+            "--config",
+            r#"{"fields":[{"key":"k","type":"text"}],"values":{"k":"sk-live-first"}}"#,
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fk.json(&["config", "set", &wf, "k", "sk-live-second"]).ok();
+    fk.json(&[
+        "config",
+        "update",
+        &wf,
+        "--config",
+        r#"{"fields":[{"key":"k","type":"secret"}],"values":{"k":"sk-live-now"}}"#,
+    ])
+    .ok();
+    let views: [&[&str]; 4] = [
+        &["history", &wf],
+        &["workflow", "diff", &wf, "1"],
+        &["workflow", "get", &wf],
+        &["config", "get", &wf],
+    ];
+    for view in views {
+        for shown in [fk.json(view).ok().stdout, fk.run(view).ok().stdout] {
+            assert!(
+                !shown.contains("sk-live"),
+                "{view:?} shows a secret: {shown}"
+            );
+        }
+    }
+    let history = fk.json(&["history", &wf]).ok().stdout;
+    assert!(history.contains("••••"), "{history}");
+}

@@ -87,6 +87,56 @@ pub fn mask_changes(changes: &mut [FieldChange], secret: &dyn Fn(&str) -> bool) 
     }
 }
 
+/// What people and programs read (a command's answer as JSON), masked:
+/// sealed strings anywhere; every value of a secret field in a config
+/// document (an object with `fields` and `values`), sealed or not (clear
+/// text can sit there: a field just made a secret, or another device's
+/// merge); and both sides of a value's change when either side is sealed (a
+/// text value that became a secret shows neither its old clear text nor
+/// its new value).
+pub fn mask_output(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let (Some(Value::Array(fields)), Some(Value::Object(_))) =
+                (m.get("fields"), m.get("values"))
+            {
+                let secret: Vec<String> = fields
+                    .iter()
+                    .filter(|f| f.get("type").and_then(Value::as_str) == Some("secret"))
+                    .filter_map(|f| f.get("key")?.as_str().map(str::to_owned))
+                    .collect();
+                if let Some(Value::Object(values)) = m.get_mut("values") {
+                    for key in secret {
+                        values.get_mut(&key).into_iter().for_each(mask_value);
+                    }
+                }
+            }
+            let a_value = m
+                .get("field")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("config.values."));
+            let sealed_side = ["old", "new"]
+                .iter()
+                .any(|side| m.get(*side).and_then(Value::as_str).is_some_and(is_sealed));
+            if a_value && sealed_side {
+                for side in ["old", "new"] {
+                    m.get_mut(side).into_iter().for_each(mask_value);
+                }
+            }
+            m.values_mut().for_each(mask_output);
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_output),
+        Value::String(s) if is_sealed(s) => *s = MASK.to_owned(),
+        _ => {}
+    }
+}
+
+fn mask_value(v: &mut Value) {
+    if !v.is_null() {
+        *v = Value::String(MASK.to_owned());
+    }
+}
+
 /// Replaces every sealed string inside `v` by `MASK`.
 pub fn mask_sealed(v: &mut Value) {
     match v {
@@ -115,6 +165,46 @@ mod tests {
         ] {
             assert!(!is_sealed(clear), "{clear}");
         }
+    }
+
+    #[test]
+    fn output_shows_no_secret_in_clear_whatever_its_shape() {
+        let sealed = "fkenc:v1:0a1b2c3d:AAAA";
+        let mut out = json!({
+            "spec": {"config": {
+                "fields": [{"key": "k", "type": "secret"}, {"key": "r", "type": "text"}],
+                // Clear text in a secret field (a merge put it there).
+                "values": {"k": "sk-live-clear", "r": "eu"}
+            }},
+            "changes": [
+                // A text field made a secret: its old clear text too.
+                {"field": "config.values.k", "old": "sk-live-old", "new": sealed},
+                {"field": "config.values.r", "old": "us", "new": "eu"},
+                {"field": "config.values.n", "old": null, "new": sealed},
+                {"field": "name", "old": "a", "new": "b"}
+            ],
+            "elsewhere": [sealed, {"deep": sealed}]
+        });
+        mask_output(&mut out);
+        assert_eq!(
+            out["spec"]["config"]["values"],
+            json!({"k": MASK, "r": "eu"})
+        );
+        assert_eq!(
+            out["changes"][0],
+            json!({"field": "config.values.k", "old": MASK, "new": MASK})
+        );
+        assert_eq!(
+            out["changes"][1],
+            json!({"field": "config.values.r", "old": "us", "new": "eu"})
+        );
+        assert_eq!(
+            out["changes"][2],
+            json!({"field": "config.values.n", "old": null, "new": MASK})
+        );
+        assert_eq!(out["changes"][3]["new"], "b");
+        assert_eq!(out["elsewhere"], json!([MASK, {"deep": MASK}]));
+        assert!(!out.to_string().contains("sk-live"));
     }
 
     #[test]

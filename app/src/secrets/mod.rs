@@ -268,7 +268,7 @@ pub(crate) fn mask_json<T: serde::Serialize + serde::de::DeserializeOwned>(t: &m
         return;
     };
     let before = v.clone();
-    flowkeep_core::secret::mask_sealed(&mut v);
+    flowkeep_core::secret::mask_output(&mut v);
     if v != before {
         if let Ok(masked) = serde_json::from_value(v) {
             *t = masked;

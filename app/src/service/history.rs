@@ -14,14 +14,21 @@ impl WorkflowService<'_> {
     pub fn history(&self, mut input: WorkflowHistory) -> Result<Vec<HistoryEntry>> {
         input.check()?;
         self.read(|c| {
-            if queries::workflows::load(c, &input.workflow_id)?.is_none() {
+            let Some(now) = queries::workflows::load(c, &input.workflow_id)? else {
                 return Err(Error::workflow_not_found(&input.workflow_id));
-            }
+            };
+            // A value of a field that is a secret now is masked all through
+            // its history, also from before it became one.
+            let secret: Vec<&str> = flowkeep_core::secret::secret_keys(&now.workflow.spec.config);
+            let masked = |mut changes: Vec<FieldChange>| {
+                flowkeep_core::secret::mask_changes(&mut changes, &|k| secret.contains(&k));
+                changes
+            };
             let events = event_log::read_stream(c, &input.workflow_id)?;
             Ok(events
                 .into_iter()
                 .map(|e| HistoryEntry {
-                    changes: changes_of(&e.event),
+                    changes: masked(changes_of(&e.event)),
                     conflicts: match &e.event {
                         Event::RemoteMerged(p) => p.conflicts.clone(),
                         _ => vec![],
