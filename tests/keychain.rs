@@ -100,4 +100,51 @@ fk config get "$id" --reveal > "{home}/revealed.json"
         read("revealed.json")["values"]["api_key"],
         "fk-secret-keychain-1"
     );
+
+    // Later, where the keychain does not answer (a shell without the
+    // session bus, say over SSH): a new secret is refused with why, and no
+    // key of its own is made beside the keychain's (values sealed with it
+    // would open nowhere else, and the keychain's next write would drop it).
+    let id = serde_json::from_str::<Value>(
+        &String::from_utf8(
+            Command::new(&bin)
+                .arg("--data-dir")
+                .arg(fk.data_dir())
+                .args(["--json", "workflow", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap(),
+    )
+    .unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args([
+            "--json",
+            "config",
+            "set",
+            &id,
+            "api_key",
+            "fk-secret-keychain-2",
+        ])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in the OS keychain, which does not answer now"),
+        "{err}"
+    );
+    assert!(
+        !fk.data_dir().join("secrets.keys").exists(),
+        "no key made beside the keychain's"
+    );
 }

@@ -35,6 +35,8 @@ pub struct Keys {
     /// to be tried.
     keychain: Option<String>,
     loaded: Mutex<Option<Vec<Keyed>>>,
+    /// When `loaded` was read last.
+    read_at: Mutex<Option<std::time::Instant>>,
     /// Where the keys are kept, once known.
     kept_in: Mutex<Option<String>>,
 }
@@ -123,6 +125,7 @@ impl Keys {
             path,
             keychain: None,
             loaded: Mutex::new(None),
+            read_at: Mutex::new(None),
             kept_in: Mutex::new(None),
         }
     }
@@ -145,25 +148,91 @@ impl Keys {
         *self.kept_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
     }
 
+    /// `f` over the keys as this process last read them: reading a key
+    /// needs no trip to the keychain each time.
     fn with<T>(&self, f: impl FnOnce(&mut Vec<Keyed>) -> Result<T>) -> Result<T> {
         let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(self.read()?);
+            self.mark_read();
         }
         f(guard.as_mut().expect("loaded"))
     }
 
+    /// `f` over the keys as they are stored now: another process (`secrets
+    /// key --add` beside a running app) may have changed them since this
+    /// one read them, and a change written over an older list would lose
+    /// what it added.
+    fn with_fresh<T>(&self, f: impl FnOnce(&mut Vec<Keyed>) -> Result<T>) -> Result<T> {
+        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(self.read()?);
+        self.mark_read();
+        f(guard.as_mut().expect("loaded"))
+    }
+
+    fn mark_read(&self) {
+        *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// Whether the keys were read within the last second (a value sealed
+    /// with a key this device lacks is not worth a keychain call each).
+    fn read_lately(&self) -> bool {
+        self.read_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+    }
+
+    /// Left in the data dir once the keys moved into the keychain: a later
+    /// process that finds the keychain not answering (a session without
+    /// one, a locked keyring) then knows the keys exist and refuses, rather
+    /// than taking "no keys" for an answer and making a new one.
+    fn marker(&self) -> Option<PathBuf> {
+        let path = self.path.as_ref()?;
+        let mut m = path.as_os_str().to_owned();
+        m.push(".in-keychain");
+        Some(PathBuf::from(m))
+    }
+
     fn read(&self) -> Result<Vec<Keyed>> {
+        let file = self.read_file()?;
         if let Some(user) = &self.keychain {
             match keychain(user, |e| e.get_password()) {
                 Ok(text) => {
                     self.set_kept_in("the OS keychain".into());
-                    return parse(&text, "the keychain entry");
+                    let mut keys = parse(&text, "the keychain entry")?;
+                    // Keys a process without the keychain kept in the file
+                    // meanwhile join them, not the other way round.
+                    let stray: Vec<Keyed> = file
+                        .into_iter()
+                        .filter(|f| !keys.iter().any(|k| k.id == f.id))
+                        .collect();
+                    if !stray.is_empty() {
+                        keys.extend(stray);
+                        self.write(&keys)?;
+                    }
+                    return Ok(keys);
                 }
                 Err(keyring::Error::NoEntry) => {}
-                Err(e) => tracing::debug!("no OS keychain: {e}"),
+                Err(e) => {
+                    if self.marker().is_some_and(|m| m.exists()) {
+                        return Err(Error::Secret(format!(
+                            "this data dir's secret key is in the OS keychain, which does not answer now ({e}); \
+                             unlock it, or run where it answers, and try again"
+                        )));
+                    }
+                    tracing::debug!("no OS keychain: {e}");
+                }
             }
         }
+        // Into the keychain, if one answers now.
+        if self.keychain.is_some() && !file.is_empty() {
+            self.write(&file)?;
+        }
+        Ok(file)
+    }
+
+    fn read_file(&self) -> Result<Vec<Keyed>> {
         let Some(path) = &self.path else {
             return Ok(vec![]);
         };
@@ -173,12 +242,7 @@ impl Keys {
             Err(e) => return Err(e.into()),
         };
         self.set_kept_in(path.display().to_string());
-        let keys = parse(&text, &path.display().to_string())?;
-        // Into the keychain, if one answers now.
-        if self.keychain.is_some() && !keys.is_empty() {
-            self.write(&keys)?;
-        }
-        Ok(keys)
+        parse(&text, &path.display().to_string())
     }
 
     fn write(&self, keys: &[Keyed]) -> Result<()> {
@@ -187,6 +251,14 @@ impl Keys {
             let t = text.clone();
             match keychain(user, move |e| e.set_password(&t)) {
                 Ok(()) => {
+                    if let Some(m) = self.marker() {
+                        if !m.exists() {
+                            use std::io::Write;
+                            let mut f = flowkeep_store::private::create_new(&m)?;
+                            f.write_all(b"The secret keys of this data dir are in the OS keychain (service flowkeep).\n")?;
+                            f.sync_all()?;
+                        }
+                    }
                     if let Some(p) = &self.path {
                         let _ = std::fs::remove_file(p);
                     }
@@ -223,7 +295,10 @@ impl Keys {
 
     /// The key new values are sealed with, made on first use.
     pub fn current(&self) -> Result<Keyed> {
-        self.with(|keys| {
+        if let Some(k) = self.with(|keys| Ok(keys.first().cloned()))? {
+            return Ok(k);
+        }
+        self.with_fresh(|keys| {
             if keys.is_empty() {
                 let key = generate()?;
                 keys.push(Keyed {
@@ -247,7 +322,7 @@ impl Keys {
 
     /// Adds a key; `current` makes it the one that seals from now on.
     pub fn add(&self, key: Key, current: bool) -> Result<Keyed> {
-        self.with(|keys| {
+        self.with_fresh(|keys| {
             let k = Keyed {
                 id: key_id(&key),
                 key,
@@ -263,8 +338,15 @@ impl Keys {
         })
     }
 
+    /// The key `id`, read again from where keys are kept when this process
+    /// does not know it (another process may have added it since).
     fn find(&self, id: &str) -> Result<Option<Keyed>> {
-        self.with(|keys| Ok(keys.iter().find(|k| k.id == id).cloned()))
+        let found = |keys: &mut Vec<Keyed>| Ok(keys.iter().find(|k| k.id == id).cloned());
+        match self.with(found)? {
+            Some(k) => Ok(Some(k)),
+            None if self.read_lately() => Ok(None),
+            None => self.with_fresh(found),
+        }
     }
 
     /// Seals clear text under the current key (a fresh nonce each time).
@@ -331,6 +413,46 @@ impl std::fmt::Display for Unavailable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_another_process_added_is_kept_and_used_by_one_that_read_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.keys");
+        // The app: read the keys (none yet) and keeps them.
+        let app = Keys::new(Some(path.clone()));
+        assert!(app.current_if_any().unwrap().is_none());
+        // The CLI beside it: the workspace's key, added.
+        let cli = Keys::new(Some(path.clone()));
+        let workspace = cli.add(generate().unwrap(), true).unwrap();
+        let from_elsewhere = seal_with(&workspace, "synced").unwrap();
+        // The app opens a value sealed with it, and seals with it rather
+        // than making a key of its own over it.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(app.open(&from_elsewhere).as_deref(), Ok("synced"));
+        let sealed_by_app = app.seal("typed in the app").unwrap();
+        let stored = Keys::new(Some(path));
+        assert_eq!(stored.current().unwrap().id, workspace.id);
+        assert_eq!(
+            stored.open(&sealed_by_app).as_deref(),
+            Ok("typed in the app")
+        );
+        assert_eq!(stored.open(&from_elsewhere).as_deref(), Ok("synced"));
+    }
+
+    #[test]
+    fn keys_made_apart_are_all_kept_whichever_writes_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.keys");
+        let a = Keys::new(Some(path.clone()));
+        let b = Keys::new(Some(path.clone()));
+        a.current_if_any().unwrap();
+        let first = b.add(generate().unwrap(), true).unwrap();
+        let second = a.add(generate().unwrap(), false).unwrap();
+        let stored = Keys::new(Some(path));
+        for k in [first, second] {
+            assert!(stored.find(&k.id).unwrap().is_some(), "key {} lost", k.id);
+        }
+    }
 
     #[test]
     fn a_sealed_value_opens_with_its_key_only_and_never_seals_the_same_twice() {
