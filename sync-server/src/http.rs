@@ -330,6 +330,11 @@ async fn sync(
     if !state.ready.load(Ordering::SeqCst) {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    // Registered before anything that can take a while (the workspace's
+    // load, its lease): a revocation meanwhile is not missed (see below).
+    let mut revoked = state
+        .connected
+        .register(&device.workspace.id, &device.device_id);
     // Held by the connection's inbound stream: its place is freed when
     // the connection ends.
     let mut permit = match state.admission.admit(
@@ -367,12 +372,31 @@ async fn sync(
         device.workspace.id.clone(),
         device.device_id.clone(),
     );
-    if let Err(refusal) = blocking(move || db.seen(&ws_id, &dev, now_ms())).await {
-        return refusal;
+    // The credential read again once the workspace is served: revoked (or
+    // replaced) while it loaded, on this node or another, it is refused now
+    // rather than served until the device leaves.
+    let hash = presented_token(&headers, &query).map(|t| token::hash(&t));
+    let still = blocking(move || {
+        db.seen(&ws_id, &dev, now_ms())?;
+        match hash {
+            Some(h) => db.credential(&h),
+            None => Ok(None),
+        }
+    })
+    .await;
+    match still {
+        Err(refusal) => return refusal,
+        Ok(Some(c)) if c.revoked_at.is_none() => {}
+        Ok(_) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this device ({}) was revoked in workspace {} (or enrolled again) while it connected",
+                    device.device_id, device.workspace.name
+                ),
+            )
+        }
     }
-    let mut revoked = state
-        .connected
-        .register(&device.workspace.id, &device.device_id);
     let limits = state.limits;
     let (received, sent) = (state.metrics.clone(), state.metrics.clone());
     let (db, ws_id, dev) = (
