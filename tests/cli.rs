@@ -748,3 +748,54 @@ fn a_value_made_a_secret_shows_in_clear_nowhere_in_its_history() {
     let history = fk.json(&["history", &wf]).ok().stdout;
     assert!(history.contains("••••"), "{history}");
 }
+
+/// `workflow export --dir` into a folder of the user's (a repository, the
+/// home folder) leaves its mode alone; a folder it makes is private.
+#[test]
+fn exporting_into_an_existing_folder_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let fk = Flowkeep::new();
+    fk.json(&["workflow", "create", "--name", "shared"]).ok();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(repo.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = repo.path().to_str().unwrap();
+    fk.json(&["workflow", "export", "--dir", dir]).ok();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(repo.path()), 0o755);
+    let new = repo.path().join("flows");
+    fk.json(&["workflow", "export", "--dir", new.to_str().unwrap()])
+        .ok();
+    assert_eq!(mode(&new), 0o700);
+}
+
+/// Two workflows of the same name exported one at a time: the second does
+/// not write over the first's file.
+#[test]
+fn exporting_one_workflow_never_overwrites_anothers_file_of_the_same_name() {
+    let fk = Flowkeep::new();
+    let id = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let a = id(fk
+        .json(&["workflow", "create", "--name", "Report"])
+        .ok()
+        .json());
+    let b = id(fk
+        .json(&["workflow", "create", "--name", "Report"])
+        .ok()
+        .json());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    fk.json(&["workflow", "export", "--dir", d, "--id", &a])
+        .ok();
+    fk.json(&["workflow", "export", "--dir", d, "--id", &b])
+        .ok();
+    // And again: each goes to its own file.
+    fk.json(&["workflow", "export", "--dir", d, "--id", &a])
+        .ok();
+    let mut held: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    held.sort();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.iter().any(|t| t.contains(&a)) && held.iter().any(|t| t.contains(&b)));
+}

@@ -68,14 +68,20 @@ pub fn file_names(workflows: &[(String, String)]) -> Vec<String> {
         .map(|(id, name)| {
             let s = slug(name);
             if count[&s] > 1 {
-                let hex: Vec<char> = id.chars().filter(|c| *c != '-').collect();
-                let short: String = hex[hex.len().saturating_sub(8)..].iter().collect();
-                format!("{s}-{short}.flowkeep.yaml")
+                file_name_with_id(id, name)
             } else {
                 format!("{s}.flowkeep.yaml")
             }
         })
         .collect()
+}
+
+/// A workflow's file name told apart by the end of its id, for a name
+/// another workflow's file already has.
+pub fn file_name_with_id(id: &str, name: &str) -> String {
+    let hex: Vec<char> = id.chars().filter(|c| *c != '-').collect();
+    let short: String = hex[hex.len().saturating_sub(8)..].iter().collect();
+    format!("{}-{short}.flowkeep.yaml", slug(name))
 }
 
 /// A workflow as a file describes it.

@@ -52,7 +52,11 @@ impl WorkflowService<'_> {
             }
             Ok(out)
         })?;
-        flowkeep_store::private::create_dir(&dir).map_err(|e| io_error("dir", &dir, e))?;
+        // A folder of the user's (a repository, their home) keeps its mode;
+        // one made here is private.
+        if !dir.is_dir() {
+            flowkeep_store::private::create_dir(&dir).map_err(|e| io_error("dir", &dir, e))?;
+        }
         let names = files::file_names(
             &workflows
                 .iter()
@@ -61,6 +65,13 @@ impl WorkflowService<'_> {
         );
         let mut written = Vec::with_capacity(workflows.len());
         for (wf, name) in workflows.iter().zip(names) {
+            // A file of that name that holds another workflow (exported
+            // before, alone) is not written over.
+            let name = if holds_another(&dir.join(&name), &wf.id) {
+                files::file_name_with_id(&wf.id, &wf.spec.name)
+            } else {
+                name
+            };
             let text = yaml::write(&files::document(wf));
             write_file(&dir.join(&name), text.as_bytes())?;
             written.push(ExportedFile {
@@ -411,6 +422,18 @@ fn label_of(path: &Path) -> String {
 
 /// Writes `bytes` to `path` through `path.partial` (new, 0600) and a
 /// rename, so a reader never sees half a file.
+/// Whether the file at `path` is a workflow file of another workflow than
+/// `id`'s (one that does not read, or has no id, is not known to be).
+fn holds_another(path: &Path, id: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    yaml::read(&text)
+        .ok()
+        .and_then(|doc| doc.get("id")?.as_str().map(|other| other != id))
+        .unwrap_or(false)
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
