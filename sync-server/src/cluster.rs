@@ -66,9 +66,38 @@ pub fn default_url(listen: std::net::SocketAddr, tls: bool) -> Option<String> {
     Some(format!("{scheme}://{listen}"))
 }
 
+/// Whether a node URL names this machine only (`localhost`, a loopback
+/// address).
+pub fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_urls_are_told_from_addresses_other_machines_reach() {
+        for local in [
+            "ws://127.0.0.1:7780",
+            "ws://localhost:7780",
+            "wss://[::1]:7780",
+            "ws://127.0.0.2:1",
+        ] {
+            assert!(is_loopback_url(local), "{local}");
+        }
+        for reachable in ["ws://10.0.0.5:7780", "wss://sync.example.com", "not a url"] {
+            assert!(!is_loopback_url(reachable), "{reachable}");
+        }
+    }
 
     #[test]
     fn a_node_is_reached_at_its_own_address_unless_it_listens_everywhere() {

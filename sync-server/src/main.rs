@@ -373,6 +373,17 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             ),
             (None, None) => format!("ws://localhost:{}", bound.port()),
         };
+        // A loopback address reaches this node from this machine only; two
+        // machines advertising the same one would each take the other's
+        // workspaces as their own (a lease is this node's again at its own
+        // address) and pass devices on to themselves.
+        if db.is_shared() && cluster::is_loopback_url(&node_url) {
+            tracing::warn!(
+                advertise_url = node_url.as_str(),
+                "nodes reach this node at a loopback address: fine for nodes on this machine only; \
+                 with nodes on other machines give --advertise-url an address they reach"
+            );
+        }
         // Built once: the system's roots are read from disk.
         let node_ca = match &cli.node_ca_file {
             Some(p) => Some(
