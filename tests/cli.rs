@@ -799,3 +799,90 @@ fn exporting_one_workflow_never_overwrites_anothers_file_of_the_same_name() {
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.iter().any(|t| t.contains(&a)) && held.iter().any(|t| t.contains(&b)));
 }
+
+/// An import reads regular files only, and no more than a file may hold:
+/// a symbolic link in the folder is skipped (a repository's link could
+/// point anywhere here), a device named outright is refused at once.
+#[test]
+fn an_import_reads_regular_files_only_and_follows_no_link_in_its_folder() {
+    let fk = Flowkeep::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("elsewhere.flowkeep.yaml");
+    std::fs::write(&secret, "name: from outside the folder\n").unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&secret, repo.path().join("link.flowkeep.yaml")).unwrap();
+    std::fs::write(
+        repo.path().join("mine.flowkeep.yaml"),
+        "name: in the folder\n",
+    )
+    .unwrap();
+    let d = repo.path().to_str().unwrap();
+    let report = fk.json(&["workflow", "import", "--dir", d]).ok().stdout;
+    assert!(report.contains("in the folder"), "{report}");
+    assert!(!report.contains("from outside"), "{report}");
+
+    let zero = fk.json(&["workflow", "import", "/dev/zero"]);
+    assert_eq!(zero.code, 3, "{}", zero.stderr);
+    assert!(
+        zero.stderr.contains("not a regular file"),
+        "{}",
+        zero.stderr
+    );
+}
+
+/// A secret typed in clear into a file that updates a workflow is checked
+/// against its field's rules before it is sealed.
+#[test]
+fn a_secret_in_a_file_that_updates_a_workflow_is_checked_before_it_is_sealed() {
+    let fk = Flowkeep::new();
+    let wf = fk
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "api",
+            "--config",
+            r#"{"fields":[{"key":"k","type":"secret","pattern":"^sk-"}],"values":{"k":"sk-good"}}"#,
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    fk.json(&["workflow", "export", "--dir", d]).ok();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("k: ••••") || text.contains("k: '••••'") || text.contains("fkenc:"),
+        "{text}"
+    );
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("k:") {
+                format!("{}k: nope", &l[..l.len() - l.trim_start().len()])
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, edited).unwrap();
+    let (events, _) = fk.snapshot();
+    let refused = fk.json(&["workflow", "import", "--dir", d]);
+    assert_eq!(refused.code, 3, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("config.values.k"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(fk.snapshot().0, events, "nothing written");
+    let _ = wf;
+}

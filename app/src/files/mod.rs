@@ -349,17 +349,36 @@ fn at(label: &str, text: &str, field: &str, code: &str, message: String) -> Fiel
 }
 
 fn read_file(path: &Path, label: &str) -> Result<(String, FileWorkflow), Vec<FieldError>> {
+    use std::io::Read;
     let whole = |code: &str, message: String| vec![FieldError::new(label, code, message)];
-    let meta =
-        std::fs::metadata(path).map_err(|e| whole("file", format!("cannot read it: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(whole(
+    let cannot = |e: std::io::Error| whole("file", format!("cannot read it: {e}"));
+    let too_big = |len: u64| {
+        whole(
             "size",
-            format!("{} bytes; a workflow file holds at most 4 MiB", meta.len()),
+            format!("{len} bytes or more; a workflow file holds at most 4 MiB"),
+        )
+    };
+    // What was opened is what is checked (a regular file), and no more than
+    // the limit is read whatever its size says (a device, a FIFO, a file
+    // growing meanwhile).
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(whole(
+            "file",
+            "not a regular file; workflow files are read only from regular files".into(),
         ));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| whole("file", format!("cannot read it: {e}")))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
     let doc = yaml::read(&text).map_err(|e| {
         let place = match e.line {
             Some(line) => format!("{label}:{line}"),
@@ -391,10 +410,12 @@ fn import_paths(input: &ImportWorkflows) -> Result<Vec<PathBuf>> {
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| {
+                // A symbolic link in the folder is not followed: a
+                // repository's link could point anywhere on this machine.
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
-                    && p.is_file()
+                    && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
             })
             .collect();
         found.sort();
