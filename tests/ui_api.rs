@@ -651,3 +651,85 @@ fn thousands_of_changes_at_once_reach_open_pages_as_one_reload() {
     let after = read_stream_until(&mut reader, other["id"].as_str().unwrap());
     assert!(after.contains("event: change"), "{after}");
 }
+
+/// The browser `flowkeep ui` opens is given a code that works for one page
+/// load, not the launch token: the opener's command line, which other
+/// users of the machine can read, holds nothing that works afterwards.
+#[test]
+fn the_opened_browser_gets_a_one_use_code_not_the_launch_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let fk = Flowkeep::new();
+    let bin = tempfile::tempdir().unwrap();
+    let opened = bin.path().join("opened");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new(Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["--json", "ui", "--port", "0"])
+        .env("PATH", path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let ui = Ui {
+        child,
+        port: v["port"].as_u64().unwrap() as u16,
+        token: v["token"].as_str().unwrap().to_owned(),
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !opened.exists() {
+        assert!(std::time::Instant::now() < until, "no browser was opened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = std::fs::read_to_string(&opened).unwrap();
+    assert!(!url.contains(&ui.token), "{url}");
+    let path = url
+        .strip_prefix(&format!("http://127.0.0.1:{}", ui.port))
+        .unwrap_or_else(|| panic!("{url}"));
+    assert!(path.starts_with("/?code="), "{url}");
+    let load = |path: &str| {
+        raw(
+            ui.port,
+            &format!(
+                "GET {path} HTTP/1.1\r\n{}\r\nConnection: close\r\n\r\n",
+                ui.host()
+            ),
+        )
+    };
+    let first = load(path);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let cookie = cookie_of(&first).expect("the opened page gets the session cookie");
+    assert!(cookie_of(&load(path)).is_none(), "the code works once");
+    let (status, _) = request(
+        ui.port,
+        "POST",
+        "/api/list_workflows",
+        &[ui.host(), format!("Cookie: {cookie}")],
+        "{}",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = request(
+        ui.port,
+        "POST",
+        &format!("/api/list_workflows?{}", &path[2..]),
+        &[ui.host()],
+        "{}",
+    );
+    assert_eq!(status, 401, "the code is no credential for the API");
+}

@@ -65,6 +65,8 @@ pub fn serve(
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
         let port = listener.local_addr()?.port();
+        let auth = session::Auth::new(data_dir, token.clone(), port)
+            .map_err(|e| anyhow::anyhow!("cannot keep the UI session secret in {}: {e}", data_dir.display()))?;
         let url = format!("http://127.0.0.1:{port}/?token={token}");
         if json {
             println!(
@@ -80,10 +82,12 @@ pub fn serve(
         use std::io::Write;
         let _ = std::io::stdout().flush();
         if open {
-            open_browser(&url);
+            // Not the launch token: a code that works for one page load.
+            match auth.opener_code() {
+                Some(code) => open_browser(&format!("http://127.0.0.1:{port}/?code={code}")),
+                None => open_browser(&url),
+            }
         }
-        let auth = session::Auth::new(data_dir, token, port)
-            .map_err(|e| anyhow::anyhow!("cannot keep the UI session secret in {}: {e}", data_dir.display()))?;
         let api = Api {
             live: live::Live::start(svc.clone(), stop.clone())?,
             stop: stop.clone(),
@@ -224,8 +228,20 @@ async fn page(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let first = first_page(&api, "/", &headers, &query).await;
-    respond_with(&api, "/", &headers, &query, first)
+    let redeemed = redeem(&api, "/", &headers, &query);
+    let first = first_page(&api, "/", &headers, &query, redeemed).await;
+    respond_with(&api, "/", &headers, &query, first, redeemed)
+}
+
+/// Whether this page load carries the code the opened browser was given
+/// (then used up), from this server's own origin.
+fn redeem(
+    api: &Api,
+    path: &str,
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> bool {
+    path == "/" && api.auth.same_origin(headers) && api.auth.redeem(query)
 }
 
 /// The workflow list's first page (the app's default query), for a page
@@ -237,8 +253,10 @@ async fn first_page(
     path: &str,
     headers: &HeaderMap,
     query: &std::collections::HashMap<String, String>,
+    redeemed: bool,
 ) -> Option<String> {
-    if path != "/" || !api.auth.same_origin(headers) || !api.auth.allowed(headers, query) {
+    let allowed = redeemed || api.auth.allowed(headers, query);
+    if path != "/" || !api.auth.same_origin(headers) || !allowed {
         return None;
     }
     let svc = api.svc.clone();
@@ -269,8 +287,9 @@ async fn asset(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let first = first_page(&api, uri.path(), &headers, &query).await;
-    respond_with(&api, uri.path(), &headers, &query, first)
+    let redeemed = redeem(&api, uri.path(), &headers, &query);
+    let first = first_page(&api, uri.path(), &headers, &query, redeemed).await;
+    respond_with(&api, uri.path(), &headers, &query, first, redeemed)
 }
 
 /// A built file. A load with the launch token also gets the session cookie,
@@ -281,6 +300,7 @@ fn respond_with(
     headers: &HeaderMap,
     query: &std::collections::HashMap<String, String>,
     first_page: Option<String>,
+    redeemed: bool,
 ) -> Response {
     if !api.auth.same_origin(headers) {
         return error(
@@ -318,7 +338,7 @@ fn respond_with(
         bytes,
     )
         .into_response();
-    if api.auth.has_token(headers, query) {
+    if redeemed || api.auth.has_token(headers, query) {
         response
             .headers_mut()
             .insert(header::SET_COOKIE, api.auth.set_cookie());

@@ -24,6 +24,11 @@ pub struct Auth {
     port: u16,
     cookie_name: String,
     cookie_value: String,
+    /// What the browser `flowkeep ui` opens is given instead of the launch
+    /// token: the opener's command line, which every user of the machine
+    /// can read (`/proc/*/cmdline`), then holds a code that works once, for
+    /// the first page load, and then no more.
+    opener_code: std::sync::Mutex<Option<String>>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -101,7 +106,31 @@ impl Auth {
             port,
             cookie_name: format!("flowkeep_{}", &derive("name")[..12]),
             cookie_value: derive("session"),
+            opener_code: std::sync::Mutex::new(Some(random_hex(16))),
         })
+    }
+
+    /// The one-use code for the page the browser is opened at.
+    pub fn opener_code(&self) -> Option<String> {
+        self.opener_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether `query` carries the opener's code, which this uses up.
+    pub fn redeem(&self, query: &HashMap<String, String>) -> bool {
+        let Some(given) = query.get("code") else {
+            return false;
+        };
+        let mut code = self.opener_code.lock().unwrap_or_else(|p| p.into_inner());
+        match code.as_deref() {
+            Some(c) if same_secret(given, c) => {
+                *code = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `Host` must name this server; `Origin`, when sent, must be this server.
@@ -165,6 +194,22 @@ mod tests {
             h.append(k.clone(), HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_opener_code_works_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Auth::new(dir.path(), "t1".repeat(16), 7000).unwrap();
+        let code = auth.opener_code().unwrap();
+        let with = |c: &str| HashMap::from([("code".to_owned(), c.to_owned())]);
+        assert!(!auth.redeem(&with("0".repeat(32).as_str())));
+        assert!(auth.redeem(&with(&code)));
+        assert!(!auth.redeem(&with(&code)), "used up");
+        assert_eq!(auth.opener_code(), None);
+        assert!(
+            !auth.allowed(&headers(&[]), &with(&code)),
+            "never a credential for the API"
+        );
     }
 
     #[test]
