@@ -113,12 +113,28 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
         Some(w.clone())
     );
     assert_eq!(db.workspace_by_name("team").unwrap(), Some(w.clone()));
-    db.enrol(&w.id, "dev-1", "laptop", "cred1", 10).unwrap();
-    db.enrol(&w.id, "dev-1", "laptop", "cred2", 11).unwrap();
+    db.enrol(&w.id, "dev-1", "laptop", "cred1", None, 10)
+        .unwrap();
+    db.enrol(&w.id, "dev-1", "laptop", "cred1", None, 10)
+        .expect("the same enrolment again (a retry)");
+    assert!(
+        matches!(
+            db.enrol(&w.id, "dev-1", "laptop", "stolen", None, 11),
+            Err(flowkeep_sync_server::Error::Enrolled(_))
+        ),
+        "an enrolled id is not taken over without its credential"
+    );
+    assert!(matches!(
+        db.enrol(&w.id, "dev-1", "laptop", "stolen", Some("guess"), 11),
+        Err(flowkeep_sync_server::Error::Enrolled(_))
+    ));
+    assert_eq!(db.credential("cred1").unwrap().unwrap().device_id, "dev-1");
+    db.enrol(&w.id, "dev-1", "laptop", "cred2", Some("cred1"), 11)
+        .unwrap();
     assert_eq!(
         db.credential("cred1").unwrap(),
         None,
-        "re-enrolment replaces the credential"
+        "re-enrolment showing the credential replaces it"
     );
     assert_eq!(db.credential("cred2").unwrap().unwrap().device_id, "dev-1");
     db.seen(&w.id, "dev-1", 50).unwrap();
@@ -139,7 +155,7 @@ fn workspaces_devices_and_documents_mean_the_same_on_postgres() {
     );
     assert_eq!(db.revoked().unwrap(), vec![(w.id.clone(), "dev-1".into())]);
     assert!(matches!(
-        db.enrol(&w.id, "dev-1", "laptop", "cred3", 70),
+        db.enrol(&w.id, "dev-1", "laptop", "cred3", Some("cred2"), 70),
         Err(flowkeep_sync_server::Error::Revoked(_))
     ));
     assert_eq!(db.writable(), Ok(()));

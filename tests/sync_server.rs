@@ -265,6 +265,33 @@ async fn ask(url: &str, token: &str) -> Result<serde_json::Value, (u16, String)>
     }
 }
 
+/// An enrolment as Flowkeep devices make it (of a device named laptop):
+/// the credential they chose, and the one they had.
+async fn enrol_with(
+    base: &str,
+    device: &str,
+    token: &str,
+    credential: &str,
+    previous: Option<&str>,
+) -> serde_json::Value {
+    let url = format!("{base}/enrol?device={device}&name=laptop&proof=1");
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let proof = serde_json::json!({"credential": credential, "previous": previous});
+    ws.send(Message::Text(proof.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer to the enrolment: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out_at_once() {
     let data = tempfile::tempdir().unwrap();
@@ -284,6 +311,42 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
         b["credential"].as_str().unwrap().to_owned(),
     );
     assert!(cred_a.starts_with("fkd_") && cred_a != cred_b);
+    // Whoever else holds the workspace token cannot take an enrolled id
+    // over: not without a proof, not with a made-up one.
+    let (status, why) = ask(&format!("{base}/enrol?device=dev-a&name=thief"), &enrol)
+        .await
+        .unwrap_err();
+    assert_eq!(status, 409, "{why}");
+    assert!(why.contains("already enrolled"), "{why}");
+    let thief = format!("fkd_{}", "7".repeat(64));
+    let said = enrol_with(
+        &base,
+        "dev-a",
+        &enrol,
+        &thief,
+        Some(&format!("fkd_{}", "8".repeat(64))),
+    )
+    .await;
+    assert!(
+        said["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already enrolled"),
+        "{said}"
+    );
+    // The device itself replaces its own by showing it; the old one stops
+    // working.
+    let renewed = format!("fkd_{}", "9".repeat(64));
+    let said = enrol_with(&base, "dev-a", &enrol, &renewed, Some(&cred_a)).await;
+    assert_eq!(said["credential"], renewed.as_str(), "{said}");
+    assert_eq!(
+        ask(&format!("{base}/devices"), &cred_a)
+            .await
+            .unwrap_err()
+            .0,
+        401
+    );
+    let cred_a = renewed;
     // A wrong token, or a device id that is not one, enrols nothing.
     let (status, why) = ask(&format!("{base}/enrol?device=dev-c&name=x"), "fks_wrong")
         .await

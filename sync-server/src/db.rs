@@ -30,6 +30,11 @@ pub enum Error {
     /// The device id was revoked in this workspace; it cannot enrol again.
     #[error("device {0} was revoked in this workspace")]
     Revoked(String),
+    /// The device id is enrolled with another credential, and the enrolment
+    /// did not show it: taking the id over is not for whoever holds the
+    /// workspace token.
+    #[error("device {0} is already enrolled in this workspace with another credential")]
+    Enrolled(String),
     #[error("no workspace named \"{0}\"")]
     NoWorkspace(String),
     #[error("no device {device} in workspace {workspace}")]
@@ -172,18 +177,27 @@ impl Db {
     }
 
     /// Enrols `device_id` in a workspace with a new credential (given
-    /// hashed). A device that enrols again (re-joined, reinstalled) gets the
-    /// new credential and its old one stops working; a revoked one is
-    /// refused.
+    /// hashed). A device id already enrolled keeps its credential unless
+    /// the enrolment shows it (`previous_hash`: a device that joins again
+    /// replaces its own) or is the same one again (a retry); otherwise it is
+    /// refused (`Enrolled`), and so is a revoked one (`Revoked`).
     pub fn enrol(
         &self,
         workspace_id: &str,
         device_id: &str,
         name: &str,
         credential_hash: &str,
+        previous_hash: Option<&str>,
         now: i64,
     ) -> Result<(), Error> {
-        both!(self.enrol(workspace_id, device_id, name, credential_hash, now))
+        both!(self.enrol(
+            workspace_id,
+            device_id,
+            name,
+            credential_hash,
+            previous_hash,
+            now
+        ))
     }
 
     pub fn credential(&self, credential_hash: &str) -> Result<Option<Credential>, Error> {

@@ -737,42 +737,135 @@ async fn enrol(
     };
     let db = state.db.clone();
     let hash = token::hash(&presented);
+    let workspace = {
+        let db = db.clone();
+        match blocking(move || db.workspace_by_token_hash(&hash)).await {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown workspace token: check it, or ask the server's operator for the current one",
+                )
+            }
+            Err(refusal) => return refusal,
+        }
+    };
+    if query.get("proof").map(String::as_str) == Some("1") {
+        // The device sends the credential it chose (kept on its disk before
+        // it asked, so a retry after a crash is the same enrolment) and the
+        // one it had, if any: only that replaces its id's credential.
+        return ws
+            .max_message_size(64 << 10)
+            .on_upgrade(move |mut socket| async move {
+                let asked =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await;
+                let body = match asked {
+                    Ok(Some(Ok(WsMessage::Text(t)))) => match enrol_proof(t.as_str()) {
+                        Ok((credential, previous)) => {
+                            let (w, dev) = (workspace.clone(), device_id.clone());
+                            let enrolled = tokio::task::spawn_blocking(move || {
+                                db.enrol(
+                                    &w.id,
+                                    &dev,
+                                    &name,
+                                    &token::hash(&credential),
+                                    previous.as_deref().map(token::hash).as_deref(),
+                                    now_ms(),
+                                )
+                                .map(|()| credential)
+                            })
+                            .await;
+                            match enrolled {
+                                Ok(Ok(credential)) => enrolled_body(&workspace, &device_id, &credential),
+                                Ok(Err(e)) => serde_json::json!({ "error": enrol_refusal(&e, &workspace.name) }),
+                                Err(_) => serde_json::json!({ "error": STORAGE_UNAVAILABLE }),
+                            }
+                        }
+                        Err(why) => serde_json::json!({ "error": why }),
+                    },
+                    _ => serde_json::json!({
+                        "error": "send one text message: {\"credential\": \"fkd_…\", \"previous\": \"fkd_…\" or null}"
+                    }),
+                };
+                let _ = socket.send(WsMessage::Text(body.to_string().into())).await;
+                let _ = socket.close().await;
+            });
+    }
+    // A client that shows nothing (an older one) enrols a device id not
+    // enrolled yet, with a credential made here.
     let credential = token::generate_device();
     let credential_hash = token::hash(&credential);
-    let dev = device_id.clone();
+    let (w, dev) = (workspace.clone(), device_id.clone());
     let enrolled = tokio::task::spawn_blocking(move || {
-        let Some(w) = db.workspace_by_token_hash(&hash)? else {
-            return Ok(None);
-        };
-        db.enrol(&w.id, &dev, &name, &credential_hash, now_ms())?;
-        Ok::<_, crate::Error>(Some(w))
+        db.enrol(&w.id, &dev, &name, &credential_hash, None, now_ms())
     })
     .await;
-    let workspace = match enrolled {
-        Ok(Ok(Some(w))) => w,
-        Ok(Ok(None)) => return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unknown workspace token: check it, or ask the server's operator for the current one",
-        ),
-        Ok(Err(crate::Error::Revoked(d))) => {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                format!("device {d} was revoked in this workspace and cannot enrol again"),
-            )
+    match enrolled {
+        Ok(Ok(())) => {}
+        Ok(Err(e @ crate::Error::Revoked(_))) => {
+            return refuse(StatusCode::FORBIDDEN, enrol_refusal(&e, &workspace.name))
+        }
+        Ok(Err(e @ crate::Error::Enrolled(_))) => {
+            return refuse(StatusCode::CONFLICT, enrol_refusal(&e, &workspace.name))
         }
         _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE),
-    };
+    }
+    reply_once(ws, enrolled_body(&workspace, &device_id, &credential))
+}
+
+/// What an enrolled device is told (and the log's line).
+fn enrolled_body(
+    workspace: &crate::db::Workspace,
+    device_id: &str,
+    credential: &str,
+) -> serde_json::Value {
     tracing::info!(
         workspace = workspace.id.as_str(),
-        device = device_id.as_str(),
+        device = device_id,
         "device enrolled"
     );
-    let body = serde_json::json!({
+    serde_json::json!({
         "credential": credential,
         "workspace": workspace.name,
         "device_id": device_id,
-    });
-    reply_once(ws, body)
+    })
+}
+
+/// Why an enrolment was refused, in one sentence for the device's user.
+fn enrol_refusal(e: &crate::Error, workspace: &str) -> String {
+    match e {
+        crate::Error::Revoked(d) => {
+            format!("device {d} was revoked in this workspace and cannot enrol again")
+        }
+        crate::Error::Enrolled(d) => format!(
+            "device {d} is already enrolled in workspace {workspace} with another credential; \
+             a device replaces its own by showing it, and the operator can revoke the id \
+             (`flowkeep-sync-server device revoke`)"
+        ),
+        _ => STORAGE_UNAVAILABLE.to_owned(),
+    }
+}
+
+/// The credential a device chose and the one it had, from its enrolment
+/// message.
+fn enrol_proof(text: &str) -> Result<(String, Option<String>), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Proof {
+        credential: String,
+        #[serde(default)]
+        previous: Option<String>,
+    }
+    let p: Proof = serde_json::from_str(text).map_err(|e| format!("enrolment: {e}"))?;
+    let well_formed = |c: &str| {
+        c.strip_prefix(token::DEVICE_PREFIX).is_some_and(|rest| {
+            (32..=128).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    };
+    if !well_formed(&p.credential) {
+        return Err("credential: fkd_ and 32 to 128 letters or digits".into());
+    }
+    Ok((p.credential, p.previous.filter(|c| well_formed(c))))
 }
 
 /// The workspace's devices, for one of its devices.

@@ -305,6 +305,7 @@ fn device(db: &Db, dir: &std::path::Path, cmd: DeviceCmd) -> anyhow::Result<()> 
                 &device_id,
                 &device_name,
                 &token::hash(&credential),
+                None,
                 now_ms(),
             )?;
             println!("Added device {device_id} ({device_name}) to {}.", w.name);

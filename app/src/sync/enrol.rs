@@ -10,8 +10,19 @@ use tokio_tungstenite::tungstenite::Message;
 use super::dialer::{self, Failure};
 use super::*;
 
-/// Workspace tokens start with this; a device credential with `fkd_`.
+/// Workspace tokens start with this.
 const WORKSPACE_TOKEN_PREFIX: &str = "fks_";
+/// Device credentials start with this.
+const DEVICE_CREDENTIAL_PREFIX: &str = "fkd_";
+
+/// A new device credential: the prefix and 32 random bytes in hex.
+fn new_credential() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::Unavailable(format!("no randomness for a device credential: {e}")))?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{DEVICE_CREDENTIAL_PREFIX}{hex}"))
+}
 
 /// A device of the workspace, as the server lists it.
 #[derive(Debug, Clone, serde::Deserialize, Serialize, ts_rs::TS)]
@@ -43,18 +54,40 @@ impl SyncService<'_> {
         let mut url = endpoint(&s.server, "enrol")?;
         url.query_pairs_mut()
             .append_pair("device", self.device_id())
-            .append_pair("name", &device_name());
-        let reply = exchange(&url, &s.token, &s, None).await?;
+            .append_pair("name", &device_name())
+            .append_pair("proof", "1");
+        // This device chooses its credential (kept before it asks: a retry
+        // after a crash is the same enrolment) and shows the one it had, if
+        // any, which is what lets it replace its own: whoever else holds the
+        // workspace token cannot take this device's id over.
+        let chosen = match self.meta(META_ENROLLING)?.filter(|c| !c.is_empty()) {
+            Some(c) => c,
+            None => {
+                let c = new_credential()?;
+                self.set_meta(&[(META_ENROLLING, &c)])?;
+                c
+            }
+        };
+        let previous = self
+            .meta(META_TOKEN)?
+            .filter(|t| t.starts_with(DEVICE_CREDENTIAL_PREFIX));
+        let proof = serde_json::json!({"credential": chosen, "previous": previous});
+        let reply = exchange(&url, &s.token, &s, Some(proof.to_string())).await?;
+        if let Some(why) = reply.get("error").and_then(|e| e.as_str()) {
+            return Err(Error::Unavailable(format!(
+                "the sync server did not enrol this device: {why}"
+            )));
+        }
         let credential = reply
             .get("credential")
             .and_then(|c| c.as_str())
-            .filter(|c| !c.is_empty() && !c.starts_with(WORKSPACE_TOKEN_PREFIX))
+            .filter(|c| *c == chosen)
             .ok_or_else(|| {
                 Error::Unavailable("the sync server sent no device credential".into())
             })?;
         s.token = credential.to_owned();
         // Kept at once: a session that fails later must not enrol again.
-        self.set_meta(&[(META_TOKEN, &s.token)])?;
+        self.set_meta(&[(META_TOKEN, &s.token), (META_ENROLLING, "")])?;
         tracing::info!(device = self.device_id(), "enrolled with the sync server");
         Ok(s)
     }

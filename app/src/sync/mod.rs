@@ -86,6 +86,9 @@ use flowkeep_store::{event_log, queries};
 
 const META_SERVER: &str = "sync.server";
 const META_TOKEN: &str = "sync.token";
+/// The device credential this device chose for its enrolment, kept before
+/// it asks, so an enrolment a crash interrupted is retried as the same one.
+const META_ENROLLING: &str = "sync.enrolling";
 const META_ROOT: &str = "sync.root";
 const META_LAST: &str = "sync.last_sync";
 const META_SEQ: &str = "sync.synced_seq";

@@ -358,24 +358,36 @@ impl Pg {
         device_id: &str,
         name: &str,
         credential_hash: &str,
+        previous_hash: Option<&str>,
         now: i64,
     ) -> Result<(), Error> {
-        // The WHERE keeps a revoked device revoked even when two enrolments
-        // race: then no row is written, and it is refused below.
+        // The WHERE keeps a revoked device revoked, and an enrolled one's
+        // credential its own unless shown, even when two enrolments race:
+        // then no row is written, and it is refused below.
         let n = self.with(|c| {
             c.execute(
                 "INSERT INTO devices (workspace_id, device_id, name, credential_hash, first_seen, last_seen)
                  VALUES ($1, $2, $3, $4, $5, $5)
                  ON CONFLICT (workspace_id, device_id) DO UPDATE
                  SET name = EXCLUDED.name, credential_hash = EXCLUDED.credential_hash, last_seen = EXCLUDED.last_seen
-                 WHERE devices.revoked_at IS NULL",
-                &[&workspace_id, &device_id, &name, &credential_hash, &now],
+                 WHERE devices.revoked_at IS NULL
+                   AND (devices.credential_hash = EXCLUDED.credential_hash OR devices.credential_hash = $6)",
+                &[&workspace_id, &device_id, &name, &credential_hash, &now, &previous_hash],
             )
         })?;
-        if n == 0 {
-            return Err(Error::Revoked(device_id.to_owned()));
+        if n == 1 {
+            return Ok(());
         }
-        Ok(())
+        let revoked = self.with(|c| {
+            c.query_opt(
+                "SELECT revoked_at FROM devices WHERE workspace_id = $1 AND device_id = $2",
+                &[&workspace_id, &device_id],
+            )
+        })?;
+        match revoked.map(|r| r.get::<_, Option<i64>>(0)) {
+            Some(Some(_)) => Err(Error::Revoked(device_id.to_owned())),
+            _ => Err(Error::Enrolled(device_id.to_owned())),
+        }
     }
 
     pub fn credential(&self, credential_hash: &str) -> Result<Option<Credential>, Error> {

@@ -226,26 +226,35 @@ impl Sqlite {
         device_id: &str,
         name: &str,
         credential_hash: &str,
+        previous_hash: Option<&str>,
         now: i64,
     ) -> Result<(), Error> {
-        let conn = self.conn();
-        let revoked: Option<Option<i64>> = conn
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let known: Option<(Option<i64>, String)> = tx
             .query_row(
-                "SELECT revoked_at FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
+                "SELECT revoked_at, credential_hash FROM devices WHERE workspace_id = ?1 AND device_id = ?2",
                 params![workspace_id, device_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some(Some(_)) = revoked {
-            return Err(Error::Revoked(device_id.to_owned()));
+        match known {
+            Some((Some(_), _)) => return Err(Error::Revoked(device_id.to_owned())),
+            Some((None, held))
+                if held != credential_hash && previous_hash != Some(held.as_str()) =>
+            {
+                return Err(Error::Enrolled(device_id.to_owned()))
+            }
+            _ => {}
         }
-        conn.execute(
+        tx.execute(
             "INSERT INTO devices (workspace_id, device_id, name, credential_hash, first_seen, last_seen)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
              ON CONFLICT (workspace_id, device_id) DO UPDATE
              SET name = excluded.name, credential_hash = excluded.credential_hash, last_seen = excluded.last_seen",
             params![workspace_id, device_id, name, credential_hash, now],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
