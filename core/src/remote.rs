@@ -427,7 +427,14 @@ pub struct RunOrigin<'a> {
     pub log: &'a LogKey,
     pub key: &'a str,
     pub this_device: &'a str,
+    /// Now, on this device (Unix ms): a run cannot have started or ended
+    /// more than `MAX_CLOCK_AHEAD_MS` after it.
+    pub now_ms: i64,
 }
+
+/// How far ahead of this device's clock another device's may run before
+/// its run records are refused as from the future.
+pub const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
 /// A run record (JSON text) from another device's execution log: its shape,
 /// its sizes, and that it belongs where it was found. Returns the run, or
@@ -571,6 +578,25 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Run, Vec<FieldErro
             ),
         ));
     }
+    // Times are real dates, not after tomorrow here: a run from year 2999
+    // would stay the newest forever (and take every place a retention
+    // count keeps), and one from past what a date can be would make
+    // `completed_at - started_at` overflow the duration every listing reads.
+    let latest = origin.now_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
+    for (field, t) in [
+        ("started_at", Some(run.started_at)),
+        ("completed_at", run.completed_at),
+    ] {
+        match t {
+            Some(t) if t < 0 => errors.push(FieldError::new(field, "range", "is before 1970")),
+            Some(t) if t > latest => errors.push(FieldError::new(
+                field,
+                "range",
+                "is more than a day ahead of this device's clock",
+            )),
+            _ => {}
+        }
+    }
     if let Some(done) = run.completed_at {
         if done < run.started_at {
             errors.push(FieldError::new(
@@ -628,6 +654,8 @@ mod tests {
     const RUN: &str = "0190a4b2-7c3d-7e4f-8a5b-0000000000aa";
     // 2024-07-01T00:00:00Z
     const JULY: i64 = 1_719_792_000_000;
+    /// Now, in these tests: a month after the runs.
+    const NOW: i64 = JULY + 31 * 24 * 3600 * 1000;
 
     fn spec() -> WorkflowSpec {
         serde_json::from_value(json!({
@@ -871,6 +899,7 @@ mod tests {
                 log: &log,
                 key: RUN,
                 this_device: ME,
+                now_ms: NOW,
             },
         )
     }
@@ -885,6 +914,25 @@ mod tests {
 
     fn p(f: &str, c: &str) -> (String, String) {
         (f.to_owned(), c.to_owned())
+    }
+
+    #[test]
+    fn run_times_are_real_dates_and_not_from_the_future() {
+        assert_eq!(
+            problems(json!({"completed_at": i64::MAX})),
+            [p("completed_at", "range")],
+            "would overflow the duration every listing reads"
+        );
+        assert_eq!(
+            problems(json!({"completed_at": NOW + MAX_CLOCK_AHEAD_MS + 1})),
+            [p("completed_at", "range")]
+        );
+        assert!(
+            check(&record(json!({"completed_at": NOW + MAX_CLOCK_AHEAD_MS}))).is_ok(),
+            "a clock a little ahead is fine"
+        );
+        assert!(problems(json!({"started_at": -1, "completed_at": 5}))
+            .contains(&p("started_at", "range")));
     }
 
     #[test]

@@ -434,6 +434,7 @@ impl Service {
                 log: key,
                 key: &run_key,
                 this_device: &own,
+                now_ms: chrono::Utc::now().timestamp_millis(),
             };
             match text.and_then(|t| remote::check_run(&t, origin).map_err(|e| remote::describe(&e)))
             {
