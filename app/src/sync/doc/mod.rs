@@ -38,6 +38,9 @@ const SCHEMA: i64 = 2;
 const SCHEMA_JSON_TEXT: i64 = 1;
 /// Bounds what a reader walks in one part, whatever a document holds.
 const MAX_ENTRIES: usize = 10_000;
+/// Most values kept of a key (or part) written concurrently: the winner
+/// decides, the others only show it is contested.
+const MAX_CONFLICT_VALUES: usize = 8;
 
 /// How a part of a workflow is laid out in its document.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -485,6 +488,80 @@ mod tests {
         assert_eq!(values[0], json!(ra.spec.name), "the winner comes first");
         values.sort_by_key(|v| v.to_string());
         assert_eq!(values, [json!("from a"), json!("from b")]);
+    }
+
+    #[test]
+    fn a_key_many_devices_wrote_at_once_costs_a_few_values_not_one_each() {
+        let base = doc_with(&rich_spec());
+        let mut merged = base.fork();
+        for i in 0..40 {
+            // Each fork is another actor (another device).
+            let mut f = base.fork();
+            let field = |k: &str| FieldChange {
+                field: k.into(),
+                old: Json::Null,
+                new: json!(i),
+            };
+            f.transact::<_, _, String>(|tx| {
+                apply(tx, &[field("config.values.lo")])?;
+                apply(
+                    tx,
+                    &[FieldChange {
+                        field: "config.fields".into(),
+                        old: json!(rich_spec().config.fields),
+                        new: json!([
+                            {"key": "lo", "type": "number", "label": format!("lo {i}")},
+                            {"key": "hi", "type": "number"}
+                        ]),
+                    }],
+                )
+            })
+            .unwrap();
+            merged.merge(&mut f).unwrap();
+        }
+        let state = read(&merged).unwrap();
+        assert!(!state.conflicts.is_empty());
+        for c in &state.conflicts {
+            assert!(
+                c.values.len() <= 1 + MAX_CONFLICT_VALUES,
+                "{}: {} values",
+                c.field,
+                c.values.len()
+            );
+        }
+    }
+
+    #[test]
+    fn config_values_are_bounded_like_every_other_part() {
+        let mut d = doc_with(&spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let config = obj(tx, &ROOT, "config").unwrap();
+            let values = obj(tx, &config, "values").unwrap();
+            for i in 0..=MAX_ENTRIES {
+                tx.put(&values, format!("k{i}"), "1")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let why = read(&d).unwrap_err();
+        assert!(
+            why.contains("config.values: more than 10000 entries"),
+            "{why}"
+        );
+
+        let mut d = doc_with(&spec(1));
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let config = obj(tx, &ROOT, "config").unwrap();
+            let values = obj(tx, &config, "values").unwrap();
+            let big = json!("x".repeat(300 << 10)).to_string();
+            for i in 0..8 {
+                tx.put(&values, format!("k{i}"), big.as_str())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let why = read(&d).unwrap_err();
+        assert!(why.contains("config.values: more than"), "{why}");
     }
 
     #[test]

@@ -11,7 +11,10 @@ use flowkeep_core::remote;
 use flowkeep_core::workflow::WorkflowSpec;
 use serde_json::Value as Json;
 
-use super::{entry_id, DocState, Part, Shape, KIND, MAX_ENTRIES, PARTS, SCHEMA, SCHEMA_JSON_TEXT};
+use super::{
+    entry_id, DocState, Part, Shape, KIND, MAX_CONFLICT_VALUES, MAX_ENTRIES, PARTS, SCHEMA,
+    SCHEMA_JSON_TEXT,
+};
 
 /// A scalar as JSON; anything else (an object, bytes, a counter, ...) is
 /// named instead, for the message.
@@ -88,6 +91,12 @@ impl<D: ReadDoc> Reader<'_, D> {
         };
         let mut others = Vec::new();
         for (v, _) in &all {
+            // Thousands of devices (actors) writing one key concurrently
+            // must not cost thousands of values, each compared with the
+            // others: a few show that it is contested.
+            if others.len() == MAX_CONFLICT_VALUES {
+                break;
+            }
             match scalar_json(v) {
                 Ok(j) if j != winner && !others.contains(&j) => others.push(j),
                 Ok(_) => {}
@@ -362,12 +371,15 @@ impl<D: ReadDoc> Reader<'_, D> {
         // writes it: each other value is the winner with one entry swapped.
         let whole = Json::Array(winners);
         let mut others = Vec::new();
-        for (i, values) in contested {
-            for v in values {
-                let mut alt = whole.clone();
-                alt[i] = v;
-                others.push(alt);
-            }
+        // Each other value is a copy of the whole part: a few of them.
+        for (i, v) in contested
+            .into_iter()
+            .flat_map(|(i, values)| values.into_iter().map(move |v| (i, v)))
+            .take(MAX_CONFLICT_VALUES)
+        {
+            let mut alt = whole.clone();
+            alt[i] = v;
+            others.push(alt);
         }
         self.conflict(part.path, &whole, others);
         Some(whole)
@@ -394,12 +406,14 @@ impl<D: ReadDoc> Reader<'_, D> {
         }
         let whole = Json::Object(winner);
         let mut others = Vec::new();
-        for (k, values) in contested {
-            for v in values {
-                let mut alt = whole.clone();
-                alt[&k] = v;
-                others.push(alt);
-            }
+        for (k, v) in contested
+            .into_iter()
+            .flat_map(|(k, values)| values.into_iter().map(move |v| (k.clone(), v)))
+            .take(MAX_CONFLICT_VALUES)
+        {
+            let mut alt = whole.clone();
+            alt[&k] = v;
+            others.push(alt);
         }
         self.conflict(part.path, &whole, others);
         Some(whole)
@@ -474,11 +488,26 @@ pub(crate) fn read(doc: &impl ReadDoc) -> Result<DocState, String> {
         }
         let mut values = serde_json::Map::new();
         if let Some(values_obj) = r.map(&config_obj, "values", "config.values", false) {
-            for key in doc.keys(&values_obj) {
-                let path = format!("config.values.{key}");
-                if let Some(v) = r.json(&values_obj, &key, &path) {
-                    if !v.is_null() {
-                        values.insert(key, v);
+            // Bounded like every other part, before any value is parsed.
+            let mut bytes = 0usize;
+            if doc.length(&values_obj) > MAX_ENTRIES {
+                r.problems
+                    .push(format!("config.values: more than {MAX_ENTRIES} entries"));
+            } else {
+                for key in doc.keys(&values_obj) {
+                    let path = format!("config.values.{key}");
+                    if let Some(v) = r.json(&values_obj, &key, &path) {
+                        bytes += key.len() + v.to_string().len();
+                        if bytes > remote::MAX_CONFIG_BYTES {
+                            r.problems.push(format!(
+                                "config.values: more than {} bytes",
+                                remote::MAX_CONFIG_BYTES
+                            ));
+                            break;
+                        }
+                        if !v.is_null() {
+                            values.insert(key, v);
+                        }
                     }
                 }
             }
