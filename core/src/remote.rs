@@ -188,10 +188,13 @@ pub fn clip(s: &str, max: usize) -> String {
 }
 
 /// The author a commit message claims, made safe to record: a device id that
-/// is not a UUID becomes `None`, a long actor name is cut.
+/// is not a UUID becomes `None`, a long actor name is cut, and control
+/// characters (a line break that would fake a line of history, a
+/// terminal's escape) are dropped.
 pub fn claimed_author(device_id: &str, actor: &str) -> (Option<String>, String) {
     let device = parse_id(device_id).map(|_| device_id.to_owned());
-    let actor = clip(actor.trim(), MAX_ACTOR_CHARS);
+    let plain: String = actor.chars().filter(|c| !c.is_control()).collect();
+    let actor = clip(plain.trim(), MAX_ACTOR_CHARS);
     (device, actor)
 }
 
@@ -933,6 +936,13 @@ mod tests {
         );
         assert!(problems(json!({"started_at": -1, "completed_at": 5}))
             .contains(&p("started_at", "range")));
+    }
+
+    #[test]
+    fn a_claimed_actor_holds_no_control_character() {
+        let (device, actor) = claimed_author("not-a-uuid", "mallory\n2026-01-01  alice\u{1b}[2J");
+        assert_eq!(device, None);
+        assert_eq!(actor, "mallory2026-01-01  alice[2J");
     }
 
     #[test]
