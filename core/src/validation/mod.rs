@@ -66,9 +66,17 @@ pub(crate) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn new(doc: &ConfigDocument, ctx: &ValidationContext<'a>) -> Self {
+        // A JSON Schema's `pattern`s are compiled when it is built, so they
+        // share the document's budget with the fields' own: else a schema
+        // of thousands of large patterns would cost gigabytes.
+        let mut in_schemas = Vec::new();
+        for schema in doc.fields.iter().filter_map(|f| f.schema.as_ref()) {
+            schema_patterns(schema, &mut in_schemas);
+        }
+        let fields = doc.fields.iter().filter_map(|f| f.pattern.as_deref());
         Checker {
             file_exists: ctx.file_exists,
-            patterns: patterns::compile_all(doc.fields.iter().filter_map(|f| f.pattern.as_deref())),
+            patterns: patterns::compile_all(fields.chain(in_schemas.iter().map(String::as_str))),
             schemas: RefCell::default(),
         }
     }
@@ -89,10 +97,34 @@ impl<'a> Checker<'a> {
         if let Some(v) = self.schemas.borrow().get(&key) {
             return v.clone();
         }
+        let mut own = Vec::new();
+        schema_patterns(schema, &mut own);
+        for p in &own {
+            match self.patterns.get(p) {
+                Some(Err(patterns::PatternError::TooLarge)) => {
+                    return Err(format!(
+                        "pattern {}: compiles to more than {} MiB",
+                        crate::remote::quote(p),
+                        patterns::SIZE_LIMIT >> 20
+                    ))
+                }
+                Some(Err(patterns::PatternError::OverDocumentLimit)) => {
+                    return Err(format!(
+                        "pattern {}: the document's patterns together compile to more than {} MiB",
+                        crate::remote::quote(p),
+                        patterns::DOCUMENT_LIMIT >> 20
+                    ))
+                }
+                // A syntax error is the schema library's to word; fine.
+                _ => {}
+            }
+        }
         let built = SCHEMAS.get_or_build(&key, || {
+            // The `regex` engine (no look-around), which the budget above
+            // measures: a `fancy_regex` pattern's parts could hide from it.
             let built = jsonschema::options()
                 .with_pattern_options(
-                    jsonschema::PatternOptions::fancy_regex()
+                    jsonschema::PatternOptions::regex()
                         .size_limit(patterns::SIZE_LIMIT)
                         .dfa_size_limit(patterns::DFA_SIZE_LIMIT),
                 )
@@ -104,6 +136,24 @@ impl<'a> Checker<'a> {
         });
         self.schemas.borrow_mut().insert(key, built.clone());
         built
+    }
+}
+
+/// The regular expressions in a JSON Schema (`pattern`, the keys of
+/// `patternProperties`), wherever they sit in it.
+fn schema_patterns(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::String(p)) = m.get("pattern") {
+                out.push(p.clone());
+            }
+            if let Some(serde_json::Value::Object(props)) = m.get("patternProperties") {
+                out.extend(props.keys().cloned());
+            }
+            m.values().for_each(|x| schema_patterns(x, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|x| schema_patterns(x, out)),
+        _ => {}
     }
 }
 

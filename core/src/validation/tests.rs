@@ -691,3 +691,46 @@ fn coercion_from_command_line_text() {
     let t = FieldDef::new("t", ConfigType::Text);
     assert_eq!(t.coerce_text("5"), json!("5"));
 }
+
+#[test]
+fn a_schemas_patterns_share_the_documents_budget() {
+    let schema_of = |n: usize| {
+        let props: serde_json::Map<String, Value> = (0..n)
+            .map(|i| {
+                (
+                    format!("a{i}"),
+                    json!({"type": "string", "pattern": format!("\\p{{L}}{{{}}}", 40 + i)}),
+                )
+            })
+            .collect();
+        json!({"type": "object", "properties": props})
+    };
+    let few = json!({"fields": [{"key": "f", "type": "json", "schema": schema_of(2)}]});
+    assert_eq!(codes(few), vec![]);
+    let many = json!({"fields": [{"key": "f", "type": "json", "schema": schema_of(200)}]});
+    let errs = check(many);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].field.as_str(), errs[0].code.as_str()),
+        ("fields.f.schema", "schema")
+    );
+    assert!(
+        errs[0]
+            .message
+            .contains("together compile to more than 32 MiB"),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn patterns_sit_anywhere_in_a_schema() {
+    let mut found = Vec::new();
+    super::schema_patterns(
+        &json!({"items": [{"pattern": "^a"}], "patternProperties": {"^x-": {}},
+                "properties": {"pattern": {"type": "string"}}}),
+        &mut found,
+    );
+    found.sort();
+    assert_eq!(found, ["^a", "^x-"]);
+}
