@@ -886,3 +886,37 @@ fn a_secret_in_a_file_that_updates_a_workflow_is_checked_before_it_is_sealed() {
     assert_eq!(fk.snapshot().0, events, "nothing written");
     let _ = wf;
 }
+
+/// A JSON argument or a runs file names a regular file: a device named by
+/// mistake is refused at once (exit 3), not read until memory runs out.
+#[test]
+fn file_arguments_are_regular_files_only() {
+    let fk = Flowkeep::new();
+    for args in [
+        &[
+            "workflow",
+            "create",
+            "--name",
+            "x",
+            "--config",
+            "@/dev/zero",
+        ][..],
+        &["exec", "import", "/dev/zero"][..],
+        &["schedule", "preview", "@/dev/zero"][..],
+    ] {
+        let out = fk.json(args);
+        assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("not a regular file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let far = fk.json(&[
+        "call",
+        "preview_schedule",
+        r#"{"schedule": {"interval": "1s"}, "from": -9223372036854775808}"#,
+    ]);
+    assert_eq!(far.code, 3, "{}", far.stderr);
+    assert!(far.stderr.contains("from"), "{}", far.stderr);
+}

@@ -1009,7 +1009,9 @@ pub struct PreviewSchedule {
     #[serde(default)]
     #[validate(range(min = 1, max = 100))]
     pub count: Option<u32>,
+    /// From 1970 to the end of year 9999.
     #[serde(default)]
+    #[validate(range(min = 0, max = 253_402_300_799_999i64))]
     pub from: Option<i64>,
 }
 impl Input for PreviewSchedule {}

@@ -213,8 +213,8 @@ pub enum SyncCmd {
     /// Keep syncing in the background until Ctrl-C: reconnects when the
     /// server comes back, sends and merges changes as they happen.
     Watch {
-        /// How often to look for local changes, in milliseconds (other
-        /// devices' changes wake the watch at once).
+        /// How often to look for local changes, in milliseconds, 20 to
+        /// 60000 (other devices' changes wake the watch at once).
         #[arg(long, default_value_t = 50)]
         interval_ms: u64,
     },

@@ -382,15 +382,15 @@ fn retention(
 /// cannot be read is named by its position (`runs[3]`, `line 4`).
 fn read_runs(path: &std::path::Path) -> Result<Vec<ImportedRun>, Failure> {
     let text = if path == std::path::Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
+        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())
     } else {
-        std::fs::read_to_string(path)
+        super::read_regular_file(path, None)
     }
-    .map_err(|e| {
+    .map_err(|why| {
         Failure::Input(vec![flowkeep_core::FieldError::new(
             "file",
             "file",
-            format!("cannot read {}: {e}", path.display()),
+            format!("cannot read {}: {why}", path.display()),
         )])
     })?;
     let bad = |at: String, e: serde_json::Error| {
@@ -448,7 +448,9 @@ fn logs(svc: &Service, id: String, follow: bool, json: bool) -> Out {
             .and_then(|()| out.flush())
             .map_err(|e| Failure::Other(e.into()))?;
         from = piece.next;
-        if piece.finished || (!follow && piece.next >= piece.size) {
+        // Without --follow: what is there now, and no more (a log that
+        // ends inside a character holds that back until the rest comes).
+        if piece.finished || (!follow && (piece.next >= piece.size || piece.text.is_empty())) {
             return Ok(None);
         }
         if piece.text.is_empty() {

@@ -107,6 +107,33 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
     }
 }
 
+/// Most an @FILE argument may hold.
+const MAX_ARG_FILE_BYTES: u64 = 64 << 20;
+
+/// A regular file's text, at most `max` bytes when given: a device
+/// (`/dev/zero`) or a FIFO named by mistake is refused, not read until
+/// memory runs out or forever.
+pub(crate) fn read_regular_file(
+    path: &std::path::Path,
+    max: Option<u64>,
+) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let limit = max.unwrap_or(u64::MAX);
+    let mut text = String::new();
+    file.take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > limit {
+        return Err(format!("larger than {} MiB", limit >> 20));
+    }
+    Ok(text)
+}
+
 pub(crate) fn input_error(field: &str, code: &str, message: &str) -> Failure {
     Failure::Input(vec![flowkeep_core::FieldError::new(field, code, message)])
 }
@@ -114,13 +141,8 @@ pub(crate) fn input_error(field: &str, code: &str, message: &str) -> Failure {
 /// A JSON argument given inline or as @FILE; malformed JSON names the flag.
 pub(crate) fn json_arg(field: &str, raw: &str) -> Result<Value, Failure> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            Failure::Input(vec![flowkeep_core::FieldError::new(
-                field,
-                "file",
-                format!("cannot read {path}: {e}"),
-            )])
-        })?,
+        Some(path) => read_regular_file(std::path::Path::new(path), Some(MAX_ARG_FILE_BYTES))
+            .map_err(|why| input_error(field, "file", &format!("cannot read {path}: {why}")))?,
         None => raw.to_owned(),
     };
     serde_json::from_str(&text).map_err(|e| {

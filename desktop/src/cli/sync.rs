@@ -122,7 +122,9 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
             eprintln!("flowkeep: syncing until Ctrl-C");
             svc.sync().watch(
                 &stop,
-                std::time::Duration::from_millis(interval_ms.max(20)),
+                // At most a minute: the wait is also how soon Ctrl-C is
+                // noticed while nothing changes.
+                std::time::Duration::from_millis(interval_ms.clamp(20, 60_000)),
                 |r| {
                     let line = if json {
                         serde_json::to_string(r).unwrap_or_default()
