@@ -237,7 +237,11 @@ next_cursor: string | null, };
 
 export type Prefer = "file" | "local";
 
-export type PreviewSchedule = { schedule: unknown, count?: number, from?: number, };
+export type PreviewSchedule = { schedule: unknown, count?: number, 
+/**
+ * From 1970 to the end of year 9999.
+ */
+from?: number, };
 
 export type PruneReport = { deleted: number, };
 
