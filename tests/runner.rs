@@ -1098,3 +1098,22 @@ fn exec_logs_prints_a_runs_output_and_follows_it_while_it_runs() {
     let missing = fk.json(&["exec", "logs", "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"]);
     assert_eq!(missing.code, 4, "{}", missing.stderr);
 }
+
+/// `--set KEY=••••` on a secret field keeps the value it has, as saving a
+/// config does: the job gets the secret, not four dots no rule checked.
+#[test]
+fn a_masked_secret_given_to_a_run_keeps_the_value_it_has() {
+    let fk = Flowkeep::new();
+    let got = fk.data_dir().join("got");
+    let wf = create(
+        &fk,
+        &json!({
+            "fields": [{"key": "pw", "type": "secret", "pattern": "^sk-"}],
+            "values": {"pw": "sk-the-real-one"},
+            "run": {"command": ["sh", "-c", format!("cat > '{}'", got.display())], "timeout_s": 30}
+        }),
+    );
+    fk.json(&["run", &wf, "--set", "pw=••••"]).ok();
+    let seen = std::fs::read_to_string(&got).unwrap();
+    assert!(seen.contains("sk-the-real-one"), "{seen}");
+}

@@ -353,3 +353,31 @@ fn a_root_entry_pointed_elsewhere_is_refused_and_put_back() {
     assert_eq!(get(&c, &wf).spec.config.values["a"], 3);
     assert_eq!(c.sync().status(Default::default()).unwrap().rejected, 0);
 }
+
+#[test]
+fn a_workspace_document_of_many_bad_entries_records_a_few_and_how_many_more() {
+    let (_server, _dirs, a, _b, _wf, peer) = workspace();
+    peer.edit(&peer.root, |tx| {
+        let Some((AmValue::Object(ObjType::Map), list)) = tx.get(ROOT, "workflows").unwrap() else {
+            panic!()
+        };
+        for i in 0..500 {
+            tx.put(&list, format!("junk-{i}"), "x").unwrap();
+        }
+    });
+    a.sync().now().unwrap();
+    let status = a.sync().status(Default::default()).unwrap();
+    assert!(
+        status.rejected > 0 && status.rejected <= 51,
+        "{} rejections recorded",
+        status.rejected
+    );
+    assert!(
+        status
+            .rejections
+            .iter()
+            .any(|r| r.reason.contains("and 450 more entries")),
+        "{:?}",
+        status.rejections
+    );
+}

@@ -74,6 +74,12 @@ impl RunService<'_> {
         let mut problems = Vec::new();
         for (key, raw) in &req.overrides {
             match config.field(key) {
+                // `••••` for a secret means the value it has, as when a
+                // config is saved: nothing to override (and not a password
+                // of four dots that no rule would check).
+                Some(field)
+                    if field.kind == flowkeep_core::config::ConfigType::Secret
+                        && raw == flowkeep_core::secret::MASK => {}
                 Some(field) => {
                     let v = field.coerce_text(raw);
                     config.values.insert(key.clone(), v);

@@ -160,6 +160,17 @@ impl Service {
             remembered.get(&format!("{META_REJECTED}{scope}"))
                 != Some(&remote::clip(reason, remote::MAX_REASON_CHARS))
         });
+        // A root of a million bad entries records a few and how many more,
+        // not an event each.
+        if bad.len() > MAX_REPORTS {
+            let more = bad.len() - MAX_REPORTS;
+            bad.truncate(MAX_REPORTS);
+            bad.push((
+                "root:more".into(),
+                None,
+                format!("and {more} more entries of the workspace document like these"),
+            ));
+        }
         if !bad.is_empty() || !stale.is_empty() {
             let document = root.document_id().to_string();
             self.write(|w| {
@@ -449,7 +460,7 @@ impl Service {
                 }
             }
             for (i, (run_key, reason)) in bad.iter().enumerate() {
-                let (subject, reason) = if i < MAX_RUN_REPORTS {
+                let (subject, reason) = if i < MAX_REPORTS {
                     match remote::parse_id(run_key) {
                         Some(_) => (Some(run_key.clone()), reason.clone()),
                         None => (None, format!("run {}: {reason}", remote::quote(run_key))),
@@ -469,7 +480,7 @@ impl Service {
                     heads: heads.clone(),
                 });
                 w.append(REJECTIONS, Expected::Any, event)?;
-                if i >= MAX_RUN_REPORTS {
+                if i >= MAX_REPORTS {
                     break;
                 }
             }

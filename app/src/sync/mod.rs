@@ -111,9 +111,10 @@ const META_REJECTED: &str = "sync.rejected:";
 /// Meta key prefix: a workflow with local edits its document could not
 /// take (it did not read); pushed again until it can.
 const META_PUSH_PENDING: &str = "sync.push_pending:";
-/// Run records rejected from one log in one round that get an event each;
-/// the rest are counted in one more.
-const MAX_RUN_REPORTS: usize = 50;
+/// Rejections of one document in one round (run records of a log, entries
+/// of the workspace document) that get an event each; the rest are counted
+/// in one more.
+const MAX_REPORTS: usize = 50;
 /// Rejections `sync status` lists.
 const LATEST_REJECTIONS: u32 = 25;
 /// For the handshake too, which waits behind the sync engine's other work:

@@ -75,7 +75,14 @@ impl TestServer {
         let w = self.db.workspace_by_name(name).unwrap().unwrap();
         let credential = token::generate_device();
         self.db
-            .enrol(&w.id, device_id, device_id, &token::hash(&credential), None, 0)
+            .enrol(
+                &w.id,
+                device_id,
+                device_id,
+                &token::hash(&credential),
+                None,
+                0,
+            )
             .unwrap();
         credential
     }
