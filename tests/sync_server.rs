@@ -1194,3 +1194,27 @@ async fn a_document_nobody_has_does_not_stay_in_memory_and_reaches_who_asked_onc
     a.stop().await;
     assert!(server.terminate().success());
 }
+
+/// A client that never finishes its request's headers (a slow-loris) is
+/// cut off after a few seconds, not kept with its connection for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "still open after 30 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "cut off after {:?}",
+        start.elapsed()
+    );
+}

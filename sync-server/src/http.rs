@@ -129,15 +129,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long a client has to send a request's headers: a slow or stalled
+/// one (never authenticated) would otherwise hold its connection, and a
+/// file descriptor, for as long as it likes.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves until `shutdown` resolves; the caller then stops the workspaces.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(stopping(shutdown));
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    server.serve(router(state).into_make_service()).await
 }
 
 /// `serve` over TLS: the same router behind rustls.
@@ -147,6 +155,22 @@ pub async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut server = axum_server::from_tcp_rustls(
+        listener.into_std()?,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    )?
+    .handle(stopping(shutdown));
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    server.serve(router(state).into_make_service()).await
+}
+
+/// A handle that stops the server once `shutdown` resolves.
+fn stopping(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> axum_server::Handle<std::net::SocketAddr> {
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();
     tokio::spawn(async move {
@@ -155,13 +179,7 @@ pub async fn serve_tls(
         // requests get a moment to finish.
         on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
-    axum_server::from_tcp_rustls(
-        listener.into_std()?,
-        axum_server::tls_rustls::RustlsConfig::from_config(config),
-    )?
-    .handle(handle)
-    .serve(router(state).into_make_service())
-    .await
+    handle
 }
 
 /// 200 while this node can serve devices: not stopping, and its database
