@@ -120,10 +120,10 @@ fn check_values(doc: &ConfigDocument, rule: &CrossRule, errors: &mut Vec<FieldEr
     match rule.rule.as_str() {
         "less_than" => {
             let (a, b) = (&rule.fields[0], &rule.fields[1]);
-            let va = present(doc, a).and_then(Value::as_f64);
-            let vb = present(doc, b).and_then(Value::as_f64);
+            let va = present(doc, a).and_then(Value::as_number);
+            let vb = present(doc, b).and_then(Value::as_number);
             if let (Some(x), Some(y)) = (va, vb) {
-                if x >= y {
+                if super::values::compare_numbers(x, y) != Some(std::cmp::Ordering::Less) {
                     errors.push(FieldError::new(
                         format!("values.{a}"),
                         "less_than",

@@ -734,3 +734,32 @@ fn patterns_sit_anywhere_in_a_schema() {
     found.sort();
     assert_eq!(found, ["^a", "^x-"]);
 }
+
+#[test]
+fn integers_past_2_pow_53_compare_exactly() {
+    let field = json!({"key": "f", "type": "number", "integer": true, "max": 9007199254740992u64});
+    assert_eq!(one_field(field.clone(), json!(9007199254740992u64)), vec![]);
+    assert_eq!(
+        one_field(field.clone(), json!(9007199254740993u64)),
+        vec![pair("values.f", "range")]
+    );
+    assert_eq!(
+        one_field(
+            json!({"key": "f", "type": "number", "integer": true}),
+            json!(1e300)
+        ),
+        vec![pair("values.f", "integer")]
+    );
+    let pair_of = |a: u64, b: u64| {
+        codes(json!({
+            "fields": [{"key": "a", "type": "number"}, {"key": "b", "type": "number"}],
+            "rules": [{"rule": "less_than", "fields": ["a", "b"]}],
+            "values": {"a": a, "b": b}
+        }))
+    };
+    assert_eq!(pair_of(9007199254740992, 9007199254740993), vec![]);
+    assert_eq!(
+        pair_of(9007199254740993, 9007199254740993),
+        vec![pair("values.a", "less_than")]
+    );
+}

@@ -149,17 +149,48 @@ fn check_text(f: &FieldDef, s: &str, path: &str, ctx: &Checker<'_>, errors: &mut
     }
 }
 
+/// Two JSON numbers in order: exactly when both are integers (as f64, two
+/// beyond 2^53 that differ can compare equal), else as f64.
+pub(crate) fn compare_numbers(
+    a: &serde_json::Number,
+    b: &serde_json::Number,
+) -> Option<std::cmp::Ordering> {
+    let int = |v: &serde_json::Number| {
+        v.as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+    };
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+/// The largest whole number an f64 holds exactly.
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
 fn check_number(f: &FieldDef, value: &Value, n: f64, path: &str, errors: &mut Vec<FieldError>) {
-    if f.integer && !(value.is_i64() || value.is_u64() || n.fract() == 0.0) {
+    let whole = value.is_i64() || value.is_u64() || (n.fract() == 0.0 && n.abs() <= EXACT_F64);
+    if f.integer && !whole {
         errors.push(FieldError::new(
             path,
             "integer",
             format!("must be a whole number, got {value}"),
         ));
     }
-    let min = f.min.as_ref().and_then(|m| m.as_f64());
-    let max = f.max.as_ref().and_then(|m| m.as_f64());
-    let out_of_range = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+    use std::cmp::Ordering::{Greater, Less};
+    let Some(value_n) = value.as_number() else {
+        return;
+    };
+    let below = f
+        .min
+        .as_ref()
+        .is_some_and(|m| compare_numbers(value_n, m) == Some(Less));
+    let above = f
+        .max
+        .as_ref()
+        .is_some_and(|m| compare_numbers(value_n, m) == Some(Greater));
+    let out_of_range = below || above;
     if out_of_range {
         let message = match (&f.min, &f.max) {
             (Some(lo), Some(hi)) => format!("must be between {lo} and {hi}, got {value}"),
