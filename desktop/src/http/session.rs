@@ -177,7 +177,10 @@ impl Auth {
     /// The cookie a page load with the right token gets.
     pub fn set_cookie(&self) -> HeaderValue {
         let v = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000",
+            // No Max-Age: it lasts while the browser runs (a tab left open
+            // outlives a restart of `flowkeep ui`), not a year, since a
+            // browser sends it to every port of 127.0.0.1.
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
             self.cookie_name, self.cookie_value
         );
         HeaderValue::from_str(&v).expect("hex and ASCII only")
@@ -218,6 +221,10 @@ mod tests {
         let first = Auth::new(dir.path(), "t1".repeat(16), 7000).unwrap();
         let cookie = first.set_cookie().to_str().unwrap().to_owned();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(
+            !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+            "a session cookie"
+        );
         let pair = cookie.split(';').next().unwrap().to_owned();
         #[cfg(unix)]
         {
