@@ -229,29 +229,18 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     a.json(&["rebuild-projections"]).ok();
     assert_eq!(a.json(&["workflow", "get", &wf]).ok().json(), before);
 
+    let update = |fk: &Flowkeep, config: &str| {
+        fk.json(&["config", "update", &wf, "--config", config]).ok();
+    };
     // A local edit of an approved run spec approves it.
-    a.json(&[
-        "config",
-        "update",
-        &wf,
-        "--config",
-        &job_config(&marker, "mine", 5),
-    ])
-    .ok();
+    update(a, &job_config(&marker, "mine", 5));
     assert!(approved(a, &wf));
 
     // Over a change from elsewhere not approved yet, no edit here approves
     // it: not one of something else, not handing the schedule to another
     // device, not a whole run spec written over it. Only `approve`, which
     // shows the change.
-    b.json(&[
-        "config",
-        "update",
-        &wf,
-        "--config",
-        &with_schedule(&job_config(&marker, "from-b-again", 5)),
-    ])
-    .ok();
+    update(b, &with_schedule(&job_config(&marker, "from-b-again", 5)));
     d.b_to_a();
     assert!(!approved(a, &wf));
     a.json(&["workflow", "update", &wf, "--name", "renamed here"])
@@ -271,14 +260,7 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
     assert_ne!(handed["revision"], rev, "the hand-over wrote the run spec");
     assert!(!approved(a, &wf), "edits over it approve nothing");
     assert_eq!(a.run(&["run", &wf]).code, 6);
-    a.json(&[
-        "config",
-        "update",
-        &wf,
-        "--config",
-        &job_config(&marker, "mine, over theirs", 6),
-    ])
-    .ok();
+    update(a, &job_config(&marker, "mine, over theirs", 6));
     assert!(!approved(a, &wf));
     assert_eq!(a.run(&["run", &wf]).code, 6);
     assert_eq!(
@@ -287,14 +269,7 @@ fn a_run_spec_changed_on_another_device_runs_only_after_approval() {
         "nothing ran since"
     );
     // Written back to what is approved here, it is approved again.
-    a.json(&[
-        "config",
-        "update",
-        &wf,
-        "--config",
-        &job_config(&marker, "mine", 5),
-    ])
-    .ok();
+    update(a, &job_config(&marker, "mine", 5));
     assert!(approved(a, &wf));
     let before = a.json(&["workflow", "get", &wf]).ok().json();
     a.json(&["rebuild-projections"]).ok();

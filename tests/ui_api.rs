@@ -23,14 +23,22 @@ impl Drop for Ui {
 }
 
 fn start(fk: &Flowkeep) -> Ui {
-    let mut child = Command::new(Flowkeep::bin())
-        .arg("--data-dir")
+    start_with(fk, &["--no-open"], None)
+}
+
+/// `flowkeep ui` with `extra` arguments, and `PATH` when given.
+fn start_with(fk: &Flowkeep, extra: &[&str], path: Option<&str>) -> Ui {
+    let mut cmd = Command::new(Flowkeep::bin());
+    cmd.arg("--data-dir")
         .arg(fk.data_dir())
-        .args(["--json", "ui", "--port", "0", "--no-open"])
+        .args(["--json", "ui", "--port", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -673,25 +681,7 @@ fn the_opened_browser_gets_a_one_use_code_not_the_launch_token() {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = Command::new(Flowkeep::bin())
-        .arg("--data-dir")
-        .arg(fk.data_dir())
-        .args(["--json", "ui", "--port", "0"])
-        .env("PATH", path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    let ui = Ui {
-        child,
-        port: v["port"].as_u64().unwrap() as u16,
-        token: v["token"].as_str().unwrap().to_owned(),
-    };
+    let ui = start_with(&fk, &[], Some(&path));
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !opened.exists() {
         assert!(std::time::Instant::now() < until, "no browser was opened");

@@ -25,6 +25,20 @@ pub struct TokenDialer {
 #[error("the server refused the token")]
 pub struct Refused;
 
+/// The upgrade request to `url` with `token` as the bearer.
+fn bearer_request(
+    url: &url::Url,
+    token: &str,
+) -> Result<tungstenite::handshake::client::Request, DialError<Refused>> {
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(DialError::transient)?;
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    Ok(req)
+}
+
 impl Dialer for TokenDialer {
     type Error = Refused;
     fn url(&self) -> url::Url {
@@ -33,12 +47,7 @@ impl Dialer for TokenDialer {
     fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
         let (url, token) = (self.url.clone(), self.token.clone());
         Box::pin(async move {
-            let mut req = url
-                .as_str()
-                .into_client_request()
-                .map_err(DialError::transient)?;
-            req.headers_mut()
-                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            let req = bearer_request(&url, &token)?;
             match tokio_tungstenite::connect_async(req).await {
                 Ok((ws, _)) => Ok(transport(ws)),
                 Err(tungstenite::Error::Http(r)) if r.status() == 401 => {
@@ -55,13 +64,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, stream) = ws.split();
-    let stream = stream.filter_map(|m| async move {
-        match m {
-            Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
-    });
+    let stream = binaries(stream);
     let sink = sink
         .with(|b: Vec<u8>| async move { Ok::<_, tungstenite::Error>(Message::Binary(b.into())) });
     Transport::new(Box::pin(stream), Box::pin(sink))
@@ -107,12 +110,7 @@ impl Dialer for StallingDialer {
     fn connect(&self) -> BoxFuture<'static, Result<Transport, DialError<Refused>>> {
         let (url, token, stall) = (self.url.clone(), self.token.clone(), self.stall.clone());
         Box::pin(async move {
-            let mut req = url
-                .as_str()
-                .into_client_request()
-                .map_err(DialError::transient)?;
-            req.headers_mut()
-                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            let req = bearer_request(&url, &token)?;
             let addr = format!(
                 "{}:{}",
                 url.host_str().unwrap_or_default(),
@@ -128,15 +126,7 @@ impl Dialer for StallingDialer {
                 .await
                 .map_err(DialError::transient)?;
             let (sink, stream) = ws.split();
-            let mut stream = stream
-                .filter_map(|m| async move {
-                    match m {
-                        Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    }
-                })
-                .boxed();
+            let mut stream = binaries(stream).boxed();
             // Stalled, it answers Pending without asking to be woken: the
             // socket is not read again.
             let stream = futures::stream::poll_fn(move |cx| {
@@ -151,6 +141,22 @@ impl Dialer for StallingDialer {
             Ok(Transport::new(Box::pin(stream), Box::pin(sink)))
         })
     }
+}
+
+/// The binary messages of a socket, as samod reads them.
+fn binaries<S>(
+    stream: futures::stream::SplitStream<tokio_tungstenite::WebSocketStream<S>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, tungstenite::Error>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.filter_map(|m| async move {
+        match m {
+            Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    })
 }
 
 /// A repo dialled to `url` with `token`, once the connection is up (or why
