@@ -299,6 +299,17 @@ impl Keys {
             return Ok(k);
         }
         self.with_fresh(|keys| {
+            // The keys went into the keychain, which this process does not
+            // ask (FLOWKEEP_KEYCHAIN=off): a key made here would seal values
+            // nothing else opens.
+            if keys.is_empty() && self.keychain.is_none() && self.marker().is_some_and(|m| m.exists()) {
+                return Err(Error::Secret(
+                    "this data dir's secret keys are in the OS keychain, which this process does not ask \
+                     (FLOWKEEP_KEYCHAIN=off): turn it back on, or add the key here with \
+                     `flowkeep secrets key --add KEY`"
+                        .into(),
+                ));
+            }
             if keys.is_empty() {
                 let key = generate()?;
                 keys.push(Keyed {
@@ -437,6 +448,21 @@ mod tests {
             Ok("typed in the app")
         );
         assert_eq!(stored.open(&from_elsewhere).as_deref(), Ok("synced"));
+    }
+
+    #[test]
+    fn without_the_keychain_no_key_is_made_beside_the_one_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.keys");
+        // What a process that moved the keys into the keychain leaves.
+        std::fs::write(dir.path().join("secrets.keys.in-keychain"), "").unwrap();
+        let keys = Keys::new(Some(path.clone()));
+        let refused = keys.seal("x").unwrap_err().to_string();
+        assert!(refused.contains("in the OS keychain"), "{refused}");
+        assert!(!path.exists(), "no key made");
+        // The key added here by hand is used.
+        let k = keys.add(generate().unwrap(), true).unwrap();
+        assert_eq!(keys.current().unwrap().id, k.id);
     }
 
     #[test]
