@@ -348,37 +348,53 @@ fn at(label: &str, text: &str, field: &str, code: &str, message: String) -> Fiel
     FieldError::new(name, code, message)
 }
 
-fn read_file(path: &Path, label: &str) -> Result<(String, FileWorkflow), Vec<FieldError>> {
+/// Why a file given to read was not read.
+#[derive(Debug)]
+pub enum Unreadable {
+    Io(std::io::Error),
+    /// A device, a FIFO, a directory: read only from regular files.
+    NotRegular,
+    /// At least this many bytes, more than the limit.
+    TooLarge(u64),
+}
+
+/// A regular file's text, at most `max` bytes when given. What was opened is
+/// what is checked, and no more than the limit is read whatever its size
+/// says (`/dev/zero` named by mistake, a FIFO, a file growing meanwhile).
+pub fn read_regular(path: &Path, max: Option<u64>) -> std::result::Result<String, Unreadable> {
     use std::io::Read;
-    let whole = |code: &str, message: String| vec![FieldError::new(label, code, message)];
-    let cannot = |e: std::io::Error| whole("file", format!("cannot read it: {e}"));
-    let too_big = |len: u64| {
-        whole(
-            "size",
-            format!("{len} bytes or more; a workflow file holds at most 4 MiB"),
-        )
-    };
-    // What was opened is what is checked (a regular file), and no more than
-    // the limit is read whatever its size says (a device, a FIFO, a file
-    // growing meanwhile).
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let meta = file.metadata().map_err(cannot)?;
+    let file = std::fs::File::open(path).map_err(Unreadable::Io)?;
+    let meta = file.metadata().map_err(Unreadable::Io)?;
     if !meta.is_file() {
-        return Err(whole(
-            "file",
-            "not a regular file; workflow files are read only from regular files".into(),
-        ));
+        return Err(Unreadable::NotRegular);
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_big(meta.len()));
+    let limit = max.unwrap_or(u64::MAX);
+    if meta.len() > limit {
+        return Err(Unreadable::TooLarge(meta.len()));
     }
     let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(limit.saturating_add(1))
         .read_to_string(&mut text)
-        .map_err(cannot)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big(text.len() as u64));
+        .map_err(Unreadable::Io)?;
+    if text.len() as u64 > limit {
+        return Err(Unreadable::TooLarge(text.len() as u64));
     }
+    Ok(text)
+}
+
+fn read_file(path: &Path, label: &str) -> Result<(String, FileWorkflow), Vec<FieldError>> {
+    let whole = |code: &str, message: String| vec![FieldError::new(label, code, message)];
+    let text = read_regular(path, Some(MAX_FILE_BYTES)).map_err(|why| match why {
+        Unreadable::Io(e) => whole("file", format!("cannot read it: {e}")),
+        Unreadable::NotRegular => whole(
+            "file",
+            "not a regular file; workflow files are read only from regular files".into(),
+        ),
+        Unreadable::TooLarge(len) => whole(
+            "size",
+            format!("{len} bytes or more; a workflow file holds at most 4 MiB"),
+        ),
+    })?;
     let doc = yaml::read(&text).map_err(|e| {
         let place = match e.line {
             Some(line) => format!("{label}:{line}"),

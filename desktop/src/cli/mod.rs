@@ -110,28 +110,18 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
 /// Most an @FILE argument may hold.
 const MAX_ARG_FILE_BYTES: u64 = 64 << 20;
 
-/// A regular file's text, at most `max` bytes when given: a device
-/// (`/dev/zero`) or a FIFO named by mistake is refused, not read until
-/// memory runs out or forever.
+/// A regular file's text, at most `max` bytes when given, or why not in a
+/// few words.
 pub(crate) fn read_regular_file(
     path: &std::path::Path,
     max: Option<u64>,
 ) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let limit = max.unwrap_or(u64::MAX);
-    let mut text = String::new();
-    file.take(limit.saturating_add(1))
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    if text.len() as u64 > limit {
-        return Err(format!("larger than {} MiB", limit >> 20));
-    }
-    Ok(text)
+    use flowkeep_app::files::{read_regular, Unreadable};
+    read_regular(path, max).map_err(|why| match why {
+        Unreadable::Io(e) => e.to_string(),
+        Unreadable::NotRegular => "not a regular file".into(),
+        Unreadable::TooLarge(_) => format!("larger than {} MiB", max.unwrap_or(u64::MAX) >> 20),
+    })
 }
 
 pub(crate) fn input_error(field: &str, code: &str, message: &str) -> Failure {
