@@ -75,22 +75,35 @@ pub fn plan(s: &Schedule, c: &Compiled, key: &str, after: i64, now: i64) -> Plan
     let window_start = now.saturating_sub(s.catch_up_ms() as i64);
     let mut due = Vec::new();
     let mut start = after;
-    let mut summary: Option<(i64, u64, &'static str)> = None;
-    // Older than the catch-up window: one summary record. Counting them
-    // one by one is bounded; past that the count says "at least".
+    let mut summary: Option<Summary> = None;
+    // Older than the catch-up window: one summary record.
     if let Some(first) = c.next_after(after).filter(|o| *o <= window_start) {
-        let mut count = 0u64;
-        let mut last = first;
-        for o in c
-            .after(after)
-            .take_while(|o| *o <= window_start)
-            .take(100_000)
-        {
-            count += 1;
-            last = o;
+        let (count, exact) = count_between(c, after, window_start);
+        start = window_start;
+        summary = Some(Summary {
+            first,
+            count,
+            exact,
+            why: "older than the catch-up window",
+        });
+    }
+    // More due than one plan records: walk only the newest ones. Walking
+    // every occurrence of a year of a per-second cron took minutes.
+    let skip_to = newest_start(c, start, now, &due_at);
+    if skip_to > start {
+        if let Some(first) = c.next_after(start).filter(|o| *o <= skip_to) {
+            let (count, exact) = count_between(c, start, skip_to);
+            summary = Some(match summary {
+                Some(older) => older.and(count, exact),
+                None => Summary {
+                    first,
+                    count,
+                    exact,
+                    why: TOO_MANY,
+                },
+            });
         }
-        start = last.max(window_start);
-        summary = Some((first, count, "older than the catch-up window"));
+        start = skip_to;
     }
     let mut found: std::collections::VecDeque<i64> = Default::default();
     let mut next_due_at = None;
@@ -108,21 +121,29 @@ pub fn plan(s: &Schedule, c: &Compiled, key: &str, after: i64, now: i64) -> Plan
     }
     if let Some((first, n)) = dropped {
         summary = Some(match summary {
-            Some((f, m, _)) => (f, m + n, "more than the agent records at once"),
-            None => (first, n, "more than the agent records at once"),
+            Some(earlier) => earlier.and(n, true),
+            None => Summary {
+                first,
+                count: n,
+                exact: true,
+                why: TOO_MANY,
+            },
         });
         // Room for the summary record.
         if found.len() >= MAX_RECORDS_PER_PLAN {
             found.pop_front();
         }
     }
-    if let Some((first, n, why)) = summary {
+    if let Some(sum) = summary {
+        let n = sum.count;
         due.push(Due {
-            occurrence: first,
+            occurrence: sum.first,
             action: Action::Skip(format!(
-                "missed: {n} occurrence{} from {} on, while no agent ran ({why}; missed: {})",
+                "missed: {}{n} occurrence{} from {} on, while no agent ran ({}; missed: {})",
+                if sum.exact { "" } else { "at least " },
                 if n == 1 { "" } else { "s" },
-                c.local(first),
+                c.local(sum.first),
+                sum.why,
                 s.missed.as_str()
             )),
             covers: n,
@@ -170,6 +191,79 @@ pub fn plan(s: &Schedule, c: &Compiled, key: &str, after: i64, now: i64) -> Plan
             .map(due_at);
     }
     Plan { due, next_due_at }
+}
+
+const TOO_MANY: &str = "more than the agent records at once";
+
+/// Counting a cron's occurrences one by one stops here; past it a summary
+/// says "at least".
+const MAX_COUNTED: u64 = 100_000;
+
+/// Occurrences summed up in one skipped record.
+struct Summary {
+    first: i64,
+    count: u64,
+    /// False when counting stopped at [`MAX_COUNTED`].
+    exact: bool,
+    why: &'static str,
+}
+
+impl Summary {
+    /// This summary followed by `count` more (the first stays).
+    fn and(self, count: u64, exact: bool) -> Summary {
+        Summary {
+            count: self.count.saturating_add(count),
+            exact: self.exact && exact,
+            why: TOO_MANY,
+            ..self
+        }
+    }
+}
+
+/// How many occurrences fall in `(after, until]`, and whether that is
+/// exact: an interval's by division, a cron's one by one up to
+/// [`MAX_COUNTED`].
+fn count_between(c: &Compiled, after: i64, until: i64) -> (u64, bool) {
+    if until <= after {
+        return (0, true);
+    }
+    if let Some(ms) = c.interval_ms() {
+        let n = until.div_euclid(ms) - after.div_euclid(ms);
+        return (n.max(0) as u64, true);
+    }
+    let n = c
+        .after(after)
+        .take_while(|o| *o <= until)
+        .take(MAX_COUNTED as usize + 1)
+        .count() as u64;
+    (n.min(MAX_COUNTED), n <= MAX_COUNTED)
+}
+
+/// A moment at or after `start` after which more occurrences are due by
+/// `now` than one plan records, yet at most a few times that many (found
+/// by doubling a span back from `now`); `start` itself when there are not
+/// that many after it. Each try walks at most one plan's worth.
+fn newest_start(c: &Compiled, start: i64, now: i64, due_at: &dyn Fn(i64) -> i64) -> i64 {
+    let more_than_a_plan = |from: i64| {
+        c.after(from)
+            .take_while(|o| due_at(*o) <= now)
+            .nth(MAX_RECORDS_PER_PLAN)
+            .is_some()
+    };
+    if !more_than_a_plan(start) {
+        return start;
+    }
+    let mut span = 1_000i64;
+    loop {
+        let probe = now.saturating_sub(span);
+        if probe <= start {
+            return start;
+        }
+        if more_than_a_plan(probe) {
+            return probe;
+        }
+        span = span.saturating_mul(2);
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +349,46 @@ mod tests {
             matches!(&p.due[0].action, Action::Skip(w) if w.contains("more than the agent records at once"))
         );
         assert_eq!(p.due.last().unwrap().occurrence, 7 * 86_400_000);
+    }
+
+    #[test]
+    fn a_year_of_a_per_second_cron_is_planned_from_its_newest_occurrences() {
+        // Two years without an agent, a window of a year: walking every
+        // second of it one by one took minutes.
+        let (s, c) = schedule(serde_json::json!({
+            "cron": "* * * * * *", "missed": "run_all", "catch_up": "366d"
+        }));
+        let now = 1_800_000_000_500;
+        let p = plan(&s, &c, "wf", now - 2 * 366 * 86_400_000, now);
+        assert_eq!(p.due.len(), MAX_RECORDS_PER_PLAN);
+        assert_eq!(runs(&p).len(), MAX_RECORDS_PER_PLAN - 1);
+        assert_eq!(runs(&p).last(), Some(&1_800_000_000_000));
+        assert_eq!(runs(&p)[0], 1_800_000_000_000 - 998_000, "one second apart");
+        let Action::Skip(why) = &p.due[0].action else {
+            panic!("{:?}", p.due[0])
+        };
+        assert!(why.contains("missed: at least "), "{why}");
+        assert!(p.due[0].covers > MAX_COUNTED, "{why}");
+        assert_eq!(p.next_due_at, Some(1_800_000_001_000));
+    }
+
+    #[test]
+    fn an_interval_summary_counts_exactly_however_long_the_absence() {
+        let (s, c) = schedule(serde_json::json!({"interval": "1s", "catch_up": "366d"}));
+        let now = 3 * 366 * 86_400_000;
+        let p = plan(&s, &c, "wf", 0, now);
+        let seconds = (now / 1000) as u64;
+        assert_eq!(p.due[0].covers, seconds - (MAX_RECORDS_PER_PLAN as u64 - 1));
+        let Action::Skip(why) = &p.due[0].action else {
+            panic!("{:?}", p.due[0])
+        };
+        assert!(
+            why.contains(&format!("missed: {} occurrences", p.due[0].covers)),
+            "{why}"
+        );
+        assert_eq!(p.due.last().unwrap().occurrence, now);
+        let covered: u64 = p.due.iter().map(|d| d.covers).sum();
+        assert_eq!(covered, seconds, "every occurrence recorded or summed up");
     }
 
     #[test]
