@@ -546,46 +546,74 @@ async fn connection_limits_refuse_the_next_device_with_why_and_metrics_count_wha
     assert!(server.terminate().success());
 }
 
+/// The server as an operator runs it (no RUST_LOG), its log in a file,
+/// started by `sh` after `shell` (such as `ulimit -n 64`); killed however
+/// the test ends.
+struct LoggedServer {
+    child: std::process::Child,
+    log_path: std::path::PathBuf,
+    port: u16,
+}
+
+impl LoggedServer {
+    fn start(data: &Path, shell: &str, extra: &[&str]) -> LoggedServer {
+        let log_path = data.join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{shell}\nexec \"$0\" \"$@\""))
+            .arg(BIN)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = LoggedServer {
+            child,
+            log_path,
+            port: 0,
+        };
+        let start = Instant::now();
+        server.port = loop {
+            if let Some(addr) = server.log().split("addr=").nth(1) {
+                let addr = addr.split_whitespace().next().unwrap().to_owned();
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no address logged: {}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     let data = tempfile::tempdir().unwrap();
     create_workspace(data.path(), "team");
     let token = add_device(data.path(), "team", "a");
-    let log_path = data.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    // As an operator runs it: no RUST_LOG. Killed however the test ends.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Killed(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let start = Instant::now();
-    let port: u16 = loop {
-        if let Some(addr) = read_log().split("addr=").nth(1) {
-            let addr = addr.split_whitespace().next().unwrap().to_owned();
-            break addr.rsplit(':').next().unwrap().parse().unwrap();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no address logged: {}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // As an operator runs it: no RUST_LOG.
+    let server = LoggedServer::start(data.path(), "", &[]);
+    let read_log = || server.log();
+    let port = server.port;
     let server_url = url::Url::parse(&format!("ws://127.0.0.1:{port}/sync")).unwrap();
     let before = read_log().lines().count();
 
@@ -1217,4 +1245,94 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "cut off after {:?}",
         start.elapsed()
     );
+}
+
+/// Connections held open by clients that have not finished a request
+/// (each one file descriptor in the server).
+async fn hold_connections(port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    held
+}
+
+/// A request on a new connection while `held` are open: answered, or
+/// `None` when not within 3 s.
+async fn answered_beside(port: u16) -> Option<String> {
+    let ask = tokio::task::spawn_blocking(move || {
+        server_support::http_get_response(port, "/healthz HTTP/1.1\r\nHost: x\r\nConnection: close")
+    });
+    tokio::time::timeout(Duration::from_secs(3), ask)
+        .await
+        .ok()
+        .map(|r| r.unwrap())
+}
+
+/// A shell's default limit of open files (often 1,024) is far below the
+/// server's connection limit; the server raises it to what the system
+/// allows, so a device past the low limit is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_limit_on_open_files_is_raised_to_what_the_system_allows() {
+    let hard: u64 = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(u64::MAX);
+    assert!(
+        hard >= 400,
+        "this test needs a hard limit of 400 open files or more, not {hard}"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let server = LoggedServer::start(data.path(), "ulimit -Sn 64", &[]);
+    assert!(
+        server.log().contains("raised the limit on open files") && server.log().contains("was=64"),
+        "{}",
+        server.log()
+    );
+    let _held = hold_connections(server.port, 200).await;
+    let answer = answered_beside(server.port).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "not answered beside 200 open connections: {answer:?}\n{}",
+        server.log()
+    );
+}
+
+/// When even the hard limit is too low, the operator is told at start,
+/// and once (not every 50 ms) when devices are left waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_that_cannot_be_raised_is_said_at_start_and_when_devices_wait() {
+    let data = tempfile::tempdir().unwrap();
+    let server = LoggedServer::start(data.path(), "ulimit -n 64", &["--max-connections", "1000"]);
+    let log = server.log();
+    assert!(
+        log.contains("too few for --max-connections 1000")
+            && log.contains("may hold 64 files open"),
+        "{log}"
+    );
+    let _held = hold_connections(server.port, 100).await;
+    assert_eq!(answered_beside(server.port).await, None, "{}", server.log());
+    let until = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("cannot accept connections") {
+        assert!(Instant::now() < until, "not said: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let said = server.log().matches("cannot accept connections").count();
+    assert_eq!(said, 1, "{}", server.log());
+    assert!(server.log().contains("ulimit -n"), "{}", server.log());
 }

@@ -140,7 +140,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(stopping(shutdown));
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .handle(stopping(shutdown))
+        .accept_error_handler(accept_failed);
     server
         .http_builder()
         .http1()
@@ -159,12 +161,25 @@ pub async fn serve_tls(
         listener.into_std()?,
         axum_server::tls_rustls::RustlsConfig::from_config(config),
     )?
-    .handle(stopping(shutdown));
+    .handle(stopping(shutdown))
+    .accept_error_handler(accept_failed);
     server
         .http_builder()
         .http1()
         .header_read_timeout(Some(HEADER_READ_TIMEOUT));
     server.serve(router(state).into_make_service()).await
+}
+
+/// A failed `accept` (no address yet: the listener's, such as `EMFILE`)
+/// is logged; one with an address is a single client's failed TLS
+/// handshake, which is that client's business.
+fn accept_failed(addr: Option<&std::net::SocketAddr>, error: &std::io::Error) {
+    match addr {
+        None => crate::open_files::say_accept_failed(error),
+        Some(a) => {
+            tracing::debug!(peer = %a, error = %error, "connection failed before its request")
+        }
+    }
 }
 
 /// A handle that stops the server once `shutdown` resolves.

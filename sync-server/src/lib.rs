@@ -19,6 +19,7 @@ pub mod listener;
 pub mod liveness;
 pub mod memory;
 pub mod metrics;
+pub mod open_files;
 pub mod proxy;
 pub mod quota;
 pub mod runtime;

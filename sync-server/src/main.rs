@@ -349,6 +349,30 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
         // Colour codes only for people: logs collected from a pipe stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    #[cfg(unix)]
+    match flowkeep_sync_server::open_files::raise() {
+        Ok(limit) => {
+            if limit.now > limit.was {
+                tracing::info!(
+                    was = limit.was,
+                    now = limit.now,
+                    "raised the limit on open files"
+                );
+            }
+            if !limit.fits(cli.max_connections) {
+                tracing::warn!(
+                    open_files = limit.now,
+                    max_connections = cli.max_connections,
+                    "this process may hold {} files open (ulimit -n), too few for --max-connections {}: \
+                     once it holds that many, new devices wait unanswered until one disconnects. \
+                     Raise the limit (systemd LimitNOFILE=, ulimit -Hn) or lower --max-connections",
+                    limit.now,
+                    cli.max_connections,
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the limit on open files"),
+    }
     if let Err(e) = flowkeep_sync_server::memory::return_freed_pages_sooner() {
         tracing::warn!(error = %e, "memory freed by the server may stay resident for a while");
     }
