@@ -763,3 +763,37 @@ fn integers_past_2_pow_53_compare_exactly() {
         vec![pair("values.a", "less_than")]
     );
 }
+
+#[test]
+fn no_message_about_a_secret_holds_its_value() {
+    // A rule or format that does not apply to secrets is refused with the
+    // definition; the value is not judged by it (its message quoted it).
+    for rule in ["port", "cron", "duration", "semver"] {
+        let errors = check(json!({
+            "fields": [{"key": "f", "type": "secret", "rule": rule}],
+            "values": {"f": "LEAKME7"}
+        }));
+        assert_eq!(
+            errors
+                .iter()
+                .map(|e| (e.field.as_str(), e.code.as_str()))
+                .collect::<Vec<_>>(),
+            [("fields.f.rule", "not_applicable")],
+            "{rule}: {errors:?}"
+        );
+    }
+    // Every rule that does apply, failing.
+    let errors = check(json!({
+        "fields": [
+            {"key": "a", "type": "secret", "min_length": 20},
+            {"key": "b", "type": "secret", "max_length": 2},
+            {"key": "c", "type": "secret", "format": "email"},
+            {"key": "d", "type": "secret", "pattern": "^[0-9]+$"}
+        ],
+        "values": {"a": "LEAKME7", "b": "LEAKME7", "c": "LEAKME7", "d": "LEAKME7"}
+    }));
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for e in &errors {
+        assert!(!e.message.contains("LEAKME7"), "{e:?}");
+    }
+}

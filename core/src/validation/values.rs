@@ -92,6 +92,8 @@ pub(crate) fn check_value(
                     if e.code == "format" {
                         e.message =
                             format!("is not a valid {}", f.format.as_deref().unwrap_or("value"));
+                    } else if !s.is_empty() && e.message.contains(s) {
+                        e.message = e.message.replace(s, crate::secret::MASK);
                     }
                     e
                 }));
@@ -105,7 +107,16 @@ pub(crate) fn check_value(
             check_file(f, s, path, ctx, errors);
         }
     }
-    if let Some(rule) = f.rule.as_deref().and_then(custom_rules::lookup) {
+    // A rule on another type is refused with the definition
+    // (`not_applicable`); judging the value by it anyway would only add
+    // noise, and on a secret echo its clear text.
+    let rule_applies = matches!(f.kind, ConfigType::Text | ConfigType::Number);
+    if let Some(rule) = f
+        .rule
+        .as_deref()
+        .filter(|_| rule_applies)
+        .and_then(custom_rules::lookup)
+    {
         if let Err(message) = (rule.check)(value) {
             errors.push(FieldError::new(path, rule.name, message));
         }
