@@ -892,6 +892,16 @@ fn a_secret_in_a_file_that_updates_a_workflow_is_checked_before_it_is_sealed() {
 #[test]
 fn file_arguments_are_regular_files_only() {
     let fk = Flowkeep::new();
+    // A named pipe nobody writes to: opening it the usual way waits for
+    // good.
+    let fifo = fk.data_dir().join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let at_fifo = format!("@{}", fifo.display());
+    let fifo = fifo.to_str().unwrap();
     for args in [
         &[
             "workflow",
@@ -903,6 +913,9 @@ fn file_arguments_are_regular_files_only() {
         ][..],
         &["exec", "import", "/dev/zero"][..],
         &["schedule", "preview", "@/dev/zero"][..],
+        &["workflow", "create", "--name", "x", "--config", &at_fifo][..],
+        &["exec", "import", fifo][..],
+        &["workflow", "import", fifo][..],
     ] {
         let out = fk.json(args);
         assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
@@ -919,4 +932,49 @@ fn file_arguments_are_regular_files_only() {
     ]);
     assert_eq!(far.code, 3, "{}", far.stderr);
     assert!(far.stderr.contains("from"), "{}", far.stderr);
+}
+
+/// The actor every event records is one line of plain text: a name that
+/// would fake a line of history is refused, and nothing is written.
+#[test]
+fn the_actor_is_one_plain_line_or_the_command_is_refused() {
+    let fk = Flowkeep::new();
+    let id = create(&fk, "first");
+    let before = fk.snapshot();
+    for bad in ["evil\nfake line on device x (local)", "a\u{1b}[2J", "   "] {
+        let out = std::process::Command::new(support::Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(fk.data_dir())
+            .args(["--json", "workflow", "update", &id, "--name", "second"])
+            .env("FLOWKEEP_ACTOR", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{bad:?}: {stderr}");
+        assert!(stderr.contains("FLOWKEEP_ACTOR"), "{bad:?}: {stderr}");
+        assert_eq!(fk.snapshot(), before, "{bad:?} wrote something");
+    }
+    // Unset or empty: the login name.
+    let out = std::process::Command::new(support::Flowkeep::bin())
+        .arg("--data-dir")
+        .arg(fk.data_dir())
+        .args(["--json", "workflow", "update", &id, "--name", "second"])
+        .env("FLOWKEEP_ACTOR", "")
+        .env("USER", "login-name")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let actor: String = rusqlite::Connection::open(fk.db())
+        .unwrap()
+        .query_row(
+            "SELECT actor FROM events ORDER BY rowid DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(actor, "login-name");
 }

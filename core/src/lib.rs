@@ -3,6 +3,7 @@
 //! changes. This crate does no IO: no files, no clock, no database. Callers pass
 //! in what the outside world knows (the time, whether a file exists).
 
+pub mod actor;
 pub mod commands;
 pub mod config;
 pub mod error;

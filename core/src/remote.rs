@@ -39,7 +39,7 @@ pub const MAX_ERROR_CHARS: usize = 10_000;
 /// `trigger` of a run (as `start_run` allows).
 pub const MAX_TRIGGER_CHARS: usize = 50;
 /// An author name taken from a commit message.
-pub const MAX_ACTOR_CHARS: usize = 100;
+pub const MAX_ACTOR_CHARS: usize = crate::actor::MAX_CHARS;
 /// A rejection's reason as recorded.
 pub const MAX_REASON_CHARS: usize = 600;
 /// Remote text quoted in a reason.
@@ -193,9 +193,7 @@ pub fn clip(s: &str, max: usize) -> String {
 /// terminal's escape) are dropped.
 pub fn claimed_author(device_id: &str, actor: &str) -> (Option<String>, String) {
     let device = parse_id(device_id).map(|_| device_id.to_owned());
-    let plain: String = actor.chars().filter(|c| !c.is_control()).collect();
-    let actor = clip(plain.trim(), MAX_ACTOR_CHARS);
-    (device, actor)
+    (device, crate::actor::from_system(actor).unwrap_or_default())
 }
 
 /// A config value's key: what a field key may be (a letter or `_`, then up

@@ -133,11 +133,22 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, Failure> {
     })
 }
 
+/// Who this process acts for: `FLOWKEEP_ACTOR` when set (refused, not
+/// cleaned, when it is not one plain line), else the login name.
+fn actor() -> Result<String, Failure> {
+    if let Some(given) = std::env::var_os("FLOWKEEP_ACTOR").filter(|v| !v.is_empty()) {
+        let given = given.to_string_lossy();
+        return flowkeep_core::actor::check("FLOWKEEP_ACTOR", &given).map_err(Failure::from);
+    }
+    Ok(["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find_map(|name| flowkeep_core::actor::from_system(&name))
+        .unwrap_or_else(|| "unknown".to_owned()))
+}
+
 fn open(data_dir: &std::path::Path) -> Result<Service, Failure> {
-    let actor = std::env::var("FLOWKEEP_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
+    let actor = actor()?;
     let path = data_dir.join("flowkeep.db");
     Service::open(
         &path,

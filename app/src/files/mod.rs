@@ -363,7 +363,17 @@ pub enum Unreadable {
 /// says (`/dev/zero` named by mistake, a FIFO, a file growing meanwhile).
 pub fn read_regular(path: &Path, max: Option<u64>) -> std::result::Result<String, Unreadable> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(Unreadable::Io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a named pipe waits for a writer, for good; opened without
+    // waiting, it is then refused as not a regular file. A regular file
+    // reads the same either way.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        nix::fcntl::OFlag::O_NONBLOCK.bits(),
+    );
+    let file = options.open(path).map_err(Unreadable::Io)?;
     let meta = file.metadata().map_err(Unreadable::Io)?;
     if !meta.is_file() {
         return Err(Unreadable::NotRegular);
