@@ -257,13 +257,27 @@ fn check_run(run: &RunSpec, errors: &mut Vec<FieldError>) {
             ));
         }
     }
-    for key in run.env.keys() {
+    // The operating system takes no NUL inside an argument, a directory or
+    // an environment value: refused here, naming the part, rather than
+    // when the job starts.
+    const NUL: &str = "cannot contain a NUL character";
+    for (i, arg) in run.command.iter().enumerate() {
+        if arg.contains('\0') {
+            errors.push(FieldError::new(format!("run.command[{i}]"), "format", NUL));
+        }
+    }
+    if run.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
+        errors.push(FieldError::new("run.cwd", "format", NUL));
+    }
+    for (key, value) in &run.env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             errors.push(FieldError::new(
                 format!("run.env.{key}"),
                 "format",
                 "an environment variable name cannot be empty or contain = or NUL",
             ));
+        } else if value.contains('\0') {
+            errors.push(FieldError::new(format!("run.env.{key}"), "format", NUL));
         }
     }
     errors.extend(run.check_inherit_env());

@@ -607,6 +607,21 @@ fn the_document_itself_is_validated() {
         ),
         (json!({"run": {"command": []}}), "run.command", "required"),
         (
+            json!({"run": {"command": ["sh", "a\0b"]}}),
+            "run.command[1]",
+            "format",
+        ),
+        (
+            json!({"run": {"command": ["sh"], "cwd": "/tmp\0x"}}),
+            "run.cwd",
+            "format",
+        ),
+        (
+            json!({"run": {"command": ["sh"], "env": {"A": "x\0y"}}}),
+            "run.env.A",
+            "format",
+        ),
+        (
             json!({"run": {"command": ["x"], "timeout_s": 0}}),
             "run.timeout_s",
             "range",
