@@ -199,6 +199,28 @@ fn failures_timeouts_and_refusals() {
         r.stdout
     );
 
+    // A working directory that is not there is named, not taken for a
+    // missing program.
+    let cfg = json!({"run": {"command": ["true"], "cwd": "/no/such/dir"}});
+    let nowhere = fk
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "nowhere",
+            "--config",
+            &cfg.to_string(),
+        ])
+        .ok()
+        .json();
+    let r = fk.json(&["run", nowhere["id"].as_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let error = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("run.cwd") && error.contains("/no/such/dir"),
+        "{error}"
+    );
+
     // Timeout: the child (and its process group) is stopped, the run failed with error timeout.
     let slow = job(
         &fk,

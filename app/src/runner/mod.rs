@@ -175,11 +175,17 @@ impl RunService<'_> {
             Ok(f) => f,
             Err(e) => {
                 let out = json!({"log": log.display().to_string()});
-                let result = self.fail(
-                    &execution.id,
-                    format!("cannot start `{}`: {e}", run.command[0]),
-                    out,
-                );
+                // The spawn's error does not say which path it could not
+                // find: a missing working directory reads as a missing
+                // program.
+                let why = match run.cwd.as_deref().filter(|c| !std::path::Path::new(c).is_dir()) {
+                    Some(cwd) => format!(
+                        "cannot start `{}`: its working directory (run.cwd) `{cwd}` is not a directory here: {e}",
+                        run.command[0]
+                    ),
+                    None => format!("cannot start `{}`: {e}", run.command[0]),
+                };
+                let result = self.fail(&execution.id, why, out);
                 dir.release();
                 return result;
             }
