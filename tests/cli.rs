@@ -658,6 +658,42 @@ fn exec_import_records_runs_from_ndjson_or_an_array_all_or_none() {
             .len(),
         3
     );
+    // An exit status no platform gives, an output of more than 1 MiB: each
+    // named, nothing recorded.
+    let mut odd = run(1_700_000_600_000, "failed");
+    odd["exit_code"] = json!(99_999_999_999i64);
+    let mut big = run(1_700_000_700_000, "succeeded");
+    big["output"] = json!({"result": "x".repeat(1 << 20)});
+    std::fs::write(&array, json!([odd, big]).to_string()).unwrap();
+    let err = fails(
+        &fk,
+        &["exec", "import", array.to_str().unwrap()],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(
+        fields(&err),
+        [
+            ("runs[0].exit_code".to_owned(), "range".to_owned()),
+            ("runs[1].output".to_owned(), "max_length".to_owned())
+        ],
+        "{err}"
+    );
+    let started = fk.json(&["exec", "start", &wf]).ok().json();
+    fails(
+        &fk,
+        &[
+            "exec",
+            "finish",
+            started["id"].as_str().unwrap(),
+            "--status",
+            "failed",
+            "--exit-code",
+            "99999999999",
+        ],
+        3,
+        "validation_failed",
+    );
 }
 
 /// Text that may come from another device (here a run's error) reaches a

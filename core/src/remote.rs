@@ -522,6 +522,8 @@ pub fn check_run(text: &str, origin: RunOrigin<'_>) -> Result<Run, Vec<FieldErro
         Err(e) => return one("run", "type", clip(&e.to_string(), 200)),
     };
     let log = origin.log;
+    // Output has its own, smaller bound when synced (checked below).
+    errors.extend(crate::run::check_outcome("", run.exit_code, None));
     if run.id != origin.key {
         errors.push(FieldError::new(
             "id",

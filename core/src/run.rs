@@ -17,6 +17,50 @@ pub enum RunStatus {
     Skipped,
 }
 
+/// Most bytes of a run's `output` as JSON, recorded by `finish_run` or an
+/// import. The runner's own output (tails of 64 KiB, the result line) stays
+/// far below; a larger result belongs in a file whose path is recorded.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// Exit statuses any platform gives: a signed 32-bit one (a negative
+/// status on Windows is an NTSTATUS) or an unsigned 32-bit one.
+pub const EXIT_CODES: std::ops::RangeInclusive<i64> = (i32::MIN as i64)..=(u32::MAX as i64);
+
+/// Problems with how a recorded run ended, its fields under `prefix`
+/// (`""` or `runs[3].`).
+pub fn check_outcome(
+    prefix: &str,
+    exit_code: Option<i64>,
+    output: Option<&Value>,
+) -> Vec<crate::FieldError> {
+    let mut errors = Vec::new();
+    if exit_code.is_some_and(|c| !EXIT_CODES.contains(&c)) {
+        errors.push(crate::FieldError::new(
+            format!("{prefix}exit_code"),
+            "range",
+            format!(
+                "an exit status is between {} and {}",
+                EXIT_CODES.start(),
+                EXIT_CODES.end()
+            ),
+        ));
+    }
+    if let Some(len) = output
+        .map(|o| o.to_string().len())
+        .filter(|len| *len > MAX_OUTPUT_BYTES)
+    {
+        errors.push(crate::FieldError::new(
+            format!("{prefix}output"),
+            "max_length",
+            format!(
+                "at most {} MiB of JSON, got {len} bytes; keep a large result in a file and record its path",
+                MAX_OUTPUT_BYTES >> 20
+            ),
+        ));
+    }
+    errors
+}
+
 impl RunStatus {
     pub const ALL: [RunStatus; 6] = [
         RunStatus::Queued,

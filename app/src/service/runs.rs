@@ -73,12 +73,20 @@ impl RunService<'_> {
     /// twice is a conflict.
     pub fn finish(&self, mut input: FinishRun) -> Result<Run> {
         input.check()?;
+        let mut problems =
+            flowkeep_core::run::check_outcome("", input.exit_code, input.output.as_ref());
         if !input.status.is_terminal() {
-            return Err(Error::invalid(
-                "status",
-                "options",
-                "a run finishes as succeeded, failed or cancelled",
-            ));
+            problems.insert(
+                0,
+                flowkeep_core::FieldError::new(
+                    "status",
+                    "options",
+                    "a run finishes as succeeded, failed, cancelled or skipped",
+                ),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
         }
         self.write(|w| {
             let current = queries::runs::get(w.conn, &input.id)?;
@@ -110,9 +118,14 @@ impl RunService<'_> {
                 problems.push(flowkeep_core::FieldError::new(
                     format!("runs[{i}].status"),
                     "options",
-                    "an imported run is succeeded, failed or cancelled",
+                    "an imported run is succeeded, failed, cancelled or skipped",
                 ));
             }
+            problems.extend(flowkeep_core::run::check_outcome(
+                &format!("runs[{i}]."),
+                e.exit_code,
+                e.output.as_ref(),
+            ));
             // Outside what a date can be, `completed_at - started_at` would
             // not fit a duration column and every listing would fail.
             for (name, t) in [

@@ -474,7 +474,7 @@ pub enum ExecCmd {
         #[arg(long)]
         queued: bool,
     },
-    /// Record how a run ended: succeeded, failed or cancelled.
+    /// Record how a run ended: succeeded, failed, cancelled or skipped.
     Finish {
         id: String,
         #[arg(long, value_parser = parse_status)]
