@@ -1014,3 +1014,27 @@ fn the_actor_is_one_plain_line_or_the_command_is_refused() {
         .unwrap();
     assert_eq!(actor, "login-name");
 }
+
+/// With `--json` a command line that cannot be read is an error in the one
+/// JSON shape too (code `usage`, exit 2), naming the argument.
+#[test]
+fn usage_errors_are_json_with_json() {
+    let fk = Flowkeep::new();
+    let out = fk.json(&["exec", "list", "--limit", "abc"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let err: Value = serde_json::from_str(out.stderr.trim()).expect(&out.stderr);
+    assert_eq!(err["code"], "usage", "{err}");
+    assert_eq!(err["fields"][0]["field"], "--limit", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("abc"), "{err}");
+    let out = fk.json(&["workflow", "list", "--cursor", "zz"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let err: Value = serde_json::from_str(out.stderr.trim()).expect(&out.stderr);
+    assert_eq!(err["fields"][0]["field"], "--cursor", "{err}");
+    // Without --json, clap's own text; help is not an error.
+    let out = fk.run(&["exec", "list", "--limit", "abc"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    let help = fk.json(&["exec", "list", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("--limit"), "{}", help.stdout);
+}

@@ -45,7 +45,10 @@ fn logging(json: bool) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     logging(json);
 
@@ -77,6 +80,41 @@ fn main() -> ExitCode {
             ExitCode::from(body.code.exit_code() as u8)
         }
     }
+}
+
+/// A command line clap cannot read: its message as clap prints it, or
+/// with `--json` the one JSON error shape (`code` "usage", the argument
+/// named in `fields`), so a script reads every failure the same way.
+/// Exit 2 either way; help and version go to stdout as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue};
+    let wants_json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !wants_json || !e.use_stderr() {
+        e.exit();
+    }
+    let text = e.to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    let field = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().map(str::to_owned),
+        _ => None,
+    };
+    let fields: Vec<serde_json::Value> = field
+        .map(|f| serde_json::json!({"field": f, "code": "usage", "message": message}))
+        .into_iter()
+        .collect();
+    eprintln!(
+        "{}",
+        serde_json::json!({"code": "usage", "message": message, "fields": fields})
+    );
+    ExitCode::from(2)
 }
 
 fn run(cli: Cli) -> Result<Option<Rendered>, Failure> {

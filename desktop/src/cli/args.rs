@@ -527,8 +527,13 @@ pub enum FormatArg {
 }
 
 fn parse_status(s: &str) -> Result<flowkeep_core::run::RunStatus, String> {
-    flowkeep_core::run::RunStatus::parse(s)
-        .ok_or_else(|| "expected one of queued, running, succeeded, failed, cancelled".to_owned())
+    flowkeep_core::run::RunStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = flowkeep_core::run::RunStatus::ALL
+            .iter()
+            .map(|st| st.as_str())
+            .collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 // Values clap cannot use are usage errors (exit 2): a cursor that is not a
