@@ -1038,3 +1038,43 @@ fn usage_errors_are_json_with_json() {
     assert_eq!(help.code, 0, "{}", help.stderr);
     assert!(help.stdout.contains("--limit"), "{}", help.stdout);
 }
+
+/// A secrets key can be given on stdin (`-`), out of the process list.
+#[test]
+fn a_secrets_key_is_taken_from_stdin_with_a_dash() {
+    use std::io::Write;
+    let a = Flowkeep::new();
+    let b = Flowkeep::new();
+    let shown = a.json(&["secrets", "key"]).ok().json();
+    let key = shown["key"].as_str().unwrap().to_owned();
+    let add = |input: &str| {
+        let mut child = std::process::Command::new(support::Flowkeep::bin())
+            .arg("--data-dir")
+            .arg(b.data_dir())
+            .args(["--json", "secrets", "key", "--add", "-"])
+            .env("FLOWKEEP_KEYCHAIN", "off")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let empty = add("\n");
+    assert_eq!(empty.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("--add"));
+    let added = add(&format!("{key}\n"));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let added: Value = serde_json::from_slice(&added.stdout).unwrap();
+    assert_eq!(added["key_id"], shown["key_id"], "{added}");
+}

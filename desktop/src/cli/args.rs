@@ -107,6 +107,8 @@ pub enum SecretsCmd {
     /// Print this workspace's key, to give a device that joins (keep it
     /// private); with --add, take a key printed on another device.
     Key {
+        /// A key printed on another device; `-` reads it from stdin (an
+        /// argument shows in the process list while the command runs).
         #[arg(long, value_name = "KEY")]
         add: Option<String>,
     },
@@ -193,7 +195,7 @@ pub enum SyncCmd {
         token: String,
         /// The workspace's secret key (`flowkeep secrets key` on a device
         /// that has it), so this device can open `secret` values. It never
-        /// goes through the server.
+        /// goes through the server. `-` reads it from stdin.
         #[arg(long, env = "FLOWKEEP_SECRETS_KEY", hide_env_values = true)]
         secrets_key: Option<String>,
         #[command(flatten)]

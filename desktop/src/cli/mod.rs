@@ -66,6 +66,7 @@ pub fn handle(svc: &Service, command: Command, json: bool) -> Out {
             }
             args::SecretsCmd::Key { add } => {
                 let adding = add.is_some();
+                let add = add.map(|k| key_arg("--add", k)).transpose()?;
                 let r = call::<SecretKeyCmd>(
                     svc,
                     SecretKey {
@@ -122,6 +123,37 @@ pub(crate) fn read_regular_file(
         Unreadable::NotRegular => "not a regular file".into(),
         Unreadable::TooLarge(_) => format!("larger than {} MiB", max.unwrap_or(u64::MAX) >> 20),
     })
+}
+
+/// A secrets key given as an argument, or read from stdin when given as
+/// `-`: an argument is visible to every user of the machine in the process
+/// list while the command runs, a pipe is not.
+pub(crate) fn key_arg(field: &str, given: String) -> Result<String, Failure> {
+    if given != "-" {
+        return Ok(given);
+    }
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| {
+            input_error(
+                field,
+                "stdin",
+                &format!("cannot read the key from stdin: {e}"),
+            )
+        })?;
+    let key = line.trim();
+    if key.is_empty() {
+        return Err(input_error(
+            field,
+            "required",
+            "no key on stdin (- reads one line)",
+        ));
+    }
+    Ok(key.to_owned())
 }
 
 pub(crate) fn input_error(field: &str, code: &str, message: &str) -> Failure {

@@ -73,7 +73,7 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
         } => {
             let given = secrets_key.is_some();
             if let Some(key) = secrets_key {
-                add_key(svc, key)?;
+                add_key(svc, super::key_arg("--secrets-key", key)?)?;
             }
             let r = svc.sync().join_with(&join, &token, &options(connect)?)?;
             let mut text = summary(&r);
