@@ -787,14 +787,27 @@ fn message(e: &ValidationError) -> String {
         return m.to_string();
     }
     let p = |k: &str| e.params.get(k).map(|v| v.to_string());
+    // `length` is checked on text and on lists (the value is among the
+    // params): characters for one, items for the other.
+    let value = e.params.get("value");
+    let items = value.is_some_and(|v| v.is_array());
+    let blank = value.is_some_and(|v| v.as_str().is_some_and(|s| s.trim().is_empty()));
+    let unit = if items { "items" } else { "characters" };
     match (e.code.as_ref(), p("min"), p("max")) {
+        ("length", Some(min), Some(max)) if min == "1" && blank => {
+            format!("must not be blank (1 to {max} characters)")
+        }
+        ("length", Some(min), Some(max)) if min == "1" && items => {
+            format!("must hold 1 to {max} items")
+        }
         ("length", Some(min), Some(max)) if min == "1" => {
             format!("must be 1 to {max} characters long")
         }
-        ("length", Some(min), Some(max)) => format!("length must be between {min} and {max}"),
+        ("length", Some(min), Some(max)) => format!("must be {min} to {max} {unit} long"),
         ("length", Some(min), None) if min == "1" => "must not be empty".to_owned(),
-        ("length", Some(min), None) => format!("must be at least {min} long"),
-        ("length", None, Some(max)) => format!("must be at most {max} long"),
+        ("length", Some(min), None) => format!("must be at least {min} {unit} long"),
+        ("length", None, Some(max)) if items => format!("must hold at most {max} items"),
+        ("length", None, Some(max)) => format!("must be at most {max} characters long"),
         ("range", Some(min), Some(max)) => format!("must be between {min} and {max}"),
         (code, _, _) => format!("breaks the {code} rule"),
     }
@@ -818,7 +831,7 @@ mod tests {
             vec![FieldError::new(
                 "name",
                 "length",
-                "must be 1 to 200 characters long"
+                "must not be blank (1 to 200 characters)"
             )]
         );
 
@@ -857,7 +870,17 @@ mod tests {
         );
         assert!(errs[2].message.contains("has space"));
         assert_eq!(errs[3].message, "must be a semantic version like 1.2.3");
-        assert_eq!(errs[0].message, "must be at most 10000 long");
+        assert_eq!(errs[0].message, "must be at most 10000 characters long");
+    }
+
+    #[test]
+    fn a_list_too_long_counts_items_not_characters() {
+        let mut i = ImportRuns { runs: vec![] };
+        let Err(Error::Invalid(errs)) = i.check() else {
+            panic!("an empty import accepted")
+        };
+        assert_eq!(errs[0].field, "runs");
+        assert_eq!(errs[0].message, "must hold 1 to 100000 items");
     }
 
     #[test]

@@ -364,6 +364,11 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
 
 pub(crate) fn check_revision(current: &Workflow, expected: Option<u64>) -> Result<()> {
     match expected {
+        // A revision it never reached was not "changed by someone else".
+        Some(v) if v > current.revision => Err(Error::Conflict(format!(
+            "workflow {} is at revision {}, not {v}: expected revision {v} is ahead of it; reload and try again",
+            current.id, current.revision
+        ))),
         Some(v) if v != current.revision => Err(Error::Conflict(format!(
             "workflow {} was changed by someone else: expected revision {v}, it is now at {}; reload and try again",
             current.id, current.revision

@@ -131,7 +131,13 @@ impl RetentionPolicy {
     pub fn check(&self, prefix: &str) -> Vec<crate::FieldError> {
         let mut errors = self.check_range(prefix);
         if let Some(age) = &self.max_age {
-            if duration_ms_wide(age).is_none_or(|ms| ms == 0) {
+            if duration_ms_wide(age) == Some(0) {
+                errors.push(crate::FieldError::new(
+                    format!("{prefix}.max_age"),
+                    "range",
+                    "must be longer than 0 (remove the limit instead of keeping nothing)",
+                ));
+            } else if duration_ms_wide(age).is_none() {
                 errors.push(crate::FieldError::new(
                     format!("{prefix}.max_age"),
                     "duration",
@@ -211,7 +217,7 @@ mod tests {
             ),
             (p(Some("52143w"), None), ("r.max_age", "range")),
             (p(Some("soon"), None), ("r.max_age", "duration")),
-            (p(Some("0d"), None), ("r.max_age", "duration")),
+            (p(Some("0d"), None), ("r.max_age", "range")),
         ] {
             assert_eq!(
                 codes(&policy.check("r")),
