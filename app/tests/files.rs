@@ -392,6 +392,10 @@ config:
     .unwrap();
     let r = import(&svc, out.path()).unwrap();
     assert_eq!(r.items[0].action, ImportAction::Create);
+    assert_eq!(
+        r.created_without_id, 1,
+        "the import says the file has no id"
+    );
     let id = r.items[0].workflow_id.clone();
     assert_eq!(value(&svc, &id, "zone"), json!("b"));
     let by_name = |svc: &Service| {
@@ -407,6 +411,7 @@ config:
         (r.items[0].action, &r.items[0].workflow_id),
         (ImportAction::Unchanged, &id)
     );
+    assert_eq!(r.created_without_id, 0);
     edit_file(&out.path().join("mine.flowkeep.yaml"), "zone: b", "zone: c");
     by_name(&svc).unwrap();
     assert_eq!(svc.event_count().unwrap(), n + 1);

@@ -1149,6 +1149,10 @@ pub struct WorkflowImport {
     pub items: Vec<ImportItem>,
     /// False for a dry run.
     pub applied: bool,
+    /// Of the created, those whose file has no `id` (matched by id):
+    /// importing such a file again creates another workflow.
+    #[serde(default)]
+    pub created_without_id: u32,
 }
 
 /// A workflow's config values with its secrets opened (the one answer that

@@ -134,10 +134,21 @@ impl WorkflowService<'_> {
             return Err(Error::Invalid(errors));
         }
         let items: Vec<ImportItem> = plan.iter().map(|p| p.item.clone()).collect();
+        let created_without_id = match input.match_by {
+            MatchBy::Id => parsed
+                .iter()
+                .zip(&items)
+                .filter(|((_, _, file), item)| {
+                    file.id.is_none() && item.action == ImportAction::Create
+                })
+                .count() as u32,
+            MatchBy::Name => 0,
+        };
         if input.dry_run {
             return Ok(WorkflowImport {
                 items,
                 applied: false,
+                created_without_id,
             });
         }
         self.write(|w| {
@@ -182,6 +193,7 @@ impl WorkflowService<'_> {
         Ok(WorkflowImport {
             items,
             applied: true,
+            created_without_id,
         })
     }
 }

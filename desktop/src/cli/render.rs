@@ -633,5 +633,12 @@ pub fn imported(r: &WorkflowImport) -> String {
     if count(ImportAction::Conflict) > 0 {
         s.push_str("Workflows in conflict were not imported: settle them, or choose with --prefer file|local.\n");
     }
+    if r.created_without_id > 0 {
+        let _ = writeln!(
+            s,
+            "{} file(s) have no id: importing them again creates more workflows: add each one's id (printed above) to its file as `id:`, or import with --match name.",
+            r.created_without_id
+        );
+    }
     s
 }

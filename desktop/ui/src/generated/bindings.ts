@@ -595,7 +595,12 @@ export type WorkflowImport = { items: Array<ImportItem>,
 /**
  * False for a dry run.
  */
-applied: boolean, };
+applied: boolean, 
+/**
+ * Of the created, those whose file has no `id` (matched by id):
+ * importing such a file again creates another workflow.
+ */
+created_without_id: number, };
 
 export type WorkflowName = { id: string, name: string | null, };
 
