@@ -1011,6 +1011,22 @@ fn exports_go_beside_the_target_and_never_follow_a_symlink() {
     );
     assert!(!dir.join("report.csv.partial").exists());
 
+    // A folder as --out is named before anything is written.
+    let folder = dir.join("reports");
+    std::fs::create_dir(&folder).unwrap();
+    let r = fk.json(&["exec", "export", "--out", folder.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.error()["fields"][0]["field"], "out");
+    assert!(
+        r.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("is a folder"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.join("reports.partial").exists());
+
     std::fs::write(dir.join("victim.txt"), "original").unwrap();
     std::os::unix::fs::symlink(dir.join("victim.txt"), dir.join("r2.csv.partial")).unwrap();
     let r2 = dir.join("r2.csv");

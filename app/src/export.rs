@@ -78,6 +78,18 @@ impl RunService<'_> {
         stop: &AtomicBool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
+        // Found before the rows are written, not by the rename after them.
+        if path.is_dir() {
+            return Err(Error::InvalidInput(vec![FieldError::new(
+                "out",
+                "file",
+                format!(
+                    "{} is a folder; give the file to write, such as {}",
+                    path.display(),
+                    path.join(format!("runs.{}", format.extension())).display()
+                ),
+            )]));
+        }
         let partial = partial_path(path)?;
         let file = flowkeep_store::private::create_new(&partial).map_err(|e| {
             let why = if e.kind() == std::io::ErrorKind::AlreadyExists {

@@ -631,6 +631,17 @@ pub enum ExportFormat {
     Csv,
 }
 
+impl ExportFormat {
+    /// The usual file extension of the format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Ndjson => "ndjson",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]
@@ -743,7 +754,9 @@ fn tag_list(tags: &[String]) -> Result<(), ValidationError> {
                 .all(|c| c.is_alphanumeric() || "-_.:/".contains(c));
         if !ok {
             let mut e = ValidationError::new("format");
-            e.message = Some(format!("tag \"{t}\": 1 to 50 letters, digits or - _ . : /").into());
+            let shown = crate::remote::clip(t, 60);
+            e.message =
+                Some(format!("tag \"{shown}\": 1 to 50 letters, digits or - _ . : /").into());
             return Err(e);
         }
     }

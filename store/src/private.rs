@@ -23,6 +23,14 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     match DirBuilder::new().mode(DIR_MODE).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+        // "File exists" alone does not say that the folder asked for is a
+        // file.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            return Err(std::io::Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{} is a file, not a folder", dir.display()),
+            ))
+        }
         Err(e) => return Err(e),
     }
     // `mode` is filtered by the umask; set it exactly.
@@ -98,6 +106,8 @@ mod tests {
         tighten(&f).unwrap();
         assert_eq!(mode(&f), 0o400, "never adds permissions to a file");
         tighten(&dir.join("missing")).unwrap();
+        let err = create_dir(&f).unwrap_err();
+        assert!(err.to_string().contains("is a file, not a folder"), "{err}");
     }
 
     #[test]

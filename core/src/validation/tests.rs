@@ -765,6 +765,14 @@ fn integers_past_2_pow_53_compare_exactly() {
         ),
         vec![pair("values.f", "integer")]
     );
+    let too_large = check(json!({
+        "fields": [{"key": "f", "type": "number", "integer": true}],
+        "values": {"f": 1e22}
+    }));
+    assert!(
+        too_large[0].message.starts_with("is too large"),
+        "{too_large:?}"
+    );
     let pair_of = |a: u64, b: u64| {
         codes(json!({
             "fields": [{"key": "a", "type": "number"}, {"key": "b", "type": "number"}],

@@ -183,11 +183,20 @@ const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 fn check_number(f: &FieldDef, value: &Value, n: f64, path: &str, errors: &mut Vec<FieldError>) {
     let whole = value.is_i64() || value.is_u64() || (n.fract() == 0.0 && n.abs() <= EXACT_F64);
     if f.integer && !whole {
-        errors.push(FieldError::new(
-            path,
-            "integer",
-            format!("must be a whole number, got {value}"),
-        ));
+        // 1e22 is whole, but past what the number type holds exactly.
+        let message = if n.fract() == 0.0
+            && n.is_finite()
+            && !(i64::MIN as f64..=u64::MAX as f64).contains(&n)
+        {
+            format!(
+                "is too large for a whole number (from {} to {}), got {value}",
+                i64::MIN,
+                u64::MAX
+            )
+        } else {
+            format!("must be a whole number, got {value}")
+        };
+        errors.push(FieldError::new(path, "integer", message));
     }
     use std::cmp::Ordering::{Greater, Less};
     let Some(value_n) = value.as_number() else {

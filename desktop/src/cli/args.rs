@@ -225,13 +225,16 @@ pub enum SyncCmd {
 #[derive(Subcommand, Debug)]
 pub enum WorkflowCmd {
     Create {
+        /// The workflow's name: one line, 1 to 200 characters.
         #[arg(long)]
         name: String,
+        /// Free text, at most 10,000 characters.
         #[arg(long)]
         description: Option<String>,
         /// Semantic version of the workflow (default 1.0.0).
         #[arg(long)]
         version: Option<String>,
+        /// A tag (repeat for several): 1 to 50 letters, digits or - _ . : /.
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
         /// The config document as JSON, or @FILE to read it from a file.
@@ -240,10 +243,13 @@ pub enum WorkflowCmd {
     },
     Update {
         id: String,
+        /// A new name: one line, 1 to 200 characters.
         #[arg(long)]
         name: Option<String>,
+        /// Free text, at most 10,000 characters.
         #[arg(long)]
         description: Option<String>,
+        /// Semantic version of the workflow (like 1.2.0).
         #[arg(long)]
         version: Option<String>,
         /// Replace the tags (repeat for several).
@@ -252,6 +258,7 @@ pub enum WorkflowCmd {
         /// Remove all tags.
         #[arg(long, conflicts_with = "tags")]
         clear_tags: bool,
+        /// The config document as JSON, or @FILE to read it from a file.
         #[arg(long, value_name = "JSON|@FILE")]
         config: Option<String>,
         /// Fail with a conflict (exit 5) unless the workflow is at this revision.
@@ -324,11 +331,13 @@ pub enum WorkflowCmd {
     /// Bring back a deleted workflow, with its history and runs.
     Undelete {
         id: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
     },
     Delete {
         id: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
     },
@@ -387,20 +396,24 @@ pub enum ConfigCmd {
         workflow: String,
         key: String,
         value: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
     },
     /// Replace the whole config document.
     Update {
         workflow: String,
+        /// The config document as JSON, or @FILE to read it from a file.
         #[arg(long, value_name = "JSON|@FILE")]
         config: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
     },
     /// Check the stored config, or a proposed one, without saving (exit 3 if invalid).
     Validate {
         workflow: String,
+        /// The config document as JSON, or @FILE to read it from a file.
         #[arg(long, value_name = "JSON|@FILE")]
         config: Option<String>,
     },
