@@ -200,7 +200,6 @@ const TERMINAL_ESCAPES: &str = "exit 1\u{1b}]0;owned\u{7}\u{1b}[2J";
 
 struct Forged {
     valid_workflow: String,
-    valid_run: String,
     /// (what, subject, a piece of the reason) of every rejection to expect.
     expected: Vec<(&'static str, Option<String>, &'static str)>,
 }
@@ -265,7 +264,7 @@ fn forge(
             .await
             .unwrap()
             .unwrap();
-        let valid_run = uuid();
+        let well_formed = uuid();
         let (r1, r2, r3, r5, r6) = (uuid(), uuid(), uuid(), uuid(), uuid());
         let unknown_wf = uuid();
         let other_dev = uuid();
@@ -283,9 +282,9 @@ fn forge(
             ),
             (r5.clone(), ScalarValue::Int(5)),
             (r6.clone(), run(&r6, &unknown_wf, b_dev, "succeeded").into()),
-            // Valid, with an error text that would drive a terminal.
-            (valid_run.clone(), {
-                let mut r: Value = serde_json::from_str(&run(&valid_run, wf, b_dev, "failed")).unwrap();
+            // Well formed and naming B, but written by this peer.
+            (well_formed.clone(), {
+                let mut r: Value = serde_json::from_str(&run(&well_formed, wf, b_dev, "failed")).unwrap();
                 r["exit_code"] = json!(1);
                 r["error"] = json!(TERMINAL_ESCAPES);
                 r.to_string().into()
@@ -305,6 +304,8 @@ fn forge(
         });
         touched.push(b_log);
         expected.extend([
+            // Well formed, but the server saw this peer, not B, upload it.
+            ("run", Some(well_formed.clone()), "written by device"),
             ("run", None, "../../victim"),
             ("run", Some(r1), "this device"),
             ("run", Some(r2), "device"),
@@ -400,7 +401,6 @@ fn forge(
         repo.stop().await;
         Forged {
             valid_workflow,
-            valid_run,
             expected,
         }
     })
@@ -449,6 +449,21 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
         .to_owned();
     b.json(&["exec", "finish", &b_run, "--status", "succeeded"])
         .ok();
+    // A run of B's whose error text would drive a terminal.
+    let b_escapes = b.json(&["exec", "start", &wf]).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.json(&[
+        "exec",
+        "finish",
+        &b_escapes,
+        "--status",
+        "failed",
+        "--error",
+        TERMINAL_ESCAPES,
+    ])
+    .ok();
     b.json(&["sync", "now"]).ok();
     let a_dev = device_id(&a.data().join("flowkeep.db"));
     let b_dev = device_id(&b.db());
@@ -482,9 +497,12 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     ids.sort();
-    let mut want = vec![b_run.as_str(), forged.valid_run.as_str()];
+    let mut want = vec![b_run.as_str(), b_escapes.as_str()];
     want.sort();
-    assert_eq!(ids, want, "only B's run and the valid forged one");
+    assert_eq!(
+        ids, want,
+        "only B's runs: not even a well-formed one the peer wrote into B's log"
+    );
     let mine: i64 = a
         .db()
         .query_row(
@@ -543,7 +561,7 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
 
     // Text from another device reaches this terminal escaped, never as the
     // escape sequences it holds; JSON keeps it as it is.
-    let shown = a.run(&["exec", "get", &forged.valid_run]).ok();
+    let shown = a.run(&["exec", "get", &b_escapes]).ok();
     assert!(
         !shown.stdout.contains(['\u{1b}', '\u{7}']),
         "{:?}",
@@ -556,7 +574,7 @@ fn a_hostile_peer_with_the_token_gets_nothing_merged_run_or_touched() {
         "{}",
         shown.stdout
     );
-    let got = a.json(&["exec", "get", &forged.valid_run]).ok().json();
+    let got = a.json(&["exec", "get", &b_escapes]).ok().json();
     assert_eq!(got["error"], TERMINAL_ESCAPES);
 
     // Projections equal a rebuild; a re-open (crash recovery) keeps
@@ -623,61 +641,16 @@ fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
         .unwrap()
         .to_owned();
     let root_url = join.rsplit('#').next().unwrap().to_owned();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let repo = Repo::build_tokio().load().await;
-        let dialer = repo
-            .dial(
-                BackoffConfig {
-                    max_retries: Some(3),
-                    ..BackoffConfig::default()
-                },
-                Arc::new(flowkeep_app::TokenDialer {
-                    url: url::Url::parse(&server.url()).unwrap(),
-                    token: credential.clone(),
-                    tls: None,
-                    limit: Default::default(),
-                }),
-            )
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), dialer.established())
-            .await
-            .expect("connects in time")
-            .expect("the credential is valid");
-        let conn = dialer.connection_id().unwrap();
-        let find = |url: &str| {
-            let id = AutomergeUrl::from_str(url).unwrap().document_id().clone();
-            let repo = repo.clone();
-            async move {
-                tokio::time::timeout(Duration::from_secs(10), repo.find(id))
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .expect("the document is on the server")
-            }
-        };
-        let root = find(&root_url).await;
-        let (_, wf_url) = listed(&root, "workflows", &wf);
-        let doc = find(&wf_url).await;
-        doc.with_document(|d| {
-            d.transact_with::<_, _, automerge::AutomergeError, _>(
-                |_| {
-                    automerge::transaction::CommitOptions::default()
-                        .with_message(format!("flowkeep:{a_dev}:alice: name"))
-                },
-                |tx| tx.put(ROOT, "name", "renamed by mallory"),
-            )
-            .unwrap();
-        });
-        tokio::time::timeout(Duration::from_secs(10), doc.they_have_our_changes(conn))
-            .await
-            .expect("the server has the change");
-    });
-    drop(rt);
+    let message = format!("flowkeep:{a_dev}:alice: name");
+    write_as(
+        &server,
+        &credential,
+        &root_url,
+        &wf,
+        &message,
+        "name",
+        "renamed by mallory",
+    );
 
     let synced = b.json(&["sync", "now"]).ok().json();
     assert_eq!(synced["merged"], 1, "{synced}");
@@ -712,4 +685,100 @@ fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
         "{human}"
     );
     assert!(human.contains("confirmed by the sync server"), "{human}");
+
+    // A change claiming the very device that merges it is no longer left
+    // out as its own: the server saw mallory send it.
+    let b_dev = device_id(&b.db());
+    let message = format!("flowkeep:{b_dev}:bob: description");
+    write_as(
+        &server,
+        &credential,
+        &root_url,
+        &wf,
+        &message,
+        "description",
+        "claimed as B's own",
+    );
+    let synced = b.json(&["sync", "now"]).ok().json();
+    assert_eq!(synced["merged"], 1, "{synced}");
+    let history = b.json(&["history", &wf]).ok().json();
+    let described = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["new"] == "claimed as B's own")
+        })
+        .unwrap_or_else(|| panic!("no description change in {history:#}"))
+        .clone();
+    assert_eq!(described["uploaded_by"], mallory.as_str(), "{described:#}");
+}
+
+/// Connects with `credential` and writes `field` = `value` into the
+/// workflow's document in one change with `message` as its commit message.
+fn write_as(
+    server: &Server,
+    credential: &str,
+    root_url: &str,
+    wf: &str,
+    message: &str,
+    field: &str,
+    value: &str,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let repo = Repo::build_tokio().load().await;
+        let dialer = repo
+            .dial(
+                BackoffConfig {
+                    max_retries: Some(3),
+                    ..BackoffConfig::default()
+                },
+                Arc::new(flowkeep_app::TokenDialer {
+                    url: url::Url::parse(&server.url()).unwrap(),
+                    token: credential.to_owned(),
+                    tls: None,
+                    limit: Default::default(),
+                }),
+            )
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), dialer.established())
+            .await
+            .expect("connects in time")
+            .expect("the credential is valid");
+        let conn = dialer.connection_id().unwrap();
+        let find = |url: &str| {
+            let id = AutomergeUrl::from_str(url).unwrap().document_id().clone();
+            let repo = repo.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), repo.find(id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .expect("the document is on the server")
+            }
+        };
+        let root = find(root_url).await;
+        let (_, wf_url) = listed(&root, "workflows", wf);
+        let doc = find(&wf_url).await;
+        doc.with_document(|d| {
+            d.transact_with::<_, _, automerge::AutomergeError, _>(
+                |_| automerge::transaction::CommitOptions::default().with_message(message),
+                |tx| tx.put(ROOT, field, value),
+            )
+            .unwrap();
+        });
+        tokio::time::timeout(Duration::from_secs(10), doc.they_have_our_changes(conn))
+            .await
+            .expect("the server has the change");
+        repo.stop().await;
+    });
 }

@@ -317,11 +317,7 @@ fn bad_input_is_rejected_with_its_field_and_changes_nothing() {
         })
     });
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("expected revision 7, it is now at 1"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("is at revision 1, not 7"), "{err}");
 
     let err = assert_unchanged(&svc, || {
         flowkeep_app::dispatch(&svc, "create_workflow", json!({"name": 5}))

@@ -124,6 +124,14 @@ pub(crate) fn changed_since(
         .collect()
 }
 
+/// The change that wrote a record's current value: whose upload the
+/// server can vouch for.
+pub(crate) fn written_in(doc: &automerge::Automerge, run_key: &str) -> Option<ChangeHash> {
+    let obj = runs(doc)?;
+    let (_, id) = doc.get(&obj, run_key).ok()??;
+    doc.hash_for_opid(&id)
+}
+
 /// Runs whose record holds values written concurrently.
 pub(crate) fn contested(doc: &impl ReadDoc) -> Vec<String> {
     let Some(obj) = runs(doc) else { return vec![] };
@@ -195,6 +203,9 @@ mod tests {
             changed_since(&d, &since),
             [("b".to_owned(), Ok("[]".to_owned()))]
         );
+        assert_eq!(written_in(&d, "b"), Some(d.get_heads()[0]));
+        assert_eq!(written_in(&d, "a"), Some(since[0]));
+        assert_eq!(written_in(&d, "nope"), None);
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub(super) fn parse_heads(heads: &[String]) -> Vec<ChangeHash> {
 }
 
 /// Authors of the changes after `since`, from the commit messages
-/// flowkeep writes (`flowkeep:<device>:<actor>: ...`), this device excluded.
+/// flowkeep writes (`flowkeep:<device>:<actor>: ...`), this device excluded
+/// (unless another device uploaded a change claiming it).
 /// A message is a claim anyone with the token can write: a device id that
 /// is not a UUID is recorded as `unknown`, long names are cut. Beside it,
 /// the device the server saw upload the change, from `uploads`.
@@ -69,7 +70,13 @@ pub(super) fn authors_since(
                 uploaded_by: uploads.of(&change.hash()).map(str::to_owned),
             },
         };
-        if author.device_id != own_device && !out.contains(&author) {
+        // A change claiming this device is left out, unless the server saw
+        // another device upload it: then the claim is false, and shown.
+        let uploaded_elsewhere = author
+            .uploaded_by
+            .as_deref()
+            .is_some_and(|by| by != own_device);
+        if (author.device_id != own_device || uploaded_elsewhere) && !out.contains(&author) {
             out.push(author);
             if out.len() == MAX_AUTHORS {
                 break;

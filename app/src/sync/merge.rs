@@ -376,6 +376,7 @@ impl Service {
         handle: &DocHandle,
         known: Option<&KnownDoc>,
         listed_workflows: &HashSet<&str>,
+        uploads: &Uploads,
     ) -> Result<()> {
         if known.is_some_and(|k| k.heads == heads_of(handle)) {
             return Ok(());
@@ -415,7 +416,15 @@ impl Service {
             if remembered.as_ref().is_some_and(|r| r.heads == heads) {
                 return None;
             }
-            let runs = execlog::check(d, &key_text).map(|()| execlog::changed_since(d, &since));
+            let runs = execlog::check(d, &key_text).map(|()| {
+                execlog::changed_since(d, &since)
+                    .into_iter()
+                    .map(|(run_key, text)| {
+                        let written = execlog::written_in(d, &run_key);
+                        (run_key, text, written)
+                    })
+                    .collect::<Vec<_>>()
+            });
             Some((heads, runs))
         });
         let Some((heads, runs)) = read else {
@@ -440,17 +449,32 @@ impl Service {
         let own = self.device_id().to_owned();
         let mut good = Vec::new();
         let mut bad: Vec<(String, String)> = Vec::new();
-        for (run_key, text) in runs {
+        for (run_key, text, written) in runs {
             let origin = RunOrigin {
                 log: key,
                 key: &run_key,
                 this_device: &own,
                 now_ms: chrono::Utc::now().timestamp_millis(),
             };
-            match text.and_then(|t| remote::check_run(&t, origin).map_err(|e| remote::describe(&e)))
-            {
-                Ok(run) => good.push(run),
-                Err(reason) => bad.push((run_key, reason)),
+            let checked =
+                text.and_then(|t| remote::check_run(&t, origin).map_err(|e| remote::describe(&e)));
+            // A device writes only its own logs: a record the server saw
+            // another device upload is that device's claim, not a run
+            // (without an answer from the server, the record's own checks
+            // are all there is).
+            let uploaded_by = written
+                .and_then(|h| uploads.of(&h))
+                .filter(|by| *by != key.device_id);
+            match (checked, uploaded_by) {
+                (Ok(_), Some(by)) => bad.push((
+                    run_key,
+                    format!(
+                        "written by device {by} (as the sync server saw it), not by device {} whose run log this is",
+                        key.device_id
+                    ),
+                )),
+                (Ok(run), None) => good.push(run),
+                (Err(reason), _) => bad.push((run_key, reason)),
             }
         }
         self.write(|w| {

@@ -314,12 +314,19 @@ impl SyncService<'_> {
         // 5. Runs other devices recorded, changed since last merged.
         let listed_ids: HashSet<&str> =
             listed.workflows.iter().map(|(id, _)| id.as_str()).collect();
-        for (key, handle) in &log_handles {
-            if key.device_id == own {
-                continue;
-            }
-            let known = logs.iter().find(|k| k.key == key.to_string());
-            self.consider_log(repo, key, handle, known, &listed_ids)
+        //    Who uploaded their changes is asked once for all of them.
+        let theirs: Vec<(&LogKey, &DocHandle, Option<&KnownDoc>)> = log_handles
+            .iter()
+            .filter(|(key, _)| key.device_id != own)
+            .map(|(key, h)| (key, h, logs.iter().find(|k| k.key == key.to_string())))
+            .collect();
+        let since: Vec<(&DocHandle, Vec<ChangeHash>)> = theirs
+            .iter()
+            .map(|(_, h, known)| (*h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default()))
+            .collect();
+        let log_uploads = self.uploads_since(s, &since).await;
+        for (key, handle, known) in theirs {
+            self.consider_log(repo, key, handle, known, &listed_ids, &log_uploads)
                 .await?;
         }
         // The server could not store the workspace's changes this round:

@@ -68,15 +68,12 @@ fn is_device_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The changes in `d` after `since` that another device made (by its
-/// commit message), to ask about.
-pub(super) fn to_ask(d: &Automerge, since: &[ChangeHash], own_device: &str) -> Vec<ChangeHash> {
-    let own = format!("flowkeep:{own_device}:");
-    d.get_changes(since)
-        .iter()
-        .filter(|c| !c.message().is_some_and(|m| m.starts_with(&own)))
-        .map(|c| c.hash())
-        .collect()
+/// The changes in `d` after `since`, to ask about: all of them, since a
+/// commit message claiming this device is a claim like any other (a change
+/// that says it was made here but was uploaded by another device is one to
+/// know about).
+pub(super) fn to_ask(d: &Automerge, since: &[ChangeHash]) -> Vec<ChangeHash> {
+    d.get_changes(since).iter().map(|c| c.hash()).collect()
 }
 
 impl SyncService<'_> {
@@ -130,10 +127,9 @@ impl SyncService<'_> {
         s: &Settings,
         docs: &[(&DocHandle, Vec<ChangeHash>)],
     ) -> Uploads {
-        let own = self.device_id().to_owned();
         let changes: Vec<ChangeHash> = docs
             .iter()
-            .flat_map(|(h, since)| h.with_document(|d| to_ask(d, since, &own)))
+            .flat_map(|(h, since)| h.with_document(|d| to_ask(d, since)))
             .collect();
         self.uploads(s, changes).await
     }
@@ -162,11 +158,11 @@ mod tests {
     }
 
     #[test]
-    fn only_other_devices_changes_after_since_are_asked_about() {
+    fn every_change_after_since_is_asked_about_whatever_its_message_claims() {
         let (d, mine, theirs) = doc();
-        assert_eq!(to_ask(&d, &[], "me"), vec![theirs]);
-        assert_eq!(to_ask(&d, &[theirs], "me"), Vec::<ChangeHash>::new());
-        assert_eq!(to_ask(&d, &[mine], "someone"), vec![theirs]);
+        assert_eq!(to_ask(&d, &[]), vec![mine, theirs]);
+        assert_eq!(to_ask(&d, &[theirs]), Vec::<ChangeHash>::new());
+        assert_eq!(to_ask(&d, &[mine]), vec![theirs]);
     }
 
     #[test]

@@ -441,6 +441,8 @@ impl SyncService<'_> {
                 merged += 1;
             }
         }
+        // Other devices' logs, with who uploaded their changes (asked once).
+        let mut their_logs = Vec::new();
         for (id, known) in logs {
             let Ok(key) = LogKey::parse(&known.key) else {
                 continue;
@@ -449,14 +451,22 @@ impl SyncService<'_> {
                 continue;
             }
             if let Some(handle) = find(repo, id).await? {
-                let ids = match &mut workflows {
-                    Some(ids) => ids,
-                    None => workflows.insert(self.known_workflow_ids()?),
-                };
-                let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                self.consider_log(repo, &key, &handle, Some(&known), &listed)
-                    .await?;
+                their_logs.push((key, handle, known));
             }
+        }
+        let since: Vec<(&DocHandle, Vec<ChangeHash>)> = their_logs
+            .iter()
+            .map(|(_, h, known)| (h, parse_heads(&known.heads)))
+            .collect();
+        let log_uploads = self.uploads_since(settings, &since).await;
+        for (key, handle, known) in &their_logs {
+            let ids = match &mut workflows {
+                Some(ids) => ids,
+                None => workflows.insert(self.known_workflow_ids()?),
+            };
+            let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+            self.consider_log(repo, key, handle, Some(known), &listed, &log_uploads)
+                .await?;
         }
         // Local changes after the merges: a push onto a document holding
         // changes not merged yet merges them itself, one at a time
