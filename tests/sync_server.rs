@@ -1245,6 +1245,18 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "cut off after {:?}",
         start.elapsed()
     );
+    // One that sends nothing at all (over TLS, the handshake has 10 s too).
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "a silent client still connected after 30 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "cut off after {:?}",
+        start.elapsed()
+    );
 }
 
 /// Connections held open by clients that have not finished a request

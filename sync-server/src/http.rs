@@ -131,7 +131,10 @@ pub fn router(state: AppState) -> Router {
 
 /// How long a client has to send a request's headers: a slow or stalled
 /// one (never authenticated) would otherwise hold its connection, and a
-/// file descriptor, for as long as it likes.
+/// file descriptor, for as long as it likes. It applies from the moment
+/// the connection is accepted (hyper's own timeout starts only at the
+/// first byte, so a client that sends nothing at all was kept for good)
+/// and again while a kept-alive connection waits for its next request.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves; the caller then stops the workspaces.
@@ -142,7 +145,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut server = axum_server::from_tcp(listener.into_std()?)?
         .handle(stopping(shutdown))
-        .accept_error_handler(accept_failed);
+        .accept_error_handler(accept_failed)
+        .first_request_timeout(HEADER_READ_TIMEOUT);
     server
         .http_builder()
         .http1()
@@ -162,7 +166,8 @@ pub async fn serve_tls(
         axum_server::tls_rustls::RustlsConfig::from_config(config),
     )?
     .handle(stopping(shutdown))
-    .accept_error_handler(accept_failed);
+    .accept_error_handler(accept_failed)
+    .first_request_timeout(HEADER_READ_TIMEOUT);
     server
         .http_builder()
         .http1()
