@@ -910,6 +910,16 @@ async fn a_workspace_at_its_document_limit_takes_no_new_document_and_says_why() 
         !reads_within(&server, &token, &fourth, "doc 3").await,
         "a fourth document was taken past --max-docs-per-workspace 3"
     );
+    // What the workspace did not take is not recorded as uploaded either.
+    let uploads: i64 = rusqlite::Connection::open(data.path().join("sync.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM uploads WHERE document_id = ?1",
+            [fourth.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(uploads, 0, "the refused document's changes were recorded");
     let why = limit_said(&server, &token).await.expect("a device is told");
     assert!(
         why.contains("workspace team holds 3 documents")
@@ -1347,4 +1357,134 @@ async fn a_limit_that_cannot_be_raised_is_said_at_start_and_when_devices_wait() 
     let said = server.log().matches("cannot accept connections").count();
     assert_eq!(said, 1, "{}", server.log());
     assert!(server.log().contains("ulimit -n"), "{}", server.log());
+}
+
+/// An automerge-repo message (a CBOR map of text keys).
+fn wire(fields: &[(&str, WireValue)]) -> Vec<u8> {
+    let mut e = minicbor::Encoder::new(Vec::new());
+    e.map(fields.len() as u64).unwrap();
+    for (k, v) in fields {
+        e.str(k).unwrap();
+        match v {
+            WireValue::Text(t) => e.str(t).unwrap(),
+            WireValue::Texts(ts) => {
+                e.array(ts.len() as u64).unwrap();
+                for t in ts {
+                    e.str(t).unwrap();
+                }
+                &mut e
+            }
+            WireValue::Bytes(b) => e.bytes(b).unwrap(),
+        };
+    }
+    e.into_writer()
+}
+
+enum WireValue {
+    Text(String),
+    Texts(Vec<String>),
+    Bytes(Vec<u8>),
+}
+
+/// The `senderId` of an automerge-repo message.
+fn sender_of(frame: &[u8]) -> Option<String> {
+    let mut d = minicbor::Decoder::new(frame);
+    let n = d.map().ok()??;
+    for _ in 0..n {
+        if d.str().ok()? == "senderId" {
+            return Some(d.str().ok()?.to_owned());
+        }
+        d.skip().ok()?;
+    }
+    None
+}
+
+/// A device that asks for documents nobody has takes no place under the
+/// document limit (they were counted for five minutes, so one device could
+/// fill it), and one that asks for more than the server looks for at once
+/// is closed with why (each is loaded into memory while looked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_documents_nobody_has_takes_no_place_and_asking_for_too_many_is_closed() {
+    use automerge::sync::SyncDoc;
+    use WireValue::*;
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
+
+    let mut ws = upgrade(&server, &token).await.unwrap();
+    let me = "peer-asking".to_owned();
+    ws.send(Message::Binary(
+        wire(&[
+            ("type", Text("join".into())),
+            ("senderId", Text(me.clone())),
+            ("supportedProtocolVersions", Texts(vec!["1".into()])),
+        ])
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let server_peer = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => break sender_of(&b).expect("a peer message"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no peer message: {other:?}"),
+        }
+    };
+    let empty = automerge::Automerge::new()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .unwrap()
+        .encode();
+    let request = move |i: u32| {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[4] = 0xa5;
+        let doc = DocumentId::try_from(id.to_vec()).unwrap().to_string();
+        Message::Binary(
+            wire(&[
+                ("type", Text("request".into())),
+                ("documentId", Text(doc)),
+                ("senderId", Text(me.clone())),
+                ("targetId", Text(server_peer.clone())),
+                ("data", Bytes(empty.clone())),
+            ])
+            .into(),
+        )
+    };
+    for i in 0..60 {
+        ws.send(request(i)).await.unwrap();
+    }
+    // A device still stores three new documents: none of the asked-for
+    // ones holds a place.
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    for i in 0..3 {
+        let id = create_doc(&a, &format!("doc {i}")).await;
+        wait_visible(&server, &token, &id, &format!("doc {i}")).await;
+    }
+    a.stop().await;
+
+    // Past what one connection may look for: closed, and told why.
+    let asker = tokio::spawn(async move {
+        for i in 60..1_100 {
+            if ws.send(request(i)).await.is_err() {
+                break;
+            }
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("not closed with why: {other:?}"),
+            }
+        }
+    });
+    let frame = asker.await.unwrap().expect("a close frame with a reason");
+    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+    assert!(
+        frame
+            .reason
+            .contains("asked for more than 1000 documents the workspace does not hold"),
+        "{frame:?}"
+    );
 }

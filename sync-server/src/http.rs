@@ -8,7 +8,7 @@
 //! WebSocket, so every call a device makes rides the same connection path
 //! (TLS, proxies) as sync itself and needs no second HTTP client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -482,14 +482,27 @@ async fn sync(
                 failure.wait().await;
                 let _ = closing.send(close_with(1011, storage::FAILED_REASON)).await;
             };
+            // Documents the device asked for that the workspace does not
+            // hold (`MAX_UNKNOWN_ASKED`); past the limit the connection is
+            // closed with why, and ends even if the device ignores that.
+            let asked = Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
+            let (misbehaving, mut closed_for) =
+                futures::channel::mpsc::channel::<WsMessage>(1);
+            let mut telling = out.clone();
+            let misbehaved = async move {
+                if let Some(close) = closed_for.next().await {
+                    let _ = telling.send(close).await;
+                }
+            };
             // The inbound side ends when the device is revoked, has gone
-            // silent, or the storage failed; samod then drops the connection
-            // and the socket closes.
+            // silent, the storage failed or it asked for too much; samod
+            // then drops the connection and the socket closes.
             let ended = async move {
                 tokio::select! {
                     _ = revoked.wait_for(|r| *r) => {}
                     _ = silent => {}
                     _ = failed => {}
+                    _ = misbehaved => {}
                 }
             };
             let stream = stream
@@ -503,6 +516,8 @@ async fn sync(
                     let stores = !matches!(*takes_changes.borrow(), quota::Room::Full(_));
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     let mut refuse_too_big = refuse_too_big.clone();
+                    let (usage, asked) = (usage.clone(), asked.clone());
+                    let mut misbehaving = misbehaving.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -523,6 +538,40 @@ async fn sync(
                                         .await
                                         .unwrap_or_default()
                                 };
+                                // A new document counts against the limit
+                                // once changes to it arrive; past the limit
+                                // the message goes no further (as the share
+                                // policy would refuse it), and nothing of it
+                                // is recorded.
+                                let documents: std::collections::BTreeSet<&str> =
+                                    changes.iter().map(|(d, _)| d.as_str()).collect();
+                                if !documents.iter().all(|d| usage.admit(d)) {
+                                    return None;
+                                }
+                                // Asking for documents the workspace does not
+                                // hold loads each into memory: a device may
+                                // ask for so many.
+                                if let Some(doc) = uploaded::requested_document(&frame) {
+                                    if !usage.knows(&doc) {
+                                        let too_many = {
+                                            let mut asked =
+                                                asked.lock().unwrap_or_else(|p| p.into_inner());
+                                            asked.insert(doc);
+                                            if asked.len() > MAX_UNKNOWN_ASKED {
+                                                // Those that arrived since
+                                                // were real.
+                                                asked.retain(|d| !usage.knows(d));
+                                            }
+                                            asked.len() > MAX_UNKNOWN_ASKED
+                                        };
+                                        if too_many {
+                                            let _ = misbehaving
+                                                .send(close_with(1008, &unknown_asked_reason()))
+                                                .await;
+                                            return None;
+                                        }
+                                    }
+                                }
                                 if !changes.is_empty() {
                                     let recorded = tokio::task::spawn_blocking(move || {
                                         db.record_uploads(&ws_id, &dev, &changes, now_ms())
@@ -621,6 +670,18 @@ pub(crate) fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMes
 }
 
 /// A close frame with `code` and `reason` (which has room for 123 bytes).
+/// Most documents one connection may have asked for that its workspace
+/// still does not hold. Each is loaded into memory while it is looked for;
+/// a device asks for those its workspace lists, which the server holds, bar
+/// the few still on their way.
+pub const MAX_UNKNOWN_ASKED: usize = 1_000;
+
+fn unknown_asked_reason() -> String {
+    format!(
+        "this device asked for more than {MAX_UNKNOWN_ASKED} documents the workspace does not hold"
+    )
+}
+
 fn close_with(code: u16, reason: &str) -> WsMessage {
     debug_assert!(reason.len() <= 123, "close reason too long: {reason}");
     WsMessage::Close(Some(axum::extract::ws::CloseFrame {

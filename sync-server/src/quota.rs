@@ -238,27 +238,54 @@ impl Usage {
         rx
     }
 
+    /// Whether the workspace holds `doc`, or has let it in on its way.
+    pub fn knows(&self, doc: &str) -> bool {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .knows(doc)
+    }
+
+    /// A device sends changes to `doc`: true when the workspace holds it or
+    /// has room for it (it counts against the limit from now on, so a
+    /// first sync that brings many new documents at once stops at the
+    /// limit), false when it is a new document past the limit.
+    pub fn admit(&self, doc: &str) -> bool {
+        self.admit_at(doc, Instant::now())
+    }
+
+    fn admit_at(&self, doc: &str, now: Instant) -> bool {
+        let mut admitted = false;
+        self.update(|c| {
+            if c.knows(doc) {
+                admitted = true;
+                return;
+            }
+            c.forget_admitted_before(now);
+            if (c.documents() as u64) < self.quota.max_docs {
+                c.admitted.insert(doc.to_owned(), now);
+                admitted = true;
+            }
+        });
+        admitted
+    }
+
     /// What a peer may do with a document now.
     fn share(&self, doc: &str) -> ShareConfig {
         self.share_at(doc, Instant::now())
     }
 
-    /// `share` at `now`. A new document is let in while there is room, and
-    /// counts from then on: the next decision sees it.
+    /// `share` at `now`. A document the workspace does not hold may be
+    /// written while there is room; it counts once a device sends changes
+    /// to it ([`Usage::admit`]), not when a device merely asks for it: a
+    /// device asking for made-up documents filled the limit before.
     fn share_at(&self, doc: &str, now: Instant) -> ShareConfig {
         let full = matches!(*self.room.borrow(), Room::Full(_));
         let mut writes = false;
         if !full {
             self.update(|c| {
-                if c.knows(doc) {
-                    writes = true;
-                    return;
-                }
                 c.forget_admitted_before(now);
-                if (c.documents() as u64) < self.quota.max_docs {
-                    c.admitted.insert(doc.to_owned(), now);
-                    writes = true;
-                }
+                writes = c.knows(doc) || (c.documents() as u64) < self.quota.max_docs;
             });
         }
         // Devices ask for what they use; the server announces nothing.
@@ -431,14 +458,12 @@ mod tests {
     #[test]
     fn new_documents_count_from_when_they_are_let_in_not_when_stored() {
         let u = usage(3, 1000, &[("root/snapshot/1", 10)]);
-        // A first sync brings many at once: the policy decides on each
-        // before any is stored.
-        assert!(writes(u.share("a")));
-        assert!(writes(u.share("b")));
-        assert!(
-            !writes(u.share("c")),
-            "the third new one would pass the limit"
-        );
+        // A first sync brings many at once: each is let in as its changes
+        // arrive, before any is stored.
+        assert!(u.admit("a"));
+        assert!(u.admit("b"));
+        assert!(!u.admit("c"), "the third new one would pass the limit");
+        assert!(!writes(u.share("c")));
         assert!(!writes(u.share("d")));
         let why = u.refusal().expect("at the limit");
         assert!(why.contains("holds 3 documents"), "{why}");
@@ -456,13 +481,26 @@ mod tests {
     fn a_document_let_in_but_never_stored_stops_counting() {
         let u = usage(2, 1000, &[("root/snapshot/1", 10)]);
         let t0 = Instant::now();
-        assert!(writes(u.share_at("asked-for", t0)));
+        assert!(u.admit_at("sent-then-gone", t0));
+        assert!(!u.admit_at("next", t0 + Duration::from_secs(1)));
         assert!(!writes(u.share_at("next", t0 + Duration::from_secs(1))));
         assert!(
-            writes(u.share_at("next", t0 + ADMITTED_FOR)),
+            u.admit_at("next", t0 + ADMITTED_FOR),
             "after {ADMITTED_FOR:?} it no longer holds a place"
         );
         assert!(u.refusal().is_some(), "and the new one holds it");
+    }
+
+    #[test]
+    fn asking_for_documents_the_workspace_does_not_hold_takes_no_place() {
+        let u = usage(2, 1000, &[("root/snapshot/1", 10)]);
+        for i in 0..1000 {
+            assert!(writes(u.share(&format!("made-up-{i}"))));
+        }
+        assert_eq!(u.refusal(), None, "nothing was sent to any of them");
+        assert_eq!(u.counts.lock().unwrap().documents(), 1);
+        assert!(u.admit("real"), "a document sent still finds its place");
+        assert!(u.refusal().is_some());
     }
 
     #[test]

@@ -63,9 +63,32 @@ pub fn changes_in(frame: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The document a `request` message asks for (a device that does not have
+/// it), when it names a valid one.
+pub fn requested_document(frame: &[u8]) -> Option<String> {
+    let (kind, document, _) = message_parts(frame)?;
+    if kind != "request" || document.len() > MAX_DOCUMENT_ID_CHARS {
+        return None;
+    }
+    samod::DocumentId::from_str(&document)
+        .ok()
+        .map(|d| d.to_string())
+}
+
 /// The document id and the automerge sync message of an automerge-repo
 /// `sync` or `request` message (a CBOR map).
 fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
+    match message_parts(frame)? {
+        (kind, document, Some(data)) if kind == "sync" || kind == "request" => {
+            Some((document, data.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// An automerge-repo message's type, document id and data, when it has a
+/// type and a document id.
+fn message_parts(frame: &[u8]) -> Option<(String, String, Option<&[u8]>)> {
     let mut d = minicbor::Decoder::new(frame);
     let len = d.map().ok()??;
     let (mut kind, mut document, mut data) = (None, None, None);
@@ -81,14 +104,11 @@ fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
                     }
                 }
             }
-            "data" => data = Some(d.bytes().ok()?.to_vec()),
+            "data" => data = Some(d.bytes().ok()?),
             _ => d.skip().ok()?,
         }
     }
-    match kind.as_deref() {
-        Some("sync" | "request") => Some((document?, data?)),
-        _ => None,
-    }
+    Some((kind?, document?, data))
 }
 
 /// A change hash as `/uploads` accepts it: 64 lowercase hex digits.
