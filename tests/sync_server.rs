@@ -432,16 +432,17 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
     server.terminate();
 }
 
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// A device's WebSocket upgrade to `/sync`: `Ok` once in (the socket is
 /// kept open while the value lives), or the refusal's status and body.
-async fn upgrade(
-    server: &Server,
-    token: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    (u16, String),
-> {
-    let mut req = server.url().as_str().into_client_request().unwrap();
+async fn upgrade(server: &Server, token: &str) -> Result<RawSocket, (u16, String)> {
+    upgrade_to(&server.url(), token).await
+}
+
+async fn upgrade_to(url: &url::Url, token: &str) -> Result<RawSocket, (u16, String)> {
+    let mut req = url.as_str().into_client_request().unwrap();
     req.headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse().unwrap());
     match tokio_tungstenite::connect_async(req).await {
@@ -663,6 +664,19 @@ async fn the_default_log_has_one_line_per_connection_not_one_per_document() {
     let count = |what: &str| new.iter().filter(|l| l.contains(what)).count();
     assert_eq!(count("device connected"), 1, "{new:#?}");
     assert_eq!(count("device disconnected"), 1, "{new:#?}");
+    assert_eq!(count("ERROR"), 0, "a device leaving is no error: {new:#?}");
+
+    // One that goes without a closing handshake is none either.
+    let before_reset = read_log().lines().count();
+    drop(upgrade_to(&server_url, &token).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = read_log();
+    let reset: Vec<&str> = text.lines().skip(before_reset).collect();
+    assert!(
+        reset.iter().any(|l| l.contains("device disconnected")),
+        "{reset:#?}"
+    );
+    assert!(!reset.iter().any(|l| l.contains("ERROR")), "{reset:#?}");
 
     // A dial turned away before its WebSocket opens (here: the workspace
     // rests after its storage failed) is not a device that came and went.

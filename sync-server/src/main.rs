@@ -342,8 +342,11 @@ fn run_server(cli: Cli, db: Arc<Db>, dir: &std::path::Path) -> anyhow::Result<()
             // samod logs each document's sync at info: an operator wants one
             // line per connection (ours), so samod's own come at warn unless
             // RUST_LOG asks for them.
+            // automerge logs every document that fails to load at error
+            // (an `instrument(err)` span): here those are what devices
+            // send, each already refused with the message.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,samod=warn,samod_core=warn".into()),
+                .unwrap_or_else(|_| "info,samod=warn,samod_core=warn,automerge=off".into()),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for people: logs collected from a pipe stay plain.

@@ -286,7 +286,9 @@ async fn drive_connection(
                             inner.lock().unwrap().handle_event(event);
                         }
                         Err(e) => {
-                            tracing::error!(err=?e, "error receiving, closing connection");
+                            // The peer's side or the network (a reset, a malformed frame):
+                            // not this program's error, and the caller sees the reason.
+                            tracing::debug!(err=?e, "error receiving, closing connection");
                             break ConnFinishedReason::ErrorReceiving(e.to_string());
                         }
                     }
@@ -298,7 +300,7 @@ async fn drive_connection(
             next_outbound = rx.recv().fuse() => {
                 if let Ok(next_outbound) = next_outbound {
                     if let Err(e) = sink.send(next_outbound).await {
-                        tracing::error!(err=?e, "error sending, closing connection");
+                        tracing::debug!(err=?e, "error sending, closing connection");
                         break ConnFinishedReason::ErrorSending(e.to_string());
                     }
                 } else {
@@ -320,7 +322,7 @@ async fn drive_connection(
     if !matches!(result, ConnFinishedReason::ErrorSending(_))
         && let Err(e) = sink.close().await
     {
-        tracing::error!(err=?e, "error closing sink");
+        tracing::debug!(err=?e, "error closing sink");
     }
     conn_handle.notify_finished(result);
 }
