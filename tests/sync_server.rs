@@ -299,6 +299,16 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
     let server = Server::start(data.path(), &[]);
     let base = format!("ws://127.0.0.1:{}", server.port);
 
+    // Without a valid token, no more is said than that (not which
+    // parameters are missing).
+    for auth in ["", "\r\nAuthorization: Bearer fks_not-a-token"] {
+        assert_eq!(
+            http_get(server.port, &format!("/enrol HTTP/1.1{auth}")),
+            401,
+            "{auth:?}"
+        );
+    }
+
     // The workspace token buys one credential per device id.
     let a = ask(&format!("{base}/enrol?device=dev-a&name=laptop"), &enrol)
         .await

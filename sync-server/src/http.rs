@@ -811,6 +811,23 @@ async fn enrol(
             "missing workspace token: send Authorization: Bearer <token>",
         );
     };
+    // The token first: whoever does not hold one learns nothing, not even
+    // which parameters are wanted.
+    let db = state.db.clone();
+    let hash = token::hash(&presented);
+    let workspace = {
+        let db = db.clone();
+        match blocking(move || db.workspace_by_token_hash(&hash)).await {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown workspace token: check it, or ask the server's operator for the current one",
+                )
+            }
+            Err(refusal) => return refusal,
+        }
+    };
     let device_id = match check_label("device", query.get("device"), 64) {
         Ok(d)
             if d.chars()
@@ -833,21 +850,6 @@ async fn enrol(
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
-    };
-    let db = state.db.clone();
-    let hash = token::hash(&presented);
-    let workspace = {
-        let db = db.clone();
-        match blocking(move || db.workspace_by_token_hash(&hash)).await {
-            Ok(Some(w)) => w,
-            Ok(None) => {
-                return refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "unknown workspace token: check it, or ask the server's operator for the current one",
-                )
-            }
-            Err(refusal) => return refusal,
-        }
     };
     if query.get("proof").map(String::as_str) == Some("1") {
         // The device sends the credential it chose (kept on its disk before
