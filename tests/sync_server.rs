@@ -409,16 +409,19 @@ async fn each_device_enrols_for_its_own_credential_and_a_revoked_one_is_shut_out
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ws_b.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Close(frame))) => return frame,
+                None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }
         }
     })
     .await;
-    assert!(
-        closed.is_ok(),
-        "the revoked device's open connection was closed"
-    );
+    // Closed, and told why at once (not only when it dials again).
+    let frame = closed
+        .expect("the revoked device's open connection was closed")
+        .expect("with a reason");
+    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+    assert!(frame.reason.contains("was revoked"), "{frame:?}");
     let doc = create_doc(&repo_a, "still syncing").await;
     wait_visible(&server, &cred_a, &doc, "still syncing").await;
 

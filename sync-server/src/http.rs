@@ -497,9 +497,19 @@ async fn sync(
             // The inbound side ends when the device is revoked, has gone
             // silent, the storage failed or it asked for too much; samod
             // then drops the connection and the socket closes.
+            let mut telling = out.clone();
+            let revoked_why = format!(
+                "this device ({}) was revoked in workspace {}: it can no longer sync; its local data is kept",
+                device.device_id, device.workspace.name
+            );
+            let revoked = async move {
+                let _ = revoked.wait_for(|r| *r).await;
+                // Told why now, not only when it dials again.
+                let _ = telling.send(close_with(1008, &revoked_why)).await;
+            };
             let ended = async move {
                 tokio::select! {
-                    _ = revoked.wait_for(|r| *r) => {}
+                    _ = revoked => {}
                     _ = silent => {}
                     _ = failed => {}
                     _ = misbehaved => {}
