@@ -8,7 +8,7 @@
 //! WebSocket, so every call a device makes rides the same connection path
 //! (TLS, proxies) as sync itself and needs no second HTTP client.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -132,9 +132,10 @@ pub fn router(state: AppState) -> Router {
 /// How long a client has to send a request's headers: a slow or stalled
 /// one (never authenticated) would otherwise hold its connection, and a
 /// file descriptor, for as long as it likes. It applies from the moment
-/// the connection is accepted (hyper's own timeout starts only at the
-/// first byte, so a client that sends nothing at all was kept for good)
-/// and again while a kept-alive connection waits for its next request.
+/// the connection is accepted, or its TLS handshake ends (which has 10 s
+/// of its own; hyper's header timeout starts only at the first byte, so a
+/// client that sends nothing at all was kept for good), and again while a
+/// kept-alive connection waits for its next request.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves; the caller then stops the workspaces.
@@ -482,37 +483,21 @@ async fn sync(
                 failure.wait().await;
                 let _ = closing.send(close_with(1011, storage::FAILED_REASON)).await;
             };
-            // Documents the device asked for that the workspace does not
-            // hold (`MAX_UNKNOWN_ASKED`); past the limit the connection is
-            // closed with why, and ends even if the device ignores that.
-            let asked = Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
-            let (misbehaving, mut closed_for) =
-                futures::channel::mpsc::channel::<WsMessage>(1);
-            let mut telling = out.clone();
-            let misbehaved = async move {
-                if let Some(close) = closed_for.next().await {
-                    let _ = telling.send(close).await;
-                }
-            };
             // The inbound side ends when the device is revoked, has gone
-            // silent, the storage failed or it asked for too much; samod
-            // then drops the connection and the socket closes.
+            // silent, or the storage failed; samod then drops the connection
+            // and the socket closes.
             let mut telling = out.clone();
-            let revoked_why = format!(
-                "this device ({}) was revoked in workspace {}: it can no longer sync; its local data is kept",
-                device.device_id, device.workspace.name
-            );
             let revoked = async move {
                 let _ = revoked.wait_for(|r| *r).await;
-                // Told why now, not only when it dials again.
-                let _ = telling.send(close_with(1008, &revoked_why)).await;
+                // Told why now, not only when it dials again (the id and
+                // workspace it hears then; a close reason holds 123 bytes).
+                let _ = telling.send(close_with(1008, REVOKED_REASON)).await;
             };
             let ended = async move {
                 tokio::select! {
                     _ = revoked => {}
                     _ = silent => {}
                     _ = failed => {}
-                    _ = misbehaved => {}
                 }
             };
             let stream = stream
@@ -526,8 +511,7 @@ async fn sync(
                     let stores = !matches!(*takes_changes.borrow(), quota::Room::Full(_));
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     let mut refuse_too_big = refuse_too_big.clone();
-                    let (usage, asked) = (usage.clone(), asked.clone());
-                    let mut misbehaving = misbehaving.clone();
+                    let usage = usage.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -538,49 +522,37 @@ async fn sync(
                                 // ask who brought it. Most messages carry no
                                 // change and cost a look at their header.
                                 let frame = b.to_vec();
-                                let changes = if !stores {
-                                    Vec::new()
+                                let brought = if !stores {
+                                    None
                                 } else if frame.len() <= INLINE_DECODE_BYTES {
-                                    uploaded::changes_in(&frame)
+                                    uploaded::brought(&frame)
                                 } else {
                                     let big = frame.clone();
-                                    tokio::task::spawn_blocking(move || uploaded::changes_in(&big))
+                                    tokio::task::spawn_blocking(move || uploaded::brought(&big))
                                         .await
                                         .unwrap_or_default()
                                 };
-                                // A new document counts against the limit
-                                // once changes to it arrive; past the limit
-                                // the message goes no further (as the share
-                                // policy would refuse it), and nothing of it
-                                // is recorded.
-                                let documents: std::collections::BTreeSet<&str> =
-                                    changes.iter().map(|(d, _)| d.as_str()).collect();
-                                if !documents.iter().all(|d| usage.admit(d)) {
-                                    return None;
-                                }
-                                // Asking for documents the workspace does not
-                                // hold loads each into memory: a device may
-                                // ask for so many.
-                                if let Some(doc) = uploaded::requested_document(&frame) {
-                                    if !usage.knows(&doc) {
-                                        let too_many = {
-                                            let mut asked =
-                                                asked.lock().unwrap_or_else(|p| p.into_inner());
-                                            asked.insert(doc);
-                                            if asked.len() > MAX_UNKNOWN_ASKED {
-                                                // Those that arrived since
-                                                // were real.
-                                                asked.retain(|d| !usage.knows(d));
-                                            }
-                                            asked.len() > MAX_UNKNOWN_ASKED
-                                        };
-                                        if too_many {
-                                            let _ = misbehaving
-                                                .send(close_with(1008, &unknown_asked_reason()))
-                                                .await;
-                                            return None;
-                                        }
+                                let mut changes = Vec::new();
+                                if let Some(b) = brought {
+                                    // Changes that cannot be read here cannot
+                                    // be vouched for: they go no further.
+                                    if !b.complete {
+                                        tracing::debug!(workspace = ws_id.as_str(), device = dev.as_str(), "a sync message whose changes do not read: dropped");
+                                        return None;
                                     }
+                                    // A new document counts against the limit
+                                    // once changes to it arrive; past the limit
+                                    // the message goes no further (as the share
+                                    // policy would refuse it), and nothing of it
+                                    // is recorded.
+                                    if !usage.admit(&b.document) {
+                                        return None;
+                                    }
+                                    changes = b
+                                        .changes
+                                        .into_iter()
+                                        .map(|h| (b.document.clone(), h))
+                                        .collect();
                                 }
                                 if !changes.is_empty() {
                                     let recorded = tokio::task::spawn_blocking(move || {
@@ -679,26 +651,23 @@ pub(crate) fn too_big(e: &axum::Error, max_message_bytes: usize) -> Option<WsMes
     Some(close_with(1009, &reason))
 }
 
-/// A close frame with `code` and `reason` (which has room for 123 bytes).
-/// Most documents one connection may have asked for that its workspace
-/// still does not hold. Each is loaded into memory while it is looked for;
-/// a device asks for those its workspace lists, which the server holds, bar
-/// the few still on their way.
-pub const MAX_UNKNOWN_ASKED: usize = 1_000;
-
-fn unknown_asked_reason() -> String {
-    format!(
-        "this device asked for more than {MAX_UNKNOWN_ASKED} documents the workspace does not hold"
-    )
-}
-
+/// A close frame with `code` and `reason`, cut to the 123 bytes a close
+/// frame has room for (at a character boundary): a longer one is refused by
+/// the client's WebSocket library, and the reason lost.
 fn close_with(code: u16, reason: &str) -> WsMessage {
-    debug_assert!(reason.len() <= 123, "close reason too long: {reason}");
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     WsMessage::Close(Some(axum::extract::ws::CloseFrame {
         code,
-        reason: reason.into(),
+        reason: reason[..end].into(),
     }))
 }
+
+/// Why a revoked device's open connection closes.
+const REVOKED_REASON: &str =
+    "this device was revoked in this workspace: it can no longer sync; its local data is kept";
 
 /// Hands a device's connection to the node that serves its workspace.
 async fn proxy_to_owner(
@@ -1109,6 +1078,16 @@ fn reply_once(ws: WebSocketUpgrade, body: serde_json::Value) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_close_reason_fits_a_close_frame() {
+        let WsMessage::Close(Some(frame)) = close_with(1008, &"é".repeat(100)) else {
+            panic!("not a close frame")
+        };
+        assert!(frame.reason.len() <= 123, "{}", frame.reason.len());
+        assert_eq!(frame.reason.as_str(), "é".repeat(61));
+        assert!(REVOKED_REASON.len() <= 123);
+    }
 
     #[test]
     fn an_uploads_request_is_checked_entry_by_entry() {

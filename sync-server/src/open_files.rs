@@ -44,13 +44,23 @@ pub fn raise() -> nix::Result<Limit> {
             now: soft,
         });
     }
-    // macOS refuses more than OPEN_MAX (10,240) for an unlimited hard limit.
+    // macOS refuses more than OPEN_MAX (10,240) for an unlimited hard limit;
+    // never lower what the process has.
     #[cfg(target_os = "macos")]
-    let hard = hard.min(10_240);
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    let target = hard.min(10_240).max(soft);
+    #[cfg(not(target_os = "macos"))]
+    let target = hard;
+    if target <= soft {
+        return Ok(Limit {
+            was: soft,
+            now: soft,
+        });
+    }
+    // The hard limit stays as it is: only the soft one is ours to move.
+    setrlimit(Resource::RLIMIT_NOFILE, target, hard)?;
     Ok(Limit {
         was: soft,
-        now: hard,
+        now: target,
     })
 }
 

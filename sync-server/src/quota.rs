@@ -255,13 +255,17 @@ impl Usage {
     }
 
     fn admit_at(&self, doc: &str, now: Instant) -> bool {
+        // Places of documents let in but never stored are given back first,
+        // in their own update: if that makes room, the share policy hears
+        // of it (a document refused before is decided again) even when the
+        // one let in next fills the room again.
+        self.update(|c| c.forget_admitted_before(now));
         let mut admitted = false;
         self.update(|c| {
             if c.knows(doc) {
                 admitted = true;
                 return;
             }
-            c.forget_admitted_before(now);
             if (c.documents() as u64) < self.quota.max_docs {
                 c.admitted.insert(doc.to_owned(), now);
                 admitted = true;
@@ -484,11 +488,16 @@ mod tests {
         assert!(u.admit_at("sent-then-gone", t0));
         assert!(!u.admit_at("next", t0 + Duration::from_secs(1)));
         assert!(!writes(u.share_at("next", t0 + Duration::from_secs(1))));
+        let decisions = u.watch();
         assert!(
             u.admit_at("next", t0 + ADMITTED_FOR),
             "after {ADMITTED_FOR:?} it no longer holds a place"
         );
         assert!(u.refusal().is_some(), "and the new one holds it");
+        assert!(
+            decisions.has_changed().unwrap(),
+            "the share policy hears that the room changed, to decide again"
+        );
     }
 
     #[test]

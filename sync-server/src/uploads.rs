@@ -21,58 +21,112 @@ const MAX_DOCUMENT_ID_CHARS: usize = 64;
 /// Most change hashes one `/uploads` request may ask about.
 pub const MAX_ASKED: usize = 100_000;
 
-/// The changes one device→server message carries: `(document id, change
-/// hash in hex)`, each once, empty for any message that is not a sync
-/// message with changes (or does not read, or names no valid document: a
-/// device's message is read here before samod has checked anything, so a
-/// made-up id must not be copied once per change it lists).
-pub fn changes_in(frame: &[u8]) -> Vec<(String, String)> {
-    let Some((document, data)) = sync_payload(frame) else {
-        return Vec::new();
-    };
-    // Looked at only when it could be one (decoding base58 takes time
-    // that grows with the square of its length).
-    if document.len() > MAX_DOCUMENT_ID_CHARS {
-        return Vec::new();
-    }
-    let Ok(document) = samod::DocumentId::from_str(&document) else {
-        return Vec::new();
-    };
-    let Ok(message) = sync::Message::decode(&data) else {
-        return Vec::new();
-    };
-    let mut hashes = BTreeSet::new();
-    for chunk in message.changes.iter() {
-        match Change::from_bytes(chunk.to_vec()) {
-            Ok(change) => {
-                hashes.insert(change.hash());
-            }
-            // A whole document (the newer sync format sends one in a
-            // single chunk when the peer has nothing).
-            Err(_) => {
-                if let Ok(doc) = Automerge::load(chunk) {
-                    hashes.extend(doc.get_changes(&[]).into_iter().map(|c| c.hash()));
-                }
-            }
-        }
-    }
-    let document = document.to_string();
-    hashes
-        .into_iter()
-        .map(|h| (document.clone(), h.to_string()))
-        .collect()
+/// What one device→server message brings to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brought {
+    /// The document, as samod writes its id.
+    pub document: String,
+    /// The changes it carries, by hash in hex, each once.
+    pub changes: Vec<String>,
+    /// Whether every chunk of changes was read. One that was not cannot be
+    /// vouched for, so the message goes no further (`http.rs`): automerge
+    /// reads what sync sends (single changes, changes one after another in
+    /// one chunk, a whole document), which is what is read here.
+    pub complete: bool,
 }
 
-/// The document a `request` message asks for (a device that does not have
-/// it), when it names a valid one.
-pub fn requested_document(frame: &[u8]) -> Option<String> {
-    let (kind, document, _) = message_parts(frame)?;
-    if kind != "request" || document.len() > MAX_DOCUMENT_ID_CHARS {
-        return None;
+/// The changes a `sync` or `request` message carries to its document;
+/// `None` for any other message, one without changes, one that does not
+/// read, or one that names no valid document (a device's message is read
+/// here before samod has checked anything, so a made-up id must not be
+/// copied once per change it lists).
+pub fn brought(frame: &[u8]) -> Option<Brought> {
+    let (document, data) = sync_payload(frame)?;
+    let message = sync::Message::decode(&data).ok()?;
+    // No changes: nothing to vouch for.
+    message.changes.iter().next()?;
+    let mut hashes = BTreeSet::new();
+    let mut complete = true;
+    for chunk in message.changes.iter() {
+        match split_chunks(chunk) {
+            Some(parts) => {
+                for (kind, part) in parts {
+                    complete &= read_chunk(kind, part, &mut hashes);
+                }
+            }
+            None => complete = false,
+        }
     }
-    samod::DocumentId::from_str(&document)
-        .ok()
-        .map(|d| d.to_string())
+    Some(Brought {
+        document,
+        changes: hashes.into_iter().map(|h| h.to_string()).collect(),
+        complete,
+    })
+}
+
+/// Adds the hashes of the changes in one automerge chunk; false when it
+/// does not read.
+fn read_chunk(kind: u8, part: &[u8], hashes: &mut BTreeSet<automerge::ChangeHash>) -> bool {
+    match kind {
+        CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => match Change::from_bytes(part.to_vec()) {
+            Ok(change) => {
+                hashes.insert(change.hash());
+                true
+            }
+            Err(_) => false,
+        },
+        // A whole document (the newer sync format sends one in a single
+        // chunk when the peer has nothing), or a bundle of changes.
+        _ => match Automerge::load(part) {
+            Ok(doc) => {
+                hashes.extend(doc.get_changes(&[]).into_iter().map(|c| c.hash()));
+                true
+            }
+            Err(_) => false,
+        },
+    }
+}
+
+/// The start of every automerge chunk.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+
+/// Automerge chunks one after another (the newer sync format sends a
+/// device's changes so, in one piece): each its type and its bytes, header
+/// included; `None` when the bytes are not such chunks. A chunk is the
+/// magic bytes, a 4-byte checksum, its type, its length (LEB128) and then
+/// that many bytes.
+fn split_chunks(mut bytes: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != CHUNK_MAGIC {
+            return None;
+        }
+        let kind = bytes[8];
+        let (len, len_bytes) = uleb128(&bytes[9..])?;
+        let total = 9usize
+            .checked_add(len_bytes)?
+            .checked_add(usize::try_from(len).ok()?)?;
+        if total > bytes.len() {
+            return None;
+        }
+        out.push((kind, &bytes[..total]));
+        bytes = &bytes[total..];
+    }
+    Some(out)
+}
+
+/// An unsigned LEB128 number and how many bytes it took.
+fn uleb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// The document id and the automerge sync message of an automerge-repo
@@ -95,14 +149,26 @@ fn message_parts(frame: &[u8]) -> Option<(String, String, Option<&[u8]>)> {
     for _ in 0..len {
         match d.str().ok()? {
             "type" => kind = Some(d.str().ok()?.to_owned()),
+            // As samod reads it: text, or the id's bytes. Looked at only
+            // when it could be one (decoding base58 takes time that grows
+            // with the square of its length).
             "documentId" => {
                 document = match d.datatype().ok()? {
-                    minicbor::data::Type::String => Some(d.str().ok()?.to_owned()),
+                    minicbor::data::Type::String => {
+                        let text = d.str().ok()?;
+                        (text.len() <= MAX_DOCUMENT_ID_CHARS)
+                            .then(|| samod::DocumentId::from_str(text).ok())
+                            .flatten()
+                    }
+                    minicbor::data::Type::Bytes => {
+                        samod::DocumentId::try_from(d.bytes().ok()?.to_vec()).ok()
+                    }
                     _ => {
                         d.skip().ok()?;
                         None
                     }
                 }
+                .map(|id| id.to_string())
             }
             "data" => data = Some(d.bytes().ok()?),
             _ => d.skip().ok()?,
@@ -144,6 +210,20 @@ mod tests {
             tx.commit();
         }
         doc
+    }
+
+    /// `(document, hash)` for each change a message brings, when it was
+    /// read whole.
+    fn changes_in(frame: &[u8]) -> Vec<(String, String)> {
+        brought(frame)
+            .filter(|b| b.complete)
+            .map(|b| {
+                b.changes
+                    .into_iter()
+                    .map(|h| (b.document.clone(), h))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A document id as samod writes one.
@@ -241,6 +321,68 @@ mod tests {
         for made_up in ["doc1".to_owned(), "x".repeat(1 << 20), String::new()] {
             assert!(changes_in(&frame("sync", &made_up, &data)).is_empty());
         }
+    }
+
+    #[test]
+    fn changes_one_after_another_in_one_chunk_are_each_read() {
+        // The newer sync format's way of sending several changes.
+        let doc = doc_with_two_changes();
+        let joined: Vec<u8> = doc
+            .get_changes(&[])
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let m = sync::Message {
+            heads: doc.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: vec![joined.clone()].into(),
+            flags: None,
+            version: sync::MessageVersion::V2,
+        };
+        let mut seen = changes_in(&frame("sync", &doc1(), &m.encode()));
+        seen.sort();
+        let mut want = hashes(&doc);
+        want.sort();
+        assert_eq!(seen, want);
+
+        // Cut short, or followed by bytes that are no chunk: not complete.
+        for bad in [
+            &joined[..joined.len() - 1],
+            &[joined.as_slice(), b"junk"].concat(),
+        ] {
+            let m = sync::Message {
+                heads: vec![],
+                need: vec![],
+                have: vec![],
+                changes: vec![bad.to_vec()].into(),
+                flags: None,
+                version: sync::MessageVersion::V2,
+            };
+            let b = brought(&frame("sync", &doc1(), &m.encode())).unwrap();
+            assert!(!b.complete, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn a_document_id_sent_as_bytes_is_read_as_samod_reads_it() {
+        let doc = doc_with_two_changes();
+        let m = sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: doc.save().into(),
+            flags: None,
+            version: sync::MessageVersion::V2,
+        };
+        let mut e = minicbor::Encoder::new(Vec::new());
+        e.map(3).unwrap();
+        e.str("type").unwrap().str("sync").unwrap();
+        e.str("documentId").unwrap().bytes(&[7u8; 16]).unwrap();
+        e.str("data").unwrap().bytes(&m.encode()).unwrap();
+        let b = brought(&e.into_writer()).unwrap();
+        assert_eq!(b.document, doc1());
+        assert_eq!(b.changes.len(), 2);
     }
 
     #[test]

@@ -819,4 +819,11 @@ fn no_message_about_a_secret_holds_its_value() {
     for e in &errors {
         assert!(!e.message.contains("LEAKME7"), "{e:?}");
     }
+    // A secret that happens to be part of a message's words leaves the
+    // message whole (masking it there would show where it is).
+    let errors = check(json!({
+        "fields": [{"key": "a", "type": "secret", "min_length": 20}],
+        "values": {"a": "ters"}
+    }));
+    assert_eq!(errors[0].message, "must be at least 20 characters, got 4");
 }

@@ -87,13 +87,16 @@ pub(crate) fn check_value(
             if !crate::secret::is_sealed(s) && s != crate::secret::MASK {
                 let mut found = Vec::new();
                 check_text(f, s, path, ctx, &mut found);
-                // Never echo a secret: a rule's own message might.
+                // Never echo a secret: only messages known not to quote the
+                // value are kept (a format's own message might quote it).
                 errors.extend(found.into_iter().map(|mut e| {
-                    if e.code == "format" {
-                        e.message =
-                            format!("is not a valid {}", f.format.as_deref().unwrap_or("value"));
-                    } else if !s.is_empty() && e.message.contains(s) {
-                        e.message = e.message.replace(s, crate::secret::MASK);
+                    match e.code.as_str() {
+                        "min_length" | "max_length" | "pattern" => {}
+                        "format" => {
+                            e.message =
+                                format!("is not a valid {}", f.format.as_deref().unwrap_or("value"))
+                        }
+                        _ => e.message = "is not a valid value".to_owned(),
                     }
                     e
                 }));
