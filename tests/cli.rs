@@ -173,6 +173,25 @@ fn config_get_set_update_validate() {
     );
     assert!(history.contains("by cli-test"), "{history}");
 
+    // Unset: the value goes (an optional field); a required one without a
+    // default cannot go, and nothing changes.
+    let unset = fk.json(&["config", "unset", &id, "endpoint"]).ok().json();
+    assert!(unset["values"].get("endpoint").is_none(), "{unset}");
+    fails(
+        &fk,
+        &["config", "unset", &id, "retries"],
+        3,
+        "validation_failed",
+    );
+    fails(
+        &fk,
+        &["config", "unset", &id, "nope"],
+        3,
+        "validation_failed",
+    );
+    fk.json(&["config", "set", &id, "endpoint", "https://example.org/x"])
+        .ok();
+
     let valid = fk.json(&["config", "validate", &id]).ok().json();
     assert_eq!(valid["valid"], true);
     let proposed = CFG.replace("\"retries\":3", "\"retries\":30");

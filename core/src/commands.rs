@@ -350,7 +350,8 @@ pub struct UpdateConfig {
 impl Input for UpdateConfig {}
 
 /// Set one value. A string is converted to the field's type first, so the
-/// CLI can pass what the user typed (`retries 5`, `enabled true`).
+/// CLI can pass what the user typed (`retries 5`, `enabled true`); `null`
+/// removes the value (the field's default applies again).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ts_rs::TS)]
 #[ts(optional_fields)]
 #[serde(deny_unknown_fields)]

@@ -31,7 +31,8 @@ impl ConfigService<'_> {
         Ok(config_out(wf))
     }
 
-    /// Sets one value; a string is first converted to the field's type.
+    /// Sets one value; a string is first converted to the field's type, and
+    /// `null` removes the value.
     pub fn set_value(&self, mut input: SetConfigValue) -> Result<ConfigOut> {
         input.check()?;
         let key = input.key;
@@ -54,6 +55,10 @@ impl ConfigService<'_> {
                     ));
                 };
                 let value = match &value {
+                    Value::Null => {
+                        spec.config.values.remove(&key);
+                        return Ok(());
+                    }
                     Value::String(s) => field.coerce_text(s),
                     other => other.clone(),
                 };

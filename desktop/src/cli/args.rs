@@ -400,6 +400,15 @@ pub enum ConfigCmd {
         #[arg(long)]
         expected_revision: Option<u64>,
     },
+    /// Remove one value: the field's default applies again (a required
+    /// field without one is then invalid, and refused).
+    Unset {
+        workflow: String,
+        key: String,
+        /// Fail with a conflict (exit 5) unless the workflow is at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
     /// Replace the whole config document.
     Update {
         workflow: String,

@@ -306,6 +306,20 @@ pub(super) fn config(svc: &Service, c: ConfigCmd) -> Out {
             let c = call::<SetConfigValueCmd>(svc, input)?;
             done(&c, render::config(&c))
         }
+        ConfigCmd::Unset {
+            workflow,
+            key,
+            expected_revision,
+        } => {
+            let input = SetConfigValue {
+                workflow_id: workflow,
+                key,
+                value: Value::Null,
+                expected_revision,
+            };
+            let c = call::<SetConfigValueCmd>(svc, input)?;
+            done(&c, render::config(&c))
+        }
         ConfigCmd::Update {
             workflow,
             config,
