@@ -997,10 +997,8 @@ fn the_actor_is_one_plain_line_or_the_command_is_refused() {
     let id = create(&fk, "first");
     let before = fk.snapshot();
     for bad in ["evil\nfake line on device x (local)", "a\u{1b}[2J", "   "] {
-        let out = std::process::Command::new(support::Flowkeep::bin())
-            .arg("--data-dir")
-            .arg(fk.data_dir())
-            .args(["--json", "workflow", "update", &id, "--name", "second"])
+        let out = fk
+            .command(&["--json", "workflow", "update", &id, "--name", "second"])
             .env("FLOWKEEP_ACTOR", bad)
             .output()
             .unwrap();
@@ -1010,10 +1008,8 @@ fn the_actor_is_one_plain_line_or_the_command_is_refused() {
         assert_eq!(fk.snapshot(), before, "{bad:?} wrote something");
     }
     // Unset or empty: the login name.
-    let out = std::process::Command::new(support::Flowkeep::bin())
-        .arg("--data-dir")
-        .arg(fk.data_dir())
-        .args(["--json", "workflow", "update", &id, "--name", "second"])
+    let out = fk
+        .command(&["--json", "workflow", "update", &id, "--name", "second"])
         .env("FLOWKEEP_ACTOR", "")
         .env("USER", "login-name")
         .output()
@@ -1067,10 +1063,8 @@ fn a_secrets_key_is_taken_from_stdin_with_a_dash() {
     let shown = a.json(&["secrets", "key"]).ok().json();
     let key = shown["key"].as_str().unwrap().to_owned();
     let add = |input: &str| {
-        let mut child = std::process::Command::new(support::Flowkeep::bin())
-            .arg("--data-dir")
-            .arg(b.data_dir())
-            .args(["--json", "secrets", "key", "--add", "-"])
+        let mut child = b
+            .command(&["--json", "secrets", "key", "--add", "-"])
             .env("FLOWKEEP_KEYCHAIN", "off")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -658,20 +658,7 @@ fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
         b.json(&["workflow", "get", &wf]).ok().json()["name"],
         "renamed by mallory"
     );
-    let history = b.json(&["history", &wf]).ok().json();
-    let renamed = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            e["changes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["new"] == "renamed by mallory")
-        })
-        .unwrap_or_else(|| panic!("no rename in {history:#}"))
-        .clone();
+    let renamed = entry_setting(&b, &wf, "renamed by mallory");
     assert_eq!(renamed["actor"], "alice", "the claim is kept as written");
     assert_eq!(renamed["device_id"], a_dev.as_str());
     assert_eq!(
@@ -701,8 +688,14 @@ fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
     );
     let synced = b.json(&["sync", "now"]).ok().json();
     assert_eq!(synced["merged"], 1, "{synced}");
-    let history = b.json(&["history", &wf]).ok().json();
-    let described = history
+    let described = entry_setting(&b, &wf, "claimed as B's own");
+    assert_eq!(described["uploaded_by"], mallory.as_str(), "{described:#}");
+}
+
+/// The history entry of `wf` on `device` with a change to `value`.
+fn entry_setting(device: &Flowkeep, wf: &str, value: &str) -> Value {
+    let history = device.json(&["history", wf]).ok().json();
+    history
         .as_array()
         .unwrap()
         .iter()
@@ -711,11 +704,10 @@ fn a_change_that_claims_another_device_shows_the_device_that_sent_it() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|c| c["new"] == "claimed as B's own")
+                .any(|c| c["new"] == value)
         })
-        .unwrap_or_else(|| panic!("no description change in {history:#}"))
-        .clone();
-    assert_eq!(described["uploaded_by"], mallory.as_str(), "{described:#}");
+        .unwrap_or_else(|| panic!("no change to {value:?} in {history:#}"))
+        .clone()
 }
 
 /// Connects with `credential` and writes `field` = `value` into the

@@ -144,15 +144,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut server = axum_server::from_tcp(listener.into_std()?)?
-        .handle(stopping(shutdown))
-        .accept_error_handler(accept_failed)
-        .first_request_timeout(HEADER_READ_TIMEOUT);
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
-    server.serve(router(state).into_make_service()).await
+    let server = axum_server::from_tcp(listener.into_std()?)?;
+    configured(server, shutdown)
+        .serve(router(state).into_make_service())
+        .await
 }
 
 /// `serve` over TLS: the same router behind rustls.
@@ -162,18 +157,31 @@ pub async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut server = axum_server::from_tcp_rustls(
+    let server = axum_server::from_tcp_rustls(
         listener.into_std()?,
         axum_server::tls_rustls::RustlsConfig::from_config(config),
-    )?
-    .handle(stopping(shutdown))
-    .accept_error_handler(accept_failed)
-    .first_request_timeout(HEADER_READ_TIMEOUT);
+    )?;
+    configured(server, shutdown)
+        .serve(router(state).into_make_service())
+        .await
+}
+
+/// The one configuration of both: stops with `shutdown`, logs a failing
+/// `accept`, and gives a client `HEADER_READ_TIMEOUT` for each request's
+/// headers, the first one included.
+fn configured<A>(
+    server: axum_server::Server<std::net::SocketAddr, A>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> axum_server::Server<std::net::SocketAddr, A> {
+    let mut server = server
+        .handle(stopping(shutdown))
+        .accept_error_handler(accept_failed)
+        .first_request_timeout(HEADER_READ_TIMEOUT);
     server
         .http_builder()
         .http1()
         .header_read_timeout(Some(HEADER_READ_TIMEOUT));
-    server.serve(router(state).into_make_service()).await
+    server
 }
 
 /// A failed `accept` (no address yet: the listener's, such as `EMFILE`)

@@ -54,16 +54,20 @@ impl Flowkeep {
         self.dir.path().join("flowkeep.db")
     }
 
-    /// Runs `flowkeep --data-dir <tmp> <args>` (human output).
-    pub fn run(&self, args: &[&str]) -> Outcome {
-        let out = Command::new(Self::bin())
-            .arg("--data-dir")
+    /// `flowkeep --data-dir <tmp> <args>` as `run` starts it, for a test
+    /// that sets more (its environment, its stdin).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::bin());
+        c.arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
-            .env("FLOWKEEP_ACTOR", "cli-test")
-            .output()
-            .expect("flowkeep runs");
-        to_run(out)
+            .env("FLOWKEEP_ACTOR", "cli-test");
+        c
+    }
+
+    /// Runs `flowkeep --data-dir <tmp> <args>` (human output).
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        to_run(self.command(args).output().expect("flowkeep runs"))
     }
 
     /// Runs with `--json`.
