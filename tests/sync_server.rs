@@ -1415,30 +1415,27 @@ enum WireValue {
 
 /// The `senderId` of an automerge-repo message.
 fn sender_of(frame: &[u8]) -> Option<String> {
+    field_of(frame, "senderId")
+}
+
+/// A text field of an automerge-repo message.
+fn field_of(frame: &[u8], field: &str) -> Option<String> {
     let mut d = minicbor::Decoder::new(frame);
     let n = d.map().ok()??;
     for _ in 0..n {
-        if d.str().ok()? == "senderId" {
+        if d.str().ok()? == field {
             return Some(d.str().ok()?.to_owned());
         }
         d.skip().ok()?;
     }
     None
 }
-
-/// A device that asks for documents nobody has takes no place under the
-/// document limit (they were counted for five minutes, so one device could
-/// fill it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asking_for_documents_nobody_has_takes_no_place_under_the_document_limit() {
+/// A device speaking automerge-repo's protocol by hand, joined, and how it
+/// asks for the `i`th of a series of made-up documents.
+async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(u32) -> Message) {
     use automerge::sync::SyncDoc;
     use WireValue::*;
-    let data = tempfile::tempdir().unwrap();
-    create_workspace(data.path(), "team");
-    let token = add_device(data.path(), "team", "d");
-    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
-
-    let mut ws = upgrade(&server, &token).await.unwrap();
+    let mut ws = upgrade(server, token).await.unwrap();
     let me = "peer-asking".to_owned();
     ws.send(Message::Binary(
         wire(&[
@@ -1477,8 +1474,135 @@ async fn asking_for_documents_nobody_has_takes_no_place_under_the_document_limit
             .into(),
         )
     };
-    for i in 0..60 {
+    (ws, request)
+}
+
+/// A device asking for documents nobody has does not make the server hold
+/// them for `--doc-idle-seconds` (five minutes by default; one device asking
+/// for made-up ids took a server to gigabytes): each is let go within
+/// seconds, while the device stays connected and is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_asked_for_and_found_nowhere_leave_memory_within_seconds() {
+    const ASKS: u32 = 300;
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &[]);
+    let (mut ws, request) = asking_peer(&server, &token).await;
+    for i in 0..ASKS {
         ws.send(request(i)).await.unwrap();
+    }
+    unavailable_answers(&mut ws, ASKS).await;
+    until_documents_loaded(&server, 0.0, "asked for and found nowhere").await;
+    // Still connected, and answered again.
+    ws.send(request(0)).await.unwrap();
+    ws.send(request(ASKS)).await.unwrap();
+    unavailable_answers(&mut ws, 2).await;
+}
+
+/// A device that asks for documents nobody has and leaves at once leaves
+/// none of them in memory (a document still being looked for when its only
+/// asker left refused to unload for as long as the server ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_asked_for_by_a_device_that_left_at_once_leave_memory() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &[]);
+    for round in 0..3u32 {
+        let (mut ws, request) = asking_peer(&server, &token).await;
+        for i in 0..200 {
+            ws.send(request(round * 1_000 + i)).await.unwrap();
+        }
+        // Gone while the server works through them.
+        drop(ws);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    until_documents_loaded(&server, 0.0, "asked for by devices that left").await;
+}
+
+/// A connection that asks for more documents its workspace does not hold
+/// than the workspace may hold is sending made-up ids (each costs the
+/// server memory while it lasts): it is closed, saying why. Asking for a
+/// document the workspace holds, or the same one again, does not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_is_closed() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
+    let (mut ws, request) = asking_peer(&server, &token).await;
+    for i in [0, 1, 0, 2, 1] {
+        ws.send(request(i)).await.unwrap();
+    }
+    // (A document asked for again is not answered again.)
+    unavailable_answers(&mut ws, 3).await;
+    ws.send(request(3)).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .expect("closed after the fourth")
+    .expect("with a reason");
+    assert_eq!(u16::from(closed.code), 1008, "{closed:?}");
+    assert!(
+        closed.reason.contains("--max-docs-per-workspace"),
+        "{closed:?}"
+    );
+    // The device syncs as before on a new connection.
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let id = create_doc(&a, "still syncing").await;
+    wait_visible(&server, &token, &id, "still syncing").await;
+    a.stop().await;
+}
+
+/// Reads until `n` answers say a document is unavailable.
+async fn unavailable_answers(ws: &mut RawSocket, n: u32) {
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut unavailable = 0;
+    while unavailable < n {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                unavailable += u32::from(type_of(&b).as_deref() == Some("doc-unavailable"))
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{unavailable} of {n} answered, then {other:?}"),
+        }
+    }
+}
+
+/// The `type` of an automerge-repo message.
+fn type_of(frame: &[u8]) -> Option<String> {
+    field_of(frame, "type")
+}
+
+/// A device that asks for documents nobody has takes no place under the
+/// document limit (they were counted for five minutes, so one device could
+/// fill it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_documents_nobody_has_takes_no_place_under_the_document_limit() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
+
+    // Sixty asks, three per connection (a connection that asks for more
+    // documents the workspace does not hold than it may hold is closed:
+    // `a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_is_closed`).
+    for c in 0..20 {
+        let (mut ws, request) = asking_peer(&server, &token).await;
+        for i in 0..3 {
+            ws.send(request(c * 3 + i)).await.unwrap();
+        }
+        unavailable_answers(&mut ws, 3).await;
     }
     // A device still stores three new documents: none of the asked-for
     // ones holds a place.

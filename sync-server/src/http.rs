@@ -27,7 +27,9 @@ use crate::admission::Admission;
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
-use crate::{liveness, proxy, quota, storage, token, uploads as uploaded, Db, Serve, Workspaces};
+use crate::{
+    asks, liveness, proxy, quota, storage, token, uploads as uploaded, Db, Serve, Workspaces,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -475,6 +477,9 @@ async fn sync(
             tokio::spawn(liveness::write_out(outgoing, sink, limits.ping_interval));
             let refuse_too_big = out.clone();
             let max_message_bytes = limits.max_message_bytes;
+            let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::new(
+                usage.max_docs(),
+            )));
             // Anything the device sends (a pong too) says it is there.
             let heard = Arc::new(AtomicI64::new(now_ms()));
             let silent = liveness::pinger(out.clone(), heard.clone(), limits.ping_interval);
@@ -520,6 +525,7 @@ async fn sync(
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
                     let mut refuse_too_big = refuse_too_big.clone();
                     let usage = usage.clone();
+                    let unknown_asks = unknown_asks.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -540,6 +546,24 @@ async fn sync(
                                         .await
                                         .unwrap_or_default()
                                 };
+                                // Asking for documents nobody has costs the
+                                // server memory until the connection ends
+                                // (`asks.rs`).
+                                let asked = match &brought {
+                                    None => uploaded::about(&frame),
+                                    Some(_) => None,
+                                };
+                                if let Some(doc) = asked.filter(|d| !usage.knows(d)) {
+                                    let within = unknown_asks
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .note(&doc);
+                                    if !within {
+                                        tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "connection closed: {}", asks::TOO_MANY_REASON);
+                                        let _ = refuse_too_big.send(close_with(1008, asks::TOO_MANY_REASON)).await;
+                                        return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
+                                    }
+                                }
                                 let mut changes = Vec::new();
                                 if let Some(b) = brought {
                                     // Changes that cannot be read here cannot

@@ -11,6 +11,7 @@
 //! `proxy.rs`).
 
 pub mod admission;
+pub mod asks;
 pub mod cluster;
 pub mod db;
 pub mod devices;

@@ -238,6 +238,11 @@ impl Usage {
         rx
     }
 
+    /// How many documents the workspace may hold.
+    pub fn max_docs(&self) -> u64 {
+        self.quota.max_docs
+    }
+
     /// Whether the workspace holds `doc`, or has let it in on its way.
     pub fn knows(&self, doc: &str) -> bool {
         self.counts

@@ -131,6 +131,15 @@ fn uleb128(bytes: &[u8]) -> Option<(u64, usize)> {
 
 /// The document id and the automerge sync message of an automerge-repo
 /// `sync` or `request` message (a CBOR map).
+/// The document a `sync` or `request` message is about (one that carries
+/// changes or not).
+pub fn about(frame: &[u8]) -> Option<String> {
+    match message_parts(frame)? {
+        (kind, document, _) if kind == "sync" || kind == "request" => Some(document),
+        _ => None,
+    }
+}
+
 fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
     match message_parts(frame)? {
         (kind, document, Some(data)) if kind == "sync" || kind == "request" => {

@@ -841,7 +841,11 @@ impl DocumentActor {
     fn has_nothing_in_hand(&self) -> bool {
         let settled = match &self.phase {
             Phase::Ready(_) => true,
-            Phase::Requesting(request) => request.outcome(&self.doc) == RequestOutcome::Exhausted,
+            // Found on no peer, or every peer that asked has left: nobody
+            // waits for an answer here (a local search pins the actor).
+            Phase::Requesting(request) => {
+                request.asks_nobody() || request.outcome(&self.doc) == RequestOutcome::Exhausted
+            }
             Phase::Loading(_) => false,
         };
         settled

@@ -870,7 +870,12 @@ impl State {
             }
             let since = *info.last_active.get_or_insert(now);
             // Not while loading; a document being searched for is the
-            // actor's to judge (it stops only once nobody has it).
+            // actor's to judge (it stops only once nobody has it), and goes
+            // sooner: it holds nothing (`unload::NOT_FOUND_AFTER`).
+            let after = match info.search_phase {
+                DocSearchPhase::Searching(_) => after.min(unload::NOT_FOUND_AFTER),
+                _ => after,
+            };
             if !info.pinned
                 && !matches!(info.search_phase, DocSearchPhase::Loading)
                 && unload::elapsed(now, since) >= after

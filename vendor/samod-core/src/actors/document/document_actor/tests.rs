@@ -3,6 +3,7 @@ mod sync_after_storage;
 mod update_share_policy;
 
 use super::*;
+use crate::io::{StorageResult, StorageTask};
 use crate::{ShareAccess, ShareConfig, actors::messages::HubToDocMsgPayload};
 use automerge::{
     ROOT, ReadDoc,
@@ -253,4 +254,64 @@ fn resetting_sync_state_preserves_read_only() {
     let conn = actor.peer_connections.get_mut(&conn).unwrap();
     conn.reset_sync_state();
     assert!(conn.sync_state.read_only);
+}
+
+/// A peer asks for a document nobody has and leaves: the actor holds
+/// nothing for anyone, so it may be unloaded (it refused for as long as the
+/// repo ran, keeping the empty document, when the peer left while asking).
+#[test]
+fn a_request_whose_peer_left_holds_nothing() {
+    let hello = Automerge::new()
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap()
+        .encode();
+    let (mut actor, result, conn, policy) =
+        new_actor(false, Some(SyncMessage::Request { data: hello }));
+    complete_policy(&mut actor, policy, ShareConfig::read_write());
+    let mut tasks = result.io_tasks;
+    while let Some(task) = tasks.pop() {
+        let payload = match task.action {
+            DocumentIoTask::Storage(StorageTask::LoadRange { .. }) => {
+                DocumentIoResult::Storage(StorageResult::LoadRange {
+                    values: HashMap::new(),
+                })
+            }
+            DocumentIoTask::Storage(StorageTask::Load { .. }) => {
+                DocumentIoResult::Storage(StorageResult::Load { value: None })
+            }
+            _ => continue,
+        };
+        let r = actor
+            .handle_io_complete(
+                UnixTimestamp::now(),
+                IoResult {
+                    task_id: task.task_id,
+                    payload,
+                },
+            )
+            .unwrap();
+        tasks.extend(r.io_tasks);
+    }
+    assert!(matches!(actor.phase, Phase::Requesting(_)), "found nowhere");
+    actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg(HubToDocMsgPayload::ConnectionClosed {
+                connection_id: conn,
+            }),
+        )
+        .unwrap();
+    let r = actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg(HubToDocMsgPayload::Unload),
+        )
+        .unwrap();
+    assert!(
+        !r.outgoing_messages
+            .iter()
+            .any(|m| matches!(m.0, DocToHubMsgPayload::UnloadRefused)),
+        "refused to unload"
+    );
+    assert!(actor.is_stopped());
 }

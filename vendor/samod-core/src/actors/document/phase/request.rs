@@ -98,6 +98,11 @@ impl Request {
         self.peer_states.remove(&id);
     }
 
+    /// No peer is left to ask or to answer.
+    pub(crate) fn asks_nobody(&self) -> bool {
+        self.peer_states.is_empty()
+    }
+
     pub(crate) fn receive_message(
         &mut self,
         now: UnixTimestamp,

@@ -26,6 +26,14 @@ use crate::{ConnectionId, DocumentActorId, DocumentId, UnixTimestamp};
 /// `after` is shorter).
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a document found neither in storage nor on a peer stays loaded
+/// (when `after` is longer). Its actor holds nothing but an empty document
+/// and its peers' states, yet costs tens of KiB: kept for `after` (minutes
+/// on a sync server), a peer asking for made-up ids held gigabytes. The
+/// connections that asked keep their entry, so the document still reaches
+/// them if someone brings it later.
+pub(super) const NOT_FOUND_AFTER: Duration = Duration::from_secs(2);
+
 pub(super) struct Unloads {
     after: Option<Duration>,
     last_scan: Option<UnixTimestamp>,

@@ -203,3 +203,34 @@ fn a_document_found_here_is_never_unloaded() {
             .any(|(_, m)| matches!(m.0, HubToDocMsgPayload::Unload))
     );
 }
+
+#[test]
+fn a_document_found_nowhere_goes_long_before_an_idle_one() {
+    let mut relay = Relay::new();
+    let (asked, used) = (
+        DocumentId::new(&mut rand::rng()),
+        DocumentId::new(&mut rand::rng()),
+    );
+    let not_found = relay.sync(&asked).spawn_actors[0].actor_id();
+    let searching = HashMap::from([(relay.conn, crate::PeerRequestState::Unavailable)]);
+    relay.actor_says(
+        not_found,
+        DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Searching(searching)),
+    );
+    let ready = relay.sync(&used).spawn_actors[0].actor_id();
+    relay.actor_says(
+        ready,
+        DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Ready),
+    );
+
+    relay.now += super::unload::NOT_FOUND_AFTER + Duration::from_millis(1);
+    let asked_to: Vec<_> = relay
+        .event(HubEvent::tick())
+        .actor_messages
+        .into_iter()
+        .filter(|(_, m)| matches!(m.0, HubToDocMsgPayload::Unload))
+        .map(|(a, _)| a)
+        .collect();
+    // (`AFTER` is a minute: the one in use stays.)
+    assert_eq!(asked_to, vec![not_found], "only the one found nowhere");
+}
