@@ -2,6 +2,7 @@
 //! driven by samod clients over WebSockets: auth before any document moves,
 //! workspace isolation, frame limits, graceful shutdown, persistence.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -1431,8 +1432,9 @@ fn field_of(frame: &[u8], field: &str) -> Option<String> {
     None
 }
 /// A device speaking automerge-repo's protocol by hand, joined, and how it
-/// asks for the `i`th of a series of made-up documents.
-async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(u32) -> Message) {
+/// sends a message of a kind (`request`, `sync`) about a document, with
+/// nothing of it.
+async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(&str, &str) -> Message) {
     use automerge::sync::SyncDoc;
     use WireValue::*;
     let mut ws = upgrade(server, token).await.unwrap();
@@ -1458,15 +1460,11 @@ async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(u32) -
         .generate_sync_message(&mut automerge::sync::State::new())
         .unwrap()
         .encode();
-    let request = move |i: u32| {
-        let mut id = [0u8; 16];
-        id[..4].copy_from_slice(&i.to_be_bytes());
-        id[4] = 0xa5;
-        let doc = DocumentId::try_from(id.to_vec()).unwrap().to_string();
+    let request = move |kind: &str, doc: &str| {
         Message::Binary(
             wire(&[
-                ("type", Text("request".into())),
-                ("documentId", Text(doc)),
+                ("type", Text(kind.into())),
+                ("documentId", Text(doc.into())),
                 ("senderId", Text(me.clone())),
                 ("targetId", Text(server_peer.clone())),
                 ("data", Bytes(empty.clone())),
@@ -1477,6 +1475,14 @@ async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(u32) -
     (ws, request)
 }
 
+/// The `i`th of a series of made-up document ids.
+fn made_up(i: u32) -> String {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&i.to_be_bytes());
+    id[4] = 0xa5;
+    DocumentId::try_from(id.to_vec()).unwrap().to_string()
+}
+
 /// A device asking for documents nobody has does not make the server hold
 /// them for `--doc-idle-seconds` (five minutes by default; one device asking
 /// for made-up ids took a server to gigabytes): each is let go within
@@ -1484,20 +1490,23 @@ async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(u32) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_asked_for_and_found_nowhere_leave_memory_within_seconds() {
     const ASKS: u32 = 300;
-    let data = tempfile::tempdir().unwrap();
-    create_workspace(data.path(), "team");
-    let token = add_device(data.path(), "team", "d");
-    let server = Server::start(data.path(), &[]);
-    let (mut ws, request) = asking_peer(&server, &token).await;
-    for i in 0..ASKS {
-        ws.send(request(i)).await.unwrap();
+    // The default idle time, and none (documents kept while used).
+    for extra in [&[][..], &["--doc-idle-seconds", "0"][..]] {
+        let data = tempfile::tempdir().unwrap();
+        create_workspace(data.path(), "team");
+        let token = add_device(data.path(), "team", "d");
+        let server = Server::start(data.path(), extra);
+        let (mut ws, request) = asking_peer(&server, &token).await;
+        for i in 0..ASKS {
+            ws.send(request("request", &made_up(i))).await.unwrap();
+        }
+        unavailable_answers(&mut ws, ASKS).await;
+        until_documents_loaded(&server, 0.0, &format!("found nowhere, {extra:?}")).await;
+        // Still connected, and answered again.
+        ws.send(request("request", &made_up(0))).await.unwrap();
+        ws.send(request("request", &made_up(ASKS))).await.unwrap();
+        unavailable_answers(&mut ws, 2).await;
     }
-    unavailable_answers(&mut ws, ASKS).await;
-    until_documents_loaded(&server, 0.0, "asked for and found nowhere").await;
-    // Still connected, and answered again.
-    ws.send(request(0)).await.unwrap();
-    ws.send(request(ASKS)).await.unwrap();
-    unavailable_answers(&mut ws, 2).await;
 }
 
 /// A device that asks for documents nobody has and leaves at once leaves
@@ -1512,7 +1521,9 @@ async fn documents_asked_for_by_a_device_that_left_at_once_leave_memory() {
     for round in 0..3u32 {
         let (mut ws, request) = asking_peer(&server, &token).await;
         for i in 0..200 {
-            ws.send(request(round * 1_000 + i)).await.unwrap();
+            ws.send(request("request", &made_up(round * 1_000 + i)))
+                .await
+                .unwrap();
         }
         // Gone while the server works through them.
         drop(ws);
@@ -1524,23 +1535,79 @@ async fn documents_asked_for_by_a_device_that_left_at_once_leave_memory() {
 /// A connection that asks for more documents its workspace does not hold
 /// than the workspace may hold is sending made-up ids (each costs the
 /// server memory while it lasts): it is closed, saying why. Asking for a
-/// document the workspace holds, or the same one again, does not count.
+/// document the workspace holds, or the same one again, does not count,
+/// and neither do the first messages about a device's own new documents
+/// (`sync`, with nothing of them yet: a device with more new documents than
+/// the limit was closed over and over).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_is_closed() {
+    const LIMIT: u32 = 1_200;
+    assert!(u64::from(LIMIT) > flowkeep_sync_server::asks::MIN_ASKS);
     let data = tempfile::tempdir().unwrap();
     create_workspace(data.path(), "team");
     let token = add_device(data.path(), "team", "d");
-    let server = Server::start(data.path(), &["--max-docs-per-workspace", "3"]);
-    let (mut ws, request) = asking_peer(&server, &token).await;
-    for i in [0, 1, 0, 2, 1] {
-        ws.send(request(i)).await.unwrap();
+    let server = Server::start(
+        data.path(),
+        &["--max-docs-per-workspace", &LIMIT.to_string()],
+    );
+    let (a, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let held = create_doc(&a, "held").await;
+    wait_visible(&server, &token, &held, "held").await;
+
+    let (ws, request) = asking_peer(&server, &token).await;
+    let (mut to_server, mut from_server) = ws.split();
+    // Sent while the answers are read (a device that does not read what
+    // the server sends is cut off).
+    let held_id = held.to_string();
+    let sending = tokio::spawn(async move {
+        for i in 0..LIMIT + 300 {
+            to_server
+                .send(request("sync", &made_up(100_000 + i)))
+                .await
+                .unwrap();
+        }
+        for i in 0..LIMIT {
+            to_server
+                .send(request("request", &made_up(i)))
+                .await
+                .unwrap();
+            if i % 100 == 0 {
+                to_server.send(request("request", &held_id)).await.unwrap();
+            }
+            if i % 2 == 0 {
+                to_server
+                    .send(request("request", &made_up(i / 2)))
+                    .await
+                    .unwrap();
+            }
+        }
+        (to_server, request)
+    });
+    // Every ask answered: the connection stayed open.
+    let mut unanswered: HashSet<String> = (0..LIMIT).map(made_up).collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !unanswered.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, from_server.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                if type_of(&b).as_deref() == Some("doc-unavailable") {
+                    unanswered.remove(&field_of(&b, "documentId").unwrap_or_default());
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("closed early: {frame:?}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{} asks unanswered, then {other:?}", unanswered.len()),
+        }
     }
-    // (A document asked for again is not answered again.)
-    unavailable_answers(&mut ws, 3).await;
-    ws.send(request(3)).await.unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+    let (mut to_server, request) = sending.await.unwrap();
+    to_server
+        .send(request("request", &made_up(LIMIT)))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            match ws.next().await {
+            match from_server.next().await {
                 Some(Ok(Message::Close(frame))) => return frame,
                 None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
@@ -1548,7 +1615,7 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
         }
     })
     .await
-    .expect("closed after the fourth")
+    .expect("closed after one more")
     .expect("with a reason");
     assert_eq!(u16::from(closed.code), 1008, "{closed:?}");
     assert!(
@@ -1556,8 +1623,6 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
         "{closed:?}"
     );
     // The device syncs as before on a new connection.
-    let (a, ok) = client(&server, &token).await;
-    ok.unwrap();
     let id = create_doc(&a, "still syncing").await;
     wait_visible(&server, &token, &id, "still syncing").await;
     a.stop().await;
@@ -1600,7 +1665,9 @@ async fn asking_for_documents_nobody_has_takes_no_place_under_the_document_limit
     for c in 0..20 {
         let (mut ws, request) = asking_peer(&server, &token).await;
         for i in 0..3 {
-            ws.send(request(c * 3 + i)).await.unwrap();
+            ws.send(request("request", &made_up(c * 3 + i)))
+                .await
+                .unwrap();
         }
         unavailable_answers(&mut ws, 3).await;
     }

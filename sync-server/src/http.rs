@@ -477,7 +477,7 @@ async fn sync(
             tokio::spawn(liveness::write_out(outgoing, sink, limits.ping_interval));
             let refuse_too_big = out.clone();
             let max_message_bytes = limits.max_message_bytes;
-            let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::new(
+            let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::for_workspace(
                 usage.max_docs(),
             )));
             // Anything the device sends (a pong too) says it is there.
@@ -550,7 +550,7 @@ async fn sync(
                                 // server memory until the connection ends
                                 // (`asks.rs`).
                                 let asked = match &brought {
-                                    None => uploaded::about(&frame),
+                                    None => uploaded::requested(&frame),
                                     Some(_) => None,
                                 };
                                 if let Some(doc) = asked.filter(|d| !usage.knows(d)) {

@@ -115,7 +115,8 @@ struct Cli {
     /// Unload a document from memory after this many seconds without a
     /// message about it (sync or presence; its devices stay connected, and
     /// the next change loads it again). 0 keeps every document a device used in memory
-    /// until its workspace has no devices.
+    /// until its workspace has no devices (one asked for and found nowhere
+    /// still goes after 2 s).
     #[arg(long, global = true, env = "FLOWKEEP_SYNC_DOC_IDLE_SECONDS",
           default_value_t = flowkeep_sync_server::workspaces::DOC_IDLE.as_secs())]
     doc_idle_seconds: u64,

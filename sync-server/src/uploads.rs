@@ -131,20 +131,20 @@ fn uleb128(bytes: &[u8]) -> Option<(u64, usize)> {
 
 /// The document id and the automerge sync message of an automerge-repo
 /// `sync` or `request` message (a CBOR map).
-/// The document a `sync` or `request` message is about (one that carries
-/// changes or not).
-pub fn about(frame: &[u8]) -> Option<String> {
-    match message_parts(frame)? {
-        (kind, document, _) if kind == "sync" || kind == "request" => Some(document),
-        _ => None,
-    }
-}
-
 fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
     match message_parts(frame)? {
         (kind, document, Some(data)) if kind == "sync" || kind == "request" => {
             Some((document, data.to_vec()))
         }
+        _ => None,
+    }
+}
+
+/// The document a `request` message asks for: one the device does not
+/// have (a device sends `sync` for a document it has, new ones included).
+pub fn requested(frame: &[u8]) -> Option<String> {
+    match message_parts(frame)? {
+        (kind, document, _) if kind == "request" => Some(document),
         _ => None,
     }
 }

@@ -43,6 +43,9 @@ pub const REST_MAX: Duration = Duration::from_secs(8);
 /// A failure this soon after the last rest ended continues its streak.
 const REST_STREAK: Duration = Duration::from_secs(60);
 
+/// An idle time that never passes.
+const KEPT_FOR_GOOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 pub struct Workspaces {
     db: Arc<Db>,
     node: Node,
@@ -240,12 +243,13 @@ impl Workspaces {
             .with_observer(DocumentsLoaded(self.metrics.clone()));
         // A device that stays connected would otherwise keep every document
         // it ever used in memory, with its whole history, until it leaves.
-        let repo = match self.doc_idle {
-            Some(after) => builder.with_unload_idle_documents(after),
-            None => builder,
-        }
-        .load()
-        .await;
+        // Without an idle time a document found nowhere (a device asked for
+        // one nobody has) still goes, 2 s after (samod patch), or a device
+        // asking for made-up ids would fill the memory.
+        let repo = builder
+            .with_unload_idle_documents(self.doc_idle.unwrap_or(KEPT_FOR_GOOD))
+            .load()
+            .await;
         let url = url::Url::parse(&format!("flowkeep-sync://workspace/{workspace_id}")).ok();
         let Some(acceptor) = url.and_then(|u| repo.make_acceptor(u).ok()) else {
             repo.stop().await;

@@ -411,10 +411,21 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub(super) async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandle>> {
     match tokio::time::timeout(DOC_TIMEOUT, repo.find(id.clone())).await {
+        Ok(Ok(Some(h))) if !h.with_document(|d| arrived(d)) => Ok(None),
         Ok(Ok(h)) => Ok(h),
         Ok(Err(_)) => Err(Error::Unavailable("the sync engine stopped".into())),
         Err(_) => Ok(None),
     }
+}
+
+/// Whether anything of a document has arrived. Every document a device
+/// makes has a first change (samod commits one into an empty document): one
+/// with none is not a document yet, though a server may hand it over as
+/// found (one asked for before any device brought it; `vendor/README.md`).
+/// Read as a workflow it would be rejected as "not a workflow document"; it
+/// is looked at again once it fills in.
+fn arrived(d: &Automerge) -> bool {
+    !d.get_heads().is_empty()
 }
 
 /// Waits until the server has our changes and we have its, for one
@@ -458,4 +469,17 @@ fn at_limit(
     }
     .boxed()
     .shared()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_with_no_change_has_not_arrived() {
+        let mut d = Automerge::new();
+        assert!(!arrived(&d));
+        d.empty_commit(CommitOptions::default());
+        assert!(arrived(&d), "samod's first commit of a new document");
+    }
 }

@@ -274,3 +274,55 @@ async fn a_document_loaded_again_saves_only_what_is_new() {
     assert_eq!(value(&h, "k19").as_deref(), Some("x"));
     relay.stop().await;
 }
+
+/// A peer asks the relay for documents nobody has; each is let go (the
+/// relay unloads what it found nowhere), and then the peer that made them
+/// offline connects. The one that asked gets each document with what it
+/// holds, never as an empty document: an empty one would pass for found.
+#[tokio::test]
+async fn a_document_asked_for_before_it_existed_arrives_whole() {
+    for slow_policy in [false, true, true, true] {
+        let relay = relay(InMemoryStorage::new(), Closed::default(), slow_policy).await;
+        let alice = Repo::build_tokio()
+            .with_peer_id(PeerId::from("alice"))
+            .load()
+            .await;
+        let bob = Repo::build_tokio()
+            .with_peer_id(PeerId::from("bob"))
+            .load()
+            .await;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let mut doc = Automerge::new();
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "n", format!("{i}")).unwrap();
+            tx.commit();
+            ids.push(bob.create(doc).await.unwrap().document_id().clone());
+        }
+        let _a = tincans::connect_repos(&alice, &relay).await;
+        for id in &ids {
+            assert!(alice.find(id.clone()).await.unwrap().is_none(), "nobody has it yet");
+        }
+        let _b = tincans::connect_repos(&bob, &relay).await;
+        for (i, id) in ids.iter().enumerate() {
+            let h = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    if let Ok(Some(h)) = alice.find(id.clone()).await {
+                        break h;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("alice gets it once bob brings it");
+            assert_eq!(
+                value(&h, "n"),
+                Some(i.to_string()),
+                "document {i} found (slow policy {slow_policy})"
+            );
+        }
+        alice.stop().await;
+        bob.stop().await;
+        relay.stop().await;
+    }
+}

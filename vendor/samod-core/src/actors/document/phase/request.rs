@@ -206,6 +206,14 @@ impl Request {
             PeerState::Requesting(Requesting::BlockedByPolicy)
                 if conn.can_write() && conn.can_send() =>
             {
+                // Nothing here and nothing heard from the peer: a sync now
+                // would tell it the document is empty, which it takes as
+                // found (a peer that asked while nobody had the document,
+                // attached again after an unload). It hears once the
+                // document arrives.
+                if doc.get_heads().is_empty() && conn.their_heads().is_none() {
+                    return Vec::new();
+                }
                 // Resume an inbound sync after a grant, without proactively
                 // announcing/requesting a document the peer did not ask about.
                 let generated: Vec<_> = conn
