@@ -301,7 +301,10 @@ async fn a_document_asked_for_before_it_existed_arrives_whole() {
         }
         let _a = tincans::connect_repos(&alice, &relay).await;
         for id in &ids {
-            assert!(alice.find(id.clone()).await.unwrap().is_none(), "nobody has it yet");
+            assert!(
+                alice.find(id.clone()).await.unwrap().is_none(),
+                "nobody has it yet"
+            );
         }
         let _b = tincans::connect_repos(&bob, &relay).await;
         for (i, id) in ids.iter().enumerate() {

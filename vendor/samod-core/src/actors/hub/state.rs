@@ -552,6 +552,9 @@ impl State {
                             if let Some((document_id, held)) = self.unloads.answered(actor_id) {
                                 self.document_to_actor.insert(document_id.clone(), actor_id);
                                 self.touch(actor_id, now);
+                                if let Some(info) = self.actors.get_mut(&actor_id) {
+                                    info.refused_unload = true;
+                                }
                                 if self.run_state == RunState::Running {
                                     self.serve_held(results, actor_id, &document_id, held);
                                 }
@@ -873,7 +876,9 @@ impl State {
             // actor's to judge (it stops only once nobody has it), and goes
             // sooner: it holds nothing (`unload::NOT_FOUND_AFTER`).
             let after = match info.search_phase {
-                DocSearchPhase::Searching(_) => after.min(unload::NOT_FOUND_AFTER),
+                DocSearchPhase::Searching(_) if !info.refused_unload => {
+                    after.min(unload::NOT_FOUND_AFTER)
+                }
                 _ => after,
             };
             if !info.pinned

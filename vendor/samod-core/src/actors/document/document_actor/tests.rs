@@ -3,7 +3,7 @@ mod sync_after_storage;
 mod update_share_policy;
 
 use super::*;
-use crate::io::{StorageResult, StorageTask};
+use crate::io::{IoTask, StorageResult, StorageTask};
 use crate::{ShareAccess, ShareConfig, actors::messages::HubToDocMsgPayload};
 use automerge::{
     ROOT, ReadDoc,
@@ -256,19 +256,9 @@ fn resetting_sync_state_preserves_read_only() {
     assert!(conn.sync_state.read_only);
 }
 
-/// A peer asks for a document nobody has and leaves: the actor holds
-/// nothing for anyone, so it may be unloaded (it refused for as long as the
-/// repo ran, keeping the empty document, when the peer left while asking).
-#[test]
-fn a_request_whose_peer_left_holds_nothing() {
-    let hello = Automerge::new()
-        .generate_sync_message(&mut sync::State::new())
-        .unwrap()
-        .encode();
-    let (mut actor, result, conn, policy) =
-        new_actor(false, Some(SyncMessage::Request { data: hello }));
-    complete_policy(&mut actor, policy, ShareConfig::read_write());
-    let mut tasks = result.io_tasks;
+/// Completes the storage reads of a loading actor, and those they lead to,
+/// with nothing found.
+fn load_nothing(actor: &mut DocumentActor, mut tasks: Vec<IoTask<DocumentIoTask>>) {
     while let Some(task) = tasks.pop() {
         let payload = match task.action {
             DocumentIoTask::Storage(StorageTask::LoadRange { .. }) => {
@@ -292,6 +282,21 @@ fn a_request_whose_peer_left_holds_nothing() {
             .unwrap();
         tasks.extend(r.io_tasks);
     }
+}
+
+/// A peer asks for a document nobody has and leaves: the actor holds
+/// nothing for anyone, so it may be unloaded (it refused for as long as the
+/// repo ran, keeping the empty document, when the peer left while asking).
+#[test]
+fn a_request_whose_peer_left_holds_nothing() {
+    let hello = Automerge::new()
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap()
+        .encode();
+    let (mut actor, result, conn, policy) =
+        new_actor(false, Some(SyncMessage::Request { data: hello }));
+    complete_policy(&mut actor, policy, ShareConfig::read_write());
+    load_nothing(&mut actor, result.io_tasks);
     assert!(matches!(actor.phase, Phase::Requesting(_)), "found nowhere");
     actor
         .handle_message(

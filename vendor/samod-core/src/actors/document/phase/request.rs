@@ -206,12 +206,13 @@ impl Request {
             PeerState::Requesting(Requesting::BlockedByPolicy)
                 if conn.can_write() && conn.can_send() =>
             {
-                // Nothing here and nothing heard from the peer: a sync now
-                // would tell it the document is empty, which it takes as
-                // found (a peer that asked while nobody had the document,
-                // attached again after an unload). It hears once the
-                // document arrives.
-                if doc.get_heads().is_empty() && conn.their_heads().is_none() {
+                // Nothing here and nothing heard from the peer by this actor:
+                // a sync now would tell it the document is empty, which it
+                // takes as found (a peer that asked while nobody had the
+                // document, attached again after an unload). It hears once
+                // the document arrives. (A peer that sent a sync while it
+                // could only read is answered: the grant reset its state.)
+                if doc.get_heads().is_empty() && conn.state().last_received.is_none() {
                     return Vec::new();
                 }
                 // Resume an inbound sync after a grant, without proactively

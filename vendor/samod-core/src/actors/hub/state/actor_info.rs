@@ -12,6 +12,10 @@ pub(crate) struct ActorInfo {
     /// Found or created by a local caller, who may hold a `DocHandle` to
     /// this actor: never unloaded while idle.
     pub(crate) pinned: bool,
+    /// Refused to unload once: from then on it waits the full idle time,
+    /// even when found nowhere (a peer that keeps it busy is not asked every
+    /// 2 s).
+    pub(crate) refused_unload: bool,
 }
 
 impl ActorInfo {
@@ -22,6 +26,7 @@ impl ActorInfo {
             search_phase: DocSearchPhase::Loading,
             last_active: None,
             pinned: false,
+            refused_unload: false,
         }
     }
 }

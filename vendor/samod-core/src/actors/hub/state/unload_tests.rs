@@ -234,3 +234,28 @@ fn a_document_found_nowhere_goes_long_before_an_idle_one() {
     // (`AFTER` is a minute: the one in use stays.)
     assert_eq!(asked_to, vec![not_found], "only the one found nowhere");
 }
+
+#[test]
+fn a_document_found_nowhere_that_refused_to_unload_waits_the_full_idle_time() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let actor = relay.sync(&doc).spawn_actors[0].actor_id();
+    // The device still syncs it (its changes are nowhere else).
+    let searching = HashMap::from([(relay.conn, crate::PeerRequestState::Syncing)]);
+    relay.actor_says(
+        actor,
+        DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Searching(searching)),
+    );
+    let asked = |r: &HubResults| {
+        r.actor_messages
+            .iter()
+            .any(|(a, m)| *a == actor && matches!(m.0, HubToDocMsgPayload::Unload))
+    };
+    relay.now += super::unload::NOT_FOUND_AFTER + Duration::from_millis(1);
+    assert!(asked(&relay.event(HubEvent::tick())));
+    relay.actor_says(actor, DocToHubMsgPayload::UnloadRefused);
+
+    relay.now += super::unload::NOT_FOUND_AFTER * 3;
+    assert!(!asked(&relay.event(HubEvent::tick())), "not every 2 s");
+    assert!(asked(&relay.idle()), "after the idle time");
+}

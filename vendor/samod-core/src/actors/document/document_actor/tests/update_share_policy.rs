@@ -311,3 +311,52 @@ fn update_during_loading_survives_both_completion_orders() {
         );
     }
 }
+
+/// A device sends its new document while the workspace may only be read
+/// (the server has nothing of it); once it may write, the server answers, so
+/// the device sends the document again. (An empty document answers only a
+/// peer it heard from: one that asked while nobody had it is not told "found,
+/// empty".)
+#[test]
+fn a_grant_after_read_only_asks_a_peer_with_a_new_document_to_send_it() {
+    let mut theirs = Automerge::new();
+    theirs
+        .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "new", true))
+        .unwrap();
+    let first = theirs
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap();
+    assert!(!first.heads.is_empty());
+    let (mut actor, result, conn, policy) = new_actor(
+        false,
+        Some(SyncMessage::Sync {
+            data: first.encode(),
+        }),
+    );
+    // A sync server's policy: it announces nothing.
+    complete_policy(
+        &mut actor,
+        policy,
+        ShareConfig::read_only().with_announce(false),
+    );
+    load_nothing(&mut actor, result.io_tasks);
+    assert!(actor.document().get_heads().is_empty());
+
+    let granted = update_policy(&mut actor, ShareConfig::read_write().with_announce(false));
+    let told: Vec<_> = granted
+        .outgoing_messages
+        .iter()
+        .filter_map(|m| match &m.0 {
+            DocToHubMsgPayload::SendSyncMessage {
+                connection_id,
+                message,
+                ..
+            } if *connection_id == conn => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        told.iter().any(|m| matches!(m, SyncMessage::Sync { .. })),
+        "the device is answered once it may write: {told:?}"
+    );
+}
