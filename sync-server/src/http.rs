@@ -475,7 +475,9 @@ async fn sync(
             // closing the socket, once both are gone).
             let (out, outgoing) = futures::channel::mpsc::channel::<WsMessage>(0);
             tokio::spawn(liveness::write_out(outgoing, sink, limits.ping_interval));
-            let refuse_too_big = out.clone();
+            // Closes the connection with why (a message too big, too many
+            // asks for documents the workspace does not hold).
+            let refusing = out.clone();
             let max_message_bytes = limits.max_message_bytes;
             let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::for_workspace(
                 usage.max_docs(),
@@ -523,7 +525,7 @@ async fn sync(
                     let metrics = received.clone();
                     let stores = !matches!(*takes_changes.borrow(), quota::Room::Full(_));
                     let (db, ws_id, dev) = (db.clone(), ws_id.clone(), dev.clone());
-                    let mut refuse_too_big = refuse_too_big.clone();
+                    let mut refusing = refusing.clone();
                     let usage = usage.clone();
                     let unknown_asks = unknown_asks.clone();
                     async move {
@@ -560,7 +562,7 @@ async fn sync(
                                         .note(&doc);
                                     if !within {
                                         tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "connection closed: {}", asks::TOO_MANY_REASON);
-                                        let _ = refuse_too_big.send(close_with(1008, asks::TOO_MANY_REASON)).await;
+                                        let _ = refusing.send(close_with(1008, asks::TOO_MANY_REASON)).await;
                                         return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
                                     }
                                 }
@@ -601,7 +603,7 @@ async fn sync(
                             Ok(_) => None,
                             Err(e) => {
                                 if let Some(close) = too_big(&e, max_message_bytes) {
-                                    let _ = refuse_too_big.send(close).await;
+                                    let _ = refusing.send(close).await;
                                 }
                                 Some(Err(e))
                             }
