@@ -1905,6 +1905,13 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
         text.contains("the sync server closed the connection: a change is larger than this server accepts (256.0 KiB, --max-message-bytes)"),
         "{text}"
     );
+    let metrics = server_support::http_get_response(server.port, "/metrics HTTP/1.1");
+    let cut_off: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flowkeep_sync_connections_cut_off_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(cut_off >= 1, "{metrics}");
     // Nothing is lost here, and what fits still syncs.
     assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["name"], "big");
     let names = names_on_a_new_device(&ws, &a);

@@ -1622,6 +1622,12 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
         closed.reason.contains("--max-docs-per-workspace"),
         "{closed:?}"
     );
+    let metrics = http_get_response(server.port, "/metrics HTTP/1.1");
+    assert_eq!(
+        sample(&metrics, "flowkeep_sync_connections_cut_off_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     // The device syncs as before on a new connection.
     let id = create_doc(&a, "still syncing").await;
     wait_visible(&server, &token, &id, "still syncing").await;

@@ -562,6 +562,7 @@ async fn sync(
                                         .note(&doc);
                                     if !within {
                                         tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "connection closed: {}", asks::TOO_MANY_REASON);
+                                        metrics.connections_cut_off.inc();
                                         let _ = refusing.send(close_with(1008, asks::TOO_MANY_REASON)).await;
                                         return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
                                     }
@@ -603,6 +604,7 @@ async fn sync(
                             Ok(_) => None,
                             Err(e) => {
                                 if let Some(close) = too_big(&e, max_message_bytes) {
+                                    metrics.connections_cut_off.inc();
                                     let _ = refusing.send(close).await;
                                 }
                                 Some(Err(e))

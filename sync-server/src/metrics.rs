@@ -30,6 +30,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Connections refused because a connection limit was reached.
     pub connections_refused: Counter,
+    /// Open connections the server closed for what their device sent.
+    pub connections_cut_off: Counter,
     /// Seconds a storage call (load, load_range, put, delete) took.
     pub storage_seconds: Histogram,
     /// Storage calls that failed (each stops its workspace's repo).
@@ -53,6 +55,7 @@ impl Metrics {
             bytes_received: Counter::default(),
             bytes_sent: Counter::default(),
             connections_refused: Counter::default(),
+            connections_cut_off: Counter::default(),
             // 50 µs … about 13 s.
             storage_seconds: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
             storage_failures: Counter::default(),
@@ -104,6 +107,11 @@ impl Metrics {
             "connections_refused",
             "Connections refused because a connection limit was reached",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_cut_off",
+            "Open connections closed for what their device sent (a message over --max-message-bytes, asks for more documents the workspace does not hold than it may hold)",
+            m.connections_cut_off.clone(),
         );
         registry.register(
             "storage_seconds",
