@@ -1667,12 +1667,7 @@ fn changes_the_server_cannot_store_are_not_confirmed_and_reach_it_once_it_can() 
         text.contains("could not store this workspace's changes"),
         "{text}"
     );
-    let metrics = server_support::http_get_response(server.port, "/metrics HTTP/1.1");
-    let failures: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("flowkeep_sync_storage_failures_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
+    let (failures, metrics) = server_counter(&server, "flowkeep_sync_storage_failures_total");
     assert!(failures >= 1, "{metrics}");
 
     // The disk has room again: the next sync stores the change, and says
@@ -1857,6 +1852,18 @@ fn a_watchers_notice_that_the_server_is_away_follows_the_latest_reason() {
     });
 }
 
+/// A counter on the server's `/metrics` (0 when absent), with the whole text
+/// to show when an assertion fails.
+fn server_counter(server: &Server, name: &str) -> (u64, String) {
+    let metrics = server_support::http_get_response(server.port, "/metrics HTTP/1.1");
+    let value = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (value, metrics)
+}
+
 #[test]
 fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_here() {
     let ws = Workspace::new();
@@ -1905,12 +1912,7 @@ fn a_change_over_the_servers_message_limit_is_refused_in_one_sentence_and_kept_h
         text.contains("the sync server closed the connection: a change is larger than this server accepts (256.0 KiB, --max-message-bytes)"),
         "{text}"
     );
-    let metrics = server_support::http_get_response(server.port, "/metrics HTTP/1.1");
-    let cut_off: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("flowkeep_sync_connections_cut_off_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
+    let (cut_off, metrics) = server_counter(&server, "flowkeep_sync_connections_cut_off_total");
     assert!(cut_off >= 1, "{metrics}");
     // Nothing is lost here, and what fits still syncs.
     assert_eq!(a.json(&["workflow", "get", &id]).ok().json()["name"], "big");
