@@ -1431,10 +1431,9 @@ fn field_of(frame: &[u8], field: &str) -> Option<String> {
     }
     None
 }
-/// A device speaking automerge-repo's protocol by hand, joined, and how it
-/// sends a message of a kind (`request`, `sync`) about a document, with
-/// nothing of it.
-async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(&str, &str) -> Message) {
+/// A device speaking automerge-repo's protocol by hand, joined, and what
+/// it can say about documents.
+async fn asking_peer(server: &Server, token: &str) -> (RawSocket, Asker) {
     use automerge::sync::SyncDoc;
     use WireValue::*;
     let mut ws = upgrade(server, token).await.unwrap();
@@ -1449,7 +1448,7 @@ async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(&str, 
     ))
     .await
     .unwrap();
-    let server_peer = loop {
+    let server = loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(Message::Binary(b)))) => break sender_of(&b).expect("a peer message"),
             Ok(Some(Ok(_))) => continue,
@@ -1460,19 +1459,36 @@ async fn asking_peer(server: &Server, token: &str) -> (RawSocket, impl Fn(&str, 
         .generate_sync_message(&mut automerge::sync::State::new())
         .unwrap()
         .encode();
-    let request = move |kind: &str, doc: &str| {
+    (ws, Asker { me, server, empty })
+}
+
+struct Asker {
+    me: String,
+    server: String,
+    /// A sync message from a document with nothing in it.
+    empty: Vec<u8>,
+}
+
+impl Asker {
+    /// A message of a kind (`request`, `sync`) about a document, with
+    /// nothing of it.
+    fn message(&self, kind: &str, doc: &str) -> Message {
+        self.with_data(kind, doc, self.empty.clone())
+    }
+
+    fn with_data(&self, kind: &str, doc: &str, data: Vec<u8>) -> Message {
+        use WireValue::*;
         Message::Binary(
             wire(&[
                 ("type", Text(kind.into())),
                 ("documentId", Text(doc.into())),
-                ("senderId", Text(me.clone())),
-                ("targetId", Text(server_peer.clone())),
-                ("data", Bytes(empty.clone())),
+                ("senderId", Text(self.me.clone())),
+                ("targetId", Text(self.server.clone())),
+                ("data", Bytes(data)),
             ])
             .into(),
         )
-    };
-    (ws, request)
+    }
 }
 
 /// The `i`th of a series of made-up document ids.
@@ -1496,15 +1512,21 @@ async fn documents_asked_for_and_found_nowhere_leave_memory_within_seconds() {
         create_workspace(data.path(), "team");
         let token = add_device(data.path(), "team", "d");
         let server = Server::start(data.path(), extra);
-        let (mut ws, request) = asking_peer(&server, &token).await;
+        let (mut ws, asker) = asking_peer(&server, &token).await;
         for i in 0..ASKS {
-            ws.send(request("request", &made_up(i))).await.unwrap();
+            ws.send(asker.message("request", &made_up(i)))
+                .await
+                .unwrap();
         }
         unavailable_answers(&mut ws, ASKS).await;
         until_documents_loaded(&server, 0.0, &format!("found nowhere, {extra:?}")).await;
         // Still connected, and answered again.
-        ws.send(request("request", &made_up(0))).await.unwrap();
-        ws.send(request("request", &made_up(ASKS))).await.unwrap();
+        ws.send(asker.message("request", &made_up(0)))
+            .await
+            .unwrap();
+        ws.send(asker.message("request", &made_up(ASKS)))
+            .await
+            .unwrap();
         unavailable_answers(&mut ws, 2).await;
     }
 }
@@ -1519,9 +1541,9 @@ async fn documents_asked_for_by_a_device_that_left_at_once_leave_memory() {
     let token = add_device(data.path(), "team", "d");
     let server = Server::start(data.path(), &[]);
     for round in 0..3u32 {
-        let (mut ws, request) = asking_peer(&server, &token).await;
+        let (mut ws, asker) = asking_peer(&server, &token).await;
         for i in 0..200 {
-            ws.send(request("request", &made_up(round * 1_000 + i)))
+            ws.send(asker.message("request", &made_up(round * 1_000 + i)))
                 .await
                 .unwrap();
         }
@@ -1555,7 +1577,7 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
     let held = create_doc(&a, "held").await;
     wait_visible(&server, &token, &held, "held").await;
 
-    let (ws, request) = asking_peer(&server, &token).await;
+    let (ws, asker) = asking_peer(&server, &token).await;
     let (mut to_server, mut from_server) = ws.split();
     // Sent while the answers are read (a device that does not read what
     // the server sends is cut off).
@@ -1563,26 +1585,29 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
     let sending = tokio::spawn(async move {
         for i in 0..LIMIT + 300 {
             to_server
-                .send(request("sync", &made_up(100_000 + i)))
+                .send(asker.message("sync", &made_up(100_000 + i)))
                 .await
                 .unwrap();
         }
         for i in 0..LIMIT {
             to_server
-                .send(request("request", &made_up(i)))
+                .send(asker.message("request", &made_up(i)))
                 .await
                 .unwrap();
             if i % 100 == 0 {
-                to_server.send(request("request", &held_id)).await.unwrap();
+                to_server
+                    .send(asker.message("request", &held_id))
+                    .await
+                    .unwrap();
             }
             if i % 2 == 0 {
                 to_server
-                    .send(request("request", &made_up(i / 2)))
+                    .send(asker.message("request", &made_up(i / 2)))
                     .await
                     .unwrap();
             }
         }
-        (to_server, request)
+        (to_server, asker)
     });
     // Every ask answered: the connection stayed open.
     let mut unanswered: HashSet<String> = (0..LIMIT).map(made_up).collect();
@@ -1600,9 +1625,9 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
             other => panic!("{} asks unanswered, then {other:?}", unanswered.len()),
         }
     }
-    let (mut to_server, request) = sending.await.unwrap();
+    let (mut to_server, asker) = sending.await.unwrap();
     to_server
-        .send(request("request", &made_up(LIMIT)))
+        .send(asker.message("request", &made_up(LIMIT)))
         .await
         .unwrap();
     let closed = tokio::time::timeout(Duration::from_secs(30), async {
@@ -1655,6 +1680,211 @@ fn type_of(frame: &[u8]) -> Option<String> {
     field_of(frame, "type")
 }
 
+/// A device's first message about a document of its own names the changes
+/// it holds and carries none of them (automerge sends changes once it
+/// knows what the other side has). One that then never sends them does not
+/// make the server hold the document while the connection lasts (the
+/// server kept every such made-up document until the device left): each
+/// is let go within seconds, and a change the device sends later still
+/// arrives and is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_a_device_names_but_never_sends_leave_memory_and_arrive_when_it_sends_them() {
+    const NAMED: u32 = 300;
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let other = add_device(data.path(), "team", "e");
+    let server = Server::start(data.path(), &[]);
+    let (mut ws, asker) = asking_peer(&server, &token).await;
+    let mut first = None;
+    for i in 0..NAMED {
+        let mut own = OwnDocument::new(&format!("named {i}"));
+        ws.send(asker.with_data("sync", &made_up(i), own.hello()))
+            .await
+            .unwrap();
+        if i == 0 {
+            first = Some(own);
+        }
+    }
+    // The server answers each with what it has (nothing): the device would
+    // now send its changes.
+    let answers = sync_answers(&mut ws, (0..NAMED).map(made_up)).await;
+    until_documents_loaded(&server, 0.0, "named and never sent").await;
+
+    // The device sends the first document's change after all.
+    let change = first.unwrap().change(&answers[&made_up(0)]);
+    ws.send(asker.with_data("sync", &made_up(0), change))
+        .await
+        .unwrap();
+    let id: DocumentId = made_up(0).parse().unwrap();
+    wait_visible(&server, &other, &id, "named 0").await;
+}
+
+/// A document of the hand-driven device's own, with one change.
+struct OwnDocument {
+    doc: automerge::Automerge,
+    state: automerge::sync::State,
+}
+
+impl OwnDocument {
+    fn new(name: &str) -> OwnDocument {
+        use automerge::transaction::Transactable;
+        let mut doc = automerge::Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "name", name).unwrap();
+        tx.commit();
+        OwnDocument {
+            doc,
+            state: automerge::sync::State::new(),
+        }
+    }
+
+    /// The first sync message: it names the change and carries none.
+    fn hello(&mut self) -> Vec<u8> {
+        use automerge::sync::SyncDoc;
+        let hello = self.doc.generate_sync_message(&mut self.state).unwrap();
+        assert!(hello.changes.is_empty() && hello.heads.len() == 1);
+        hello.encode()
+    }
+
+    /// The message carrying the change, once the server answered `hello`.
+    fn change(mut self, answer: &[u8]) -> Vec<u8> {
+        use automerge::sync::SyncDoc;
+        let answer = automerge::sync::Message::decode(answer).unwrap();
+        self.doc
+            .receive_sync_message(&mut self.state, answer)
+            .unwrap();
+        let change = self.doc.generate_sync_message(&mut self.state).unwrap();
+        assert_eq!(change.changes.len(), 1, "{change:?}");
+        change.encode()
+    }
+}
+
+/// Reads until the server has sent a `sync` message about each of `docs`;
+/// the first about each, by document.
+async fn sync_answers(
+    ws: &mut (impl futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin),
+    docs: impl IntoIterator<Item = String>,
+) -> std::collections::HashMap<String, Vec<u8>> {
+    let mut waiting: HashSet<String> = docs.into_iter().collect();
+    let mut answers = std::collections::HashMap::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !waiting.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) if type_of(&b).as_deref() == Some("sync") => {
+                let doc = field_of(&b, "documentId").unwrap_or_default();
+                if waiting.remove(&doc) {
+                    answers.insert(doc, data_of(&b).expect("sync data"));
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("closed: {frame:?}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{} unanswered, then {other:?}", waiting.len()),
+        }
+    }
+    answers
+}
+
+/// A connection that names more documents of its own than the workspace
+/// may hold, without sending them, has its `sync` messages about further
+/// ones dropped (each named one costs the server memory while the
+/// connection lasts, and it cannot be told from a device about to send
+/// them, so it is not closed): its other documents keep syncing, and once
+/// the workspace takes one of those named, one more passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_naming_more_unheld_documents_than_a_workspace_holds_are_dropped_not_closed() {
+    const LIMIT: u32 = flowkeep_sync_server::asks::MIN_ASKS as u32;
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let other = add_device(data.path(), "team", "e");
+    let server = Server::start(
+        data.path(),
+        &["--max-docs-per-workspace", &LIMIT.to_string()],
+    );
+    let (a, ok) = client(&server, &other).await;
+    ok.unwrap();
+    let held = create_doc(&a, "held").await;
+    wait_visible(&server, &other, &held, "held").await;
+
+    let (ws, asker) = asking_peer(&server, &token).await;
+    let (mut to_server, mut from_server) = ws.split();
+    let mut first = OwnDocument::new("named 0");
+    let hellos: Vec<_> = (1..LIMIT)
+        .map(|i| (made_up(i), OwnDocument::new(&format!("named {i}")).hello()))
+        .collect();
+    to_server
+        .send(asker.with_data("sync", &made_up(0), first.hello()))
+        .await
+        .unwrap();
+    let sending = tokio::spawn(async move {
+        for (doc, hello) in hellos {
+            to_server
+                .send(asker.with_data("sync", &doc, hello))
+                .await
+                .unwrap();
+        }
+        (to_server, asker)
+    });
+    let mut answers = sync_answers(&mut from_server, (0..LIMIT).map(made_up)).await;
+    let (mut to_server, asker) = sending.await.unwrap();
+    let dropped = || {
+        let metrics = http_get_response(server.port, "/metrics HTTP/1.1");
+        sample(&metrics, "flowkeep_sync_syncs_dropped_total")
+    };
+    assert_eq!(dropped(), Some(0.0));
+
+    // One more goes unanswered; the held document is still served on the
+    // same connection.
+    to_server
+        .send(asker.with_data("sync", &made_up(LIMIT), OwnDocument::new("past").hello()))
+        .await
+        .unwrap();
+    to_server
+        .send(asker.message("request", &held.to_string()))
+        .await
+        .unwrap();
+    let got = sync_answers(&mut from_server, [held.to_string()]).await;
+    assert!(!got.contains_key(&made_up(LIMIT)));
+    assert_eq!(dropped(), Some(1.0));
+
+    // The workspace takes the first named document; a second later one
+    // more passes.
+    let change = first.change(&answers.remove(&made_up(0)).unwrap());
+    to_server
+        .send(asker.with_data("sync", &made_up(0), change))
+        .await
+        .unwrap();
+    let id: DocumentId = made_up(0).parse().unwrap();
+    wait_visible(&server, &other, &id, "named 0").await;
+    tokio::time::sleep(flowkeep_sync_server::asks::LOOK_AGAIN_AFTER).await;
+    to_server
+        .send(asker.with_data(
+            "sync",
+            &made_up(LIMIT + 1),
+            OwnDocument::new("next").hello(),
+        ))
+        .await
+        .unwrap();
+    sync_answers(&mut from_server, [made_up(LIMIT + 1)]).await;
+    assert_eq!(dropped(), Some(1.0));
+    a.stop().await;
+}
+
+/// The `data` of an automerge-repo message.
+fn data_of(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut d = minicbor::Decoder::new(frame);
+    let n = d.map().ok()??;
+    for _ in 0..n {
+        if d.str().ok()? == "data" {
+            return Some(d.bytes().ok()?.to_vec());
+        }
+        d.skip().ok()?;
+    }
+    None
+}
+
 /// A device that asks for documents nobody has takes no place under the
 /// document limit (they were counted for five minutes, so one device could
 /// fill it).
@@ -1669,9 +1899,9 @@ async fn asking_for_documents_nobody_has_takes_no_place_under_the_document_limit
     // documents the workspace does not hold than it may hold is closed:
     // `a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_is_closed`).
     for c in 0..20 {
-        let (mut ws, request) = asking_peer(&server, &token).await;
+        let (mut ws, asker) = asking_peer(&server, &token).await;
         for i in 0..3 {
-            ws.send(request("request", &made_up(c * 3 + i)))
+            ws.send(asker.message("request", &made_up(c * 3 + i)))
                 .await
                 .unwrap();
         }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::{
     rejection::WebSocketUpgradeRejection, Message as WsMessage, WebSocketUpgrade,
@@ -482,6 +483,9 @@ async fn sync(
             let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::for_workspace(
                 usage.max_docs(),
             )));
+            let unknown_syncs = Arc::new(std::sync::Mutex::new(asks::UnknownSyncs::for_workspace(
+                usage.max_docs(),
+            )));
             // Anything the device sends (a pong too) says it is there.
             let heard = Arc::new(AtomicI64::new(now_ms()));
             let silent = liveness::pinger(out.clone(), heard.clone(), limits.ping_interval);
@@ -528,6 +532,7 @@ async fn sync(
                     let mut refusing = refusing.clone();
                     let usage = usage.clone();
                     let unknown_asks = unknown_asks.clone();
+                    let unknown_syncs = unknown_syncs.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -548,24 +553,45 @@ async fn sync(
                                         .await
                                         .unwrap_or_default()
                                 };
-                                // Asking for documents nobody has costs the
+                                // Naming documents nobody has costs the
                                 // server memory until the connection ends
                                 // (`asks.rs`).
-                                let asked = match &brought {
-                                    None => uploaded::requested(&frame),
+                                let named = match &brought {
+                                    None => uploaded::named(&frame),
                                     Some(_) => None,
                                 };
-                                if let Some(doc) = asked.filter(|d| !usage.knows(d)) {
-                                    let within = unknown_asks
-                                        .lock()
-                                        .unwrap_or_else(|p| p.into_inner())
-                                        .note(&doc);
-                                    if !within {
-                                        tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "connection closed: {}", asks::TOO_MANY_REASON);
-                                        metrics.connections_cut_off.inc();
-                                        let _ = refusing.send(close_with(1008, asks::TOO_MANY_REASON)).await;
-                                        return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
+                                match named {
+                                    Some(uploaded::Named::Asked(doc)) if !usage.knows(&doc) => {
+                                        let within = unknown_asks
+                                            .lock()
+                                            .unwrap_or_else(|p| p.into_inner())
+                                            .note(&doc);
+                                        if !within {
+                                            tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "connection closed: {}", asks::TOO_MANY_REASON);
+                                            metrics.connections_cut_off.inc();
+                                            let _ = refusing.send(close_with(1008, asks::TOO_MANY_REASON)).await;
+                                            return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
+                                        }
                                     }
+                                    Some(uploaded::Named::Synced(doc)) if !usage.knows(&doc) => {
+                                        let noted = unknown_syncs
+                                            .lock()
+                                            .unwrap_or_else(|p| p.into_inner())
+                                            .note(&doc, Instant::now(), |d| usage.knows(d));
+                                        match noted {
+                                            asks::Sync::Passes => {}
+                                            asks::Sync::DroppedFirst => {
+                                                tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "{}", asks::DROPPING_SYNCS);
+                                                metrics.syncs_dropped.inc();
+                                                return None;
+                                            }
+                                            asks::Sync::Dropped => {
+                                                metrics.syncs_dropped.inc();
+                                                return None;
+                                            }
+                                        }
+                                    }
+                                    _ => {}
                                 }
                                 let mut changes = Vec::new();
                                 if let Some(b) = brought {

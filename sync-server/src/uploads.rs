@@ -140,11 +140,20 @@ fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
     }
 }
 
-/// The document a `request` message asks for: one the device does not
-/// have (a device sends `sync` for a document it has, new ones included).
-pub fn requested(frame: &[u8]) -> Option<String> {
+/// A document a message is about, and how.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// A `request`: the device does not have the document.
+    Asked(String),
+    /// A `sync`: the device has it (its own new documents included).
+    Synced(String),
+}
+
+/// The document a `request` or `sync` message is about.
+pub fn named(frame: &[u8]) -> Option<Named> {
     match message_parts(frame)? {
-        (kind, document, _) if kind == "request" => Some(document),
+        (kind, document, _) if kind == "request" => Some(Named::Asked(document)),
+        (kind, document, _) if kind == "sync" => Some(Named::Synced(document)),
         _ => None,
     }
 }
@@ -402,6 +411,24 @@ mod tests {
         let b = brought(&e.into_writer()).unwrap();
         assert_eq!(b.document, doc1());
         assert_eq!(b.changes.len(), 2);
+    }
+
+    #[test]
+    fn a_message_names_the_document_it_asks_for_or_syncs() {
+        let empty = Automerge::new()
+            .generate_sync_message(&mut sync::State::new())
+            .unwrap()
+            .encode();
+        assert_eq!(
+            named(&frame("request", &doc1(), &empty)),
+            Some(Named::Asked(doc1()))
+        );
+        assert_eq!(
+            named(&frame("sync", &doc1(), &empty)),
+            Some(Named::Synced(doc1()))
+        );
+        assert_eq!(named(&frame("ephemeral", &doc1(), &empty)), None);
+        assert_eq!(named(&frame("sync", "not an id", &empty)), None);
     }
 
     #[test]

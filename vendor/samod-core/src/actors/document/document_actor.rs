@@ -842,9 +842,15 @@ impl DocumentActor {
         let settled = match &self.phase {
             Phase::Ready(_) => true,
             // Found on no peer, or every peer that asked has left: nobody
-            // waits for an answer here (a local search pins the actor).
+            // waits for an answer here (a local search pins the actor). Or
+            // still looked for with nothing of it here, not even a change
+            // waiting for another: a peer that named changes and never sent
+            // them kept the actor for as long as it stayed connected, and
+            // what it sends later goes to the next actor.
             Phase::Requesting(request) => {
-                request.asks_nobody() || request.outcome(&self.doc) == RequestOutcome::Exhausted
+                request.asks_nobody()
+                    || request.outcome(&self.doc) == RequestOutcome::Exhausted
+                    || self.doc.is_empty()
             }
             Phase::Loading(_) => false,
         };

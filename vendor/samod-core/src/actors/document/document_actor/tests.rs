@@ -320,3 +320,74 @@ fn a_request_whose_peer_left_holds_nothing() {
     );
     assert!(actor.is_stopped());
 }
+
+/// A peer's first message about a document of its own names its changes
+/// and carries none. If they never come, the actor holds nothing: it may be
+/// unloaded (it refused for as long as the peer stayed connected, so a peer
+/// naming made-up documents filled the repo's memory). One with a change
+/// waiting for another it depends on still refuses.
+#[test]
+fn a_peer_that_named_changes_it_never_sent_leaves_nothing_in_hand() {
+    let mut theirs = Automerge::new();
+    theirs
+        .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "a", 1))
+        .unwrap();
+    let hello = theirs
+        .generate_sync_message(&mut sync::State::new())
+        .unwrap();
+    assert!(hello.changes.is_empty() && !hello.heads.is_empty());
+    let (mut actor, result, _, policy) = new_actor(
+        false,
+        Some(SyncMessage::Sync {
+            data: hello.encode(),
+        }),
+    );
+    complete_policy(&mut actor, policy, ShareConfig::read_write());
+    load_nothing(&mut actor, result.io_tasks);
+    assert!(
+        matches!(actor.phase, Phase::Requesting(_)),
+        "still looked for"
+    );
+    assert!(actor.has_nothing_in_hand());
+
+    // A change whose parent never came is something in hand.
+    let first = theirs.get_changes(&[]).into_iter().next().unwrap().clone();
+    theirs
+        .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "a", 2))
+        .unwrap();
+    let second = theirs
+        .get_changes(&[first.hash()])
+        .into_iter()
+        .next()
+        .unwrap()
+        .clone();
+    actor.doc.apply_changes([second]).unwrap();
+    assert!(actor.document().get_heads().is_empty(), "not applied yet");
+    assert!(!actor.has_nothing_in_hand());
+
+    // Without it the actor stops when asked.
+    let (mut actor, result, _, policy) = new_actor(
+        false,
+        Some(SyncMessage::Sync {
+            data: theirs
+                .generate_sync_message(&mut sync::State::new())
+                .unwrap()
+                .encode(),
+        }),
+    );
+    complete_policy(&mut actor, policy, ShareConfig::read_write());
+    load_nothing(&mut actor, result.io_tasks);
+    let r = actor
+        .handle_message(
+            UnixTimestamp::now(),
+            HubToDocMsg(HubToDocMsgPayload::Unload),
+        )
+        .unwrap();
+    assert!(
+        !r.outgoing_messages
+            .iter()
+            .any(|m| matches!(m.0, DocToHubMsgPayload::UnloadRefused)),
+        "refused to unload"
+    );
+    assert!(actor.is_stopped());
+}
