@@ -13,14 +13,17 @@
 //!
 //! A device's own new documents are not asks: it sends `sync` messages for
 //! those, the first naming its changes and carrying none. Each costs the
-//! connection such an entry too, and a device that names made-up documents
-//! and never sends their changes is not told from one about to send them,
-//! so closing it would close a device with more new documents than that
-//! (it was, on every dial). Past as many documents the workspace has not
-//! let in, further `sync` messages about documents it does not hold are
-//! dropped instead ([`UnknownSyncs`]): the device's other documents keep
-//! syncing, and the dropped ones are sent again with their next edit or
-//! connection. Those the workspace has taken since stop counting.
+//! connection such an entry too (as does any other message about a
+//! document), and a device that names made-up documents and never sends
+//! their changes is not told from one about to send them, so closing it
+//! would close a device with more new documents than that (it was, on
+//! every dial). Past as many documents the workspace has not stored, the
+//! connection's further messages (other than asks) about documents it has
+//! not stored are dropped instead ([`UnknownSends`]): the device's other
+//! documents keep syncing, and a dropped one is sent again on its next
+//! connection (or with its next edit, once the workspace has stored some
+//! of those named). So one connection holds entries for at most twice as
+//! many documents the workspace does not hold as it may hold.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -30,9 +33,9 @@ use std::time::{Duration, Instant};
 pub const TOO_MANY_REASON: &str =
     "asked for more documents the workspace does not hold than it may hold (--max-docs-per-workspace)";
 
-/// What the server logs when it starts dropping a connection's `sync`
-/// messages about documents the workspace does not hold.
-pub const DROPPING_SYNCS: &str = "dropping sync messages about documents the workspace does not hold: this connection named more of them than the workspace may hold (--max-docs-per-workspace)";
+/// What the server logs when it starts dropping a connection's messages
+/// about documents the workspace has not stored.
+pub const DROPPING: &str = "dropping messages about documents the workspace does not hold: this connection named more of them than the workspace may hold (--max-docs-per-workspace)";
 
 /// The fewest asks a connection may make, whatever the document limit (a
 /// workspace limited to a few documents is not a reason to close devices
@@ -68,39 +71,38 @@ impl UnknownAsks {
     }
 }
 
-/// `sync` messages about documents the workspace does not hold.
-pub struct UnknownSyncs {
+/// Messages other than asks about documents the workspace has not stored.
+pub struct UnknownSends {
     documents: HashSet<String>,
     max: usize,
     /// When the documents may be looked through again for those the
-    /// workspace has taken since (at most once a [`LOOK_AGAIN_AFTER`], so a
+    /// workspace has stored since (at most once a [`LOOK_AGAIN_AFTER`], so a
     /// device sending made-up ids past the limit does not cost a pass over
     /// all of them per message).
     look_again: Option<Instant>,
     dropped: bool,
 }
 
-/// How often a full [`UnknownSyncs`] looks for documents the workspace took.
+/// How often a full [`UnknownSends`] looks for documents the workspace stored.
 pub const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
-/// Whether a `sync` message about a document the workspace does not hold
-/// goes on.
+/// Whether a message about a document the workspace has not stored goes on.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Sync {
+pub enum Verdict {
     Passes,
     /// Dropped, the first time on this connection (worth one log line).
     DroppedFirst,
     Dropped,
 }
 
-impl UnknownSyncs {
+impl UnknownSends {
     /// For a connection to a workspace that may hold `max_docs` documents.
-    pub fn for_workspace(max_docs: u64) -> UnknownSyncs {
-        UnknownSyncs::new(usize::try_from(max_docs.max(MIN_ASKS)).unwrap_or(usize::MAX))
+    pub fn for_workspace(max_docs: u64) -> UnknownSends {
+        UnknownSends::new(usize::try_from(max_docs.max(MIN_ASKS)).unwrap_or(usize::MAX))
     }
 
-    fn new(max: usize) -> UnknownSyncs {
-        UnknownSyncs {
+    fn new(max: usize) -> UnknownSends {
+        UnknownSends {
             documents: HashSet::new(),
             max,
             look_again: None,
@@ -108,25 +110,30 @@ impl UnknownSyncs {
         }
     }
 
-    /// Notes a `sync` message about `doc`, which the workspace does not
-    /// hold; `knows` says whether it holds (or has let in) a document now.
-    pub fn note(&mut self, doc: &str, now: Instant, knows: impl Fn(&str) -> bool) -> Sync {
+    /// Notes a message about `doc`, which the workspace has not stored;
+    /// `forget_stored` takes out of a set the documents it has stored now.
+    pub fn note(
+        &mut self,
+        doc: &str,
+        now: Instant,
+        forget_stored: impl FnOnce(&mut HashSet<String>),
+    ) -> Verdict {
         if self.documents.contains(doc) {
-            return Sync::Passes;
+            return Verdict::Passes;
         }
         if self.documents.len() >= self.max && self.look_again.is_none_or(|at| now >= at) {
-            self.documents.retain(|d| !knows(d));
+            forget_stored(&mut self.documents);
             self.look_again = Some(now + LOOK_AGAIN_AFTER);
         }
         if self.documents.len() < self.max {
             self.documents.insert(doc.to_owned());
-            return Sync::Passes;
+            return Verdict::Passes;
         }
         if self.dropped {
-            Sync::Dropped
+            Verdict::Dropped
         } else {
             self.dropped = true;
-            Sync::DroppedFirst
+            Verdict::DroppedFirst
         }
     }
 }
@@ -161,29 +168,33 @@ mod tests {
     }
 
     #[test]
-    fn syncs_about_documents_past_the_limit_are_dropped_until_the_workspace_takes_some() {
+    fn messages_about_documents_past_the_limit_are_dropped_until_the_workspace_stores_some() {
         let t0 = Instant::now();
-        let taken = std::cell::RefCell::new(HashSet::<String>::new());
-        let knows = |d: &str| taken.borrow().contains(d);
-        let mut syncs = UnknownSyncs::new(2);
-        assert_eq!(syncs.note("a", t0, knows), Sync::Passes);
-        assert_eq!(syncs.note("b", t0, knows), Sync::Passes);
-        assert_eq!(syncs.note("a", t0, knows), Sync::Passes, "again");
-        assert_eq!(syncs.note("c", t0, knows), Sync::DroppedFirst);
-        assert_eq!(syncs.note("d", t0, knows), Sync::Dropped);
-        // The workspace takes "a": its place is free once looked again.
-        taken.borrow_mut().insert("a".to_owned());
-        assert_eq!(syncs.note("c", t0, knows), Sync::Dropped, "not looked yet");
+        let stored = std::cell::RefCell::new(HashSet::<String>::new());
+        let forget = |set: &mut HashSet<String>| set.retain(|d| !stored.borrow().contains(d));
+        let mut sends = UnknownSends::new(2);
+        assert_eq!(sends.note("a", t0, forget), Verdict::Passes);
+        assert_eq!(sends.note("b", t0, forget), Verdict::Passes);
+        assert_eq!(sends.note("a", t0, forget), Verdict::Passes, "again");
+        assert_eq!(sends.note("c", t0, forget), Verdict::DroppedFirst);
+        assert_eq!(sends.note("d", t0, forget), Verdict::Dropped);
+        // The workspace stores "a": its place is free once looked again.
+        stored.borrow_mut().insert("a".to_owned());
+        assert_eq!(
+            sends.note("c", t0, forget),
+            Verdict::Dropped,
+            "not looked yet"
+        );
         let later = t0 + LOOK_AGAIN_AFTER;
-        assert_eq!(syncs.note("c", later, knows), Sync::Passes);
-        assert_eq!(syncs.note("d", later, knows), Sync::Dropped);
+        assert_eq!(sends.note("c", later, forget), Verdict::Passes);
+        assert_eq!(sends.note("d", later, forget), Verdict::Dropped);
     }
 
     #[test]
     fn a_small_document_limit_still_lets_a_thousand_new_documents_through() {
         let t = Instant::now();
-        let mut syncs = UnknownSyncs::for_workspace(3);
-        assert!((0..MIN_ASKS).all(|i| syncs.note(&i.to_string(), t, |_| false) == Sync::Passes));
-        assert_eq!(syncs.note("one more", t, |_| false), Sync::DroppedFirst);
+        let mut sends = UnknownSends::for_workspace(3);
+        assert!((0..MIN_ASKS).all(|i| sends.note(&i.to_string(), t, |_| {}) == Verdict::Passes));
+        assert_eq!(sends.note("one more", t, |_| {}), Verdict::DroppedFirst);
     }
 }

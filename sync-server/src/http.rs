@@ -483,7 +483,7 @@ async fn sync(
             let unknown_asks = Arc::new(std::sync::Mutex::new(asks::UnknownAsks::for_workspace(
                 usage.max_docs(),
             )));
-            let unknown_syncs = Arc::new(std::sync::Mutex::new(asks::UnknownSyncs::for_workspace(
+            let unknown_sends = Arc::new(std::sync::Mutex::new(asks::UnknownSends::for_workspace(
                 usage.max_docs(),
             )));
             // Anything the device sends (a pong too) says it is there.
@@ -532,7 +532,7 @@ async fn sync(
                     let mut refusing = refusing.clone();
                     let usage = usage.clone();
                     let unknown_asks = unknown_asks.clone();
-                    let unknown_syncs = unknown_syncs.clone();
+                    let unknown_sends = unknown_sends.clone();
                     async move {
                         match m {
                             Ok(axum::extract::ws::Message::Binary(b)) => {
@@ -557,8 +557,8 @@ async fn sync(
                                 // server memory until the connection ends
                                 // (`asks.rs`).
                                 let named = match &brought {
+                                    Some(b) => Some(uploaded::Named::Sent(b.document.clone())),
                                     None => uploaded::named(&frame),
-                                    Some(_) => None,
                                 };
                                 match named {
                                     Some(uploaded::Named::Asked(doc)) if !usage.knows(&doc) => {
@@ -573,20 +573,20 @@ async fn sync(
                                             return Some(Err(axum::Error::new(std::io::Error::other(asks::TOO_MANY_REASON))));
                                         }
                                     }
-                                    Some(uploaded::Named::Synced(doc)) if !usage.knows(&doc) => {
-                                        let noted = unknown_syncs
+                                    Some(uploaded::Named::Sent(doc)) if !usage.holds(&doc) => {
+                                        let verdict = unknown_sends
                                             .lock()
                                             .unwrap_or_else(|p| p.into_inner())
-                                            .note(&doc, Instant::now(), |d| usage.knows(d));
-                                        match noted {
-                                            asks::Sync::Passes => {}
-                                            asks::Sync::DroppedFirst => {
-                                                tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "{}", asks::DROPPING_SYNCS);
-                                                metrics.syncs_dropped.inc();
+                                            .note(&doc, Instant::now(), |d| usage.forget_stored(d));
+                                        match verdict {
+                                            asks::Verdict::Passes => {}
+                                            asks::Verdict::DroppedFirst => {
+                                                tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "{}", asks::DROPPING);
+                                                metrics.messages_dropped.inc();
                                                 return None;
                                             }
-                                            asks::Sync::Dropped => {
-                                                metrics.syncs_dropped.inc();
+                                            asks::Verdict::Dropped => {
+                                                metrics.messages_dropped.inc();
                                                 return None;
                                             }
                                         }

@@ -32,9 +32,9 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Open connections the server closed for what their device sent.
     pub connections_cut_off: Counter,
-    /// `sync` messages dropped: about more documents the workspace does not
-    /// hold than it may hold, on one connection (`asks.rs`).
-    pub syncs_dropped: Counter,
+    /// Messages dropped: about more documents the workspace does not hold
+    /// than it may hold, on one connection (`asks.rs`).
+    pub messages_dropped: Counter,
     /// Seconds a storage call (load, load_range, put, delete) took.
     pub storage_seconds: Histogram,
     /// Storage calls that failed (each stops its workspace's repo).
@@ -59,7 +59,7 @@ impl Metrics {
             bytes_sent: Counter::default(),
             connections_refused: Counter::default(),
             connections_cut_off: Counter::default(),
-            syncs_dropped: Counter::default(),
+            messages_dropped: Counter::default(),
             // 50 µs … about 13 s.
             storage_seconds: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
             storage_failures: Counter::default(),
@@ -118,9 +118,9 @@ impl Metrics {
             m.connections_cut_off.clone(),
         );
         registry.register(
-            "syncs_dropped",
-            "Sync messages dropped because their connection named more documents the workspace does not hold than it may hold",
-            m.syncs_dropped.clone(),
+            "messages_dropped",
+            "Messages from devices dropped because their connection named more documents the workspace does not hold than it may hold",
+            m.messages_dropped.clone(),
         );
         registry.register(
             "storage_seconds",

@@ -251,6 +251,22 @@ impl Usage {
             .knows(doc)
     }
 
+    /// Whether the workspace has stored `doc` (not merely let it in).
+    pub fn holds(&self, doc: &str) -> bool {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .docs
+            .contains_key(doc)
+    }
+
+    /// Takes out of `documents` those the workspace has stored (one look
+    /// under one lock, for a set of up to a document limit's size).
+    pub fn forget_stored(&self, documents: &mut std::collections::HashSet<String>) {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        documents.retain(|d| !c.docs.contains_key(d));
+    }
+
     /// A device sends changes to `doc`: true when the workspace holds it or
     /// has room for it (it counts against the limit from now on, so a
     /// first sync that brings many new documents at once stops at the

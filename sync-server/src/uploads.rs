@@ -145,16 +145,16 @@ fn sync_payload(frame: &[u8]) -> Option<(String, Vec<u8>)> {
 pub enum Named {
     /// A `request`: the device does not have the document.
     Asked(String),
-    /// A `sync`: the device has it (its own new documents included).
-    Synced(String),
+    /// Any other (`sync`, `ephemeral`, `doc-unavailable`, …): a `sync` is
+    /// sent for a document the device has, its own new ones included.
+    Sent(String),
 }
 
-/// The document a `request` or `sync` message is about.
+/// The document a message is about.
 pub fn named(frame: &[u8]) -> Option<Named> {
     match message_parts(frame)? {
         (kind, document, _) if kind == "request" => Some(Named::Asked(document)),
-        (kind, document, _) if kind == "sync" => Some(Named::Synced(document)),
-        _ => None,
+        (_, document, _) => Some(Named::Sent(document)),
     }
 }
 
@@ -423,11 +423,12 @@ mod tests {
             named(&frame("request", &doc1(), &empty)),
             Some(Named::Asked(doc1()))
         );
-        assert_eq!(
-            named(&frame("sync", &doc1(), &empty)),
-            Some(Named::Synced(doc1()))
-        );
-        assert_eq!(named(&frame("ephemeral", &doc1(), &empty)), None);
+        for kind in ["sync", "ephemeral", "doc-unavailable"] {
+            assert_eq!(
+                named(&frame(kind, &doc1(), &empty)),
+                Some(Named::Sent(doc1()))
+            );
+        }
         assert_eq!(named(&frame("sync", "not an id", &empty)), None);
     }
 

@@ -834,23 +834,26 @@ impl DocumentActor {
         }
     }
 
-    /// Loaded (or known to be nowhere: a document no peer had, which would
-    /// otherwise stay until the repo stops), with no share-policy check
-    /// running and no message waiting for one: stopping now drops nothing a
-    /// peer sent.
+    /// Loaded, or still looked for with nothing of it applied here (a
+    /// document no peer had, or one a peer named and never sent, would
+    /// otherwise stay until the repo stops, or the peer leaves), with no
+    /// share-policy check running and no message waiting for one: stopping
+    /// now drops nothing stored or owed.
     fn has_nothing_in_hand(&self) -> bool {
         let settled = match &self.phase {
             Phase::Ready(_) => true,
             // Found on no peer, or every peer that asked has left: nobody
             // waits for an answer here (a local search pins the actor). Or
-            // still looked for with nothing of it here, not even a change
-            // waiting for another: a peer that named changes and never sent
-            // them kept the actor for as long as it stayed connected, and
-            // what it sends later goes to the next actor.
+            // no change applied: a peer that named changes and never sent
+            // them (or sent only ones whose parents never came, which wait
+            // in automerge's queue and are never saved) kept the actor for
+            // as long as it stayed connected. What it sends later goes to
+            // the next actor, whose empty heads make the peer send
+            // everything again (automerge clears what it counts as sent).
             Phase::Requesting(request) => {
                 request.asks_nobody()
                     || request.outcome(&self.doc) == RequestOutcome::Exhausted
-                    || self.doc.is_empty()
+                    || self.doc.get_heads().is_empty()
             }
             Phase::Loading(_) => false,
         };

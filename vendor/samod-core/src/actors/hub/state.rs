@@ -873,8 +873,9 @@ impl State {
             }
             let since = *info.last_active.get_or_insert(now);
             // Not while loading; a document being searched for is the
-            // actor's to judge (it stops only once nobody has it), and goes
-            // sooner: it holds nothing (`unload::NOT_FOUND_AFTER`).
+            // actor's to judge (it stops once nobody has it or nothing of it
+            // is applied), and goes sooner: it holds nothing
+            // (`unload::NOT_FOUND_AFTER`).
             let after = match info.search_phase {
                 DocSearchPhase::Searching(_) if !info.refused_unload => {
                     after.min(unload::NOT_FOUND_AFTER)

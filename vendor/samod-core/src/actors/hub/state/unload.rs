@@ -27,9 +27,10 @@ use crate::{ConnectionId, DocumentActorId, DocumentId, UnixTimestamp};
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a document found neither in storage nor on a peer stays loaded
-/// (when `after` is longer). Its actor holds nothing but an empty document
-/// and its peers' states, yet costs tens of KiB: kept for `after` (minutes
-/// on a sync server), a peer asking for made-up ids held gigabytes. The
+/// (when `after` is longer), or one a peer named and never sent. Its actor
+/// holds nothing but an empty document and its peers' states, yet costs
+/// tens of KiB: kept for `after` (minutes on a sync server), a peer asking
+/// for made-up ids held gigabytes. The
 /// connections that asked keep their entry, so the document still reaches
 /// them if someone brings it later.
 pub(super) const NOT_FOUND_AFTER: Duration = Duration::from_secs(2);
