@@ -1421,11 +1421,25 @@ fn sender_of(frame: &[u8]) -> Option<String> {
 
 /// A text field of an automerge-repo message.
 fn field_of(frame: &[u8], field: &str) -> Option<String> {
+    read_field(frame, field, |d| d.str().ok().map(str::to_owned))
+}
+
+/// The `data` of an automerge-repo message.
+fn data_of(frame: &[u8]) -> Option<Vec<u8>> {
+    read_field(frame, "data", |d| d.bytes().ok().map(<[u8]>::to_vec))
+}
+
+/// A field of an automerge-repo message (a CBOR map), read by `read`.
+fn read_field<T>(
+    frame: &[u8],
+    field: &str,
+    read: impl FnOnce(&mut minicbor::Decoder) -> Option<T>,
+) -> Option<T> {
     let mut d = minicbor::Decoder::new(frame);
     let n = d.map().ok()??;
     for _ in 0..n {
         if d.str().ok()? == field {
-            return Some(d.str().ok()?.to_owned());
+            return read(&mut d);
         }
         d.skip().ok()?;
     }
@@ -1912,19 +1926,6 @@ async fn syncs_naming_more_unheld_documents_than_a_workspace_holds_are_dropped_n
     assert!(!got.contains_key(&made_up(LIMIT)), "answered late");
     assert_eq!(dropped(), Some(1.0));
     a.stop().await;
-}
-
-/// The `data` of an automerge-repo message.
-fn data_of(frame: &[u8]) -> Option<Vec<u8>> {
-    let mut d = minicbor::Decoder::new(frame);
-    let n = d.map().ok()??;
-    for _ in 0..n {
-        if d.str().ok()? == "data" {
-            return Some(d.bytes().ok()?.to_vec());
-        }
-        d.skip().ok()?;
-    }
-    None
 }
 
 /// A device that asks for documents nobody has takes no place under the

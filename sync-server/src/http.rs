@@ -578,17 +578,12 @@ async fn sync(
                                             .lock()
                                             .unwrap_or_else(|p| p.into_inner())
                                             .note(&doc, Instant::now(), |d| usage.forget_stored(d));
-                                        match verdict {
-                                            asks::Verdict::Passes => {}
-                                            asks::Verdict::DroppedFirst => {
+                                        if verdict != asks::Verdict::Passes {
+                                            if verdict == asks::Verdict::DroppedFirst {
                                                 tracing::info!(workspace = ws_id.as_str(), device = dev.as_str(), "{}", asks::DROPPING);
-                                                metrics.messages_dropped.inc();
-                                                return None;
                                             }
-                                            asks::Verdict::Dropped => {
-                                                metrics.messages_dropped.inc();
-                                                return None;
-                                            }
+                                            metrics.messages_dropped.inc();
+                                            return None;
                                         }
                                     }
                                     _ => {}
