@@ -171,37 +171,7 @@ impl Dialer for TokenDialer {
                     let (sink, stream) = ws.split();
                     let stream = stream.filter_map(move |m| {
                         let limit = limit.clone();
-                        async move {
-                            match m {
-                                Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-                                Ok(Message::Close(Some(frame)))
-                                    if frame.code == CloseCode::Size =>
-                                {
-                                    limit.note(Some(too_big_sentence(&frame.reason)));
-                                    None
-                                }
-                                // The server could not store the workspace's
-                                // changes (or hit another fault): its reason,
-                                // until the next connection says otherwise.
-                                Ok(Message::Close(Some(frame)))
-                                    if frame.code == CloseCode::Error =>
-                                {
-                                    let said =
-                                        Some(printable(&frame.reason)).filter(|r| !r.is_empty());
-                                    limit.note(said);
-                                    limit.said().unstored = true;
-                                    None
-                                }
-                                Ok(Message::Text(text)) => {
-                                    if let Some(said) = limit_notice(&text) {
-                                        limit.note(said);
-                                    }
-                                    None
-                                }
-                                Ok(_) => None,
-                                Err(e) => Some(Err(e)),
-                            }
-                        }
+                        async move { received(m, &limit) }
                     });
                     let sink = sink.with(|b: Vec<u8>| async move {
                         Ok::<_, tungstenite::Error>(Message::Binary(b.into()))
@@ -219,6 +189,55 @@ impl Dialer for TokenDialer {
                 }
             }
         })
+    }
+}
+
+/// What reaches samod of a message from the server; what the server says
+/// about this device's workspace (close reasons, limit notices) is kept in
+/// `limit`.
+fn received(
+    m: Result<Message, tungstenite::Error>,
+    limit: &Limit,
+) -> Option<Result<Vec<u8>, tungstenite::Error>> {
+    match m {
+        Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
+        Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Size => {
+            limit.note(Some(too_big_sentence(&frame.reason)));
+            None
+        }
+        // The server could not store the workspace's changes (or hit
+        // another fault): its reason, until the next connection says
+        // otherwise.
+        Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Error => {
+            let said = Some(printable(&frame.reason)).filter(|r| !r.is_empty());
+            limit.note(said);
+            limit.said().unstored = true;
+            None
+        }
+        // The server ended the connection for what this device sent (too
+        // many asks for documents the workspace does not hold), or the
+        // device was revoked: said now, not only by the next dial; the
+        // next connection clears it, the round keeps it.
+        Ok(Message::Close(Some(frame))) if frame.code == CloseCode::Policy => {
+            let reason = printable(&frame.reason);
+            limit.note(Some(format!(
+                "the sync server ended the connection: {}",
+                if reason.is_empty() {
+                    "it refused what this device sent"
+                } else {
+                    &reason
+                }
+            )));
+            None
+        }
+        Ok(Message::Text(text)) => {
+            if let Some(said) = limit_notice(&text) {
+                limit.note(said);
+            }
+            None
+        }
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -463,6 +482,37 @@ mod tests {
         assert_eq!(limit_notice(r#"{"limit":"   "}"#), Some(None));
         let long = format!(r#"{{"limit":"{}"}}"#, "x".repeat(5000));
         assert_eq!(limit_notice(&long).unwrap().unwrap().len(), 300);
+    }
+
+    #[test]
+    fn a_connection_the_server_ended_for_what_this_device_sent_says_why_until_the_next_one() {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let limit = Limit::default();
+        limit.begin_round();
+        let closed = Message::Close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "asked for more documents the workspace does not hold\u{7}".into(),
+        }));
+        assert!(received(Ok(closed), &limit).is_none());
+        assert_eq!(
+            limit.now().as_deref(),
+            Some("the sync server ended the connection: asked for more documents the workspace does not hold")
+        );
+        // The next connection says nothing: cleared, though the round that
+        // left documents unconfirmed still says why.
+        limit.note(None);
+        assert_eq!(limit.now(), None);
+        assert!(limit
+            .take_for_round(1)
+            .is_some_and(|s| s.contains("asked for more documents")));
+        assert!(!limit.unstored());
+        // Sync messages still reach samod.
+        assert_eq!(
+            received(Ok(Message::Binary(vec![1, 2].into())), &limit)
+                .unwrap()
+                .unwrap(),
+            vec![1, 2]
+        );
     }
 
     #[test]
