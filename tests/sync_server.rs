@@ -1582,15 +1582,7 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
     let data = tempfile::tempdir().unwrap();
     create_workspace(data.path(), "team");
     let token = add_device(data.path(), "team", "d");
-    let server = Server::start(
-        data.path(),
-        &["--max-docs-per-workspace", &LIMIT.to_string()],
-    );
-    let (a, ok) = client(&server, &token).await;
-    ok.unwrap();
-    let held = create_doc(&a, "held").await;
-    wait_visible(&server, &token, &held, "held").await;
-
+    let (server, a, held) = holding_one(data.path(), LIMIT, &token).await;
     let (ws, asker) = asking_peer(&server, &token).await;
     let (mut to_server, mut from_server) = ws.split();
     // Sent while the answers are read (a device that does not read what
@@ -1671,6 +1663,18 @@ async fn a_connection_asking_for_more_made_up_documents_than_a_workspace_holds_i
     let id = create_doc(&a, "still syncing").await;
     wait_visible(&server, &token, &id, "still syncing").await;
     a.stop().await;
+}
+
+/// A server limited to `limit` documents per workspace, holding one
+/// ("held") that the device of `token` created (it stays connected) and a
+/// new connection read back.
+async fn holding_one(data: &Path, limit: u32, token: &str) -> (Server, Repo, DocumentId) {
+    let server = Server::start(data, &["--max-docs-per-workspace", &limit.to_string()]);
+    let (a, ok) = client(&server, token).await;
+    ok.unwrap();
+    let held = create_doc(&a, "held").await;
+    wait_visible(&server, token, &held, "held").await;
+    (server, a, held)
 }
 
 /// Reads until `n` answers say a document is unavailable.
@@ -1853,15 +1857,7 @@ async fn syncs_naming_more_unheld_documents_than_a_workspace_holds_are_dropped_n
     create_workspace(data.path(), "team");
     let token = add_device(data.path(), "team", "d");
     let other = add_device(data.path(), "team", "e");
-    let server = Server::start(
-        data.path(),
-        &["--max-docs-per-workspace", &LIMIT.to_string()],
-    );
-    let (a, ok) = client(&server, &other).await;
-    ok.unwrap();
-    let held = create_doc(&a, "held").await;
-    wait_visible(&server, &other, &held, "held").await;
-
+    let (server, a, held) = holding_one(data.path(), LIMIT, &other).await;
     let (ws, asker) = asking_peer(&server, &token).await;
     let (mut to_server, mut from_server) = ws.split();
     let mut first = OwnDocument::new("named 0");
