@@ -51,7 +51,8 @@ cargo test --manifest-path vendor/samod-core/Cargo.toml --locked --lib
 cargo test --manifest-path vendor/samod/Cargo.toml --locked --features tokio,axum \
   --config "patch.crates-io.samod-core.path=\"$PWD/vendor/samod-core\"" \
   --lib --test smoke --test share_policy --test streaming_share_policy --test connector_integration \
-  --test axum_transport --test sink_error --test tokio_storage_test --test tincans --test unload_idle --test stored
+  --test axum_transport --test sink_error --test tokio_storage_test --test tincans --test unload_idle --test stored \
+  --test actor_failure
 
 target_dir="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 if [ -x "$chromium" ]; then

@@ -35,6 +35,9 @@ pub struct Metrics {
     /// Messages dropped: about more documents the workspace does not hold
     /// than it may hold, on one connection (`asks.rs`).
     pub messages_dropped: Counter,
+    /// Documents whose processing panicked: each was unloaded and loads
+    /// again on its next use, the rest of its workspace unaffected.
+    pub documents_failed: Counter,
     /// Seconds a storage call (load, load_range, put, delete) took.
     pub storage_seconds: Histogram,
     /// Storage calls that failed (each stops its workspace's repo).
@@ -60,6 +63,7 @@ impl Metrics {
             connections_refused: Counter::default(),
             connections_cut_off: Counter::default(),
             messages_dropped: Counter::default(),
+            documents_failed: Counter::default(),
             // 50 µs … about 13 s.
             storage_seconds: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
             storage_failures: Counter::default(),
@@ -123,6 +127,11 @@ impl Metrics {
             m.messages_dropped.clone(),
         );
         registry.register(
+            "documents_failed",
+            "Documents whose processing panicked (logged at error); each was unloaded and loads again from storage on its next use",
+            m.documents_failed.clone(),
+        );
+        registry.register(
             "storage_seconds",
             "How long a storage call (load, load_range, put, delete) took",
             m.storage_seconds.clone(),
@@ -154,7 +163,8 @@ impl Metrics {
     }
 }
 
-/// Counts the documents a repo loads and unloads into `documents_loaded`.
+/// Counts the documents a repo loads and unloads into `documents_loaded`,
+/// and those whose processing panicked into `documents_failed`.
 pub struct DocumentsLoaded(pub Arc<Metrics>);
 
 impl samod::RepoObserver for DocumentsLoaded {
@@ -165,6 +175,9 @@ impl samod::RepoObserver for DocumentsLoaded {
             }
             samod::RepoEvent::DocumentClosed { .. } => {
                 self.0.documents_loaded.dec();
+            }
+            samod::RepoEvent::DocumentFailed { .. } => {
+                self.0.documents_failed.inc();
             }
             _ => {}
         }

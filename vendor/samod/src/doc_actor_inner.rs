@@ -261,6 +261,37 @@ impl DocActorInner {
         self.handle_results(result.unwrap());
     }
 
+    /// Tells the IO loop (its share-policy checks for this actor) and the
+    /// hub that this actor runs no more (`run_guarded`).
+    fn fail(&mut self, what: &str) {
+        tracing::error!(
+            document_id = %self.document_id,
+            actor_id = ?self.actor_id,
+            panic = what,
+            "document actor panicked and was stopped"
+        );
+        self.stored_waiters.clear();
+        if let Some(obs) = &self.observer {
+            for event in [
+                observer::RepoEvent::DocumentFailed {
+                    document_id: self.document_id.clone(),
+                },
+                observer::RepoEvent::DocumentClosed {
+                    document_id: self.document_id.clone(),
+                },
+            ] {
+                obs.observe(&event);
+            }
+        }
+        let _ = self.tx_io.unbounded_send(IoLoopTask::DocumentPeersChanged {
+            actor_id: self.actor_id,
+            peers: HashSet::new(),
+        });
+        let _ = self
+            .tx_to_core
+            .unbounded_send((self.actor_id, DocToHubMsg::failed()));
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.actor.is_stopped()
     }
@@ -294,6 +325,40 @@ impl DocActorInner {
             self.last_observed_peers = peers.clone();
             Some(peers)
         } else {
+            None
+        }
+    }
+}
+
+/// Runs `f` on a document's actor, catching a panic: a document whose
+/// input (a peer's change, a stored chunk) or a bug makes its actor panic
+/// must not stop the repo's other documents (on the async runtime they all
+/// run in one task) or leave its peers answered by nobody. On a panic the
+/// actor is reported failed (`DocActorInner::fail`) and `None` returned;
+/// its runner then runs it no more.
+pub(crate) fn run_guarded<R>(
+    inner: &std::sync::Mutex<DocActorInner>,
+    f: impl FnOnce(&mut DocActorInner) -> R,
+) -> Option<R> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Poisoned: something panicked while it held the document (a
+        // `DocHandle` caller's closure); its state is as suspect as after a
+        // panic here.
+        let mut guard = inner.lock().unwrap();
+        f(&mut guard)
+    }));
+    match outcome {
+        Ok(r) => Some(r),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fail(&what);
             None
         }
     }

@@ -1056,6 +1056,7 @@ impl Inner {
             documents_count,
             search_state_updates,
             stopped_actors,
+            failed_documents,
         } = self.hub.handle_event(&mut self.rng, now, event);
 
         for spawn_args in spawn_actors {
@@ -1112,8 +1113,9 @@ impl Inner {
             self.dispatch_task(actor_id, ActorTask::HandleMessage(actor_msg));
         }
 
-        // An idle document's actor stopped (or the repo is stopping): its
-        // document's memory goes with the last reference to it.
+        // An idle document's actor stopped (or the repo is stopping, or the
+        // actor failed): its document's memory goes with the last reference
+        // to it.
         for actor_id in stopped_actors {
             self.actors.remove(&actor_id);
             match &mut self.doc_runner {
@@ -1122,6 +1124,25 @@ impl Inner {
                 }
                 #[cfg(feature = "threadpool")]
                 DocRunner::Threadpool(_) => {}
+            }
+        }
+
+        // A search waiting on an actor that failed hears nothing more from
+        // it: unless another actor serves the document already (what waited
+        // for its unload), it ends as unavailable, as when no peer has it.
+        for doc_id in failed_documents {
+            if self
+                .actors
+                .values()
+                .any(|actor| actor.doc.document_id() == &doc_id)
+            {
+                continue;
+            }
+            if let Some(senders) = self.search_state_streams.remove(&doc_id) {
+                let state = search::SearchState::Requesting(search::Request::empty());
+                for tx in senders {
+                    let _ = tx.unbounded_send(state.clone());
+                }
             }
         }
 
@@ -1397,14 +1418,29 @@ async fn async_actor_runner(rx: UnboundedReceiver<SpawnedActor>) {
                     }
                     Ok(SpawnedActor { inner, rx_tasks, init_results, doc_id, actor_id }) => {
                         running_actors.push(async move {
-                            inner.lock().unwrap().handle_results(init_results);
+                            // Every actor of the repo runs in this one task: a
+                            // panic left to unwind would stop them all.
+                            if doc_actor_inner::run_guarded(&inner, |i| {
+                                i.handle_results(init_results)
+                            })
+                            .is_none()
+                            {
+                                return;
+                            }
 
                             while let Ok(actor_task) = rx_tasks.recv().await {
-                                let mut inner = inner.lock().unwrap();
-                                inner.handle_task(actor_task);
-                                if inner.is_stopped() {
-                                    tracing::debug!(?doc_id, ?actor_id, "actor stopped");
-                                    break;
+                                match doc_actor_inner::run_guarded(&inner, |i| {
+                                    i.handle_task(actor_task);
+                                    i.is_stopped()
+                                }) {
+                                    Some(false) => {}
+                                    Some(true) => {
+                                        tracing::debug!(?doc_id, ?actor_id, "actor stopped");
+                                        break;
+                                    }
+                                    // Dropping `rx_tasks` drops what was still
+                                    // queued for it.
+                                    None => break,
                                 }
                             }
                         });

@@ -22,6 +22,11 @@ pub enum RepoEvent {
     DocumentClosed {
         document_id: DocumentId,
     },
+    /// A document actor panicked and was stopped (`DocumentClosed`
+    /// follows); the document loads again on its next use.
+    DocumentFailed {
+        document_id: DocumentId,
+    },
 
     /// A sync message was received and processed by a document actor.
     SyncMessageReceived {

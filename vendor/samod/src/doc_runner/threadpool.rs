@@ -18,6 +18,9 @@ pub(crate) struct ThreadpoolActor {
 struct Mailbox {
     tasks: VecDeque<ActorTask>,
     running: bool,
+    /// The actor panicked (`doc_actor_inner::run_guarded`): what arrives
+    /// for it is dropped.
+    failed: bool,
 }
 
 impl ThreadpoolActor {
@@ -31,6 +34,9 @@ impl ThreadpoolActor {
 
     pub(crate) fn dispatch(self: &Arc<Self>, task: ActorTask) {
         let mut mailbox = self.mailbox.lock().unwrap();
+        if mailbox.failed {
+            return;
+        }
         mailbox.tasks.push_back(task);
         if mailbox.running {
             return;
@@ -63,7 +69,13 @@ impl ThreadpoolActor {
             };
             // Never hold the mailbox lock while executing user code or waiting
             // for synchronous DocHandle access to release the document lock.
-            self.inner.lock().unwrap().handle_task(task);
+            if crate::doc_actor_inner::run_guarded(&self.inner, |i| i.handle_task(task)).is_none() {
+                let mut mailbox = self.mailbox.lock().unwrap();
+                mailbox.failed = true;
+                mailbox.tasks.clear();
+                mailbox.running = false;
+                return;
+            }
         }
         self.schedule();
     }

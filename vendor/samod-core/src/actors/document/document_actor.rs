@@ -92,6 +92,7 @@ impl DocumentActor {
             initial_connections,
             resumed_connections,
             sync_after_storage,
+            resync,
         }: SpawnArgs,
     ) -> (Self, DocActorResult) {
         let mut out = DocActorResult::default();
@@ -132,6 +133,9 @@ impl DocumentActor {
                 && let Some(conn) = actor.peer_connections.get_mut(&conn_id)
             {
                 conn.mark_requested();
+            }
+            if resync && let Some(conn) = actor.peer_connections.get_mut(&conn_id) {
+                conn.resync();
             }
             if let Some(msg) = msg {
                 actor.handle_input(

@@ -33,6 +33,8 @@ pub(crate) struct PeerDocConnection {
     // message from one peer made the actor generate for every peer, which
     // is quadratic in the peers of a document for each change.
     quiet_at: Option<u64>,
+    // The exchange restarts when the share policy answers (`resync`).
+    resync: bool,
     // How many times a sync message was generated for this peer (what the
     // quiet-peer tests count).
     #[cfg(test)]
@@ -59,6 +61,7 @@ impl PeerDocConnection {
             last_share_config: None,
             pending_sync_messages: Vec::new(),
             quiet_at: None,
+            resync: false,
             #[cfg(test)]
             generate_calls: 0,
         }
@@ -71,6 +74,23 @@ impl PeerDocConnection {
         } else {
             sync::State::new_read_only()
         };
+        if self.resync && self.can_write() {
+            // As `prepare_request`: the first message asks the peer to
+            // forget what it counts as sent (automerge's sync reset, or empty
+            // heads for a peer that has not said it understands one).
+            self.sync_state.set_read_only(true);
+            self.sync_state.set_read_only(false);
+        }
+        self.resync = false;
+    }
+
+    /// This connection's peer synced the document with an actor that
+    /// failed: it counts what it sent that actor as delivered, although the
+    /// actor may not have stored it, and would never send it again. The
+    /// exchange restarts once the share policy has answered (which resets
+    /// the sync state of a connection that has exchanged nothing yet).
+    pub(super) fn resync(&mut self) {
+        self.resync = true;
     }
 
     pub(super) fn prepare_request(&mut self) {

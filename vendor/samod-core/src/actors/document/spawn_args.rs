@@ -15,6 +15,10 @@ pub struct SpawnArgs {
     /// Show a peer a change it has only once the change is written
     /// (`HubState::sync_after_storage`).
     pub(crate) sync_after_storage: bool,
+    /// The document's last actor failed: restart the exchange with every
+    /// initial connection, whose peer counts what it sent that actor as
+    /// delivered (`PeerDocConnection::resync`).
+    pub(crate) resync: bool,
 }
 
 impl std::fmt::Debug for SpawnArgs {
@@ -30,6 +34,7 @@ impl std::fmt::Debug for SpawnArgs {
             .field("initial_connections", &self.initial_connections)
             .field("resumed_connections", &self.resumed_connections)
             .field("sync_after_storage", &self.sync_after_storage)
+            .field("resync", &self.resync)
             .finish()
     }
 }

@@ -68,6 +68,10 @@ pub struct HubResults {
     /// Document actors that stopped: the caller can drop what it keeps for
     /// them (an idle document's actor stops while the repo runs).
     pub stopped_actors: Vec<DocumentActorId>,
+
+    /// Documents whose actor failed (`DocToHubMsg::failed`): a local search
+    /// still waiting on that actor will not hear from it again.
+    pub failed_documents: Vec<DocumentId>,
 }
 
 impl HubResults {

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::{
@@ -84,6 +84,11 @@ pub(crate) struct State {
     /// Documents unloaded when idle, and those being unloaded now
     /// (`unload.rs`); only with `documents_on_demand`.
     unloads: Unloads,
+
+    /// Documents whose last actor failed (`forget_failed`): the next actor
+    /// restarts the exchange with each peer it is spawned with
+    /// (`SpawnArgs::resync`).
+    failed: HashSet<DocumentId>,
 }
 
 impl State {
@@ -107,6 +112,7 @@ impl State {
             documents_on_demand: false,
             sync_after_storage: false,
             unloads: Unloads::new(None),
+            failed: HashSet::new(),
         }
     }
 
@@ -547,6 +553,9 @@ impl State {
                                 self.resume(now, results, document_id, held);
                             }
                         }
+                        DocToHubMsgPayload::Failed => {
+                            self.forget_failed(now, results, actor_id);
+                        }
                         DocToHubMsgPayload::UnloadRefused => {
                             tracing::debug!(?actor_id, "document actor busy, not unloaded");
                             if let Some((document_id, held)) = self.unloads.answered(actor_id) {
@@ -899,6 +908,40 @@ impl State {
 
     /// Loads an unloaded document again for what arrived while its old
     /// actor stopped; with nothing, it stays unloaded until the next message.
+    /// An actor that panicked: one document's bad input (or a bug) must
+    /// not stop the repo's other documents, nor leave this one answered by
+    /// nobody. Its document leaves `document_to_actor`, so the next message
+    /// or search spawns a new actor, which loads what was saved and
+    /// resumes the connections that used it (they keep their entry),
+    /// restarting the exchange with each (their peers count what they sent
+    /// the failed actor as delivered, and would never send it again); what
+    /// waited for an unload of it goes to that actor at once.
+    fn forget_failed(
+        &mut self,
+        now: UnixTimestamp,
+        results: &mut HubResults,
+        actor_id: DocumentActorId,
+    ) {
+        let Some(info) = self.actors.remove(&actor_id) else {
+            return;
+        };
+        tracing::error!(
+            document_id = %info.document_id,
+            ?actor_id,
+            "document actor failed; the document loads again from storage on its next use"
+        );
+        if self.document_to_actor.get(&info.document_id) == Some(&actor_id) {
+            self.document_to_actor.remove(&info.document_id);
+        }
+        self.searches.forget(actor_id);
+        results.stopped_actors.push(actor_id);
+        self.failed.insert(info.document_id.clone());
+        results.failed_documents.push(info.document_id);
+        if let Some((document_id, held)) = self.unloads.answered(actor_id) {
+            self.resume(now, results, document_id, held);
+        }
+    }
+
     fn resume(
         &mut self,
         now: UnixTimestamp,
@@ -1176,6 +1219,7 @@ impl State {
             *sync_msg = Some(msg);
         }
 
+        let resync = self.failed.remove(&document_id);
         out.emit_spawn_actor(SpawnArgs {
             actor_id,
             local_peer_id: self.peer_id.clone(),
@@ -1184,6 +1228,7 @@ impl State {
             initial_connections,
             resumed_connections,
             sync_after_storage: self.sync_after_storage,
+            resync,
         });
 
         actor_id

@@ -11,6 +11,15 @@ use super::SyncMessage;
 #[derive(Debug, Clone)]
 pub struct DocToHubMsg(pub(crate) DocToHubMsgPayload);
 
+impl DocToHubMsg {
+    /// What the runtime sends on behalf of an actor that panicked: it runs
+    /// no more, and the hub forgets it so that the document loads again,
+    /// in a new actor, on its next use.
+    pub fn failed() -> Self {
+        DocToHubMsg(DocToHubMsgPayload::Failed)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum DocToHubMsgPayload {
     DocSearchChanged(DocSearchPhase),
@@ -40,6 +49,10 @@ pub(crate) enum DocToHubMsgPayload {
     /// (a load, a search peers have not all answered, a share-policy check,
     /// messages waiting for one).
     UnloadRefused,
+
+    /// The actor panicked and was stopped by the runtime (`DocToHubMsg::
+    /// failed`): whatever it did not save is gone, what it saved is not.
+    Failed,
 }
 
 #[derive(Debug, Clone)]

@@ -47,6 +47,7 @@ fn new_actor(
         )]),
         resumed_connections: Default::default(),
         sync_after_storage: false,
+        resync: false,
     };
     let (actor, result) = DocumentActor::new(UnixTimestamp::now(), args);
     let policy_task = result

@@ -1,5 +1,6 @@
 //! The unload protocol through the hub alone, with the actors played by
-//! the test: what is asked, held, handed on and spawned.
+//! the test: what is asked, held, handed on and spawned; and an actor that
+//! fails (panics), which the hub forgets as if it had unloaded.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -258,4 +259,67 @@ fn a_document_found_nowhere_that_refused_to_unload_waits_the_full_idle_time() {
     relay.now += super::unload::NOT_FOUND_AFTER * 3;
     assert!(!asked(&relay.event(HubEvent::tick())), "not every 2 s");
     assert!(asked(&relay.idle()), "after the idle time");
+}
+
+#[test]
+fn an_actor_that_failed_is_forgotten_and_the_next_message_loads_its_document_again() {
+    let mut relay = Relay::new();
+    let (doc, other) = (
+        DocumentId::new(&mut rand::rng()),
+        DocumentId::new(&mut rand::rng()),
+    );
+    let failed = relay.sync(&doc).spawn_actors[0].actor_id();
+    let other_actor = relay.sync(&other).spawn_actors[0].actor_id();
+
+    let r = relay.actor_says(failed, DocToHubMsgPayload::Failed);
+    assert_eq!(r.stopped_actors, vec![failed]);
+    assert_eq!(r.failed_documents, vec![doc.clone()]);
+    assert!(r.spawn_actors.is_empty(), "nothing waited for it");
+
+    let r = relay.sync(&doc);
+    assert_eq!(handed(&r, failed), 0);
+    assert_eq!(r.spawn_actors.len(), 1, "a new actor loads it");
+    let next = &r.spawn_actors[0];
+    assert_ne!(next.actor_id(), failed);
+    assert!(
+        next.resumed_connections.contains(&relay.conn),
+        "the device that used it is synced as if it asked"
+    );
+    assert!(next.resync, "and asked to send again what it sent before");
+    assert_eq!(
+        handed(&relay.sync(&other), other_actor),
+        1,
+        "the other document keeps its actor"
+    );
+    assert!(
+        relay
+            .actor_says(failed, DocToHubMsgPayload::Failed)
+            .stopped_actors
+            .is_empty(),
+        "a second report of it changes nothing"
+    );
+}
+
+#[test]
+fn what_waited_for_the_unload_of_an_actor_that_failed_goes_to_a_new_actor() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let old = relay.asked_to_unload(&doc);
+    assert!(relay.sync(&doc).spawn_actors.is_empty(), "held");
+
+    let r = relay.actor_says(old, DocToHubMsgPayload::Failed);
+    assert_eq!(r.stopped_actors, vec![old]);
+    assert_eq!(r.spawn_actors.len(), 1, "one new actor");
+    let (_, held) = &r.spawn_actors[0].initial_connections[&relay.conn];
+    assert!(held.is_some(), "the held message goes to it");
+    assert!(r.spawn_actors[0].resync);
+    let again = relay.asked_to_unload(&DocumentId::new(&mut rand::rng()));
+    assert!(
+        !relay
+            .actor_says(again, DocToHubMsgPayload::Terminated)
+            .spawn_actors
+            .iter()
+            .any(|a| a.resync),
+        "only after a failure"
+    );
 }

@@ -23,6 +23,7 @@ fn actor_on(conns: &[ConnectionId]) -> DocumentActor {
             .collect(),
         resumed_connections: Default::default(),
         sync_after_storage: false,
+        resync: false,
     };
     let (mut actor, result) = DocumentActor::new(UnixTimestamp::now(), args);
     for task in result.io_tasks {

@@ -21,6 +21,7 @@ fn ready_actor(after_storage: bool, peers: usize) -> (DocumentActor, Vec<Connect
             .collect(),
         resumed_connections: Default::default(),
         sync_after_storage: after_storage,
+        resync: false,
     };
     let (mut actor, result) = DocumentActor::new(UnixTimestamp::now(), args);
     for task in result.io_tasks {
