@@ -270,19 +270,12 @@ impl DocActorInner {
             panic = what,
             "document actor panicked and was stopped"
         );
+        // Their streams end (`DocHandle::changes` and the like) instead of
+        // waiting for what will never come.
         self.stored_waiters.clear();
-        if let Some(obs) = &self.observer {
-            for event in [
-                observer::RepoEvent::DocumentFailed {
-                    document_id: self.document_id.clone(),
-                },
-                observer::RepoEvent::DocumentClosed {
-                    document_id: self.document_id.clone(),
-                },
-            ] {
-                obs.observe(&event);
-            }
-        }
+        self.change_listeners.clear();
+        self.ephemera_listeners.clear();
+        self.peer_state_change_listeners.clear();
         let _ = self.tx_io.unbounded_send(IoLoopTask::DocumentPeersChanged {
             actor_id: self.actor_id,
             peers: HashSet::new(),
@@ -290,6 +283,23 @@ impl DocActorInner {
         let _ = self
             .tx_to_core
             .unbounded_send((self.actor_id, DocToHubMsg::failed()));
+        if let Some(obs) = &self.observer {
+            let document_id = &self.document_id;
+            // The caller is already handling a panic: one from an observer
+            // must not escape it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for event in [
+                    observer::RepoEvent::DocumentFailed {
+                        document_id: document_id.clone(),
+                    },
+                    observer::RepoEvent::DocumentClosed {
+                        document_id: document_id.clone(),
+                    },
+                ] {
+                    obs.observe(&event);
+                }
+            }));
+        }
     }
 
     pub(crate) fn is_stopped(&self) -> bool {

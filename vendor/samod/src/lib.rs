@@ -586,6 +586,7 @@ impl Repo {
     ///   in storage
     ///
     /// The returned future will resolve once the document has been persisted to storage
+    /// (`Err(Stopped)` if the document's actor failed, panicking, first)
     pub async fn create(&self, initial_content: Automerge) -> Result<DocHandle, Stopped> {
         let (tx, rx) = oneshot::channel();
         {
@@ -605,13 +606,13 @@ impl Repo {
                 } => {
                     {
                         let inner = inner.lock().unwrap();
-                        // By this point the document should have been spawned
-
-                        Ok(inner
+                        // Spawned by now, unless its actor failed (panicked)
+                        // since: then there is no document to hand out.
+                        inner
                             .actors
                             .get(&actor_id)
                             .map(|ActorHandle { doc: handle, .. }| handle.clone())
-                            .expect("actor should exist"))
+                            .ok_or(Stopped)
                     }
                 }
                 other => {
@@ -641,7 +642,8 @@ impl Repo {
     /// The stream emits a new [`RepoSearchState`] each time the state of the
     /// search changes: as peers are contacted, respond, sync progresses, and
     /// dialers connect. The stream never completes on its own — drop it to
-    /// cancel the subscription.
+    /// cancel the subscription — unless the document's actor fails
+    /// (panics): it then ends with an empty request (unavailable).
     ///
     /// Returns `Err(Stopped)` if the repo has been stopped.
     ///
@@ -1328,7 +1330,22 @@ impl Inner {
     fn spawn_actor(&mut self, args: SpawnArgs) {
         let actor_id = args.actor_id();
         let doc_id = args.document_id().clone();
-        let (actor, init_results) = DocumentActor::new(UnixTimestamp::now(), args);
+        // As each later step of the actor (`doc_actor_inner::run_guarded`),
+        // and here the repo's own lock is held.
+        let Ok((actor, init_results)) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || DocumentActor::new(UnixTimestamp::now(), args),
+        )) else {
+            tracing::error!(document_id = %doc_id, ?actor_id, "document actor panicked as it started");
+            let _ = self
+                .tx_to_core
+                .unbounded_send((actor_id, samod_core::actors::DocToHubMsg::failed()));
+            if let Some(ref obs) = self.observer {
+                obs.observe(&observer::RepoEvent::DocumentFailed {
+                    document_id: doc_id.clone(),
+                });
+            }
+            return;
+        };
 
         if let Some(ref obs) = self.observer {
             obs.observe(&observer::RepoEvent::DocumentOpened {
@@ -1347,22 +1364,19 @@ impl Inner {
         match &mut self.doc_runner {
             #[cfg(feature = "threadpool")]
             DocRunner::Threadpool(threadpool) => {
+                let runner =
+                    doc_runner::threadpool::ThreadpoolActor::new(doc_inner.clone(), threadpool.clone());
                 let handle = DocHandle::new(
                     doc_id.clone(),
                     doc_inner.clone(),
-                    doc_handle::DocTaskDispatcher::Threadpool(
-                        doc_runner::threadpool::ThreadpoolActor::new(
-                            doc_inner.clone(),
-                            threadpool.clone(),
-                        ),
-                    ),
+                    doc_handle::DocTaskDispatcher::Threadpool(runner.clone()),
                 );
                 self.actors.insert(actor_id, ActorHandle { doc: handle });
 
                 // Process initialization before any queued tasks. Subsequent hub,
                 // IO and DocHandle tasks share one FIFO mailbox per document, with
                 // a runner scheduled only while that mailbox has work to do.
-                doc_inner.lock().unwrap().handle_results(init_results);
+                runner.start(init_results);
             }
             DocRunner::Async {
                 tx_spawn,

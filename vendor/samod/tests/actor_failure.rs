@@ -10,15 +10,18 @@ use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
-use samod::{DocHandle, DocumentId, PeerId, Repo, RepoEvent, RepoObserver, ShareConfig};
+use samod::{
+    ConnectionId, ConnectionState, DocHandle, DocumentId, PeerId, Repo, RepoEvent, RepoObserver,
+    ShareConfig,
+};
 
 mod tincans;
 
 /// Panics once, inside the actor, when the relay receives a sync message
-/// about the armed document.
+/// about the armed document (from the armed connection, if one is named).
 #[derive(Clone, Default)]
 struct Trap {
-    armed: Arc<Mutex<Option<DocumentId>>>,
+    armed: Arc<Mutex<Option<(DocumentId, Option<ConnectionId>)>>>,
     sprung: Arc<AtomicBool>,
     /// `DocumentFailed` events seen.
     failed: Arc<AtomicUsize>,
@@ -29,9 +32,16 @@ impl RepoObserver for Trap {
         if let RepoEvent::DocumentFailed { .. } = event {
             self.failed.fetch_add(1, Ordering::SeqCst);
         }
-        if let RepoEvent::SyncMessageReceived { document_id, .. } = event {
+        if let RepoEvent::SyncMessageReceived {
+            document_id,
+            connection_id,
+            ..
+        } = event
+        {
             let mut armed = self.armed.lock().unwrap();
-            if armed.as_ref() == Some(document_id) {
+            if armed.as_ref().is_some_and(|(doc, conn)| {
+                doc == document_id && conn.is_none_or(|c| c == *connection_id)
+            }) {
                 *armed = None;
                 drop(armed);
                 self.sprung.store(true, Ordering::SeqCst);
@@ -142,7 +152,19 @@ async fn stops_alone(threadpool: bool) {
     until_value(&bx, "n", "0").await;
     until_value(&by, "n", "0").await;
 
-    *trap.armed.lock().unwrap() = Some(ax.document_id().clone());
+    // Only alice's message (bob's last ones about x may still be on their
+    // way): what she sent is then what the failed actor took with it.
+    let from_alice = relay
+        .connected_peers()
+        .0
+        .into_iter()
+        .find(|c| {
+            matches!(&c.state, ConnectionState::Connected { their_peer_id }
+                if *their_peer_id == PeerId::from("alice"))
+        })
+        .expect("alice is connected")
+        .id;
+    *trap.armed.lock().unwrap() = Some((ax.document_id().clone(), Some(from_alice)));
     set(&ax, "n", "1");
     tokio::time::timeout(Duration::from_secs(10), async {
         while trap.failed.load(Ordering::SeqCst) == 0 {
@@ -151,7 +173,6 @@ async fn stops_alone(threadpool: bool) {
     })
     .await
     .expect("the relay's actor for x received alice's change, panicked, and was reported failed");
-    assert!(trap.sprung.load(Ordering::SeqCst));
 
     // The other document, served in the same task, still syncs both ways.
     set(&ay, "n", "1");
@@ -196,7 +217,7 @@ async fn a_find_waiting_on_an_actor_that_panics_ends() {
         .await;
     let _a = tincans::connect_repos(&alice, &relay).await;
     let ax = created(&alice).await;
-    *trap.armed.lock().unwrap() = Some(ax.document_id().clone());
+    *trap.armed.lock().unwrap() = Some((ax.document_id().clone(), None));
 
     let found = tokio::time::timeout(Duration::from_secs(10), relay.find(ax.document_id().clone()))
         .await
@@ -218,4 +239,41 @@ async fn a_find_waiting_on_an_actor_that_panics_ends() {
     })
     .await
     .expect("every repo stops");
+}
+
+/// A caller's closure that panics while it changes a document (through the
+/// actor, `with_document_async`) fails that document's actor, not the
+/// process: the guard of the change it left open used to panic again while
+/// the first panic unwound, which aborts.
+#[tokio::test]
+async fn a_closure_that_panics_inside_a_change_fails_its_document_alone() {
+    let trap = Trap::default();
+    let repo = Repo::build_tokio()
+        .with_peer_id(PeerId::from("alice"))
+        .with_observer(trap.clone())
+        .load()
+        .await;
+    let (x, y) = (created(&repo).await, created(&repo).await);
+    let outcome = x
+        .with_document_async(|d| {
+            let mut tx = d.transaction();
+            tx.put(ROOT, "n", "half").unwrap();
+            panic!("a caller's bug, mid-change");
+        })
+        .await;
+    assert!(outcome.is_err(), "the change is not reported done");
+    assert_eq!(trap.failed.load(Ordering::SeqCst), 1);
+
+    let edited = y
+        .with_document_async(|d| {
+            let mut tx = d.transaction();
+            tx.put(ROOT, "n", "1").unwrap();
+            tx.commit();
+        })
+        .await;
+    assert!(edited.is_ok(), "the other document still takes changes");
+    assert_eq!(value(&y, "n").as_deref(), Some("1"));
+    tokio::time::timeout(Duration::from_secs(10), repo.stop())
+        .await
+        .expect("the repo stops");
 }

@@ -3,6 +3,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use samod_core::actors::document::DocActorResult;
+
 use crate::{actor_task::ActorTask, doc_actor_inner::DocActorInner};
 
 /// A document's FIFO mailbox, shared by hub/IO dispatch and DocHandle operations.
@@ -30,6 +32,22 @@ impl ThreadpoolActor {
             pool,
             mailbox: Mutex::new(Mailbox::default()),
         })
+    }
+
+    /// Handles the actor's first results, before any task.
+    pub(crate) fn start(&self, init_results: DocActorResult) {
+        if crate::doc_actor_inner::run_guarded(&self.inner, |i| i.handle_results(init_results))
+            .is_none()
+        {
+            self.failed();
+        }
+    }
+
+    fn failed(&self) {
+        let mut mailbox = self.mailbox.lock().unwrap();
+        mailbox.failed = true;
+        mailbox.tasks.clear();
+        mailbox.running = false;
     }
 
     pub(crate) fn dispatch(self: &Arc<Self>, task: ActorTask) {
@@ -70,10 +88,7 @@ impl ThreadpoolActor {
             // Never hold the mailbox lock while executing user code or waiting
             // for synchronous DocHandle access to release the document lock.
             if crate::doc_actor_inner::run_guarded(&self.inner, |i| i.handle_task(task)).is_none() {
-                let mut mailbox = self.mailbox.lock().unwrap();
-                mailbox.failed = true;
-                mailbox.tasks.clear();
-                mailbox.running = false;
+                self.failed();
                 return;
             }
         }

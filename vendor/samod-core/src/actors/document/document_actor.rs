@@ -953,7 +953,11 @@ impl<'a> WithDocGuard<'a> {
 
 impl<'a> Drop for WithDocGuard<'a> {
     fn drop(&mut self) {
-        if let DocGuardState::Modifying { .. } = &mut self.state {
+        // Dropped while a caller's closure unwinds: a second panic here
+        // would abort the process (the actor is reported failed instead).
+        if let DocGuardState::Modifying { .. } = &mut self.state
+            && !std::thread::panicking()
+        {
             panic!("WithDocGuard dropped without comitting");
         }
     }

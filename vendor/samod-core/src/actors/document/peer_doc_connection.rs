@@ -78,10 +78,12 @@ impl PeerDocConnection {
             // As `prepare_request`: the first message asks the peer to
             // forget what it counts as sent (automerge's sync reset, or empty
             // heads for a peer that has not said it understands one).
+            // Read-only for now, it is kept for the next reset: what the
+            // peer sends is not taken anyway until it may write.
             self.sync_state.set_read_only(true);
             self.sync_state.set_read_only(false);
+            self.resync = false;
         }
-        self.resync = false;
     }
 
     /// This connection's peer synced the document with an actor that

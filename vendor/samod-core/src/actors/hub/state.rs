@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::{
@@ -31,6 +31,7 @@ use automerge::Automerge;
 use super::{CommandId, CommandResult, RunState, connection::Connection};
 mod pending_commands;
 
+mod failures;
 mod searches;
 use searches::Searches;
 
@@ -85,10 +86,8 @@ pub(crate) struct State {
     /// (`unload.rs`); only with `documents_on_demand`.
     unloads: Unloads,
 
-    /// Documents whose last actor failed (`forget_failed`): the next actor
-    /// restarts the exchange with each peer it is spawned with
-    /// (`SpawnArgs::resync`).
-    failed: HashSet<DocumentId>,
+    /// Documents whose actor failed (`forget_failed`, `failures.rs`).
+    failures: failures::Failures,
 }
 
 impl State {
@@ -112,7 +111,7 @@ impl State {
             documents_on_demand: false,
             sync_after_storage: false,
             unloads: Unloads::new(None),
-            failed: HashSet::new(),
+            failures: failures::Failures::default(),
         }
     }
 
@@ -349,11 +348,14 @@ impl State {
         let mut to_connect = Vec::new();
         for (conn_id, conn) in &mut self.connections {
             if let Some(established) = conn.established_connection_mut() {
-                // Subscriptions are only ever added, each for a key of
-                // `document_to_actor` (which only grows: documents are
-                // unloaded only on demand, which returned above): a connection with
-                // as many as there are documents has them all. Without this
-                // check every hub event costs connections x documents.
+                // Subscriptions are only ever added, and `spawn_actor`
+                // subscribes every established connection to a new document
+                // at once (off demand, here): a connection with as many as
+                // there are documents has them all, even after a failed
+                // actor's document left `document_to_actor` (its
+                // subscription stays and the next actor is subscribed
+                // again). Without this check every hub event costs
+                // connections x documents.
                 if established.document_subscriptions().len() >= self.document_to_actor.len() {
                     continue;
                 }
@@ -855,6 +857,8 @@ impl State {
                     received_at: now,
                 },
             );
+        } else if self.failures.resting(&doc_id, now) {
+            tracing::debug!(%doc_id, ?connection_id, "message dropped: the document failed again and rests");
         } else {
             let actor_id = self.spawn_actor(out, doc_id, None, Some((connection_id, msg)));
             self.touch(actor_id, now);
@@ -906,8 +910,6 @@ impl State {
         }
     }
 
-    /// Loads an unloaded document again for what arrived while its old
-    /// actor stopped; with nothing, it stays unloaded until the next message.
     /// An actor that panicked: one document's bad input (or a bug) must
     /// not stop the repo's other documents, nor leave this one answered by
     /// nobody. Its document leaves `document_to_actor`, so the next message
@@ -915,7 +917,8 @@ impl State {
     /// resumes the connections that used it (they keep their entry),
     /// restarting the exchange with each (their peers count what they sent
     /// the failed actor as delivered, and would never send it again); what
-    /// waited for an unload of it goes to that actor at once.
+    /// waited for an unload of it goes to that actor at once. A document
+    /// that fails again soon rests first (`failures.rs`).
     fn forget_failed(
         &mut self,
         now: UnixTimestamp,
@@ -934,14 +937,19 @@ impl State {
             self.document_to_actor.remove(&info.document_id);
         }
         self.searches.forget(actor_id);
+        // A `create` waiting for it ends (samod finds no actor to hand out).
+        self.pending_commands
+            .resolve_pending_create(actor_id, &info.document_id);
         results.stopped_actors.push(actor_id);
-        self.failed.insert(info.document_id.clone());
+        self.failures.record(info.document_id.clone(), now);
         results.failed_documents.push(info.document_id);
         if let Some((document_id, held)) = self.unloads.answered(actor_id) {
             self.resume(now, results, document_id, held);
         }
     }
 
+    /// Loads an unloaded document again for what arrived while its old
+    /// actor stopped; with nothing, it stays unloaded until the next message.
     fn resume(
         &mut self,
         now: UnixTimestamp,
@@ -1219,7 +1227,7 @@ impl State {
             *sync_msg = Some(msg);
         }
 
-        let resync = self.failed.remove(&document_id);
+        let resync = self.failures.take_resync(&document_id);
         out.emit_spawn_actor(SpawnArgs {
             actor_id,
             local_peer_id: self.peer_id.clone(),

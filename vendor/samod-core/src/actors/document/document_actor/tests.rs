@@ -1,4 +1,5 @@
 mod quiet_peers;
+mod resync;
 mod sync_after_storage;
 mod update_share_policy;
 

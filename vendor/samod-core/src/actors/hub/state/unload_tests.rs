@@ -313,13 +313,42 @@ fn what_waited_for_the_unload_of_an_actor_that_failed_goes_to_a_new_actor() {
     let (_, held) = &r.spawn_actors[0].initial_connections[&relay.conn];
     assert!(held.is_some(), "the held message goes to it");
     assert!(r.spawn_actors[0].resync);
-    let again = relay.asked_to_unload(&DocumentId::new(&mut rand::rng()));
-    assert!(
-        !relay
-            .actor_says(again, DocToHubMsgPayload::Terminated)
-            .spawn_actors
-            .iter()
-            .any(|a| a.resync),
-        "only after a failure"
+
+    // That actor, idle in turn, unloads as any other: the one after it
+    // does not restart the exchange.
+    let next = r.spawn_actors[0].actor_id();
+    relay.actor_says(
+        next,
+        DocToHubMsgPayload::DocSearchChanged(DocSearchPhase::Ready),
     );
+    let asked = relay.idle().actor_messages;
+    assert!(
+        asked
+            .iter()
+            .any(|(a, m)| *a == next && matches!(m.0, HubToDocMsgPayload::Unload))
+    );
+    assert!(relay.sync(&doc).spawn_actors.is_empty(), "held");
+    let r = relay.actor_says(next, DocToHubMsgPayload::Terminated);
+    assert_eq!(r.spawn_actors.len(), 1);
+    assert!(!r.spawn_actors[0].resync, "only after a failure");
+}
+
+#[test]
+fn a_document_that_fails_again_soon_rests_before_it_loads_again() {
+    let mut relay = Relay::new();
+    let doc = DocumentId::new(&mut rand::rng());
+    let first = relay.sync(&doc).spawn_actors[0].actor_id();
+    relay.actor_says(first, DocToHubMsgPayload::Failed);
+    let second = relay.sync(&doc).spawn_actors[0].actor_id();
+    relay.actor_says(second, DocToHubMsgPayload::Failed);
+
+    let r = relay.sync(&doc);
+    assert!(
+        r.spawn_actors.is_empty() && r.actor_messages.is_empty(),
+        "dropped while it rests"
+    );
+    relay.now += Duration::from_secs(1);
+    let r = relay.sync(&doc);
+    assert_eq!(r.spawn_actors.len(), 1, "loaded again after the rest");
+    assert!(r.spawn_actors[0].resync);
 }

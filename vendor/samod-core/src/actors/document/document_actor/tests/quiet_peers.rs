@@ -47,7 +47,7 @@ fn calls_for(actor: &DocumentActor, conn: ConnectionId) -> usize {
 }
 
 /// The sync messages a result sends, by connection, in order.
-fn sent(result: &DocActorResult) -> Vec<(ConnectionId, Vec<u8>)> {
+pub(super) fn sent(result: &DocActorResult) -> Vec<(ConnectionId, Vec<u8>)> {
     result
         .outgoing_messages
         .iter()
@@ -72,7 +72,11 @@ fn by_conn(result: &DocActorResult) -> HashMap<ConnectionId, Vec<Vec<u8>>> {
     to
 }
 
-fn receive(actor: &mut DocumentActor, conn: ConnectionId, data: &[u8]) -> DocActorResult {
+pub(super) fn receive(
+    actor: &mut DocumentActor,
+    conn: ConnectionId,
+    data: &[u8],
+) -> DocActorResult {
     actor
         .handle_message(
             UnixTimestamp::now(),
