@@ -1545,6 +1545,40 @@ async fn documents_asked_for_and_found_nowhere_leave_memory_within_seconds() {
     }
 }
 
+/// A document id is a few dozen characters at most; bs58 decodes in time
+/// that grows with the square of the length, and samod decoded whatever a
+/// device sent while it held its workspace's lock: one message with a
+/// megabyte-long id stopped every device of the workspace for minutes (two
+/// such, both of this machine's worker threads). It is refused at once, its
+/// connection closed, and the workspace goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_an_over_long_document_id_is_refused_and_the_workspace_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    create_workspace(data.path(), "team");
+    let token = add_device(data.path(), "team", "d");
+    let server = Server::start(data.path(), &[]);
+    let (mut ws, asker) = asking_peer(&server, &token).await;
+    ws.send(asker.message("sync", &"z".repeat(1 << 20)))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection is closed");
+
+    let (repo, ok) = client(&server, &token).await;
+    ok.unwrap();
+    let doc = create_doc(&repo, "still syncing").await;
+    wait_visible(&server, &token, &doc, "still syncing").await;
+    repo.stop().await;
+}
+
 /// A device that asks for documents nobody has and leaves at once leaves
 /// none of them in memory (a document still being looked for when its only
 /// asker left refused to unload for as long as the server ran).

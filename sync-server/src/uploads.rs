@@ -41,6 +41,16 @@ pub struct Brought {
 /// here before samod has checked anything, so a made-up id must not be
 /// copied once per change it lists).
 pub fn brought(frame: &[u8]) -> Option<Brought> {
+    // Automerge has panicked on input it could not read (upstream issues);
+    // this runs in the task that drives every connection of the workspace.
+    // Such a frame goes on to samod, whose document actor fails alone.
+    std::panic::catch_unwind(|| read_brought(frame)).unwrap_or_else(|_| {
+        tracing::warn!("automerge panicked reading a device's sync message");
+        None
+    })
+}
+
+fn read_brought(frame: &[u8]) -> Option<Brought> {
     let (document, data) = sync_payload(frame)?;
     let message = sync::Message::decode(&data).ok()?;
     // No changes: nothing to vouch for.

@@ -52,10 +52,22 @@ impl TryFrom<Vec<u8>> for DocumentId {
     }
 }
 
+/// Longer than any form a document id is written in (bs58check of 16
+/// bytes: at most 28 characters; a UUID: at most 45). bs58 decodes in time
+/// that grows with the square of the length, and ids come from peers: a
+/// megabyte-long one held the hub for minutes.
+const MAX_ENCODED_LEN: usize = 64;
+
 impl FromStr for DocumentId {
     type Err = BadDocumentId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > MAX_ENCODED_LEN {
+            return Err(BadDocumentId(format!(
+                "{} characters, more than any document ID has",
+                s.len()
+            )));
+        }
         match bs58::decode(s).with_check(None).into_vec() {
             Ok(bytes) => Self::try_from(bytes),
             Err(_) => {
@@ -68,5 +80,26 @@ impl FromStr for DocumentId {
                 Ok(Self(uuid))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod length_tests {
+    use super::*;
+
+    #[test]
+    fn an_id_longer_than_any_document_id_is_refused_before_it_is_decoded() {
+        let id = DocumentId::new(&mut rand::rng());
+        let written = id.to_string();
+        assert!(written.len() <= MAX_ENCODED_LEN);
+        assert_eq!(written.parse::<DocumentId>().unwrap(), id);
+        let uuid = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        assert!(
+            uuid.parse::<DocumentId>().is_ok(),
+            "the legacy form still parses"
+        );
+        // Quadratic in bs58: a megabyte would take minutes here.
+        let err = "z".repeat(1 << 20).parse::<DocumentId>().unwrap_err();
+        assert!(err.to_string().contains("1048576 characters"), "{err}");
     }
 }

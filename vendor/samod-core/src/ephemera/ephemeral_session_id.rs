@@ -2,6 +2,10 @@
 pub(crate) struct EphemeralSessionId(String);
 
 impl EphemeralSessionId {
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn new_from_rng<R: rand::Rng>(rng: &mut R) -> Self {
         let bytes: [u8; 16] = rng.random();
         let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();

@@ -87,6 +87,23 @@ pub enum WireMessage {
 }
 
 impl WireMessage {
+    /// The message's type as written on the wire: what a log line names
+    /// (the whole message can be megabytes a peer chose).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WireMessage::Join { .. } => "join",
+            WireMessage::Peer { .. } => "peer",
+            WireMessage::Leave { .. } => "leave",
+            WireMessage::Request { .. } => "request",
+            WireMessage::Sync { .. } => "sync",
+            WireMessage::DocUnavailable { .. } => "doc-unavailable",
+            WireMessage::Ephemeral { .. } => "ephemeral",
+            WireMessage::Error { .. } => "error",
+            WireMessage::RemoteSubscriptionChange { .. } => "remote-subscription-change",
+            WireMessage::RemoteHeadsChanged { .. } => "remote-heads-changed",
+        }
+    }
+
     pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
         let mut decoder = minicbor::Decoder::new(data);
 
@@ -332,7 +349,9 @@ impl WireMessage {
                     new_heads,
                 })
             }
-            other => Err(DecodeError::UnknownType(other.to_string())),
+            // Logged and sent back as the close reason: the peer's text is
+            // cut short (it can be as long as the message).
+            other => Err(DecodeError::UnknownType(other.chars().take(64).collect())),
         }
     }
 

@@ -171,7 +171,7 @@ impl Connection {
                 }
                 other => {
                     tracing::warn!(
-                        message=?other,
+                        message = other.kind(),
                         conn_id=?self.id,
                         "unexpected message received in WaitingForJoin phase"
                     );
@@ -225,7 +225,7 @@ impl Connection {
                 }
                 other => {
                     tracing::warn!(
-                        message=?other,
+                        message = other.kind(),
                         conn_id=?self.id,
                         "unexpected message received in WaitingForPeer phase"
                     );
@@ -243,7 +243,7 @@ impl Connection {
             ConnectionPhase::Established(_) => match msg {
                 WireMessage::Join { .. } | WireMessage::Peer { .. } => {
                     tracing::warn!(
-                        message=?msg,
+                        message = msg.kind(),
                         conn_id=?self.id,
                         "unexpected Join or Peer message received in Established phase"
                     );
@@ -314,6 +314,8 @@ impl Connection {
                 WireMessage::RemoteHeadsChanged { .. }
                 | WireMessage::RemoteSubscriptionChange { .. } => vec![],
                 WireMessage::Error { message } => {
+                    // The peer wrote it, up to the whole message size.
+                    let message = clipped(&message);
                     tracing::warn!(
                         conn_id=?self.id,
                         "received error message in established phase: {}",
@@ -499,4 +501,13 @@ impl Connection {
             None
         }
     }
+}
+
+/// At most 200 bytes of a peer's text, cut at a character boundary.
+fn clipped(text: &str) -> &str {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
