@@ -129,7 +129,7 @@ impl WireMessage {
                     }
                 }
                 "supportedProtocolVersions" => {
-                    let array_len = decoder.array()?.ok_or(DecodeError::InvalidFormat)?;
+                    let array_len = bounded(decoder.array()?)?;
                     let mut strings = Vec::new();
                     for _ in 0..array_len {
                         strings.push(decoder.str()?.to_string());
@@ -141,7 +141,7 @@ impl WireMessage {
                     // (e.g. `remove: undefined` in a subscribe-only message), so we
                     // need to check the CBOR type before attempting to decode as array.
                     if decoder.probe().array().is_ok() => {
-                        let array_len = decoder.array()?.ok_or(DecodeError::InvalidFormat)?;
+                        let array_len = bounded(decoder.array()?)?;
                         let mut strings = Vec::new();
                         for _ in 0..array_len {
                             strings.push(decoder.str()?.to_string());
@@ -606,6 +606,21 @@ fn get_document_id(
     }
 }
 
+/// The most entries a list in a message may have (protocol versions,
+/// subscriptions, heads, storage ids), far above what any peer sends. A
+/// one-byte empty string decodes to a 24-byte `String` and more: without a
+/// bound a message at the size limit of empty entries held about 40 times
+/// its size while it was decoded.
+const MAX_ENTRIES: u64 = 1024;
+
+/// A definite length of at most `MAX_ENTRIES`.
+fn bounded(len: Option<u64>) -> Result<u64, DecodeError> {
+    match len {
+        Some(n) if n <= MAX_ENTRIES => Ok(n),
+        _ => Err(DecodeError::InvalidFormat),
+    }
+}
+
 fn decode_metadata(decoder: &mut minicbor::Decoder) -> Result<PeerMetadata, DecodeError> {
     let len = decoder.map()?.ok_or(DecodeError::InvalidFormat)?;
     let mut storage_id = None;
@@ -653,7 +668,7 @@ fn encode_metadata<W: minicbor::encode::Write>(
 fn decode_new_heads(
     decoder: &mut minicbor::Decoder,
 ) -> Result<HashMap<StorageId, HeadsInfo>, DecodeError> {
-    let len = decoder.map()?.ok_or(DecodeError::InvalidFormat)?;
+    let len = bounded(decoder.map()?)?;
     let mut new_heads = HashMap::new();
 
     for _ in 0..len {
@@ -667,7 +682,7 @@ fn decode_new_heads(
         for _ in 0..heads_len {
             match decoder.str()? {
                 "heads" => {
-                    let heads_array_len = decoder.array()?.ok_or(DecodeError::InvalidFormat)?;
+                    let heads_array_len = bounded(decoder.array()?)?;
                     for _ in 0..heads_array_len {
                         heads.push(decoder.str()?.to_string());
                     }
@@ -795,6 +810,40 @@ mod tests {
         let encoded = msg.encode();
         let decoded = WireMessage::decode(&encoded).unwrap();
         assert_eq!(msg, decoded);
+    }
+
+    #[test]
+    fn a_list_longer_than_any_peer_sends_is_refused() {
+        let join = |versions: usize| WireMessage::Join {
+            sender_id: PeerId::from("test-peer"),
+            supported_protocol_versions: vec![String::new(); versions],
+            metadata: None,
+        };
+        let at_most = join(MAX_ENTRIES as usize).encode();
+        assert!(WireMessage::decode(&at_most).is_ok());
+        let over = join(MAX_ENTRIES as usize + 1).encode();
+        assert!(matches!(
+            WireMessage::decode(&over),
+            Err(DecodeError::InvalidFormat)
+        ));
+        let heads = |storage_ids: usize| WireMessage::RemoteHeadsChanged {
+            sender_id: PeerId::from("a"),
+            target_id: PeerId::from("b"),
+            document_id: DocumentId::new(&mut rand::rng()),
+            new_heads: (0..storage_ids)
+                .map(|_| {
+                    (
+                        StorageId::new(&mut rand::rng()),
+                        HeadsInfo {
+                            heads: Vec::new(),
+                            timestamp: 0,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        assert!(WireMessage::decode(&heads(3).encode()).is_ok());
+        assert!(WireMessage::decode(&heads(MAX_ENTRIES as usize + 1).encode()).is_err());
     }
 
     #[test]
