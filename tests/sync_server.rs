@@ -1546,11 +1546,11 @@ async fn documents_asked_for_and_found_nowhere_leave_memory_within_seconds() {
 }
 
 /// A document id is a few dozen characters at most; bs58 decodes in time
-/// that grows with the square of the length, and samod decoded whatever a
-/// device sent while it held its workspace's lock: one message with a
-/// megabyte-long id stopped every device of the workspace for minutes (two
-/// such, both of this machine's worker threads). It is refused at once, its
-/// connection closed, and the workspace goes on.
+/// that grows with the square of the length (256 KiB took 14 s here), and
+/// samod decoded whatever a device sent while it held its workspace's lock:
+/// one message with a megabyte-long id held every device of the workspace
+/// for minutes, and the server's worker threads that waited on that lock.
+/// It is refused at once, its connection closed, and the workspace goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_with_an_over_long_document_id_is_refused_and_the_workspace_goes_on() {
     let data = tempfile::tempdir().unwrap();

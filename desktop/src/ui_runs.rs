@@ -25,7 +25,11 @@ pub fn call(svc: &Service, runs: &UiRuns, name: &str, input: Value) -> Result<Va
 }
 
 /// Keeps this device in sync while the UI is open, if it syncs; ends when
-/// `stop` is set.
+/// `stop` is set, or with an error the watch gives up on (a revoked device,
+/// an untrusted certificate). A panic in it (a bug, or a document from the
+/// server that trips automerge) does not end it for the rest of the session:
+/// it is logged and the watch starts again, after 10 s, doubling while it
+/// keeps panicking (up to 10 minutes).
 pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
     let syncing = svc
         .sync()
@@ -35,11 +39,30 @@ pub fn background_sync(svc: &Arc<Service>, stop: &Arc<AtomicBool>) -> Option<Joi
     syncing.then(|| {
         let (svc, stop) = (svc.clone(), stop.clone());
         std::thread::spawn(move || {
-            if let Err(e) = svc
-                .sync()
-                .watch(&stop, std::time::Duration::from_millis(100), |_| {})
-            {
-                tracing::warn!("background sync stopped: {e}");
+            let mut pause = std::time::Duration::from_secs(10);
+            while !stop.load(Ordering::SeqCst) {
+                let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    svc.sync()
+                        .watch(&stop, std::time::Duration::from_millis(100), |_| {})
+                }));
+                match watched {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => {
+                        tracing::warn!("background sync stopped: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::error!(
+                            "background sync panicked; it starts again in {}s",
+                            pause.as_secs()
+                        );
+                        let until = std::time::Instant::now() + pause;
+                        while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                        pause = (pause * 2).min(std::time::Duration::from_secs(600));
+                    }
+                }
             }
         })
     })
