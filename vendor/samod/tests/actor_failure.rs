@@ -9,13 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ROOT, ReadDoc};
+use automerge::{Automerge, ROOT};
 use samod::{
     ConnectionId, ConnectionState, DocHandle, DocumentId, PeerId, Repo, RepoEvent, RepoObserver,
     ShareConfig,
 };
 
+mod doc_values;
 mod tincans;
+
+use doc_values::{set, until_value, value};
 
 /// Panics once, inside the actor, when the relay receives a sync message
 /// about the armed document (from the armed connection, if one is named).
@@ -49,33 +52,6 @@ impl RepoObserver for Trap {
             }
         }
     }
-}
-
-fn value(h: &DocHandle, key: &str) -> Option<String> {
-    h.with_document(|d| {
-        d.get(ROOT, key)
-            .ok()
-            .flatten()
-            .and_then(|(v, _)| v.into_string().ok())
-    })
-}
-
-fn set(h: &DocHandle, key: &str, v: &str) {
-    h.with_document(|d| {
-        let mut tx = d.transaction();
-        tx.put(ROOT, key, v).unwrap();
-        tx.commit();
-    });
-}
-
-async fn until_value(h: &DocHandle, key: &str, want: &str) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while value(h, key).as_deref() != Some(want) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never saw {key} = {want:?}, saw {:?}", value(h, key)));
 }
 
 async fn found(repo: &Repo, id: &DocumentId) -> DocHandle {
@@ -127,7 +103,10 @@ async fn stops_alone(threadpool: bool) {
     #[cfg(feature = "threadpool")]
     let builder = if threadpool {
         builder.with_concurrency(samod::ConcurrencyConfig::Threadpool(
-            rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap(),
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
         ))
     } else {
         builder
@@ -219,19 +198,25 @@ async fn a_find_waiting_on_an_actor_that_panics_ends() {
     let ax = created(&alice).await;
     *trap.armed.lock().unwrap() = Some((ax.document_id().clone(), None));
 
-    let found = tokio::time::timeout(Duration::from_secs(10), relay.find(ax.document_id().clone()))
-        .await
-        .expect("the find ends")
-        .expect("the repo runs");
+    let found = tokio::time::timeout(
+        Duration::from_secs(10),
+        relay.find(ax.document_id().clone()),
+    )
+    .await
+    .expect("the find ends")
+    .expect("the repo runs");
     assert!(trap.sprung.load(Ordering::SeqCst), "the actor panicked");
     assert!(found.is_none(), "reported as not found here");
 
     // The repo still works: the next find loads it again.
-    let h = tokio::time::timeout(Duration::from_secs(10), relay.find(ax.document_id().clone()))
-        .await
-        .expect("the find ends")
-        .expect("the repo runs")
-        .expect("found on alice");
+    let h = tokio::time::timeout(
+        Duration::from_secs(10),
+        relay.find(ax.document_id().clone()),
+    )
+    .await
+    .expect("the find ends")
+    .expect("the repo runs")
+    .expect("found on alice");
     until_value(&h, "n", "0").await;
     tokio::time::timeout(Duration::from_secs(10), async {
         alice.stop().await;

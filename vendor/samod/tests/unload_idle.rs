@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ROOT, ReadDoc};
+use automerge::{Automerge, ROOT};
 use samod::storage::{InMemoryStorage, Storage, StorageKey};
-use samod::{DocHandle, PeerId, Repo, RepoEvent, RepoObserver, ShareConfig};
+use samod::{PeerId, Repo, RepoEvent, RepoObserver, ShareConfig};
 
+mod doc_values;
 mod tincans;
+
+use doc_values::{set, until_value, value};
 
 #[derive(Clone, Default)]
 struct Closed(Arc<AtomicUsize>);
@@ -26,33 +29,6 @@ impl RepoObserver for Closed {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
-}
-
-fn value(h: &DocHandle, key: &str) -> Option<String> {
-    h.with_document(|d| {
-        d.get(ROOT, key)
-            .ok()
-            .flatten()
-            .and_then(|(v, _)| v.into_string().ok())
-    })
-}
-
-fn set(h: &DocHandle, key: &str, v: &str) {
-    h.with_document(|d| {
-        let mut tx = d.transaction();
-        tx.put(ROOT, key, v).unwrap();
-        tx.commit();
-    });
-}
-
-async fn until_value(h: &DocHandle, key: &str, want: &str) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while value(h, key).as_deref() != Some(want) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never saw {key} = {want:?}, saw {:?}", value(h, key)));
 }
 
 /// The relay's share policy: instant, or one that answers after 40 ms, so
