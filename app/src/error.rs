@@ -46,6 +46,11 @@ pub enum Error {
     /// it could not keep.
     #[error("sync stopped: this device could not store the synced documents ({0}); nothing unstored was recorded, and the next sync sends and fetches it again")]
     SyncStorage(String),
+    /// The sync engine failed (panicked) on one document, named: a change
+    /// to it it could not apply, or a bug. Its copy here is in doubt, so
+    /// the sync stopped before recording anything about it.
+    #[error("sync stopped: document {0} could not be processed here (the sync engine failed on a change to it; the log says why); nothing about it was recorded, and the next sync loads it again from this device's copy")]
+    SyncDocument(String),
 }
 
 impl Error {
@@ -62,7 +67,8 @@ impl Error {
             | Error::Unavailable(_)
             | Error::Stopped(_)
             | Error::Secret(_)
-            | Error::SyncStorage(_) => ErrorCode::Internal,
+            | Error::SyncStorage(_)
+            | Error::SyncDocument(_) => ErrorCode::Internal,
         }
     }
 

@@ -5,6 +5,9 @@
 //! in-process on 127.0.0.1 (OS-chosen port); the other client writes with
 //! samod and automerge directly, holding the workspace's valid token.
 
+// The other client is not the app: it reads its documents directly.
+#![allow(clippy::disallowed_methods)]
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,14 +20,8 @@ pub(super) fn sorted_hex(heads: &[ChangeHash]) -> Vec<String> {
     v
 }
 
-pub(super) fn heads_of(h: &DocHandle) -> Vec<String> {
-    let mut heads: Vec<String> = h
-        .with_document(|d| d.get_heads())
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    heads.sort();
-    heads
+pub(super) fn heads_of(h: &DocHandle) -> Result<Vec<String>> {
+    with_doc(h, |d| sorted_heads(d))
 }
 
 pub(super) fn parse_heads(heads: &[String]) -> Vec<ChangeHash> {

@@ -38,14 +38,14 @@ impl Service {
         logs: &[KnownDoc],
     ) -> Result<Listed> {
         let own = self.device_id().to_owned();
-        let (heads, is_root, wf_entries, log_entries) = root.with_document(|d| {
+        let (heads, is_root, wf_entries, log_entries) = with_doc(root, |d| {
             (
                 sorted_heads(d),
                 root::is_root(d),
                 root::raw_entries(d, root::List::Workflows),
                 root::raw_entries(d, root::List::Logs),
             )
-        });
+        })?;
         // (memory scope, subject, reason)
         let mut bad: Vec<(String, Option<String>, String)> = Vec::new();
         if !is_root {
@@ -207,7 +207,8 @@ impl Service {
         known: Option<&KnownDoc>,
         uploads: &Uploads,
     ) -> Result<bool> {
-        if known.is_some_and(|k| k.heads == heads_of(handle)) {
+        let heads_now = heads_of(handle)?;
+        if known.is_some_and(|k| k.heads == heads_now) {
             return Ok(false);
         }
         let scope = handle.document_id().to_string();
@@ -217,17 +218,17 @@ impl Service {
         // What this device pushed past the recorded heads is merged already
         // (`past_own_pushes`); only what came after is merged below.
         let pushed = self.pushed(handle.document_id())?;
-        let (since, own_only) = handle.with_document(|d| {
+        let (since, own_only) = with_doc(handle, |d| {
             let (since, only) = past_own_pushes(d, &since, &pushed);
             (since, only.then(|| sorted_heads(d)))
-        });
+        })?;
         if let Some(heads) = own_only {
             repo.stored(handle).await?;
             self.save_doc(wf_id, handle, &heads)?;
             return Ok(false);
         }
         let message = self.commit_message();
-        let checked = handle.with_document(|d| {
+        let checked = with_doc(handle, |d| {
             let mut heads = sorted_heads(d);
             if remembered.as_ref().is_some_and(|r| r.heads == heads) {
                 return None;
@@ -251,7 +252,7 @@ impl Service {
                 base_at(d, &since),
                 authors_since(d, &since, &own, uploads),
             ))
-        });
+        })?;
         let Some((mut heads, mut state, mut base, mut authors)) = checked else {
             return Ok(false);
         };
@@ -270,7 +271,7 @@ impl Service {
                 let wrote;
                 (wrote, seen) = self.write_contested(wf_id, handle, &since, b, theirs)?;
                 if wrote {
-                    (heads, state, base, authors) = handle.with_document(reread);
+                    (heads, state, base, authors) = with_doc(handle, reread)?;
                 }
             }
             // The heads recorded below are what this device's copy holds
@@ -311,7 +312,7 @@ impl Service {
                 // this merge would overwrite: into the document first.
                 None => tries += 1,
             }
-            (heads, state, base, authors) = handle.with_document(reread);
+            (heads, state, base, authors) = with_doc(handle, reread)?;
         }
     }
 
@@ -343,7 +344,7 @@ impl Service {
             return Ok((false, seen));
         }
         let message = self.commit_message();
-        handle.with_document(move |d| {
+        with_doc(handle, move |d| {
             let mut at_since = d
                 .fork_at(since)
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -362,7 +363,7 @@ impl Service {
                 "local edits written concurrently before a merge"
             );
             Ok((true, seen))
-        })
+        })?
     }
 
     /// Merges the run records another device added or changed in one of
@@ -378,7 +379,8 @@ impl Service {
         listed_workflows: &HashSet<&str>,
         uploads: &Uploads,
     ) -> Result<()> {
-        if known.is_some_and(|k| k.heads == heads_of(handle)) {
+        let heads_now = heads_of(handle)?;
+        if known.is_some_and(|k| k.heads == heads_now) {
             return Ok(());
         }
         let key_text = key.to_string();
@@ -402,7 +404,7 @@ impl Service {
                     "runs of workflow {}, which this workspace does not have",
                     key.workflow_id
                 ),
-                heads: heads_of(handle),
+                heads: heads_now,
             };
             // Its own scope: the log is looked at again once the workflow
             // exists, whatever its heads.
@@ -411,7 +413,7 @@ impl Service {
         }
         let remembered = self.remembered(&scope)?;
         let since: Vec<ChangeHash> = known.map(|k| parse_heads(&k.heads)).unwrap_or_default();
-        let read = handle.with_document(|d| {
+        let read = with_doc(handle, |d| {
             let heads = sorted_heads(d);
             if remembered.as_ref().is_some_and(|r| r.heads == heads) {
                 return None;
@@ -426,7 +428,7 @@ impl Service {
                     .collect::<Vec<_>>()
             });
             Some((heads, runs))
-        });
+        })?;
         let Some((heads, runs)) = read else {
             return Ok(());
         };

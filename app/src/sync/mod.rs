@@ -56,7 +56,7 @@ mod watch;
 use enrol::not_configured;
 pub use enrol::{SyncDevice, SyncDevices};
 use heads::*;
-use repo::SyncRepo;
+use repo::{with_doc, SyncRepo};
 use session::*;
 use settings::*;
 use tracking::*;

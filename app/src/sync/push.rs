@@ -54,7 +54,7 @@ impl Service {
             let Some(handle) = find(repo, &known.doc_id).await? else {
                 continue;
             };
-            if known.heads != heads_of(&handle) {
+            if known.heads != heads_of(&handle)? {
                 unmerged.push((known, handle));
             }
         }
@@ -62,7 +62,7 @@ impl Service {
             .iter()
             .map(|(known, h)| (h, parse_heads(&known.heads)))
             .collect();
-        let uploads = self.uploads_if(ask, &since).await;
+        let uploads = self.uploads_if(ask, &since).await?;
         for (known, handle) in &unmerged {
             self.consider_workflow(repo, &known.key, handle, Some(known), &uploads)
                 .await?;
@@ -76,10 +76,10 @@ impl Service {
         &self,
         ask: Option<&Settings>,
         docs: &[(&DocHandle, Vec<ChangeHash>)],
-    ) -> Uploads {
+    ) -> Result<Uploads> {
         match ask {
             Some(s) if !docs.is_empty() => self.sync().uploads_since(s, docs).await,
-            _ => Uploads::default(),
+            _ => Ok(Uploads::default()),
         }
     }
 
@@ -113,7 +113,7 @@ impl Service {
                     // Created documents are stored before `create` returns;
                     // this says whether that write failed.
                     repo.stored(&h).await?;
-                    let heads = heads_of(&h);
+                    let heads = heads_of(&h)?;
                     self.save_doc(&wf.id, &h, &heads)?;
                     out.new_docs.push(KnownDoc {
                         key: wf.id.clone(),
@@ -137,7 +137,7 @@ impl Service {
                 }
                 // Offline (step 0 merged what was there) or mid-watch (a
                 // change arrived since the round's merges): merged here.
-                let uploads = self.uploads_if(ask, &[(&handle, since)]).await;
+                let uploads = self.uploads_if(ask, &[(&handle, since)]).await?;
                 // A server that did not answer is not asked again (and
                 // waited for) for every other document of this push.
                 if uploads.unanswered() {
@@ -243,7 +243,9 @@ impl Service {
             runs.iter().try_for_each(|run| execlog::put(tx, run))
         };
         let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
-        handle.with_document(|d| commit_noted(d, None, CommitOptions::default(), put, note))
+        with_doc(handle, |d| {
+            commit_noted(d, None, CommitOptions::default(), put, note)
+        })?
     }
 
     /// One of this device's logs, settled with the server while it held
@@ -257,7 +259,7 @@ impl Service {
         if noted.is_empty() {
             return Ok(false);
         }
-        let contested = handle.with_document(|d| execlog::contested(d));
+        let contested = with_doc(handle, |d| execlog::contested(d))?;
         let runs = self.read(|c| {
             let mut out = Vec::new();
             for id in &contested {
@@ -292,7 +294,7 @@ impl Service {
     ) -> Result<Push> {
         let message = self.commit_message();
         let noted = self.pushed(handle.document_id())?;
-        handle.with_document(|d| {
+        with_doc(handle, |d| {
             // A push of this device's that this copy lacks may be on the
             // server: written before it comes back, this edit would be
             // concurrent with it, not after it (`Push::Behind`).
@@ -358,7 +360,7 @@ impl Service {
             let note = |hash: &ChangeHash| self.note_pushed(handle.document_id(), hash);
             commit_noted(d, at.as_deref(), opts, |tx| doc::apply(tx, &changes), note)?;
             Ok(Push::Sent(nothing_unmerged.then(|| sorted_heads(d))))
-        })
+        })?
     }
 
     /// Workflows with local changes since the last sync, workflows that
@@ -480,6 +482,8 @@ impl Service {
 }
 
 #[cfg(test)]
+// Tests read their documents directly; a failure there is the test's.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use flowkeep_core::commands::UpdateWorkflow;

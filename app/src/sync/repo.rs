@@ -55,7 +55,11 @@ impl SyncRepo {
     pub(super) async fn stored(&self, handle: &DocHandle) -> Result<()> {
         match tokio::time::timeout(STORED_TIMEOUT, handle.stored()).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Error::Unavailable("the sync engine stopped".into())),
+            Ok(Err(_)) => {
+                // Its actor failed, or the whole repo stopped.
+                with_doc(handle, |_| ())?;
+                return Err(Error::Unavailable("the sync engine stopped".into()));
+            }
             Err(_) => {
                 return Err(Error::SyncStorage(format!(
                     "writing document {} took longer than {} s",
@@ -166,5 +170,55 @@ impl Service {
             .load()
             .await;
         Ok(SyncRepo { repo, failures })
+    }
+}
+
+/// Reads or changes a document: `f` on it, or [`Error::SyncDocument`] if
+/// samod's actor for it failed (panicked on a change it applied) — its
+/// copy in memory is then in whatever state the panic left. The caller's
+/// session stops, recording nothing more; the next loads the document
+/// again from this device's file.
+pub(super) fn with_doc<R>(handle: &DocHandle, f: impl FnOnce(&mut Automerge) -> R) -> Result<R> {
+    handle
+        .try_with_document(f)
+        .map_err(|_| Error::SyncDocument(handle.document_id().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document whose actor failed (here a closure panics inside it; in
+    /// a sync, a change automerge cannot apply) stops the session with an
+    /// error naming it, never a panic, and is never counted as stored.
+    #[tokio::test]
+    async fn a_document_the_sync_engine_failed_on_is_an_error_naming_it() {
+        let repo = SyncRepo::in_memory().await;
+        let (failing, other) = (
+            repo.create(Automerge::new()).await.unwrap(),
+            repo.create(Automerge::new()).await.unwrap(),
+        );
+        assert!(heads_of(&failing).is_ok());
+        let _ = failing
+            .with_document_async(|_| panic!("a change this actor cannot take"))
+            .await;
+
+        let id = failing.document_id().to_string();
+        for err in [
+            heads_of(&failing).unwrap_err(),
+            repo.stored(&failing).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, Error::SyncDocument(d) if *d == id),
+                "{err:?}"
+            );
+            let said = err.to_string();
+            assert!(
+                said.contains(&id) && said.contains("nothing about it was recorded"),
+                "{said}"
+            );
+        }
+        assert!(heads_of(&other).is_ok(), "another document is untouched");
+        repo.stored(&other).await.unwrap();
     }
 }

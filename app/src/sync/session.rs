@@ -243,7 +243,7 @@ impl SyncService<'_> {
         for ((_, h), _) in handles.iter().zip(&settled).filter(|(_, s)| **s) {
             let pushed = self.pushed(h.document_id())?;
             if !pushed.is_empty() {
-                let lost = h.with_document(|d| missing_pushes(d, &pushed));
+                let lost = with_doc(h, |d| missing_pushes(d, &pushed))?;
                 if !lost.is_empty() {
                     tracing::debug!(document = %h.document_id(), lost = lost.len(), "pushes neither stored here nor on the server");
                     self.forget_pushes(h.document_id(), &lost)?;
@@ -267,7 +267,7 @@ impl SyncService<'_> {
                 (h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default())
             })
             .collect();
-        let uploads = self.uploads_since(s, &since).await;
+        let uploads = self.uploads_since(s, &since).await?;
         let mut merged = 0;
         for (i, (wf_id, handle)) in handles.iter().enumerate() {
             let known = docs.iter().find(|k| &k.key == wf_id);
@@ -324,7 +324,7 @@ impl SyncService<'_> {
             .iter()
             .map(|(_, h, known)| (*h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default()))
             .collect();
-        let log_uploads = self.uploads_since(s, &since).await;
+        let log_uploads = self.uploads_since(s, &since).await?;
         for (key, handle, known) in theirs {
             self.consider_log(repo, key, handle, known, &listed_ids, &log_uploads)
                 .await?;
@@ -411,8 +411,8 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub(super) async fn find(repo: &Repo, id: &DocumentId) -> Result<Option<DocHandle>> {
     match tokio::time::timeout(DOC_TIMEOUT, repo.find(id.clone())).await {
-        Ok(Ok(Some(h))) if !h.with_document(|d| arrived(d)) => Ok(None),
-        Ok(Ok(h)) => Ok(h),
+        Ok(Ok(Some(h))) => Ok(with_doc(&h, |d| arrived(d))?.then_some(h)),
+        Ok(Ok(None)) => Ok(None),
         Ok(Err(_)) => Err(Error::Unavailable("the sync engine stopped".into())),
         Err(_) => Ok(None),
     }

@@ -35,12 +35,12 @@ impl Service {
 
     /// Remembers why a sync could not reach or was refused by the server,
     /// or could not store what it synced (in its copy of the documents or
-    /// in the database), for `sync status` and the app's header; other
+    /// in the database) or process a document, for `sync status` and the app's header; other
     /// errors are the caller's to show.
     pub(super) fn note_sync_error(&self, e: &Error) {
         let message = match e {
             Error::Unavailable(message) => message.clone(),
-            Error::SyncStorage(_) => e.to_string(),
+            Error::SyncStorage(_) | Error::SyncDocument(_) => e.to_string(),
             Error::Database(inner) => format!("this device's database failed: {inner}"),
             _ => return,
         };

@@ -151,7 +151,7 @@ impl Service {
         if pushed.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(handle.with_document(|d| covered_pushes(d, &parse_heads(heads), &pushed)))
+        with_doc(handle, |d| covered_pushes(d, &parse_heads(heads), &pushed))
     }
 
     /// Forgets pushes noted for `doc_id`.
@@ -216,10 +216,10 @@ pub(super) fn list_missing(
     tracked: &[KnownDoc],
     reported: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let listed: std::collections::HashMap<String, String> = root
-        .with_document(|d| root::entries(d, list))
-        .into_iter()
-        .collect();
+    let listed: std::collections::HashMap<String, String> =
+        with_doc(root, |d| root::entries(d, list))?
+            .into_iter()
+            .collect();
     // Entries another client removed are put back; one it pointed
     // elsewhere only once this device reported it (`reported`, given the
     // entry's key), so tampering is always on record before it is repaired,
@@ -234,7 +234,7 @@ pub(super) fn list_missing(
     if missing.is_empty() {
         return Ok(());
     }
-    root.with_document(|d| {
+    with_doc(root, |d| {
         d.transact::<_, _, String>(|tx| {
             for k in &missing {
                 root::add(tx, list, &k.key, &AutomergeUrl::from(&k.doc_id).to_string())?;
@@ -242,6 +242,6 @@ pub(super) fn list_missing(
             Ok(())
         })
         .map_err(|f| Error::Corrupt(f.error))
-    })?;
+    })??;
     Ok(())
 }

@@ -126,12 +126,12 @@ impl SyncService<'_> {
         &self,
         s: &Settings,
         docs: &[(&DocHandle, Vec<ChangeHash>)],
-    ) -> Uploads {
-        let changes: Vec<ChangeHash> = docs
-            .iter()
-            .flat_map(|(h, since)| h.with_document(|d| to_ask(d, since)))
-            .collect();
-        self.uploads(s, changes).await
+    ) -> Result<Uploads> {
+        let mut changes: Vec<ChangeHash> = Vec::new();
+        for (h, since) in docs {
+            changes.extend(with_doc(h, |d| to_ask(d, since))?);
+        }
+        Ok(self.uploads(s, changes).await)
     }
 }
 

@@ -147,13 +147,13 @@ impl SyncService<'_> {
                 };
                 // This device's copy of the documents, or its database,
                 // could not be written (a full disk, a lock held too long,
-                // an I/O error, a read-only file): nothing was recorded
-                // that it did not keep, and a fresh repo, loaded from what
-                // is stored, tries again later. What only a change to this
-                // program mends (a row that does not read as it should)
-                // ends the watch.
+                // an I/O error, a read-only file), or the sync engine failed
+                // on one document: nothing was recorded that it did not
+                // keep, and a fresh repo, loaded from what is stored, tries
+                // again later. What only a change to this program mends (a
+                // row that does not read as it should) ends the watch.
                 let e = match result {
-                    Err(e @ Error::SyncStorage(_)) => e,
+                    Err(e @ (Error::SyncStorage(_) | Error::SyncDocument(_))) => e,
                     Err(e @ Error::Database(rusqlite::Error::SqliteFailure(..))) => e,
                     other => return other,
                 };
@@ -431,7 +431,7 @@ impl SyncService<'_> {
             .iter()
             .map(|(known, h)| (h, parse_heads(&known.heads)))
             .collect();
-        let uploads = self.uploads_since(settings, &since).await;
+        let uploads = self.uploads_since(settings, &since).await?;
         let mut merged = 0;
         for (known, handle) in &workflow_docs {
             if self
@@ -458,7 +458,7 @@ impl SyncService<'_> {
             .iter()
             .map(|(_, h, known)| (h, parse_heads(&known.heads)))
             .collect();
-        let log_uploads = self.uploads_since(settings, &since).await;
+        let log_uploads = self.uploads_since(settings, &since).await?;
         for (key, handle, known) in &their_logs {
             let ids = match &mut workflows {
                 Some(ids) => ids,

@@ -43,6 +43,9 @@ pub(crate) struct DocActorInner {
     /// Callers of `DocHandle::stored`, each waiting for the writes issued
     /// up to the one named.
     stored_waiters: Vec<(IoTaskId, oneshot::Sender<()>)>,
+    /// Set once the actor panicked (`fail`): its document is in whatever
+    /// state the panic left, so handles are refused it from then on.
+    failed: bool,
 }
 
 impl DocActorInner {
@@ -67,7 +70,13 @@ impl DocActorInner {
             last_observed_version: None,
             observer,
             stored_waiters: Vec::new(),
+            failed: false,
         }
+    }
+
+    /// Whether the actor panicked and was stopped (`fail`).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed
     }
 
     /// Resolves once every change the document holds now is stored: `None`
@@ -109,6 +118,23 @@ impl DocActorInner {
         self.handle_results(actor_result);
 
         value
+    }
+
+    /// [`Self::with_document`], or `None` when the actor failed or its
+    /// document is not there to change (not ready, or unloaded).
+    pub(crate) fn try_with_document<F, R>(&mut self, f: F) -> Option<R>
+    where
+        F: FnOnce(&mut Automerge) -> R,
+    {
+        if self.failed {
+            return None;
+        }
+        let WithDocResult {
+            actor_result,
+            value,
+        } = self.actor.with_document(UnixTimestamp::now(), f).ok()?;
+        self.handle_results(actor_result);
+        Some(value)
     }
 
     pub(crate) fn create_ephemera_listener(&mut self) -> mpsc::UnboundedReceiver<Vec<u8>> {
@@ -264,6 +290,7 @@ impl DocActorInner {
     /// Tells the IO loop (its share-policy checks for this actor) and the
     /// hub that this actor runs no more (`run_guarded`).
     fn fail(&mut self, what: &str) {
+        self.failed = true;
         tracing::error!(
             document_id = %self.document_id,
             actor_id = ?self.actor_id,

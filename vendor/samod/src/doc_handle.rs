@@ -106,7 +106,34 @@ impl DocHandle {
     where
         F: FnOnce(&mut Automerge) -> R,
     {
-        self.inner.lock().unwrap().with_document(f)
+        self.inner
+            .lock()
+            .expect("the document's actor failed (panicked); try_with_document reports it")
+            .with_document(f)
+    }
+
+    /// [`Self::with_document`], or `Err(Stopped)` instead of a panic when
+    /// the document's actor failed (panicked while it applied a change, see
+    /// [`RepoEvent::DocumentFailed`](crate::RepoEvent)): its document is in
+    /// whatever state the panic left, and the repo loads it again from
+    /// storage on its next `find`. For a caller that must go on (or report
+    /// the document) when one document fails. A panic in `f` itself still
+    /// reaches the caller, and fails the document.
+    pub fn try_with_document<F, R>(&self, f: F) -> Result<R, Stopped>
+    where
+        F: FnOnce(&mut Automerge) -> R,
+    {
+        self.inner
+            .lock()
+            .map_err(|_| Stopped)?
+            .try_with_document(f)
+            .ok_or(Stopped)
+    }
+
+    /// The actor's state, or `None` if it failed: a panic poisons the lock
+    /// it held, and `fail` marks it.
+    fn live(&self) -> Option<std::sync::MutexGuard<'_, DocActorInner>> {
+        self.inner.lock().ok().filter(|inner| !inner.has_failed())
     }
 
     /// Make a change to the underlying `automerge::Automerge` document without
@@ -151,23 +178,35 @@ impl DocHandle {
     /// `Storage` cannot report a failed write: a write that failed counts
     /// as completed here, so a caller that must know wraps its storage.
     pub fn stored(&self) -> impl Future<Output = Result<(), Stopped>> + Send + 'static {
-        let waiting = self.inner.lock().unwrap().when_stored();
+        // A failed actor's document may hold changes it never wrote: never
+        // "stored" then.
+        let waiting = self.live().map(|mut inner| inner.when_stored());
         async move {
             match waiting {
-                Some(rx) => rx.await.map_err(|_| Stopped),
-                None => Ok(()),
+                None => Err(Stopped),
+                Some(Some(rx)) => rx.await.map_err(|_| Stopped),
+                Some(None) => Ok(()),
             }
         }
     }
 
     /// Listen to ephemeral messages sent by other peers to this document
+    /// (the stream ends when the document's actor fails, at once if it
+    /// already has).
     pub fn ephemera(&self) -> impl Stream<Item = Vec<u8>> + 'static {
-        self.inner.lock().unwrap().create_ephemera_listener()
+        match self.live() {
+            Some(mut inner) => inner.create_ephemera_listener(),
+            None => futures::channel::mpsc::unbounded().1,
+        }
     }
 
-    /// Listen for changes to the document
+    /// Listen for changes to the document (the stream ends when the
+    /// document's actor fails, at once if it already has).
     pub fn changes(&self) -> impl Stream<Item = DocumentChanged> + 'static {
-        self.inner.lock().unwrap().create_change_listener()
+        match self.live() {
+            Some(mut inner) => inner.create_change_listener(),
+            None => futures::channel::mpsc::unbounded().1,
+        }
     }
 
     /// Send an ephemeral message which will be broadcast to all other peers who have this document open

@@ -262,3 +262,67 @@ async fn a_closure_that_panics_inside_a_change_fails_its_document_alone() {
         .await
         .expect("the repo stops");
 }
+
+/// A handle to a document whose actor failed tells its caller so instead
+/// of panicking (the lock the panic poisoned): an application that keeps
+/// handles (a device's sync) reports the document and goes on. Its
+/// changes stream ends, and it is never reported stored.
+#[tokio::test]
+async fn a_handle_to_a_failed_document_reports_it_instead_of_panicking() {
+    let trap = Trap::default();
+    let repo = Repo::build_tokio()
+        .with_peer_id(PeerId::from("alice"))
+        .with_observer(trap.clone())
+        .load()
+        .await;
+    let (x, y) = (created(&repo).await, created(&repo).await);
+    assert_eq!(
+        x.try_with_document(|d| d.get_heads().len()).ok(),
+        Some(1),
+        "a live document is read"
+    );
+    assert!(x.stored().await.is_ok());
+    let listening = x.changes();
+
+    let _ = x
+        .with_document_async(|d| {
+            let mut tx = d.transaction();
+            tx.put(ROOT, "n", "half").unwrap();
+            panic!("a caller's bug, mid-change");
+        })
+        .await;
+    assert_eq!(trap.failed.load(Ordering::SeqCst), 1);
+
+    assert!(x.try_with_document(|d| d.get_heads()).is_err());
+    assert!(
+        x.stored().await.is_err(),
+        "what a failed actor held is never reported stored"
+    );
+    assert!(ends(listening).await);
+    assert!(ends(x.changes()).await, "a new one too");
+    assert!(ends(x.ephemera()).await);
+
+    assert_eq!(
+        y.try_with_document(|d| {
+            let mut tx = d.transaction();
+            tx.put(ROOT, "n", "1").unwrap();
+            tx.commit();
+        })
+        .ok(),
+        Some(()),
+        "the other document still takes changes"
+    );
+    assert_eq!(value(&y, "n").as_deref(), Some("1"));
+    tokio::time::timeout(Duration::from_secs(10), repo.stop())
+        .await
+        .expect("the repo stops");
+}
+
+/// Whether `s` ends (rather than yields, or waits for ever).
+async fn ends(s: impl futures::Stream) -> bool {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), Box::pin(s).next())
+        .await
+        .expect("the stream ends or yields")
+        .is_none()
+}
