@@ -404,7 +404,7 @@ impl Service {
                     "runs of workflow {}, which this workspace does not have",
                     key.workflow_id
                 ),
-                heads: heads_now,
+                heads: heads_of(handle)?,
             };
             // Its own scope: the log is looked at again once the workflow
             // exists, whatever its heads.
