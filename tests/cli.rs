@@ -214,6 +214,80 @@ fn config_get_set_update_validate() {
     assert_eq!(updated["values"]["retries"], 7);
 }
 
+/// A config past what sync carries (nested deeper than 64 levels, or over
+/// 2 MiB) is refused where it is written: accepted, it never synced, and
+/// nested near serde_json's limit it left an event that did not read back,
+/// so `history` and `rebuild-projections` failed as corrupt data.
+#[test]
+fn a_config_nested_or_sized_past_what_sync_carries_is_refused_and_history_reads() {
+    let fk = Flowkeep::new();
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels - 1), "]".repeat(levels - 1));
+    let doc = |value: &str| {
+        format!(r#"{{"fields":[{{"key":"j","type":"json"}}],"values":{{"j":{value}}}}}"#)
+    };
+    let id = fk
+        .json(&[
+            "workflow",
+            "create",
+            "--name",
+            "ok",
+            "--config",
+            &doc(&nested(64)),
+        ])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for levels in [65, 125] {
+        let err = fails(
+            &fk,
+            &[
+                "workflow",
+                "create",
+                "--name",
+                "deep",
+                "--config",
+                &doc(&nested(levels)),
+            ],
+            3,
+            "validation_failed",
+        );
+        assert_eq!(fields(&err), [("values.j".into(), "depth".into())]);
+        let message = err["fields"][0]["message"].as_str().unwrap();
+        assert!(message.contains("at most 64"), "{message}");
+    }
+    let err = fails(
+        &fk,
+        &["config", "set", &id, "j", &nested(100)],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("values.j".into(), "depth".into())]);
+    let big = format!(
+        r#"{{"fields":[{{"key":"t","type":"text"}}],"values":{{"t":"{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let file = fk.data_dir().join("big.json");
+    std::fs::write(&file, big).unwrap();
+    let err = fails(
+        &fk,
+        &[
+            "config",
+            "update",
+            &id,
+            "--config",
+            &format!("@{}", file.display()),
+        ],
+        3,
+        "validation_failed",
+    );
+    assert_eq!(fields(&err), [("config".into(), "size".into())]);
+
+    fk.json(&["history", &id]).ok();
+    fk.json(&["rebuild-projections"]).ok();
+}
+
 #[test]
 fn bad_input_gets_exit_codes_named_fields_and_changes_nothing() {
     let fk = Flowkeep::new();

@@ -19,7 +19,7 @@ use crate::commands::{CreateWorkflow, FinishRun, Input, StartRun};
 use crate::config::{ConfigDocument, CrossRule, FieldDef, RetentionPolicy, RunSpec};
 use crate::error::{Error, FieldError};
 use crate::run::Run;
-use crate::validation::ValidationContext;
+use crate::validation::{bounds, ValidationContext};
 use crate::workflow::{FieldConflict, WorkflowSpec};
 
 /// Largest config document (as JSON) a workflow may carry; the local HTTP
@@ -142,18 +142,8 @@ pub fn parse_json_text(text: &str, max_bytes: usize) -> Result<Value, String> {
         return Err(format!("{} bytes of JSON; at most {max_bytes}", text.len()));
     }
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    check_depth(&v)?;
+    bounds::depth(&v)?;
     Ok(v)
-}
-
-fn check_depth(v: &Value) -> Result<(), String> {
-    let depth = json_depth(v);
-    if depth > MAX_JSON_DEPTH {
-        return Err(format!(
-            "nested {depth} levels deep; at most {MAX_JSON_DEPTH}"
-        ));
-    }
-    Ok(())
 }
 
 /// Remote text for a message: cut short, control characters escaped, quoted.
@@ -269,41 +259,26 @@ fn local_rules(name: &str, description: &str, version: &str, tags: &[String]) ->
 /// the parts one device writes as a whole (field definitions, run spec,
 /// retention), which must be valid as they stand. Value keys must be keys.
 pub fn check_config(config: &ConfigDocument) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let size = serde_json::to_vec(config).map_or(usize::MAX, |v| v.len());
-    if size > MAX_CONFIG_BYTES {
-        errors.push(FieldError::new(
-            "config",
-            "size",
-            format!("the config document is {size} bytes; at most {MAX_CONFIG_BYTES}"),
-        ));
-        // Checking the parts of an oversized document would only cost time.
+    // The bounds a device holds its own user to, under this document's
+    // paths; a value under a key that is no key is reported as that alone
+    // (its key is another client's text, quoted).
+    let mut errors: Vec<FieldError> = bounds::check(config)
+        .into_iter()
+        .filter(|e| e.field.strip_prefix("values.").is_none_or(is_field_key))
+        .map(|e| match e.field.as_str() {
+            "config" => e,
+            path => FieldError::new(format!("config.{path}"), &e.code, e.message),
+        })
+        .collect();
+    if errors.iter().any(|e| e.field == "config") {
         return errors;
     }
-    for (key, v) in &config.values {
-        let path = format!("config.values.{key}");
-        if !is_field_key(key) {
-            errors.push(FieldError::new(
-                "config.values",
-                "key_format",
-                format!("{} is not a field key", quote(key)),
-            ));
-            continue;
-        }
-        if let Err(m) = check_depth(v) {
-            errors.push(FieldError::new(path, "depth", m));
-        }
-    }
-    let parts = [
-        ("config.fields", serde_json::to_value(&config.fields)),
-        ("config.rules", serde_json::to_value(&config.rules)),
-        ("config.run", serde_json::to_value(&config.run)),
-        ("config.retention", serde_json::to_value(&config.retention)),
-    ];
-    for (path, v) in parts {
-        if let Err(m) = v.map_err(|e| e.to_string()).and_then(|v| check_depth(&v)) {
-            errors.push(FieldError::new(path, "depth", m));
-        }
+    for key in config.values.keys().filter(|k| !is_field_key(k)) {
+        errors.push(FieldError::new(
+            "config.values",
+            "key_format",
+            format!("{} is not a field key", quote(key)),
+        ));
     }
     if !errors.is_empty() {
         return errors;
@@ -371,7 +346,7 @@ fn check_value_at(field: &str, v: &Value) -> Vec<FieldError> {
         path => match path.strip_prefix("config.values.") {
             Some(key) if is_field_key(key) => {
                 let mut errors = sized(field, v, MAX_CONFIG_BYTES);
-                if let Err(m) = check_depth(v) {
+                if let Err(m) = bounds::depth(v) {
                     errors.push(FieldError::new(field, "depth", m));
                 }
                 errors
@@ -406,7 +381,7 @@ fn sized(field: &str, v: &Value, max: usize) -> Vec<FieldError> {
 /// A part of the config as a value: its size, depth and shape.
 fn typed<T: DeserializeOwned>(field: &str, v: &Value) -> Vec<FieldError> {
     let mut errors = sized(field, v, MAX_CONFIG_BYTES);
-    if let Err(m) = check_depth(v) {
+    if let Err(m) = bounds::depth(v) {
         errors.push(FieldError::new(field, "depth", m));
     }
     if errors.is_empty() {

@@ -45,6 +45,15 @@ pub fn check_outcome(
             ),
         ));
     }
+    // As deep as a config value may be: the event that records it must
+    // read back, and other devices refuse deeper.
+    if let Some(Err(m)) = output.map(crate::validation::bounds::depth) {
+        errors.push(crate::FieldError::new(
+            format!("{prefix}output"),
+            "depth",
+            m,
+        ));
+    }
     if let Some(len) = output
         .map(|o| o.to_string().len())
         .filter(|len| *len > MAX_OUTPUT_BYTES)
@@ -158,6 +167,20 @@ pub fn config_hash(values: &serde_json::Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::RunStatus::*;
+
+    #[test]
+    fn an_output_nested_deeper_than_a_config_value_may_be_is_refused() {
+        let nested =
+            |levels: usize| (1..levels).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        let max = crate::remote::MAX_JSON_DEPTH;
+        assert!(super::check_outcome("", Some(0), Some(&nested(max))).is_empty());
+        let errors = super::check_outcome("runs[2].", Some(0), Some(&nested(max + 1)));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].code.as_str()),
+            ("runs[2].output", "depth")
+        );
+    }
 
     #[test]
     fn the_config_hash_follows_the_values_not_their_order() {

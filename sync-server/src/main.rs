@@ -68,8 +68,9 @@ struct Cli {
         default_value = "127.0.0.1:7780"
     )]
     listen: SocketAddr,
-    /// Largest WebSocket message accepted, in bytes.
-    #[arg(long, global = true, env = "FLOWKEEP_SYNC_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    /// Largest WebSocket message accepted, in bytes (4 KiB to 1 GiB).
+    #[arg(long, global = true, env = "FLOWKEEP_SYNC_MAX_MESSAGE_BYTES", default_value_t = 16 << 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4096..=1 << 30))]
     max_message_bytes: usize,
     /// Most devices connected at once, over all workspaces.
     #[arg(

@@ -38,16 +38,33 @@ impl Tail {
     }
 
     /// The last non-empty line, if it parses as JSON.
+    /// The last line as JSON, if it is JSON that fits in a run's output
+    /// (`{"result": …}` at most `MAX_JSON_DEPTH` deep): whatever a job
+    /// prints, its run is recorded.
     pub(crate) fn json_result(&self) -> Option<serde_json::Value> {
         let text = self.text();
         let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
-        serde_json::from_str(line.trim()).ok()
+        serde_json::from_str(line.trim()).ok().filter(|v| {
+            flowkeep_core::remote::json_depth(v) < flowkeep_core::remote::MAX_JSON_DEPTH
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_result_is_the_last_line_as_json_when_a_run_can_hold_it() {
+        let mut t = Tail::new(1 << 16);
+        t.push(b"working\n{\"ok\": [1, 2]}\n\n");
+        assert_eq!(t.json_result(), Some(serde_json::json!({"ok": [1, 2]})));
+        let mut deep = Tail::new(1 << 16);
+        // Valid JSON, but nested deeper than a run's output may be.
+        let levels = flowkeep_core::remote::MAX_JSON_DEPTH;
+        deep.push(format!("{}1{}", "[".repeat(levels), "]".repeat(levels)).as_bytes());
+        assert_eq!(deep.json_result(), None);
+    }
 
     #[test]
     fn keeps_only_the_last_bytes() {

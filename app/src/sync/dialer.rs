@@ -255,7 +255,7 @@ fn limit_notice(text: &str) -> Option<Option<String>> {
 }
 
 /// At most 300 characters of `s`, control characters left out.
-fn printable(s: &str) -> String {
+pub(super) fn printable(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control())
         .take(300)
@@ -365,7 +365,9 @@ async fn open_with_response(
             let reason = r
                 .body()
                 .as_deref()
-                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                // Shown in `sync status` and the app's header: cut, and no
+                // control characters, whatever the server sent.
+                .map(|b| printable(&String::from_utf8_lossy(b)))
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| "no reason given".to_owned());
             Err(Failure::Refused(Refused::Server {

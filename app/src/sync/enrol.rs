@@ -75,7 +75,8 @@ impl SyncService<'_> {
         let reply = exchange(&url, &s.token, &s, Some(proof.to_string())).await?;
         if let Some(why) = reply.get("error").and_then(|e| e.as_str()) {
             return Err(Error::Unavailable(format!(
-                "the sync server did not enrol this device: {why}"
+                "the sync server did not enrol this device: {}",
+                super::dialer::printable(why)
             )));
         }
         let credential = reply

@@ -37,14 +37,17 @@ fn runs(doc: &impl ReadDoc) -> Option<ObjId> {
     }
 }
 
-/// The synced form of a run: its output cut down if large.
+/// The synced form of a run: its output cut down if large, or nested deeper
+/// than a record other devices read (the record wraps it once more).
 pub(crate) fn record(e: &Run) -> Json {
     let mut v = serde_json::to_value(e).expect("an execution serializes");
     if let Some(out) = &e.output {
-        if out.to_string().len() > MAX_SYNCED_OUTPUT {
+        let too_deep = remote::json_depth(&v) > remote::MAX_JSON_DEPTH;
+        if too_deep || out.to_string().len() > MAX_SYNCED_OUTPUT {
             let result = out
                 .get("result")
                 .filter(|r| r.to_string().len() <= MAX_SYNCED_OUTPUT / 2)
+                .filter(|r| remote::json_depth(r) + 2 <= remote::MAX_JSON_DEPTH)
                 .cloned();
             v["output"] = json!({"truncated": true, "result": result, "note": "the whole output is on the device that ran it"});
         }
@@ -152,6 +155,43 @@ mod tests {
         let mut d = Automerge::new();
         d.transact::<_, _, String>(|tx| init(tx, KEY)).unwrap();
         d
+    }
+
+    /// A run whose output nests as deep as a device records is cut down as
+    /// a large one is, so the record stays one other devices read.
+    #[test]
+    fn a_record_whose_output_nests_deeper_than_others_read_is_cut_down() {
+        let nested = |levels: usize| (1..levels).fold(json!(1), |v, _| json!([v]));
+        let run = |output: Json| Run {
+            id: "0190a4b2-7c3d-7e4f-8a5b-000000000009".into(),
+            workflow_id: "0190a4b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b".into(),
+            status: flowkeep_core::run::RunStatus::Succeeded,
+            output: Some(output),
+            started_at: 1,
+            completed_at: Some(2),
+            duration_ms: Some(1),
+            exit_code: Some(0),
+            error: None,
+            trigger: "cli".into(),
+            device_id: "0190a4b2-7c3d-7e4f-8a5b-000000000002".into(),
+            workflow_revision: Some(1),
+            config_hash: None,
+            occurrence: None,
+        };
+        let reads = |v: &Json| {
+            remote::parse_json_text(&v.to_string(), remote::MAX_RUN_RECORD_BYTES).is_ok()
+        };
+        let fits = json!({"result": nested(remote::MAX_JSON_DEPTH - 2)});
+        let v = record(&run(fits.clone()));
+        assert_eq!(v["output"], fits, "kept as it is");
+        assert!(reads(&v));
+
+        let deep = json!({"result": nested(remote::MAX_JSON_DEPTH - 1), "stdout_tail": "…"});
+        assert!(!reads(&serde_json::to_value(run(deep.clone())).unwrap()));
+        let v = record(&run(deep));
+        assert_eq!(v["output"]["truncated"], true);
+        assert_eq!(v["output"]["result"], Json::Null, "too deep to keep");
+        assert!(reads(&v), "{v}");
     }
 
     #[test]

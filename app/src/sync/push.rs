@@ -106,7 +106,16 @@ impl Service {
             let (handle, mut known) = match self.known_doc(&wf.id)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
                     Some(h) => (h, known),
-                    None => continue,
+                    // Not loaded here (this device's copy lacks it and no
+                    // server has given it yet, or the sync engine failed on
+                    // it): the edit waits for a round that can, instead of
+                    // being passed over with the events it came from.
+                    None => {
+                        if !pending.contains(&wf.id) {
+                            self.set_push_pending(&wf.id, true)?;
+                        }
+                        continue;
+                    }
                 },
                 None => {
                     let h = self.create_doc(repo, wf, *deleted).await?;

@@ -198,7 +198,7 @@ impl SyncService<'_> {
         list_missing(root, root::List::Logs, &logs, |k| {
             reported("execution_logs", k)
         })?;
-        let mut unconfirmed = usize::from(!settle(root).await);
+        let mut unconfirmed = usize::from(!settle(root).await?);
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.
         let listed = self.check_root(root, &docs, &logs)?;
@@ -235,7 +235,9 @@ impl SyncService<'_> {
                 .chain(log_handles.iter().map(|(_, h)| h))
                 .map(settle),
         )
-        .await;
+        .await
+        .into_iter()
+        .collect::<Result<Vec<bool>>>()?;
         unconfirmed += settled.iter().filter(|settled| !**settled).count();
         // A push of this device's that its copy lacks and that the server,
         // now settled with, did not give back is nowhere: the edits after
@@ -254,7 +256,7 @@ impl SyncService<'_> {
         let settled_logs = log_handles.iter().zip(&settled[handles.len()..]);
         for ((key, h), _) in settled_logs.filter(|(_, s)| **s) {
             if key.device_id == own && self.mend_own_log(repo, h).await? {
-                settle(h).await;
+                settle(h).await?;
             }
         }
 
@@ -306,7 +308,7 @@ impl SyncService<'_> {
                             self.save_doc(wf_id, handle, &heads)?;
                         }
                         self.set_push_pending(wf_id, false)?;
-                        settle(handle).await;
+                        settle(handle).await?;
                     }
                 }
             }
@@ -432,22 +434,25 @@ fn arrived(d: &Automerge) -> bool {
 /// document; false when that did not happen in time, or soon after the
 /// server said the workspace is at a limit (`at_limit`): what it refuses
 /// never settles. What is not confirmed is kept here and sent again next
-/// session.
+/// session. An error if the sync engine failed on the document (the waits
+/// end then too).
 pub(super) async fn settle(
     h: &DocHandle,
     conn: samod::ConnectionId,
     at_limit: impl std::future::Future<Output = ()>,
-) -> bool {
+) -> Result<bool> {
     let both = futures::future::join(h.they_have_our_changes(conn), h.we_have_their_changes(conn));
     let refused = async {
         at_limit.await;
         tokio::time::sleep(AT_LIMIT_GRACE).await;
     };
-    tokio::select! {
+    let settled = tokio::select! {
         biased;
         settled = tokio::time::timeout(DOC_TIMEOUT, both) => settled.is_ok(),
         () = refused => false,
-    }
+    };
+    with_doc(h, |_| ())?;
+    Ok(settled)
 }
 
 /// How long a document still gets to settle once the server said the

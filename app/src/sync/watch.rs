@@ -21,6 +21,10 @@ struct Subscriptions {
     subscribed: HashSet<DocumentId>,
     /// Documents changed since the last round took them.
     changed: Arc<Mutex<HashSet<DocumentId>>>,
+    /// A document whose changes stopped coming: its stream ends only when
+    /// the sync engine failed on it (the repo is not stopped while
+    /// watched), and its handle, the root's included, is of no more use.
+    ended: Arc<Mutex<Option<DocumentId>>>,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -30,6 +34,7 @@ impl Subscriptions {
             tasks: JoinSet::new(),
             subscribed: HashSet::new(),
             changed: Arc::new(Mutex::new(HashSet::new())),
+            ended: Arc::new(Mutex::new(None)),
             wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -45,7 +50,8 @@ impl Subscriptions {
             }
             self.mark(&id);
             let mut changes = h.changes();
-            let (changed, wake) = (self.changed.clone(), self.wake.clone());
+            let (changed, ended, wake) =
+                (self.changed.clone(), self.ended.clone(), self.wake.clone());
             self.tasks.spawn(async move {
                 while changes.next().await.is_some() {
                     changed
@@ -54,6 +60,11 @@ impl Subscriptions {
                         .insert(id.clone());
                     wake.notify_one();
                 }
+                ended
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(id);
+                wake.notify_one();
             });
         }
     }
@@ -68,6 +79,14 @@ impl Subscriptions {
     fn take(&self) -> HashSet<DocumentId> {
         std::mem::take(&mut *self.changed.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// [`Error::SyncDocument`] for a document whose changes stopped coming.
+    fn check(&self) -> Result<()> {
+        match &*self.ended.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(id) => Err(Error::SyncDocument(id.to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How long the server may be out of reach before `sync status` says so
@@ -78,8 +97,23 @@ const AWAY_NOTICE: Duration = Duration::from_secs(5);
 const BUSY_RETRY: Duration = Duration::from_secs(3);
 const BUSY_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How soon a watch whose writes to this device's copy of the documents
-/// failed tries again.
+/// failed (or whose sync engine failed on a document) tries again, at
+/// first; doubling while it keeps failing soon after each start, up to
+/// `STORAGE_RETRY_MAX`: a change that fails every time would otherwise
+/// have every device reconnect and resync everything every 10 s.
 const STORAGE_RETRY: Duration = Duration::from_secs(10);
+const STORAGE_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+/// A watch that ran this long before it failed starts its pauses over.
+const STORAGE_RETRY_RESET: Duration = Duration::from_secs(10 * 60);
+
+/// The pause before the next start, given the last one and how long the
+/// watch ran before it failed.
+fn storage_pause(last: Option<Duration>, ran: Duration) -> Duration {
+    match last {
+        Some(last) if ran < STORAGE_RETRY_RESET => (last * 2).min(STORAGE_RETRY_MAX),
+        _ => STORAGE_RETRY,
+    }
+}
 
 /// `d` plus up to a quarter more, at random.
 fn jittered(d: Duration) -> Duration {
@@ -96,8 +130,9 @@ impl SyncService<'_> {
     /// refused credential (a revoked device) or an untrusted certificate
     /// ends it with an error, also mid-watch; a failed write to this
     /// device's copy of the documents, or one SQLite refused in its
-    /// database, is said in `sync status` (when that can still be written)
-    /// and tried again after `STORAGE_RETRY`. `on_round` sees rounds that
+    /// database, or the sync engine's failure on a document, is said in
+    /// `sync status` (when that can still be written) and tried again after
+    /// `STORAGE_RETRY`, longer while it keeps failing. `on_round` sees rounds that
     /// moved data.
     pub fn watch(
         &self,
@@ -134,7 +169,9 @@ impl SyncService<'_> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             };
             let settings = self.enrolled(settings).await?;
+            let mut pause: Option<Duration> = None;
             loop {
+                let started = std::time::Instant::now();
                 let result = match self.open_repo(&db_path).await {
                     Ok(repo) => {
                         let result = self
@@ -157,9 +194,12 @@ impl SyncService<'_> {
                     Err(e @ Error::Database(rusqlite::Error::SqliteFailure(..))) => e,
                     other => return other,
                 };
-                tracing::warn!(error = %e, "sync paused; trying again in {} s", STORAGE_RETRY.as_secs());
+                let next = storage_pause(pause, started.elapsed());
+                pause = Some(next);
+                let next = jittered(next);
+                tracing::warn!(error = %e, "sync paused; trying again in {} s", next.as_secs());
                 self.note_sync_error(&e);
-                let until = std::time::Instant::now() + STORAGE_RETRY;
+                let until = std::time::Instant::now() + next;
                 while std::time::Instant::now() < until {
                     if stop.load(Ordering::SeqCst) {
                         return Err(e);
@@ -251,6 +291,7 @@ impl SyncService<'_> {
             }
             if let Some(conn) = dialer.connection_id() {
                 let seq = self.max_seq()?;
+                subs.check()?;
                 let changed = subs.take();
                 let root_changed = root
                     .as_ref()
@@ -485,5 +526,29 @@ impl SyncService<'_> {
             }
         }
         Ok((pushed.workflows, merged, pushed.behind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_that_keeps_failing_soon_after_it_starts_waits_longer_each_time() {
+        let soon = Duration::from_secs(1);
+        assert_eq!(storage_pause(None, soon), STORAGE_RETRY, "the first pause");
+        let mut pause = None;
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let next = storage_pause(pause, soon);
+            seen.push(next.as_secs());
+            pause = Some(next);
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(
+            storage_pause(pause, STORAGE_RETRY_RESET),
+            STORAGE_RETRY,
+            "a watch that ran a while starts over"
+        );
     }
 }

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
-/// The six value types a config field can have.
+/// The seven value types a config field can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigType {

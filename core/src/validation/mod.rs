@@ -3,6 +3,7 @@
 //! (required, type, format, range, pattern, options, schema, file, custom and
 //! cross-field rules). Every function collects all problems; none stops early.
 
+pub mod bounds;
 mod cache;
 mod cross_field;
 pub mod custom_rules;
@@ -41,8 +42,14 @@ pub(crate) fn validate_document(
     doc: &ConfigDocument,
     ctx: &ValidationContext<'_>,
 ) -> Vec<FieldError> {
+    // An oversized document is reported for that alone: checking the rest
+    // would only cost time.
+    let mut errors = bounds::check(doc);
+    if errors.iter().any(|e| e.field == "config") {
+        return errors;
+    }
     let checker = Checker::new(doc, ctx);
-    let mut errors = definition::check(doc, &checker);
+    errors.extend(definition::check(doc, &checker));
     values::check(doc, &checker, &mut errors);
     cross_field::check(doc, &mut errors);
     errors

@@ -130,10 +130,8 @@ impl DocHandle {
             .ok_or(Stopped)
     }
 
-    /// The actor's state, or `None` if it failed: a panic poisons the lock
-    /// it held, and `fail` marks it.
     fn live(&self) -> Option<std::sync::MutexGuard<'_, DocActorInner>> {
-        self.inner.lock().ok().filter(|inner| !inner.has_failed())
+        live(&self.inner)
     }
 
     /// Make a change to the underlying `automerge::Automerge` document without
@@ -212,35 +210,49 @@ impl DocHandle {
     /// Send an ephemeral message which will be broadcast to all other peers who have this document open
     ///
     /// Note that whilst you can send any binary payload, the JS implementation
-    /// will only process payloads which are valid CBOR
+    /// will only process payloads which are valid CBOR. Dropped if the
+    /// document's actor failed.
     pub fn broadcast(&self, message: Vec<u8>) {
-        self.inner
-            .lock()
-            .unwrap()
-            .broadcast_ephemeral_message(message);
+        if let Some(mut inner) = self.live() {
+            inner.broadcast_ephemeral_message(message);
+        }
     }
 
     /// Get the current state of all peers connected to this document, and a stream of changes to that set
     ///
     /// The returned stream will receive updates in the form of a map from
     /// connection IDs which have changed to the new state for that connection
+    /// (none, and a stream that has ended, if the document's actor failed)
     pub fn peers(
         &self,
     ) -> (
         HashMap<ConnectionId, PeerDocState>,
         impl Stream<Item = HashMap<ConnectionId, PeerDocState>> + 'static + use<>,
     ) {
-        self.inner.lock().unwrap().peers()
+        match self.live() {
+            Some(mut inner) => {
+                let (now, changes) = inner.peers();
+                (now, changes.left_stream())
+            }
+            None => (
+                HashMap::new(),
+                futures::channel::mpsc::unbounded().1.right_stream(),
+            ),
+        }
     }
 
     /// Wait for a connection to have said they have everything we have.
     ///
     /// This may remain pending if sharing is denied or the peer refuses our changes.
+    /// It also resolves, at once or when it happens, if the document's actor
+    /// failed: a caller that must know asks [`Self::try_with_document`] after.
     pub fn they_have_our_changes(&self, conn: ConnectionId) -> impl Future<Output = ()> + 'static {
         let inner = self.inner.clone();
         async move {
             let mut state_changes = {
-                let mut inner = inner.lock().unwrap();
+                let Some(mut inner) = live(&inner) else {
+                    return;
+                };
                 let local_heads = inner.document().get_heads();
                 let (current, state_changes) = inner.peers();
                 if (current
@@ -256,7 +268,9 @@ impl DocHandle {
                 let Some(change) = changes.get(&conn) else {
                     continue;
                 };
-                let local_heads = inner.lock().unwrap().document().get_heads();
+                let Some(local_heads) = live(&inner).map(|i| i.document().get_heads()) else {
+                    return;
+                };
                 if change.shared_heads == Some(local_heads) {
                     break;
                 }
@@ -267,11 +281,15 @@ impl DocHandle {
     /// Wait until we have all the changes advertised by this connection.
     ///
     /// This may remain pending when our share policy denies the peer write access.
+    /// It also resolves, at once or when it happens, if the document's actor
+    /// failed: a caller that must know asks [`Self::try_with_document`] after.
     pub fn we_have_their_changes(&self, conn: ConnectionId) -> impl Future<Output = ()> + 'static {
         let inner = self.inner.clone();
         async move {
             let mut state_changes = {
-                let mut inner = inner.lock().unwrap();
+                let Some(mut inner) = live(&inner) else {
+                    return;
+                };
                 let (current, state_changes) = inner.peers();
                 if let Some(their_heads) = current.get(&conn).and_then(|c| c.their_heads.as_ref())
                     && their_heads
@@ -290,7 +308,9 @@ impl DocHandle {
                     continue;
                 };
                 {
-                    let inner = inner.lock().unwrap();
+                    let Some(inner) = live(&inner) else {
+                        return;
+                    };
                     if their_heads
                         .iter()
                         .all(|h| inner.document().get_change_by_hash(h).is_some())
@@ -301,4 +321,10 @@ impl DocHandle {
             }
         }
     }
+}
+
+/// The actor's state, or `None` if it failed: a panic poisons the lock it
+/// held, and `fail` marks it.
+fn live(inner: &Mutex<DocActorInner>) -> Option<std::sync::MutexGuard<'_, DocActorInner>> {
+    inner.lock().ok().filter(|inner| !inner.has_failed())
 }

@@ -266,7 +266,7 @@ async fn a_closure_that_panics_inside_a_change_fails_its_document_alone() {
 /// A handle to a document whose actor failed tells its caller so instead
 /// of panicking (the lock the panic poisoned): an application that keeps
 /// handles (a device's sync) reports the document and goes on. Its
-/// changes stream ends, and it is never reported stored.
+/// streams and waits end, and it is never reported stored.
 #[tokio::test]
 async fn a_handle_to_a_failed_document_reports_it_instead_of_panicking() {
     let trap = Trap::default();
@@ -283,6 +283,12 @@ async fn a_handle_to_a_failed_document_reports_it_instead_of_panicking() {
     );
     assert!(x.stored().await.is_ok());
     let listening = x.changes();
+    // Waits that nothing answers (no such connection) until the actor fails.
+    let nobody = ConnectionId::from(u32::MAX);
+    let ours_there = tokio::spawn(x.they_have_our_changes(nobody));
+    let theirs_here = tokio::spawn(x.we_have_their_changes(nobody));
+    tokio::task::yield_now().await;
+    assert!(!ours_there.is_finished() && !theirs_here.is_finished());
 
     let _ = x
         .with_document_async(|d| {
@@ -301,6 +307,24 @@ async fn a_handle_to_a_failed_document_reports_it_instead_of_panicking() {
     assert!(ends(listening).await);
     assert!(ends(x.changes()).await, "a new one too");
     assert!(ends(x.ephemera()).await);
+    let (peers, peer_changes) = x.peers();
+    assert!(peers.is_empty());
+    assert!(ends(peer_changes).await);
+    x.broadcast(vec![1]);
+    // The waits end, the ones that waited and new ones alike (a caller asks
+    // `try_with_document` to know why).
+    for wait in [ours_there, theirs_here] {
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("a wait on a failed document ends")
+            .expect("without a panic");
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        x.they_have_our_changes(nobody).await;
+        x.we_have_their_changes(nobody).await;
+    })
+    .await
+    .expect("new waits end at once");
 
     assert_eq!(
         y.try_with_document(|d| {
