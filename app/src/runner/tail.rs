@@ -37,8 +37,7 @@ impl Tail {
         String::from_utf8_lossy(&self.buf).into_owned()
     }
 
-    /// The last non-empty line, if it parses as JSON.
-    /// The last line as JSON, if it is JSON that fits in a run's output
+    /// The last non-empty line as JSON, if it is JSON that fits in a run's output
     /// (`{"result": …}` at most `MAX_JSON_DEPTH` deep): whatever a job
     /// prints, its run is recorded.
     pub(crate) fn json_result(&self) -> Option<serde_json::Value> {
