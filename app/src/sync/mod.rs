@@ -111,6 +111,9 @@ const META_REJECTED: &str = "sync.rejected:";
 /// Meta key prefix: a workflow with local edits its document could not
 /// take (it did not read); pushed again until it can.
 const META_PUSH_PENDING: &str = "sync.push_pending:";
+/// Runs of this device's whose log document could not be loaded when they
+/// were to be sent (one key per run id): sent with the next push.
+const META_RUNS_PENDING: &str = "sync.runs_pending:";
 /// Rejections of one document in one round (run records of a log, entries
 /// of the workspace document) that get an event each; the rest are counted
 /// in one more.

@@ -185,11 +185,18 @@ impl Service {
         // 1b. Runs recorded here since the last sync, into this device's
         //     execution-log documents.
         let mut logs_written: Vec<(DocHandle, Option<ChangeHash>)> = Vec::new();
+        let mut runs_sent: Vec<String> = Vec::new();
         for (key, runs) in self.local_runs_to_send()? {
             let handle = match self.known_log(&key)? {
                 Some(known) => match find(repo, &known.doc_id).await? {
                     Some(h) => h,
-                    None => continue,
+                    // Not loaded here (as for a workflow above): its runs
+                    // wait for a push that can, instead of being passed
+                    // over with the events they came from.
+                    None => {
+                        self.set_runs_pending(runs.iter().map(|r| r.id.as_str()), true)?;
+                        continue;
+                    }
                 },
                 None => {
                     let mut d = Automerge::new();
@@ -211,6 +218,7 @@ impl Service {
             };
             let hash = self.put_runs(&handle, &runs)?;
             logs_written.push((handle, hash));
+            runs_sent.extend(runs.into_iter().map(|r| r.id));
         }
 
         // What was written is on disk before anything says it was pushed:
@@ -236,6 +244,7 @@ impl Service {
         for wf_id in done_pending {
             self.set_push_pending(wf_id, false)?;
         }
+        self.set_runs_pending(runs_sent.iter().map(String::as_str), false)?;
         Ok(out)
     }
 
@@ -457,7 +466,35 @@ impl Service {
         format!("flowkeep:{}:{}:", self.device_id(), self.actor())
     }
 
-    /// This device's runs touched since the last sync, grouped by log key.
+    /// Marks runs as waiting for their log document, or no longer.
+    pub(super) fn set_runs_pending<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+        pending: bool,
+    ) -> Result<()> {
+        let keys: Vec<String> = ids
+            .into_iter()
+            .map(|id| format!("{META_RUNS_PENDING}{id}"))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| {
+            let sql = if pending {
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')"
+            } else {
+                "DELETE FROM meta WHERE key = ?1"
+            };
+            let mut stmt = w.conn.prepare_cached(sql)?;
+            for key in &keys {
+                stmt.execute([key])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// This device's runs touched since the last sync, and those still
+    /// waiting for their log document, grouped by log key.
     pub(super) fn local_runs_to_send(&self) -> Result<Vec<(String, Vec<flowkeep_core::run::Run>)>> {
         let synced: i64 = self
             .meta(META_SEQ)?
@@ -465,13 +502,18 @@ impl Service {
             .unwrap_or(0);
         let own = self.device_id().to_owned();
         self.read(|c| {
-            let ids: Vec<String> = c
+            let mut ids: std::collections::BTreeSet<String> = c
                 .prepare(
                     "SELECT DISTINCT stream_id FROM events WHERE seq > ?1 AND origin = 'local'
                      AND kind IN ('execution.started', 'execution.finished', 'execution.recorded')",
                 )?
                 .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
+            let pending = c
+                .prepare("SELECT substr(key, length(?1) + 1) FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
+                .query_map([META_RUNS_PENDING], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.extend(pending);
             let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
             for id in ids {
                 match queries::runs::get(c, &id) {
@@ -496,6 +538,62 @@ impl Service {
 mod tests {
     use super::*;
     use flowkeep_core::commands::UpdateWorkflow;
+
+    /// A run whose log document cannot be loaded when it is to be sent
+    /// (this device's copy lost it, no server has given it back yet) waits
+    /// and goes with the next push that can, though the events it came
+    /// from are marked synced meanwhile (before, it was passed over until
+    /// the run changed again).
+    #[tokio::test]
+    async fn a_run_whose_log_cannot_be_loaded_goes_with_a_later_push() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = test_workflow(&svc).id;
+        let start = || {
+            svc.runs()
+                .start(flowkeep_core::commands::StartRun {
+                    workflow_id: wf.clone(),
+                    status: None,
+                    trigger: None,
+                })
+                .unwrap()
+        };
+        // What a round does once its push is stored.
+        let round_done = || {
+            let seq = svc.max_seq().unwrap().to_string();
+            svc.set_meta(&[(META_SEQ, &seq)]).unwrap();
+        };
+        let repo = SyncRepo::in_memory().await;
+        let first = start();
+        svc.push_changed(&repo, &[], None).await.unwrap();
+        round_done();
+        let second = start();
+
+        let without_it = SyncRepo::in_memory().await;
+        svc.push_changed(&without_it, &[], None).await.unwrap();
+        round_done();
+        let waiting = svc.local_runs_to_send().unwrap();
+        let ids: Vec<&str> = waiting
+            .iter()
+            .flat_map(|(_, runs)| runs.iter().map(|r| r.id.as_str()))
+            .collect();
+        assert_eq!(ids, [second.id.as_str()], "still to send, and only it");
+
+        svc.push_changed(&repo, &[], None).await.unwrap();
+        round_done();
+        assert!(svc.local_runs_to_send().unwrap().is_empty(), "sent");
+        let key = execlog::log_key(&wf, svc.device_id(), second.started_at);
+        let log = svc.known_log(&key).unwrap().unwrap();
+        let h = find(&repo, &log.doc_id).await.unwrap().unwrap();
+        let mut records: Vec<String> = h
+            .with_document(|d| execlog::changed_since(d, &[]))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        records.sort();
+        let mut expected = vec![first.id, second.id];
+        expected.sort();
+        assert_eq!(records, expected);
+    }
 
     /// A workflow whose document is in a repo in memory, heads recorded.
     struct Synced {
