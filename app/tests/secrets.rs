@@ -306,3 +306,80 @@ fn a_device_without_the_key_syncs_and_says_so_then_opens_it_once_given_the_key()
     .unwrap();
     assert_eq!(r.values["api_key"], json!(SECRET));
 }
+
+/// A secret is checked in clear and stored sealed, about 4/3 its length:
+/// one that fits in clear but not sealed is refused as it is written, on
+/// create and on edit, and nothing is stored (every other device would
+/// refuse the synced config, and this device could not read its own
+/// document back).
+#[test]
+fn a_secret_too_large_once_sealed_is_refused_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = open(dir.path());
+    let config = |token: &str| {
+        json!({
+            "fields": [{"key": "token", "type": "secret"}],
+            "values": {"token": token}
+        })
+    };
+    // Under the 2 MiB a config may take in clear; over it sealed.
+    let large = "k".repeat(1_600_000);
+    let refused = |result: flowkeep_app::Result<()>| match result {
+        Err(flowkeep_app::Error::Invalid(errors)) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].code.as_str()),
+                ("config", "size")
+            );
+            assert!(
+                errors[0].message.contains("sealed"),
+                "{}",
+                errors[0].message
+            );
+        }
+        other => panic!("accepted: {other:?}"),
+    };
+    refused(
+        call::<CreateWorkflowCmd>(
+            &svc,
+            CreateWorkflow {
+                name: "big".into(),
+                config: Some(config(&large)),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    assert!(
+        holding(dir.path(), "kkkkkkkkkkkkkkkk").is_empty(),
+        "nothing stored"
+    );
+
+    let id = call::<CreateWorkflowCmd>(
+        &svc,
+        CreateWorkflow {
+            name: "small".into(),
+            config: Some(config(SECRET)),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .id;
+    refused(
+        call::<UpdateConfigCmd>(
+            &svc,
+            UpdateConfig {
+                workflow_id: id.clone(),
+                config: config(&large),
+                expected_revision: None,
+            },
+        )
+        .map(|_| ()),
+    );
+    let kept = call::<RevealConfigCmd>(&svc, RevealConfig { workflow_id: id }).unwrap();
+    assert_eq!(
+        kept.values["token"],
+        json!(SECRET),
+        "the edit changed nothing"
+    );
+}

@@ -980,6 +980,25 @@ fn import_records_finished_runs_all_or_nothing() {
             ("runs[0].status".into(), "options".into())
         ]
     );
+
+    // Dates every other device takes from this one's log: from 1970 to a
+    // day ahead of this clock (else they refuse the synced run).
+    let mut early = run(&a.id, 9_000, RunStatus::Succeeded);
+    early.started_at = -1;
+    let mut late = run(&a.id, 9_000, RunStatus::Succeeded);
+    late.completed_at = svc.now_ms() + 2 * 24 * 3600 * 1000;
+    let err = assert_unchanged(&svc, || {
+        svc.runs().import(ImportRuns {
+            runs: vec![early, late],
+        })
+    });
+    assert_eq!(
+        invalid_fields(err),
+        [
+            ("runs[0].started_at".into(), "range".into()),
+            ("runs[1].completed_at".into(), "range".into())
+        ]
+    );
 }
 
 #[test]
@@ -1004,9 +1023,11 @@ fn retention_by_age_and_count_global_and_per_workflow() {
             })
             .collect::<Vec<_>>()
     };
+    // Imported as the history they are by then: a run is not recorded
+    // ahead of this clock.
+    clock.set(T0 + 10 * day);
     svc.runs().import(ImportRuns { runs: runs(&a.id) }).unwrap();
     svc.runs().import(ImportRuns { runs: runs(&b.id) }).unwrap();
-    clock.set(T0 + 10 * day);
     svc.runs()
         .start(StartRun {
             workflow_id: a.id.clone(),

@@ -704,7 +704,16 @@ fn normalize_tags(tags: &mut Vec<String>) {
     tags.dedup();
 }
 
+/// Longest version text: semver sets none, and without one a version of
+/// megabytes was kept here and then refused by the sync server.
+const MAX_VERSION_CHARS: usize = 256;
+
 fn semver_version(v: &str) -> Result<(), ValidationError> {
+    if v.chars().count() > MAX_VERSION_CHARS {
+        let mut e = ValidationError::new("length");
+        e.message = Some(format!("at most {MAX_VERSION_CHARS} characters").into());
+        return Err(e);
+    }
     semver::Version::parse(v).map(|_| ()).map_err(|_| {
         let mut e = ValidationError::new("format");
         e.message = Some("must be a semantic version like 1.2.3".into());
@@ -855,6 +864,25 @@ mod tests {
         };
         c.check().unwrap();
         assert_eq!(c.name, "ok");
+    }
+
+    #[test]
+    fn a_version_is_semver_and_at_most_256_characters() {
+        let version = |v: String| {
+            let mut c = CreateWorkflow {
+                name: "w".into(),
+                version: Some(v),
+                ..Default::default()
+            };
+            match c.check() {
+                Ok(()) => vec![],
+                Err(Error::Invalid(errs)) => errs.into_iter().map(|e| e.code).collect(),
+            }
+        };
+        let long = |n: usize| format!("1.0.0-{}", "a".repeat(n - 6));
+        assert!(version(long(MAX_VERSION_CHARS)).is_empty());
+        assert_eq!(version(long(MAX_VERSION_CHARS + 1)), ["length"]);
+        assert_eq!(version("one".into()), ["format"]);
     }
 
     #[test]

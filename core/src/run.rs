@@ -26,6 +26,21 @@ pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 /// status on Windows is an NTSTATUS) or an unsigned 32-bit one.
 pub const EXIT_CODES: std::ops::RangeInclusive<i64> = (i32::MIN as i64)..=(u32::MAX as i64);
 
+/// A run's error message as recorded: at most `remote::MAX_ERROR_CHARS`
+/// characters (what `FinishRun` and other devices accept), cut with a note.
+/// For messages a run's own machinery makes (a program name, the runs a
+/// skipped occurrence overlapped), so that recording it never fails.
+pub fn clip_error(message: &str) -> String {
+    let max = crate::remote::MAX_ERROR_CHARS;
+    if message.chars().count() <= max {
+        return message.to_owned();
+    }
+    const CUT: &str = "… (cut)";
+    let mut out: String = message.chars().take(max - CUT.chars().count()).collect();
+    out.push_str(CUT);
+    out
+}
+
 /// Problems with how a recorded run ended, its fields under `prefix`
 /// (`""` or `runs[3].`).
 pub fn check_outcome(
@@ -167,6 +182,17 @@ pub fn config_hash(values: &serde_json::Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::RunStatus::*;
+
+    #[test]
+    fn an_error_message_is_cut_to_what_a_run_record_holds() {
+        let max = crate::remote::MAX_ERROR_CHARS;
+        assert_eq!(super::clip_error("exit 3"), "exit 3");
+        let exact = "é".repeat(max);
+        assert_eq!(super::clip_error(&exact), exact);
+        let cut = super::clip_error(&"é".repeat(max + 1));
+        assert_eq!(cut.chars().count(), max);
+        assert!(cut.ends_with("… (cut)"), "{cut}");
+    }
 
     #[test]
     fn an_output_nested_deeper_than_a_config_value_may_be_is_refused() {

@@ -243,7 +243,7 @@ impl RunService<'_> {
             status: RunStatus::Failed,
             exit_code: None,
             output: Some(output),
-            error: Some(error),
+            error: Some(flowkeep_core::run::clip_error(&error)),
         })
     }
 

@@ -70,10 +70,23 @@ impl Service {
             };
             spec.config.values.insert(key, Value::String(sealed));
         }
-        if errors.is_empty() {
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        // Validated in clear; what is stored and synced is the sealed form,
+        // about 4/3 the size of each secret (and, on a new workflow, its
+        // schedule's owner, set after validation): held to the bounds
+        // every device reads a synced document within.
+        let mut bounds = flowkeep_core::validation::bounds::check(&spec.config);
+        for e in bounds.iter_mut().filter(|e| e.code == "size") {
+            e.message.push_str(
+                " as stored (secret values are stored sealed, about 4/3 of their length)",
+            );
+        }
+        if bounds.is_empty() {
             Ok(())
         } else {
-            Err(Error::Invalid(errors))
+            Err(Error::Invalid(bounds))
         }
     }
 

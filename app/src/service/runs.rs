@@ -126,17 +126,22 @@ impl RunService<'_> {
                 e.exit_code,
                 e.output.as_ref(),
             ));
-            // Outside what a date can be, `completed_at - started_at` would
-            // not fit a duration column and every listing would fail.
+            // From 1970 to a day ahead of this clock: what every other device
+            // takes from this one's log (`remote::check_run`), and far inside
+            // what a date can be (past it, `completed_at - started_at` would
+            // not fit a duration column and every listing would fail).
+            let latest = self
+                .now_ms()
+                .saturating_add(flowkeep_core::remote::MAX_CLOCK_AHEAD_MS);
             for (name, t) in [
                 ("started_at", e.started_at),
                 ("completed_at", e.completed_at),
             ] {
-                if chrono::DateTime::from_timestamp_millis(t).is_none() {
+                if !(0..=latest).contains(&t) {
                     problems.push(flowkeep_core::FieldError::new(
                         format!("runs[{i}].{name}"),
                         "range",
-                        "not a date: Unix milliseconds within about 262,000 years of 1970",
+                        "a date from 1970 to a day ahead of now, in Unix milliseconds",
                     ));
                 }
             }

@@ -208,7 +208,7 @@ impl ScheduleService<'_> {
                 trigger: "schedule".to_owned(),
                 exit_code: None,
                 output: None,
-                error: Some(reason.to_owned()),
+                error: Some(flowkeep_core::run::clip_error(reason)),
                 workflow_revision: None,
                 config_hash: None,
                 occurrence: Some(occurrence),

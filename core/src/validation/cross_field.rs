@@ -5,9 +5,37 @@ use serde_json::Value;
 use crate::config::{ConfigDocument, ConfigType, CrossRule};
 use crate::error::FieldError;
 
+/// Most cross-field rules a document may have: far more than any config
+/// needs, and under what a synced document may list (10,000 entries).
+const MAX_RULES: usize = 1_000;
+
 pub(super) fn check(doc: &ConfigDocument, errors: &mut Vec<FieldError>) {
+    if doc.rules.len() > MAX_RULES {
+        errors.push(FieldError::new(
+            "rules",
+            "max_items",
+            format!(
+                "at most {MAX_RULES} rules are allowed, got {}",
+                doc.rules.len()
+            ),
+        ));
+        return;
+    }
+    // A synced document keeps one entry per distinct rule, so a second
+    // copy would vanish on every other device.
+    let mut seen = std::collections::HashMap::new();
     for (i, rule) in doc.rules.iter().enumerate() {
         let path = format!("rules[{i}]");
+        let text = serde_json::to_string(rule).unwrap_or_default();
+        if let Some(first) = seen.get(&text) {
+            errors.push(FieldError::new(
+                &path,
+                "duplicate",
+                format!("the same rule as rules[{first}]"),
+            ));
+            continue;
+        }
+        seen.insert(text, i);
         if check_definition(doc, rule, &path, errors) {
             check_values(doc, rule, errors);
         }

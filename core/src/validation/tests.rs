@@ -383,6 +383,30 @@ fn nums(a: &str, b: &str) -> Value {
     json!([{"key": a, "type": "number"}, {"key": b, "type": "number"}])
 }
 
+/// A synced document keeps one entry per distinct rule and lists at most
+/// 10,000: a copy of a rule, or past a thousand of them, is refused here
+/// rather than lost or refused on every other device.
+#[test]
+fn rules_are_distinct_and_at_most_a_thousand() {
+    let rule = json!({"rule": "less_than", "fields": ["lo", "hi"]});
+    let other = json!({"rule": "less_than", "fields": ["hi", "lo"]});
+    let doc = |rules: Value| json!({"fields": nums("lo", "hi"), "rules": rules});
+    assert_eq!(codes(doc(json!([rule, other]))), vec![]);
+    let errs = check(doc(json!([rule, other, rule])));
+    assert_eq!(
+        errs,
+        vec![FieldError::new(
+            "rules[2]",
+            "duplicate",
+            "the same rule as rules[0]"
+        )]
+    );
+    let many: Vec<Value> = (0..1_001)
+        .map(|i| json!({"rule": "required_if", "field": "lo", "if_field": "hi", "equals": i}))
+        .collect();
+    assert_eq!(codes(doc(json!(many))), vec![pair("rules", "max_items")]);
+}
+
 #[test]
 fn less_than() {
     let rules = json!([{"rule": "less_than", "fields": ["lo", "hi"]}]);
