@@ -97,20 +97,21 @@ const AWAY_NOTICE: Duration = Duration::from_secs(5);
 const BUSY_RETRY: Duration = Duration::from_secs(3);
 const BUSY_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How soon a watch whose writes to this device's copy of the documents
-/// failed (or whose sync engine failed on a document) tries again, at
-/// first; doubling while it keeps failing soon after each start, up to
-/// `STORAGE_RETRY_MAX`: a change that fails every time would otherwise
-/// have every device reconnect and resync everything every 10 s.
+/// failed tries again (a disk that filled up may have room again soon), and
+/// one whose sync engine failed on a document, at first.
 const STORAGE_RETRY: Duration = Duration::from_secs(10);
-const STORAGE_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+/// A document the sync engine keeps failing on is tried again less and
+/// less often, up to this: the change that trips it comes back with every
+/// start, and each start reconnects and resyncs everything.
+const DOCUMENT_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 /// A watch that ran this long before it failed starts its pauses over.
-const STORAGE_RETRY_RESET: Duration = Duration::from_secs(10 * 60);
+const DOCUMENT_RETRY_RESET: Duration = Duration::from_secs(10 * 60);
 
-/// The pause before the next start, given the last one and how long the
-/// watch ran before it failed.
-fn storage_pause(last: Option<Duration>, ran: Duration) -> Duration {
+/// The pause after a failure of the sync engine on a document, given the
+/// last such pause and how long the watch ran before it failed.
+fn document_pause(last: Option<Duration>, ran: Duration) -> Duration {
     match last {
-        Some(last) if ran < STORAGE_RETRY_RESET => (last * 2).min(STORAGE_RETRY_MAX),
+        Some(last) if ran < DOCUMENT_RETRY_RESET => (last * 2).min(DOCUMENT_RETRY_MAX),
         _ => STORAGE_RETRY,
     }
 }
@@ -132,7 +133,7 @@ impl SyncService<'_> {
     /// device's copy of the documents, or one SQLite refused in its
     /// database, or the sync engine's failure on a document, is said in
     /// `sync status` (when that can still be written) and tried again after
-    /// `STORAGE_RETRY`, longer while it keeps failing. `on_round` sees rounds that
+    /// `STORAGE_RETRY` (a document failing again, later each time). `on_round` sees rounds that
     /// moved data.
     pub fn watch(
         &self,
@@ -194,9 +195,14 @@ impl SyncService<'_> {
                     Err(e @ Error::Database(rusqlite::Error::SqliteFailure(..))) => e,
                     other => return other,
                 };
-                let next = storage_pause(pause, started.elapsed());
-                pause = Some(next);
-                let next = jittered(next);
+                let next = if let Error::SyncDocument(_) = e {
+                    let next = document_pause(pause, started.elapsed());
+                    pause = Some(next);
+                    jittered(next)
+                } else {
+                    pause = None;
+                    STORAGE_RETRY
+                };
                 tracing::warn!(error = %e, "sync paused; trying again in {} s", next.as_secs());
                 self.note_sync_error(&e);
                 let until = std::time::Instant::now() + next;
@@ -534,19 +540,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_watch_that_keeps_failing_soon_after_it_starts_waits_longer_each_time() {
+    fn a_document_that_keeps_failing_soon_after_each_start_waits_longer_each_time() {
         let soon = Duration::from_secs(1);
-        assert_eq!(storage_pause(None, soon), STORAGE_RETRY, "the first pause");
+        assert_eq!(document_pause(None, soon), STORAGE_RETRY, "the first pause");
         let mut pause = None;
         let mut seen = Vec::new();
         for _ in 0..8 {
-            let next = storage_pause(pause, soon);
+            let next = document_pause(pause, soon);
             seen.push(next.as_secs());
             pause = Some(next);
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(
-            storage_pause(pause, STORAGE_RETRY_RESET),
+            document_pause(pause, DOCUMENT_RETRY_RESET),
             STORAGE_RETRY,
             "a watch that ran a while starts over"
         );

@@ -43,6 +43,17 @@ pub fn check(doc: &ConfigDocument) -> Vec<FieldError> {
     errors
 }
 
+/// `max_items` on `path` when a list of `what` holds more than `max`.
+pub(super) fn too_many(path: &str, what: &str, max: usize, got: usize) -> Option<FieldError> {
+    (got > max).then(|| {
+        FieldError::new(
+            path,
+            "max_items",
+            format!("at most {max} {what} are allowed, got {got}"),
+        )
+    })
+}
+
 /// A JSON value nested at most `MAX_JSON_DEPTH` deep.
 pub fn depth(v: &Value) -> Result<(), String> {
     let depth = json_depth(v);

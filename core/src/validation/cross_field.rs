@@ -10,15 +10,8 @@ use crate::error::FieldError;
 const MAX_RULES: usize = 1_000;
 
 pub(super) fn check(doc: &ConfigDocument, errors: &mut Vec<FieldError>) {
-    if doc.rules.len() > MAX_RULES {
-        errors.push(FieldError::new(
-            "rules",
-            "max_items",
-            format!(
-                "at most {MAX_RULES} rules are allowed, got {}",
-                doc.rules.len()
-            ),
-        ));
+    if let Some(e) = super::bounds::too_many("rules", "rules", MAX_RULES, doc.rules.len()) {
+        errors.push(e);
         return;
     }
     // A synced document keeps one entry per distinct rule, so a second

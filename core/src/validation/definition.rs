@@ -10,17 +10,10 @@ use crate::error::FieldError;
 const MAX_FIELDS: usize = 500;
 
 pub(super) fn check(doc: &ConfigDocument, ctx: &Checker<'_>) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    if doc.fields.len() > MAX_FIELDS {
-        errors.push(FieldError::new(
-            "fields",
-            "max_items",
-            format!(
-                "at most {MAX_FIELDS} fields are allowed, got {}",
-                doc.fields.len()
-            ),
-        ));
-    }
+    let mut errors: Vec<FieldError> =
+        super::bounds::too_many("fields", "fields", MAX_FIELDS, doc.fields.len())
+            .into_iter()
+            .collect();
     let mut seen = HashSet::new();
     for field in &doc.fields {
         let path = format!("fields.{}", field.key);
