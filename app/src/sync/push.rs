@@ -415,31 +415,11 @@ impl Service {
 
     /// Workflows with local edits their document could not take yet.
     pub(super) fn push_pending(&self) -> Result<Vec<String>> {
-        self.read(|c| {
-            let keys: Vec<String> = c
-                .prepare("SELECT key FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
-                .query_map([META_PUSH_PENDING], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(keys
-                .into_iter()
-                .map(|k| k[META_PUSH_PENDING.len()..].to_owned())
-                .collect())
-        })
+        self.read(|c| meta_flags(c, META_PUSH_PENDING))
     }
 
     pub(super) fn set_push_pending(&self, workflow_id: &str, pending: bool) -> Result<()> {
-        let key = format!("{META_PUSH_PENDING}{workflow_id}");
-        self.write(|w| {
-            if pending {
-                w.conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
-                    [&key],
-                )?;
-            } else {
-                w.conn.execute("DELETE FROM meta WHERE key = ?1", [&key])?;
-            }
-            Ok(())
-        })
+        self.set_meta_flags(META_PUSH_PENDING, [workflow_id], pending)
     }
 
     pub(super) async fn create_doc(
@@ -472,25 +452,7 @@ impl Service {
         ids: impl IntoIterator<Item = &'a str>,
         pending: bool,
     ) -> Result<()> {
-        let keys: Vec<String> = ids
-            .into_iter()
-            .map(|id| format!("{META_RUNS_PENDING}{id}"))
-            .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.write(|w| {
-            let sql = if pending {
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')"
-            } else {
-                "DELETE FROM meta WHERE key = ?1"
-            };
-            let mut stmt = w.conn.prepare_cached(sql)?;
-            for key in &keys {
-                stmt.execute([key])?;
-            }
-            Ok(())
-        })
+        self.set_meta_flags(META_RUNS_PENDING, ids, pending)
     }
 
     /// This device's runs touched since the last sync, and those still
@@ -509,11 +471,7 @@ impl Service {
                 )?
                 .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            let pending = c
-                .prepare("SELECT substr(key, length(?1) + 1) FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
-                .query_map([META_RUNS_PENDING], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            ids.extend(pending);
+            ids.extend(meta_flags(c, META_RUNS_PENDING)?);
             let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
             for id in ids {
                 match queries::runs::get(c, &id) {

@@ -20,6 +20,32 @@ impl Service {
         })
     }
 
+    /// Sets (or clears) the flag `prefix` + id for each id: what a push
+    /// could not place yet (`META_PUSH_PENDING`, `META_RUNS_PENDING`).
+    pub(super) fn set_meta_flags<'a>(
+        &self,
+        prefix: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+        on: bool,
+    ) -> Result<()> {
+        let keys: Vec<String> = ids.into_iter().map(|id| format!("{prefix}{id}")).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| {
+            let sql = if on {
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')"
+            } else {
+                "DELETE FROM meta WHERE key = ?1"
+            };
+            let mut stmt = w.conn.prepare_cached(sql)?;
+            for key in &keys {
+                stmt.execute([key])?;
+            }
+            Ok(())
+        })
+    }
+
     pub(super) fn sync_settings(&self) -> Result<Option<Settings>> {
         let (Some(server), Some(token)) = (self.meta(META_SERVER)?, self.meta(META_TOKEN)?) else {
             return Ok(None);
@@ -320,6 +346,18 @@ pub(super) fn check_token(token: &str) -> Result<&str> {
         ));
     }
     Ok(token)
+}
+
+/// The ids flagged under `prefix` (`Service::set_meta_flags`).
+pub(super) fn meta_flags(c: &rusqlite::Connection, prefix: &str) -> Result<Vec<String>> {
+    let keys = c
+        .prepare("SELECT key FROM meta WHERE key >= ?1 AND key < ?1 || '~'")?
+        .query_map([prefix], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(keys
+        .into_iter()
+        .map(|k| k[prefix.len()..].to_owned())
+        .collect())
 }
 
 #[cfg(test)]
