@@ -48,7 +48,8 @@ pub enum Error {
     SyncStorage(String),
     /// The sync engine failed (panicked) on one document, named: a change
     /// to it it could not apply, or a bug. Its copy here is in doubt, so
-    /// the sync stopped before recording anything about it.
+    /// nothing about it is recorded. A round goes on without it (the
+    /// error is seen only when it is the workspace's root).
     #[error("sync stopped: document {0} could not be processed here (the sync engine failed on a change to it; the log says why); nothing about it was recorded, and the next sync loads it again from this device's copy")]
     SyncDocument(String),
 }

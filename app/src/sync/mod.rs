@@ -45,6 +45,8 @@ pub mod tls;
 
 mod heads;
 mod merge;
+#[cfg(test)]
+mod passed_over_tests;
 mod push;
 mod repo;
 mod session;
@@ -142,10 +144,33 @@ pub struct SyncReport {
     /// (documents or stored bytes): what it no longer takes; or why it
     /// closed the connection (its storage failed).
     pub server_limit: Option<String>,
+    /// Documents left out of this sync because the sync engine failed on a
+    /// change to them here (the log says why): nothing about them was
+    /// recorded, their changes wait, and the next sync loads them again.
+    /// Every other document synced.
+    pub passed_over: Vec<String>,
     /// Another process on this data dir (`sync watch`, the app) syncs it:
     /// it sent this data dir's changes up to the call; the counts are not
     /// known here.
     pub by_running_watch: bool,
+}
+
+impl SyncReport {
+    /// What `passed_over` means, in one sentence; `None` when empty.
+    pub fn passed_over_sentence(&self) -> Option<String> {
+        passed_over_sentence(&self.passed_over)
+    }
+}
+
+fn passed_over_sentence(ids: &[String]) -> Option<String> {
+    let (first, rest) = ids.split_first()?;
+    let more = match rest.len() {
+        0 => String::new(),
+        n => format!(" and {n} more ({})", rest.join(", ")),
+    };
+    Some(format!(
+        "sync went on without document {first}{more}: the sync engine failed on a change to it here (the log says why); nothing about it was recorded, its changes wait, and the next sync loads it again"
+    ))
 }
 
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -168,7 +193,9 @@ pub struct SyncStatus {
     /// The latest rejections, newest first.
     pub rejections: Vec<SyncRejection>,
     /// Why the last sync failed (server unreachable, this device revoked,
-    /// an untrusted certificate, this device's disk), until one succeeds.
+    /// an untrusted certificate, this device's disk), until one succeeds;
+    /// or which documents a sync went on without (`SyncReport::passed_over`),
+    /// until one leaves none out.
     pub last_error: Option<SyncError>,
     /// What the server said when this device last connected, if the
     /// workspace is at one of its limits (documents or stored bytes): what

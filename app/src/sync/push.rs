@@ -51,10 +51,14 @@ impl Service {
         //    local edits and write them back over the remote ones.
         let mut unmerged = Vec::new();
         for known in self.known_docs()? {
-            let Some(handle) = find(repo, &known.doc_id).await? else {
+            let id = known.doc_id.clone();
+            let Some(Some(handle)) = repo.pass_over(&id, find(repo, &id).await)? else {
                 continue;
             };
-            if known.heads != heads_of(&handle)? {
+            if repo
+                .pass_over(&id, heads_of(&handle))?
+                .is_some_and(|heads| heads != known.heads)
+            {
                 unmerged.push((known, handle));
             }
         }
@@ -62,10 +66,12 @@ impl Service {
             .iter()
             .map(|(known, h)| (h, parse_heads(&known.heads)))
             .collect();
-        let uploads = self.uploads_if(ask, &since).await?;
+        let uploads = self.uploads_if(ask, &since).await;
         for (known, handle) in &unmerged {
-            self.consider_workflow(repo, &known.key, handle, Some(known), &uploads)
-                .await?;
+            let considered = self
+                .consider_workflow(repo, &known.key, handle, Some(known), &uploads)
+                .await;
+            repo.pass_over(handle.document_id(), considered)?;
         }
         Ok(())
     }
@@ -76,10 +82,10 @@ impl Service {
         &self,
         ask: Option<&Settings>,
         docs: &[(&DocHandle, Vec<ChangeHash>)],
-    ) -> Result<Uploads> {
+    ) -> Uploads {
         match ask {
             Some(s) if !docs.is_empty() => self.sync().uploads_since(s, docs).await,
-            _ => Ok(Uploads::default()),
+            _ => Uploads::default(),
         }
     }
 
@@ -104,19 +110,21 @@ impl Service {
         let mut done_pending: Vec<&str> = Vec::new();
         for (wf, deleted) in &workflows {
             let (handle, mut known) = match self.known_doc(&wf.id)? {
-                Some(known) => match find(repo, &known.doc_id).await? {
-                    Some(h) => (h, known),
-                    // Not loaded here (this device's copy lacks it and no
-                    // server has given it yet, or the sync engine failed on
-                    // it): the edit waits for a round that can, instead of
-                    // being passed over with the events it came from.
-                    None => {
-                        if !pending.contains(&wf.id) {
-                            self.set_push_pending(&wf.id, true)?;
+                Some(known) => {
+                    match repo.pass_over(&known.doc_id, find(repo, &known.doc_id).await)? {
+                        Some(Some(h)) => (h, known),
+                        // Not loaded here (this device's copy lacks it and no
+                        // server has given it yet, or the sync engine failed on
+                        // it): the edit waits for a round that can, instead of
+                        // being passed over with the events it came from.
+                        None | Some(None) => {
+                            if !pending.contains(&wf.id) {
+                                self.set_push_pending(&wf.id, true)?;
+                            }
+                            continue;
                         }
-                        continue;
                     }
-                },
+                }
                 None => {
                     let h = self.create_doc(repo, wf, *deleted).await?;
                     // Created documents are stored before `create` returns;
@@ -140,20 +148,27 @@ impl Service {
                 let since = parse_heads(&known.heads);
                 let merge_first = tries < PUSH_TRIES;
                 let (wf, deleted) = reread.as_ref().map_or((wf, *deleted), |(w, d)| (w, *d));
-                match self.push_into(&handle, &since, wf, deleted, merge_first)? {
-                    Push::Unmerged => {}
-                    pushed => break pushed,
+                let pushed = self.push_into(&handle, &since, wf, deleted, merge_first);
+                match repo.pass_over(handle.document_id(), pushed)? {
+                    Some(Push::Unmerged) => {}
+                    // The engine failed on it: as one that did not read.
+                    None => break Push::Unreadable,
+                    Some(pushed) => break pushed,
                 }
                 // Offline (step 0 merged what was there) or mid-watch (a
                 // change arrived since the round's merges): merged here.
-                let uploads = self.uploads_if(ask, &[(&handle, since)]).await?;
+                let uploads = self.uploads_if(ask, &[(&handle, since)]).await;
                 // A server that did not answer is not asked again (and
                 // waited for) for every other document of this push.
                 if uploads.unanswered() {
                     ask = None;
                 }
-                self.consider_workflow(repo, &wf.id, &handle, Some(&known), &uploads)
-                    .await?;
+                let considered = self
+                    .consider_workflow(repo, &wf.id, &handle, Some(&known), &uploads)
+                    .await;
+                if repo.pass_over(handle.document_id(), considered)?.is_none() {
+                    break Push::Unreadable;
+                }
                 tries += 1;
                 match self.known_doc(&wf.id)? {
                     Some(k) if k.heads != known.heads => known = k,
@@ -184,20 +199,23 @@ impl Service {
 
         // 1b. Runs recorded here since the last sync, into this device's
         //     execution-log documents.
-        let mut logs_written: Vec<(DocHandle, Option<ChangeHash>)> = Vec::new();
+        let mut logs_written: Vec<(DocHandle, Option<ChangeHash>, Vec<flowkeep_core::run::Run>)> =
+            Vec::new();
         let mut runs_sent: Vec<String> = Vec::new();
         for (key, runs) in self.local_runs_to_send()? {
             let handle = match self.known_log(&key)? {
-                Some(known) => match find(repo, &known.doc_id).await? {
-                    Some(h) => h,
-                    // Not loaded here (as for a workflow above): its runs
-                    // wait for a push that can, instead of being passed
-                    // over with the events they came from.
-                    None => {
-                        self.set_runs_pending(runs.iter().map(|r| r.id.as_str()), true)?;
-                        continue;
+                Some(known) => {
+                    match repo.pass_over(&known.doc_id, find(repo, &known.doc_id).await)? {
+                        Some(Some(h)) => h,
+                        // Not loaded here (as for a workflow above): its runs
+                        // wait for a push that can, instead of being passed
+                        // over with the events they came from.
+                        None | Some(None) => {
+                            self.set_runs_pending(runs.iter().map(|r| r.id.as_str()), true)?;
+                            continue;
+                        }
                     }
-                },
+                }
                 None => {
                     let mut d = Automerge::new();
                     d.transact::<_, _, String>(|tx| execlog::init(tx, &key))
@@ -216,27 +234,43 @@ impl Service {
                     h
                 }
             };
-            let hash = self.put_runs(&handle, &runs)?;
-            logs_written.push((handle, hash));
-            runs_sent.extend(runs.into_iter().map(|r| r.id));
+            match repo.pass_over(handle.document_id(), self.put_runs(&handle, &runs))? {
+                Some(hash) => logs_written.push((handle, hash, runs)),
+                None => self.set_runs_pending(runs.iter().map(|r| r.id.as_str()), true)?,
+            }
         }
 
         // What was written is on disk before anything says it was pushed:
         // the heads recorded here, and the log's sequence number the caller
-        // marks as synced (a run not stored would never be sent).
-        repo.all_stored(
-            written
-                .iter()
-                .map(|(_, h, _)| h)
-                .chain(logs_written.iter().map(|(h, _)| h)),
-        )
-        .await?;
-        for (handle, hash) in &logs_written {
-            if let Some(hash) = hash {
-                self.forget_pushes(handle.document_id(), &[*hash])?;
+        // marks as synced (a run not stored would never be sent). A
+        // document the engine failed on meanwhile is pushed again later.
+        let stored = repo
+            .all_stored(
+                written
+                    .iter()
+                    .map(|(_, h, _)| h)
+                    .chain(logs_written.iter().map(|(h, _, _)| h)),
+            )
+            .await?;
+        let (stored_wf, stored_logs) = stored.split_at(written.len());
+        for ((handle, hash, runs), stored) in logs_written.into_iter().zip(stored_logs) {
+            if !stored {
+                self.set_runs_pending(runs.iter().map(|r| r.id.as_str()), true)?;
+                continue;
             }
+            if let Some(hash) = hash {
+                self.forget_pushes(handle.document_id(), &[hash])?;
+            }
+            runs_sent.extend(runs.into_iter().map(|r| r.id));
         }
-        for (wf_id, handle, heads) in &written {
+        for ((wf_id, handle, heads), stored) in written.iter().zip(stored_wf) {
+            if !stored {
+                done_pending.retain(|id| id != wf_id);
+                if !pending.iter().any(|id| id == *wf_id) {
+                    self.set_push_pending(wf_id, true)?;
+                }
+                continue;
+            }
             if let Some(heads) = heads {
                 self.save_doc(wf_id, handle, heads)?;
             }

@@ -13,6 +13,7 @@
 //! ([`SyncRepo::stored`]), and a failed write ends the session with an
 //! error, its repo writing nothing more (`flowkeep_samod_sqlite::guarded`).
 
+use std::collections::BTreeSet;
 use std::ops::Deref;
 use std::sync::Mutex;
 
@@ -25,10 +26,12 @@ use super::*;
 /// session gives up (a disk that stopped answering).
 const STORED_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// samod's repo, with what its storage reported.
+/// samod's repo, with what its storage reported and the documents its
+/// engine failed on.
 pub(super) struct SyncRepo {
     repo: Repo,
     failures: StorageFailures,
+    passed_over: Mutex<BTreeSet<DocumentId>>,
 }
 
 impl Deref for SyncRepo {
@@ -46,7 +49,38 @@ impl SyncRepo {
         SyncRepo {
             repo: Repo::build_tokio().load().await,
             failures: StorageFailures::default(),
+            passed_over: Mutex::default(),
         }
+    }
+
+    /// `r`, or `None` when it is the sync engine's failure on `id`
+    /// ([`Error::SyncDocument`]): one document a change trips (a bug, or a
+    /// peer's change automerge cannot apply) must not hold back every other
+    /// one, so the round goes on without it, having recorded nothing about
+    /// it, and names it ([`Self::passed_over`]). Any other error is the
+    /// round's.
+    pub(super) fn pass_over<T>(&self, id: &DocumentId, r: Result<T>) -> Result<Option<T>> {
+        match r {
+            Err(Error::SyncDocument(failed)) if failed == id.to_string() => {
+                let new = self
+                    .passed_over
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone());
+                if new {
+                    tracing::warn!(document = %id, "the sync engine failed on this document; syncing goes on without it");
+                }
+                Ok(None)
+            }
+            r => r.map(Some),
+        }
+    }
+
+    /// The documents passed over since the last call, in order.
+    pub(super) fn take_passed_over(&self) -> Vec<DocumentId> {
+        std::mem::take(&mut *self.passed_over.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
     }
 
     /// Resolves once every change `handle` holds is in this device's file;
@@ -72,13 +106,18 @@ impl SyncRepo {
     }
 
     /// [`Self::stored`] for many documents, waited for together (their
-    /// writes are committed together).
+    /// writes are committed together): for each, in order, whether it was
+    /// stored, or passed over ([`Self::pass_over`]).
     pub(super) async fn all_stored<'a>(
         &self,
         handles: impl IntoIterator<Item = &'a DocHandle>,
-    ) -> Result<()> {
-        futures::future::try_join_all(handles.into_iter().map(|h| self.stored(h))).await?;
-        Ok(())
+    ) -> Result<Vec<bool>> {
+        futures::future::try_join_all(handles.into_iter().map(|h| async move {
+            Ok(self
+                .pass_over(h.document_id(), self.stored(h).await)?
+                .is_some())
+        }))
+        .await
     }
 }
 
@@ -164,24 +203,68 @@ impl Service {
             SqliteStorage::new(Arc::new(Mutex::new(conn)), "sync_kv", ""),
             failures.clone(),
         );
-        let repo = Repo::build_tokio()
+        let builder = Repo::build_tokio()
             .with_storage(storage)
-            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())))
-            .load()
-            .await;
-        Ok(SyncRepo { repo, failures })
+            .with_peer_id(PeerId::from(format!("flowkeep/{}", self.device_id())));
+        #[cfg(test)]
+        let builder = builder.with_observer(trap::Trap(self.device_id().to_owned()));
+        let repo = builder.load().await;
+        Ok(SyncRepo {
+            repo,
+            failures,
+            passed_over: Mutex::default(),
+        })
     }
 }
 
 /// Reads or changes a document: `f` on it, or [`Error::SyncDocument`] if
 /// samod's actor for it failed (panicked on a change it applied) — its
-/// copy in memory is then in whatever state the panic left. The caller's
-/// session stops, recording nothing more; the next loads the document
-/// again from this device's file.
+/// copy in memory is then in whatever state the panic left. The round
+/// records nothing more about it and goes on without it
+/// ([`SyncRepo::pass_over`]); the next loads it again from this device's
+/// file.
 pub(super) fn with_doc<R>(handle: &DocHandle, f: impl FnOnce(&mut Automerge) -> R) -> Result<R> {
     handle
         .try_with_document(f)
         .map_err(|_| Error::SyncDocument(handle.document_id().to_string()))
+}
+
+/// Makes the sync engine fail on a document, as a change automerge
+/// cannot apply would: for the tests of what a sync does then.
+#[cfg(test)]
+pub(super) mod trap {
+    use std::sync::Mutex;
+
+    use samod::{DocumentId, RepoEvent, RepoObserver};
+
+    /// (device id, document): every sync message about the document that
+    /// reaches this device's repo panics inside the document's actor.
+    static ARMED: Mutex<Vec<(String, DocumentId)>> = Mutex::new(Vec::new());
+
+    pub(in crate::sync) fn arm(device: &str, doc: &DocumentId, armed: bool) {
+        let mut all = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(d, id)| !(d == device && id == doc));
+        if armed {
+            all.push((device.to_owned(), doc.clone()));
+        }
+    }
+
+    pub(in crate::sync) struct Trap(pub String);
+
+    impl RepoObserver for Trap {
+        fn observe(&self, event: &RepoEvent) {
+            if let RepoEvent::SyncMessageReceived { document_id, .. } = event {
+                let armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+                if armed
+                    .iter()
+                    .any(|(d, id)| *d == self.0 && id == document_id)
+                {
+                    drop(armed);
+                    panic!("trap: a change this device's sync engine cannot take");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

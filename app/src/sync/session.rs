@@ -41,6 +41,7 @@ impl SyncService<'_> {
         rt.shutdown_timeout(Duration::from_secs(2));
         let (report, settings) = report.inspect_err(|e| self.note_sync_error(e))?;
         self.mark_synced(&settings, &report.join, seq)?;
+        self.note_passed_over(&report.passed_over);
         Ok(report)
     }
 
@@ -72,6 +73,7 @@ impl SyncService<'_> {
                     documents: 0,
                     unconfirmed: 0,
                     server_limit: None,
+                    passed_over: Vec::new(),
                     by_running_watch: true,
                 }));
             }
@@ -109,6 +111,7 @@ impl SyncService<'_> {
             documents: x.workflows,
             unconfirmed: x.unconfirmed,
             server_limit,
+            passed_over: x.passed_over.iter().map(ToString::to_string).collect(),
             by_running_watch: false,
         })
     }
@@ -181,7 +184,6 @@ impl SyncService<'_> {
         limit: &dialer::Limit,
     ) -> Result<Exchanged> {
         let at_limit = at_limit(limit);
-        let settle = |h| settle(h, conn, at_limit.clone());
         let docs = self.known_docs()?;
         let logs = self.known_logs()?;
         // An entry pointed elsewhere is put back once reported (`check_root`
@@ -198,7 +200,7 @@ impl SyncService<'_> {
         list_missing(root, root::List::Logs, &logs, |k| {
             reported("execution_logs", k)
         })?;
-        let mut unconfirmed = usize::from(!settle(root).await?);
+        let mut unconfirmed = usize::from(!settle(root, conn, at_limit.clone()).await?);
         // Only entries that pass the checks are opened: no document is
         // looked up, and no key used, that another client made up.
         let listed = self.check_root(root, &docs, &logs)?;
@@ -213,15 +215,17 @@ impl SyncService<'_> {
                 .map(|(id, doc)| (Some(id), None, doc))
                 .chain(listed.logs.iter().map(|(key, doc)| (None, Some(key), doc))),
         )
-        .map(|(wf, log, doc)| async move { find(repo, doc).await.map(|h| (wf, log, h)) })
+        .map(|(wf, log, doc)| async move { (wf, log, doc, find(repo, doc).await) })
         .buffered(FIND_AT_ONCE);
         let mut handles: Vec<(String, DocHandle)> = Vec::new();
         let mut log_handles: Vec<(LogKey, DocHandle)> = Vec::new();
         let mut missing = 0;
-        while let Some(next) = found.next().await {
-            match next? {
-                (Some(wf_id), _, Some(h)) => handles.push((wf_id.clone(), h)),
-                (_, Some(key), Some(h)) => log_handles.push((key.clone(), h)),
+        while let Some((wf, log, doc, found)) = found.next().await {
+            match (wf, log, repo.pass_over(doc, found)?) {
+                // Passed over: named in the report.
+                (_, _, None) => {}
+                (Some(wf_id), _, Some(Some(h))) => handles.push((wf_id.clone(), h)),
+                (_, Some(key), Some(Some(h))) => log_handles.push((key.clone(), h)),
                 _ => missing += 1,
             }
             opened += 1;
@@ -233,30 +237,53 @@ impl SyncService<'_> {
                 .iter()
                 .map(|(_, h)| h)
                 .chain(log_handles.iter().map(|(_, h)| h))
-                .map(settle),
+                .map(|h| {
+                    let at_limit = at_limit.clone();
+                    async move { repo.pass_over(h.document_id(), settle(h, conn, at_limit).await) }
+                }),
         )
         .await
         .into_iter()
-        .collect::<Result<Vec<bool>>>()?;
-        unconfirmed += settled.iter().filter(|settled| !**settled).count();
+        .collect::<Result<Vec<Option<bool>>>>()?;
+        // What the engine failed on is left out of the rest of the round.
+        let mut results = settled.into_iter();
+        let (handles, settled): (Vec<_>, Vec<bool>) = handles
+            .into_iter()
+            .zip(results.by_ref())
+            .filter_map(|(h, s)| s.map(|s| (h, s)))
+            .unzip();
+        let (log_handles, settled_logs): (Vec<_>, Vec<bool>) = log_handles
+            .into_iter()
+            .zip(results)
+            .filter_map(|(h, s)| s.map(|s| (h, s)))
+            .unzip();
+        unconfirmed += settled
+            .iter()
+            .chain(&settled_logs)
+            .filter(|settled| !**settled)
+            .count();
         // A push of this device's that its copy lacks and that the server,
         // now settled with, did not give back is nowhere: the edits after
         // it go out without waiting for it (`Push::Behind`).
         for ((_, h), _) in handles.iter().zip(&settled).filter(|(_, s)| **s) {
             let pushed = self.pushed(h.document_id())?;
             if !pushed.is_empty() {
-                let lost = with_doc(h, |d| missing_pushes(d, &pushed))?;
-                if !lost.is_empty() {
-                    tracing::debug!(document = %h.document_id(), lost = lost.len(), "pushes neither stored here nor on the server");
-                    self.forget_pushes(h.document_id(), &lost)?;
+                let lost = with_doc(h, |d| missing_pushes(d, &pushed));
+                if let Some(lost) = repo.pass_over(h.document_id(), lost)? {
+                    if !lost.is_empty() {
+                        tracing::debug!(document = %h.document_id(), lost = lost.len(), "pushes neither stored here nor on the server");
+                        self.forget_pushes(h.document_id(), &lost)?;
+                    }
                 }
             }
         }
         let own = self.device_id().to_owned();
-        let settled_logs = log_handles.iter().zip(&settled[handles.len()..]);
-        for ((key, h), _) in settled_logs.filter(|(_, s)| **s) {
-            if key.device_id == own && self.mend_own_log(repo, h).await? {
-                settle(h).await?;
+        for ((key, h), _) in log_handles.iter().zip(&settled_logs).filter(|(_, s)| **s) {
+            if key.device_id == own {
+                let mended = self.mend_own_log(repo, h).await;
+                if repo.pass_over(h.document_id(), mended)? == Some(true) {
+                    repo.pass_over(h.document_id(), settle(h, conn, at_limit.clone()).await)?;
+                }
             }
         }
 
@@ -269,14 +296,14 @@ impl SyncService<'_> {
                 (h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default())
             })
             .collect();
-        let uploads = self.uploads_since(s, &since).await?;
+        let uploads = self.uploads_since(s, &since).await;
         let mut merged = 0;
         for (i, (wf_id, handle)) in handles.iter().enumerate() {
             let known = docs.iter().find(|k| &k.key == wf_id);
-            if self
+            let considered = self
                 .consider_workflow(repo, wf_id, handle, known, &uploads)
-                .await?
-            {
+                .await;
+            if repo.pass_over(handle.document_id(), considered)? == Some(true) {
                 merged += 1;
             }
             self.sync_progress("merging", i as u64 + 1, handles.len() as u64);
@@ -293,22 +320,26 @@ impl SyncService<'_> {
                 let Some(l) = self.read(|c| Ok(queries::workflows::load(c, wf_id)?))? else {
                     continue;
                 };
-                match self.push_into(
+                let id = handle.document_id();
+                let pushed = self.push_into(
                     handle,
                     &parse_heads(&known.heads),
                     &l.workflow,
                     l.deleted,
                     false,
-                )? {
-                    Push::Unreadable | Push::Unmerged | Push::Behind => {}
-                    Push::Nothing => self.set_push_pending(wf_id, false)?,
-                    Push::Sent(heads) => {
-                        repo.stored(handle).await?;
+                );
+                match repo.pass_over(id, pushed)? {
+                    None | Some(Push::Unreadable | Push::Unmerged | Push::Behind) => {}
+                    Some(Push::Nothing) => self.set_push_pending(wf_id, false)?,
+                    Some(Push::Sent(heads)) => {
+                        if repo.pass_over(id, repo.stored(handle).await)?.is_none() {
+                            continue;
+                        }
                         if let Some(heads) = heads {
                             self.save_doc(wf_id, handle, &heads)?;
                         }
                         self.set_push_pending(wf_id, false)?;
-                        settle(handle).await?;
+                        repo.pass_over(id, settle(handle, conn, at_limit.clone()).await)?;
                     }
                 }
             }
@@ -326,10 +357,12 @@ impl SyncService<'_> {
             .iter()
             .map(|(_, h, known)| (*h, known.map(|k| parse_heads(&k.heads)).unwrap_or_default()))
             .collect();
-        let log_uploads = self.uploads_since(s, &since).await?;
+        let log_uploads = self.uploads_since(s, &since).await;
         for (key, handle, known) in theirs {
-            self.consider_log(repo, key, handle, known, &listed_ids, &log_uploads)
-                .await?;
+            let considered = self
+                .consider_log(repo, key, handle, known, &listed_ids, &log_uploads)
+                .await;
+            repo.pass_over(handle.document_id(), considered)?;
         }
         // The server could not store the workspace's changes this round:
         // it answers sync from memory, so what it confirmed may be nowhere
@@ -338,16 +371,20 @@ impl SyncService<'_> {
         if limit.unstored() {
             unconfirmed = 1 + handles.len() + log_handles.len();
         }
+        let passed_over = repo.take_passed_over();
+        let kept = |h: &DocHandle| !passed_over.contains(h.document_id());
         Ok(Exchanged {
             merged,
             unconfirmed,
             missing,
-            workflows: handles.len(),
+            workflows: handles.iter().filter(|(_, h)| kept(h)).count(),
             handles: handles
                 .into_iter()
                 .map(|(_, h)| h)
                 .chain(log_handles.into_iter().map(|(_, h)| h))
+                .filter(kept)
                 .collect(),
+            passed_over,
         })
     }
 }
@@ -379,7 +416,10 @@ pub(super) struct Exchanged {
     /// still be sending them.
     pub missing: usize,
     pub workflows: usize,
+    /// Every document synced, but those passed over.
     pub handles: Vec<DocHandle>,
+    /// Documents the sync engine failed on ([`SyncRepo::pass_over`]).
+    pub passed_over: Vec<DocumentId>,
 }
 
 /// A dialer to the server that sends this device's credential, keeping

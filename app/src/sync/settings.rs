@@ -70,6 +70,10 @@ impl Service {
             Error::Database(inner) => format!("this device's database failed: {inner}"),
             _ => return,
         };
+        self.note_sync_message(message);
+    }
+
+    fn note_sync_message(&self, message: String) {
         let error = SyncError {
             at: chrono::Utc::now().timestamp_millis(),
             message,
@@ -77,6 +81,14 @@ impl Service {
         let json = serde_json::to_string(&error).unwrap_or_default();
         if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
             tracing::warn!(error = %e, "could not record the sync error");
+        }
+    }
+
+    /// Says in `sync status` (as its `last_error`) which documents a sync
+    /// that otherwise succeeded went on without, until one leaves none out.
+    pub(super) fn note_passed_over(&self, ids: &[String]) {
+        if let Some(message) = passed_over_sentence(ids) {
+            self.note_sync_message(message);
         }
     }
 

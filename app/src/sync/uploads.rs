@@ -126,12 +126,16 @@ impl SyncService<'_> {
         &self,
         s: &Settings,
         docs: &[(&DocHandle, Vec<ChangeHash>)],
-    ) -> Result<Uploads> {
+    ) -> Uploads {
         let mut changes: Vec<ChangeHash> = Vec::new();
         for (h, since) in docs {
-            changes.extend(with_doc(h, |d| to_ask(d, since))?);
+            // A document the engine failed on is nobody's to ask about: its
+            // merge, next, is passed over (`SyncRepo::pass_over`).
+            if let Ok(c) = with_doc(h, |d| to_ask(d, since)) {
+                changes.extend(c);
+            }
         }
-        Ok(self.uploads(s, changes).await)
+        self.uploads(s, changes).await
     }
 }
 

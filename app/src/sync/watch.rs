@@ -8,6 +8,7 @@
 //! only to look at the event log's sequence number, so its cost does not
 //! grow with the number of workflows.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use futures::StreamExt;
@@ -21,10 +22,10 @@ struct Subscriptions {
     subscribed: HashSet<DocumentId>,
     /// Documents changed since the last round took them.
     changed: Arc<Mutex<HashSet<DocumentId>>>,
-    /// A document whose changes stopped coming: its stream ends only when
-    /// the sync engine failed on it (the repo is not stopped while
+    /// Documents whose changes stopped coming: a stream ends only when the
+    /// sync engine failed on its document (the repo is not stopped while
     /// watched), and its handle, the root's included, is of no more use.
-    ended: Arc<Mutex<Option<DocumentId>>>,
+    ended: Arc<Mutex<BTreeSet<DocumentId>>>,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -34,7 +35,7 @@ impl Subscriptions {
             tasks: JoinSet::new(),
             subscribed: HashSet::new(),
             changed: Arc::new(Mutex::new(HashSet::new())),
-            ended: Arc::new(Mutex::new(None)),
+            ended: Arc::new(Mutex::new(BTreeSet::new())),
             wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -60,10 +61,7 @@ impl Subscriptions {
                         .insert(id.clone());
                     wake.notify_one();
                 }
-                ended
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(id);
+                ended.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
                 wake.notify_one();
             });
         }
@@ -80,12 +78,15 @@ impl Subscriptions {
         std::mem::take(&mut *self.changed.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// [`Error::SyncDocument`] for a document whose changes stopped coming.
-    fn check(&self) -> Result<()> {
-        match &*self.ended.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(id) => Err(Error::SyncDocument(id.to_string())),
-            None => Ok(()),
+    /// The documents whose changes stopped coming since the last call, no
+    /// longer watched: a full round that finds them again watches their
+    /// new handles.
+    fn take_ended(&mut self) -> BTreeSet<DocumentId> {
+        let ended = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in &ended {
+            self.subscribed.remove(id);
         }
+        ended
     }
 }
 
@@ -102,7 +103,7 @@ const BUSY_RETRY_MAX: Duration = Duration::from_secs(30);
 const STORAGE_RETRY: Duration = Duration::from_secs(10);
 /// A document the sync engine keeps failing on is tried again less and
 /// less often, up to this: the change that trips it comes back with every
-/// start, and each start reconnects and resyncs everything.
+/// try, and each try is a full round (for the root, a reconnect).
 const DOCUMENT_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 /// A watch that ran this long before it failed starts its pauses over.
 const DOCUMENT_RETRY_RESET: Duration = Duration::from_secs(10 * 60);
@@ -114,6 +115,10 @@ fn document_pause(last: Option<Duration>, ran: Duration) -> Duration {
         Some(last) if ran < DOCUMENT_RETRY_RESET => (last * 2).min(DOCUMENT_RETRY_MAX),
         _ => STORAGE_RETRY,
     }
+}
+
+fn ids(docs: &BTreeSet<DocumentId>) -> Vec<String> {
+    docs.iter().map(ToString::to_string).collect()
 }
 
 /// `d` plus up to a quarter more, at random.
@@ -131,10 +136,12 @@ impl SyncService<'_> {
     /// refused credential (a revoked device) or an untrusted certificate
     /// ends it with an error, also mid-watch; a failed write to this
     /// device's copy of the documents, or one SQLite refused in its
-    /// database, or the sync engine's failure on a document, is said in
-    /// `sync status` (when that can still be written) and tried again after
-    /// `STORAGE_RETRY` (a document failing again, later each time). `on_round` sees rounds that
-    /// moved data.
+    /// database, or the sync engine's failure on the root document, is said
+    /// in `sync status` (when that can still be written) and tried again
+    /// after `STORAGE_RETRY` (the root failing again, later each time). Any
+    /// other document the engine fails on is left out, said in `sync
+    /// status`, and tried again after a pause that grows the same way.
+    /// `on_round` sees rounds that moved data.
     pub fn watch(
         &self,
         stop: &AtomicBool,
@@ -255,7 +262,36 @@ impl SyncService<'_> {
         // of it (`sync status`, the app's header).
         let mut away_since: Option<std::time::Instant> = None;
         let mut said_away: Option<String> = None;
+        // Documents the sync engine failed on, left out until a full round
+        // finds them again (samod loads a failed document afresh), at
+        // `retry`: later each time they fail again (`document_pause`).
+        let mut passed_over: BTreeSet<DocumentId> = BTreeSet::new();
+        let mut retry: Option<std::time::Instant> = None;
+        let mut retry_pause: Option<Duration> = None;
         while !stop.load(Ordering::SeqCst) {
+            let ended = subs.take_ended();
+            if !ended.is_empty() {
+                // Without the root nothing syncs: a fresh repo, later.
+                if let Some(r) = root.as_ref().filter(|r| ended.contains(r.document_id())) {
+                    return Err(Error::SyncDocument(r.document_id().to_string()));
+                }
+                tracing::warn!(
+                    documents = ended.len(),
+                    "the sync engine failed on documents; syncing goes on without them"
+                );
+                passed_over.extend(ended);
+                self.note_passed_over(&ids(&passed_over));
+            }
+            if passed_over.is_empty() {
+                retry = None;
+            } else if retry.is_none() {
+                let next = document_pause(retry_pause, Duration::ZERO);
+                retry_pause = Some(next);
+                retry = Some(std::time::Instant::now() + jittered(next));
+            } else if retry.is_some_and(|at| std::time::Instant::now() >= at) {
+                retry = None;
+                full_on = None;
+            }
             // Revoked (or the certificate changed) while watching: the
             // reconnect was refused for good.
             if let Some(Err(samod::DialerFailed::PermanentFailure(e))) =
@@ -297,7 +333,6 @@ impl SyncService<'_> {
             }
             if let Some(conn) = dialer.connection_id() {
                 let seq = self.max_seq()?;
-                subs.check()?;
                 let changed = subs.take();
                 let root_changed = root
                     .as_ref()
@@ -320,6 +355,7 @@ impl SyncService<'_> {
                                 x.workflows,
                                 x.unconfirmed,
                                 x.missing,
+                                x.passed_over,
                             ))
                         } else {
                             let root = root.as_ref().expect("a full round opened it");
@@ -331,11 +367,19 @@ impl SyncService<'_> {
                             if behind > 0 {
                                 full_on = None;
                             }
-                            Ok((pushed, merged, 0, 0, 0))
+                            Ok((pushed, merged, 0, 0, 0, repo.take_passed_over()))
                         }
                     };
                     match round.await {
-                        Ok((pushed, merged, documents, unconfirmed, missing)) => {
+                        Ok((pushed, merged, documents, unconfirmed, missing, failed)) => {
+                            // A full round tried every document again.
+                            if full {
+                                passed_over.clear();
+                                if failed.is_empty() {
+                                    retry_pause = None;
+                                }
+                            }
+                            passed_over.extend(failed);
                             let root = root.as_ref().expect("a full round opened it");
                             let report = SyncReport {
                                 server: settings.server.clone(),
@@ -346,9 +390,11 @@ impl SyncService<'_> {
                                 unconfirmed,
                                 // Said when `sync now` connects.
                                 server_limit: None,
+                                passed_over: ids(&passed_over),
                                 by_running_watch: false,
                             };
                             self.mark_synced(settings, &report.join, seq)?;
+                            self.note_passed_over(&report.passed_over);
                             // Only a full round settles every document.
                             if full {
                                 self.note_unconfirmed(unconfirmed);
@@ -466,7 +512,7 @@ impl SyncService<'_> {
         for id in changed {
             match self.known_by_doc(id)? {
                 Some((known, true)) => {
-                    if let Some(handle) = find(repo, id).await? {
+                    if let Some(Some(handle)) = repo.pass_over(id, find(repo, id).await)? {
                         workflow_docs.push((known, handle));
                     }
                 }
@@ -478,13 +524,13 @@ impl SyncService<'_> {
             .iter()
             .map(|(known, h)| (h, parse_heads(&known.heads)))
             .collect();
-        let uploads = self.uploads_since(settings, &since).await?;
+        let uploads = self.uploads_since(settings, &since).await;
         let mut merged = 0;
         for (known, handle) in &workflow_docs {
-            if self
+            let considered = self
                 .consider_workflow(repo, &known.key, handle, Some(known), &uploads)
-                .await?
-            {
+                .await;
+            if repo.pass_over(handle.document_id(), considered)? == Some(true) {
                 merged += 1;
             }
         }
@@ -497,7 +543,7 @@ impl SyncService<'_> {
             if key.device_id == self.device_id() {
                 continue;
             }
-            if let Some(handle) = find(repo, id).await? {
+            if let Some(Some(handle)) = repo.pass_over(id, find(repo, id).await)? {
                 their_logs.push((key, handle, known));
             }
         }
@@ -505,15 +551,17 @@ impl SyncService<'_> {
             .iter()
             .map(|(_, h, known)| (h, parse_heads(&known.heads)))
             .collect();
-        let log_uploads = self.uploads_since(settings, &since).await?;
+        let log_uploads = self.uploads_since(settings, &since).await;
         for (key, handle, known) in &their_logs {
             let ids = match &mut workflows {
                 Some(ids) => ids,
                 None => workflows.insert(self.known_workflow_ids()?),
             };
             let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
-            self.consider_log(repo, key, handle, Some(known), &listed, &log_uploads)
-                .await?;
+            let considered = self
+                .consider_log(repo, key, handle, Some(known), &listed, &log_uploads)
+                .await;
+            repo.pass_over(handle.document_id(), considered)?;
         }
         // Local changes after the merges: a push onto a document holding
         // changes not merged yet merges them itself, one at a time

@@ -49,6 +49,9 @@ fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
                 r.unconfirmed
             ));
         }
+        if let Some(why) = r.passed_over_sentence() {
+            text.push_str(&format!("Note: {why}.\n"));
+        }
         text
     };
     match c {
