@@ -15,11 +15,12 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::commands::{CreateWorkflow, FinishRun, Input, StartRun};
+use crate::commands::{FinishRun, StartRun};
 use crate::config::{ConfigDocument, CrossRule, FieldDef, RetentionPolicy, RunSpec};
-use crate::error::{Error, FieldError};
+use crate::error::FieldError;
 use crate::run::Run;
 use crate::validation::{bounds, ValidationContext};
+use crate::workflow::check_fields;
 use crate::workflow::{FieldConflict, WorkflowSpec};
 
 /// Largest config document (as JSON) a workflow may carry; the local HTTP
@@ -220,7 +221,7 @@ pub fn check_workflow(
             ),
         ));
     }
-    errors.extend(local_rules(
+    errors.extend(check_fields(
         &spec.name,
         &spec.description,
         &spec.version,
@@ -237,22 +238,6 @@ pub fn check_workflow(
     }
     errors.dedup();
     errors
-}
-
-/// Name, description, version and tags through the very rules of
-/// `create_workflow` (trimmed, then validated).
-fn local_rules(name: &str, description: &str, version: &str, tags: &[String]) -> Vec<FieldError> {
-    let mut input = CreateWorkflow {
-        name: name.to_owned(),
-        description: Some(description.to_owned()),
-        version: Some(version.to_owned()),
-        tags: tags.to_vec(),
-        config: None,
-    };
-    match input.check() {
-        Ok(()) => vec![],
-        Err(Error::Invalid(errors)) => errors,
-    }
 }
 
 /// A config document as a whole: its size, how deeply its parts nest, and
@@ -322,19 +307,19 @@ fn check_value_at(field: &str, v: &Value) -> Vec<FieldError> {
     };
     match field {
         "name" => match text(v) {
-            Some(s) => local_rules(&s, "", "1.0.0", &[]),
+            Some(s) => check_fields(&s, "", "1.0.0", &[]),
             None => not("a string"),
         },
         "description" => match text(v) {
-            Some(s) => local_rules("n", &s, "1.0.0", &[]),
+            Some(s) => check_fields("n", &s, "1.0.0", &[]),
             None => not("a string"),
         },
         "version" => match text(v) {
-            Some(s) => local_rules("n", "", &s, &[]),
+            Some(s) => check_fields("n", "", &s, &[]),
             None => not("a string"),
         },
         "tags" => match serde_json::from_value::<Vec<String>>(v.clone()) {
-            Ok(tags) => local_rules("n", "", "1.0.0", &tags),
+            Ok(tags) => check_fields("n", "", "1.0.0", &tags),
             Err(_) => not("an array of strings"),
         },
         "deleted" if v.is_boolean() => vec![],

@@ -355,6 +355,28 @@ pub fn apply(spec: &mut WorkflowSpec, changes: &[FieldChange]) -> Result<(), Str
     Ok(())
 }
 
+/// Problems with a name, description, version and tags, by the very rules
+/// of `create_workflow` (trimmed, then validated): what a workflow from
+/// another device, or brought back from its history, must meet.
+pub fn check_fields(
+    name: &str,
+    description: &str,
+    version: &str,
+    tags: &[String],
+) -> Vec<crate::FieldError> {
+    let mut input = crate::commands::CreateWorkflow {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        version: Some(version.to_owned()),
+        tags: tags.to_vec(),
+        config: None,
+    };
+    match crate::commands::Input::check(&mut input) {
+        Ok(()) => vec![],
+        Err(crate::Error::Invalid(errors)) => errors,
+    }
+}
+
 /// Nulls in `values` mean "no value"; dropping them keeps one representation.
 pub fn normalize(spec: &mut WorkflowSpec) {
     spec.name = spec.name.trim().to_owned();

@@ -119,7 +119,24 @@ fn restore_in(
 ) -> Result<Workflow> {
     let mut spec = past.spec.clone();
     workflow::normalize(&mut spec);
-    validate_config(&spec.config)?;
+    // What was allowed when that version was written may not be now (a
+    // rule added since): brought back as it was, every other device would
+    // refuse it. Checked as an edit would be.
+    let mut errors =
+        workflow::check_fields(&spec.name, &spec.description, &spec.version, &spec.tags);
+    match validate_config(&spec.config) {
+        Err(Error::Invalid(e)) => errors.extend(e),
+        other => other?,
+    }
+    if !errors.is_empty() {
+        for e in &mut errors {
+            e.message = format!(
+                "revision {} holds what is no longer allowed: {}",
+                past.revision, e.message
+            );
+        }
+        return Err(Error::Invalid(errors));
+    }
     let changes = workflow::diff(&now.spec, &spec);
     if changes.is_empty() && !deleted {
         return Ok(now.clone());
@@ -504,6 +521,70 @@ mod tests {
             .get_at(WorkflowAt { id: id.clone(), at })
             .unwrap();
         assert_eq!(Some(got), full(&Point::Time(t)));
+    }
+
+    /// A version written before a rule existed (here a 300-character
+    /// version string, allowed until versions were held to 256) is not
+    /// brought back as it was: every other device would refuse it.
+    #[test]
+    fn restore_refuses_a_version_that_breaks_a_rule_added_since() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = svc.workflows();
+        let id = wf
+            .create(CreateWorkflow {
+                name: "a".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .id;
+        let long = "1.0.0-".to_owned() + &"x".repeat(300);
+        svc.write(|w| {
+            let event = Event::WorkflowUpdated(flowkeep_core::events::WorkflowChangedV1 {
+                changes: vec![FieldChange {
+                    field: "version".into(),
+                    old: json!("1.0.0"),
+                    new: json!(long),
+                }],
+            });
+            w.append(&id, flowkeep_store::event_log::Expected::Any, event)?;
+            Ok(())
+        })
+        .unwrap();
+        wf.update(UpdateWorkflow {
+            id: id.clone(),
+            version: Some("2.0.0".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let n = svc.latest_seq().unwrap();
+
+        let refused = wf.restore(RestoreWorkflow {
+            id: id.clone(),
+            to: "2".into(),
+            expected_revision: None,
+        });
+        let Err(crate::Error::Invalid(errors)) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(errors[0].field, "version", "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("revision 2 holds what is no longer allowed"),
+            "{errors:?}"
+        );
+        assert_eq!(svc.latest_seq().unwrap(), n, "nothing written");
+        let back = wf
+            .restore(RestoreWorkflow {
+                id: id.clone(),
+                to: "1".into(),
+                expected_revision: None,
+            })
+            .unwrap();
+        assert_eq!(
+            back.spec.version, "1.0.0",
+            "an allowed version still comes back"
+        );
     }
 
     #[test]
