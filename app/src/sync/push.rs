@@ -490,7 +490,8 @@ impl Service {
     }
 
     /// This device's runs touched since the last sync, and those still
-    /// waiting for their log document, grouped by log key.
+    /// waiting for their log document, grouped by log key. A waiting run
+    /// deleted meanwhile waits no more.
     pub(super) fn local_runs_to_send(&self) -> Result<Vec<(String, Vec<flowkeep_core::run::Run>)>> {
         let synced: i64 = self
             .meta(META_SEQ)?
@@ -505,8 +506,10 @@ impl Service {
                 )?
                 .query_map([synced], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            ids.extend(meta_flags(c, META_RUNS_PENDING)?);
+            let pending = meta_flags(c, META_RUNS_PENDING)?;
+            ids.extend(pending.iter().cloned());
             let mut groups: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+            let mut gone = Vec::new();
             for id in ids {
                 match queries::runs::get(c, &id) {
                     Ok(e) if e.device_id == own => {
@@ -515,11 +518,22 @@ impl Service {
                             .or_default()
                             .push(e);
                     }
-                    Ok(_) | Err(flowkeep_store::Error::NotFound { .. }) => {}
+                    Ok(_) => {}
+                    Err(flowkeep_store::Error::NotFound { .. }) => {
+                        if pending.contains(&id) {
+                            gone.push(id);
+                        }
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Ok(groups.into_iter().collect())
+            Ok((groups.into_iter().collect(), gone))
+        })
+        .and_then(|(groups, gone)| {
+            if !gone.is_empty() {
+                self.set_runs_pending(gone.iter().map(String::as_str), false)?;
+            }
+            Ok(groups)
         })
     }
 }
@@ -585,6 +599,46 @@ mod tests {
         let mut expected = vec![first.id, second.id];
         expected.sort();
         assert_eq!(records, expected);
+    }
+
+    /// A run waiting for its log that is deleted meanwhile is not looked
+    /// for again at every push.
+    #[tokio::test]
+    async fn a_waiting_run_deleted_meanwhile_waits_no_more() {
+        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let wf = test_workflow(&svc).id;
+        let start = || {
+            svc.runs()
+                .start(flowkeep_core::commands::StartRun {
+                    workflow_id: wf.clone(),
+                    status: None,
+                    trigger: None,
+                })
+                .unwrap()
+        };
+        let round_done = || {
+            let seq = svc.max_seq().unwrap().to_string();
+            svc.set_meta(&[(META_SEQ, &seq)]).unwrap();
+        };
+        start();
+        svc.push_changed(&SyncRepo::in_memory().await, &[], None)
+            .await
+            .unwrap();
+        round_done();
+        // Its log is not in this repo: the run waits.
+        let run = start();
+        svc.push_changed(&SyncRepo::in_memory().await, &[], None)
+            .await
+            .unwrap();
+        round_done();
+        let waiting = || svc.read(|c| meta_flags(c, META_RUNS_PENDING)).unwrap();
+        assert_eq!(waiting(), [run.id.as_str()]);
+
+        svc.runs()
+            .delete(flowkeep_core::commands::RunId { id: run.id })
+            .unwrap();
+        assert!(svc.local_runs_to_send().unwrap().is_empty());
+        assert!(waiting().is_empty(), "{:?}", waiting());
     }
 
     /// A workflow whose document is in a repo in memory, heads recorded.
