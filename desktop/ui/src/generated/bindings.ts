@@ -518,7 +518,9 @@ rejected: number,
 rejections: Array<SyncRejection>, 
 /**
  * Why the last sync failed (server unreachable, this device revoked,
- * an untrusted certificate, this device's disk), until one succeeds.
+ * an untrusted certificate, this device's disk), until one succeeds;
+ * or which documents a sync went on without (`SyncReport::passed_over`),
+ * until one leaves none out.
  */
 last_error: SyncError | null, 
 /**
