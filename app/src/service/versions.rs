@@ -119,14 +119,24 @@ fn restore_in(
 ) -> Result<Workflow> {
     let mut spec = past.spec.clone();
     workflow::normalize(&mut spec);
+    let changes = workflow::diff(&now.spec, &spec);
     // What was allowed when that version was written may not be now (a
     // rule added since): brought back as it was, every other device would
-    // refuse it. Checked as an edit would be.
+    // refuse it. What the restore changes is checked as an edit of it
+    // would be; what it leaves as it is, as an edit leaves it.
+    let changed = |field: &str| {
+        changes
+            .iter()
+            .any(|c| c.field == field || c.field.starts_with(&format!("{field}.")))
+    };
     let mut errors =
         workflow::check_fields(&spec.name, &spec.description, &spec.version, &spec.tags);
-    match validate_config(&spec.config) {
-        Err(Error::Invalid(e)) => errors.extend(e),
-        other => other?,
+    errors.retain(|e| changed(e.field.split(['.', '[']).next().unwrap_or_default()));
+    if changed("config") {
+        match validate_config(&spec.config) {
+            Err(Error::Invalid(e)) => errors.extend(e),
+            other => other?,
+        }
     }
     if !errors.is_empty() {
         for e in &mut errors {
@@ -137,7 +147,6 @@ fn restore_in(
         }
         return Err(Error::Invalid(errors));
     }
-    let changes = workflow::diff(&now.spec, &spec);
     if changes.is_empty() && !deleted {
         return Ok(now.clone());
     }
@@ -523,11 +532,12 @@ mod tests {
         assert_eq!(Some(got), full(&Point::Time(t)));
     }
 
-    /// A version written before a rule existed (here a 300-character
-    /// version string, allowed until versions were held to 256) is not
-    /// brought back as it was: every other device would refuse it.
+    /// A value written before a rule existed (here a 300-character version
+    /// string, allowed until versions were held to 256) is not brought back
+    /// by a restore (every other device would refuse it); what a restore
+    /// leaves as it is, is not checked, as with an edit.
     #[test]
-    fn restore_refuses_a_version_that_breaks_a_rule_added_since() {
+    fn restore_checks_what_it_brings_back_as_an_edit_would() {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let wf = svc.workflows();
         let id = wf
@@ -538,18 +548,22 @@ mod tests {
             .unwrap()
             .id;
         let long = "1.0.0-".to_owned() + &"x".repeat(300);
-        svc.write(|w| {
-            let event = Event::WorkflowUpdated(flowkeep_core::events::WorkflowChangedV1 {
-                changes: vec![FieldChange {
-                    field: "version".into(),
-                    old: json!("1.0.0"),
-                    new: json!(long),
-                }],
-            });
-            w.append(&id, flowkeep_store::event_log::Expected::Any, event)?;
-            Ok(())
-        })
-        .unwrap();
+        // As it was written before the rule.
+        let set_version = |old: &str, new: &str| {
+            svc.write(|w| {
+                let event = Event::WorkflowUpdated(flowkeep_core::events::WorkflowChangedV1 {
+                    changes: vec![FieldChange {
+                        field: "version".into(),
+                        old: json!(old),
+                        new: json!(new),
+                    }],
+                });
+                w.append(&id, flowkeep_store::event_log::Expected::Any, event)?;
+                Ok(())
+            })
+            .unwrap()
+        };
+        set_version("1.0.0", &long);
         wf.update(UpdateWorkflow {
             id: id.clone(),
             version: Some("2.0.0".into()),
@@ -585,6 +599,25 @@ mod tests {
             back.spec.version, "1.0.0",
             "an allowed version still comes back"
         );
+
+        // What a restore leaves as it is is not checked, as an edit does not
+        // check what it leaves: revision 5 keeps the long version and
+        // restores only the description.
+        set_version("1.0.0", &long);
+        wf.update(UpdateWorkflow {
+            id: id.clone(),
+            description: Some("later".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let back = wf
+            .restore(RestoreWorkflow {
+                id: id.clone(),
+                to: "5".into(),
+                expected_revision: None,
+            })
+            .unwrap();
+        assert_eq!((back.spec.description.as_str(), back.revision), ("", 7));
     }
 
     #[test]

@@ -40,8 +40,7 @@ impl SyncService<'_> {
         });
         rt.shutdown_timeout(Duration::from_secs(2));
         let (report, settings) = report.inspect_err(|e| self.note_sync_error(e))?;
-        self.mark_synced(&settings, &report.join, seq)?;
-        self.note_passed_over(&report.passed_over);
+        self.mark_synced(&settings, &report.join, seq, &report.passed_over)?;
         Ok(report)
     }
 
@@ -371,19 +370,24 @@ impl SyncService<'_> {
         if limit.unstored() {
             unconfirmed = 1 + handles.len() + log_handles.len();
         }
-        let passed_over = repo.take_passed_over();
-        let kept = |h: &DocHandle| !passed_over.contains(h.document_id());
+        // Left out: what the engine failed on and this round holds no live
+        // handle to. One that failed earlier in the round (its push) and
+        // synced here on a fresh load is not.
+        let live = |h: &DocHandle| with_doc(h, |_| ()).is_ok();
+        let workflows: Vec<DocHandle> = handles.into_iter().map(|(_, h)| h).filter(live).collect();
+        let logs: Vec<DocHandle> = log_handles
+            .into_iter()
+            .map(|(_, h)| h)
+            .filter(live)
+            .collect();
+        let mut passed_over = repo.take_passed_over();
+        passed_over.retain(|id| !workflows.iter().chain(&logs).any(|h| h.document_id() == id));
         Ok(Exchanged {
             merged,
             unconfirmed,
             missing,
-            workflows: handles.iter().filter(|(_, h)| kept(h)).count(),
-            handles: handles
-                .into_iter()
-                .map(|(_, h)| h)
-                .chain(log_handles.into_iter().map(|(_, h)| h))
-                .filter(kept)
-                .collect(),
+            workflows: workflows.len(),
+            handles: workflows.into_iter().chain(logs).collect(),
             passed_over,
         })
     }

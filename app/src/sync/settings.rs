@@ -74,27 +74,33 @@ impl Service {
     }
 
     fn note_sync_message(&self, message: String) {
-        let error = SyncError {
-            at: chrono::Utc::now().timestamp_millis(),
-            message,
-        };
-        let json = serde_json::to_string(&error).unwrap_or_default();
-        if let Err(e) = self.set_meta(&[(META_ERROR, &json)]) {
+        if let Err(e) = self.set_meta(&[(META_ERROR, &sync_error_json(message))]) {
             tracing::warn!(error = %e, "could not record the sync error");
         }
     }
 
-    /// Says in `sync status` (as its `last_error`) which documents a sync
-    /// that otherwise succeeded went on without, until one leaves none out.
+    /// Says in `sync status` (as its `last_error`) which documents the
+    /// sync under way goes on without.
     pub(super) fn note_passed_over(&self, ids: &[String]) {
         if let Some(message) = passed_over_sentence(ids) {
             self.note_sync_message(message);
         }
     }
 
-    /// Records a successful sync: settings, time, and the local events sent.
-    pub(super) fn mark_synced(&self, settings: &Settings, join: &str, seq: i64) -> Result<()> {
+    /// Records a successful sync: settings, time, and the local events sent;
+    /// the last error cleared, or, when it went on without some documents
+    /// (`passed_over`), which, until a sync leaves none out.
+    pub(super) fn mark_synced(
+        &self,
+        settings: &Settings,
+        join: &str,
+        seq: i64,
+        passed_over: &[String],
+    ) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis().to_string();
+        let error = passed_over_sentence(passed_over)
+            .map(sync_error_json)
+            .unwrap_or_default();
         let root = join.rsplit('#').next().unwrap_or_default().to_owned();
         self.set_meta(&[
             (META_SERVER, &settings.server),
@@ -107,7 +113,7 @@ impl Service {
                 if settings.allow_insecure { "1" } else { "0" },
             ),
             (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
-            (META_ERROR, ""),
+            (META_ERROR, &error),
         ])
     }
 
@@ -289,6 +295,15 @@ impl SyncService<'_> {
         tls::check_ca_pem(ca_pem)?;
         self.set_meta(&[(META_CA, ca_pem)])
     }
+}
+
+/// `message` as `sync status` reads it back, stamped now.
+fn sync_error_json(message: String) -> String {
+    let error = SyncError {
+        at: chrono::Utc::now().timestamp_millis(),
+        message,
+    };
+    serde_json::to_string(&error).unwrap_or_default()
 }
 
 /// A first look at the token, for telling tokens apart.

@@ -105,6 +105,12 @@ const STORAGE_RETRY: Duration = Duration::from_secs(10);
 /// less often, up to this: the change that trips it comes back with every
 /// try, and each try is a full round (for the root, a reconnect).
 const DOCUMENT_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+/// How soon a full round looks again for listed documents that did not
+/// load, at first and at most: one whose device is still sending it comes
+/// within moments; one that never loads must not have every round fetch
+/// everything.
+const MISSING_RETRY: Duration = Duration::from_millis(250);
+const MISSING_RETRY_MAX: Duration = Duration::from_secs(10);
 /// A watch that ran this long before it failed starts its pauses over.
 const DOCUMENT_RETRY_RESET: Duration = Duration::from_secs(10 * 60);
 
@@ -268,7 +274,15 @@ impl SyncService<'_> {
         let mut passed_over: BTreeSet<DocumentId> = BTreeSet::new();
         let mut retry: Option<std::time::Instant> = None;
         let mut retry_pause: Option<Duration> = None;
+        // When a full round looks again for listed documents that did not
+        // load, and the last such pause.
+        let mut missing_retry: Option<std::time::Instant> = None;
+        let mut missing_pause: Option<Duration> = None;
         while !stop.load(Ordering::SeqCst) {
+            if missing_retry.is_some_and(|at| std::time::Instant::now() >= at) {
+                missing_retry = None;
+                full_on = None;
+            }
             let ended = subs.take_ended();
             if !ended.is_empty() {
                 // Without the root nothing syncs: a fresh repo, later.
@@ -393,8 +407,7 @@ impl SyncService<'_> {
                                 passed_over: ids(&passed_over),
                                 by_running_watch: false,
                             };
-                            self.mark_synced(settings, &report.join, seq)?;
-                            self.note_passed_over(&report.passed_over);
+                            self.mark_synced(settings, &report.join, seq, &report.passed_over)?;
                             // Only a full round settles every document.
                             if full {
                                 self.note_unconfirmed(unconfirmed);
@@ -419,18 +432,24 @@ impl SyncService<'_> {
                                 on_round(&report);
                             }
                             seen_seq = Some(seq);
-                            // A document the root lists that the server did
-                            // not have yet (its device is still sending it)
-                            // is looked for again by another full round,
-                            // after the usual pause.
-                            if full && missing > 0 {
-                                full_on = None;
-                            } else {
-                                if full {
-                                    full_on = Some(conn);
+                            if full {
+                                full_on = Some(conn);
+                                // A document the root lists that did not load
+                                // (its device is still sending it, or the
+                                // engine failed on it as it arrived) is
+                                // looked for again by another full round,
+                                // sooner at first.
+                                if missing > 0 {
+                                    let next = missing_pause
+                                        .map_or(MISSING_RETRY, |p| (p * 2).min(MISSING_RETRY_MAX));
+                                    missing_pause = Some(next);
+                                    missing_retry = Some(std::time::Instant::now() + next);
+                                } else {
+                                    missing_pause = None;
+                                    missing_retry = None;
                                 }
-                                continue;
                             }
+                            continue;
                         }
                         // The connection went away mid-round, or the server
                         // did not answer: after the usual pause, a full round.
