@@ -51,10 +51,29 @@ pub fn brought(frame: &[u8]) -> Option<Brought> {
 }
 
 fn read_brought(frame: &[u8]) -> Option<Brought> {
+    read_brought_within(frame, samod::inflate_bound::MAX_INFLATED_BYTES)
+}
+
+/// [`read_brought`] with `inflated` bytes at most from compressed parts.
+fn read_brought_within(frame: &[u8], inflated: u64) -> Option<Brought> {
     let (document, data) = sync_payload(frame)?;
     let message = sync::Message::decode(&data).ok()?;
     // No changes: nothing to vouch for.
     message.changes.iter().next()?;
+    // Automerge inflates compressed parts without a bound: what would pass
+    // samod's is not read here either, and goes no further.
+    let mut budget = inflated;
+    if message
+        .changes
+        .iter()
+        .any(|c| samod::inflate_bound::check(c, &mut budget).is_err())
+    {
+        return Some(Brought {
+            document,
+            changes: Vec::new(),
+            complete: false,
+        });
+    }
     let mut hashes = BTreeSet::new();
     let mut complete = true;
     for chunk in message.changes.iter() {
@@ -290,6 +309,38 @@ mod tests {
         let mut want = hashes(&doc);
         want.sort();
         assert_eq!(seen, want);
+    }
+
+    /// A compressed part that would inflate past the bound is not read
+    /// (automerge would inflate it whole), and the message goes no further.
+    #[test]
+    fn changes_inflating_past_the_bound_are_not_read() {
+        let doc = doc_with_two_changes();
+        let m = |changes: Vec<u8>| {
+            let m = sync::Message {
+                heads: doc.get_heads(),
+                need: vec![],
+                have: vec![],
+                changes: changes.into(),
+                flags: None,
+                version: sync::MessageVersion::V2,
+            };
+            frame("request", &doc1(), &m.encode())
+        };
+        let saved = doc.save();
+        let read = read_brought_within(&m(saved.clone()), 1 << 20).unwrap();
+        assert!(read.complete && read.changes.len() == 2);
+        // A change of 4 MiB of one letter, as automerge compresses it.
+        let mut big = Automerge::new();
+        let mut tx = big.transaction();
+        tx.put(automerge::ROOT, "k", "a".repeat(4 << 20)).unwrap();
+        tx.commit();
+        let mut change = big.get_changes(&[])[0].clone();
+        let bomb = change.bytes().into_owned();
+        assert!(bomb.len() < 64 << 10 && bomb[8] == 2, "a compressed chunk");
+        let refused = read_brought_within(&m([saved, bomb].concat()), 1 << 20).unwrap();
+        assert!(!refused.complete && refused.changes.is_empty());
+        assert_eq!(refused.document, doc1());
     }
 
     #[test]

@@ -199,6 +199,7 @@ pub mod actors;
 mod document_changed;
 mod document_id;
 mod ephemera;
+pub mod inflate_bound;
 pub mod network;
 pub use network::ConnectionId;
 pub use network::{

@@ -365,7 +365,7 @@ use futures::{
 use rand::SeedableRng;
 pub use samod_core::{
     AutomergeUrl, BackoffConfig, BadDocumentId, ConnectionId, DialerId, DocSearch, DocumentId,
-    ListenerId, PeerId, PeerRequestState, StorageId, network::ConnDirection,
+    ListenerId, PeerId, PeerRequestState, StorageId, inflate_bound, network::ConnDirection,
 };
 use samod_core::{
     CommandId, CommandResult, DocumentActorId, LoaderState, UnixTimestamp,

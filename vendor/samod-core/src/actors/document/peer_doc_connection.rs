@@ -9,7 +9,17 @@ use automerge::{
 };
 
 use crate::actors::messages::SyncMessage;
+use crate::inflate_bound;
 use crate::{ConnectionId, PeerId, ShareConfig, UnixTimestamp, network::PeerDocState};
+
+/// Why a peer's sync message was not applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReceiveError {
+    #[error(transparent)]
+    Automerge(#[from] AutomergeError),
+    #[error(transparent)]
+    Inflate(#[from] inflate_bound::InflateError),
+}
 
 #[derive(Debug)]
 pub(crate) struct PeerDocConnection {
@@ -119,14 +129,20 @@ impl PeerDocConnection {
     }
 
     /// Applies `msg`; the caller advances the document epoch when the
-    /// message carried changes (`carries_changes`), applied or queued.
+    /// message carried changes (`carries_changes`), applied or queued. A
+    /// message whose compressed parts inflate past
+    /// [`inflate_bound::MAX_INFLATED_BYTES`] is refused unread.
     pub(super) fn receive_sync_message(
         &mut self,
         now: UnixTimestamp,
         doc: &mut Automerge,
         msg: sync::Message,
-    ) -> Result<Duration, AutomergeError> {
+    ) -> Result<Duration, ReceiveError> {
         let start = Instant::now();
+        let mut budget = inflate_bound::MAX_INFLATED_BYTES;
+        for changes in msg.changes.iter() {
+            inflate_bound::check(changes, &mut budget)?;
+        }
         self.quiet_at = None;
         doc.receive_sync_message(&mut self.sync_state, msg)?;
         let duration = start.elapsed();
