@@ -37,6 +37,24 @@ pub enum InflateError {
     TooLarge { limit: u64 },
 }
 
+/// A sync message's changes, joined as automerge joins them before it
+/// loads them: an error if their compressed parts inflate past
+/// [`MAX_INFLATED_BYTES`]. Bytes that stop reading as chunks end the walk
+/// without an error: automerge stops loading at the same chunk (keeping
+/// those before it) and inflates nothing after it, so a message it would
+/// partly apply is not refused here.
+pub fn check_sync_changes(joined: &[u8]) -> Result<(), InflateError> {
+    check_sync_changes_within(joined, MAX_INFLATED_BYTES)
+}
+
+fn check_sync_changes_within(joined: &[u8], limit: u64) -> Result<(), InflateError> {
+    let mut budget = limit;
+    match check(joined, &mut budget) {
+        Err(e @ InflateError::TooLarge { .. }) => Err(e),
+        Ok(()) | Err(InflateError::Malformed(_)) => Ok(()),
+    }
+}
+
 /// Checks `bytes` (automerge chunks one after another), taking what its
 /// compressed parts inflate to from `budget`; an error once that would go
 /// below zero (the budget is then spent), or if the bytes are not chunks.
@@ -310,5 +328,22 @@ mod tests {
         }
         let mut budget = MAX_INFLATED_BYTES;
         check(&[], &mut budget).unwrap();
+        // Where automerge would stop loading, so does the check of a sync
+        // message: it refuses only what inflates too far.
+        let partial = [good.clone(), b"\x85\x6f\x4a".to_vec()].concat();
+        assert_eq!(check_sync_changes(&partial), Ok(()));
+    }
+
+    #[test]
+    fn a_sync_message_is_refused_only_past_the_bound() {
+        let doc = document_with(&deflated(2 << 20));
+        assert_eq!(
+            check_sync_changes_within(&doc, 1 << 20),
+            Err(InflateError::TooLarge { limit: 1 << 20 })
+        );
+        assert_eq!(check_sync_changes_within(&doc, 2 << 20), Ok(()));
+        // Chunks after one that does not read are not inflated by automerge.
+        let after_garbage = [b"garbage".to_vec(), doc].concat();
+        assert_eq!(check_sync_changes_within(&after_garbage, 1 << 20), Ok(()));
     }
 }
