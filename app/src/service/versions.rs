@@ -532,21 +532,27 @@ mod tests {
         assert_eq!(Some(got), full(&Point::Time(t)));
     }
 
-    /// A value written before a rule existed (here a 300-character version
-    /// string, allowed until versions were held to 256) is not brought back
-    /// by a restore (every other device would refuse it); what a restore
-    /// leaves as it is, is not checked, as with an edit.
-    #[test]
-    fn restore_checks_what_it_brings_back_as_an_edit_would() {
+    fn service_with_workflow_a() -> (Service, String) {
         let svc = Service::open_in_memory(Default::default()).unwrap();
-        let wf = svc.workflows();
-        let id = wf
+        let id = svc
+            .workflows()
             .create(CreateWorkflow {
                 name: "a".into(),
                 ..Default::default()
             })
             .unwrap()
             .id;
+        (svc, id)
+    }
+
+    /// A value written before a rule existed (here a 300-character version
+    /// string, allowed until versions were held to 256) is not brought back
+    /// by a restore (every other device would refuse it); what a restore
+    /// leaves as it is, is not checked, as with an edit.
+    #[test]
+    fn restore_checks_what_it_brings_back_as_an_edit_would() {
+        let (svc, id) = service_with_workflow_a();
+        let wf = svc.workflows();
         let long = "1.0.0-".to_owned() + &"x".repeat(300);
         // As it was written before the rule.
         let set_version = |old: &str, new: &str| {
@@ -622,15 +628,8 @@ mod tests {
 
     #[test]
     fn restore_appends_one_event_and_refuses_what_it_cannot_do() {
-        let svc = Service::open_in_memory(Default::default()).unwrap();
+        let (svc, id) = service_with_workflow_a();
         let wf = svc.workflows();
-        let id = wf
-            .create(CreateWorkflow {
-                name: "a".into(),
-                ..Default::default()
-            })
-            .unwrap()
-            .id;
         wf.update(UpdateWorkflow {
             id: id.clone(),
             name: Some("b".into()),

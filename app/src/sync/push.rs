@@ -545,6 +545,22 @@ mod tests {
     use super::*;
     use flowkeep_core::commands::UpdateWorkflow;
 
+    fn start_run(svc: &Service, workflow_id: &str) -> flowkeep_core::run::Run {
+        svc.runs()
+            .start(flowkeep_core::commands::StartRun {
+                workflow_id: workflow_id.to_owned(),
+                status: None,
+                trigger: None,
+            })
+            .unwrap()
+    }
+
+    /// What a round does once its push is stored.
+    fn round_done(svc: &Service) {
+        let seq = svc.max_seq().unwrap().to_string();
+        svc.set_meta(&[(META_SEQ, &seq)]).unwrap();
+    }
+
     /// A run whose log document cannot be loaded when it is to be sent
     /// (this device's copy lost it, no server has given it back yet) waits
     /// and goes with the next push that can, though the events it came
@@ -554,20 +570,8 @@ mod tests {
     async fn a_run_whose_log_cannot_be_loaded_goes_with_a_later_push() {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let wf = test_workflow(&svc).id;
-        let start = || {
-            svc.runs()
-                .start(flowkeep_core::commands::StartRun {
-                    workflow_id: wf.clone(),
-                    status: None,
-                    trigger: None,
-                })
-                .unwrap()
-        };
-        // What a round does once its push is stored.
-        let round_done = || {
-            let seq = svc.max_seq().unwrap().to_string();
-            svc.set_meta(&[(META_SEQ, &seq)]).unwrap();
-        };
+        let start = || start_run(&svc, &wf);
+        let round_done = || round_done(&svc);
         let repo = SyncRepo::in_memory().await;
         let first = start();
         svc.push_changed(&repo, &[], None).await.unwrap();
@@ -607,19 +611,8 @@ mod tests {
     async fn a_waiting_run_deleted_meanwhile_waits_no_more() {
         let svc = Service::open_in_memory(Default::default()).unwrap();
         let wf = test_workflow(&svc).id;
-        let start = || {
-            svc.runs()
-                .start(flowkeep_core::commands::StartRun {
-                    workflow_id: wf.clone(),
-                    status: None,
-                    trigger: None,
-                })
-                .unwrap()
-        };
-        let round_done = || {
-            let seq = svc.max_seq().unwrap().to_string();
-            svc.set_meta(&[(META_SEQ, &seq)]).unwrap();
-        };
+        let start = || start_run(&svc, &wf);
+        let round_done = || round_done(&svc);
         start();
         svc.push_changed(&SyncRepo::in_memory().await, &[], None)
             .await
