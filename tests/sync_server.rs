@@ -1065,6 +1065,61 @@ async fn a_device_that_goes_silent_is_dropped_and_its_place_freed_while_one_that
     assert!(kept.is_err(), "an answering device was dropped");
 }
 
+/// The short WebSockets (`/enrol`, `/devices`, `/uploads`) hold a place
+/// under the connection limits while they are open, like a sync
+/// connection: each is an open file, and a device that opened them without
+/// end would otherwise take the server past what its limits leave room for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_requests_count_against_the_connection_limits_while_open() {
+    let data = tempfile::tempdir().unwrap();
+    let token = create_workspace(data.path(), "team");
+    let a = add_device(data.path(), "team", "a");
+    let b = add_device(data.path(), "team", "b");
+    let server = Server::start(data.path(), &["--max-connections-per-workspace", "1"]);
+    let at = |path: &str| {
+        let mut url = server.url();
+        url.set_path(path);
+        url
+    };
+    // An uploads request waits (up to 10 s) for its question: open, it
+    // holds the workspace's one place.
+    let asking = upgrade_to(&at("/uploads"), &a)
+        .await
+        .expect("a's uploads request gets in");
+    let (status, why) = upgrade(&server, &b)
+        .await
+        .expect_err("no place for b's sync connection");
+    assert_eq!(status, 429);
+    assert!(
+        why.contains("--max-connections-per-workspace 1"),
+        "{why}"
+    );
+    drop(asking);
+    // Closed, its place is free again.
+    let start = Instant::now();
+    let _synced = loop {
+        match upgrade(&server, &b).await {
+            Ok(ws) => break ws,
+            Err((429, _)) if start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    // Now b's sync connection holds it: the others are refused with why.
+    let (status, why) = upgrade_to(&at("/devices"), &a)
+        .await
+        .expect_err("no place for a's devices request");
+    assert_eq!(status, 429);
+    assert!(why.contains("workspace team already has 1 devices connected"), "{why}");
+    let mut enrol = at("/enrol");
+    enrol.set_query(Some("device=c&name=c&proof=1"));
+    let (status, _) = upgrade_to(&enrol, &token)
+        .await
+        .expect_err("no place for an enrolment");
+    assert_eq!(status, 429);
+}
+
 /// `len` bytes no compression shrinks, different for each `seed`.
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

@@ -1,7 +1,9 @@
-//! Connection limits: at most so many sync connections in total and per
-//! workspace. A connection is admitted before its WebSocket upgrade and
-//! holds a `Permit` for as long as it is open; the next one past a limit is
-//! refused with a sentence the client shows as it is.
+//! Connection limits: at most so many WebSocket connections in total and
+//! per workspace (devices' sync connections, and their short ones to
+//! `/enrol`, `/devices` and `/uploads`). A connection is admitted before its
+//! WebSocket upgrade and holds a `Permit` for as long as it is open; the
+//! next one past a limit is refused with a sentence the client shows as it
+//! is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

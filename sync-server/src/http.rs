@@ -24,7 +24,7 @@ use axum::Router;
 
 use futures::{SinkExt, StreamExt};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Permit};
 use crate::db::Credential;
 use crate::devices::Connected;
 use crate::metrics::Metrics;
@@ -887,6 +887,10 @@ async fn enrol(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let permit = match admit(&state, &workspace, &device_id) {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
     if query.get("proof").map(String::as_str) == Some("1") {
         // The device sends the credential it chose (kept on its disk before
         // it asked, so a retry after a crash is the same enrolment) and the
@@ -894,6 +898,7 @@ async fn enrol(
         return ws
             .max_message_size(64 << 10)
             .on_upgrade(move |mut socket| async move {
+                let _permit = permit;
                 let asked =
                     tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await;
                 let body = match asked {
@@ -947,7 +952,23 @@ async fn enrol(
         }
         _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE),
     }
-    reply_once(ws, enrolled_body(&workspace, &device_id, &credential))
+    reply_once(ws, enrolled_body(&workspace, &device_id, &credential), permit)
+}
+
+/// A place under the connection limits for one of the short WebSockets
+/// (`/enrol`, `/devices`, `/uploads`), held until it closes: each is an
+/// open file like a device's sync connection, and a device that opened
+/// them without end would otherwise take the server's open files past
+/// what `--max-connections` leaves room for.
+fn admit(
+    state: &AppState,
+    workspace: &crate::db::Workspace,
+    device_id: &str,
+) -> Result<Permit, Response> {
+    state
+        .admission
+        .admit(&workspace.id, &workspace.name, device_id)
+        .map_err(|why| refuse(StatusCode::TOO_MANY_REQUESTS, why))
 }
 
 /// What an enrolled device is told (and the log's line).
@@ -1016,6 +1037,10 @@ async fn devices(
         Ok(both) => both,
         Err(refusal) => return refusal,
     };
+    let permit = match admit(&state, &device.workspace, &device.device_id) {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
     let db = state.db.clone();
     let ws_id = device.workspace.id.clone();
     let list = match blocking(move || db.devices(&ws_id)).await {
@@ -1025,6 +1050,7 @@ async fn devices(
     reply_once(
         ws,
         serde_json::json!({"workspace": device.workspace.name, "devices": list}),
+        permit,
     )
 }
 
@@ -1042,9 +1068,14 @@ async fn uploads(
         Ok(both) => both,
         Err(refusal) => return refusal,
     };
+    let permit = match admit(&state, &device.workspace, &device.device_id) {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
     let db = state.db.clone();
     ws.max_message_size(state.limits.max_message_bytes)
         .on_upgrade(move |mut socket| async move {
+            let _permit = permit;
             let asked = tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await;
             let body = match asked {
                 Ok(Some(Ok(axum::extract::ws::Message::Text(t)))) => {
@@ -1122,8 +1153,9 @@ fn asked_hashes(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// Upgrades, sends `body` as one text message, closes.
-fn reply_once(ws: WebSocketUpgrade, body: serde_json::Value) -> Response {
+fn reply_once(ws: WebSocketUpgrade, body: serde_json::Value, permit: Permit) -> Response {
     ws.on_upgrade(move |mut socket| async move {
+        let _permit = permit;
         let text = body.to_string();
         let _ = socket
             .send(axum::extract::ws::Message::Text(text.into()))

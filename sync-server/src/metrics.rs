@@ -16,7 +16,8 @@ use samod::storage::{Storage, StorageKey};
 
 pub struct Metrics {
     registry: Registry,
-    /// Sync connections open now.
+    /// WebSocket connections open now: devices' sync connections, and
+    /// their short ones (`/enrol`, `/devices`, `/uploads`) while open.
     pub connections: Gauge,
     /// Of those, passed on to the node serving their workspace.
     pub connections_proxied: Gauge,
@@ -73,7 +74,7 @@ impl Metrics {
         };
         registry.register(
             "connections",
-            "Sync connections open now",
+            "WebSocket connections open now (sync, and enrol, devices and uploads while open)",
             m.connections.clone(),
         );
         registry.register(

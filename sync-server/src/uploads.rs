@@ -51,18 +51,18 @@ pub fn brought(frame: &[u8]) -> Option<Brought> {
 }
 
 fn read_brought(frame: &[u8]) -> Option<Brought> {
-    read_brought_within(frame, samod::inflate_bound::MAX_INFLATED_BYTES)
+    read_brought_within(frame, samod::inflate_bound::Budget::default())
 }
 
-/// [`read_brought`] with `inflated` bytes at most from compressed parts.
-fn read_brought_within(frame: &[u8], inflated: u64) -> Option<Brought> {
+/// [`read_brought`] costing automerge at most `budget`.
+fn read_brought_within(frame: &[u8], mut budget: samod::inflate_bound::Budget) -> Option<Brought> {
     let (document, data) = sync_payload(frame)?;
     let message = sync::Message::decode(&data).ok()?;
     // No changes: nothing to vouch for.
     message.changes.iter().next()?;
-    // Automerge inflates compressed parts without a bound: what would pass
-    // samod's is not read here either, and goes no further.
-    let mut budget = inflated;
+    // Automerge inflates compressed parts and expands runs without a
+    // bound: what would not pass samod's check is not read here either,
+    // and goes no further.
     if message
         .changes
         .iter()
@@ -311,10 +311,13 @@ mod tests {
         assert_eq!(seen, want);
     }
 
-    /// A compressed part that would inflate past the bound is not read
-    /// (automerge would inflate it whole), and the message goes no further.
+    /// A compressed part that would inflate past the bound, or runs that
+    /// stand for more operations than it allows, are not read (automerge
+    /// would inflate or expand them whole), and the message goes no
+    /// further.
     #[test]
-    fn changes_inflating_past_the_bound_are_not_read() {
+    fn changes_costing_past_the_bound_are_not_read() {
+        use samod::inflate_bound::{Budget, MAX_INFLATED_BYTES, MAX_ITEMS};
         let doc = doc_with_two_changes();
         let m = |changes: Vec<u8>| {
             let m = sync::Message {
@@ -328,7 +331,7 @@ mod tests {
             frame("request", &doc1(), &m.encode())
         };
         let saved = doc.save();
-        let read = read_brought_within(&m(saved.clone()), 1 << 20).unwrap();
+        let read = read_brought_within(&m(saved.clone()), Budget::within(1 << 20, 1_000)).unwrap();
         assert!(read.complete && read.changes.len() == 2);
         // A change of 4 MiB of one letter, as automerge compresses it.
         let mut big = Automerge::new();
@@ -338,9 +341,27 @@ mod tests {
         let mut change = big.get_changes(&[])[0].clone();
         let bomb = change.bytes().into_owned();
         assert!(bomb.len() < 64 << 10 && bomb[8] == 2, "a compressed chunk");
-        let refused = read_brought_within(&m([saved, bomb].concat()), 1 << 20).unwrap();
+        let refused =
+            read_brought_within(&m([saved.clone(), bomb].concat()), Budget::within(1 << 20, MAX_ITEMS))
+                .unwrap();
         assert!(!refused.complete && refused.changes.is_empty());
         assert_eq!(refused.document, doc1());
+        // 10,000 operations in a few hundred bytes, against 1,000 items.
+        let mut many = Automerge::new();
+        let mut tx = many.transaction();
+        let list = tx
+            .put_object(automerge::ROOT, "l", automerge::ObjType::List)
+            .unwrap();
+        for i in 0..10_000 {
+            tx.insert(&list, i, automerge::ScalarValue::Null).unwrap();
+        }
+        tx.commit();
+        let runs = many.get_changes(&[])[0].raw_bytes().to_vec();
+        assert!(runs.len() < 1_000);
+        let refused =
+            read_brought_within(&m([saved, runs].concat()), Budget::within(MAX_INFLATED_BYTES, 1_000))
+                .unwrap();
+        assert!(!refused.complete && refused.changes.is_empty());
     }
 
     #[test]

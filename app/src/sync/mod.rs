@@ -99,6 +99,9 @@ const META_INSECURE: &str = "sync.allow_insecure";
 const META_CA: &str = "sync.ca_pem";
 /// Why the last sync failed (`SyncError` as JSON), until one succeeds.
 const META_ERROR: &str = "sync.last_error";
+/// The documents the last sync went on without (a JSON array of ids; empty:
+/// none), for a `sync now` that a running watch answers.
+const META_PASSED_OVER: &str = "sync.passed_over";
 /// What the server last said about the workspace's limits (empty: nothing).
 const META_SERVER_LIMIT: &str = "sync.server_limit";
 const META_UNCONFIRMED: &str = "sync.unconfirmed";
@@ -147,7 +150,8 @@ pub struct SyncReport {
     /// Documents left out of this sync because the sync engine failed on a
     /// change to them here (the log says why): nothing about them was
     /// recorded, their changes wait, and the next sync loads them again.
-    /// Every other document synced.
+    /// Every other document synced. Answered by a running watch
+    /// (`by_running_watch`), those its last round left out.
     pub passed_over: Vec<String>,
     /// Another process on this data dir (`sync watch`, the app) syncs it:
     /// it sent this data dir's changes up to the call; the counts are not

@@ -172,6 +172,10 @@ fn a_watch_goes_on_without_a_document_the_engine_fails_on_and_tries_it_again() {
         until("the watch to say it left one out", &|| {
             last_error(&b.svc).is_some_and(|e| e.contains(&failing.to_string()))
         });
+        // A `sync now` the running watch answers says so too.
+        let answered = b.svc.sync().now().unwrap();
+        assert!(answered.by_running_watch);
+        assert_eq!(answered.passed_over, vec![failing.to_string()]);
         // Still watching, and merging the rest.
         describe(&a.svc, &two, "two, second");
         a.svc.sync().now().unwrap();
@@ -186,6 +190,7 @@ fn a_watch_goes_on_without_a_document_the_engine_fails_on_and_tries_it_again() {
             description(&b.svc, &one) == "one, from alice"
         });
         until("sync status cleared", &|| last_error(&b.svc).is_none());
+        assert_eq!(b.svc.sync().now().unwrap().passed_over, Vec::<String>::new());
         drop(_stop);
         watch.join().unwrap().unwrap();
     });

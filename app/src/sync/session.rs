@@ -72,7 +72,7 @@ impl SyncService<'_> {
                     documents: 0,
                     unconfirmed: 0,
                     server_limit: None,
-                    passed_over: Vec::new(),
+                    passed_over: self.passed_over()?,
                     by_running_watch: true,
                 }));
             }

@@ -83,8 +83,22 @@ impl Service {
     /// sync under way goes on without.
     pub(super) fn note_passed_over(&self, ids: &[String]) {
         if let Some(message) = passed_over_sentence(ids) {
-            self.note_sync_message(message);
+            let written = self.set_meta(&[
+                (META_ERROR, &sync_error_json(message)),
+                (META_PASSED_OVER, &passed_over_json(ids)),
+            ]);
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not record the sync error");
+            }
         }
+    }
+
+    /// The documents the last sync went on without, as it recorded them.
+    pub(super) fn passed_over(&self) -> Result<Vec<String>> {
+        Ok(self
+            .meta(META_PASSED_OVER)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
     }
 
     /// Records a successful sync: settings, time, and the local events sent;
@@ -114,6 +128,7 @@ impl Service {
             ),
             (META_CA, settings.ca_pem.as_deref().unwrap_or_default()),
             (META_ERROR, &error),
+            (META_PASSED_OVER, &passed_over_json(passed_over)),
         ])
     }
 
@@ -304,6 +319,14 @@ fn sync_error_json(message: String) -> String {
         message,
     };
     serde_json::to_string(&error).unwrap_or_default()
+}
+
+/// `ids` as `META_PASSED_OVER` keeps them: empty when there are none.
+fn passed_over_json(ids: &[String]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(ids).unwrap_or_default()
 }
 
 /// A first look at the token, for telling tokens apart.

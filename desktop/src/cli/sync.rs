@@ -24,11 +24,15 @@ pub(super) fn sync(svc: &Service, c: SyncCmd, json: bool) -> Out {
 fn run(svc: &Service, c: SyncCmd, json: bool) -> Out {
     let summary = |r: &flowkeep_app::SyncReport| {
         if r.by_running_watch {
-            return format!(
+            let mut text = format!(
                 "Synced with {} by the `sync watch` (or the app) already running on this data dir: \
                  it sent the changes made here up to now, and merges the other devices' as they arrive.\n",
                 r.server
             );
+            if let Some(why) = r.passed_over_sentence() {
+                text.push_str(&format!("Note: {why}.\n"));
+            }
+            return text;
         }
         let mut text = format!(
             "Synced with {}: sent {} workflow(s), merged {} from other devices ({} documents).\n",

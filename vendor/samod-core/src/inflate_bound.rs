@@ -1,16 +1,23 @@
-//! How much a peer's automerge bytes grow once inflated, measured before
-//! automerge reads them.
+//! What a peer's automerge bytes grow to once automerge reads them,
+//! measured before it does.
 //!
-//! Automerge inflates DEFLATE-compressed data (a compressed change chunk,
-//! the compressed columns of a document or bundle chunk) with no bound on
-//! the result, and DEFLATE reaches about 1,000:1: a sync message under any
-//! sensible size limit could ask for many GiB and end the process. A chunk
-//! says only its compressed length, so each compressed part is inflated
-//! here into nothing, counting, and stops once past the budget; automerge
-//! reads only what passed. Walks the chunk layout automerge parses
-//! (`storage/chunk.rs`, `storage/document.rs`, `storage/bundle/storage.rs`
-//! in automerge 0.12): bytes that do not read as chunks are refused too,
-//! as automerge would refuse them.
+//! Two kinds of growth, each bounded per sync message:
+//! - DEFLATE: automerge inflates compressed data (a compressed change
+//!   chunk, the compressed columns of a document or bundle chunk) with no
+//!   bound on the result, and DEFLATE reaches about 1,000:1. Each
+//!   compressed part is inflated here as it is read, counting.
+//! - Run-length encoding: a column's run says "this value, n times" in a
+//!   few bytes for any n up to 2^63, and automerge decodes a change's or a
+//!   document's columns one value at a time (and builds an operation for
+//!   each when it rebuilds a document): twenty bytes can ask for years of
+//!   work or any amount of memory. The values each column describes are
+//!   counted here from its runs' lengths.
+//!
+//! Walks the chunk layout automerge parses (`storage/chunk.rs`,
+//! `storage/change.rs`, `storage/document.rs`, `storage/bundle/storage.rs`,
+//! `columnar/encoding/{rle,boolean,delta}.rs` in automerge 0.12). Where the
+//! bytes stop reading as automerge would read them, the walk stops with
+//! [`InflateError::Malformed`]: automerge stops there too.
 
 use std::io::Read;
 
@@ -20,6 +27,15 @@ use std::io::Read;
 /// what would exhaust a machine.
 pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 
+/// At most this many items, the things automerge decodes one at a time,
+/// in one sync message: the rows of a change's or a document's columns
+/// (operations, changes), and the entries of its lists (columns, actors,
+/// dependencies). Flowkeep's largest document (a workflow with a 2 MiB
+/// config and a long history) is a small fraction of it; automerge holds
+/// each operation in tens of bytes, so this keeps a message's cost within
+/// what a machine has.
+pub const MAX_ITEMS: u64 = 16 * 1024 * 1024;
+
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT: u8 = 0;
 const CHANGE: u8 = 1;
@@ -27,6 +43,12 @@ const COMPRESSED_CHANGE: u8 = 2;
 const BUNDLE: u8 = 3;
 /// A column specification's bit for a deflated column.
 const DEFLATED: u64 = 0b1000;
+/// A column specification's low bits: its type.
+const COLUMN_TYPE: u64 = 0b111;
+const BOOLEAN: u64 = 4;
+const STRING: u64 = 5;
+/// Raw values, their lengths given by another column: no runs.
+const VALUE: u64 = 7;
 const HASH_LEN: u64 = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,156 +57,482 @@ pub enum InflateError {
     Malformed(&'static str),
     #[error("compressed data inflating past {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("columns and lists describing more than {limit} items")]
+    TooManyItems { limit: u64 },
 }
 
-/// A sync message's changes, joined as automerge joins them before it
-/// loads them: an error if their compressed parts inflate past
-/// [`MAX_INFLATED_BYTES`]. Bytes that stop reading as chunks end the walk
-/// without an error: automerge stops loading at the same chunk (keeping
-/// those before it) and inflates nothing after it, so a message it would
-/// partly apply is not refused here.
-pub fn check_sync_changes(joined: &[u8]) -> Result<(), InflateError> {
-    check_sync_changes_within(joined, MAX_INFLATED_BYTES)
+/// What one sync message may still cost: bytes to inflate, items to
+/// decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    inflated: Inflated,
+    items: Items,
 }
 
-fn check_sync_changes_within(joined: &[u8], limit: u64) -> Result<(), InflateError> {
-    let mut budget = limit;
-    match check(joined, &mut budget) {
-        Err(e @ InflateError::TooLarge { .. }) => Err(e),
-        Ok(()) | Err(InflateError::Malformed(_)) => Ok(()),
+impl Default for Budget {
+    /// [`MAX_INFLATED_BYTES`] and [`MAX_ITEMS`].
+    fn default() -> Self {
+        Self::within(MAX_INFLATED_BYTES, MAX_ITEMS)
     }
 }
 
-/// Checks `bytes` (automerge chunks one after another), taking what its
-/// compressed parts inflate to from `budget`; an error once that would go
-/// below zero (the budget is then spent), or if the bytes are not chunks.
-pub fn check(bytes: &[u8], budget: &mut u64) -> Result<(), InflateError> {
-    let limit = *budget;
-    let mut c = Cursor(bytes);
-    while !c.0.is_empty() {
-        if c.take(4)? != MAGIC {
+impl Budget {
+    pub fn within(inflated: u64, items: u64) -> Self {
+        Self {
+            inflated: Inflated {
+                left: inflated,
+                limit: inflated,
+            },
+            items: Items {
+                left: items,
+                limit: items,
+            },
+        }
+    }
+
+    /// Bytes inflated so far.
+    pub fn inflated(&self) -> u64 {
+        self.inflated.limit - self.inflated.left
+    }
+
+    /// Items decoded so far.
+    pub fn items(&self) -> u64 {
+        self.items.limit - self.items.left
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Inflated {
+    left: u64,
+    limit: u64,
+}
+
+impl Inflated {
+    fn spend(&mut self, n: u64) -> Result<(), InflateError> {
+        if n > self.left {
+            self.left = 0;
+            return Err(InflateError::TooLarge { limit: self.limit });
+        }
+        self.left -= n;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Items {
+    left: u64,
+    limit: u64,
+}
+
+impl Items {
+    /// An error if `n` items are more than are left.
+    fn allow(&self, n: u64) -> Result<(), InflateError> {
+        if n > self.left {
+            return Err(InflateError::TooManyItems { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    fn spend(&mut self, n: u64) -> Result<(), InflateError> {
+        self.allow(n).inspect_err(|_| self.left = 0)?;
+        self.left -= n;
+        Ok(())
+    }
+}
+
+/// A sync message's changes, joined as automerge joins them before it
+/// loads them: an error if they cost more than a [`Budget::default`].
+/// Bytes that stop reading as chunks end the walk without an error:
+/// automerge stops loading at the same chunk (keeping those before it)
+/// and reads nothing after it, so a message it would partly apply is not
+/// refused here.
+pub fn check_sync_changes(joined: &[u8]) -> Result<(), InflateError> {
+    check_sync_changes_within(joined, Budget::default())
+}
+
+fn check_sync_changes_within(joined: &[u8], mut budget: Budget) -> Result<(), InflateError> {
+    match check(joined, &mut budget) {
+        Err(InflateError::Malformed(_)) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks `bytes` (automerge chunks one after another), taking what they
+/// cost from `budget`; an error once that would go below zero (that part
+/// of the budget is then spent), or if the bytes are not chunks.
+pub fn check(bytes: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
+    let mut c = bytes;
+    while !c.is_empty() {
+        if take(&mut c, 4)? != MAGIC {
             return Err(InflateError::Malformed("bad magic bytes"));
         }
-        c.take(4)?; // checksum
-        let kind = c.take(1)?[0];
-        let len = c.uleb()?;
-        let data = c.take(len)?;
+        take(&mut c, 4)?; // checksum
+        let kind = c.byte()?;
+        let len = uleb(&mut c)?;
+        let mut data = take(&mut c, len)?;
         match kind {
-            // Automerge refuses compressed columns in a change chunk.
-            CHANGE => {}
-            COMPRESSED_CHANGE => inflate(data, budget, limit)?,
-            DOCUMENT => document(Cursor(data), budget, limit)?,
-            BUNDLE => bundle(Cursor(data), budget, limit)?,
+            CHANGE => change(&mut data, &mut budget.items)?,
+            COMPRESSED_CHANGE => {
+                let mut inflated = Inflate::new(data, &mut budget.inflated);
+                change(&mut inflated, &mut budget.items)?;
+                inflated.rest()?;
+            }
+            DOCUMENT => document(data, budget)?,
+            BUNDLE => bundle(data, budget)?,
             _ => return Err(InflateError::Malformed("unknown chunk type")),
         }
     }
     Ok(())
 }
 
+/// A change's body: dependencies, actor, sequence number, first op,
+/// time, message, other actors, then its op columns' metadata and data
+/// (never compressed: automerge refuses that) and extra bytes.
+fn change<S: Source>(s: &mut S, items: &mut Items) -> Result<(), InflateError> {
+    for _ in 0..uleb(s)? {
+        items.spend(1)?;
+        s.skip(HASH_LEN)?;
+    }
+    let len = uleb(s)?;
+    s.skip(len)?; // actor
+    uleb(s)?; // sequence number
+    uleb(s)?; // first op
+    sleb(s)?; // time
+    let len = uleb(s)?;
+    s.skip(len)?; // message
+    actors(s, items)?;
+    let ops = columns(s, items)?;
+    let mut rows = 0;
+    for &(spec, len) in &ops {
+        if spec & DEFLATED != 0 {
+            return Err(InflateError::Malformed("a compressed column in a change"));
+        }
+        rows = rows.max(values(&mut Take { s: &mut *s, left: len }, spec, items)?);
+    }
+    items.spend(rows)
+}
+
 /// Actors, heads, change and op column metadata, then their data.
-fn document(mut c: Cursor<'_>, budget: &mut u64, limit: u64) -> Result<(), InflateError> {
-    actors(&mut c)?;
-    hashes(&mut c)?;
-    let changes = columns(&mut c)?;
-    let ops = columns(&mut c)?;
-    column_data(&mut c, &changes, budget, limit)?;
-    column_data(&mut c, &ops, budget, limit)
+fn document(mut c: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
+    actors(&mut c, &mut budget.items)?;
+    hashes(&mut c, &mut budget.items)?;
+    let changes = columns(&mut c, &mut budget.items)?;
+    let ops = columns(&mut c, &mut budget.items)?;
+    column_data(&mut c, &changes, budget)?;
+    column_data(&mut c, &ops, budget)
 }
 
 /// Dependencies, actors, then change and op columns, each its metadata
 /// followed by its data.
-fn bundle(mut c: Cursor<'_>, budget: &mut u64, limit: u64) -> Result<(), InflateError> {
-    hashes(&mut c)?;
-    actors(&mut c)?;
-    let changes = columns(&mut c)?;
-    column_data(&mut c, &changes, budget, limit)?;
-    let ops = columns(&mut c)?;
-    column_data(&mut c, &ops, budget, limit)
+fn bundle(mut c: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
+    hashes(&mut c, &mut budget.items)?;
+    actors(&mut c, &mut budget.items)?;
+    let changes = columns(&mut c, &mut budget.items)?;
+    column_data(&mut c, &changes, budget)?;
+    let ops = columns(&mut c, &mut budget.items)?;
+    column_data(&mut c, &ops, budget)
 }
 
-fn actors(c: &mut Cursor<'_>) -> Result<(), InflateError> {
-    for _ in 0..c.uleb()? {
-        let len = c.uleb()?;
-        c.take(len)?;
+fn actors<S: Source>(s: &mut S, items: &mut Items) -> Result<(), InflateError> {
+    for _ in 0..uleb(s)? {
+        items.spend(1)?;
+        let len = uleb(s)?;
+        s.skip(len)?;
     }
     Ok(())
 }
 
-fn hashes(c: &mut Cursor<'_>) -> Result<(), InflateError> {
-    let n = c.uleb()?;
+fn hashes(c: &mut &[u8], items: &mut Items) -> Result<(), InflateError> {
+    let n = uleb(c)?;
     let len = n
         .checked_mul(HASH_LEN)
         .ok_or(InflateError::Malformed("too many hashes"))?;
-    c.take(len)?;
-    Ok(())
+    take(c, len)?;
+    items.spend(n)
 }
 
 /// (specification, length) of each column.
-fn columns(c: &mut Cursor<'_>) -> Result<Vec<(u64, u64)>, InflateError> {
-    let n = c.uleb()?;
-    // Each column takes at least two bytes to describe.
-    if n > c.0.len() as u64 / 2 {
-        return Err(InflateError::Malformed("more columns than bytes"));
+fn columns<S: Source>(s: &mut S, items: &mut Items) -> Result<Vec<(u64, u64)>, InflateError> {
+    let n = uleb(s)?;
+    let mut columns = Vec::new();
+    for _ in 0..n {
+        items.spend(1)?;
+        columns.push((uleb(s)?, uleb(s)?));
     }
-    (0..n).map(|_| Ok((c.uleb()?, c.uleb()?))).collect()
+    Ok(columns)
 }
 
+/// The data of one set of columns, which describe the same rows: the
+/// longest counts.
 fn column_data(
-    c: &mut Cursor<'_>,
+    c: &mut &[u8],
     columns: &[(u64, u64)],
-    budget: &mut u64,
-    limit: u64,
+    budget: &mut Budget,
 ) -> Result<(), InflateError> {
+    let mut rows = 0;
     for &(spec, len) in columns {
-        let data = c.take(len)?;
-        if spec & DEFLATED != 0 {
-            inflate(data, budget, limit)?;
+        let data = take(c, len)?;
+        let n = if spec & DEFLATED != 0 {
+            let mut inflated = Inflate::new(data, &mut budget.inflated);
+            values(&mut inflated, spec, &budget.items)?
+        } else {
+            values(&mut { data }, spec, &budget.items)?
+        };
+        rows = rows.max(n);
+    }
+    budget.items.spend(rows)
+}
+
+/// How many values a column describes, read to its end: the sum of its
+/// runs' lengths; an error once past the items left.
+fn values<S: Source>(col: &mut S, spec: u64, items: &Items) -> Result<u64, InflateError> {
+    let mut n: u64 = 0;
+    let mut add = |k: u64| {
+        n = n.saturating_add(k);
+        items.allow(n)
+    };
+    match spec & COLUMN_TYPE {
+        VALUE => col.rest()?,
+        // Run lengths, alternately of false and true.
+        BOOLEAN => {
+            while col.peek()?.is_some() {
+                add(uleb(col)?)?;
+            }
+        }
+        // Run-length encoded (a delta column is too, of the deltas): a
+        // positive count and the value it repeats, a negative count and
+        // that many values, or zero and a count of nulls.
+        kind => {
+            let string = kind == STRING;
+            while col.peek()?.is_some() {
+                match sleb(col)? {
+                    count if count > 0 => {
+                        add(count.unsigned_abs())?;
+                        skip_value(col, string)?;
+                    }
+                    count if count < 0 => {
+                        add(count.unsigned_abs())?;
+                        for _ in 0..count.unsigned_abs() {
+                            skip_value(col, string)?;
+                        }
+                    }
+                    _ => add(uleb(col)?)?,
+                }
+            }
         }
     }
-    Ok(())
+    Ok(n)
 }
 
-/// Inflates `data` into nothing, at most one byte past the budget.
-fn inflate(data: &[u8], budget: &mut u64, limit: u64) -> Result<(), InflateError> {
-    let mut inflated = flate2::read::DeflateDecoder::new(data).take(budget.saturating_add(1));
-    let n = std::io::copy(&mut inflated, &mut std::io::sink())
-        .map_err(|_| InflateError::Malformed("bad compressed data"))?;
-    if n > *budget {
-        *budget = 0;
-        return Err(InflateError::TooLarge { limit });
+fn skip_value<S: Source>(col: &mut S, string: bool) -> Result<(), InflateError> {
+    if string {
+        let len = uleb(col)?;
+        col.skip(len)
+    } else {
+        sleb(col).map(drop)
     }
-    *budget -= n;
-    Ok(())
 }
 
-struct Cursor<'a>(&'a [u8]);
+fn take<'a>(c: &mut &'a [u8], n: u64) -> Result<&'a [u8], InflateError> {
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= c.len())
+        .ok_or(InflateError::Malformed("a length past the end"))?;
+    let (taken, rest) = c.split_at(n);
+    *c = rest;
+    Ok(taken)
+}
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: u64) -> Result<&'a [u8], InflateError> {
-        let n = usize::try_from(n)
-            .ok()
-            .filter(|n| *n <= self.0.len())
+/// An unsigned LEB128 of at most 64 bits, as the `leb128` crate automerge
+/// uses reads one (its structure parser refuses more, never less).
+fn uleb<S: Source>(s: &mut S) -> Result<u64, InflateError> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let byte = s.byte()?;
+        if i == 9 && byte > 1 {
+            return Err(InflateError::Malformed("a number past 64 bits"));
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    unreachable!("the tenth byte has no continuation bit")
+}
+
+/// A signed LEB128 of at most 64 bits, as the `leb128` crate reads one.
+fn sleb<S: Source>(s: &mut S) -> Result<i64, InflateError> {
+    let mut value: i64 = 0;
+    for i in 0..10 {
+        let byte = s.byte()?;
+        if i == 9 && byte != 0 && byte != 0x7f {
+            return Err(InflateError::Malformed("a number past 64 bits"));
+        }
+        value |= i64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let shift = 7 * (i + 1);
+            if shift < 64 && byte & 0x40 != 0 {
+                value |= !0 << shift;
+            }
+            return Ok(value);
+        }
+    }
+    unreachable!("the tenth byte has no continuation bit")
+}
+
+/// Bytes read one at a time, from a slice or as they are inflated.
+trait Source {
+    /// The next byte, not taken; `None` at the end.
+    fn peek(&mut self) -> Result<Option<u8>, InflateError>;
+    /// Takes the byte [`Source::peek`] returned.
+    fn bump(&mut self);
+
+    fn byte(&mut self) -> Result<u8, InflateError> {
+        let b = self
+            .peek()?
             .ok_or(InflateError::Malformed("a length past the end"))?;
-        let (taken, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(taken)
+        self.bump();
+        Ok(b)
     }
 
-    /// An unsigned LEB128 of at most 64 bits.
-    fn uleb(&mut self) -> Result<u64, InflateError> {
-        let mut value: u64 = 0;
-        for i in 0..10 {
-            let byte = self.take(1)?[0];
-            let bits = u64::from(byte & 0x7f);
-            if i == 9 && bits > 1 {
-                return Err(InflateError::Malformed("a number past 64 bits"));
-            }
-            value |= bits << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
+    fn skip(&mut self, n: u64) -> Result<(), InflateError> {
+        for _ in 0..n {
+            self.byte()?;
         }
-        Err(InflateError::Malformed("a number past 64 bits"))
+        Ok(())
+    }
+
+    /// Reads to the end.
+    fn rest(&mut self) -> Result<(), InflateError> {
+        while self.peek()?.is_some() {
+            self.bump();
+        }
+        Ok(())
+    }
+}
+
+impl Source for &[u8] {
+    fn peek(&mut self) -> Result<Option<u8>, InflateError> {
+        Ok(self.first().copied())
+    }
+
+    fn bump(&mut self) {
+        *self = &self[1..];
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), InflateError> {
+        take(self, n).map(drop)
+    }
+
+    fn rest(&mut self) -> Result<(), InflateError> {
+        *self = &[];
+        Ok(())
+    }
+}
+
+/// The next `left` bytes of `s`.
+struct Take<'s, S> {
+    s: &'s mut S,
+    left: u64,
+}
+
+impl<S: Source> Source for Take<'_, S> {
+    fn peek(&mut self) -> Result<Option<u8>, InflateError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.s
+            .peek()?
+            .map(Some)
+            .ok_or(InflateError::Malformed("a length past the end"))
+    }
+
+    fn bump(&mut self) {
+        self.left -= 1;
+        self.s.bump();
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), InflateError> {
+        if n > self.left {
+            return Err(InflateError::Malformed("a length past the end"));
+        }
+        self.left -= n;
+        self.s.skip(n)
+    }
+
+    fn rest(&mut self) -> Result<(), InflateError> {
+        self.skip(self.left)
+    }
+}
+
+/// Deflated bytes, inflated as they are read, each taken from the
+/// bytes a budget lets inflate: [`InflateError::TooLarge`] once past them
+/// (at most a buffer's worth is inflated past them).
+struct Inflate<'a, 'b> {
+    decoder: flate2::read::DeflateDecoder<&'a [u8]>,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    budget: &'b mut Inflated,
+}
+
+impl<'a, 'b> Inflate<'a, 'b> {
+    fn new(data: &'a [u8], budget: &'b mut Inflated) -> Self {
+        Self {
+            decoder: flate2::read::DeflateDecoder::new(data),
+            buf: vec![0; 16 * 1024],
+            pos: 0,
+            end: 0,
+            budget,
+        }
+    }
+
+    /// Inflates more once what was inflated is read; false at the end.
+    fn fill(&mut self) -> Result<bool, InflateError> {
+        if self.pos < self.end {
+            return Ok(true);
+        }
+        let n = self
+            .decoder
+            .read(&mut self.buf)
+            .map_err(|_| InflateError::Malformed("bad compressed data"))?;
+        self.budget.spend(n as u64)?;
+        self.pos = 0;
+        self.end = n;
+        Ok(n > 0)
+    }
+}
+
+impl Source for Inflate<'_, '_> {
+    fn peek(&mut self) -> Result<Option<u8>, InflateError> {
+        Ok(if self.fill()? {
+            Some(self.buf[self.pos])
+        } else {
+            None
+        })
+    }
+
+    fn bump(&mut self) {
+        self.pos += 1;
+    }
+
+    fn skip(&mut self, mut n: u64) -> Result<(), InflateError> {
+        while n > 0 {
+            if !self.fill()? {
+                return Err(InflateError::Malformed("a length past the end"));
+            }
+            let k = n.min((self.end - self.pos) as u64);
+            self.pos += k as usize;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    fn rest(&mut self) -> Result<(), InflateError> {
+        while self.fill()? {
+            self.pos = self.end;
+        }
+        Ok(())
     }
 }
 
@@ -193,14 +541,24 @@ mod tests {
     use std::io::Write;
 
     use automerge::transaction::Transactable;
-    use automerge::{Automerge, ROOT};
+    use automerge::{Automerge, ObjType, ROOT, ScalarValue};
 
     use super::*;
 
-    fn deflated(len: usize) -> Vec<u8> {
+    /// An action column's specification (column 2, run-length encoded
+    /// integers), and a key-string column's (column 1, strings).
+    const ACTION: u64 = (2 << 4) | 2;
+    const KEY_STR: u64 = (1 << 4) | STRING;
+    const INSERT: u64 = (3 << 4) | BOOLEAN;
+
+    fn deflated(bytes: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        e.write_all(&vec![0u8; len]).unwrap();
+        e.write_all(bytes).unwrap();
         e.finish().unwrap()
+    }
+
+    fn zeros(len: usize) -> Vec<u8> {
+        deflated(&vec![0u8; len])
     }
 
     fn chunk(kind: u8, data: &[u8]) -> Vec<u8> {
@@ -224,18 +582,69 @@ mod tests {
         }
     }
 
-    /// A document chunk with no actors or heads, one deflated change
-    /// column holding `column`, and no op columns.
-    fn document_with(column: &[u8]) -> Vec<u8> {
+    fn sleb_bytes(mut v: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0) {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A change body (no dependencies, a 16-byte actor, no message) with
+    /// the given op columns.
+    fn change_body(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut data = vec![0, 16];
+        data.extend([7; 16]);
+        data.extend([1, 1, 0, 0, 0]); // seq, start op, time, message, other actors
+        leb(&mut data, columns.len() as u64);
+        for (spec, bytes) in columns {
+            leb(&mut data, *spec);
+            leb(&mut data, bytes.len() as u64);
+        }
+        for (_, bytes) in columns {
+            data.extend(bytes);
+        }
+        data
+    }
+
+    /// A document chunk with no actors or heads, the given change columns
+    /// and no op columns.
+    fn document_with(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
         let mut data = Vec::new();
         leb(&mut data, 0); // actors
         leb(&mut data, 0); // heads
-        leb(&mut data, 1); // change columns
-        leb(&mut data, (1 << 4) | DEFLATED);
-        leb(&mut data, column.len() as u64);
+        leb(&mut data, columns.len() as u64);
+        for (spec, bytes) in columns {
+            leb(&mut data, *spec);
+            leb(&mut data, bytes.len() as u64);
+        }
         leb(&mut data, 0); // op columns
-        data.extend(column);
+        for (_, bytes) in columns {
+            data.extend(bytes);
+        }
         chunk(DOCUMENT, &data)
+    }
+
+    /// A document chunk whose one change column is `column` deflated.
+    fn document_deflating(spec: u64, column: &[u8]) -> Vec<u8> {
+        document_with(&[(spec | DEFLATED, deflated(column))])
+    }
+
+    /// A document chunk with one deflated raw-value column: `len` zeros.
+    fn document_of_zeros(len: usize) -> Vec<u8> {
+        document_with(&[((1 << 4) | VALUE | DEFLATED, zeros(len))])
+    }
+
+    /// One run: `value` repeated `count` times.
+    fn run(count: i64, value: u64) -> Vec<u8> {
+        let mut out = sleb_bytes(count);
+        leb(&mut out, value);
+        out
     }
 
     fn edited(n: usize) -> Automerge {
@@ -249,67 +658,169 @@ mod tests {
         doc
     }
 
+    fn checked(bytes: &[u8]) -> Budget {
+        let mut budget = Budget::default();
+        check(bytes, &mut budget).unwrap();
+        budget
+    }
+
     #[test]
     fn what_automerge_itself_writes_passes_and_is_counted() {
         let doc = edited(50);
-        let saved = doc.save();
-        let mut budget = MAX_INFLATED_BYTES;
-        check(&saved, &mut budget).unwrap();
-        assert!(budget < MAX_INFLATED_BYTES, "its deflated columns count");
-        // Changes as sync sends them (uncompressed), one after another.
+        let saved = checked(&doc.save());
+        assert!(saved.inflated() > 0, "its deflated columns count");
+        // 50 changes of one op each, and their column lists.
+        // 50 changes and 50 ops, and the lists that describe them.
+        assert!((100..200).contains(&saved.items()), "{saved:?}");
+        // Changes as sync sends them (uncompressed), one after another:
+        // each its op, its column list and its dependency.
         let changes: Vec<u8> = doc
             .get_changes(&[])
             .iter()
             .flat_map(|c| c.raw_bytes().to_vec())
             .collect();
-        let mut budget = MAX_INFLATED_BYTES;
-        check(&changes, &mut budget).unwrap();
-        assert_eq!(budget, MAX_INFLATED_BYTES, "nothing in them is compressed");
+        let sent = checked(&changes);
+        assert_eq!(sent.inflated(), 0, "nothing in them is compressed");
+        assert!((50..1_000).contains(&sent.items()), "{sent:?}");
         // Compressed change chunks (what `Change::bytes` writes).
-        let mut budget = MAX_INFLATED_BYTES;
+        let mut budget = Budget::default();
         for mut c in doc.get_changes(&[]) {
             check(c.bytes().as_ref(), &mut budget).unwrap();
+        }
+        assert_eq!(budget.items(), sent.items());
+    }
+
+    #[test]
+    fn runs_count_the_values_they_stand_for_as_automerge_does() {
+        // 100,000 equal values in one list: a few hundred bytes that
+        // automerge reads as 100,000 operations.
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let list = tx.put_object(ROOT, "list", ObjType::List).unwrap();
+        for i in 0..100_000 {
+            tx.insert(&list, i, ScalarValue::Null).unwrap();
+        }
+        tx.commit();
+        let change = doc.get_last_local_change().unwrap();
+        assert_eq!(change.len(), 100_001);
+        let bytes = change.raw_bytes().to_vec();
+        assert!(bytes.len() < 1_000, "{} bytes", bytes.len());
+        let counted = checked(&bytes).items();
+        assert!((100_001..100_100).contains(&counted), "{counted}");
+        // Past the items left, refused; as a saved document too.
+        let mut budget = Budget::within(MAX_INFLATED_BYTES, 50_000);
+        assert_eq!(
+            check(&bytes, &mut budget),
+            Err(InflateError::TooManyItems { limit: 50_000 })
+        );
+        let mut budget = Budget::within(MAX_INFLATED_BYTES, 50_000);
+        assert_eq!(
+            check(&doc.save(), &mut budget),
+            Err(InflateError::TooManyItems { limit: 50_000 })
+        );
+        // Strings in runs (a map's keys) are read past, not counted as
+        // runs.
+        let keys = edited(300).save();
+        assert!((600..700).contains(&checked(&keys).items()));
+    }
+
+    #[test]
+    fn a_run_asking_for_more_items_than_a_message_may_is_refused_unwalked() {
+        let huge = 1_i64 << 60;
+        let mut nulls = vec![0];
+        leb(&mut nulls, 1 << 60);
+        let mut booleans = Vec::new();
+        leb(&mut booleans, 0);
+        leb(&mut booleans, 1 << 60);
+        let mut strings = sleb_bytes(huge);
+        strings.extend([3, b'k', b'e', b'y']);
+        let bombs = [
+            (ACTION, run(huge, 1)),
+            (ACTION, run(i64::MAX, 1)),
+            (ACTION, nulls),
+            // A literal run: the values it announces are counted before
+            // they are read.
+            (ACTION, sleb_bytes(i64::MIN)),
+            (INSERT, booleans),
+            (KEY_STR, strings),
+        ];
+        for (spec, column) in bombs {
+            let body = change_body(&[(spec, column.clone())]);
+            for bytes in [
+                chunk(CHANGE, &body),
+                chunk(COMPRESSED_CHANGE, &deflated(&body)),
+                document_with(&[(spec, column.clone())]),
+                document_deflating(spec, &column),
+            ] {
+                let mut budget = Budget::default();
+                assert_eq!(
+                    check(&bytes, &mut budget),
+                    Err(InflateError::TooManyItems { limit: MAX_ITEMS }),
+                    "{spec:b}: {column:?}"
+                );
+            }
+        }
+        // The entries of lists count too: a change's dependencies, 32
+        // bytes each, a million in a few KiB once deflated; a document's
+        // actors, a byte each.
+        let mut deps = Vec::new();
+        leb(&mut deps, 1 << 40);
+        deps.extend(vec![0; 32 << 20]);
+        let mut actors = Vec::new();
+        leb(&mut actors, 1 << 40);
+        actors.extend(vec![0; 1 << 20]);
+        for bytes in [
+            chunk(COMPRESSED_CHANGE, &deflated(&deps)),
+            chunk(DOCUMENT, &actors),
+        ] {
+            let mut budget = Budget::within(MAX_INFLATED_BYTES, 1 << 10);
+            assert_eq!(
+                check(&bytes, &mut budget),
+                Err(InflateError::TooManyItems { limit: 1 << 10 })
+            );
         }
     }
 
     #[test]
     fn a_compressed_change_inflating_past_the_budget_is_refused_early() {
         // 16 MiB of zeros in about 16 KiB.
-        let bomb = chunk(COMPRESSED_CHANGE, &deflated(16 << 20));
+        let bomb = chunk(COMPRESSED_CHANGE, &zeros(16 << 20));
         assert!(bomb.len() < 32 << 10);
-        let mut budget = 1 << 20;
+        let mut budget = Budget::within(1 << 20, MAX_ITEMS);
         assert_eq!(
             check(&bomb, &mut budget),
             Err(InflateError::TooLarge { limit: 1 << 20 })
         );
-        let mut budget = 17 << 20;
+        // Zeros read as an empty change with extra bytes.
+        let mut budget = Budget::within(17 << 20, MAX_ITEMS);
         check(&bomb, &mut budget).unwrap();
-        assert_eq!(budget, 1 << 20);
+        assert_eq!(budget.inflated(), 16 << 20);
     }
 
     #[test]
     fn a_document_column_inflating_past_the_budget_is_refused() {
-        let doc = document_with(&deflated(8 << 20));
-        let mut budget = 4 << 20;
+        let doc = document_of_zeros(8 << 20);
+        let mut budget = Budget::within(4 << 20, MAX_ITEMS);
         assert!(matches!(
             check(&doc, &mut budget),
             Err(InflateError::TooLarge { .. })
         ));
         // The budget is one for all the chunks of a message.
         let two = [
-            document_with(&deflated(3 << 20)),
-            document_with(&deflated(3 << 20)),
+            document_of_zeros(3 << 20),
+            document_of_zeros(3 << 20),
         ]
         .concat();
-        let mut budget = 4 << 20;
+        let mut budget = Budget::within(4 << 20, MAX_ITEMS);
         assert!(check(&two, &mut budget).is_err());
-        let mut budget = 6 << 20;
+        let mut budget = Budget::within(6 << 20, MAX_ITEMS);
         check(&two, &mut budget).unwrap();
     }
 
     #[test]
     fn bytes_that_are_not_chunks_are_refused() {
-        let good = chunk(CHANGE, b"abc");
+        let good = chunk(CHANGE, &change_body(&[]));
+        checked(&good);
         for bad in [
             b"not a chunk".to_vec(),
             good[..good.len() - 1].to_vec(),
@@ -319,31 +830,64 @@ mod tests {
             chunk(DOCUMENT, &[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             // A length LEB128 past 64 bits.
             [&MAGIC[..], &[0; 4], &[CHANGE], &[0xff; 11]].concat(),
+            // A column whose run stops short of its value.
+            chunk(CHANGE, &change_body(&[(ACTION, vec![5])])),
+            // A compressed column in a change.
+            chunk(CHANGE, &change_body(&[(ACTION | DEFLATED, deflated(&run(2, 1)))])),
         ] {
-            let mut budget = MAX_INFLATED_BYTES;
+            let mut budget = Budget::default();
             assert!(
                 matches!(check(&bad, &mut budget), Err(InflateError::Malformed(_))),
                 "{bad:?}"
             );
         }
-        let mut budget = MAX_INFLATED_BYTES;
-        check(&[], &mut budget).unwrap();
+        checked(&[]);
         // Where automerge would stop loading, so does the check of a sync
-        // message: it refuses only what inflates too far.
+        // message: it refuses only what costs too much.
         let partial = [good.clone(), b"\x85\x6f\x4a".to_vec()].concat();
         assert_eq!(check_sync_changes(&partial), Ok(()));
     }
 
     #[test]
     fn a_sync_message_is_refused_only_past_the_bound() {
-        let doc = document_with(&deflated(2 << 20));
+        let doc = document_of_zeros(2 << 20);
         assert_eq!(
-            check_sync_changes_within(&doc, 1 << 20),
+            check_sync_changes_within(&doc, Budget::within(1 << 20, MAX_ITEMS)),
             Err(InflateError::TooLarge { limit: 1 << 20 })
         );
-        assert_eq!(check_sync_changes_within(&doc, 2 << 20), Ok(()));
-        // Chunks after one that does not read are not inflated by automerge.
+        assert_eq!(
+            check_sync_changes_within(&doc, Budget::within(2 << 20, MAX_ITEMS)),
+            Ok(())
+        );
+        // Chunks after one that does not read are not read by automerge.
         let after_garbage = [b"garbage".to_vec(), doc].concat();
-        assert_eq!(check_sync_changes_within(&after_garbage, 1 << 20), Ok(()));
+        assert_eq!(
+            check_sync_changes_within(&after_garbage, Budget::within(1 << 20, MAX_ITEMS)),
+            Ok(())
+        );
+        let bomb = chunk(CHANGE, &change_body(&[(ACTION, run(1 << 40, 1))]));
+        assert_eq!(
+            check_sync_changes(&bomb),
+            Err(InflateError::TooManyItems { limit: MAX_ITEMS })
+        );
+    }
+
+    #[test]
+    fn numbers_read_as_the_leb128_crate_reads_them() {
+        for v in [0, 1, 63, 64, -1, -64, -65, 1 << 40, i64::MAX, i64::MIN] {
+            assert_eq!(sleb(&mut &sleb_bytes(v)[..]), Ok(v), "{v}");
+        }
+        for v in [0, 127, 128, 1 << 40, u64::MAX] {
+            let mut bytes = Vec::new();
+            leb(&mut bytes, v);
+            assert_eq!(uleb(&mut &bytes[..]), Ok(v), "{v}");
+        }
+        // Padded with continuation bytes, as the crate accepts.
+        assert_eq!(uleb(&mut &[0x81, 0x80, 0x00][..]), Ok(1));
+        assert_eq!(sleb(&mut &[0xff, 0xff, 0x7f][..]), Ok(-1));
+        // Past 64 bits.
+        let past = |last: u8| [[0xff; 9].as_slice(), &[last]].concat();
+        assert!(uleb(&mut &past(2)[..]).is_err());
+        assert!(sleb(&mut &past(1)[..]).is_err());
     }
 }

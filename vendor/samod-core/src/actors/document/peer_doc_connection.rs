@@ -130,8 +130,9 @@ impl PeerDocConnection {
 
     /// Applies `msg`; the caller advances the document epoch when the
     /// message carried changes (`carries_changes`), applied or queued. A
-    /// message whose compressed parts inflate past
-    /// [`inflate_bound::MAX_INFLATED_BYTES`] is refused unread.
+    /// message that would cost automerge more than an
+    /// [`inflate_bound::Budget`] allows (bytes inflated, items decoded) is
+    /// refused unread.
     pub(super) fn receive_sync_message(
         &mut self,
         now: UnixTimestamp,
@@ -139,9 +140,16 @@ impl PeerDocConnection {
         msg: sync::Message,
     ) -> Result<Duration, ReceiveError> {
         let start = Instant::now();
-        // As automerge reads them: joined, and only when it loads changes.
+        // As automerge reads them: joined (a message of one part, the
+        // usual one, is already), and only when it loads changes.
         if !self.sync_state.read_only && !msg.changes.is_empty() {
-            inflate_bound::check_sync_changes(&msg.changes.iter().collect::<Vec<_>>().concat())?;
+            let mut parts = msg.changes.iter();
+            match (parts.next(), parts.next()) {
+                (Some(one), None) => inflate_bound::check_sync_changes(one)?,
+                _ => inflate_bound::check_sync_changes(
+                    &msg.changes.iter().collect::<Vec<_>>().concat(),
+                )?,
+            }
         }
         self.quiet_at = None;
         doc.receive_sync_message(&mut self.sync_state, msg)?;
