@@ -1090,10 +1090,7 @@ async fn short_requests_count_against_the_connection_limits_while_open() {
         .await
         .expect_err("no place for b's sync connection");
     assert_eq!(status, 429);
-    assert!(
-        why.contains("--max-connections-per-workspace 1"),
-        "{why}"
-    );
+    assert!(why.contains("--max-connections-per-workspace 1"), "{why}");
     drop(asking);
     // Closed, its place is free again.
     let start = Instant::now();
@@ -1111,7 +1108,10 @@ async fn short_requests_count_against_the_connection_limits_while_open() {
         .await
         .expect_err("no place for a's devices request");
     assert_eq!(status, 429);
-    assert!(why.contains("workspace team already has 1 devices connected"), "{why}");
+    assert!(
+        why.contains("workspace team already has 1 devices connected"),
+        "{why}"
+    );
     let mut enrol = at("/enrol");
     enrol.set_query(Some("device=c&name=c&proof=1"));
     let (status, _) = upgrade_to(&enrol, &token)

@@ -889,7 +889,7 @@ async fn enrol(
     };
     let permit = match admit(&state, &workspace, &device_id) {
         Ok(p) => p,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if query.get("proof").map(String::as_str) == Some("1") {
         // The device sends the credential it chose (kept on its disk before
@@ -952,7 +952,11 @@ async fn enrol(
         }
         _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, STORAGE_UNAVAILABLE),
     }
-    reply_once(ws, enrolled_body(&workspace, &device_id, &credential), permit)
+    reply_once(
+        ws,
+        enrolled_body(&workspace, &device_id, &credential),
+        permit,
+    )
 }
 
 /// A place under the connection limits for one of the short WebSockets
@@ -964,11 +968,11 @@ fn admit(
     state: &AppState,
     workspace: &crate::db::Workspace,
     device_id: &str,
-) -> Result<Permit, Response> {
+) -> Result<Permit, Box<Response>> {
     state
         .admission
         .admit(&workspace.id, &workspace.name, device_id)
-        .map_err(|why| refuse(StatusCode::TOO_MANY_REQUESTS, why))
+        .map_err(|why| Box::new(refuse(StatusCode::TOO_MANY_REQUESTS, why)))
 }
 
 /// What an enrolled device is told (and the log's line).
@@ -1039,7 +1043,7 @@ async fn devices(
     };
     let permit = match admit(&state, &device.workspace, &device.device_id) {
         Ok(p) => p,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let db = state.db.clone();
     let ws_id = device.workspace.id.clone();
@@ -1070,7 +1074,7 @@ async fn uploads(
     };
     let permit = match admit(&state, &device.workspace, &device.device_id) {
         Ok(p) => p,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let db = state.db.clone();
     ws.max_message_size(state.limits.max_message_bytes)

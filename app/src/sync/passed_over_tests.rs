@@ -190,7 +190,10 @@ fn a_watch_goes_on_without_a_document_the_engine_fails_on_and_tries_it_again() {
             description(&b.svc, &one) == "one, from alice"
         });
         until("sync status cleared", &|| last_error(&b.svc).is_none());
-        assert_eq!(b.svc.sync().now().unwrap().passed_over, Vec::<String>::new());
+        assert_eq!(
+            b.svc.sync().now().unwrap().passed_over,
+            Vec::<String>::new()
+        );
         drop(_stop);
         watch.join().unwrap().unwrap();
     });
