@@ -12,12 +12,21 @@
 //!   each when it rebuilds a document): twenty bytes can ask for years of
 //!   work or any amount of memory. The values each column describes are
 //!   counted here from its runs' lengths.
+//! - Clocks: automerge's change graph keeps, every 16 changes, a clock with
+//!   an entry for every actor, and rewrites them all when an actor is
+//!   added: changes times actors, which a few MiB of tiny changes each by
+//!   a new actor take to tens of GB. Distinct actors and changes are
+//!   counted here.
 //!
 //! Walks the chunk layout automerge parses (`storage/chunk.rs`,
 //! `storage/change.rs`, `storage/document.rs`, `storage/bundle/storage.rs`,
 //! `columnar/encoding/{rle,boolean,delta}.rs` in automerge 0.12). Where the
-//! bytes stop reading as automerge would read them, the walk stops with
-//! [`InflateError::Malformed`]: automerge stops there too.
+//! bytes stop reading as automerge writes them, the walk stops with
+//! [`InflateError::Malformed`]. A sync message is then refused whole:
+//! automerge inflates a chunk's compressed parts before it reads them and
+//! goes on to the chunks after one it cannot read, so the bytes past that
+//! point would reach it unmeasured, and nothing automerge writes reads as
+//! malformed here.
 
 use std::io::Read;
 
@@ -35,6 +44,25 @@ pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 /// each operation in tens of bytes, so this keeps a message's cost within
 /// what a machine has.
 pub const MAX_ITEMS: u64 = 16 * 1024 * 1024;
+
+/// What one compressed part (a compressed change, a deflated column)
+/// costs in items, besides what it holds: inflating one has a fixed cost
+/// (buffers and dictionary, about 90 KB here and 43 KB in automerge), so
+/// bytes of empty ones must not be cheap. Automerge writes a couple of
+/// dozen per saved document, and sync sends changes uncompressed; at most
+/// 256 fit in a message.
+pub const COMPRESSED_PART_ITEMS: u64 = 64 * 1024;
+
+/// At most this many columns in one set: automerge writes about a dozen.
+const MAX_COLUMNS: u64 = 1024;
+
+/// At most this many distinct actors in one sync message.
+pub const MAX_ACTORS: u64 = 1024 * 1024;
+
+/// At most this many changes times distinct actors in one sync message:
+/// what automerge's clocks cost, at four bytes an entry every 16 changes,
+/// stays within 256 MiB (a million changes by a thousand actors pass).
+pub const MAX_CLOCK_ENTRIES: u64 = 1 << 30;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT: u8 = 0;
@@ -59,14 +87,19 @@ pub enum InflateError {
     TooLarge { limit: u64 },
     #[error("columns and lists describing more than {limit} items")]
     TooManyItems { limit: u64 },
+    #[error("more than {limit} distinct actors")]
+    TooManyActors { limit: u64 },
+    #[error("changes times actors past {limit}")]
+    TooManyClockEntries { limit: u64 },
 }
 
 /// What one sync message may still cost: bytes to inflate, items to
-/// decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// decode, changes times actors.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
     inflated: Inflated,
     items: Items,
+    clocks: Clocks,
 }
 
 impl Default for Budget {
@@ -86,7 +119,9 @@ impl Budget {
             items: Items {
                 left: items,
                 limit: items,
+                compressed_parts: 0,
             },
+            clocks: Clocks::default(),
         }
     }
 
@@ -95,9 +130,20 @@ impl Budget {
         self.inflated.limit - self.inflated.left
     }
 
-    /// Items decoded so far.
+    /// Items decoded so far, [`COMPRESSED_PART_ITEMS`] for each compressed
+    /// part among them.
     pub fn items(&self) -> u64 {
         self.items.limit - self.items.left
+    }
+
+    /// Compressed parts inflated so far.
+    pub fn compressed_parts(&self) -> u64 {
+        self.items.compressed_parts
+    }
+
+    /// Distinct actors and changes seen so far.
+    pub fn actors_and_changes(&self) -> (u64, u64) {
+        (self.clocks.actors.len() as u64, self.clocks.changes)
     }
 }
 
@@ -122,6 +168,7 @@ impl Inflated {
 struct Items {
     left: u64,
     limit: u64,
+    compressed_parts: u64,
 }
 
 impl Items {
@@ -138,23 +185,55 @@ impl Items {
         self.left -= n;
         Ok(())
     }
+
+    /// The fixed cost of one more compressed part.
+    fn compressed_part(&mut self) -> Result<(), InflateError> {
+        self.compressed_parts += 1;
+        self.spend(COMPRESSED_PART_ITEMS)
+    }
+}
+
+/// Distinct actors (by a 64-bit hash of their bytes: a collision only
+/// counts two as one) and changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Clocks {
+    actors: std::collections::HashSet<u64>,
+    changes: u64,
+}
+
+impl Clocks {
+    /// Reads an actor id of `len` bytes and counts it.
+    fn actor<S: Source>(&mut self, s: &mut S, len: u64) -> Result<(), InflateError> {
+        // FNV-1a: what matters is that equal ids hash equal.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..len {
+            h = (h ^ u64::from(s.byte()?)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.actors.insert(h);
+        if self.actors.len() as u64 > MAX_ACTORS {
+            return Err(InflateError::TooManyActors { limit: MAX_ACTORS });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` changes; an error once changes times actors is past
+    /// [`MAX_CLOCK_ENTRIES`].
+    fn changes(&mut self, n: u64) -> Result<(), InflateError> {
+        self.changes = self.changes.saturating_add(n);
+        if self.changes.saturating_mul(self.actors.len() as u64) > MAX_CLOCK_ENTRIES {
+            return Err(InflateError::TooManyClockEntries {
+                limit: MAX_CLOCK_ENTRIES,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A sync message's changes, joined as automerge joins them before it
-/// loads them: an error if they cost more than a [`Budget::default`].
-/// Bytes that stop reading as chunks end the walk without an error:
-/// automerge stops loading at the same chunk (keeping those before it)
-/// and reads nothing after it, so a message it would partly apply is not
-/// refused here.
+/// loads them: an error if they cost more than a [`Budget::default`], or
+/// stop reading as automerge writes chunks (see the module's doc).
 pub fn check_sync_changes(joined: &[u8]) -> Result<(), InflateError> {
-    check_sync_changes_within(joined, Budget::default())
-}
-
-fn check_sync_changes_within(joined: &[u8], mut budget: Budget) -> Result<(), InflateError> {
-    match check(joined, &mut budget) {
-        Err(InflateError::Malformed(_)) | Ok(()) => Ok(()),
-        Err(e) => Err(e),
-    }
+    check(joined, &mut Budget::default())
 }
 
 /// Checks `bytes` (automerge chunks one after another), taking what they
@@ -171,10 +250,11 @@ pub fn check(bytes: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
         let len = uleb(&mut c)?;
         let mut data = take(&mut c, len)?;
         match kind {
-            CHANGE => change(&mut data, &mut budget.items)?,
+            CHANGE => change(&mut data, &mut budget.items, &mut budget.clocks)?,
             COMPRESSED_CHANGE => {
+                budget.items.compressed_part()?;
                 let mut inflated = Inflate::new(data, &mut budget.inflated);
-                change(&mut inflated, &mut budget.items)?;
+                change(&mut inflated, &mut budget.items, &mut budget.clocks)?;
                 inflated.rest()?;
             }
             DOCUMENT => document(data, budget)?,
@@ -188,19 +268,25 @@ pub fn check(bytes: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
 /// A change's body: dependencies, actor, sequence number, first op,
 /// time, message, other actors, then its op columns' metadata and data
 /// (never compressed: automerge refuses that) and extra bytes.
-fn change<S: Source>(s: &mut S, items: &mut Items) -> Result<(), InflateError> {
+fn change<S: Source>(
+    s: &mut S,
+    items: &mut Items,
+    clocks: &mut Clocks,
+) -> Result<(), InflateError> {
+    items.spend(1)?; // the change itself
     for _ in 0..uleb(s)? {
         items.spend(1)?;
         s.skip(HASH_LEN)?;
     }
     let len = uleb(s)?;
-    s.skip(len)?; // actor
+    clocks.actor(s, len)?;
     uleb(s)?; // sequence number
     uleb(s)?; // first op
     sleb(s)?; // time
     let len = uleb(s)?;
     s.skip(len)?; // message
-    actors(s, items)?;
+    actors(s, items, clocks)?;
+    clocks.changes(1)?;
     let ops = columns(s, items)?;
     let mut rows = 0;
     for &(spec, len) in &ops {
@@ -221,30 +307,36 @@ fn change<S: Source>(s: &mut S, items: &mut Items) -> Result<(), InflateError> {
 
 /// Actors, heads, change and op column metadata, then their data.
 fn document(mut c: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
-    actors(&mut c, &mut budget.items)?;
+    actors(&mut c, &mut budget.items, &mut budget.clocks)?;
     hashes(&mut c, &mut budget.items)?;
     let changes = columns(&mut c, &mut budget.items)?;
     let ops = columns(&mut c, &mut budget.items)?;
-    column_data(&mut c, &changes, budget)?;
-    column_data(&mut c, &ops, budget)
+    let rows = column_data(&mut c, &changes, budget)?;
+    budget.clocks.changes(rows)?;
+    column_data(&mut c, &ops, budget).map(drop)
 }
 
 /// Dependencies, actors, then change and op columns, each its metadata
 /// followed by its data.
 fn bundle(mut c: &[u8], budget: &mut Budget) -> Result<(), InflateError> {
     hashes(&mut c, &mut budget.items)?;
-    actors(&mut c, &mut budget.items)?;
+    actors(&mut c, &mut budget.items, &mut budget.clocks)?;
     let changes = columns(&mut c, &mut budget.items)?;
-    column_data(&mut c, &changes, budget)?;
+    let rows = column_data(&mut c, &changes, budget)?;
+    budget.clocks.changes(rows)?;
     let ops = columns(&mut c, &mut budget.items)?;
-    column_data(&mut c, &ops, budget)
+    column_data(&mut c, &ops, budget).map(drop)
 }
 
-fn actors<S: Source>(s: &mut S, items: &mut Items) -> Result<(), InflateError> {
+fn actors<S: Source>(
+    s: &mut S,
+    items: &mut Items,
+    clocks: &mut Clocks,
+) -> Result<(), InflateError> {
     for _ in 0..uleb(s)? {
         items.spend(1)?;
         let len = uleb(s)?;
-        s.skip(len)?;
+        clocks.actor(s, len)?;
     }
     Ok(())
 }
@@ -261,6 +353,11 @@ fn hashes(c: &mut &[u8], items: &mut Items) -> Result<(), InflateError> {
 /// (specification, length) of each column.
 fn columns<S: Source>(s: &mut S, items: &mut Items) -> Result<Vec<(u64, u64)>, InflateError> {
     let n = uleb(s)?;
+    if n > MAX_COLUMNS {
+        return Err(InflateError::Malformed(
+            "more columns than automerge writes",
+        ));
+    }
     let mut columns = Vec::new();
     for _ in 0..n {
         items.spend(1)?;
@@ -270,16 +367,17 @@ fn columns<S: Source>(s: &mut S, items: &mut Items) -> Result<Vec<(u64, u64)>, I
 }
 
 /// The data of one set of columns, which describe the same rows: the
-/// longest counts.
+/// longest counts. Returns the rows.
 fn column_data(
     c: &mut &[u8],
     columns: &[(u64, u64)],
     budget: &mut Budget,
-) -> Result<(), InflateError> {
+) -> Result<u64, InflateError> {
     let mut rows = 0;
     for &(spec, len) in columns {
         let data = take(c, len)?;
         let n = if spec & DEFLATED != 0 {
+            budget.items.compressed_part()?;
             let mut inflated = Inflate::new(data, &mut budget.inflated);
             values(&mut inflated, spec, &budget.items)?
         } else {
@@ -287,7 +385,8 @@ fn column_data(
         };
         rows = rows.max(n);
     }
-    budget.items.spend(rows)
+    budget.items.spend(rows)?;
+    Ok(rows)
 }
 
 /// How many values a column describes, read to its end: the sum of its
@@ -334,10 +433,15 @@ fn values<S: Source>(col: &mut S, spec: u64, items: &Items) -> Result<u64, Infla
 fn skip_value<S: Source>(col: &mut S, string: bool) -> Result<(), InflateError> {
     if string {
         let len = uleb(col)?;
-        col.skip(len)
-    } else {
-        sleb(col).map(drop)
+        return col.skip(len);
     }
+    // A signed or unsigned LEB128, whichever the column holds: its bytes.
+    for _ in 0..10 {
+        if col.byte()? & 0x80 == 0 {
+            return Ok(());
+        }
+    }
+    Err(InflateError::Malformed("a number past 64 bits"))
 }
 
 fn take<'a>(c: &mut &'a [u8], n: u64) -> Result<&'a [u8], InflateError> {
@@ -605,8 +709,14 @@ mod tests {
     /// A change body (no dependencies, a 16-byte actor, no message) with
     /// the given op columns.
     fn change_body(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
-        let mut data = vec![0, 16];
-        data.extend([7; 16]);
+        change_by(&[7; 16], columns)
+    }
+
+    /// A change body by `actor`, otherwise as [`change_body`].
+    fn change_by(actor: &[u8], columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut data = vec![0];
+        leb(&mut data, actor.len() as u64);
+        data.extend(actor);
         data.extend([1, 1, 0, 0, 0]); // seq, start op, time, message, other actors
         leb(&mut data, columns.len() as u64);
         for (spec, bytes) in columns {
@@ -671,14 +781,20 @@ mod tests {
         budget
     }
 
+    /// Items counted, less the fixed cost of compressed parts.
+    fn decoded(budget: &Budget) -> u64 {
+        budget.items() - budget.compressed_parts() * COMPRESSED_PART_ITEMS
+    }
+
     #[test]
     fn what_automerge_itself_writes_passes_and_is_counted() {
         let doc = edited(50);
         let saved = checked(&doc.save());
         assert!(saved.inflated() > 0, "its deflated columns count");
-        // 50 changes of one op each, and their column lists.
+        assert!(saved.compressed_parts() > 0);
         // 50 changes and 50 ops, and the lists that describe them.
-        assert!((100..200).contains(&saved.items()), "{saved:?}");
+        assert!((100..200).contains(&decoded(&saved)), "{saved:?}");
+        assert_eq!(saved.actors_and_changes(), (1, 50));
         // Changes as sync sends them (uncompressed), one after another:
         // each its op, its column list and its dependency.
         let changes: Vec<u8> = doc
@@ -688,13 +804,15 @@ mod tests {
             .collect();
         let sent = checked(&changes);
         assert_eq!(sent.inflated(), 0, "nothing in them is compressed");
-        assert!((50..1_000).contains(&sent.items()), "{sent:?}");
+        assert!((100..1_000).contains(&sent.items()), "{sent:?}");
+        assert_eq!(sent.actors_and_changes(), (1, 50));
         // Compressed change chunks (what `Change::bytes` writes).
         let mut budget = Budget::default();
         for mut c in doc.get_changes(&[]) {
             check(c.bytes().as_ref(), &mut budget).unwrap();
         }
-        assert_eq!(budget.items(), sent.items());
+        assert_eq!(budget.compressed_parts(), 50);
+        assert_eq!(decoded(&budget), sent.items());
     }
 
     #[test]
@@ -728,7 +846,7 @@ mod tests {
         // Strings in runs (a map's keys) are read past, not counted as
         // runs.
         let keys = edited(300).save();
-        assert!((600..700).contains(&checked(&keys).items()));
+        assert!((600..700).contains(&decoded(&checked(&keys))));
     }
 
     #[test]
@@ -780,10 +898,12 @@ mod tests {
             chunk(COMPRESSED_CHANGE, &deflated(&deps)),
             chunk(DOCUMENT, &actors),
         ] {
-            let mut budget = Budget::within(MAX_INFLATED_BYTES, 1 << 10);
+            // Past what the compressed part itself costs.
+            let limit = COMPRESSED_PART_ITEMS + (1 << 10);
+            let mut budget = Budget::within(MAX_INFLATED_BYTES, limit);
             assert_eq!(
                 check(&bytes, &mut budget),
-                Err(InflateError::TooManyItems { limit: 1 << 10 })
+                Err(InflateError::TooManyItems { limit })
             );
         }
     }
@@ -848,34 +968,101 @@ mod tests {
             );
         }
         checked(&[]);
-        // Where automerge would stop loading, so does the check of a sync
-        // message: it refuses only what costs too much.
-        let partial = [good.clone(), b"\x85\x6f\x4a".to_vec()].concat();
-        assert_eq!(check_sync_changes(&partial), Ok(()));
+        // Values are read past whether signed or unsigned.
+        checked(&chunk(CHANGE, &change_body(&[(ACTION, run(1, u64::MAX))])));
     }
 
     #[test]
-    fn a_sync_message_is_refused_only_past_the_bound() {
-        let doc = document_of_zeros(2 << 20);
-        assert_eq!(
-            check_sync_changes_within(&doc, Budget::within(1 << 20, MAX_ITEMS)),
-            Err(InflateError::TooLarge { limit: 1 << 20 })
-        );
-        assert_eq!(
-            check_sync_changes_within(&doc, Budget::within(2 << 20, MAX_ITEMS)),
-            Ok(())
-        );
-        // Chunks after one that does not read are not read by automerge.
-        let after_garbage = [b"garbage".to_vec(), doc].concat();
-        assert_eq!(
-            check_sync_changes_within(&after_garbage, Budget::within(1 << 20, MAX_ITEMS)),
-            Ok(())
-        );
+    fn a_sync_message_is_refused_past_the_bound_or_where_it_stops_reading_as_chunks() {
         let bomb = chunk(CHANGE, &change_body(&[(ACTION, run(1 << 40, 1))]));
         assert_eq!(
             check_sync_changes(&bomb),
             Err(InflateError::TooManyItems { limit: MAX_ITEMS })
         );
+        // Automerge inflates a compressed change whole before it reads it:
+        // one that stops reading early is refused, not let through.
+        let mut body = change_body(&[(ACTION, vec![5])]);
+        body.extend(vec![0; 4 << 20]);
+        let early = chunk(COMPRESSED_CHANGE, &deflated(&body));
+        assert!(early.len() < 64 << 10);
+        assert!(matches!(
+            check_sync_changes(&early),
+            Err(InflateError::Malformed(_))
+        ));
+        // Automerge goes on to the chunks after one it cannot read: so
+        // does not the check, which refuses the message.
+        let good = chunk(CHANGE, &change_body(&[]));
+        for unreadable in [
+            b"garbage".to_vec(),
+            b"\x85\x6f\x4a".to_vec(),
+            chunk(CHANGE, &change_body(&[((20 << 4) | 2, vec![5])])),
+        ] {
+            let message = [good.clone(), unreadable, bomb.clone()].concat();
+            assert!(
+                matches!(
+                    check_sync_changes(&message),
+                    Err(InflateError::Malformed(_))
+                ),
+                "{message:?}"
+            );
+        }
+        assert_eq!(check_sync_changes(&good), Ok(()));
+    }
+
+    #[test]
+    fn changes_times_actors_is_bounded_as_automerge_keeps_clocks() {
+        // 40,000 changes, each by its own actor: about 1.4 MB that
+        // automerge would keep 1.6 billion clock entries for.
+        let by_each: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| chunk(CHANGE, &change_by(&i.to_be_bytes(), &[])))
+            .collect();
+        assert!(by_each.len() < 2 << 20);
+        assert_eq!(
+            check_sync_changes(&by_each),
+            Err(InflateError::TooManyClockEntries {
+                limit: MAX_CLOCK_ENTRIES
+            })
+        );
+        // The same changes by a few actors pass.
+        let by_few: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| chunk(CHANGE, &change_by(&(i % 16).to_be_bytes(), &[])))
+            .collect();
+        let mut budget = Budget::default();
+        check(&by_few, &mut budget).unwrap();
+        assert_eq!(budget.actors_and_changes(), (16, 40_000));
+        // Actors alone are bounded too (a document listing them).
+        let mut actors = Vec::new();
+        leb(&mut actors, MAX_ACTORS + 1);
+        for i in 0..=MAX_ACTORS as u32 {
+            actors.push(4);
+            actors.extend(i.to_be_bytes());
+        }
+        assert_eq!(
+            check_sync_changes(&chunk(DOCUMENT, &actors)),
+            Err(InflateError::TooManyActors { limit: MAX_ACTORS })
+        );
+    }
+
+    #[test]
+    fn compressed_parts_and_columns_cost_more_than_their_bytes() {
+        // Hundreds of empty deflated columns: a few KiB, each costing an
+        // inflater.
+        let empty = deflated(b"");
+        let columns: Vec<_> = (0..300)
+            .map(|i| (((i + 1) << 4) | VALUE | DEFLATED, empty.clone()))
+            .collect();
+        assert_eq!(
+            check_sync_changes(&document_with(&columns)),
+            Err(InflateError::TooManyItems { limit: MAX_ITEMS })
+        );
+        // A few dozen, as automerge writes, pass.
+        check_sync_changes(&document_with(&columns[..30])).unwrap();
+        // More columns than automerge writes are not read.
+        let columns: Vec<_> = (0..2_000).map(|i| ((i << 4) | VALUE, Vec::new())).collect();
+        assert!(matches!(
+            check_sync_changes(&document_with(&columns)),
+            Err(InflateError::Malformed(_))
+        ));
     }
 
     #[test]
