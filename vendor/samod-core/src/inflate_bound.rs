@@ -816,6 +816,33 @@ mod tests {
     }
 
     #[test]
+    fn what_automerge_js_writes_passes_and_loads() {
+        // Written by automerge JS 3.5.0, the writer automerge-repo clients
+        // use (fixtures/automerge-js-3.5.0/generate.mjs): two actors'
+        // map, list, text, counter and nested edits, merged; its save, its
+        // 404 changes, and what its sync sends a peer that has nothing.
+        let dir = "fixtures/automerge-js-3.5.0";
+        let saved = include_bytes!("../fixtures/automerge-js-3.5.0/saved.bin");
+        let changes = include_bytes!("../fixtures/automerge-js-3.5.0/changes.bin");
+        let synced = include_bytes!("../fixtures/automerge-js-3.5.0/sync-changes.bin");
+        for (name, bytes) in [
+            ("saved", &saved[..]),
+            ("changes", changes),
+            ("synced", synced),
+        ] {
+            assert_eq!(check_sync_changes(bytes), Ok(()), "{dir}/{name}.bin");
+            let (actors, changes) = checked(bytes).actors_and_changes();
+            assert!(actors >= 2 && changes >= 404, "{name}: {actors}, {changes}");
+        }
+        // The bytes are what automerge 0.12 reads as one document.
+        let doc = Automerge::load(saved).unwrap();
+        let mut from_changes = Automerge::new();
+        from_changes.load_incremental(changes).unwrap();
+        assert_eq!(doc.get_heads(), from_changes.get_heads());
+        assert_eq!(doc.get_changes(&[]).len(), 404);
+    }
+
+    #[test]
     fn runs_count_the_values_they_stand_for_as_automerge_does() {
         // 100,000 equal values in one list: a few hundred bytes that
         // automerge reads as 100,000 operations.
