@@ -10,6 +10,13 @@ use crate::{
 
 use super::{EstablishedConnection, ReceiveEvent};
 
+/// Longer than any peer id a repo makes (automerge-repo's are about 20
+/// characters, Flowkeep's `flowkeep/` and a UUID, 45): a
+/// peer's id is copied into every document it syncs and every message sent
+/// to it, and named in close reasons, so a longer one is refused before it
+/// is kept or printed.
+pub(crate) const MAX_PEER_ID_LEN: usize = 256;
+
 /// State of a network connection throughout its lifecycle.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -421,6 +428,13 @@ impl Connection {
             WireMessage::Ephemeral { target_id, .. } => (None, Some(target_id)),
             WireMessage::Error { .. } => (None, None),
         };
+        if sender_id
+            .into_iter()
+            .chain(target_id)
+            .any(|id| id.as_str().len() > MAX_PEER_ID_LEN)
+        {
+            return Err(format!("a peer ID longer than {MAX_PEER_ID_LEN} bytes"));
+        }
         let expected = self.remote_peer_id().or(self.expected_peer_id.as_ref());
         if let (Some(expected), Some(actual)) = (expected, sender_id)
             && expected != actual

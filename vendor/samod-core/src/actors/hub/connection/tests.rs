@@ -195,6 +195,24 @@ fn handshake_identity_is_pinned_in_both_directions() {
 }
 
 #[test]
+fn a_peer_id_longer_than_any_repo_makes_is_refused() {
+    use super::connection::MAX_PEER_ID_LEN;
+    for direction in [ConnDirection::Incoming, ConnDirection::Outgoing] {
+        let mut f = Fixture::new(direction, None);
+        let results = f.handshake(&"p".repeat(MAX_PEER_ID_LEN + 1));
+        f.assert_disconnected(&results, "a peer ID longer than 256 bytes");
+        // The longest one allowed connects.
+        let longest = "p".repeat(MAX_PEER_ID_LEN);
+        let mut f = Fixture::new(direction, None);
+        f.handshake(&longest);
+        assert_eq!(
+            f.hub.established_peers(),
+            vec![(f.connection, longest.as_str().into())]
+        );
+    }
+}
+
+#[test]
 fn matching_and_unpinned_handshakes_succeed() {
     for direction in [ConnDirection::Incoming, ConnDirection::Outgoing] {
         for expected in [Some("remote"), None] {
