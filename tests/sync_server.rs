@@ -469,6 +469,22 @@ async fn upgrade_to(url: &url::Url, token: &str) -> Result<RawSocket, (u16, Stri
     }
 }
 
+/// Upgrades as soon as a place under the connection limits is free: a
+/// refusal (429) is tried again until `within` has passed, then fails the
+/// test like any other.
+async fn upgrade_when_free(server: &Server, token: &str, within: Duration) -> RawSocket {
+    let start = Instant::now();
+    loop {
+        match upgrade(server, token).await {
+            Ok(ws) => return ws,
+            Err((429, _)) if start.elapsed() < within => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("still refused after {:?}: {e:?}", start.elapsed()),
+        }
+    }
+}
+
 /// The value of an unlabelled sample in Prometheus text.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -547,17 +563,7 @@ async fn connection_limits_refuse_the_next_device_with_why_and_metrics_count_wha
 
     // The first device leaves: its place is free again.
     drop(first);
-    let start = Instant::now();
-    let again = loop {
-        match upgrade(&server, &b).await {
-            Ok(ws) => break ws,
-            Err((429, _)) if start.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(other) => panic!("still refused after the first device left: {other:?}"),
-        }
-    };
-    drop(again);
+    drop(upgrade_when_free(&server, &b, Duration::from_secs(10)).await);
     assert!(server.terminate().success());
 }
 
@@ -1037,15 +1043,7 @@ async fn a_device_that_goes_silent_is_dropped_and_its_place_freed_while_one_that
         "the place is taken"
     );
     let start = Instant::now();
-    let mut answering = loop {
-        match upgrade(&server, &b).await {
-            Ok(ws) => break ws,
-            Err((429, _)) if start.elapsed() < Duration::from_secs(15) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    };
+    let mut answering = upgrade_when_free(&server, &b, Duration::from_secs(15)).await;
     let freed_after = start.elapsed();
     assert!(
         freed_after >= Duration::from_secs(2) && freed_after < Duration::from_secs(10),
@@ -1093,16 +1091,7 @@ async fn short_requests_count_against_the_connection_limits_while_open() {
     assert!(why.contains("--max-connections-per-workspace 1"), "{why}");
     drop(asking);
     // Closed, its place is free again.
-    let start = Instant::now();
-    let _synced = loop {
-        match upgrade(&server, &b).await {
-            Ok(ws) => break ws,
-            Err((429, _)) if start.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    };
+    let _synced = upgrade_when_free(&server, &b, Duration::from_secs(10)).await;
     // Now b's sync connection holds it: the others are refused with why.
     let (status, why) = upgrade_to(&at("/devices"), &a)
         .await
